@@ -1,0 +1,278 @@
+import { isUtf8 } from 'node:buffer';
+import {
+  Encoding,
+  ENCODING_MASK,
+  FLAG_CONTROL,
+  FLAG_END,
+  FLAG_ERROR,
+  FLAG_REQUEST,
+  FLAG_RESPONSE,
+  FLAG_WRAPPED,
+  HEADER_BYTES,
+  MAX_TOPIC_BYTES,
+  TOPIC_LENGTH_BYTES,
+} from './constants.js';
+import { P2PFrameTooLargeError, P2PProtocolError } from './errors.js';
+
+/**
+ * The wire codec: `flags u8 | nonce u32 BE | body length u32 BE | body`.
+ * See docs/wire-format.md. Pure functions and one streaming decoder; no I/O.
+ */
+
+export type FrameKind = 'event' | 'request' | 'response' | 'control';
+
+/** A decoded frame with its body split into topic and payload. */
+export interface Message {
+  kind: FrameKind;
+  flags: number;
+  nonce: number;
+  encoding: Encoding;
+  /** Wrapped frames (events, requests) only. */
+  topic?: string;
+  /** The payload bytes, a view into the received data where possible. */
+  payload: Buffer;
+  /** Response frames: an error reply. */
+  error: boolean;
+  /** Response frames: the last frame of a reply stream. */
+  end: boolean;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** What kind of frame the flags describe; throws on combinations the protocol forbids. */
+export function frameKind(flags: number): FrameKind {
+  if (flags & FLAG_CONTROL) return 'control';
+  if (flags & FLAG_RESPONSE) return 'response';
+  if (flags & FLAG_REQUEST) return 'request';
+  return 'event';
+}
+
+/**
+ * Validates a header before anything is allocated for its body. Returns a reason
+ * string for a bad header, or null. Kept allocation-free for the hot path.
+ */
+export function headerProblem(flags: number, nonce: number, bodyLength: number): string | null {
+  const encoding = flags & ENCODING_MASK;
+  if (flags & FLAG_CONTROL) {
+    if (flags !== FLAG_CONTROL) return `control frame with other flags set (0x${hex2(flags)})`;
+    if (nonce !== 0) return 'control frame with a nonce';
+    if (bodyLength < 1) return 'control frame without a type';
+    return null;
+  }
+  const isRequest = (flags & FLAG_REQUEST) !== 0;
+  const isResponse = (flags & FLAG_RESPONSE) !== 0;
+  if (isRequest && isResponse) return 'request and response bits both set';
+  if (isResponse) {
+    if (nonce === 0) return 'response without a nonce';
+    if (flags & FLAG_WRAPPED) return 'response frame with a topic';
+    if (flags & FLAG_ERROR && encoding !== Encoding.Json) return `error reply in encoding ${encoding}, expected json`;
+    return null;
+  }
+  if (flags & (FLAG_ERROR | FLAG_END)) return 'error or end bit on a frame that is not a response';
+  if (!(flags & FLAG_WRAPPED)) return `${isRequest ? 'request' : 'event'} without a topic`;
+  if (isRequest && nonce === 0) return 'request without a nonce';
+  if (!isRequest && nonce !== 0) return 'event with a nonce';
+  if (bodyLength < TOPIC_LENGTH_BYTES) return 'wrapped body shorter than its topic length';
+  return null;
+}
+
+function hex2(n: number): string {
+  return n.toString(16).padStart(2, '0');
+}
+
+/**
+ * Streaming decoder: accepts frames split across any chunk boundaries and many
+ * frames per chunk. A frame wholly inside one chunk is passed on as a view (no
+ * copy); only a frame that spans chunks is assembled, into a buffer allocated
+ * once its header has been checked against `maxFrameBytes`.
+ */
+export class FrameDecoder {
+  private readonly header = Buffer.alloc(HEADER_BYTES);
+  private headerFill = 0;
+  private body: Buffer | null = null;
+  private bodyFill = 0;
+  private flags = 0;
+  private nonce = 0;
+
+  constructor(
+    private readonly maxFrameBytes: number,
+    private readonly onFrame: (flags: number, nonce: number, body: Buffer) => void,
+  ) {}
+
+  /** Bytes held for an incomplete frame. */
+  get buffered(): number {
+    return this.headerFill + this.bodyFill;
+  }
+
+  /** Feeds one chunk. Throws P2PProtocolError on a bad header; the decoder is then unusable. */
+  push(chunk: Buffer): void {
+    const n = chunk.length;
+    let off = 0;
+    while (off < n) {
+      if (this.body) {
+        const take = Math.min(this.body.length - this.bodyFill, n - off);
+        chunk.copy(this.body, this.bodyFill, off, off + take);
+        this.bodyFill += take;
+        off += take;
+        if (this.bodyFill === this.body.length) {
+          const body = this.body;
+          this.body = null;
+          this.bodyFill = 0;
+          this.onFrame(this.flags, this.nonce, body);
+        }
+        continue;
+      }
+      if (this.headerFill === 0 && n - off >= HEADER_BYTES) {
+        // Fast path: the header is in this chunk.
+        const flags = chunk[off]!;
+        const nonce = chunk.readUInt32BE(off + 1);
+        const length = chunk.readUInt32BE(off + 5);
+        this.check(flags, nonce, length);
+        off += HEADER_BYTES;
+        if (n - off >= length) {
+          const body = length === 0 ? EMPTY : chunk.subarray(off, off + length);
+          off += length;
+          this.onFrame(flags, nonce, body);
+        } else {
+          this.startBody(flags, nonce, length);
+        }
+        continue;
+      }
+      // Slow path: a header split across chunks.
+      const take = Math.min(HEADER_BYTES - this.headerFill, n - off);
+      chunk.copy(this.header, this.headerFill, off, off + take);
+      this.headerFill += take;
+      off += take;
+      if (this.headerFill < HEADER_BYTES) continue;
+      this.headerFill = 0;
+      const flags = this.header[0]!;
+      const nonce = this.header.readUInt32BE(1);
+      const length = this.header.readUInt32BE(5);
+      this.check(flags, nonce, length);
+      if (length === 0) this.onFrame(flags, nonce, EMPTY);
+      else this.startBody(flags, nonce, length);
+    }
+  }
+
+  private check(flags: number, nonce: number, length: number): void {
+    if (HEADER_BYTES + length > this.maxFrameBytes) {
+      throw new P2PFrameTooLargeError(HEADER_BYTES + length, this.maxFrameBytes);
+    }
+    const problem = headerProblem(flags, nonce, length);
+    if (problem) throw new P2PProtocolError(`malformed frame: ${problem}`);
+  }
+
+  private startBody(flags: number, nonce: number, length: number): void {
+    this.flags = flags;
+    this.nonce = nonce;
+    this.body = Buffer.allocUnsafe(length);
+    this.bodyFill = 0;
+  }
+}
+
+/** Splits a frame's body into topic and payload. Throws P2PProtocolError on a malformed topic. */
+export function parseMessage(flags: number, nonce: number, body: Buffer): Message {
+  const kind = frameKind(flags);
+  let topic: string | undefined;
+  let payload = body;
+  if (flags & FLAG_WRAPPED) {
+    const topicLength = body.readUInt16BE(0);
+    const end = TOPIC_LENGTH_BYTES + topicLength;
+    if (topicLength === 0) throw new P2PProtocolError('malformed frame: empty topic');
+    if (end > body.length) throw new P2PProtocolError('malformed frame: topic runs past the body');
+    const topicBytes = body.subarray(TOPIC_LENGTH_BYTES, end);
+    if (!isUtf8(topicBytes)) throw new P2PProtocolError('malformed frame: topic is not UTF-8');
+    topic = topicBytes.toString('utf8');
+    payload = body.subarray(end);
+  }
+  return {
+    kind,
+    flags,
+    nonce,
+    encoding: (flags & ENCODING_MASK) as Encoding,
+    topic,
+    payload,
+    error: (flags & FLAG_ERROR) !== 0,
+    end: (flags & FLAG_END) !== 0,
+  };
+}
+
+/** Frames at or below this size are built in one buffer; larger payloads are sent as a second chunk, uncopied. */
+const INLINE_PAYLOAD_BYTES = 16 * 1024;
+
+/**
+ * Encodes one frame as one buffer, or two (header+topic, payload) for a large
+ * payload so that it is never copied. `size` is the frame's total length.
+ */
+export function encodeFrame(
+  flags: number,
+  nonce: number,
+  topic: Buffer | undefined,
+  payload: Buffer,
+): { chunks: Buffer[]; size: number } {
+  const prefix = topic ? TOPIC_LENGTH_BYTES + topic.length : 0;
+  const bodyLength = prefix + payload.length;
+  const size = HEADER_BYTES + bodyLength;
+  const inline = payload.length <= INLINE_PAYLOAD_BYTES;
+  const head = Buffer.allocUnsafe(inline ? size : HEADER_BYTES + prefix);
+  head[0] = flags;
+  head.writeUInt32BE(nonce, 1);
+  head.writeUInt32BE(bodyLength, 5);
+  if (topic) {
+    head.writeUInt16BE(topic.length, HEADER_BYTES);
+    topic.copy(head, HEADER_BYTES + TOPIC_LENGTH_BYTES);
+  }
+  if (inline) {
+    payload.copy(head, HEADER_BYTES + prefix);
+    return { chunks: [head], size };
+  }
+  return { chunks: [head, payload], size };
+}
+
+/** Encodes a topic (a normalised Nest pattern) once, checking its length. */
+export function encodeTopic(topic: string): Buffer {
+  const bytes = Buffer.from(topic, 'utf8');
+  if (bytes.length === 0) throw new P2PProtocolError('empty pattern');
+  if (bytes.length > MAX_TOPIC_BYTES) throw new P2PProtocolError(`pattern longer than ${MAX_TOPIC_BYTES} bytes`);
+  return bytes;
+}
+
+/** Marks bytes to be sent with the protobuf encoding (passed through opaque, received as a Buffer). */
+export class ProtobufPayload {
+  constructor(readonly bytes: Uint8Array) {}
+}
+
+/** Chooses the encoding from the value's type: bytes → binary, string → utf8, anything else → json. */
+export function encodePayload(data: unknown): { encoding: Encoding; bytes: Buffer } {
+  if (Buffer.isBuffer(data)) return { encoding: Encoding.Binary, bytes: data };
+  if (data instanceof Uint8Array) return { encoding: Encoding.Binary, bytes: toBuffer(data) };
+  if (typeof data === 'string') return { encoding: Encoding.Utf8, bytes: Buffer.from(data, 'utf8') };
+  if (data instanceof ProtobufPayload) return { encoding: Encoding.Protobuf, bytes: toBuffer(data.bytes) };
+  // JSON.stringify(undefined) is undefined: an empty json body stands for it.
+  const json = data === undefined ? '' : JSON.stringify(data);
+  return { encoding: Encoding.Json, bytes: json === undefined ? EMPTY : Buffer.from(json, 'utf8') };
+}
+
+function toBuffer(data: Uint8Array): Buffer {
+  return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/** Turns payload bytes back into the value that was sent. Throws P2PProtocolError on bad UTF-8 or JSON. */
+export function decodePayload(encoding: Encoding, bytes: Buffer): unknown {
+  switch (encoding) {
+    case Encoding.Binary:
+    case Encoding.Protobuf:
+      return bytes;
+    case Encoding.Utf8:
+      if (!isUtf8(bytes)) throw new P2PProtocolError('malformed frame: utf8 payload is not UTF-8');
+      return bytes.toString('utf8');
+    case Encoding.Json: {
+      if (bytes.length === 0) return undefined;
+      try {
+        return JSON.parse(bytes.toString('utf8'));
+      } catch (err) {
+        throw new P2PProtocolError('malformed frame: json payload does not parse', {}, { cause: err });
+      }
+    }
+  }
+}

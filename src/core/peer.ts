@@ -1,0 +1,381 @@
+import { EventEmitter } from 'node:events';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { formatAddress, mustParseAddress, type PeerAddress } from './address.js';
+import { encodeTopic } from './codec.js';
+import { DEFAULTS, PROTOCOL_VERSION } from './constants.js';
+import { GoodbyeReason, type Hello } from './control.js';
+import {
+  P2PDialError,
+  P2PError,
+  P2PNotRunningError,
+  P2PPeerNotConnectedError,
+} from './errors.js';
+import { loadIdentity, type Identity } from './identity.js';
+import { P2PSocket, type ReplySink, type SocketHooks, type SocketLimits } from './socket.js';
+import { silentLogger, type P2PLogger, type PeerEvent, type PeerInfo } from './types.js';
+
+export interface PeerOptions extends Partial<SocketLimits> {
+  /** `host:port` to listen on (port 0: any free port); null or omitted: do not listen. */
+  listen?: string | null;
+  /** The `host:port` other peers should dial, when it differs from `listen` (NAT, containers). */
+  externalAddress?: string;
+  /** Peers to dial at start: `host:port` or `<peerId>@host:port`. */
+  peers?: string[];
+  maxInbound?: number;
+  maxOutbound?: number;
+  /** Default reply timeout of a request, ms. */
+  timeoutMs?: number;
+  dialTimeoutMs?: number;
+  /** Ed25519 private key, PEM (PKCS#8) or 64 hex characters; generated when omitted. */
+  privateKey?: string;
+  logger?: P2PLogger;
+}
+
+/** Receives what remote peers send; the Nest server implements it. */
+export interface InboundHandler {
+  onEvent(peer: PeerInfo, topic: string, data: unknown): unknown;
+  onRequest(peer: PeerInfo, topic: string, data: unknown, reply: ReplySink): void;
+}
+
+export interface RequestOptions {
+  timeoutMs?: number;
+}
+
+export interface RequestObserver {
+  next(value: unknown): void;
+  error(err: Error): void;
+  complete(): void;
+}
+
+export interface BroadcastResult {
+  /** Peers the message was queued for. */
+  sent: string[];
+  /** Peers it could not be queued for, with the reason. */
+  failed: Array<{ peerId: string; error: Error }>;
+}
+
+type Settled = { resolve: (info: PeerInfo) => void; reject: (err: Error) => void };
+
+/**
+ * The node (the seed's Peer): listens for inbound connections, dials outbound
+ * ones, indexes live connections by peer id, and acts on them. Emits
+ * `peer` with a PeerEvent on every connect and disconnect.
+ */
+export class Peer extends EventEmitter {
+  readonly identity: Identity;
+  private readonly opts: Required<Omit<PeerOptions, 'privateKey' | 'externalAddress' | 'listen'>> & {
+    listen: string | null;
+    externalAddress?: string;
+  };
+  private readonly logger: P2PLogger;
+  private server: Server | undefined;
+  private listenAddress: string | null = null;
+  private readonly sockets = new Set<P2PSocket>();
+  private readonly connections = new Map<string, P2PSocket>();
+  private readonly dials = new Map<P2PSocket, Settled>();
+  private readonly dialing = new Set<Socket>();
+  private handler: InboundHandler | undefined;
+  private state: 'new' | 'starting' | 'running' | 'closing' | 'closed' = 'new';
+  private readonly topicCache = new Map<string, Buffer>();
+
+  constructor(options: PeerOptions = {}) {
+    super();
+    this.identity = loadIdentity(options.privateKey);
+    this.logger = options.logger ?? silentLogger;
+    this.opts = {
+      listen: options.listen ?? null,
+      externalAddress: options.externalAddress,
+      peers: options.peers ?? [],
+      maxInbound: options.maxInbound ?? DEFAULTS.maxInbound,
+      maxOutbound: options.maxOutbound ?? DEFAULTS.maxOutbound,
+      maxFrameBytes: options.maxFrameBytes ?? DEFAULTS.maxFrameBytes,
+      maxQueueBytes: options.maxQueueBytes ?? DEFAULTS.maxQueueBytes,
+      maxConcurrentHandlers: options.maxConcurrentHandlers ?? DEFAULTS.maxConcurrentHandlers,
+      timeoutMs: options.timeoutMs ?? DEFAULTS.timeoutMs,
+      dialTimeoutMs: options.dialTimeoutMs ?? DEFAULTS.dialTimeoutMs,
+      handshakeTimeoutMs: options.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs,
+      pingIntervalMs: options.pingIntervalMs ?? DEFAULTS.pingIntervalMs,
+      pongTimeoutMs: options.pongTimeoutMs ?? DEFAULTS.pongTimeoutMs,
+      closeGraceMs: options.closeGraceMs ?? DEFAULTS.closeGraceMs,
+      logger: this.logger,
+    };
+  }
+
+  get id(): string {
+    return this.identity.peerId;
+  }
+
+  get isRunning(): boolean {
+    return this.state === 'running';
+  }
+
+  /** Where this node accepts connections (`host:port`), or null when it does not listen. */
+  address(): string | null {
+    return this.listenAddress;
+  }
+
+  setHandler(handler: InboundHandler): void {
+    this.handler = handler;
+  }
+
+  /** Listens, then dials the configured peers. Dial failures are logged, not thrown. */
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new P2PNotRunningError(`node cannot start: it is ${this.state}`);
+    this.state = 'starting';
+    if (this.identity.ephemeral) this.logger.log(`node ${this.id} uses an ephemeral key (set privateKey to keep its id)`);
+    if (this.opts.listen !== null) await this.startListening(mustParseAddress(this.opts.listen));
+    this.state = 'running';
+    this.logger.log(`node ${this.id} ${this.listenAddress ? `listening on ${this.listenAddress}` : 'not listening'}`);
+    await Promise.all(
+      this.opts.peers.map((address) =>
+        this.connect(address).catch((err: Error) => this.logger.warn(`could not connect to ${address}: ${err.message}`)),
+      ),
+    );
+  }
+
+  private startListening({ host, port }: PeerAddress): Promise<void> {
+    const server = createServer((socket) => this.onInbound(socket));
+    this.server = server;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        server.on('error', (err) => this.logger.error(`listener error: ${err.message}`));
+        const bound = server.address();
+        const actual = bound && typeof bound === 'object' ? formatAddress(bound.address, bound.port) : this.opts.listen;
+        this.listenAddress = actual;
+        resolve();
+      });
+    });
+  }
+
+  private advertisedAddress(): string | null {
+    return this.opts.externalAddress ?? this.listenAddress;
+  }
+
+  private hello(): Hello {
+    return {
+      version: PROTOCOL_VERSION,
+      peerId: this.id,
+      publicKey: this.identity.publicKeyRaw.toString('hex'),
+      listenAddress: this.advertisedAddress(),
+    };
+  }
+
+  private onInbound(raw: Socket): void {
+    if (this.state !== 'running') {
+      raw.destroy();
+      return;
+    }
+    const inbound = this.count('inbound');
+    const socket = this.wrap(raw, 'inbound');
+    if (inbound >= this.opts.maxInbound) {
+      // Refuse cleanly: the dialer reads a goodbye that says why, instead of a reset.
+      this.logger.warn(`refusing inbound connection from ${socket.remoteAddress}: maxInbound ${this.opts.maxInbound} reached`);
+      void socket.close(GoodbyeReason.InboundLimit, `inbound limit of ${this.opts.maxInbound} reached`);
+    }
+  }
+
+  private count(direction: 'inbound' | 'outbound'): number {
+    let n = 0;
+    for (const socket of this.sockets) if (socket.direction === direction) n++;
+    return direction === 'outbound' ? n + this.dialing.size : n;
+  }
+
+  private wrap(raw: Socket, direction: 'inbound' | 'outbound', expectedPeerId?: string): P2PSocket {
+    const socket = new P2PSocket(
+      raw,
+      { ...this.opts, direction, expectedPeerId, localHello: this.hello(), logger: this.logger },
+      this.hooks,
+    );
+    this.sockets.add(socket);
+    return socket;
+  }
+
+  /**
+   * Dials `host:port` or `<peerId>@host:port` and resolves with the peer once the
+   * hello exchange is done. Already connected to that id: resolves with it.
+   */
+  connect(address: string): Promise<PeerInfo> {
+    if (this.state !== 'running') return Promise.reject(new P2PNotRunningError(`node is ${this.state}`));
+    let target: PeerAddress;
+    try {
+      target = mustParseAddress(address);
+    } catch (err) {
+      return Promise.reject(new P2PDialError((err as Error).message, { address }));
+    }
+    if (target.peerId) {
+      const existing = this.connections.get(target.peerId);
+      if (existing) return Promise.resolve(existing.info());
+      if (target.peerId === this.id) return Promise.reject(new P2PDialError('cannot dial self', { address }));
+    }
+    if (this.count('outbound') >= this.opts.maxOutbound) {
+      return Promise.reject(new P2PDialError(`maxOutbound ${this.opts.maxOutbound} reached`, { address, peerId: target.peerId }));
+    }
+    return new Promise<PeerInfo>((resolve, reject) => {
+      const raw = createConnection({ host: target.host, port: target.port });
+      this.dialing.add(raw);
+      const ref = { address: formatAddress(target.host, target.port), peerId: target.peerId };
+      const timer = setTimeout(() => {
+        raw.destroy(new P2PDialError(`no connection within ${this.opts.dialTimeoutMs} ms`, ref));
+      }, this.opts.dialTimeoutMs);
+      const onError = (err: Error) => {
+        clearTimeout(timer);
+        this.dialing.delete(raw);
+        reject(err instanceof P2PError ? err : new P2PDialError(err.message, ref, { cause: err }));
+      };
+      raw.once('error', onError);
+      raw.once('connect', () => {
+        clearTimeout(timer);
+        raw.off('error', onError);
+        this.dialing.delete(raw);
+        if (this.state !== 'running') {
+          raw.destroy();
+          reject(new P2PNotRunningError('node closed while dialing', ref));
+          return;
+        }
+        const socket = this.wrap(raw, 'outbound', target.peerId);
+        this.dials.set(socket, { resolve, reject });
+      });
+    });
+  }
+
+  private readonly hooks: SocketHooks = {
+    onOpened: (socket) => this.onOpened(socket),
+    onEvent: (socket, topic, data) => this.handler?.onEvent(socket.info(), topic, data),
+    onRequest: (socket, topic, data, reply) => {
+      if (!this.handler) return reply.error({ status: 'error', message: 'node has no handlers' });
+      this.handler.onRequest(socket.info(), topic, data, reply);
+    },
+    onClosed: (socket, reason, error, undeliveredBytes) => this.onClosed(socket, reason, error, undeliveredBytes),
+  };
+
+  private onOpened(socket: P2PSocket): void {
+    const remoteId = socket.peerId!;
+    const existing = this.connections.get(remoteId);
+    if (existing && existing !== socket) {
+      // Two connections to one peer. Same direction: the newer is a duplicate.
+      // Opposite directions (a simultaneous dial): both ends keep the one dialed by the lower id.
+      const dialerOfNew = socket.direction === 'outbound' ? this.id : remoteId;
+      const keepNew = existing.direction !== socket.direction && dialerOfNew === (this.id < remoteId ? this.id : remoteId);
+      if (!keepNew) {
+        this.logger.debug?.(`duplicate connection to ${remoteId} from ${socket.remoteAddress} closed`);
+        void socket.close(GoodbyeReason.Duplicate, 'already connected');
+        this.dials.get(socket)?.resolve(existing.info());
+        this.dials.delete(socket);
+        return;
+      }
+      existing.replaced = true;
+      void existing.close(GoodbyeReason.Duplicate, 'replaced by the connection dialed by the lower peer id');
+      this.connections.set(remoteId, socket);
+    } else {
+      this.connections.set(remoteId, socket);
+      this.logger.log(`connected to ${remoteId} at ${socket.remoteAddress} (${socket.direction})`);
+      this.emitPeer({ type: 'connected', peer: socket.info() });
+    }
+    this.dials.get(socket)?.resolve(socket.info());
+    this.dials.delete(socket);
+  }
+
+  private onClosed(socket: P2PSocket, reason: string, error: Error | undefined, undeliveredBytes: number): void {
+    this.sockets.delete(socket);
+    const dial = this.dials.get(socket);
+    if (dial) {
+      this.dials.delete(socket);
+      dial.reject(error ?? new P2PDialError(`connection closed: ${reason}`, socket.ref()));
+    }
+    const id = socket.peerId;
+    if (id && this.connections.get(id) === socket) {
+      this.connections.delete(id);
+      if (undeliveredBytes > 0) {
+        this.logger.warn(`${undeliveredBytes} queued bytes to ${id} at ${socket.remoteAddress} were not delivered: ${reason}`);
+      }
+      this.logger.log(`disconnected from ${id} at ${socket.remoteAddress}: ${reason}`);
+      this.emitPeer({ type: 'disconnected', peer: socket.info(), reason, error, undeliveredBytes });
+    }
+  }
+
+  private emitPeer(event: PeerEvent): void {
+    this.emit('peer', event);
+  }
+
+  /** Live connections, one per peer id. */
+  peers(): PeerInfo[] {
+    return [...this.connections.values()].map((socket) => socket.info());
+  }
+
+  /** The live connection to a peer, for diagnostics and tests. */
+  connection(peerId: string): P2PSocket | undefined {
+    return this.connections.get(peerId);
+  }
+
+  async disconnect(peerId: string): Promise<void> {
+    const socket = this.connections.get(peerId);
+    if (!socket) throw new P2PPeerNotConnectedError(peerId);
+    await socket.close(GoodbyeReason.Normal, 'disconnected by the application');
+  }
+
+  private socketFor(peerId: string): P2PSocket {
+    if (this.state !== 'running') throw new P2PNotRunningError(`node is ${this.state}`);
+    const socket = this.connections.get(peerId);
+    if (!socket) throw new P2PPeerNotConnectedError(peerId);
+    return socket;
+  }
+
+  private topic(pattern: string): Buffer {
+    let topic = this.topicCache.get(pattern);
+    if (!topic) {
+      topic = encodeTopic(pattern);
+      // Patterns are few in practice; the cap keeps a caller with dynamic patterns from growing it forever.
+      if (this.topicCache.size >= 1024) this.topicCache.clear();
+      this.topicCache.set(pattern, topic);
+    }
+    return topic;
+  }
+
+  /** Fire-and-forget: returns once the event is queued. Throws a typed error when it cannot be. */
+  send(peerId: string, pattern: string, data: unknown): void {
+    this.socketFor(peerId).sendEvent(this.topic(pattern), data);
+  }
+
+  /** Sends a request; the observer gets each reply value. Returns a cancel function. */
+  request(peerId: string, pattern: string, data: unknown, observer: RequestObserver, options: RequestOptions = {}): () => void {
+    const socket = this.socketFor(peerId);
+    return socket.request(pattern, this.topic(pattern), data, options.timeoutMs ?? this.opts.timeoutMs, observer);
+  }
+
+  /** Queues the event for every connected peer; says which peers it went to and which failed. */
+  broadcast(pattern: string, data: unknown): BroadcastResult {
+    if (this.state !== 'running') throw new P2PNotRunningError(`node is ${this.state}`);
+    const topic = this.topic(pattern);
+    const result: BroadcastResult = { sent: [], failed: [] };
+    for (const [peerId, socket] of this.connections) {
+      try {
+        socket.sendEvent(topic, data);
+        result.sent.push(peerId);
+      } catch (err) {
+        result.failed.push({ peerId, error: err as Error });
+      }
+    }
+    return result;
+  }
+
+  /**
+   * Stops listening, says goodbye to every peer, flushes their queues within
+   * `closeGraceMs`, and closes every socket. Leaves no timer or handle behind.
+   */
+  async close(): Promise<void> {
+    if (this.state === 'closing' || this.state === 'closed') return;
+    this.state = 'closing';
+    for (const raw of this.dialing) raw.destroy(new P2PNotRunningError('node closed while dialing'));
+    this.dialing.clear();
+    const serverClosed = this.server
+      ? new Promise<void>((resolve) => this.server!.close(() => resolve()))
+      : Promise.resolve();
+    await Promise.all([...this.sockets].map((socket) => socket.close(GoodbyeReason.Normal, 'node shutting down')));
+    await serverClosed;
+    this.server = undefined;
+    this.state = 'closed';
+    this.logger.log(`node ${this.id} closed`);
+  }
+}

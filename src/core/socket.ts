@@ -1,0 +1,522 @@
+import type { Socket } from 'node:net';
+import { decodePayload, encodeFrame, encodePayload, FrameDecoder, parseMessage, type Message } from './codec.js';
+import {
+  Encoding,
+  FLAG_END,
+  FLAG_ERROR,
+  FLAG_REQUEST,
+  FLAG_RESPONSE,
+  FLAG_WRAPPED,
+  PROTOCOL_VERSION,
+} from './constants.js';
+import { ControlType, decodeControl, encodeControl, GoodbyeReason, type Control, type Hello } from './control.js';
+import {
+  P2PConnectionClosedError,
+  P2PError,
+  P2PFrameTooLargeError,
+  P2PHandshakeError,
+  P2PIdentityMismatchError,
+  P2PProtocolError,
+  P2PQueueFullError,
+  P2PRemoteError,
+  P2PTimeoutError,
+  type PeerRef,
+} from './errors.js';
+import { peerIdFromPublicKey } from './identity.js';
+import { PendingRequests, type PendingRequest } from './pending-requests.js';
+import type { Direction, P2PLogger, PeerInfo } from './types.js';
+import { WriteQueue } from './write-queue.js';
+
+export interface SocketLimits {
+  maxFrameBytes: number;
+  maxQueueBytes: number;
+  maxConcurrentHandlers: number;
+  handshakeTimeoutMs: number;
+  pingIntervalMs: number;
+  pongTimeoutMs: number;
+  closeGraceMs: number;
+}
+
+export interface SocketOptions extends SocketLimits {
+  direction: Direction;
+  localHello: Hello;
+  /** For outbound connections to `<peerId>@host:port`: the id the remote must prove. */
+  expectedPeerId?: string;
+  logger: P2PLogger;
+}
+
+/** How a request handler answers: any number of values, then complete or error. */
+export interface ReplySink {
+  next(value: unknown): void;
+  error(err: unknown): void;
+  complete(): void;
+}
+
+/** The seed's SocketEventMonitor, split by event; the Peer implements it. */
+export interface SocketHooks {
+  /** The hello exchange succeeded; the Peer accepts the connection or closes it. */
+  onOpened(socket: P2PSocket): void;
+  onEvent(socket: P2PSocket, topic: string, data: unknown): unknown;
+  onRequest(socket: P2PSocket, topic: string, data: unknown, reply: ReplySink): void;
+  onClosed(socket: P2PSocket, reason: string, error: Error | undefined, undeliveredBytes: number): void;
+}
+
+type State = 'handshaking' | 'open' | 'closing' | 'closed';
+
+/** The "no value" marker of an end-of-stream frame: binary encoding and an empty body. */
+const END_ONLY = Buffer.alloc(0);
+
+/**
+ * One connection (the seed's Socket): authenticates it with a hello exchange,
+ * reads and decodes frames continually, writes through a bounded queue, matches
+ * replies to requests by nonce, keeps the link alive with pings, and closes it.
+ * A failure here closes this connection only.
+ */
+export class P2PSocket {
+  readonly direction: Direction;
+  readonly connectedAt = new Date();
+  remote: Hello | undefined;
+  rttMs: number | null = null;
+  /** Set by the Peer when this connection lost a simultaneous-dial tie-break. */
+  replaced = false;
+
+  private state: State = 'handshaking';
+  private readonly decoder: FrameDecoder;
+  private readonly queue: WriteQueue;
+  private readonly pending = new PendingRequests();
+  private activeHandlers = 0;
+  private paused = false;
+  private handshakeTimer: NodeJS.Timeout | undefined;
+  private pingTimer: NodeJS.Timeout | undefined;
+  private pongTimer: NodeJS.Timeout | undefined;
+  private graceTimer: NodeJS.Timeout | undefined;
+  private pingToken = 0;
+  private pingSentAt = 0;
+  private lastReadAt = Date.now();
+  private closeReason = 'connection closed';
+  private closeError: Error | undefined;
+  private readonly closed: Promise<void>;
+  private resolveClosed!: () => void;
+
+  constructor(
+    readonly raw: Socket,
+    private readonly options: SocketOptions,
+    private readonly hooks: SocketHooks,
+  ) {
+    this.direction = options.direction;
+    this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+    this.decoder = new FrameDecoder(options.maxFrameBytes, (flags, nonce, body) => this.onFrame(flags, nonce, body));
+    this.queue = new WriteQueue(raw);
+    raw.setNoDelay(true);
+    raw.on('data', (chunk: Buffer) => this.onData(chunk));
+    raw.on('error', (err) => this.onSocketError(err));
+    raw.on('close', () => this.onSocketClose());
+    this.handshakeTimer = setTimeout(
+      () => this.fail(new P2PHandshakeError(`no hello within ${options.handshakeTimeoutMs} ms`, this.ref()), GoodbyeReason.HandshakeTimeout),
+      options.handshakeTimeoutMs,
+    );
+    this.writeControl({ type: ControlType.Hello, hello: options.localHello });
+  }
+
+  /** The remote peer id once the hello exchange is done. */
+  get peerId(): string | undefined {
+    return this.remote?.peerId;
+  }
+
+  get remoteAddress(): string {
+    const { remoteAddress, remotePort } = this.raw;
+    if (!remoteAddress) return 'unknown';
+    return remoteAddress.includes(':') ? `[${remoteAddress}]:${remotePort}` : `${remoteAddress}:${remotePort}`;
+  }
+
+  get isOpen(): boolean {
+    return this.state === 'open';
+  }
+
+  get queuedBytes(): number {
+    return this.queue.queuedBytes;
+  }
+
+  get pendingRequests(): number {
+    return this.pending.size;
+  }
+
+  info(): PeerInfo {
+    return {
+      id: this.remote?.peerId ?? '',
+      remoteAddress: this.remoteAddress,
+      listenAddress: this.remote?.listenAddress ?? null,
+      direction: this.direction,
+      connectedAt: this.connectedAt,
+      rttMs: this.rttMs,
+    };
+  }
+
+  ref(): PeerRef {
+    return { peerId: this.remote?.peerId, address: this.remoteAddress };
+  }
+
+  /** Resolves when the underlying socket has closed. */
+  whenClosed(): Promise<void> {
+    return this.closed;
+  }
+
+  // ---- sending -------------------------------------------------------------
+
+  /** Queues an event. Throws P2PConnectionClosedError, P2PFrameTooLargeError or P2PQueueFullError. */
+  sendEvent(topic: Buffer, data: unknown): void {
+    const { encoding, bytes } = encodePayload(data);
+    this.writeFrame(FLAG_WRAPPED | encoding, 0, topic, bytes);
+  }
+
+  /**
+   * Sends a request; the observer receives every reply value. Returns a function
+   * that cancels the request (late replies are then ignored).
+   */
+  request(
+    pattern: string,
+    topic: Buffer,
+    data: unknown,
+    timeoutMs: number,
+    observer: Pick<PendingRequest, 'next' | 'error' | 'complete'>,
+  ): () => void {
+    const { encoding, bytes } = encodePayload(data);
+    const entry: PendingRequest = { pattern, timeoutMs, timer: undefined, ...observer };
+    const nonce = this.pending.add(entry);
+    try {
+      this.writeFrame(FLAG_WRAPPED | FLAG_REQUEST | encoding, nonce, topic, bytes);
+    } catch (err) {
+      this.pending.take(nonce);
+      throw err;
+    }
+    this.armTimeout(nonce, entry);
+    return () => void this.pending.take(nonce);
+  }
+
+  private armTimeout(nonce: number, entry: PendingRequest): void {
+    clearTimeout(entry.timer);
+    entry.timer = setTimeout(() => {
+      if (this.pending.take(nonce)) entry.error(new P2PTimeoutError(entry.pattern, entry.timeoutMs, this.ref()));
+    }, entry.timeoutMs);
+  }
+
+  private writeFrame(flags: number, nonce: number, topic: Buffer | undefined, payload: Buffer): void {
+    if (this.state !== 'open') {
+      throw new P2PConnectionClosedError(`connection is ${this.state === 'handshaking' ? 'not open yet' : 'closed'}`, this.ref());
+    }
+    const frame = encodeFrame(flags, nonce, topic, payload);
+    if (frame.size > this.options.maxFrameBytes) {
+      throw new P2PFrameTooLargeError(frame.size, this.options.maxFrameBytes, this.ref());
+    }
+    const queued = this.queue.queuedBytes;
+    if (queued + frame.size > this.options.maxQueueBytes) {
+      throw new P2PQueueFullError(queued, this.options.maxQueueBytes, this.ref());
+    }
+    this.queue.push(frame.chunks, frame.size);
+  }
+
+  /** Control frames are tiny and protocol-driven; they skip the queue limit. */
+  private writeControl(control: Control): void {
+    if (this.state === 'closed' || this.raw.destroyed) return;
+    const frame = encodeControl(control);
+    this.queue.push(frame.chunks, frame.size);
+  }
+
+  private replySink(nonce: number, topic: string): ReplySink {
+    let done = false;
+    const finish = () => {
+      done = true;
+      this.releaseHandler();
+    };
+    const write = (flags: number, encoding: Encoding, bytes: Buffer): void => {
+      try {
+        this.writeFrame(FLAG_RESPONSE | flags | encoding, nonce, undefined, bytes);
+      } catch (err) {
+        // The caller's own timeout will tell it; here the reply can only be logged.
+        if (this.state === 'open') this.log('warn', `reply to "${topic}" not sent: ${(err as Error).message}`);
+      }
+    };
+    let last: { encoding: Encoding; bytes: Buffer } | undefined;
+    // Each value is held back one step so that the final value carries the end bit (one frame for a plain reply).
+    const flushLast = (end: boolean) => {
+      if (!last) return;
+      const { encoding, bytes } = last;
+      last = undefined;
+      if (end && encoding === Encoding.Binary && bytes.length === 0) {
+        write(0, encoding, bytes); // an empty Buffer value must not look like the bare end marker
+        write(FLAG_END, Encoding.Binary, END_ONLY);
+      } else {
+        write(end ? FLAG_END : 0, encoding, bytes);
+      }
+    };
+    return {
+      next: (value) => {
+        if (done) return;
+        flushLast(false);
+        try {
+          last = encodePayload(value);
+        } catch (err) {
+          this.log('warn', `reply to "${topic}" is not serialisable: ${(err as Error).message}`);
+        }
+      },
+      error: (err) => {
+        if (done) return;
+        flushLast(false);
+        let body: Buffer;
+        try {
+          body = Buffer.from(JSON.stringify(toWireError(err)) ?? 'null', 'utf8');
+        } catch {
+          body = Buffer.from('{"status":"error","message":"unserialisable error"}', 'utf8');
+        }
+        write(FLAG_ERROR | FLAG_END, Encoding.Json, body);
+        finish();
+      },
+      complete: () => {
+        if (done) return;
+        if (last) flushLast(true);
+        else write(FLAG_END, Encoding.Binary, END_ONLY);
+        finish();
+      },
+    };
+  }
+
+  // ---- reading -------------------------------------------------------------
+
+  private onData(chunk: Buffer): void {
+    if (this.state === 'closing' || this.state === 'closed') return;
+    this.lastReadAt = Date.now();
+    try {
+      this.decoder.push(chunk);
+    } catch (err) {
+      this.fail(err instanceof P2PError ? err : new P2PProtocolError(String(err), this.ref()), GoodbyeReason.ProtocolError);
+    }
+  }
+
+  private onFrame(flags: number, nonce: number, body: Buffer): void {
+    if (this.state === 'closing' || this.state === 'closed') return;
+    const message = parseMessage(flags, nonce, body);
+    if (message.kind === 'control') return this.onControl(decodeControl(message.payload));
+    if (this.state !== 'open') throw new P2PProtocolError('data frame before the hello exchange');
+    switch (message.kind) {
+      case 'response':
+        return this.onResponse(message);
+      case 'event': {
+        const data = decodePayload(message.encoding, message.payload);
+        this.acquireHandler();
+        let result: unknown;
+        try {
+          result = this.hooks.onEvent(this, message.topic!, data);
+        } catch (err) {
+          // A failing handler is the application's problem, not the peer's: log, keep the link.
+          this.log('error', `event handler for "${message.topic}" failed: ${(err as Error)?.message ?? err}`);
+        }
+        if (result instanceof Promise) {
+          result
+            .catch((err: unknown) => this.log('error', `event handler for "${message.topic}" failed: ${(err as Error)?.message ?? err}`))
+            .finally(() => this.releaseHandler());
+        } else {
+          this.releaseHandler();
+        }
+        return;
+      }
+      case 'request': {
+        const data = decodePayload(message.encoding, message.payload);
+        this.acquireHandler();
+        const reply = this.replySink(nonce, message.topic!);
+        try {
+          this.hooks.onRequest(this, message.topic!, data, reply);
+        } catch (err) {
+          reply.error(err);
+        }
+        return;
+      }
+    }
+  }
+
+  private onResponse(message: Message): void {
+    const entry = this.pending.get(message.nonce);
+    if (!entry) {
+      // A reply that arrives after its timeout or cancellation: harmless, dropped.
+      this.log('debug', `reply for unknown nonce ${message.nonce} dropped`);
+      return;
+    }
+    if (message.error) {
+      this.pending.take(message.nonce);
+      entry.error(new P2PRemoteError(decodePayload(Encoding.Json, message.payload), this.ref()));
+      return;
+    }
+    const bareEnd = message.end && message.encoding === Encoding.Binary && message.payload.length === 0;
+    if (message.end) this.pending.take(message.nonce);
+    else this.armTimeout(message.nonce, entry);
+    if (!bareEnd) entry.next(decodePayload(message.encoding, message.payload));
+    if (message.end) entry.complete();
+  }
+
+  private onControl(control: Control): void {
+    switch (control.type) {
+      case ControlType.Hello:
+        return this.onHello(control.hello);
+      case ControlType.Ping:
+        // A peer that pings but never reads must not grow our queue: pongs are dropped then.
+        if (this.queue.queuedBytes < this.options.maxQueueBytes) this.writeControl({ type: ControlType.Pong, token: control.token });
+        return;
+      case ControlType.Pong:
+        if (control.token === this.pingToken) this.rttMs = Date.now() - this.pingSentAt;
+        return;
+      case ControlType.Goodbye: {
+        const text = `peer said goodbye (${GoodbyeReason[control.reason] ?? control.reason}${control.message ? `: ${control.message}` : ''})`;
+        const error =
+          this.state === 'handshaking'
+            ? new P2PHandshakeError(`refused by peer: ${control.message || GoodbyeReason[control.reason]}`, this.ref())
+            : undefined;
+        this.closeReason = text;
+        this.closeError ??= error;
+        this.state = 'closing';
+        this.raw.end();
+        this.armGrace();
+        return;
+      }
+    }
+  }
+
+  private onHello(hello: Hello): void {
+    if (this.state !== 'handshaking') throw new P2PProtocolError('second hello');
+    clearTimeout(this.handshakeTimer);
+    if (hello.version !== PROTOCOL_VERSION) {
+      return this.fail(
+        new P2PHandshakeError(`protocol version ${hello.version}, expected ${PROTOCOL_VERSION}`, this.ref()),
+        GoodbyeReason.Version,
+      );
+    }
+    if (peerIdFromPublicKey(Buffer.from(hello.publicKey, 'hex')) !== hello.peerId) {
+      return this.fail(new P2PHandshakeError('hello peer id does not match its public key', this.ref()), GoodbyeReason.ProtocolError);
+    }
+    this.remote = hello;
+    if (hello.peerId === this.options.localHello.peerId) {
+      return this.fail(new P2PHandshakeError('connection to self', this.ref()), GoodbyeReason.Self, 'debug');
+    }
+    const expected = this.options.expectedPeerId;
+    if (expected && expected !== hello.peerId) {
+      return this.fail(new P2PIdentityMismatchError(expected, hello.peerId, this.ref()), GoodbyeReason.IdentityMismatch);
+    }
+    this.state = 'open';
+    this.startKeepalive();
+    this.hooks.onOpened(this);
+  }
+
+  private startKeepalive(): void {
+    this.pingTimer = setInterval(() => {
+      this.pingToken = (this.pingToken + 1) >>> 0;
+      this.pingSentAt = Date.now();
+      this.writeControl({ type: ControlType.Ping, token: this.pingToken });
+      clearTimeout(this.pongTimer);
+      this.pongTimer = setTimeout(() => {
+        if (this.lastReadAt < this.pingSentAt) {
+          this.fail(new P2PConnectionClosedError(`peer silent for ${this.options.pongTimeoutMs} ms after a ping`, this.ref()), GoodbyeReason.IdleTimeout);
+        }
+      }, this.options.pongTimeoutMs);
+      this.pongTimer.unref();
+    }, this.options.pingIntervalMs);
+    this.pingTimer.unref();
+  }
+
+  // ---- handler concurrency (inbound backpressure) --------------------------
+
+  private acquireHandler(): void {
+    if (++this.activeHandlers >= this.options.maxConcurrentHandlers && !this.paused) {
+      // Stop reading: TCP flow control then slows the sender instead of our heap growing.
+      this.paused = true;
+      this.raw.pause();
+    }
+  }
+
+  private releaseHandler(): void {
+    this.activeHandlers--;
+    if (this.paused && this.activeHandlers < this.options.maxConcurrentHandlers && this.state === 'open') {
+      this.paused = false;
+      this.raw.resume();
+    }
+  }
+
+  // ---- closing -------------------------------------------------------------
+
+  /**
+   * Graceful close: says goodbye, flushes what is queued within `closeGraceMs`,
+   * then ends the connection. Pending requests fail at once.
+   */
+  close(reason: GoodbyeReason = GoodbyeReason.Normal, message = 'closing', error?: Error): Promise<void> {
+    if (this.state === 'closing' || this.state === 'closed') return this.closed;
+    const wasHandshaking = this.state === 'handshaking';
+    this.closeReason = message;
+    this.closeError ??= error;
+    this.writeControl({ type: ControlType.Goodbye, reason, message });
+    this.state = 'closing';
+    if (this.paused) this.raw.resume();
+    clearTimeout(this.handshakeTimer);
+    this.stopTimers();
+    this.failPending(wasHandshaking);
+    this.armGrace();
+    void this.queue.whenFlushed().then(() => this.raw.end());
+    return this.closed;
+  }
+
+  /** Closes because of an error: logs it with the peer's id and address, says why, and ends the link. */
+  fail(error: Error, reason: GoodbyeReason, level: 'warn' | 'debug' = 'warn'): void {
+    if (this.state === 'closing' || this.state === 'closed') return;
+    this.log(level, `closing connection: ${error.message}`);
+    // Keep reading (onData discards while closing) so the peer's FIN is seen and the close is prompt.
+    void this.close(reason, error.message, error);
+  }
+
+  private armGrace(): void {
+    if (this.graceTimer) return;
+    this.graceTimer = setTimeout(() => this.raw.destroy(), this.options.closeGraceMs);
+    this.graceTimer.unref();
+  }
+
+  private failPending(handshaking: boolean): void {
+    if (handshaking || this.pending.size === 0) return;
+    const reason = this.closeReason;
+    this.pending.failAll(() => new P2PConnectionClosedError(`connection closed before the reply: ${reason}`, this.ref()));
+  }
+
+  private stopTimers(): void {
+    clearInterval(this.pingTimer);
+    clearTimeout(this.pongTimer);
+  }
+
+  private onSocketError(err: Error): void {
+    this.closeError ??= err;
+    if (this.state !== 'closed' && this.state !== 'closing') this.closeReason = `socket error: ${err.message}`;
+    this.log('warn', `socket error: ${err.message}`);
+  }
+
+  private onSocketClose(): void {
+    if (this.state === 'closed') return;
+    const wasHandshaking = this.state === 'handshaking';
+    this.state = 'closed';
+    clearTimeout(this.handshakeTimer);
+    clearTimeout(this.graceTimer);
+    this.stopTimers();
+    const undelivered = this.queue.close();
+    if (wasHandshaking) {
+      this.closeError ??= new P2PHandshakeError(`connection closed during the handshake: ${this.closeReason}`, this.ref());
+    }
+    this.failPending(false);
+    this.hooks.onClosed(this, this.closeReason, this.closeError, undelivered);
+    this.resolveClosed();
+  }
+
+  private log(level: 'warn' | 'debug' | 'error', message: string): void {
+    const { peerId, address } = this.ref();
+    const line = `[peer ${peerId ?? '?'} ${address ?? '?'} ${this.direction}] ${message}`;
+    if (level === 'debug') this.options.logger.debug?.(line);
+    else this.options.logger[level](line);
+  }
+}
+
+/** What goes on the wire for a handler error: Nest's RpcException error object, or `{ status, message }`. */
+function toWireError(err: unknown): unknown {
+  if (err instanceof Error) return { status: 'error', message: err.message };
+  return err;
+}

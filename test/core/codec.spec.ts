@@ -1,0 +1,195 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  ControlType,
+  decodeControl,
+  decodePayload,
+  encodeControl,
+  encodeFrame,
+  encodePayload,
+  encodeTopic,
+  FrameDecoder,
+  GoodbyeReason,
+  HEADER_BYTES,
+  P2PFrameTooLargeError,
+  P2PProtocolError,
+  parseMessage,
+  ProtobufPayload,
+} from '../../src/core/index.js';
+import { GOLDEN } from './golden-vectors.js';
+
+type Frame = { flags: number; nonce: number; body: Buffer };
+
+function decodeAll(chunks: Buffer[], max = 1 << 20): Frame[] {
+  const frames: Frame[] = [];
+  const decoder = new FrameDecoder(max, (flags, nonce, body) => frames.push({ flags, nonce, body: Buffer.from(body) }));
+  for (const chunk of chunks) decoder.push(chunk);
+  return frames;
+}
+
+function hexFrame(flags: number, nonce: number, body: Buffer): Buffer {
+  const head = Buffer.alloc(HEADER_BYTES);
+  head[0] = flags;
+  head.writeUInt32BE(nonce, 1);
+  head.writeUInt32BE(body.length, 5);
+  return Buffer.concat([head, body]);
+}
+
+describe('codec: golden vectors (docs/wire-format.md)', () => {
+  for (const g of GOLDEN) {
+    it(`decodes ${g.name}`, () => {
+      const [frame] = decodeAll([Buffer.from(g.hex, 'hex')]);
+      expect(frame).toBeDefined();
+      expect(frame!.flags).toBe(g.flags);
+      expect(frame!.nonce).toBe(g.nonce);
+      const msg = parseMessage(frame!.flags, frame!.nonce, frame!.body);
+      expect(msg.kind).toBe(g.kind);
+      if ('topic' in g) expect(msg.topic).toBe(g.topic);
+      if (g.kind !== 'control' && !(msg.end && msg.payload.length === 0 && msg.encoding === 0)) {
+        expect(decodePayload(msg.encoding, msg.payload)).toEqual(g.value);
+      }
+    });
+
+    it(`encodes ${g.name}`, () => {
+      let encoded: Buffer;
+      if (g.kind === 'control') {
+        const body = Buffer.from(g.hex, 'hex').subarray(HEADER_BYTES);
+        encoded = Buffer.concat(encodeControl(decodeControl(body)).chunks);
+      } else {
+        const payload =
+          g.flags & 0x04 || (g.flags & 0x03) === 2
+            ? Buffer.from(JSON.stringify(g.value) ?? '', 'utf8')
+            : (g.flags & 0x03) === 3
+              ? encodePayload(new ProtobufPayload(g.value as Buffer)).bytes
+              : encodePayload(g.value).bytes;
+        const topic = 'topic' in g ? encodeTopic(g.topic) : undefined;
+        encoded = Buffer.concat(encodeFrame(g.flags, g.nonce, topic, payload).chunks);
+      }
+      expect(encoded.toString('hex')).toBe(g.hex);
+    });
+  }
+
+  it('encodes payload types to their encodings', () => {
+    expect(encodePayload(Buffer.from('a')).encoding).toBe(0);
+    expect(encodePayload(new Uint8Array([1])).encoding).toBe(0);
+    expect(encodePayload('a').encoding).toBe(1);
+    expect(encodePayload({ a: 1 }).encoding).toBe(2);
+    expect(encodePayload(undefined)).toEqual({ encoding: 2, bytes: Buffer.alloc(0) });
+    expect(encodePayload(new ProtobufPayload(new Uint8Array([9]))).encoding).toBe(3);
+    expect(decodePayload(2, Buffer.alloc(0))).toBeUndefined();
+  });
+
+  it('round-trips every control frame', () => {
+    const hello = { version: 1, peerId: 'a'.repeat(40), publicKey: 'b'.repeat(64), listenAddress: '127.0.0.1:1' };
+    for (const control of [
+      { type: ControlType.Hello, hello },
+      { type: ControlType.Ping, token: 7 },
+      { type: ControlType.Pong, token: 0xffffffff },
+      { type: ControlType.Goodbye, reason: GoodbyeReason.Duplicate, message: 'already connected' },
+    ] as const) {
+      const [frame] = decodeAll(encodeControl(control).chunks);
+      expect(decodeControl(frame!.body)).toEqual(control);
+    }
+  });
+});
+
+describe('codec: malformed input is a typed protocol error', () => {
+  const topic = Buffer.from('0001' + '74', 'hex');
+  const cases: Array<[string, Buffer]> = [
+    ['request and response both set', hexFrame(0x38, 1, topic)],
+    ['control frame with other flags', hexFrame(0x81, 0, Buffer.from([2, 0, 0, 0, 1]))],
+    ['control frame with a nonce', hexFrame(0x80, 5, Buffer.from([2, 0, 0, 0, 1]))],
+    ['control frame without a type', hexFrame(0x80, 0, Buffer.alloc(0))],
+    ['response without a nonce', hexFrame(0x20, 0, Buffer.from('x'))],
+    ['response with a topic', hexFrame(0x30, 1, topic)],
+    ['error reply not in json', hexFrame(0x64, 1, Buffer.from('x'))],
+    ['error bit on an event', hexFrame(0x14, 0, topic)],
+    ['end bit on a request', hexFrame(0x58, 1, topic)],
+    ['event without a topic', hexFrame(0x02, 0, Buffer.from('{}'))],
+    ['request without a topic', hexFrame(0x08, 1, Buffer.from('{}'))],
+    ['request without a nonce', hexFrame(0x18, 0, topic)],
+    ['event with a nonce', hexFrame(0x10, 9, topic)],
+    ['wrapped body shorter than its topic length', hexFrame(0x10, 0, Buffer.from([0]))],
+  ];
+  for (const [name, bytes] of cases) {
+    it(name, () => {
+      expect(() => decodeAll([bytes])).toThrow(P2PProtocolError);
+    });
+  }
+
+  it('rejects an oversized length from the header alone, before allocating', () => {
+    const header = Buffer.from('12' + '00000000' + 'ffffffff', 'hex');
+    const before = process.memoryUsage().arrayBuffers;
+    expect(() => decodeAll([header], 4 * 1024 * 1024)).toThrow(P2PFrameTooLargeError);
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(1024 * 1024);
+    // Split header: same check on the slow path.
+    expect(() => decodeAll([header.subarray(0, 4), header.subarray(4)], 1024)).toThrow(P2PFrameTooLargeError);
+  });
+
+  it('rejects malformed topics and payloads when parsed', () => {
+    expect(() => parseMessage(0x10, 0, Buffer.from('0000', 'hex'))).toThrow(/empty topic/);
+    expect(() => parseMessage(0x10, 0, Buffer.from('000574', 'hex'))).toThrow(/past the body/);
+    expect(() => parseMessage(0x10, 0, Buffer.from('0001ff', 'hex'))).toThrow(/not UTF-8/);
+    expect(() => decodePayload(1, Buffer.from([0xff, 0xfe]))).toThrow(P2PProtocolError);
+    expect(() => decodePayload(2, Buffer.from('{nope'))).toThrow(P2PProtocolError);
+    expect(() => decodeControl(Buffer.from([9]))).toThrow(/unknown control/);
+    expect(() => decodeControl(Buffer.from([1, 0x7b]))).toThrow(/hello/);
+    expect(() => encodeTopic('')).toThrow(P2PProtocolError);
+    expect(() => encodeTopic('x'.repeat(70_000))).toThrow(P2PProtocolError);
+  });
+});
+
+describe('codec: streaming decoder', () => {
+  const frameArb = fc
+    .record({
+      kind: fc.constantFrom('event', 'request', 'response'),
+      nonce: fc.integer({ min: 1, max: 0xffffffff }),
+      topic: fc.string({ minLength: 1, maxLength: 40 }),
+      payload: fc.uint8Array({ maxLength: 3000 }),
+    })
+    .map(({ kind, nonce, topic, payload }) => {
+      const flags = kind === 'event' ? 0x10 : kind === 'request' ? 0x18 : 0x20;
+      const t = kind === 'response' ? undefined : encodeTopic(topic);
+      const n = kind === 'event' ? 0 : nonce;
+      return { flags, nonce: n, bytes: Buffer.concat(encodeFrame(flags, n, t, Buffer.from(payload)).chunks) };
+    });
+
+  it('decodes any sequence of frames split at any chunk boundaries', () => {
+    fc.assert(
+      fc.property(fc.array(frameArb, { minLength: 1, maxLength: 20 }), fc.array(fc.nat(), { maxLength: 30 }), (frames, cuts) => {
+        const all = Buffer.concat(frames.map((f) => f.bytes));
+        const points = [...new Set(cuts.map((c) => c % (all.length + 1)))].sort((a, b) => a - b);
+        const chunks: Buffer[] = [];
+        let prev = 0;
+        for (const p of [...points, all.length]) {
+          chunks.push(all.subarray(prev, p));
+          prev = p;
+        }
+        const decoded = decodeAll(chunks);
+        expect(decoded.length).toBe(frames.length);
+        decoded.forEach((d, i) => {
+          expect(d.flags).toBe(frames[i]!.flags);
+          expect(d.nonce).toBe(frames[i]!.nonce);
+          expect(d.body.length + HEADER_BYTES).toBe(frames[i]!.bytes.length);
+          expect(d.body.equals(frames[i]!.bytes.subarray(HEADER_BYTES))).toBe(true);
+        });
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('passes a frame inside one chunk on as a view, without copying', () => {
+    const bytes = Buffer.concat(encodeFrame(0x10, 0, encodeTopic('t'), Buffer.alloc(100, 7)).chunks);
+    let body: Buffer | undefined;
+    new FrameDecoder(1 << 20, (_f, _n, b) => (body = b)).push(bytes);
+    expect(body!.buffer).toBe(bytes.buffer);
+  });
+
+  it('sends a large payload as a second chunk instead of copying it', () => {
+    const payload = Buffer.alloc(100_000, 1);
+    const { chunks, size } = encodeFrame(0x10, 0, encodeTopic('t'), payload);
+    expect(chunks).toHaveLength(2);
+    expect(chunks[1]).toBe(payload);
+    expect(size).toBe(HEADER_BYTES + 3 + payload.length);
+  });
+});

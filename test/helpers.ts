@@ -1,0 +1,30 @@
+import { Peer, type PeerOptions } from '../src/core/index.js';
+
+/** Starts core nodes on 127.0.0.1 with ephemeral ports. */
+export async function startPeers(count: number, options: PeerOptions = {}): Promise<Peer[]> {
+  const peers: Peer[] = [];
+  for (let i = 0; i < count; i++) {
+    const peer = new Peer({ listen: '127.0.0.1:0', ...options });
+    await peer.start();
+    peers.push(peer);
+  }
+  return peers;
+}
+
+export function waitFor(check: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const tick = () => {
+      if (check()) return resolve();
+      if (Date.now() - started > timeoutMs) return reject(new Error(`timed out waiting for ${what}`));
+      setTimeout(tick, 10);
+    };
+    tick();
+  });
+}
+
+export function collect<T>(observe: (push: (value: T) => void) => void): T[] {
+  const values: T[] = [];
+  observe((value) => values.push(value));
+  return values;
+}
