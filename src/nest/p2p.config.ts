@@ -1,0 +1,180 @@
+import { plainToInstance } from 'class-transformer';
+import {
+  IsArray,
+  IsInt,
+  IsOptional,
+  IsString,
+  Max,
+  Min,
+  Validate,
+  validateSync,
+  ValidatorConstraint,
+  type ValidationArguments,
+  type ValidationError,
+  type ValidatorConstraintInterface,
+} from 'class-validator';
+import { parseAddress } from '../core/address.js';
+import { DEFAULTS, HEADER_BYTES } from '../core/constants.js';
+import { P2PConfigError } from '../core/errors.js';
+import { loadIdentity } from '../core/identity.js';
+
+@ValidatorConstraint({ name: 'address' })
+class AddressConstraint implements ValidatorConstraintInterface {
+  private problem = '';
+  validate(value: unknown, args: ValidationArguments): boolean {
+    const allowId = args.constraints?.[0] === 'with-id';
+    const values = Array.isArray(value) ? value : [value];
+    for (const v of values) {
+      const parsed = parseAddress(v as string);
+      if (typeof parsed === 'string') {
+        this.problem = parsed;
+        return false;
+      }
+      if (parsed.peerId && !allowId) {
+        this.problem = 'takes host:port without a peer id';
+        return false;
+      }
+    }
+    return true;
+  }
+  defaultMessage(args: ValidationArguments): string {
+    const form = args.constraints?.[0] === 'with-id' ? '"host:port" or "<peerId>@host:port"' : '"host:port"';
+    return `${args.property} must be ${form}: ${this.problem}`;
+  }
+}
+
+@ValidatorConstraint({ name: 'privateKey' })
+class PrivateKeyConstraint implements ValidatorConstraintInterface {
+  validate(value: unknown): boolean {
+    try {
+      loadIdentity(value as string);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+  defaultMessage(): string {
+    return 'privateKey must be an Ed25519 private key: PEM (PKCS#8) or 64 hex characters';
+  }
+}
+
+@ValidatorConstraint({ name: 'atLeastFrame' })
+class AtLeastFrameConstraint implements ValidatorConstraintInterface {
+  validate(value: unknown, args: ValidationArguments): boolean {
+    const frame = (args.object as P2PConfig).maxFrameBytes;
+    return typeof value === 'number' && (typeof frame !== 'number' || value >= frame);
+  }
+  defaultMessage(): string {
+    return 'maxQueueBytes must be at least maxFrameBytes, or the largest frame could never be queued';
+  }
+}
+
+const MAX_TIMEOUT_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * The node's configuration, validated at start-up. Every key is optional;
+ * defaults are those of the seed where it had one (see README for the table).
+ */
+export class P2PConfig {
+  /** `host:port` to listen on; port 0 picks a free port. */
+  @IsOptional()
+  @Validate(AddressConstraint)
+  listen?: string = '127.0.0.1:0';
+
+  /** `host:port` other peers should dial, when it differs from `listen`. */
+  @IsOptional()
+  @Validate(AddressConstraint)
+  externalAddress?: string;
+
+  /** Peers to dial at start: `host:port` or `<peerId>@host:port`. */
+  @IsArray()
+  @IsString({ each: true })
+  @Validate(AddressConstraint, ['with-id'])
+  peers: string[] = [];
+
+  @IsInt()
+  @Min(0)
+  @Max(100_000)
+  maxInbound: number = DEFAULTS.maxInbound;
+
+  @IsInt()
+  @Min(0)
+  @Max(100_000)
+  maxOutbound: number = DEFAULTS.maxOutbound;
+
+  /** Largest frame (9-byte header + topic + payload) sent or accepted; the seed's buffer size. */
+  @IsInt()
+  @Min(64)
+  @Max(1024 * 1024 * 1024)
+  maxFrameBytes: number = DEFAULTS.maxFrameBytes;
+
+  /** Most bytes waiting to be written to one peer before sends are refused with P2PQueueFullError. */
+  @IsInt()
+  @Min(64)
+  @Validate(AtLeastFrameConstraint)
+  maxQueueBytes: number = DEFAULTS.maxQueueBytes;
+
+  /** Inbound handlers running at once per peer; past it the peer is no longer read (TCP backpressure). */
+  @IsInt()
+  @Min(1)
+  @Max(1_000_000)
+  maxConcurrentHandlers: number = DEFAULTS.maxConcurrentHandlers;
+
+  /** Default reply timeout of a request (between reply frames of a stream). */
+  @IsInt()
+  @Min(1)
+  @Max(MAX_TIMEOUT_MS)
+  timeoutMs: number = DEFAULTS.timeoutMs;
+
+  @IsInt()
+  @Min(1)
+  @Max(MAX_TIMEOUT_MS)
+  dialTimeoutMs: number = DEFAULTS.dialTimeoutMs;
+
+  @IsInt()
+  @Min(1)
+  @Max(MAX_TIMEOUT_MS)
+  handshakeTimeoutMs: number = DEFAULTS.handshakeTimeoutMs;
+
+  @IsInt()
+  @Min(10)
+  @Max(MAX_TIMEOUT_MS)
+  pingIntervalMs: number = DEFAULTS.pingIntervalMs;
+
+  @IsInt()
+  @Min(10)
+  @Max(MAX_TIMEOUT_MS)
+  pongTimeoutMs: number = DEFAULTS.pongTimeoutMs;
+
+  /** How long close() waits for queues to flush before cutting connections. */
+  @IsInt()
+  @Min(0)
+  @Max(MAX_TIMEOUT_MS)
+  closeGraceMs: number = DEFAULTS.closeGraceMs;
+
+  /** Ed25519 private key (PEM or 64 hex characters). Omitted: an ephemeral key is generated. */
+  @IsOptional()
+  @IsString()
+  @Validate(PrivateKeyConstraint)
+  privateKey?: string;
+}
+
+/** The options object users pass: any subset of P2PConfig. */
+export type P2POptions = Partial<P2PConfig>;
+
+/** Validates raw options; throws P2PConfigError naming every bad key. */
+export function validateConfig(options: P2POptions | Record<string, unknown> = {}): P2PConfig {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new P2PConfigError(['config must be an object']);
+  }
+  const config = plainToInstance(P2PConfig, options, { exposeDefaultValues: true });
+  const errors = validateSync(config, { whitelist: true, forbidNonWhitelisted: true });
+  if (errors.length > 0) throw new P2PConfigError(errors.flatMap(describe));
+  if (HEADER_BYTES >= config.maxFrameBytes) throw new P2PConfigError(['maxFrameBytes is smaller than a frame header']);
+  return config;
+}
+
+function describe(error: ValidationError): string[] {
+  const own = Object.values(error.constraints ?? {}).map((message) => `${error.property}: ${message}`);
+  return [...own, ...(error.children ?? []).flatMap(describe)];
+}

@@ -1,0 +1,97 @@
+import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import type { MsPattern } from '@nestjs/microservices';
+import { transformPatternToRoute } from '@nestjs/microservices/utils/transform-pattern.utils.js';
+import { lastValueFrom, Observable, share } from 'rxjs';
+import type { BroadcastResult, Peer, RequestOptions } from '../core/peer.js';
+import type { PeerEvent, PeerInfo } from '../core/types.js';
+import { P2P_NODE } from './p2p.constants.js';
+
+/** A Nest pattern: a string, or an object normalised the way Nest normalises it. */
+export type P2PPattern = string | number | Record<string, unknown>;
+
+/**
+ * What the application calls to talk to peers. Every method fails with a typed
+ * error (see the README's error table) rather than dropping a message.
+ */
+@Injectable()
+export class P2PService implements OnApplicationShutdown {
+  /** Connected / disconnected events with the peer's info. */
+  readonly events$: Observable<PeerEvent>;
+
+  constructor(@Inject(P2P_NODE) private readonly node: Peer) {
+    this.events$ = new Observable<PeerEvent>((subscriber) => {
+      const listener = (event: PeerEvent) => subscriber.next(event);
+      node.on('peer', listener);
+      return () => node.off('peer', listener);
+    }).pipe(share());
+  }
+
+  /** This node's peer id (hex of the first 20 bytes of SHA-256 of its Ed25519 public key). */
+  get id(): string {
+    return this.node.id;
+  }
+
+  /** `host:port` this node listens on, or null before it starts. */
+  address(): string | null {
+    return this.node.address();
+  }
+
+  /** Connected peers, one entry per peer id. */
+  peers(): PeerInfo[] {
+    return this.node.peers();
+  }
+
+  /** Dials `host:port` or `<peerId>@host:port`; resolves with the peer after the handshake. */
+  connect(address: string): Promise<PeerInfo> {
+    return this.node.connect(address);
+  }
+
+  disconnect(peerId: string): Promise<void> {
+    return this.node.disconnect(peerId);
+  }
+
+  /** Fire-and-forget to an @EventPattern; resolves once queued. */
+  async send(peerId: string, pattern: P2PPattern, data?: unknown): Promise<void> {
+    this.node.send(peerId, route(pattern), data);
+  }
+
+  /** Asks a @MessagePattern handler; resolves with its reply (the last value of a stream). */
+  request<T = unknown>(peerId: string, pattern: P2PPattern, data?: unknown, options?: RequestOptions): Promise<T> {
+    return lastValueFrom(this.requestStream<T>(peerId, pattern, data, options), { defaultValue: undefined as T });
+  }
+
+  /** Like request, but emits every value a streaming handler returns. Sent on subscribe; unsubscribing cancels. */
+  requestStream<T = unknown>(peerId: string, pattern: P2PPattern, data?: unknown, options?: RequestOptions): Observable<T> {
+    return new Observable<T>((subscriber) => {
+      try {
+        return this.node.request(
+          peerId,
+          route(pattern),
+          data,
+          {
+            next: (value) => subscriber.next(value as T),
+            error: (err) => subscriber.error(err),
+            complete: () => subscriber.complete(),
+          },
+          options,
+        );
+      } catch (err) {
+        subscriber.error(err);
+        return undefined;
+      }
+    });
+  }
+
+  /** Sends an event to every connected peer; says which peers it was queued for and which failed. */
+  async broadcast(pattern: P2PPattern, data?: unknown): Promise<BroadcastResult> {
+    return this.node.broadcast(route(pattern), data);
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.node.close();
+  }
+}
+
+function route(pattern: P2PPattern): string {
+  return transformPatternToRoute(pattern as MsPattern) as string;
+}
