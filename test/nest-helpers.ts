@@ -15,7 +15,7 @@ export interface Received {
 export class NodeController {
   readonly received: Received[] = [];
 
-  @EventPattern('note')
+  @EventPattern<string>('note')
   note(@Payload() data: unknown, @Ctx() ctx: P2PContext): void {
     this.received.push({ pattern: ctx.getPattern(), from: ctx.getPeer().id, data });
   }

@@ -3,7 +3,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { formatAddress, mustParseAddress, type PeerAddress } from './address.js';
 import { encodeTopic } from './codec.js';
 import { DEFAULTS, PROTOCOL_VERSION } from './constants.js';
-import { GoodbyeReason, type Hello } from './control.js';
+import { ControlType, encodeControl, GoodbyeReason, type Hello } from './control.js';
 import {
   P2PDialError,
   P2PError,
@@ -167,14 +167,24 @@ export class Peer extends EventEmitter {
       raw.destroy();
       return;
     }
-    const inbound = this.count('inbound');
-    const socket = this.wrap(raw, 'inbound');
-    if (inbound >= this.opts.maxInbound) {
-      // Refuse cleanly: the dialer reads a goodbye that says why, instead of a reset.
-      this.logger.warn(`refusing inbound connection from ${socket.remoteAddress}: maxInbound ${this.opts.maxInbound} reached`);
-      void socket.close(GoodbyeReason.InboundLimit, `inbound limit of ${this.opts.maxInbound} reached`);
-    }
+    if (this.count('inbound') >= this.opts.maxInbound) return this.refuse(raw);
+    this.wrap(raw, 'inbound');
   }
+
+  /** Over maxInbound: no socket state, just a goodbye that says why (not a bare reset), then close. */
+  private refuse(raw: Socket): void {
+    this.refused++;
+    const message = `inbound limit of ${this.opts.maxInbound} reached`;
+    this.logger.warn(`refusing inbound connection from ${raw.remoteAddress}:${raw.remotePort}: ${message}`);
+    raw.on('error', () => undefined);
+    const frame = encodeControl({ type: ControlType.Goodbye, reason: GoodbyeReason.InboundLimit, message });
+    raw.end(Buffer.concat(frame.chunks));
+    raw.resume(); // read (and drop) until the dialer closes its side
+    setTimeout(() => raw.destroy(), this.opts.closeGraceMs).unref();
+  }
+
+  /** Inbound connections refused because of maxInbound since start. */
+  refused = 0;
 
   private count(direction: 'inbound' | 'outbound'): number {
     let n = 0;

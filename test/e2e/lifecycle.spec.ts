@@ -1,0 +1,120 @@
+import { Injectable, Module } from '@nestjs/common';
+import { ConfigModule, ConfigService } from '@nestjs/config';
+import { Test } from '@nestjs/testing';
+import { describe, expect, it } from 'vitest';
+import { P2PConfigError, P2PModule, P2PNotRunningError, P2PServer, P2PService, validateConfig } from '../../src/index.js';
+import { connectAndWait, NodeController, startNode } from '../nest-helpers.js';
+
+function handles(): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const kind of process.getActiveResourcesInfo()) counts[kind] = (counts[kind] ?? 0) + 1;
+  return counts;
+}
+
+describe('config', () => {
+  it('fills defaults', () => {
+    const config = validateConfig({});
+    expect(config).toMatchObject({ listen: '127.0.0.1:0', peers: [], maxInbound: 40, maxOutbound: 10, maxFrameBytes: 4 * 1024 * 1024 });
+  });
+
+  it('fails fast naming every bad key', () => {
+    let error: unknown;
+    try {
+      validateConfig({
+        listen: 'nowhere',
+        peers: ['127.0.0.1:1', 'zz@1.2.3.4:5'],
+        maxInbound: -1,
+        timeoutMs: 'soon',
+        privateKey: 'not a key',
+        maxFrameBytes: 1024,
+        maxQueueBytes: 512,
+        typo: true,
+      } as never);
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(P2PConfigError);
+    const text = (error as P2PConfigError).problems.join('\n');
+    for (const key of ['listen', 'peers', 'maxInbound', 'timeoutMs', 'privateKey', 'maxQueueBytes', 'typo']) {
+      expect(text).toContain(key);
+    }
+  });
+
+  it('stops the app from starting with a bad config', async () => {
+    await expect(
+      Test.createTestingModule({ imports: [P2PModule.forRoot({ maxOutbound: -5 })] }).compile(),
+    ).rejects.toBeInstanceOf(P2PConfigError);
+  });
+
+  it('loads a fixed identity from a hex seed', () => {
+    const seed = '11'.repeat(32);
+    expect(validateConfig({ privateKey: seed }).privateKey).toBe(seed);
+  });
+});
+
+describe('forRootAsync with @nestjs/config', () => {
+  it('builds the node from ConfigService values', async () => {
+    const peerNode = await startNode();
+    @Injectable()
+    class Probe {
+      constructor(readonly p2p: P2PService) {}
+    }
+    @Module({ providers: [Probe] })
+    class FeatureModule {}
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        ConfigModule.forRoot({ ignoreEnvFile: true, load: [() => ({ p2p: { listen: '127.0.0.1:0', peers: [peerNode.address], timeoutMs: 1234 } })] }),
+        P2PModule.forRootAsync({
+          isGlobal: true,
+          imports: [ConfigModule],
+          inject: [ConfigService],
+          useFactory: (config: ConfigService) => config.getOrThrow('p2p'),
+        }),
+        FeatureModule,
+      ],
+      controllers: [NodeController],
+    }).compile();
+    const app = moduleRef.createNestApplication({ logger: false });
+    app.connectMicroservice({ strategy: app.get(P2PServer) });
+    await app.startAllMicroservices();
+    await app.init();
+    try {
+      const probe = app.get(Probe);
+      // Dialed the configured peer at start.
+      expect(probe.p2p.peers().map((p) => p.id)).toEqual([peerNode.id]);
+      expect(await probe.p2p.request(peerNode.id, 'echo', 'via config')).toBe('via config');
+    } finally {
+      await app.close();
+      await peerNode.app.close();
+    }
+  });
+});
+
+describe('lifecycle', () => {
+  it('rejects calls before the microservice is started', async () => {
+    const moduleRef = await Test.createTestingModule({ imports: [P2PModule.forRoot()] }).compile();
+    const service = moduleRef.get(P2PService);
+    expect(service.id).toMatch(/^[0-9a-f]{40}$/);
+    await expect(service.send('0'.repeat(40), 'x', 1)).rejects.toBeInstanceOf(P2PNotRunningError);
+    await moduleRef.close();
+  });
+
+  it('leaves no sockets, servers or timers behind after app.close()', async () => {
+    const baseline = handles();
+    const [a, b, c] = await Promise.all([startNode({ pingIntervalMs: 50 }), startNode({ pingIntervalMs: 50 }), startNode()]);
+    await connectAndWait(a!, b!);
+    await connectAndWait(b!, c!);
+    await connectAndWait(c!, a!);
+    await a!.service.broadcast('note', 'bye soon');
+    expect(await a!.service.request(b!.id, 'echo', 1)).toBe(1);
+    await new Promise((r) => setTimeout(r, 120)); // let a few pings run
+    const during = handles();
+    expect(during.TCPSocketWrap ?? 0).toBeGreaterThanOrEqual(6);
+    await Promise.all([a, b, c].map((n) => n!.app.close()));
+    await new Promise((r) => setImmediate(r));
+    const after = handles();
+    for (const kind of ['TCPSocketWrap', 'TCPServerWrap', 'Timeout']) {
+      expect(after[kind] ?? 0, kind).toBeLessThanOrEqual(baseline[kind] ?? 0);
+    }
+  });
+});

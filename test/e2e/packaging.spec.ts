@@ -1,0 +1,59 @@
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+describe('the built package (dist/), as an app would load it', () => {
+  // An app directory with nestjs-p2p installed as a link to this repo.
+  const app = mkdtempSync(join(tmpdir(), 'p2p-app-'));
+  mkdirSync(join(app, 'node_modules'));
+  symlinkSync(root, join(app, 'node_modules', 'nestjs-p2p'), 'dir');
+  afterAll(() => rmSync(app, { recursive: true, force: true }));
+
+  it('loads with require() from a CommonJS app', async () => {
+    writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'cjs-app', type: 'commonjs' }));
+    writeFileSync(
+      join(app, 'main.cjs'),
+      `const p2p = require('nestjs-p2p');
+       const peer = new p2p.Peer();
+       console.log(JSON.stringify({ module: typeof p2p.P2PModule.forRoot, server: typeof p2p.P2PServer, id: peer.id }));`,
+    );
+    const { stdout } = await run(process.execPath, ['main.cjs'], { cwd: app });
+    const out = JSON.parse(stdout.trim().split('\n').pop()!);
+    expect(out).toMatchObject({ module: 'function', server: 'function' });
+    expect(out.id).toMatch(/^[0-9a-f]{40}$/);
+  });
+
+  it('loads with import from an ESM app', async () => {
+    writeFileSync(
+      join(app, 'main.mjs'),
+      `import { P2PModule, P2PService, validateConfig } from 'nestjs-p2p';
+       console.log(JSON.stringify({ module: typeof P2PModule.forRootAsync, service: typeof P2PService, inbound: validateConfig({}).maxInbound }));`,
+    );
+    const { stdout } = await run(process.execPath, ['main.mjs'], { cwd: app });
+    expect(JSON.parse(stdout.trim())).toEqual({ module: 'function', service: 'function', inbound: 40 });
+  });
+});
+
+describe('npm start (the demo)', () => {
+  it('runs five node processes that show a send, a request and a broadcast, then stops cleanly', async () => {
+    const { stdout } = await run(process.execPath, ['examples/dist/demo/run-demo.js'], {
+      cwd: root,
+      env: { ...process.env, DEMO_EXIT: '1' },
+      timeout: 60_000,
+    });
+    expect(stdout).toMatch(/node-1 .*peers: node-2, node-5/);
+    expect(stdout).toMatch(/node-2 .*received event chat\.message from 1271d106: "hello node-2"/);
+    expect(stdout).toMatch(/node-3 .*got reply 55 in/);
+    expect(stdout).toMatch(/node-2 .*received broadcast news/);
+    expect(stdout).toMatch(/node-5 .*received broadcast news/);
+    expect(stdout).toMatch(/broadcast queued for node-2, node-5; 0 failed/);
+    expect(stdout).toMatch(/all nodes closed cleanly/);
+  }, 90_000);
+});

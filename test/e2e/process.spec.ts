@@ -1,0 +1,48 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { P2PConnectionClosedError, P2PPeerNotConnectedError } from '../../src/index.js';
+import { waitFor } from '../helpers.js';
+import { startNode, type TestNode } from '../nest-helpers.js';
+
+const fixture = fileURLToPath(new URL('../fixtures/child-node.mjs', import.meta.url));
+
+async function spawnNode(options: object = {}): Promise<{ child: ChildProcess; id: string; address: string }> {
+  const child = spawn(process.execPath, [fixture, JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const [line] = (await Promise.race([
+    once(createInterface({ input: child.stdout! }), 'line'),
+    new Promise((_, reject) => setTimeout(() => reject(new Error('child node did not start')), 10_000)),
+  ])) as [string];
+  return { child, ...JSON.parse(line) };
+}
+
+describe('a peer in another process (built package)', () => {
+  const nodes: TestNode[] = [];
+  afterAll(async () => {
+    await Promise.all(nodes.map((n) => n.app.close()));
+  });
+
+  it('serves requests, and a kill -9 mid-request rejects the caller promptly', async () => {
+    const a = await startNode();
+    nodes.push(a);
+    const remote = await spawnNode();
+    try {
+      await a.service.connect(`${remote.id}@${remote.address}`);
+      expect(await a.service.request(remote.id, 'echo', { over: 'processes' })).toEqual({ over: 'processes' });
+      const pending = a.service.request(remote.id, 'never', null, { timeoutMs: 20_000 }).catch((e: unknown) => e);
+      await new Promise((r) => setTimeout(r, 50));
+      const killedAt = Date.now();
+      remote.child.kill('SIGKILL');
+      const err = await pending;
+      expect(err).toBeInstanceOf(P2PConnectionClosedError);
+      expect((err as P2PConnectionClosedError).peerId).toBe(remote.id);
+      expect(Date.now() - killedAt).toBeLessThan(1000);
+      await waitFor(() => a.service.peers().length === 0);
+      await expect(a.service.send(remote.id, 'echo', 1)).rejects.toBeInstanceOf(P2PPeerNotConnectedError);
+    } finally {
+      remote.child.kill('SIGKILL');
+    }
+  });
+});

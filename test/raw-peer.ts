@@ -1,0 +1,98 @@
+import { connect, type Socket } from 'node:net';
+import {
+  ControlType,
+  decodeControl,
+  encodeControl,
+  FrameDecoder,
+  loadIdentity,
+  type Control,
+  type Identity,
+} from '../src/core/index.js';
+
+/**
+ * A hand-driven peer for hostile-input tests: speaks the handshake with a real
+ * key (or a borrowed identity), then lets the test write arbitrary bytes.
+ */
+export class RawPeer {
+  readonly controls: Control[] = [];
+  closed = false;
+  private readonly closedPromise: Promise<void>;
+
+  private constructor(
+    readonly socket: Socket,
+    readonly identity: Identity,
+  ) {
+    const decoder = new FrameDecoder(64 * 1024 * 1024, (flags, _nonce, body) => {
+      if (flags & 0x80) this.controls.push(decodeControl(Buffer.from(body)));
+    });
+    socket.on('data', (chunk) => {
+      try {
+        decoder.push(chunk);
+      } catch {
+        /* the node under test is allowed to send anything; we only watch controls */
+      }
+    });
+    socket.on('error', () => undefined);
+    this.closedPromise = new Promise((resolve) =>
+      socket.on('close', () => {
+        this.closed = true;
+        resolve();
+      }),
+    );
+  }
+
+  static async open(address: string, options: { identity?: Identity; hello?: boolean } = {}): Promise<RawPeer> {
+    const [host, port] = splitAddress(address);
+    const socket = connect({ host, port });
+    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    const peer = new RawPeer(socket, options.identity ?? loadIdentity());
+    if (options.hello !== false) peer.sendHello();
+    return peer;
+  }
+
+  sendHello(): void {
+    const frame = encodeControl({
+      type: ControlType.Hello,
+      hello: {
+        version: 1,
+        peerId: this.identity.peerId,
+        publicKey: this.identity.publicKeyRaw.toString('hex'),
+        listenAddress: null,
+      },
+    });
+    for (const chunk of frame.chunks) this.socket.write(chunk);
+  }
+
+  write(bytes: Buffer): void {
+    this.socket.write(bytes);
+  }
+
+  goodbye(): Extract<Control, { type: ControlType.Goodbye }> | undefined {
+    return this.controls.find((c): c is Extract<Control, { type: ControlType.Goodbye }> => c.type === ControlType.Goodbye);
+  }
+
+  /** Resolves when the node has closed the connection, or rejects after `ms`. */
+  whenClosed(ms = 3000): Promise<void> {
+    return Promise.race([
+      this.closedPromise,
+      new Promise<void>((_, reject) => setTimeout(() => reject(new Error('connection still open')), ms).unref()),
+    ]);
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+}
+
+function splitAddress(address: string): [string, number] {
+  const i = address.lastIndexOf(':');
+  return [address.slice(0, i).replace(/^\[|\]$/g, ''), Number(address.slice(i + 1))];
+}
+
+export function header(flags: number, nonce: number, length: number): Buffer {
+  const b = Buffer.alloc(9);
+  b[0] = flags;
+  b.writeUInt32BE(nonce, 1);
+  b.writeUInt32BE(length >>> 0, 5);
+  return b;
+}
