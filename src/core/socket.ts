@@ -409,9 +409,13 @@ export class P2PSocket {
       this.pingToken = (this.pingToken + 1) >>> 0;
       this.pingSentAt = Date.now();
       this.writeControl({ type: ControlType.Ping, token: this.pingToken });
-      clearTimeout(this.pongTimer);
+      // One pong deadline at a time, from the first ping still unanswered: a ping
+      // interval shorter than the pong timeout must not keep pushing it back.
+      if (this.pongTimer) return;
+      const since = this.pingSentAt;
       this.pongTimer = setTimeout(() => {
-        if (this.lastReadAt < this.pingSentAt) {
+        this.pongTimer = undefined;
+        if (this.lastReadAt < since) {
           this.fail(new P2PConnectionClosedError(`peer silent for ${this.options.pongTimeoutMs} ms after a ping`, this.ref()), GoodbyeReason.IdleTimeout);
         }
       }, this.options.pongTimeoutMs);
