@@ -6,6 +6,7 @@ import {
   FrameDecoder,
   loadIdentity,
   type Control,
+  type Hello,
   type Identity,
 } from '../src/core/index.js';
 
@@ -50,7 +51,8 @@ export class RawPeer {
     return peer;
   }
 
-  sendHello(): void {
+  /** Sends this peer's hello; `overrides` forge fields for negative tests. */
+  sendHello(overrides: Partial<Hello> = {}): void {
     const frame = encodeControl({
       type: ControlType.Hello,
       hello: {
@@ -58,6 +60,7 @@ export class RawPeer {
         peerId: this.identity.peerId,
         publicKey: this.identity.publicKeyRaw.toString('hex'),
         listenAddress: null,
+        ...overrides,
       },
     });
     for (const chunk of frame.chunks) this.socket.write(chunk);

@@ -77,6 +77,8 @@ export class Peer extends EventEmitter {
   private handler: InboundHandler | undefined;
   private state: 'new' | 'starting' | 'running' | 'closing' | 'closed' = 'new';
   private readonly topicCache = new Map<string, Buffer>();
+  /** Inbound connections refused because of maxInbound since start. */
+  refused = 0;
 
   constructor(options: PeerOptions = {}) {
     super();
@@ -183,8 +185,6 @@ export class Peer extends EventEmitter {
     setTimeout(() => raw.destroy(), this.opts.closeGraceMs).unref();
   }
 
-  /** Inbound connections refused because of maxInbound since start. */
-  refused = 0;
 
   private count(direction: 'inbound' | 'outbound'): number {
     let n = 0;

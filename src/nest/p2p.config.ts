@@ -71,6 +71,15 @@ class AtLeastFrameConstraint implements ValidatorConstraintInterface {
 
 const MAX_TIMEOUT_MS = 24 * 60 * 60 * 1000;
 
+/** An integer in [min, max]: the shape of every limit and timeout below. */
+function IntRange(min: number, max: number): PropertyDecorator {
+  return (target, key) => {
+    IsInt()(target, key);
+    Min(min)(target, key);
+    Max(max)(target, key);
+  };
+}
+
 /**
  * The node's configuration, validated at start-up. Every key is optional;
  * defaults are those of the seed where it had one (see README for the table).
@@ -92,20 +101,14 @@ export class P2PConfig {
   @Validate(AddressConstraint, ['with-id'])
   peers: string[] = [];
 
-  @IsInt()
-  @Min(0)
-  @Max(100_000)
+  @IntRange(0, 100_000)
   maxInbound: number = DEFAULTS.maxInbound;
 
-  @IsInt()
-  @Min(0)
-  @Max(100_000)
+  @IntRange(0, 100_000)
   maxOutbound: number = DEFAULTS.maxOutbound;
 
   /** Largest frame (9-byte header + topic + payload) sent or accepted; the seed's buffer size. */
-  @IsInt()
-  @Min(64)
-  @Max(1024 * 1024 * 1024)
+  @IntRange(64, 1024 * 1024 * 1024)
   maxFrameBytes: number = DEFAULTS.maxFrameBytes;
 
   /** Most bytes waiting to be written to one peer before sends are refused with P2PQueueFullError. */
@@ -115,41 +118,27 @@ export class P2PConfig {
   maxQueueBytes: number = DEFAULTS.maxQueueBytes;
 
   /** Inbound handlers running at once per peer; past it the peer is no longer read (TCP backpressure). */
-  @IsInt()
-  @Min(1)
-  @Max(1_000_000)
+  @IntRange(1, 1_000_000)
   maxConcurrentHandlers: number = DEFAULTS.maxConcurrentHandlers;
 
   /** Default reply timeout of a request (between reply frames of a stream). */
-  @IsInt()
-  @Min(1)
-  @Max(MAX_TIMEOUT_MS)
+  @IntRange(1, MAX_TIMEOUT_MS)
   timeoutMs: number = DEFAULTS.timeoutMs;
 
-  @IsInt()
-  @Min(1)
-  @Max(MAX_TIMEOUT_MS)
+  @IntRange(1, MAX_TIMEOUT_MS)
   dialTimeoutMs: number = DEFAULTS.dialTimeoutMs;
 
-  @IsInt()
-  @Min(1)
-  @Max(MAX_TIMEOUT_MS)
+  @IntRange(1, MAX_TIMEOUT_MS)
   handshakeTimeoutMs: number = DEFAULTS.handshakeTimeoutMs;
 
-  @IsInt()
-  @Min(10)
-  @Max(MAX_TIMEOUT_MS)
+  @IntRange(10, MAX_TIMEOUT_MS)
   pingIntervalMs: number = DEFAULTS.pingIntervalMs;
 
-  @IsInt()
-  @Min(10)
-  @Max(MAX_TIMEOUT_MS)
+  @IntRange(10, MAX_TIMEOUT_MS)
   pongTimeoutMs: number = DEFAULTS.pongTimeoutMs;
 
   /** How long close() waits for queues to flush before cutting connections. */
-  @IsInt()
-  @Min(0)
-  @Max(MAX_TIMEOUT_MS)
+  @IntRange(0, MAX_TIMEOUT_MS)
   closeGraceMs: number = DEFAULTS.closeGraceMs;
 
   /** Ed25519 private key (PEM or 64 hex characters). Omitted: an ephemeral key is generated. */

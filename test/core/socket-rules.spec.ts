@@ -1,8 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  ControlType,
-  encodeControl,
   GoodbyeReason,
   loadIdentity,
   MAX_NONCE,
@@ -48,12 +46,7 @@ describe('socket rules over real sockets', () => {
     open.push(b!);
     const r = await RawPeer.open(b!.address()!, { hello: false });
     raws.push(r);
-    const id = loadIdentity();
-    const hello = encodeControl({
-      type: ControlType.Hello,
-      hello: { version: 99, peerId: id.peerId, publicKey: id.publicKeyRaw.toString('hex'), listenAddress: null },
-    });
-    r.write(Buffer.concat(hello.chunks));
+    r.sendHello({ version: 99 });
     await r.whenClosed();
     expect(r.goodbye()?.reason).toBe(GoodbyeReason.Version);
     expect(b!.peers()).toEqual([]);
@@ -64,12 +57,7 @@ describe('socket rules over real sockets', () => {
     open.push(b!);
     const r = await RawPeer.open(b!.address()!, { hello: false });
     raws.push(r);
-    const id = loadIdentity();
-    const hello = encodeControl({
-      type: ControlType.Hello,
-      hello: { version: 1, peerId: 'a'.repeat(40), publicKey: id.publicKeyRaw.toString('hex'), listenAddress: null },
-    });
-    r.write(Buffer.concat(hello.chunks));
+    r.sendHello({ peerId: 'a'.repeat(40) });
     await r.whenClosed();
     expect(r.goodbye()?.message).toMatch(/does not match its public key/);
   });
