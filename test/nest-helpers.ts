@@ -25,6 +25,11 @@ export class NodeController {
     this.received.push({ pattern: ctx.getPattern(), from: ctx.getPeer().id, data });
   }
 
+  @EventPattern<string>('explode')
+  explode(): never {
+    throw new Error('event handler failure');
+  }
+
   @MessagePattern('echo')
   echo(@Payload() data: unknown): unknown {
     return data;

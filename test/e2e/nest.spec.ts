@@ -7,6 +7,7 @@ import {
   P2PPeerNotConnectedError,
   P2PRemoteError,
   P2PTimeoutError,
+  ProtobufPayload,
   type PeerEvent,
 } from '../../src/index.js';
 import { waitFor } from '../helpers.js';
@@ -61,6 +62,22 @@ describe('three Nest apps over TCP on 127.0.0.1', () => {
     expect(await a.service.request(b.id, 'echo', 'ünïcødé ✓')).toBe('ünïcødé ✓');
     expect(await a.service.request(b.id, 'echo', null)).toBeNull();
     expect(await a.service.request(b.id, 'echo', [true, 1.5])).toEqual([true, 1.5]);
+  });
+
+  it('passes protobuf payloads through as opaque bytes', async () => {
+    const encoded = Buffer.from([0x08, 0x96, 0x01]);
+    const back = await a.service.request<Buffer>(b.id, 'echo', new ProtobufPayload(encoded));
+    expect(Buffer.isBuffer(back)).toBe(true);
+    expect(back.equals(encoded)).toBe(true);
+    expect(await a.service.request(b.id, 'typeof', new ProtobufPayload(encoded))).toBe('buffer');
+  });
+
+  it('keeps the connection when an event handler throws', async () => {
+    await a.service.send(b.id, 'explode', 1);
+    await a.service.send(b.id, 'note', 'after');
+    await waitFor(() => b.controller.received.some((r) => r.data === 'after'));
+    expect(await a.service.request(b.id, 'echo', 'alive')).toBe('alive');
+    b.controller.received.length = 0;
   });
 
   it('carries a 1 MiB binary payload both ways', async () => {
