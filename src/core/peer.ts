@@ -275,7 +275,6 @@ export class Peer extends EventEmitter {
         this.dials.delete(socket);
         return;
       }
-      existing.replaced = true;
       void existing.close(GoodbyeReason.Duplicate, 'replaced by the connection dialed by the lower peer id');
       this.connections.set(remoteId, socket);
     } else {

@@ -77,8 +77,6 @@ export class P2PSocket {
   readonly connectedAt = new Date();
   remote: Hello | undefined;
   rttMs: number | null = null;
-  /** Set by the Peer when this connection lost a simultaneous-dial tie-break. */
-  replaced = false;
 
   private state: State = 'handshaking';
   private readonly decoder: FrameDecoder;

@@ -1,6 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Server, type CustomTransportStrategy, type WritePacket } from '@nestjs/microservices';
-import { isObservable } from 'rxjs';
 import type { InboundHandler, Peer } from '../core/peer.js';
 import type { ReplySink } from '../core/socket.js';
 import type { PeerEvent, PeerInfo } from '../core/types.js';
@@ -61,10 +60,7 @@ export class P2PServer extends Server<P2PServerEvents> implements CustomTranspor
     Promise.resolve()
       .then(() => handler(data, context))
       .then(
-        (result) => {
-          const stream$ = isObservable(result) ? result : this.transformToObservable(result);
-          this.send(stream$, (packet) => deliver(packet, reply));
-        },
+        (result) => this.send(this.transformToObservable(result), (packet) => deliver(packet, reply)),
         (err: unknown) => reply.error(err),
       );
   }
