@@ -182,7 +182,8 @@ export class Peer extends EventEmitter {
     const frame = encodeControl({ type: ControlType.Goodbye, reason: GoodbyeReason.InboundLimit, message });
     raw.end(Buffer.concat(frame.chunks));
     raw.resume(); // read (and drop) until the dialer closes its side
-    setTimeout(() => raw.destroy(), this.opts.closeGraceMs).unref();
+    const timer = setTimeout(() => raw.destroy(), this.opts.closeGraceMs).unref();
+    raw.once('close', () => clearTimeout(timer));
   }
 
 
