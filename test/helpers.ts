@@ -1,5 +1,11 @@
 import { Peer, type PeerOptions } from '../src/core/index.js';
 
+/** The two channel modes every end-to-end suite runs in. */
+export const MODES = [
+  { mode: 'TLS', tls: true },
+  { mode: 'plaintext', tls: false },
+] as const;
+
 /** Starts core nodes on 127.0.0.1 with ephemeral ports. */
 export async function startPeers(count: number, options: PeerOptions = {}): Promise<Peer[]> {
   const peers: Peer[] = [];

@@ -1,6 +1,9 @@
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import {
+  ALPN_PROTOCOL,
   ControlType,
+  createTlsCredentials,
   decodeControl,
   encodeControl,
   FrameDecoder,
@@ -8,7 +11,18 @@ import {
   type Control,
   type Hello,
   type Identity,
+  type TlsCredentials,
 } from '../src/core/index.js';
+
+export interface RawPeerOptions {
+  identity?: Identity;
+  /** Send a valid hello at once (default true). */
+  hello?: boolean;
+  /** Speak TLS 1.3 (default false). */
+  tls?: boolean;
+  /** The certificate to present over TLS (default: one for `identity`). */
+  credentials?: TlsCredentials;
+}
 
 /**
  * A hand-driven peer for hostile-input tests: speaks the handshake with a real
@@ -42,11 +56,26 @@ export class RawPeer {
     );
   }
 
-  static async open(address: string, options: { identity?: Identity; hello?: boolean } = {}): Promise<RawPeer> {
+  static async open(address: string, options: RawPeerOptions = {}): Promise<RawPeer> {
     const [host, port] = splitAddress(address);
-    const socket = connect({ host, port });
-    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-    const peer = new RawPeer(socket, options.identity ?? loadIdentity());
+    const identity = options.identity ?? loadIdentity();
+    let socket: Socket;
+    if (options.tls) {
+      const credentials = options.credentials ?? (await createTlsCredentials(identity));
+      socket = tlsConnect({
+        host,
+        port,
+        secureContext: credentials.context,
+        rejectUnauthorized: false,
+        checkServerIdentity: () => undefined,
+        ALPNProtocols: [ALPN_PROTOCOL],
+      });
+      await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+    } else {
+      socket = connect({ host, port });
+      await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    }
+    const peer = new RawPeer(socket, identity);
     if (options.hello !== false) peer.sendHello();
     return peer;
   }

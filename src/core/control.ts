@@ -25,6 +25,12 @@ export enum GoodbyeReason {
   HandshakeTimeout = 6,
   IdentityMismatch = 7,
   IdleTimeout = 8,
+  /** The remote id is not in this node's `allowedPeers`. */
+  NotAllowed = 9,
+  /** One side runs with TLS and the other without. */
+  TlsMismatch = 10,
+  /** The remote's TLS certificate was not acceptable (key type, signature, validity). */
+  BadCertificate = 11,
 }
 
 export interface Hello {

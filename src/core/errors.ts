@@ -67,8 +67,16 @@ export class P2PHandshakeError extends P2PError {
 /** The peer at the dialed address proved a different id than the one expected. */
 export class P2PIdentityMismatchError extends P2PHandshakeError {
   override readonly code = 'P2P_IDENTITY_MISMATCH' as 'P2P_HANDSHAKE';
-  constructor(readonly expected: string, readonly actual: string, peer: PeerRef = {}) {
-    super(`expected peer id ${expected}, the remote end is ${actual}`, peer);
+  constructor(readonly expected: string, readonly actual: string, peer: PeerRef = {}, message?: string) {
+    super(message ?? `expected peer id ${expected}, the remote end is ${actual}`, peer);
+  }
+}
+
+/** The remote proved an id that is not in this node's `allowedPeers`. */
+export class P2PPeerNotAllowedError extends P2PHandshakeError {
+  override readonly code = 'P2P_PEER_NOT_ALLOWED' as 'P2P_HANDSHAKE';
+  constructor(readonly remotePeerId: string, peer: PeerRef = {}) {
+    super(`peer ${remotePeerId} is not in allowedPeers`, peer);
   }
 }
 

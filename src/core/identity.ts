@@ -1,3 +1,5 @@
+import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 
 /**
@@ -45,4 +47,40 @@ export function loadIdentity(key?: string): Identity {
   const publicKey = createPublicKey(privateKey);
   const publicKeyRaw = rawPublicKey(publicKey);
   return { peerId: peerIdFromPublicKey(publicKeyRaw), privateKey, publicKey, publicKeyRaw, ephemeral };
+}
+
+export interface KeyFileResult {
+  identity: Identity;
+  /** The file did not exist and a new key was written to it. */
+  created: boolean;
+  /** The file is readable or writable by group or others. */
+  widePermissions: boolean;
+}
+
+/**
+ * Loads the key in `path` (PEM or 64 hex characters), or generates one and
+ * writes it there as PKCS#8 PEM with mode 0600, so the node keeps its peer id
+ * across restarts. The write uses `wx`: two nodes started on one missing file
+ * cannot overwrite each other's key.
+ */
+export function loadIdentityFile(path: string): KeyFileResult {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    const identity = loadIdentity();
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    const pem = identity.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+    try {
+      writeFileSync(path, pem, { mode: 0o600, flag: 'wx' });
+      chmodSync(path, 0o600); // the umask may have narrowed the mode, never widened it; this makes it exact
+      return { identity: { ...identity, ephemeral: false }, created: true, widePermissions: false };
+    } catch (writeErr) {
+      if ((writeErr as NodeJS.ErrnoException).code !== 'EEXIST') throw writeErr;
+      text = readFileSync(path, 'utf8'); // another process created it first: use its key
+    }
+  }
+  const widePermissions = process.platform !== 'win32' && (statSync(path).mode & 0o077) !== 0;
+  return { identity: loadIdentity(text.trim()), created: false, widePermissions };
 }

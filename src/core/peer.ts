@@ -10,7 +10,16 @@ import {
   P2PNotRunningError,
   P2PPeerNotConnectedError,
 } from './errors.js';
-import { loadIdentity, type Identity } from './identity.js';
+import { loadIdentity, loadIdentityFile, type Identity } from './identity.js';
+import {
+  createTlsCredentials,
+  PlaintextOnTlsError,
+  secureInbound,
+  secureOutbound,
+  type ProvenPeer,
+  type SecuredConnection,
+  type TlsCredentials,
+} from './secure-channel.js';
 import { P2PSocket, type ReplySink, type SocketHooks, type SocketLimits } from './socket.js';
 import { silentLogger, type P2PLogger, type PeerEvent, type PeerInfo } from './types.js';
 
@@ -28,8 +37,17 @@ export interface PeerOptions extends Partial<SocketLimits> {
   dialTimeoutMs?: number;
   /** Ed25519 private key, PEM (PKCS#8) or 64 hex characters; generated when omitted. */
   privateKey?: string;
+  /** File holding the private key; created (mode 0600) with a new key when missing. */
+  privateKeyFile?: string;
+  /** TLS 1.3 with mutual authentication by peer id (default true). false: plaintext, for trusted networks only. */
+  tls?: boolean;
+  /** When set, only these peer ids may connect or be connected to. */
+  allowedPeers?: string[];
   logger?: P2PLogger;
 }
+
+// While over maxInbound on TLS, refused dialers still get a handshake (so the refusal can say why), this many at a time.
+const TLS_REFUSALS_IN_FLIGHT = 16;
 
 /** Receives what remote peers send; the Nest server implements it. */
 export interface InboundHandler {
@@ -63,10 +81,16 @@ type Settled = { resolve: (info: PeerInfo) => void; reject: (err: Error) => void
  */
 export class Peer extends EventEmitter {
   readonly identity: Identity;
-  private readonly opts: Required<Omit<PeerOptions, 'privateKey' | 'externalAddress' | 'listen'>> & {
+  private readonly opts: Required<Omit<PeerOptions, 'privateKey' | 'privateKeyFile' | 'externalAddress' | 'listen' | 'allowedPeers'>> & {
     listen: string | null;
     externalAddress?: string;
+    allowedPeers?: ReadonlySet<string>;
   };
+  private credentials: TlsCredentials | undefined;
+  private keyFileNote: string | undefined;
+  /** Inbound TCP connections in their TLS handshake: admitted ones count against maxInbound. */
+  private readonly securing = new Set<Socket>();
+  private readonly refusing = new Set<Socket>();
   private readonly logger: P2PLogger;
   private server: Server | undefined;
   private listenAddress: string | null = null;
@@ -82,7 +106,17 @@ export class Peer extends EventEmitter {
 
   constructor(options: PeerOptions = {}) {
     super();
-    this.identity = loadIdentity(options.privateKey);
+    if (options.privateKey !== undefined && options.privateKeyFile !== undefined) {
+      throw new Error('set privateKey or privateKeyFile, not both');
+    }
+    if (options.privateKeyFile !== undefined) {
+      const loaded = loadIdentityFile(options.privateKeyFile);
+      this.identity = loaded.identity;
+      if (loaded.created) this.keyFileNote = `wrote a new private key to ${options.privateKeyFile}`;
+      else if (loaded.widePermissions) this.keyFileNote = `${options.privateKeyFile} is readable by others; chmod 600 it`;
+    } else {
+      this.identity = loadIdentity(options.privateKey);
+    }
     this.logger = options.logger ?? silentLogger;
     this.opts = {
       listen: options.listen ?? null,
@@ -99,6 +133,8 @@ export class Peer extends EventEmitter {
       pingIntervalMs: options.pingIntervalMs ?? DEFAULTS.pingIntervalMs,
       pongTimeoutMs: options.pongTimeoutMs ?? DEFAULTS.pongTimeoutMs,
       closeGraceMs: options.closeGraceMs ?? DEFAULTS.closeGraceMs,
+      tls: options.tls ?? true,
+      allowedPeers: options.allowedPeers ? new Set(options.allowedPeers) : undefined,
       logger: this.logger,
     };
   }
@@ -124,10 +160,17 @@ export class Peer extends EventEmitter {
   async start(): Promise<void> {
     if (this.state !== 'new') throw new P2PNotRunningError(`node cannot start: it is ${this.state}`);
     this.state = 'starting';
-    if (this.identity.ephemeral) this.logger.log(`node ${this.id} uses an ephemeral key (set privateKey to keep its id)`);
+    if (this.identity.ephemeral) this.logger.log(`node ${this.id} uses an ephemeral key (set privateKeyFile to keep its id)`);
+    if (this.keyFileNote) this.logger.warn(`node ${this.id}: ${this.keyFileNote}`);
+    if (this.opts.tls) {
+      this.credentials = await createTlsCredentials(this.identity);
+    } else {
+      this.logger.warn(`node ${this.id} runs with tls: false: connections are neither encrypted nor authenticated; use it only on a trusted network`);
+    }
     if (this.opts.listen !== null) await this.startListening(mustParseAddress(this.opts.listen));
     this.state = 'running';
-    this.logger.log(`node ${this.id} ${this.listenAddress ? `listening on ${this.listenAddress}` : 'not listening'}`);
+    const where = this.listenAddress ? `listening on ${this.listenAddress}` : 'not listening';
+    this.logger.log(`node ${this.id} ${where} (${this.opts.tls ? 'TLS 1.3' : 'plaintext'})`);
     await Promise.all(
       this.opts.peers.map((address) =>
         this.connect(address).catch((err: Error) => this.logger.warn(`could not connect to ${address}: ${err.message}`)),
@@ -169,34 +212,74 @@ export class Peer extends EventEmitter {
       raw.destroy();
       return;
     }
-    if (this.count('inbound') >= this.opts.maxInbound) return this.refuse(raw);
-    this.wrap(raw, 'inbound');
+    const over = this.count('inbound') >= this.opts.maxInbound;
+    if (!this.credentials) {
+      if (over) this.refuse(raw);
+      else this.wrap(raw, 'inbound');
+      return;
+    }
+    if (over && this.refusing.size >= TLS_REFUSALS_IN_FLIGHT) {
+      this.refused++;
+      this.logger.warn(`refusing inbound connection from ${remoteOf(raw)}: inbound limit of ${this.opts.maxInbound} reached`);
+      raw.destroy();
+      return;
+    }
+    this.secureAccepted(raw, over);
+  }
+
+  /** Server side of TLS, then admit (or, over the limit, refuse over the secured channel). */
+  private secureAccepted(raw: Socket, refuse: boolean): void {
+    const address = remoteOf(raw);
+    const set = refuse ? this.refusing : this.securing;
+    set.add(raw);
+    secureInbound(raw, this.credentials!, this.opts.handshakeTimeoutMs, { address }).then(
+      (secured: SecuredConnection) => {
+        set.delete(raw);
+        if (this.state !== 'running') return void secured.socket.destroy();
+        if (secured.problem) {
+          this.logger.warn(`refusing inbound connection from ${address}: ${secured.problem.message}`);
+          return this.goodbyeAndClose(secured.socket, GoodbyeReason.BadCertificate, secured.problem.message);
+        }
+        if (refuse) return this.refuse(secured.socket);
+        this.wrap(secured.socket, 'inbound', undefined, secured.proven);
+      },
+      (err: Error) => {
+        set.delete(raw);
+        this.logger.warn(`inbound connection from ${address} closed: ${err.message}`);
+        if (err instanceof PlaintextOnTlsError) {
+          this.goodbyeAndClose(raw, GoodbyeReason.TlsMismatch, 'this node requires TLS');
+        }
+      },
+    );
   }
 
   /** Over maxInbound: no socket state, just a goodbye that says why (not a bare reset), then close. */
-  private refuse(raw: Socket): void {
+  private refuse(stream: Socket): void {
     this.refused++;
     const message = `inbound limit of ${this.opts.maxInbound} reached`;
-    this.logger.warn(`refusing inbound connection from ${raw.remoteAddress}:${raw.remotePort}: ${message}`);
-    raw.on('error', () => undefined);
-    const frame = encodeControl({ type: ControlType.Goodbye, reason: GoodbyeReason.InboundLimit, message });
-    raw.end(Buffer.concat(frame.chunks));
-    raw.resume(); // read (and drop) until the dialer closes its side
-    const timer = setTimeout(() => raw.destroy(), this.opts.closeGraceMs).unref();
-    raw.once('close', () => clearTimeout(timer));
+    this.logger.warn(`refusing inbound connection from ${remoteOf(stream)}: ${message}`);
+    this.goodbyeAndClose(stream, GoodbyeReason.InboundLimit, message);
   }
 
+  private goodbyeAndClose(stream: Socket, reason: GoodbyeReason, message: string): void {
+    stream.on('error', () => undefined);
+    const frame = encodeControl({ type: ControlType.Goodbye, reason, message });
+    stream.end(Buffer.concat(frame.chunks));
+    stream.resume(); // read (and drop) until the dialer closes its side
+    const timer = setTimeout(() => stream.destroy(), this.opts.closeGraceMs).unref();
+    stream.once('close', () => clearTimeout(timer));
+  }
 
   private count(direction: 'inbound' | 'outbound'): number {
     let n = 0;
     for (const socket of this.sockets) if (socket.direction === direction) n++;
-    return direction === 'outbound' ? n + this.dialing.size : n;
+    return n + (direction === 'outbound' ? this.dialing.size : this.securing.size);
   }
 
-  private wrap(raw: Socket, direction: 'inbound' | 'outbound', expectedPeerId?: string): P2PSocket {
+  private wrap(raw: Socket, direction: 'inbound' | 'outbound', expectedPeerId?: string, proven?: ProvenPeer): P2PSocket {
     const socket = new P2PSocket(
       raw,
-      { ...this.opts, direction, expectedPeerId, localHello: this.hello(), logger: this.logger },
+      { ...this.opts, direction, expectedPeerId, proven, localHello: this.hello(), logger: this.logger },
       this.hooks,
     );
     this.sockets.add(socket);
@@ -239,14 +322,37 @@ export class Peer extends EventEmitter {
       raw.once('connect', () => {
         clearTimeout(timer);
         raw.off('error', onError);
-        this.dialing.delete(raw);
         if (this.state !== 'running') {
+          this.dialing.delete(raw);
           raw.destroy();
           reject(new P2PNotRunningError('node closed while dialing', ref));
           return;
         }
-        const socket = this.wrap(raw, 'outbound', target.peerId);
-        this.dials.set(socket, { resolve, reject });
+        if (!this.credentials) {
+          this.dialing.delete(raw);
+          this.dials.set(this.wrap(raw, 'outbound', target.peerId), { resolve, reject });
+          return;
+        }
+        // Still counted as dialing (maxOutbound, close()) until the TLS handshake is over.
+        secureOutbound(raw, this.credentials, this.opts.handshakeTimeoutMs, ref).then(
+          (secured) => {
+            this.dialing.delete(raw);
+            if (this.state !== 'running') {
+              secured.socket.destroy();
+              return reject(new P2PNotRunningError('node closed while dialing', ref));
+            }
+            if (secured.problem) {
+              this.logger.warn(`dial to ${ref.address} refused: ${secured.problem.message}`);
+              this.goodbyeAndClose(secured.socket, GoodbyeReason.BadCertificate, secured.problem.message);
+              return reject(secured.problem);
+            }
+            this.dials.set(this.wrap(secured.socket, 'outbound', target.peerId, secured.proven), { resolve, reject });
+          },
+          (err: Error) => {
+            this.dialing.delete(raw);
+            reject(this.state === 'running' ? err : new P2PNotRunningError('node closed while dialing', ref));
+          },
+        );
       });
     });
   }
@@ -379,6 +485,7 @@ export class Peer extends EventEmitter {
     this.state = 'closing';
     for (const raw of this.dialing) raw.destroy(new P2PNotRunningError('node closed while dialing'));
     this.dialing.clear();
+    for (const raw of [...this.securing, ...this.refusing]) raw.destroy();
     const serverClosed = this.server
       ? new Promise<void>((resolve) => this.server!.close(() => resolve()))
       : Promise.resolve();
@@ -388,4 +495,10 @@ export class Peer extends EventEmitter {
     this.state = 'closed';
     this.logger.log(`node ${this.id} closed`);
   }
+}
+
+function remoteOf(socket: Socket): string {
+  const { remoteAddress, remotePort } = socket;
+  if (!remoteAddress) return 'unknown';
+  return formatAddress(remoteAddress, remotePort ?? 0);
 }

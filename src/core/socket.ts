@@ -16,6 +16,7 @@ import {
   P2PFrameTooLargeError,
   P2PHandshakeError,
   P2PIdentityMismatchError,
+  P2PPeerNotAllowedError,
   P2PProtocolError,
   P2PQueueFullError,
   P2PRemoteError,
@@ -23,6 +24,7 @@ import {
   type PeerRef,
 } from './errors.js';
 import { peerIdFromPublicKey } from './identity.js';
+import { looksLikeTls, type ProvenPeer } from './secure-channel.js';
 import { PendingRequests, type PendingRequest } from './pending-requests.js';
 import type { Direction, P2PLogger, PeerInfo } from './types.js';
 import { WriteQueue } from './write-queue.js';
@@ -42,6 +44,10 @@ export interface SocketOptions extends SocketLimits {
   localHello: Hello;
   /** For outbound connections to `<peerId>@host:port`: the id the remote must prove. */
   expectedPeerId?: string;
+  /** Set on a TLS connection: the identity the remote's certificate proved. Its hello must match it. */
+  proven?: ProvenPeer;
+  /** When set, only these peer ids are admitted. */
+  allowedPeers?: ReadonlySet<string>;
   logger: P2PLogger;
 }
 
@@ -91,6 +97,7 @@ export class P2PSocket {
   private pingToken = 0;
   private pingSentAt = 0;
   private lastReadAt = Date.now();
+  private sawData = false;
   private closeReason = 'connection closed';
   private closeError: Error | undefined;
   private readonly closed: Promise<void>;
@@ -113,7 +120,28 @@ export class P2PSocket {
       () => this.fail(new P2PHandshakeError(`no hello within ${options.handshakeTimeoutMs} ms`, this.ref()), GoodbyeReason.HandshakeTimeout),
       options.handshakeTimeoutMs,
     );
+    // On TLS the remote's id is already proven: refuse at once rather than after a hello round trip.
+    const refusal = options.proven && this.refusal(options.proven.peerId);
+    if (refusal) {
+      this.fail(...refusal);
+      return;
+    }
     this.writeControl({ type: ControlType.Hello, hello: options.localHello });
+  }
+
+  /** Why a remote id cannot be admitted on this connection, if it cannot. */
+  private refusal(peerId: string): [Error, GoodbyeReason, ('warn' | 'debug')?] | undefined {
+    if (peerId === this.options.localHello.peerId) {
+      return [new P2PHandshakeError('connection to self', this.ref()), GoodbyeReason.Self, 'debug'];
+    }
+    const expected = this.options.expectedPeerId;
+    if (expected && expected !== peerId) {
+      return [new P2PIdentityMismatchError(expected, peerId, this.ref()), GoodbyeReason.IdentityMismatch];
+    }
+    if (this.options.allowedPeers && !this.options.allowedPeers.has(peerId)) {
+      return [new P2PPeerNotAllowedError(peerId, this.ref()), GoodbyeReason.NotAllowed];
+    }
+    return undefined;
   }
 
   /** The remote peer id once the hello exchange is done. */
@@ -151,7 +179,7 @@ export class P2PSocket {
   }
 
   ref(): PeerRef {
-    return { peerId: this.remote?.peerId, address: this.remoteAddress };
+    return { peerId: this.remote?.peerId ?? this.options.proven?.peerId, address: this.remoteAddress };
   }
 
   /** Resolves when the underlying socket has closed. */
@@ -283,6 +311,13 @@ export class P2PSocket {
   private onData(chunk: Buffer): void {
     if (this.state === 'closing' || this.state === 'closed') return;
     this.lastReadAt = Date.now();
+    const first = !this.sawData;
+    this.sawData = true;
+    // A TLS ClientHello as the very first bytes: say so, rather than report "bad flags 0x16".
+    if (first && !this.options.proven && looksLikeTls(chunk)) {
+      this.fail(new P2PHandshakeError('peer started a TLS handshake but this node runs with tls: false', this.ref()), GoodbyeReason.TlsMismatch);
+      return;
+    }
     try {
       this.decoder.push(chunk);
     } catch (err) {
@@ -389,14 +424,14 @@ export class P2PSocket {
     if (peerIdFromPublicKey(Buffer.from(hello.publicKey, 'hex')) !== hello.peerId) {
       return this.fail(new P2PHandshakeError('hello peer id does not match its public key', this.ref()), GoodbyeReason.ProtocolError);
     }
+    const proven = this.options.proven;
+    if (proven && !proven.publicKeyRaw.equals(Buffer.from(hello.publicKey, 'hex'))) {
+      const message = `hello claims peer id ${hello.peerId} but the TLS certificate proves ${proven.peerId}`;
+      return this.fail(new P2PIdentityMismatchError(proven.peerId, hello.peerId, this.ref(), message), GoodbyeReason.IdentityMismatch);
+    }
     this.remote = hello;
-    if (hello.peerId === this.options.localHello.peerId) {
-      return this.fail(new P2PHandshakeError('connection to self', this.ref()), GoodbyeReason.Self, 'debug');
-    }
-    const expected = this.options.expectedPeerId;
-    if (expected && expected !== hello.peerId) {
-      return this.fail(new P2PIdentityMismatchError(expected, hello.peerId, this.ref()), GoodbyeReason.IdentityMismatch);
-    }
+    const refusal = proven ? undefined : this.refusal(hello.peerId);
+    if (refusal) return this.fail(...refusal);
     this.state = 'open';
     this.startKeepalive();
     this.hooks.onOpened(this);

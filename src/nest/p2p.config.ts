@@ -1,7 +1,9 @@
 import { plainToInstance } from 'class-transformer';
 import {
   IsArray,
+  IsBoolean,
   IsInt,
+  Matches,
   IsOptional,
   IsString,
   Max,
@@ -146,6 +148,21 @@ export class P2PConfig {
   @IsString()
   @Validate(PrivateKeyConstraint)
   privateKey?: string;
+
+  /** File holding the private key (PEM); created with a new key and mode 0600 when missing. */
+  @IsOptional()
+  @IsString()
+  privateKeyFile?: string;
+
+  /** TLS 1.3 with mutual authentication by peer id. false: plaintext, for trusted networks and benchmarks only. */
+  @IsBoolean()
+  tls: boolean = true;
+
+  /** When set, only these peer ids (40 hex characters) may connect or be connected to. */
+  @IsOptional()
+  @IsArray()
+  @Matches(/^[0-9a-f]{40}$/, { each: true, message: 'allowedPeers must hold peer ids: 40 lowercase hex characters each' })
+  allowedPeers?: string[];
 }
 
 /** The options object users pass: any subset of P2PConfig. */
@@ -160,6 +177,9 @@ export function validateConfig(options: P2POptions | Record<string, unknown> = {
   const errors = validateSync(config, { whitelist: true, forbidNonWhitelisted: true });
   if (errors.length > 0) throw new P2PConfigError(errors.flatMap(describe));
   if (HEADER_BYTES >= config.maxFrameBytes) throw new P2PConfigError(['maxFrameBytes is smaller than a frame header']);
+  if (config.privateKey !== undefined && config.privateKeyFile !== undefined) {
+    throw new P2PConfigError(['privateKey and privateKeyFile: set one, not both']);
+  }
   return config;
 }
 

@@ -1,5 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   GoodbyeReason,
   loadIdentity,
@@ -9,7 +9,7 @@ import {
   Peer,
   type PendingRequest,
 } from '../../src/core/index.js';
-import { startPeers, waitFor } from '../helpers.js';
+import { MODES, startPeers as startAny, waitFor } from '../helpers.js';
 import { RawPeer } from '../raw-peer.js';
 
 const open: Peer[] = [];
@@ -18,6 +18,9 @@ afterEach(async () => {
   raws.splice(0).forEach((r) => r.destroy());
   await Promise.all(open.splice(0).map((p) => p.close()));
 });
+
+let tls = true;
+const startPeers: typeof startAny = (count, options = {}) => startAny(count, { tls, ...options });
 
 function entry(): PendingRequest {
   return { pattern: 'p', timeoutMs: 1, timer: undefined, next() {}, error() {}, complete() {} };
@@ -40,11 +43,15 @@ describe('request nonces', () => {
   });
 });
 
-describe('socket rules over real sockets', () => {
+describe.each(MODES)('socket rules over real sockets ($mode)', (mode) => {
+  beforeAll(() => {
+    tls = mode.tls;
+  });
+
   it('refuses a hello with another protocol version', async () => {
     const [b] = await startPeers(1);
     open.push(b!);
-    const r = await RawPeer.open(b!.address()!, { hello: false });
+    const r = await RawPeer.open(b!.address()!, { hello: false, tls });
     raws.push(r);
     r.sendHello({ version: 99 });
     await r.whenClosed();
@@ -55,7 +62,7 @@ describe('socket rules over real sockets', () => {
   it('refuses a hello whose id does not match its public key', async () => {
     const [b] = await startPeers(1);
     open.push(b!);
-    const r = await RawPeer.open(b!.address()!, { hello: false });
+    const r = await RawPeer.open(b!.address()!, { hello: false, tls });
     raws.push(r);
     r.sendHello({ peerId: 'a'.repeat(40) });
     await r.whenClosed();
@@ -66,7 +73,7 @@ describe('socket rules over real sockets', () => {
     const [b, c] = await startPeers(2, { pingIntervalMs: 50, pongTimeoutMs: 100 });
     open.push(b!, c!);
     await c!.connect(b!.address()!);
-    const mute = await RawPeer.open(b!.address()!); // completes the hello, then never answers a ping
+    const mute = await RawPeer.open(b!.address()!, { tls }); // completes the hello, then never answers a ping
     raws.push(mute);
     const started = Date.now();
     await mute.whenClosed(2000);

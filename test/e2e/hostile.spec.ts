@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   encodeFrame,
   encodeTopic,
@@ -7,19 +7,20 @@ import {
   P2PQueueFullError,
   type Peer,
 } from '../../src/index.js';
-import { waitFor } from '../helpers.js';
+import { MODES, waitFor } from '../helpers.js';
 import { connectAndWait, startNode, type TestNode } from '../nest-helpers.js';
 import { header, RawPeer } from '../raw-peer.js';
 
 const nodes: TestNode[] = [];
 const raws: RawPeer[] = [];
+let tls = true;
 async function node(options = {}): Promise<TestNode> {
-  const n = await startNode(options);
+  const n = await startNode({ tls, ...options });
   nodes.push(n);
   return n;
 }
 async function raw(address: string, options?: Parameters<typeof RawPeer.open>[1]): Promise<RawPeer> {
-  const r = await RawPeer.open(address, options);
+  const r = await RawPeer.open(address, { tls, ...options });
   raws.push(r);
   return r;
 }
@@ -36,7 +37,11 @@ async function stillServes(n: TestNode): Promise<void> {
   expect(await good.service.request(n.id, 'echo', 'ok')).toBe('ok');
 }
 
-describe('hostile and faulty input over real sockets', () => {
+describe.each(MODES)('hostile and faulty input over real sockets ($mode)', (mode) => {
+  beforeAll(() => {
+    tls = mode.tls;
+  });
+
   it('closes a connection whose header announces more than maxFrameBytes, before allocating', async () => {
     const b = await node({ maxFrameBytes: 64 * 1024 });
     const r = await raw(b.address);

@@ -10,16 +10,16 @@ import {
   ProtobufPayload,
   type PeerEvent,
 } from '../../src/index.js';
-import { waitFor } from '../helpers.js';
+import { MODES, waitFor } from '../helpers.js';
 import { connectAndWait, startNode, type TestNode } from '../nest-helpers.js';
 
-describe('three Nest apps over TCP on 127.0.0.1', () => {
+describe.each(MODES)('three Nest apps over TCP on 127.0.0.1 ($mode)', ({ tls }) => {
   let a: TestNode;
   let b: TestNode;
   let c: TestNode;
 
   beforeAll(async () => {
-    [a, b, c] = await Promise.all([startNode(), startNode({ maxFrameBytes: 2 * 1024 * 1024 }), startNode()]);
+    [a, b, c] = await Promise.all([startNode({ tls }), startNode({ tls, maxFrameBytes: 2 * 1024 * 1024 }), startNode({ tls })]);
     await connectAndWait(a, b);
     await connectAndWait(a, c);
   });
@@ -140,7 +140,7 @@ describe('three Nest apps over TCP on 127.0.0.1', () => {
     const peerB = a.service.peers().find((p) => p.id === b.id)!;
     expect(peerB).toMatchObject({ direction: 'outbound', listenAddress: b.address });
     await expect(a.service.send('0'.repeat(40), 'note', 1)).rejects.toBeInstanceOf(P2PPeerNotConnectedError);
-    const d = await startNode();
+    const d = await startNode({ tls });
     try {
       const events: PeerEvent[] = [];
       const sub = d.service.events$.subscribe((e) => events.push(e));
@@ -163,7 +163,7 @@ describe('three Nest apps over TCP on 127.0.0.1', () => {
   });
 
   it('rejects pending requests at once when the peer vanishes', async () => {
-    const d = await startNode();
+    const d = await startNode({ tls });
     await connectAndWait(a, d);
     const started = Date.now();
     const pending = a.service.request(d.id, 'never', null, { timeoutMs: 10_000 }).catch((e: unknown) => e);
