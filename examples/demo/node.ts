@@ -58,7 +58,7 @@ async function main(): Promise<void> {
     const run = async (): Promise<unknown> => {
       switch (command.op) {
         case 'peers':
-          return p2p.peers().map((p) => p.id);
+          return p2p.peers().map((p) => ({ id: p.id, secure: p.secure }));
         case 'send':
           return p2p.send(command.to, command.pattern, command.data);
         case 'request': {

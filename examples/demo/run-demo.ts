@@ -16,6 +16,11 @@ interface DemoNode {
   waiting: Map<number, (r: { value?: unknown; error?: string }) => void>;
 }
 
+interface PeerRow {
+  id: string;
+  secure: boolean;
+}
+
 let seq = 0;
 const nodes: DemoNode[] = [];
 const label = (n: DemoNode) => color(palette[nodes.indexOf(n) % palette.length]!, n.name.padEnd(6));
@@ -55,7 +60,7 @@ function ask<T>(node: DemoNode, command: Record<string, unknown>): Promise<T> {
 
 async function waitForRing(): Promise<void> {
   for (let attempt = 0; attempt < 100; attempt++) {
-    const counts = await Promise.all(nodes.map((n) => ask<string[]>(n, { op: 'peers' })));
+    const counts = await Promise.all(nodes.map((n) => ask<PeerRow[]>(n, { op: 'peers' })));
     if (counts.every((peers) => peers.length === 2)) return;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -90,10 +95,19 @@ async function main(): Promise<void> {
   for (let i = 1; i <= NODES; i++) await start(i);
   await waitForRing();
   say('\nnetwork (ring: every node knows only its two neighbours):');
+  let secure = 0;
+  let links = 0;
   for (const n of nodes) {
-    const peers = await ask<string[]>(n, { op: 'peers' });
-    say(`  ${label(n)} id ${n.id}  ${n.address}  peers: ${peers.map(nameOf).sort().join(', ')}`);
+    const peers = await ask<PeerRow[]>(n, { op: 'peers' });
+    links += peers.length;
+    secure += peers.filter((p) => p.secure).length;
+    say(`  ${label(n)} id ${n.id}  ${n.address}  peers: ${peers.map((p) => nameOf(p.id)).sort().join(', ')}`);
   }
+  say(
+    secure === links
+      ? `  all ${links / 2} connections: TLS 1.3, each side proved its peer id (Ed25519 certificate)`
+      : `  ${links - secure} of ${links} connection ends are plaintext (tls: false)`,
+  );
   const [n1, n2, n3, n4] = nodes as [DemoNode, DemoNode, DemoNode, DemoNode];
 
   say(color(1, '\n1. send: node-1 -> node-2, event "chat.message" (fire-and-forget)'));

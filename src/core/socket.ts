@@ -175,6 +175,7 @@ export class P2PSocket {
       direction: this.direction,
       connectedAt: this.connectedAt,
       rttMs: this.rttMs,
+      secure: this.options.proven !== undefined,
     };
   }
 

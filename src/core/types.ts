@@ -21,6 +21,8 @@ export interface PeerInfo {
   connectedAt: Date;
   /** Last measured ping round trip in ms, or null before the first pong. */
   rttMs: number | null;
+  /** TLS 1.3, with the peer id proven by the remote's certificate (false: plaintext, id only claimed). */
+  secure: boolean;
 }
 
 export type PeerEvent =
