@@ -1,0 +1,38 @@
+/** The benchmark's scenarios. Counts are messages (or requests) after the warm-up. */
+export type ScenarioName = 'events' | 'bulk' | 'req1' | 'req64' | 'broadcast';
+
+export interface Scenario {
+  name: ScenarioName;
+  title: string;
+  /** What the figure counts. */
+  unit: 'msg/s' | 'MB/s' | 'µs' | 'req/s' | 'deliveries/s';
+  payloadBytes: number;
+  binary: boolean;
+  warmup: number;
+  measured: number;
+  /** Requests in flight at once (request scenarios). */
+  concurrency?: number;
+  /** Receivers (broadcast). */
+  fanout?: number;
+}
+
+export const SCENARIOS: Record<ScenarioName, Scenario> = {
+  events: { name: 'events', title: 'one-way 64 B events', unit: 'msg/s', payloadBytes: 64, binary: false, warmup: 20_000, measured: 200_000 },
+  bulk: { name: 'bulk', title: 'one-way 64 KiB binary', unit: 'MB/s', payloadBytes: 64 * 1024, binary: true, warmup: 100, measured: 1_000 },
+  req1: { name: 'req1', title: 'request/reply, 1 in flight', unit: 'µs', payloadBytes: 64, binary: false, warmup: 1_000, measured: 10_000, concurrency: 1 },
+  req64: { name: 'req64', title: 'request/reply, 64 in flight', unit: 'req/s', payloadBytes: 64, binary: false, warmup: 5_000, measured: 100_000, concurrency: 64 },
+  broadcast: { name: 'broadcast', title: 'broadcast to 8 neighbours', unit: 'deliveries/s', payloadBytes: 64, binary: false, warmup: 2_000, measured: 30_000, fanout: 8 },
+};
+
+/** `--quick`: a tenth of every count, for a smoke run. */
+export function scaled(scenario: Scenario, factor: number): Scenario {
+  return {
+    ...scenario,
+    warmup: Math.max(1, Math.round(scenario.warmup * factor)),
+    measured: Math.max(10, Math.round(scenario.measured * factor)),
+  };
+}
+
+export function payloadFor(scenario: Scenario): Buffer | string {
+  return scenario.binary ? Buffer.alloc(scenario.payloadBytes, 0xab) : 'x'.repeat(scenario.payloadBytes);
+}

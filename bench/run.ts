@@ -1,0 +1,181 @@
+// `npm run bench`: every transport in the same run, server and client in fresh processes on
+// 127.0.0.1, warm-up then a measured window, median of N runs with min and max, and ratios.
+import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { scaled, SCENARIOS, type Scenario, type ScenarioName } from './lib/scenarios.js';
+import { spread, type Spread } from './lib/stats.js';
+import { TRANSPORT_LABELS } from './transports/index.js';
+import type { Target, TransportName } from './transports/types.js';
+
+const { values: args } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '3' },
+    scenarios: { type: 'string', default: Object.keys(SCENARIOS).join(',') },
+    transports: { type: 'string', default: Object.keys(TRANSPORT_LABELS).join(',') },
+    quick: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (args.help) {
+  process.stdout.write(
+    'npm run bench -- [--runs 3] [--scenarios events,bulk,req1,req64,broadcast]\n' +
+      '                 [--transports raw,nest-tcp,p2p-plain,p2p-tls] [--quick]\n',
+  );
+  process.exit(0);
+}
+const runs = Math.max(1, Number(args.runs));
+const scenarios = args.scenarios!.split(',').map((s) => {
+  const scenario = SCENARIOS[s as ScenarioName];
+  if (!scenario) throw new Error(`unknown scenario ${s}`);
+  return args.quick ? scaled(scenario, 0.1) : scenario;
+});
+const transports = args.transports!.split(',').map((t) => {
+  if (!(t in TRANSPORT_LABELS)) throw new Error(`unknown transport ${t}`);
+  return t as TransportName;
+});
+
+interface Sample {
+  /** The scenario's headline figure (see Scenario.unit). */
+  value: number;
+  p99?: number;
+}
+
+const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
+
+function message<T>(child: ChildProcess, type: string, timeoutMs: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no "${type}" within ${timeoutMs} ms`)), timeoutMs);
+    const onMessage = (m: { type: string }) => {
+      if (m.type !== type) return;
+      cleanup();
+      resolve(m as T);
+    };
+    const onExit = (code: number | null) => {
+      cleanup();
+      reject(new Error(`process exited with ${code} before "${type}"`));
+    };
+    const cleanup = () => {
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+    };
+    child.on('message', onMessage);
+    child.once('exit', onExit);
+  });
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function runOnce(transport: TransportName, scenario: Scenario): Promise<Sample> {
+  const spec = JSON.stringify(scenario);
+  const server = fork(here('./server.js'), [transport, spec], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  let client: ChildProcess | undefined;
+  try {
+    const { targets } = await message<{ targets: Target[] }>(server, 'ready', 30_000);
+    client = fork(here('./client.js'), [transport, spec, JSON.stringify(targets)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const limit = 180_000;
+    if (scenario.name === 'req1' || scenario.name === 'req64') {
+      const r = await message<{ ms: number; count: number; p50: number; p99: number }>(client, 'result', limit);
+      return scenario.name === 'req1' ? { value: r.p50, p99: r.p99 } : { value: r.count / (r.ms / 1000), p99: r.p99 };
+    }
+    const r = await message<{ ms: number; count: number }>(server, 'measured', limit);
+    const perSecond = r.count / (r.ms / 1000);
+    return { value: scenario.name === 'bulk' ? (perSecond * scenario.payloadBytes) / 1e6 : perSecond };
+  } finally {
+    await Promise.all([stop(server), client && stop(client)]);
+  }
+}
+
+const fmt = (n: number, unit: string) =>
+  unit === 'MB/s' ? n.toFixed(1) : unit === 'µs' ? n.toFixed(0) : Math.round(n).toLocaleString('en-US');
+const lowerIsBetter = (s: Scenario) => s.unit === 'µs';
+/** How many times better `a` is than `b` for this scenario (> 1: `a` is faster). */
+const times = (s: Scenario, a: number, b: number) => (lowerIsBetter(s) ? b / a : a / b);
+
+interface Row {
+  transport: TransportName;
+  spread: Spread;
+  p99?: number;
+  samples: Sample[];
+}
+
+async function main(): Promise<void> {
+  const machine = `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${process.platform}`;
+  const say = (s = '') => process.stdout.write(s + '\n');
+  say(`nestjs-p2p benchmark: ${machine}`);
+  say(`${runs} run(s) per figure, median [min–max]; server and client in separate processes on 127.0.0.1${args.quick ? '; --quick (a tenth of the counts)' : ''}`);
+  const resultsDir = here('../results/');
+  mkdirSync(resultsDir, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const lines: string[] = [];
+  const summary: Array<{ scenario: Scenario; rows: Row[] }> = [];
+
+  for (const scenario of scenarios) {
+    const samples = new Map<TransportName, Sample[]>(transports.map((t) => [t, []]));
+    // Interleave transports within each round so that machine drift hits them alike.
+    for (let run = 0; run < runs; run++) {
+      for (const transport of transports) {
+        try {
+          samples.get(transport)!.push(await runOnce(transport, scenario));
+        } catch (err) {
+          say(`  ${scenario.name} / ${transport} run ${run + 1} failed: ${(err as Error).message}`);
+        }
+      }
+    }
+    const rows: Row[] = transports
+      .filter((t) => samples.get(t)!.length > 0)
+      .map((t) => {
+        const s = samples.get(t)!;
+        const p99s = s.map((x) => x.p99).filter((x): x is number => x !== undefined);
+        return { transport: t, spread: spread(s.map((x) => x.value)), p99: p99s.length ? spread(p99s).median : undefined, samples: s };
+      });
+    summary.push({ scenario, rows });
+    say(`\n${scenario.title} (${scenario.unit === 'µs' ? 'p50 latency, µs, lower is better' : scenario.unit})`);
+    const by = (t: TransportName) => rows.find((r) => r.transport === t)?.spread.median;
+    for (const row of rows) {
+      const { median, min, max } = row.spread;
+      let line = `  ${TRANSPORT_LABELS[row.transport].padEnd(16)} ${fmt(median, scenario.unit).padStart(11)}  [${fmt(min, scenario.unit)}–${fmt(max, scenario.unit)}]`;
+      if (row.p99 !== undefined) line += `  p99 ${fmt(row.p99, 'µs')} µs`;
+      const ratios: string[] = [];
+      if (row.transport.startsWith('p2p')) {
+        const rawV = by('raw');
+        const nestV = by('nest-tcp');
+        if (rawV) ratios.push(`${times(scenario, median, rawV).toFixed(2)}× raw`);
+        if (nestV) ratios.push(`${times(scenario, median, nestV).toFixed(2)}× Nest TCP`);
+      }
+      if (row.transport === 'p2p-tls' && by('p2p-plain')) ratios.push(`${times(scenario, median, by('p2p-plain')!).toFixed(2)}× plaintext`);
+      say(ratios.length ? `${line}   ${ratios.join(', ')}` : line);
+      lines.push(JSON.stringify({ date: new Date().toISOString(), machine, scenario: scenario.name, unit: scenario.unit, warmup: scenario.warmup, measured: scenario.measured, transport: row.transport, ...row.spread, p99: row.p99, runs: row.samples }));
+    }
+  }
+
+  const file = `${resultsDir}${stamp}.jsonl`;
+  writeFileSync(file, lines.join('\n') + '\n');
+  say(`\nresults: ${file}`);
+  // The same figures as a Markdown table, for the README.
+  say('\n| scenario | ' + transports.map((t) => TRANSPORT_LABELS[t]).join(' | ') + ' | p2p ÷ raw | p2p ÷ Nest TCP | TLS ÷ plaintext |');
+  say('|---|' + transports.map(() => '---:|').join('') + '---:|---:|---:|');
+  for (const { scenario, rows } of summary) {
+    const v = (t: TransportName) => rows.find((r) => r.transport === t)?.spread.median;
+    const cell = (t: TransportName) => (v(t) === undefined ? '–' : fmt(v(t)!, scenario.unit));
+    const ratio = (a?: number, b?: number) => (a && b ? `${times(scenario, a, b).toFixed(2)}×` : '–');
+    const unit = scenario.unit === 'µs' ? 'p50 µs' : scenario.unit;
+    say(`| ${scenario.title} (${unit}) | ${transports.map(cell).join(' | ')} | ${ratio(v('p2p-plain'), v('raw'))} | ${ratio(v('p2p-plain'), v('nest-tcp'))} | ${ratio(v('p2p-tls'), v('p2p-plain'))} |`);
+  }
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`bench failed: ${err.stack}\n`);
+  process.exit(1);
+});

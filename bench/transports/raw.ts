@@ -1,0 +1,112 @@
+// Reference (1): node:net with the same 9-byte header and no Nest: the practical limit.
+import { once } from 'node:events';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import type { BenchClient, BenchServer, OnEvent, Target, Transport } from './types.js';
+
+const HEADER = 9;
+const REQUEST = 0x08;
+const RESPONSE_END = 0x60;
+
+/** Splits a byte stream into frames: flags u8 | nonce u32 | length u32 | body. */
+function framer(onFrame: (flags: number, nonce: number, body: Buffer) => void): (chunk: Buffer) => void {
+  let pending: Buffer | undefined;
+  return (chunk) => {
+    let buf = pending ? Buffer.concat([pending, chunk]) : chunk;
+    let off = 0;
+    while (buf.length - off >= HEADER) {
+      const length = buf.readUInt32BE(off + 5);
+      if (buf.length - off < HEADER + length) break;
+      onFrame(buf[off]!, buf.readUInt32BE(off + 1), buf.subarray(off + HEADER, off + HEADER + length));
+      off += HEADER + length;
+    }
+    pending = off === buf.length ? undefined : buf.subarray(off);
+    buf = undefined as unknown as Buffer;
+  };
+}
+
+function frame(flags: number, nonce: number, body: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(HEADER + body.length);
+  out[0] = flags;
+  out.writeUInt32BE(nonce, 1);
+  out.writeUInt32BE(body.length, 5);
+  body.copy(out, HEADER);
+  return out;
+}
+
+const bytes = (data: Buffer | string) => (typeof data === 'string' ? Buffer.from(data) : data);
+
+export const raw: Transport = {
+  async startServer(receivers: number, onEvent: OnEvent): Promise<BenchServer> {
+    const servers: Server[] = [];
+    const sockets = new Set<Socket>();
+    for (let i = 0; i < receivers; i++) {
+      const server = createServer((socket) => {
+        sockets.add(socket);
+        socket.setNoDelay(true);
+        socket.on('close', () => sockets.delete(socket));
+        socket.on('error', () => undefined);
+        socket.on(
+          'data',
+          framer((flags, nonce, body) => {
+            if (flags & REQUEST) socket.write(frame(RESPONSE_END | 1, nonce, body));
+            else onEvent();
+          }),
+        );
+      });
+      server.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      servers.push(server);
+    }
+    return {
+      targets: servers.map((s) => ({ address: `127.0.0.1:${(s.address() as { port: number }).port}` })),
+      async close() {
+        sockets.forEach((s) => s.destroy());
+        await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+      },
+    };
+  },
+
+  async startClient(targets: Target[]): Promise<BenchClient> {
+    const sockets: Socket[] = [];
+    const waiting = new Map<number, (v: unknown) => void>();
+    let nonce = 0;
+    for (const target of targets) {
+      const [host, port] = target.address.split(':');
+      const socket = connect({ host, port: Number(port) });
+      socket.setNoDelay(true);
+      await once(socket, 'connect');
+      socket.on(
+        'data',
+        framer((_flags, n, body) => {
+          const resolve = waiting.get(n);
+          waiting.delete(n);
+          resolve?.(body);
+        }),
+      );
+      sockets.push(socket);
+    }
+    const write = (socket: Socket, buf: Buffer): void | Promise<void> => {
+      if (!socket.write(buf)) return once(socket, 'drain').then(() => undefined);
+    };
+    return {
+      emit: (i, data) => write(sockets[i]!, frame(0x01, 0, bytes(data))),
+      broadcast(data) {
+        const f = frame(0x01, 0, bytes(data));
+        let wait: Promise<void> | undefined;
+        for (const s of sockets) wait = (write(s, f) as Promise<void> | undefined) ?? wait;
+        return wait;
+      },
+      request(data) {
+        nonce = nonce >= 0xffffffff ? 1 : nonce + 1;
+        const n = nonce;
+        return new Promise((resolve) => {
+          waiting.set(n, resolve);
+          sockets[0]!.write(frame(REQUEST | 1, n, bytes(data)));
+        });
+      },
+      async close() {
+        sockets.forEach((s) => s.destroy());
+      },
+    };
+  },
+};

@@ -1,0 +1,30 @@
+/** What every transport under test provides to the benchmark's server and client processes. */
+export type TransportName = 'raw' | 'nest-tcp' | 'p2p-plain' | 'p2p-tls';
+
+export interface Target {
+  address: string;
+  /** Peer id, for the p2p transports. */
+  id?: string;
+}
+
+export interface BenchServer {
+  targets: Target[];
+  close(): Promise<void>;
+}
+
+/** Called by the server side for every event received. */
+export type OnEvent = () => void;
+
+export interface BenchClient {
+  /** Sends one event to target `i`; returns a promise when the caller must wait (backpressure). */
+  emit(i: number, data: Buffer | string): void | Promise<void>;
+  /** Sends one event to every target. */
+  broadcast(data: Buffer | string): void | Promise<void>;
+  request(data: Buffer | string): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+export interface Transport {
+  startServer(receivers: number, onEvent: OnEvent): Promise<BenchServer>;
+  startClient(targets: Target[]): Promise<BenchClient>;
+}
