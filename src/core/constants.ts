@@ -42,4 +42,6 @@ export const DEFAULTS = {
   pingIntervalMs: 15_000,
   pongTimeoutMs: 10_000,
   closeGraceMs: 2_000,
+  reconnectBaseMs: 500,
+  reconnectMaxMs: 30_000,
 } as const;

@@ -72,6 +72,11 @@ export class P2PIdentityMismatchError extends P2PHandshakeError {
   }
 }
 
+/** The remote end is this node itself (a configured or advertised address that loops back). */
+export class P2PSelfConnectionError extends P2PHandshakeError {
+  override readonly code = 'P2P_SELF_CONNECTION' as 'P2P_HANDSHAKE';
+}
+
 /** The remote proved an id that is not in this node's `allowedPeers`. */
 export class P2PPeerNotAllowedError extends P2PHandshakeError {
   override readonly code = 'P2P_PEER_NOT_ALLOWED' as 'P2P_HANDSHAKE';

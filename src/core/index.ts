@@ -5,6 +5,7 @@ export * from './control.js';
 export * from './errors.js';
 export * from './identity.js';
 export * from './peer.js';
+export * from './reconnect.js';
 export * from './secure-channel.js';
 export * from './pending-requests.js';
 export * from './socket.js';

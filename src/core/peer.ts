@@ -9,7 +9,9 @@ import {
   P2PError,
   P2PNotRunningError,
   P2PPeerNotConnectedError,
+  P2PSelfConnectionError,
 } from './errors.js';
+import { PersistentPeers } from './reconnect.js';
 import { loadIdentity, loadIdentityFile, type Identity } from './identity.js';
 import {
   createTlsCredentials,
@@ -35,6 +37,10 @@ export interface PeerOptions extends Partial<SocketLimits> {
   /** Default reply timeout of a request, ms. */
   timeoutMs?: number;
   dialTimeoutMs?: number;
+  /** First redial delay after a persistent peer is lost (doubles per failure, with jitter). */
+  reconnectBaseMs?: number;
+  /** Longest redial delay. */
+  reconnectMaxMs?: number;
   /** Ed25519 private key, PEM (PKCS#8) or 64 hex characters; generated when omitted. */
   privateKey?: string;
   /** File holding the private key; created (mode 0600) with a new key when missing. */
@@ -101,6 +107,7 @@ export class Peer extends EventEmitter {
   private handler: InboundHandler | undefined;
   private state: 'new' | 'starting' | 'running' | 'closing' | 'closed' = 'new';
   private readonly topicCache = new Map<string, Buffer>();
+  private readonly persistent: PersistentPeers;
   /** Inbound connections refused because of maxInbound since start. */
   refused = 0;
 
@@ -129,6 +136,8 @@ export class Peer extends EventEmitter {
       maxConcurrentHandlers: options.maxConcurrentHandlers ?? DEFAULTS.maxConcurrentHandlers,
       timeoutMs: options.timeoutMs ?? DEFAULTS.timeoutMs,
       dialTimeoutMs: options.dialTimeoutMs ?? DEFAULTS.dialTimeoutMs,
+      reconnectBaseMs: options.reconnectBaseMs ?? DEFAULTS.reconnectBaseMs,
+      reconnectMaxMs: options.reconnectMaxMs ?? DEFAULTS.reconnectMaxMs,
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs,
       pingIntervalMs: options.pingIntervalMs ?? DEFAULTS.pingIntervalMs,
       pongTimeoutMs: options.pongTimeoutMs ?? DEFAULTS.pongTimeoutMs,
@@ -137,6 +146,11 @@ export class Peer extends EventEmitter {
       allowedPeers: options.allowedPeers ? new Set(options.allowedPeers) : undefined,
       logger: this.logger,
     };
+    this.persistent = new PersistentPeers(
+      { connect: (address) => this.connect(address), isConnected: (id) => this.connections.has(id) },
+      { baseMs: this.opts.reconnectBaseMs, maxMs: this.opts.reconnectMaxMs },
+      this.logger,
+    );
   }
 
   get id(): string {
@@ -156,7 +170,10 @@ export class Peer extends EventEmitter {
     this.handler = handler;
   }
 
-  /** Listens, then dials the configured peers. Dial failures are logged, not thrown. */
+  /**
+   * Listens, then dials the configured peers. They are persistent: a failed dial
+   * is logged and retried with backoff, and a lost one is redialed, until close().
+   */
   async start(): Promise<void> {
     if (this.state !== 'new') throw new P2PNotRunningError(`node cannot start: it is ${this.state}`);
     this.state = 'starting';
@@ -171,11 +188,7 @@ export class Peer extends EventEmitter {
     this.state = 'running';
     const where = this.listenAddress ? `listening on ${this.listenAddress}` : 'not listening';
     this.logger.log(`node ${this.id} ${where} (${this.opts.tls ? 'TLS 1.3' : 'plaintext'})`);
-    await Promise.all(
-      this.opts.peers.map((address) =>
-        this.connect(address).catch((err: Error) => this.logger.warn(`could not connect to ${address}: ${err.message}`)),
-      ),
-    );
+    await Promise.all(this.opts.peers.map((address) => this.persistent.add(address, mustParseAddress(address).peerId)));
   }
 
   private startListening({ host, port }: PeerAddress): Promise<void> {
@@ -301,7 +314,7 @@ export class Peer extends EventEmitter {
     if (target.peerId) {
       const existing = this.connections.get(target.peerId);
       if (existing) return Promise.resolve(existing.info());
-      if (target.peerId === this.id) return Promise.reject(new P2PDialError('cannot dial self', { address }));
+      if (target.peerId === this.id) return Promise.reject(new P2PSelfConnectionError('cannot dial self', { address }));
     }
     if (this.count('outbound') >= this.opts.maxOutbound) {
       return Promise.reject(new P2PDialError(`maxOutbound ${this.opts.maxOutbound} reached`, { address, peerId: target.peerId }));
@@ -408,6 +421,7 @@ export class Peer extends EventEmitter {
       }
       this.logger.log(`disconnected from ${id} at ${socket.remoteAddress}: ${reason}`);
       this.emitPeer({ type: 'disconnected', peer: socket.info(), reason, error, undeliveredBytes });
+      if (this.state === 'running') this.persistent.onDisconnected(id);
     }
   }
 
@@ -483,6 +497,7 @@ export class Peer extends EventEmitter {
   async close(): Promise<void> {
     if (this.state === 'closing' || this.state === 'closed') return;
     this.state = 'closing';
+    this.persistent.stop();
     for (const raw of this.dialing) raw.destroy(new P2PNotRunningError('node closed while dialing'));
     this.dialing.clear();
     for (const raw of [...this.securing, ...this.refusing]) raw.destroy();

@@ -18,6 +18,7 @@ import {
   P2PIdentityMismatchError,
   P2PPeerNotAllowedError,
   P2PProtocolError,
+  P2PSelfConnectionError,
   P2PQueueFullError,
   P2PRemoteError,
   P2PTimeoutError,
@@ -132,7 +133,7 @@ export class P2PSocket {
   /** Why a remote id cannot be admitted on this connection, if it cannot. */
   private refusal(peerId: string): [Error, GoodbyeReason, ('warn' | 'debug')?] | undefined {
     if (peerId === this.options.localHello.peerId) {
-      return [new P2PHandshakeError('connection to self', this.ref()), GoodbyeReason.Self, 'debug'];
+      return [new P2PSelfConnectionError('connection to self', this.ref()), GoodbyeReason.Self, 'debug'];
     }
     const expected = this.options.expectedPeerId;
     if (expected && expected !== peerId) {
@@ -451,6 +452,9 @@ export class P2PSocket {
         this.pongTimer = undefined;
         if (this.lastReadAt < since) {
           this.fail(new P2PConnectionClosedError(`peer silent for ${this.options.pongTimeoutMs} ms after a ping`, this.ref()), GoodbyeReason.IdleTimeout);
+          // A peer that does not answer will not read a graceful close either: drop it as soon as the
+          // goodbye has been handed to the kernel (next tick), not after closeGraceMs.
+          setImmediate(() => this.raw.destroy());
         }
       }, this.options.pongTimeoutMs);
       this.pongTimer.unref();

@@ -133,6 +133,14 @@ export class P2PConfig {
   @IntRange(1, MAX_TIMEOUT_MS)
   handshakeTimeoutMs: number = DEFAULTS.handshakeTimeoutMs;
 
+  /** First redial delay after a configured peer is lost or unreachable; doubles per failure, with jitter. */
+  @IntRange(1, MAX_TIMEOUT_MS)
+  reconnectBaseMs: number = DEFAULTS.reconnectBaseMs;
+
+  /** Longest redial delay. Configured peers are redialed forever. */
+  @IntRange(1, MAX_TIMEOUT_MS)
+  reconnectMaxMs: number = DEFAULTS.reconnectMaxMs;
+
   @IntRange(10, MAX_TIMEOUT_MS)
   pingIntervalMs: number = DEFAULTS.pingIntervalMs;
 
@@ -177,6 +185,9 @@ export function validateConfig(options: P2POptions | Record<string, unknown> = {
   const errors = validateSync(config, { whitelist: true, forbidNonWhitelisted: true });
   if (errors.length > 0) throw new P2PConfigError(errors.flatMap(describe));
   if (HEADER_BYTES >= config.maxFrameBytes) throw new P2PConfigError(['maxFrameBytes is smaller than a frame header']);
+  if (config.reconnectBaseMs > config.reconnectMaxMs) {
+    throw new P2PConfigError(['reconnectBaseMs must not exceed reconnectMaxMs']);
+  }
   if (config.privateKey !== undefined && config.privateKeyFile !== undefined) {
     throw new P2PConfigError(['privateKey and privateKeyFile: set one, not both']);
   }

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { P2PConnectionClosedError, P2PPeerNotConnectedError } from '../../src/index.js';
+import { loadIdentity, P2PConnectionClosedError, P2PPeerNotConnectedError } from '../../src/index.js';
 import { waitFor } from '../helpers.js';
 import { startNode, type TestNode } from '../nest-helpers.js';
 
@@ -43,6 +43,33 @@ describe('a peer in another process (built package)', () => {
       await expect(a.service.send(remote.id, 'echo', 1)).rejects.toBeInstanceOf(P2PPeerNotConnectedError);
     } finally {
       remote.child.kill('SIGKILL');
+    }
+  });
+
+  it('drops a frozen peer within ping + pong timeouts, and reconnects when it restarts on its address', async () => {
+    const privateKey = loadIdentity().privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+    const keepalive = { pingIntervalMs: 200, pongTimeoutMs: 300 };
+    let remote = await spawnNode({ privateKey, ...keepalive });
+    const children = [remote.child];
+    try {
+      const a = await startNode({ peers: [`${remote.id}@${remote.address}`], reconnectBaseMs: 50, reconnectMaxMs: 200, ...keepalive });
+      nodes.push(a);
+      expect(a.service.peers().map((p) => p.id)).toEqual([remote.id]);
+      // SIGSTOP: the process is frozen but its kernel keeps the TCP connection up; only keepalive can tell.
+      remote.child.kill('SIGSTOP');
+      const frozenAt = Date.now();
+      await waitFor(() => a.service.peers().length === 0, 3000, 'the frozen peer to be dropped');
+      const noticedMs = Date.now() - frozenAt;
+      expect(noticedMs).toBeLessThanOrEqual(keepalive.pingIntervalMs + keepalive.pongTimeoutMs + 250);
+      remote.child.kill('SIGKILL');
+      await once(remote.child, 'exit');
+      // Same key, same address: A redials it on its own.
+      remote = await spawnNode({ privateKey, listen: remote.address, ...keepalive });
+      children.push(remote.child);
+      await waitFor(() => a.service.peers().some((p) => p.id === remote.id), 5000, 'A to reconnect');
+      expect(await a.service.request(remote.id, 'echo', 'again')).toBe('again');
+    } finally {
+      children.forEach((c) => c.kill('SIGKILL'));
     }
   });
 });

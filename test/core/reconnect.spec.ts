@@ -1,0 +1,89 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { backoffDelay, loadIdentity, Peer, type PeerEvent } from '../../src/core/index.js';
+import { waitFor } from '../helpers.js';
+
+const open: Peer[] = [];
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((p) => p.close()));
+});
+
+async function start(options: ConstructorParameters<typeof Peer>[0]): Promise<Peer> {
+  const peer = new Peer({ listen: '127.0.0.1:0', ...options });
+  open.push(peer);
+  peer.setHandler({ onEvent: () => undefined, onRequest: (_p, _t, data, reply) => (reply.next(data), reply.complete()) });
+  await peer.start();
+  return peer;
+}
+
+function echo(from: Peer, to: string, data: unknown): Promise<unknown> {
+  return new Promise((resolve, reject) => from.request(to, 'echo', data, { next: resolve, error: reject, complete: () => undefined }));
+}
+
+describe('backoff', () => {
+  it('grows exponentially to the cap, with jitter in [ceiling/2, ceiling]', () => {
+    const opts = { baseMs: 100, maxMs: 5000 };
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 200 }), fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }), (attempt, r) => {
+        const ceiling = Math.min(5000, 100 * 2 ** attempt);
+        const d = backoffDelay(attempt, opts, () => r);
+        return d >= Math.floor(ceiling / 2) && d <= ceiling;
+      }),
+    );
+    expect(backoffDelay(0, opts, () => 0)).toBe(50);
+    expect(backoffDelay(3, opts, () => 0.999999)).toBe(800);
+    expect(backoffDelay(1000, opts, () => 1 - 1e-9)).toBe(5000);
+  });
+});
+
+describe.each([true, false])('persistent peers (tls: %s)', (tls) => {
+  it('redials a configured peer that restarts on the same address, without user code', async () => {
+    const key = loadIdentity().privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+    let b = await start({ tls, privateKey: key });
+    const address = b.address()!;
+    const a = await start({ tls, peers: [`${b.id}@${address}`], reconnectBaseMs: 20, reconnectMaxMs: 100 });
+    const events: PeerEvent[] = [];
+    a.on('peer', (e: PeerEvent) => events.push(e));
+    expect(a.peers().map((p) => p.id)).toEqual([b.id]);
+
+    await b.close();
+    open.splice(open.indexOf(b), 1);
+    await waitFor(() => a.peers().length === 0, 2000, 'A to notice');
+    // While B is down, A's redials fail and back off; sends fail fast with a typed error.
+    expect(() => a.send(b.id, 'x', 1)).toThrow(/not connected/);
+    await new Promise((r) => setTimeout(r, 150));
+
+    b = await start({ tls, privateKey: key, listen: address });
+    await waitFor(() => a.peers().some((p) => p.id === b.id), 3000, 'A to redial B');
+    expect(await echo(a, b.id, 'back')).toBe('back');
+    expect(events.map((e) => e.type)).toEqual(['disconnected', 'connected']);
+  });
+
+  it('keeps retrying a configured peer that is not up yet, and connects when it comes', async () => {
+    const key = loadIdentity().privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+    const placeholder = await start({ tls }); // reserve a port, then free it
+    const address = placeholder.address()!;
+    await placeholder.close();
+    open.splice(open.indexOf(placeholder), 1);
+    const a = await start({ tls, peers: [address], reconnectBaseMs: 20, reconnectMaxMs: 80 });
+    expect(a.peers()).toEqual([]);
+    await new Promise((r) => setTimeout(r, 200)); // several failed attempts
+    const b = await start({ tls, privateKey: key, listen: address });
+    await waitFor(() => a.peers().some((p) => p.id === b.id), 3000, 'A to reach B');
+    expect(await echo(a, b.id, 1)).toBe(1);
+  });
+
+  it('drops a configured address that turns out to be this node itself', async () => {
+    const lines: string[] = [];
+    const log = { log: () => undefined, warn: (m: string) => void lines.push(m), error: () => undefined };
+    const key = loadIdentity().privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+    const self = await start({ tls, privateKey: key });
+    const address = self.address()!;
+    await self.close();
+    open.splice(open.indexOf(self), 1);
+    const again = await start({ tls, privateKey: key, listen: address, peers: [address], logger: log, reconnectBaseMs: 10 });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(lines.some((l) => /is this node itself; not redialing it/.test(l))).toBe(true);
+    expect(again.peers()).toEqual([]);
+  });
+});
