@@ -1,5 +1,6 @@
 // `npm start`: five demo nodes (child processes, each a Nest app configured from
-// config/demo/), connected in a ring, showing a send, a request and a broadcast.
+// config/demo/), configured as a ring that peer exchange fills in to a full mesh, showing
+// a send, a request and a broadcast.
 // Runs until Ctrl-C, then shuts every node down cleanly. DEMO_EXIT=1 stops after the show.
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -58,13 +59,13 @@ function ask<T>(node: DemoNode, command: Record<string, unknown>): Promise<T> {
   });
 }
 
-async function waitForRing(): Promise<void> {
+async function waitForMesh(): Promise<void> {
   for (let attempt = 0; attempt < 100; attempt++) {
     const counts = await Promise.all(nodes.map((n) => ask<PeerRow[]>(n, { op: 'peers' })));
-    if (counts.every((peers) => peers.length === 2)) return;
+    if (counts.every((peers) => peers.length === NODES - 1)) return;
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error('the ring did not form');
+  throw new Error('peer exchange did not connect every node to every other');
 }
 
 let stopping = false;
@@ -93,8 +94,8 @@ async function main(): Promise<void> {
   say(color(1, `nestjs-p2p demo: ${NODES} nodes on 127.0.0.1, each a Nest app in its own process`));
   // Each node dials the previous one (and node-5 also dials node-1): a ring, so start in order.
   for (let i = 1; i <= NODES; i++) await start(i);
-  await waitForRing();
-  say('\nnetwork (ring: every node knows only its two neighbours):');
+  await waitForMesh();
+  say('\nnetwork (each node was configured with its ring neighbours only; peer exchange connected the rest):');
   let secure = 0;
   let links = 0;
   for (const n of nodes) {

@@ -44,4 +44,6 @@ export const DEFAULTS = {
   closeGraceMs: 2_000,
   reconnectBaseMs: 500,
   reconnectMaxMs: 30_000,
+  pexIntervalMs: 30_000,
+  maxKnownPeers: 1_000,
 } as const;

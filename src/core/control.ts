@@ -12,6 +12,8 @@ export enum ControlType {
   Ping = 2,
   Pong = 3,
   Goodbye = 4,
+  /** Addresses of peers the sender knows (peer exchange); parsed and bounded by peer-exchange.ts. */
+  PeerExchange = 5,
 }
 
 /** Why a connection was closed; sent in a goodbye so the other side can report it. */
@@ -46,7 +48,8 @@ export type Control =
   | { type: ControlType.Hello; hello: Hello }
   | { type: ControlType.Ping; token: number }
   | { type: ControlType.Pong; token: number }
-  | { type: ControlType.Goodbye; reason: GoodbyeReason; message: string };
+  | { type: ControlType.Goodbye; reason: GoodbyeReason; message: string }
+  | { type: ControlType.PeerExchange; body: Buffer };
 
 const MAX_HELLO_BYTES = 1024;
 const MAX_GOODBYE_MESSAGE_BYTES = 256;
@@ -68,6 +71,9 @@ export function encodeControl(control: Control): { chunks: Buffer[]; size: numbe
       body = Buffer.concat([Buffer.of(control.type, control.reason), text]);
       break;
     }
+    case ControlType.PeerExchange:
+      body = Buffer.concat([Buffer.of(control.type), control.body]);
+      break;
   }
   return encodeFrame(FLAG_CONTROL, 0, undefined, body);
 }
@@ -92,6 +98,9 @@ export function decodeControl(body: Buffer): Control {
         message: isUtf8(text) ? text.toString('utf8') : '',
       };
     }
+    case ControlType.PeerExchange:
+      // Copied: the frame body is a view into the read buffer, and the content is judged later, with bounds.
+      return { type, body: Buffer.from(rest) };
     default:
       throw new P2PProtocolError(`unknown control frame type ${type}`);
   }

@@ -1,4 +1,5 @@
 export * from './address.js';
+export * from './address-book.js';
 export * from './codec.js';
 export * from './constants.js';
 export * from './control.js';
@@ -6,6 +7,7 @@ export * from './errors.js';
 export * from './identity.js';
 export * from './network-sim.js';
 export * from './peer.js';
+export * from './peer-exchange.js';
 export * from './raintree.js';
 export * from './reconnect.js';
 export * from './secure-channel.js';

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { formatAddress, mustParseAddress, type PeerAddress } from './address.js';
+import { formatAddress, mustParseAddress, parseAddress, type PeerAddress } from './address.js';
+import { AddressBook, type KnownPeer } from './address-book.js';
 import { encodeTopic } from './codec.js';
 import { DEFAULTS, PROTOCOL_VERSION } from './constants.js';
 import { ControlType, encodeControl, GoodbyeReason, type Hello } from './control.js';
@@ -11,6 +12,7 @@ import {
   P2PPeerNotConnectedError,
   P2PSelfConnectionError,
 } from './errors.js';
+import { encodePeerExchange, isUnspecified, parsePeerExchange, type PexEntry } from './peer-exchange.js';
 import { PersistentPeers } from './reconnect.js';
 import { loadIdentity, loadIdentityFile, type Identity } from './identity.js';
 import {
@@ -49,6 +51,12 @@ export interface PeerOptions extends Partial<SocketLimits> {
   tls?: boolean;
   /** When set, only these peer ids may connect or be connected to. */
   allowedPeers?: string[];
+  /** Share the addresses of connected peers, learn others', and dial them up to maxOutbound (default true). */
+  peerExchange?: boolean;
+  /** How often peer exchange is sent to every peer, and known peers are dialed. */
+  pexIntervalMs?: number;
+  /** Most peers remembered from peer exchange. */
+  maxKnownPeers?: number;
   logger?: P2PLogger;
 }
 
@@ -108,6 +116,9 @@ export class Peer extends EventEmitter {
   private state: 'new' | 'starting' | 'running' | 'closing' | 'closed' = 'new';
   private readonly topicCache = new Map<string, Buffer>();
   private readonly persistent: PersistentPeers;
+  private readonly book: AddressBook;
+  private readonly dialingIds = new Set<string>();
+  private pexTimer: NodeJS.Timeout | undefined;
   /** Inbound connections refused because of maxInbound since start. */
   refused = 0;
 
@@ -143,6 +154,9 @@ export class Peer extends EventEmitter {
       pongTimeoutMs: options.pongTimeoutMs ?? DEFAULTS.pongTimeoutMs,
       closeGraceMs: options.closeGraceMs ?? DEFAULTS.closeGraceMs,
       tls: options.tls ?? true,
+      peerExchange: options.peerExchange ?? true,
+      pexIntervalMs: options.pexIntervalMs ?? DEFAULTS.pexIntervalMs,
+      maxKnownPeers: options.maxKnownPeers ?? DEFAULTS.maxKnownPeers,
       allowedPeers: options.allowedPeers ? new Set(options.allowedPeers) : undefined,
       logger: this.logger,
     };
@@ -151,6 +165,7 @@ export class Peer extends EventEmitter {
       { baseMs: this.opts.reconnectBaseMs, maxMs: this.opts.reconnectMaxMs },
       this.logger,
     );
+    this.book = new AddressBook(this.opts.maxKnownPeers, { baseMs: this.opts.reconnectBaseMs, maxMs: this.opts.reconnectMaxMs });
   }
 
   get id(): string {
@@ -188,6 +203,10 @@ export class Peer extends EventEmitter {
     this.state = 'running';
     const where = this.listenAddress ? `listening on ${this.listenAddress}` : 'not listening';
     this.logger.log(`node ${this.id} ${where} (${this.opts.tls ? 'TLS 1.3' : 'plaintext'})`);
+    if (this.opts.peerExchange) {
+      this.pexTimer = setInterval(() => this.exchangePeers(), this.opts.pexIntervalMs);
+      this.pexTimer.unref();
+    }
     await Promise.all(this.opts.peers.map((address) => this.persistent.add(address, mustParseAddress(address).peerId)));
   }
 
@@ -378,6 +397,7 @@ export class Peer extends EventEmitter {
       this.handler.onRequest(socket.info(), topic, data, reply);
     },
     onClosed: (socket, reason, error, undeliveredBytes) => this.onClosed(socket, reason, error, undeliveredBytes),
+    onPeerExchange: (socket, body) => this.onPeerExchange(socket, body),
   };
 
   private onOpened(socket: P2PSocket): void {
@@ -401,6 +421,7 @@ export class Peer extends EventEmitter {
       this.connections.set(remoteId, socket);
       this.logger.log(`connected to ${remoteId} at ${socket.remoteAddress} (${socket.direction})`);
       this.emitPeer({ type: 'connected', peer: socket.info() });
+      this.learnFrom(socket);
     }
     this.dials.get(socket)?.resolve(socket.info());
     this.dials.delete(socket);
@@ -421,8 +442,98 @@ export class Peer extends EventEmitter {
       }
       this.logger.log(`disconnected from ${id} at ${socket.remoteAddress}: ${reason}`);
       this.emitPeer({ type: 'disconnected', peer: socket.info(), reason, error, undeliveredBytes });
-      if (this.state === 'running') this.persistent.onDisconnected(id);
+      if (this.state === 'running') {
+        this.persistent.onDisconnected(id);
+        this.fillOutbound();
+      }
     }
+  }
+
+  // ---- peer exchange ---------------------------------------------------------
+
+  /** Where a connected peer can be dialed: the address it advertised, with an "any interface" host replaced by its IP. */
+  private dialableAddress(socket: P2PSocket): string | undefined {
+    const advertised = socket.remote?.listenAddress;
+    if (!advertised) return undefined;
+    const parsed = parseAddress(advertised);
+    if (typeof parsed === 'string' || parsed.port === 0) return undefined;
+    if (!isUnspecified(parsed.host)) return formatAddress(parsed.host, parsed.port);
+    const ip = socket.raw.remoteAddress?.replace(/^::ffff:/, '');
+    return ip ? formatAddress(ip, parsed.port) : undefined;
+  }
+
+  /** A new connection: remember where the peer can be dialed, and tell it the peers we know. */
+  private learnFrom(socket: P2PSocket): void {
+    const address = this.dialableAddress(socket);
+    if (address) {
+      this.book.add(socket.peerId!, address);
+      this.book.connected(socket.peerId!);
+    }
+    if (this.opts.peerExchange) this.sendPeerExchange(socket);
+  }
+
+  private sendPeerExchange(to: P2PSocket): void {
+    const entries: PexEntry[] = [];
+    for (const [id, socket] of this.connections) {
+      if (socket === to) continue;
+      const address = this.dialableAddress(socket);
+      if (address) entries.push({ id, address });
+    }
+    if (entries.length > 0) to.sendControl(encodePeerExchange(entries));
+  }
+
+  /** Every pexIntervalMs: share what we know with every peer, then top up outbound connections. */
+  private exchangePeers(): void {
+    if (this.state !== 'running') return;
+    for (const socket of this.connections.values()) this.sendPeerExchange(socket);
+    this.fillOutbound();
+  }
+
+  private onPeerExchange(socket: P2PSocket, body: Buffer): void {
+    if (!this.opts.peerExchange) return;
+    const now = Date.now();
+    const gap = Math.min(1000, this.opts.pexIntervalMs / 2);
+    if (now - socket.lastPeerExchangeAt < gap) {
+      this.logger.warn(`peer exchange from ${socket.peerId} at ${socket.remoteAddress} ignored: more than one per ${gap} ms`);
+      return;
+    }
+    socket.lastPeerExchangeAt = now;
+    const own = new Set([this.listenAddress, this.opts.externalAddress].filter((a): a is string => !!a));
+    const parsed = parsePeerExchange(body, (entry) => entry.id === this.id || own.has(entry.address));
+    if (parsed.problems.length > 0) {
+      this.logger.warn(
+        `peer exchange from ${socket.peerId} at ${socket.remoteAddress}: ignored ${parsed.ignored} entr${parsed.ignored === 1 ? 'y' : 'ies'} (${parsed.problems.slice(0, 3).join('; ')})`,
+      );
+    }
+    for (const { id, address } of parsed.entries) {
+      if (this.opts.allowedPeers && !this.opts.allowedPeers.has(id)) continue;
+      this.book.add(id, address);
+    }
+    this.fillOutbound();
+  }
+
+  /** Dials known peers until this node has maxOutbound outbound connections. */
+  private fillOutbound(): void {
+    if (this.state !== 'running' || !this.opts.peerExchange) return;
+    const need = this.opts.maxOutbound - this.count('outbound');
+    const due = this.book.due(need, (id) => id === this.id || this.connections.has(id) || this.dialingIds.has(id));
+    for (const known of due) {
+      this.dialingIds.add(known.id);
+      this.connect(`${known.id}@${known.address}`)
+        .then(
+          () => this.book.connected(known.id),
+          (err: Error) => {
+            this.book.failed(known.id);
+            this.logger.debug?.(`could not dial known peer ${known.id} at ${known.address}: ${err.message}`);
+          },
+        )
+        .finally(() => this.dialingIds.delete(known.id));
+    }
+  }
+
+  /** Peers learned from peer exchange and past connections (the address book). */
+  knownPeers(): KnownPeer[] {
+    return this.book.entries();
   }
 
   private emitPeer(event: PeerEvent): void {
@@ -498,6 +609,7 @@ export class Peer extends EventEmitter {
     if (this.state === 'closing' || this.state === 'closed') return;
     this.state = 'closing';
     this.persistent.stop();
+    clearInterval(this.pexTimer);
     for (const raw of this.dialing) raw.destroy(new P2PNotRunningError('node closed while dialing'));
     this.dialing.clear();
     for (const raw of [...this.securing, ...this.refusing]) raw.destroy();

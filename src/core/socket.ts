@@ -66,6 +66,8 @@ export interface SocketHooks {
   onEvent(socket: P2PSocket, topic: string, data: unknown): unknown;
   onRequest(socket: P2PSocket, topic: string, data: unknown, reply: ReplySink): void;
   onClosed(socket: P2PSocket, reason: string, error: Error | undefined, undeliveredBytes: number): void;
+  /** A peer-exchange body arrived on an open connection (unparsed: the Peer bounds and judges it). */
+  onPeerExchange(socket: P2PSocket, body: Buffer): void;
 }
 
 type State = 'handshaking' | 'open' | 'closing' | 'closed';
@@ -99,6 +101,8 @@ export class P2PSocket {
   private pingSentAt = 0;
   private lastReadAt = Date.now();
   private sawData = false;
+  /** When this peer last sent a peer exchange that was read (rate limit). */
+  lastPeerExchangeAt = 0;
   private closeReason = 'connection closed';
   private closeError: Error | undefined;
   private readonly closed: Promise<void>;
@@ -243,7 +247,13 @@ export class P2PSocket {
     this.queue.push(frame.chunks, frame.size);
   }
 
-  /** Control frames are tiny and protocol-driven; they skip the queue limit. */
+  /** Sends a control frame other than the ones the socket drives itself (peer exchange). */
+  sendControl(control: Control): void {
+    // Optional traffic: never grow the queue of a peer that is not reading.
+    if (this.state === 'open' && this.queue.queuedBytes < this.options.maxQueueBytes) this.writeControl(control);
+  }
+
+  /** Control frames are small and protocol-driven; they skip the queue limit. */
   private writeControl(control: Control): void {
     if (this.state === 'closed' || this.raw.destroyed) return;
     const frame = encodeControl(control);
@@ -397,6 +407,10 @@ export class P2PSocket {
         return;
       case ControlType.Pong:
         if (control.token === this.pingToken) this.rttMs = Date.now() - this.pingSentAt;
+        return;
+      case ControlType.PeerExchange:
+        if (this.state !== 'open') throw new P2PProtocolError('peer exchange before the hello exchange');
+        this.hooks.onPeerExchange(this, control.body);
         return;
       case ControlType.Goodbye: {
         const text = `peer said goodbye (${GoodbyeReason[control.reason] ?? control.reason}${control.message ? `: ${control.message}` : ''})`;

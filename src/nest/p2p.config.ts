@@ -166,6 +166,18 @@ export class P2PConfig {
   @IsBoolean()
   tls: boolean = true;
 
+  /** Share connected peers' advertised addresses, learn others', and dial them up to maxOutbound. */
+  @IsBoolean()
+  peerExchange: boolean = true;
+
+  /** How often peer exchange is sent to every peer and known peers are dialed. */
+  @IntRange(10, MAX_TIMEOUT_MS)
+  pexIntervalMs: number = DEFAULTS.pexIntervalMs;
+
+  /** Most peers remembered from peer exchange (the address book). */
+  @IntRange(0, 1_000_000)
+  maxKnownPeers: number = DEFAULTS.maxKnownPeers;
+
   /** When set, only these peer ids (40 hex characters) may connect or be connected to. */
   @IsOptional()
   @IsArray()

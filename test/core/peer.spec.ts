@@ -48,7 +48,7 @@ const echo: InboundHandler = {
 
 describe.each(MODES)('Peer (core, no Nest, $mode)', ({ tls }) => {
   it('connects, exchanges events, requests, streamed and failed replies', async () => {
-    const [a, b] = track(...(await startPeers(2, { tls })));
+    const [a, b] = track(...(await startPeers(2, { tls, peerExchange: false })));
     const events: Array<[string, string, unknown]> = [];
     b!.setHandler({ ...echo, onEvent: (peer, topic, data) => void events.push([peer.id, topic, data]) });
     const info = await a!.connect(`${b!.id}@${b!.address()}`);
@@ -76,7 +76,7 @@ describe.each(MODES)('Peer (core, no Nest, $mode)', ({ tls }) => {
   });
 
   it('rejects a wrong expected id, self connections and unknown peers', async () => {
-    const [a, b] = track(...(await startPeers(2, { tls })));
+    const [a, b] = track(...(await startPeers(2, { tls, peerExchange: false })));
     const wrong = 'f'.repeat(40);
     await expect(a!.connect(`${wrong}@${b!.address()}`)).rejects.toBeInstanceOf(P2PIdentityMismatchError);
     await expect(a!.connect(a!.address()!)).rejects.toBeInstanceOf(P2PHandshakeError);
@@ -86,7 +86,7 @@ describe.each(MODES)('Peer (core, no Nest, $mode)', ({ tls }) => {
   });
 
   it('keeps exactly one connection on a simultaneous dial in both directions', async () => {
-    const [a, b] = track(...(await startPeers(2, { tls })));
+    const [a, b] = track(...(await startPeers(2, { tls, peerExchange: false })));
     b!.setHandler(echo);
     const [ra, rb] = await Promise.all([a!.connect(b!.address()!), b!.connect(a!.address()!)]);
     expect(ra.id).toBe(b!.id);
@@ -102,7 +102,7 @@ describe.each(MODES)('Peer (core, no Nest, $mode)', ({ tls }) => {
   });
 
   it('fails pending requests at once when the peer goes away', async () => {
-    const [a, b] = track(...(await startPeers(2, { tls })));
+    const [a, b] = track(...(await startPeers(2, { tls, peerExchange: false })));
     b!.setHandler(echo);
     await a!.connect(b!.address()!);
     const started = Date.now();
@@ -115,7 +115,7 @@ describe.each(MODES)('Peer (core, no Nest, $mode)', ({ tls }) => {
   });
 
   it('emits connected and disconnected events', async () => {
-    const [a, b] = track(...(await startPeers(2, { tls })));
+    const [a, b] = track(...(await startPeers(2, { tls, peerExchange: false })));
     const seen: PeerEvent[] = [];
     a!.on('peer', (e: PeerEvent) => seen.push(e));
     await a!.connect(b!.address()!);

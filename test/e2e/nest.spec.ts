@@ -19,7 +19,7 @@ describe.each(MODES)('three Nest apps over TCP on 127.0.0.1 ($mode)', ({ tls }) 
   let c: TestNode;
 
   beforeAll(async () => {
-    [a, b, c] = await Promise.all([startNode({ tls }), startNode({ tls, maxFrameBytes: 2 * 1024 * 1024 }), startNode({ tls })]);
+    [a, b, c] = await Promise.all([startNode({ tls, peerExchange: false }), startNode({ tls, peerExchange: false, maxFrameBytes: 2 * 1024 * 1024 }), startNode({ tls, peerExchange: false })]);
     await connectAndWait(a, b);
     await connectAndWait(a, c);
   });
@@ -140,7 +140,7 @@ describe.each(MODES)('three Nest apps over TCP on 127.0.0.1 ($mode)', ({ tls }) 
     const peerB = a.service.peers().find((p) => p.id === b.id)!;
     expect(peerB).toMatchObject({ direction: 'outbound', listenAddress: b.address });
     await expect(a.service.send('0'.repeat(40), 'note', 1)).rejects.toBeInstanceOf(P2PPeerNotConnectedError);
-    const d = await startNode({ tls });
+    const d = await startNode({ tls, peerExchange: false });
     try {
       const events: PeerEvent[] = [];
       const sub = d.service.events$.subscribe((e) => events.push(e));
@@ -163,7 +163,7 @@ describe.each(MODES)('three Nest apps over TCP on 127.0.0.1 ($mode)', ({ tls }) 
   });
 
   it('rejects pending requests at once when the peer vanishes', async () => {
-    const d = await startNode({ tls });
+    const d = await startNode({ tls, peerExchange: false });
     await connectAndWait(a, d);
     const started = Date.now();
     const pending = a.service.request(d.id, 'never', null, { timeoutMs: 10_000 }).catch((e: unknown) => e);

@@ -48,13 +48,14 @@ describe('npm start (the demo)', () => {
       env: { ...process.env, DEMO_EXIT: '1' },
       timeout: 60_000,
     });
-    expect(stdout).toMatch(/node-1 .*id 1271d106[0-9a-f]{32} .*peers: node-2, node-5/);
-    expect(stdout).toMatch(/all 5 connections: TLS 1\.3, each side proved its peer id/);
+    expect(stdout).toMatch(/node-1 .*id 1271d106[0-9a-f]{32} .*peers: node-2, node-3, node-4, node-5/);
+    expect(stdout).toMatch(/all 10 connections: TLS 1\.3, each side proved its peer id/);
     expect(stdout).toMatch(/node-2 .*received event chat\.message from 1271d106: "hello node-2"/);
     expect(stdout).toMatch(/node-3 .*got reply 55 in/);
     expect(stdout).toMatch(/node-2 .*received broadcast news/);
     expect(stdout).toMatch(/node-5 .*received broadcast news/);
-    expect(stdout).toMatch(/broadcast queued for node-2, node-5; 0 failed/);
+    expect(stdout).toMatch(/broadcast queued for node-2, node-3, node-4, node-5; 0 failed/);
+    for (const n of [3, 4]) expect(stdout).toMatch(new RegExp(`node-${n} .*received broadcast news`));
     expect(stdout).toMatch(/all nodes closed cleanly/);
   }, 90_000);
 });

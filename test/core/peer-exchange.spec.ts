@@ -1,0 +1,99 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { ControlType, encodeControl, Peer, type P2PLogger, type PeerOptions } from '../../src/core/index.js';
+import { waitFor } from '../helpers.js';
+import { RawPeer } from '../raw-peer.js';
+
+const open: Peer[] = [];
+const raws: RawPeer[] = [];
+afterEach(async () => {
+  raws.splice(0).forEach((r) => r.destroy());
+  await Promise.all(open.splice(0).map((p) => p.close()));
+});
+
+async function start(options: PeerOptions = {}): Promise<Peer> {
+  const peer = new Peer({ listen: '127.0.0.1:0', ...options });
+  open.push(peer);
+  peer.setHandler({ onEvent: () => undefined, onRequest: (_p, _t, data, reply) => (reply.next(data), reply.complete()) });
+  await peer.start();
+  return peer;
+}
+
+function capture(): P2PLogger & { lines: string[] } {
+  const lines: string[] = [];
+  const push = (m: string) => void lines.push(m);
+  return { lines, log: () => undefined, warn: push, error: push, debug: () => undefined };
+}
+
+function pex(body: unknown): Buffer {
+  const bytes = Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
+  return Buffer.concat(encodeControl({ type: ControlType.PeerExchange, body: bytes }).chunks);
+}
+
+const hexId = (n: number) => n.toString(16).padStart(40, '0');
+
+describe('peer exchange', () => {
+  it('a chain where each node knows only the one before reaches min(maxOutbound, N − 1) connections everywhere', async () => {
+    const n = 8;
+    const maxOutbound = 4;
+    const nodes: Peer[] = [];
+    for (let i = 0; i < n; i++) {
+      const prev = nodes[i - 1];
+      nodes.push(await start({ maxOutbound, pexIntervalMs: 50, peers: prev ? [`${prev.id}@${prev.address()}`] : [] }));
+    }
+    const target = Math.min(maxOutbound, n - 1);
+    await waitFor(() => nodes.every((p) => p.peers().length >= target), 10_000, 'every node to reach its target degree');
+    for (const p of nodes) {
+      expect(p.peers().length).toBeGreaterThanOrEqual(target);
+      expect(p.peers().filter((x) => x.direction === 'outbound').length).toBeLessThanOrEqual(maxOutbound);
+      // Everyone learned about (nearly) everyone, from a single configured peer each.
+      expect(p.knownPeers().length).toBeGreaterThanOrEqual(target);
+    }
+  });
+
+  it('bounds and ignores forged peer exchange: garbage, thousands of entries, our own address, floods', async () => {
+    const log = capture();
+    const node = await start({ logger: log, pexIntervalMs: 10_000, maxOutbound: 0 }); // maxOutbound 0: learn, never dial
+    const r = await RawPeer.open(node.address()!, { tls: true });
+    raws.push(r);
+    await waitFor(() => node.peers().length === 1);
+    const gap = () => new Promise((res) => setTimeout(res, 1100)); // one PEX per peer per second is read
+
+    r.write(pex(Buffer.from('{not json')));
+    await waitFor(() => log.lines.some((l) => /not JSON/.test(l)));
+    await gap();
+    r.write(pex({ peers: [{ id: 'zz', address: '1.2.3.4:5' }, { id: hexId(1), address: 'not an address' }, { id: hexId(2), address: '0.0.0.0:4000' }, { id: hexId(3), address: '127.0.0.1:0' }] }));
+    await waitFor(() => log.lines.some((l) => /ignored 4 entries/.test(l)));
+    await gap();
+    r.write(pex({ peers: [{ id: node.id, address: '127.0.0.1:1234' }, { id: hexId(4), address: node.address() }] }));
+    await waitFor(() => log.lines.some((l) => /our own id or address/.test(l)));
+    await gap();
+    const many = Array.from({ length: 5000 }, (_, i) => ({ id: hexId(100 + i), address: `127.0.0.1:${1 + (i % 60000)}` }));
+    r.write(pex({ peers: many.slice(0, 200) })); // fits in 16 KiB: 64 read, the rest ignored
+    await waitFor(() => log.lines.some((l) => /200 entries, only the first 64 read/.test(l)));
+    r.write(pex({ peers: many })); // right after: over the rate limit (and over 16 KiB anyway)
+    await waitFor(() => log.lines.some((l) => /ignored: more than one per/.test(l)));
+    await gap();
+    r.write(pex({ peers: many }));
+    await waitFor(() => log.lines.some((l) => /exceeds 16384/.test(l)));
+
+    expect(node.knownPeers().length).toBe(64); // the 64 entries read; the raw peer advertised no address, so it is not there
+    expect(node.knownPeers().some((k) => k.id === node.id)).toBe(false);
+    expect(node.knownPeers().every((k) => k.address.startsWith('127.0.0.1:') && !k.address.endsWith(':0'))).toBe(true);
+    // The connection survives bad PEX (it is not a protocol error), and the node serves others.
+    expect(r.closed).toBe(false);
+    const good = await start();
+    await good.connect(`${node.id}@${node.address()}`);
+    expect(node.peers().length).toBe(2);
+  }, 20_000);
+
+  it('bounds the address book at maxKnownPeers', async () => {
+    const node = await start({ maxKnownPeers: 10, maxOutbound: 0, pexIntervalMs: 10_000 });
+    const r = await RawPeer.open(node.address()!, { tls: true });
+    raws.push(r);
+    await waitFor(() => node.peers().length === 1);
+    r.write(pex({ peers: Array.from({ length: 64 }, (_, i) => ({ id: hexId(i + 1), address: `127.0.0.1:${1000 + i}` })) }));
+    await waitFor(() => node.knownPeers().length > 0);
+    await new Promise((res) => setTimeout(res, 50));
+    expect(node.knownPeers().length).toBe(10);
+  });
+});
