@@ -46,4 +46,6 @@ export const DEFAULTS = {
   reconnectMaxMs: 30_000,
   pexIntervalMs: 30_000,
   maxKnownPeers: 1_000,
+  broadcastCacheSize: 10_000,
+  broadcastCacheTtlMs: 120_000,
 } as const;

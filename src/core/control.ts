@@ -14,6 +14,8 @@ export enum ControlType {
   Goodbye = 4,
   /** Addresses of peers the sender knows (peer exchange); parsed and bounded by peer-exchange.ts. */
   PeerExchange = 5,
+  /** A network-wide broadcast being routed (network-broadcast.ts). */
+  NetworkBroadcast = 6,
 }
 
 /** Why a connection was closed; sent in a goodbye so the other side can report it. */
@@ -49,7 +51,8 @@ export type Control =
   | { type: ControlType.Ping; token: number }
   | { type: ControlType.Pong; token: number }
   | { type: ControlType.Goodbye; reason: GoodbyeReason; message: string }
-  | { type: ControlType.PeerExchange; body: Buffer };
+  | { type: ControlType.PeerExchange; body: Buffer }
+  | { type: ControlType.NetworkBroadcast; body: Buffer };
 
 const MAX_HELLO_BYTES = 1024;
 const MAX_GOODBYE_MESSAGE_BYTES = 256;
@@ -72,6 +75,7 @@ export function encodeControl(control: Control): { chunks: Buffer[]; size: numbe
       break;
     }
     case ControlType.PeerExchange:
+    case ControlType.NetworkBroadcast:
       body = Buffer.concat([Buffer.of(control.type), control.body]);
       break;
   }
@@ -101,6 +105,8 @@ export function decodeControl(body: Buffer): Control {
     case ControlType.PeerExchange:
       // Copied: the frame body is a view into the read buffer, and the content is judged later, with bounds.
       return { type, body: Buffer.from(rest) };
+    case ControlType.NetworkBroadcast:
+      return { type, body: rest }; // a view: parsed (and copied where kept) at once by the receiver
     default:
       throw new P2PProtocolError(`unknown control frame type ${type}`);
   }

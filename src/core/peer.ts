@@ -12,6 +12,7 @@ import {
   P2PPeerNotConnectedError,
   P2PSelfConnectionError,
 } from './errors.js';
+import { BroadcastRouter, decodeNetworkMessage, SeenCache, type BroadcastStrategy, type NetworkBroadcastStats } from './network-broadcast.js';
 import { encodePeerExchange, isUnspecified, parsePeerExchange, type PexEntry } from './peer-exchange.js';
 import { PersistentPeers } from './reconnect.js';
 import { loadIdentity, loadIdentityFile, type Identity } from './identity.js';
@@ -25,7 +26,8 @@ import {
   type TlsCredentials,
 } from './secure-channel.js';
 import { P2PSocket, type ReplySink, type SocketHooks, type SocketLimits } from './socket.js';
-import { silentLogger, type P2PLogger, type PeerEvent, type PeerInfo } from './types.js';
+import { silentLogger, type BroadcastMeta, type P2PLogger, type PeerEvent, type PeerInfo } from './types.js';
+import { encodePayload } from './codec.js';
 
 export interface PeerOptions extends Partial<SocketLimits> {
   /** `host:port` to listen on (port 0: any free port); null or omitted: do not listen. */
@@ -57,6 +59,10 @@ export interface PeerOptions extends Partial<SocketLimits> {
   pexIntervalMs?: number;
   /** Most peers remembered from peer exchange. */
   maxKnownPeers?: number;
+  /** Network broadcast ids remembered, so each is delivered once. */
+  broadcastCacheSize?: number;
+  /** How long a network broadcast id is remembered. */
+  broadcastCacheTtlMs?: number;
   logger?: P2PLogger;
 }
 
@@ -65,7 +71,8 @@ const TLS_REFUSALS_IN_FLIGHT = 16;
 
 /** Receives what remote peers send; the Nest server implements it. */
 export interface InboundHandler {
-  onEvent(peer: PeerInfo, topic: string, data: unknown): unknown;
+  /** `broadcast` is set when the event is a network-wide broadcast (`peer` is the neighbour that relayed it). */
+  onEvent(peer: PeerInfo, topic: string, data: unknown, broadcast?: BroadcastMeta): unknown;
   onRequest(peer: PeerInfo, topic: string, data: unknown, reply: ReplySink): void;
 }
 
@@ -79,7 +86,16 @@ export interface RequestObserver {
   complete(): void;
 }
 
+export interface BroadcastOptions {
+  /** `neighbors` (default): every connected peer. `network`: every node of the network, relayed. */
+  scope?: 'neighbors' | 'network';
+  /** For `network`: RainTree (default; about one message per node) or gossip (flooding, for incomplete views). */
+  strategy?: BroadcastStrategy;
+}
+
 export interface BroadcastResult {
+  /** The broadcast's id (network scope). */
+  id?: string;
   /** Peers the message was queued for. */
   sent: string[];
   /** Peers it could not be queued for, with the reason. */
@@ -119,6 +135,8 @@ export class Peer extends EventEmitter {
   private readonly book: AddressBook;
   private readonly dialingIds = new Set<string>();
   private pexTimer: NodeJS.Timeout | undefined;
+  private startedAt = new Date();
+  private readonly router: BroadcastRouter;
   /** Inbound connections refused because of maxInbound since start. */
   refused = 0;
 
@@ -157,6 +175,8 @@ export class Peer extends EventEmitter {
       peerExchange: options.peerExchange ?? true,
       pexIntervalMs: options.pexIntervalMs ?? DEFAULTS.pexIntervalMs,
       maxKnownPeers: options.maxKnownPeers ?? DEFAULTS.maxKnownPeers,
+      broadcastCacheSize: options.broadcastCacheSize ?? DEFAULTS.broadcastCacheSize,
+      broadcastCacheTtlMs: options.broadcastCacheTtlMs ?? DEFAULTS.broadcastCacheTtlMs,
       allowedPeers: options.allowedPeers ? new Set(options.allowedPeers) : undefined,
       logger: this.logger,
     };
@@ -166,6 +186,27 @@ export class Peer extends EventEmitter {
       this.logger,
     );
     this.book = new AddressBook(this.opts.maxKnownPeers, { baseMs: this.opts.reconnectBaseMs, maxMs: this.opts.reconnectMaxMs });
+    this.router = new BroadcastRouter(
+      {
+        selfId: this.identity.peerId,
+        view: () => [...new Set([this.id, ...this.connections.keys(), ...this.book.ids()])].sort(),
+        neighbours: () => [...this.connections.keys()],
+        isConnected: (id) => this.connections.get(id)?.isOpen === true,
+        send: (id, body) => this.socketFor(id).sendNetworkBroadcast(body),
+        deliver: (from, message, data) => {
+          const peer = from === this.id ? this.selfInfo() : this.connections.get(from)?.info();
+          if (!peer || !this.handler || this.state !== 'running') return;
+          const meta: BroadcastMeta = { id: message.id, origin: message.origin, hops: message.hops };
+          try {
+            const result = this.handler.onEvent(peer, message.topic, data, meta);
+            if (result instanceof Promise) result.catch((err: Error) => this.logger.error(`network broadcast handler for "${message.topic}" failed: ${err?.message ?? err}`));
+          } catch (err) {
+            this.logger.error(`network broadcast handler for "${message.topic}" failed: ${(err as Error)?.message ?? err}`);
+          }
+        },
+      },
+      new SeenCache(this.opts.broadcastCacheSize, this.opts.broadcastCacheTtlMs),
+    );
   }
 
   get id(): string {
@@ -192,6 +233,7 @@ export class Peer extends EventEmitter {
   async start(): Promise<void> {
     if (this.state !== 'new') throw new P2PNotRunningError(`node cannot start: it is ${this.state}`);
     this.state = 'starting';
+    this.startedAt = new Date();
     if (this.identity.ephemeral) this.logger.log(`node ${this.id} uses an ephemeral key (set privateKeyFile to keep its id)`);
     if (this.keyFileNote) this.logger.warn(`node ${this.id}: ${this.keyFileNote}`);
     if (this.opts.tls) {
@@ -398,6 +440,7 @@ export class Peer extends EventEmitter {
     },
     onClosed: (socket, reason, error, undeliveredBytes) => this.onClosed(socket, reason, error, undeliveredBytes),
     onPeerExchange: (socket, body) => this.onPeerExchange(socket, body),
+    onNetworkBroadcast: (socket, body) => this.router.onMessage(socket.peerId!, decodeNetworkMessage(body)),
   };
 
   private onOpened(socket: P2PSocket): void {
@@ -585,10 +628,19 @@ export class Peer extends EventEmitter {
     return socket.request(pattern, this.topic(pattern), data, options.timeoutMs ?? this.opts.timeoutMs, observer);
   }
 
-  /** Queues the event for every connected peer; says which peers it went to and which failed. */
-  broadcast(pattern: string, data: unknown): BroadcastResult {
+  /**
+   * Neighbour scope (default): queues the event for every connected peer. Network
+   * scope: sends it on its way to every node of the network (RainTree or gossip);
+   * `sent` then names the peers this node handed it to. Either way the result
+   * says which peers failed.
+   */
+  broadcast(pattern: string, data: unknown, options: BroadcastOptions = {}): BroadcastResult {
     if (this.state !== 'running') throw new P2PNotRunningError(`node is ${this.state}`);
     const topic = this.topic(pattern);
+    if (options.scope === 'network') {
+      const { encoding, bytes } = encodePayload(data);
+      return this.router.originate(pattern, encoding, bytes, options.strategy ?? 'raintree');
+    }
     const result: BroadcastResult = { sent: [], failed: [] };
     for (const [peerId, socket] of this.connections) {
       try {
@@ -599,6 +651,25 @@ export class Peer extends EventEmitter {
       }
     }
     return result;
+  }
+
+  /** This node described as a peer: the sender of its own network broadcasts, as its handlers see it. */
+  private selfInfo(): PeerInfo {
+    const address = this.advertisedAddress();
+    return {
+      id: this.id,
+      remoteAddress: address ?? 'local',
+      listenAddress: address,
+      direction: 'outbound',
+      connectedAt: this.startedAt,
+      rttMs: 0,
+      secure: this.opts.tls,
+    };
+  }
+
+  /** Counters of network-wide broadcasts seen by this node. */
+  networkBroadcastStats(): NetworkBroadcastStats {
+    return { ...this.router.stats };
   }
 
   /**

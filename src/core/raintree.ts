@@ -73,14 +73,21 @@ export function planForward(sortedView: readonly string[], self: string, arc: Ar
 }
 
 /**
- * Where a branch goes: its first reachable member, with the branch's arc
- * starting at that member. Members skipped before it (dead or not connected) are
- * left out of every arc, so that no arc ever contains a node that already has
- * the message: each node receives at most once.
+ * Where a branch goes: its first reachable member. Members before it are
+ * either known dead (`skipDead`: they are left out of the arc, so no arc ever
+ * holds a node that already has the message and every live node gets exactly
+ * one copy) or merely not reachable from here (the head gets the whole branch
+ * arc and reaches them itself; the arc may then hold the head's sender too,
+ * which costs a duplicate, never a loss).
  */
-export function headOf(branch: Branch, reachable: (id: string) => boolean): { head: string; arc: Arc } | undefined {
+export function headOf(
+  branch: Branch,
+  reachable: (id: string) => boolean,
+  skipDead = true,
+): { head: string; arc: Arc } | undefined {
   const head = branch.members.find(reachable);
-  return head === undefined ? undefined : { head, arc: { from: head, to: branch.arc.to } };
+  if (head === undefined) return undefined;
+  return { head, arc: skipDead ? { from: head, to: branch.arc.to } : branch.arc };
 }
 
 function lowerBound(sorted: readonly string[], id: string): number {

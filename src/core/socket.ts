@@ -68,6 +68,8 @@ export interface SocketHooks {
   onClosed(socket: P2PSocket, reason: string, error: Error | undefined, undeliveredBytes: number): void;
   /** A peer-exchange body arrived on an open connection (unparsed: the Peer bounds and judges it). */
   onPeerExchange(socket: P2PSocket, body: Buffer): void;
+  /** A network broadcast body arrived; throwing P2PProtocolError closes the connection. */
+  onNetworkBroadcast(socket: P2PSocket, body: Buffer): void;
 }
 
 type State = 'handshaking' | 'open' | 'closing' | 'closed';
@@ -101,6 +103,8 @@ export class P2PSocket {
   private pingSentAt = 0;
   private lastReadAt = Date.now();
   private sawData = false;
+  /** Closing a duplicate: frames the peer sent before our goodbye are still delivered. */
+  private drainInbound = false;
   /** When this peer last sent a peer exchange that was read (rate limit). */
   lastPeerExchangeAt = 0;
   private closeReason = 'connection closed';
@@ -236,7 +240,13 @@ export class P2PSocket {
     if (this.state !== 'open') {
       throw new P2PConnectionClosedError(`connection is ${this.state === 'handshaking' ? 'not open yet' : 'closed'}`, this.ref());
     }
-    const frame = encodeFrame(flags, nonce, topic, payload);
+    this.enqueue(encodeFrame(flags, nonce, topic, payload));
+  }
+
+  private enqueue(frame: { chunks: Buffer[]; size: number }): void {
+    if (this.state !== 'open') {
+      throw new P2PConnectionClosedError(`connection is ${this.state === 'handshaking' ? 'not open yet' : 'closed'}`, this.ref());
+    }
     if (frame.size > this.options.maxFrameBytes) {
       throw new P2PFrameTooLargeError(frame.size, this.options.maxFrameBytes, this.ref());
     }
@@ -245,6 +255,12 @@ export class P2PSocket {
       throw new P2PQueueFullError(queued, this.options.maxQueueBytes, this.ref());
     }
     this.queue.push(frame.chunks, frame.size);
+  }
+
+  /** Queues a network broadcast: data, so it is bounded like any frame (P2PFrameTooLargeError, P2PQueueFullError). */
+  sendNetworkBroadcast(body: Buffer): void {
+    const frame = encodeControl({ type: ControlType.NetworkBroadcast, body });
+    this.enqueue(frame);
   }
 
   /** Sends a control frame other than the ones the socket drives itself (peer exchange). */
@@ -321,7 +337,7 @@ export class P2PSocket {
   // ---- reading -------------------------------------------------------------
 
   private onData(chunk: Buffer): void {
-    if (this.state === 'closing' || this.state === 'closed') return;
+    if (this.state === 'closed' || (this.state === 'closing' && !this.drainInbound)) return;
     this.lastReadAt = Date.now();
     const first = !this.sawData;
     this.sawData = true;
@@ -338,10 +354,13 @@ export class P2PSocket {
   }
 
   private onFrame(flags: number, nonce: number, body: Buffer): void {
-    if (this.state === 'closing' || this.state === 'closed') return;
+    if (this.state === 'closed' || (this.state === 'closing' && !this.drainInbound)) return;
     const message = parseMessage(flags, nonce, body);
     if (message.kind === 'control') return this.onControl(decodeControl(message.payload));
-    if (this.state !== 'open') throw new P2PProtocolError('data frame before the hello exchange');
+    if (this.state === 'handshaking') throw new P2PProtocolError('data frame before the hello exchange');
+    // A replaced duplicate still delivers what the peer sent before it saw our goodbye, but answers nothing:
+    // the peer's pending requests on it fail when it closes, so the peer is told.
+    if (this.state === 'closing' && message.kind === 'request') return;
     switch (message.kind) {
       case 'response':
         return this.onResponse(message);
@@ -412,6 +431,10 @@ export class P2PSocket {
         if (this.state !== 'open') throw new P2PProtocolError('peer exchange before the hello exchange');
         this.hooks.onPeerExchange(this, control.body);
         return;
+      case ControlType.NetworkBroadcast:
+        if (this.state !== 'open') throw new P2PProtocolError('network broadcast before the hello exchange');
+        this.hooks.onNetworkBroadcast(this, control.body);
+        return;
       case ControlType.Goodbye: {
         const text = `peer said goodbye (${GoodbyeReason[control.reason] ?? control.reason}${control.message ? `: ${control.message}` : ''})`;
         const error =
@@ -421,7 +444,9 @@ export class P2PSocket {
         this.closeReason = text;
         this.closeError ??= error;
         this.state = 'closing';
-        this.raw.end();
+        this.stopTimers();
+        // What we queued before the goodbye arrived still goes out; then our FIN.
+        void this.queue.whenFlushed().then(() => this.raw.end());
         this.armGrace();
         return;
       }
@@ -507,6 +532,8 @@ export class P2PSocket {
     this.closeError ??= error;
     this.writeControl({ type: ControlType.Goodbye, reason, message });
     this.state = 'closing';
+    // The peer is healthy and its frames in flight on this connection are real: keep reading them until it closes.
+    this.drainInbound = reason === GoodbyeReason.Duplicate && !wasHandshaking;
     if (this.paused) this.raw.resume();
     clearTimeout(this.handshakeTimer);
     this.stopTimers();

@@ -28,3 +28,11 @@ export interface PeerInfo {
 export type PeerEvent =
   | { type: 'connected'; peer: PeerInfo }
   | { type: 'disconnected'; peer: PeerInfo; reason: string; error?: Error; undeliveredBytes: number };
+
+/** Set on a network-wide broadcast delivered to a handler: where it started and how far it came. */
+export interface BroadcastMeta {
+  id: string;
+  /** The peer id that originated the broadcast. */
+  origin: string;
+  hops: number;
+}

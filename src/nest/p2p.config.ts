@@ -178,6 +178,14 @@ export class P2PConfig {
   @IntRange(0, 1_000_000)
   maxKnownPeers: number = DEFAULTS.maxKnownPeers;
 
+  /** Network broadcast ids remembered so that each is delivered once. */
+  @IntRange(1, 10_000_000)
+  broadcastCacheSize: number = DEFAULTS.broadcastCacheSize;
+
+  /** How long a network broadcast id is remembered. */
+  @IntRange(1, MAX_TIMEOUT_MS)
+  broadcastCacheTtlMs: number = DEFAULTS.broadcastCacheTtlMs;
+
   /** When set, only these peer ids (40 hex characters) may connect or be connected to. */
   @IsOptional()
   @IsArray()

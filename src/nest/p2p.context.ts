@@ -1,9 +1,9 @@
 import { BaseRpcContext } from '@nestjs/microservices';
-import type { PeerInfo } from '../core/types.js';
+import type { BroadcastMeta, PeerInfo } from '../core/types.js';
 
 /** `@Ctx() ctx: P2PContext` in a handler: who sent the message, and under which pattern. */
-export class P2PContext extends BaseRpcContext<[PeerInfo, string]> {
-  /** The sending peer (id, addresses, direction, round-trip time). */
+export class P2PContext extends BaseRpcContext<[PeerInfo, string, BroadcastMeta | undefined]> {
+  /** The sending peer (id, addresses, direction, round-trip time); for a network broadcast, the neighbour that relayed it. */
   getPeer(): PeerInfo {
     return this.args[0];
   }
@@ -11,5 +11,10 @@ export class P2PContext extends BaseRpcContext<[PeerInfo, string]> {
   /** The normalised pattern the message was sent to. */
   getPattern(): string {
     return this.args[1];
+  }
+
+  /** For a network-wide broadcast: its id, the originating peer id and the hop count; otherwise undefined. */
+  getBroadcast(): BroadcastMeta | undefined {
+    return this.args[2];
   }
 }

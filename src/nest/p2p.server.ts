@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { Server, type CustomTransportStrategy, type WritePacket } from '@nestjs/microservices';
 import type { InboundHandler, Peer } from '../core/peer.js';
 import type { ReplySink } from '../core/socket.js';
-import type { PeerEvent, PeerInfo } from '../core/types.js';
+import type { BroadcastMeta, PeerEvent, PeerInfo } from '../core/types.js';
 import { P2P_NODE, P2P_TRANSPORT } from './p2p.constants.js';
 import { P2PContext } from './p2p.context.js';
 
@@ -46,8 +46,8 @@ export class P2PServer extends Server<P2PServerEvents> implements CustomTranspor
     return this.node as T;
   }
 
-  onEvent(peer: PeerInfo, topic: string, data: unknown): Promise<unknown> {
-    return this.handleEvent(topic, { pattern: topic, data }, new P2PContext([peer, topic]));
+  onEvent(peer: PeerInfo, topic: string, data: unknown, broadcast?: BroadcastMeta): Promise<unknown> {
+    return this.handleEvent(topic, { pattern: topic, data }, new P2PContext([peer, topic, broadcast]));
   }
 
   onRequest(peer: PeerInfo, topic: string, data: unknown, reply: ReplySink): void {
@@ -56,7 +56,7 @@ export class P2PServer extends Server<P2PServerEvents> implements CustomTranspor
       reply.error({ status: 'error', message: `${NO_MESSAGE_HANDLER} Pattern: ${topic}` });
       return;
     }
-    const context = new P2PContext([peer, topic]);
+    const context = new P2PContext([peer, topic, undefined]);
     Promise.resolve()
       .then(() => handler(data, context))
       .then(

@@ -2,7 +2,7 @@ import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type { MsPattern } from '@nestjs/microservices';
 import { transformPatternToRoute } from '@nestjs/microservices/utils/transform-pattern.utils.js';
 import { lastValueFrom, Observable, share } from 'rxjs';
-import type { BroadcastResult, Peer, RequestOptions } from '../core/peer.js';
+import type { BroadcastOptions, BroadcastResult, Peer, RequestOptions } from '../core/peer.js';
 import type { PeerEvent, PeerInfo } from '../core/types.js';
 import { P2P_NODE } from './p2p.constants.js';
 
@@ -82,9 +82,18 @@ export class P2PService implements OnApplicationShutdown {
     });
   }
 
-  /** Sends an event to every connected peer; says which peers it was queued for and which failed. */
-  async broadcast(pattern: P2PPattern, data?: unknown): Promise<BroadcastResult> {
-    return this.node.broadcast(route(pattern), data);
+  /**
+   * Sends an event to every connected peer (default), or with `{ scope: 'network' }`
+   * to every node of the network, relayed by RainTree (or `strategy: 'gossip'`).
+   * Says which peers it was handed to and which failed.
+   */
+  async broadcast(pattern: P2PPattern, data?: unknown, options?: BroadcastOptions): Promise<BroadcastResult> {
+    return this.node.broadcast(route(pattern), data, options);
+  }
+
+  /** Counters of network-wide broadcasts: originated, delivered, duplicates dropped, sent, gossip fallbacks. */
+  networkBroadcastStats(): ReturnType<Peer['networkBroadcastStats']> {
+    return this.node.networkBroadcastStats();
   }
 
   async onApplicationShutdown(): Promise<void> {

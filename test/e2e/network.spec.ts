@@ -1,0 +1,113 @@
+import { Controller, type INestApplication } from '@nestjs/common';
+import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
+import { Test } from '@nestjs/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { P2P_NODE, P2PModule, P2PServer, P2PService, type P2PContext, type Peer } from '../../src/index.js';
+import { waitFor } from '../helpers.js';
+
+interface Heard {
+  id: string;
+  origin: string;
+  data: unknown;
+}
+
+@Controller()
+class NewsController {
+  readonly heard: Heard[] = [];
+
+  @EventPattern<string>('net.news')
+  news(@Payload() data: unknown, @Ctx() ctx: P2PContext): void {
+    const b = ctx.getBroadcast();
+    if (b) this.heard.push({ id: b.id, origin: b.origin, data });
+  }
+}
+
+interface NetNode {
+  app: INestApplication;
+  service: P2PService;
+  news: NewsController;
+}
+
+async function startNetNode(peers: string[]): Promise<NetNode> {
+  const moduleRef = await Test.createTestingModule({
+    imports: [P2PModule.forRoot({ listen: '127.0.0.1:0', peers, pexIntervalMs: 100, reconnectBaseMs: 50 })],
+    controllers: [NewsController],
+  }).compile();
+  const app = moduleRef.createNestApplication({ logger: false });
+  app.connectMicroservice({ strategy: app.get(P2PServer) });
+  await app.startAllMicroservices();
+  await app.init();
+  return { app, service: app.get(P2PService), news: app.get(NewsController) };
+}
+
+const N = 20;
+const MAX_OUTBOUND = 10; // the default
+
+describe(`a network of ${N} Nest apps, each started knowing one other`, () => {
+  const nodes: NetNode[] = [];
+  const stopped = new Set<NetNode>();
+
+  beforeAll(async () => {
+    for (let i = 0; i < N; i++) {
+      const prev = nodes[i - 1];
+      nodes.push(await startNetNode(prev ? [`${prev.service.id}@${prev.service.address()}`] : []));
+    }
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.all(nodes.filter((n) => !stopped.has(n)).map((n) => n.app.close()));
+  });
+
+  const live = () => nodes.filter((n) => !stopped.has(n));
+
+  /** Broadcasts from `from` and waits until every live node's handler has it; returns per-node counts. */
+  async function networkBroadcast(from: NetNode, data: unknown, strategy?: 'raintree' | 'gossip'): Promise<number[]> {
+    const result = await from.service.broadcast('net.news', data, { scope: 'network', strategy });
+    expect(result.id).toMatch(/^[0-9a-f]{32}$/);
+    const count = (n: NetNode) => n.news.heard.filter((h) => h.id === result.id).length;
+    await waitFor(() => live().every((n) => count(n) >= 1), 5000, 'every live node to hear the broadcast').catch((err) => {
+      if (process.env.P2P_TEST_STATS) {
+        for (const n of live()) process.stdout.write(`${n.service.id.slice(0, 6)} heard ${count(n)} peers ${n.service.peers().length} known ${(n.app.get(P2P_NODE) as Peer).knownPeers().length}\n`);
+      }
+      throw err;
+    });
+    await new Promise((r) => setTimeout(r, 300)); // time for any duplicate to show up
+    for (const n of live()) expect(n.news.heard.find((h) => h.id === result.id)).toEqual({ id: result.id, origin: from.service.id, data });
+    return live().map(count);
+  }
+
+  it('reaches min(maxOutbound, N − 1) connections everywhere through peer exchange', async () => {
+    const target = Math.min(MAX_OUTBOUND, N - 1);
+    await waitFor(() => nodes.every((n) => n.service.peers().length >= target), 20_000, 'every node to reach its target degree');
+    for (const n of nodes) expect(n.service.peers().length).toBeGreaterThanOrEqual(target);
+  }, 30_000);
+
+  it('delivers a RainTree network broadcast to all 20 handlers exactly once, in about N − 1 sends', async () => {
+    const total = (key: 'sent' | 'duplicates' | 'gossipFallbacks') => nodes.reduce((a, n) => a + n.service.networkBroadcastStats()[key], 0);
+    const before = { sent: total('sent'), duplicates: total('duplicates'), fallbacks: total('gossipFallbacks') };
+    const counts = await networkBroadcast(nodes[7]!, { headline: 'to everyone' });
+    expect(counts).toEqual(Array(N).fill(1));
+    const sent = total('sent') - before.sent;
+    const duplicates = total('duplicates') - before.duplicates;
+    const fallbacks = total('gossipFallbacks') - before.fallbacks;
+    if (process.env.P2P_TEST_STATS) process.stdout.write(`raintree: ${sent} sends, ${duplicates} duplicates, ${fallbacks} gossip fallbacks\n`);
+    // Every send is either a first delivery (N − 1 of them) or a duplicate the seen-cache dropped.
+    expect(sent).toBe(N - 1 + duplicates);
+    // Duplicates come from heads that had to take over for a peer the sender was not connected to.
+    if (fallbacks === 0) expect(sent).toBeLessThanOrEqual(Math.ceil(1.5 * (N - 1)));
+  });
+
+  it('delivers a gossip network broadcast exactly once too', async () => {
+    expect(await networkBroadcast(nodes[3]!, 'gossip news', 'gossip')).toEqual(Array(N).fill(1));
+  });
+
+  it('with 3 nodes stopped, the remaining 17 all receive it exactly once', async () => {
+    for (const i of [2, 9, 15]) {
+      stopped.add(nodes[i]!);
+      await nodes[i]!.app.close();
+    }
+    await waitFor(() => live().every((n) => n.service.peers().every((p) => !nodes.some((s) => stopped.has(s) && s.service.id === p.id))), 5000, 'the stops to be noticed');
+    expect(await networkBroadcast(nodes[0]!, 'after the stops')).toEqual(Array(N - 3).fill(1));
+    expect(await networkBroadcast(nodes[19]!, 'gossip after the stops', 'gossip')).toEqual(Array(N - 3).fill(1));
+  });
+});
