@@ -1,5 +1,7 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
+  ControlType,
+  encodeControl,
   encodeFrame,
   encodeTopic,
   GoodbyeReason,
@@ -89,6 +91,21 @@ describe.each(MODES)('hostile and faulty input over real sockets ($mode)', (mode
     const mute = await raw(b.address, { hello: false });
     await mute.whenClosed(2000);
     expect(mute.goodbye()?.reason).toBe(GoodbyeReason.HandshakeTimeout);
+    await stillServes(b);
+  });
+
+  it('closes a connection that sends a malformed network broadcast', async () => {
+    const b = await node();
+    const short = await raw(b.address);
+    short.write(Buffer.concat(encodeControl({ type: ControlType.NetworkBroadcast, body: Buffer.alloc(10) }).chunks));
+    await short.whenClosed();
+    expect(short.goodbye()?.message).toMatch(/malformed network broadcast: too short/);
+    const badStrategy = await raw(b.address);
+    const body = Buffer.alloc(120);
+    body[0] = 9; // no such strategy
+    badStrategy.write(Buffer.concat(encodeControl({ type: ControlType.NetworkBroadcast, body }).chunks));
+    await badStrategy.whenClosed();
+    expect(badStrategy.goodbye()?.message).toMatch(/unknown strategy/);
     await stillServes(b);
   });
 
