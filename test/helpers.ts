@@ -17,6 +17,20 @@ export async function startPeers(count: number, options: PeerOptions = {}): Prom
   return peers;
 }
 
+/** Starts one core node on 127.0.0.1 that answers every request with its data; `track` collects it for cleanup. */
+export async function startEchoPeer(options: PeerOptions, track: Peer[]): Promise<Peer> {
+  const peer = new Peer({ listen: '127.0.0.1:0', ...options });
+  track.push(peer);
+  peer.setHandler({ onEvent: () => undefined, onRequest: (_p, _t, data, reply) => (reply.next(data), reply.complete()) });
+  await peer.start();
+  return peer;
+}
+
+/** A request through the core node, resolving with the first reply value. */
+export function echo(from: Peer, to: string, data: unknown): Promise<unknown> {
+  return new Promise((resolve, reject) => from.request(to, 'echo', data, { next: resolve, error: reject, complete: () => undefined }));
+}
+
 export function waitFor(check: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
   const started = Date.now();
   return new Promise((resolve, reject) => {

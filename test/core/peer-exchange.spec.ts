@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ControlType, encodeControl, Peer, type P2PLogger, type PeerOptions } from '../../src/core/index.js';
-import { waitFor } from '../helpers.js';
+import { startEchoPeer, waitFor } from '../helpers.js';
 import { RawPeer } from '../raw-peer.js';
 
 const open: Peer[] = [];
@@ -10,13 +10,7 @@ afterEach(async () => {
   await Promise.all(open.splice(0).map((p) => p.close()));
 });
 
-async function start(options: PeerOptions = {}): Promise<Peer> {
-  const peer = new Peer({ listen: '127.0.0.1:0', ...options });
-  open.push(peer);
-  peer.setHandler({ onEvent: () => undefined, onRequest: (_p, _t, data, reply) => (reply.next(data), reply.complete()) });
-  await peer.start();
-  return peer;
-}
+const start = (options: PeerOptions = {}): Promise<Peer> => startEchoPeer(options, open);
 
 function capture(): P2PLogger & { lines: string[] } {
   const lines: string[] = [];

@@ -1,24 +1,15 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { backoffDelay, loadIdentity, Peer, type PeerEvent } from '../../src/core/index.js';
-import { waitFor } from '../helpers.js';
+import { backoffDelay, loadIdentity, Peer, type PeerEvent, type PeerOptions } from '../../src/core/index.js';
+import { echo, startEchoPeer, waitFor } from '../helpers.js';
 
 const open: Peer[] = [];
 afterEach(async () => {
   await Promise.all(open.splice(0).map((p) => p.close()));
 });
 
-async function start(options: ConstructorParameters<typeof Peer>[0]): Promise<Peer> {
-  const peer = new Peer({ listen: '127.0.0.1:0', ...options });
-  open.push(peer);
-  peer.setHandler({ onEvent: () => undefined, onRequest: (_p, _t, data, reply) => (reply.next(data), reply.complete()) });
-  await peer.start();
-  return peer;
-}
+const start = (options: PeerOptions = {}): Promise<Peer> => startEchoPeer(options, open);
 
-function echo(from: Peer, to: string, data: unknown): Promise<unknown> {
-  return new Promise((resolve, reject) => from.request(to, 'echo', data, { next: resolve, error: reject, complete: () => undefined }));
-}
 
 describe('backoff', () => {
   it('grows exponentially to the cap, with jitter in [ceiling/2, ceiling]', () => {

@@ -20,7 +20,7 @@ import {
   type P2PLogger,
   type PeerOptions,
 } from '../../src/index.js';
-import { waitFor } from '../helpers.js';
+import { echo as request, startEchoPeer, waitFor } from '../helpers.js';
 import { startNode, type TestNode } from '../nest-helpers.js';
 import { header, RawPeer } from '../raw-peer.js';
 
@@ -42,19 +42,7 @@ function capture(): Captured {
   return { lines, log: push, warn: push, error: push, debug: push };
 }
 
-async function start(options: PeerOptions = {}): Promise<Peer> {
-  const peer = new Peer({ listen: '127.0.0.1:0', ...options });
-  peers.push(peer);
-  peer.setHandler({ onEvent: () => undefined, onRequest: (_p, _t, data, reply) => (reply.next(data), reply.complete()) });
-  await peer.start();
-  return peer;
-}
-
-function request(from: Peer, to: string, data: unknown): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    from.request(to, 'echo', data, { next: resolve, error: reject, complete: () => undefined });
-  });
-}
+const start = (options: PeerOptions = {}): Promise<Peer> => startEchoPeer(options, peers);
 
 /** A well-behaved TLS peer still gets served. */
 async function stillServes(node: Peer): Promise<void> {
