@@ -17,13 +17,15 @@ const { values: args } = parseArgs({
     scenarios: { type: 'string', default: Object.keys(SCENARIOS).join(',') },
     transports: { type: 'string', default: Object.keys(TRANSPORT_LABELS).join(',') },
     quick: { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
 if (args.help) {
   process.stdout.write(
     'npm run bench -- [--runs 3] [--scenarios events,bulk,req1,req64,broadcast]\n' +
-      '                 [--transports raw,nest-tcp,p2p-plain,p2p-tls] [--quick]\n',
+      '                 [--transports raw,nest-tcp,p2p-plain,p2p-tls] [--quick] [--profile]\n' +
+      '--profile: write V8 CPU profiles of every server and client process to bench/results/profiles/\n',
   );
   process.exit(0);
 }
@@ -77,13 +79,16 @@ async function stop(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
+const profileDir = here('../results/profiles/');
+const execArgv = args.profile ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
+
 async function runOnce(transport: TransportName, scenario: Scenario): Promise<Sample> {
   const spec = JSON.stringify(scenario);
-  const server = fork(here('./server.js'), [transport, spec], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const server = fork(here('./server.js'), [transport, spec], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
   let client: ChildProcess | undefined;
   try {
     const { targets } = await message<{ targets: Target[] }>(server, 'ready', 30_000);
-    client = fork(here('./client.js'), [transport, spec, JSON.stringify(targets)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    client = fork(here('./client.js'), [transport, spec, JSON.stringify(targets)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
     const limit = 180_000;
     if (scenario.name === 'req1' || scenario.name === 'req64') {
       const r = await message<{ ms: number; count: number; p50: number; p99: number }>(client, 'result', limit);

@@ -22,6 +22,7 @@ const onEvent = (): void => {
   }
 };
 
+// process.exit (not a signal death) lets --cpu-prof write its profile.
 process.on('SIGTERM', () => process.exit(0));
 process.on('disconnect', () => process.exit(0));
 TRANSPORTS[name].startServer(receivers, onEvent).then(
