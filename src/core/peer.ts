@@ -194,7 +194,7 @@ export class Peer extends EventEmitter {
         isConnected: (id) => this.connections.get(id)?.isOpen === true,
         send: (id, body) => this.socketFor(id).sendNetworkBroadcast(body),
         deliver: (from, message, data) => {
-          const peer = from === this.id ? this.selfInfo() : this.connections.get(from)?.info();
+          const peer = from === this.id ? this.selfInfo() : this.connections.get(from)?.senderInfo();
           if (!peer || !this.handler || this.state !== 'running') return;
           const meta: BroadcastMeta = { id: message.id, origin: message.origin, hops: message.hops };
           try {
@@ -433,10 +433,10 @@ export class Peer extends EventEmitter {
 
   private readonly hooks: SocketHooks = {
     onOpened: (socket) => this.onOpened(socket),
-    onEvent: (socket, topic, data) => this.handler?.onEvent(socket.info(), topic, data),
+    onEvent: (socket, topic, data) => this.handler?.onEvent(socket.senderInfo(), topic, data),
     onRequest: (socket, topic, data, reply) => {
       if (!this.handler) return reply.error({ status: 'error', message: 'node has no handlers' });
-      this.handler.onRequest(socket.info(), topic, data, reply);
+      this.handler.onRequest(socket.senderInfo(), topic, data, reply);
     },
     onClosed: (socket, reason, error, undeliveredBytes) => this.onClosed(socket, reason, error, undeliveredBytes),
     onPeerExchange: (socket, body) => this.onPeerExchange(socket, body),

@@ -103,6 +103,7 @@ export class P2PSocket {
   private pingSentAt = 0;
   private lastReadAt = Date.now();
   private sawData = false;
+  private cachedInfo: PeerInfo | undefined;
   /** Closing a duplicate: frames the peer sent before our goodbye are still delivered. */
   private drainInbound = false;
   /** When this peer last sent a peer exchange that was read (rate limit). */
@@ -186,6 +187,16 @@ export class P2PSocket {
       rttMs: this.rttMs,
       secure: this.options.proven !== undefined,
     };
+  }
+
+  /**
+   * The same PeerInfo for every inbound message on this connection, refreshed
+   * when the round trip changes: a handler's `ctx.getPeer()` costs no allocation
+   * (and no address formatting) per message. Read-only for callers.
+   */
+  senderInfo(): PeerInfo {
+    if (!this.cachedInfo || this.cachedInfo.rttMs !== this.rttMs) this.cachedInfo = Object.freeze(this.info());
+    return this.cachedInfo;
   }
 
   ref(): PeerRef {
