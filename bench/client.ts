@@ -52,6 +52,30 @@ async function main(): Promise<void> {
       await flood(() => client.broadcast(payload), total);
       process.send!({ type: 'sent', rss: process.memoryUsage().rss });
       return;
+    case 'memory': {
+      // Let start-up garbage settle, then flood for `measured` ms; refused sends wait a millisecond.
+      await new Promise((r) => setTimeout(r, scenario.warmup));
+      global.gc?.();
+      const before = process.memoryUsage().rss;
+      let peak = before;
+      let accepted = 0;
+      let refused = 0;
+      const until = Date.now() + scenario.measured;
+      while (Date.now() < until) {
+        if (await client.offer!(0, payload)) accepted++;
+        else {
+          refused++;
+          await new Promise((r) => setTimeout(r, 1));
+        }
+        if ((accepted + refused) % 64 === 0) {
+          peak = Math.max(peak, process.memoryUsage().rss);
+          await tick();
+        }
+      }
+      peak = Math.max(peak, process.memoryUsage().rss);
+      process.send!({ type: 'result', growthMiB: (peak - before) / 2 ** 20, accepted, refused });
+      return;
+    }
     case 'req1':
     case 'req64': {
       const concurrency = scenario.concurrency ?? 1;

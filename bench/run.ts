@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { scaled, SCENARIOS, type Scenario, type ScenarioName } from './lib/scenarios.js';
+import { appliesTo, scaled, SCENARIOS, type Scenario, type ScenarioName } from './lib/scenarios.js';
 import { spread, type Spread } from './lib/stats.js';
 import { TRANSPORT_LABELS } from './transports/index.js';
 import type { Target, TransportName } from './transports/types.js';
@@ -44,6 +44,9 @@ interface Sample {
   /** The scenario's headline figure (see Scenario.unit). */
   value: number;
   p99?: number;
+  /** Memory scenario: sends accepted and refused with P2PQueueFullError. */
+  accepted?: number;
+  refused?: number;
 }
 
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
@@ -90,6 +93,10 @@ async function runOnce(transport: TransportName, scenario: Scenario): Promise<Sa
     const { targets } = await message<{ targets: Target[] }>(server, 'ready', 30_000);
     client = fork(here('./client.js'), [transport, spec, JSON.stringify(targets)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
     const limit = 180_000;
+    if (scenario.name === 'memory') {
+      const r = await message<{ growthMiB: number; accepted: number; refused: number }>(client, 'result', limit);
+      return { value: r.growthMiB, accepted: r.accepted, refused: r.refused };
+    }
     if (scenario.name === 'req1' || scenario.name === 'req64') {
       const r = await message<{ ms: number; count: number; p50: number; p99: number }>(client, 'result', limit);
       return scenario.name === 'req1' ? { value: r.p50, p99: r.p99 } : { value: r.count / (r.ms / 1000), p99: r.p99 };
@@ -103,8 +110,8 @@ async function runOnce(transport: TransportName, scenario: Scenario): Promise<Sa
 }
 
 const fmt = (n: number, unit: string) =>
-  unit === 'MB/s' ? n.toFixed(1) : unit === 'µs' ? n.toFixed(0) : Math.round(n).toLocaleString('en-US');
-const lowerIsBetter = (s: Scenario) => s.unit === 'µs';
+  unit === 'MB/s' || unit === 'MiB' ? n.toFixed(1) : unit === 'µs' ? n.toFixed(0) : Math.round(n).toLocaleString('en-US');
+const lowerIsBetter = (s: Scenario) => s.unit === 'µs' || s.unit === 'MiB';
 /** How many times better `a` is than `b` for this scenario (> 1: `a` is faster). */
 const times = (s: Scenario, a: number, b: number) => (lowerIsBetter(s) ? b / a : a / b);
 
@@ -131,6 +138,7 @@ async function main(): Promise<void> {
     // Interleave transports within each round so that machine drift hits them alike.
     for (let run = 0; run < runs; run++) {
       for (const transport of transports) {
+        if (!appliesTo(scenario, transport)) continue;
         try {
           samples.get(transport)!.push(await runOnce(transport, scenario));
         } catch (err) {
@@ -152,8 +160,10 @@ async function main(): Promise<void> {
       const { median, min, max } = row.spread;
       let line = `  ${TRANSPORT_LABELS[row.transport].padEnd(16)} ${fmt(median, scenario.unit).padStart(11)}  [${fmt(min, scenario.unit)}–${fmt(max, scenario.unit)}]`;
       if (row.p99 !== undefined) line += `  p99 ${fmt(row.p99, 'µs')} µs`;
+      const last = row.samples[row.samples.length - 1];
+      if (last?.refused !== undefined) line += `  (last run: ${last.accepted} sends accepted, ${last.refused} refused with P2PQueueFullError)`;
       const ratios: string[] = [];
-      if (row.transport.startsWith('p2p')) {
+      if (row.transport.startsWith('p2p') && scenario.name !== 'memory') {
         const rawV = by('raw');
         const nestV = by('nest-tcp');
         if (rawV) ratios.push(`${times(scenario, median, rawV).toFixed(2)}× raw`);

@@ -26,7 +26,10 @@ const onEvent = (): void => {
 process.on('SIGTERM', () => process.exit(0));
 process.on('disconnect', () => process.exit(0));
 TRANSPORTS[name].startServer(receivers, onEvent).then(
-  (server) => process.send!({ type: 'ready', targets: server.targets }),
+  (server) => {
+    if (scenario.name === 'memory') server.stall?.();
+    process.send!({ type: 'ready', targets: server.targets });
+  },
   (err: Error) => {
     process.stderr.write(`bench server (${name}) failed: ${err.stack}\n`);
     process.exit(1);

@@ -1,11 +1,11 @@
 /** The benchmark's scenarios. Counts are messages (or requests) after the warm-up. */
-export type ScenarioName = 'events' | 'bulk' | 'req1' | 'req64' | 'broadcast';
+export type ScenarioName = 'events' | 'bulk' | 'req1' | 'req64' | 'broadcast' | 'memory';
 
 export interface Scenario {
   name: ScenarioName;
   title: string;
   /** What the figure counts. */
-  unit: 'msg/s' | 'MB/s' | 'µs' | 'req/s' | 'deliveries/s';
+  unit: 'msg/s' | 'MB/s' | 'µs' | 'req/s' | 'deliveries/s' | 'MiB';
   payloadBytes: number;
   binary: boolean;
   warmup: number;
@@ -22,7 +22,14 @@ export const SCENARIOS: Record<ScenarioName, Scenario> = {
   req1: { name: 'req1', title: 'request/reply, 1 in flight', unit: 'µs', payloadBytes: 64, binary: false, warmup: 1_000, measured: 10_000, concurrency: 1 },
   req64: { name: 'req64', title: 'request/reply, 64 in flight', unit: 'req/s', payloadBytes: 64, binary: false, warmup: 5_000, measured: 100_000, concurrency: 64 },
   broadcast: { name: 'broadcast', title: 'broadcast to 8 neighbours', unit: 'deliveries/s', payloadBytes: 64, binary: false, warmup: 2_000, measured: 30_000, fanout: 8 },
+  // `measured` is the flood's length in ms; the figure is the sender's RSS growth against a peer that stops reading.
+  memory: { name: 'memory', title: 'sender RSS growth, flooding a peer that stops reading (maxQueueBytes 16 MiB)', unit: 'MiB', payloadBytes: 64 * 1024, binary: true, warmup: 200, measured: 3_000 },
 };
+
+/** Transports a scenario applies to: the memory scenario needs a transport that can stall its reader. */
+export function appliesTo(scenario: Scenario, transport: string): boolean {
+  return scenario.name !== 'memory' || transport.startsWith('p2p');
+}
 
 /** `--quick`: a tenth of every count, for a smoke run. */
 export function scaled(scenario: Scenario, factor: number): Scenario {

@@ -1,7 +1,7 @@
 // Under test (3, 4): this transport through P2PModule, P2PServer and P2PService, with and without TLS.
 import type { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { P2PModule, P2PQueueFullError, P2PServer, P2PService } from 'nestjs-p2p';
+import { P2P_NODE, P2PModule, P2PQueueFullError, P2PServer, P2PService, type Peer, type PeerEvent } from 'nestjs-p2p';
 import { benchModule } from './nest-app.js';
 import type { BenchClient, BenchServer, OnEvent, Target, Transport } from './types.js';
 
@@ -37,6 +37,14 @@ export function p2p(tls: boolean): Transport {
           const service = app.get(P2PService);
           return { address: service.address()!, id: service.id };
         }),
+        stall() {
+          for (const app of apps) {
+            const node = app.get<Peer>(P2P_NODE);
+            const pause = (id: string) => node.connection(id)?.raw.pause();
+            node.peers().forEach((p) => pause(p.id));
+            node.on('peer', (e: PeerEvent) => e.type === 'connected' && pause(e.peer.id));
+          }
+        },
         close: async () => void (await Promise.all(apps.map((a) => a.close()))),
       };
     },
@@ -56,6 +64,15 @@ export function p2p(tls: boolean): Transport {
           }
         },
         request: (data) => service.request(ids[0]!, 'bench.echo', data),
+        async offer(i, data) {
+          try {
+            await service.send(ids[i]!, 'bench.event', data);
+            return true;
+          } catch (err) {
+            if (err instanceof P2PQueueFullError) return false;
+            throw err;
+          }
+        },
         close: () => app.close(),
       };
     },

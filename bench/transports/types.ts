@@ -9,6 +9,8 @@ export interface Target {
 
 export interface BenchServer {
   targets: Target[];
+  /** Stops reading from every connection, now and later (the memory scenario's stalled peer). */
+  stall?(): void;
   close(): Promise<void>;
 }
 
@@ -21,6 +23,8 @@ export interface BenchClient {
   /** Sends one event to every target. */
   broadcast(data: Buffer | string): void | Promise<void>;
   request(data: Buffer | string): Promise<unknown>;
+  /** One send attempt without waiting: false when the transport refused it for backpressure. */
+  offer?(i: number, data: Buffer | string): Promise<boolean>;
   close(): Promise<void>;
 }
 
