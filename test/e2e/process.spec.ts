@@ -46,6 +46,39 @@ describe('a peer in another process (built package)', () => {
     }
   });
 
+  it('kill -9 mid-stream: pending requests reject promptly, and the node redials the peer it learned when it returns', async () => {
+    const privateKey = loadIdentity().privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+    let remote = await spawnNode({ privateKey });
+    const children = [remote.child];
+    try {
+      // Not a configured peer: A only learned where it listens, from the connection (the address book).
+      const a = await startNode({ pexIntervalMs: 100, reconnectBaseMs: 50, reconnectMaxMs: 200 });
+      nodes.push(a);
+      await a.service.connect(`${remote.id}@${remote.address}`);
+      const streaming = (async () => {
+        for (let i = 0; i < 100_000; i++) {
+          await a.service.send(remote.id, 'echo', Buffer.alloc(1024));
+          if (i % 64 === 63) await new Promise((r) => setImmediate(r));
+        }
+      })().catch((e: unknown) => e);
+      const pending = Array.from({ length: 10 }, () => a.service.request(remote.id, 'never', null, { timeoutMs: 20_000 }).catch((e: unknown) => e));
+      await new Promise((r) => setTimeout(r, 100));
+      const killedAt = Date.now();
+      remote.child.kill('SIGKILL');
+      const exited = remote.child.exitCode !== null || remote.child.signalCode !== null ? Promise.resolve() : once(remote.child, 'exit');
+      for (const err of await Promise.all(pending)) expect(err).toBeInstanceOf(P2PConnectionClosedError);
+      expect(Date.now() - killedAt).toBeLessThan(1000);
+      expect(await streaming).toBeInstanceOf(P2PPeerNotConnectedError); // the stream's next send is told
+      await exited;
+      remote = await spawnNode({ privateKey, listen: remote.address });
+      children.push(remote.child);
+      await waitFor(() => a.service.peers().some((p) => p.id === remote.id), 5000, 'A to redial the restarted peer');
+      expect(await a.service.request(remote.id, 'echo', 'back')).toBe('back');
+    } finally {
+      children.forEach((c) => c.kill('SIGKILL'));
+    }
+  });
+
   it('drops a frozen peer within ping + pong timeouts, and reconnects when it restarts on its address', async () => {
     const privateKey = loadIdentity().privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
     const keepalive = { pingIntervalMs: 200, pongTimeoutMs: 300 };
