@@ -1,0 +1,84 @@
+import 'reflect-metadata';
+import { ConsoleLogger, Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { readFileSync } from 'node:fs';
+import { P2PConfigError } from '../core/errors.js';
+import { validateConfig, type P2POptions } from '../nest/p2p.config.js';
+import { P2PModule } from '../nest/p2p.module.js';
+import { P2PServer } from '../nest/p2p.server.js';
+import { P2PService } from '../nest/p2p.service.js';
+
+export interface RunNodeOptions {
+  config?: string;
+  listen?: string;
+  peer?: string[];
+  keyFile?: string;
+  json: boolean;
+}
+
+/** Reads the config file and applies the command-line overrides; throws P2PConfigError when invalid. */
+export function loadNodeConfig(options: RunNodeOptions): P2POptions {
+  let fromFile: Record<string, unknown> = {};
+  if (options.config) {
+    try {
+      fromFile = JSON.parse(readFileSync(options.config, 'utf8')) as Record<string, unknown>;
+    } catch (err) {
+      throw new P2PConfigError([`${options.config}: ${(err as Error).message}`]);
+    }
+  }
+  const merged: Record<string, unknown> = { ...fromFile };
+  if (options.listen !== undefined) merged.listen = options.listen;
+  if (options.peer !== undefined) merged.peers = options.peer;
+  if (options.keyFile !== undefined) {
+    merged.privateKeyFile = options.keyFile;
+    delete merged.privateKey;
+  }
+  validateConfig(merged); // the same checks as P2PModule.forRoot, reported before anything starts
+  return merged as P2POptions;
+}
+
+/** Starts a standalone node and resolves with the exit code once it has stopped. */
+export async function runNode(options: RunNodeOptions): Promise<number> {
+  const logger = new ConsoleLogger('nestjs-p2p', { json: options.json, colors: !options.json && process.stdout.isTTY });
+  let config: P2POptions;
+  try {
+    config = loadNodeConfig(options);
+  } catch (err) {
+    if (!(err instanceof P2PConfigError)) throw err;
+    process.stderr.write(`${err.message}\n`);
+    return 2;
+  }
+
+  @Module({ imports: [P2PModule.forRoot(config)] })
+  class StandaloneNodeModule {}
+
+  const app = await NestFactory.create(StandaloneNodeModule, { logger });
+  const service = app.get(P2PService);
+  // Subscribed before start, so the configured peers' connections are part of the log too.
+  const events = service.events$.subscribe((event) =>
+    logger.log(`${event.type} ${event.peer.id} ${event.peer.remoteAddress} (${event.peer.direction})`, 'peers'),
+  );
+  app.connectMicroservice({ strategy: app.get(P2PServer) });
+  await app.startAllMicroservices();
+  await app.init();
+  logger.log(`ready: id ${service.id}, address ${service.address() ?? 'not listening'}`);
+
+  return new Promise((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.log(`${signal}: closing`);
+      events.unsubscribe();
+      app.close().then(
+        () => resolve(0),
+        (err: Error) => {
+          logger.error(`close failed: ${err.message}`);
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+}
