@@ -5,6 +5,7 @@ import type { ReplySink } from '../core/socket.js';
 import type { BroadcastMeta, PeerEvent, PeerInfo } from '../core/types.js';
 import { P2P_NODE, P2P_TRANSPORT } from './p2p.constants.js';
 import { P2PContext } from './p2p.context.js';
+import { registerNode, unregisterNode } from './p2p.registry.js';
 
 /** What a caller receives for a pattern this node has no @MessagePattern for. */
 export const NO_MESSAGE_HANDLER = 'There is no matching message handler defined in the remote service.';
@@ -27,12 +28,16 @@ export class P2PServer extends Server<P2PServerEvents> implements CustomTranspor
 
   listen(callback: (...optionalParams: unknown[]) => void): void {
     this.node.start().then(
-      () => callback(),
+      () => {
+        registerNode(this.node);
+        callback();
+      },
       (err: unknown) => callback(err),
     );
   }
 
   async close(): Promise<void> {
+    unregisterNode(this.node);
     await this.node.close();
   }
 

@@ -1,13 +1,12 @@
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
-import type { MsPattern } from '@nestjs/microservices';
-import { transformPatternToRoute } from '@nestjs/microservices/utils/transform-pattern.utils.js';
 import { lastValueFrom, Observable, share } from 'rxjs';
 import type { BroadcastOptions, BroadcastResult, Peer, RequestOptions } from '../core/peer.js';
 import type { PeerEvent, PeerInfo } from '../core/types.js';
 import { P2P_NODE } from './p2p.constants.js';
+import { route, type P2PPattern } from './p2p.route.js';
 
-/** A Nest pattern: a string, or an object normalised the way Nest normalises it. */
-export type P2PPattern = string | number | Record<string, unknown>;
+export type { P2PPattern };
+
 
 /**
  * What the application calls to talk to peers. Every method fails with a typed
@@ -99,8 +98,4 @@ export class P2PService implements OnApplicationShutdown {
   async onApplicationShutdown(): Promise<void> {
     await this.node.close();
   }
-}
-
-function route(pattern: P2PPattern): string {
-  return transformPatternToRoute(pattern as MsPattern) as string;
 }
