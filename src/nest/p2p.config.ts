@@ -178,6 +178,10 @@ export class P2PConfig {
   @IntRange(0, 1_000_000)
   maxKnownPeers: number = DEFAULTS.maxKnownPeers;
 
+  /** Fewest connected peers for P2PHealthIndicator to report the node as up. */
+  @IntRange(0, 100_000)
+  minPeers: number = 0;
+
   /** Network broadcast ids remembered so that each is delivered once. */
   @IntRange(1, 10_000_000)
   broadcastCacheSize: number = DEFAULTS.broadcastCacheSize;

@@ -21,12 +21,13 @@ describe('the built package (dist/), as an app would load it', () => {
     writeFileSync(
       join(app, 'main.cjs'),
       `const p2p = require('nestjs-p2p');
+       const { P2PHealthIndicator } = require('nestjs-p2p/health');
        const peer = new p2p.Peer();
-       console.log(JSON.stringify({ module: typeof p2p.P2PModule.forRoot, server: typeof p2p.P2PServer, id: peer.id }));`,
+       console.log(JSON.stringify({ module: typeof p2p.P2PModule.forRoot, server: typeof p2p.P2PServer, client: typeof p2p.P2PClient, health: typeof P2PHealthIndicator, id: peer.id }));`,
     );
     const { stdout } = await run(process.execPath, ['main.cjs'], { cwd: app });
     const out = JSON.parse(stdout.trim().split('\n').pop()!);
-    expect(out).toMatchObject({ module: 'function', server: 'function' });
+    expect(out).toMatchObject({ module: 'function', server: 'function', client: 'function', health: 'function' });
     expect(out.id).toMatch(/^[0-9a-f]{40}$/);
   });
 
@@ -34,10 +35,11 @@ describe('the built package (dist/), as an app would load it', () => {
     writeFileSync(
       join(app, 'main.mjs'),
       `import { P2PModule, P2PService, validateConfig } from 'nestjs-p2p';
-       console.log(JSON.stringify({ module: typeof P2PModule.forRootAsync, service: typeof P2PService, inbound: validateConfig({}).maxInbound }));`,
+       import { P2PHealthIndicator } from 'nestjs-p2p/health';
+       console.log(JSON.stringify({ module: typeof P2PModule.forRootAsync, service: typeof P2PService, health: typeof P2PHealthIndicator, inbound: validateConfig({}).maxInbound }));`,
     );
     const { stdout } = await run(process.execPath, ['main.mjs'], { cwd: app });
-    expect(JSON.parse(stdout.trim())).toEqual({ module: 'function', service: 'function', inbound: 40 });
+    expect(JSON.parse(stdout.trim())).toEqual({ module: 'function', service: 'function', health: 'function', inbound: 40 });
   });
 });
 
