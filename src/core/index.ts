@@ -5,6 +5,7 @@ export * from './constants.js';
 export * from './control.js';
 export * from './errors.js';
 export * from './identity.js';
+export * from './metrics.js';
 export * from './network-broadcast.js';
 export * from './network-sim.js';
 export * from './peer.js';

@@ -14,6 +14,7 @@ import {
 } from './errors.js';
 import { BroadcastRouter, decodeNetworkMessage, SeenCache, type BroadcastStrategy, type NetworkBroadcastStats } from './network-broadcast.js';
 import { encodePeerExchange, isUnspecified, parsePeerExchange, type PexEntry } from './peer-exchange.js';
+import type { MetricsSink } from './metrics.js';
 import { PersistentPeers } from './reconnect.js';
 import { loadIdentity, loadIdentityFile, type Identity } from './identity.js';
 import {
@@ -137,6 +138,8 @@ export class Peer extends EventEmitter {
   private pexTimer: NodeJS.Timeout | undefined;
   private startedAt = new Date();
   private readonly router: BroadcastRouter;
+  private metricsSink: MetricsSink | undefined;
+  private readonly metricsRef = () => this.metricsSink;
   /** Inbound connections refused because of maxInbound since start. */
   refused = 0;
 
@@ -224,6 +227,11 @@ export class Peer extends EventEmitter {
 
   setHandler(handler: InboundHandler): void {
     this.handler = handler;
+  }
+
+  /** Reports frames, request durations and errors to `sink` (see nestjs-p2p/metrics); undefined stops it. */
+  setMetrics(sink: MetricsSink | undefined): void {
+    this.metricsSink = sink;
   }
 
   /**
@@ -353,7 +361,7 @@ export class Peer extends EventEmitter {
   private wrap(raw: Socket, direction: 'inbound' | 'outbound', expectedPeerId?: string, proven?: ProvenPeer): P2PSocket {
     const socket = new P2PSocket(
       raw,
-      { ...this.opts, direction, expectedPeerId, proven, localHello: this.hello(), logger: this.logger },
+      { ...this.opts, direction, expectedPeerId, proven, localHello: this.hello(), logger: this.logger, metrics: this.metricsRef },
       this.hooks,
     );
     this.sockets.add(socket);

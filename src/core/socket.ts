@@ -1,7 +1,8 @@
 import type { Socket } from 'node:net';
-import { decodePayload, encodeFrame, encodePayload, FrameDecoder, parseMessage, type Message } from './codec.js';
+import { decodePayload, encodeFrame, encodePayload, FrameDecoder, frameKind, parseMessage, type Message } from './codec.js';
 import {
   Encoding,
+  HEADER_BYTES,
   FLAG_END,
   FLAG_ERROR,
   FLAG_REQUEST,
@@ -25,6 +26,7 @@ import {
   type PeerRef,
 } from './errors.js';
 import { peerIdFromPublicKey } from './identity.js';
+import type { MetricsSink, RequestOutcome } from './metrics.js';
 import { looksLikeTls, type ProvenPeer } from './secure-channel.js';
 import { PendingRequests, type PendingRequest } from './pending-requests.js';
 import type { Direction, P2PLogger, PeerInfo } from './types.js';
@@ -50,6 +52,8 @@ export interface SocketOptions extends SocketLimits {
   /** When set, only these peer ids are admitted. */
   allowedPeers?: ReadonlySet<string>;
   logger: P2PLogger;
+  /** Read at each use, so a sink attached after start applies to live connections too. */
+  metrics?: () => MetricsSink | undefined;
 }
 
 /** How a request handler answers: any number of values, then complete or error. */
@@ -228,7 +232,7 @@ export class P2PSocket {
     observer: Pick<PendingRequest, 'next' | 'error' | 'complete'>,
   ): () => void {
     const { encoding, bytes } = encodePayload(data);
-    const entry: PendingRequest = { pattern, timeoutMs, timer: undefined, ...observer };
+    const entry: PendingRequest = { pattern, timeoutMs, timer: undefined, ...this.measured(pattern, observer) };
     const nonce = this.pending.add(entry);
     try {
       this.writeFrame(FLAG_WRAPPED | FLAG_REQUEST | encoding, nonce, topic, bytes);
@@ -238,6 +242,26 @@ export class P2PSocket {
     }
     this.armTimeout(nonce, entry);
     return () => void this.pending.take(nonce);
+  }
+
+  /** The observer, timed into the metrics sink when there is one (and untouched when there is not). */
+  private measured(pattern: string, observer: Pick<PendingRequest, 'next' | 'error' | 'complete'>): Pick<PendingRequest, 'next' | 'error' | 'complete'> {
+    const sink = this.options.metrics?.();
+    if (!sink) return observer;
+    const started = process.hrtime.bigint();
+    const done = (outcome: RequestOutcome) => sink.request(pattern, Number(process.hrtime.bigint() - started) / 1e9, outcome);
+    return {
+      next: (value) => observer.next(value),
+      error: (err) => {
+        done(err instanceof P2PTimeoutError ? 'timeout' : err instanceof P2PRemoteError ? 'remote_error' : 'closed');
+        sink.error(err.constructor.name);
+        observer.error(err);
+      },
+      complete: () => {
+        done('ok');
+        observer.complete();
+      },
+    };
   }
 
   private armTimeout(nonce: number, entry: PendingRequest): void {
@@ -263,9 +287,11 @@ export class P2PSocket {
     }
     const queued = this.queue.queuedBytes;
     if (queued + frame.size > this.options.maxQueueBytes) {
+      this.options.metrics?.()?.error('P2PQueueFullError');
       throw new P2PQueueFullError(queued, this.options.maxQueueBytes, this.ref());
     }
     this.queue.push(frame.chunks, frame.size);
+    this.options.metrics?.()?.frame('out', frameKind(frame.chunks[0]![0]!), frame.size);
   }
 
   /** Queues a network broadcast: data, so it is bounded like any frame (P2PFrameTooLargeError, P2PQueueFullError). */
@@ -285,6 +311,7 @@ export class P2PSocket {
     if (this.state === 'closed' || this.raw.destroyed) return;
     const frame = encodeControl(control);
     this.queue.push(frame.chunks, frame.size);
+    this.options.metrics?.()?.frame('out', 'control', frame.size);
   }
 
   private replySink(nonce: number, topic: string): ReplySink {
@@ -367,6 +394,7 @@ export class P2PSocket {
   private onFrame(flags: number, nonce: number, body: Buffer): void {
     if (this.state === 'closed' || (this.state === 'closing' && !this.drainInbound)) return;
     const message = parseMessage(flags, nonce, body);
+    this.options.metrics?.()?.frame('in', message.kind, HEADER_BYTES + body.length);
     if (message.kind === 'control') return this.onControl(decodeControl(message.payload));
     if (this.state === 'handshaking') throw new P2PProtocolError('data frame before the hello exchange');
     // A replaced duplicate still delivers what the peer sent before it saw our goodbye, but answers nothing:
@@ -557,6 +585,7 @@ export class P2PSocket {
   /** Closes because of an error: logs it with the peer's id and address, says why, and ends the link. */
   fail(error: Error, reason: GoodbyeReason, level: 'warn' | 'debug' = 'warn'): void {
     if (this.state === 'closing' || this.state === 'closed') return;
+    this.options.metrics?.()?.error(error.constructor.name);
     this.log(level, `closing connection: ${error.message}`);
     // Keep reading (onData discards while closing) so the peer's FIN is seen and the close is prompt.
     void this.close(reason, error.message, error);

@@ -22,12 +22,13 @@ describe('the built package (dist/), as an app would load it', () => {
       join(app, 'main.cjs'),
       `const p2p = require('nestjs-p2p');
        const { P2PHealthIndicator } = require('nestjs-p2p/health');
+       const { P2PMetrics } = require('nestjs-p2p/metrics');
        const peer = new p2p.Peer();
-       console.log(JSON.stringify({ module: typeof p2p.P2PModule.forRoot, server: typeof p2p.P2PServer, client: typeof p2p.P2PClient, health: typeof P2PHealthIndicator, id: peer.id }));`,
+       console.log(JSON.stringify({ module: typeof p2p.P2PModule.forRoot, server: typeof p2p.P2PServer, client: typeof p2p.P2PClient, health: typeof P2PHealthIndicator, metrics: typeof P2PMetrics, id: peer.id }));`,
     );
     const { stdout } = await run(process.execPath, ['main.cjs'], { cwd: app });
     const out = JSON.parse(stdout.trim().split('\n').pop()!);
-    expect(out).toMatchObject({ module: 'function', server: 'function', client: 'function', health: 'function' });
+    expect(out).toMatchObject({ module: 'function', server: 'function', client: 'function', health: 'function', metrics: 'function' });
     expect(out.id).toMatch(/^[0-9a-f]{40}$/);
   });
 

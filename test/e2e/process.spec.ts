@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadIdentity, P2PConnectionClosedError, P2PPeerNotConnectedError } from '../../src/index.js';
+import { loadIdentity, P2PConnectionClosedError, P2PPeerNotConnectedError, P2PQueueFullError } from '../../src/index.js';
 import { waitFor } from '../helpers.js';
 import { startNode, type TestNode } from '../nest-helpers.js';
 
@@ -57,7 +57,13 @@ describe('a peer in another process (built package)', () => {
       await a.service.connect(`${remote.id}@${remote.address}`);
       const streaming = (async () => {
         for (let i = 0; i < 100_000; i++) {
-          await a.service.send(remote.id, 'echo', Buffer.alloc(1024));
+          try {
+            await a.service.send(remote.id, 'echo', Buffer.alloc(1024));
+          } catch (err) {
+            // A full queue means "wait", as for any well-behaved sender; anything else ends the stream.
+            if (!(err instanceof P2PQueueFullError)) throw err;
+            await new Promise((r) => setTimeout(r, 1));
+          }
           if (i % 64 === 63) await new Promise((r) => setImmediate(r));
         }
       })().catch((e: unknown) => e);
@@ -68,7 +74,9 @@ describe('a peer in another process (built package)', () => {
       const exited = remote.child.exitCode !== null || remote.child.signalCode !== null ? Promise.resolve() : once(remote.child, 'exit');
       for (const err of await Promise.all(pending)) expect(err).toBeInstanceOf(P2PConnectionClosedError);
       expect(Date.now() - killedAt).toBeLessThan(1000);
-      expect(await streaming).toBeInstanceOf(P2PPeerNotConnectedError); // the stream's next send is told
+      // The stream's next send is told: the peer is gone (or its connection is closing).
+      const ended = await streaming;
+      expect(ended instanceof P2PPeerNotConnectedError || ended instanceof P2PConnectionClosedError).toBe(true);
       await exited;
       remote = await spawnNode({ privateKey, listen: remote.address });
       children.push(remote.child);

@@ -1,0 +1,124 @@
+import { Inject, Injectable, Optional, type OnModuleDestroy } from '@nestjs/common';
+import { Counter, Gauge, Histogram, register as defaultRegistry, type Registry } from 'prom-client';
+import type { FrameKind } from '../core/codec.js';
+import type { MetricsSink, RequestOutcome } from '../core/metrics.js';
+import type { Peer } from '../core/peer.js';
+import { P2P_NODE } from './p2p.constants.js';
+
+/** Inject a prom-client Registry under this token to keep P2P metrics out of the default one. */
+export const P2P_METRICS_REGISTRY = Symbol('P2P_METRICS_REGISTRY');
+
+// Patterns become a label; past this many distinct ones they are counted as "other".
+const MAX_PATTERN_LABELS = 200;
+const KINDS: FrameKind[] = ['event', 'request', 'response', 'control'];
+
+/**
+ * Prometheus metrics of the node, with prom-client (an optional peer dependency,
+ * hence the `nestjs-p2p/metrics` subpath). Add it to a module's providers next to
+ * P2PModule; expose `registry.metrics()` from a controller (see the README).
+ */
+@Injectable()
+export class P2PMetrics implements MetricsSink, OnModuleDestroy {
+  readonly registry: Registry;
+  private readonly frames: Counter<'direction' | 'kind'>;
+  private readonly bytes: Counter<'direction' | 'kind'>;
+  private readonly durations: Histogram<'pattern' | 'outcome'>;
+  private readonly errors: Counter<'type'>;
+  private readonly names: string[] = [];
+  private readonly patterns = new Set<string>();
+  // Children bound once per label pair: the per-frame path is two map-free increments.
+  private readonly frameChildren = new Map<string, { frames: { inc(): void }; bytes: { inc(n: number): void } }>();
+
+  constructor(
+    @Inject(P2P_NODE) private readonly peer: Peer,
+    @Optional() @Inject(P2P_METRICS_REGISTRY) registry?: Registry,
+  ) {
+    this.registry = registry ?? defaultRegistry;
+    const registers = [this.registry];
+    const track = <T extends { name: string }>(config: T): T => (this.names.push(config.name), config);
+    this.frames = new Counter(track({ name: 'p2p_frames_total', help: 'Frames sent and received, by direction and kind.', labelNames: ['direction', 'kind'] as const, registers }));
+    this.bytes = new Counter(track({ name: 'p2p_bytes_total', help: 'Frame bytes sent and received, by direction and kind.', labelNames: ['direction', 'kind'] as const, registers }));
+    this.durations = new Histogram(
+      track({
+        name: 'p2p_request_duration_seconds',
+        help: 'Duration of requests this node sent, by pattern and outcome (ok, remote_error, timeout, closed).',
+        labelNames: ['pattern', 'outcome'] as const,
+        buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+        registers,
+      }),
+    );
+    this.errors = new Counter(track({ name: 'p2p_errors_total', help: 'Typed errors on connections and requests, by class (timeouts included).', labelNames: ['type'] as const, registers }));
+    for (const direction of ['in', 'out'] as const) {
+      for (const kind of KINDS) {
+        this.frameChildren.set(`${direction}:${kind}`, { frames: this.frames.labels(direction, kind), bytes: this.bytes.labels(direction, kind) });
+      }
+    }
+    const node = this.peer;
+    new Gauge(
+      track({
+        name: 'p2p_connected_peers',
+        help: 'Connected peers, by direction.',
+        labelNames: ['direction'] as const,
+        registers,
+        collect() {
+          const peers = node.peers();
+          this.set({ direction: 'inbound' }, peers.filter((p) => p.direction === 'inbound').length);
+          this.set({ direction: 'outbound' }, peers.filter((p) => p.direction === 'outbound').length);
+        },
+      }),
+    );
+    new Gauge(
+      track({
+        name: 'p2p_queue_bytes',
+        help: 'Bytes waiting to be written, summed over all connections.',
+        registers,
+        collect() {
+          this.set(node.peers().reduce((sum, p) => sum + (node.connection(p.id)?.queuedBytes ?? 0), 0));
+        },
+      }),
+    );
+    const fromNode = (name: string, help: string, read: () => number) => {
+      let last = 0;
+      new Counter(
+        track({
+          name,
+          help,
+          registers,
+          collect() {
+            const now = read();
+            if (now > last) this.inc(now - last);
+            last = now;
+          },
+        }),
+      );
+    };
+    fromNode('p2p_refused_connections_total', 'Inbound connections refused (maxInbound).', () => node.refused);
+    fromNode('p2p_broadcast_delivered_total', 'Network broadcasts delivered to this node\'s handlers.', () => node.networkBroadcastStats().delivered);
+    fromNode('p2p_broadcast_duplicates_total', 'Network broadcast copies dropped by the seen-cache.', () => node.networkBroadcastStats().duplicates);
+    fromNode('p2p_broadcast_sent_total', 'Network broadcast messages this node sent or relayed.', () => node.networkBroadcastStats().sent);
+    node.setMetrics(this);
+  }
+
+  frame(direction: 'in' | 'out', kind: FrameKind, bytes: number): void {
+    const child = this.frameChildren.get(`${direction}:${kind}`)!;
+    child.frames.inc();
+    child.bytes.inc(bytes);
+  }
+
+  request(pattern: string, seconds: number, outcome: RequestOutcome): void {
+    if (!this.patterns.has(pattern)) {
+      if (this.patterns.size >= MAX_PATTERN_LABELS) pattern = 'other';
+      else this.patterns.add(pattern);
+    }
+    this.durations.labels(pattern, outcome).observe(seconds);
+  }
+
+  error(type: string): void {
+    this.errors.labels(type).inc();
+  }
+
+  onModuleDestroy(): void {
+    this.peer.setMetrics(undefined);
+    for (const name of this.names) this.registry.removeSingleMetric(name);
+  }
+}
