@@ -11,7 +11,11 @@ const file = process.argv[2];
 if (!file) throw new Error('usage: node node.js <config.json>');
 const { name, p2p } = JSON.parse(readFileSync(file, 'utf8')) as { name: string; p2p: P2POptions };
 
-type Report = { type: 'log'; text: string } | { type: 'ready'; id: string; address: string } | { type: 'result'; seq: number; value?: unknown; error?: string };
+type Report =
+  | { type: 'log'; text: string }
+  | { type: 'ready'; id: string; address: string }
+  | { type: 'peer'; event: 'connected' | 'disconnected'; id: string; reason?: string }
+  | { type: 'result'; seq: number; value?: unknown; error?: string };
 const report = (message: Report): void => void process.send?.(message);
 
 @Controller()
@@ -53,12 +57,14 @@ async function main(): Promise<void> {
   await app.init();
   const p2p = app.get(P2PService);
   report({ type: 'ready', id: p2p.id, address: p2p.address()! });
+  // Connection lifecycle, for the runner's live view.
+  p2p.events$.subscribe((event) => report({ type: 'peer', event: event.type, id: event.peer.id, reason: event.type === 'disconnected' ? event.reason : undefined }));
 
   process.on('message', (command: Command) => {
     const run = async (): Promise<unknown> => {
       switch (command.op) {
         case 'peers':
-          return p2p.peers().map((p) => ({ id: p.id, secure: p.secure }));
+          return p2p.peers().map((p) => ({ id: p.id, secure: p.secure, direction: p.direction, rttMs: p.rttMs }));
         case 'send':
           return p2p.send(command.to, command.pattern, command.data);
         case 'request': {

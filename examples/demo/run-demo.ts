@@ -20,9 +20,13 @@ interface DemoNode {
 interface PeerRow {
   id: string;
   secure: boolean;
+  direction: 'inbound' | 'outbound';
+  rttMs: number | null;
 }
 
 let seq = 0;
+// Connection events are printed once the show is over (the start-up mesh would drown the output).
+let showEvents = false;
 const nodes: DemoNode[] = [];
 const label = (n: DemoNode) => color(palette[nodes.indexOf(n) % palette.length]!, n.name.padEnd(6));
 const nameOf = (id: string) => nodes.find((n) => n.id === id)?.name ?? id.slice(0, 8);
@@ -40,6 +44,9 @@ function start(index: number): Promise<DemoNode> {
         node.address = m.address!;
         nodes.push(node);
         resolve(node);
+      } else if (m.type === 'peer' && showEvents) {
+        const p = m as unknown as { event: string; id: string; reason?: string };
+        say(`  ${label(node)} ${p.event} ${nameOf(p.id)}${p.reason ? ` (${p.reason})` : ''}`);
       } else if (m.type === 'log') {
         say(`  ${label(node)} ${m.text}`);
       } else if (m.type === 'result') {
@@ -124,8 +131,24 @@ async function main(): Promise<void> {
   await new Promise((r) => setTimeout(r, 200));
   say(`  ${label(n1)} broadcast queued for ${result.sent.map(nameOf).sort().join(', ')}; ${result.failed.length} failed`);
 
+  await peerTable();
   if (process.env.DEMO_EXIT) return stop(0);
-  say(color(1, '\nnetwork running. Press Ctrl-C to stop.'));
+  showEvents = true;
+  say(color(1, '\nnetwork running; the peer table refreshes every 10 s. Press Ctrl-C to stop.'));
+  setInterval(() => void peerTable().catch(() => undefined), 10_000);
+}
+
+/** Every node's connections with direction and measured round trip (the demo configs ping every 2 s). */
+async function peerTable(): Promise<void> {
+  say(color(1, `\npeer table at ${new Date().toLocaleTimeString('en-GB')}`));
+  say(`  ${'node'.padEnd(6)} ${'peer'.padEnd(6)} ${'direction'.padEnd(9)} ${'rtt'.padStart(7)}  channel`);
+  for (const n of nodes) {
+    const peers = await ask<PeerRow[]>(n, { op: 'peers' });
+    for (const p of peers.sort((x, y) => nameOf(x.id).localeCompare(nameOf(y.id)))) {
+      const rtt = p.rttMs === null ? 'pending' : `${p.rttMs} ms`;
+      say(`  ${label(n)} ${nameOf(p.id).padEnd(6)} ${p.direction.padEnd(9)} ${rtt.padStart(7)}  ${p.secure ? 'TLS 1.3' : 'plaintext'}`);
+    }
+  }
 }
 
 main().catch((err: Error) => {

@@ -59,6 +59,8 @@ describe('npm start (the demo)', () => {
     expect(stdout).toMatch(/node-5 .*received broadcast news/);
     expect(stdout).toMatch(/broadcast queued for node-2, node-3, node-4, node-5; 0 failed/);
     for (const n of [3, 4]) expect(stdout).toMatch(new RegExp(`node-${n} .*received broadcast news`));
+    expect(stdout).toMatch(/peer table at/);
+    expect(stdout.match(/^ {2}node-\d +node-\d +(inbound|outbound) +(pending|\d+ ms) +TLS 1\.3$/gm)).toHaveLength(20);
     expect(stdout).toMatch(/all nodes closed cleanly/);
   }, 90_000);
 });
