@@ -1,4 +1,4 @@
-import { Controller, type INestApplication, type Type } from '@nestjs/common';
+import { Controller, type INestApplication, type ModuleMetadata, type Type } from '@nestjs/common';
 import { Ctx, EventPattern, MessagePattern, Payload, RpcException } from '@nestjs/microservices';
 import { Test } from '@nestjs/testing';
 import { from, interval, map, take, type Observable } from 'rxjs';
@@ -89,16 +89,19 @@ export interface TestNode {
   address: string;
 }
 
-/** A real Nest app with P2PModule, wired the documented way, listening on 127.0.0.1. */
-export async function startNode(options: P2POptions = {}, controllers: Type[] = [NodeController]): Promise<TestNode> {
-  const moduleRef = await Test.createTestingModule({
-    imports: [P2PModule.forRoot({ listen: '127.0.0.1:0', ...options })],
-    controllers,
-  }).compile();
+/** Compiles `metadata` into a Nest app, connects P2PServer the documented way, and starts it. */
+export async function startApp(metadata: ModuleMetadata): Promise<INestApplication> {
+  const moduleRef = await Test.createTestingModule(metadata).compile();
   const app = moduleRef.createNestApplication({ logger: process.env.P2P_TEST_LOGS ? undefined : false });
   app.connectMicroservice({ strategy: app.get(P2PServer) });
   await app.startAllMicroservices();
   await app.init();
+  return app;
+}
+
+/** A real Nest app with P2PModule, wired the documented way, listening on 127.0.0.1. */
+export async function startNode(options: P2POptions = {}, controllers: Type[] = [NodeController]): Promise<TestNode> {
+  const app = await startApp({ imports: [P2PModule.forRoot({ listen: '127.0.0.1:0', ...options })], controllers });
   const service = app.get(P2PService);
   return {
     app,

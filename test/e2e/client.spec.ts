@@ -1,11 +1,10 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { ClientsModule, type ClientProxy } from '@nestjs/microservices';
-import { Test } from '@nestjs/testing';
 import { firstValueFrom, lastValueFrom, toArray } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { P2PClient, P2PModule, P2PServer, P2PService, type Peer } from '../../src/index.js';
+import { P2PClient, P2PModule, P2PService, type Peer } from '../../src/index.js';
 import { waitFor } from '../helpers.js';
-import { startNode, type TestNode } from '../nest-helpers.js';
+import { startApp, startNode, type TestNode } from '../nest-helpers.js';
 
 @Injectable()
 class UsesPeerB {
@@ -23,17 +22,13 @@ describe('P2PClient (a ClientProxy)', () => {
   it('works through ClientsModule in an app that runs P2PModule, reusing its node', async () => {
     const b = await startNode();
     nodes.push(b);
-    const moduleRef = await Test.createTestingModule({
+    const app = await startApp({
       imports: [
         P2PModule.forRoot({ listen: '127.0.0.1:0' }),
         ClientsModule.registerAsync([{ name: 'PEER_B', useFactory: () => ({ customClass: P2PClient, options: { peer: `${b.id}@${b.address}` } }) }]),
       ],
       providers: [UsesPeerB],
-    }).compile();
-    const app = moduleRef.createNestApplication({ logger: false });
-    app.connectMicroservice({ strategy: app.get(P2PServer) });
-    await app.startAllMicroservices();
-    await app.init();
+    });
     closers.push(() => app.close());
     const a = app.get(P2PService);
     const { client } = app.get(UsesPeerB);

@@ -1,10 +1,9 @@
 import { Controller, Get } from '@nestjs/common';
 import { HealthCheck, HealthCheckService, TerminusModule } from '@nestjs/terminus';
-import { Test } from '@nestjs/testing';
 import { afterEach, describe, expect, it } from 'vitest';
-import { P2PModule, P2PServer, P2PService } from '../../src/index.js';
+import { P2PModule, P2PService } from '../../src/index.js';
 import { P2PHealthIndicator } from '../../src/nest/p2p.health.js';
-import { startNode, type TestNode } from '../nest-helpers.js';
+import { startApp, startNode, type TestNode } from '../nest-helpers.js';
 
 @Controller('health')
 class HealthController {
@@ -29,15 +28,11 @@ afterEach(async () => {
 
 describe('P2PHealthIndicator (@nestjs/terminus)', () => {
   it('is down below minPeers and up once enough peers are connected', async () => {
-    const moduleRef = await Test.createTestingModule({
+    const app = await startApp({
       imports: [TerminusModule, P2PModule.forRoot({ listen: '127.0.0.1:0', minPeers: 1 })],
       controllers: [HealthController],
       providers: [P2PHealthIndicator],
-    }).compile();
-    const app = moduleRef.createNestApplication({ logger: false });
-    app.connectMicroservice({ strategy: app.get(P2PServer) });
-    await app.startAllMicroservices();
-    await app.init();
+    });
     closers.push(() => app.close());
     const controller = app.get(HealthController);
     const service = app.get(P2PService);

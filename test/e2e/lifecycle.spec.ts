@@ -2,8 +2,8 @@ import { Injectable, Module } from '@nestjs/common';
 import { ConfigModule, ConfigService } from '@nestjs/config';
 import { Test } from '@nestjs/testing';
 import { describe, expect, it } from 'vitest';
-import { P2PConfigError, P2PModule, P2PNotRunningError, P2PServer, P2PService, validateConfig } from '../../src/index.js';
-import { connectAndWait, NodeController, startNode } from '../nest-helpers.js';
+import { P2PConfigError, P2PModule, P2PNotRunningError, P2PService, validateConfig } from '../../src/index.js';
+import { connectAndWait, NodeController, startApp, startNode } from '../nest-helpers.js';
 
 function handles(): Record<string, number> {
   const counts: Record<string, number> = {};
@@ -61,7 +61,7 @@ describe('forRootAsync with @nestjs/config', () => {
     }
     @Module({ providers: [Probe] })
     class FeatureModule {}
-    const moduleRef = await Test.createTestingModule({
+    const app = await startApp({
       imports: [
         ConfigModule.forRoot({ ignoreEnvFile: true, load: [() => ({ p2p: { listen: '127.0.0.1:0', peers: [peerNode.address], timeoutMs: 1234 } })] }),
         P2PModule.forRootAsync({
@@ -73,11 +73,7 @@ describe('forRootAsync with @nestjs/config', () => {
         FeatureModule,
       ],
       controllers: [NodeController],
-    }).compile();
-    const app = moduleRef.createNestApplication({ logger: false });
-    app.connectMicroservice({ strategy: app.get(P2PServer) });
-    await app.startAllMicroservices();
-    await app.init();
+    });
     try {
       const probe = app.get(Probe);
       // Dialed the configured peer at start.

@@ -1,9 +1,8 @@
-import { Test } from '@nestjs/testing';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { P2PModule, P2PServer, P2PService } from '../../src/index.js';
+import { P2PModule, P2PService } from '../../src/index.js';
 import { P2P_METRICS_REGISTRY, P2PMetrics } from '../../src/nest/p2p.metrics.js';
-import { NodeController, startNode, type TestNode } from '../nest-helpers.js';
+import { NodeController, startApp, startNode, type TestNode } from '../nest-helpers.js';
 
 const nodes: TestNode[] = [];
 const closers: Array<() => Promise<unknown>> = [];
@@ -17,15 +16,11 @@ type MetricJson = { name: string; values: Array<{ value: number; labels: Record<
 describe('P2PMetrics (prom-client)', () => {
   it('counts frames, bytes, request durations by outcome, errors, peers and queue bytes', async () => {
     const registry = new Registry();
-    const moduleRef = await Test.createTestingModule({
+    const app = await startApp({
       imports: [P2PModule.forRoot({ listen: '127.0.0.1:0' })],
       controllers: [NodeController],
       providers: [P2PMetrics, { provide: P2P_METRICS_REGISTRY, useValue: registry }],
-    }).compile();
-    const app = moduleRef.createNestApplication({ logger: false });
-    app.connectMicroservice({ strategy: app.get(P2PServer) });
-    await app.startAllMicroservices();
-    await app.init();
+    });
     closers.push(() => app.close());
     const a = app.get(P2PService);
     expect(app.get(P2PMetrics).registry).toBe(registry);
