@@ -1,4 +1,4 @@
-import { isIP } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 
 /** A dialable address: `host:port`, `[v6]:port`, optionally prefixed by `<peerId>@`. */
 export interface PeerAddress {
@@ -49,4 +49,10 @@ export function mustParseAddress(input: string): PeerAddress {
 
 export function formatAddress(host: string, port: number): string {
   return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** A connected socket's remote end as `host:port` (`[v6]:port`), or 'unknown' once it is gone. */
+export function socketAddress(socket: Socket): string {
+  const { remoteAddress, remotePort } = socket;
+  return remoteAddress ? formatAddress(remoteAddress, remotePort ?? 0) : 'unknown';
 }

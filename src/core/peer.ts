@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { formatAddress, mustParseAddress, parseAddress, type PeerAddress } from './address.js';
+import { formatAddress, mustParseAddress, parseAddress, socketAddress, type PeerAddress } from './address.js';
 import { AddressBook, type KnownPeer } from './address-book.js';
 import { encodeTopic } from './codec.js';
 import { DEFAULTS, PROTOCOL_VERSION } from './constants.js';
@@ -197,11 +197,12 @@ export class Peer extends EventEmitter {
         isConnected: (id) => this.connections.get(id)?.isOpen === true,
         send: (id, body) => this.socketFor(id).sendNetworkBroadcast(body),
         deliver: (from, message, data) => {
-          const peer = from === this.id ? this.selfInfo() : this.connections.get(from)?.senderInfo();
-          if (!peer || !this.handler || this.state !== 'running') return;
+          if (this.state !== 'running') return;
           const meta: BroadcastMeta = { id: message.id, origin: message.origin, hops: message.hops };
+          if (from !== this.id) return void this.connections.get(from)?.dispatchEvent(message.topic, data, meta);
+          // The originator's own copy has no connection to go through.
           try {
-            const result = this.handler.onEvent(peer, message.topic, data, meta);
+            const result = this.handler?.onEvent(this.selfInfo(), message.topic, data, meta);
             if (result instanceof Promise) result.catch((err: Error) => this.logger.error(`network broadcast handler for "${message.topic}" failed: ${err?.message ?? err}`));
           } catch (err) {
             this.logger.error(`network broadcast handler for "${message.topic}" failed: ${(err as Error)?.message ?? err}`);
@@ -302,7 +303,7 @@ export class Peer extends EventEmitter {
     }
     if (over && this.refusing.size >= TLS_REFUSALS_IN_FLIGHT) {
       this.refused++;
-      this.logger.warn(`refusing inbound connection from ${remoteOf(raw)}: inbound limit of ${this.opts.maxInbound} reached`);
+      this.logger.warn(`refusing inbound connection from ${socketAddress(raw)}: inbound limit of ${this.opts.maxInbound} reached`);
       raw.destroy();
       return;
     }
@@ -311,7 +312,7 @@ export class Peer extends EventEmitter {
 
   /** Server side of TLS, then admit (or, over the limit, refuse over the secured channel). */
   private secureAccepted(raw: Socket, refuse: boolean): void {
-    const address = remoteOf(raw);
+    const address = socketAddress(raw);
     const set = refuse ? this.refusing : this.securing;
     set.add(raw);
     secureInbound(raw, this.credentials!, this.opts.handshakeTimeoutMs, { address }).then(
@@ -339,7 +340,7 @@ export class Peer extends EventEmitter {
   private refuse(stream: Socket): void {
     this.refused++;
     const message = `inbound limit of ${this.opts.maxInbound} reached`;
-    this.logger.warn(`refusing inbound connection from ${remoteOf(stream)}: ${message}`);
+    this.logger.warn(`refusing inbound connection from ${socketAddress(stream)}: ${message}`);
     this.goodbyeAndClose(stream, GoodbyeReason.InboundLimit, message);
   }
 
@@ -441,7 +442,7 @@ export class Peer extends EventEmitter {
 
   private readonly hooks: SocketHooks = {
     onOpened: (socket) => this.onOpened(socket),
-    onEvent: (socket, topic, data) => this.handler?.onEvent(socket.senderInfo(), topic, data),
+    onEvent: (socket, topic, data, broadcast) => this.handler?.onEvent(socket.senderInfo(), topic, data, broadcast),
     onRequest: (socket, topic, data, reply) => {
       if (!this.handler) return reply.error({ status: 'error', message: 'node has no handlers' });
       this.handler.onRequest(socket.senderInfo(), topic, data, reply);
@@ -701,10 +702,4 @@ export class Peer extends EventEmitter {
     this.state = 'closed';
     this.logger.log(`node ${this.id} closed`);
   }
-}
-
-function remoteOf(socket: Socket): string {
-  const { remoteAddress, remotePort } = socket;
-  if (!remoteAddress) return 'unknown';
-  return formatAddress(remoteAddress, remotePort ?? 0);
 }

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { socketAddress } from './address.js';
 import { decodePayload, encodeFrame, encodePayload, FrameDecoder, frameKind, parseMessage, type Message } from './codec.js';
 import {
   Encoding,
@@ -29,7 +30,7 @@ import { peerIdFromPublicKey } from './identity.js';
 import type { MetricsSink, RequestOutcome } from './metrics.js';
 import { looksLikeTls, type ProvenPeer } from './secure-channel.js';
 import { PendingRequests, type PendingRequest } from './pending-requests.js';
-import type { Direction, P2PLogger, PeerInfo } from './types.js';
+import type { BroadcastMeta, Direction, P2PLogger, PeerInfo } from './types.js';
 import { WriteQueue } from './write-queue.js';
 
 export interface SocketLimits {
@@ -67,7 +68,7 @@ export interface ReplySink {
 export interface SocketHooks {
   /** The hello exchange succeeded; the Peer accepts the connection or closes it. */
   onOpened(socket: P2PSocket): void;
-  onEvent(socket: P2PSocket, topic: string, data: unknown): unknown;
+  onEvent(socket: P2PSocket, topic: string, data: unknown, broadcast?: BroadcastMeta): unknown;
   onRequest(socket: P2PSocket, topic: string, data: unknown, reply: ReplySink): void;
   onClosed(socket: P2PSocket, reason: string, error: Error | undefined, undeliveredBytes: number): void;
   /** A peer-exchange body arrived on an open connection (unparsed: the Peer bounds and judges it). */
@@ -164,9 +165,7 @@ export class P2PSocket {
   }
 
   get remoteAddress(): string {
-    const { remoteAddress, remotePort } = this.raw;
-    if (!remoteAddress) return 'unknown';
-    return remoteAddress.includes(':') ? `[${remoteAddress}]:${remotePort}` : `${remoteAddress}:${remotePort}`;
+    return socketAddress(this.raw);
   }
 
   get isOpen(): boolean {
@@ -403,25 +402,8 @@ export class P2PSocket {
     switch (message.kind) {
       case 'response':
         return this.onResponse(message);
-      case 'event': {
-        const data = decodePayload(message.encoding, message.payload);
-        this.acquireHandler();
-        let result: unknown;
-        try {
-          result = this.hooks.onEvent(this, message.topic!, data);
-        } catch (err) {
-          // A failing handler is the application's problem, not the peer's: log, keep the link.
-          this.log('error', `event handler for "${message.topic}" failed: ${(err as Error)?.message ?? err}`);
-        }
-        if (result instanceof Promise) {
-          result
-            .catch((err: unknown) => this.log('error', `event handler for "${message.topic}" failed: ${(err as Error)?.message ?? err}`))
-            .finally(() => this.releaseHandler());
-        } else {
-          this.releaseHandler();
-        }
-        return;
-      }
+      case 'event':
+        return this.dispatchEvent(message.topic!, decodePayload(message.encoding, message.payload));
       case 'request': {
         const data = decodePayload(message.encoding, message.payload);
         this.acquireHandler();
@@ -433,6 +415,29 @@ export class P2PSocket {
         }
         return;
       }
+    }
+  }
+
+  /**
+   * Hands an event to the application, counted against maxConcurrentHandlers. Network
+   * broadcasts relayed by this peer come through here too (with `broadcast` set), so
+   * they are bounded the same way.
+   */
+  dispatchEvent(topic: string, data: unknown, broadcast?: BroadcastMeta): void {
+    this.acquireHandler();
+    let result: unknown;
+    try {
+      result = this.hooks.onEvent(this, topic, data, broadcast);
+    } catch (err) {
+      // A failing handler is the application's problem, not the peer's: log, keep the link.
+      this.log('error', `event handler for "${topic}" failed: ${(err as Error)?.message ?? err}`);
+    }
+    if (result instanceof Promise) {
+      result
+        .catch((err: unknown) => this.log('error', `event handler for "${topic}" failed: ${(err as Error)?.message ?? err}`))
+        .finally(() => this.releaseHandler());
+    } else {
+      this.releaseHandler();
     }
   }
 
