@@ -17,6 +17,7 @@ const { values: args } = parseArgs({
     scenarios: { type: 'string', default: Object.keys(SCENARIOS).join(',') },
     transports: { type: 'string', default: Object.keys(TRANSPORT_LABELS).join(',') },
     quick: { type: 'boolean', default: false },
+    scale: { type: 'string' },
     profile: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
@@ -24,16 +25,19 @@ const { values: args } = parseArgs({
 if (args.help) {
   process.stdout.write(
     'npm run bench -- [--runs 3] [--scenarios events,bulk,req1,req64,broadcast]\n' +
-      '                 [--transports raw,nest-tcp,p2p-plain,p2p-tls] [--quick] [--profile]\n' +
+      '                 [--transports raw,nest-tcp,p2p-plain,p2p-tls] [--quick] [--scale F] [--profile]\n' +
+      '--quick: a tenth of every count (--scale 0.1); --scale 10: ten times as many, for a profile of the steady state\n' +
       '--profile: write V8 CPU profiles of every server and client process to bench/results/profiles/\n',
   );
   process.exit(0);
 }
 const runs = Math.max(1, Number(args.runs));
+const factor = args.scale ? Number(args.scale) : args.quick ? 0.1 : 1;
+if (!(factor > 0)) throw new Error(`--scale must be a positive number, got ${args.scale}`);
 const scenarios = args.scenarios!.split(',').map((s) => {
   const scenario = SCENARIOS[s as ScenarioName];
   if (!scenario) throw new Error(`unknown scenario ${s}`);
-  return args.quick ? scaled(scenario, 0.1) : scenario;
+  return factor === 1 ? scenario : scaled(scenario, factor);
 });
 const transports = args.transports!.split(',').map((t) => {
   if (!(t in TRANSPORT_LABELS)) throw new Error(`unknown transport ${t}`);
@@ -126,7 +130,7 @@ async function main(): Promise<void> {
   const machine = `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${process.platform}`;
   const say = (s = '') => process.stdout.write(s + '\n');
   say(`nestjs-p2p benchmark: ${machine}`);
-  say(`${runs} run(s) per figure, median [min–max]; server and client in separate processes on 127.0.0.1${args.quick ? '; --quick (a tenth of the counts)' : ''}`);
+  say(`${runs} run(s) per figure, median [min–max]; server and client in separate processes on 127.0.0.1${factor === 1 ? '' : `; counts scaled by ${factor}`}`);
   const resultsDir = here('../results/');
   mkdirSync(resultsDir, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');

@@ -31,7 +31,7 @@ export function appliesTo(scenario: Scenario, transport: string): boolean {
   return scenario.name !== 'memory' || transport.startsWith('p2p');
 }
 
-/** `--quick`: a tenth of every count, for a smoke run. */
+/** `--scale F` (`--quick` is 0.1): every count times F, for a smoke run or a longer profile. */
 export function scaled(scenario: Scenario, factor: number): Scenario {
   return {
     ...scenario,

@@ -433,9 +433,10 @@ export class P2PSocket {
       this.log('error', `event handler for "${topic}" failed: ${(err as Error)?.message ?? err}`);
     }
     if (result instanceof Promise) {
-      result
-        .catch((err: unknown) => this.log('error', `event handler for "${topic}" failed: ${(err as Error)?.message ?? err}`))
-        .finally(() => this.releaseHandler());
+      result.then(this.releaseBound, (err: unknown) => {
+        this.log('error', `event handler for "${topic}" failed: ${(err as Error)?.message ?? err}`);
+        this.releaseHandler();
+      });
     } else {
       this.releaseHandler();
     }
@@ -554,6 +555,8 @@ export class P2PSocket {
       this.raw.pause();
     }
   }
+
+  private readonly releaseBound = () => this.releaseHandler();
 
   private releaseHandler(): void {
     this.activeHandlers--;

@@ -1,5 +1,5 @@
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
-import { lastValueFrom, Observable, share } from 'rxjs';
+import { Observable, share } from 'rxjs';
 import type { BroadcastOptions, BroadcastResult, Peer, RequestOptions } from '../core/peer.js';
 import type { PeerEvent, PeerInfo } from '../core/types.js';
 import { P2P_NODE } from './p2p.constants.js';
@@ -56,7 +56,17 @@ export class P2PService implements OnApplicationShutdown {
 
   /** Asks a @MessagePattern handler; resolves with its reply (the last value of a stream). */
   request<T = unknown>(peerId: string, pattern: P2PPattern, data?: unknown, options?: RequestOptions): Promise<T> {
-    return lastValueFrom(this.requestStream<T>(peerId, pattern, data, options), { defaultValue: undefined as T });
+    // What lastValueFrom(requestStream(...)) gives, without an Observable per request.
+    return new Promise<T>((resolve, reject) => {
+      let last: T | undefined;
+      this.node.request(
+        peerId,
+        route(pattern),
+        data,
+        { next: (value) => (last = value as T), error: reject, complete: () => resolve(last as T) },
+        options,
+      );
+    });
   }
 
   /** Like request, but emits every value a streaming handler returns. Sent on subscribe; unsubscribing cancels. */
