@@ -18,7 +18,7 @@ export interface Scenario {
 
 export const SCENARIOS: Record<ScenarioName, Scenario> = {
   events: { name: 'events', title: 'one-way 64 B events', unit: 'msg/s', payloadBytes: 64, binary: false, warmup: 20_000, measured: 200_000 },
-  bulk: { name: 'bulk', title: 'one-way 64 KiB binary', unit: 'MB/s', payloadBytes: 64 * 1024, binary: true, warmup: 100, measured: 1_000 },
+  bulk: { name: 'bulk', title: 'one-way 64 KiB binary', unit: 'MB/s', payloadBytes: 64 * 1024, binary: true, warmup: 1_000, measured: 10_000 },
   req1: { name: 'req1', title: 'request/reply, 1 in flight', unit: 'µs', payloadBytes: 64, binary: false, warmup: 1_000, measured: 10_000, concurrency: 1 },
   req64: { name: 'req64', title: 'request/reply, 64 in flight', unit: 'req/s', payloadBytes: 64, binary: false, warmup: 5_000, measured: 100_000, concurrency: 64 },
   broadcast: { name: 'broadcast', title: 'broadcast to 8 neighbours', unit: 'deliveries/s', payloadBytes: 64, binary: false, warmup: 2_000, measured: 30_000, fanout: 8 },

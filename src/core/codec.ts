@@ -198,7 +198,27 @@ export function parseMessage(flags: number, nonce: number, body: Buffer): Messag
 }
 
 /** Frames at or below this size are built in one buffer; larger payloads are sent as a second chunk, uncopied. */
-const INLINE_PAYLOAD_BYTES = 16 * 1024;
+export const INLINE_PAYLOAD_BYTES = 16 * 1024;
+
+/** A frame's total length on the wire. */
+export function frameSize(topic: Buffer | undefined, payloadLength: number): number {
+  return HEADER_BYTES + (topic ? TOPIC_LENGTH_BYTES + topic.length : 0) + payloadLength;
+}
+
+/**
+ * Writes a frame's header and topic at `offset` of `target` (which must have room);
+ * the payload goes right after. Returns the offset where the payload starts.
+ */
+export function writeFrameHead(target: Buffer, offset: number, flags: number, nonce: number, topic: Buffer | undefined, payloadLength: number): number {
+  const prefix = topic ? TOPIC_LENGTH_BYTES + topic.length : 0;
+  target[offset] = flags;
+  target.writeUInt32BE(nonce, offset + 1);
+  target.writeUInt32BE(prefix + payloadLength, offset + 5);
+  if (!topic) return offset + HEADER_BYTES;
+  target.writeUInt16BE(topic.length, offset + HEADER_BYTES);
+  topic.copy(target, offset + HEADER_BYTES + TOPIC_LENGTH_BYTES);
+  return offset + HEADER_BYTES + prefix;
+}
 
 /**
  * Encodes one frame as one buffer, or two (header+topic, payload) for a large
@@ -210,20 +230,12 @@ export function encodeFrame(
   topic: Buffer | undefined,
   payload: Buffer,
 ): { chunks: Buffer[]; size: number } {
-  const prefix = topic ? TOPIC_LENGTH_BYTES + topic.length : 0;
-  const bodyLength = prefix + payload.length;
-  const size = HEADER_BYTES + bodyLength;
+  const size = frameSize(topic, payload.length);
   const inline = payload.length <= INLINE_PAYLOAD_BYTES;
-  const head = Buffer.allocUnsafe(inline ? size : HEADER_BYTES + prefix);
-  head[0] = flags;
-  head.writeUInt32BE(nonce, 1);
-  head.writeUInt32BE(bodyLength, 5);
-  if (topic) {
-    head.writeUInt16BE(topic.length, HEADER_BYTES);
-    topic.copy(head, HEADER_BYTES + TOPIC_LENGTH_BYTES);
-  }
+  const head = Buffer.allocUnsafe(inline ? size : size - payload.length);
+  const at = writeFrameHead(head, 0, flags, nonce, topic, payload.length);
   if (inline) {
-    payload.copy(head, HEADER_BYTES + prefix);
+    payload.copy(head, at);
     return { chunks: [head], size };
   }
   return { chunks: [head, payload], size };

@@ -57,7 +57,13 @@ export type Control =
 const MAX_HELLO_BYTES = 1024;
 const MAX_GOODBYE_MESSAGE_BYTES = 256;
 
+/** A whole control frame (for a connection that has no write queue, such as a refusal). */
 export function encodeControl(control: Control): { chunks: Buffer[]; size: number } {
+  return encodeFrame(FLAG_CONTROL, 0, undefined, controlBody(control));
+}
+
+/** The body of a control frame: its type byte, then what the type carries. */
+export function controlBody(control: Control): Buffer {
   let body: Buffer;
   switch (control.type) {
     case ControlType.Hello:
@@ -79,7 +85,7 @@ export function encodeControl(control: Control): { chunks: Buffer[]; size: numbe
       body = Buffer.concat([Buffer.of(control.type), control.body]);
       break;
   }
-  return encodeFrame(FLAG_CONTROL, 0, undefined, body);
+  return body;
 }
 
 /** Parses a control frame's body. Throws P2PProtocolError on anything malformed or unknown. */

@@ -1,9 +1,10 @@
 import type { Socket } from 'node:net';
 import { socketAddress } from './address.js';
-import { decodePayload, encodeFrame, encodePayload, FrameDecoder, frameKind, parseMessage, type Message } from './codec.js';
+import { decodePayload, encodePayload, FrameDecoder, frameKind, frameSize, parseMessage, type Message } from './codec.js';
 import {
   Encoding,
   HEADER_BYTES,
+  FLAG_CONTROL,
   FLAG_END,
   FLAG_ERROR,
   FLAG_REQUEST,
@@ -11,7 +12,7 @@ import {
   FLAG_WRAPPED,
   PROTOCOL_VERSION,
 } from './constants.js';
-import { ControlType, decodeControl, encodeControl, GoodbyeReason, type Control, type Hello } from './control.js';
+import { controlBody, ControlType, decodeControl, GoodbyeReason, type Control, type Hello } from './control.js';
 import {
   P2PConnectionClosedError,
   P2PError,
@@ -270,33 +271,27 @@ export class P2PSocket {
     }, entry.timeoutMs);
   }
 
+  /** Queues a data frame, within maxFrameBytes and maxQueueBytes. */
   private writeFrame(flags: number, nonce: number, topic: Buffer | undefined, payload: Buffer): void {
     if (this.state !== 'open') {
       throw new P2PConnectionClosedError(`connection is ${this.state === 'handshaking' ? 'not open yet' : 'closed'}`, this.ref());
     }
-    this.enqueue(encodeFrame(flags, nonce, topic, payload));
-  }
-
-  private enqueue(frame: { chunks: Buffer[]; size: number }): void {
-    if (this.state !== 'open') {
-      throw new P2PConnectionClosedError(`connection is ${this.state === 'handshaking' ? 'not open yet' : 'closed'}`, this.ref());
-    }
-    if (frame.size > this.options.maxFrameBytes) {
-      throw new P2PFrameTooLargeError(frame.size, this.options.maxFrameBytes, this.ref());
+    const size = frameSize(topic, payload.length);
+    if (size > this.options.maxFrameBytes) {
+      throw new P2PFrameTooLargeError(size, this.options.maxFrameBytes, this.ref());
     }
     const queued = this.queue.queuedBytes;
-    if (queued + frame.size > this.options.maxQueueBytes) {
+    if (queued + size > this.options.maxQueueBytes) {
       this.options.metrics?.()?.error('P2PQueueFullError');
       throw new P2PQueueFullError(queued, this.options.maxQueueBytes, this.ref());
     }
-    this.queue.push(frame.chunks, frame.size);
-    this.options.metrics?.()?.frame('out', frameKind(frame.chunks[0]![0]!), frame.size);
+    this.queue.push(flags, nonce, topic, payload);
+    this.options.metrics?.()?.frame('out', frameKind(flags), size);
   }
 
   /** Queues a network broadcast: data, so it is bounded like any frame (P2PFrameTooLargeError, P2PQueueFullError). */
   sendNetworkBroadcast(body: Buffer): void {
-    const frame = encodeControl({ type: ControlType.NetworkBroadcast, body });
-    this.enqueue(frame);
+    this.writeFrame(FLAG_CONTROL, 0, undefined, controlBody({ type: ControlType.NetworkBroadcast, body }));
   }
 
   /** Sends a control frame other than the ones the socket drives itself (peer exchange). */
@@ -308,9 +303,9 @@ export class P2PSocket {
   /** Control frames are small and protocol-driven; they skip the queue limit. */
   private writeControl(control: Control): void {
     if (this.state === 'closed' || this.raw.destroyed) return;
-    const frame = encodeControl(control);
-    this.queue.push(frame.chunks, frame.size);
-    this.options.metrics?.()?.frame('out', 'control', frame.size);
+    const body = controlBody(control);
+    this.queue.push(FLAG_CONTROL, 0, undefined, body);
+    this.options.metrics?.()?.frame('out', 'control', frameSize(undefined, body.length));
   }
 
   private replySink(nonce: number, topic: string): ReplySink {

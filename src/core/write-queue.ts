@@ -1,17 +1,33 @@
 import type { Socket } from 'node:net';
+import { frameSize, writeFrameHead } from './codec.js';
 
-/** Batches are built up to this size; small frames are copied into one write. */
+/** A flush is started at once (not on the next tick) when this much is queued. */
 const BATCH_BYTES = 64 * 1024;
+/** Small frames are encoded straight into slabs of this size: no buffer per frame. */
+const SLAB_BYTES = 64 * 1024;
+/** Payloads up to this size are copied into the slab; larger ones are queued by reference. */
 const COPY_BELOW_BYTES = 4 * 1024;
+/** Written segments are dropped from the front of the array in batches of at least this many. */
+const COMPACT_AFTER = 1024;
+
+const EMPTY = Buffer.alloc(0);
 
 /**
- * The write side of one connection. Frames are queued and flushed on the next
- * tick, coalescing small frames into few `write` calls. When the socket reports
- * backpressure the queue holds frames until `drain`. Its bytes, plus what the
- * socket itself still buffers, are what `maxQueueBytes` bounds.
+ * The write side of one connection. Frames are encoded into the queue and
+ * flushed on the next tick; small frames share slabs, so a burst becomes a few
+ * large writes, and one flush hands everything to the socket corked, as one
+ * writev. When the socket reports backpressure the queue holds frames until
+ * `drain`. Its bytes, plus what the socket itself still buffers, are what
+ * `maxQueueBytes` bounds.
  */
 export class WriteQueue {
-  private chunks: Buffer[] = [];
+  /** Sealed segments waiting for the socket, from `head` on. */
+  private segments: Buffer[] = [];
+  private head = 0;
+  /** The open slab: bytes `[sealed, used)` hold frames not yet sealed into a segment. */
+  private slab = EMPTY;
+  private sealed = 0;
+  private used = 0;
   private bytes = 0;
   private scheduled = false;
   private blocked = false;
@@ -31,8 +47,20 @@ export class WriteQueue {
     return this.bytes + this.socket.writableLength;
   }
 
-  push(chunks: Buffer[], size: number): void {
-    for (const chunk of chunks) this.chunks.push(chunk);
+  /** Queues one frame (the caller has checked its size against the limits). */
+  push(flags: number, nonce: number, topic: Buffer | undefined, payload: Buffer): void {
+    const size = frameSize(topic, payload.length);
+    const copy = payload.length < COPY_BELOW_BYTES;
+    const head = copy ? size : size - payload.length;
+    if (this.slab.length - this.used < head) this.newSlab(head);
+    const at = writeFrameHead(this.slab, this.used, flags, nonce, topic, payload.length);
+    if (copy) {
+      this.used = at + payload.copy(this.slab, at);
+    } else {
+      this.used = at;
+      this.seal();
+      this.segments.push(payload);
+    }
     this.bytes += size;
     if (this.bytes >= BATCH_BYTES && !this.blocked) {
       this.flush();
@@ -47,7 +75,7 @@ export class WriteQueue {
    * `socket.end()` then flushes the socket's own buffer before the FIN.
    */
   whenFlushed(): Promise<void> {
-    if (this.closed || this.chunks.length === 0) return Promise.resolve();
+    if (this.closed || this.bytes === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -55,40 +83,55 @@ export class WriteQueue {
   close(): number {
     const dropped = this.queuedBytes;
     this.closed = true;
-    this.chunks = [];
+    this.segments = [];
+    this.head = 0;
+    this.slab = EMPTY;
+    this.sealed = this.used = 0;
     this.bytes = 0;
     this.notifyIdle();
     return dropped;
   }
 
-  private flush(): void {
-    this.scheduled = false;
-    while (this.chunks.length > 0 && !this.blocked && !this.closed) {
-      const batch = this.takeBatch();
-      if (!this.socket.write(batch)) this.blocked = true;
-    }
-    if (this.chunks.length === 0 && this.idleWaiters.length > 0) this.notifyIdle();
+  private newSlab(atLeast: number): void {
+    this.seal();
+    this.slab = Buffer.allocUnsafe(Math.max(SLAB_BYTES, atLeast));
+    this.sealed = this.used = 0;
   }
 
-  /** Takes one large chunk as is, or copies a run of small chunks into one buffer. */
-  private takeBatch(): Buffer {
-    const first = this.chunks[0]!;
-    if (first.length >= COPY_BELOW_BYTES || this.chunks.length === 1) {
-      this.chunks.shift();
-      this.bytes -= first.length;
-      return first;
+  /** Moves the slab's unsealed frames to the segments; that region is never written again. */
+  private seal(): void {
+    if (this.used === this.sealed) return;
+    this.segments.push(this.slab.subarray(this.sealed, this.used));
+    this.sealed = this.used;
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    if (this.blocked || this.closed) return;
+    this.seal();
+    if (this.head < this.segments.length) {
+      this.socket.cork();
+      while (this.head < this.segments.length && !this.blocked) {
+        const segment = this.segments[this.head]!;
+        this.segments[this.head++] = EMPTY;
+        this.bytes -= segment.length;
+        if (!this.socket.write(segment)) this.blocked = true;
+      }
+      this.socket.uncork();
+      this.compact();
     }
-    let count = 0;
-    let total = 0;
-    while (count < this.chunks.length) {
-      const next = this.chunks[count]!;
-      if (next.length >= COPY_BELOW_BYTES || total + next.length > BATCH_BYTES) break;
-      total += next.length;
-      count++;
+    if (this.bytes === 0 && this.idleWaiters.length > 0) this.notifyIdle();
+  }
+
+  /** Drops written segments from the front without an O(n) shift per write. */
+  private compact(): void {
+    if (this.head === this.segments.length) {
+      this.segments.length = 0;
+      this.head = 0;
+    } else if (this.head >= COMPACT_AFTER && this.head * 2 >= this.segments.length) {
+      this.segments = this.segments.slice(this.head);
+      this.head = 0;
     }
-    const batch = Buffer.concat(this.chunks.splice(0, count), total);
-    this.bytes -= total;
-    return batch;
   }
 
   private notifyIdle(): void {
