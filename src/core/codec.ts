@@ -170,8 +170,39 @@ export class FrameDecoder {
   }
 }
 
+/**
+ * The topics a connection has decoded lately. A peer sends a handful of patterns over
+ * and over; a hit costs a byte compare instead of a UTF-8 check and a new string.
+ */
+export class TopicCache {
+  private readonly bytes: Buffer[] = [];
+  private readonly texts: string[] = [];
+  private next = 0;
+
+  constructor(private readonly size = 8) {}
+
+  /** The topic in `body[start, end)`, validated; throws P2PProtocolError when it is not UTF-8. */
+  decode(body: Buffer, start: number, end: number): string {
+    const length = end - start;
+    for (let i = 0; i < this.bytes.length; i++) {
+      const known = this.bytes[i]!;
+      if (known.length === length && known.compare(body, start, end) === 0) return this.texts[i]!;
+    }
+    const text = decodeTopic(body.subarray(start, end));
+    this.bytes[this.next] = Buffer.from(body.subarray(start, end)); // a copy: a view would pin the whole read chunk
+    this.texts[this.next] = text;
+    this.next = (this.next + 1) % this.size;
+    return text;
+  }
+}
+
+function decodeTopic(bytes: Buffer): string {
+  if (!isUtf8(bytes)) throw new P2PProtocolError('malformed frame: topic is not UTF-8');
+  return bytes.toString();
+}
+
 /** Splits a frame's body into topic and payload. Throws P2PProtocolError on a malformed topic. */
-export function parseMessage(flags: number, nonce: number, body: Buffer): Message {
+export function parseMessage(flags: number, nonce: number, body: Buffer, topics?: TopicCache): Message {
   const kind = frameKind(flags);
   let topic: string | undefined;
   let payload = body;
@@ -180,9 +211,7 @@ export function parseMessage(flags: number, nonce: number, body: Buffer): Messag
     const end = TOPIC_LENGTH_BYTES + topicLength;
     if (topicLength === 0) throw new P2PProtocolError('malformed frame: empty topic');
     if (end > body.length) throw new P2PProtocolError('malformed frame: topic runs past the body');
-    const topicBytes = body.subarray(TOPIC_LENGTH_BYTES, end);
-    if (!isUtf8(topicBytes)) throw new P2PProtocolError('malformed frame: topic is not UTF-8');
-    topic = topicBytes.toString('utf8');
+    topic = topics ? topics.decode(body, TOPIC_LENGTH_BYTES, end) : decodeTopic(body.subarray(TOPIC_LENGTH_BYTES, end));
     payload = body.subarray(end);
   }
   return {
@@ -277,11 +306,11 @@ export function decodePayload(encoding: Encoding, bytes: Buffer): unknown {
       return bytes;
     case Encoding.Utf8:
       if (!isUtf8(bytes)) throw new P2PProtocolError('malformed frame: utf8 payload is not UTF-8');
-      return bytes.toString('utf8');
+      return bytes.toString(); // no arguments: Node's direct UTF-8 path
     case Encoding.Json: {
       if (bytes.length === 0) return undefined;
       try {
-        return JSON.parse(bytes.toString('utf8'));
+        return JSON.parse(bytes.toString());
       } catch (err) {
         throw new P2PProtocolError('malformed frame: json payload does not parse', {}, { cause: err });
       }

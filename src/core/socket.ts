@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { socketAddress } from './address.js';
-import { decodePayload, encodePayload, FrameDecoder, frameKind, frameSize, parseMessage, type Message } from './codec.js';
+import { decodePayload, encodePayload, FrameDecoder, frameKind, frameSize, parseMessage, TopicCache, type Message } from './codec.js';
 import {
   Encoding,
   HEADER_BYTES,
@@ -99,6 +99,7 @@ export class P2PSocket {
   private readonly decoder: FrameDecoder;
   private readonly queue: WriteQueue;
   private readonly pending = new PendingRequests();
+  private readonly topics = new TopicCache();
   private activeHandlers = 0;
   private paused = false;
   private handshakeTimer: NodeJS.Timeout | undefined;
@@ -387,7 +388,7 @@ export class P2PSocket {
 
   private onFrame(flags: number, nonce: number, body: Buffer): void {
     if (this.state === 'closed' || (this.state === 'closing' && !this.drainInbound)) return;
-    const message = parseMessage(flags, nonce, body);
+    const message = parseMessage(flags, nonce, body, this.topics);
     this.options.metrics?.()?.frame('in', message.kind, HEADER_BYTES + body.length);
     if (message.kind === 'control') return this.onControl(decodeControl(message.payload));
     if (this.state === 'handshaking') throw new P2PProtocolError('data frame before the hello exchange');

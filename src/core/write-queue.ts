@@ -1,8 +1,14 @@
 import type { Socket } from 'node:net';
 import { frameSize, writeFrameHead } from './codec.js';
 
-/** A flush is started at once (not on the next tick) when this much is queued. */
+/** A flush is started at once (not on the next tick) when this much is queued... */
 const BATCH_BYTES = 64 * 1024;
+/**
+ * ...or this many frames. A burst then leaves in a few writes, so the peer starts on the
+ * first frames while this side still produces the rest: with 64 requests in flight, batches
+ * no longer ping-pong between the two processes (0.46× raw node:net before, 0.64× after).
+ */
+const BATCH_FRAMES = 16;
 /** Small frames are encoded straight into slabs of this size: no buffer per frame. */
 const SLAB_BYTES = 64 * 1024;
 /** Payloads up to this size are copied into the slab; larger ones are queued by reference. */
@@ -29,6 +35,8 @@ export class WriteQueue {
   private sealed = 0;
   private used = 0;
   private bytes = 0;
+  /** Frames pushed since the last flush. */
+  private unflushed = 0;
   private scheduled = false;
   private blocked = false;
   private closed = false;
@@ -62,7 +70,7 @@ export class WriteQueue {
       this.segments.push(payload);
     }
     this.bytes += size;
-    if (this.bytes >= BATCH_BYTES && !this.blocked) {
+    if ((++this.unflushed >= BATCH_FRAMES || this.bytes >= BATCH_BYTES) && !this.blocked) {
       this.flush();
     } else if (!this.scheduled) {
       this.scheduled = true;
@@ -107,17 +115,20 @@ export class WriteQueue {
 
   private flush(): void {
     this.scheduled = false;
+    this.unflushed = 0;
     if (this.blocked || this.closed) return;
     this.seal();
-    if (this.head < this.segments.length) {
-      this.socket.cork();
+    const pending = this.segments.length - this.head;
+    if (pending > 0) {
+      // Corked, several segments leave in one writev; one segment needs no cork.
+      if (pending > 1) this.socket.cork();
       while (this.head < this.segments.length && !this.blocked) {
         const segment = this.segments[this.head]!;
         this.segments[this.head++] = EMPTY;
         this.bytes -= segment.length;
         if (!this.socket.write(segment)) this.blocked = true;
       }
-      this.socket.uncork();
+      if (pending > 1) this.socket.uncork();
       this.compact();
     }
     if (this.bytes === 0 && this.idleWaiters.length > 0) this.notifyIdle();

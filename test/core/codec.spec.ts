@@ -15,6 +15,7 @@ import {
   P2PProtocolError,
   parseMessage,
   ProtobufPayload,
+  TopicCache,
 } from '../../src/core/index.js';
 import { GOLDEN } from './golden-vectors.js';
 
@@ -191,5 +192,42 @@ describe('codec: streaming decoder', () => {
     expect(chunks).toHaveLength(2);
     expect(chunks[1]).toBe(payload);
     expect(size).toBe(HEADER_BYTES + 3 + payload.length);
+  });
+});
+
+describe('codec: topic cache', () => {
+  const body = (topic: Buffer, payload = 'p') => {
+    const b = Buffer.alloc(2 + topic.length + payload.length);
+    b.writeUInt16BE(topic.length, 0);
+    topic.copy(b, 2);
+    b.write(payload, 2 + topic.length);
+    return b;
+  };
+  const FLAGS = 0x10 | 1; // wrapped event, utf8
+
+  it('returns the same topic as an uncached parse, for hits, same-length misses and evictions', () => {
+    const cache = new TopicCache(4);
+    const topics = ['alpha', 'bravo', 'alpha', 'charl', 'delta', 'echo1', 'foxtr', 'alpha', 'bravo', 'ünïcode', 'alpha'];
+    for (const topic of topics) {
+      const frame = body(Buffer.from(topic));
+      expect(parseMessage(FLAGS, 0, frame, cache).topic).toBe(topic);
+      expect(parseMessage(FLAGS, 0, frame).topic).toBe(topic);
+    }
+  });
+
+  it('still refuses a topic that is not UTF-8 once valid topics of the same length are cached', () => {
+    const cache = new TopicCache();
+    parseMessage(FLAGS, 0, body(Buffer.from('ab')), cache);
+    expect(() => parseMessage(FLAGS, 0, body(Buffer.from([0xc3, 0x28])), cache)).toThrow(P2PProtocolError);
+    expect(() => parseMessage(FLAGS, 0, body(Buffer.from([0xc3, 0x28])), cache)).toThrow(/topic is not UTF-8/);
+  });
+
+  it('keeps a copy of the topic bytes, not a view of the frame', () => {
+    const cache = new TopicCache();
+    const frame = body(Buffer.from('topic'));
+    parseMessage(FLAGS, 0, frame, cache);
+    frame.write('xxxxx', 2); // the read buffer is reused for other data
+    expect(parseMessage(FLAGS, 0, body(Buffer.from('topic')), cache).topic).toBe('topic');
+    expect(parseMessage(FLAGS, 0, body(Buffer.from('xxxxx')), cache).topic).toBe('xxxxx');
   });
 });
