@@ -13,8 +13,6 @@ async function startApp(onEvent: OnEvent, tls: boolean): Promise<INestApplicatio
   return app;
 }
 
-const pause = () => new Promise((resolve) => setTimeout(resolve, 1));
-
 /** A send that waits while the peer's write queue is full, as an application that must not drop would. */
 async function sendWaiting(service: P2PService, id: string, data: Buffer | string): Promise<void> {
   for (;;) {
@@ -22,7 +20,7 @@ async function sendWaiting(service: P2PService, id: string, data: Buffer | strin
       return await service.send(id, 'bench.event', data);
     } catch (err) {
       if (!(err instanceof P2PQueueFullError)) throw err;
-      await pause();
+      await service.whenWritable(id);
     }
   }
 }

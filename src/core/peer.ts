@@ -627,6 +627,15 @@ export class Peer extends EventEmitter {
   }
 
   /** Fire-and-forget: returns once the event is queued. Throws a typed error when it cannot be. */
+  /** Resolves when the peer's write queue has room again (see P2PSocket.whenWritable). */
+  whenWritable(peerId: string): Promise<void> {
+    try {
+      return this.socketFor(peerId).whenWritable();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
   send(peerId: string, pattern: string, data: unknown): void {
     this.socketFor(peerId).sendEvent(this.topic(pattern), data);
   }

@@ -208,6 +208,18 @@ export class P2PSocket {
     return { peerId: this.remote?.peerId ?? this.options.proven?.peerId, address: this.remoteAddress };
   }
 
+  /**
+   * Resolves once the write queue is below half of maxQueueBytes, so that sends have room
+   * again; rejects with P2PConnectionClosedError if the connection closes first.
+   */
+  whenWritable(): Promise<void> {
+    if (this.state !== 'open') {
+      return Promise.reject(new P2PConnectionClosedError(`connection is ${this.state === 'handshaking' ? 'not open yet' : 'closed'}`, this.ref()));
+    }
+    // At least the socket's own high-water mark: below it the socket may never emit 'drain'.
+    return this.queue.whenBelow(Math.max(this.options.maxQueueBytes / 2, this.raw.writableHighWaterMark));
+  }
+
   /** Resolves when the underlying socket has closed. */
   whenClosed(): Promise<void> {
     return this.closed;
@@ -625,7 +637,7 @@ export class P2PSocket {
     clearTimeout(this.handshakeTimer);
     clearTimeout(this.graceTimer);
     this.stopTimers();
-    const undelivered = this.queue.close();
+    const undelivered = this.queue.close(new P2PConnectionClosedError(`connection closed: ${this.closeReason}`, this.ref()));
     if (wasHandshaking) {
       this.closeError ??= new P2PHandshakeError(`connection closed during the handshake: ${this.closeReason}`, this.ref());
     }

@@ -42,6 +42,7 @@ export class WriteQueue {
   private closed = false;
   private readonly flushBound = () => this.flush();
   private idleWaiters: Array<() => void> = [];
+  private roomWaiters: Array<{ below: number; resolve: () => void; reject: (err: Error) => void }> = [];
 
   constructor(private readonly socket: Socket) {
     socket.on('drain', () => {
@@ -87,9 +88,23 @@ export class WriteQueue {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
+  /**
+   * Resolves once fewer than `below` bytes are queued (at once if that is already so);
+   * rejects with `closedError` if the connection closes first. The 'drain' of a sender
+   * that must not drop: wait here after a P2PQueueFullError, then send again.
+   */
+  whenBelow(below: number): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('write queue closed'));
+    if (this.queuedBytes < below) return Promise.resolve();
+    return new Promise((resolve, reject) => this.roomWaiters.push({ below, resolve, reject }));
+  }
+
   /** Drops what is queued (the connection is gone); returns how many bytes were not delivered. */
-  close(): number {
+  close(closedError: Error = new Error('write queue closed')): number {
     const dropped = this.queuedBytes;
+    const waiters = this.roomWaiters;
+    this.roomWaiters = [];
+    for (const waiter of waiters) waiter.reject(closedError);
     this.closed = true;
     this.segments = [];
     this.head = 0;
@@ -132,6 +147,14 @@ export class WriteQueue {
       this.compact();
     }
     if (this.bytes === 0 && this.idleWaiters.length > 0) this.notifyIdle();
+    if (this.roomWaiters.length > 0) this.notifyRoom();
+  }
+
+  private notifyRoom(): void {
+    const queued = this.queuedBytes;
+    const waiting = this.roomWaiters;
+    this.roomWaiters = waiting.filter((w) => queued >= w.below);
+    for (const waiter of waiting) if (queued < waiter.below) waiter.resolve();
   }
 
   /** Drops written segments from the front without an O(n) shift per write. */

@@ -54,6 +54,17 @@ export class P2PService implements OnApplicationShutdown {
     this.node.send(peerId, route(pattern), data);
   }
 
+  /**
+   * Resolves when the peer's write queue is below half of `maxQueueBytes`. `send` never
+   * waits (it rejects with P2PQueueFullError when the queue is full); a sender that must
+   * not drop awaits this after that error and sends again, as a stream writer awaits
+   * 'drain'. Rejects with P2PPeerNotConnectedError, or P2PConnectionClosedError if the
+   * connection closes while waiting.
+   */
+  whenWritable(peerId: string): Promise<void> {
+    return this.node.whenWritable(peerId);
+  }
+
   /** Asks a @MessagePattern handler; resolves with its reply (the last value of a stream). */
   request<T = unknown>(peerId: string, pattern: P2PPattern, data?: unknown, options?: RequestOptions): Promise<T> {
     // What lastValueFrom(requestStream(...)) gives, without an Observable per request.

@@ -5,7 +5,9 @@ import {
   encodeFrame,
   encodeTopic,
   GoodbyeReason,
+  P2PConnectionClosedError,
   P2PHandshakeError,
+  P2PPeerNotConnectedError,
   P2PQueueFullError,
   type Peer,
 } from '../../src/index.js';
@@ -171,5 +173,44 @@ describe.each(MODES)('hostile and faulty input over real sockets ($mode)', (mode
     // Other peers are unaffected.
     expect(await a.service.request(c.id, 'echo', 'fine')).toBe('fine');
     await expect(a.service.send(b.id, 'note', chunk)).rejects.toBeInstanceOf(P2PQueueFullError);
+
+    // whenWritable: pending while B does not read, resolved once B reads again, then sends have room.
+    let writable = false;
+    const waiting = a.service.whenWritable(b.id).then(() => (writable = true));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(writable).toBe(false);
+    b.node.connection(a.id)!.raw.resume();
+    await waiting;
+    expect(conn.queuedBytes).toBeLessThan(maxQueueBytes / 2);
+    await expect(a.service.send(b.id, 'note', chunk)).resolves.toBeUndefined();
+  });
+
+  it('whenWritable rejects with a typed error when the peer is not connected or the connection closes while waiting', async () => {
+    const maxQueueBytes = 512 * 1024;
+    const a = await node({ maxQueueBytes, maxFrameBytes: 128 * 1024, closeGraceMs: 100 });
+    const b = await node({ closeGraceMs: 100 });
+    await expect(a.service.whenWritable('ab'.repeat(20))).rejects.toBeInstanceOf(P2PPeerNotConnectedError);
+    await connectAndWait(a, b);
+    await expect(a.service.whenWritable(b.id)).resolves.toBeUndefined(); // room already
+    b.node.connection(a.id)!.raw.pause();
+    const chunk = Buffer.alloc(64 * 1024, 2);
+    for (let i = 0; i < 500; i++) {
+      const full = await a.service.send(b.id, 'note', chunk).then(
+        () => false,
+        (err: unknown) => err instanceof P2PQueueFullError,
+      );
+      if (full) break;
+      if (i % 8 === 7) await new Promise((r) => setImmediate(r));
+    }
+    const waiting = a.service.whenWritable(b.id);
+    const outcome = waiting.then(
+      () => 'resolved',
+      (err: unknown) => err,
+    );
+    // B vanishes (its socket is destroyed, unread data and all): A's connection fails, the wait with it.
+    b.node.connection(a.id)!.raw.destroy();
+    const err = await outcome;
+    expect(err).toBeInstanceOf(P2PConnectionClosedError);
+    expect((err as P2PConnectionClosedError).peerId).toBe(b.id);
   });
 });
