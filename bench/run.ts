@@ -25,7 +25,7 @@ const { values: args } = parseArgs({
 if (args.help) {
   process.stdout.write(
     'npm run bench -- [--runs 3] [--scenarios events,bulk,req1,req64,broadcast]\n' +
-      '                 [--transports raw,nest-tcp,p2p-plain,p2p-tls] [--quick] [--scale F] [--profile]\n' +
+      '                 [--transports raw,raw-tls,nest-tcp,p2p-core,p2p-plain,p2p-tls] [--quick] [--scale F] [--profile]\n' +
       '--quick: a tenth of every count (--scale 0.1); --scale 10: ten times as many, for a profile of the steady state\n' +
       '--profile: write V8 CPU profiles of every server and client process to bench/results/profiles/\n',
   );
@@ -173,7 +173,12 @@ async function main(): Promise<void> {
         if (rawV) ratios.push(`${times(scenario, median, rawV).toFixed(2)}× raw`);
         if (nestV) ratios.push(`${times(scenario, median, nestV).toFixed(2)}× Nest TCP`);
       }
+      // The share of the speed left after Nest's handler pipeline: p2p through Nest ÷ the same core without it.
+      if (row.transport === 'p2p-plain' && by('p2p-core')) ratios.push(`${times(scenario, median, by('p2p-core')!).toFixed(2)}× core`);
       if (row.transport === 'p2p-tls' && by('p2p-plain')) ratios.push(`${times(scenario, median, by('p2p-plain')!).toFixed(2)}× plaintext`);
+      if (row.transport === 'p2p-tls' && by('raw-tls')) ratios.push(`${times(scenario, median, by('raw-tls')!).toFixed(2)}× raw TLS`);
+      // What TLS costs Node itself, with no framing layer on top: the ceiling for "TLS ÷ plaintext".
+      if (row.transport === 'raw-tls' && by('raw')) ratios.push(`${times(scenario, median, by('raw')!).toFixed(2)}× raw plaintext`);
       say(ratios.length ? `${line}   ${ratios.join(', ')}` : line);
       lines.push(JSON.stringify({ date: new Date().toISOString(), machine, scenario: scenario.name, unit: scenario.unit, warmup: scenario.warmup, measured: scenario.measured, transport: row.transport, ...row.spread, p99: row.p99, runs: row.samples }));
     }
@@ -183,14 +188,17 @@ async function main(): Promise<void> {
   writeFileSync(file, lines.join('\n') + '\n');
   say(`\nresults: ${file}`);
   // The same figures as a Markdown table, for the README.
-  say('\n| scenario | ' + transports.map((t) => TRANSPORT_LABELS[t]).join(' | ') + ' | p2p ÷ raw | p2p ÷ Nest TCP | TLS ÷ plaintext |');
-  say('|---|' + transports.map(() => '---:|').join('') + '---:|---:|---:|');
+  say('\n| scenario | ' + transports.map((t) => TRANSPORT_LABELS[t]).join(' | ') + ' | p2p ÷ raw | p2p ÷ Nest TCP | TLS ÷ plaintext | raw TLS ÷ raw | p2p TLS ÷ raw TLS |');
+  say('|---|' + transports.map(() => '---:|').join('') + '---:|---:|---:|---:|---:|');
   for (const { scenario, rows } of summary) {
     const v = (t: TransportName) => rows.find((r) => r.transport === t)?.spread.median;
     const cell = (t: TransportName) => (v(t) === undefined ? '–' : fmt(v(t)!, scenario.unit));
     const ratio = (a?: number, b?: number) => (a && b ? `${times(scenario, a, b).toFixed(2)}×` : '–');
     const unit = scenario.unit === 'µs' ? 'p50 µs' : scenario.unit;
-    say(`| ${scenario.title} (${unit}) | ${transports.map(cell).join(' | ')} | ${ratio(v('p2p-plain'), v('raw'))} | ${ratio(v('p2p-plain'), v('nest-tcp'))} | ${ratio(v('p2p-tls'), v('p2p-plain'))} |`);
+    say(
+      `| ${scenario.title} (${unit}) | ${transports.map(cell).join(' | ')} | ${ratio(v('p2p-plain'), v('raw'))} | ${ratio(v('p2p-plain'), v('nest-tcp'))} | ` +
+        `${ratio(v('p2p-tls'), v('p2p-plain'))} | ${ratio(v('raw-tls'), v('raw'))} | ${ratio(v('p2p-tls'), v('raw-tls'))} |`,
+    );
   }
 }
 

@@ -28,7 +28,7 @@ export const SCENARIOS: Record<ScenarioName, Scenario> = {
 
 /** Transports a scenario applies to: the memory scenario needs a transport that can stall its reader. */
 export function appliesTo(scenario: Scenario, transport: string): boolean {
-  return scenario.name !== 'memory' || transport.startsWith('p2p');
+  return scenario.name !== 'memory' || transport === 'p2p-plain' || transport === 'p2p-tls';
 }
 
 /** `--scale F` (`--quick` is 0.1): every count times F, for a smoke run or a longer profile. */

@@ -1,6 +1,10 @@
 // Reference (1): node:net with the same 9-byte header and no Nest: the practical limit.
+// With `tls`, the same over node:tls (TLS 1.3, Ed25519 certificates on both sides, as the
+// p2p transport uses): the practical limit for the TLS figures.
 import { once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import * as tls from 'node:tls';
+import { createTlsCredentials, loadIdentity } from 'nestjs-p2p';
 import type { BenchClient, BenchServer, OnEvent, Target, Transport } from './types.js';
 
 const HEADER = 9;
@@ -48,12 +52,15 @@ function corkedWrite(socket: Socket, buf: Buffer): boolean {
   return socket.write(buf);
 }
 
-export const raw: Transport = {
+const credentials = () => createTlsCredentials(loadIdentity());
+
+export const rawTransport = (secure: boolean): Transport => ({
   async startServer(receivers: number, onEvent: OnEvent): Promise<BenchServer> {
     const servers: Server[] = [];
     const sockets = new Set<Socket>();
+    const context = secure ? (await credentials()).context : undefined;
     for (let i = 0; i < receivers; i++) {
-      const server = createServer((socket) => {
+      const onConnection = (socket: Socket) => {
         sockets.add(socket);
         socket.setNoDelay(true);
         socket.on('close', () => sockets.delete(socket));
@@ -65,7 +72,11 @@ export const raw: Transport = {
             else onEvent();
           }),
         );
-      });
+      };
+      // tls.Server would build its own context from key/cert; this is what it does with one given.
+      const server = createServer((socket) =>
+        onConnection(context ? new tls.TLSSocket(socket, { isServer: true, secureContext: context, requestCert: true, rejectUnauthorized: false }) : socket),
+      );
       server.listen(0, '127.0.0.1');
       await once(server, 'listening');
       servers.push(server);
@@ -83,11 +94,14 @@ export const raw: Transport = {
     const sockets: Socket[] = [];
     const waiting = new Map<number, (v: unknown) => void>();
     let nonce = 0;
+    const context = secure ? (await credentials()).context : undefined;
     for (const target of targets) {
       const [host, port] = target.address.split(':');
-      const socket = connect({ host, port: Number(port) });
+      const socket = context
+        ? tls.connect({ host, port: Number(port), secureContext: context, rejectUnauthorized: false, checkServerIdentity: () => undefined })
+        : connect({ host, port: Number(port) });
       socket.setNoDelay(true);
-      await once(socket, 'connect');
+      await once(socket, context ? 'secureConnect' : 'connect');
       socket.on(
         'data',
         framer((_flags, n, body) => {
@@ -122,4 +136,4 @@ export const raw: Transport = {
       },
     };
   },
-};
+});

@@ -1,5 +1,5 @@
 /** What every transport under test provides to the benchmark's server and client processes. */
-export type TransportName = 'raw' | 'nest-tcp' | 'p2p-plain' | 'p2p-tls';
+export type TransportName = 'raw' | 'raw-tls' | 'nest-tcp' | 'p2p-core' | 'p2p-plain' | 'p2p-tls';
 
 export interface Target {
   address: string;
