@@ -184,6 +184,27 @@ async function main(): Promise<void> {
     }
   }
 
+  // The ceiling for events through Nest handlers: the pipeline alone, in-process, with no transport.
+  let ceiling: Spread | undefined;
+  if (scenarios.some((s) => s.name === 'events') && transports.some((t) => t === 'p2p-plain' || t === 'nest-tcp')) {
+    const values: number[] = [];
+    for (let run = 0; run < runs; run++) {
+      const child = fork(here('./nest-ceiling.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
+      try {
+        values.push((await message<{ perSecond: number }>(child, 'result', 120_000)).perSecond);
+      } finally {
+        await stop(child);
+      }
+    }
+    ceiling = spread(values);
+    const events = summary.find((s) => s.scenario.name === 'events')!;
+    const v = (t: TransportName) => events.rows.find((r) => r.transport === t)?.spread.median;
+    const ratios = [v('nest-tcp') && `${(ceiling.median / v('nest-tcp')!).toFixed(2)}× Nest TCP`, v('p2p-plain') && `p2p (plaintext) reaches ${(v('p2p-plain')! / ceiling.median).toFixed(2)}× of it`];
+    say(`\nNest's handler pipeline alone, no I/O (the ceiling for events through Nest handlers, msg/s)`);
+    say(`  ${fmt(ceiling.median, 'msg/s').padStart(28)}  [${fmt(ceiling.min, 'msg/s')}–${fmt(ceiling.max, 'msg/s')}]   ${ratios.filter(Boolean).join(', ')}`);
+    lines.push(JSON.stringify({ date: new Date().toISOString(), machine, scenario: 'nest-pipeline', unit: 'msg/s', transport: 'none', ...ceiling }));
+  }
+
   const file = `${resultsDir}${stamp}.jsonl`;
   writeFileSync(file, lines.join('\n') + '\n');
   say(`\nresults: ${file}`);
@@ -200,6 +221,7 @@ async function main(): Promise<void> {
         `${ratio(v('p2p-tls'), v('p2p-plain'))} | ${ratio(v('raw-tls'), v('raw'))} | ${ratio(v('p2p-tls'), v('raw-tls'))} |`,
     );
   }
+  if (ceiling) say(`\nNest's handler pipeline alone, no I/O: ${fmt(ceiling.median, 'msg/s')} events/s (median of ${runs}).`);
 }
 
 main().catch((err: Error) => {

@@ -2,7 +2,8 @@
 import type { INestMicroservice } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ClientProxyFactory, Transport, type ClientProxy, type MicroserviceOptions } from '@nestjs/microservices';
-import { createServer } from 'node:net';
+import { once } from 'node:events';
+import { createServer, type Socket } from 'node:net';
 import { lastValueFrom } from 'rxjs';
 import { benchModule } from './nest-app.js';
 import type { BenchClient, BenchServer, OnEvent, Target, Transport as BenchTransport } from './types.js';
@@ -44,10 +45,20 @@ export const nestTcp: BenchTransport = {
       await client.connect();
       clients.push(client);
     }
+    // ClientProxy.emit gives no backpressure signal, and NestJS 12 destroys a client socket
+    // with more than 128 MiB queued; so the sender waits on the socket's own 'drain', as the
+    // raw sender does. unwrap() gives the net.Socket on both majors.
+    const sockets = clients.map((c) => c.unwrap<Socket>());
+    const emit = (i: number, data: Buffer | string): void | Promise<void> => {
+      clients[i]!.emit('bench.event', data);
+      if (sockets[i]!.writableNeedDrain) return once(sockets[i]!, 'drain').then(() => undefined);
+    };
     return {
-      emit: (i, data) => void clients[i]!.emit('bench.event', data),
+      emit,
       broadcast(data) {
-        for (const client of clients) client.emit('bench.event', data);
+        let wait: void | Promise<void> = undefined;
+        for (let i = 0; i < clients.length; i++) wait = emit(i, data) ?? wait;
+        return wait;
       },
       request: (data) => lastValueFrom(clients[0]!.send('bench.echo', data)),
       async close() {

@@ -11,11 +11,24 @@ const HEADER = 9;
 const REQUEST = 0x08;
 const RESPONSE_END = 0x60;
 
-/** Splits a byte stream into frames: flags u8 | nonce u32 | length u32 | body. */
+/**
+ * Splits a byte stream into frames: flags u8 | nonce u32 | length u32 | body. A frame that
+ * spans reads is gathered and joined once it is whole (one copy), not re-joined per read.
+ */
 function framer(onFrame: (flags: number, nonce: number, body: Buffer) => void): (chunk: Buffer) => void {
-  let pending: Buffer | undefined;
+  let parts: Buffer[] = [];
+  let have = 0;
+  let need = 0;
   return (chunk) => {
-    let buf = pending ? Buffer.concat([pending, chunk]) : chunk;
+    let buf = chunk;
+    if (have > 0) {
+      parts.push(chunk);
+      have += chunk.length;
+      if (have < need) return;
+      buf = Buffer.concat(parts, have);
+      parts = [];
+      have = 0;
+    }
     let off = 0;
     while (buf.length - off >= HEADER) {
       const length = buf.readUInt32BE(off + 5);
@@ -23,18 +36,28 @@ function framer(onFrame: (flags: number, nonce: number, body: Buffer) => void): 
       onFrame(buf[off]!, buf.readUInt32BE(off + 1), buf.subarray(off + HEADER, off + HEADER + length));
       off += HEADER + length;
     }
-    pending = off === buf.length ? undefined : buf.subarray(off);
-    buf = undefined as unknown as Buffer;
+    if (off < buf.length) {
+      const rest = buf.subarray(off);
+      need = rest.length < HEADER ? HEADER : HEADER + rest.readUInt32BE(5);
+      parts = [rest];
+      have = rest.length;
+    }
   };
 }
 
-function frame(flags: number, nonce: number, body: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(HEADER + body.length);
-  out[0] = flags;
-  out.writeUInt32BE(nonce, 1);
-  out.writeUInt32BE(body.length, 5);
-  body.copy(out, HEADER);
-  return out;
+/** Bodies up to this size are copied behind their header; larger ones go out by reference. */
+const COPY_BELOW = 1024;
+
+/** A frame: one buffer for a small body, header and body for a large one (writev under cork, no copy). */
+function frame(flags: number, nonce: number, body: Buffer): Buffer[] {
+  const small = body.length < COPY_BELOW;
+  const header = Buffer.allocUnsafe(small ? HEADER + body.length : HEADER);
+  header[0] = flags;
+  header.writeUInt32BE(nonce, 1);
+  header.writeUInt32BE(body.length, 5);
+  if (!small) return [header, body];
+  body.copy(header, HEADER);
+  return [header];
 }
 
 const bytes = (data: Buffer | string) => (typeof data === 'string' ? Buffer.from(data) : data);
@@ -44,12 +67,14 @@ const bytes = (data: Buffer | string) => (typeof data === 'string' ? Buffer.from
  * framing layer does: one write per frame would make this reference a syscall
  * benchmark rather than the practical limit.
  */
-function corkedWrite(socket: Socket, buf: Buffer): boolean {
+function corkedWrite(socket: Socket, frame: Buffer[]): boolean {
   if (socket.writableCorked === 0) {
     socket.cork();
     process.nextTick(() => socket.uncork());
   }
-  return socket.write(buf);
+  let ok = true;
+  for (const buf of frame) ok = socket.write(buf);
+  return ok;
 }
 
 const credentials = () => createTlsCredentials(loadIdentity());
@@ -112,8 +137,8 @@ export const rawTransport = (secure: boolean): Transport => ({
       );
       sockets.push(socket);
     }
-    const write = (socket: Socket, buf: Buffer): void | Promise<void> => {
-      if (!corkedWrite(socket, buf)) return once(socket, 'drain').then(() => undefined);
+    const write = (socket: Socket, f: Buffer[]): void | Promise<void> => {
+      if (!corkedWrite(socket, f)) return once(socket, 'drain').then(() => undefined);
     };
     return {
       emit: (i, data) => write(sockets[i]!, frame(0x01, 0, bytes(data))),
