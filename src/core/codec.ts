@@ -93,22 +93,52 @@ export class FrameDecoder {
   private bodyFill = 0;
   private flags = 0;
   private nonce = 0;
+  /** Set by pause(): no frame is passed on until resume(). */
+  private stopped = false;
+  /** Bytes received while stopped (or left in a chunk when it stopped), in order. */
+  private held: Buffer[] = [];
 
   constructor(
     private readonly maxFrameBytes: number,
     private readonly onFrame: (flags: number, nonce: number, body: Buffer) => void,
   ) {}
 
-  /** Bytes held for an incomplete frame. */
+  /** Bytes held for an incomplete frame, or received and not yet decoded while paused. */
   get buffered(): number {
-    return this.headerFill + this.bodyFill;
+    let held = 0;
+    for (const chunk of this.held) held += chunk.length;
+    return this.headerFill + this.bodyFill + held;
+  }
+
+  /**
+   * Stops after the frame being passed on (callable from onFrame): the rest of the chunk,
+   * and anything pushed later, waits for resume(). This makes a consumer's limit exact,
+   * where stopping the socket alone would still let the rest of a 64 KiB read through.
+   */
+  pause(): void {
+    this.stopped = true;
+  }
+
+  /** Decodes what was held, until it is all passed on or pause() is called again. Throws as push() does. */
+  resume(): void {
+    this.stopped = false;
+    while (this.held.length > 0 && !this.stopped) this.decode(this.held.shift()!);
   }
 
   /** Feeds one chunk. Throws P2PProtocolError on a bad header; the decoder is then unusable. */
   push(chunk: Buffer): void {
+    if (this.stopped || this.held.length > 0) this.held.push(chunk);
+    else this.decode(chunk);
+  }
+
+  private decode(chunk: Buffer): void {
     const n = chunk.length;
     let off = 0;
     while (off < n) {
+      if (this.stopped) {
+        this.held.unshift(chunk.subarray(off));
+        return;
+      }
       if (this.body) {
         const take = Math.min(this.body.length - this.bodyFill, n - off);
         chunk.copy(this.body, this.bodyFill, off, off + take);
@@ -185,8 +215,7 @@ export class TopicCache {
   decode(body: Buffer, start: number, end: number): string {
     const length = end - start;
     for (let i = 0; i < this.bytes.length; i++) {
-      const known = this.bytes[i]!;
-      if (known.length === length && known.compare(body, start, end) === 0) return this.texts[i]!;
+      if (sameBytes(this.bytes[i]!, body, start, length)) return this.texts[i]!;
     }
     const text = decodeTopic(body.subarray(start, end));
     this.bytes[this.next] = Buffer.from(body.subarray(start, end)); // a copy: a view would pin the whole read chunk
@@ -194,6 +223,16 @@ export class TopicCache {
     this.next = (this.next + 1) % this.size;
     return text;
   }
+}
+
+/**
+ * `known` equals `body[start, start + length)`. A plain loop: topics are short, and
+ * Buffer#compare with offsets spends more on validating its arguments than on comparing.
+ */
+function sameBytes(known: Buffer, body: Buffer, start: number, length: number): boolean {
+  if (known.length !== length) return false;
+  for (let i = 0; i < length; i++) if (known[i] !== body[start + i]) return false;
+  return true;
 }
 
 function decodeTopic(bytes: Buffer): string {

@@ -391,10 +391,17 @@ export class P2PSocket {
       this.fail(new P2PHandshakeError('peer started a TLS handshake but this node runs with tls: false', this.ref()), GoodbyeReason.TlsMismatch);
       return;
     }
+    this.decodeOrFail(() => this.decoder.push(chunk));
+  }
+
+  /** Runs the decoder; a frame that breaks the protocol closes the connection. False if it did. */
+  private decodeOrFail(step: () => void): boolean {
     try {
-      this.decoder.push(chunk);
+      step();
+      return true;
     } catch (err) {
       this.fail(err instanceof P2PError ? err : new P2PProtocolError(String(err), this.ref()), GoodbyeReason.ProtocolError);
+      return false;
     }
   }
 
@@ -558,8 +565,10 @@ export class P2PSocket {
 
   private acquireHandler(): void {
     if (++this.activeHandlers >= this.options.maxConcurrentHandlers && !this.paused) {
-      // Stop reading: TCP flow control then slows the sender instead of our heap growing.
+      // Stop decoding after this frame, and stop reading: TCP flow control then slows the
+      // sender instead of our heap growing. Decoded-but-waiting frames stay in their read chunk.
       this.paused = true;
+      this.decoder.pause();
       this.raw.pause();
     }
   }
@@ -568,10 +577,15 @@ export class P2PSocket {
 
   private releaseHandler(): void {
     this.activeHandlers--;
-    if (this.paused && this.activeHandlers < this.options.maxConcurrentHandlers && this.state === 'open') {
-      this.paused = false;
-      this.raw.resume();
-    }
+    if (this.paused && this.activeHandlers < this.options.maxConcurrentHandlers && this.state !== 'closed') this.resumeReading();
+  }
+
+  /** Decodes what the pause held back; reads from the socket again once that is all dispatched. */
+  private resumeReading(): void {
+    this.paused = false;
+    if (!this.decodeOrFail(() => this.decoder.resume())) return;
+    // The held frames may have filled the handlers again; the socket then stays paused.
+    if (!this.paused) this.raw.resume();
   }
 
   // ---- closing -------------------------------------------------------------
@@ -589,7 +603,8 @@ export class P2PSocket {
     this.state = 'closing';
     // The peer is healthy and its frames in flight on this connection are real: keep reading them until it closes.
     this.drainInbound = reason === GoodbyeReason.Duplicate && !wasHandshaking;
-    if (this.paused) this.raw.resume();
+    // Read on so that the peer's FIN is seen (and, for a duplicate, its last frames delivered).
+    if (this.paused) this.resumeReading();
     clearTimeout(this.handshakeTimer);
     this.stopTimers();
     this.failPending(wasHandshaking);

@@ -186,6 +186,38 @@ describe('codec: streaming decoder', () => {
     expect(body!.buffer).toBe(bytes.buffer);
   });
 
+  it('pauses after the frame it is passing on, holds later chunks, and resumes in order', () => {
+    const frames = Array.from({ length: 10 }, (_, i) => Buffer.concat(encodeFrame(0x12, 0, encodeTopic('t'), Buffer.from(`{"i":${i}}`)).chunks));
+    const stream = Buffer.concat(frames);
+    const seen: number[] = [];
+    const decoder = new FrameDecoder(1 << 20, (flags, nonce, body) => {
+      seen.push((JSON.parse(parseMessage(flags, nonce, body).payload.toString()) as { i: number }).i);
+      if (seen.length % 3 === 0) decoder.pause();
+    });
+    // The first chunk ends inside frame 5; the second holds the rest.
+    const cut = frames[0]!.length * 5 + 4;
+    decoder.push(stream.subarray(0, cut));
+    expect(seen).toEqual([0, 1, 2]);
+    expect(decoder.buffered).toBe(cut - frames[0]!.length * 3);
+    decoder.push(stream.subarray(cut));
+    expect(seen).toHaveLength(3); // held while paused
+    expect(decoder.buffered).toBe(stream.length - frames[0]!.length * 3);
+    decoder.resume();
+    expect(seen).toEqual([0, 1, 2, 3, 4, 5]);
+    decoder.resume();
+    decoder.resume();
+    expect(seen).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(decoder.buffered).toBe(0);
+  });
+
+  it('reports a bad header met after a resume as a protocol error', () => {
+    const good = Buffer.concat(encodeFrame(0x12, 0, encodeTopic('t'), Buffer.from('1')).chunks);
+    const bad = Buffer.from('ff0000000000000000', 'hex');
+    const decoder = new FrameDecoder(1 << 20, () => decoder.pause());
+    decoder.push(Buffer.concat([good, bad]));
+    expect(() => decoder.resume()).toThrow(P2PProtocolError);
+  });
+
   it('sends a large payload as a second chunk instead of copying it', () => {
     const payload = Buffer.alloc(100_000, 1);
     const { chunks, size } = encodeFrame(0x10, 0, encodeTopic('t'), payload);
