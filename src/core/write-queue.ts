@@ -82,8 +82,9 @@ export class WriteQueue {
       this.segments.push(payload);
     }
     this.bytes += size;
-    if ((++this.unflushed >= this.batchFrames || this.bytes >= BATCH_BYTES) && !this.blocked) {
-      this.batchFrames *= GROWTH;
+    const manyFrames = ++this.unflushed >= this.batchFrames;
+    if ((manyFrames || this.bytes >= BATCH_BYTES) && !this.blocked) {
+      if (manyFrames) this.batchFrames *= GROWTH;
       this.flush();
     }
     if (!this.scheduled) {
