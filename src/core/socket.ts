@@ -487,12 +487,13 @@ export class P2PSocket {
       case ControlType.Pong:
         if (control.token === this.pingToken) this.rttMs = Date.now() - this.pingSentAt;
         return;
+      // Both may arrive while a replaced duplicate drains (state 'closing'): like data, they are still read.
       case ControlType.PeerExchange:
-        if (this.state !== 'open') throw new P2PProtocolError('peer exchange before the hello exchange');
+        if (this.state === 'handshaking') throw new P2PProtocolError('peer exchange before the hello exchange');
         this.hooks.onPeerExchange(this, control.body);
         return;
       case ControlType.NetworkBroadcast:
-        if (this.state !== 'open') throw new P2PProtocolError('network broadcast before the hello exchange');
+        if (this.state === 'handshaking') throw new P2PProtocolError('network broadcast before the hello exchange');
         this.hooks.onNetworkBroadcast(this, control.body);
         return;
       case ControlType.Goodbye: {

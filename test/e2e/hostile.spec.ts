@@ -1,14 +1,18 @@
+import { randomBytes } from 'node:crypto';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   ControlType,
   encodeControl,
   encodeFrame,
+  encodeNetworkMessage,
+  Encoding,
   encodeTopic,
   GoodbyeReason,
   P2PConnectionClosedError,
   P2PHandshakeError,
   P2PPeerNotConnectedError,
   P2PQueueFullError,
+  type NetworkMessage,
   type Peer,
 } from '../../src/index.js';
 import { MODES, waitFor } from '../helpers.js';
@@ -120,6 +124,35 @@ describe.each(MODES)('hostile and faulty input over real sockets ($mode)', (mode
     await dup.whenClosed();
     expect(dup.goodbye()?.reason).toBe(GoodbyeReason.Duplicate);
     expect(b.service.peers()).toHaveLength(1);
+    expect(await a.service.request(b.id, 'echo', 'kept')).toBe('kept');
+  });
+
+  it('still delivers what a replaced duplicate sent before it saw the goodbye: an event and a network broadcast', async () => {
+    const a = await node();
+    const b = await node();
+    await connectAndWait(a, b);
+    // A second connection with A's identity is closed as a duplicate as soon as its hello is read;
+    // the frames written right behind the hello reach B while that connection is closing.
+    const dup = await raw(b.address, { identity: a.node.identity });
+    const relayed: NetworkMessage = {
+      id: randomBytes(16).toString('hex'),
+      origin: a.id,
+      strategy: 'gossip',
+      hops: 0,
+      arc: { from: a.id, to: a.id },
+      digest: { count: 0, xor: 0 },
+      encoding: Encoding.Json,
+      topic: 'note',
+      payload: Buffer.from('"broadcast on the duplicate"'),
+    };
+    dup.write(Buffer.concat(encodeFrame(0x12, 0, encodeTopic('note'), Buffer.from('"event on the duplicate"')).chunks));
+    dup.write(Buffer.concat(encodeControl({ type: ControlType.NetworkBroadcast, body: encodeNetworkMessage(relayed) }).chunks));
+    await dup.whenClosed();
+    expect(dup.goodbye()?.reason).toBe(GoodbyeReason.Duplicate);
+    const heard = () => b.controller.received.filter((r) => r.from === a.id).map((r) => r.data);
+    await waitFor(() => heard().length === 2, 2000, 'both frames');
+    expect(heard()).toEqual(['event on the duplicate', 'broadcast on the duplicate']);
+    expect(b.service.networkBroadcastStats().delivered).toBe(1);
     expect(await a.service.request(b.id, 'echo', 'kept')).toBe('kept');
   });
 
