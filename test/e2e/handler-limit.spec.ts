@@ -66,7 +66,7 @@ describe.each(MODES)('maxConcurrentHandlers ($mode)', ({ tls }) => {
 
   it('runs at most the limit of event handlers at once, pauses the peer, and delivers the rest in order', async () => {
     const count = 300;
-    // One synchronous burst: the frames reach the receiver in one or a few reads.
+    // One burst within a tick (send resolves once queued): the frames reach the receiver in a few reads.
     for (let i = 0; i < count; i++) await a.service.send(b.id, 'gated.note', i);
     await waitFor(() => gate.running === LIMIT, 5000, `${LIMIT} handlers running`);
     await new Promise((r) => setTimeout(r, 200));
