@@ -391,18 +391,16 @@ export class P2PSocket {
       this.fail(new P2PHandshakeError('peer started a TLS handshake but this node runs with tls: false', this.ref()), GoodbyeReason.TlsMismatch);
       return;
     }
-    this.decodeOrFail(() => this.decoder.push(chunk));
+    try {
+      this.decoder.push(chunk);
+    } catch (err) {
+      this.failDecoding(err);
+    }
   }
 
-  /** Runs the decoder; a frame that breaks the protocol closes the connection. False if it did. */
-  private decodeOrFail(step: () => void): boolean {
-    try {
-      step();
-      return true;
-    } catch (err) {
-      this.fail(err instanceof P2PError ? err : new P2PProtocolError(String(err), this.ref()), GoodbyeReason.ProtocolError);
-      return false;
-    }
+  /** A frame broke the protocol: close the connection, saying why. */
+  private failDecoding(err: unknown): void {
+    this.fail(err instanceof P2PError ? err : new P2PProtocolError(String(err), this.ref()), GoodbyeReason.ProtocolError);
   }
 
   private onFrame(flags: number, nonce: number, body: Buffer): void {
@@ -584,7 +582,12 @@ export class P2PSocket {
   /** Decodes what the pause held back; reads from the socket again once that is all dispatched. */
   private resumeReading(): void {
     this.paused = false;
-    if (!this.decodeOrFail(() => this.decoder.resume())) return;
+    try {
+      this.decoder.resume();
+    } catch (err) {
+      this.failDecoding(err);
+      return;
+    }
     // The held frames may have filled the handlers again; the socket then stays paused.
     if (!this.paused) this.raw.resume();
   }
