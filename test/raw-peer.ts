@@ -8,6 +8,7 @@ import {
   encodeControl,
   FrameDecoder,
   loadIdentity,
+  PROTOCOL_VERSION,
   type Control,
   type Hello,
   type Identity,
@@ -85,7 +86,7 @@ export class RawPeer {
     const frame = encodeControl({
       type: ControlType.Hello,
       hello: {
-        version: 1,
+        version: PROTOCOL_VERSION,
         peerId: this.identity.peerId,
         publicKey: this.identity.publicKeyRaw.toString('hex'),
         listenAddress: null,

@@ -22,7 +22,8 @@ export const FLAG_END = 0x40;
 export const FLAG_CONTROL = 0x80;
 
 /** Version spoken in the hello frame; a peer with another version is refused. */
-export const PROTOCOL_VERSION = 1;
+/** 2: network broadcasts are signed by their origin (docs/wire-format.md). */
+export const PROTOCOL_VERSION = 2;
 
 /** u16 BE topic length prefix of a wrapped body. */
 export const TOPIC_LENGTH_BYTES = 2;
@@ -48,4 +49,11 @@ export const DEFAULTS = {
   maxKnownPeers: 1_000,
   broadcastCacheSize: 10_000,
   broadcastCacheTtlMs: 120_000,
+  broadcastClockSkewMs: 30_000,
+  broadcastOriginRate: 100,
+  broadcastOriginBurst: 200,
+  broadcastOriginBytesPerSec: 1024 * 1024,
+  broadcastNeighbourRate: 2_000,
+  broadcastNeighbourBytesPerSec: 16 * 1024 * 1024,
+  banMs: 600_000,
 } as const;

@@ -35,6 +35,8 @@ export enum GoodbyeReason {
   TlsMismatch = 10,
   /** The remote's TLS certificate was not acceptable (key type, signature, validity). */
   BadCertificate = 11,
+  /** The peer is banned (misbehaviour, or by the application) for a while; the message says until when. */
+  Banned = 12,
 }
 
 export interface Hello {

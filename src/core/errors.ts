@@ -111,6 +111,16 @@ export class P2PRemoteError extends P2PError {
   }
 }
 
+/** Over a rate limit: this node's own network-broadcast budget (`broadcastOriginRate`, `broadcastOriginBurst`, `broadcastOriginBytesPerSec`). */
+export class P2PRateLimitError extends P2PError {
+  override readonly code: string = 'P2P_RATE_LIMIT';
+}
+
+/** The peer is banned (misbehaviour, or `P2PService.ban`) until its ban ends or is lifted. */
+export class P2PPeerBannedError extends P2PHandshakeError {
+  override readonly code = 'P2P_PEER_BANNED' as 'P2P_HANDSHAKE';
+}
+
 /** The configuration is invalid; `problems` names every bad key. */
 export class P2PConfigError extends P2PError {
   override readonly code: string = 'P2P_CONFIG';

@@ -9,10 +9,17 @@ import {
   P2PDialError,
   P2PError,
   P2PNotRunningError,
+  P2PPeerBannedError,
+  P2PPeerNotAllowedError,
   P2PPeerNotConnectedError,
+  P2PProtocolError,
   P2PSelfConnectionError,
+  type PeerRef,
 } from './errors.js';
-import { BroadcastRouter, decodeNetworkMessage, SeenCache, type BroadcastStrategy, type NetworkBroadcastStats } from './network-broadcast.js';
+import type { BanInfo } from './ban-list.js';
+import type { BroadcastStrategy } from './broadcast-codec.js';
+import { BroadcastPipeline, type BroadcastValidator, type NetworkBroadcastStats } from './broadcast-pipeline.js';
+import { Sanctions } from './sanctions.js';
 import { encodePeerExchange, isUnspecified, parsePeerExchange, type PexEntry } from './peer-exchange.js';
 import type { MetricsSink } from './metrics.js';
 import { PersistentPeers } from './reconnect.js';
@@ -26,7 +33,7 @@ import {
   type SecuredConnection,
   type TlsCredentials,
 } from './secure-channel.js';
-import { P2PSocket, type ReplySink, type SocketHooks, type SocketLimits } from './socket.js';
+import { P2PSocket, type Refusal, type ReplySink, type SocketHooks, type SocketLimits } from './socket.js';
 import { silentLogger, type BroadcastMeta, type P2PLogger, type PeerEvent, type PeerInfo } from './types.js';
 import { encodePayload } from './codec.js';
 
@@ -62,8 +69,28 @@ export interface PeerOptions extends Partial<SocketLimits> {
   maxKnownPeers?: number;
   /** Network broadcast ids remembered, so each is delivered once. */
   broadcastCacheSize?: number;
-  /** How long a network broadcast id is remembered. */
+  /** How long a network broadcast id is remembered, and how old a broadcast may be. */
   broadcastCacheTtlMs?: number;
+  /** How far in the future a network broadcast may be dated (clock skew). */
+  broadcastClockSkewMs?: number;
+  /** Network broadcasts a second one origin may start (this node included). */
+  broadcastOriginRate?: number;
+  /** Network broadcasts one origin may start at once. */
+  broadcastOriginBurst?: number;
+  /** Bytes a second of one origin's network broadcasts. */
+  broadcastOriginBytesPerSec?: number;
+  /** Network broadcast frames a second one neighbour may send (copies included). */
+  broadcastNeighbourRate?: number;
+  /** Bytes a second of network broadcast frames one neighbour may send. */
+  broadcastNeighbourBytesPerSec?: number;
+  /** How long a misbehaving peer is banned. */
+  banMs?: number;
+  /**
+   * Benchmark only: network broadcasts are neither signed nor verified, so that
+   * `npm run bench` can compare. Every node of the network must agree. Never in production.
+   * @internal
+   */
+  unsignedBroadcasts?: boolean;
   logger?: P2PLogger;
 }
 
@@ -112,7 +139,7 @@ type Settled = { resolve: (info: PeerInfo) => void; reject: (err: Error) => void
  */
 export class Peer extends EventEmitter {
   readonly identity: Identity;
-  private readonly opts: Required<Omit<PeerOptions, 'privateKey' | 'privateKeyFile' | 'externalAddress' | 'listen' | 'allowedPeers'>> & {
+  private readonly opts: Required<Omit<PeerOptions, 'privateKey' | 'privateKeyFile' | 'externalAddress' | 'listen' | 'allowedPeers' | 'unsignedBroadcasts'>> & {
     listen: string | null;
     externalAddress?: string;
     allowedPeers?: ReadonlySet<string>;
@@ -135,9 +162,12 @@ export class Peer extends EventEmitter {
   private readonly persistent: PersistentPeers;
   private readonly book: AddressBook;
   private readonly dialingIds = new Set<string>();
+  /** Plaintext: when a newcomer claiming a connected peer's id was last refused, by id. */
+  private readonly refusedNewcomers = new Map<string, number>();
   private pexTimer: NodeJS.Timeout | undefined;
   private startedAt = new Date();
-  private readonly router: BroadcastRouter;
+  private readonly broadcasts: BroadcastPipeline;
+  private readonly sanctions: Sanctions;
   private metricsSink: MetricsSink | undefined;
   private readonly metricsRef = () => this.metricsSink;
   /** Inbound connections refused because of maxInbound since start. */
@@ -180,6 +210,13 @@ export class Peer extends EventEmitter {
       maxKnownPeers: options.maxKnownPeers ?? DEFAULTS.maxKnownPeers,
       broadcastCacheSize: options.broadcastCacheSize ?? DEFAULTS.broadcastCacheSize,
       broadcastCacheTtlMs: options.broadcastCacheTtlMs ?? DEFAULTS.broadcastCacheTtlMs,
+      broadcastClockSkewMs: options.broadcastClockSkewMs ?? DEFAULTS.broadcastClockSkewMs,
+      broadcastOriginRate: options.broadcastOriginRate ?? DEFAULTS.broadcastOriginRate,
+      broadcastOriginBurst: options.broadcastOriginBurst ?? DEFAULTS.broadcastOriginBurst,
+      broadcastOriginBytesPerSec: options.broadcastOriginBytesPerSec ?? DEFAULTS.broadcastOriginBytesPerSec,
+      broadcastNeighbourRate: options.broadcastNeighbourRate ?? DEFAULTS.broadcastNeighbourRate,
+      broadcastNeighbourBytesPerSec: options.broadcastNeighbourBytesPerSec ?? DEFAULTS.broadcastNeighbourBytesPerSec,
+      banMs: options.banMs ?? DEFAULTS.banMs,
       allowedPeers: options.allowedPeers ? new Set(options.allowedPeers) : undefined,
       logger: this.logger,
     };
@@ -189,28 +226,58 @@ export class Peer extends EventEmitter {
       this.logger,
     );
     this.book = new AddressBook(this.opts.maxKnownPeers, { baseMs: this.opts.reconnectBaseMs, maxMs: this.opts.reconnectMaxMs });
-    this.router = new BroadcastRouter(
+    this.sanctions = new Sanctions(
+      {
+        logger: this.logger,
+        disconnect: (peerId, message) => void this.connections.get(peerId)?.close(GoodbyeReason.Banned, message),
+        whereIs: (peerId) => {
+          const socket = this.connections.get(peerId);
+          const inboundIp = socket?.direction === 'inbound' ? socket.raw.remoteAddress : undefined;
+          return { address: socket?.remoteAddress, inboundIp };
+        },
+      },
+      this.opts.banMs,
+    );
+    const o = this.opts;
+    this.broadcasts = new BroadcastPipeline(
       {
         selfId: this.identity.peerId,
+        logger: this.logger,
         view: () => [...new Set([this.id, ...this.connections.keys(), ...this.book.ids()])].sort(),
         neighbours: () => [...this.connections.keys()],
         isConnected: (id) => this.connections.get(id)?.isOpen === true,
         send: (id, body) => this.socketFor(id).sendNetworkBroadcast(body),
-        deliver: (from, message, data) => {
-          if (this.state !== 'running') return;
-          const meta: BroadcastMeta = { id: message.id, origin: message.origin, hops: message.hops };
-          if (from !== this.id) return void this.connections.get(from)?.dispatchEvent(message.topic, data, meta);
-          // The originator's own copy has no connection to go through.
-          try {
-            const result = this.handler?.onEvent(this.selfInfo(), message.topic, data, meta);
-            if (result instanceof Promise) result.catch((err: Error) => this.logger.error(`network broadcast handler for "${message.topic}" failed: ${err?.message ?? err}`));
-          } catch (err) {
-            this.logger.error(`network broadcast handler for "${message.topic}" failed: ${(err as Error)?.message ?? err}`);
-          }
-        },
+        deliver: (from, message, data) => this.deliverBroadcast(from, { id: message.id, origin: message.origin, hops: message.hops, sentAt: Math.floor(message.timestampUs / 1000) }, message.topic, data),
+        penalize: (peerId, what, detail, weight) => this.sanctions.penalize(peerId, what, detail, weight),
       },
-      new SeenCache(this.opts.broadcastCacheSize, this.opts.broadcastCacheTtlMs),
+      this.identity,
+      {
+        windowMs: o.broadcastCacheTtlMs,
+        skewMs: o.broadcastClockSkewMs,
+        cacheSize: o.broadcastCacheSize,
+        originRate: o.broadcastOriginRate,
+        originBurst: o.broadcastOriginBurst,
+        originBytesPerSec: o.broadcastOriginBytesPerSec,
+        neighbourRate: o.broadcastNeighbourRate,
+        neighbourBytesPerSec: o.broadcastNeighbourBytesPerSec,
+        maxFrameBytes: o.maxFrameBytes,
+        unsigned: options.unsignedBroadcasts === true,
+      },
     );
+  }
+
+  /** A network broadcast for this node's handlers; `from` is the relaying neighbour, or this node for its own. */
+  private deliverBroadcast(from: string, meta: BroadcastMeta, topic: string, data: unknown): void {
+    if (this.state !== 'running') return;
+    if (from !== this.id) return void this.connections.get(from)?.dispatchEvent(topic, data, meta);
+    // The originator's own copy has no connection to go through.
+    const failed = (err: unknown) => this.logger.error(`network broadcast handler for "${topic}" failed: ${(err as Error)?.message ?? err}`);
+    try {
+      const result = this.handler?.onEvent(this.selfInfo(), topic, data, meta);
+      if (result instanceof Promise) result.catch(failed);
+    } catch (err) {
+      failed(err);
+    }
   }
 
   get id(): string {
@@ -291,7 +358,8 @@ export class Peer extends EventEmitter {
   }
 
   private onInbound(raw: Socket): void {
-    if (this.state !== 'running') {
+    // A banned address gets nothing, not even a handshake: that is the cheapest refusal.
+    if (this.state !== 'running' || (raw.remoteAddress && this.sanctions.bans.ip(raw.remoteAddress))) {
       raw.destroy();
       return;
     }
@@ -353,6 +421,15 @@ export class Peer extends EventEmitter {
     stream.once('close', () => clearTimeout(timer));
   }
 
+  /** Admission by id, both directions: `allowedPeers`, then bans. */
+  private readonly admit = (peerId: string, ref: PeerRef): Refusal | undefined => {
+    if (this.opts.allowedPeers && !this.opts.allowedPeers.has(peerId)) {
+      return { error: new P2PPeerNotAllowedError(peerId, ref), reason: GoodbyeReason.NotAllowed };
+    }
+    const banned = this.sanctions.refusal(peerId);
+    return banned ? { error: new P2PPeerBannedError(banned, ref), reason: GoodbyeReason.Banned } : undefined;
+  };
+
   private count(direction: 'inbound' | 'outbound'): number {
     let n = 0;
     for (const socket of this.sockets) if (socket.direction === direction) n++;
@@ -362,7 +439,7 @@ export class Peer extends EventEmitter {
   private wrap(raw: Socket, direction: 'inbound' | 'outbound', expectedPeerId?: string, proven?: ProvenPeer): P2PSocket {
     const socket = new P2PSocket(
       raw,
-      { ...this.opts, direction, expectedPeerId, proven, localHello: this.hello(), logger: this.logger, metrics: this.metricsRef },
+      { ...this.opts, direction, expectedPeerId, proven, localHello: this.hello(), logger: this.logger, metrics: this.metricsRef, admit: this.admit },
       this.hooks,
     );
     this.sockets.add(socket);
@@ -385,6 +462,8 @@ export class Peer extends EventEmitter {
       const existing = this.connections.get(target.peerId);
       if (existing) return Promise.resolve(existing.info());
       if (target.peerId === this.id) return Promise.reject(new P2PSelfConnectionError('cannot dial self', { address }));
+      const banned = this.sanctions.refusal(target.peerId);
+      if (banned) return Promise.reject(new P2PPeerBannedError(banned, { address, peerId: target.peerId }));
     }
     if (this.count('outbound') >= this.opts.maxOutbound) {
       return Promise.reject(new P2PDialError(`maxOutbound ${this.opts.maxOutbound} reached`, { address, peerId: target.peerId }));
@@ -449,25 +528,30 @@ export class Peer extends EventEmitter {
     },
     onClosed: (socket, reason, error, undeliveredBytes) => this.onClosed(socket, reason, error, undeliveredBytes),
     onPeerExchange: (socket, body) => this.onPeerExchange(socket, body),
-    onNetworkBroadcast: (socket, body) => this.router.onMessage(socket.peerId!, decodeNetworkMessage(body)),
+    onNetworkBroadcast: (socket, body) => this.broadcasts.receive(socket.peerId!, body),
   };
 
   private onOpened(socket: P2PSocket): void {
     const remoteId = socket.peerId!;
     const existing = this.connections.get(remoteId);
-    if (existing && existing !== socket) {
+    if (existing && existing !== socket && existing.isOpen) {
       // Two connections to one peer. Same direction: the newer is a duplicate.
       // Opposite directions (a simultaneous dial): both ends keep the one dialed by the lower id.
+      // Without TLS an id is only claimed, never proven: a newcomer claiming a live peer's id is refused, never let in.
       const dialerOfNew = socket.direction === 'outbound' ? this.id : remoteId;
-      const keepNew = existing.direction !== socket.direction && dialerOfNew === (this.id < remoteId ? this.id : remoteId);
+      const keepNew = this.opts.tls && existing.direction !== socket.direction && dialerOfNew === (this.id < remoteId ? this.id : remoteId);
       if (!keepNew) {
         this.logger.debug?.(`duplicate connection to ${remoteId} from ${socket.remoteAddress} closed`);
+        if (!this.opts.tls) this.refusedNewcomers.set(remoteId, Date.now());
         void socket.close(GoodbyeReason.Duplicate, 'already connected');
         this.dials.get(socket)?.resolve(existing.info());
         this.dials.delete(socket);
         return;
       }
       void existing.close(GoodbyeReason.Duplicate, 'replaced by the connection dialed by the lower peer id');
+      this.connections.set(remoteId, socket);
+    } else if (existing && existing !== socket) {
+      // The old connection is closing already: the new one simply takes its place.
       this.connections.set(remoteId, socket);
     } else {
       this.connections.set(remoteId, socket);
@@ -479,6 +563,20 @@ export class Peer extends EventEmitter {
     this.dials.delete(socket);
   }
 
+  /**
+   * Plaintext, simultaneous dial: each end kept the connection whose hello it read first
+   * and refused the other, so both closed. The lower id redials at once (the higher waits),
+   * so that exactly one connection results without ever trusting an unproven newcomer.
+   */
+  private redialAfterMutualRefusal(socket: P2PSocket, id: string): void {
+    const refusedAt = this.refusedNewcomers.get(id);
+    this.refusedNewcomers.delete(id);
+    const address = socket.remote?.listenAddress;
+    if (this.opts.tls || refusedAt === undefined || Date.now() - refusedAt > this.opts.handshakeTimeoutMs) return;
+    if (socket.goodbyeReceived !== GoodbyeReason.Duplicate || this.id > id || !address) return;
+    this.connect(`${id}@${address}`).catch((err: Error) => this.logger.debug?.(`redial of ${id} after a simultaneous dial failed: ${err.message}`));
+  }
+
   private onClosed(socket: P2PSocket, reason: string, error: Error | undefined, undeliveredBytes: number): void {
     this.sockets.delete(socket);
     const dial = this.dials.get(socket);
@@ -487,6 +585,10 @@ export class Peer extends EventEmitter {
       dial.reject(error ?? new P2PDialError(`connection closed: ${reason}`, socket.ref()));
     }
     const id = socket.peerId;
+    // A protocol violation is the remote's doing (a frame too large or malformed, a bad broadcast): it costs score.
+    if (id && error instanceof P2PProtocolError) {
+      this.sanctions.penalize(id, 'protocol-error', error.message);
+    }
     if (id && this.connections.get(id) === socket) {
       this.connections.delete(id);
       if (undeliveredBytes > 0) {
@@ -495,6 +597,7 @@ export class Peer extends EventEmitter {
       this.logger.log(`disconnected from ${id} at ${socket.remoteAddress}: ${reason}`);
       this.emitPeer({ type: 'disconnected', peer: socket.info(), reason, error, undeliveredBytes });
       if (this.state === 'running') {
+        this.redialAfterMutualRefusal(socket, id);
         this.persistent.onDisconnected(id);
         this.fillOutbound();
       }
@@ -568,7 +671,7 @@ export class Peer extends EventEmitter {
   private fillOutbound(): void {
     if (this.state !== 'running' || !this.opts.peerExchange) return;
     const need = this.opts.maxOutbound - this.count('outbound');
-    const due = this.book.due(need, (id) => id === this.id || this.connections.has(id) || this.dialingIds.has(id));
+    const due = this.book.due(need, (id) => id === this.id || this.connections.has(id) || this.dialingIds.has(id) || this.sanctions.bans.peer(id) !== undefined);
     for (const known of due) {
       this.dialingIds.add(known.id);
       this.connect(`${known.id}@${known.address}`)
@@ -657,7 +760,7 @@ export class Peer extends EventEmitter {
     const topic = this.topic(pattern);
     if (options.scope === 'network') {
       const { encoding, bytes } = encodePayload(data);
-      return this.router.originate(pattern, encoding, bytes, options.strategy ?? 'raintree');
+      return this.broadcasts.originate(pattern, encoding, bytes, options.strategy ?? 'raintree');
     }
     const result: BroadcastResult = { sent: [], failed: [] };
     for (const [peerId, socket] of this.connections) {
@@ -687,7 +790,38 @@ export class Peer extends EventEmitter {
 
   /** Counters of network-wide broadcasts seen by this node. */
   networkBroadcastStats(): NetworkBroadcastStats {
-    return { ...this.router.stats };
+    const stats = this.broadcasts.stats;
+    return { ...stats, dropped: { ...stats.dropped } };
+  }
+
+  /**
+   * Decides, for one topic, whether a network broadcast from another node is
+   * delivered and relayed ('accept'), dropped ('ignore'), or dropped with a
+   * penalty to the neighbour that relayed it ('reject'). It runs after the
+   * origin signature and budgets are checked. undefined removes it.
+   */
+  setBroadcastValidator(topic: string, validator: BroadcastValidator | undefined): void {
+    this.broadcasts.setValidator(topic, validator);
+  }
+
+  /** Bans in force: by peer id, and for inbound peers by IP. */
+  bans(): BanInfo[] {
+    return this.sanctions.bans.list();
+  }
+
+  /** Bans a peer id (default `banMs`), closing its connection; an inbound peer's IP is banned with it. */
+  ban(peerId: string, options: { durationMs?: number; reason?: string } = {}): BanInfo {
+    return this.sanctions.ban(peerId, options.reason ?? 'banned by the application', options.durationMs);
+  }
+
+  /** Lifts the ban on a peer id (and its IP), or on an IP. Returns false when there was none. */
+  unban(peerIdOrIp: string): boolean {
+    return this.sanctions.unban(peerIdOrIp);
+  }
+
+  /** Bans since start, automatic and by hand. */
+  get bansTotal(): number {
+    return this.sanctions.bansTotal;
   }
 
   /**

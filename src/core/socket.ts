@@ -19,7 +19,6 @@ import {
   P2PFrameTooLargeError,
   P2PHandshakeError,
   P2PIdentityMismatchError,
-  P2PPeerNotAllowedError,
   P2PProtocolError,
   P2PSelfConnectionError,
   P2PQueueFullError,
@@ -51,11 +50,17 @@ export interface SocketOptions extends SocketLimits {
   expectedPeerId?: string;
   /** Set on a TLS connection: the identity the remote's certificate proved. Its hello must match it. */
   proven?: ProvenPeer;
-  /** When set, only these peer ids are admitted. */
-  allowedPeers?: ReadonlySet<string>;
+  /** The node's admission policy for a remote id (allowedPeers, bans): why it is refused, or undefined. */
+  admit?: (peerId: string, ref: PeerRef) => Refusal | undefined;
   logger: P2PLogger;
   /** Read at each use, so a sink attached after start applies to live connections too. */
   metrics?: () => MetricsSink | undefined;
+}
+
+/** Why a remote id is not admitted: the error its dialer or log gets, and the goodbye reason. */
+export interface Refusal {
+  error: Error;
+  reason: GoodbyeReason;
 }
 
 /** How a request handler answers: any number of values, then complete or error. */
@@ -116,6 +121,8 @@ export class P2PSocket {
   /** When this peer last sent a peer exchange that was read (rate limit). */
   lastPeerExchangeAt = 0;
   private closeReason = 'connection closed';
+  /** Why the remote said goodbye, when it did. */
+  goodbyeReceived: GoodbyeReason | undefined;
   private closeError: Error | undefined;
   private readonly closed: Promise<void>;
   private resolveClosed!: () => void;
@@ -155,10 +162,8 @@ export class P2PSocket {
     if (expected && expected !== peerId) {
       return [new P2PIdentityMismatchError(expected, peerId, this.ref()), GoodbyeReason.IdentityMismatch];
     }
-    if (this.options.allowedPeers && !this.options.allowedPeers.has(peerId)) {
-      return [new P2PPeerNotAllowedError(peerId, this.ref()), GoodbyeReason.NotAllowed];
-    }
-    return undefined;
+    const refused = this.options.admit?.(peerId, this.ref());
+    return refused && [refused.error, refused.reason];
   }
 
   /** The remote peer id once the hello exchange is done. */
@@ -501,6 +506,7 @@ export class P2PSocket {
             ? new P2PHandshakeError(`refused by peer: ${control.message || GoodbyeReason[control.reason]}`, this.ref())
             : undefined;
         this.closeReason = text;
+        this.goodbyeReceived = control.reason;
         this.closeError ??= error;
         this.state = 'closing';
         this.stopTimers();

@@ -32,7 +32,9 @@ export type PeerEvent =
 /** Set on a network-wide broadcast delivered to a handler: where it started and how far it came. */
 export interface BroadcastMeta {
   id: string;
-  /** The peer id that originated the broadcast. */
+  /** The peer id that originated the broadcast: proven by its signature, whoever relayed it. */
   origin: string;
   hops: number;
+  /** When the origin sent it, by the origin's clock (ms since the epoch); within the replay window of this node's clock. */
+  sentAt: number;
 }

@@ -186,9 +186,37 @@ export class P2PConfig {
   @IntRange(1, 10_000_000)
   broadcastCacheSize: number = DEFAULTS.broadcastCacheSize;
 
-  /** How long a network broadcast id is remembered. */
+  /** How long a network broadcast id is remembered, and how old a broadcast may be (the replay window). */
   @IntRange(1, MAX_TIMEOUT_MS)
   broadcastCacheTtlMs: number = DEFAULTS.broadcastCacheTtlMs;
+
+  /** How far in the future a network broadcast may be dated, for clock skew between nodes. */
+  @IntRange(0, MAX_TIMEOUT_MS)
+  broadcastClockSkewMs: number = DEFAULTS.broadcastClockSkewMs;
+
+  /** Network broadcasts a second one origin may start; this node's own past it get P2PRateLimitError. */
+  @IntRange(1, 1_000_000)
+  broadcastOriginRate: number = DEFAULTS.broadcastOriginRate;
+
+  /** Network broadcasts one origin may start at once. */
+  @IntRange(1, 10_000_000)
+  broadcastOriginBurst: number = DEFAULTS.broadcastOriginBurst;
+
+  /** Bytes a second of one origin's network broadcasts. */
+  @IntRange(1, 1024 * 1024 * 1024)
+  broadcastOriginBytesPerSec: number = DEFAULTS.broadcastOriginBytesPerSec;
+
+  /** Network broadcast frames a second one neighbour may send, copies included. */
+  @IntRange(1, 10_000_000)
+  broadcastNeighbourRate: number = DEFAULTS.broadcastNeighbourRate;
+
+  /** Bytes a second of network broadcast frames one neighbour may send. */
+  @IntRange(1, 1024 * 1024 * 1024)
+  broadcastNeighbourBytesPerSec: number = DEFAULTS.broadcastNeighbourBytesPerSec;
+
+  /** How long a misbehaving peer (its id, and its IP when it dialed in) is refused. */
+  @IntRange(1, 365 * MAX_TIMEOUT_MS)
+  banMs: number = DEFAULTS.banMs;
 
   /** When set, only these peer ids (40 hex characters) may connect or be connected to. */
   @IsOptional()

@@ -96,6 +96,32 @@ export class P2PMetrics implements MetricsSink, OnModuleDestroy {
     fromNode('p2p_broadcast_delivered_total', 'Network broadcasts delivered to this node\'s handlers.', () => node.networkBroadcastStats().delivered);
     fromNode('p2p_broadcast_duplicates_total', 'Network broadcast copies dropped by the seen-cache.', () => node.networkBroadcastStats().duplicates);
     fromNode('p2p_broadcast_sent_total', 'Network broadcast messages this node sent or relayed.', () => node.networkBroadcastStats().sent);
+    fromNode('p2p_bans_total', 'Peers banned (misbehaviour or by hand).', () => node.bansTotal);
+    new Gauge(
+      track({
+        name: 'p2p_banned_peers',
+        help: 'Bans in force (peer ids and IPs).',
+        registers,
+        collect() {
+          this.set(node.bans().length);
+        },
+      }),
+    );
+    const dropped: Record<string, number> = {};
+    new Counter(
+      track({
+        name: 'p2p_broadcast_dropped_total',
+        help: 'Network broadcasts (or copies) dropped before delivery, by reason: neighbourBudget, originBudget, invalidSignature, stale, future, ignored, rejected, validatorBusy.',
+        labelNames: ['reason'] as const,
+        registers,
+        collect() {
+          for (const [reason, now] of Object.entries(node.networkBroadcastStats().dropped)) {
+            if (now > (dropped[reason] ?? 0)) this.inc({ reason }, now - (dropped[reason] ?? 0));
+            dropped[reason] = now;
+          }
+        },
+      }),
+    );
     node.setMetrics(this);
   }
 

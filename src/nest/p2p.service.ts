@@ -1,5 +1,7 @@
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { Observable, share } from 'rxjs';
+import type { BanInfo } from '../core/ban-list.js';
+import type { BroadcastValidator } from '../core/broadcast-pipeline.js';
 import type { BroadcastOptions, BroadcastResult, Peer, RequestOptions } from '../core/peer.js';
 import type { PeerEvent, PeerInfo } from '../core/types.js';
 import { P2P_NODE } from './p2p.constants.js';
@@ -114,6 +116,32 @@ export class P2PService implements OnApplicationShutdown {
   /** Counters of network-wide broadcasts: originated, delivered, duplicates dropped, sent, gossip fallbacks. */
   networkBroadcastStats(): ReturnType<Peer['networkBroadcastStats']> {
     return this.node.networkBroadcastStats();
+  }
+
+  /**
+   * Decides whether network broadcasts on `pattern` from other nodes are delivered
+   * and relayed ('accept'), dropped ('ignore'), or dropped with a penalty to the
+   * neighbour that relayed them ('reject'). Runs after the origin's signature and
+   * budget are checked; may return a Promise. undefined removes it. The
+   * `@BroadcastValidator(pattern)` decorator registers one from a provider.
+   */
+  setBroadcastValidator(pattern: P2PPattern, validator: BroadcastValidator | undefined): void {
+    this.node.setBroadcastValidator(route(pattern), validator);
+  }
+
+  /** Bans in force (by peer id, and for inbound peers by IP), with when each ends and why. */
+  bans(): BanInfo[] {
+    return this.node.bans();
+  }
+
+  /** Bans a peer (default `banMs`) and closes its connection; it is refused both ways until the ban ends. */
+  ban(peerId: string, options?: { durationMs?: number; reason?: string }): BanInfo {
+    return this.node.ban(peerId, options);
+  }
+
+  /** Lifts the ban on a peer id (and the IP banned with it), or on an IP; false when there was none. */
+  unban(peerIdOrIp: string): boolean {
+    return this.node.unban(peerIdOrIp);
   }
 
   async onApplicationShutdown(): Promise<void> {

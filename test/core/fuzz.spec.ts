@@ -11,7 +11,12 @@ import {
   encodeFrame,
   encodeTopic,
   FrameDecoder,
+  createNetworkMessage,
+  Encoding,
+  encodeNetworkMessage,
   GoodbyeReason,
+  loadIdentity,
+  OriginKeys,
   P2PProtocolError,
   type Peer,
   parseMessage,
@@ -24,6 +29,7 @@ import { GOLDEN } from './golden-vectors.js';
  * on received bytes. Each input either decodes or ends in a P2PProtocolError;
  * no other exception may escape. CI runs ≥ 100 000 frames; P2P_FUZZ_FRAMES raises it.
  */
+const keys = new OriginKeys();
 const FRAMES = Number(process.env.P2P_FUZZ_FRAMES ?? 100_000);
 const PER_RUN = 50;
 const MAX_FRAME = 64 * 1024;
@@ -33,11 +39,12 @@ function decodeFrame(flags: number, nonce: number, body: Buffer): void {
   const message = parseMessage(flags, nonce, body);
   if (message.kind === 'control') {
     const control = decodeControl(message.payload);
-    if (control.type === ControlType.NetworkBroadcast) decodeNetworkMessage(control.body);
+    if (control.type === ControlType.NetworkBroadcast) decodeNetworkMessage(control.body, keys);
     if (control.type === ControlType.PeerExchange) parsePeerExchange(control.body, () => false);
     return;
   }
-  if (message.kind !== 'response' || !message.error) decodePayload(message.encoding, message.payload);
+  // A response is decoded only for a pending request; with none pending (as here and for a raw peer) it is dropped unread.
+  if (message.kind !== 'response') decodePayload(message.encoding, message.payload);
 }
 
 /** Feeds a byte stream in the given chunks; returns how it ended. */
@@ -65,6 +72,14 @@ const seeds: Buffer[] = [
   Buffer.concat(encodeControl({ type: ControlType.Hello, hello: { version: 1, peerId: 'a'.repeat(40), publicKey: 'b'.repeat(64), listenAddress: null } }).chunks),
   Buffer.concat(encodeControl({ type: ControlType.PeerExchange, body: Buffer.from('{"peers":[{"id":"' + 'c'.repeat(40) + '","address":"127.0.0.1:1"}]}') }).chunks),
   Buffer.concat(encodeFrame(0x12, 0, encodeTopic('topic'), Buffer.from('{"x":[1,2,3]}')).chunks),
+  Buffer.concat(
+    encodeControl({
+      type: ControlType.NetworkBroadcast,
+      body: encodeNetworkMessage(
+        createNetworkMessage(loadIdentity('11'.repeat(32)), { timestampUs: 1_764_000_000_000_000, encoding: Encoding.Json, topic: 'news', payload: Buffer.from('{"a":1}'), strategy: 'raintree' }),
+      ),
+    }).chunks,
+  ),
 ];
 
 /** A frame built from a seed by flipping, inserting, deleting or overwriting bytes. */

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   ControlType,
+  createNetworkMessage,
   encodeControl,
   encodeFrame,
   encodeNetworkMessage,
@@ -12,7 +13,6 @@ import {
   P2PHandshakeError,
   P2PPeerNotConnectedError,
   P2PQueueFullError,
-  type NetworkMessage,
   type Peer,
 } from '../../src/index.js';
 import { MODES, waitFor } from '../helpers.js';
@@ -107,7 +107,7 @@ describe.each(MODES)('hostile and faulty input over real sockets ($mode)', (mode
     await short.whenClosed();
     expect(short.goodbye()?.message).toMatch(/malformed network broadcast: too short/);
     const badStrategy = await raw(b.address);
-    const body = Buffer.alloc(120);
+    const body = Buffer.alloc(200);
     body[0] = 9; // no such strategy
     badStrategy.write(Buffer.concat(encodeControl({ type: ControlType.NetworkBroadcast, body }).chunks));
     await badStrategy.whenClosed();
@@ -134,17 +134,13 @@ describe.each(MODES)('hostile and faulty input over real sockets ($mode)', (mode
     // A second connection with A's identity is closed as a duplicate as soon as its hello is read;
     // the frames written right behind the hello reach B while that connection is closing.
     const dup = await raw(b.address, { identity: a.node.identity });
-    const relayed: NetworkMessage = {
-      id: randomBytes(16).toString('hex'),
-      origin: a.id,
+    const relayed = createNetworkMessage(a.node.identity, {
+      timestampUs: Date.now() * 1000,
       strategy: 'gossip',
-      hops: 0,
-      arc: { from: a.id, to: a.id },
-      digest: { count: 0, xor: 0 },
       encoding: Encoding.Json,
       topic: 'note',
       payload: Buffer.from('"broadcast on the duplicate"'),
-    };
+    });
     dup.write(Buffer.concat(encodeFrame(0x12, 0, encodeTopic('note'), Buffer.from('"event on the duplicate"')).chunks));
     dup.write(Buffer.concat(encodeControl({ type: ControlType.NetworkBroadcast, body: encodeNetworkMessage(relayed) }).chunks));
     await dup.whenClosed();

@@ -1,0 +1,220 @@
+import { decodePayload } from './codec.js';
+import type { Encoding } from './constants.js';
+import { createNetworkMessage, decodeNetworkMessage, type BroadcastStrategy, type NetworkMessage } from './broadcast-codec.js';
+import { BroadcastBudget, type BudgetLimits } from './broadcast-budget.js';
+import { BroadcastRouter, type OriginateResult, type RelayStats, type RouterHost } from './broadcast-router.js';
+import { OriginKeys } from './broadcast-signature.js';
+import { P2PRateLimitError } from './errors.js';
+import type { Identity } from './identity.js';
+import type { Misbehaviour } from './peer-score.js';
+import { ReplayWindow, type SeenEntry } from './replay-window.js';
+import type { P2PLogger } from './types.js';
+
+/**
+ * The receive pipeline of network broadcasts, cheapest check first, as
+ * gossipsub's validation: neighbour budget → decode → seen-cache → replay window
+ * → origin signature → origin budget → the application's validator → relay
+ * (broadcast-router.ts). Each drop is counted by reason; drops that only a
+ * misbehaving neighbour causes cost it score (peer-score.ts).
+ */
+
+/** What the application's validator says of a network broadcast (gossipsub's Accept / Ignore / Reject). */
+export type BroadcastVerdict = 'accept' | 'ignore' | 'reject';
+
+/** What a validator sees: the broadcast, its proven origin, and the neighbour that relayed it. */
+export interface BroadcastToValidate {
+  id: string;
+  origin: string;
+  /** The neighbour that relayed it. */
+  from: string;
+  topic: string;
+  data: unknown;
+  /** The origin's timestamp (its clock), ms since the epoch. */
+  sentAt: number;
+}
+
+export type BroadcastValidator = (broadcast: BroadcastToValidate) => BroadcastVerdict | Promise<BroadcastVerdict>;
+
+export type DropReason =
+  | 'neighbourBudget'
+  | 'originBudget'
+  | 'invalidSignature'
+  | 'stale'
+  | 'future'
+  | 'ignored'
+  | 'rejected'
+  | 'validatorBusy';
+
+export interface NetworkBroadcastStats extends RelayStats {
+  /** Broadcasts (or copies) dropped before delivery, by reason. */
+  dropped: Record<DropReason, number>;
+}
+
+export interface PipelineOptions extends BudgetLimits {
+  /** How old a broadcast may be, and how long its id is remembered. */
+  windowMs: number;
+  /** How far in the future a broadcast may be dated (clock skew between origins and receivers). */
+  skewMs: number;
+  /** Ids remembered at most; when full, the oldest goes and the window's floor rises to it. */
+  cacheSize: number;
+  /** Benchmark only: no signatures are made or checked. */
+  unsigned?: boolean;
+}
+
+export interface PipelineHost extends RouterHost {
+  penalize(peerId: string, what: Misbehaviour, detail: string, weight?: number): void;
+  readonly logger: P2PLogger;
+}
+
+/** Validations awaiting an async validator at once; past it, new broadcasts of validated topics are ignored. */
+const MAX_PENDING_VALIDATIONS = 1024;
+
+export class BroadcastPipeline {
+  readonly stats: NetworkBroadcastStats = {
+    originated: 0,
+    delivered: 0,
+    duplicates: 0,
+    sent: 0,
+    gossipFallbacks: 0,
+    viewMismatches: 0,
+    dropped: { neighbourBudget: 0, originBudget: 0, invalidSignature: 0, stale: 0, future: 0, ignored: 0, rejected: 0, validatorBusy: 0 },
+  };
+  private readonly router: BroadcastRouter;
+  private readonly seen: ReplayWindow;
+  private readonly budget: BroadcastBudget;
+  private readonly keys = new OriginKeys();
+  private readonly validators = new Map<string, BroadcastValidator>();
+  /** Copies that arrived while their first copy awaited an async validator, replayed once it is accepted. */
+  private readonly waiting = new Map<string, Array<{ from: string; message: NetworkMessage }>>();
+  private lastTimestampUs = 0;
+
+  constructor(
+    private readonly host: PipelineHost,
+    private readonly identity: Identity,
+    private readonly options: PipelineOptions,
+    now: () => number = Date.now,
+  ) {
+    this.router = new BroadcastRouter(host, this.stats);
+    this.seen = new ReplayWindow(options.cacheSize, options.windowMs, options.skewMs, now);
+    this.budget = new BroadcastBudget(options, now);
+  }
+
+  /** Sets (or, with undefined, removes) the validator of one topic. */
+  setValidator(topic: string, validator: BroadcastValidator | undefined): void {
+    if (validator) this.validators.set(topic, validator);
+    else this.validators.delete(topic);
+  }
+
+  /** Signs and sends this node's own broadcast. Throws P2PRateLimitError past its own origin budget. */
+  originate(topic: string, encoding: Encoding, payload: Buffer, strategy: BroadcastStrategy): OriginateResult {
+    if (!this.budget.takeOwn(payload.length)) {
+      throw new P2PRateLimitError(
+        `network broadcast refused: over this node's budget of ${this.options.originRate}/s (burst ${this.options.originBurst}) or ${this.options.originBytesPerSec} bytes/s`,
+      );
+    }
+    // Strictly increasing per origin, so that two identical broadcasts never share an id.
+    const timestampUs = (this.lastTimestampUs = Math.max(Date.now() * 1000, this.lastTimestampUs + 1));
+    const message = createNetworkMessage(this.identity, { timestampUs, encoding, topic, payload, strategy, unsigned: this.options.unsigned });
+    const entry = this.seen.add(message.id, timestampUs / 1000, message.signature);
+    // Its own handler gets what every other node gets: the payload as decoded from the wire.
+    return this.router.originate(message, entry, decodePayload(encoding, payload));
+  }
+
+  /** A broadcast frame body from neighbour `from`. Throws P2PProtocolError when malformed (the connection then closes). */
+  receive(from: string, body: Buffer): void {
+    if (!this.budget.takeNeighbour(from, body.length)) {
+      this.stats.dropped.neighbourBudget++;
+      this.host.penalize(from, 'over-budget', 'network broadcasts over its neighbour budget', 100 / this.budget.neighbourAllowance);
+      return;
+    }
+    const message = decodeNetworkMessage(body, this.keys);
+    const known = this.seen.get(message.id);
+    if (known) return this.again(from, message, known);
+    const when = this.seen.check(message.timestampUs / 1000);
+    if (when !== 'ok') {
+      this.stats.dropped[when]++;
+      return;
+    }
+    if (!this.options.unsigned && !this.keys.verify(message.originKey, message.hash, message.signature)) {
+      return this.invalidSignature(from, message);
+    }
+    // Decoded once, after the cheap checks: bad utf8 / json is the relaying neighbour's protocol error.
+    const data = decodePayload(message.encoding, message.payload);
+    const entry = this.seen.add(message.id, message.timestampUs / 1000, message.signature);
+    if (!this.budget.takeOrigin(message.origin, message.signed.length)) {
+      entry.accepted = false;
+      this.stats.dropped.originBudget++;
+      // Relays of an over-budget origin are not at fault; an origin that floods us itself is.
+      if (from === message.origin) this.host.penalize(from, 'over-budget', 'its own network broadcasts over the origin budget', 100 / this.budget.originAllowance);
+      return;
+    }
+    this.validate(from, message, entry, data);
+  }
+
+  private again(from: string, message: NetworkMessage, entry: SeenEntry): void {
+    // Same id means same signed bytes (the id is their hash); other signature bytes are a forgery.
+    if (!entry.signature.equals(message.signature)) return this.invalidSignature(from, message);
+    const waiting = this.waiting.get(message.id);
+    if (waiting) {
+      if (waiting.length < 8) waiting.push({ from, message });
+      return;
+    }
+    if (!entry.accepted) {
+      this.stats.duplicates++;
+      return;
+    }
+    this.router.again(from, message, entry);
+  }
+
+  private invalidSignature(from: string, message: NetworkMessage): void {
+    this.stats.dropped.invalidSignature++;
+    this.host.penalize(from, 'invalid-signature', `network broadcast ${message.id} on "${message.topic}" with a signature that is not origin ${message.origin}'s`);
+  }
+
+  private validate(from: string, message: NetworkMessage, entry: SeenEntry, data: unknown): void {
+    const validator = this.validators.get(message.topic);
+    if (!validator) return this.router.accept(from, message, entry, data);
+    let verdict: BroadcastVerdict | Promise<BroadcastVerdict>;
+    try {
+      verdict = validator({ id: message.id, origin: message.origin, from, topic: message.topic, data, sentAt: Math.floor(message.timestampUs / 1000) });
+    } catch (err) {
+      verdict = this.validatorFailed(message, err);
+    }
+    if (!(verdict instanceof Promise)) return this.settle(from, message, entry, data, verdict);
+    if (this.waiting.size >= MAX_PENDING_VALIDATIONS) {
+      entry.accepted = false;
+      this.stats.dropped.validatorBusy++;
+      return;
+    }
+    this.waiting.set(message.id, []);
+    verdict.then(
+      (v) => this.settle(from, message, entry, data, v),
+      (err: unknown) => this.settle(from, message, entry, data, this.validatorFailed(message, err)),
+    );
+  }
+
+  private validatorFailed(message: NetworkMessage, err: unknown): BroadcastVerdict {
+    this.host.logger.error(`broadcast validator for "${message.topic}" failed (broadcast ${message.id} ignored): ${(err as Error)?.message ?? err}`);
+    return 'ignore';
+  }
+
+  private settle(from: string, message: NetworkMessage, entry: SeenEntry, data: unknown, verdict: BroadcastVerdict): void {
+    const waiting = this.waiting.get(message.id) ?? [];
+    this.waiting.delete(message.id);
+    if (verdict !== 'accept' && verdict !== 'reject' && verdict !== 'ignore') {
+      verdict = this.validatorFailed(message, new Error(`returned ${String(verdict)}, not 'accept', 'ignore' or 'reject'`));
+    }
+    if (verdict === 'accept') {
+      this.router.accept(from, message, entry, data);
+      for (const copy of waiting) this.router.again(copy.from, copy.message, entry);
+      return;
+    }
+    entry.accepted = false;
+    if (verdict === 'reject') {
+      this.stats.dropped.rejected++;
+      this.host.penalize(from, 'rejected', `network broadcast ${message.id} on "${message.topic}" rejected by this node's validator`);
+    } else {
+      this.stats.dropped.ignored++;
+    }
+  }
+}

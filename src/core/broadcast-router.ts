@@ -1,0 +1,146 @@
+import { digestOf, type NetworkMessage } from './broadcast-codec.js';
+import { MAX_HOPS, encodeNetworkMessage } from './broadcast-codec.js';
+import { headOf, membersOf, planForward } from './raintree.js';
+import type { SeenEntry } from './replay-window.js';
+
+/**
+ * Relaying of network-wide broadcasts that passed the pipeline
+ * (broadcast-pipeline.ts): RainTree routing (raintree.ts) with a fallback to
+ * gossip. Each node delivers a broadcast to its handler once, and forwards each
+ * arc it is handed (or the gossip copy) once.
+ */
+
+/** What the router needs from the node. */
+export interface RouterHost {
+  readonly selfId: string;
+  /** Every peer id this node knows, sorted ascending (its RainTree view), including itself. */
+  view(): string[];
+  /** Connected peer ids. */
+  neighbours(): string[];
+  isConnected(id: string): boolean;
+  /** Queues the encoded message to a peer; throws a typed error when it cannot. */
+  send(id: string, body: Buffer): void;
+  /** Hands a broadcast to this node's handler; `from` is the relaying neighbour, or this node for its own. */
+  deliver(from: string, message: NetworkMessage, data: unknown): void;
+}
+
+export interface RelayStats {
+  originated: number;
+  delivered: number;
+  duplicates: number;
+  sent: number;
+  gossipFallbacks: number;
+  /** RainTree messages whose arc this node saw differently from its sender (views still converging). */
+  viewMismatches: number;
+}
+
+export interface OriginateResult {
+  id: string;
+  /** Peers this node handed the message to. */
+  sent: string[];
+  failed: Array<{ peerId: string; error: Error }>;
+}
+
+/** Distinct arcs one node forwards for one broadcast; more would mean a bug or a hostile sender. */
+const MAX_ARCS_PER_ID = 8;
+
+export class BroadcastRouter {
+  constructor(
+    private readonly host: RouterHost,
+    readonly stats: RelayStats,
+  ) {}
+
+  /** This node's own broadcast: its handler gets it too, once, after this returns. */
+  originate(message: NetworkMessage, entry: SeenEntry, data: unknown): OriginateResult {
+    entry.delivered = true;
+    this.stats.originated++;
+    this.stats.delivered++;
+    setImmediate(() => this.host.deliver(this.host.selfId, message, data));
+    const result: OriginateResult = { id: message.id, sent: [], failed: [] };
+    this.forward(message, undefined, entry, result);
+    return result;
+  }
+
+  /** A broadcast accepted for the first time: deliver it, then forward it. */
+  accept(from: string, message: NetworkMessage, entry: SeenEntry, data: unknown): void {
+    entry.delivered = true;
+    this.stats.delivered++;
+    this.host.deliver(from, message, data);
+    this.relay(from, message, entry);
+  }
+
+  /** Another copy of an accepted broadcast: forward it if it hands this node an arc (or gossip) it has not covered yet. */
+  again(from: string, message: NetworkMessage, entry: SeenEntry): void {
+    const forwarded = message.strategy === 'raintree' ? (entry.arcs?.has(arcKey(message)) ?? false) || (entry.arcs?.size ?? 0) >= MAX_ARCS_PER_ID : entry.gossiped;
+    this.stats.duplicates++;
+    if (!forwarded) this.relay(from, message, entry);
+  }
+
+  private relay(from: string, message: NetworkMessage, entry: SeenEntry): void {
+    if (message.strategy === 'raintree') (entry.arcs ??= new Set()).add(arcKey(message));
+    this.forward(message, from, entry, { id: message.id, sent: [], failed: [] });
+  }
+
+  private forward(message: NetworkMessage, from: string | undefined, entry: SeenEntry, result: OriginateResult): void {
+    if (message.strategy === 'gossip') return this.gossip(message, from, entry, result);
+    const self = this.host.selfId;
+    const view = this.host.view();
+    let fallback = false;
+    if (from !== undefined) {
+      // The sender saw this arc's members differently (one of us has not learned of a peer yet):
+      // cover what we know by RainTree, and flood as well so that nobody is missed.
+      const mine = digestOf(membersOf(view, message.arc));
+      if (mine.count !== message.digest.count || mine.xor !== message.digest.xor) {
+        this.stats.viewMismatches++;
+        fallback = true;
+      }
+    }
+    for (const branch of planForward(view, self, message.arc)) {
+      // The first connected member that accepts the message heads the branch; the rest of the arc is its job.
+      let handed = false;
+      const candidates = branch.members.filter((id) => this.host.isConnected(id));
+      for (const candidate of candidates) {
+        // Members before the candidate are not connected here, not known dead: the head keeps them in its arc.
+        const next = headOf(branch, (id) => id === candidate, false)!;
+        const digest = digestOf(membersOf(view, next.arc));
+        if (this.trySend(next.head, { ...message, hops: message.hops + 1, arc: next.arc, digest }, result)) {
+          handed = true;
+          break;
+        }
+      }
+      if (!handed) fallback = true;
+    }
+    if (fallback) {
+      // Part of the arc has no connected member here: flood it instead, so coverage stays whole.
+      this.stats.gossipFallbacks++;
+      this.gossip({ ...message, strategy: 'gossip' }, from, entry, result);
+    }
+  }
+
+  private gossip(message: NetworkMessage, from: string | undefined, entry: SeenEntry, result: OriginateResult): void {
+    if (entry.gossiped) return;
+    entry.gossiped = true;
+    const copy = { ...message, strategy: 'gossip' as const, hops: message.hops + 1 };
+    for (const id of this.host.neighbours()) {
+      // The origin is skipped: it has its own message (the origin is proven by its signature, so naming another node cannot censor it).
+      if (id !== from && id !== message.origin) this.trySend(id, copy, result);
+    }
+  }
+
+  private trySend(id: string, message: NetworkMessage, result: OriginateResult): boolean {
+    if (message.hops > MAX_HOPS) return false;
+    try {
+      this.host.send(id, encodeNetworkMessage(message));
+      this.stats.sent++;
+      result.sent.push(id);
+      return true;
+    } catch (err) {
+      result.failed.push({ peerId: id, error: err as Error });
+      return false;
+    }
+  }
+}
+
+function arcKey(message: NetworkMessage): string {
+  return `${message.arc.from}${message.arc.to}`;
+}
