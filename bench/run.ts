@@ -1,11 +1,12 @@
 // `npm run bench`: every transport in the same run, server and client in fresh processes on
 // 127.0.0.1, warm-up then a measured window, median of N runs with min and max, and ratios.
 import { fork, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { message, stop } from './lib/ipc.js';
+import { netcastTable, runNetcast, type NetcastRow } from './lib/netcast.js';
 import { appliesTo, scaled, SCENARIOS, type Scenario, type ScenarioName } from './lib/scenarios.js';
 import { spread, type Spread } from './lib/stats.js';
 import { TRANSPORT_LABELS } from './transports/index.js';
@@ -24,10 +25,11 @@ const { values: args } = parseArgs({
 });
 if (args.help) {
   process.stdout.write(
-    'npm run bench -- [--runs 3] [--scenarios events,bulk,req1,req64,broadcast]\n' +
+    'npm run bench -- [--runs 3] [--scenarios events,bulk,req1,req64,broadcast,memory,netcast]\n' +
       '                 [--transports raw,raw-tls,nest-tcp,p2p-core,p2p-plain,p2p-tls] [--quick] [--scale F] [--profile]\n' +
       '--quick: a tenth of every count (--scale 0.1); --scale 10: ten times as many, for a profile of the steady state\n' +
-      '--profile: write V8 CPU profiles of every server and client process to bench/results/profiles/\n',
+      '--profile: write V8 CPU profiles of every server and client process to bench/results/profiles/\n' +
+      'netcast (network broadcast in an 8-node mesh, signed vs unsigned) ignores --transports: it has its own two rows\n',
   );
   process.exit(0);
 }
@@ -54,37 +56,6 @@ interface Sample {
 }
 
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
-
-function message<T>(child: ChildProcess, type: string, timeoutMs: number): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no "${type}" within ${timeoutMs} ms`)), timeoutMs);
-    const onMessage = (m: { type: string }) => {
-      if (m.type !== type) return;
-      cleanup();
-      resolve(m as T);
-    };
-    const onExit = (code: number | null) => {
-      cleanup();
-      reject(new Error(`process exited with ${code} before "${type}"`));
-    };
-    const cleanup = () => {
-      clearTimeout(timer);
-      child.off('message', onMessage);
-      child.off('exit', onExit);
-    };
-    child.on('message', onMessage);
-    child.once('exit', onExit);
-  });
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
-}
 
 const profileDir = here('../results/profiles/');
 const execArgv = args.profile ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
@@ -137,7 +108,14 @@ async function main(): Promise<void> {
   const lines: string[] = [];
   const summary: Array<{ scenario: Scenario; rows: Row[] }> = [];
 
+  let netcast: { rows: NetcastRow[]; nodes: number } | undefined;
   for (const scenario of scenarios) {
+    if (scenario.name === 'netcast') {
+      const { rows, lines: netcastLines } = await runNetcast(scenario, { runs, script: here('./netcast-node.js'), execArgv, machine, say });
+      lines.push(...netcastLines);
+      netcast = { rows, nodes: scenario.fanout ?? 8 };
+      continue;
+    }
     const samples = new Map<TransportName, Sample[]>(transports.map((t) => [t, []]));
     // Interleave transports within each round so that machine drift hits them alike.
     for (let run = 0; run < runs; run++) {
@@ -209,8 +187,10 @@ async function main(): Promise<void> {
   writeFileSync(file, lines.join('\n') + '\n');
   say(`\nresults: ${file}`);
   // The same figures as a Markdown table, for the README.
-  say('\n| scenario | ' + transports.map((t) => TRANSPORT_LABELS[t]).join(' | ') + ' | p2p ÷ raw | p2p ÷ Nest TCP | TLS ÷ plaintext | raw TLS ÷ raw | p2p TLS ÷ raw TLS |');
-  say('|---|' + transports.map(() => '---:|').join('') + '---:|---:|---:|---:|---:|');
+  if (summary.length > 0) {
+    say('\n| scenario | ' + transports.map((t) => TRANSPORT_LABELS[t]).join(' | ') + ' | p2p ÷ raw | p2p ÷ Nest TCP | TLS ÷ plaintext | raw TLS ÷ raw | p2p TLS ÷ raw TLS |');
+    say('|---|' + transports.map(() => '---:|').join('') + '---:|---:|---:|---:|---:|');
+  }
   for (const { scenario, rows } of summary) {
     const v = (t: TransportName) => rows.find((r) => r.transport === t)?.spread.median;
     const cell = (t: TransportName) => (v(t) === undefined ? '–' : fmt(v(t)!, scenario.unit));
@@ -221,6 +201,7 @@ async function main(): Promise<void> {
         `${ratio(v('p2p-tls'), v('p2p-plain'))} | ${ratio(v('raw-tls'), v('raw'))} | ${ratio(v('p2p-tls'), v('raw-tls'))} |`,
     );
   }
+  if (netcast?.rows.length) say('\n' + netcastTable(netcast.rows, netcast.nodes).join('\n'));
   if (ceiling) say(`\nNest's handler pipeline alone, no I/O: ${fmt(ceiling.median, 'msg/s')} events/s (median of ${runs}).`);
 }
 

@@ -5,13 +5,17 @@ import {
   ControlType,
   createTlsCredentials,
   decodeControl,
+  decodeNetworkMessage,
   encodeControl,
+  encodeNetworkMessage,
+  OriginKeys,
   FrameDecoder,
   loadIdentity,
   PROTOCOL_VERSION,
   type Control,
   type Hello,
   type Identity,
+  type NetworkMessage,
   type TlsCredentials,
 } from '../src/core/index.js';
 
@@ -23,7 +27,11 @@ export interface RawPeerOptions {
   tls?: boolean;
   /** The certificate to present over TLS (default: one for `identity`). */
   credentials?: TlsCredentials;
+  /** Local address to dial from (e.g. 127.0.0.2, to be told apart from honest local peers). */
+  localAddress?: string;
 }
+
+const keys = new OriginKeys();
 
 /**
  * A hand-driven peer for hostile-input tests: speaks the handshake with a real
@@ -64,8 +72,7 @@ export class RawPeer {
     if (options.tls) {
       const credentials = options.credentials ?? (await createTlsCredentials(identity));
       socket = tlsConnect({
-        host,
-        port,
+        socket: connect({ host, port, localAddress: options.localAddress }),
         secureContext: credentials.context,
         rejectUnauthorized: false,
         checkServerIdentity: () => undefined,
@@ -73,7 +80,7 @@ export class RawPeer {
       });
       await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
     } else {
-      socket = connect({ host, port });
+      socket = connect({ host, port, localAddress: options.localAddress });
       await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
     }
     const peer = new RawPeer(socket, identity);
@@ -94,6 +101,18 @@ export class RawPeer {
       },
     });
     for (const chunk of frame.chunks) this.socket.write(chunk);
+  }
+
+  /** Sends a network broadcast frame (control type 6) carrying `message` as is. */
+  sendBroadcast(message: NetworkMessage): void {
+    this.write(Buffer.concat(encodeControl({ type: ControlType.NetworkBroadcast, body: encodeNetworkMessage(message) }).chunks));
+  }
+
+  /** The network broadcasts the node has sent this peer so far, decoded. */
+  broadcasts(): NetworkMessage[] {
+    return this.controls
+      .filter((c): c is Extract<Control, { type: ControlType.NetworkBroadcast }> => c.type === ControlType.NetworkBroadcast)
+      .map((c) => decodeNetworkMessage(c.body, keys));
   }
 
   write(bytes: Buffer): void {

@@ -1,5 +1,5 @@
 /** The benchmark's scenarios. Counts are messages (or requests) after the warm-up. */
-export type ScenarioName = 'events' | 'bulk' | 'req1' | 'req64' | 'broadcast' | 'memory';
+export type ScenarioName = 'events' | 'bulk' | 'req1' | 'req64' | 'broadcast' | 'memory' | 'netcast';
 
 export interface Scenario {
   name: ScenarioName;
@@ -12,8 +12,10 @@ export interface Scenario {
   measured: number;
   /** Requests in flight at once (request scenarios). */
   concurrency?: number;
-  /** Receivers (broadcast). */
+  /** Receivers (broadcast); nodes of the mesh (netcast). */
   fanout?: number;
+  /** Every payload the scenario measures, in turn (netcast); otherwise payloadBytes and binary. */
+  payloads?: Array<{ bytes: number; binary: boolean }>;
 }
 
 export const SCENARIOS: Record<ScenarioName, Scenario> = {
@@ -24,10 +26,27 @@ export const SCENARIOS: Record<ScenarioName, Scenario> = {
   broadcast: { name: 'broadcast', title: 'broadcast to 8 neighbours', unit: 'deliveries/s', payloadBytes: 64, binary: false, warmup: 2_000, measured: 30_000, fanout: 8 },
   // `measured` is the flood's length in ms; the figure is the sender's RSS growth against a peer that stops reading.
   memory: { name: 'memory', title: 'sender RSS growth, flooding a peer that stops reading (maxQueueBytes 16 MiB)', unit: 'MiB', payloadBytes: 64 * 1024, binary: true, warmup: 200, measured: 3_000 },
+  // Network broadcasts in a mesh of `fanout` node processes, signed against unsigned (lib/netcast.ts): warmup and
+  // measured are ms, and every payload in `payloads` is measured. It has its own rows, not one per transport.
+  netcast: {
+    name: 'netcast',
+    title: 'network broadcast, 8-node mesh, signed vs unsigned',
+    unit: 'deliveries/s',
+    payloadBytes: 64,
+    binary: false,
+    warmup: 750,
+    measured: 2_000,
+    fanout: 8,
+    payloads: [
+      { bytes: 64, binary: false },
+      { bytes: 16 * 1024, binary: true },
+    ],
+  },
 };
 
-/** Transports a scenario applies to: the memory scenario needs a transport that can stall its reader. */
+/** Transports a scenario applies to: the memory scenario needs a transport that can stall its reader; netcast runs apart. */
 export function appliesTo(scenario: Scenario, transport: string): boolean {
+  if (scenario.name === 'netcast') return false;
   return scenario.name !== 'memory' || transport === 'p2p-plain' || transport === 'p2p-tls';
 }
 

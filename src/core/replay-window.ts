@@ -60,6 +60,7 @@ export class ReplayWindow {
   }
 
   get(id: string): SeenEntry | undefined {
+    this.expire();
     return this.entries.get(id);
   }
 

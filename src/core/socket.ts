@@ -150,7 +150,9 @@ export class P2PSocket {
       this.fail(...refusal);
       return;
     }
-    this.writeControl({ type: ControlType.Hello, hello: options.localHello });
+    // Without TLS an inbound connection proves nothing until its hello: answer only once it is admitted,
+    // so that a refused dialer gets the goodbye instead of a hello followed by a close.
+    if (options.proven || options.direction === 'outbound') this.writeControl({ type: ControlType.Hello, hello: options.localHello });
   }
 
   /** Why a remote id cannot be admitted on this connection, if it cannot. */
@@ -501,10 +503,14 @@ export class P2PSocket {
         return;
       case ControlType.Goodbye: {
         const text = `peer said goodbye (${GoodbyeReason[control.reason] ?? control.reason}${control.message ? `: ${control.message}` : ''})`;
+        const refused = `refused by peer: ${control.message || GoodbyeReason[control.reason]}`;
+        // Without TLS the accepting side answers only after our hello, so it is also where a self-dial is found.
         const error =
-          this.state === 'handshaking'
-            ? new P2PHandshakeError(`refused by peer: ${control.message || GoodbyeReason[control.reason]}`, this.ref())
-            : undefined;
+          this.state !== 'handshaking'
+            ? undefined
+            : control.reason === GoodbyeReason.Self
+              ? new P2PSelfConnectionError(refused, this.ref())
+              : new P2PHandshakeError(refused, this.ref());
         this.closeReason = text;
         this.goodbyeReceived = control.reason;
         this.closeError ??= error;
@@ -538,6 +544,7 @@ export class P2PSocket {
     this.remote = hello;
     const refusal = proven ? undefined : this.refusal(hello.peerId);
     if (refusal) return this.fail(...refusal);
+    if (!proven && this.direction === 'inbound') this.writeControl({ type: ControlType.Hello, hello: this.options.localHello });
     this.state = 'open';
     this.startKeepalive();
     this.hooks.onOpened(this);
