@@ -175,9 +175,12 @@ process.on('SIGTERM', () => process.exit(0));
 process.on('disconnect', () => process.exit(0));
 if (process.env.NETCAST_DEBUG) {
   let last = performance.now();
+  let cpu = process.cpuUsage();
   setInterval(() => {
     const now = performance.now();
-    process.stderr.write(`[${spec.index}] lag ${(now - last - 500).toFixed(0)} delivered ${delivered} highest ${highest} originated ${originated} floor ${floor} acked ${[...acked.values()].join(',')}\n`);
+    const c = process.cpuUsage(cpu);
+    cpu = process.cpuUsage();
+    process.stderr.write(`[${spec.index}] lag ${(now - last - 500).toFixed(0)} cpu ${((c.user + c.system) / 1000).toFixed(0)} ms delivered ${delivered} highest ${highest} originated ${originated} floor ${floor} acked ${[...acked.values()].join(',')}\n`);
     last = now;
   }, 500).unref();
 }

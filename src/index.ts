@@ -9,3 +9,4 @@ export { P2PContext } from './nest/p2p.context.js';
 export { P2PModule, type P2PModuleAsyncOptions, type P2PModuleOptions } from './nest/p2p.module.js';
 export { NO_MESSAGE_HANDLER, P2PServer } from './nest/p2p.server.js';
 export { P2PService, type P2PPattern } from './nest/p2p.service.js';
+export { BroadcastValidator } from './nest/p2p.validators.js';

@@ -52,7 +52,7 @@ interface NodeStats {
 }
 
 /** In flight at the origin: enough to keep every node busy, few enough that queues stay short (at most 4 MiB of payload). */
-const windowFor = (bytes: number) => Math.max(64, Math.min(2048, Math.floor((4 * 2 ** 20) / bytes)));
+const windowFor = (bytes: number) => Number(process.env.NETCAST_WINDOW) || Math.max(64, Math.min(2048, Math.floor((4 * 2 ** 20) / bytes)));
 
 const payloadLabel = (p: { bytes: number; binary: boolean }) =>
   `${p.bytes >= 1024 ? `${p.bytes / 1024} KiB` : `${p.bytes} B`} ${p.binary ? 'Buffer' : 'string'}`;

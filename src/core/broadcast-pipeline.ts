@@ -33,7 +33,7 @@ export interface BroadcastToValidate {
   sentAt: number;
 }
 
-export type BroadcastValidator = (broadcast: BroadcastToValidate) => BroadcastVerdict | Promise<BroadcastVerdict>;
+export type BroadcastValidatorFn = (broadcast: BroadcastToValidate) => BroadcastVerdict | Promise<BroadcastVerdict>;
 
 export type DropReason =
   | 'neighbourBudget'
@@ -83,7 +83,7 @@ export class BroadcastPipeline {
   private readonly seen: ReplayWindow;
   private readonly budget: BroadcastBudget;
   private readonly keys = new OriginKeys();
-  private readonly validators = new Map<string, BroadcastValidator>();
+  private readonly validators = new Map<string, BroadcastValidatorFn>();
   /** Copies that arrived while their first copy awaited an async validator, replayed once it is accepted. */
   private readonly waiting = new Map<string, Array<{ from: string; message: NetworkMessage }>>();
   private lastTimestampUs = 0;
@@ -100,7 +100,7 @@ export class BroadcastPipeline {
   }
 
   /** Sets (or, with undefined, removes) the validator of one topic. */
-  setValidator(topic: string, validator: BroadcastValidator | undefined): void {
+  setValidator(topic: string, validator: BroadcastValidatorFn | undefined): void {
     if (validator) this.validators.set(topic, validator);
     else this.validators.delete(topic);
   }

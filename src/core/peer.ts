@@ -18,7 +18,7 @@ import {
 } from './errors.js';
 import type { BanInfo } from './ban-list.js';
 import type { BroadcastStrategy } from './broadcast-codec.js';
-import { BroadcastPipeline, type BroadcastValidator, type NetworkBroadcastStats } from './broadcast-pipeline.js';
+import { BroadcastPipeline, type BroadcastValidatorFn, type NetworkBroadcastStats } from './broadcast-pipeline.js';
 import { Sanctions } from './sanctions.js';
 import { encodePeerExchange, isUnspecified, parsePeerExchange, type PexEntry } from './peer-exchange.js';
 import type { MetricsSink } from './metrics.js';
@@ -800,7 +800,7 @@ export class Peer extends EventEmitter {
    * penalty to the neighbour that relayed it ('reject'). It runs after the
    * origin signature and budgets are checked. undefined removes it.
    */
-  setBroadcastValidator(topic: string, validator: BroadcastValidator | undefined): void {
+  setBroadcastValidator(topic: string, validator: BroadcastValidatorFn | undefined): void {
     this.broadcasts.setValidator(topic, validator);
   }
 
@@ -817,6 +817,11 @@ export class Peer extends EventEmitter {
   /** Lifts the ban on a peer id (and its IP), or on an IP. Returns false when there was none. */
   unban(peerIdOrIp: string): boolean {
     return this.sanctions.unban(peerIdOrIp);
+  }
+
+  /** A neighbour's score (0 is neutral; at -100 it is banned), for diagnostics. */
+  peerScore(peerId: string): number {
+    return this.sanctions.scores.score(peerId);
   }
 
   /** Bans since start, automatic and by hand. */

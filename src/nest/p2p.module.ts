@@ -1,9 +1,11 @@
 import { Logger, Module, type DynamicModule, type FactoryProvider, type ModuleMetadata, type Provider } from '@nestjs/common';
+import { DiscoveryModule } from '@nestjs/core';
 import { Peer } from '../core/peer.js';
 import { P2PConfig, validateConfig, type P2POptions } from './p2p.config.js';
 import { P2P_CONFIG, P2P_NODE, P2P_OPTIONS } from './p2p.constants.js';
 import { P2PServer } from './p2p.server.js';
 import { P2PService } from './p2p.service.js';
+import { P2PValidatorExplorer } from './p2p.validators.js';
 
 export interface P2PModuleOptions extends P2POptions {
   /** Register the module globally, so P2PService is injectable everywhere. */
@@ -25,6 +27,7 @@ const coreProviders: Provider[] = [
   },
   P2PServer,
   P2PService,
+  P2PValidatorExplorer,
 ];
 
 const exported = [P2PService, P2PServer, P2P_NODE, P2P_CONFIG];
@@ -40,6 +43,7 @@ export class P2PModule {
     return {
       module: P2PModule,
       global: isGlobal ?? false,
+      imports: [DiscoveryModule],
       providers: [{ provide: P2P_OPTIONS, useValue: config }, ...coreProviders],
       exports: exported,
     };
@@ -49,7 +53,7 @@ export class P2PModule {
     return {
       module: P2PModule,
       global: options.isGlobal ?? false,
-      imports: options.imports ?? [],
+      imports: [DiscoveryModule, ...(options.imports ?? [])],
       providers: [
         { provide: P2P_OPTIONS, useFactory: options.useFactory, inject: options.inject ?? [] },
         ...coreProviders,

@@ -1,7 +1,7 @@
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { Observable, share } from 'rxjs';
 import type { BanInfo } from '../core/ban-list.js';
-import type { BroadcastValidator } from '../core/broadcast-pipeline.js';
+import type { BroadcastValidatorFn } from '../core/broadcast-pipeline.js';
 import type { BroadcastOptions, BroadcastResult, Peer, RequestOptions } from '../core/peer.js';
 import type { PeerEvent, PeerInfo } from '../core/types.js';
 import { P2P_NODE } from './p2p.constants.js';
@@ -125,7 +125,7 @@ export class P2PService implements OnApplicationShutdown {
    * budget are checked; may return a Promise. undefined removes it. The
    * `@BroadcastValidator(pattern)` decorator registers one from a provider.
    */
-  setBroadcastValidator(pattern: P2PPattern, validator: BroadcastValidator | undefined): void {
+  setBroadcastValidator(pattern: P2PPattern, validator: BroadcastValidatorFn | undefined): void {
     this.node.setBroadcastValidator(route(pattern), validator);
   }
 

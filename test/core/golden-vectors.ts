@@ -51,3 +51,22 @@ export const GOLDEN = [
     flags: 0x80, nonce: 0, kind: 'control', value: undefined,
   },
 ] as const;
+
+/**
+ * A signed network broadcast (control type 6, protocol version 2), also in docs/wire-format.md.
+ * Key: the 32-byte seed 11…11; RainTree, 0 hops, the whole ring; timestamp 1 764 000 000 000 000 µs;
+ * json {"a":1} on "news". Ed25519 is deterministic, so signing again gives the same bytes.
+ */
+export const SIGNED_BROADCAST = {
+  seed: '11'.repeat(32),
+  peerId: '10ba682c8ad13513971e8b56881aab8bd702bb80',
+  id: '1cebd3f001d2c8593be5e0ee2826dbf8',
+  hex:
+    '80' + '00000000' + '000000a9' + '06' +
+    // relay part: strategy 0 (RainTree), hops 0, arc from, arc to, digest count, digest xor
+    '00' + '00' + '10ba682c8ad13513971e8b56881aab8bd702bb80' + '10ba682c8ad13513971e8b56881aab8bd702bb80' + '00000000' + '00000000' +
+    // signature
+    'afc963c64d73a3a7b1c0f47511504cbd42b13709303ad42c074227e93eec7a13e314a0952785cbf1e10171e3b21531400e4d820e4a0b2f7e26b6844f2d1f6101' +
+    // signed part: origin public key, timestamp µs, encoding 2 (json), topic length, topic, payload
+    'd04ab232742bb4ab3a1368bd4615e4e6d0224ab71a016baf8520a332c9778737' + '0006445941624000' + '02' + '0004' + '6e657773' + '7b2261223a317d',
+} as const;
