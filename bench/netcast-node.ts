@@ -152,7 +152,7 @@ process.on('message', (m: Command) => {
       if (spec.origin) originate().catch(fail);
       return;
     case 'mark':
-      process.send!({ type: 'mark', delivered, originated, t: Number(process.hrtime.bigint()) / 1e6 });
+      process.send!({ type: 'mark', delivered, originated, t: Number(process.hrtime.bigint()) / 1e6, cpuMs: cpuMs() });
       return;
     case 'halt':
       halted = true;
@@ -164,6 +164,11 @@ process.on('message', (m: Command) => {
       return;
   }
 });
+
+function cpuMs(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+}
 
 function fail(err: Error): void {
   process.stderr.write(`netcast node ${spec.index} failed: ${err.stack}\n`);

@@ -36,12 +36,17 @@ export interface NetcastSample {
   dropped: number;
   /** Sends the origin's write queues refused. */
   refusedSends: number;
+  /** CPU time of all nodes over the window ÷ its length: how many cores the mesh kept busy. */
+  coresBusy: number;
+  /** CPU time of all nodes per broadcast delivered to all of them, µs. */
+  cpuUsPerBroadcast: number;
 }
 
 interface Mark {
   delivered: number;
   originated: number;
   t: number;
+  cpuMs: number;
 }
 
 interface NodeStats {
@@ -73,15 +78,19 @@ async function runOnce(
   measuredMs: number,
 ): Promise<NetcastSample> {
   const children: ChildProcess[] = [];
+  const t0 = Date.now();
+  const phase = (what: string) => process.env.NETCAST_DEBUG_PHASES && process.stderr.write(`${variant} ${payload.bytes} ${what} at ${Date.now() - t0} ms\n`);
   try {
     for (let index = 0; index < nodes; index++) {
       const spec: NetcastNodeSpec = { index, origin: index === 0, signed: variant === 'signed', payloadBytes: payload.bytes, binary: payload.binary, window: windowFor(payload.bytes) };
       children.push(fork(script, [JSON.stringify(spec)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv }));
     }
     const ready = await all<{ id: string; address: string }>(children, 'ready', 30_000);
+    phase('ready');
     const meshed = all(children, 'meshed', 30_000);
     children.forEach((child, i) => child.send({ type: 'connect', targets: ready.slice(i + 1).map(({ id, address }) => ({ id, address })), expect: nodes - 1 }));
     await meshed;
+    phase('meshed');
     children[0]!.send({ type: 'go' });
     await sleep(warmupMs);
     const before = await all<Mark>(children, 'mark', 10_000, { type: 'mark' });
@@ -90,9 +99,14 @@ async function runOnce(
     // Each node's own count over its own clock between the two marks (they reach the nodes a few ms apart).
     let value = 0;
     after.forEach((a, i) => (value += (a.delivered - before[i]!.delivered) / ((a.t - before[i]!.t) / 1000)));
+    const cpuMs = after.reduce((sum, a, i) => sum + a.cpuMs - before[i]!.cpuMs, 0);
+    const wallMs = after.reduce((sum, a, i) => sum + a.t - before[i]!.t, 0) / nodes;
+    const coresBusy = cpuMs / wallMs;
+    const cpuUsPerBroadcast = (coresBusy * 1e6) / (value / nodes);
     const broadcastsPerSec = (after[0]!.originated - before[0]!.originated) / ((after[0]!.t - before[0]!.t) / 1000);
 
     // Stop the origin and let the mesh drain what is in flight, then check that every node got every broadcast.
+    phase('measured');
     const halted = message<{ originated: number }>(children[0]!, 'halted', 10_000);
     children[0]!.send({ type: 'halt' });
     const { originated } = await halted;
@@ -102,6 +116,7 @@ async function runOnce(
       if (stats.every((s) => s.delivered >= originated)) break;
       await sleep(50);
     }
+    phase('drained');
     return {
       value,
       broadcastsPerSec,
@@ -109,9 +124,12 @@ async function runOnce(
       gossipFallbacks: stats.reduce((sum, s) => sum + s.stats.gossipFallbacks, 0),
       dropped: stats.reduce((sum, s) => sum + Object.values(s.stats.dropped).reduce((a, b) => a + b, 0), 0),
       refusedSends: stats[0]!.refusedSends,
+      coresBusy,
+      cpuUsPerBroadcast,
     };
   } finally {
     await Promise.all(children.map(stop));
+    phase('stopped');
   }
 }
 

@@ -627,14 +627,24 @@ export class Peer extends EventEmitter {
     if (this.opts.peerExchange) this.sendPeerExchange(socket);
   }
 
+  /** A peer reads at most one peer exchange per this gap (ms) from each neighbour; we send no more often. */
+  private pexGap(): number {
+    return Math.min(1000, this.opts.pexIntervalMs / 2);
+  }
+
   private sendPeerExchange(to: P2PSocket): void {
+    // The one sent on connect may be followed at once by the interval's: the receiver would drop it with a warning.
+    const now = Date.now();
+    if (now - to.lastPeerExchangeSentAt < this.pexGap()) return;
     const entries: PexEntry[] = [];
     for (const [id, socket] of this.connections) {
       if (socket === to) continue;
       const address = this.dialableAddress(socket);
       if (address) entries.push({ id, address });
     }
-    if (entries.length > 0) to.sendControl(encodePeerExchange(entries));
+    if (entries.length === 0) return;
+    to.lastPeerExchangeSentAt = now;
+    to.sendControl(encodePeerExchange(entries));
   }
 
   /** Every pexIntervalMs: share what we know with every peer, then top up outbound connections. */
@@ -647,7 +657,7 @@ export class Peer extends EventEmitter {
   private onPeerExchange(socket: P2PSocket, body: Buffer): void {
     if (!this.opts.peerExchange) return;
     const now = Date.now();
-    const gap = Math.min(1000, this.opts.pexIntervalMs / 2);
+    const gap = this.pexGap();
     if (now - socket.lastPeerExchangeAt < gap) {
       this.logger.warn(`peer exchange from ${socket.peerId} at ${socket.remoteAddress} ignored: more than one per ${gap} ms`);
       return;

@@ -120,6 +120,8 @@ export class P2PSocket {
   private drainInbound = false;
   /** When this peer last sent a peer exchange that was read (rate limit). */
   lastPeerExchangeAt = 0;
+  /** When we last sent this peer a peer exchange (so that we never trip its rate limit). */
+  lastPeerExchangeSentAt = 0;
   private closeReason = 'connection closed';
   /** Why the remote said goodbye, when it did. */
   goodbyeReceived: GoodbyeReason | undefined;
