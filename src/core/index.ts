@@ -18,6 +18,8 @@ export * from './sanctions.js';
 export * from './token-bucket.js';
 export * from './network-sim.js';
 export * from './peer.js';
+export * from './peer-options.js';
+export * from './discovery.js';
 export * from './peer-exchange.js';
 export * from './raintree.js';
 export * from './reconnect.js';

@@ -1,9 +1,13 @@
 import { EventEmitter } from 'node:events';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { formatAddress, mustParseAddress, parseAddress, socketAddress, type PeerAddress } from './address.js';
-import { AddressBook, type KnownPeer } from './address-book.js';
+import type { KnownPeer } from './address-book.js';
+import { Discovery } from './discovery.js';
+import { resolvePeerOptions, type PeerOptions, type ResolvedPeerOptions } from './peer-options.js';
+
+export type { PeerOptions };
 import { encodeTopic } from './codec.js';
-import { DEFAULTS, PROTOCOL_VERSION } from './constants.js';
+import { PROTOCOL_VERSION } from './constants.js';
 import { ControlType, encodeControl, GoodbyeReason, type Hello } from './control.js';
 import {
   P2PDialError,
@@ -20,7 +24,6 @@ import type { BanInfo } from './ban-list.js';
 import type { BroadcastStrategy } from './broadcast-codec.js';
 import { BroadcastPipeline, type BroadcastValidatorFn, type NetworkBroadcastStats } from './broadcast-pipeline.js';
 import { Sanctions } from './sanctions.js';
-import { encodePeerExchange, isUnspecified, parsePeerExchange, type PexEntry } from './peer-exchange.js';
 import type { MetricsSink } from './metrics.js';
 import { PersistentPeers } from './reconnect.js';
 import { loadIdentity, loadIdentityFile, type Identity } from './identity.js';
@@ -37,62 +40,6 @@ import { P2PSocket, type Refusal, type ReplySink, type SocketHooks, type SocketL
 import { silentLogger, type BroadcastMeta, type P2PLogger, type PeerEvent, type PeerInfo } from './types.js';
 import { encodePayload } from './codec.js';
 
-export interface PeerOptions extends Partial<SocketLimits> {
-  /** `host:port` to listen on (port 0: any free port); null or omitted: do not listen. */
-  listen?: string | null;
-  /** The `host:port` other peers should dial, when it differs from `listen` (NAT, containers). */
-  externalAddress?: string;
-  /** Peers to dial at start: `host:port` or `<peerId>@host:port`. */
-  peers?: string[];
-  maxInbound?: number;
-  maxOutbound?: number;
-  /** Default reply timeout of a request, ms. */
-  timeoutMs?: number;
-  dialTimeoutMs?: number;
-  /** First redial delay after a persistent peer is lost (doubles per failure, with jitter). */
-  reconnectBaseMs?: number;
-  /** Longest redial delay. */
-  reconnectMaxMs?: number;
-  /** Ed25519 private key, PEM (PKCS#8) or 64 hex characters; generated when omitted. */
-  privateKey?: string;
-  /** File holding the private key; created (mode 0600) with a new key when missing. */
-  privateKeyFile?: string;
-  /** TLS 1.3 with mutual authentication by peer id (default true). false: plaintext, for trusted networks only. */
-  tls?: boolean;
-  /** When set, only these peer ids may connect or be connected to. */
-  allowedPeers?: string[];
-  /** Share the addresses of connected peers, learn others', and dial them up to maxOutbound (default true). */
-  peerExchange?: boolean;
-  /** How often peer exchange is sent to every peer, and known peers are dialed. */
-  pexIntervalMs?: number;
-  /** Most peers remembered from peer exchange. */
-  maxKnownPeers?: number;
-  /** Network broadcast ids remembered, so each is delivered once. */
-  broadcastCacheSize?: number;
-  /** How long a network broadcast id is remembered, and how old a broadcast may be. */
-  broadcastCacheTtlMs?: number;
-  /** How far in the future a network broadcast may be dated (clock skew). */
-  broadcastClockSkewMs?: number;
-  /** Network broadcasts a second one origin may start (this node included). */
-  broadcastOriginRate?: number;
-  /** Network broadcasts one origin may start at once. */
-  broadcastOriginBurst?: number;
-  /** Bytes a second of one origin's network broadcasts. */
-  broadcastOriginBytesPerSec?: number;
-  /** Network broadcast frames a second one neighbour may send (copies included). */
-  broadcastNeighbourRate?: number;
-  /** Bytes a second of network broadcast frames one neighbour may send. */
-  broadcastNeighbourBytesPerSec?: number;
-  /** How long a misbehaving peer is banned. */
-  banMs?: number;
-  /**
-   * Benchmark only: network broadcasts are neither signed nor verified, so that
-   * `npm run bench` can compare. Every node of the network must agree. Never in production.
-   * @internal
-   */
-  unsignedBroadcasts?: boolean;
-  logger?: P2PLogger;
-}
 
 // While over maxInbound on TLS, refused dialers still get a handshake (so the refusal can say why), this many at a time.
 const TLS_REFUSALS_IN_FLIGHT = 16;
@@ -139,11 +86,7 @@ type Settled = { resolve: (info: PeerInfo) => void; reject: (err: Error) => void
  */
 export class Peer extends EventEmitter {
   readonly identity: Identity;
-  private readonly opts: Required<Omit<PeerOptions, 'privateKey' | 'privateKeyFile' | 'externalAddress' | 'listen' | 'allowedPeers' | 'unsignedBroadcasts'>> & {
-    listen: string | null;
-    externalAddress?: string;
-    allowedPeers?: ReadonlySet<string>;
-  };
+  private readonly opts: ResolvedPeerOptions;
   private credentials: TlsCredentials | undefined;
   private keyFileNote: string | undefined;
   /** Inbound TCP connections in their TLS handshake: admitted ones count against maxInbound. */
@@ -160,11 +103,9 @@ export class Peer extends EventEmitter {
   private state: 'new' | 'starting' | 'running' | 'closing' | 'closed' = 'new';
   private readonly topicCache = new Map<string, Buffer>();
   private readonly persistent: PersistentPeers;
-  private readonly book: AddressBook;
-  private readonly dialingIds = new Set<string>();
+  private readonly discovery: Discovery;
   /** Plaintext: when a newcomer claiming a connected peer's id was last refused, by id. */
   private readonly refusedNewcomers = new Map<string, number>();
-  private pexTimer: NodeJS.Timeout | undefined;
   private startedAt = new Date();
   private readonly broadcasts: BroadcastPipeline;
   private readonly sanctions: Sanctions;
@@ -187,45 +128,32 @@ export class Peer extends EventEmitter {
       this.identity = loadIdentity(options.privateKey);
     }
     this.logger = options.logger ?? silentLogger;
-    this.opts = {
-      listen: options.listen ?? null,
-      externalAddress: options.externalAddress,
-      peers: options.peers ?? [],
-      maxInbound: options.maxInbound ?? DEFAULTS.maxInbound,
-      maxOutbound: options.maxOutbound ?? DEFAULTS.maxOutbound,
-      maxFrameBytes: options.maxFrameBytes ?? DEFAULTS.maxFrameBytes,
-      maxQueueBytes: options.maxQueueBytes ?? DEFAULTS.maxQueueBytes,
-      maxConcurrentHandlers: options.maxConcurrentHandlers ?? DEFAULTS.maxConcurrentHandlers,
-      timeoutMs: options.timeoutMs ?? DEFAULTS.timeoutMs,
-      dialTimeoutMs: options.dialTimeoutMs ?? DEFAULTS.dialTimeoutMs,
-      reconnectBaseMs: options.reconnectBaseMs ?? DEFAULTS.reconnectBaseMs,
-      reconnectMaxMs: options.reconnectMaxMs ?? DEFAULTS.reconnectMaxMs,
-      handshakeTimeoutMs: options.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs,
-      pingIntervalMs: options.pingIntervalMs ?? DEFAULTS.pingIntervalMs,
-      pongTimeoutMs: options.pongTimeoutMs ?? DEFAULTS.pongTimeoutMs,
-      closeGraceMs: options.closeGraceMs ?? DEFAULTS.closeGraceMs,
-      tls: options.tls ?? true,
-      peerExchange: options.peerExchange ?? true,
-      pexIntervalMs: options.pexIntervalMs ?? DEFAULTS.pexIntervalMs,
-      maxKnownPeers: options.maxKnownPeers ?? DEFAULTS.maxKnownPeers,
-      broadcastCacheSize: options.broadcastCacheSize ?? DEFAULTS.broadcastCacheSize,
-      broadcastCacheTtlMs: options.broadcastCacheTtlMs ?? DEFAULTS.broadcastCacheTtlMs,
-      broadcastClockSkewMs: options.broadcastClockSkewMs ?? DEFAULTS.broadcastClockSkewMs,
-      broadcastOriginRate: options.broadcastOriginRate ?? DEFAULTS.broadcastOriginRate,
-      broadcastOriginBurst: options.broadcastOriginBurst ?? DEFAULTS.broadcastOriginBurst,
-      broadcastOriginBytesPerSec: options.broadcastOriginBytesPerSec ?? DEFAULTS.broadcastOriginBytesPerSec,
-      broadcastNeighbourRate: options.broadcastNeighbourRate ?? DEFAULTS.broadcastNeighbourRate,
-      broadcastNeighbourBytesPerSec: options.broadcastNeighbourBytesPerSec ?? DEFAULTS.broadcastNeighbourBytesPerSec,
-      banMs: options.banMs ?? DEFAULTS.banMs,
-      allowedPeers: options.allowedPeers ? new Set(options.allowedPeers) : undefined,
-      logger: this.logger,
-    };
+    this.opts = resolvePeerOptions(options, this.logger);
     this.persistent = new PersistentPeers(
       { connect: (address) => this.connect(address), isConnected: (id) => this.connections.has(id) },
       { baseMs: this.opts.reconnectBaseMs, maxMs: this.opts.reconnectMaxMs },
       this.logger,
     );
-    this.book = new AddressBook(this.opts.maxKnownPeers, { baseMs: this.opts.reconnectBaseMs, maxMs: this.opts.reconnectMaxMs });
+    this.discovery = new Discovery(
+      {
+        selfId: this.identity.peerId,
+        logger: this.logger,
+        isRunning: () => this.state === 'running',
+        connections: () => this.connections,
+        ownAddresses: () => [this.listenAddress, this.opts.externalAddress].filter((a): a is string => !!a),
+        outboundCount: () => this.count('outbound'),
+        connect: (address) => this.connect(address),
+        isAllowed: (id) => !this.opts.allowedPeers || this.opts.allowedPeers.has(id),
+        isBanned: (id) => this.sanctions.bans.peer(id) !== undefined,
+      },
+      {
+        enabled: this.opts.peerExchange,
+        intervalMs: this.opts.pexIntervalMs,
+        maxKnownPeers: this.opts.maxKnownPeers,
+        maxOutbound: this.opts.maxOutbound,
+        backoff: { baseMs: this.opts.reconnectBaseMs, maxMs: this.opts.reconnectMaxMs },
+      },
+    );
     this.sanctions = new Sanctions(
       {
         logger: this.logger,
@@ -243,7 +171,7 @@ export class Peer extends EventEmitter {
       {
         selfId: this.identity.peerId,
         logger: this.logger,
-        view: () => [...new Set([this.id, ...this.connections.keys(), ...this.book.ids()])].sort(),
+        view: () => [...new Set([this.id, ...this.connections.keys(), ...this.discovery.book.ids()])].sort(),
         neighbours: () => [...this.connections.keys()],
         isConnected: (id) => this.connections.get(id)?.isOpen === true,
         send: (id, body) => this.socketFor(id).sendNetworkBroadcast(body),
@@ -321,10 +249,7 @@ export class Peer extends EventEmitter {
     this.state = 'running';
     const where = this.listenAddress ? `listening on ${this.listenAddress}` : 'not listening';
     this.logger.log(`node ${this.id} ${where} (${this.opts.tls ? 'TLS 1.3' : 'plaintext'})`);
-    if (this.opts.peerExchange) {
-      this.pexTimer = setInterval(() => this.exchangePeers(), this.opts.pexIntervalMs);
-      this.pexTimer.unref();
-    }
+    this.discovery.start();
     await Promise.all(this.opts.peers.map((address) => this.persistent.add(address, mustParseAddress(address).peerId)));
   }
 
@@ -527,7 +452,7 @@ export class Peer extends EventEmitter {
       this.handler.onRequest(socket.senderInfo(), topic, data, reply);
     },
     onClosed: (socket, reason, error, undeliveredBytes) => this.onClosed(socket, reason, error, undeliveredBytes),
-    onPeerExchange: (socket, body) => this.onPeerExchange(socket, body),
+    onPeerExchange: (socket, body) => this.discovery.onMessage(socket, body),
     onNetworkBroadcast: (socket, body) => this.broadcasts.receive(socket.peerId!, body),
   };
 
@@ -557,7 +482,7 @@ export class Peer extends EventEmitter {
       this.connections.set(remoteId, socket);
       this.logger.log(`connected to ${remoteId} at ${socket.remoteAddress} (${socket.direction})`);
       this.emitPeer({ type: 'connected', peer: socket.info() });
-      this.learnFrom(socket);
+      this.discovery.onConnected(socket);
     }
     this.dials.get(socket)?.resolve(socket.info());
     this.dials.delete(socket);
@@ -599,106 +524,14 @@ export class Peer extends EventEmitter {
       if (this.state === 'running') {
         this.redialAfterMutualRefusal(socket, id);
         this.persistent.onDisconnected(id);
-        this.fillOutbound();
+        this.discovery.fill();
       }
-    }
-  }
-
-  // ---- peer exchange ---------------------------------------------------------
-
-  /** Where a connected peer can be dialed: the address it advertised, with an "any interface" host replaced by its IP. */
-  private dialableAddress(socket: P2PSocket): string | undefined {
-    const advertised = socket.remote?.listenAddress;
-    if (!advertised) return undefined;
-    const parsed = parseAddress(advertised);
-    if (typeof parsed === 'string' || parsed.port === 0) return undefined;
-    if (!isUnspecified(parsed.host)) return formatAddress(parsed.host, parsed.port);
-    const ip = socket.raw.remoteAddress?.replace(/^::ffff:/, '');
-    return ip ? formatAddress(ip, parsed.port) : undefined;
-  }
-
-  /** A new connection: remember where the peer can be dialed, and tell it the peers we know. */
-  private learnFrom(socket: P2PSocket): void {
-    const address = this.dialableAddress(socket);
-    if (address) {
-      this.book.add(socket.peerId!, address);
-      this.book.connected(socket.peerId!);
-    }
-    if (this.opts.peerExchange) this.sendPeerExchange(socket);
-  }
-
-  /** A peer reads at most one peer exchange per this gap (ms) from each neighbour; we send no more often. */
-  private pexGap(): number {
-    return Math.min(1000, this.opts.pexIntervalMs / 2);
-  }
-
-  private sendPeerExchange(to: P2PSocket): void {
-    // The one sent on connect may be followed at once by the interval's: the receiver would drop it with a warning.
-    const now = Date.now();
-    if (now - to.lastPeerExchangeSentAt < this.pexGap()) return;
-    const entries: PexEntry[] = [];
-    for (const [id, socket] of this.connections) {
-      if (socket === to) continue;
-      const address = this.dialableAddress(socket);
-      if (address) entries.push({ id, address });
-    }
-    if (entries.length === 0) return;
-    to.lastPeerExchangeSentAt = now;
-    to.sendControl(encodePeerExchange(entries));
-  }
-
-  /** Every pexIntervalMs: share what we know with every peer, then top up outbound connections. */
-  private exchangePeers(): void {
-    if (this.state !== 'running') return;
-    for (const socket of this.connections.values()) this.sendPeerExchange(socket);
-    this.fillOutbound();
-  }
-
-  private onPeerExchange(socket: P2PSocket, body: Buffer): void {
-    if (!this.opts.peerExchange) return;
-    const now = Date.now();
-    const gap = this.pexGap();
-    if (now - socket.lastPeerExchangeAt < gap) {
-      this.logger.warn(`peer exchange from ${socket.peerId} at ${socket.remoteAddress} ignored: more than one per ${gap} ms`);
-      return;
-    }
-    socket.lastPeerExchangeAt = now;
-    const own = new Set([this.listenAddress, this.opts.externalAddress].filter((a): a is string => !!a));
-    const parsed = parsePeerExchange(body, (entry) => entry.id === this.id || own.has(entry.address));
-    if (parsed.problems.length > 0) {
-      this.logger.warn(
-        `peer exchange from ${socket.peerId} at ${socket.remoteAddress}: ignored ${parsed.ignored} entr${parsed.ignored === 1 ? 'y' : 'ies'} (${parsed.problems.slice(0, 3).join('; ')})`,
-      );
-    }
-    for (const { id, address } of parsed.entries) {
-      if (this.opts.allowedPeers && !this.opts.allowedPeers.has(id)) continue;
-      this.book.add(id, address);
-    }
-    this.fillOutbound();
-  }
-
-  /** Dials known peers until this node has maxOutbound outbound connections. */
-  private fillOutbound(): void {
-    if (this.state !== 'running' || !this.opts.peerExchange) return;
-    const need = this.opts.maxOutbound - this.count('outbound');
-    const due = this.book.due(need, (id) => id === this.id || this.connections.has(id) || this.dialingIds.has(id) || this.sanctions.bans.peer(id) !== undefined);
-    for (const known of due) {
-      this.dialingIds.add(known.id);
-      this.connect(`${known.id}@${known.address}`)
-        .then(
-          () => this.book.connected(known.id),
-          (err: Error) => {
-            this.book.failed(known.id);
-            this.logger.debug?.(`could not dial known peer ${known.id} at ${known.address}: ${err.message}`);
-          },
-        )
-        .finally(() => this.dialingIds.delete(known.id));
     }
   }
 
   /** Peers learned from peer exchange and past connections (the address book). */
   knownPeers(): KnownPeer[] {
-    return this.book.entries();
+    return this.discovery.knownPeers();
   }
 
   private emitPeer(event: PeerEvent): void {
@@ -847,7 +680,7 @@ export class Peer extends EventEmitter {
     if (this.state === 'closing' || this.state === 'closed') return;
     this.state = 'closing';
     this.persistent.stop();
-    clearInterval(this.pexTimer);
+    this.discovery.stop();
     for (const raw of this.dialing) raw.destroy(new P2PNotRunningError('node closed while dialing'));
     this.dialing.clear();
     for (const raw of [...this.securing, ...this.refusing]) raw.destroy();
