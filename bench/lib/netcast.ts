@@ -1,9 +1,10 @@
 // The `netcast` scenario: network-wide broadcasts (RainTree, relayed by every node) in a full mesh of
 // 8 plaintext nodes, each in its own process (netcast-node.ts), with origin signatures (the default)
 // against without (`unsignedBroadcasts`, internal, for this comparison only). Node 0 originates; the
-// figure is deliveries per second summed over all 8 handlers (each broadcast is 8 deliveries,
-// the origin's own included), over a measured window after a warm-up.
+// figure is deliveries per second summed over all 8 handlers (each broadcast is 8 deliveries, the
+// origin's own included), over a measured window after a warm-up.
 import { fork, type ChildProcess } from 'node:child_process';
+import { cpus } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { message, stop } from './ipc.js';
 import type { Scenario } from './scenarios.js';
@@ -28,24 +29,28 @@ export interface NetcastSample {
   value: number;
   /** Broadcasts per second the origin started over its window. */
   broadcastsPerSec: number;
+  /** CPU time of all nodes per broadcast (8 deliveries), µs: what the figure costs, whatever else runs on the machine. */
+  cpuUsPerBroadcast: number;
+  /** Cores the 8 nodes kept busy over the window (at most the machine's). */
+  meshCores: number;
+  /** Cores busy with anything else over the window (other processes on the machine). */
+  otherCores: number;
   /** Deliveries missing once the origin stopped and the mesh drained (0 when every node got every broadcast). */
   missing: number;
-  /** Copies relayed by flooding because a RainTree send failed or views differed (0 in a healthy run). */
+  /** Broadcasts relayed by flooding because a RainTree send failed or views differed (0 in a healthy run). */
   gossipFallbacks: number;
-  /** Broadcasts dropped by the receive pipeline, any reason (0 in a healthy run). */
-  dropped: number;
-  /** Sends the origin's write queues refused. */
+  /** Copies dropped by the receive pipeline, by reason (only reasons that occurred). */
+  dropped: Record<string, number>;
+  /** Sends the origin's queues or budgets refused (they wait and are retried). */
   refusedSends: number;
-  /** CPU time of all nodes over the window ÷ its length: how many cores the mesh kept busy. */
-  coresBusy: number;
-  /** CPU time of all nodes per broadcast delivered to all of them, µs. */
-  cpuUsPerBroadcast: number;
 }
 
 interface Mark {
   delivered: number;
   originated: number;
+  /** The node's monotonic clock, ms. */
   t: number;
+  /** The node's CPU time so far, ms. */
   cpuMs: number;
 }
 
@@ -56,11 +61,26 @@ interface NodeStats {
   stats: { gossipFallbacks: number; dropped: Record<string, number> };
 }
 
-/** In flight at the origin: enough to keep every node busy, few enough that queues stay short (at most 4 MiB of payload). */
-const windowFor = (bytes: number) => Number(process.env.NETCAST_WINDOW) || Math.max(64, Math.min(2048, Math.floor((4 * 2 ** 20) / bytes)));
+/**
+ * Broadcasts in flight at the origin: enough to keep every node busy, few enough that a node's backlog
+ * stays short. libuv reads a socket up to 32 × 64 KiB in one go while it stays full, so a deep backlog
+ * keeps a node from its timers and IPC (the marks) for seconds; 1024 small ones did, 512 do not.
+ */
+export const windowFor = (bytes: number) => Math.max(64, Math.min(512, Math.floor((4 * 2 ** 20) / bytes)));
 
-const payloadLabel = (p: { bytes: number; binary: boolean }) =>
+export const payloadLabel = (p: { bytes: number; binary: boolean }) =>
   `${p.bytes >= 1024 ? `${p.bytes / 1024} KiB` : `${p.bytes} B`} ${p.binary ? 'Buffer' : 'string'}`;
+
+/** Busy and total CPU time of the whole machine so far, ms (all cores). */
+function machineCpu(): { busy: number; wall: number } {
+  let busy = 0;
+  let idle = 0;
+  for (const { times } of cpus()) {
+    busy += times.user + times.nice + times.sys + times.irq;
+    idle += times.idle;
+  }
+  return { busy, wall: (busy + idle) / cpus().length };
+}
 
 async function all<T>(nodes: ChildProcess[], type: string, timeoutMs: number, send?: object): Promise<T[]> {
   const replies = nodes.map((n) => message<T>(n, type, timeoutMs));
@@ -78,58 +98,62 @@ async function runOnce(
   measuredMs: number,
 ): Promise<NetcastSample> {
   const children: ChildProcess[] = [];
-  const t0 = Date.now();
-  const phase = (what: string) => process.env.NETCAST_DEBUG_PHASES && process.stderr.write(`${variant} ${payload.bytes} ${what} at ${Date.now() - t0} ms\n`);
   try {
     for (let index = 0; index < nodes; index++) {
       const spec: NetcastNodeSpec = { index, origin: index === 0, signed: variant === 'signed', payloadBytes: payload.bytes, binary: payload.binary, window: windowFor(payload.bytes) };
       children.push(fork(script, [JSON.stringify(spec)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv }));
     }
     const ready = await all<{ id: string; address: string }>(children, 'ready', 30_000);
-    phase('ready');
+    // A full mesh, each pair once: every node dials the nodes after it.
     const meshed = all(children, 'meshed', 30_000);
-    children.forEach((child, i) => child.send({ type: 'connect', targets: ready.slice(i + 1).map(({ id, address }) => ({ id, address })), expect: nodes - 1 }));
+    children.forEach((child, i) => child.send({ type: 'connect', targets: ready.slice(i + 1), expect: nodes - 1 }));
     await meshed;
-    phase('meshed');
     children[0]!.send({ type: 'go' });
     await sleep(warmupMs);
-    const before = await all<Mark>(children, 'mark', 10_000, { type: 'mark' });
+    // A node answers a mark between two reads, so marks land a little apart: each node's count is taken over its own clock.
+    const cpu0 = machineCpu();
+    const before = await all<Mark>(children, 'mark', 30_000, { type: 'mark' });
     await sleep(measuredMs);
-    const after = await all<Mark>(children, 'mark', 10_000, { type: 'mark' });
-    // Each node's own count over its own clock between the two marks (they reach the nodes a few ms apart).
+    const after = await all<Mark>(children, 'mark', 30_000, { type: 'mark' });
+    const cpu1 = machineCpu();
     let value = 0;
-    after.forEach((a, i) => (value += (a.delivered - before[i]!.delivered) / ((a.t - before[i]!.t) / 1000)));
-    const cpuMs = after.reduce((sum, a, i) => sum + a.cpuMs - before[i]!.cpuMs, 0);
-    const wallMs = after.reduce((sum, a, i) => sum + a.t - before[i]!.t, 0) / nodes;
-    const coresBusy = cpuMs / wallMs;
-    const cpuUsPerBroadcast = (coresBusy * 1e6) / (value / nodes);
-    const broadcastsPerSec = (after[0]!.originated - before[0]!.originated) / ((after[0]!.t - before[0]!.t) / 1000);
+    let meshCpuMs = 0;
+    let meshWallMs = 0;
+    after.forEach((a, i) => {
+      const b = before[i]!;
+      value += (a.delivered - b.delivered) / ((a.t - b.t) / 1000);
+      meshCpuMs += a.cpuMs - b.cpuMs;
+      meshWallMs += (a.t - b.t) / nodes;
+    });
+    const meshCores = meshCpuMs / meshWallMs;
+    const origin = [before[0]!, after[0]!] as const;
+    const broadcastsPerSec = (origin[1].originated - origin[0].originated) / ((origin[1].t - origin[0].t) / 1000);
 
-    // Stop the origin and let the mesh drain what is in flight, then check that every node got every broadcast.
-    phase('measured');
-    const halted = message<{ originated: number }>(children[0]!, 'halted', 10_000);
+    // Stop the origin, let the mesh drain what is in flight, then check that every node got every broadcast.
+    const halted = message<{ originated: number }>(children[0]!, 'halted', 30_000);
     children[0]!.send({ type: 'halt' });
     const { originated } = await halted;
     let stats: NodeStats[] = [];
     for (let waited = 0; waited <= 3_000; waited += 50) {
-      stats = await all<NodeStats>(children, 'stats', 10_000, { type: 'stats' });
+      stats = await all<NodeStats>(children, 'stats', 30_000, { type: 'stats' });
       if (stats.every((s) => s.delivered >= originated)) break;
       await sleep(50);
     }
-    phase('drained');
+    const dropped: Record<string, number> = {};
+    for (const s of stats) for (const [reason, n] of Object.entries(s.stats.dropped)) if (n > 0) dropped[reason] = (dropped[reason] ?? 0) + n;
     return {
       value,
       broadcastsPerSec,
+      cpuUsPerBroadcast: (meshCores * 1e6) / (value / nodes),
+      meshCores,
+      otherCores: Math.max(0, (cpu1.busy - cpu0.busy) / (cpu1.wall - cpu0.wall) - meshCores),
       missing: stats.reduce((sum, s) => sum + Math.max(0, originated - s.delivered), 0),
       gossipFallbacks: stats.reduce((sum, s) => sum + s.stats.gossipFallbacks, 0),
-      dropped: stats.reduce((sum, s) => sum + Object.values(s.stats.dropped).reduce((a, b) => a + b, 0), 0),
+      dropped,
       refusedSends: stats[0]!.refusedSends,
-      coresBusy,
-      cpuUsPerBroadcast,
     };
   } finally {
     await Promise.all(children.map(stop));
-    phase('stopped');
   }
 }
 
@@ -139,12 +163,18 @@ export interface NetcastRow {
   unsigned: Spread;
   /** signed ÷ unsigned within each round (the two ran back to back). */
   perRound: Spread;
+  /** Median CPU µs per broadcast, all nodes. */
+  cpu: Record<NetcastVariant, number>;
   samples: Record<NetcastVariant, NetcastSample[]>;
 }
 
+const count = (n: number) => Math.round(n).toLocaleString('en-US');
+const times = (n: number) => `${n.toFixed(2)}×`;
+const range = (s: Spread, f: (n: number) => string) => `${f(s.median)} [${f(s.min)}–${f(s.max)}]`;
+
 /**
- * Runs the scenario: for every round, every payload, both variants back to back (their order
- * alternates by round), each in a fresh mesh of fresh processes. Prints as it goes; returns the
+ * Runs the scenario: in every round, for every payload, both variants back to back (their order
+ * alternates by round), each in a fresh mesh of fresh processes. Prints the figures; returns the
  * rows and their JSON lines.
  */
 export async function runNetcast(
@@ -170,32 +200,43 @@ export async function runNetcast(
     }
   }
 
-  const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
-  const range = (s: Spread, f: (n: number) => string) => `${f(s.median)} [${f(s.min)}–${f(s.max)}]`;
-  const ratioFmt = (n: number) => `${n.toFixed(2)}×`;
-  say(`\n${scenario.title}: ${nodes} plaintext nodes in separate processes, one origin, deliveries/s over all ${nodes} handlers`);
-  say(`  (${warmupMs} ms warm-up, ${measuredMs} ms measured; broadcasts/s = deliveries/s ÷ ${nodes})`);
+  say(`\n${scenario.title} (deliveries/s over all ${nodes} handlers; one origin, ${nodes} plaintext nodes in separate processes)`);
+  say(`  ${warmupMs} ms warm-up, ${measuredMs} ms measured; a broadcast is ${nodes} deliveries. CPU: all nodes' CPU time per broadcast,`);
+  say(`  and the cores the mesh and everything else on the machine kept busy (medians)`);
   const rows: NetcastRow[] = [];
   const lines: string[] = [];
   for (const [p, payload] of payloads.entries()) {
     const s = samples[p]!;
     if (s.signed.length === 0 || s.unsigned.length === 0) continue;
     const rounds = Math.min(s.signed.length, s.unsigned.length);
+    const median = (v: NetcastVariant, k: 'cpuUsPerBroadcast' | 'meshCores' | 'otherCores') => spread(s[v].map((x) => x[k])).median;
     const row: NetcastRow = {
       payload,
       signed: spread(s.signed.map((x) => x.value)),
       unsigned: spread(s.unsigned.map((x) => x.value)),
       perRound: spread(Array.from({ length: rounds }, (_, i) => s.signed[i]!.value / s.unsigned[i]!.value)),
+      cpu: { signed: median('signed', 'cpuUsPerBroadcast'), unsigned: median('unsigned', 'cpuUsPerBroadcast') },
       samples: s,
     };
     rows.push(row);
-    say(`  ${payloadLabel(payload).padEnd(14)} signed ${range(row.signed, fmt).padStart(28)}   unsigned ${range(row.unsigned, fmt).padStart(28)}`);
-    say(`  ${''.padEnd(14)} signed ÷ unsigned ${ratioFmt(row.signed.median / row.unsigned.median)} (per round ${range(row.perRound, ratioFmt)})`);
+    const label = payloadLabel(payload).padEnd(14);
+    const blank = ''.padEnd(14);
+    say(`  ${label} signed ${range(row.signed, count).padStart(26)}   unsigned ${range(row.unsigned, count).padStart(28)}   signed ÷ unsigned ${times(row.signed.median / row.unsigned.median)} (per round ${range(row.perRound, times)})`);
+    say(
+      `  ${blank} CPU per broadcast: signed ${count(row.cpu.signed)} µs, unsigned ${count(row.cpu.unsigned)} µs (unsigned ÷ signed ${times(row.cpu.unsigned / row.cpu.signed)}); ` +
+        `cores busy, mesh / other: signed ${median('signed', 'meshCores').toFixed(2)} / ${median('signed', 'otherCores').toFixed(2)}, unsigned ${median('unsigned', 'meshCores').toFixed(2)} / ${median('unsigned', 'otherCores').toFixed(2)}`,
+    );
     for (const variant of VARIANTS) {
       const v = s[variant];
-      const sum = (k: keyof NetcastSample) => v.reduce((a, x) => a + x[k], 0);
-      if (sum('missing') + sum('gossipFallbacks') + sum('dropped') + sum('refusedSends') > 0) {
-        say(`  ${''.padEnd(14)} ${variant}, all runs: ${sum('missing')} deliveries missing after the drain, ${sum('gossipFallbacks')} gossip fallbacks, ${sum('dropped')} dropped, ${sum('refusedSends')} sends refused at the origin`);
+      const sum = (k: 'missing' | 'gossipFallbacks' | 'refusedSends') => v.reduce((a, x) => a + x[k], 0);
+      const dropped: Record<string, number> = {};
+      for (const x of v) for (const [reason, n] of Object.entries(x.dropped)) dropped[reason] = (dropped[reason] ?? 0) + n;
+      const drops = Object.entries(dropped).map(([reason, n]) => `${n} ${reason}`);
+      if (sum('missing') + sum('gossipFallbacks') + sum('refusedSends') > 0 || drops.length > 0) {
+        say(
+          `  ${blank} ${variant}, all runs: ${sum('missing')} deliveries missing after the drain, ${sum('gossipFallbacks')} gossip fallbacks, ` +
+            `dropped: ${drops.join(', ') || 'none'}, ${sum('refusedSends')} sends refused at the origin`,
+        );
       }
       lines.push(
         JSON.stringify({
@@ -211,6 +252,7 @@ export async function runNetcast(
           measuredMs,
           window: windowFor(payload.bytes),
           ...spread(v.map((x) => x.value)),
+          cpuUsPerBroadcast: row.cpu[variant],
           signedOverUnsigned: row.signed.median / row.unsigned.median,
           runs: v,
         }),
@@ -222,15 +264,14 @@ export async function runNetcast(
 
 /** The Markdown table of the scenario, for the README. */
 export function netcastTable(rows: NetcastRow[], nodes: number): string[] {
-  const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
   const out = [
-    `| ${nodes}-node mesh, network broadcast | signed (deliveries/s) | unsigned (deliveries/s) | signed ÷ unsigned | signed broadcasts/s | unsigned broadcasts/s |`,
+    `| network broadcast, ${nodes}-node mesh | signed (deliveries/s) | unsigned (deliveries/s) | signed ÷ unsigned | CPU per broadcast, signed | CPU per broadcast, unsigned |`,
     '|---|---:|---:|---:|---:|---:|',
   ];
   for (const r of rows) {
     out.push(
-      `| ${payloadLabel(r.payload)} | ${fmt(r.signed.median)} | ${fmt(r.unsigned.median)} | ${(r.signed.median / r.unsigned.median).toFixed(2)}× | ` +
-        `${fmt(r.signed.median / nodes)} | ${fmt(r.unsigned.median / nodes)} |`,
+      `| ${payloadLabel(r.payload)} | ${count(r.signed.median)} | ${count(r.unsigned.median)} | ${times(r.signed.median / r.unsigned.median)} | ` +
+        `${count(r.cpu.signed)} µs | ${count(r.cpu.unsigned)} µs |`,
     );
   }
   return out;

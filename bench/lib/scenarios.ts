@@ -34,8 +34,8 @@ export const SCENARIOS: Record<ScenarioName, Scenario> = {
     unit: 'deliveries/s',
     payloadBytes: 64,
     binary: false,
-    warmup: 750,
-    measured: 2_000,
+    warmup: 2_000,
+    measured: 1_500,
     fanout: 8,
     payloads: [
       { bytes: 64, binary: false },

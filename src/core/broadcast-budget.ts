@@ -24,7 +24,8 @@ const MAX_TRACKED = 10_000;
  * its origin budget; receivers allow each origin twice the burst, so that
  * jitter on the way never makes an honest origin look over budget, and each
  * neighbour two seconds' worth. Byte buckets hold two seconds' worth, and at
- * least one frame of maxFrameBytes.
+ * least one frame of maxFrameBytes. The neighbour budget also bounds the
+ * signature checks one neighbour can cause (one per new id).
  */
 export class BroadcastBudget {
   private readonly own: { count: TokenBucket; bytes: TokenBucket };

@@ -7,6 +7,7 @@ import { OriginKeys } from './broadcast-signature.js';
 import { P2PRateLimitError } from './errors.js';
 import type { Identity } from './identity.js';
 import type { Misbehaviour } from './peer-score.js';
+import { inArc } from './raintree.js';
 import { ReplayWindow, type SeenEntry } from './replay-window.js';
 import type { P2PLogger } from './types.js';
 
@@ -43,7 +44,9 @@ export type DropReason =
   | 'future'
   | 'ignored'
   | 'rejected'
-  | 'validatorBusy';
+  | 'validatorBusy'
+  | 'cacheFull'
+  | 'misrouted';
 
 export interface NetworkBroadcastStats extends RelayStats {
   /** Broadcasts (or copies) dropped before delivery, by reason. */
@@ -77,7 +80,18 @@ export class BroadcastPipeline {
     sent: 0,
     gossipFallbacks: 0,
     viewMismatches: 0,
-    dropped: { neighbourBudget: 0, originBudget: 0, invalidSignature: 0, stale: 0, future: 0, ignored: 0, rejected: 0, validatorBusy: 0 },
+    dropped: {
+      neighbourBudget: 0,
+      originBudget: 0,
+      invalidSignature: 0,
+      stale: 0,
+      future: 0,
+      cacheFull: 0,
+      misrouted: 0,
+      ignored: 0,
+      rejected: 0,
+      validatorBusy: 0,
+    },
   };
   private readonly router: BroadcastRouter;
   private readonly seen: ReplayWindow;
@@ -115,45 +129,58 @@ export class BroadcastPipeline {
     // Strictly increasing per origin, so that two identical broadcasts never share an id.
     const timestampUs = (this.lastTimestampUs = Math.max(Date.now() * 1000, this.lastTimestampUs + 1));
     const message = createNetworkMessage(this.identity, { timestampUs, encoding, topic, payload, strategy, unsigned: this.options.unsigned });
-    const entry = this.seen.add(message.id, timestampUs / 1000, message.signature);
+    const entry = this.seen.add(message.id, message.origin, timestampUs / 1000, message.signature);
+    if (!entry) throw new P2PRateLimitError('network broadcast refused: the replay window is full of recent broadcasts (broadcastCacheSize)');
     // Its own handler gets what every other node gets: the payload as decoded from the wire.
     return this.router.originate(message, entry, decodePayload(encoding, payload));
   }
 
   /** A broadcast frame body from neighbour `from`. Throws P2PProtocolError when malformed (the connection then closes). */
   receive(from: string, body: Buffer): void {
-    if (!this.budget.takeNeighbour(from, body.length)) {
-      this.stats.dropped.neighbourBudget++;
-      this.host.penalize(from, 'over-budget', 'network broadcasts over its neighbour budget', 100 / this.budget.neighbourAllowance);
-      return;
-    }
+    // Dropped, never penalised: an honest neighbour relays everyone's traffic and may be the one over it.
+    if (!this.budget.takeNeighbour(from, body.length)) return void this.stats.dropped.neighbourBudget++;
     const message = decodeNetworkMessage(body, this.keys);
+    if (message.strategy === 'raintree' && !inArc(this.host.selfId, message.arc)) {
+      // Honest senders hand each head an arc that holds it; any other arc only serves to use up the per-id arc slots.
+      return void this.stats.dropped.misrouted++;
+    }
     const known = this.seen.get(message.id);
     if (known) return this.again(from, message, known);
-    const when = this.seen.check(message.timestampUs / 1000);
-    if (when !== 'ok') {
-      this.stats.dropped[when]++;
-      return;
-    }
-    if (!this.options.unsigned && !this.keys.verify(message.originKey, message.hash, message.signature)) {
-      return this.invalidSignature(from, message);
-    }
+    const when = this.seen.check(message.timestampUs / 1000, message.origin);
+    if (when !== 'ok') return void this.stats.dropped[when]++;
+    if (!this.verified(from, message)) return;
     // Decoded once, after the cheap checks: bad utf8 / json is the relaying neighbour's protocol error.
     const data = decodePayload(message.encoding, message.payload);
-    const entry = this.seen.add(message.id, message.timestampUs / 1000, message.signature);
+    const entry = this.seen.add(message.id, message.origin, message.timestampUs / 1000, message.signature);
+    if (!entry) return void this.stats.dropped.cacheFull++;
     if (!this.budget.takeOrigin(message.origin, message.signed.length)) {
       entry.accepted = false;
       this.stats.dropped.originBudget++;
       // Relays of an over-budget origin are not at fault; an origin that floods us itself is.
-      if (from === message.origin) this.host.penalize(from, 'over-budget', 'its own network broadcasts over the origin budget', 100 / this.budget.originAllowance);
+      if (from === message.origin) this.floodedByOrigin(from);
       return;
     }
     this.validate(from, message, entry, data);
   }
 
+  /** The signature check. False: dropped, counted, and the neighbour penalised (no honest relay forwards a forgery). */
+  private verified(from: string, message: NetworkMessage): boolean {
+    if (this.options.unsigned) return true;
+    if (this.keys.verify(message.originKey, message.hash, message.signature)) return true;
+    this.invalidSignature(from, message);
+    return false;
+  }
+
+  /** About 100 points, a ban, for sending twice what its origin budget allows. */
+  private floodedByOrigin(origin: string): void {
+    this.host.penalize(origin, 'over-budget', 'its own network broadcasts over its budget', 100 / this.budget.originAllowance);
+  }
+
   private again(from: string, message: NetworkMessage, entry: SeenEntry): void {
-    // Same id means same signed bytes (the id is their hash); other signature bytes are a forgery.
-    if (!entry.signature.equals(message.signature)) return this.invalidSignature(from, message);
+    // Same id means same signed bytes (the id is their hash). Other signature bytes need a check of their own:
+    // an origin can sign one message twice (Ed25519 lets the signer pick its nonce), and a relay that got the
+    // other signature is honest.
+    if (!entry.signature.equals(message.signature) && !this.verified(from, message)) return;
     const waiting = this.waiting.get(message.id);
     if (waiting) {
       if (waiting.length < 8) waiting.push({ from, message });
@@ -212,7 +239,8 @@ export class BroadcastPipeline {
     entry.accepted = false;
     if (verdict === 'reject') {
       this.stats.dropped.rejected++;
-      this.host.penalize(from, 'rejected', `network broadcast ${message.id} on "${message.topic}" rejected by this node's validator`);
+      // The proven origin wrote it; a relay may not run this validator at all (another version, another topic set).
+      this.host.penalize(message.origin, 'rejected', `network broadcast ${message.id} on "${message.topic}" rejected by this node's validator`);
     } else {
       this.stats.dropped.ignored++;
     }

@@ -71,14 +71,22 @@ export class BroadcastRouter {
 
   /** Another copy of an accepted broadcast: forward it if it hands this node an arc (or gossip) it has not covered yet. */
   again(from: string, message: NetworkMessage, entry: SeenEntry): void {
-    const forwarded = message.strategy === 'raintree' ? (entry.arcs?.has(arcKey(message)) ?? false) || (entry.arcs?.size ?? 0) >= MAX_ARCS_PER_ID : entry.gossiped;
+    const forwarded = message.strategy === 'raintree' ? (entry.arcs?.has(arcKey(message)) ?? false) : entry.gossiped;
     this.stats.duplicates++;
     if (!forwarded) this.relay(from, message, entry);
   }
 
   private relay(from: string, message: NetworkMessage, entry: SeenEntry): void {
-    if (message.strategy === 'raintree') (entry.arcs ??= new Set()).add(arcKey(message));
-    this.forward(message, from, entry, { id: message.id, sent: [], failed: [] });
+    // A copy with no hops left is delivered but cannot go on; recording it would stop the copies that can.
+    if (message.hops >= MAX_HOPS) return;
+    const result = { id: message.id, sent: [], failed: [] };
+    if (message.strategy === 'raintree') {
+      const arcs = (entry.arcs ??= new Set());
+      // More distinct arcs than an honest network hands one node: flood instead, so no arc is left uncovered.
+      if (arcs.size >= MAX_ARCS_PER_ID) return this.gossip(message, from, entry, result);
+      arcs.add(arcKey(message));
+    }
+    this.forward(message, from, entry, result);
   }
 
   private forward(message: NetworkMessage, from: string | undefined, entry: SeenEntry, result: OriginateResult): void {
@@ -118,7 +126,8 @@ export class BroadcastRouter {
   }
 
   private gossip(message: NetworkMessage, from: string | undefined, entry: SeenEntry, result: OriginateResult): void {
-    if (entry.gossiped) return;
+    // A copy that has used up its hops cannot be sent on: it must not mark the gossip done for the copies that can.
+    if (entry.gossiped || message.hops >= MAX_HOPS) return;
     entry.gossiped = true;
     const copy = { ...message, strategy: 'gossip' as const, hops: message.hops + 1 };
     for (const id of this.host.neighbours()) {

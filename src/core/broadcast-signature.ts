@@ -33,6 +33,25 @@ export function signBroadcastHash(identity: Identity, hash: Buffer): Buffer {
 export const NO_SIGNATURE = Buffer.alloc(SIGNATURE_BYTES);
 
 /**
+ * Encodings of the Ed25519 points of small order (libsodium's blocklist, compared
+ * without the sign bit): with such a "public key" anyone can make signatures that
+ * verify, so no origin may use one.
+ */
+const SMALL_ORDER = [
+  '0000000000000000000000000000000000000000000000000000000000000000',
+  '0100000000000000000000000000000000000000000000000000000000000000',
+  '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05',
+  'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a',
+  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+].map((hex) => Buffer.from(hex, 'hex'));
+
+export function isSmallOrderKey(raw: Buffer): boolean {
+  return SMALL_ORDER.some((point) => point.compare(raw, 0, 31, 0, 31) === 0 && (point[31]! & 0x7f) === (raw[31]! & 0x7f));
+}
+
+/**
  * Public keys seen as broadcast origins, as ready KeyObjects with their peer id:
  * building either costs more than the check itself. Bounded; oldest first out.
  */
@@ -59,6 +78,7 @@ export class OriginKeys {
 
   /** Whether `signature` is the origin's signature over `hash`. Never throws: a key that is not a point is just invalid. */
   verify(raw: Buffer, hash: Buffer, signature: Buffer): boolean {
+    if (isSmallOrderKey(raw)) return false;
     try {
       const known = this.get(raw);
       known.key ??= createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, raw]), format: 'der', type: 'spki' });

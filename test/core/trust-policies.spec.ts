@@ -15,6 +15,8 @@ import {
   SCORE_HALF_LIFE_MS,
   TokenBucket,
   ControlType,
+  isSmallOrderKey,
+  MIN_WINDOW_MS,
   decodeControl,
   decodePayload,
   encodeControl,
@@ -29,20 +31,26 @@ function clock(start = 1_000_000): { now: () => number; advance(ms: number): voi
 }
 
 describe('ReplayWindow', () => {
-  it('accepts timestamps inside [now − window, now + skew] and refuses the rest', () => {
+  const sig = Buffer.alloc(64);
+
+  it('accepts timestamps inside [now − window, now + skew] and after its start, and refuses the rest', () => {
     const c = clock();
     const w = new ReplayWindow(10, 1000, 100, c.now);
-    expect(w.check(c.now())).toBe('ok');
-    expect(w.check(c.now() - 1000)).toBe('ok');
-    expect(w.check(c.now() - 1001)).toBe('stale');
-    expect(w.check(c.now() + 100)).toBe('ok');
-    expect(w.check(c.now() + 101)).toBe('future');
+    expect(w.check(c.now() - 1, 'o')).toBe('stale'); // dated before the start: it may have been accepted before a restart
+    expect(w.check(c.now(), 'o')).toBe('ok');
+    c.advance(5000);
+    expect(w.check(c.now(), 'o')).toBe('ok');
+    expect(w.check(c.now() - 1000, 'o')).toBe('ok');
+    expect(w.check(c.now() - 1001, 'o')).toBe('stale');
+    expect(w.check(c.now() + 100, 'o')).toBe('ok');
+    expect(w.check(c.now() + 101, 'o')).toBe('future');
   });
 
   it('remembers an id until its timestamp leaves the window, then forgets it (its copies are then stale)', () => {
     const c = clock();
     const w = new ReplayWindow(10, 1000, 100, c.now);
-    w.add('a', c.now(), Buffer.alloc(64));
+    c.advance(1);
+    w.add('a', 'o', c.now(), sig);
     c.advance(999);
     expect(w.get('a')).toBeDefined();
     c.advance(2);
@@ -50,19 +58,54 @@ describe('ReplayWindow', () => {
     expect(w.size).toBe(0);
   });
 
-  it('when full, forgets the oldest timestamp and raises the floor to it: nothing forgotten can come back', () => {
+  it('when full, forgets an id older than MIN_WINDOW_MS and raises the floor to it: nothing forgotten comes back', () => {
     const c = clock();
     const w = new ReplayWindow(3, 60_000, 1000, c.now);
+    c.advance(60_000);
     // Inserted out of timestamp order: the heap, not the insertion order, decides.
-    w.add('t3', c.now() - 3, Buffer.alloc(64));
-    w.add('t1', c.now() - 10, Buffer.alloc(64));
-    w.add('t2', c.now() - 5, Buffer.alloc(64));
-    w.add('new', c.now(), Buffer.alloc(64));
+    w.add('t3', 'a', c.now() - 30_000, sig);
+    w.add('t1', 'b', c.now() - 50_000, sig);
+    w.add('t2', 'c', c.now() - 40_000, sig);
+    expect(w.add('new', 'd', c.now(), sig)).toBeDefined();
     expect(w.get('t1')).toBeUndefined();
-    expect(w.check(c.now() - 10)).toBe('stale');
-    expect(w.check(c.now() - 9)).toBe('ok');
-    expect(w.oldestAcceptedMs()).toBe(c.now() - 10);
+    expect(w.floor).toBe(c.now() - 50_000);
+    expect(w.check(c.now() - 50_000, 'b')).toBe('stale');
+    expect(w.check(c.now() - 49_999, 'b')).toBe('ok');
     for (const id of ['t2', 't3', 'new']) expect(w.get(id)).toBeDefined();
+  });
+
+  it('with only young ids, an origin that floods pushes out its own (its floor rises), and a new origin is refused, never the window shrunk', () => {
+    const c = clock();
+    const w = new ReplayWindow(3, 60_000, 5000, c.now);
+    c.advance(60_000);
+    w.add('h1', 'honest', c.now() - 100, sig);
+    w.add('x1', 'flooder', c.now() + 4000, sig);
+    w.add('x2', 'flooder', c.now() + 4001, sig);
+    expect(w.add('x3', 'flooder', c.now() + 4002, sig)).toBeDefined();
+    expect(w.get('x1')).toBeUndefined();
+    expect(w.check(c.now() + 4000, 'flooder')).toBe('stale'); // x1 cannot come back
+    expect(w.check(c.now() + 4003, 'flooder')).toBe('ok');
+    expect(w.get('h1')).toBeDefined(); // the honest id stays
+    expect(w.check(c.now(), 'honest')).toBe('ok'); // and the window did not move
+    expect(w.add('h2', 'honest', c.now(), sig)).toBeDefined(); // honest pushes out its own h1
+    expect(w.add('s1', 'sybil', c.now(), sig)).toBeUndefined(); // a new origin is refused while all is young
+    c.advance(4002 + MIN_WINDOW_MS + 1);
+    expect(w.add('s1', 'sybil', c.now(), sig)).toBeDefined(); // once ids are older than MIN_WINDOW_MS, room is made
+    expect(w.floor).toBeLessThanOrEqual(c.now() - MIN_WINDOW_MS);
+  });
+
+  it('forgets an origin\'s raised floor only once it has left the window', () => {
+    const c = clock();
+    const w = new ReplayWindow(1, 1000, 0, c.now);
+    c.advance(10);
+    w.add('x1', 'o', c.now(), sig);
+    c.advance(1);
+    w.add('x2', 'o', c.now(), sig); // pushes out x1: floor of o = x1's timestamp
+    c.advance(500);
+    expect(w.check(c.now() - 501, 'o')).toBe('stale');
+    c.advance(600); // both left the window
+    expect(w.get('x2')).toBeUndefined();
+    expect(w.check(c.now(), 'o')).toBe('ok');
   });
 });
 
@@ -150,6 +193,12 @@ describe('signed broadcast codec', () => {
     expect(keys.verify(t.originKey, t.hash, t.signature)).toBe(false);
     // A key that is not a curve point is just an invalid signature, never a throw.
     expect(keys.verify(Buffer.alloc(32, 0xff), back.hash, back.signature)).toBe(false);
+    // A small-order "key" (here the identity point) verifies trivial signatures for any message: refused.
+    const identityPoint = Buffer.alloc(32);
+    identityPoint[0] = 1;
+    expect(isSmallOrderKey(identityPoint)).toBe(true);
+    expect(keys.verify(identityPoint, back.hash, Buffer.concat([identityPoint, Buffer.alloc(32)]))).toBe(false);
+    expect(isSmallOrderKey(identity.publicKeyRaw)).toBe(false);
   });
 });
 

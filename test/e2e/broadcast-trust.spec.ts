@@ -13,6 +13,7 @@ import {
   type PeerOptions,
 } from '../../src/core/index.js';
 import { echo, MODES, startEchoPeer, waitFor } from '../helpers.js';
+import { signWithRandomNonce } from '../fixtures/ed25519-random-nonce.js';
 import { RawPeer } from '../raw-peer.js';
 
 /**
@@ -137,24 +138,37 @@ describe.each(MODES)('network broadcasts carry proof of origin ($mode)', (mode) 
     expect(honest.closed).toBe(false);
   });
 
-  it('a captured broadcast replayed after the cache was flooded with fresh ids is delivered once', async () => {
+  it('a captured broadcast replayed after the cache was flooded with fresh ids is delivered once, and after a restart not at all', async () => {
     // A small cache and a generous origin budget, so that the flood is accepted and really fills the cache.
-    const w = await node({ broadcastCacheSize: 50, broadcastOriginBurst: 1000 });
+    const options = { broadcastCacheSize: 50, broadcastOriginBurst: 1000, privateKey: loadIdentity().privateKey.export({ format: 'pem', type: 'pkcs8' }).toString() };
+    const w = await node(options);
     const origin = loadIdentity();
     const captured = broadcast(origin, 'captured');
     const attacker = await raw(w);
     attacker.sendBroadcast(captured);
     await waitFor(() => heardOf(captured.id).length === 1, 3000, 'the first delivery');
-    const flood = Array.from({ length: 200 }, (_, i) => broadcast(attacker.identity, { fresh: i }));
-    for (const m of flood) attacker.sendBroadcast(m);
-    await waitFor(() => heard.length === 201, 5000, 'the flood to be delivered');
+    // 100 fresh ids in the attacker's own name: once the cache is full, each pushes out the attacker's oldest.
+    const own = Array.from({ length: 100 }, (_, i) => broadcast(attacker.identity, { fresh: i }));
+    for (const m of own) attacker.sendBroadcast(m);
+    // 100 more, each from a new key: with nothing older than MIN_WINDOW_MS to forget, they are refused.
+    for (let i = 0; i < 100; i++) attacker.sendBroadcast(broadcast(loadIdentity(), { sybil: i }));
+    await waitFor(() => w.networkBroadcastStats().dropped.cacheFull === 100, 5000, 'the flood to be taken in');
+    expect(heard).toHaveLength(101);
     attacker.sendBroadcast(captured);
-    attacker.sendBroadcast(captured);
+    attacker.sendBroadcast(own[0]!); // pushed out of the cache, but its origin's floor rose past it
     await settle();
     expect(heardOf(captured.id)).toHaveLength(1);
-    // The flood pushed the window's floor past the captured broadcast's timestamp: refused as too old.
-    expect(w.networkBroadcastStats().dropped.stale).toBe(2);
+    expect(heardOf(own[0]!.id)).toHaveLength(1);
+    expect(w.networkBroadcastStats().dropped.stale).toBe(1);
     expect(attacker.closed).toBe(false); // a replay is not proof of malice: any relay may be late
+    // A restart forgets every id; its window starts at the restart, so the replay is refused as stale.
+    await w.close();
+    const again = await node({ ...options, listen: w.address()! });
+    const replayer = await raw(again);
+    replayer.sendBroadcast(captured);
+    await settle();
+    expect(heardOf(captured.id)).toHaveLength(1);
+    expect(again.networkBroadcastStats().dropped.stale).toBe(1);
   });
 
   it('refuses a broadcast older than the window or dated beyond the clock-skew allowance', async () => {
@@ -213,6 +227,71 @@ describe.each(MODES)('network broadcasts carry proof of origin ($mode)', (mode) 
     const good = await node();
     await link(good, w);
     expect(await echo(good, w.id, 'ok')).toBe('ok');
+  });
+});
+
+describe.each(MODES)('attacks found by review ($mode)', (mode) => {
+  beforeAll(() => {
+    tls = mode.tls;
+  });
+
+  it('an origin that signs one broadcast twice (two valid signatures) gets no honest relay banned', async () => {
+    const [a, b, c] = [await node(), await node(), await node()];
+    await link(a, b);
+    await link(b, c);
+    const [toA, toC] = [await raw(a), await raw(c)];
+    const m = broadcast(toA.identity, 'equivocated');
+    toA.sendBroadcast(m);
+    toC.sendBroadcast({ ...m, signature: signWithRandomNonce(toA.identity, m.hash) });
+    await waitFor(() => heardOf(m.id).length === 3, 3000, 'the broadcast on A, B and C');
+    await settle();
+    for (const p of [a, b, c]) {
+      expect(p.bans()).toEqual([]);
+      expect(p.networkBroadcastStats().dropped.invalidSignature).toBe(0);
+    }
+    expect(heardOf(m.id)).toHaveLength(3);
+  });
+
+  it('a flood of future-dated broadcasts from many keys does not lift the window into the future: honest ones still pass', async () => {
+    const [h, w, d] = [await node(), await node(), await node()];
+    await link(h, w);
+    await link(w, d);
+    const attacker = await raw(w);
+    const keys = Array.from({ length: 30 }, () => loadIdentity());
+    const ahead = (Date.now() + 4000) * 1000;
+    for (let i = 0; i < 1500; i++) attacker.sendBroadcast(broadcast(keys[i % 30]!, { flood: i }, { timestampUs: ahead + i }));
+    await waitFor(() => heard.filter((x) => x.node === d.id).length >= 1000, 5000, 'the flood to pass');
+    const honest = h.broadcast('news', 'still heard', { scope: 'network', strategy: 'gossip' });
+    await waitFor(() => heardOf(honest.id!).length === 3, 3000, 'the honest broadcast on H, W and D');
+    for (const p of [h, w, d]) expect(p.networkBroadcastStats().dropped).toMatchObject({ stale: 0, cacheFull: 0 });
+  });
+
+  it('an honest relay whose traffic exceeds a neighbour\'s budget is not banned for it', async () => {
+    const [a, b] = [await node(), await node({ broadcastNeighbourRate: 50 })];
+    await link(a, b);
+    const attacker = await raw(a);
+    const keys = Array.from({ length: 40 }, () => loadIdentity());
+    for (let i = 0; i < 400; i++) attacker.sendBroadcast(broadcast(keys[i % 40]!, { i }));
+    await waitFor(() => b.networkBroadcastStats().dropped.neighbourBudget > 0, 5000, 'B to drop over A\'s budget');
+    await settle(300);
+    expect(b.bans()).toEqual([]);
+    expect(b.peers().map((p) => p.id)).toEqual([a.id]);
+  });
+
+  it('a copy sent first with no hops left, or with arcs that do not hold the receiver, does not stop the genuine copy from being relayed', async () => {
+    const [a, b] = [await node(), await node()];
+    await link(a, b);
+    const attacker = await raw(a);
+    const m = broadcast(attacker.identity, 'relay me');
+    attacker.sendBroadcast({ ...m, hops: 64 });
+    await waitFor(() => heardOf(m.id).length === 1, 3000, 'the delivery on A');
+    for (let i = 0; i < 8; i++) {
+      const bogus = { ...m, strategy: 'raintree' as const, arc: { from: (i + 1).toString(16).padStart(40, '0'), to: (i + 2).toString(16).padStart(40, '0') } };
+      attacker.sendBroadcast(bogus);
+    }
+    attacker.sendBroadcast({ ...m, hops: 1 });
+    await waitFor(() => heardOf(m.id).length === 2, 3000, 'the genuine copy relayed to B');
+    expect(a.networkBroadcastStats().dropped.misrouted).toBe(8 - [...Array(8).keys()].filter((i) => a.id >= (i + 1).toString(16).padStart(40, '0') && a.id < (i + 2).toString(16).padStart(40, '0')).length);
   });
 });
 

@@ -92,6 +92,21 @@ describe('@BroadcastValidator: the application decides what is relayed', () => {
     expect(origin.orders.heard).toHaveLength(4);
   });
 
+  it('a reject costs the proven origin its score, never the honest relay that forwarded it without this validator', async () => {
+    // origin → relay (no validator) → judge
+    const [origin, relay, judge] = [await start(false), await start(false), await start(true)];
+    await origin.service.connect(`${relay.service.id}@${relay.service.address()}`);
+    await relay.service.connect(`${judge.service.id}@${judge.service.address()}`);
+    await waitFor(() => relay.service.peers().length === 2 && judge.service.peers().length === 1);
+    for (let i = 0; i < 12; i++) await origin.service.broadcast('orders', { kind: 'forged' }, { scope: 'network', strategy: 'gossip' });
+    await waitFor(() => judge.service.networkBroadcastStats().dropped.rejected === 12, 3000, 'twelve rejects');
+    expect(judge.node.peerScore(relay.service.id)).toBe(0);
+    expect(judge.service.peers().map((p) => p.id)).toEqual([relay.service.id]);
+    // The origin is banned at the judge, though it never connected to it: if it dials, it is refused.
+    expect(judge.service.bans().map((b) => b.peerId)).toEqual([origin.service.id]);
+    await expect(origin.service.connect(`${judge.service.id}@${judge.service.address()}`)).rejects.toThrow(/banned/);
+  });
+
   it('P2PService.setBroadcastValidator sets one by hand, and undefined removes it', async () => {
     const [origin, judge] = [await start(false), await start(false)];
     await origin.service.connect(`${judge.service.id}@${judge.service.address()}`);
