@@ -55,6 +55,25 @@ describe('P2PMetrics (prom-client)', () => {
     expect(value('p2p_errors_total', { type: 'P2PRemoteError' })).toBe(1);
     expect(value('p2p_queue_bytes', {})).toBe(0);
     expect(value('p2p_refused_connections_total', {})).toBe(0);
+    // Bans and broadcast drops: a hand ban, and a broadcast a validator ignores.
+    b.service.setBroadcastValidator('note', () => 'ignore');
+    await a.broadcast('note', 'judged', { scope: 'network' });
+    await new Promise((r) => setTimeout(r, 50));
+    b.service.ban(a.id, { reason: 'metrics test' });
+    const after = (await registry.getMetricsAsJSON()) as MetricJson[];
+    const now = (name: string, labels: Record<string, string> = {}) =>
+      after.find((m) => m.name === name)?.values.find((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l))?.value;
+    expect(now('p2p_bans_total')).toBe(0); // A banned nobody; B did
+    expect(b.service.bans()).toHaveLength(1);
+    const bMetrics = new Registry();
+    const bProbe = new P2PMetrics(b.node, bMetrics);
+    closers.push(async () => bProbe.onModuleDestroy());
+    const bJson = (await bMetrics.getMetricsAsJSON()) as MetricJson[];
+    const bValue = (name: string, labels: Record<string, string> = {}) =>
+      bJson.find((m) => m.name === name)?.values.find((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l))?.value;
+    expect(bValue('p2p_bans_total')).toBe(1);
+    expect(bValue('p2p_banned_peers')).toBe(1);
+    expect(bValue('p2p_broadcast_dropped_total', { reason: 'ignored' })).toBe(1);
     // The text exposition a /metrics endpoint serves.
     expect(await registry.metrics()).toMatch(/^p2p_frames_total\{direction="out",kind="request"\} 4$/m);
   });
