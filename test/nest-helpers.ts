@@ -54,6 +54,12 @@ export class NodeController {
     );
   }
 
+  /** A stream that never ends: a value every 300 ms (a buggy or hostile handler). */
+  @MessagePattern('trickle')
+  trickle(): Observable<number> {
+    return interval(300);
+  }
+
   @MessagePattern('list')
   list(): Observable<string> {
     return from(['a', 'b', 'c']);

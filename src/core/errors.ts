@@ -46,11 +46,16 @@ export class P2PQueueFullError extends P2PError {
   }
 }
 
-/** No reply within the request's timeout. */
+/** No reply within the request's timeout, or (`deadline`) the reply stream did not end within its total deadline. */
 export class P2PTimeoutError extends P2PError {
   override readonly code: string = 'P2P_TIMEOUT';
-  constructor(readonly pattern: string, readonly timeoutMs: number, peer: PeerRef = {}) {
-    super(`request "${pattern}" got no reply within ${timeoutMs} ms`, peer);
+  constructor(
+    readonly pattern: string,
+    readonly timeoutMs: number,
+    peer: PeerRef = {},
+    readonly deadline = false,
+  ) {
+    super(deadline ? `request "${pattern}" did not complete within its deadline of ${timeoutMs} ms` : `request "${pattern}" got no reply within ${timeoutMs} ms`, peer);
   }
 }
 

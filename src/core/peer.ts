@@ -52,7 +52,10 @@ export interface InboundHandler {
 }
 
 export interface RequestOptions {
+  /** The longest wait for the first reply value, and between values of a stream (default: the node's `timeoutMs`). */
   timeoutMs?: number;
+  /** The longest the whole request may take, however the replies trickle in (default: none). */
+  deadlineMs?: number;
 }
 
 export interface RequestObserver {
@@ -589,7 +592,12 @@ export class Peer extends EventEmitter {
   /** Sends a request; the observer gets each reply value. Returns a cancel function. */
   request(peerId: string, pattern: string, data: unknown, observer: RequestObserver, options: RequestOptions = {}): () => void {
     const socket = this.socketFor(peerId);
-    return socket.request(pattern, this.topic(pattern), data, options.timeoutMs ?? this.opts.timeoutMs, observer);
+    return socket.request(pattern, this.topic(pattern), data, options.timeoutMs ?? this.opts.timeoutMs, observer, options.deadlineMs);
+  }
+
+  /** The reply timeout requests use when they set none (`timeoutMs`). */
+  get defaultTimeoutMs(): number {
+    return this.opts.timeoutMs;
   }
 
   /**

@@ -5,6 +5,8 @@ export interface PendingRequest {
   pattern: string;
   timeoutMs: number;
   timer: NodeJS.Timeout | undefined;
+  /** The total deadline, when the caller set one: a stream of values cannot hold the request open past it. */
+  deadline?: NodeJS.Timeout;
   next(value: unknown): void;
   error(err: Error): void;
   complete(): void;
@@ -42,6 +44,7 @@ export class PendingRequests {
     const request = this.byNonce.get(nonce);
     if (request) {
       clearTimeout(request.timer);
+      clearTimeout(request.deadline);
       this.byNonce.delete(nonce);
     }
     return request;
@@ -50,7 +53,10 @@ export class PendingRequests {
   /** Rejects every outstanding request with the error built for it. */
   failAll(makeError: (request: PendingRequest) => Error): void {
     const all = [...this.byNonce.values()];
-    for (const request of all) clearTimeout(request.timer);
+    for (const request of all) {
+      clearTimeout(request.timer);
+      clearTimeout(request.deadline);
+    }
     this.byNonce.clear();
     for (const request of all) request.error(makeError(request));
   }

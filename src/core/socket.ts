@@ -252,6 +252,7 @@ export class P2PSocket {
     data: unknown,
     timeoutMs: number,
     observer: Pick<PendingRequest, 'next' | 'error' | 'complete'>,
+    deadlineMs?: number,
   ): () => void {
     const { encoding, bytes } = encodePayload(data);
     const entry: PendingRequest = { pattern, timeoutMs, timer: undefined, ...this.measured(pattern, observer) };
@@ -263,6 +264,11 @@ export class P2PSocket {
       throw err;
     }
     this.armTimeout(nonce, entry);
+    if (deadlineMs !== undefined) {
+      entry.deadline = setTimeout(() => {
+        if (this.pending.take(nonce)) entry.error(new P2PTimeoutError(pattern, deadlineMs, this.ref(), true));
+      }, deadlineMs);
+    }
     return () => void this.pending.take(nonce);
   }
 

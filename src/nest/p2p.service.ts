@@ -67,8 +67,14 @@ export class P2PService implements OnApplicationShutdown {
     return this.node.whenWritable(peerId);
   }
 
-  /** Asks a @MessagePattern handler; resolves with its reply (the last value of a stream). */
+  /**
+   * Asks a @MessagePattern handler; resolves with its reply (the last value of a stream).
+   * `timeoutMs` is also the total deadline, unless `deadlineMs` sets another: a stream whose
+   * values keep trickling in cannot hold the request open past it.
+   */
   request<T = unknown>(peerId: string, pattern: P2PPattern, data?: unknown, options?: RequestOptions): Promise<T> {
+    const timeoutMs = options?.timeoutMs ?? this.node.defaultTimeoutMs;
+    const bounded = { timeoutMs, deadlineMs: options?.deadlineMs ?? timeoutMs };
     // What lastValueFrom(requestStream(...)) gives, without an Observable per request.
     return new Promise<T>((resolve, reject) => {
       let last: T | undefined;
@@ -77,12 +83,15 @@ export class P2PService implements OnApplicationShutdown {
         route(pattern),
         data,
         { next: (value) => (last = value as T), error: reject, complete: () => resolve(last as T) },
-        options,
+        bounded,
       );
     });
   }
 
-  /** Like request, but emits every value a streaming handler returns. Sent on subscribe; unsubscribing cancels. */
+  /**
+   * Like request, but emits every value a streaming handler returns. Sent on subscribe; unsubscribing
+   * cancels. `timeoutMs` is the longest gap between values; `deadlineMs`, if set, bounds the whole stream.
+   */
   requestStream<T = unknown>(peerId: string, pattern: P2PPattern, data?: unknown, options?: RequestOptions): Observable<T> {
     return new Observable<T>((subscriber) => {
       try {
