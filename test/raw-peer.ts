@@ -97,6 +97,7 @@ export class RawPeer {
         peerId: this.identity.peerId,
         publicKey: this.identity.publicKeyRaw.toString('hex'),
         listenAddress: null,
+        maxFrameBytes: 64 * 1024 * 1024,
         ...overrides,
       },
     });

@@ -80,6 +80,7 @@ export class BroadcastPipeline {
     sent: 0,
     gossipFallbacks: 0,
     viewMismatches: 0,
+    tooLargeForNeighbour: 0,
     dropped: {
       neighbourBudget: 0,
       originBudget: 0,

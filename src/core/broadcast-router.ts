@@ -1,5 +1,6 @@
 import { digestOf, type NetworkMessage } from './broadcast-codec.js';
 import { MAX_HOPS, encodeNetworkMessage } from './broadcast-codec.js';
+import { P2PFrameTooLargeError } from './errors.js';
 import { headOf, membersOf, planForward } from './raintree.js';
 import type { SeenEntry } from './replay-window.js';
 
@@ -32,6 +33,8 @@ export interface RelayStats {
   gossipFallbacks: number;
   /** RainTree messages whose arc this node saw differently from its sender (views still converging). */
   viewMismatches: number;
+  /** Copies not sent to a neighbour because they exceed the maxFrameBytes it announced. */
+  tooLargeForNeighbour: number;
 }
 
 export interface OriginateResult {
@@ -144,6 +147,7 @@ export class BroadcastRouter {
       result.sent.push(id);
       return true;
     } catch (err) {
+      if (err instanceof P2PFrameTooLargeError) this.stats.tooLargeForNeighbour++;
       result.failed.push({ peerId: id, error: err as Error });
       return false;
     }

@@ -46,6 +46,8 @@ export interface Hello {
   publicKey: string;
   /** The address other peers can dial this node at, or null when it does not listen. */
   listenAddress: string | null;
+  /** The largest frame this node accepts: a sender refuses larger ones at the call instead of losing them. */
+  maxFrameBytes: number;
 }
 
 export type Control =
@@ -121,6 +123,8 @@ export function decodeControl(body: Buffer): Control {
 }
 
 const HEX40 = /^[0-9a-f]{40}$/;
+/** The smallest maxFrameBytes a node may announce (the config's lower bound). */
+const MIN_FRAME_BYTES = 64;
 const HEX64 = /^[0-9a-f]{64}$/;
 
 function parseHello(bytes: Buffer): Hello {
@@ -140,9 +144,11 @@ function parseHello(bytes: Buffer): Hello {
     !HEX40.test(h.peerId) ||
     typeof h.publicKey !== 'string' ||
     !HEX64.test(h.publicKey) ||
-    !(h.listenAddress === null || (typeof h.listenAddress === 'string' && h.listenAddress.length <= 300))
+    !(h.listenAddress === null || (typeof h.listenAddress === 'string' && h.listenAddress.length <= 300)) ||
+    !Number.isInteger(h.maxFrameBytes) ||
+    h.maxFrameBytes! < MIN_FRAME_BYTES
   ) {
     throw new P2PProtocolError('malformed hello: missing or invalid fields');
   }
-  return { version: h.version!, peerId: h.peerId, publicKey: h.publicKey, listenAddress: h.listenAddress ?? null };
+  return { version: h.version!, peerId: h.peerId, publicKey: h.publicKey, listenAddress: h.listenAddress ?? null, maxFrameBytes: h.maxFrameBytes! };
 }

@@ -33,8 +33,9 @@ export class P2PProtocolError extends P2PError {
 /** A frame (header + body) larger than `maxFrameBytes`, on send or on receive. */
 export class P2PFrameTooLargeError extends P2PProtocolError {
   override readonly code = 'P2P_FRAME_TOO_LARGE' as 'P2P_PROTOCOL';
-  constructor(readonly size: number, readonly limit: number, peer: PeerRef = {}) {
-    super(`frame of ${size} bytes exceeds maxFrameBytes ${limit}`, peer);
+  /** `limit` is the peer's, as it announced in its hello (smaller than this node's own). */
+  constructor(readonly size: number, readonly limit: number, peer: PeerRef = {}, readonly peerLimit = false) {
+    super(`frame of ${size} bytes exceeds ${peerLimit ? "the peer's " : ''}maxFrameBytes ${limit}`, peer);
   }
 }
 

@@ -282,6 +282,7 @@ export class Peer extends EventEmitter {
       peerId: this.id,
       publicKey: this.identity.publicKeyRaw.toString('hex'),
       listenAddress: this.advertisedAddress(),
+      maxFrameBytes: this.opts.maxFrameBytes,
     };
   }
 

@@ -308,6 +308,9 @@ export class P2PSocket {
     if (size > this.options.maxFrameBytes) {
       throw new P2PFrameTooLargeError(size, this.options.maxFrameBytes, this.ref());
     }
+    // The peer would close the connection on it, and the message would be lost: refuse it here instead.
+    const theirs = this.remote!.maxFrameBytes;
+    if (size > theirs) throw new P2PFrameTooLargeError(size, theirs, this.ref(), true);
     const queued = this.queue.queuedBytes;
     if (queued + size > this.options.maxQueueBytes) {
       this.options.metrics?.()?.error('P2PQueueFullError');
@@ -342,10 +345,23 @@ export class P2PSocket {
       done = true;
       this.releaseHandler();
     };
+    let cut = false;
     const write = (flags: number, encoding: Encoding, bytes: Buffer): void => {
+      if (cut) return;
       try {
         this.writeFrame(FLAG_RESPONSE | flags | encoding, nonce, undefined, bytes);
       } catch (err) {
+        if (err instanceof P2PFrameTooLargeError) {
+          // Too large for the caller: tell it now with an error reply, rather than leave it to time out.
+          cut = true;
+          const message = `reply to "${topic}" not sent: ${err.message}`;
+          try {
+            this.writeFrame(FLAG_RESPONSE | FLAG_ERROR | FLAG_END | Encoding.Json, nonce, undefined, Buffer.from(JSON.stringify({ status: 'error', message })));
+          } catch {
+            this.log('warn', message); // not even the error fits in the queue: the caller's timeout will tell it
+          }
+          return;
+        }
         // The caller's own timeout will tell it; here the reply can only be logged.
         if (this.state === 'open') this.log('warn', `reply to "${topic}" not sent: ${(err as Error).message}`);
       }

@@ -81,7 +81,7 @@ describe('codec: golden vectors (docs/wire-format.md)', () => {
   });
 
   it('round-trips every control frame', () => {
-    const hello = { version: 1, peerId: 'a'.repeat(40), publicKey: 'b'.repeat(64), listenAddress: '127.0.0.1:1' };
+    const hello = { version: 2, peerId: 'a'.repeat(40), publicKey: 'b'.repeat(64), listenAddress: '127.0.0.1:1', maxFrameBytes: 4 * 1024 * 1024 };
     for (const control of [
       { type: ControlType.Hello, hello },
       { type: ControlType.Ping, token: 7 },

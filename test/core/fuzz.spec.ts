@@ -69,7 +69,7 @@ function run(stream: Buffer, cuts: number[]): { frames: number; error?: unknown 
 
 const seeds: Buffer[] = [
   ...GOLDEN.map((g) => Buffer.from(g.hex, 'hex')),
-  Buffer.concat(encodeControl({ type: ControlType.Hello, hello: { version: 1, peerId: 'a'.repeat(40), publicKey: 'b'.repeat(64), listenAddress: null } }).chunks),
+  Buffer.concat(encodeControl({ type: ControlType.Hello, hello: { version: 2, peerId: 'a'.repeat(40), publicKey: 'b'.repeat(64), listenAddress: null, maxFrameBytes: 65536 } }).chunks),
   Buffer.concat(encodeControl({ type: ControlType.PeerExchange, body: Buffer.from('{"peers":[{"id":"' + 'c'.repeat(40) + '","address":"127.0.0.1:1"}]}') }).chunks),
   Buffer.concat(encodeFrame(0x12, 0, encodeTopic('topic'), Buffer.from('{"x":[1,2,3]}')).chunks),
   Buffer.concat(
