@@ -33,6 +33,9 @@ export const MAX_NONCE = 0xffffffff;
 
 export const DEFAULTS = {
   maxInbound: 40,
+  maxPendingInbound: 16,
+  maxInboundPerIp: 8,
+  inboundRatePerIp: 10,
   maxOutbound: 10,
   maxFrameBytes: 4 * 1024 * 1024,
   maxQueueBytes: 16 * 1024 * 1024,

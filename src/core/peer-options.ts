@@ -11,6 +11,12 @@ export interface PeerOptions extends Partial<SocketLimits> {
   /** Peers to dial at start: `host:port` or `<peerId>@host:port`. */
   peers?: string[];
   maxInbound?: number;
+  /** Inbound connections still in their handshake; past it the oldest is dropped. */
+  maxPendingInbound?: number;
+  /** Authenticated inbound connections from one IP. */
+  maxInboundPerIp?: number;
+  /** New inbound connections a second from one IP (burst: twice that). */
+  inboundRatePerIp?: number;
   maxOutbound?: number;
   /** Default reply timeout of a request, ms. */
   timeoutMs?: number;

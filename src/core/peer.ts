@@ -3,6 +3,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { formatAddress, mustParseAddress, parseAddress, socketAddress, type PeerAddress } from './address.js';
 import type { KnownPeer } from './address-book.js';
 import { Discovery } from './discovery.js';
+import { InboundAdmission, ipOf } from './inbound-admission.js';
 import { resolvePeerOptions, type PeerOptions, type ResolvedPeerOptions } from './peer-options.js';
 
 export type { PeerOptions };
@@ -12,6 +13,7 @@ import { ControlType, encodeControl, GoodbyeReason, type Hello } from './control
 import {
   P2PDialError,
   P2PError,
+  P2PHandshakeError,
   P2PNotRunningError,
   P2PPeerBannedError,
   P2PPeerNotAllowedError,
@@ -41,8 +43,6 @@ import { silentLogger, type BroadcastMeta, type P2PLogger, type PeerEvent, type 
 import { encodePayload } from './codec.js';
 
 
-// While over maxInbound on TLS, refused dialers still get a handshake (so the refusal can say why), this many at a time.
-const TLS_REFUSALS_IN_FLIGHT = 16;
 
 /** Receives what remote peers send; the Nest server implements it. */
 export interface InboundHandler {
@@ -92,9 +92,9 @@ export class Peer extends EventEmitter {
   private readonly opts: ResolvedPeerOptions;
   private credentials: TlsCredentials | undefined;
   private keyFileNote: string | undefined;
-  /** Inbound TCP connections in their TLS handshake: admitted ones count against maxInbound. */
-  private readonly securing = new Set<Socket>();
-  private readonly refusing = new Set<Socket>();
+  private readonly admission: InboundAdmission;
+  /** Inbound connections in their hello exchange, with the TCP socket that holds their pending slot. */
+  private readonly handshakes = new Map<P2PSocket, Socket>();
   private readonly logger: P2PLogger;
   private server: Server | undefined;
   private listenAddress: string | null = null;
@@ -144,7 +144,7 @@ export class Peer extends EventEmitter {
         isRunning: () => this.state === 'running',
         connections: () => this.connections,
         ownAddresses: () => [this.listenAddress, this.opts.externalAddress].filter((a): a is string => !!a),
-        outboundCount: () => this.count('outbound'),
+        outboundCount: () => this.outboundCount(),
         connect: (address) => this.connect(address),
         isAllowed: (id) => !this.opts.allowedPeers || this.opts.allowedPeers.has(id),
         isBanned: (id) => this.sanctions.bans.peer(id) !== undefined,
@@ -157,6 +157,7 @@ export class Peer extends EventEmitter {
         backoff: { baseMs: this.opts.reconnectBaseMs, maxMs: this.opts.reconnectMaxMs },
       },
     );
+    this.admission = new InboundAdmission(this.opts);
     this.sanctions = new Sanctions(
       {
         logger: this.logger,
@@ -288,57 +289,44 @@ export class Peer extends EventEmitter {
 
   private onInbound(raw: Socket): void {
     // A banned address gets nothing, not even a handshake: that is the cheapest refusal.
-    if (this.state !== 'running' || (raw.remoteAddress && this.sanctions.bans.ip(raw.remoteAddress))) {
+    if (this.state !== 'running' || this.sanctions.bans.ip(ipOf(raw))) {
       raw.destroy();
       return;
     }
-    const over = this.count('inbound') >= this.opts.maxInbound;
-    if (!this.credentials) {
-      if (over) this.refuse(raw);
-      else this.wrap(raw, 'inbound');
-      return;
-    }
-    if (over && this.refusing.size >= TLS_REFUSALS_IN_FLIGHT) {
+    const { refused, evicted } = this.admission.accept(raw);
+    if (refused) {
       this.refused++;
-      this.logger.warn(`refusing inbound connection from ${socketAddress(raw)}: inbound limit of ${this.opts.maxInbound} reached`);
+      this.logger.debug?.(`inbound connection from ${socketAddress(raw)} dropped: ${refused}`);
       raw.destroy();
       return;
     }
-    this.secureAccepted(raw, over);
+    if (evicted) {
+      this.logger.debug?.(`inbound handshake from ${socketAddress(evicted)} dropped: ${this.opts.maxPendingInbound} handshakes pending, it was the oldest`);
+      evicted.destroy();
+    }
+    if (this.credentials) this.secureAccepted(raw);
+    else this.wrap(raw, 'inbound');
   }
 
-  /** Server side of TLS, then admit (or, over the limit, refuse over the secured channel). */
-  private secureAccepted(raw: Socket, refuse: boolean): void {
+  /** Server side of TLS, then the hello exchange; admission by id and limits comes with it (see `admit`). */
+  private secureAccepted(raw: Socket): void {
     const address = socketAddress(raw);
-    const set = refuse ? this.refusing : this.securing;
-    set.add(raw);
     secureInbound(raw, this.credentials!, this.opts.handshakeTimeoutMs, { address }).then(
       (secured: SecuredConnection) => {
-        set.delete(raw);
         if (this.state !== 'running') return void secured.socket.destroy();
         if (secured.problem) {
           this.logger.warn(`refusing inbound connection from ${address}: ${secured.problem.message}`);
           return this.goodbyeAndClose(secured.socket, GoodbyeReason.BadCertificate, secured.problem.message);
         }
-        if (refuse) return this.refuse(secured.socket);
-        this.wrap(secured.socket, 'inbound', undefined, secured.proven);
+        this.wrap(secured.socket, 'inbound', undefined, secured.proven, raw);
       },
       (err: Error) => {
-        set.delete(raw);
         this.logger.warn(`inbound connection from ${address} closed: ${err.message}`);
         if (err instanceof PlaintextOnTlsError) {
           this.goodbyeAndClose(raw, GoodbyeReason.TlsMismatch, 'this node requires TLS');
         }
       },
     );
-  }
-
-  /** Over maxInbound: no socket state, just a goodbye that says why (not a bare reset), then close. */
-  private refuse(stream: Socket): void {
-    this.refused++;
-    const message = `inbound limit of ${this.opts.maxInbound} reached`;
-    this.logger.warn(`refusing inbound connection from ${socketAddress(stream)}: ${message}`);
-    this.goodbyeAndClose(stream, GoodbyeReason.InboundLimit, message);
   }
 
   private goodbyeAndClose(stream: Socket, reason: GoodbyeReason, message: string): void {
@@ -350,28 +338,39 @@ export class Peer extends EventEmitter {
     stream.once('close', () => clearTimeout(timer));
   }
 
-  /** Admission by id, both directions: `allowedPeers`, then bans. */
-  private readonly admit = (peerId: string, ref: PeerRef): Refusal | undefined => {
+  /** Admission once the remote is authenticated, before our hello: `allowedPeers`, bans, then the inbound limits. */
+  private readonly admit = (peerId: string, socket: P2PSocket): Refusal | undefined => {
+    const ref = socket.ref();
     if (this.opts.allowedPeers && !this.opts.allowedPeers.has(peerId)) {
       return { error: new P2PPeerNotAllowedError(peerId, ref), reason: GoodbyeReason.NotAllowed };
     }
     const banned = this.sanctions.refusal(peerId);
-    return banned ? { error: new P2PPeerBannedError(banned, ref), reason: GoodbyeReason.Banned } : undefined;
+    if (banned) return { error: new P2PPeerBannedError(banned, ref), reason: GoodbyeReason.Banned };
+    if (socket.direction === 'outbound') return undefined;
+    const open: string[] = [];
+    for (const other of this.sockets) if (other !== socket && other.direction === 'inbound' && other.isOpen) open.push(ipOf(other.raw));
+    const over = this.admission.refusal(ipOf(socket.raw), open);
+    if (!over) return undefined;
+    this.refused++;
+    return { error: new P2PHandshakeError(over, ref), reason: GoodbyeReason.InboundLimit };
   };
 
-  private count(direction: 'inbound' | 'outbound'): number {
-    let n = 0;
-    for (const socket of this.sockets) if (socket.direction === direction) n++;
-    return n + (direction === 'outbound' ? this.dialing.size : this.securing.size);
+  /** Outbound connections, dials in progress included (maxOutbound). */
+  private outboundCount(): number {
+    let n = this.dialing.size;
+    for (const socket of this.sockets) if (socket.direction === 'outbound') n++;
+    return n;
   }
 
-  private wrap(raw: Socket, direction: 'inbound' | 'outbound', expectedPeerId?: string, proven?: ProvenPeer): P2PSocket {
+  /** `tcp`: the TCP socket under a TLS one, which holds the pending-handshake slot until the hello is done. */
+  private wrap(raw: Socket, direction: 'inbound' | 'outbound', expectedPeerId?: string, proven?: ProvenPeer, tcp: Socket = raw): P2PSocket {
     const socket = new P2PSocket(
       raw,
       { ...this.opts, direction, expectedPeerId, proven, localHello: this.hello(), logger: this.logger, metrics: this.metricsRef, admit: this.admit },
       this.hooks,
     );
     this.sockets.add(socket);
+    if (direction === 'inbound') this.handshakes.set(socket, tcp);
     return socket;
   }
 
@@ -394,7 +393,7 @@ export class Peer extends EventEmitter {
       const banned = this.sanctions.refusal(target.peerId);
       if (banned) return Promise.reject(new P2PPeerBannedError(banned, { address, peerId: target.peerId }));
     }
-    if (this.count('outbound') >= this.opts.maxOutbound) {
+    if (this.outboundCount() >= this.opts.maxOutbound) {
       return Promise.reject(new P2PDialError(`maxOutbound ${this.opts.maxOutbound} reached`, { address, peerId: target.peerId }));
     }
     return new Promise<PeerInfo>((resolve, reject) => {
@@ -461,6 +460,9 @@ export class Peer extends EventEmitter {
   };
 
   private onOpened(socket: P2PSocket): void {
+    const tcp = this.handshakes.get(socket);
+    if (tcp) this.admission.settle(tcp);
+    this.handshakes.delete(socket);
     const remoteId = socket.peerId!;
     const existing = this.connections.get(remoteId);
     if (existing && existing !== socket && existing.isOpen) {
@@ -508,6 +510,7 @@ export class Peer extends EventEmitter {
 
   private onClosed(socket: P2PSocket, reason: string, error: Error | undefined, undeliveredBytes: number): void {
     this.sockets.delete(socket);
+    this.handshakes.delete(socket);
     const dial = this.dials.get(socket);
     if (dial) {
       this.dials.delete(socket);
@@ -692,7 +695,7 @@ export class Peer extends EventEmitter {
     this.discovery.stop();
     for (const raw of this.dialing) raw.destroy(new P2PNotRunningError('node closed while dialing'));
     this.dialing.clear();
-    for (const raw of [...this.securing, ...this.refusing]) raw.destroy();
+    for (const raw of this.admission.pendingSockets()) raw.destroy();
     const serverClosed = this.server
       ? new Promise<void>((resolve) => this.server!.close(() => resolve()))
       : Promise.resolve();

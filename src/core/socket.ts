@@ -51,7 +51,7 @@ export interface SocketOptions extends SocketLimits {
   /** Set on a TLS connection: the identity the remote's certificate proved. Its hello must match it. */
   proven?: ProvenPeer;
   /** The node's admission policy for a remote id (allowedPeers, bans): why it is refused, or undefined. */
-  admit?: (peerId: string, ref: PeerRef) => Refusal | undefined;
+  admit?: (peerId: string, socket: P2PSocket) => Refusal | undefined;
   logger: P2PLogger;
   /** Read at each use, so a sink attached after start applies to live connections too. */
   metrics?: () => MetricsSink | undefined;
@@ -166,7 +166,7 @@ export class P2PSocket {
     if (expected && expected !== peerId) {
       return [new P2PIdentityMismatchError(expected, peerId, this.ref()), GoodbyeReason.IdentityMismatch];
     }
-    const refused = this.options.admit?.(peerId, this.ref());
+    const refused = this.options.admit?.(peerId, this);
     return refused && [refused.error, refused.reason];
   }
 

@@ -109,6 +109,18 @@ export class P2PConfig {
   @IntRange(0, 100_000)
   maxOutbound: number = DEFAULTS.maxOutbound;
 
+  /** Inbound connections still in their TLS handshake or hello exchange; past it the oldest is dropped. */
+  @IntRange(1, 100_000)
+  maxPendingInbound: number = DEFAULTS.maxPendingInbound;
+
+  /** Authenticated inbound connections from one IP address. Raise it for many nodes on one host (loopback test networks). */
+  @IntRange(1, 100_000)
+  maxInboundPerIp: number = DEFAULTS.maxInboundPerIp;
+
+  /** New inbound connections a second from one IP address (burst: twice that). */
+  @IntRange(1, 1_000_000)
+  inboundRatePerIp: number = DEFAULTS.inboundRatePerIp;
+
   /** Largest frame (9-byte header + topic + payload) sent or accepted; the seed's buffer size. */
   @IntRange(64, 1024 * 1024 * 1024)
   maxFrameBytes: number = DEFAULTS.maxFrameBytes;

@@ -146,7 +146,7 @@ describe('fuzzed input over real sockets', () => {
 
   it('closes every connection that sends a malformed frame with a protocol-error goodbye, while a good peer keeps being served', async () => {
     // The same frame limit as the pure decoder above, so "malformed" means the same to both.
-    const node = await startEchoPeer({ maxInbound: 100, maxFrameBytes: MAX_FRAME, maxQueueBytes: 4 * MAX_FRAME }, open);
+    const node = await startEchoPeer({ maxInbound: 100, maxInboundPerIp: 100, inboundRatePerIp: 1000, maxPendingInbound: 100, maxFrameBytes: MAX_FRAME, maxQueueBytes: 4 * MAX_FRAME }, open);
     const good = await startEchoPeer({}, open);
     await good.connect(`${node.id}@${node.address()}`);
     // Malformed inputs only: what the pure decoder rejects, the node must reject the same way.

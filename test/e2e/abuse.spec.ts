@@ -38,7 +38,8 @@ function keepServing(good: Peer, node: Peer): { stop: () => Promise<number> } {
 
 describe('abuse over real sockets', () => {
   it('slowloris: 200 connections that send nothing or a byte a second are closed after handshakeTimeoutMs; fds return to baseline', async () => {
-    const node = await startEchoPeer({ handshakeTimeoutMs: 500, maxInbound: 300 }, open);
+    // Pending and per-IP limits lifted: this is about the handshake timeout alone (admission.spec.ts tests those limits).
+    const node = await startEchoPeer({ handshakeTimeoutMs: 500, maxInbound: 300, maxPendingInbound: 300, inboundRatePerIp: 10_000 }, open);
     const good = await startEchoPeer({}, open);
     await good.connect(`${node.id}@${node.address()}`);
     const baseline = fdCount();
@@ -73,7 +74,8 @@ describe('abuse over real sockets', () => {
 
   it('connection flood: 1000 attempts against maxInbound 40 never get more than 40 in, and a good peer keeps working', async () => {
     const maxInbound = 40;
-    const node = await startEchoPeer({ maxInbound }, open);
+    // Per-IP limits lifted: every attempt comes from 127.0.0.1, and this is about maxInbound alone.
+    const node = await startEchoPeer({ maxInbound, maxPendingInbound: 1000, maxInboundPerIp: 1000, inboundRatePerIp: 100_000 }, open);
     const good = await startEchoPeer({}, open);
     await good.connect(`${node.id}@${node.address()}`);
     const traffic = keepServing(good, node);

@@ -30,7 +30,8 @@ interface NetNode {
 
 async function startNetNode(peers: string[]): Promise<NetNode> {
   const moduleRef = await Test.createTestingModule({
-    imports: [P2PModule.forRoot({ listen: '127.0.0.1:0', peers, pexIntervalMs: 100, reconnectBaseMs: 50 })],
+    // Twenty nodes on one host: every dial comes from 127.0.0.1, so the per-IP limits are raised as for any loopback network.
+    imports: [P2PModule.forRoot({ listen: '127.0.0.1:0', peers, pexIntervalMs: 100, reconnectBaseMs: 50, maxInboundPerIp: 40, inboundRatePerIp: 100 })],
     controllers: [NewsController],
   }).compile();
   const app = moduleRef.createNestApplication({ logger: false });
