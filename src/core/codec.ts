@@ -80,27 +80,40 @@ function hex2(n: number): string {
   return n.toString(16).padStart(2, '0');
 }
 
+/** First buffer of a frame that spans reads: memory follows the bytes received, not the length announced. */
+export const FIRST_PARTIAL_BYTES = 64 * 1024;
+
 /**
  * Streaming decoder: accepts frames split across any chunk boundaries and many
  * frames per chunk. A frame wholly inside one chunk is passed on as a view (no
- * copy); only a frame that spans chunks is assembled, into a buffer allocated
- * once its header has been checked against `maxFrameBytes`.
+ * copy). A frame that spans chunks is assembled in a buffer that starts at
+ * FIRST_PARTIAL_BYTES (or what arrived) and doubles as bytes arrive, up to the
+ * announced length, so that a header alone costs a peer nothing but its bytes.
  */
 export class FrameDecoder {
   private readonly header = Buffer.alloc(HEADER_BYTES);
   private headerFill = 0;
+  /** The partial frame's buffer; its length is what is allocated, at most `bodyLength`. */
   private body: Buffer | null = null;
+  private bodyLength = 0;
   private bodyFill = 0;
   private flags = 0;
   private nonce = 0;
   /** Set by pause(): no frame is passed on until resume(). */
   private stopped = false;
+  /** Set by abort(): everything is dropped and nothing more is decoded. */
+  private aborted = false;
   /** Bytes received while stopped (or left in a chunk when it stopped), in order. */
   private held: Buffer[] = [];
 
+  /**
+   * `onPartial` hears the bytes allocated for a partial frame each time that changes (0 when it is
+   * complete or dropped), before a growth is allocated: it may abort() to refuse it.
+   */
   constructor(
     private readonly maxFrameBytes: number,
     private readonly onFrame: (flags: number, nonce: number, body: Buffer) => void,
+    private readonly onPartial?: (allocated: number) => void,
   ) {}
 
   /** Bytes held for an incomplete frame, or received and not yet decoded while paused. */
@@ -108,6 +121,17 @@ export class FrameDecoder {
     let held = 0;
     for (const chunk of this.held) held += chunk.length;
     return this.headerFill + this.bodyFill + held;
+  }
+
+  /** A frame has begun (part of its header or body was decoded) and is not complete. */
+  get partial(): boolean {
+    return this.headerFill > 0 || this.body !== null;
+  }
+
+  /** How much of the partial frame has arrived, for messages: `received of announced bytes`. */
+  partialProgress(): { received: number; length: number } {
+    if (this.body) return { received: HEADER_BYTES + this.bodyFill, length: HEADER_BYTES + this.bodyLength };
+    return { received: this.headerFill, length: HEADER_BYTES };
   }
 
   /**
@@ -122,11 +146,28 @@ export class FrameDecoder {
   /** Decodes what was held, until it is all passed on or pause() is called again. Throws as push() does. */
   resume(): void {
     this.stopped = false;
-    while (this.held.length > 0 && !this.stopped) this.decode(this.held.shift()!);
+    while (this.held.length > 0 && !this.stopped && !this.aborted) this.decode(this.held.shift()!);
+  }
+
+  /**
+   * Drops the partial frame and everything held, and ignores all later input. Safe from
+   * onFrame and onPartial: the chunk being decoded is abandoned.
+   */
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.held = [];
+    this.headerFill = 0;
+    if (this.body) {
+      this.body = null;
+      this.bodyFill = 0;
+      this.onPartial?.(0);
+    }
   }
 
   /** Feeds one chunk. Throws P2PProtocolError on a bad header; the decoder is then unusable. */
   push(chunk: Buffer): void {
+    if (this.aborted) return;
     if (this.stopped || this.held.length > 0) this.held.push(chunk);
     else this.decode(chunk);
   }
@@ -134,20 +175,24 @@ export class FrameDecoder {
   private decode(chunk: Buffer): void {
     const n = chunk.length;
     let off = 0;
-    while (off < n) {
+    while (off < n && !this.aborted) {
       if (this.stopped) {
         this.held.unshift(chunk.subarray(off));
         return;
       }
       if (this.body) {
-        const take = Math.min(this.body.length - this.bodyFill, n - off);
+        const take = Math.min(this.bodyLength - this.bodyFill, n - off);
+        if (this.bodyFill + take > this.body.length && !this.grow(this.bodyFill + take)) return;
         chunk.copy(this.body, this.bodyFill, off, off + take);
         this.bodyFill += take;
         off += take;
-        if (this.bodyFill === this.body.length) {
+        if (this.bodyFill === this.bodyLength) {
+          // The last growth was capped at bodyLength: the buffer is exactly the body, no join needed.
           const body = this.body;
           this.body = null;
           this.bodyFill = 0;
+          this.onPartial?.(0);
+          if (this.aborted) return;
           this.onFrame(this.flags, this.nonce, body);
         }
         continue;
@@ -164,7 +209,7 @@ export class FrameDecoder {
           off += length;
           this.onFrame(flags, nonce, body);
         } else {
-          this.startBody(flags, nonce, length);
+          this.startBody(flags, nonce, length, n - off);
         }
         continue;
       }
@@ -180,7 +225,7 @@ export class FrameDecoder {
       const length = this.header.readUInt32BE(5);
       this.check(flags, nonce, length);
       if (length === 0) this.onFrame(flags, nonce, EMPTY);
-      else this.startBody(flags, nonce, length);
+      else this.startBody(flags, nonce, length, n - off);
     }
   }
 
@@ -192,11 +237,26 @@ export class FrameDecoder {
     if (problem) throw new P2PProtocolError(`malformed frame: ${problem}`);
   }
 
-  private startBody(flags: number, nonce: number, length: number): void {
+  /** Begins a frame that spans chunks; `available` bytes of its body are in the current chunk. */
+  private startBody(flags: number, nonce: number, length: number, available: number): void {
     this.flags = flags;
     this.nonce = nonce;
-    this.body = Buffer.allocUnsafe(length);
+    this.bodyLength = length;
     this.bodyFill = 0;
+    const size = Math.min(length, Math.max(FIRST_PARTIAL_BYTES, available));
+    this.onPartial?.(size);
+    if (!this.aborted) this.body = Buffer.allocUnsafe(size);
+  }
+
+  /** Doubles the partial frame's buffer (at least to `needed`, at most to the body's length). False if aborted. */
+  private grow(needed: number): boolean {
+    const size = Math.min(this.bodyLength, Math.max(needed, 2 * this.body!.length));
+    this.onPartial?.(size);
+    if (this.aborted) return false;
+    const bigger = Buffer.allocUnsafe(size);
+    this.body!.copy(bigger, 0, 0, this.bodyFill);
+    this.body = bigger;
+    return true;
   }
 }
 

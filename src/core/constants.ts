@@ -46,6 +46,9 @@ export const DEFAULTS = {
   pingIntervalMs: 15_000,
   pongTimeoutMs: 10_000,
   closeGraceMs: 2_000,
+  frameStallMs: 10_000,
+  /** 16 frames of the default maxFrameBytes: room for many honest large frames at once, well under 40 inbound × 4 MiB. */
+  maxPartialFrameBytes: 64 * 1024 * 1024,
   reconnectBaseMs: 500,
   reconnectMaxMs: 30_000,
   pexIntervalMs: 30_000,

@@ -18,6 +18,8 @@ export interface PeerOptions extends Partial<SocketLimits> {
   /** New inbound connections a second from one IP (burst: twice that). */
   inboundRatePerIp?: number;
   maxOutbound?: number;
+  /** Bytes allocated for frames that span reads, across all connections; past it the largest stalled one is closed. */
+  maxPartialFrameBytes?: number;
   /** Default reply timeout of a request, ms. */
   timeoutMs?: number;
   dialTimeoutMs?: number;

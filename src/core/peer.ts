@@ -26,6 +26,7 @@ import type { BanInfo } from './ban-list.js';
 import type { BroadcastStrategy } from './broadcast-codec.js';
 import { BroadcastPipeline, type BroadcastValidatorFn, type NetworkBroadcastStats } from './broadcast-pipeline.js';
 import { Sanctions } from './sanctions.js';
+import { PartialFrameBudget, STALLED_AFTER_MS } from './partial-frames.js';
 import type { MetricsSink } from './metrics.js';
 import { PersistentPeers } from './reconnect.js';
 import { loadIdentity, loadIdentityFile, type Identity } from './identity.js';
@@ -112,6 +113,7 @@ export class Peer extends EventEmitter {
   private startedAt = new Date();
   private readonly broadcasts: BroadcastPipeline;
   private readonly sanctions: Sanctions;
+  private readonly partialFrames: PartialFrameBudget;
   private metricsSink: MetricsSink | undefined;
   private readonly metricsRef = () => this.metricsSink;
   /** Inbound connections refused because of maxInbound since start. */
@@ -132,6 +134,11 @@ export class Peer extends EventEmitter {
     }
     this.logger = options.logger ?? silentLogger;
     this.opts = resolvePeerOptions(options, this.logger);
+    // At least one frame of the largest size the node accepts must always fit.
+    this.partialFrames = new PartialFrameBudget(
+      Math.max(this.opts.maxPartialFrameBytes, this.opts.maxFrameBytes),
+      Math.min(STALLED_AFTER_MS, this.opts.frameStallMs),
+    );
     this.persistent = new PersistentPeers(
       { connect: (address) => this.connect(address), isConnected: (id) => this.connections.has(id) },
       { baseMs: this.opts.reconnectBaseMs, maxMs: this.opts.reconnectMaxMs },
@@ -366,7 +373,7 @@ export class Peer extends EventEmitter {
   private wrap(raw: Socket, direction: 'inbound' | 'outbound', expectedPeerId?: string, proven?: ProvenPeer, tcp: Socket = raw): P2PSocket {
     const socket = new P2PSocket(
       raw,
-      { ...this.opts, direction, expectedPeerId, proven, localHello: this.hello(), logger: this.logger, metrics: this.metricsRef, admit: this.admit },
+      { ...this.opts, direction, expectedPeerId, proven, localHello: this.hello(), logger: this.logger, metrics: this.metricsRef, admit: this.admit, partialFrames: this.partialFrames },
       this.hooks,
     );
     this.sockets.add(socket);
@@ -641,6 +648,11 @@ export class Peer extends EventEmitter {
       rttMs: 0,
       secure: this.opts.tls,
     };
+  }
+
+  /** Bytes allocated right now for frames that span reads, across all connections (bounded by maxPartialFrameBytes). */
+  get partialFrameBytes(): number {
+    return this.partialFrames.total;
   }
 
   /** Counters of network-wide broadcasts seen by this node. */

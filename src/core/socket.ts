@@ -26,8 +26,10 @@ import {
   P2PTimeoutError,
   type PeerRef,
 } from './errors.js';
+import { FrameWatch } from './frame-watch.js';
 import { peerIdFromPublicKey } from './identity.js';
 import type { MetricsSink, RequestOutcome } from './metrics.js';
+import type { PartialFrameBudget } from './partial-frames.js';
 import { looksLikeTls, type ProvenPeer } from './secure-channel.js';
 import { PendingRequests, type PendingRequest } from './pending-requests.js';
 import type { BroadcastMeta, Direction, P2PLogger, PeerInfo } from './types.js';
@@ -41,6 +43,8 @@ export interface SocketLimits {
   pingIntervalMs: number;
   pongTimeoutMs: number;
   closeGraceMs: number;
+  /** A frame that spans reads is cut when none of its bytes arrive for this long. */
+  frameStallMs: number;
 }
 
 export interface SocketOptions extends SocketLimits {
@@ -55,6 +59,8 @@ export interface SocketOptions extends SocketLimits {
   logger: P2PLogger;
   /** Read at each use, so a sink attached after start applies to live connections too. */
   metrics?: () => MetricsSink | undefined;
+  /** The node's budget for partial frames, shared by all its connections. */
+  partialFrames?: PartialFrameBudget;
 }
 
 /** Why a remote id is not admitted: the error its dialer or log gets, and the goodbye reason. */
@@ -102,6 +108,7 @@ export class P2PSocket {
 
   private state: State = 'handshaking';
   private readonly decoder: FrameDecoder;
+  private readonly frameWatch: FrameWatch;
   private readonly queue: WriteQueue;
   private readonly pending = new PendingRequests();
   private readonly topics = new TopicCache();
@@ -136,7 +143,16 @@ export class P2PSocket {
   ) {
     this.direction = options.direction;
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
-    this.decoder = new FrameDecoder(options.maxFrameBytes, (flags, nonce, body) => this.onFrame(flags, nonce, body));
+    this.frameWatch = new FrameWatch(
+      { partial: () => this.decoder.partial, progress: () => this.decoder.partialProgress(), cut: (message) => this.cutPartialFrame(message) },
+      options.frameStallMs,
+      options.partialFrames,
+    );
+    this.decoder = new FrameDecoder(
+      options.maxFrameBytes,
+      (flags, nonce, body) => this.onFrame(flags, nonce, body),
+      (allocated) => this.frameWatch.allocated(allocated),
+    );
     this.queue = new WriteQueue(raw);
     raw.setNoDelay(true);
     raw.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -426,7 +442,22 @@ export class P2PSocket {
       this.decoder.push(chunk);
     } catch (err) {
       this.failDecoding(err);
+      return;
     }
+    this.frameWatch.progress(this.lastReadAt);
+  }
+
+  /** A stalled partial frame, or one the node's budget cannot hold: close, and free its memory now. */
+  private cutPartialFrame(message: string): void {
+    this.drainInbound = false;
+    this.fail(new P2PProtocolError(message, this.ref()), GoodbyeReason.ProtocolError);
+    this.stopReading();
+  }
+
+  /** Nothing more is decoded: the partial frame and held reads are dropped, and leave the budget. */
+  private stopReading(): void {
+    this.decoder.abort();
+    this.frameWatch.stop();
   }
 
   /** A frame broke the protocol: close the connection, saying why. */
@@ -605,6 +636,7 @@ export class P2PSocket {
       // sender instead of our heap growing. Decoded-but-waiting frames stay in their read chunk.
       this.paused = true;
       this.decoder.pause();
+      this.frameWatch.pause();
       this.raw.pause();
     }
   }
@@ -626,7 +658,9 @@ export class P2PSocket {
       return;
     }
     // The held frames may have filled the handlers again; the socket then stays paused.
-    if (!this.paused) this.raw.resume();
+    if (this.paused) return;
+    this.frameWatch.resume();
+    this.raw.resume();
   }
 
   // ---- closing -------------------------------------------------------------
@@ -644,6 +678,7 @@ export class P2PSocket {
     this.state = 'closing';
     // The peer is healthy and its frames in flight on this connection are real: keep reading them until it closes.
     this.drainInbound = reason === GoodbyeReason.Duplicate && !wasHandshaking;
+    if (!this.drainInbound) this.stopReading();
     // Read on so that the peer's FIN is seen (and, for a duplicate, its last frames delivered).
     if (this.paused) this.resumeReading();
     clearTimeout(this.handshakeTimer);
@@ -693,6 +728,7 @@ export class P2PSocket {
     clearTimeout(this.handshakeTimer);
     clearTimeout(this.graceTimer);
     this.stopTimers();
+    this.stopReading();
     const undelivered = this.queue.close(new P2PConnectionClosedError(`connection closed: ${this.closeReason}`, this.ref()));
     if (wasHandshaking) {
       this.closeError ??= new P2PHandshakeError(`connection closed during the handshake: ${this.closeReason}`, this.ref());

@@ -66,8 +66,9 @@ class AtLeastFrameConstraint implements ValidatorConstraintInterface {
     const frame = (args.object as P2PConfig).maxFrameBytes;
     return typeof value === 'number' && (typeof frame !== 'number' || value >= frame);
   }
-  defaultMessage(): string {
-    return 'maxQueueBytes must be at least maxFrameBytes, or the largest frame could never be queued';
+  defaultMessage(args: ValidationArguments): string {
+    const why = args.property === 'maxQueueBytes' ? 'queued' : 'received';
+    return `${args.property} must be at least maxFrameBytes, or the largest frame could never be ${why}`;
   }
 }
 
@@ -131,6 +132,12 @@ export class P2PConfig {
   @Validate(AtLeastFrameConstraint)
   maxQueueBytes: number = DEFAULTS.maxQueueBytes;
 
+  /** Bytes allocated for frames that span reads, across all connections; past it the largest stalled one is closed. */
+  @IsInt()
+  @Min(64)
+  @Validate(AtLeastFrameConstraint)
+  maxPartialFrameBytes: number = DEFAULTS.maxPartialFrameBytes;
+
   /** Inbound handlers running at once per peer; past it the peer is no longer read (TCP backpressure). */
   @IntRange(1, 1_000_000)
   maxConcurrentHandlers: number = DEFAULTS.maxConcurrentHandlers;
@@ -158,6 +165,10 @@ export class P2PConfig {
 
   @IntRange(10, MAX_TIMEOUT_MS)
   pongTimeoutMs: number = DEFAULTS.pongTimeoutMs;
+
+  /** A frame that spans reads is cut (protocol-error goodbye) when none of its bytes arrive for this long. */
+  @IntRange(1, MAX_TIMEOUT_MS)
+  frameStallMs: number = DEFAULTS.frameStallMs;
 
   /** How long close() waits for queues to flush before cutting connections. */
   @IntRange(0, MAX_TIMEOUT_MS)

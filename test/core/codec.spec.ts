@@ -8,6 +8,7 @@ import {
   encodeFrame,
   encodePayload,
   encodeTopic,
+  FIRST_PARTIAL_BYTES,
   FrameDecoder,
   GoodbyeReason,
   HEADER_BYTES,
@@ -208,6 +209,58 @@ describe('codec: streaming decoder', () => {
     decoder.resume();
     expect(seen).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     expect(decoder.buffered).toBe(0);
+  });
+
+  it('allocates for a partial frame as its bytes arrive, not what its header announces', () => {
+    const payload = Buffer.alloc(4 * 1024 * 1024 - 64);
+    for (let i = 0; i < payload.length; i++) payload[i] = i % 251;
+    const bytes = Buffer.concat(encodeFrame(0x10, 0, encodeTopic('t'), payload).chunks);
+    const allocations: number[] = [];
+    let body: Buffer | undefined;
+    const decoder = new FrameDecoder(8 << 20, (_f, _n, b) => (body = b), (allocated) => allocations.push(allocated));
+    decoder.push(bytes.subarray(0, 100)); // the header and a few bytes of a 4 MiB frame
+    expect(allocations).toEqual([FIRST_PARTIAL_BYTES]);
+    expect(decoder.partial).toBe(true);
+    expect(decoder.partialProgress()).toEqual({ received: 100, length: bytes.length });
+    for (let at = 100; at < bytes.length; at += 16 * 1024) decoder.push(bytes.subarray(at, Math.min(at + 16 * 1024, bytes.length)));
+    // Doubling, capped at the body's length; then 0 when the frame is complete.
+    const bodyLength = bytes.length - HEADER_BYTES;
+    expect(allocations).toEqual([64, 128, 256, 512, 1024, 2048].map((k) => k * 1024).concat([bodyLength, 0]));
+    expect(body!.length).toBe(bodyLength);
+    expect(body!.equals(bytes.subarray(HEADER_BYTES))).toBe(true);
+    expect(decoder.partial).toBe(false);
+    expect(decoder.buffered).toBe(0);
+  });
+
+  it('allocates a small frame that spans chunks once, at its own size', () => {
+    const bytes = Buffer.concat(encodeFrame(0x10, 0, encodeTopic('t'), Buffer.alloc(1000, 3)).chunks);
+    const allocations: number[] = [];
+    const decoder = new FrameDecoder(1 << 20, () => undefined, (allocated) => allocations.push(allocated));
+    for (let at = 0; at < bytes.length; at += 7) decoder.push(bytes.subarray(at, at + 7));
+    expect(allocations).toEqual([bytes.length - HEADER_BYTES, 0]);
+  });
+
+  it('drops everything on abort(), from inside onPartial too, and ignores later input', () => {
+    const frame = (n: number) => Buffer.concat(encodeFrame(0x10, 0, encodeTopic('t'), Buffer.alloc(n, 1)).chunks);
+    const seen: number[] = [];
+    const allocations: number[] = [];
+    const decoder = new FrameDecoder(
+      1 << 22,
+      (_f, _n, body) => seen.push(body.length),
+      (allocated) => {
+        allocations.push(allocated);
+        if (allocated > FIRST_PARTIAL_BYTES) decoder.abort(); // refuses the first growth
+      },
+    );
+    const big = frame(200_000);
+    decoder.push(big.subarray(0, 1000));
+    expect(decoder.buffered).toBe(1000 - HEADER_BYTES);
+    decoder.push(Buffer.concat([big.subarray(1000), frame(10)]));
+    expect(allocations).toEqual([FIRST_PARTIAL_BYTES, big.length - HEADER_BYTES, 0]); // the rest came at once: grown to fit it
+    expect(decoder.partial).toBe(false);
+    expect(decoder.buffered).toBe(0);
+    decoder.push(frame(10));
+    expect(seen).toEqual([]);
   });
 
   it('reports a bad header met after a resume as a protocol error', () => {
