@@ -1,6 +1,6 @@
 import { backoffDelay, type BackoffOptions } from './reconnect.js';
 
-/** A peer this node could dial: learned from peer exchange or from a connection. */
+/** A peer this node could dial: proven by a handshake, or a peer-exchange candidate. */
 export interface KnownPeer {
   id: string;
   address: string;
@@ -8,17 +8,23 @@ export interface KnownPeer {
   failures: number;
   /** Not dialed before this time (ms since epoch). */
   nextDialAt: number;
-  /** Last time this entry was confirmed (learned again or connected). */
+  /** Last time this entry was confirmed (connected, or for a candidate, learned). */
   seenAt: number;
+  /**
+   * true: the id completed a handshake with this node, and the address is the one it
+   * announced itself. false: a candidate from peer exchange, a hint until a dial proves it.
+   */
+  verified: boolean;
 }
 
 /**
- * The peers a node knows of, bounded by `maxKnownPeers`. When full, a new entry
- * replaces the one with the most failures (oldest first), so a flood of made-up
- * entries cannot push out peers that work.
+ * The peers that proved their id to this node, bounded by `maxKnownPeers`, with
+ * the address each announced itself. Peer exchange never writes here (see
+ * pex-candidates.ts): only a handshake does. When full, a new entry replaces the
+ * one with the most failures (oldest first), never one that works.
  */
 export class AddressBook {
-  private readonly peers = new Map<string, KnownPeer>();
+  private readonly peers = new Map<string, KnownPeer & { connectedAt: number }>();
 
   constructor(
     private readonly max: number,
@@ -39,36 +45,41 @@ export class AddressBook {
   }
 
   entries(): KnownPeer[] {
-    return [...this.peers.values()];
+    return [...this.peers.values()].map(({ connectedAt: _, ...entry }) => entry);
   }
 
-  /** Records where `id` can be dialed. Returns true when the entry is new or its address changed. */
-  add(id: string, address: string): boolean {
+  /** Addresses of proven peers: no candidate may claim one for another id. */
+  addresses(): Set<string> {
+    return new Set([...this.peers.values()].map((p) => p.address));
+  }
+
+  /** `id` proved itself on a connection and announced `address`: the only way an address gets here. */
+  proven(id: string, address: string): void {
+    const now = this.now();
     const existing = this.peers.get(id);
     if (existing) {
-      existing.seenAt = this.now();
-      if (existing.address === address) return false;
-      existing.address = address;
-      existing.failures = 0;
-      existing.nextDialAt = 0;
-      return true;
+      Object.assign(existing, { address, failures: 0, nextDialAt: 0, seenAt: now, connectedAt: now });
+      return;
     }
-    if (this.max <= 0) return false;
+    if (this.max <= 0) return;
     if (this.peers.size >= this.max) {
       const victim = this.worst();
-      if (!victim || victim.failures === 0) return false; // full of working peers: keep them
+      if (!victim || victim.failures === 0) return; // full of working peers: keep them
       this.peers.delete(victim.id);
     }
-    this.peers.set(id, { id, address, failures: 0, nextDialAt: 0, seenAt: this.now() });
-    return true;
+    this.peers.set(id, { id, address, failures: 0, nextDialAt: 0, seenAt: now, verified: true, connectedAt: now });
   }
 
-  connected(id: string): void {
+  /** The connection to `id` ended: it counts as recently connected from now on. */
+  disconnected(id: string): void {
     const entry = this.peers.get(id);
-    if (!entry) return;
-    entry.failures = 0;
-    entry.nextDialAt = 0;
-    entry.seenAt = this.now();
+    if (entry) entry.connectedAt = this.now();
+  }
+
+  /** Ids connected at some time in the last `ms`. */
+  recent(ms: number): string[] {
+    const since = this.now() - ms;
+    return [...this.peers.values()].filter((p) => p.connectedAt >= since).map((p) => p.id);
   }
 
   failed(id: string): void {

@@ -56,3 +56,17 @@ export function socketAddress(socket: Socket): string {
   const { remoteAddress, remotePort } = socket;
   return remoteAddress ? formatAddress(remoteAddress, remotePort ?? 0) : 'unknown';
 }
+
+/**
+ * One spelling per address, so that duplicates merge: IPv6 compressed and
+ * lower-case, IPv4-mapped IPv6 (::ffff:a.b.c.d) as the IPv4 it maps, host names
+ * lower-case. `[::ffff:127.0.0.1]:80` and `127.0.0.1:80` are one address.
+ */
+export function canonicalAddress(host: string, port: number): string {
+  if (isIP(host) !== 6) return formatAddress(isIP(host) ? host : host.toLowerCase(), port);
+  const v6 = new URL(`http://[${host}]/`).hostname.slice(1, -1);
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(v6);
+  if (!mapped) return formatAddress(v6, port);
+  const [hi, lo] = [parseInt(mapped[1]!, 16), parseInt(mapped[2]!, 16)];
+  return formatAddress(`${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`, port);
+}

@@ -1,6 +1,9 @@
-import { formatAddress, parseAddress } from './address.js';
+import { canonicalAddress, formatAddress, parseAddress } from './address.js';
 import { AddressBook, type KnownPeer } from './address-book.js';
+import { AddressPolicy } from './address-policy.js';
 import { encodePeerExchange, isUnspecified, parsePeerExchange, type PexEntry } from './peer-exchange.js';
+import { PexCandidates } from './pex-candidates.js';
+import type { ResolvedPeerOptions } from './peer-options.js';
 import type { BackoffOptions } from './reconnect.js';
 import type { P2PSocket } from './socket.js';
 import type { P2PLogger } from './types.js';
@@ -14,12 +17,16 @@ export interface DiscoveryHost {
   connections(): ReadonlyMap<string, P2PSocket>;
   /** Addresses that are this node (its listen and external address). */
   ownAddresses(): string[];
+  /** The address this node announces (externalAddress, else its listen address). */
+  advertisedAddress(): string | null;
   outboundCount(): number;
   connect(address: string): Promise<unknown>;
   /** Whether an id may be learned and dialed at all (allowedPeers). */
   isAllowed(id: string): boolean;
   /** Whether an id is banned now (not dialed until the ban ends). */
   isBanned(id: string): boolean;
+  /** Whether an id is a configured (persistent) peer: dialed only where the config says. */
+  isConfigured(id: string): boolean;
 }
 
 export interface DiscoveryOptions {
@@ -28,16 +35,41 @@ export interface DiscoveryOptions {
   maxKnownPeers: number;
   maxOutbound: number;
   backoff: BackoffOptions;
+  /** Dial loopback and private addresses learned from peers even when this node listens on none. */
+  allowPrivate: boolean;
+  /** Dial host names learned from peers. */
+  allowHostnames: boolean;
 }
+
+/** The node's discovery settings, from its resolved options. */
+export function discoveryOptions(o: ResolvedPeerOptions): DiscoveryOptions {
+  return {
+    enabled: o.peerExchange,
+    intervalMs: o.pexIntervalMs,
+    maxKnownPeers: o.maxKnownPeers,
+    maxOutbound: o.maxOutbound,
+    backoff: { baseMs: o.reconnectBaseMs, maxMs: o.reconnectMaxMs },
+    allowPrivate: o.pexAllowPrivate,
+    allowHostnames: o.pexAllowHostnames,
+  };
+}
+
+/** How long an id stays in the RainTree view after its connection ends. */
+export const VIEW_RECENT_MS = 5 * 60_000;
+/** Failed redials after which a proven peer's address may be challenged by a candidate (it may have moved). */
+const MOVED_AFTER_FAILURES = 2;
 
 /**
  * Peer exchange and the address book (control type 5): tells each neighbour
- * where its other neighbours can be dialed, learns the same from them (bounded,
- * rate-limited), and dials known peers until the node has maxOutbound outbound
- * connections. The addresses feed the RainTree view too.
+ * where its other neighbours can be dialed, learns the same from them as
+ * candidates (bounded, rate-limited, judged by the address policy), and dials
+ * proven peers and candidates until the node has maxOutbound outbound
+ * connections. Only ids that proved themselves feed the RainTree view.
  */
 export class Discovery {
   readonly book: AddressBook;
+  private readonly candidates: PexCandidates;
+  private readonly policy: AddressPolicy;
   private readonly dialing = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
 
@@ -46,6 +78,8 @@ export class Discovery {
     private readonly options: DiscoveryOptions,
   ) {
     this.book = new AddressBook(options.maxKnownPeers, options.backoff);
+    this.candidates = new PexCandidates({ intervalMs: options.intervalMs, backoff: options.backoff });
+    this.policy = new AddressPolicy(options, () => host.advertisedAddress());
   }
 
   start(): void {
@@ -58,22 +92,33 @@ export class Discovery {
     clearInterval(this.timer);
   }
 
-  /** Peers learned from peer exchange and past connections (the address book). */
+  /** Proven peers, then peer-exchange candidates (`verified: false`). */
   knownPeers(): KnownPeer[] {
-    return this.book.entries();
+    return [...this.book.entries(), ...this.candidates.entries()];
   }
 
-  /** A new connection: remember where the peer can be dialed, and tell it the peers we know. */
+  /** The RainTree view: this node, its connections, and ids connected in the last VIEW_RECENT_MS. Sorted. */
+  routingView(): string[] {
+    return [...new Set([this.host.selfId, ...this.host.connections().keys(), ...this.book.recent(VIEW_RECENT_MS)])].sort();
+  }
+
+  /** A new connection proved its id: remember where it says it can be dialed, and tell it the peers we know. */
   onConnected(socket: P2PSocket): void {
+    const id = socket.peerId!;
+    this.candidates.remove(id);
     const address = dialableAddress(socket);
-    if (address) {
-      this.book.add(socket.peerId!, address);
-      this.book.connected(socket.peerId!);
-    }
+    const refusal = address && this.policy.refusal(address);
+    if (address && !refusal) this.book.proven(id, address);
+    else if (refusal) this.host.logger.debug?.(`${id} at ${socket.remoteAddress} announces ${address}; not redialing it there: ${refusal}`);
     if (this.options.enabled) this.send(socket);
   }
 
-  /** A peer-exchange body from a neighbour: judged, bounded, then learned from. Never a protocol error. */
+  onDisconnected(id: string): void {
+    this.book.disconnected(id);
+    this.fill();
+  }
+
+  /** A peer-exchange body from a neighbour: judged, bounded, then taken as candidates. Never a protocol error. */
   onMessage(socket: P2PSocket, body: Buffer): void {
     if (!this.options.enabled) return;
     const now = Date.now();
@@ -90,29 +135,61 @@ export class Discovery {
         `peer exchange from ${socket.peerId} at ${socket.remoteAddress}: ignored ${parsed.ignored} entr${parsed.ignored === 1 ? 'y' : 'ies'} (${parsed.problems.slice(0, 3).join('; ')})`,
       );
     }
-    for (const { id, address } of parsed.entries) if (this.host.isAllowed(id)) this.book.add(id, address);
+    // What an honest neighbour may also send (peers we know, addresses our policy refuses) is not a warning.
+    const skipped = new Map<string, number>();
+    const taken = this.book.addresses();
+    for (const address of own) taken.add(address);
+    let added = 0;
+    for (const entry of parsed.entries) {
+      const why = this.judge(socket.peerId!, entry, taken);
+      if (why) skipped.set(why, (skipped.get(why) ?? 0) + 1);
+      else added++;
+    }
+    if (skipped.size > 0) {
+      const reasons = [...skipped].map(([why, n]) => `${n} ${why}`).join('; ');
+      this.host.logger.debug?.(`peer exchange from ${socket.peerId} at ${socket.remoteAddress}: ${added} new candidates, skipped ${reasons}`);
+    }
     this.fill();
   }
 
-  /** Dials known peers until this node has maxOutbound outbound connections. */
+  /** Takes one entry as a candidate, or says why not. */
+  private judge(source: string, entry: PexEntry, taken: Set<string>): string | undefined {
+    const parsed = parseAddress(entry.address);
+    if (typeof parsed === 'string') return 'undialable';
+    const address = canonicalAddress(parsed.host, parsed.port);
+    const refusal = this.policy.refusal(address);
+    if (refusal) return `refused (${refusal})`;
+    const { id } = entry;
+    if (!this.host.isAllowed(id)) return 'not in allowedPeers';
+    if (this.host.connections().has(id)) return 'connected';
+    if (this.host.isConfigured(id)) return 'configured';
+    const known = this.book.get(id);
+    if (known && (known.address === address || known.failures < MOVED_AFTER_FAILURES)) return 'proven elsewhere';
+    if (taken.has(address)) return 'the address of a proven peer or ours';
+    return this.candidates.offer(source, id, address, this.book.size + this.candidates.size < this.options.maxKnownPeers);
+  }
+
+  /** Dials proven peers, then (within the candidate dial budget) candidates, until maxOutbound outbound connections. */
   fill(): void {
     if (!this.host.isRunning() || !this.options.enabled) return;
     const need = this.options.maxOutbound - this.host.outboundCount();
     const connections = this.host.connections();
-    const due = this.book.due(need, (id) => id === this.host.selfId || connections.has(id) || this.dialing.has(id) || this.host.isBanned(id));
-    for (const known of due) {
-      this.dialing.add(known.id);
-      this.host
-        .connect(`${known.id}@${known.address}`)
-        .then(
-          () => this.book.connected(known.id),
-          (err: Error) => {
-            this.book.failed(known.id);
-            this.host.logger.debug?.(`could not dial known peer ${known.id} at ${known.address}: ${err.message}`);
-          },
-        )
-        .finally(() => this.dialing.delete(known.id));
-    }
+    const skip = (id: string) => id === this.host.selfId || connections.has(id) || this.dialing.has(id) || this.host.isBanned(id);
+    const proven = this.book.due(need, skip);
+    for (const known of proven) this.dial(known, () => this.book.failed(known.id));
+    for (const candidate of this.candidates.take(need - proven.length, skip)) this.dial(candidate, () => this.candidates.failed(candidate.id));
+  }
+
+  /** A dial names the id, so only that id can answer; on success onConnected records it as proven. */
+  private dial(known: KnownPeer, onFailure: () => void): void {
+    this.dialing.add(known.id);
+    this.host
+      .connect(`${known.id}@${known.address}`)
+      .catch((err: Error) => {
+        onFailure();
+        this.host.logger.debug?.(`could not dial ${known.verified ? 'known peer' : 'candidate'} ${known.id} at ${known.address}: ${err.message}`);
+      })
+      .finally(() => this.dialing.delete(known.id));
   }
 
   /** A peer reads at most one peer exchange per this gap (ms) from each neighbour; we send no more often. */
@@ -149,7 +226,7 @@ function dialableAddress(socket: P2PSocket): string | undefined {
   if (!advertised) return undefined;
   const parsed = parseAddress(advertised);
   if (typeof parsed === 'string' || parsed.port === 0) return undefined;
-  if (!isUnspecified(parsed.host)) return formatAddress(parsed.host, parsed.port);
+  if (!isUnspecified(parsed.host)) return canonicalAddress(parsed.host, parsed.port);
   const ip = socket.raw.remoteAddress?.replace(/^::ffff:/, '');
   return ip ? formatAddress(ip, parsed.port) : undefined;
 }

@@ -20,6 +20,8 @@ export * from './network-sim.js';
 export * from './peer.js';
 export * from './peer-options.js';
 export * from './discovery.js';
+export * from './address-policy.js';
+export * from './pex-candidates.js';
 export * from './peer-exchange.js';
 export * from './raintree.js';
 export * from './reconnect.js';

@@ -39,8 +39,12 @@ export interface PeerOptions extends Partial<SocketLimits> {
   peerExchange?: boolean;
   /** How often peer exchange is sent to every peer, and known peers are dialed. */
   pexIntervalMs?: number;
-  /** Most peers remembered from peer exchange. */
+  /** Most peers remembered: proven ones and peer-exchange candidates together. */
   maxKnownPeers?: number;
+  /** Dial loopback and private addresses learned from peers even when this node listens on neither (default false). */
+  pexAllowPrivate?: boolean;
+  /** Dial host names learned from peers (default false: IP addresses only). */
+  pexAllowHostnames?: boolean;
   /** Network broadcast ids remembered, so each is delivered once. */
   broadcastCacheSize?: number;
   /** How long a network broadcast id is remembered, and how old a broadcast may be. */
@@ -84,6 +88,8 @@ export function resolvePeerOptions(options: PeerOptions, logger: P2PLogger): Res
     peers: [],
     tls: true,
     peerExchange: true,
+    pexAllowPrivate: false,
+    pexAllowHostnames: false,
     ...given,
     listen: given.listen ?? null,
     allowedPeers: given.allowedPeers ? new Set(given.allowedPeers) : undefined,

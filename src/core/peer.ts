@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { formatAddress, mustParseAddress, parseAddress, socketAddress, type PeerAddress } from './address.js';
 import type { KnownPeer } from './address-book.js';
-import { Discovery } from './discovery.js';
+import { Discovery, discoveryOptions } from './discovery.js';
 import { InboundAdmission, ipOf } from './inbound-admission.js';
 import { resolvePeerOptions, type PeerOptions, type ResolvedPeerOptions } from './peer-options.js';
 
@@ -151,18 +151,14 @@ export class Peer extends EventEmitter {
         isRunning: () => this.state === 'running',
         connections: () => this.connections,
         ownAddresses: () => [this.listenAddress, this.opts.externalAddress].filter((a): a is string => !!a),
+        advertisedAddress: () => this.advertisedAddress(),
         outboundCount: () => this.outboundCount(),
         connect: (address) => this.connect(address),
         isAllowed: (id) => !this.opts.allowedPeers || this.opts.allowedPeers.has(id),
         isBanned: (id) => this.sanctions.bans.peer(id) !== undefined,
+        isConfigured: (id) => this.persistent.has(id),
       },
-      {
-        enabled: this.opts.peerExchange,
-        intervalMs: this.opts.pexIntervalMs,
-        maxKnownPeers: this.opts.maxKnownPeers,
-        maxOutbound: this.opts.maxOutbound,
-        backoff: { baseMs: this.opts.reconnectBaseMs, maxMs: this.opts.reconnectMaxMs },
-      },
+      discoveryOptions(this.opts),
     );
     this.admission = new InboundAdmission(this.opts);
     this.sanctions = new Sanctions(
@@ -182,7 +178,7 @@ export class Peer extends EventEmitter {
       {
         selfId: this.identity.peerId,
         logger: this.logger,
-        view: () => [...new Set([this.id, ...this.connections.keys(), ...this.discovery.book.ids()])].sort(),
+        view: () => this.discovery.routingView(),
         neighbours: () => [...this.connections.keys()],
         isConnected: (id) => this.connections.get(id)?.isOpen === true,
         send: (id, body) => this.socketFor(id).sendNetworkBroadcast(body),
@@ -538,14 +534,19 @@ export class Peer extends EventEmitter {
       if (this.state === 'running') {
         this.redialAfterMutualRefusal(socket, id);
         this.persistent.onDisconnected(id);
-        this.discovery.fill();
+        this.discovery.onDisconnected(id);
       }
     }
   }
 
-  /** Peers learned from peer exchange and past connections (the address book). */
+  /** Peers proven by past connections, then peer-exchange candidates (`verified: false`). */
   knownPeers(): KnownPeer[] {
     return this.discovery.knownPeers();
+  }
+
+  /** The ids network broadcasts are routed over (RainTree): connected or recently connected, never hearsay. */
+  routingView(): string[] {
+    return this.discovery.routingView();
   }
 
   private emitPeer(event: PeerEvent): void {

@@ -69,6 +69,11 @@ export class PersistentPeers {
     return this.entries.length;
   }
 
+  /** Whether `peerId` is configured (named in the config, or proven on a dial of a configured address). */
+  has(peerId: string): boolean {
+    return this.entries.some((entry) => entry.peerId === peerId);
+  }
+
   stop(): void {
     this.stopped = true;
     for (const entry of this.entries) clearTimeout(entry.timer);

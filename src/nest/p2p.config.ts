@@ -197,9 +197,17 @@ export class P2PConfig {
   @IntRange(10, MAX_TIMEOUT_MS)
   pexIntervalMs: number = DEFAULTS.pexIntervalMs;
 
-  /** Most peers remembered from peer exchange (the address book). */
+  /** Most peers remembered: proven ones and peer-exchange candidates together. */
   @IntRange(0, 1_000_000)
   maxKnownPeers: number = DEFAULTS.maxKnownPeers;
+
+  /** Dial loopback and private addresses learned from peers even when this node listens on neither. */
+  @IsBoolean()
+  pexAllowPrivate: boolean = false;
+
+  /** Dial host names learned from peers; off, only IP addresses are taken from peer exchange. */
+  @IsBoolean()
+  pexAllowHostnames: boolean = false;
 
   /** Fewest connected peers for P2PHealthIndicator to report the node as up. */
   @IntRange(0, 100_000)

@@ -1,0 +1,143 @@
+import type { KnownPeer } from './address-book.js';
+import { backoffDelay, type BackoffOptions } from './reconnect.js';
+
+/**
+ * Peer-exchange entries are hints, not facts: each is a candidate `(id, address)`
+ * until a dial to it proves the id, and only then does the address book learn
+ * it. Candidates never enter the RainTree view. The limits below bound what a
+ * lying neighbour can make this node do (issue 13).
+ */
+
+/** Candidates one neighbour may have waiting at a time; a proven or dropped one frees its place. */
+export const PEX_MAX_CANDIDATES_PER_SOURCE = 16;
+/** Candidate dials in any window of pexIntervalMs, all sources together. */
+export const PEX_DIALS_PER_INTERVAL = 4;
+/** Failed dials after which a candidate is dropped and its address refused for a while. */
+export const PEX_CANDIDATE_MAX_FAILURES = 2;
+/** How long (in pexIntervalMs) a dropped candidate's address is refused, and a candidate may wait. */
+export const PEX_QUARANTINE_INTERVALS = 30;
+const MAX_QUARANTINED = 4096;
+
+interface Candidate extends KnownPeer {
+  /** The neighbour that told us. */
+  source: string;
+  addedAt: number;
+}
+
+export interface CandidateOptions {
+  intervalMs: number;
+  backoff: BackoffOptions;
+}
+
+export class PexCandidates {
+  /** One candidate per address (duplicates merge to the first), and one per id. */
+  private readonly byAddress = new Map<string, Candidate>();
+  private readonly byId = new Map<string, Candidate>();
+  private readonly perSource = new Map<string, number>();
+  /** Addresses whose candidates failed, refused until the time given (ms since epoch). */
+  private readonly quarantined = new Map<string, number>();
+  /** When the last candidate dials started, for the sliding window. */
+  private dialTimes: number[] = [];
+
+  constructor(
+    private readonly options: CandidateOptions,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  get size(): number {
+    return this.byAddress.size;
+  }
+
+  has(id: string): boolean {
+    return this.byId.has(id);
+  }
+
+  entries(): KnownPeer[] {
+    return [...this.byAddress.values()].map(({ source: _s, addedAt: _a, ...entry }) => entry);
+  }
+
+  /** Takes `id` at `address` from `source` as a candidate; returns why not, or undefined. `room`: the book has space. */
+  offer(source: string, id: string, address: string, room: boolean): string | undefined {
+    const now = this.now();
+    if (this.byAddress.has(address)) return 'duplicate address';
+    if (this.byId.has(id)) return 'id already a candidate';
+    const until = this.quarantined.get(address);
+    if (until !== undefined && until > now) return 'address failed recently';
+    this.quarantined.delete(address);
+    if ((this.perSource.get(source) ?? 0) >= PEX_MAX_CANDIDATES_PER_SOURCE) return `over ${PEX_MAX_CANDIDATES_PER_SOURCE} candidates from one peer`;
+    if (!room && !this.evictFailed()) return 'address book full';
+    const candidate: Candidate = { id, address, failures: 0, nextDialAt: 0, seenAt: now, verified: false, source, addedAt: now };
+    this.byAddress.set(address, candidate);
+    this.byId.set(id, candidate);
+    this.perSource.set(source, (this.perSource.get(source) ?? 0) + 1);
+    return undefined;
+  }
+
+  /** Up to `limit` candidates to dial now (oldest first), within the dial budget; each is marked dialed. */
+  take(limit: number, skip: (id: string) => boolean): KnownPeer[] {
+    const now = this.now();
+    this.expire(now);
+    this.dialTimes = this.dialTimes.filter((t) => now - t < this.options.intervalMs);
+    const budget = Math.min(limit, PEX_DIALS_PER_INTERVAL - this.dialTimes.length);
+    if (budget <= 0) return [];
+    const due = [...this.byAddress.values()].filter((c) => c.nextDialAt <= now && !skip(c.id)).slice(0, budget);
+    for (const c of due) {
+      // At most one dial per address per interval, whatever the outcome.
+      c.nextDialAt = now + this.options.intervalMs;
+      this.dialTimes.push(now);
+    }
+    return due;
+  }
+
+  /** A dial to `id` failed: back off, and after PEX_CANDIDATE_MAX_FAILURES drop it and refuse its address. */
+  failed(id: string): void {
+    const c = this.byId.get(id);
+    if (!c) return;
+    c.failures++;
+    if (c.failures >= PEX_CANDIDATE_MAX_FAILURES) {
+      this.remove(id);
+      this.quarantine(c.address);
+      return;
+    }
+    c.nextDialAt = this.now() + Math.max(this.options.intervalMs, backoffDelay(c.failures - 1, this.options.backoff));
+  }
+
+  /** The id proved itself (or is otherwise known now): it is no longer a candidate. */
+  remove(id: string): void {
+    const c = this.byId.get(id);
+    if (!c) return;
+    this.byId.delete(id);
+    this.byAddress.delete(c.address);
+    const left = (this.perSource.get(c.source) ?? 1) - 1;
+    if (left > 0) this.perSource.set(c.source, left);
+    else this.perSource.delete(c.source);
+  }
+
+  private quarantineMs(): number {
+    return PEX_QUARANTINE_INTERVALS * this.options.intervalMs;
+  }
+
+  private quarantine(address: string): void {
+    if (this.quarantined.size >= MAX_QUARANTINED) {
+      const oldest = this.quarantined.keys().next().value;
+      if (oldest !== undefined) this.quarantined.delete(oldest);
+    }
+    this.quarantined.set(address, this.now() + this.quarantineMs());
+  }
+
+  /** Candidates that waited too long age out, so stale hints do not pile up. */
+  private expire(now: number): void {
+    for (const c of [...this.byAddress.values()]) if (now - c.addedAt > this.quarantineMs()) this.remove(c.id);
+  }
+
+  /** Full book: a candidate that already failed makes room for a new one. */
+  private evictFailed(): boolean {
+    for (const c of this.byAddress.values()) {
+      if (c.failures > 0) {
+        this.remove(c.id);
+        return true;
+      }
+    }
+    return false;
+  }
+}

@@ -1,0 +1,158 @@
+import { createServer, type AddressInfo, type Server } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ControlType, encodeControl, Peer, PEX_DIALS_PER_INTERVAL, PEX_MAX_CANDIDATES_PER_SOURCE, loadIdentity, type PeerOptions } from '../../src/core/index.js';
+import { startEchoPeer, waitFor } from '../helpers.js';
+import { RawPeer } from '../raw-peer.js';
+
+// The inputs of issue 13's peer-exchange findings, replayed from a hand-driven peer on 127.0.0.1.
+
+const open: Peer[] = [];
+const raws: RawPeer[] = [];
+const servers: Server[] = [];
+afterEach(async () => {
+  raws.splice(0).forEach((r) => r.destroy());
+  await Promise.all(open.splice(0).map((p) => p.close()));
+  await Promise.all(servers.splice(0).map((s) => new Promise((res) => s.close(res))));
+});
+
+const start = (options: PeerOptions = {}): Promise<Peer> => startEchoPeer(options, open);
+const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
+const pex = (peers: Array<{ id: string; address: string }>) => Buffer.concat(encodeControl({ type: ControlType.PeerExchange, body: Buffer.from(JSON.stringify({ peers })) }).chunks);
+let fresh = 1;
+const freshId = () => (fresh++).toString(16).padStart(40, 'a');
+
+/** A non-p2p service that counts the connections it gets and drops each at once. */
+async function foreignService(): Promise<{ port: number; accepted: () => number }> {
+  let accepted = 0;
+  const server = createServer((socket) => {
+    accepted++;
+    socket.destroy();
+  });
+  servers.push(server);
+  await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+  return { port: (server.address() as AddressInfo).port, accepted: () => accepted };
+}
+
+async function attacker(node: Peer): Promise<RawPeer> {
+  const before = node.peers().length;
+  const r = await RawPeer.open(node.address()!, { tls: true });
+  raws.push(r);
+  await waitFor(() => node.peers().length === before + 1);
+  return r;
+}
+
+describe('peer exchange is a hint, not a fact (issue 13)', () => {
+  it(`dial anywhere: 8 lists of 64 fresh ids aimed at 20 foreign ports make at most ${PEX_DIALS_PER_INTERVAL} dials in 9 s, one per port`, async () => {
+    const targets = await Promise.all(Array.from({ length: 20 }, () => foreignService()));
+    const node = await start({}); // defaults: pexIntervalMs 30 s, listening on 127.0.0.1 (so loopback is allowed)
+    const r = await attacker(node);
+    for (let m = 0; m < 8; m++) {
+      const peers = Array.from({ length: 64 }, (_, i) => {
+        const { port } = targets[i % targets.length]!;
+        const spelling = [`127.0.0.1:${port}`, `localhost:${port}`, `[::ffff:127.0.0.1]:${port}`][(i + m) % 3]!;
+        return { id: freshId(), address: spelling };
+      });
+      r.write(pex(peers));
+      await sleep(1100); // one PEX a second is read
+    }
+    const counts = targets.map((t) => t.accepted());
+    const total = counts.reduce((a, b) => a + b, 0);
+    // The finding: 80 connections in 8 s to one service. Now: the spellings of one address merge into one candidate,
+    // host names are refused, one neighbour has at most 16 candidates waiting, each address is dialed at most once per
+    // pexIntervalMs, and all candidates together at most PEX_DIALS_PER_INTERVAL times per pexIntervalMs.
+    expect(total).toBeLessThanOrEqual(PEX_DIALS_PER_INTERVAL);
+    expect(total).toBeGreaterThan(0); // candidates are still tried
+    expect(Math.max(...counts)).toBe(1);
+    const candidates = node.knownPeers().filter((k) => !k.verified);
+    expect(candidates.length).toBeLessThanOrEqual(PEX_MAX_CANDIDATES_PER_SOURCE);
+    expect(new Set(candidates.map((c) => c.address)).size).toBe(candidates.length);
+    expect(candidates.every((c) => c.address.startsWith('127.0.0.1:'))).toBe(true);
+    expect(r.closed).toBe(false);
+  }, 20_000);
+
+  it('address hijack: a poisoned address for a proven peer is ignored, and the peer is redialed where it really is', async () => {
+    const foreign = await foreignService();
+    const privateKey = loadIdentity().privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+    const honestOptions: PeerOptions = { peerExchange: false, privateKey };
+    let honest = await start(honestOptions);
+    const honestAddress = honest.address()!;
+    const node = await start({ pexIntervalMs: 200, reconnectBaseMs: 1000 });
+    await node.connect(`${honest.id}@${honestAddress}`);
+    const r = await attacker(node);
+    const poison = () => r.write(pex([{ id: honest.id, address: `127.0.0.1:${foreign.port}` }]));
+    const entry = () => node.knownPeers().filter((k) => k.id === honest.id);
+
+    poison();
+    await sleep(300);
+    expect(entry()).toEqual([expect.objectContaining({ address: honestAddress, verified: true })]);
+
+    // The honest peer goes away; the poison comes again while it is gone; it comes back on its address.
+    await honest.close();
+    await waitFor(() => !node.peers().some((p) => p.id === honest.id));
+    poison();
+    await sleep(150);
+    expect(entry()).toEqual([expect.objectContaining({ address: honestAddress, verified: true })]);
+    honest = await start({ ...honestOptions, listen: honestAddress });
+    await waitFor(() => node.peers().some((p) => p.id === honest.id), 8000, 'the honest peer to be redialed');
+    expect(foreign.accepted()).toBe(0);
+  }, 20_000);
+
+  it('routing view bloat: 16 lists of fake ids leave the RainTree view and the relays per broadcast of a 6-node mesh unchanged', async () => {
+    const n = 6;
+    const heard = new Map<string, number>();
+    const mesh: Peer[] = [];
+    for (let i = 0; i < n; i++) {
+      const p = await start({ pexIntervalMs: 100 });
+      p.setHandler({ onEvent: (_peer, _topic, _data, b) => void (b && heard.set(`${p.id}/${b.id}`, (heard.get(`${p.id}/${b.id}`) ?? 0) + 1)), onRequest: () => undefined });
+      mesh.push(p);
+    }
+    for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) await mesh[i]!.connect(`${mesh[j]!.id}@${mesh[j]!.address()}`);
+    await waitFor(() => mesh.every((p) => p.peers().length === n - 1));
+    const victim = mesh[3]!;
+    const ids = mesh.map((p) => p.id).sort();
+
+    /** Broadcasts from `from`; returns the relays it took and the gossip fallbacks, once all 6 have it exactly once. */
+    const measure = async (from: Peer) => {
+      const total = (k: 'sent' | 'gossipFallbacks') => mesh.reduce((a, p) => a + p.networkBroadcastStats()[k], 0);
+      const before = { sent: total('sent'), fallbacks: total('gossipFallbacks') };
+      const { id } = from.broadcast('net.news', 'hello', { scope: 'network' });
+      await waitFor(() => mesh.every((p) => heard.get(`${p.id}/${id}`) === 1), 3000, 'every node to hear it');
+      await sleep(200);
+      expect(mesh.map((p) => heard.get(`${p.id}/${id}`))).toEqual(Array(n).fill(1));
+      return { sent: total('sent') - before.sent, fallbacks: total('gossipFallbacks') - before.fallbacks };
+    };
+    expect(victim.routingView()).toEqual(ids);
+    const baseline = [await measure(mesh[0]!), await measure(victim)];
+    expect(baseline).toEqual([{ sent: n - 1, fallbacks: 0 }, { sent: n - 1, fallbacks: 0 }]);
+
+    const r = await attacker(victim);
+    for (let m = 0; m < 16; m++) {
+      // Closed low ports on 127.0.0.1: every candidate dial fails at once.
+      r.write(pex(Array.from({ length: 64 }, (_, i) => ({ id: freshId(), address: `127.0.0.1:${m * 64 + i + 1}` }))));
+      await sleep(120);
+    }
+    r.destroy();
+    await waitFor(() => victim.peers().length === n - 1);
+    await sleep(300);
+
+    // The finding: the book filled to 1 000 fake ids, all in the view; 21 relays per broadcast and gossip fallbacks.
+    expect(victim.routingView()).toEqual(ids);
+    expect(victim.knownPeers().filter((k) => !k.verified).length).toBeLessThanOrEqual(PEX_MAX_CANDIDATES_PER_SOURCE);
+    expect([await measure(mesh[0]!), await measure(victim)]).toEqual(baseline);
+  }, 20_000);
+
+  it('host names and special ranges are refused per the policy; pexAllowPrivate and pexAllowHostnames open them', async () => {
+    const special = ['10.0.0.1:4000', '192.168.1.1:4000', '169.254.1.1:4000', '224.0.0.1:4000', '255.255.255.255:4000', '[fe80::1]:4000', '[ff02::1]:4000', 'localhost:4000', 'example.com:4000'];
+    const send = async (node: Peer) => {
+      const r = await attacker(node);
+      r.write(pex([...special, '8.8.8.8:4000', '127.0.0.1:4000'].map((address) => ({ id: freshId(), address }))));
+      await waitFor(() => node.knownPeers().length > 0);
+      await sleep(100);
+      return node.knownPeers().map((k) => k.address).sort();
+    };
+    // maxOutbound 0: learn, never dial. A node on 127.0.0.1 takes loopback (local networks keep working) and public IPs.
+    expect(await send(await start({ maxOutbound: 0 }))).toEqual(['127.0.0.1:4000', '8.8.8.8:4000']);
+    const open = await send(await start({ maxOutbound: 0, pexAllowPrivate: true, pexAllowHostnames: true }));
+    expect(open).toEqual(['10.0.0.1:4000', '127.0.0.1:4000', '192.168.1.1:4000', '8.8.8.8:4000', 'example.com:4000', 'localhost:4000']);
+  });
+});
