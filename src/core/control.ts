@@ -14,7 +14,7 @@ export enum ControlType {
   Goodbye = 4,
   /** Addresses of peers the sender knows (peer exchange); parsed and bounded by peer-exchange.ts. */
   PeerExchange = 5,
-  /** A network-wide broadcast being routed (network-broadcast.ts). */
+  /** A network-wide broadcast being routed (broadcast-pipeline.ts receives it, broadcast-router.ts relays it). */
   NetworkBroadcast = 6,
 }
 

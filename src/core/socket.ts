@@ -5,8 +5,6 @@ import {
   Encoding,
   HEADER_BYTES,
   FLAG_CONTROL,
-  FLAG_END,
-  FLAG_ERROR,
   FLAG_REQUEST,
   FLAG_RESPONSE,
   FLAG_WRAPPED,
@@ -33,7 +31,10 @@ import type { PartialFrameBudget } from './partial-frames.js';
 import { looksLikeTls, type ProvenPeer } from './secure-channel.js';
 import { PendingRequests, type PendingRequest } from './pending-requests.js';
 import type { BroadcastMeta, Direction, P2PLogger, PeerInfo } from './types.js';
+import { createReplySink, type ReplySink } from './reply-sink.js';
 import { WriteQueue } from './write-queue.js';
+
+export type { ReplySink };
 
 export interface SocketLimits {
   maxFrameBytes: number;
@@ -69,12 +70,6 @@ export interface Refusal {
   reason: GoodbyeReason;
 }
 
-/** How a request handler answers: any number of values, then complete or error. */
-export interface ReplySink {
-  next(value: unknown): void;
-  error(err: unknown): void;
-  complete(): void;
-}
 
 /** The seed's SocketEventMonitor, split by event; the Peer implements it. */
 export interface SocketHooks {
@@ -90,9 +85,6 @@ export interface SocketHooks {
 }
 
 type State = 'handshaking' | 'open' | 'closing' | 'closed';
-
-/** The "no value" marker of an end-of-stream frame: binary encoding and an empty body. */
-const END_ONLY = Buffer.alloc(0);
 
 /**
  * One connection (the seed's Socket): authenticates it with a hello exchange,
@@ -356,74 +348,15 @@ export class P2PSocket {
   }
 
   private replySink(nonce: number, topic: string): ReplySink {
-    let done = false;
-    const finish = () => {
-      done = true;
-      this.releaseHandler();
-    };
-    let cut = false;
-    const write = (flags: number, encoding: Encoding, bytes: Buffer): void => {
-      if (cut) return;
-      try {
-        this.writeFrame(FLAG_RESPONSE | flags | encoding, nonce, undefined, bytes);
-      } catch (err) {
-        if (err instanceof P2PFrameTooLargeError) {
-          // Too large for the caller: tell it now with an error reply, rather than leave it to time out.
-          cut = true;
-          const message = `reply to "${topic}" not sent: ${err.message}`;
-          try {
-            this.writeFrame(FLAG_RESPONSE | FLAG_ERROR | FLAG_END | Encoding.Json, nonce, undefined, Buffer.from(JSON.stringify({ status: 'error', message })));
-          } catch {
-            this.log('warn', message); // not even the error fits in the queue: the caller's timeout will tell it
-          }
-          return;
-        }
-        // The caller's own timeout will tell it; here the reply can only be logged.
-        if (this.state === 'open') this.log('warn', `reply to "${topic}" not sent: ${(err as Error).message}`);
-      }
-    };
-    let last: { encoding: Encoding; bytes: Buffer } | undefined;
-    // Each value is held back one step so that the final value carries the end bit (one frame for a plain reply).
-    const flushLast = (end: boolean) => {
-      if (!last) return;
-      const { encoding, bytes } = last;
-      last = undefined;
-      if (end && encoding === Encoding.Binary && bytes.length === 0) {
-        write(0, encoding, bytes); // an empty Buffer value must not look like the bare end marker
-        write(FLAG_END, Encoding.Binary, END_ONLY);
-      } else {
-        write(end ? FLAG_END : 0, encoding, bytes);
-      }
-    };
-    return {
-      next: (value) => {
-        if (done) return;
-        flushLast(false);
-        try {
-          last = encodePayload(value);
-        } catch (err) {
-          this.log('warn', `reply to "${topic}" is not serialisable: ${(err as Error).message}`);
-        }
+    return createReplySink(
+      {
+        write: (flags, bytes) => this.writeFrame(FLAG_RESPONSE | flags, nonce, undefined, bytes),
+        isOpen: () => this.state === 'open',
+        warn: (message) => this.log('warn', message),
+        release: () => this.releaseHandler(),
       },
-      error: (err) => {
-        if (done) return;
-        flushLast(false);
-        let body: Buffer;
-        try {
-          body = Buffer.from(JSON.stringify(toWireError(err)) ?? 'null', 'utf8');
-        } catch {
-          body = Buffer.from('{"status":"error","message":"unserialisable error"}', 'utf8');
-        }
-        write(FLAG_ERROR | FLAG_END, Encoding.Json, body);
-        finish();
-      },
-      complete: () => {
-        if (done) return;
-        if (last) flushLast(true);
-        else write(FLAG_END, Encoding.Binary, END_ONLY);
-        finish();
-      },
-    };
+      topic,
+    );
   }
 
   // ---- reading -------------------------------------------------------------
@@ -744,10 +677,4 @@ export class P2PSocket {
     if (level === 'debug') this.options.logger.debug?.(line);
     else this.options.logger[level](line);
   }
-}
-
-/** What goes on the wire for a handler error: Nest's RpcException error object, or `{ status, message }`. */
-function toWireError(err: unknown): unknown {
-  if (err instanceof Error) return { status: 'error', message: err.message };
-  return err;
 }
