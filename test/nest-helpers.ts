@@ -54,10 +54,10 @@ export class NodeController {
     );
   }
 
-  /** A stream that never ends: a value every 300 ms (a buggy or hostile handler). */
+  /** A stream that never ends: a value every 200 ms (a buggy or hostile handler). */
   @MessagePattern('trickle')
   trickle(): Observable<number> {
-    return interval(300);
+    return interval(200);
   }
 
   @MessagePattern('list')
