@@ -70,6 +70,8 @@ export class P2PServer extends Server<P2PServerEvents> implements CustomTranspor
   }
 
   onEvent(peer: PeerInfo, topic: string, data: unknown, broadcast?: BroadcastMeta): unknown {
+    // A node relays network broadcasts on every topic; having no handler for one is normal, not an error to log.
+    if (broadcast && !this.getHandlerByPattern(topic)) return undefined;
     const context = new P2PContext([peer, topic, broadcast]);
     const handler = this.hooksUnset && this.getHandlerByPattern(topic);
     // Server.handleEvent does the same work inside two async wrappers for the hooks; without

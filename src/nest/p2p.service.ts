@@ -20,11 +20,17 @@ export class P2PService implements OnApplicationShutdown {
   readonly events$: Observable<PeerEvent>;
 
   constructor(@Inject(P2P_NODE) private readonly node: Peer) {
-    this.events$ = new Observable<PeerEvent>((subscriber) => {
+    const live = new Observable<PeerEvent>((subscriber) => {
       const listener = (event: PeerEvent) => subscriber.next(event);
       node.on('peer', listener);
       return () => node.off('peer', listener);
     }).pipe(share());
+    // A late subscriber first hears who is connected already, as a 'connected' event each, then what changes.
+    this.events$ = new Observable<PeerEvent>((subscriber) => {
+      const subscription = live.subscribe(subscriber);
+      for (const peer of node.peers()) subscriber.next({ type: 'connected', peer });
+      return subscription;
+    });
   }
 
   /** This node's peer id (hex of the first 20 bytes of SHA-256 of its Ed25519 public key). */
