@@ -2,7 +2,8 @@ import { Inject, Injectable } from '@nestjs/common';
 import { ClientsModule, type ClientProxy } from '@nestjs/microservices';
 import { firstValueFrom, lastValueFrom, toArray } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { P2PClient, P2PModule, P2PService, type Peer } from '../../src/index.js';
+import { createServer } from 'node:net';
+import { P2PClient, P2PDialError, P2PModule, P2PService, type Peer } from '../../src/index.js';
 import { waitFor } from '../helpers.js';
 import { startApp, startNode, type TestNode } from '../nest-helpers.js';
 
@@ -64,5 +65,18 @@ describe('P2PClient (a ClientProxy)', () => {
     await client.close();
     expect(own.isRunning).toBe(false);
     await waitFor(() => b.service.peers().length === 0);
+  });
+
+  it('rejects a refused dial with code ECONNREFUSED, as Nest\'s TCP client does, keeping p2pCode', async () => {
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const { port } = probe.address() as { port: number };
+    await new Promise((resolve) => probe.close(resolve));
+    const client = new P2PClient({ peer: `127.0.0.1:${port}`, node: 'private' });
+    closers.push(() => client.close());
+    const err = await firstValueFrom(client.send('echo', 1)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(P2PDialError);
+    expect(err).toMatchObject({ code: 'ECONNREFUSED', p2pCode: 'P2P_DIAL', address: `127.0.0.1:${port}` });
+    expect((err as P2PDialError).cause).toMatchObject({ code: 'ECONNREFUSED' });
   });
 });

@@ -2,7 +2,7 @@ import { Injectable, Module } from '@nestjs/common';
 import { ConfigModule, ConfigService } from '@nestjs/config';
 import { Test } from '@nestjs/testing';
 import { describe, expect, it } from 'vitest';
-import { P2PConfigError, P2PModule, P2PNotRunningError, P2PService, validateConfig } from '../../src/index.js';
+import { P2PConfigError, P2PListenError, P2PModule, P2PNotRunningError, P2PServer, P2PService, validateConfig } from '../../src/index.js';
 import { connectAndWait, NodeController, startApp, startNode } from '../nest-helpers.js';
 
 function handles(): Record<string, number> {
@@ -87,6 +87,27 @@ describe('forRootAsync with @nestjs/config', () => {
 });
 
 describe('lifecycle', () => {
+  it.each([
+    { why: 'EADDRINUSE: the port is taken', code: 'EADDRINUSE', listen: (taken: string) => taken },
+    // 192.0.2.1 is TEST-NET-1 (RFC 5737): not an address of this host.
+    { why: 'EADDRNOTAVAIL: not an address of this host', code: 'EADDRNOTAVAIL', listen: () => '192.0.2.1:0' },
+  ])('fails app.startAllMicroservices() with a P2PListenError naming the address ($why)', async ({ code, listen }) => {
+    const holder = await startNode();
+    const address = listen(holder.address);
+    const moduleRef = await Test.createTestingModule({ imports: [P2PModule.forRoot({ listen: address })] }).compile();
+    const app = moduleRef.createNestApplication({ logger: false });
+    try {
+      app.connectMicroservice({ strategy: app.get(P2PServer) });
+      const err = await app.startAllMicroservices().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(P2PListenError);
+      expect(err).toMatchObject({ code, p2pCode: 'P2P_LISTEN', listenAddress: address });
+      expect((err as Error).message).toContain(`cannot listen on ${address}`);
+    } finally {
+      await app.close();
+      await holder.app.close();
+    }
+  });
+
   it('rejects calls before the microservice is started', async () => {
     const moduleRef = await Test.createTestingModule({ imports: [P2PModule.forRoot()] }).compile();
     const service = moduleRef.get(P2PService);
