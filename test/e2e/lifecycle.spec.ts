@@ -40,6 +40,21 @@ describe('config', () => {
     }
   });
 
+  it('reports only the type error for a value of the wrong type, not the ranges it also fails', () => {
+    const problems = (() => {
+      try {
+        validateConfig({ maxInbound: '40', maxQueueBytes: 'lots', listen: 42 } as never);
+      } catch (err) {
+        return (err as P2PConfigError).problems;
+      }
+      return [];
+    })();
+    expect(problems.filter((p) => p.startsWith('maxInbound:'))).toEqual(['maxInbound: maxInbound must be an integer number']);
+    expect(problems.filter((p) => p.startsWith('maxQueueBytes:'))).toEqual(['maxQueueBytes: maxQueueBytes must be an integer number']);
+    // A right type out of range still reports the range.
+    expect(() => validateConfig({ maxInbound: -1 })).toThrow(/maxInbound must not be less than 0/);
+  });
+
   it('stops the app from starting with a bad config', async () => {
     await expect(
       Test.createTestingModule({ imports: [P2PModule.forRoot({ maxOutbound: -5 })] }).compile(),
