@@ -2,7 +2,7 @@ import { Injectable, Module } from '@nestjs/common';
 import { ConfigModule, ConfigService } from '@nestjs/config';
 import { Test } from '@nestjs/testing';
 import { describe, expect, it } from 'vitest';
-import { P2PConfigError, P2PListenError, P2PModule, P2PNotRunningError, P2PServer, P2PService, validateConfig } from '../../src/index.js';
+import { P2PConfigError, P2PListenError, P2PModule, P2PNotRunningError, P2PServer, P2PService, P2P_CONFIG, validateConfig, type P2POptions, type P2POptionsFactory } from '../../src/index.js';
 import { connectAndWait, NodeController, startApp, startNode } from '../nest-helpers.js';
 
 function handles(): Record<string, number> {
@@ -98,6 +98,47 @@ describe('forRootAsync with @nestjs/config', () => {
       await app.close();
       await peerNode.app.close();
     }
+  });
+});
+
+describe('forRootAsync with useClass / useExisting', () => {
+  @Injectable()
+  class P2POptionsFromConfig implements P2POptionsFactory {
+    constructor(private readonly config: ConfigService) {}
+    createP2POptions(): P2POptions {
+      return this.config.getOrThrow('p2p');
+    }
+  }
+  const settings = () => ({ p2p: { listen: '127.0.0.1:0', timeoutMs: 4321 } });
+
+  it('useClass: the module instantiates the class, with its dependencies', async () => {
+    const app = await startApp({
+      imports: [
+        ConfigModule.forRoot({ isGlobal: true, ignoreEnvFile: true, load: [settings] }),
+        P2PModule.forRootAsync({ useClass: P2POptionsFromConfig }),
+      ],
+    });
+    try {
+      expect(app.get(P2PService).address()).toMatch(/^127\.0\.0\.1:\d+$/);
+      expect(app.get(P2P_CONFIG).timeoutMs).toBe(4321);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('useExisting: uses a provider from imports', async () => {
+    @Module({ imports: [ConfigModule.forRoot({ ignoreEnvFile: true, load: [settings] })], providers: [P2POptionsFromConfig], exports: [P2POptionsFromConfig] })
+    class OptionsModule {}
+    const app = await startApp({ imports: [P2PModule.forRootAsync({ imports: [OptionsModule], useExisting: P2POptionsFromConfig })] });
+    try {
+      expect(app.get(P2P_CONFIG).timeoutMs).toBe(4321);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('needs exactly one of useFactory, useClass, useExisting', () => {
+    expect(() => P2PModule.forRootAsync({})).toThrow(/exactly one of useFactory, useClass, useExisting/);
   });
 });
 
