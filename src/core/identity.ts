@@ -82,5 +82,12 @@ export function loadIdentityFile(path: string): KeyFileResult {
     }
   }
   const widePermissions = process.platform !== 'win32' && (statSync(path).mode & 0o077) !== 0;
-  return { identity: loadIdentity(text.trim()), created: false, widePermissions };
+  let identity: Identity;
+  try {
+    identity = loadIdentity(text.trim());
+  } catch (err) {
+    // OpenSSL's own message ("error:1E08010C:DECODER routines::unsupported") names neither the file nor what it wants.
+    throw new Error(`key file ${path} is not an Ed25519 private key: expected a PKCS#8 PEM or 64 hex characters (${(err as Error).message})`, { cause: err });
+  }
+  return { identity, created: false, widePermissions };
 }

@@ -12,6 +12,7 @@ import { PROTOCOL_VERSION } from './constants.js';
 import { ControlType, encodeControl, GoodbyeReason, type Hello } from './control.js';
 import {
   P2PDialError,
+  P2PListenError,
   P2PError,
   P2PHandshakeError,
   P2PNotRunningError,
@@ -264,9 +265,12 @@ export class Peer extends EventEmitter {
     const server = createServer((socket) => this.onInbound(socket));
     this.server = server;
     return new Promise((resolve, reject) => {
-      server.once('error', reject);
+      // EADDRINUSE, or EADDRNOTAVAIL for an address not on this host: named, typed, and
+      // rejected from start(), hence from app.startAllMicroservices().
+      const failed = (err: Error) => reject(new P2PListenError(formatAddress(host, port), err));
+      server.once('error', failed);
       server.listen(port, host, () => {
-        server.off('error', reject);
+        server.off('error', failed);
         server.on('error', (err) => this.logger.error(`listener error: ${err.message}`));
         const bound = server.address();
         const actual = bound && typeof bound === 'object' ? formatAddress(bound.address, bound.port) : this.opts.listen;
@@ -404,7 +408,7 @@ export class Peer extends EventEmitter {
       this.dialing.add(raw);
       const ref = { address: formatAddress(target.host, target.port), peerId: target.peerId };
       const timer = setTimeout(() => {
-        raw.destroy(new P2PDialError(`no connection within ${this.opts.dialTimeoutMs} ms`, ref));
+        raw.destroy(new P2PDialError(`no connection within ${this.opts.dialTimeoutMs} ms`, ref, { systemCode: 'ETIMEDOUT' }));
       }, this.opts.dialTimeoutMs);
       const onError = (err: Error) => {
         clearTimeout(timer);

@@ -1,6 +1,6 @@
 import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
 import { mustParseAddress } from '../core/address.js';
-import { P2PRemoteError } from '../core/errors.js';
+import { P2PNotRunningError, P2PRemoteError } from '../core/errors.js';
 import { Peer, type PeerOptions } from '../core/peer.js';
 import { runningNode } from './p2p.registry.js';
 import { route } from './p2p.route.js';
@@ -24,10 +24,20 @@ export interface P2PClientOptions extends Omit<PeerOptions, 'listen' | 'peers'> 
  * starts a private node that does not listen, and closes it on `close()`.
  */
 export class P2PClient extends ClientProxy {
+  /** The node of the current connection; close() forgets it at once, so a later connect() starts afresh. */
   private node: Peer | undefined;
   private ownNode = false;
+  /** The private node's start(), which close() lets settle before closing it. */
+  private nodeStarted: Promise<void> | undefined;
   private peerId: string | undefined;
   private connecting: Promise<void> | undefined;
+  /**
+   * Bumped by close(). An open() that outlives its generation leaves the client alone: the
+   * close that ended it owns its node. This is what lets close() and connect() interleave
+   * (as with Nest's ClientTCP, which ignores a replaced socket's late events) and still end
+   * with one live node after a last connect(), none after a last close(), and none leaked.
+   */
+  private generation = 0;
 
   constructor(private readonly clientOptions: P2PClientOptions) {
     super();
@@ -36,29 +46,50 @@ export class P2PClient extends ClientProxy {
 
   /** Connects (idempotent; reconnects when the connection was lost). */
   connect(): Promise<void> {
+    if (this.connecting) return this.connecting;
     if (this.node?.isRunning && this.peerId && this.node.connection(this.peerId)?.isOpen) return Promise.resolve();
-    this.connecting ??= this.open().finally(() => (this.connecting = undefined));
-    return this.connecting;
+    const attempt = this.open(this.generation).finally(() => {
+      if (this.connecting === attempt) this.connecting = undefined;
+    });
+    this.connecting = attempt;
+    return attempt;
   }
 
-  private async open(): Promise<void> {
-    if (!this.node || !this.node.isRunning) {
-      const { peer: _peer, node, timeoutMs: _timeout, ...peerOptions } = this.clientOptions;
-      this.node = node === 'private' ? undefined : (node ?? runningNode(this.peerId));
-      if (!this.node) {
-        this.node = new Peer({ ...peerOptions, listen: null, peerExchange: false });
-        this.ownNode = true;
-        await this.node.start();
-      }
-    }
-    const info = await this.node.connect(this.clientOptions.peer);
+  private async open(generation: number): Promise<void> {
+    if (!this.node?.isRunning) this.pickNode();
+    await this.nodeStarted;
+    this.assertCurrent(generation);
+    const info = await this.node!.connect(this.clientOptions.peer);
+    this.assertCurrent(generation);
     this.peerId = info.id;
   }
 
+  /** The configured node, else the app's running node, else a private one (started here; synchronously assigned, so close() sees it). */
+  private pickNode(): void {
+    const { peer: _peer, node, timeoutMs: _timeout, ...peerOptions } = this.clientOptions;
+    // An own node whose start() failed is the only one that can be here not running: release it.
+    if (this.ownNode) void this.node?.close();
+    const shared = node === 'private' ? undefined : (node ?? runningNode(this.peerId));
+    this.node = shared ?? new Peer({ ...peerOptions, listen: null, peerExchange: false });
+    this.ownNode = !shared;
+    this.nodeStarted = shared ? undefined : this.node.start();
+  }
+
+  private assertCurrent(generation: number): void {
+    if (generation !== this.generation) throw new P2PNotRunningError('client closed while connecting');
+  }
+
   async close(): Promise<void> {
-    if (this.ownNode) await this.node?.close();
+    const { node, ownNode, nodeStarted } = this;
+    this.generation++;
     this.node = undefined;
     this.ownNode = false;
+    this.nodeStarted = undefined;
+    this.connecting = undefined;
+    if (!ownNode || !node) return;
+    // Closing a node mid-start would let start() carry on afterwards; let it finish (or fail) first.
+    await nodeStarted?.catch(() => undefined);
+    await node.close();
   }
 
   unwrap<T>(): T {
@@ -68,7 +99,7 @@ export class P2PClient extends ClientProxy {
 
   protected publish(packet: ReadPacket, callback: (packet: WritePacket) => void): () => void {
     try {
-      return this.node!.request(
+      return this.liveNode().request(
         this.peerId!,
         route(packet.pattern),
         packet.data,
@@ -87,7 +118,13 @@ export class P2PClient extends ClientProxy {
   }
 
   protected async dispatchEvent<T = unknown>(packet: ReadPacket): Promise<T> {
-    this.node!.send(this.peerId!, route(packet.pattern), packet.data);
+    this.liveNode().send(this.peerId!, route(packet.pattern), packet.data);
     return undefined as T;
+  }
+
+  /** A send that raced a close() gets a typed error rather than a TypeError. */
+  private liveNode(): Peer {
+    if (!this.node) throw new P2PNotRunningError('client is closed');
+    return this.node;
   }
 }

@@ -277,7 +277,17 @@ export function validateConfig(options: P2POptions | Record<string, unknown> = {
   return config;
 }
 
+/** class-validator's type checks. */
+const TYPE_CONSTRAINTS = ['isInt', 'isString', 'isBoolean', 'isArray'];
+
+/**
+ * A value of the wrong type fails every constraint of its key: `maxInbound: "40"` would
+ * also "not be less than 1" and "not be greater than …". Only the type error is the problem.
+ */
 function describe(error: ValidationError): string[] {
-  const own = Object.values(error.constraints ?? {}).map((message) => `${error.property}: ${message}`);
+  const constraints = error.constraints ?? {};
+  const typeErrors = TYPE_CONSTRAINTS.filter((name) => name in constraints);
+  const names = typeErrors.length > 0 ? typeErrors : Object.keys(constraints);
+  const own = names.map((name) => `${error.property}: ${constraints[name]}`);
   return [...own, ...(error.children ?? []).flatMap(describe)];
 }

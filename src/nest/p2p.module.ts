@@ -1,4 +1,4 @@
-import { Logger, Module, type DynamicModule, type FactoryProvider, type ModuleMetadata, type Provider } from '@nestjs/common';
+import { Logger, Module, type DynamicModule, type FactoryProvider, type ModuleMetadata, type Provider, type Type } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { Peer } from '../core/peer.js';
 import { P2PConfig, validateConfig, type P2POptions } from './p2p.config.js';
@@ -12,10 +12,21 @@ export interface P2PModuleOptions extends P2POptions {
   isGlobal?: boolean;
 }
 
+/** What `forRootAsync({ useClass })` / `{ useExisting }` takes, as with Nest's own modules. */
+export interface P2POptionsFactory {
+  createP2POptions(): P2POptions | Promise<P2POptions>;
+}
+
+/** Exactly one of `useFactory`, `useClass`, `useExisting`. */
 export interface P2PModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
   isGlobal?: boolean;
+  /** For `useFactory`. */
   inject?: FactoryProvider['inject'];
-  useFactory: (...args: any[]) => P2POptions | Promise<P2POptions>;
+  useFactory?: (...args: any[]) => P2POptions | Promise<P2POptions>;
+  /** A class the module instantiates (with its own dependencies) to get the options. */
+  useClass?: Type<P2POptionsFactory>;
+  /** A provider already in scope (from `imports`) that gives the options. */
+  useExisting?: Type<P2POptionsFactory>;
 }
 
 const coreProviders: Provider[] = [
@@ -54,11 +65,18 @@ export class P2PModule {
       module: P2PModule,
       global: options.isGlobal ?? false,
       imports: [DiscoveryModule, ...(options.imports ?? [])],
-      providers: [
-        { provide: P2P_OPTIONS, useFactory: options.useFactory, inject: options.inject ?? [] },
-        ...coreProviders,
-      ],
+      providers: [...optionsProviders(options), ...coreProviders],
       exports: exported,
     };
   }
+}
+
+function optionsProviders(options: P2PModuleAsyncOptions): Provider[] {
+  const given = [options.useFactory, options.useClass, options.useExisting].filter((use) => use !== undefined);
+  if (given.length !== 1) throw new Error('P2PModule.forRootAsync needs exactly one of useFactory, useClass, useExisting');
+  if (options.useFactory) return [{ provide: P2P_OPTIONS, useFactory: options.useFactory, inject: options.inject ?? [] }];
+  const factory = (options.useClass ?? options.useExisting)!;
+  const fromFactory: Provider = { provide: P2P_OPTIONS, useFactory: (f: P2POptionsFactory) => f.createP2POptions(), inject: [factory] };
+  // useClass: the module owns the class; useExisting: it must come from `imports`.
+  return options.useClass ? [options.useClass, fromFactory] : [fromFactory];
 }

@@ -35,6 +35,16 @@ describe('nestjs-p2p CLI (built package)', () => {
     expect(second.stderr).toBe('');
   });
 
+  it('id: a key file that holds no key names the file and the formats it expects', () => {
+    const keyFile = join(tempDir(), 'bad.pem');
+    writeFileSync(keyFile, '-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n');
+    const run = spawnSync(process.execPath, [cli, 'id', '--key-file', keyFile], { encoding: 'utf8' });
+    expect(run.status).toBe(1);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toContain(`key file ${keyFile} is not an Ed25519 private key`);
+    expect(run.stderr).toContain('expected a PKCS#8 PEM or 64 hex characters');
+  });
+
   it('node: starts from a config file with flag overrides, logs JSON, serves peers, stops cleanly on SIGTERM', async () => {
     const dir = tempDir();
     const config = join(dir, 'node.json');

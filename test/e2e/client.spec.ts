@@ -2,7 +2,8 @@ import { Inject, Injectable } from '@nestjs/common';
 import { ClientsModule, type ClientProxy } from '@nestjs/microservices';
 import { firstValueFrom, lastValueFrom, toArray } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { P2PClient, P2PModule, P2PService, type Peer } from '../../src/index.js';
+import { createServer } from 'node:net';
+import { P2PClient, P2PDialError, P2PModule, P2PNotRunningError, P2PService, type Peer } from '../../src/index.js';
 import { waitFor } from '../helpers.js';
 import { startApp, startNode, type TestNode } from '../nest-helpers.js';
 
@@ -65,4 +66,90 @@ describe('P2PClient (a ClientProxy)', () => {
     expect(own.isRunning).toBe(false);
     await waitFor(() => b.service.peers().length === 0);
   });
+
+  it('rejects a refused dial with code ECONNREFUSED, as Nest\'s TCP client does, keeping p2pCode', async () => {
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const { port } = probe.address() as { port: number };
+    await new Promise((resolve) => probe.close(resolve));
+    const client = new P2PClient({ peer: `127.0.0.1:${port}`, node: 'private' });
+    closers.push(() => client.close());
+    const err = await firstValueFrom(client.send('echo', 1)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(P2PDialError);
+    expect(err).toMatchObject({ code: 'ECONNREFUSED', p2pCode: 'P2P_DIAL', address: `127.0.0.1:${port}` });
+    expect((err as P2PDialError).cause).toMatchObject({ code: 'ECONNREFUSED' });
+  });
 });
+
+type Step = 'connect' | 'close';
+
+describe('P2PClient: connect() and close() in any order (ClientTCP semantics)', () => {
+  const interleavings: Array<{ name: string; connectedFirst?: boolean; steps: Step[] }> = [
+    { name: 'close → connect', connectedFirst: true, steps: ['close', 'connect'] },
+    { name: 'connect → close → connect', steps: ['connect', 'close', 'connect'] },
+    { name: 'connect × 3', steps: ['connect', 'connect', 'connect'] },
+    { name: 'close during connect', steps: ['connect', 'close'] },
+    { name: 'connected, then close → connect → close', connectedFirst: true, steps: ['close', 'connect', 'close'] },
+    { name: 'close → connect → connect → close → connect', steps: ['close', 'connect', 'connect', 'close', 'connect'] },
+  ];
+
+  it.each(interleavings)('$name: ends with one live node after a last connect, none after a last close, none leaked', async ({ connectedFirst, steps }) => {
+    const b = await startNode();
+    nodes.push(b);
+    const baseline = handles();
+    // B is the only node in the process and the target, so the client runs private nodes: each one is observable.
+    const client = new P2PClient({ peer: `${b.id}@${b.address}`, timeoutMs: 2000 });
+    closers.push(() => client.close());
+    const seen = new Set<Peer>();
+    const note = () => {
+      try {
+        seen.add(client.unwrap<Peer>());
+      } catch {
+        // closed: no node
+      }
+    };
+    if (connectedFirst) {
+      await client.connect();
+      note();
+    }
+    const calls = steps.map((step) => {
+      const call = step === 'connect' ? client.connect() : client.close();
+      note();
+      return call;
+    });
+    const results = await Promise.allSettled(calls);
+    // A connect that a later close() superseded fails with a typed error; no other call fails.
+    results.forEach((result, i) => {
+      if (result.status === 'rejected') {
+        expect(steps.slice(i + 1), `call ${i} (${steps[i]})`).toContain('close');
+        expect(result.reason).toBeInstanceOf(P2PNotRunningError);
+      }
+    });
+
+    const live = [...seen].filter((node) => node.isRunning);
+    if (steps.at(-1) === 'connect') {
+      expect(live).toHaveLength(1);
+      expect(client.unwrap<Peer>()).toBe(live[0]);
+      expect(await firstValueFrom(client.send('echo', 'after the last connect'))).toBe('after the last connect');
+      await waitFor(() => b.service.peers().length === 1);
+      expect(b.service.peers().map((p) => p.id)).toEqual([live[0]!.id]);
+      await client.close();
+    } else {
+      expect(live).toHaveLength(0);
+      expect(() => client.unwrap()).toThrow(/not connected/);
+    }
+    expect([...seen].filter((node) => node.isRunning)).toHaveLength(0);
+    await waitFor(() => b.service.peers().length === 0);
+    await new Promise((r) => setImmediate(r));
+    const after = handles();
+    for (const kind of ['TCPSocketWrap', 'TCPServerWrap', 'Timeout']) {
+      expect(after[kind] ?? 0, kind).toBeLessThanOrEqual(baseline[kind] ?? 0);
+    }
+  });
+});
+
+function handles(): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const kind of process.getActiveResourcesInfo()) counts[kind] = (counts[kind] ?? 0) + 1;
+  return counts;
+}

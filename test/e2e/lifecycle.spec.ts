@@ -2,7 +2,7 @@ import { Injectable, Module } from '@nestjs/common';
 import { ConfigModule, ConfigService } from '@nestjs/config';
 import { Test } from '@nestjs/testing';
 import { describe, expect, it } from 'vitest';
-import { P2PConfigError, P2PModule, P2PNotRunningError, P2PService, validateConfig } from '../../src/index.js';
+import { P2PConfigError, P2PListenError, P2PModule, P2PNotRunningError, P2PServer, P2PService, P2P_CONFIG, validateConfig, type P2POptions, type P2POptionsFactory } from '../../src/index.js';
 import { connectAndWait, NodeController, startApp, startNode } from '../nest-helpers.js';
 
 function handles(): Record<string, number> {
@@ -38,6 +38,21 @@ describe('config', () => {
     for (const key of ['listen', 'peers', 'maxInbound', 'timeoutMs', 'privateKey', 'maxQueueBytes', 'typo']) {
       expect(text).toContain(key);
     }
+  });
+
+  it('reports only the type error for a value of the wrong type, not the ranges it also fails', () => {
+    const problems = (() => {
+      try {
+        validateConfig({ maxInbound: '40', maxQueueBytes: 'lots', listen: 42 } as never);
+      } catch (err) {
+        return (err as P2PConfigError).problems;
+      }
+      return [];
+    })();
+    expect(problems.filter((p) => p.startsWith('maxInbound:'))).toEqual(['maxInbound: maxInbound must be an integer number']);
+    expect(problems.filter((p) => p.startsWith('maxQueueBytes:'))).toEqual(['maxQueueBytes: maxQueueBytes must be an integer number']);
+    // A right type out of range still reports the range.
+    expect(() => validateConfig({ maxInbound: -1 })).toThrow(/maxInbound must not be less than 0/);
   });
 
   it('stops the app from starting with a bad config', async () => {
@@ -86,7 +101,69 @@ describe('forRootAsync with @nestjs/config', () => {
   });
 });
 
+describe('forRootAsync with useClass / useExisting', () => {
+  @Injectable()
+  class P2POptionsFromConfig implements P2POptionsFactory {
+    constructor(private readonly config: ConfigService) {}
+    createP2POptions(): P2POptions {
+      return this.config.getOrThrow('p2p');
+    }
+  }
+  const settings = () => ({ p2p: { listen: '127.0.0.1:0', timeoutMs: 4321 } });
+
+  it('useClass: the module instantiates the class, with its dependencies', async () => {
+    const app = await startApp({
+      imports: [
+        ConfigModule.forRoot({ isGlobal: true, ignoreEnvFile: true, load: [settings] }),
+        P2PModule.forRootAsync({ useClass: P2POptionsFromConfig }),
+      ],
+    });
+    try {
+      expect(app.get(P2PService).address()).toMatch(/^127\.0\.0\.1:\d+$/);
+      expect(app.get(P2P_CONFIG).timeoutMs).toBe(4321);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('useExisting: uses a provider from imports', async () => {
+    @Module({ imports: [ConfigModule.forRoot({ ignoreEnvFile: true, load: [settings] })], providers: [P2POptionsFromConfig], exports: [P2POptionsFromConfig] })
+    class OptionsModule {}
+    const app = await startApp({ imports: [P2PModule.forRootAsync({ imports: [OptionsModule], useExisting: P2POptionsFromConfig })] });
+    try {
+      expect(app.get(P2P_CONFIG).timeoutMs).toBe(4321);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('needs exactly one of useFactory, useClass, useExisting', () => {
+    expect(() => P2PModule.forRootAsync({})).toThrow(/exactly one of useFactory, useClass, useExisting/);
+  });
+});
+
 describe('lifecycle', () => {
+  it.each([
+    { why: 'EADDRINUSE: the port is taken', code: 'EADDRINUSE', listen: (taken: string) => taken },
+    // 192.0.2.1 is TEST-NET-1 (RFC 5737): not an address of this host.
+    { why: 'EADDRNOTAVAIL: not an address of this host', code: 'EADDRNOTAVAIL', listen: () => '192.0.2.1:0' },
+  ])('fails app.startAllMicroservices() with a P2PListenError naming the address ($why)', async ({ code, listen }) => {
+    const holder = await startNode();
+    const address = listen(holder.address);
+    const moduleRef = await Test.createTestingModule({ imports: [P2PModule.forRoot({ listen: address })] }).compile();
+    const app = moduleRef.createNestApplication({ logger: false });
+    try {
+      app.connectMicroservice({ strategy: app.get(P2PServer) });
+      const err = await app.startAllMicroservices().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(P2PListenError);
+      expect(err).toMatchObject({ code, p2pCode: 'P2P_LISTEN', listenAddress: address });
+      expect((err as Error).message).toContain(`cannot listen on ${address}`);
+    } finally {
+      await app.close();
+      await holder.app.close();
+    }
+  });
+
   it('rejects calls before the microservice is started', async () => {
     const moduleRef = await Test.createTestingModule({ imports: [P2PModule.forRoot()] }).compile();
     const service = moduleRef.get(P2PService);
