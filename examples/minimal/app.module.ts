@@ -1,4 +1,4 @@
-// The README's minimal example. Compiled by `npm run build:examples` (part of `npm test`).
+// app.module.ts
 import { Controller, Injectable, Module } from '@nestjs/common';
 import { Ctx, EventPattern, MessagePattern, Payload } from '@nestjs/microservices';
 import { P2PContext, P2PModule, P2PService } from 'nestjs-p2p';
@@ -7,7 +7,7 @@ import { P2PContext, P2PModule, P2PService } from 'nestjs-p2p';
 export class GreetingController {
   @MessagePattern('greet')
   greet(@Payload() name: string, @Ctx() ctx: P2PContext): string {
-    return `hello ${name}, from ${ctx.getPeer().id.slice(0, 8)}`;
+    return `hello ${name}, you are ${ctx.getPeer().id.slice(0, 8)}`;
   }
 
   @EventPattern('chat')
@@ -24,6 +24,7 @@ export class Greeter {
     for (const peer of this.p2p.peers()) {
       const reply = await this.p2p.request<string>(peer.id, 'greet', 'Ada', { timeoutMs: 2000 });
       console.log(reply);
+      await this.p2p.send(peer.id, 'chat', { text: `hi ${peer.id.slice(0, 8)}` });
     }
     await this.p2p.broadcast('chat', { text: 'hi all' });
   }
@@ -32,8 +33,9 @@ export class Greeter {
 @Module({
   imports: [
     P2PModule.forRoot({
-      listen: '0.0.0.0:4100',
-      peers: ['127.0.0.1:4101'],
+      isGlobal: true, // P2PService injectable in every module, not only in this one
+      listen: `127.0.0.1:${process.env.P2P_PORT ?? 4100}`, // 0.0.0.0:… to accept other hosts
+      peers: process.env.P2P_PEERS?.split(',') ?? [],
     }),
   ],
   controllers: [GreetingController],
