@@ -1,5 +1,7 @@
 import { isUtf8 } from 'node:buffer';
-import { Encoding, MAX_TOPIC_BYTES } from './constants.js';
+import { encodeTopic } from './codec.js';
+import { Encoding } from './constants.js';
+import { decodeMetadata, TOPIC_HAS_METADATA, withMetadata, type Metadata } from './metadata.js';
 import { P2PProtocolError } from './errors.js';
 import type { Arc } from './raintree.js';
 import { broadcastHash, broadcastId, NO_SIGNATURE, PUBLIC_KEY_BYTES, SIGNATURE_BYTES, signBroadcastHash, type OriginKeys } from './broadcast-signature.js';
@@ -11,7 +13,8 @@ import { wholeRing } from './raintree.js';
  *
  *   relay part, set by each sender:  strategy u8 | hops u8 | arc.from 20 | arc.to 20 | digest count u32 | digest xor u32
  *   signature:                       64 bytes, Ed25519 by the origin (broadcast-signature.ts)
- *   signed part, set by the origin:  origin public key 32 | timestamp u64 BE (µs) | encoding u8 | topic length u16 | topic | payload
+ *   signed part, set by the origin:  origin public key 32 | timestamp u64 BE (µs) | encoding u8 | topic length u16 | topic
+ *                                    | [metadata length u16 | metadata JSON, when bit 15 of the topic length is set] | payload
  *
  * The origin id and the broadcast id are not on the wire: the receiver derives
  * them from the key and from the signed part, so neither can be forged apart
@@ -39,6 +42,8 @@ export interface SignedBroadcast {
   timestampUs: number;
   encoding: Encoding;
   topic: string;
+  /** The origin's metadata (Nest's packet metadata), signed with the rest. */
+  metadata?: Metadata;
   payload: Buffer;
   signature: Buffer;
   /** The signed part as sent (forwarded as is). */
@@ -67,16 +72,22 @@ export const MAX_HOPS = 64;
 const STRATEGIES: BroadcastStrategy[] = ['raintree', 'gossip'];
 
 /** The signed part of a new broadcast, and its hash. */
-export function encodeSignedPart(originKey: Buffer, timestampUs: number, encoding: Encoding, topic: string, payload: Buffer): { signed: Buffer; hash: Buffer } {
-  const topicBytes = Buffer.from(topic, 'utf8');
-  if (topicBytes.length === 0 || topicBytes.length > MAX_TOPIC_BYTES) throw new P2PProtocolError('topic must be 1 to 65535 bytes');
-  const signed = Buffer.allocUnsafe(SIGNED_FIXED_BYTES + topicBytes.length + payload.length);
+export function encodeSignedPart(
+  originKey: Buffer,
+  timestampUs: number,
+  encoding: Encoding,
+  topic: string,
+  payload: Buffer,
+  metadata?: Metadata,
+): { signed: Buffer; hash: Buffer } {
+  // The topic's prefix, with the metadata section when there is one: both are covered by the signature.
+  const topicPrefix = withMetadata(encodeTopic(topic), metadata);
+  const signed = Buffer.allocUnsafe(SIGNED_FIXED_BYTES - 2 + topicPrefix.length + payload.length);
   let o = originKey.copy(signed, 0);
   o = signed.writeUInt32BE(Math.floor(timestampUs / 2 ** 32), o);
   o = signed.writeUInt32BE(timestampUs % 2 ** 32, o);
   signed[o++] = encoding;
-  o = signed.writeUInt16BE(topicBytes.length, o);
-  o += topicBytes.copy(signed, o);
+  o += topicPrefix.copy(signed, o);
   payload.copy(signed, o);
   return { signed, hash: broadcastHash(signed) };
 }
@@ -84,9 +95,9 @@ export function encodeSignedPart(originKey: Buffer, timestampUs: number, encodin
 /** A new broadcast by `identity`, signed (or, for the benchmark's comparison, not), as its origin sends it. */
 export function createNetworkMessage(
   identity: Identity,
-  fields: { timestampUs: number; encoding: Encoding; topic: string; payload: Buffer; strategy: BroadcastStrategy; unsigned?: boolean },
+  fields: { timestampUs: number; encoding: Encoding; topic: string; payload: Buffer; strategy: BroadcastStrategy; unsigned?: boolean; metadata?: Metadata },
 ): NetworkMessage {
-  const { signed, hash } = encodeSignedPart(identity.publicKeyRaw, fields.timestampUs, fields.encoding, fields.topic, fields.payload);
+  const { signed, hash } = encodeSignedPart(identity.publicKeyRaw, fields.timestampUs, fields.encoding, fields.topic, fields.payload, fields.metadata);
   return {
     id: broadcastId(hash),
     hash,
@@ -95,6 +106,7 @@ export function createNetworkMessage(
     timestampUs: fields.timestampUs,
     encoding: fields.encoding,
     topic: fields.topic,
+    metadata: fields.metadata,
     payload: fields.payload,
     signature: fields.unsigned ? NO_SIGNATURE : signBroadcastHash(identity, hash),
     signed,
@@ -143,7 +155,8 @@ export function decodeNetworkMessage(rest: Buffer, keys: OriginKeys): NetworkMes
   const timestampUs = signed.readUInt32BE(PUBLIC_KEY_BYTES) * 2 ** 32 + signed.readUInt32BE(PUBLIC_KEY_BYTES + 4);
   const encoding = signed[PUBLIC_KEY_BYTES + 8]! as Encoding;
   if (encoding > Encoding.Protobuf) throw new P2PProtocolError('malformed network broadcast: unknown encoding');
-  const topicLength = signed.readUInt16BE(PUBLIC_KEY_BYTES + 9);
+  const topicField = signed.readUInt16BE(PUBLIC_KEY_BYTES + 9);
+  const topicLength = topicField & ~TOPIC_HAS_METADATA;
   const topicStart = SIGNED_FIXED_BYTES;
   if (topicLength === 0 || topicStart + topicLength > signed.length) {
     throw new P2PProtocolError('malformed network broadcast: bad topic length');
@@ -159,7 +172,7 @@ export function decodeNetworkMessage(rest: Buffer, keys: OriginKeys): NetworkMes
     timestampUs,
     encoding,
     topic: topicBytes.toString('utf8'),
-    payload: signed.subarray(topicStart + topicLength),
+    ...(topicField & TOPIC_HAS_METADATA ? metadataAndPayload(signed, topicStart + topicLength) : { payload: signed.subarray(topicStart + topicLength) }),
     signature,
     signed,
     strategy,
@@ -167,4 +180,9 @@ export function decodeNetworkMessage(rest: Buffer, keys: OriginKeys): NetworkMes
     arc,
     digest,
   };
+}
+
+function metadataAndPayload(signed: Buffer, at: number): { metadata: Metadata; payload: Buffer } {
+  const { metadata, end } = decodeMetadata(signed, at);
+  return { metadata, payload: signed.subarray(end) };
 }

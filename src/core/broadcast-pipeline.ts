@@ -7,6 +7,7 @@ import { OriginKeys } from './broadcast-signature.js';
 import { P2PRateLimitError } from './errors.js';
 import type { Identity } from './identity.js';
 import type { Misbehaviour } from './peer-score.js';
+import type { Metadata } from './metadata.js';
 import { inArc } from './raintree.js';
 import { ReplayWindow, type SeenEntry } from './replay-window.js';
 import type { P2PLogger } from './types.js';
@@ -121,7 +122,7 @@ export class BroadcastPipeline {
   }
 
   /** Signs and sends this node's own broadcast. Throws P2PRateLimitError past its own origin budget. */
-  originate(topic: string, encoding: Encoding, payload: Buffer, strategy: BroadcastStrategy): OriginateResult {
+  originate(topic: string, encoding: Encoding, payload: Buffer, strategy: BroadcastStrategy, metadata?: Metadata): OriginateResult {
     if (!this.budget.takeOwn(payload.length)) {
       throw new P2PRateLimitError(
         `network broadcast refused: over this node's budget of ${this.options.originRate}/s (burst ${this.options.originBurst}) or ${this.options.originBytesPerSec} bytes/s`,
@@ -129,7 +130,7 @@ export class BroadcastPipeline {
     }
     // Strictly increasing per origin, so that two identical broadcasts never share an id.
     const timestampUs = (this.lastTimestampUs = Math.max(Date.now() * 1000, this.lastTimestampUs + 1));
-    const message = createNetworkMessage(this.identity, { timestampUs, encoding, topic, payload, strategy, unsigned: this.options.unsigned });
+    const message = createNetworkMessage(this.identity, { timestampUs, encoding, topic, payload, strategy, unsigned: this.options.unsigned, metadata });
     const entry = this.seen.add(message.id, message.origin, timestampUs / 1000, message.signature);
     if (!entry) throw new P2PRateLimitError('network broadcast refused: the replay window is full of recent broadcasts (broadcastCacheSize)');
     // Its own handler gets what every other node gets: the payload as decoded from the wire.

@@ -13,6 +13,7 @@ import {
   TOPIC_LENGTH_BYTES,
 } from './constants.js';
 import { P2PFrameTooLargeError, P2PProtocolError } from './errors.js';
+import { decodeMetadata, TOPIC_HAS_METADATA, type Metadata } from './metadata.js';
 
 /**
  * The wire codec: `flags u8 | nonce u32 BE | body length u32 BE | body`.
@@ -29,6 +30,8 @@ export interface Message {
   encoding: Encoding;
   /** Wrapped frames (events, requests) only. */
   topic?: string;
+  /** Wrapped frames that carry metadata (metadata.ts). */
+  metadata?: Metadata;
   /** The payload bytes, a view into the received data where possible. */
   payload: Buffer;
   /** Response frames: an error reply. */
@@ -304,13 +307,16 @@ function decodeTopic(bytes: Buffer): string {
 export function parseMessage(flags: number, nonce: number, body: Buffer, topics?: TopicCache): Message {
   const kind = frameKind(flags);
   let topic: string | undefined;
+  let metadata: Metadata | undefined;
   let payload = body;
   if (flags & FLAG_WRAPPED) {
-    const topicLength = body.readUInt16BE(0);
-    const end = TOPIC_LENGTH_BYTES + topicLength;
+    const field = body.readUInt16BE(0);
+    const topicLength = field & ~TOPIC_HAS_METADATA;
+    let end = TOPIC_LENGTH_BYTES + topicLength;
     if (topicLength === 0) throw new P2PProtocolError('malformed frame: empty topic');
     if (end > body.length) throw new P2PProtocolError('malformed frame: topic runs past the body');
     topic = topics ? topics.decode(body, TOPIC_LENGTH_BYTES, end) : decodeTopic(body.subarray(TOPIC_LENGTH_BYTES, end));
+    if (field & TOPIC_HAS_METADATA) ({ metadata, end } = decodeMetadata(body, end));
     payload = body.subarray(end);
   }
   return {
@@ -319,6 +325,7 @@ export function parseMessage(flags: number, nonce: number, body: Buffer, topics?
     nonce,
     encoding: (flags & ENCODING_MASK) as Encoding,
     topic,
+    metadata,
     payload,
     error: (flags & FLAG_ERROR) !== 0,
     end: (flags & FLAG_END) !== 0,
@@ -329,8 +336,9 @@ export function parseMessage(flags: number, nonce: number, body: Buffer, topics?
 export const INLINE_PAYLOAD_BYTES = 16 * 1024;
 
 /** A frame's total length on the wire. */
+/** `topic` is a wrapped body's prefix as encodeTopic (or withMetadata) makes it. */
 export function frameSize(topic: Buffer | undefined, payloadLength: number): number {
-  return HEADER_BYTES + (topic ? TOPIC_LENGTH_BYTES + topic.length : 0) + payloadLength;
+  return HEADER_BYTES + (topic ? topic.length : 0) + payloadLength;
 }
 
 /**
@@ -338,13 +346,12 @@ export function frameSize(topic: Buffer | undefined, payloadLength: number): num
  * the payload goes right after. Returns the offset where the payload starts.
  */
 export function writeFrameHead(target: Buffer, offset: number, flags: number, nonce: number, topic: Buffer | undefined, payloadLength: number): number {
-  const prefix = topic ? TOPIC_LENGTH_BYTES + topic.length : 0;
+  const prefix = topic ? topic.length : 0;
   target[offset] = flags;
   target.writeUInt32BE(nonce, offset + 1);
   target.writeUInt32BE(prefix + payloadLength, offset + 5);
   if (!topic) return offset + HEADER_BYTES;
-  target.writeUInt16BE(topic.length, offset + HEADER_BYTES);
-  topic.copy(target, offset + HEADER_BYTES + TOPIC_LENGTH_BYTES);
+  topic.copy(target, offset + HEADER_BYTES);
   return offset + HEADER_BYTES + prefix;
 }
 
@@ -369,12 +376,16 @@ export function encodeFrame(
   return { chunks: [head, payload], size };
 }
 
-/** Encodes a topic (a normalised Nest pattern) once, checking its length. */
+/** Encodes a topic (a normalised Nest pattern) once, checking its length: the wrapped-body prefix frames copy. */
 export function encodeTopic(topic: string): Buffer {
-  const bytes = Buffer.from(topic, 'utf8');
-  if (bytes.length === 0) throw new P2PProtocolError('empty pattern');
-  if (bytes.length > MAX_TOPIC_BYTES) throw new P2PProtocolError(`pattern longer than ${MAX_TOPIC_BYTES} bytes`);
-  return bytes;
+  const length = Buffer.byteLength(topic, 'utf8');
+  if (length === 0) throw new P2PProtocolError('empty pattern');
+  if (length > MAX_TOPIC_BYTES) throw new P2PProtocolError(`pattern longer than ${MAX_TOPIC_BYTES} bytes`);
+  // The whole prefix of a wrapped body (`u16 length | topic`), so a frame copies it in one go.
+  const prefix = Buffer.allocUnsafe(TOPIC_LENGTH_BYTES + length);
+  prefix.writeUInt16BE(length, 0);
+  prefix.write(topic, TOPIC_LENGTH_BYTES, 'utf8');
+  return prefix;
 }
 
 /** Marks bytes to be sent with the protobuf encoding (passed through opaque, received as a Buffer). */

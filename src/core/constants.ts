@@ -27,7 +27,8 @@ export const PROTOCOL_VERSION = 2;
 
 /** u16 BE topic length prefix of a wrapped body. */
 export const TOPIC_LENGTH_BYTES = 2;
-export const MAX_TOPIC_BYTES = 0xffff;
+/** Bit 15 of the topic length marks a metadata section (metadata.ts), so a topic has at most 15 bits of length. */
+export const MAX_TOPIC_BYTES = 0x7fff;
 
 export const MAX_NONCE = 0xffffffff;
 

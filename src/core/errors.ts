@@ -59,6 +59,7 @@ export type P2PErrorCode =
   | 'P2P_NOT_RUNNING'
   | 'P2P_REMOTE'
   | 'P2P_RATE_LIMIT'
+  | 'P2P_METADATA'
   | 'P2P_CONFIG';
 
 export interface P2PErrorOptions {
@@ -255,6 +256,13 @@ export class P2PPeerBannedError extends P2PHandshakeError {
   static override readonly p2pCode: P2PErrorCode = 'P2P_PEER_BANNED';
   declare readonly p2pCode: 'P2P_PEER_BANNED';
   declare readonly code: 'P2P_PEER_BANNED';
+}
+
+/** Message metadata that is not an object of strings, or larger than 4 KiB encoded. */
+export class P2PMetadataError extends P2PError {
+  static override readonly p2pCode: P2PErrorCode = 'P2P_METADATA';
+  declare readonly p2pCode: 'P2P_METADATA';
+  declare readonly code: 'P2P_METADATA';
 }
 
 /** The configuration is invalid; `problems` names every bad key. */

@@ -1,6 +1,7 @@
 export * from './address.js';
 export * from './address-book.js';
 export * from './codec.js';
+export * from './metadata.js';
 export * from './constants.js';
 export * from './control.js';
 export * from './errors.js';

@@ -3,6 +3,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { formatAddress, mustParseAddress, parseAddress, socketAddress, type PeerAddress } from './address.js';
 import type { KnownPeer } from './address-book.js';
 import { Discovery, discoveryOptions } from './discovery.js';
+import type { Metadata } from './metadata.js';
 import { InboundAdmission, ipOf } from './inbound-admission.js';
 import { resolvePeerOptions, type PeerOptions, type ResolvedPeerOptions } from './peer-options.js';
 
@@ -49,11 +50,13 @@ import { encodePayload } from './codec.js';
 /** Receives what remote peers send; the Nest server implements it. */
 export interface InboundHandler {
   /** `broadcast` is set when the event is a network-wide broadcast (`peer` is the neighbour that relayed it). */
-  onEvent(peer: PeerInfo, topic: string, data: unknown, broadcast?: BroadcastMeta): unknown;
-  onRequest(peer: PeerInfo, topic: string, data: unknown, reply: ReplySink): void;
+  onEvent(peer: PeerInfo, topic: string, data: unknown, broadcast?: BroadcastMeta, metadata?: Metadata): unknown;
+  onRequest(peer: PeerInfo, topic: string, data: unknown, reply: ReplySink, metadata?: Metadata): void;
 }
 
 export interface RequestOptions {
+  /** Sent beside the data; the handler reads it with `ctx.getMetadata()` (string values, at most 4 KiB encoded). */
+  metadata?: Metadata;
   /** The longest wait for the first reply value, and between values of a stream (default: the node's `timeoutMs`). */
   timeoutMs?: number;
   /** The longest the whole request may take, however the replies trickle in (default: none). */
@@ -71,6 +74,8 @@ export interface BroadcastOptions {
   scope?: 'neighbors' | 'network';
   /** For `network`: RainTree (default; about one message per node) or gossip (flooding, for incomplete views). */
   strategy?: BroadcastStrategy;
+  /** Sent beside the data to every receiver (for `network`, signed by this node with the rest). */
+  metadata?: Metadata;
 }
 
 export interface BroadcastResult {
@@ -183,7 +188,7 @@ export class Peer extends EventEmitter {
         neighbours: () => [...this.connections.keys()],
         isConnected: (id) => this.connections.get(id)?.isOpen === true,
         send: (id, body) => this.socketFor(id).sendNetworkBroadcast(body),
-        deliver: (from, message, data) => this.deliverBroadcast(from, { id: message.id, origin: message.origin, hops: message.hops, sentAt: Math.floor(message.timestampUs / 1000) }, message.topic, data),
+        deliver: (from, message, data) => this.deliverBroadcast(from, { id: message.id, origin: message.origin, hops: message.hops, sentAt: Math.floor(message.timestampUs / 1000) }, message.topic, data, message.metadata),
         penalize: (peerId, what, detail, weight) => this.sanctions.penalize(peerId, what, detail, weight),
       },
       this.identity,
@@ -203,13 +208,13 @@ export class Peer extends EventEmitter {
   }
 
   /** A network broadcast for this node's handlers; `from` is the relaying neighbour, or this node for its own. */
-  private deliverBroadcast(from: string, meta: BroadcastMeta, topic: string, data: unknown): void {
+  private deliverBroadcast(from: string, meta: BroadcastMeta, topic: string, data: unknown, metadata?: Metadata): void {
     if (this.state !== 'running') return;
-    if (from !== this.id) return void this.connections.get(from)?.dispatchEvent(topic, data, meta);
+    if (from !== this.id) return void this.connections.get(from)?.dispatchEvent(topic, data, meta, metadata);
     // The originator's own copy has no connection to go through.
     const failed = (err: unknown) => this.logger.error(`network broadcast handler for "${topic}" failed: ${(err as Error)?.message ?? err}`);
     try {
-      const result = this.handler?.onEvent(this.selfInfo(), topic, data, meta);
+      const result = this.handler?.onEvent(this.selfInfo(), topic, data, meta, metadata);
       if (result instanceof Promise) result.catch(failed);
     } catch (err) {
       failed(err);
@@ -456,10 +461,10 @@ export class Peer extends EventEmitter {
 
   private readonly hooks: SocketHooks = {
     onOpened: (socket) => this.onOpened(socket),
-    onEvent: (socket, topic, data, broadcast) => this.handler?.onEvent(socket.senderInfo(), topic, data, broadcast),
-    onRequest: (socket, topic, data, reply) => {
+    onEvent: (socket, topic, data, broadcast, metadata) => this.handler?.onEvent(socket.senderInfo(), topic, data, broadcast, metadata),
+    onRequest: (socket, topic, data, reply, metadata) => {
       if (!this.handler) return reply.error({ status: 'error', message: 'node has no handlers' });
-      this.handler.onRequest(socket.senderInfo(), topic, data, reply);
+      this.handler.onRequest(socket.senderInfo(), topic, data, reply, metadata);
     },
     onClosed: (socket, reason, error, undeliveredBytes) => this.onClosed(socket, reason, error, undeliveredBytes),
     onPeerExchange: (socket, body) => this.discovery.onMessage(socket, body),
@@ -601,14 +606,14 @@ export class Peer extends EventEmitter {
     }
   }
 
-  send(peerId: string, pattern: string, data: unknown): void {
-    this.socketFor(peerId).sendEvent(this.topic(pattern), data);
+  send(peerId: string, pattern: string, data: unknown, options: { metadata?: Metadata } = {}): void {
+    this.socketFor(peerId).sendEvent(this.topic(pattern), data, options.metadata);
   }
 
   /** Sends a request; the observer gets each reply value. Returns a cancel function. */
   request(peerId: string, pattern: string, data: unknown, observer: RequestObserver, options: RequestOptions = {}): () => void {
     const socket = this.socketFor(peerId);
-    return socket.request(pattern, this.topic(pattern), data, options.timeoutMs ?? this.opts.timeoutMs, observer, options.deadlineMs);
+    return socket.request(pattern, this.topic(pattern), data, options.timeoutMs ?? this.opts.timeoutMs, observer, options.deadlineMs, options.metadata);
   }
 
   /** The reply timeout requests use when they set none (`timeoutMs`). */
@@ -627,12 +632,12 @@ export class Peer extends EventEmitter {
     const topic = this.topic(pattern);
     if (options.scope === 'network') {
       const { encoding, bytes } = encodePayload(data);
-      return this.broadcasts.originate(pattern, encoding, bytes, options.strategy ?? 'raintree');
+      return this.broadcasts.originate(pattern, encoding, bytes, options.strategy ?? 'raintree', options.metadata);
     }
     const result: BroadcastResult = { sent: [], failed: [] };
     for (const [peerId, socket] of this.connections) {
       try {
-        socket.sendEvent(topic, data);
+        socket.sendEvent(topic, data, options.metadata);
         result.sent.push(peerId);
       } catch (err) {
         result.failed.push({ peerId, error: err as Error });

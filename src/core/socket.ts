@@ -31,6 +31,7 @@ import type { PartialFrameBudget } from './partial-frames.js';
 import { looksLikeTls, type ProvenPeer } from './secure-channel.js';
 import { PendingRequests, type PendingRequest } from './pending-requests.js';
 import type { BroadcastMeta, Direction, P2PLogger, PeerInfo } from './types.js';
+import { withMetadata, type Metadata } from './metadata.js';
 import { createReplySink, type ReplySink } from './reply-sink.js';
 import { WriteQueue } from './write-queue.js';
 
@@ -75,8 +76,8 @@ export interface Refusal {
 export interface SocketHooks {
   /** The hello exchange succeeded; the Peer accepts the connection or closes it. */
   onOpened(socket: P2PSocket): void;
-  onEvent(socket: P2PSocket, topic: string, data: unknown, broadcast?: BroadcastMeta): unknown;
-  onRequest(socket: P2PSocket, topic: string, data: unknown, reply: ReplySink): void;
+  onEvent(socket: P2PSocket, topic: string, data: unknown, broadcast?: BroadcastMeta, metadata?: Metadata): unknown;
+  onRequest(socket: P2PSocket, topic: string, data: unknown, reply: ReplySink, metadata?: Metadata): void;
   onClosed(socket: P2PSocket, reason: string, error: Error | undefined, undeliveredBytes: number): void;
   /** A peer-exchange body arrived on an open connection (unparsed: the Peer bounds and judges it). */
   onPeerExchange(socket: P2PSocket, body: Buffer): void;
@@ -245,9 +246,9 @@ export class P2PSocket {
   // ---- sending -------------------------------------------------------------
 
   /** Queues an event. Throws P2PConnectionClosedError, P2PFrameTooLargeError or P2PQueueFullError. */
-  sendEvent(topic: Buffer, data: unknown): void {
+  sendEvent(topic: Buffer, data: unknown, metadata?: Metadata): void {
     const { encoding, bytes } = encodePayload(data);
-    this.writeFrame(FLAG_WRAPPED | encoding, 0, topic, bytes);
+    this.writeFrame(FLAG_WRAPPED | encoding, 0, withMetadata(topic, metadata), bytes);
   }
 
   /**
@@ -261,12 +262,13 @@ export class P2PSocket {
     timeoutMs: number,
     observer: Pick<PendingRequest, 'next' | 'error' | 'complete'>,
     deadlineMs?: number,
+    metadata?: Metadata,
   ): () => void {
     const { encoding, bytes } = encodePayload(data);
     const entry: PendingRequest = { pattern, timeoutMs, timer: undefined, ...this.measured(pattern, observer) };
     const nonce = this.pending.add(entry);
     try {
-      this.writeFrame(FLAG_WRAPPED | FLAG_REQUEST | encoding, nonce, topic, bytes);
+      this.writeFrame(FLAG_WRAPPED | FLAG_REQUEST | encoding, nonce, withMetadata(topic, metadata), bytes);
     } catch (err) {
       this.pending.take(nonce);
       throw err;
@@ -411,13 +413,13 @@ export class P2PSocket {
       case 'response':
         return this.onResponse(message);
       case 'event':
-        return this.dispatchEvent(message.topic!, decodePayload(message.encoding, message.payload));
+        return this.dispatchEvent(message.topic!, decodePayload(message.encoding, message.payload), undefined, message.metadata);
       case 'request': {
         const data = decodePayload(message.encoding, message.payload);
         this.acquireHandler();
         const reply = this.replySink(nonce, message.topic!);
         try {
-          this.hooks.onRequest(this, message.topic!, data, reply);
+          this.hooks.onRequest(this, message.topic!, data, reply, message.metadata);
         } catch (err) {
           reply.error(err);
         }
@@ -431,11 +433,11 @@ export class P2PSocket {
    * broadcasts relayed by this peer come through here too (with `broadcast` set), so
    * they are bounded the same way.
    */
-  dispatchEvent(topic: string, data: unknown, broadcast?: BroadcastMeta): void {
+  dispatchEvent(topic: string, data: unknown, broadcast?: BroadcastMeta, metadata?: Metadata): void {
     this.acquireHandler();
     let result: unknown;
     try {
-      result = this.hooks.onEvent(this, topic, data, broadcast);
+      result = this.hooks.onEvent(this, topic, data, broadcast, metadata);
     } catch (err) {
       // A failing handler is the application's problem, not the peer's: log, keep the link.
       this.log('error', `event handler for "${topic}" failed: ${(err as Error)?.message ?? err}`);

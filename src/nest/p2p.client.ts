@@ -3,6 +3,7 @@ import { mustParseAddress } from '../core/address.js';
 import { P2PNotRunningError, P2PRemoteError } from '../core/errors.js';
 import { Peer, type PeerOptions } from '../core/peer.js';
 import { runningNode } from './p2p.registry.js';
+import type { Metadata } from '../core/metadata.js';
 import { route } from './p2p.route.js';
 
 export interface P2PClientOptions extends Omit<PeerOptions, 'listen' | 'peers'> {
@@ -109,7 +110,7 @@ export class P2PClient extends ClientProxy {
           error: (err) => callback({ err: err instanceof P2PRemoteError ? err.error : err }),
           complete: () => callback({ isDisposed: true }),
         },
-        { timeoutMs: this.clientOptions.timeoutMs },
+        { timeoutMs: this.clientOptions.timeoutMs, metadata: metadataOf(packet) },
       );
     } catch (err) {
       callback({ err });
@@ -118,7 +119,7 @@ export class P2PClient extends ClientProxy {
   }
 
   protected async dispatchEvent<T = unknown>(packet: ReadPacket): Promise<T> {
-    this.liveNode().send(this.peerId!, route(packet.pattern), packet.data);
+    this.liveNode().send(this.peerId!, route(packet.pattern), packet.data, { metadata: metadataOf(packet) });
     return undefined as T;
   }
 
@@ -127,4 +128,9 @@ export class P2PClient extends ClientProxy {
     if (!this.node) throw new P2PNotRunningError('client is closed');
     return this.node;
   }
+}
+
+/** Nest 12's `setOnDispatchHook` puts `packet.metadata` on each packet; Nest 11's packets have none. */
+function metadataOf(packet: ReadPacket): Metadata | undefined {
+  return (packet as ReadPacket & { metadata?: Metadata }).metadata;
 }

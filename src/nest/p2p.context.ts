@@ -1,8 +1,9 @@
 import { BaseRpcContext } from '@nestjs/microservices';
+import type { Metadata } from '../core/metadata.js';
 import type { BroadcastMeta, PeerInfo } from '../core/types.js';
 
 /** `@Ctx() ctx: P2PContext` in a handler: who sent the message, and under which pattern. */
-export class P2PContext extends BaseRpcContext<[PeerInfo, string, BroadcastMeta | undefined]> {
+export class P2PContext extends BaseRpcContext<[PeerInfo, string, BroadcastMeta | undefined, Metadata?]> {
   /** The sending peer (id, addresses, direction, round-trip time); for a network broadcast, the neighbour that relayed it. */
   getPeer(): PeerInfo {
     return this.args[0];
@@ -16,5 +17,14 @@ export class P2PContext extends BaseRpcContext<[PeerInfo, string, BroadcastMeta 
   /** For a network-wide broadcast: its id, the originating peer id and the hop count; otherwise undefined. */
   getBroadcast(): BroadcastMeta | undefined {
     return this.args[2];
+  }
+
+  /**
+   * The metadata the sender attached, if any (as Nest's `TcpContext.getMetadata()`): from a
+   * `P2PClient` whose dispatch hook set `packet.metadata`, or `{ metadata }` on P2PService calls.
+   * For a network broadcast it is the origin's, signed with the rest.
+   */
+  getMetadata(): Metadata | undefined {
+    return this.args[3];
   }
 }

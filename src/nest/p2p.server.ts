@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Server, type CustomTransportStrategy, type MessageHandler, type WritePacket } from '@nestjs/microservices';
 import { connectable, isObservable, Subject, type Observable } from 'rxjs';
+import type { Metadata } from '../core/metadata.js';
 import type { InboundHandler, Peer } from '../core/peer.js';
 import type { ReplySink } from '../core/socket.js';
 import type { BroadcastMeta, PeerEvent, PeerInfo } from '../core/types.js';
@@ -69,25 +70,25 @@ export class P2PServer extends Server<P2PServerEvents> implements CustomTranspor
     return this.onProcessingStartHook === this.noStartHook && !this.onProcessingEndHook;
   }
 
-  onEvent(peer: PeerInfo, topic: string, data: unknown, broadcast?: BroadcastMeta): unknown {
+  onEvent(peer: PeerInfo, topic: string, data: unknown, broadcast?: BroadcastMeta, metadata?: Metadata): unknown {
     // A node relays network broadcasts on every topic; having no handler for one is normal, not an error to log.
     if (broadcast && !this.getHandlerByPattern(topic)) return undefined;
-    const context = new P2PContext([peer, topic, broadcast]);
+    const context = new P2PContext([peer, topic, broadcast, metadata]);
     const handler = this.hooksUnset && this.getHandlerByPattern(topic);
     // Server.handleEvent does the same work inside two async wrappers for the hooks; without
     // hooks those wrappers were a quarter of the receiver's time per event (see bench/README.md).
-    if (!handler) return this.handleEvent(topic, { pattern: topic, data }, context);
+    if (!handler) return this.handleEvent(topic, { pattern: topic, data, metadata } as { pattern: string; data: unknown }, context);
     const result = handler(data, context);
     return result instanceof Promise ? result.then(connectStream) : connectStream(result);
   }
 
-  onRequest(peer: PeerInfo, topic: string, data: unknown, reply: ReplySink): void {
+  onRequest(peer: PeerInfo, topic: string, data: unknown, reply: ReplySink, metadata?: Metadata): void {
     const handler = this.getHandlerByPattern(topic);
     if (!handler || handler.isEventHandler) {
       reply.error({ status: 'error', message: `${NO_MESSAGE_HANDLER} Pattern: ${topic}` });
       return;
     }
-    const context = new P2PContext([peer, topic, undefined]);
+    const context = new P2PContext([peer, topic, undefined, metadata]);
     if (this.hooksUnset) return this.answer(handler, data, context, reply);
     // With hooks set: the start hook wraps the handler, the end hook runs once the reply has ended.
     void this.onProcessingStartHook(this.transportId, context, async () => {

@@ -1,6 +1,7 @@
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { Observable, share } from 'rxjs';
 import type { BanInfo } from '../core/ban-list.js';
+import type { Metadata } from '../core/metadata.js';
 import type { BroadcastValidatorFn } from '../core/broadcast-pipeline.js';
 import type { BroadcastOptions, BroadcastResult, Peer, RequestOptions } from '../core/peer.js';
 import type { PeerEvent, PeerInfo } from '../core/types.js';
@@ -58,8 +59,8 @@ export class P2PService implements OnApplicationShutdown {
   }
 
   /** Fire-and-forget to an @EventPattern; resolves once queued. */
-  async send(peerId: string, pattern: P2PPattern, data?: unknown): Promise<void> {
-    this.node.send(peerId, route(pattern), data);
+  async send(peerId: string, pattern: P2PPattern, data?: unknown, options?: { metadata?: Metadata }): Promise<void> {
+    this.node.send(peerId, route(pattern), data, options);
   }
 
   /**
@@ -80,7 +81,7 @@ export class P2PService implements OnApplicationShutdown {
    */
   request<T = unknown>(peerId: string, pattern: P2PPattern, data?: unknown, options?: RequestOptions): Promise<T> {
     const timeoutMs = options?.timeoutMs ?? this.node.defaultTimeoutMs;
-    const bounded = { timeoutMs, deadlineMs: options?.deadlineMs ?? timeoutMs };
+    const bounded = { ...options, timeoutMs, deadlineMs: options?.deadlineMs ?? timeoutMs };
     // What lastValueFrom(requestStream(...)) gives, without an Observable per request.
     return new Promise<T>((resolve, reject) => {
       let last: T | undefined;

@@ -4,7 +4,7 @@
 import { once } from 'node:events';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FLAG_WRAPPED, FrameDecoder, WriteQueue } from '../../src/core/index.js';
+import { encodeTopic, FLAG_WRAPPED, FrameDecoder, WriteQueue } from '../../src/core/index.js';
 
 let server: Server | undefined;
 const sockets: Socket[] = [];
@@ -41,7 +41,7 @@ describe('WriteQueue', () => {
     const { writer, reader } = await pair();
     reader.pause();
     const queue = new WriteQueue(writer);
-    const topic = Buffer.from('t');
+    const topic = encodeTopic('t'); // the wrapped-body prefix: u16 length and the topic
     const count = 20_000;
     for (let i = 0; i < count; i++) queue.push(FLAG_WRAPPED, 0, topic, payload(i));
     // The kernel holds a few MB at most: the rest must still be queued, counted in queuedBytes.

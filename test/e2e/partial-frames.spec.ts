@@ -48,7 +48,7 @@ async function raw(node: Peer): Promise<RawPeer> {
 /** An event frame of exactly `length` bytes on the wire (binary payload). */
 function eventFrame(length: number, topic = 'note'): Buffer {
   const t = encodeTopic(topic);
-  return Buffer.concat(encodeFrame(0x10, 0, t, Buffer.alloc(length - HEADER_BYTES - 2 - t.length, 7)).chunks);
+  return Buffer.concat(encodeFrame(0x10, 0, t, Buffer.alloc(length - HEADER_BYTES - t.length, 7)).chunks); // t: the u16 length and the topic
 }
 
 /** Writes `bytes` in `chunk`-sized writes, waiting for drain; stops early if the node closes the connection. */
