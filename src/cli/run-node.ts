@@ -54,10 +54,7 @@ export async function runNode(options: RunNodeOptions): Promise<number> {
 
   const app = await NestFactory.create(StandaloneNodeModule, { logger });
   const service = app.get(P2PService);
-  // Subscribed before start, so the configured peers' connections are part of the log too.
-  const events = service.events$.subscribe((event) =>
-    logger.log(`${event.type} ${event.peer.id} ${event.peer.remoteAddress} (${event.peer.direction})`, 'peers'),
-  );
+  // Connects and disconnects are logged by the node itself (context P2P): logging events$ here too doubled each line.
   app.connectMicroservice({ strategy: app.get(P2PServer) });
   await app.startAllMicroservices();
   await app.init();
@@ -69,7 +66,6 @@ export async function runNode(options: RunNodeOptions): Promise<number> {
       if (stopping) return;
       stopping = true;
       logger.log(`${signal}: closing`);
-      events.unsubscribe();
       app.close().then(
         () => resolve(0),
         (err: Error) => {

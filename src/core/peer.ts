@@ -82,7 +82,13 @@ export interface BroadcastResult {
   failed: Array<{ peerId: string; error: Error }>;
 }
 
-type Settled = { resolve: (info: PeerInfo) => void; reject: (err: Error) => void };
+/** What a dial ended with: the peer, and whether this dial opened the connection (false: one was open already, or it won a duplicate). */
+export interface DialOutcome {
+  info: PeerInfo;
+  opened: boolean;
+}
+
+type Settled = { resolve: (outcome: DialOutcome) => void; reject: (err: Error) => void };
 
 /**
  * The node (the seed's Peer): listens for inbound connections, dials outbound
@@ -141,7 +147,7 @@ export class Peer extends EventEmitter {
       Math.min(STALLED_AFTER_MS, this.opts.frameStallMs),
     );
     this.persistent = new PersistentPeers(
-      { connect: (address) => this.connect(address), isConnected: (id) => this.connections.has(id) },
+      { dial: (address) => this.dial(address), isConnected: (id) => this.connections.has(id) },
       { baseMs: this.opts.reconnectBaseMs, maxMs: this.opts.reconnectMaxMs },
       this.logger,
     );
@@ -386,6 +392,11 @@ export class Peer extends EventEmitter {
    * hello exchange is done. Already connected to that id: resolves with it.
    */
   connect(address: string): Promise<PeerInfo> {
+    return this.dial(address).then((outcome) => outcome.info);
+  }
+
+  /** connect(), also telling whether this dial opened the connection (the persistent peers' reconnect log needs it). */
+  private dial(address: string): Promise<DialOutcome> {
     if (this.state !== 'running') return Promise.reject(new P2PNotRunningError(`node is ${this.state}`));
     let target: PeerAddress;
     try {
@@ -395,7 +406,7 @@ export class Peer extends EventEmitter {
     }
     if (target.peerId) {
       const existing = this.connections.get(target.peerId);
-      if (existing) return Promise.resolve(existing.info());
+      if (existing) return Promise.resolve({ info: existing.info(), opened: false });
       if (target.peerId === this.id) return Promise.reject(new P2PSelfConnectionError('cannot dial self', { address }));
       const banned = this.sanctions.refusal(target.peerId);
       if (banned) return Promise.reject(new P2PPeerBannedError(banned, { address, peerId: target.peerId }));
@@ -403,7 +414,7 @@ export class Peer extends EventEmitter {
     if (this.outboundCount() >= this.opts.maxOutbound) {
       return Promise.reject(new P2PDialError(`maxOutbound ${this.opts.maxOutbound} reached`, { address, peerId: target.peerId }));
     }
-    return new Promise<PeerInfo>((resolve, reject) => {
+    return new Promise<DialOutcome>((resolve, reject) => {
       const raw = createConnection({ host: target.host, port: target.port });
       this.dialing.add(raw);
       const ref = { address: formatAddress(target.host, target.port), peerId: target.peerId };
@@ -472,6 +483,7 @@ export class Peer extends EventEmitter {
     this.handshakes.delete(socket);
     const remoteId = socket.peerId!;
     const existing = this.connections.get(remoteId);
+    let opened = false;
     if (existing && existing !== socket && existing.isOpen) {
       // Two connections to one peer. Same direction: the newer is a duplicate.
       // Opposite directions (a simultaneous dial): both ends keep the one dialed by the lower id.
@@ -482,7 +494,7 @@ export class Peer extends EventEmitter {
         this.logger.debug?.(`duplicate connection to ${remoteId} from ${socket.remoteAddress} closed`);
         if (!this.opts.tls) this.refusedNewcomers.set(remoteId, Date.now());
         void socket.close(GoodbyeReason.Duplicate, 'already connected');
-        this.dials.get(socket)?.resolve(existing.info());
+        this.dials.get(socket)?.resolve({ info: existing.info(), opened: false });
         this.dials.delete(socket);
         return;
       }
@@ -496,8 +508,9 @@ export class Peer extends EventEmitter {
       this.logger.log(`connected to ${remoteId} at ${socket.remoteAddress} (${socket.direction})`);
       this.emitPeer({ type: 'connected', peer: socket.info() });
       this.discovery.onConnected(socket);
+      opened = true;
     }
-    this.dials.get(socket)?.resolve(socket.info());
+    this.dials.get(socket)?.resolve({ info: socket.info(), opened });
     this.dials.delete(socket);
   }
 
