@@ -13,6 +13,7 @@ export interface RunNodeOptions {
   listen?: string;
   peer?: string[];
   keyFile?: string;
+  externalAddress?: string;
   json: boolean;
 }
 
@@ -29,6 +30,7 @@ export function loadNodeConfig(options: RunNodeOptions): P2POptions {
   const merged: Record<string, unknown> = { ...fromFile };
   if (options.listen !== undefined) merged.listen = options.listen;
   if (options.peer !== undefined) merged.peers = options.peer;
+  if (options.externalAddress !== undefined) merged.externalAddress = options.externalAddress;
   if (options.keyFile !== undefined) {
     merged.privateKeyFile = options.keyFile;
     delete merged.privateKey;

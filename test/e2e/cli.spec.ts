@@ -1,11 +1,12 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { loadNodeConfig } from '../../src/cli/run-node.js';
 import type { Peer } from '../../src/core/index.js';
 import { echo, startEchoPeer, waitFor } from '../helpers.js';
 
@@ -70,7 +71,7 @@ describe('nestjs-p2p CLI (built package)', () => {
     writeFileSync(config, JSON.stringify({ listen: '10.255.255.1:9', maxInbound: 5, pingIntervalMs: 1000 }));
     const child = spawn(
       process.execPath,
-      [cli, 'node', '--config', config, '--listen', '127.0.0.1:0', '--key-file', join(dir, 'k.pem'), '--peer', `${peer.id}@${peer.address()}`, '--json'],
+      [cli, 'node', '--config', config, '--listen', '127.0.0.1:0', '--key-file', join(dir, 'k.pem'), '--peer', `${peer.id}@${peer.address()}`, '--external-address', '198.51.100.7:4100', '--json'],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const lines: Array<{ level: string; message: string; context: string }> = [];
@@ -81,6 +82,7 @@ describe('nestjs-p2p CLI (built package)', () => {
       expect(address).toMatch(/^127\.0\.0\.1:\d+$/); // --listen replaced the config's address
       // --peer: the node dialed our peer, which can now ask it things.
       await waitFor(() => peer.peers().some((p) => p.id === id), 5000, 'the CLI node to dial the peer');
+      expect(peer.peers().find((p) => p.id === id)!.listenAddress).toBe('198.51.100.7:4100'); // --external-address, announced
       expect(lines.filter((l) => l.message.startsWith(`connected to ${peer.id}`)).map((l) => l.context)).toEqual(['P2P']); // once
       await expect(echo(peer, id!, 'hi')).rejects.toThrow(/no matching message handler/); // a bare node has no handlers
       child.kill('SIGTERM');
@@ -152,6 +154,23 @@ describe('nestjs-p2p CLI (built package)', () => {
       for (const r of runs) r.child.kill('SIGKILL');
     }
   }, 40_000);
+
+  it('--version prints the package version', () => {
+    const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-V']) {
+      const run = spawnSync(process.execPath, [cli, flag], { encoding: 'utf8' });
+      expect(run.status).toBe(0);
+      expect(run.stdout.trim()).toBe(pkg.version);
+    }
+  });
+
+  it('node: the shipped example config is valid and announces no placeholder address', () => {
+    const example = fileURLToPath(new URL('../../config/node.example.json', import.meta.url));
+    const config = loadNodeConfig({ config: example, json: false });
+    expect(config.externalAddress).toBeUndefined();
+    expect(config.peers).toEqual([]);
+    expect(loadNodeConfig({ config: example, externalAddress: '198.51.100.7:4100', json: false }).externalAddress).toBe('198.51.100.7:4100');
+  });
 
   it('node: an invalid config exits with code 2 and names every bad key', () => {
     const config = join(tempDir(), 'bad.json');
