@@ -230,6 +230,15 @@ export class Peer extends EventEmitter {
     return this.state === 'running';
   }
 
+  /** Why the node cannot act now. A node never started is the usual slip in a Nest app: the message says what starts it. */
+  private notRunning(): P2PNotRunningError {
+    if (this.state !== 'new') return new P2PNotRunningError(`node is ${this.state}`);
+    return new P2PNotRunningError(
+      'node is new: it was never started. In a Nest app, add app.connectMicroservice({ strategy: app.get(P2PServer) }) ' +
+        'and await app.startAllMicroservices() (NestFactory.createMicroservice starts it in listen()); a bare Peer needs start()',
+    );
+  }
+
   /** Where this node accepts connections (`host:port`), or null when it does not listen. */
   address(): string | null {
     return this.listenAddress;
@@ -397,7 +406,7 @@ export class Peer extends EventEmitter {
 
   /** connect(), also telling whether this dial opened the connection (the persistent peers' reconnect log needs it). */
   private dial(address: string): Promise<DialOutcome> {
-    if (this.state !== 'running') return Promise.reject(new P2PNotRunningError(`node is ${this.state}`));
+    if (this.state !== 'running') return Promise.reject(this.notRunning());
     let target: PeerAddress;
     try {
       target = mustParseAddress(address);
@@ -587,7 +596,7 @@ export class Peer extends EventEmitter {
   }
 
   private socketFor(peerId: string): P2PSocket {
-    if (this.state !== 'running') throw new P2PNotRunningError(`node is ${this.state}`);
+    if (this.state !== 'running') throw this.notRunning();
     const socket = this.connections.get(peerId);
     if (!socket) throw new P2PPeerNotConnectedError(peerId);
     return socket;
@@ -636,7 +645,7 @@ export class Peer extends EventEmitter {
    * says which peers failed.
    */
   broadcast(pattern: string, data: unknown, options: BroadcastOptions = {}): BroadcastResult {
-    if (this.state !== 'running') throw new P2PNotRunningError(`node is ${this.state}`);
+    if (this.state !== 'running') throw this.notRunning();
     const topic = this.topic(pattern);
     if (options.scope === 'network') {
       const { encoding, bytes } = encodePayload(data);
