@@ -1,12 +1,17 @@
 #!/usr/bin/env node
 // `nestjs-p2p`: run a standalone node from a JSON config, or print the peer id of a key file.
 import { Command, InvalidArgumentError } from 'commander';
+import { readFileSync } from 'node:fs';
 import { loadIdentityFile } from '../core/identity.js';
-import { runNode } from './run-node.js';
+import { runNode, type RunNodeOptions } from './run-node.js';
+
+// dist/cli/main.js -> the package's own package.json, in a clone as in node_modules.
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 const program = new Command()
   .name('nestjs-p2p')
   .description('Peer-to-peer transport for NestJS: run a node, or manage its identity.')
+  .version(version, '-V, --version', 'print the nestjs-p2p version')
   .showHelpAfterError();
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
@@ -22,8 +27,9 @@ program
   .option('-l, --listen <host:port>', 'listen address (overrides the config)')
   .option('-p, --peer <address>', 'peer to dial, host:port or <peerId>@host:port; repeatable (replaces the config list)', collect)
   .option('-k, --key-file <file>', 'private key file, created (mode 0600) when missing (overrides the config)')
+  .option('-e, --external-address <host:port>', 'address other peers should dial, when it differs from --listen (overrides the config)')
   .option('--json', 'log one JSON object per line instead of human-readable lines', false)
-  .action(async (options: { config?: string; listen?: string; peer?: string[]; keyFile?: string; json: boolean }) => {
+  .action(async (options: RunNodeOptions) => {
     process.exitCode = await runNode(options);
   });
 

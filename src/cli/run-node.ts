@@ -13,6 +13,7 @@ export interface RunNodeOptions {
   listen?: string;
   peer?: string[];
   keyFile?: string;
+  externalAddress?: string;
   json: boolean;
 }
 
@@ -29,6 +30,7 @@ export function loadNodeConfig(options: RunNodeOptions): P2POptions {
   const merged: Record<string, unknown> = { ...fromFile };
   if (options.listen !== undefined) merged.listen = options.listen;
   if (options.peer !== undefined) merged.peers = options.peer;
+  if (options.externalAddress !== undefined) merged.externalAddress = options.externalAddress;
   if (options.keyFile !== undefined) {
     merged.privateKeyFile = options.keyFile;
     delete merged.privateKey;
@@ -54,10 +56,7 @@ export async function runNode(options: RunNodeOptions): Promise<number> {
 
   const app = await NestFactory.create(StandaloneNodeModule, { logger });
   const service = app.get(P2PService);
-  // Subscribed before start, so the configured peers' connections are part of the log too.
-  const events = service.events$.subscribe((event) =>
-    logger.log(`${event.type} ${event.peer.id} ${event.peer.remoteAddress} (${event.peer.direction})`, 'peers'),
-  );
+  // Connects and disconnects are logged by the node itself (context P2P): logging events$ here too doubled each line.
   app.connectMicroservice({ strategy: app.get(P2PServer) });
   await app.startAllMicroservices();
   await app.init();
@@ -69,7 +68,6 @@ export async function runNode(options: RunNodeOptions): Promise<number> {
       if (stopping) return;
       stopping = true;
       logger.log(`${signal}: closing`);
-      events.unsubscribe();
       app.close().then(
         () => resolve(0),
         (err: Error) => {

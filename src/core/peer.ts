@@ -87,7 +87,13 @@ export interface BroadcastResult {
   failed: Array<{ peerId: string; error: Error }>;
 }
 
-type Settled = { resolve: (info: PeerInfo) => void; reject: (err: Error) => void };
+/** What a dial ended with: the peer, and whether this dial opened the connection (false: one was open already, or it won a duplicate). */
+export interface DialOutcome {
+  info: PeerInfo;
+  opened: boolean;
+}
+
+type Settled = { resolve: (outcome: DialOutcome) => void; reject: (err: Error) => void };
 
 /**
  * The node (the seed's Peer): listens for inbound connections, dials outbound
@@ -146,7 +152,7 @@ export class Peer extends EventEmitter {
       Math.min(STALLED_AFTER_MS, this.opts.frameStallMs),
     );
     this.persistent = new PersistentPeers(
-      { connect: (address) => this.connect(address), isConnected: (id) => this.connections.has(id) },
+      { dial: (address) => this.dial(address), isConnected: (id) => this.connections.has(id) },
       { baseMs: this.opts.reconnectBaseMs, maxMs: this.opts.reconnectMaxMs },
       this.logger,
     );
@@ -227,6 +233,15 @@ export class Peer extends EventEmitter {
 
   get isRunning(): boolean {
     return this.state === 'running';
+  }
+
+  /** Why the node cannot act now. A node never started is the usual slip in a Nest app: the message says what starts it. */
+  private notRunning(): P2PNotRunningError {
+    if (this.state !== 'new') return new P2PNotRunningError(`node is ${this.state}`);
+    return new P2PNotRunningError(
+      'node is new: it was never started. In a Nest app, add app.connectMicroservice({ strategy: app.get(P2PServer) }) ' +
+        'and await app.startAllMicroservices() (NestFactory.createMicroservice starts it in listen()); a bare Peer needs start()',
+    );
   }
 
   /** Where this node accepts connections (`host:port`), or null when it does not listen. */
@@ -391,7 +406,12 @@ export class Peer extends EventEmitter {
    * hello exchange is done. Already connected to that id: resolves with it.
    */
   connect(address: string): Promise<PeerInfo> {
-    if (this.state !== 'running') return Promise.reject(new P2PNotRunningError(`node is ${this.state}`));
+    return this.dial(address).then((outcome) => outcome.info);
+  }
+
+  /** connect(), also telling whether this dial opened the connection (the persistent peers' reconnect log needs it). */
+  private dial(address: string): Promise<DialOutcome> {
+    if (this.state !== 'running') return Promise.reject(this.notRunning());
     let target: PeerAddress;
     try {
       target = mustParseAddress(address);
@@ -400,7 +420,7 @@ export class Peer extends EventEmitter {
     }
     if (target.peerId) {
       const existing = this.connections.get(target.peerId);
-      if (existing) return Promise.resolve(existing.info());
+      if (existing) return Promise.resolve({ info: existing.info(), opened: false });
       if (target.peerId === this.id) return Promise.reject(new P2PSelfConnectionError('cannot dial self', { address }));
       const banned = this.sanctions.refusal(target.peerId);
       if (banned) return Promise.reject(new P2PPeerBannedError(banned, { address, peerId: target.peerId }));
@@ -408,7 +428,7 @@ export class Peer extends EventEmitter {
     if (this.outboundCount() >= this.opts.maxOutbound) {
       return Promise.reject(new P2PDialError(`maxOutbound ${this.opts.maxOutbound} reached`, { address, peerId: target.peerId }));
     }
-    return new Promise<PeerInfo>((resolve, reject) => {
+    return new Promise<DialOutcome>((resolve, reject) => {
       const raw = createConnection({ host: target.host, port: target.port });
       this.dialing.add(raw);
       const ref = { address: formatAddress(target.host, target.port), peerId: target.peerId };
@@ -477,6 +497,7 @@ export class Peer extends EventEmitter {
     this.handshakes.delete(socket);
     const remoteId = socket.peerId!;
     const existing = this.connections.get(remoteId);
+    let opened = false;
     if (existing && existing !== socket && existing.isOpen) {
       // Two connections to one peer. Same direction: the newer is a duplicate.
       // Opposite directions (a simultaneous dial): both ends keep the one dialed by the lower id.
@@ -487,7 +508,7 @@ export class Peer extends EventEmitter {
         this.logger.debug?.(`duplicate connection to ${remoteId} from ${socket.remoteAddress} closed`);
         if (!this.opts.tls) this.refusedNewcomers.set(remoteId, Date.now());
         void socket.close(GoodbyeReason.Duplicate, 'already connected');
-        this.dials.get(socket)?.resolve(existing.info());
+        this.dials.get(socket)?.resolve({ info: existing.info(), opened: false });
         this.dials.delete(socket);
         return;
       }
@@ -501,8 +522,9 @@ export class Peer extends EventEmitter {
       this.logger.log(`connected to ${remoteId} at ${socket.remoteAddress} (${socket.direction})`);
       this.emitPeer({ type: 'connected', peer: socket.info() });
       this.discovery.onConnected(socket);
+      opened = true;
     }
-    this.dials.get(socket)?.resolve(socket.info());
+    this.dials.get(socket)?.resolve({ info: socket.info(), opened });
     this.dials.delete(socket);
   }
 
@@ -579,7 +601,7 @@ export class Peer extends EventEmitter {
   }
 
   private socketFor(peerId: string): P2PSocket {
-    if (this.state !== 'running') throw new P2PNotRunningError(`node is ${this.state}`);
+    if (this.state !== 'running') throw this.notRunning();
     const socket = this.connections.get(peerId);
     if (!socket) throw new P2PPeerNotConnectedError(peerId);
     return socket;
@@ -628,7 +650,7 @@ export class Peer extends EventEmitter {
    * says which peers failed.
    */
   broadcast(pattern: string, data: unknown, options: BroadcastOptions = {}): BroadcastResult {
-    if (this.state !== 'running') throw new P2PNotRunningError(`node is ${this.state}`);
+    if (this.state !== 'running') throw this.notRunning();
     const topic = this.topic(pattern);
     if (options.scope === 'network') {
       const { encoding, bytes } = encodePayload(data);

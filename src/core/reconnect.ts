@@ -1,5 +1,6 @@
 import { P2PNotRunningError, P2PSelfConnectionError } from './errors.js';
-import type { P2PLogger, PeerInfo } from './types.js';
+import type { DialOutcome } from './peer.js';
+import type { P2PLogger } from './types.js';
 
 export interface BackoffOptions {
   /** First retry delay, ms; doubles per failed attempt. */
@@ -29,7 +30,8 @@ interface Entry {
 }
 
 export interface Redialer {
-  connect(address: string): Promise<PeerInfo>;
+  /** Dials; `opened` is false when the peer was connected already (say it dialed us, and this dial was the duplicate). */
+  dial(address: string): Promise<DialOutcome>;
   isConnected(peerId: string): boolean;
 }
 
@@ -87,8 +89,9 @@ export class PersistentPeers {
     }
     entry.dialing = true;
     try {
-      const info = await this.node.connect(entry.address);
-      if (entry.attempt > 0) this.logger.log(`reconnected to ${info.id} at ${entry.address}`);
+      const { info, opened } = await this.node.dial(entry.address);
+      // A dial that found the peer connected already (it redialed us first) reconnected nothing.
+      if (entry.attempt > 0 && opened) this.logger.log(`reconnected to ${info.id} at ${entry.address}`);
       entry.peerId = info.id;
       entry.attempt = 0;
     } catch (err) {

@@ -128,6 +128,8 @@ export class P2PSocket {
   private closeError: Error | undefined;
   private readonly closed: Promise<void>;
   private resolveClosed!: () => void;
+  /** The remote end as last seen: a destroyed socket no longer knows it, and the disconnect is logged after that. */
+  private lastAddress = 'unknown';
 
   constructor(
     readonly raw: Socket,
@@ -135,6 +137,7 @@ export class P2PSocket {
     private readonly hooks: SocketHooks,
   ) {
     this.direction = options.direction;
+    this.lastAddress = socketAddress(raw);
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     this.frameWatch = new FrameWatch(
       { partial: () => this.decoder.partial, progress: () => this.decoder.partialProgress(), cut: (message) => this.cutPartialFrame(message) },
@@ -185,7 +188,8 @@ export class P2PSocket {
   }
 
   get remoteAddress(): string {
-    return socketAddress(this.raw);
+    if (this.lastAddress === 'unknown') this.lastAddress = socketAddress(this.raw);
+    return this.lastAddress;
   }
 
   get isOpen(): boolean {

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { backoffDelay, loadIdentity, Peer, type PeerEvent, type PeerOptions } from '../../src/core/index.js';
+import { backoffDelay, loadIdentity, Peer, PersistentPeers, type DialOutcome, type PeerEvent, type PeerInfo, type PeerOptions } from '../../src/core/index.js';
 import { echo, startEchoPeer, waitFor } from '../helpers.js';
 
 const open: Peer[] = [];
@@ -27,6 +27,43 @@ describe('backoff', () => {
   });
 });
 
+describe('persistent peers: what is logged', () => {
+  it('logs a reconnect only when the redial opened the connection, not when the peer had redialed first (a duplicate)', async () => {
+    const lines: string[] = [];
+    const logger = { log: (m: string) => void lines.push(`log ${m}`), warn: (m: string) => void lines.push(`warn ${m}`), error: (m: string) => void lines.push(`error ${m}`) };
+    const info = { id: 'b'.repeat(40) } as PeerInfo;
+    const outcomes: Array<DialOutcome | Error> = [new Error('connect ECONNREFUSED'), { info, opened: false }, { info, opened: true }];
+    let dials = 0;
+    const persistent = new PersistentPeers(
+      {
+        dial: async () => {
+          const next = outcomes[dials++]!;
+          if (next instanceof Error) throw next;
+          return next;
+        },
+        isConnected: () => false,
+      },
+      { baseMs: 5, maxMs: 10 },
+      logger,
+    );
+    try {
+      await persistent.add('127.0.0.1:1'); // refused: a warning, then a retry
+      await waitFor(() => dials === 2, 1000, 'the retry');
+      await new Promise((r) => setTimeout(r, 20));
+      expect(lines.filter((l) => l.includes('reconnected'))).toEqual([]); // the retry met the peer's own connection
+      persistent.onDisconnected(info.id);
+      await waitFor(() => dials === 3, 1000, 'the redial after a disconnect');
+      await waitFor(() => lines.some((l) => l.includes('reconnected')), 1000, 'the reconnect line');
+      expect(lines).toEqual([
+        expect.stringMatching(/^warn could not connect to 127\.0\.0\.1:1: connect ECONNREFUSED; retrying in \d+ ms$/),
+        `log reconnected to ${info.id} at 127.0.0.1:1`,
+      ]);
+    } finally {
+      persistent.stop();
+    }
+  });
+});
+
 describe.each([true, false])('persistent peers (tls: %s)', (tls) => {
   it('redials a configured peer that restarts on the same address, without user code', async () => {
     const key = loadIdentity().privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
@@ -48,6 +85,8 @@ describe.each([true, false])('persistent peers (tls: %s)', (tls) => {
     await waitFor(() => a.peers().some((p) => p.id === b.id), 3000, 'A to redial B');
     expect(await echo(a, b.id, 'back')).toBe('back');
     expect(events.map((e) => e.type)).toEqual(['disconnected', 'connected']);
+    // The socket is gone by the time the disconnect is reported: the address seen while it was open is kept.
+    expect(events[0]!.peer.remoteAddress).toMatch(/^127\.0\.0\.1:\d+$/);
   });
 
   it('keeps retrying a configured peer that is not up yet, and connects when it comes', async () => {

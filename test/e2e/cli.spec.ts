@@ -1,11 +1,12 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { loadNodeConfig } from '../../src/cli/run-node.js';
 import type { Peer } from '../../src/core/index.js';
 import { echo, startEchoPeer, waitFor } from '../helpers.js';
 
@@ -20,6 +21,24 @@ function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'p2p-cli-'));
   dirs.push(dir);
   return dir;
+}
+
+interface CliRun {
+  child: ChildProcess;
+  lines: Array<{ level: string; message: string; context: string }>;
+  /** Resolves with the node's id once it logged `ready:`. */
+  ready(): Promise<string>;
+}
+
+function startCli(args: string[]): CliRun {
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: CliRun['lines'] = [];
+  createInterface({ input: child.stdout! }).on('line', (line) => lines.push(JSON.parse(line)));
+  const ready = async () => {
+    await waitFor(() => lines.some((l) => l.message.startsWith('ready:')), 15_000, 'a CLI node to start');
+    return /ready: id ([0-9a-f]{40})/.exec(lines.find((l) => l.message.startsWith('ready:'))!.message)![1]!;
+  };
+  return { child, lines, ready };
 }
 
 describe('nestjs-p2p CLI (built package)', () => {
@@ -52,7 +71,7 @@ describe('nestjs-p2p CLI (built package)', () => {
     writeFileSync(config, JSON.stringify({ listen: '10.255.255.1:9', maxInbound: 5, pingIntervalMs: 1000 }));
     const child = spawn(
       process.execPath,
-      [cli, 'node', '--config', config, '--listen', '127.0.0.1:0', '--key-file', join(dir, 'k.pem'), '--peer', `${peer.id}@${peer.address()}`, '--json'],
+      [cli, 'node', '--config', config, '--listen', '127.0.0.1:0', '--key-file', join(dir, 'k.pem'), '--peer', `${peer.id}@${peer.address()}`, '--external-address', '198.51.100.7:4100', '--json'],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const lines: Array<{ level: string; message: string; context: string }> = [];
@@ -63,7 +82,8 @@ describe('nestjs-p2p CLI (built package)', () => {
       expect(address).toMatch(/^127\.0\.0\.1:\d+$/); // --listen replaced the config's address
       // --peer: the node dialed our peer, which can now ask it things.
       await waitFor(() => peer.peers().some((p) => p.id === id), 5000, 'the CLI node to dial the peer');
-      expect(lines.some((l) => l.context === 'peers' && l.message.startsWith(`connected ${peer.id}`))).toBe(true);
+      expect(peer.peers().find((p) => p.id === id)!.listenAddress).toBe('198.51.100.7:4100'); // --external-address, announced
+      expect(lines.filter((l) => l.message.startsWith(`connected to ${peer.id}`)).map((l) => l.context)).toEqual(['P2P']); // once
       await expect(echo(peer, id!, 'hi')).rejects.toThrow(/no matching message handler/); // a bare node has no handlers
       child.kill('SIGTERM');
       const [code] = await once(child, 'exit');
@@ -73,6 +93,83 @@ describe('nestjs-p2p CLI (built package)', () => {
     } finally {
       child.kill('SIGKILL');
     }
+  });
+
+  it('node: a mesh of three nodes, one restarted, logs each connect once, no reconnect for a duplicate, no address "unknown"', async () => {
+    const dir = tempDir();
+    const config = join(dir, 'mesh.json');
+    // Every node dials the other two (simultaneous dials, hence duplicates), and redials soon after a loss.
+    writeFileSync(config, JSON.stringify({ reconnectBaseMs: 100, reconnectMaxMs: 400 }));
+    const ports = [27211, 27212, 27213]; // below the ephemeral range, like the demo's
+    const args = (i: number) => [
+      cli, 'node', '--json', '--config', config, '--key-file', join(dir, `k${i}.pem`), '--listen', `127.0.0.1:${ports[i]}`,
+      ...ports.filter((_, j) => j !== i).flatMap((port) => ['--peer', `127.0.0.1:${port}`]),
+    ];
+    const runs: CliRun[] = [];
+    const run = (i: number) => {
+      const r = startCli(args(i));
+      runs.push(r);
+      return r;
+    };
+    try {
+      const nodes = [run(0), run(1), run(2)];
+      const ids = await Promise.all(nodes.map((n) => n.ready()));
+      const connected = (n: CliRun, id: string) => n.lines.filter((l) => l.message.startsWith(`connected to ${id} `)).length;
+      await waitFor(() => nodes.every((n, i) => ids.every((id, j) => i === j || connected(n, id) === 1)), 10_000, 'the full mesh');
+
+      // The healthy mesh: no warnings but the new key files and dials to a node not up yet (start order).
+      const expected = /^(node [0-9a-f]{40}: wrote a new private key|could not connect to 127\.0\.0\.1:2721[123]: connect ECONNREFUSED)/;
+      for (const n of nodes) expect(n.lines.filter((l) => l.level === 'warn' && !expected.test(l.message)).map((l) => l.message)).toEqual([]);
+
+      // Restart node 1 on the same address and key: 0 and 2 see it leave and come back.
+      nodes[1]!.child.kill('SIGTERM');
+      await once(nodes[1]!.child, 'exit');
+      const gone = (n: CliRun) => n.lines.some((l) => l.message.startsWith(`disconnected from ${ids[1]} `));
+      await waitFor(() => gone(nodes[0]!) && gone(nodes[2]!), 5000, 'the others to see node 1 leave');
+      const again = run(1);
+      expect(await again.ready()).toBe(ids[1]);
+      await waitFor(() => connected(nodes[0]!, ids[1]!) === 2 && connected(nodes[2]!, ids[1]!) === 2, 10_000, 'node 1 back in the mesh');
+      await waitFor(() => connected(again, ids[0]!) === 1 && connected(again, ids[2]!) === 1, 5000, 'node 1 connected to both');
+      await new Promise((r) => setTimeout(r, 1500)); // late redials and duplicates, if any, get logged
+
+      for (const r of runs) {
+        const text = r.lines.map((l) => `${l.level} [${l.context}] ${l.message}`);
+        expect(text.filter((l) => / at unknown\b/.test(l))).toEqual([]);
+        expect(r.lines.filter((l) => l.context !== 'P2P' && /connected/.test(l.message))).toEqual([]); // not echoed by the CLI
+        // A reconnect is logged only right after this node's own dial opened the connection.
+        r.lines.forEach((line, k) => {
+          const id = /^reconnected to ([0-9a-f]{40})/.exec(line.message)?.[1];
+          if (!id) return;
+          const before = r.lines.slice(0, k).reverse().find((l) => l.message.includes(id) && /^(connected to|duplicate connection to)/.test(l.message));
+          expect(before?.message, text.join('\n')).toMatch(/^connected to .*\(outbound\)$/);
+        });
+      }
+      // Each connect once: per node and peer, one more connect than disconnects while it ran.
+      for (const [i, n] of nodes.entries()) {
+        if (i === 1) continue;
+        expect(connected(n, ids[1]!)).toBe(2);
+        expect(connected(n, ids[2 - i]!)).toBe(1);
+      }
+    } finally {
+      for (const r of runs) r.child.kill('SIGKILL');
+    }
+  }, 40_000);
+
+  it('--version prints the package version', () => {
+    const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-V']) {
+      const run = spawnSync(process.execPath, [cli, flag], { encoding: 'utf8' });
+      expect(run.status).toBe(0);
+      expect(run.stdout.trim()).toBe(pkg.version);
+    }
+  });
+
+  it('node: the shipped example config is valid and announces no placeholder address', () => {
+    const example = fileURLToPath(new URL('../../config/node.example.json', import.meta.url));
+    const config = loadNodeConfig({ config: example, json: false });
+    expect(config.externalAddress).toBeUndefined();
+    expect(config.peers).toEqual([]);
+    expect(loadNodeConfig({ config: example, externalAddress: '198.51.100.7:4100', json: false }).externalAddress).toBe('198.51.100.7:4100');
   });
 
   it('node: an invalid config exits with code 2 and names every bad key', () => {

@@ -191,3 +191,22 @@ describe('lifecycle', () => {
     }
   });
 });
+
+describe('an app that never starts the node (no connectMicroservice)', () => {
+  it('fails the first send, connect and broadcast with P2PNotRunningError naming what is missing', async () => {
+    const moduleRef = await Test.createTestingModule({ imports: [P2PModule.forRoot({ listen: '127.0.0.1:0' })] }).compile();
+    const app = moduleRef.createNestApplication({ logger: false });
+    await app.init(); // app.connectMicroservice({ strategy: app.get(P2PServer) }) + startAllMicroservices() forgotten
+    try {
+      const service = app.get(P2PService);
+      const missing = /node is new: it was never started\. In a Nest app, add app\.connectMicroservice\(\{ strategy: app\.get\(P2PServer\) \}\) and await app\.startAllMicroservices\(\)/;
+      for (const call of [() => service.send('a'.repeat(40), 'x', 1), () => service.connect('127.0.0.1:1'), () => service.broadcast('x', 1)]) {
+        const err = await Promise.resolve().then(() => call() as Promise<unknown>).then(() => undefined, (e: unknown) => e);
+        expect(err).toBeInstanceOf(P2PNotRunningError);
+        expect((err as Error).message).toMatch(missing);
+      }
+    } finally {
+      await app.close();
+    }
+  });
+});

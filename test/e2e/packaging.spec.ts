@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -41,6 +41,30 @@ describe('the built package (dist/), as an app would load it', () => {
     );
     const { stdout } = await run(process.execPath, ['main.mjs'], { cwd: app });
     expect(JSON.parse(stdout.trim())).toEqual({ module: 'function', service: 'function', health: 'function', inbound: 40 });
+  });
+});
+
+describe('the packed tarball (npm pack)', () => {
+  it('ships what the source maps, the CLI and the README point at', async () => {
+    const { stdout } = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, maxBuffer: 16 << 20 });
+    const packed = new Set((JSON.parse(stdout) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map((f) => f.path));
+    expect(packed).toContain('dist/cli/main.js');
+    expect(packed).toContain('config/node.example.json'); // the README's CLI example copies it
+    // Every shipped source map names sources that ship too (dist/x.js.map -> ../src/x.ts).
+    const maps = [...packed].filter((path) => path.endsWith('.js.map'));
+    expect(maps.length).toBeGreaterThan(20);
+    const missing = maps.flatMap((map) => {
+      const { sources } = JSON.parse(readFileSync(join(root, map), 'utf8')) as { sources: string[] };
+      return sources.map((source) => posix.join(posix.dirname(map), source)).filter((path) => !packed.has(path));
+    });
+    expect(missing).toEqual([]);
+    // Nor does a built file point at a map that is not shipped.
+    const js = [...packed].filter((path) => path.endsWith('.js'));
+    const dangling = js.filter((path) => {
+      const url = /\/\/# sourceMappingURL=(\S+)\s*$/.exec(readFileSync(join(root, path), 'utf8'))?.[1];
+      return url !== undefined && !packed.has(posix.join(posix.dirname(path), url));
+    });
+    expect(dangling).toEqual([]);
   });
 });
 
