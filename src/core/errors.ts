@@ -85,9 +85,12 @@ export class P2PError extends Error {
   readonly code: P2PErrorCode | SystemErrorCode;
   readonly peerId?: string;
   readonly address?: string;
+  /** The message without the peer it names: what a goodbye tells that very peer. */
+  readonly detail: string;
 
   constructor(message: string, peer: PeerRef = {}, options: P2PErrorOptions = {}) {
     super(withPeer(message, peer), 'cause' in options ? { cause: options.cause } : undefined);
+    this.detail = message;
     const type = new.target as typeof P2PError;
     this.name = new.target.name;
     this.p2pCode = type.p2pCode;

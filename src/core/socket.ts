@@ -634,7 +634,8 @@ export class P2PSocket {
     this.options.metrics?.()?.error(error.constructor.name);
     this.log(level, `closing connection: ${error.message}`);
     // Keep reading (onData discards while closing) so the peer's FIN is seen and the close is prompt.
-    void this.close(reason, error.message, error);
+    // The goodbye goes to the peer the error names: it needs the reason, not its own id and address again.
+    void this.close(reason, error instanceof P2PError ? error.detail : error.message, error);
   }
 
   private armGrace(): void {

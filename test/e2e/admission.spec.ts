@@ -71,6 +71,7 @@ describe('inbound admission', () => {
     for (const r of attempts.filter((r) => r.closed)) {
       expect(r.goodbye()?.reason).toBe(GoodbyeReason.InboundLimit);
       expect(r.goodbye()?.message).toMatch(/inbound limit of 3 per IP reached for 127\.0\.0\.3/);
+      expect(r.goodbye()?.message).not.toMatch(/\(peer /); // the peer is not told its own id and address back
     }
     const good = await startEchoPeer({}, open);
     await good.connect(`${node.id}@${node.address()}`);
