@@ -69,6 +69,8 @@ describe('packet metadata', () => {
     await a.service.broadcast('traced.event', 2, { metadata: { traceId: 't-3' } });
     await a.service.broadcast('traced.event', 3, { scope: 'network', metadata: { traceId: 't-4', tenant: 'acme' } });
     await waitFor(() => seen().length === 5, 3000, 'every message at b');
+    // The originator's own handler got the network broadcast too, and counts it as delivered.
+    expect(a.service.networkBroadcastStats()).toMatchObject({ originated: 1, delivered: 1 });
     expect(seen()).toEqual([
       { pattern: 'traced', metadata: { traceId: 't-1' } },
       { pattern: 'traced', metadata: undefined },
