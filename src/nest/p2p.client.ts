@@ -33,10 +33,11 @@ export class P2PClient extends ClientProxy {
   private peerId: string | undefined;
   private connecting: Promise<void> | undefined;
   /**
-   * Bumped by close(). An open() that outlives its generation leaves the client alone: the
-   * close that ended it owns its node. This is what lets close() and connect() interleave
-   * (as with Nest's ClientTCP, which ignores a replaced socket's late events) and still end
-   * with one live node after a last connect(), none after a last close(), and none leaked.
+   * Bumped by close(). An open() that outlives its generation still makes its connection and
+   * resolves (as Nest's ClientTCP's connect() does when a close() overtakes it), but leaves the
+   * client alone: the close that ended it waits for it, then closes its node. This is what lets
+   * close() and connect() interleave and still end with one live node after a last connect(),
+   * none after a last close(), and none leaked.
    */
   private generation = 0;
 
@@ -58,11 +59,11 @@ export class P2PClient extends ClientProxy {
 
   private async open(generation: number): Promise<void> {
     if (!this.node?.isRunning) this.pickNode();
+    // Captured: a close() during the awaits clears the fields, and this attempt still finishes on its own node.
+    const node = this.node!;
     await this.nodeStarted;
-    this.assertCurrent(generation);
-    const info = await this.node!.connect(this.clientOptions.peer);
-    this.assertCurrent(generation);
-    this.peerId = info.id;
+    const info = await node.connect(this.clientOptions.peer);
+    if (generation === this.generation) this.peerId = info.id;
   }
 
   /** The configured node, else the app's running node, else a private one (started here; synchronously assigned, so close() sees it). */
@@ -76,20 +77,18 @@ export class P2PClient extends ClientProxy {
     this.nodeStarted = shared ? undefined : this.node.start();
   }
 
-  private assertCurrent(generation: number): void {
-    if (generation !== this.generation) throw new P2PNotRunningError('client closed while connecting');
-  }
-
   async close(): Promise<void> {
-    const { node, ownNode, nodeStarted } = this;
+    const { node, ownNode, nodeStarted, connecting } = this;
     this.generation++;
     this.node = undefined;
     this.ownNode = false;
     this.nodeStarted = undefined;
     this.connecting = undefined;
     if (!ownNode || !node) return;
-    // Closing a node mid-start would let start() carry on afterwards; let it finish (or fail) first.
+    // Closing a node mid-start would let start() carry on afterwards, and mid-dial would fail the
+    // connect() that ClientTCP resolves: let both finish (or fail) first.
     await nodeStarted?.catch(() => undefined);
+    await connecting?.catch(() => undefined);
     await node.close();
   }
 

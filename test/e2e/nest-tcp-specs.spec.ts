@@ -277,13 +277,9 @@ describe('TCP client reconnect', () => {
   });
 
   for (const closeWhileConnecting of [false, true]) {
-    // KNOWN DIFFERENCE (closing a connecting client): ClientTCP's first connect() still resolves
-    // and its socket reaches the server (2 connections); P2PClient's first connect() rejects with
-    // P2PNotRunningError ('client closed while connecting') and its node never dials (1 connection).
-    // The streamed reply and unwrap() identity do match. `it.fails` keeps Nest's assertions as
-    // they are and turns red once P2PClient behaves as ClientTCP here: then make it `it`.
-    const test = closeWhileConnecting ? it.fails : it;
-    test(`should preserve streamed responses after closing ${
+    // Closing a connecting client: as with ClientTCP, the first connect() still resolves and its
+    // connection reaches the server (2 connections) before close() ends it.
+    it(`should preserve streamed responses after closing ${
       closeWhileConnecting ? 'a connecting' : 'a connected'
     } socket and reconnecting`, async () => {
       const connectA = client.connect();

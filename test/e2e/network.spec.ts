@@ -66,11 +66,12 @@ describe(`a network of ${N} Nest apps, each started knowing one other`, () => {
     const result = await from.service.broadcast('net.news', data, { scope: 'network', strategy });
     expect(result.id).toMatch(/^[0-9a-f]{32}$/);
     const count = (n: NetNode) => n.news.heard.filter((h) => h.id === result.id).length;
-    await waitFor(() => live().every((n) => count(n) >= 1), 5000, 'every live node to hear the broadcast').catch((err) => {
-      if (process.env.P2P_TEST_STATS) {
-        for (const n of live()) process.stdout.write(`${n.service.id.slice(0, 6)} heard ${count(n)} peers ${n.service.peers().length} known ${(n.app.get(P2P_NODE) as Peer).knownPeers().length}\n`);
-      }
-      throw err;
+    // 10 s: views that differ make this a gossip flood of about 300 TLS sends, and the suite runs files in parallel on 2 cores.
+    await waitFor(() => live().every((n) => count(n) >= 1), 10_000, 'every live node to hear the broadcast').catch((err: Error) => {
+      // Say which nodes missed it, and what they saw: a miss is a coverage bug, a slow run is not.
+      const missed = live().filter((n) => count(n) === 0);
+      const detail = missed.map((n) => `${n.service.id.slice(0, 6)} (peers ${n.service.peers().length}, known ${(n.app.get(P2P_NODE) as Peer).knownPeers().length}, stats ${JSON.stringify(n.service.networkBroadcastStats())})`);
+      throw new Error(`${err.message}: ${missed.length} missed it: ${detail.join('; ')}`);
     });
     await new Promise((r) => setTimeout(r, 300)); // time for any duplicate to show up
     for (const n of live()) expect(n.news.heard.find((h) => h.id === result.id)).toEqual({ id: result.id, origin: from.service.id, data });
