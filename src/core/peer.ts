@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { formatAddress, mustParseAddress, parseAddress, socketAddress, type PeerAddress } from './address.js';
 import type { KnownPeer } from './address-book.js';
+import { openChannel, type DialContext } from './dialer.js';
 import { Discovery, discoveryOptions } from './discovery.js';
 import type { Metadata } from './metadata.js';
 import { InboundAdmission, ipOf } from './inbound-admission.js';
@@ -14,7 +15,6 @@ import { ControlType, encodeControl, GoodbyeReason, type Hello } from './control
 import {
   P2PDialError,
   P2PListenError,
-  P2PError,
   P2PHandshakeError,
   P2PNotRunningError,
   P2PPeerBannedError,
@@ -36,7 +36,6 @@ import {
   createTlsCredentials,
   PlaintextOnTlsError,
   secureInbound,
-  secureOutbound,
   type ProvenPeer,
   type SecuredConnection,
   type TlsCredentials,
@@ -410,6 +409,21 @@ export class Peer extends EventEmitter {
   }
 
   /** connect(), also telling whether this dial opened the connection (the persistent peers' reconnect log needs it). */
+  /** What openChannel needs from the node, read at each dial (the credentials exist once started). */
+  private dialContext(): DialContext {
+    return {
+      dialTimeoutMs: this.opts.dialTimeoutMs,
+      handshakeTimeoutMs: this.opts.handshakeTimeoutMs,
+      credentials: this.credentials,
+      inFlight: this.dialing,
+      isRunning: () => this.state === 'running',
+      refuseCertificate: (socket, problem, ref) => {
+        this.logger.warn(`dial to ${ref.address} refused: ${problem.message}`);
+        this.goodbyeAndClose(socket, GoodbyeReason.BadCertificate, problem.message);
+      },
+    };
+  }
+
   private dial(address: string): Promise<DialOutcome> {
     if (this.state !== 'running') return Promise.reject(this.notRunning());
     let target: PeerAddress;
@@ -428,55 +442,12 @@ export class Peer extends EventEmitter {
     if (this.outboundCount() >= this.opts.maxOutbound) {
       return Promise.reject(new P2PDialError(`maxOutbound ${this.opts.maxOutbound} reached`, { address, peerId: target.peerId }));
     }
-    return new Promise<DialOutcome>((resolve, reject) => {
-      const raw = createConnection({ host: target.host, port: target.port });
-      this.dialing.add(raw);
-      const ref = { address: formatAddress(target.host, target.port), peerId: target.peerId };
-      const timer = setTimeout(() => {
-        raw.destroy(new P2PDialError(`no connection within ${this.opts.dialTimeoutMs} ms`, ref, { systemCode: 'ETIMEDOUT' }));
-      }, this.opts.dialTimeoutMs);
-      const onError = (err: Error) => {
-        clearTimeout(timer);
-        this.dialing.delete(raw);
-        reject(err instanceof P2PError ? err : new P2PDialError(err.message, ref, { cause: err }));
-      };
-      raw.once('error', onError);
-      raw.once('connect', () => {
-        clearTimeout(timer);
-        raw.off('error', onError);
-        if (this.state !== 'running') {
-          this.dialing.delete(raw);
-          raw.destroy();
-          reject(new P2PNotRunningError('node closed while dialing', ref));
-          return;
-        }
-        if (!this.credentials) {
-          this.dialing.delete(raw);
-          this.dials.set(this.wrap(raw, 'outbound', target.peerId), { resolve, reject });
-          return;
-        }
-        // Still counted as dialing (maxOutbound, close()) until the TLS handshake is over.
-        secureOutbound(raw, this.credentials, this.opts.handshakeTimeoutMs, ref).then(
-          (secured) => {
-            this.dialing.delete(raw);
-            if (this.state !== 'running') {
-              secured.socket.destroy();
-              return reject(new P2PNotRunningError('node closed while dialing', ref));
-            }
-            if (secured.problem) {
-              this.logger.warn(`dial to ${ref.address} refused: ${secured.problem.message}`);
-              this.goodbyeAndClose(secured.socket, GoodbyeReason.BadCertificate, secured.problem.message);
-              return reject(secured.problem);
-            }
-            this.dials.set(this.wrap(secured.socket, 'outbound', target.peerId, secured.proven), { resolve, reject });
-          },
-          (err: Error) => {
-            this.dialing.delete(raw);
-            reject(this.state === 'running' ? err : new P2PNotRunningError('node closed while dialing', ref));
-          },
-        );
-      });
-    });
+    return openChannel(target, this.dialContext()).then(
+      (channel) =>
+        new Promise<DialOutcome>((resolve, reject) => {
+          this.dials.set(this.wrap(channel.socket, 'outbound', target.peerId, channel.proven), { resolve, reject });
+        }),
+    );
   }
 
   private readonly hooks: SocketHooks = {
