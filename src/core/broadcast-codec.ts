@@ -55,7 +55,7 @@ export interface NetworkMessage extends SignedBroadcast {
   hops: number;
   /** RainTree: the arc the receiver covers (ignored for gossip). */
   arc: Arc;
-  /** RainTree: the sender's view of the arc's members, as a digest; a receiver whose view differs also gossips. */
+  /** RainTree: the sender's whole view, as a digest; a receiver whose view differs also gossips (broadcast-router.ts says why). */
   digest: ArcDigest;
 }
 

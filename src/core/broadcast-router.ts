@@ -1,7 +1,7 @@
 import { digestOf, type NetworkMessage } from './broadcast-codec.js';
 import { MAX_HOPS, encodeNetworkMessage } from './broadcast-codec.js';
 import { P2PFrameTooLargeError } from './errors.js';
-import { headOf, membersOf, planForward } from './raintree.js';
+import { headOf, planForward } from './raintree.js';
 import type { SeenEntry } from './replay-window.js';
 
 /**
@@ -96,12 +96,16 @@ export class BroadcastRouter {
     if (message.strategy === 'gossip') return this.gossip(message, from, entry, result);
     const self = this.host.selfId;
     const view = this.host.view();
+    // A digest of the whole view, not just of the arc: a node that no RainTree node on the way has in
+    // its view (it is connected to none of them) lies in some arc nobody can see it in; but its own
+    // neighbours, which do get the message, have it in their views, so their digest differs and they
+    // flood. Views known to connected and proven ids only (issue 13) made such nodes common.
+    const digest = digestOf(view);
     let fallback = false;
     if (from !== undefined) {
-      // The sender saw this arc's members differently (one of us has not learned of a peer yet):
+      // The sender's view differs from ours (one of us knows a peer the other does not):
       // cover what we know by RainTree, and flood as well so that nobody is missed.
-      const mine = digestOf(membersOf(view, message.arc));
-      if (mine.count !== message.digest.count || mine.xor !== message.digest.xor) {
+      if (digest.count !== message.digest.count || digest.xor !== message.digest.xor) {
         this.stats.viewMismatches++;
         fallback = true;
       }
@@ -113,7 +117,6 @@ export class BroadcastRouter {
       for (const candidate of candidates) {
         // Members before the candidate are not connected here, not known dead: the head keeps them in its arc.
         const next = headOf(branch, (id) => id === candidate, false)!;
-        const digest = digestOf(membersOf(view, next.arc));
         if (this.trySend(next.head, { ...message, hops: message.hops + 1, arc: next.arc, digest }, result)) {
           handed = true;
           break;
