@@ -178,7 +178,7 @@ export class Peer extends EventEmitter {
         disconnect: (peerId, message) => void this.connections.get(peerId)?.close(GoodbyeReason.Banned, message),
         whereIs: (peerId) => {
           const socket = this.connections.get(peerId);
-          const inboundIp = socket?.direction === 'inbound' ? socket.raw.remoteAddress : undefined;
+          const inboundIp = socket?.direction === 'inbound' ? ipOf(socket.raw) : undefined;
           return { address: socket?.remoteAddress, inboundIp };
         },
       },
