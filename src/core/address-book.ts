@@ -89,6 +89,12 @@ export class AddressBook {
     entry.failures++;
   }
 
+  /** The proven peer `id` if it is due for a dial. */
+  dueId(id: string): KnownPeer | undefined {
+    const entry = this.peers.get(id);
+    return entry && entry.nextDialAt <= this.now() ? entry : undefined;
+  }
+
   /** Up to `limit` peers due for a dial, fewest failures first, skipping those `skip` names. */
   due(limit: number, skip: (id: string) => boolean): KnownPeer[] {
     if (limit <= 0) return [];

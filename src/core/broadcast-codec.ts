@@ -6,7 +6,7 @@ import { P2PProtocolError } from './errors.js';
 import type { Arc } from './raintree.js';
 import { broadcastHash, broadcastId, NO_SIGNATURE, PUBLIC_KEY_BYTES, SIGNATURE_BYTES, signBroadcastHash, type OriginKeys } from './broadcast-signature.js';
 import type { Identity } from './identity.js';
-import { wholeRing } from './raintree.js';
+import { RING_ROOT } from './raintree.js';
 
 /**
  * The wire layout of a network broadcast (control type 6, protocol version 2):
@@ -112,7 +112,7 @@ export function createNetworkMessage(
     signed,
     strategy: fields.strategy,
     hops: 0,
-    arc: wholeRing(identity.peerId),
+    arc: RING_ROOT,
     digest: { count: 0, xor: 0 },
   };
 }

@@ -2,13 +2,13 @@ import { decodePayload } from './codec.js';
 import type { Encoding } from './constants.js';
 import { createNetworkMessage, decodeNetworkMessage, type BroadcastStrategy, type NetworkMessage } from './broadcast-codec.js';
 import { BroadcastBudget, type BudgetLimits } from './broadcast-budget.js';
+import { BroadcastRepair, type RepairHost, type RepairStats } from './broadcast-repair.js';
 import { BroadcastRouter, type OriginateResult, type RelayStats, type RouterHost } from './broadcast-router.js';
 import { OriginKeys } from './broadcast-signature.js';
 import { P2PRateLimitError } from './errors.js';
 import type { Identity } from './identity.js';
 import type { Misbehaviour } from './peer-score.js';
 import type { Metadata } from './metadata.js';
-import { inArc } from './raintree.js';
 import { ReplayWindow, type SeenEntry } from './replay-window.js';
 import type { P2PLogger } from './types.js';
 
@@ -52,6 +52,8 @@ export type DropReason =
 export interface NetworkBroadcastStats extends RelayStats {
   /** Broadcasts (or copies) dropped before delivery, by reason. */
   dropped: Record<DropReason, number>;
+  /** Lazy-pull repair (broadcast-repair.ts). */
+  repair: RepairStats;
 }
 
 export interface PipelineOptions extends BudgetLimits {
@@ -63,9 +65,13 @@ export interface PipelineOptions extends BudgetLimits {
   cacheSize: number;
   /** Benchmark only: no signatures are made or checked. */
   unsigned?: boolean;
+  /** How often repair announces recent ids to neighbours; 0: no repair. */
+  repairIntervalMs: number;
+  /** Bytes of recent broadcasts kept to answer repair requests. */
+  repairCacheBytes: number;
 }
 
-export interface PipelineHost extends RouterHost {
+export interface PipelineHost extends RouterHost, Pick<RepairHost, 'sendIHave' | 'sendIWant'> {
   penalize(peerId: string, what: Misbehaviour, detail: string, weight?: number): void;
   readonly logger: P2PLogger;
 }
@@ -80,7 +86,8 @@ export class BroadcastPipeline {
     duplicates: 0,
     sent: 0,
     gossipFallbacks: 0,
-    viewMismatches: 0,
+    proxied: 0,
+    unrouted: 0,
     tooLargeForNeighbour: 0,
     dropped: {
       neighbourBudget: 0,
@@ -94,8 +101,10 @@ export class BroadcastPipeline {
       rejected: 0,
       validatorBusy: 0,
     },
+    repair: { announced: 0, requested: 0, sent: 0, controlBytes: 0 },
   };
-  private readonly router: BroadcastRouter;
+  readonly router: BroadcastRouter;
+  readonly repair: BroadcastRepair;
   private readonly seen: ReplayWindow;
   private readonly budget: BroadcastBudget;
   private readonly keys = new OriginKeys();
@@ -113,6 +122,36 @@ export class BroadcastPipeline {
     this.router = new BroadcastRouter(host, this.stats);
     this.seen = new ReplayWindow(options.cacheSize, options.windowMs, options.skewMs, now);
     this.budget = new BroadcastBudget(options, now);
+    this.repair = new BroadcastRepair(
+      {
+        neighbours: () => host.neighbours(),
+        has: (id) => this.seen.get(id) !== undefined,
+        sendIHave: (peer, body) => host.sendIHave(peer, body),
+        sendIWant: (peer, body) => host.sendIWant(peer, body),
+        sendBroadcast: (peer, body) => host.send(peer, body),
+      },
+      { intervalMs: options.repairIntervalMs, cacheBytes: options.repairCacheBytes },
+      now,
+    );
+    this.stats.repair = this.repair.stats;
+  }
+
+  start(): void {
+    this.repair.start();
+  }
+
+  stop(): void {
+    this.repair.stop();
+  }
+
+  /** An IHAVE from a neighbour. Throws P2PProtocolError when malformed. */
+  onIHave(from: string, body: Buffer): void {
+    this.repair.onIHave(from, body);
+  }
+
+  /** An IWANT from a neighbour. Throws P2PProtocolError when malformed. */
+  onIWant(from: string, body: Buffer): void {
+    this.repair.onIWant(from, body);
   }
 
   /** Sets (or, with undefined, removes) the validator of one topic. */
@@ -134,7 +173,9 @@ export class BroadcastPipeline {
     const entry = this.seen.add(message.id, message.origin, timestampUs / 1000, message.signature);
     if (!entry) throw new P2PRateLimitError('network broadcast refused: the replay window is full of recent broadcasts (broadcastCacheSize)');
     // Its own handler gets what every other node gets: the payload as decoded from the wire.
-    return this.router.originate(message, entry, decodePayload(encoding, payload));
+    const result = this.router.originate(message, entry, decodePayload(encoding, payload));
+    this.repair.got(message, result.sent);
+    return result;
   }
 
   /** A broadcast frame body from neighbour `from`. Throws P2PProtocolError when malformed (the connection then closes). */
@@ -142,8 +183,8 @@ export class BroadcastPipeline {
     // Dropped, never penalised: an honest neighbour relays everyone's traffic and may be the one over it.
     if (!this.budget.takeNeighbour(from, body.length)) return void this.stats.dropped.neighbourBudget++;
     const message = decodeNetworkMessage(body, this.keys);
-    if (message.strategy === 'raintree' && !inArc(this.host.selfId, message.arc)) {
-      // Honest senders hand each head an arc that holds it; any other arc only serves to use up the per-id arc slots.
+    if (message.strategy === 'raintree' && !this.router.canRoute(message.arc)) {
+      // Honest senders hand an arc to a node in it, or to a proxy with a neighbour in it; any other arc only serves to use up the per-id arc slots.
       return void this.stats.dropped.misrouted++;
     }
     const known = this.seen.get(message.id);
@@ -192,7 +233,14 @@ export class BroadcastPipeline {
       this.stats.duplicates++;
       return;
     }
-    this.router.again(from, message, entry);
+    this.repair.heldBy(message.id, from);
+    for (const peer of this.router.again(from, message, entry)) this.repair.heldBy(message.id, peer);
+  }
+
+  /** Delivers and relays an accepted broadcast, and keeps it for repair (its sender and the relays' receivers have it). */
+  private accept(from: string, message: NetworkMessage, entry: SeenEntry, data: unknown): void {
+    const sent = this.router.accept(from, message, entry, data);
+    this.repair.got(message, [from, ...sent]);
   }
 
   private invalidSignature(from: string, message: NetworkMessage): void {
@@ -202,7 +250,7 @@ export class BroadcastPipeline {
 
   private validate(from: string, message: NetworkMessage, entry: SeenEntry, data: unknown): void {
     const validator = this.validators.get(message.topic);
-    if (!validator) return this.router.accept(from, message, entry, data);
+    if (!validator) return this.accept(from, message, entry, data);
     let verdict: BroadcastVerdict | Promise<BroadcastVerdict>;
     try {
       verdict = validator({ id: message.id, origin: message.origin, from, topic: message.topic, data, sentAt: Math.floor(message.timestampUs / 1000) });
@@ -234,8 +282,8 @@ export class BroadcastPipeline {
       verdict = this.validatorFailed(message, new Error(`returned ${String(verdict)}, not 'accept', 'ignore' or 'reject'`));
     }
     if (verdict === 'accept') {
-      this.router.accept(from, message, entry, data);
-      for (const copy of waiting) this.router.again(copy.from, copy.message, entry);
+      this.accept(from, message, entry, data);
+      for (const copy of waiting) this.again(copy.from, copy.message, entry);
       return;
     }
     entry.accepted = false;

@@ -1,24 +1,26 @@
 import { digestOf, type NetworkMessage } from './broadcast-codec.js';
 import { MAX_HOPS, encodeNetworkMessage } from './broadcast-codec.js';
 import { P2PFrameTooLargeError } from './errors.js';
-import { headOf, planForward } from './raintree.js';
+import { inArc, occupiedBy, planForward, ringDistance, type Arc } from './raintree.js';
 import type { SeenEntry } from './replay-window.js';
 
 /**
  * Relaying of network-wide broadcasts that passed the pipeline
- * (broadcast-pipeline.ts): RainTree routing (raintree.ts) with a fallback to
- * gossip. Each node delivers a broadcast to its handler once, and forwards each
- * arc it is handed (or the gossip copy) once.
+ * (broadcast-pipeline.ts): RainTree over the id space (raintree.ts), or gossip
+ * when the caller asks for it. Each node delivers a broadcast to its handler
+ * once, and forwards each arc it is handed (or the gossip copy) once. What a
+ * frozen or dropping relay leaves out, repair (broadcast-repair.ts) fills in.
  */
 
 /** What the router needs from the node. */
 export interface RouterHost {
   readonly selfId: string;
-  /** Every peer id this node knows, sorted ascending (its RainTree view), including itself. */
-  view(): string[];
+  /** Every peer id this node knows of (connected, proven, learned from peer exchange), sorted, itself included. */
+  knownIds(): string[];
   /** Connected peer ids. */
   neighbours(): string[];
-  isConnected(id: string): boolean;
+  /** Whether `neighbour` told us (by peer exchange) that it is connected to a member of `arc`. */
+  reaches?(neighbour: string, arc: Arc): boolean;
   /** Queues the encoded message to a peer; throws a typed error when it cannot. */
   send(id: string, body: Buffer): void;
   /** Hands a broadcast to this node's handler; `from` is the relaying neighbour, or this node for its own. */
@@ -29,10 +31,14 @@ export interface RelayStats {
   originated: number;
   delivered: number;
   duplicates: number;
+  /** Data frames sent by RainTree or gossip (repair copies are `repair.sent`). */
   sent: number;
+  /** Copies flooded because one broadcast handed this node more arcs than an honest network does. */
   gossipFallbacks: number;
-  /** RainTree messages whose arc this node saw differently from its sender (views still converging). */
-  viewMismatches: number;
+  /** Arcs handed to a neighbour outside them, because no neighbour was inside (the degree bound). */
+  proxied: number;
+  /** Arcs that held a known node but that no neighbour could take: left to repair. */
+  unrouted: number;
   /** Copies not sent to a neighbour because they exceed the maxFrameBytes it announced. */
   tooLargeForNeighbour: number;
 }
@@ -48,6 +54,9 @@ export interface OriginateResult {
 const MAX_ARCS_PER_ID = 8;
 
 export class BroadcastRouter {
+  /** Test only: a relay that accepts broadcasts and never forwards them (a frozen or hostile node). */
+  dropRelays = false;
+
   constructor(
     private readonly host: RouterHost,
     readonly stats: RelayStats,
@@ -64,71 +73,71 @@ export class BroadcastRouter {
     return result;
   }
 
-  /** A broadcast accepted for the first time: deliver it, then forward it. */
-  accept(from: string, message: NetworkMessage, entry: SeenEntry, data: unknown): void {
+  /** A broadcast accepted for the first time: deliver it, then forward it. Returns the peers it went to. */
+  accept(from: string, message: NetworkMessage, entry: SeenEntry, data: unknown): string[] {
     entry.delivered = true;
     this.stats.delivered++;
     this.host.deliver(from, message, data);
-    this.relay(from, message, entry);
+    return this.relay(from, message, entry);
   }
 
   /** Another copy of an accepted broadcast: forward it if it hands this node an arc (or gossip) it has not covered yet. */
-  again(from: string, message: NetworkMessage, entry: SeenEntry): void {
+  again(from: string, message: NetworkMessage, entry: SeenEntry): string[] {
     const forwarded = message.strategy === 'raintree' ? (entry.arcs?.has(arcKey(message)) ?? false) : entry.gossiped;
     this.stats.duplicates++;
-    if (!forwarded) this.relay(from, message, entry);
+    return forwarded ? [] : this.relay(from, message, entry);
   }
 
-  private relay(from: string, message: NetworkMessage, entry: SeenEntry): void {
+  /** Whether this node can take a copy for `arc` any further: it is in the arc, or a neighbour is (it is a proxy). */
+  canRoute(arc: Arc): boolean {
+    return inArc(this.host.selfId, arc) || this.host.neighbours().some((id) => inArc(id, arc));
+  }
+
+  private relay(from: string, message: NetworkMessage, entry: SeenEntry): string[] {
     // A copy with no hops left is delivered but cannot go on; recording it would stop the copies that can.
-    if (message.hops >= MAX_HOPS) return;
-    const result = { id: message.id, sent: [], failed: [] };
+    if (this.dropRelays || message.hops >= MAX_HOPS) return [];
+    const result: OriginateResult = { id: message.id, sent: [], failed: [] };
     if (message.strategy === 'raintree') {
       const arcs = (entry.arcs ??= new Set());
       // More distinct arcs than an honest network hands one node: flood instead, so no arc is left uncovered.
-      if (arcs.size >= MAX_ARCS_PER_ID) return this.gossip(message, from, entry, result);
+      if (arcs.size >= MAX_ARCS_PER_ID) {
+        this.stats.gossipFallbacks++;
+        this.gossip(message, from, entry, result);
+        return result.sent;
+      }
       arcs.add(arcKey(message));
     }
     this.forward(message, from, entry, result);
+    return result.sent;
   }
 
   private forward(message: NetworkMessage, from: string | undefined, entry: SeenEntry, result: OriginateResult): void {
     if (message.strategy === 'gossip') return this.gossip(message, from, entry, result);
     const self = this.host.selfId;
-    const view = this.host.view();
-    // A digest of the whole view, not just of the arc: a node that no RainTree node on the way has in
-    // its view (it is connected to none of them) lies in some arc nobody can see it in; but its own
-    // neighbours, which do get the message, have it in their views, so their digest differs and they
-    // flood. Views known to connected and proven ids only (issue 13) made such nodes common.
-    const digest = digestOf(view);
-    let fallback = false;
-    if (from !== undefined) {
-      // The sender's view differs from ours (one of us knows a peer the other does not):
-      // cover what we know by RainTree, and flood as well so that nobody is missed.
-      if (digest.count !== message.digest.count || digest.xor !== message.digest.xor) {
-        this.stats.viewMismatches++;
-        fallback = true;
-      }
+    const neighbours = this.host.neighbours().filter((id) => id !== from);
+    const next = { ...message, hops: message.hops + 1 };
+    if (!inArc(self, message.arc)) {
+      // A proxy: the sender had no neighbour in this arc. Hand it to ours; never to another proxy.
+      if (!this.handTo(neighbours.filter((id) => inArc(id, message.arc)), next, result)) this.stats.unrouted++;
+      return;
     }
-    for (const branch of planForward(view, self, message.arc)) {
-      // The first connected member that accepts the message heads the branch; the rest of the arc is its job.
-      let handed = false;
-      const candidates = branch.members.filter((id) => this.host.isConnected(id));
-      for (const candidate of candidates) {
-        // Members before the candidate are not connected here, not known dead: the head keeps them in its arc.
-        const next = headOf(branch, (id) => id === candidate, false)!;
-        if (this.trySend(next.head, { ...message, hops: message.hops + 1, arc: next.arc, digest }, result)) {
-          handed = true;
-          break;
-        }
-      }
-      if (!handed) fallback = true;
+    const known = this.host.knownIds();
+    // Which thirds hold a node: what we know, hearsay included. A made-up id costs a frame, a missed one a third.
+    const digest = digestOf(known);
+    for (const arc of planForward(self, message.arc, occupiedBy(known, self))) {
+      const copy = { ...next, arc, digest };
+      if (this.handTo(neighbours.filter((id) => inArc(id, arc)), copy, result)) continue;
+      // No neighbour inside (at the degree bound): a neighbour that is connected inside takes it on, else the nearest.
+      const proxies = neighbours.filter((id) => !inArc(id, arc)).sort((a, b) => rank(this.host, a, arc) - rank(this.host, b, arc));
+      if (this.handTo(proxies.slice(0, 2), copy, result)) this.stats.proxied++;
+      else this.stats.unrouted++;
     }
-    if (fallback) {
-      // Part of the arc has no connected member here: flood it instead, so coverage stays whole.
-      this.stats.gossipFallbacks++;
-      this.gossip({ ...message, strategy: 'gossip' }, from, entry, result);
-    }
+  }
+
+  /** Sends to the first of `candidates` that takes the message. */
+  private handTo(candidates: readonly string[], message: NetworkMessage, result: OriginateResult): boolean {
+    for (const id of candidates) if (this.trySend(id, message, result)) return true;
+    return false;
   }
 
   private gossip(message: NetworkMessage, from: string | undefined, entry: SeenEntry, result: OriginateResult): void {
@@ -155,6 +164,13 @@ export class BroadcastRouter {
       return false;
     }
   }
+}
+
+/** Proxies first that said they reach the arc, then by distance to it (ids near an arc share its parent thirds). */
+function rank(host: RouterHost, id: string, arc: Arc): number {
+  const reaches = host.reaches?.(id, arc) ? 0 : 1;
+  const distance = Number(ringDistance(id, arc.from) < ringDistance(arc.to, id) ? ringDistance(id, arc.from) : ringDistance(arc.to, id)) / 2 ** 160;
+  return reaches * 2 + distance;
 }
 
 function arcKey(message: NetworkMessage): string {

@@ -22,8 +22,8 @@ export const FLAG_END = 0x40;
 export const FLAG_CONTROL = 0x80;
 
 /** Version spoken in the hello frame; a peer with another version is refused. */
-/** 2: network broadcasts are signed by their origin (docs/wire-format.md). */
-export const PROTOCOL_VERSION = 2;
+/** 2: network broadcasts are signed by their origin (docs/wire-format.md). 3: RainTree arcs split the id space, and repair (IHAVE/IWANT). */
+export const PROTOCOL_VERSION = 3;
 
 /** u16 BE topic length prefix of a wrapped body. */
 export const TOPIC_LENGTH_BYTES = 2;
@@ -38,6 +38,8 @@ export const DEFAULTS = {
   maxInboundPerIp: 8,
   inboundRatePerIp: 10,
   maxOutbound: 10,
+  /** Connections in all past which a node dials no more for its RainTree topology and refuses inbound ones. */
+  maxPeers: 50,
   maxFrameBytes: 4 * 1024 * 1024,
   maxQueueBytes: 16 * 1024 * 1024,
   maxConcurrentHandlers: 256,
@@ -63,4 +65,6 @@ export const DEFAULTS = {
   broadcastNeighbourRate: 1_000,
   broadcastNeighbourBytesPerSec: 16 * 1024 * 1024,
   banMs: 600_000,
+  broadcastRepairIntervalMs: 500,
+  broadcastRepairCacheBytes: 16 * 1024 * 1024,
 } as const;

@@ -16,6 +16,10 @@ export enum ControlType {
   PeerExchange = 5,
   /** A network-wide broadcast being routed (broadcast-pipeline.ts receives it, broadcast-router.ts relays it). */
   NetworkBroadcast = 6,
+  /** Ids of recent network broadcasts the sender has (repair, broadcast-repair.ts). */
+  BroadcastIHave = 7,
+  /** Ids of network broadcasts the sender misses and asks for (repair). */
+  BroadcastIWant = 8,
 }
 
 /** Why a connection was closed; sent in a goodbye so the other side can report it. */
@@ -56,7 +60,8 @@ export type Control =
   | { type: ControlType.Pong; token: number }
   | { type: ControlType.Goodbye; reason: GoodbyeReason; message: string }
   | { type: ControlType.PeerExchange; body: Buffer }
-  | { type: ControlType.NetworkBroadcast; body: Buffer };
+  | { type: ControlType.NetworkBroadcast; body: Buffer }
+  | { type: ControlType.BroadcastIHave | ControlType.BroadcastIWant; body: Buffer };
 
 const MAX_HELLO_BYTES = 1024;
 const MAX_GOODBYE_MESSAGE_BYTES = 256;
@@ -86,6 +91,8 @@ export function controlBody(control: Control): Buffer {
     }
     case ControlType.PeerExchange:
     case ControlType.NetworkBroadcast:
+    case ControlType.BroadcastIHave:
+    case ControlType.BroadcastIWant:
       body = Buffer.concat([Buffer.of(control.type), control.body]);
       break;
   }
@@ -116,6 +123,8 @@ export function decodeControl(body: Buffer): Control {
       // Copied: the frame body is a view into the read buffer, and the content is judged later, with bounds.
       return { type, body: Buffer.from(rest) };
     case ControlType.NetworkBroadcast:
+    case ControlType.BroadcastIHave:
+    case ControlType.BroadcastIWant:
       return { type, body: rest }; // a view: parsed (and copied where kept) at once by the receiver
     default:
       throw new P2PProtocolError(`unknown control frame type ${type}`);

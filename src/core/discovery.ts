@@ -3,6 +3,8 @@ import { AddressBook, type KnownPeer } from './address-book.js';
 import { AddressPolicy } from './address-policy.js';
 import { encodePeerExchange, isUnspecified, parsePeerExchange, type PexEntry } from './peer-exchange.js';
 import { PexCandidates } from './pex-candidates.js';
+import { inArc, type Arc } from './raintree.js';
+import { planTopology } from './ring-topology.js';
 import type { ResolvedPeerOptions } from './peer-options.js';
 import type { BackoffOptions } from './reconnect.js';
 import type { P2PSocket } from './socket.js';
@@ -27,6 +29,8 @@ export interface DiscoveryHost {
   isBanned(id: string): boolean;
   /** Whether an id is a configured (persistent) peer: dialed only where the config says. */
   isConfigured(id: string): boolean;
+  /** Closes a connection the topology no longer needs. */
+  release(id: string, why: string): void;
 }
 
 export interface DiscoveryOptions {
@@ -34,6 +38,8 @@ export interface DiscoveryOptions {
   intervalMs: number;
   maxKnownPeers: number;
   maxOutbound: number;
+  /** Connections (inbound and outbound) past which the node dials no more for the topology. */
+  maxPeers: number;
   backoff: BackoffOptions;
   /** Dial loopback and private addresses learned from peers even when this node listens on none. */
   allowPrivate: boolean;
@@ -48,6 +54,7 @@ export function discoveryOptions(o: ResolvedPeerOptions): DiscoveryOptions {
     intervalMs: o.pexIntervalMs,
     maxKnownPeers: o.maxKnownPeers,
     maxOutbound: o.maxOutbound,
+    maxPeers: o.maxPeers,
     backoff: { baseMs: o.reconnectBaseMs, maxMs: o.reconnectMaxMs },
     allowPrivate: o.pexAllowPrivate,
     allowHostnames: o.pexAllowHostnames,
@@ -56,6 +63,8 @@ export function discoveryOptions(o: ResolvedPeerOptions): DiscoveryOptions {
 
 /** How long an id stays in the RainTree view after its connection ends. */
 export const VIEW_RECENT_MS = 5 * 60_000;
+/** Connections a node makes even when its topology needs fewer (a full mesh up to 9 nodes): the 8 of the degree bound max(8, 2·⌈log3 N⌉ + 2). */
+export const MIN_DEGREE = 8;
 /** Failed redials after which a proven peer's address may be challenged by a candidate (it may have moved). */
 const MOVED_AFTER_FAILURES = 2;
 
@@ -71,6 +80,10 @@ export class Discovery {
   private readonly candidates: PexCandidates;
   private readonly policy: AddressPolicy;
   private readonly dialing = new Set<string>();
+  /** Connections discovery dialed for the topology: the only ones it closes again when redundant. */
+  private readonly dialed = new Set<string>();
+  /** What each neighbour's last peer exchange said it is connected to (sorted ids), for choosing proxies. */
+  private readonly theirs = new Map<string, string[]>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -102,6 +115,22 @@ export class Discovery {
     return [...new Set([this.host.selfId, ...this.host.connections().keys(), ...this.book.recent(VIEW_RECENT_MS)])].sort();
   }
 
+  /**
+   * Every id this node knows of: the view and peer-exchange candidates, sorted.
+   * It decides which thirds of the ring hold a node (raintree.ts, ring-topology.ts):
+   * a made-up id costs a frame, a missing one a third, so hearsay counts here.
+   */
+  knownIds(): string[] {
+    const ids = new Set(this.routingView());
+    for (const c of this.candidates.entries()) ids.add(c.id);
+    return [...ids].sort();
+  }
+
+  /** Whether a neighbour's last peer exchange named a peer inside `arc`. */
+  reaches(neighbour: string, arc: Arc): boolean {
+    return this.theirs.get(neighbour)?.some((id) => inArc(id, arc)) ?? false;
+  }
+
   /** A new connection proved its id: remember where it says it can be dialed, and tell it the peers we know. */
   onConnected(socket: P2PSocket): void {
     const id = socket.peerId!;
@@ -115,6 +144,8 @@ export class Discovery {
 
   onDisconnected(id: string): void {
     this.book.disconnected(id);
+    this.dialed.delete(id);
+    this.theirs.delete(id);
     this.fill();
   }
 
@@ -130,6 +161,7 @@ export class Discovery {
     socket.lastPeerExchangeAt = now;
     const own = new Set(this.host.ownAddresses());
     const parsed = parsePeerExchange(body, (entry) => entry.id === this.host.selfId || own.has(entry.address));
+    this.theirs.set(socket.peerId!, parsed.entries.map((e) => e.id).sort());
     if (parsed.problems.length > 0) {
       this.host.logger.warn(
         `peer exchange from ${socket.peerId} at ${socket.remoteAddress}: ignored ${parsed.ignored} entr${parsed.ignored === 1 ? 'y' : 'ies'} (${parsed.problems.slice(0, 3).join('; ')})`,
@@ -169,15 +201,57 @@ export class Discovery {
     return this.candidates.offer(source, id, address, this.book.size + this.candidates.size < this.options.maxKnownPeers);
   }
 
-  /** Dials proven peers, then (within the candidate dial budget) candidates, until maxOutbound outbound connections. */
+  /**
+   * Dials what the RainTree topology needs (ring-topology.ts): a neighbour in each
+   * third of the id ring that holds a known node, up to maxPeers connections and
+   * maxOutbound dials; with no connection at all, any known peer. Connections it
+   * dialed that another connection now makes redundant are closed once they are
+   * two intervals old, so that the first seed everyone dialed does not stay
+   * connected to everyone.
+   */
   fill(): void {
     if (!this.host.isRunning() || !this.options.enabled) return;
-    const need = this.options.maxOutbound - this.host.outboundCount();
     const connections = this.host.connections();
+    let room = this.options.maxOutbound - this.host.outboundCount();
     const skip = (id: string) => id === this.host.selfId || connections.has(id) || this.dialing.has(id) || this.host.isBanned(id);
-    const proven = this.book.due(need, skip);
-    for (const known of proven) this.dial(known, () => this.book.failed(known.id));
-    for (const candidate of this.candidates.take(need - proven.length, skip)) this.dial(candidate, () => this.candidates.failed(candidate.id));
+    const inbound: string[] = [];
+    const outbound: string[] = [];
+    for (const [id, socket] of connections) (socket.direction === 'inbound' ? inbound : outbound).push(id);
+    const plan = planTopology({
+      self: this.host.selfId,
+      known: this.knownIds(),
+      inbound,
+      outbound: [...outbound, ...this.dialing],
+      maxDegree: this.options.maxPeers,
+      keep: (id) => this.host.isConfigured(id) || !this.dialed.has(id),
+      // Not dialable now: the next member of that third is chosen instead.
+      skip: (id) => skip(id) || (this.book.dueId(id) === undefined && !this.candidates.isDue(id)),
+    });
+    for (const id of plan.dial) {
+      if (room <= 0) break;
+      const proven = this.book.dueId(id);
+      if (proven) this.dial(proven, () => this.book.failed(id));
+      else {
+        const candidate = this.candidates.takeId(id);
+        if (!candidate) continue;
+        this.dial(candidate, () => this.candidates.failed(id));
+      }
+      room--;
+    }
+    // Below the least degree (small networks, or a node that knows too little yet): any known peer will do.
+    const floor = Math.min(MIN_DEGREE, this.options.maxPeers);
+    const short = Math.min(room, floor - connections.size - this.dialing.size);
+    if (short > 0) {
+      const proven = this.book.due(short, skip);
+      for (const known of proven) this.dial(known, () => this.book.failed(known.id));
+      for (const candidate of this.candidates.take(short - proven.length, skip)) this.dial(candidate, () => this.candidates.failed(candidate.id));
+    }
+    if (connections.size <= floor) return;
+    const settled = Date.now() - 2 * this.options.intervalMs;
+    for (const id of plan.redundant) {
+      const socket = connections.get(id);
+      if (socket && socket.connectedAt.getTime() <= settled) this.host.release(id, 'another connection covers its part of the ring');
+    }
   }
 
   /** A dial names the id, so only that id can answer; on success onConnected records it as proven. */
@@ -185,6 +259,7 @@ export class Discovery {
     this.dialing.add(known.id);
     this.host
       .connect(`${known.id}@${known.address}`)
+      .then(() => this.dialed.add(known.id))
       .catch((err: Error) => {
         onFailure();
         this.host.logger.debug?.(`could not dial ${known.verified ? 'known peer' : 'candidate'} ${known.id} at ${known.address}: ${err.message}`);
@@ -195,6 +270,11 @@ export class Discovery {
   /** A peer reads at most one peer exchange per this gap (ms) from each neighbour; we send no more often. */
   private gap(): number {
     return Math.min(1000, this.options.intervalMs / 2);
+  }
+
+  /** Tells a dialer this node refuses (it is full) which peers it can dial instead. */
+  offerPeers(to: P2PSocket): void {
+    if (this.options.enabled) this.send(to);
   }
 
   private send(to: P2PSocket): void {

@@ -25,6 +25,8 @@ export * from './address-policy.js';
 export * from './pex-candidates.js';
 export * from './peer-exchange.js';
 export * from './raintree.js';
+export * from './ring-topology.js';
+export * from './broadcast-repair.js';
 export * from './reconnect.js';
 export * from './secure-channel.js';
 export * from './pending-requests.js';

@@ -1,4 +1,4 @@
-import { headOf, planForward, wholeRing, type Arc } from './raintree.js';
+import { RING_ROOT, inArc, membersOf, occupiedBy, planForward, type Arc } from './raintree.js';
 
 /**
  * A message-level simulation of a network-wide broadcast, with no sockets: the
@@ -90,24 +90,25 @@ function summarise(strategy: SimResult['strategy'], net: SimNetwork, seen: Map<s
   };
 }
 
-/** RainTree from `origin`: a sender skips unreachable (dead) heads and picks the next member of that third. */
+/** RainTree from `origin`, each node handing each arc to its first live neighbour inside it (every node knows every id). */
 export function simulateRainTree(net: SimNetwork, origin: string): SimResult {
   const seen = new Map<string, number>();
   const sent = new Map<string, number>();
   let maxHops = 0;
-  const queue: Array<{ node: string; arc: Arc; hops: number }> = [{ node: origin, arc: wholeRing(origin), hops: 0 }];
-  const reachable = (id: string) => net.alive.has(id);
+  const queue: Array<{ node: string; arc: Arc; hops: number }> = [{ node: origin, arc: RING_ROOT, hops: 0 }];
   for (let i = 0; i < queue.length; i++) {
     const { node, arc, hops } = queue[i]!;
     const times = (seen.get(node) ?? 0) + 1;
     seen.set(node, times);
     if (times > 1) continue; // the seen-cache: delivered and forwarded once only
     maxHops = Math.max(maxHops, hops);
-    for (const branch of planForward(net.ids, node, arc)) {
-      const next = headOf(branch, reachable);
-      if (!next) continue; // every member of that third is dead: nothing to cover
+    const neighbours = net.neighbours.get(node);
+    for (const third of planForward(node, arc, occupiedBy(net.ids, node))) {
+      // No neighbour list: a complete graph, where any live member of the third can take it.
+      const head = (neighbours ?? membersOf(net.ids, third)).find((id) => id !== node && net.alive.has(id) && inArc(id, third));
+      if (!head) continue;
       sent.set(node, (sent.get(node) ?? 0) + 1);
-      queue.push({ node: next.head, arc: next.arc, hops: hops + 1 });
+      queue.push({ node: head, arc: third, hops: hops + 1 });
     }
   }
   return summarise('raintree', net, seen, sent, maxHops);

@@ -18,6 +18,12 @@ export interface PeerOptions extends Partial<SocketLimits> {
   /** New inbound connections a second from one IP (burst: twice that). */
   inboundRatePerIp?: number;
   maxOutbound?: number;
+  /**
+   * Connections in all (inbound and outbound) past which the node dials no more
+   * for its RainTree topology and refuses inbound ones (after telling the dialer
+   * its peers). For a bounded degree set it to max(8, 2·⌈log3 N⌉ + 2).
+   */
+  maxPeers?: number;
   /** Bytes allocated for frames that span reads, across all connections; past it the largest stalled one is closed. */
   maxPartialFrameBytes?: number;
   /** Default reply timeout of a request, ms. */
@@ -63,17 +69,27 @@ export interface PeerOptions extends Partial<SocketLimits> {
   broadcastNeighbourBytesPerSec?: number;
   /** How long a misbehaving peer is banned. */
   banMs?: number;
+  /** How often recent network broadcast ids are announced to neighbours, so a node a relay left out asks for them (0: no repair). */
+  broadcastRepairIntervalMs?: number;
+  /** Bytes of recent network broadcasts kept to answer repair requests. */
+  broadcastRepairCacheBytes?: number;
   /**
    * Benchmark only: network broadcasts are neither signed nor verified, so that
    * `npm run bench` can compare. Every node of the network must agree. Never in production.
    * @internal
    */
   unsignedBroadcasts?: boolean;
+  /**
+   * Tests only: this node accepts network broadcasts and never forwards them,
+   * announces nothing and answers no repair request (a hostile or broken relay).
+   * @internal
+   */
+  dropRelays?: boolean;
   logger?: P2PLogger;
 }
 
 /** Options with every default applied. */
-export type ResolvedPeerOptions = Required<Omit<PeerOptions, 'privateKey' | 'privateKeyFile' | 'externalAddress' | 'listen' | 'allowedPeers' | 'unsignedBroadcasts'>> & {
+export type ResolvedPeerOptions = Required<Omit<PeerOptions, 'privateKey' | 'privateKeyFile' | 'externalAddress' | 'listen' | 'allowedPeers' | 'unsignedBroadcasts' | 'dropRelays'>> & {
   listen: string | null;
   externalAddress?: string;
   allowedPeers?: ReadonlySet<string>;

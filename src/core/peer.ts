@@ -168,6 +168,12 @@ export class Peer extends EventEmitter {
         isAllowed: (id) => !this.opts.allowedPeers || this.opts.allowedPeers.has(id),
         isBanned: (id) => this.sanctions.bans.peer(id) !== undefined,
         isConfigured: (id) => this.persistent.has(id),
+        release: (id, why) => {
+          const socket = this.connections.get(id);
+          if (!socket) return;
+          this.logger.debug?.(`closing the connection to ${id} at ${socket.remoteAddress}: ${why}`);
+          void socket.close(GoodbyeReason.Normal, why);
+        },
       },
       discoveryOptions(this.opts),
     );
@@ -189,10 +195,12 @@ export class Peer extends EventEmitter {
       {
         selfId: this.identity.peerId,
         logger: this.logger,
-        view: () => this.discovery.routingView(),
-        neighbours: () => [...this.connections.keys()],
-        isConnected: (id) => this.connections.get(id)?.isOpen === true,
+        knownIds: () => this.discovery.knownIds(),
+        neighbours: () => [...this.connections].filter(([, socket]) => socket.isOpen).map(([id]) => id),
+        reaches: (id, arc) => this.discovery.reaches(id, arc),
         send: (id, body) => this.socketFor(id).sendNetworkBroadcast(body),
+        sendIHave: (id, body) => this.socketFor(id).sendControl({ type: ControlType.BroadcastIHave, body }),
+        sendIWant: (id, body) => this.socketFor(id).sendControl({ type: ControlType.BroadcastIWant, body }),
         deliver: (from, message, data) => this.deliverBroadcast(from, { id: message.id, origin: message.origin, hops: message.hops, sentAt: Math.floor(message.timestampUs / 1000) }, message.topic, data, message.metadata),
         penalize: (peerId, what, detail, weight) => this.sanctions.penalize(peerId, what, detail, weight),
       },
@@ -208,8 +216,14 @@ export class Peer extends EventEmitter {
         neighbourBytesPerSec: o.broadcastNeighbourBytesPerSec,
         maxFrameBytes: o.maxFrameBytes,
         unsigned: options.unsignedBroadcasts === true,
+        repairIntervalMs: o.broadcastRepairIntervalMs,
+        repairCacheBytes: o.broadcastRepairCacheBytes,
       },
     );
+    if (options.dropRelays) {
+      this.broadcasts.router.dropRelays = true;
+      this.broadcasts.repair.silent = true;
+    }
   }
 
   /** A network broadcast for this node's handlers; `from` is the relaying neighbour, or this node for its own. */
@@ -277,6 +291,7 @@ export class Peer extends EventEmitter {
     const where = this.listenAddress ? `listening on ${this.listenAddress}` : 'not listening';
     this.logger.log(`node ${this.id} ${where} (${this.opts.tls ? 'TLS 1.3' : 'plaintext'})`);
     this.discovery.start();
+    this.broadcasts.start();
     await Promise.all(this.opts.peers.map((address) => this.persistent.add(address, mustParseAddress(address).peerId)));
   }
 
@@ -460,6 +475,8 @@ export class Peer extends EventEmitter {
     onClosed: (socket, reason, error, undeliveredBytes) => this.onClosed(socket, reason, error, undeliveredBytes),
     onPeerExchange: (socket, body) => this.discovery.onMessage(socket, body),
     onNetworkBroadcast: (socket, body) => this.broadcasts.receive(socket.peerId!, body),
+    onBroadcastRepair: (socket, type, body) =>
+      type === ControlType.BroadcastIHave ? this.broadcasts.onIHave(socket.peerId!, body) : this.broadcasts.onIWant(socket.peerId!, body),
   };
 
   private onOpened(socket: P2PSocket): void {
@@ -488,6 +505,11 @@ export class Peer extends EventEmitter {
     } else if (existing && existing !== socket) {
       // The old connection is closing already: the new one simply takes its place.
       this.connections.set(remoteId, socket);
+    } else if (socket.direction === 'inbound' && this.connections.size >= this.opts.maxPeers && !this.persistent.has(remoteId)) {
+      // Full: tell the dialer who else it can dial (it may know nobody else), then close.
+      this.discovery.offerPeers(socket);
+      void socket.close(GoodbyeReason.InboundLimit, `at maxPeers ${this.opts.maxPeers}; dial the peers just sent`);
+      return;
     } else {
       this.connections.set(remoteId, socket);
       this.logger.log(`connected to ${remoteId} at ${socket.remoteAddress} (${socket.direction})`);
@@ -708,6 +730,7 @@ export class Peer extends EventEmitter {
     this.state = 'closing';
     this.persistent.stop();
     this.discovery.stop();
+    this.broadcasts.stop();
     for (const raw of this.dialing) raw.destroy(new P2PNotRunningError('node closed while dialing'));
     this.dialing.clear();
     for (const raw of this.admission.pendingSockets()) raw.destroy();

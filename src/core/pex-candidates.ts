@@ -89,6 +89,24 @@ export class PexCandidates {
     return due;
   }
 
+  /** The candidate `id` if it may be dialed now (within the dial budget); it is marked dialed. */
+  takeId(id: string): KnownPeer | undefined {
+    const now = this.now();
+    const c = this.byId.get(id);
+    if (!c || c.nextDialAt > now) return undefined;
+    this.dialTimes = this.dialTimes.filter((t) => now - t < this.options.intervalMs);
+    if (this.dialTimes.length >= PEX_DIALS_PER_INTERVAL) return undefined;
+    c.nextDialAt = now + this.options.intervalMs;
+    this.dialTimes.push(now);
+    return c;
+  }
+
+  /** Whether `id` is a candidate that could be dialed now. */
+  isDue(id: string): boolean {
+    const c = this.byId.get(id);
+    return c !== undefined && c.nextDialAt <= this.now();
+  }
+
   /** A dial to `id` failed: back off, and after PEX_CANDIDATE_MAX_FAILURES drop it and refuse its address. */
   failed(id: string): void {
     const c = this.byId.get(id);

@@ -83,6 +83,8 @@ export interface SocketHooks {
   onPeerExchange(socket: P2PSocket, body: Buffer): void;
   /** A network broadcast body arrived; throwing P2PProtocolError closes the connection. */
   onNetworkBroadcast(socket: P2PSocket, body: Buffer): void;
+  /** A repair IHAVE or IWANT body arrived; throwing P2PProtocolError closes the connection. */
+  onBroadcastRepair(socket: P2PSocket, type: ControlType.BroadcastIHave | ControlType.BroadcastIWant, body: Buffer): void;
 }
 
 type State = 'handshaking' | 'open' | 'closing' | 'closed';
@@ -494,6 +496,11 @@ export class P2PSocket {
       case ControlType.NetworkBroadcast:
         if (this.state === 'handshaking') throw new P2PProtocolError('network broadcast before the hello exchange');
         this.hooks.onNetworkBroadcast(this, control.body);
+        return;
+      case ControlType.BroadcastIHave:
+      case ControlType.BroadcastIWant:
+        if (this.state === 'handshaking') throw new P2PProtocolError('broadcast repair before the hello exchange');
+        this.hooks.onBroadcastRepair(this, control.type, control.body);
         return;
       case ControlType.Goodbye: {
         const text = `peer said goodbye (${GoodbyeReason[control.reason] ?? control.reason}${control.message ? `: ${control.message}` : ''})`;

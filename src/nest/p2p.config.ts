@@ -110,6 +110,10 @@ export class P2PConfig {
   @IntRange(0, 100_000)
   maxOutbound: number = DEFAULTS.maxOutbound;
 
+  /** Connections in all past which the node dials no more for its RainTree topology and refuses inbound ones; max(8, 2·⌈log3 N⌉ + 2) bounds the degree. */
+  @IntRange(1, 100_000)
+  maxPeers: number = DEFAULTS.maxPeers;
+
   /** Inbound connections still in their TLS handshake or hello exchange; past it the oldest is dropped. */
   @IntRange(1, 100_000)
   maxPendingInbound: number = DEFAULTS.maxPendingInbound;
@@ -248,6 +252,14 @@ export class P2PConfig {
   /** How long a misbehaving peer (its id, and its IP when it dialed in) is refused. */
   @IntRange(1, 365 * MAX_TIMEOUT_MS)
   banMs: number = DEFAULTS.banMs;
+
+  /** How often recent network broadcast ids are announced to neighbours, so that a node a relay left out asks for them; 0: no repair. */
+  @IntRange(0, MAX_TIMEOUT_MS)
+  broadcastRepairIntervalMs: number = DEFAULTS.broadcastRepairIntervalMs;
+
+  /** Bytes of recent network broadcasts kept to answer repair requests. */
+  @IntRange(0, 1024 * 1024 * 1024)
+  broadcastRepairCacheBytes: number = DEFAULTS.broadcastRepairCacheBytes;
 
   /** When set, only these peer ids (40 hex characters) may connect or be connected to. */
   @IsOptional()

@@ -64,7 +64,7 @@ export const SIGNED_BROADCAST = {
   hex:
     '80' + '00000000' + '000000a9' + '06' +
     // relay part: strategy 0 (RainTree), hops 0, arc from, arc to, digest count, digest xor
-    '00' + '00' + '10ba682c8ad13513971e8b56881aab8bd702bb80' + '10ba682c8ad13513971e8b56881aab8bd702bb80' + '00000000' + '00000000' +
+    '00' + '00' + '0000000000000000000000000000000000000000' + '0000000000000000000000000000000000000000' + '00000000' + '00000000' +
     // signature
     'afc963c64d73a3a7b1c0f47511504cbd42b13709303ad42c074227e93eec7a13e314a0952785cbf1e10171e3b21531400e4d820e4a0b2f7e26b6844f2d1f6101' +
     // signed part: origin public key, timestamp µs, encoding 2 (json), topic length, topic, payload

@@ -97,7 +97,7 @@ describe('peer exchange is a hint, not a fact (issue 13)', () => {
     expect(foreign.accepted()).toBe(0);
   }, 20_000);
 
-  it('routing view bloat: 16 lists of fake ids leave the RainTree view and the relays per broadcast of a 6-node mesh unchanged', async () => {
+  it('routing view bloat: 16 lists of fake ids leave the RainTree view unchanged and cost a 6-node mesh at most one frame per candidate left', async () => {
     const n = 6;
     const heard = new Map<string, number>();
     const mesh: Peer[] = [];
@@ -138,7 +138,12 @@ describe('peer exchange is a hint, not a fact (issue 13)', () => {
     // The finding: the book filled to 1 000 fake ids, all in the view; 21 relays per broadcast and gossip fallbacks.
     expect(victim.routingView()).toEqual(ids);
     expect(victim.knownPeers().filter((k) => !k.verified).length).toBeLessThanOrEqual(PEX_MAX_CANDIDATES_PER_SOURCE);
-    expect([await measure(mesh[0]!), await measure(victim)]).toEqual(baseline);
+    // Candidates still waiting for their dial count as known ids for routing (issue 15: a missed id costs a third,
+    // a made-up one a frame): each can cost at most one proxied frame per broadcast, never a flood.
+    for (const after of [await measure(mesh[0]!), await measure(victim)]) {
+      expect(after.fallbacks).toBe(0);
+      expect(after.sent).toBeLessThanOrEqual(n - 1 + PEX_MAX_CANDIDATES_PER_SOURCE);
+    }
   }, 20_000);
 
   it('host names and special ranges are refused per the policy; pexAllowPrivate and pexAllowHostnames open them', async () => {

@@ -1,0 +1,255 @@
+import { MAX_HOPS, encodeNetworkMessage, type NetworkMessage } from './broadcast-codec.js';
+import { P2PProtocolError } from './errors.js';
+import { pointArc } from './raintree.js';
+
+/**
+ * Repair of network broadcasts by lazy pull, as gossipsub's IHAVE/IWANT: every
+ * `intervalMs` a node tells each neighbour the ids of broadcasts it got since
+ * the last time (once each, and only to neighbours not known to have them);
+ * a neighbour missing one asks for it, and gets the signed message addressed to
+ * it alone. A relay that froze, crashed or dropped a broadcast then costs its arc
+ * one interval of delay, not the message: every member of the arc has neighbours
+ * that got it (ring-topology.ts gives each node one in every sibling third).
+ *
+ * Ids wait `graceMs` before they are announced, so that a neighbour still
+ * receiving the RainTree copy is not sent a second one; an idle network sends
+ * nothing. Answers are bounded per neighbour and interval, and the messages kept
+ * to answer them by bytes and age.
+ */
+
+export interface RepairOptions {
+  /** How often ids are announced; 0 turns repair off. */
+  intervalMs: number;
+  /** Bytes of messages kept to answer requests. */
+  cacheBytes: number;
+}
+
+export interface RepairStats {
+  /** Ids announced to neighbours (IHAVE entries). */
+  announced: number;
+  /** Ids asked for (IWANT entries). */
+  requested: number;
+  /** Messages sent in answer: data frames. */
+  sent: number;
+  /** Bytes of IHAVE and IWANT frames sent. */
+  controlBytes: number;
+}
+
+export interface RepairHost {
+  neighbours(): string[];
+  /** Whether this node has seen the id (delivered, or refused: asking again would not change that). */
+  has(id: string): boolean;
+  sendIHave(peer: string, body: Buffer): void;
+  sendIWant(peer: string, body: Buffer): void;
+  /** Sends a network broadcast body to a neighbour; throws when it cannot. */
+  sendBroadcast(peer: string, body: Buffer): void;
+}
+
+/** Ids per IHAVE or IWANT frame. */
+export const MAX_REPAIR_IDS = 1024;
+const ID_BYTES = 16;
+/** Messages one neighbour may ask for per interval: an IWANT costs 16 bytes to send, its answer up to a frame. */
+const MAX_SERVED_PER_INTERVAL = 256;
+/** Other neighbours remembered per missing id, asked in turn when one does not answer. */
+const MAX_ALTERNATES = 4;
+/** Intervals a message is kept to answer requests (and an id announced at the latest). */
+const KEEP_INTERVALS = 6;
+
+interface Recent {
+  message: NetworkMessage;
+  at: number;
+  bytes: number;
+  announced: boolean;
+  /** Neighbours known to have it: it came from them, went to them, or they announced it. */
+  holders: Set<string>;
+}
+
+interface Wanted {
+  askedAt: number;
+  asked: string;
+  alternates: string[];
+}
+
+export class BroadcastRepair {
+  readonly stats: RepairStats = { announced: 0, requested: 0, sent: 0, controlBytes: 0 };
+  /** Test only: announce and answer nothing (a node that drops on purpose). */
+  silent = false;
+  private readonly recent = new Map<string, Recent>();
+  private readonly wanted = new Map<string, Wanted>();
+  private readonly served = new Map<string, number>();
+  private bytes = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly host: RepairHost,
+    private readonly options: RepairOptions,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  get enabled(): boolean {
+    return this.options.intervalMs > 0;
+  }
+
+  start(): void {
+    if (!this.enabled) return;
+    this.timer = setInterval(() => this.tick(), this.options.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** A broadcast this node delivered (or originated); `holders` already have it. */
+  got(message: NetworkMessage, holders: readonly string[]): void {
+    this.wanted.delete(message.id);
+    if (!this.enabled || this.recent.has(message.id)) return;
+    const bytes = message.signed.length + 128;
+    this.recent.set(message.id, { message, at: this.now(), bytes, announced: false, holders: new Set(holders) });
+    this.bytes += bytes;
+    // Oldest first out, past the byte bound: those were announced already, or the network is flooding.
+    for (const [id, entry] of this.recent) {
+      if (this.bytes <= this.options.cacheBytes) break;
+      this.forget(id, entry);
+    }
+  }
+
+  /** A neighbour has this id (it sent us a copy, or we sent it one): it is not told of it. */
+  heldBy(id: string, peer: string): void {
+    this.recent.get(id)?.holders.add(peer);
+  }
+
+  /** Announces ids older than the grace, asks again for ids a neighbour did not send, forgets old messages. */
+  tick(): void {
+    const now = this.now();
+    this.served.clear();
+    const grace = this.options.intervalMs / 2;
+    const keep = this.options.intervalMs * KEEP_INTERVALS;
+    const lists = new Map<string, Buffer[]>();
+    const neighbours = this.host.neighbours();
+    for (const [id, entry] of this.recent) {
+      if (now - entry.at > keep) {
+        this.forget(id, entry);
+        continue;
+      }
+      if (entry.announced || now - entry.at < grace) continue;
+      entry.announced = true;
+      if (this.silent) continue;
+      for (const peer of neighbours) {
+        if (entry.holders.has(peer)) continue;
+        let list = lists.get(peer);
+        if (!list) lists.set(peer, (list = []));
+        if (list.length < MAX_REPAIR_IDS) list.push(Buffer.from(id, 'hex'));
+      }
+    }
+    for (const [peer, ids] of lists) this.send(peer, ids, 'have');
+    this.retry(now, neighbours);
+  }
+
+  /** An IHAVE: ask its sender for the ids we miss (one neighbour at a time per id). */
+  onIHave(from: string, body: Buffer): void {
+    if (!this.enabled) return;
+    const asks: Buffer[] = [];
+    const now = this.now();
+    for (const raw of parseIds(body, 'IHAVE')) {
+      const id = raw.toString('hex');
+      const recent = this.recent.get(id);
+      if (recent) {
+        recent.holders.add(from);
+        continue;
+      }
+      if (this.host.has(id)) continue;
+      const wanted = this.wanted.get(id);
+      if (wanted) {
+        if (wanted.asked !== from && wanted.alternates.length < MAX_ALTERNATES && !wanted.alternates.includes(from)) wanted.alternates.push(from);
+        continue;
+      }
+      // Bounded by the ids a neighbour can announce per frame and the frames its budget lets through.
+      if (this.wanted.size >= MAX_REPAIR_IDS * 4) break;
+      this.wanted.set(id, { askedAt: now, asked: from, alternates: [] });
+      asks.push(raw);
+    }
+    if (asks.length > 0) this.send(from, asks, 'want');
+  }
+
+  /** An IWANT: send each message we still hold, addressed to the asker alone, up to the per-interval bound. */
+  onIWant(from: string, body: Buffer): void {
+    if (!this.enabled || this.silent) return;
+    for (const raw of parseIds(body, 'IWANT')) {
+      const served = this.served.get(from) ?? 0;
+      if (served >= MAX_SERVED_PER_INTERVAL) return;
+      const entry = this.recent.get(raw.toString('hex'));
+      if (!entry) continue;
+      this.served.set(from, served + 1);
+      const m = entry.message;
+      // The origin's signature covers what matters; the relay part says: deliver, hand nothing on.
+      const copy = encodeNetworkMessage({ ...m, strategy: 'raintree', hops: Math.min(m.hops + 1, MAX_HOPS), arc: pointArc(from) });
+      try {
+        this.host.sendBroadcast(from, copy);
+        this.stats.sent++;
+        entry.holders.add(from);
+      } catch {
+        return; // the connection is closing or its queue full: the asker will ask another neighbour
+      }
+    }
+  }
+
+  /** Ids still missing an interval after they were asked for: ask the next neighbour that announced them. */
+  private retry(now: number, neighbours: readonly string[]): void {
+    const live = new Set(neighbours);
+    const asks = new Map<string, Buffer[]>();
+    for (const [id, wanted] of this.wanted) {
+      if (now - wanted.askedAt < this.options.intervalMs) continue;
+      const next = wanted.alternates.find((peer) => live.has(peer));
+      if (this.host.has(id) || next === undefined) {
+        this.wanted.delete(id);
+        continue;
+      }
+      wanted.alternates = wanted.alternates.filter((peer) => peer !== next);
+      wanted.asked = next;
+      wanted.askedAt = now;
+      let list = asks.get(next);
+      if (!list) asks.set(next, (list = []));
+      if (list.length < MAX_REPAIR_IDS) list.push(Buffer.from(id, 'hex'));
+    }
+    for (const [peer, ids] of asks) this.send(peer, ids, 'want');
+  }
+
+  private send(peer: string, ids: Buffer[], kind: 'have' | 'want'): void {
+    const body = encodeIds(ids);
+    try {
+      if (kind === 'have') this.host.sendIHave(peer, body);
+      else this.host.sendIWant(peer, body);
+    } catch {
+      return; // closing: that neighbour is gone, the others still announce
+    }
+    this.stats.controlBytes += body.length + 10; // frame header and type byte
+    if (kind === 'have') this.stats.announced += ids.length;
+    else this.stats.requested += ids.length;
+  }
+
+  private forget(id: string, entry: Recent): void {
+    this.recent.delete(id);
+    this.bytes -= entry.bytes;
+  }
+}
+
+/** IHAVE / IWANT body after the type byte: count u16 | count × 16-byte broadcast id. */
+export function encodeIds(ids: readonly Buffer[]): Buffer {
+  const body = Buffer.allocUnsafe(2 + ids.length * ID_BYTES);
+  body.writeUInt16BE(ids.length, 0);
+  ids.forEach((id, i) => id.copy(body, 2 + i * ID_BYTES));
+  return body;
+}
+
+/** Throws P2PProtocolError for a body that is not a count and that many ids. */
+export function parseIds(body: Buffer, what: string): Buffer[] {
+  if (body.length < 2) throw new P2PProtocolError(`${what} of ${body.length} bytes: no count`);
+  const count = body.readUInt16BE(0);
+  if (count > MAX_REPAIR_IDS || body.length !== 2 + count * ID_BYTES) {
+    throw new P2PProtocolError(`${what} says ${count} ids in ${body.length} bytes (at most ${MAX_REPAIR_IDS} of ${ID_BYTES} bytes)`);
+  }
+  const out: Buffer[] = [];
+  for (let i = 0; i < count; i++) out.push(body.subarray(2 + i * ID_BYTES, 2 + (i + 1) * ID_BYTES));
+  return out;
+}
