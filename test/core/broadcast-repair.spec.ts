@@ -1,0 +1,131 @@
+import { describe, expect, it } from 'vitest';
+import { BroadcastRepair, MAX_REPAIR_IDS, encodeIds, parseIds, P2PProtocolError, type NetworkMessage, type RepairHost } from '../../src/core/index.js';
+import { decodeNetworkMessage, createNetworkMessage } from '../../src/core/broadcast-codec.js';
+import { OriginKeys } from '../../src/core/broadcast-signature.js';
+import { loadIdentity } from '../../src/core/identity.js';
+import { Encoding } from '../../src/core/constants.js';
+import { inArc } from '../../src/core/raintree.js';
+
+/** BroadcastRepair against a recording host and a hand-driven clock (as CometBFT tests a reactor). */
+function harness(neighbours: string[], intervalMs = 500) {
+  let now = 1_000;
+  const sent: Array<{ kind: 'have' | 'want' | 'data'; to: string; body: Buffer }> = [];
+  const has = new Set<string>();
+  const host: RepairHost = {
+    neighbours: () => neighbours,
+    has: (id) => has.has(id),
+    sendIHave: (to, body) => void sent.push({ kind: 'have', to, body }),
+    sendIWant: (to, body) => void sent.push({ kind: 'want', to, body }),
+    sendBroadcast: (to, body) => void sent.push({ kind: 'data', to, body }),
+  };
+  const repair = new BroadcastRepair(host, { intervalMs, cacheBytes: 1 << 20 }, () => now);
+  return { repair, sent, has, advance: (ms: number) => void (now += ms), take: () => sent.splice(0) };
+}
+
+const identity = loadIdentity();
+let ts = 1_764_000_000_000_000;
+function message(): NetworkMessage {
+  return createNetworkMessage(identity, { timestampUs: (ts += 1000), encoding: Encoding.Json, topic: 'news', payload: Buffer.from('{"a":1}'), strategy: 'raintree' });
+}
+const ids = (body: Buffer) => parseIds(body, 'test').map((b) => b.toString('hex'));
+const peer = (n: number) => n.toString(16).padStart(40, '0');
+
+describe('repair by lazy pull (broadcast-repair.ts)', () => {
+  it('announces an id once, after the grace, only to neighbours not known to hold it', () => {
+    const h = harness([peer(1), peer(2), peer(3)]);
+    const m = message();
+    h.repair.got(m, [peer(1)]);
+    h.repair.tick();
+    expect(h.take()).toEqual([]); // younger than the grace: the RainTree copy may still be on its way
+    h.advance(250);
+    h.repair.heldBy(m.id, peer(2));
+    h.repair.tick();
+    const out = h.take();
+    expect(out.map((s) => [s.kind, s.to])).toEqual([['have', peer(3)]]);
+    expect(ids(out[0]!.body)).toEqual([m.id]);
+    h.advance(500);
+    h.repair.tick();
+    expect(h.take()).toEqual([]); // once only: an idle network sends nothing
+    expect(h.repair.stats.announced).toBe(1);
+  });
+
+  it('asks the first announcer for a missing id, the next one if it does not answer, and stops once it has it', () => {
+    const h = harness([peer(1), peer(2)]);
+    const m = message();
+    h.repair.onIHave(peer(1), encodeIds([Buffer.from(m.id, 'hex')]));
+    h.repair.onIHave(peer(2), encodeIds([Buffer.from(m.id, 'hex')]));
+    expect(h.take().map((s) => [s.kind, s.to])).toEqual([['want', peer(1)]]);
+    h.advance(500);
+    h.repair.tick();
+    expect(h.take().map((s) => [s.kind, s.to])).toEqual([['want', peer(2)]]);
+    h.has.add(m.id);
+    h.advance(500);
+    h.repair.tick();
+    expect(h.take()).toEqual([]);
+    // An id it already has is never asked for.
+    h.repair.onIHave(peer(1), encodeIds([Buffer.from(m.id, 'hex')]));
+    expect(h.take()).toEqual([]);
+  });
+
+  it('answers an IWANT with the signed message addressed to the asker alone, up to 256 a neighbour per interval', () => {
+    const h = harness([peer(1)]);
+    const messages = Array.from({ length: 300 }, message);
+    for (const m of messages) h.repair.got(m, []);
+    const asked = messages.map((m) => Buffer.from(m.id, 'hex'));
+    h.repair.onIWant(peer(1), encodeIds(asked));
+    const data = h.take().filter((s) => s.kind === 'data');
+    expect(data).toHaveLength(256);
+    const copy = decodeNetworkMessage(data[0]!.body, new OriginKeys());
+    expect(copy.id).toBe(messages[0]!.id);
+    expect(copy.signature.equals(messages[0]!.signature)).toBe(true);
+    expect(inArc(peer(1), copy.arc)).toBe(true);
+    expect(inArc(peer(2), copy.arc)).toBe(false); // the arc holds the asker only: delivered, handed on to nobody
+    h.advance(500);
+    h.repair.tick();
+    h.take();
+    h.repair.onIWant(peer(1), encodeIds(asked.slice(256)));
+    expect(h.take().filter((s) => s.kind === 'data')).toHaveLength(44);
+  });
+
+  it('refuses malformed IHAVE / IWANT bodies with a typed protocol error', () => {
+    const h = harness([peer(1)]);
+    expect(() => h.repair.onIHave(peer(1), Buffer.alloc(1))).toThrow(P2PProtocolError);
+    expect(() => h.repair.onIHave(peer(1), Buffer.from([0, 2, ...Buffer.alloc(16)]))).toThrow(/says 2 ids in 18 bytes/);
+    const tooMany = Buffer.alloc(2 + (MAX_REPAIR_IDS + 1) * 16);
+    tooMany.writeUInt16BE(MAX_REPAIR_IDS + 1, 0);
+    expect(() => h.repair.onIWant(peer(1), tooMany)).toThrow(P2PProtocolError);
+  });
+
+  it('keeps messages within the byte bound and forgets them after six intervals', () => {
+    const h = harness([peer(1)]);
+    const small = new BroadcastRepair(
+      { neighbours: () => [peer(1)], has: () => false, sendIHave: () => undefined, sendIWant: () => undefined, sendBroadcast: (to, body) => void h.sent.push({ kind: 'data', to, body }) },
+      { intervalMs: 500, cacheBytes: 2_000 },
+    );
+    const messages = Array.from({ length: 50 }, message);
+    for (const m of messages) small.got(m, []);
+    small.onIWant(peer(1), encodeIds(messages.map((m) => Buffer.from(m.id, 'hex'))));
+    const answered = h.take().length;
+    expect(answered).toBeGreaterThan(0);
+    expect(answered).toBeLessThan(50); // the oldest went out past 2 000 bytes
+
+    const m = message();
+    h.repair.got(m, []);
+    h.advance(6 * 500 + 1);
+    h.repair.tick();
+    h.take();
+    h.repair.onIWant(peer(1), encodeIds([Buffer.from(m.id, 'hex')]));
+    expect(h.take()).toEqual([]);
+  });
+
+  it('a silent node (test-only dropRelays) announces and answers nothing', () => {
+    const h = harness([peer(1)]);
+    h.repair.silent = true;
+    const m = message();
+    h.repair.got(m, []);
+    h.advance(1000);
+    h.repair.tick();
+    h.repair.onIWant(peer(1), encodeIds([Buffer.from(m.id, 'hex')]));
+    expect(h.take()).toEqual([]);
+  });
+});
