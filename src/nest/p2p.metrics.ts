@@ -96,6 +96,10 @@ export class P2PMetrics implements MetricsSink, OnModuleDestroy {
     fromNode('p2p_broadcast_delivered_total', 'Network broadcasts delivered to this node\'s handlers.', () => node.networkBroadcastStats().delivered);
     fromNode('p2p_broadcast_duplicates_total', 'Network broadcast copies dropped by the seen-cache.', () => node.networkBroadcastStats().duplicates);
     fromNode('p2p_broadcast_sent_total', 'Network broadcast messages this node sent or relayed.', () => node.networkBroadcastStats().sent);
+    fromNode('p2p_broadcast_repaired_total', 'Network broadcasts this node sent a neighbour that asked for them (repair).', () => node.networkBroadcastStats().repair.sent);
+    fromNode('p2p_broadcast_repair_requested_total', 'Network broadcast ids this node asked a neighbour for (repair).', () => node.networkBroadcastStats().repair.requested);
+    fromNode('p2p_broadcast_repair_bytes_total', 'Bytes of repair announcements and requests (IHAVE, IWANT) this node sent.', () => node.networkBroadcastStats().repair.controlBytes);
+    fromNode('p2p_broadcast_unrouted_total', 'Arcs of network broadcasts no neighbour could take (left to repair).', () => node.networkBroadcastStats().unrouted);
     fromNode('p2p_bans_total', 'Peers banned (misbehaviour or by hand).', () => node.bansTotal);
     new Gauge(
       track({
@@ -111,7 +115,7 @@ export class P2PMetrics implements MetricsSink, OnModuleDestroy {
     new Counter(
       track({
         name: 'p2p_broadcast_dropped_total',
-        help: 'Network broadcasts (or copies) dropped before delivery, by reason: neighbourBudget, originBudget, invalidSignature, stale, future, ignored, rejected, validatorBusy.',
+        help: 'Network broadcasts (or copies) dropped before delivery, by reason: neighbourBudget, originBudget, invalidSignature, stale, future, cacheFull, misrouted, ignored, rejected, validatorBusy.',
         labelNames: ['reason'] as const,
         registers,
         collect() {

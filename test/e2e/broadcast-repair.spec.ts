@@ -60,7 +60,7 @@ async function raw(tls: boolean, to: Peer): Promise<RawPeer> {
 
 const repairFrame = (type: ControlType.BroadcastIHave | ControlType.BroadcastIWant, body: Buffer) => Buffer.concat(encodeControl({ type, body }).chunks);
 const wants = (r: RawPeer) =>
-  r.controls.filter((c): c is Extract<Control, { type: ControlType.BroadcastIWant }> => c.type === ControlType.BroadcastIWant).flatMap((c) => parseIds(c.body, 'IWANT').map((b) => b.toString('hex')));
+  r.controls.filter((c): c is Control & { type: ControlType.BroadcastIWant; body: Buffer } => c.type === ControlType.BroadcastIWant).flatMap((c) => parseIds(c.body, 'IWANT').map((b) => b.toString('hex')));
 const heardOf = (id: string) => heard.filter((h) => h.meta.id === id).map((h) => h.node).sort();
 
 describe.each(MODES)('repair of network broadcasts ($mode)', ({ tls }) => {
@@ -113,7 +113,7 @@ describe.each(MODES)('repair of network broadcasts ($mode)', ({ tls }) => {
   it('answers a greedy IWANT with at most 256 messages an interval, and closes on a malformed IHAVE while honest peers keep being served', async () => {
     const [a, b] = await mesh(tls, 2, { broadcastRepairIntervalMs: 60_000, broadcastOriginBurst: 400, broadcastOriginRate: 400 });
     const ids: string[] = [];
-    for (let i = 0; i < 300; i++) ids.push(a!.broadcast('news', i, { scope: 'network' }).id);
+    for (let i = 0; i < 300; i++) ids.push(a!.broadcast('news', i, { scope: 'network' }).id!);
     const greedy = await raw(tls, a!);
     greedy.write(repairFrame(ControlType.BroadcastIWant, encodeIds(ids.map((id) => Buffer.from(id, 'hex')))));
     await waitFor(() => greedy.broadcasts().length >= 256, 3000, 'the answers');
