@@ -557,7 +557,7 @@ export class Peer extends EventEmitter {
       this.emitPeer({ type: 'disconnected', peer: socket.info(), reason, error, undeliveredBytes });
       if (this.state === 'running') {
         this.redialAfterMutualRefusal(socket, id);
-        this.persistent.onDisconnected(id);
+        this.persistent.onDisconnected(id, socket.goodbyeReceived === GoodbyeReason.InboundLimit);
         this.discovery.onDisconnected(id);
       }
     }

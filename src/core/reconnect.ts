@@ -25,6 +25,8 @@ interface Entry {
   /** The id the peer proved on the last successful dial (or the configured one). */
   peerId?: string;
   attempt: number;
+  /** Times in a row the peer closed a fresh connection because it was full (maxPeers). */
+  fullRefusals: number;
   timer?: NodeJS.Timeout;
   dialing: boolean;
 }
@@ -52,16 +54,21 @@ export class PersistentPeers {
 
   /** Adds a persistent peer and dials it now; resolves after this first attempt either way. */
   add(address: string, peerId?: string): Promise<void> {
-    const entry: Entry = { address, peerId, attempt: 0, dialing: false };
+    const entry: Entry = { address, peerId, attempt: 0, fullRefusals: 0, dialing: false };
     this.entries.push(entry);
     return this.dial(entry);
   }
 
-  /** Called on every disconnect: a persistent peer that went away is redialed. */
-  onDisconnected(peerId: string): void {
+  /**
+   * Called on every disconnect: a persistent peer that went away is redialed.
+   * `full`: it closed because it holds maxPeers connections; redialing it at once
+   * would only repeat that, so the delay keeps growing until a connection lasts.
+   */
+  onDisconnected(peerId: string, full = false): void {
     for (const entry of this.entries) {
       if (entry.peerId === peerId && !entry.dialing && !entry.timer) {
-        entry.attempt = 0;
+        entry.fullRefusals = full ? entry.fullRefusals + 1 : 0;
+        entry.attempt = entry.fullRefusals;
         this.schedule(entry);
       }
     }
