@@ -261,6 +261,15 @@ export class P2PConfig {
   @IntRange(0, 1024 * 1024 * 1024)
   broadcastRepairCacheBytes: number = DEFAULTS.broadcastRepairCacheBytes;
 
+  /**
+   * Tests only: this node accepts network broadcasts and never forwards them, announces
+   * nothing and answers no repair request (a hostile or broken relay).
+   * @internal
+   */
+  @IsOptional()
+  @IsBoolean()
+  dropRelays?: boolean;
+
   /** When set, only these peer ids (40 hex characters) may connect or be connected to. */
   @IsOptional()
   @IsArray()
