@@ -24,7 +24,7 @@ export interface KnownPeer {
  * one with the most failures (oldest first), never one that works.
  */
 export class AddressBook {
-  private readonly peers = new Map<string, KnownPeer & { connectedAt: number }>();
+  private readonly peers = new Map<string, KnownPeer & { connectedAt: number; refusals: number }>();
 
   constructor(
     private readonly max: number,
@@ -45,7 +45,7 @@ export class AddressBook {
   }
 
   entries(): KnownPeer[] {
-    return [...this.peers.values()].map(({ connectedAt: _, ...entry }) => entry);
+    return [...this.peers.values()].map(({ connectedAt: _, refusals: __, ...entry }) => entry);
   }
 
   /** Addresses of proven peers: no candidate may claim one for another id. */
@@ -67,13 +67,27 @@ export class AddressBook {
       if (!victim || victim.failures === 0) return; // full of working peers: keep them
       this.peers.delete(victim.id);
     }
-    this.peers.set(id, { id, address, failures: 0, nextDialAt: 0, seenAt: now, verified: true, connectedAt: now });
+    this.peers.set(id, { id, address, failures: 0, nextDialAt: 0, seenAt: now, verified: true, connectedAt: now, refusals: 0 });
   }
 
-  /** The connection to `id` ended: it counts as recently connected from now on. */
-  disconnected(id: string): void {
+  /**
+   * The connection to `id` ended: it counts as recently connected from now on.
+   * `refusedFull`: `id` completed the handshake (which cleared its failures) and then
+   * closed it for being full (at maxPeers). Each such refusal in a row doubles the
+   * wait before `id` is dialed again; without it, the topology would redial it at
+   * once, and a node that needs a full one dials it in a loop.
+   */
+  disconnected(id: string, refusedFull = false): void {
     const entry = this.peers.get(id);
-    if (entry) entry.connectedAt = this.now();
+    if (!entry) return;
+    const now = this.now();
+    entry.connectedAt = now;
+    if (!refusedFull) {
+      entry.refusals = 0;
+      return;
+    }
+    entry.nextDialAt = now + backoffDelay(entry.refusals, this.backoff);
+    entry.refusals++;
   }
 
   /** Ids connected at some time in the last `ms`. */

@@ -142,8 +142,9 @@ export class Discovery {
     if (this.options.enabled) this.send(socket);
   }
 
-  onDisconnected(id: string): void {
-    this.book.disconnected(id);
+  /** `refusedFull`: the peer closed a connection we dialed because it was at maxPeers (it is dialed again after a wait). */
+  onDisconnected(id: string, refusedFull = false): void {
+    this.book.disconnected(id, refusedFull);
     this.dialed.delete(id);
     this.theirs.delete(id);
     this.fill();

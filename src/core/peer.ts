@@ -557,8 +557,9 @@ export class Peer extends EventEmitter {
       this.emitPeer({ type: 'disconnected', peer: socket.info(), reason, error, undeliveredBytes });
       if (this.state === 'running') {
         this.redialAfterMutualRefusal(socket, id);
-        this.persistent.onDisconnected(id, socket.goodbyeReceived === GoodbyeReason.InboundLimit);
-        this.discovery.onDisconnected(id);
+        const refusedFull = socket.direction === 'outbound' && socket.goodbyeReceived === GoodbyeReason.InboundLimit;
+        this.persistent.onDisconnected(id, refusedFull);
+        this.discovery.onDisconnected(id, refusedFull);
       }
     }
   }

@@ -44,6 +44,23 @@ describe('peer exchange', () => {
     }
   });
 
+  it('a node full at maxPeers is not redialed in a loop: each refusal in a row doubles the wait', async () => {
+    const full = await start({ maxPeers: 1 });
+    const first = await start({ pexIntervalMs: 50 });
+    await first.connect(`${full.id}@${full.address()}`);
+    const dialer = await start({ pexIntervalMs: 50, reconnectBaseMs: 100, reconnectMaxMs: 10_000 });
+    let refused = 0;
+    dialer.on('peer', (e: { type: string; peer: { id: string } }) => void (e.type === 'connected' && e.peer.id === full.id && refused++));
+    // The handshake completes, then the full node sends its peers and says goodbye: the dialer learns `first` from it.
+    await dialer.connect(`${full.id}@${full.address()}`);
+    await waitFor(() => dialer.peers().some((p) => p.id === first.id), 5000, 'the dialer to dial the peer the full node offered');
+    await new Promise((r) => setTimeout(r, 2000));
+    // Waits of 50–100, 100–200, 200–400, 400–800, 800–1600 ms: at most 6 dials in 2 s (it was hundreds: the wait was none).
+    expect(refused).toBeGreaterThanOrEqual(2);
+    expect(refused).toBeLessThanOrEqual(8);
+    expect(full.peers().map((p) => p.id)).toEqual([first.id]);
+  });
+
   it('bounds and ignores forged peer exchange: garbage, thousands of entries, our own address, floods', async () => {
     const log = capture();
     const node = await start({ logger: log, pexIntervalMs: 10_000, maxOutbound: 0 }); // maxOutbound 0: learn, never dial
