@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { message, stop } from './lib/ipc.js';
 import { netcastTable, runNetcast, type NetcastRow } from './lib/netcast.js';
-import { appliesTo, scaled, SCENARIOS, type Scenario, type ScenarioName } from './lib/scenarios.js';
+import { propagationTable, runPropagation, type PropagationRow } from './lib/propagation.js';
+import { appliesTo, OPT_IN, scaled, SCENARIOS, type Scenario, type ScenarioName } from './lib/scenarios.js';
 import { spread, type Spread } from './lib/stats.js';
 import { TRANSPORT_LABELS } from './transports/index.js';
 import type { Target, TransportName } from './transports/types.js';
@@ -15,7 +16,7 @@ import type { Target, TransportName } from './transports/types.js';
 const { values: args } = parseArgs({
   options: {
     runs: { type: 'string', default: '3' },
-    scenarios: { type: 'string', default: Object.keys(SCENARIOS).join(',') },
+    scenarios: { type: 'string', default: (Object.keys(SCENARIOS) as ScenarioName[]).filter((s) => !OPT_IN.includes(s)).join(',') },
     transports: { type: 'string', default: Object.keys(TRANSPORT_LABELS).join(',') },
     quick: { type: 'boolean', default: false },
     scale: { type: 'string' },
@@ -25,11 +26,13 @@ const { values: args } = parseArgs({
 });
 if (args.help) {
   process.stdout.write(
-    'npm run bench -- [--runs 3] [--scenarios events,bulk,req1,req64,broadcast,memory,netcast]\n' +
+    'npm run bench -- [--runs 3] [--scenarios events,bulk,req1,req64,broadcast,memory,netcast] (or propagation)\n' +
       '                 [--transports raw,raw-tls,nest-tcp,p2p-core,p2p-plain,p2p-tls] [--quick] [--scale F] [--profile]\n' +
       '--quick: a tenth of every count (--scale 0.1); --scale 10: ten times as many, for a profile of the steady state\n' +
       '--profile: write V8 CPU profiles of every server and client process to bench/results/profiles/\n' +
-      'netcast (network broadcast in an 8-node mesh, signed vs unsigned) ignores --transports: it has its own two rows\n',
+      'netcast (network broadcast in an 8-node mesh, signed vs unsigned) ignores --transports: it has its own two rows\n' +
+      'propagation (network broadcast in a 16-node TLS mesh: time to reach every node, repair on and off, healthy and with\n' +
+      '  2 frozen or 2 dropping relays; repair traffic) ignores --transports and runs only when named: --scenarios propagation\n',
   );
   process.exit(0);
 }
@@ -109,7 +112,14 @@ async function main(): Promise<void> {
   const summary: Array<{ scenario: Scenario; rows: Row[] }> = [];
 
   let netcast: { rows: NetcastRow[]; nodes: number } | undefined;
+  let propagation: { rows: PropagationRow[]; nodes: number } | undefined;
   for (const scenario of scenarios) {
+    if (scenario.name === 'propagation') {
+      const { rows, lines: propagationLines } = await runPropagation(scenario, { runs, script: here('./propagation-node.js'), execArgv, machine, say });
+      lines.push(...propagationLines);
+      propagation = { rows, nodes: scenario.fanout ?? 16 };
+      continue;
+    }
     if (scenario.name === 'netcast') {
       const { rows, lines: netcastLines } = await runNetcast(scenario, { runs, script: here('./netcast-node.js'), execArgv, machine, say });
       lines.push(...netcastLines);
@@ -202,6 +212,7 @@ async function main(): Promise<void> {
     );
   }
   if (netcast?.rows.length) say('\n' + netcastTable(netcast.rows, netcast.nodes).join('\n'));
+  if (propagation?.rows.length) say('\n' + propagationTable(propagation.rows, propagation.nodes).join('\n'));
   if (ceiling) say(`\nNest's handler pipeline alone, no I/O: ${fmt(ceiling.median, 'msg/s')} events/s (median of ${runs}).`);
 }
 

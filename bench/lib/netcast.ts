@@ -72,7 +72,7 @@ export const payloadLabel = (p: { bytes: number; binary: boolean }) =>
   `${p.bytes >= 1024 ? `${p.bytes / 1024} KiB` : `${p.bytes} B`} ${p.binary ? 'Buffer' : 'string'}`;
 
 /** Busy and total CPU time of the whole machine so far, ms (all cores). */
-function machineCpu(): { busy: number; wall: number } {
+export function machineCpu(): { busy: number; wall: number } {
   let busy = 0;
   let idle = 0;
   for (const { times } of cpus()) {

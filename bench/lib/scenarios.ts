@@ -1,21 +1,23 @@
 /** The benchmark's scenarios. Counts are messages (or requests) after the warm-up. */
-export type ScenarioName = 'events' | 'bulk' | 'req1' | 'req64' | 'broadcast' | 'memory' | 'netcast';
+export type ScenarioName = 'events' | 'bulk' | 'req1' | 'req64' | 'broadcast' | 'memory' | 'netcast' | 'propagation';
 
 export interface Scenario {
   name: ScenarioName;
   title: string;
   /** What the figure counts. */
-  unit: 'msg/s' | 'MB/s' | 'µs' | 'req/s' | 'deliveries/s' | 'MiB';
+  unit: 'msg/s' | 'MB/s' | 'µs' | 'req/s' | 'deliveries/s' | 'MiB' | 'ms';
   payloadBytes: number;
   binary: boolean;
   warmup: number;
   measured: number;
   /** Requests in flight at once (request scenarios). */
   concurrency?: number;
-  /** Receivers (broadcast); nodes of the mesh (netcast). */
+  /** Receivers (broadcast); nodes of the mesh (netcast, propagation). */
   fanout?: number;
   /** Every payload the scenario measures, in turn (netcast); otherwise payloadBytes and binary. */
   payloads?: Array<{ bytes: number; binary: boolean }>;
+  /** Pace of the broadcasts, ms between two (propagation). */
+  intervalMs?: number;
 }
 
 export const SCENARIOS: Record<ScenarioName, Scenario> = {
@@ -42,11 +44,27 @@ export const SCENARIOS: Record<ScenarioName, Scenario> = {
       { bytes: 16 * 1024, binary: true },
     ],
   },
+  // Time for a network broadcast to reach every node of a `fanout`-node full mesh (TLS), repair on and off, healthy
+  // and with 2 faulty relays (lib/propagation.ts): warmup and measured are broadcasts, one every intervalMs.
+  propagation: {
+    name: 'propagation',
+    title: 'network broadcast propagation, 16-node full mesh, TLS',
+    unit: 'ms',
+    payloadBytes: 64,
+    binary: false,
+    warmup: 20,
+    measured: 200,
+    fanout: 16,
+    intervalMs: 40,
+  },
 };
 
-/** Transports a scenario applies to: the memory scenario needs a transport that can stall its reader; netcast runs apart. */
+/** Scenarios left out of a run without --scenarios: they take minutes and measure no transport (about 5 min at 3 runs). */
+export const OPT_IN: readonly ScenarioName[] = ['propagation'];
+
+/** Transports a scenario applies to: the memory scenario needs a transport that can stall its reader; netcast and propagation run apart. */
 export function appliesTo(scenario: Scenario, transport: string): boolean {
-  if (scenario.name === 'netcast') return false;
+  if (scenario.name === 'netcast' || scenario.name === 'propagation') return false;
   return scenario.name !== 'memory' || transport === 'p2p-plain' || transport === 'p2p-tls';
 }
 

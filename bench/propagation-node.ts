@@ -1,0 +1,141 @@
+// One node of the `propagation` scenario (lib/propagation.ts): a core Peer with TLS (the default) in its
+// own process, one of 16 in a full mesh. When the orchestrator says so it originates one network
+// broadcast; its handler notes when each broadcast arrives. Every time is read from the host's
+// monotonic clock (process.hrtime, CLOCK_MONOTONIC on Linux: one clock for every process on the host),
+// so a send time in one process and a delivery time in another can be subtracted.
+import { setTimeout as sleep } from 'node:timers/promises';
+import type * as P2P from 'nestjs-p2p';
+import type { PropagationNodeSpec, PropagationNodeStats } from './lib/propagation.js';
+
+// Only the core: the package root also loads NestJS (about 0.8 s of start-up per process against
+// 0.2 s), and every run starts 16 processes on this machine's cores.
+const { Peer, silentLogger } = (await import(new URL('../../dist/core/index.js', import.meta.url).href)) as typeof P2P;
+
+const spec = JSON.parse(process.argv[2]!) as PropagationNodeSpec;
+const TOPIC = 'bench.propagation';
+/** The sequence number rides in the payload's first characters. */
+const SEQ_DIGITS = 8;
+
+const peer = new Peer({
+  listen: '127.0.0.1:0',
+  privateKey: spec.privateKey,
+  // TLS 1.3 and signed broadcasts: the defaults, as a deployment runs them.
+  peerExchange: false,
+  logger: silentLogger,
+  broadcastRepairIntervalMs: spec.repairIntervalMs,
+  dropRelays: spec.dropRelays,
+  // A frozen relay keeps its connections open until a ping goes unanswered (15 s + 10 s by default).
+  // The measurement is that window, so no ping may close it within a run: 60 s for every node, whatever the variant.
+  pingIntervalMs: 60_000,
+});
+
+// Bytes of control frames this node queued (before TLS): network broadcasts, repair and the rest. Less
+// repair.controlBytes, that is the broadcast data the mesh carries: the reference for the repair traffic.
+let controlOutBytes = 0;
+peer.setMetrics({
+  frame(direction, kind, bytes) {
+    if (direction === 'out' && kind === 'control') controlOutBytes += bytes;
+  },
+  request() {},
+  error() {},
+});
+
+const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
+
+/** Host clock (µs) at which this node's handler got each broadcast, by sequence number. */
+const delivered = new Map<number, number>();
+let duplicates = 0;
+/** Host clock (µs) just before this node started each broadcast it originated. */
+const originated: Array<[number, number]> = [];
+const refused: Array<[number, string]> = [];
+const filler = 'x'.repeat(Math.max(0, spec.payloadBytes - SEQ_DIGITS));
+
+peer.setHandler({
+  onEvent(_info, topic, data) {
+    if (topic !== TOPIC) return;
+    const at = nowUs();
+    const seq = Number((data as string).slice(0, SEQ_DIGITS));
+    if (delivered.has(seq)) duplicates++;
+    else delivered.set(seq, at);
+  },
+  onRequest(_peer, _topic, _data, reply) {
+    reply.complete();
+  },
+});
+
+function cast(seq: number): void {
+  const payload = String(seq).padStart(SEQ_DIGITS, '0') + filler;
+  const at = nowUs();
+  try {
+    const result = peer.broadcast(TOPIC, payload, { scope: 'network' });
+    originated.push([seq, at]);
+    for (const f of result.failed) refused.push([seq, `${f.peerId.slice(0, 8)}: ${f.error.message}`]);
+  } catch (err) {
+    refused.push([seq, (err as Error).message]);
+  }
+}
+
+function stats(): PropagationNodeStats {
+  const s = peer.networkBroadcastStats();
+  const cpu = process.cpuUsage();
+  return {
+    neighbours: peer.peers().length,
+    sent: s.sent,
+    proxied: s.proxied,
+    unrouted: s.unrouted,
+    gossipFallbacks: s.gossipFallbacks,
+    dropped: s.dropped,
+    repair: { ...s.repair },
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    controlOutBytes,
+  };
+}
+type Command =
+  | { type: 'dial'; target: { id: string; address: string } }
+  | { type: 'await'; id: string }
+  | { type: 'cast'; seq: number }
+  | { type: 'stats' | 'report' };
+
+process.on('message', (m: Command) => {
+  switch (m.type) {
+    case 'dial':
+      void (async () => {
+        await peer.connect(`${m.target.id}@${m.target.address}`);
+        await connectedTo(m.target.id);
+        process.send!({ type: 'dialed' });
+      })().catch(fail);
+      return;
+    case 'await':
+      connectedTo(m.id)
+        .then(() => process.send!({ type: 'connected' }))
+        .catch(fail);
+      return;
+    case 'cast':
+      cast(m.seq);
+      return;
+    case 'stats':
+      process.send!({ type: 'stats', at: nowUs(), ...stats() });
+      return;
+    case 'report':
+      process.send!({ type: 'report', delivered: [...delivered], duplicates, originated, refused, ...stats() });
+      return;
+  }
+});
+
+/** Resolves once the connection to `id` is up on this side (the dialer's connect may resolve before the acceptor has it). */
+async function connectedTo(id: string): Promise<void> {
+  for (let waited = 0; !peer.peers().some((p) => p.id === id); waited += 2) {
+    if (waited >= 10_000) throw new Error(`no connection to ${id.slice(0, 8)} after 10 s`);
+    await sleep(2);
+  }
+}
+
+function fail(err: Error): void {
+  process.stderr.write(`propagation node ${spec.index} failed: ${err.stack}\n`);
+  process.exit(1);
+}
+
+process.on('SIGTERM', () => process.exit(0));
+process.on('disconnect', () => process.exit(0));
+await peer.start();
+process.send!({ type: 'ready', id: peer.id, address: peer.address() });
