@@ -172,7 +172,8 @@ export class Peer extends EventEmitter {
           const socket = this.connections.get(id);
           if (!socket) return;
           this.logger.debug?.(`closing the connection to ${id} at ${socket.remoteAddress}: ${why}`);
-          void socket.close(GoodbyeReason.Normal, why);
+          // Drained: a network broadcast the peer sent before it reads the goodbye is delivered, not lost (it counts us as having it, so it would not announce it to us either).
+          void socket.close(GoodbyeReason.Normal, why, undefined, true);
         },
       },
       discoveryOptions(this.opts),

@@ -613,9 +613,11 @@ export class P2PSocket {
 
   /**
    * Graceful close: says goodbye, flushes what is queued within `closeGraceMs`,
-   * then ends the connection. Pending requests fail at once.
+   * then ends the connection. Pending requests fail at once. `drain`: the peer is
+   * healthy, so the frames it sent before it read our goodbye are still read and
+   * delivered (a replaced duplicate, a connection the topology lets go).
    */
-  close(reason: GoodbyeReason = GoodbyeReason.Normal, message = 'closing', error?: Error): Promise<void> {
+  close(reason: GoodbyeReason = GoodbyeReason.Normal, message = 'closing', error?: Error, drain = reason === GoodbyeReason.Duplicate): Promise<void> {
     if (this.state === 'closing' || this.state === 'closed') return this.closed;
     const wasHandshaking = this.state === 'handshaking';
     this.closeReason = message;
@@ -623,7 +625,7 @@ export class P2PSocket {
     this.writeControl({ type: ControlType.Goodbye, reason, message });
     this.state = 'closing';
     // The peer is healthy and its frames in flight on this connection are real: keep reading them until it closes.
-    this.drainInbound = reason === GoodbyeReason.Duplicate && !wasHandshaking;
+    this.drainInbound = drain && !wasHandshaking;
     if (!this.drainInbound) this.stopReading();
     // Read on so that the peer's FIN is seen (and, for a duplicate, its last frames delivered).
     if (this.paused) this.resumeReading();

@@ -61,6 +61,22 @@ describe('peer exchange', () => {
     expect(full.peers().map((p) => p.id)).toEqual([first.id]);
   });
 
+  it('a connection the topology lets go still delivers the network broadcast its peer sent before it read the goodbye', async () => {
+    const a = await start({ peerExchange: false });
+    const b = await start({ peerExchange: false });
+    const heard: string[] = [];
+    b.setHandler({ onEvent: (_p, topic) => void heard.push(topic), onRequest: () => undefined });
+    await b.connect(`${a.id}@${a.address()}`);
+    // What discovery does with a redundant connection it dialed; A sends before the goodbye reaches it.
+    const host = (b as unknown as { discovery: { host: { release(id: string, why: string): void } } }).discovery.host;
+    host.release(a.id, 'another connection covers its part of the ring');
+    expect(a.broadcast('news', 1, { scope: 'network' }).sent).toEqual([b.id]);
+    await waitFor(() => b.peers().length === 0, 5000, 'the connection to close');
+    // Not lost: A counts B as having it, so repair would never offer it to B.
+    await waitFor(() => heard.length === 1, 2000, 'B to deliver the broadcast').catch(() => undefined);
+    expect(heard).toEqual(['news']);
+  });
+
   it('bounds and ignores forged peer exchange: garbage, thousands of entries, our own address, floods', async () => {
     const log = capture();
     const node = await start({ logger: log, pexIntervalMs: 10_000, maxOutbound: 0 }); // maxOutbound 0: learn, never dial
