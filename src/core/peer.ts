@@ -397,6 +397,13 @@ export class Peer extends EventEmitter {
     return { error: new P2PHandshakeError(over, ref), reason: GoodbyeReason.InboundLimit };
   };
 
+  /** Outbound dials not yet open: they hold a place under maxPeers, so inbound ones cannot take it meanwhile. */
+  private pendingOutbound(): number {
+    let open = 0;
+    for (const socket of this.connections.values()) if (socket.direction === 'outbound') open++;
+    return this.outboundCount() - open;
+  }
+
   /** Outbound connections, dials in progress included (maxOutbound). */
   private outboundCount(): number {
     let n = this.dialing.size;
@@ -506,7 +513,7 @@ export class Peer extends EventEmitter {
     } else if (existing && existing !== socket) {
       // The old connection is closing already: the new one simply takes its place.
       this.connections.set(remoteId, socket);
-    } else if (socket.direction === 'inbound' && this.connections.size >= this.opts.maxPeers && !this.persistent.has(remoteId)) {
+    } else if (socket.direction === 'inbound' && this.connections.size + this.pendingOutbound() >= this.opts.maxPeers && !this.persistent.has(remoteId)) {
       // Full: tell the dialer who else it can dial (it may know nobody else), then close.
       this.discovery.offerPeers(socket);
       void socket.close(GoodbyeReason.InboundLimit, `at maxPeers ${this.opts.maxPeers}; dial the peers just sent`);
