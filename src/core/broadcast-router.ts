@@ -51,7 +51,50 @@ export interface OriginateResult {
 }
 
 /** Distinct arcs one node forwards for one broadcast; more would mean a bug or a hostile sender. */
-const MAX_ARCS_PER_ID = 8;
+export const MAX_ARCS_PER_ID = 8;
+
+/** Where forward() hands one arc: any neighbour inside it, else a proxy outside it. */
+export interface ArcRoute {
+  arc: Arc;
+  /** Neighbours inside the arc, in the order given: the first that takes the copy covers it. */
+  inside: string[];
+  /** Neighbours to hand it to as a proxy when none inside takes it, best first (at most 2; none for an arc this node holds as a proxy itself). */
+  proxies(): string[];
+}
+
+/**
+ * The routing decision of a node handed a RainTree copy for `arc`, as a pure
+ * function, so that the simulator (network-sim.ts) runs this and not a copy of
+ * it. `neighbours` leaves out the sender; `known` (sorted, this node included)
+ * is read only when the node is inside the arc; `reaches` says whether a
+ * neighbour said it is connected inside an arc.
+ */
+export function routeArcs(
+  self: string,
+  arc: Arc,
+  neighbours: readonly string[],
+  known: () => readonly string[],
+  reaches: (neighbour: string, arc: Arc) => boolean,
+): ArcRoute[] {
+  // A proxy: the sender had no neighbour in this arc. Hand it to ours; never to another proxy.
+  if (!inArc(self, arc)) return [{ arc, inside: neighbours.filter((id) => inArc(id, arc)), proxies: () => [] }];
+  // Which thirds hold a node: what we know, hearsay included. A made-up id costs a frame, a missed one a third.
+  return planForward(self, arc, occupiedBy(known(), self)).map((third) => ({
+    arc: third,
+    inside: neighbours.filter((id) => inArc(id, third)),
+    // No neighbour inside (at the degree bound): a neighbour that is connected inside takes it on, else the nearest.
+    proxies: () =>
+      neighbours
+        .filter((id) => !inArc(id, third))
+        .sort((a, b) => rank(reaches, a, third) - rank(reaches, b, third))
+        .slice(0, 2),
+  }));
+}
+
+/** Whether a node can take a copy for `arc` any further: it is in the arc, or a neighbour is (it is a proxy). */
+export function canRouteArc(self: string, neighbours: readonly string[], arc: Arc): boolean {
+  return inArc(self, arc) || neighbours.some((id) => inArc(id, arc));
+}
 
 export class BroadcastRouter {
   /** Test only: a relay that accepts broadcasts and never forwards them (a frozen or hostile node). */
@@ -90,7 +133,7 @@ export class BroadcastRouter {
 
   /** Whether this node can take a copy for `arc` any further: it is in the arc, or a neighbour is (it is a proxy). */
   canRoute(arc: Arc): boolean {
-    return inArc(this.host.selfId, arc) || this.host.neighbours().some((id) => inArc(id, arc));
+    return canRouteArc(this.host.selfId, this.host.neighbours(), arc);
   }
 
   private relay(from: string, message: NetworkMessage, entry: SeenEntry): string[] {
@@ -116,20 +159,17 @@ export class BroadcastRouter {
     const self = this.host.selfId;
     const neighbours = this.host.neighbours().filter((id) => id !== from);
     const next = { ...message, hops: message.hops + 1 };
+    let known: string[] | undefined;
+    const routes = routeArcs(self, message.arc, neighbours, () => (known ??= this.host.knownIds()), (id, arc) => this.host.reaches?.(id, arc) ?? false);
     if (!inArc(self, message.arc)) {
-      // A proxy: the sender had no neighbour in this arc. Hand it to ours; never to another proxy.
-      if (!this.handTo(neighbours.filter((id) => inArc(id, message.arc)), next, result)) this.stats.unrouted++;
+      if (!this.handTo(routes[0]!.inside, next, result)) this.stats.unrouted++;
       return;
     }
-    const known = this.host.knownIds();
-    // Which thirds hold a node: what we know, hearsay included. A made-up id costs a frame, a missed one a third.
-    const digest = digestOf(known);
-    for (const arc of planForward(self, message.arc, occupiedBy(known, self))) {
-      const copy = { ...next, arc, digest };
-      if (this.handTo(neighbours.filter((id) => inArc(id, arc)), copy, result)) continue;
-      // No neighbour inside (at the degree bound): a neighbour that is connected inside takes it on, else the nearest.
-      const proxies = neighbours.filter((id) => !inArc(id, arc)).sort((a, b) => rank(this.host, a, arc) - rank(this.host, b, arc));
-      if (this.handTo(proxies.slice(0, 2), copy, result)) this.stats.proxied++;
+    const digest = digestOf(known ?? this.host.knownIds());
+    for (const route of routes) {
+      const copy = { ...next, arc: route.arc, digest };
+      if (this.handTo(route.inside, copy, result)) continue;
+      if (this.handTo(route.proxies(), copy, result)) this.stats.proxied++;
       else this.stats.unrouted++;
     }
   }
@@ -167,8 +207,8 @@ export class BroadcastRouter {
 }
 
 /** Proxies first that said they reach the arc, then by distance to it (ids near an arc share its parent thirds). */
-function rank(host: RouterHost, id: string, arc: Arc): number {
-  const reaches = host.reaches?.(id, arc) ? 0 : 1;
+function rank(reachesArc: (neighbour: string, arc: Arc) => boolean, id: string, arc: Arc): number {
+  const reaches = reachesArc(id, arc) ? 0 : 1;
   const distance = Number(ringDistance(id, arc.from) < ringDistance(arc.to, id) ? ringDistance(id, arc.from) : ringDistance(arc.to, id)) / 2 ** 160;
   return reaches * 2 + distance;
 }

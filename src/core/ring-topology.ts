@@ -1,4 +1,4 @@
-import { RING_ROOT, inArc, membersOf, occupiedBy, thirdsOf, type Arc } from './raintree.js';
+import { RING_ROOT, inArc, lowerBound, occupiedBy, thirdsOf, type Arc } from './raintree.js';
 
 /**
  * Which peers a node connects to, so that RainTree (raintree.ts) keeps its N − 1
@@ -43,16 +43,30 @@ export function coverNeeds(self: string, sortedKnown: readonly string[]): CoverN
  * Skipped members give way to the next one along.
  */
 export function facingMember(self: string, need: CoverNeed, sortedKnown: readonly string[], skip: (id: string) => boolean): string | undefined {
-  const members = membersOf(sortedKnown, need.arc);
-  if (members.length === 0) return undefined;
-  const own = membersOf(sortedKnown, need.own);
-  const rank = Math.max(0, own.indexOf(self));
-  const start = Math.floor((rank * members.length) / Math.max(1, own.length));
-  for (let i = 0; i < members.length; i++) {
-    const id = members[(start + i) % members.length]!;
+  // By index, not by copying the members out: a node with N known ids dials in O(log N), and the simulator plans 100 000 nodes.
+  const n = sortedKnown.length;
+  const members = span(sortedKnown, need.arc);
+  if (members.count === 0) return undefined;
+  const own = span(sortedKnown, need.own);
+  const at = lowerBound(sortedKnown, self);
+  const offset = at < n && sortedKnown[at] === self ? (at - own.start + n) % n : -1;
+  const rank = offset >= 0 && offset < own.count ? offset : 0;
+  const start = Math.floor((rank * members.count) / Math.max(1, own.count));
+  for (let i = 0; i < members.count; i++) {
+    const id = sortedKnown[(members.start + ((start + i) % members.count)) % n]!;
     if (id !== self && !skip(id)) return id;
   }
   return undefined;
+}
+
+/** Where membersOf(sorted, arc) starts in `sorted` and how many it holds, without copying them. */
+function span(sorted: readonly string[], arc: Arc): { start: number; count: number } {
+  const n = sorted.length;
+  if (n === 0) return { start: 0, count: 0 };
+  const from = lowerBound(sorted, arc.from);
+  if (arc.from === arc.to) return { start: from % n, count: n };
+  const to = lowerBound(sorted, arc.to);
+  return { start: from % n, count: arc.from < arc.to ? to - from : n - from + to };
 }
 
 export interface TopologyPlan {

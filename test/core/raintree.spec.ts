@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { RING_ROOT, arcLength, inArc, makeNetwork, membersOf, occupiedBy, planForward, planTopology, rng, simulateGossip, simulateRainTree, thirdsOf } from '../../src/core/index.js';
+import { RING_ROOT, arcLength, coverNeeds, facingMember, inArc, makeNetwork, membersOf, occupiedBy, planForward, planTopology, rng, simulateGossip, simulateRainTree, thirdsOf, type CoverNeed } from '../../src/core/index.js';
 
 const id = (n: bigint | number) => BigInt(n).toString(16).padStart(40, '0');
 const randomIds = (n: number, seed: number) => makeNetwork(n, 0, 0, rng(seed)).ids;
@@ -53,6 +53,36 @@ describe('ring topology (bounded degree)', () => {
     expect(capped.dial.length).toBe(4);
     // The largest thirds come first.
     expect(capped.dial).toEqual(plan.dial.slice(0, 4));
+  });
+
+  it('faces the same member as the copying version it replaced (by index, for large views)', () => {
+    // The version before facingMember worked by index: it copied the members of both thirds out (O(N) per need).
+    const reference = (self: string, need: CoverNeed, known: readonly string[], skip: (id: string) => boolean) => {
+      const members = membersOf(known, need.arc);
+      if (members.length === 0) return undefined;
+      const own = membersOf(known, need.own);
+      const start = Math.floor((Math.max(0, own.indexOf(self)) * members.length) / Math.max(1, own.length));
+      for (let i = 0; i < members.length; i++) {
+        const id = members[(start + i) % members.length]!;
+        if (id !== self && !skip(id)) return id;
+      }
+      return undefined;
+    };
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 400 }), fc.integer(), fc.boolean(), (n, seed, selfKnown) => {
+        const ids = randomIds(n, seed);
+        const self = ids[Math.abs(seed) % n]!;
+        const known = selfKnown ? ids : ids.filter((x) => x !== self);
+        const random = rng(seed ^ 0x5eed);
+        const skipped = new Set(ids.filter(() => random() < 0.3));
+        const skip = (x: string) => skipped.has(x);
+        for (const need of coverNeeds(self, ids)) {
+          expect(facingMember(self, need, known, skip)).toBe(reference(self, need, known, skip));
+          expect(facingMember(self, need, known, () => false)).toBe(reference(self, need, known, () => false));
+        }
+      }),
+      { numRuns: 200 },
+    );
   });
 
   it('counts an inbound connection as cover and calls a second outbound one in the same third redundant', () => {
