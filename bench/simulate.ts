@@ -1,62 +1,147 @@
-// `npm run simulate -- --nodes 1000 --dead 0.1`: a network-wide broadcast in a simulated
-// network (no sockets), RainTree (the planner the node runs) against plain gossip.
+// `npm run simulate`: network-wide broadcasts in a simulated network (no sockets) that runs the node's own
+// topology (planTopology), routing (routeArcs) and repair (BroadcastRepair): RainTree with repair against gossip,
+// for each fault mix. See docs/broadcast.md, "Simulation".
 import { parseArgs } from 'node:util';
-import { makeNetwork, rng, simulateGossip, simulateRainTree, type SimResult } from 'nestjs-p2p';
+import { FAULT_MIXES, SimNet, degreeBound, rng, runMix, summarise, type FaultMix, type SimSummary } from 'nestjs-p2p';
+
+const MIX_KEYS = FAULT_MIXES.map((m) => m.key);
 
 const { values: args } = parseArgs({
   options: {
-    nodes: { type: 'string', default: '1000' },
-    dead: { type: 'string', default: '0' },
-    degree: { type: 'string', default: '8' },
-    trials: { type: 'string', default: '5' },
+    nodes: { type: 'string', default: '1000,100000' },
+    mixes: { type: 'string' },
+    broadcasts: { type: 'string' },
+    'repair-rounds': { type: 'string', default: '20' },
+    'hop-ms': { type: 'string', default: '25' },
+    'max-outbound': { type: 'string' },
     seed: { type: 'string', default: '1' },
     markdown: { type: 'boolean', default: false },
   },
 });
-const nodes = Number(args.nodes);
-const dead = Number(args.dead);
-const degree = Number(args.degree);
-const trials = Number(args.trials);
-if (!(nodes >= 1 && dead >= 0 && dead < 1 && degree >= 1 && trials >= 1)) {
-  process.stderr.write('usage: npm run simulate -- --nodes N (≥1) --dead F (0 ≤ F < 1) [--degree 8] [--trials 5] [--seed 1] [--markdown]\n');
+const sizes = args.nodes.split(',').map(Number);
+const repairRounds = Number(args['repair-rounds']);
+const hopMs = Number(args['hop-ms']);
+const usage = () => {
+  process.stderr.write(
+    'usage: npm run simulate -- [--nodes 1000,100000] [--mixes ' +
+      MIX_KEYS.join(',') +
+      '] [--broadcasts K] [--repair-rounds 20] [--hop-ms 25] [--max-outbound M (default: the degree bound)] [--seed 1] [--markdown]\n',
+  );
   process.exit(2);
-}
+};
+if (!sizes.every((n) => Number.isInteger(n) && n >= 1) || !(repairRounds >= 1) || !(hopMs > 0)) usage();
+const chosen = args.mixes?.split(',');
+if (chosen?.some((key) => !MIX_KEYS.includes(key))) usage();
 
+const say = (s = '') => process.stdout.write(s + '\n');
+const started = Date.now();
 const random = rng(Number(args.seed));
-const totals = { raintree: [] as SimResult[], gossip: [] as SimResult[] };
-for (let t = 0; t < trials; t++) {
-  const net = makeNetwork(nodes, dead, degree, random);
-  const live = [...net.alive];
-  const origin = live[Math.floor(random() * live.length)]!;
-  totals.raintree.push(simulateRainTree(net, origin));
-  totals.gossip.push(simulateGossip(net, origin));
+const pct = (x: number) => `${(x * 100).toFixed(x < 1 && x > 0.9999 ? 3 : 2)} %`;
+
+say(
+  `Repair interval ${repairRounds} rounds (${repairRounds * hopMs} ms at ${hopMs} ms a hop); seed ${args.seed}. ` +
+    'Coverage: honest live nodes reached, worst broadcast; frames and bytes: mean per broadcast; hops and latency: worst broadcast (latency p50: median broadcast).',
+);
+for (const n of sizes) {
+  // The issue's four mixes at every size; frozen relays and churn cost as much again at 100 000, so by default only up to 10 000.
+  const keys = chosen ?? MIX_KEYS.filter((key) => n <= 10_000 || !['frozen', 'churn'].includes(key));
+  const mixes = FAULT_MIXES.filter((m) => keys.includes(m.key));
+  const broadcasts = Number(args.broadcasts ?? (n <= 10_000 ? 10 : 1));
+  const D = degreeBound(n);
+  const maxOutbound = Number(args['max-outbound'] ?? D);
+  say();
+  say(`### ${n.toLocaleString('en')} nodes, maxPeers = D = ${D}, maxOutbound ${maxOutbound}, ${broadcasts} broadcast(s) per mix`);
+  say();
+  const rows = new Map<string, string[][]>();
+  const routing: string[][] = [];
+  const topologies: string[] = [];
+  const run = (net: SimNet, mix: FaultMix) => {
+    const results = runMix(net, mix, { broadcasts, strategies: ['raintree', 'gossip'], random, repairRounds, hopMs });
+    const out: string[][] = [];
+    for (const [strategy, rs] of results) {
+      const s = summarise(rs);
+      out.push(row(mix, strategy === 'raintree' ? 'RainTree + repair' : 'gossip', s, n));
+      if (strategy === 'raintree') routing.push([mix.name, ...[s.proxied, s.unrouted, s.misrouted, s.gossipFallbacks, s.lost].map((x) => x.toFixed(1))]);
+    }
+    rows.set(mix.key, out);
+  };
+  const settle = (net: SimNet, what: (viewFraction: string) => string) => {
+    const t0 = Date.now();
+    net.settle();
+    const s = net.stats();
+    topologies.push(
+      `${what(pct(s.viewFraction))}: degree mean ${s.meanDegree.toFixed(1)}, max ${s.maxDegree}; ` +
+        `${pct(s.uncovered)} of ${s.needs.toFixed(1)} cover needs per node without a connection; ` +
+        `settled after ${s.settledAt} of ${s.rounds} peer-exchange rounds (${((Date.now() - t0) / 1000).toFixed(0)} s)`,
+    );
+  };
+  // One network with full views serves the mixes that leave it as it is; its views then shrink to 90 %
+  // (cheaper at 100 000 nodes than a second network from nothing); churn, which changes it, gets its own.
+  const fixed = mixes.filter((m) => m.viewFraction === 1 && m.churn === 0);
+  const views = mixes.filter((m) => m.viewFraction < 1);
+  const churn = mixes.filter((m) => m.churn > 0);
+  if (fixed.length + views.length > 0) {
+    const net = new SimNet(n, random, { maxOutbound });
+    settle(net, () => 'full views');
+    for (const mix of fixed) run(net, mix);
+    for (const mix of views) {
+      net.narrowViews(mix.viewFraction);
+      settle(net, (fraction) => `then ${fraction} views`);
+      run(net, mix);
+    }
+  }
+  for (const mix of churn) {
+    const net = new SimNet(n, random, { maxOutbound });
+    settle(net, () => 'full views, for churn');
+    run(net, mix);
+  }
+  for (const line of topologies) say(`- ${line}`);
+  say();
+  table(
+    ['faults', 'strategy', 'coverage', 'by tree alone', 'data frames', '÷ N', 'repair frames', 'IHAVE / IWANT frames', 'control bytes', 'max hops', 'latency p50 / max', 'duplicates'],
+    mixes.flatMap((m) => rows.get(m.key) ?? []),
+  );
+  say();
+  say('RainTree routing, mean per broadcast: arcs handed to a proxy, left unrouted, dropped by a proxy that could not route them, floods past 8 arcs, frames to crashed nodes.');
+  say();
+  routing.sort((a, b) => mixes.findIndex((m) => m.name === a[0]) - mixes.findIndex((m) => m.name === b[0]));
+  table(['faults', 'proxied', 'unrouted', 'misrouted', 'gossip fallbacks', 'lost'], routing);
+}
+say();
+say(`(${((Date.now() - started) / 1000).toFixed(0)} s)`);
+
+function row(mix: FaultMix, strategy: string, s: SimSummary, n: number): string[] {
+  return [
+    mix.name,
+    strategy,
+    pct(s.coverage),
+    pct(s.treeCoverage),
+    s.dataFrames.toFixed(0),
+    (s.dataFrames / n).toFixed(2),
+    s.repairFrames.toFixed(0),
+    `${s.ihaveFrames.toFixed(0)} / ${s.iwantFrames.toFixed(0)}`,
+    bytes(s.controlBytes),
+    String(s.maxHops),
+    `${s.latencyP50} / ${s.latencyMax}`,
+    s.duplicates.toFixed(0),
+  ];
 }
 
-const say = (s: string) => process.stdout.write(s + '\n');
-say(`${nodes} nodes, ${(dead * 100).toFixed(0)} % dead, gossip degree ${degree}, ${trials} trial(s), seed ${args.seed}; worst trial for coverage, hops and max sends, mean for the rest`);
-say('');
-const header = ['strategy', 'coverage of live nodes', 'duplicates', 'messages', 'sent per node: max', 'mean', 'max hops'];
-const rows = (['raintree', 'gossip'] as const).map((strategy) => {
-  const rs = totals[strategy];
-  const coverage = Math.min(...rs.map((r) => r.delivered / r.live));
-  const mean = (f: (r: SimResult) => number) => rs.reduce((a, r) => a + f(r), 0) / rs.length;
-  return [
-    strategy === 'raintree' ? 'RainTree' : 'gossip',
-    `${(coverage * 100).toFixed(2)} %`,
-    mean((r) => r.duplicates).toFixed(0),
-    mean((r) => r.messages).toFixed(0),
-    String(Math.max(...rs.map((r) => r.maxSentByOne))),
-    mean((r) => r.meanSent).toFixed(2),
-    String(Math.max(...rs.map((r) => r.maxHops))),
-  ];
-});
-if (args.markdown) {
-  say(`| ${header.join(' | ')} |`);
-  say(`|${header.map(() => '---').join('|')}|`);
-  for (const row of rows) say(`| ${row.join(' | ')} |`);
-} else {
+function bytes(b: number): string {
+  if (b >= 1024 * 1024) return `${(b / 1024 / 1024).toFixed(1)} MiB`;
+  if (b >= 1024) return `${(b / 1024).toFixed(0)} KiB`;
+  return `${b.toFixed(0)} B`;
+}
+
+function table(header: string[], rows: string[][]): void {
+  if (args.markdown) {
+    say(`| ${header.join(' | ')} |`);
+    say(`|${header.map(() => '---').join('|')}|`);
+    for (const r of rows) say(`| ${r.join(' | ')} |`);
+    return;
+  }
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 || header[i] === 'strategy' ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   say(line(header));
-  for (const row of rows) say(line(row));
+  for (const r of rows) say(line(r));
 }

@@ -1,136 +1,129 @@
-import { RING_ROOT, inArc, membersOf, occupiedBy, planForward, type Arc } from './raintree.js';
+import type { BroadcastStrategy } from './broadcast-codec.js';
+import { simulateBroadcast, type SimBroadcastResult, type SimFaults } from './sim-broadcast.js';
+import type { SimNet } from './sim-topology.js';
 
 /**
- * A message-level simulation of a network-wide broadcast, with no sockets: the
- * RainTree planner the node runs, or plain gossip. Used by `npm run simulate`
- * and by the property tests.
+ * A network-wide broadcast simulated with the node's own code and no sockets:
+ * the topology from planTopology (sim-topology.ts), routing by routeArcs and
+ * repair by BroadcastRepair (sim-broadcast.ts). Fault mixes, and a summary of
+ * several broadcasts, for `npm run simulate` and the property tests.
  */
 
-export interface SimNetwork {
-  /** Peer ids, sorted ascending (everyone's view, in the RainTree case). */
-  ids: string[];
-  alive: ReadonlySet<string>;
-  /** Gossip neighbours of each id. */
-  neighbours: ReadonlyMap<string, readonly string[]>;
+export * from './sim-topology.js';
+export * from './sim-broadcast.js';
+
+export interface FaultMix {
+  /** What `npm run simulate -- --mixes` calls it. */
+  key: string;
+  name: string;
+  /** Fraction of the others each node knows. */
+  viewFraction: number;
+  /** Fractions of the live nodes (never the origin) drawn afresh for each broadcast. */
+  droppers: number;
+  crashed: number;
+  frozen: number;
+  /** Fraction of the nodes that leave, and as many that join, before each broadcast (one peer-exchange interval to adapt). */
+  churn: number;
 }
 
-export interface SimResult {
-  strategy: 'raintree' | 'gossip';
-  live: number;
-  /** Live nodes that delivered the message (once each). */
-  delivered: number;
-  /** Deliveries beyond the first at a node (the seen-cache drops them). */
+const mix = (key: string, name: string, fields: Partial<FaultMix>): FaultMix => ({ key, name, viewFraction: 1, droppers: 0, crashed: 0, frozen: 0, churn: 0, ...fields });
+
+/** The mixes `npm run simulate` prints: issue 15's four, then frozen relays and churn. */
+export const FAULT_MIXES: readonly FaultMix[] = [
+  mix('none', 'none', {}),
+  mix('droppers', '10 % droppers', { droppers: 0.1 }),
+  mix('crashed', '10 % crashed after receipt', { crashed: 0.1 }),
+  mix('views', '90 % views', { viewFraction: 0.9 }),
+  mix('frozen', '10 % frozen for 2 intervals', { frozen: 0.1 }),
+  mix('churn', 'churn 1 % per broadcast', { churn: 0.01 }),
+];
+
+export interface MixOptions {
+  broadcasts: number;
+  strategies: readonly BroadcastStrategy[];
+  random: () => number;
+  /** Repair interval in rounds (default 20: 500 ms at 25 ms a hop). */
+  repairRounds?: number;
+  hopMs?: number;
+}
+
+/**
+ * Runs `broadcasts` broadcasts on `net` (whose views must match the mix), each
+ * from a random live node with faults drawn afresh, every strategy from the
+ * same origin with the same faults. Churn changes `net`.
+ */
+export function runMix(net: SimNet, fault: FaultMix, options: MixOptions): Map<BroadcastStrategy, SimBroadcastResult[]> {
+  const { random } = options;
+  const repairRounds = options.repairRounds ?? 20;
+  const out = new Map<BroadcastStrategy, SimBroadcastResult[]>(options.strategies.map((s) => [s, []]));
+  for (let b = 0; b < options.broadcasts; b++) {
+    if (fault.churn > 0) {
+      const k = Math.max(1, Math.round(fault.churn * net.liveNodes().length));
+      net.churn(k, k, 1);
+    }
+    const live = net.liveNodes();
+    const origin = live[Math.floor(random() * live.length)]!;
+    const others = live.filter((node) => node !== origin);
+    for (let i = others.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [others[i], others[j]] = [others[j]!, others[i]!];
+    }
+    const take = (fraction: number) => new Set(others.splice(0, Math.floor(fraction * live.length)));
+    const faults: SimFaults = { droppers: take(fault.droppers), crashed: take(fault.crashed), frozen: take(fault.frozen), frozenUntil: fault.frozen > 0 ? 2 * repairRounds : 0 };
+    for (const strategy of options.strategies) {
+      out.get(strategy)!.push(simulateBroadcast(net, { origin, strategy, faults, repairRounds, hopMs: options.hopMs, random }));
+    }
+  }
+  return out;
+}
+
+export interface SimSummary {
+  broadcasts: number;
+  /** Worst broadcast: honest live nodes reached in the end, and by RainTree or gossip alone. */
+  coverage: number;
+  treeCoverage: number;
+  maxDeliveries: number;
+  /** Means per broadcast. */
+  dataFrames: number;
+  repairFrames: number;
+  ihaveFrames: number;
+  iwantFrames: number;
+  controlBytes: number;
   duplicates: number;
-  /** Messages sent in total. */
-  messages: number;
-  maxSentByOne: number;
-  meanSent: number;
+  proxied: number;
+  unrouted: number;
+  misrouted: number;
+  gossipFallbacks: number;
+  lost: number;
+  /** Worst broadcast. */
   maxHops: number;
+  /** Median over broadcasts of each one's median, and the worst delivery. */
+  latencyP50: number;
+  latencyMax: number;
 }
 
-/** Deterministic PRNG (mulberry32), so that a seed reproduces a network. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** N random 40-hex ids, a dead fraction, and a random gossip graph where each node links to `degree` others. */
-export function makeNetwork(n: number, deadFraction: number, degree: number, random: () => number): SimNetwork {
-  const ids = new Set<string>();
-  while (ids.size < n) {
-    let id = '';
-    for (let i = 0; i < 5; i++) id += Math.floor(random() * 2 ** 32).toString(16).padStart(8, '0');
-    ids.add(id);
-  }
-  const sorted = [...ids].sort();
-  const shuffled = [...sorted];
-  for (let i = shuffled.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [shuffled[i], shuffled[j]] = [shuffled[j]!, shuffled[i]!];
-  }
-  const dead = new Set(shuffled.slice(0, Math.floor(n * deadFraction)));
-  const alive = new Set(sorted.filter((id) => !dead.has(id)));
-  const links = new Map<string, Set<string>>(sorted.map((id) => [id, new Set<string>()]));
-  for (const id of sorted) {
-    for (let k = 0; k < Math.min(degree, n - 1) && links.get(id)!.size < degree; k++) {
-      const other = sorted[Math.floor(random() * n)]!;
-      if (other === id) continue;
-      links.get(id)!.add(other);
-      links.get(other)!.add(id);
-    }
-  }
-  return { ids: sorted, alive, neighbours: new Map([...links].map(([id, set]) => [id, [...set]])) };
-}
-
-function summarise(strategy: SimResult['strategy'], net: SimNetwork, seen: Map<string, number>, sent: Map<string, number>, maxHops: number): SimResult {
-  let delivered = 0;
-  let duplicates = 0;
-  for (const [id, times] of seen) {
-    if (!net.alive.has(id)) continue;
-    delivered++;
-    duplicates += times - 1;
-  }
-  const counts = [...net.alive].map((id) => sent.get(id) ?? 0);
-  const messages = [...sent.values()].reduce((a, b) => a + b, 0);
+export function summarise(results: readonly SimBroadcastResult[]): SimSummary {
+  const mean = (f: (r: SimBroadcastResult) => number) => results.reduce((a, r) => a + f(r), 0) / Math.max(1, results.length);
+  const max = (f: (r: SimBroadcastResult) => number) => Math.max(0, ...results.map(f));
+  const p50s = results.map((r) => r.latencyP50).sort((a, b) => a - b);
   return {
-    strategy,
-    live: net.alive.size,
-    delivered,
-    duplicates,
-    messages,
-    maxSentByOne: Math.max(0, ...counts),
-    meanSent: counts.length ? messages / counts.length : 0,
-    maxHops,
+    broadcasts: results.length,
+    coverage: Math.min(1, ...results.map((r) => r.delivered / Math.max(1, r.honest))),
+    treeCoverage: Math.min(1, ...results.map((r) => r.deliveredByTree / Math.max(1, r.honest))),
+    maxDeliveries: max((r) => r.maxDeliveries),
+    dataFrames: mean((r) => r.dataFrames),
+    repairFrames: mean((r) => r.repairFrames),
+    ihaveFrames: mean((r) => r.ihaveFrames),
+    iwantFrames: mean((r) => r.iwantFrames),
+    controlBytes: mean((r) => r.controlBytes),
+    duplicates: mean((r) => r.duplicates),
+    proxied: mean((r) => r.proxied),
+    unrouted: mean((r) => r.unrouted),
+    misrouted: mean((r) => r.misrouted),
+    gossipFallbacks: mean((r) => r.gossipFallbacks),
+    lost: mean((r) => r.lost),
+    maxHops: max((r) => r.maxHops),
+    latencyP50: p50s[Math.floor(p50s.length / 2)] ?? 0,
+    latencyMax: max((r) => r.latencyMax),
   };
-}
-
-/** RainTree from `origin`, each node handing each arc to its first live neighbour inside it (every node knows every id). */
-export function simulateRainTree(net: SimNetwork, origin: string): SimResult {
-  const seen = new Map<string, number>();
-  const sent = new Map<string, number>();
-  let maxHops = 0;
-  const queue: Array<{ node: string; arc: Arc; hops: number }> = [{ node: origin, arc: RING_ROOT, hops: 0 }];
-  for (let i = 0; i < queue.length; i++) {
-    const { node, arc, hops } = queue[i]!;
-    const times = (seen.get(node) ?? 0) + 1;
-    seen.set(node, times);
-    if (times > 1) continue; // the seen-cache: delivered and forwarded once only
-    maxHops = Math.max(maxHops, hops);
-    const neighbours = net.neighbours.get(node);
-    for (const third of planForward(node, arc, occupiedBy(net.ids, node))) {
-      // No neighbour list: a complete graph, where any live member of the third can take it.
-      const head = (neighbours ?? membersOf(net.ids, third)).find((id) => id !== node && net.alive.has(id) && inArc(id, third));
-      if (!head) continue;
-      sent.set(node, (sent.get(node) ?? 0) + 1);
-      queue.push({ node: head, arc: third, hops: hops + 1 });
-    }
-  }
-  return summarise('raintree', net, seen, sent, maxHops);
-}
-
-/** Gossip from `origin`: every node forwards to all its live neighbours but the sender, on first receipt. */
-export function simulateGossip(net: SimNetwork, origin: string): SimResult {
-  const seen = new Map<string, number>();
-  const sent = new Map<string, number>();
-  let maxHops = 0;
-  const queue: Array<{ node: string; from?: string; hops: number }> = [{ node: origin, hops: 0 }];
-  for (let i = 0; i < queue.length; i++) {
-    const { node, from, hops } = queue[i]!;
-    const times = (seen.get(node) ?? 0) + 1;
-    seen.set(node, times);
-    if (times > 1) continue;
-    maxHops = Math.max(maxHops, hops);
-    for (const next of net.neighbours.get(node) ?? []) {
-      if (next === from || !net.alive.has(next)) continue;
-      sent.set(node, (sent.get(node) ?? 0) + 1);
-      queue.push({ node: next, from: node, hops: hops + 1 });
-    }
-  }
-  return summarise('gossip', net, seen, sent, maxHops);
 }

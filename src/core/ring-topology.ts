@@ -93,6 +93,8 @@ export interface TopologyState {
   keep: (id: string) => boolean;
   /** Not dialed now (banned, failing, being dialed). */
   skip: (id: string) => boolean;
+  /** coverNeeds(self, known), when the caller keeps them (the simulator plans 100 000 nodes many times over the same views). */
+  needs?: readonly CoverNeed[];
 }
 
 /**
@@ -104,7 +106,7 @@ export interface TopologyState {
  */
 export function planTopology(state: TopologyState): TopologyPlan {
   const { self, known, inbound, outbound, keep, skip } = state;
-  const needs = coverNeeds(self, known);
+  const needs = state.needs ?? coverNeeds(self, known);
   const dial: string[] = [];
   const used = new Set<string>();
   const connected = new Set([...inbound, ...outbound]);
