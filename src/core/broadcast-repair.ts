@@ -135,11 +135,12 @@ export class BroadcastRepair {
       if (entry.announced || now - entry.at < grace) continue;
       entry.announced = true;
       if (this.silent) continue;
+      const raw = Buffer.from(id, 'hex');
       for (const peer of neighbours) {
         if (entry.holders.has(peer)) continue;
         let list = lists.get(peer);
         if (!list) lists.set(peer, (list = []));
-        if (list.length < MAX_REPAIR_IDS) list.push(Buffer.from(id, 'hex'));
+        if (list.length < MAX_REPAIR_IDS) list.push(raw);
       }
     }
     for (const [peer, ids] of lists) this.send(peer, ids, 'have');
@@ -196,6 +197,7 @@ export class BroadcastRepair {
 
   /** Ids still missing an interval after they were asked for: ask the next neighbour that announced them. */
   private retry(now: number, neighbours: readonly string[]): void {
+    if (this.wanted.size === 0) return;
     const live = new Set(neighbours);
     const asks = new Map<string, Buffer[]>();
     for (const [id, wanted] of this.wanted) {
