@@ -9,6 +9,8 @@ import type { SimNet } from './sim-topology.js';
  * several broadcasts, for `npm run simulate` and the property tests.
  */
 
+export * from './sim-ids.js';
+export * from './sim-views.js';
 export * from './sim-topology.js';
 export * from './sim-broadcast.js';
 
@@ -71,7 +73,9 @@ export function runMix(net: SimNet, fault: FaultMix, options: MixOptions): Map<B
     const take = (fraction: number) => new Set(others.splice(0, Math.floor(fraction * live.length)));
     const faults: SimFaults = { droppers: take(fault.droppers), crashed: take(fault.crashed), frozen: take(fault.frozen), frozenUntil: fault.frozen > 0 ? 2 * repairRounds : 0 };
     for (const strategy of options.strategies) {
-      out.get(strategy)!.push(simulateBroadcast(net, { origin, strategy, faults, repairRounds, hopMs: options.hopMs, random }));
+      // Gossip without repair: every neighbour holds what gossip floods, so a node would announce it to none of them.
+      const repair = strategy === 'gossip' ? 0 : repairRounds;
+      out.get(strategy)!.push(simulateBroadcast(net, { origin, strategy, faults, repairRounds: repair, hopMs: options.hopMs, random }));
     }
   }
   return out;

@@ -149,9 +149,9 @@ export function simulateBroadcast(net: SimNet, options: SimBroadcastOptions): Si
   const isFrozen = (node: number) => round < frozenUntil && (faults.frozen?.has(node) ?? false);
   const at = (id: string) => net.index.get(id)!;
 
-  const send = (from: number, to: string, kind: Frame['kind'], strategy: BroadcastStrategy, arc: Arc, hops: number, repair = false, body?: Buffer) => {
+  const send = (from: number, to: string | number, kind: Frame['kind'], strategy: BroadcastStrategy, arc: Arc, hops: number, repair = false, body?: Buffer) => {
     if (kind === DATA) r.dataFrames++;
-    queue.push({ kind, from, to: at(to), strategy, arc, hops, repair, body });
+    queue.push({ kind, from, to: typeof to === 'number' ? to : at(to), strategy, arc, hops, repair, body });
   };
 
   const repairOf = (node: number): BroadcastRepair | undefined => {
@@ -214,9 +214,12 @@ export function simulateBroadcast(net: SimNet, options: SimBroadcastOptions): Si
     if (gossiped[node] || hops >= MAX_HOPS) return [];
     gossiped[node] = 1;
     const sent: string[] = [];
-    for (const id of net.links[node]!) {
+    const links = net.links[node]!;
+    const nodes = net.linkNodes[node]!;
+    for (let i = 0; i < links.length; i++) {
+      const id = links[i]!;
       if (id === from || id === originId) continue;
-      send(node, id, DATA, 'gossip', RING_ROOT, hops + 1);
+      send(node, nodes[i]!, DATA, 'gossip', RING_ROOT, hops + 1);
       sent.push(id);
     }
     return sent;

@@ -1,6 +1,8 @@
 import { MIN_DEGREE } from './discovery.js';
 import type { Arc } from './raintree.js';
 import { coverNeeds, planTopology, type CoverNeed } from './ring-topology.js';
+import { degreeBound, randomId, randomIds } from './sim-ids.js';
+import { GroupViews } from './sim-views.js';
 
 /**
  * The connections a simulated network holds (network-sim.ts): every node runs
@@ -10,77 +12,32 @@ import { coverNeeds, planTopology, type CoverNeed } from './ring-topology.js';
  * once it holds maxDegree, as discovery.ts and peer.ts do. No sockets.
  */
 
-/** Deterministic PRNG (mulberry32), so that a seed reproduces a network. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** A random 160-bit peer id (40 hex digits). */
-export function randomId(random: () => number): string {
-  let id = '';
-  for (let i = 0; i < 5; i++) id += Math.floor(random() * 2 ** 32).toString(16).padStart(8, '0');
-  return id;
-}
-
-/** `n` distinct random ids, sorted. */
-export function randomIds(n: number, random: () => number): string[] {
-  const ids = new Set<string>();
-  while (ids.size < n) ids.add(randomId(random));
-  return [...ids].sort();
-}
-
-/** The degree bound of issue 15: max(8, 2·⌈log3 N⌉ + 2), what maxPeers is set to. */
-export function degreeBound(n: number): number {
-  let levels = 0;
-  for (let span = 1; span < n && levels < 64; span *= 3) levels++;
-  return Math.max(MIN_DEGREE, 2 * levels + 2);
-}
-
 export interface SimNetOptions {
-  /** Fraction of the other nodes each node knows: 1, or less for partial views (SimNet says how they are drawn). */
+  /** Fraction of the other nodes each node knows: 1, or less for partial views (sim-views.ts). */
   viewFraction?: number;
   /** maxPeers: the most connections a node holds; degreeBound(n) by default. */
   maxDegree?: number;
   /** maxOutbound: the most outbound connections; maxDegree by default (the node's own default, 10, leaves needs uncovered past about 3 000 nodes). */
   maxOutbound?: number;
-  /** Peer-exchange intervals (rounds) to let the topology settle; default 40. */
-  maxRounds?: number;
 }
 
 export interface TopologyStats {
-  /** Rounds (peer-exchange intervals) run, and the last in which a connection opened or closed. */
-  rounds: number;
-  settledAt: number;
   meanDegree: number;
   maxDegree: number;
   /** Cover needs (thirds with a known node) that no connection covers, as a fraction of all needs. */
   uncovered: number;
   /** Mean fraction of the other nodes a node knows. */
   viewFraction: number;
+  /** Mean cover needs per node. */
+  needs: number;
 }
 
-/** Groups of nodes that share a view (partial views): each group knows all but about 10 % of the other groups. */
-const VIEW_GROUPS = 50;
-
 /**
- * A simulated network: ids, who knows whom, and the connections. Node numbers
- * are stable (joiners get new ones); `sorted` holds the ids nodes know of: the
- * live ones and those that left at the last churn (still in views, as a node
- * keeps ids connected in the last 5 minutes).
- *
- * Partial views are drawn per group of nodes, not per node: a view is the ids
- * of the groups a group knows, shared by its members, because 100 000 views of
- * 90 000 ids each would not fit. Knowing is mutual (groups know each other or
- * not), so that a node knows every node connected to it, as a node's view holds
- * its connections. With `viewFraction` f, a fraction 1 − f of the pairs of
- * groups do not know each other; there are min(N, 50) groups, none empty.
+ * A simulated network: ids, who knows whom (all, or partial views drawn by
+ * sim-views.ts), and the connections. Node numbers are stable (joiners get new
+ * ones); `sorted` holds the ids nodes know of: the live ones and those that
+ * left at the last churn (still in views, as a node keeps ids connected in the
+ * last 5 minutes).
  */
 export class SimNet {
   readonly ids: string[] = [];
@@ -90,6 +47,8 @@ export class SimNet {
   readonly outbound: string[][] = [];
   /** Connections in the order they opened (the node's connections map): the router walks them in this order. */
   readonly links: string[][] = [];
+  /** The same connections by node number. */
+  readonly linkNodes: number[][] = [];
   sorted: string[] = [];
   readonly maxDegree: number;
   readonly maxOutbound: number;
@@ -97,10 +56,7 @@ export class SimNet {
   round = 0;
   private readonly opened: Array<Map<string, number>> = [];
   private readonly failures: Array<Map<string, { until: number; count: number }> | undefined> = [];
-  private readonly group: number[] = [];
-  private groups = 1;
-  private blocked = new Uint8Array(1);
-  private views: string[][] = [];
+  private views: GroupViews | undefined;
   private departed: string[] = [];
   /** Nodes whose connections changed (planned again if that happened after their last plan), and nodes woken at a round. */
   private readonly dirty = new Set<number>();
@@ -120,7 +76,7 @@ export class SimNet {
     this.viewFraction = options.viewFraction ?? 1;
     this.maxDegree = options.maxDegree ?? degreeBound(n);
     this.maxOutbound = options.maxOutbound ?? this.maxDegree;
-    if (this.viewFraction < 1) this.drawGroups(n);
+    if (this.viewFraction < 1) this.views = new GroupViews(n, this.viewFraction, random);
     const ids = randomIds(n, random);
     // Shuffled, so that node numbers (and groups) say nothing about where an id lies on the ring.
     for (let i = ids.length - 1; i > 0; i--) {
@@ -137,7 +93,7 @@ export class SimNet {
 
   /** The sorted ids `node` knows of, itself and its connections included: planTopology's and the router's `known`. */
   known(node: number): readonly string[] {
-    return this.groups === 1 ? this.sorted : this.views[this.group[node]!]!;
+    return this.views ? this.views.of(node) : this.sorted;
   }
 
   liveNodes(): number[] {
@@ -154,34 +110,39 @@ export class SimNet {
    * nodes, and the same rules hold either way.
    */
   narrowViews(fraction: number): void {
-    if (this.groups !== 1 || fraction >= 1) throw new Error(`narrowViews(${fraction}) of views that are already partial, or to 1`);
+    if (this.views || fraction >= 1) throw new Error(`narrowViews(${fraction}) of views that are already partial, or to 1`);
     this.viewFraction = fraction;
-    this.drawGroups(this.size);
-    for (let node = 0; node < this.size; node++) this.group[node] = node % this.groups;
+    const views = (this.views = new GroupViews(this.size, fraction, this.random));
+    for (let node = 0; node < this.size; node++) views.assign(node);
     this.refreshViews();
     for (let node = 0; node < this.size; node++) {
       if (!this.alive[node]) continue;
-      for (const id of [...this.links[node]!]) {
-        const other = this.index.get(id)!;
-        if (this.blocked[this.group[node]! * this.groups + this.group[other]!]) this.close(node, other);
-      }
+      for (const other of [...this.linkNodes[node]!]) if (!views.knows(node, other)) this.close(node, other);
       this.changed(node);
     }
   }
 
-  /** Runs peer-exchange intervals until no connection opened or closed for 3 of them, at most `maxRounds`. */
-  settle(maxRounds = 40): void {
+  /**
+   * Runs peer-exchange intervals until 3 in a row change (almost) nothing, at
+   * most `maxRounds`: below 2 000 nodes nothing; above, at most one connection
+   * per 2 000 nodes, because a large network never stops trading a few. Returns
+   * the intervals run.
+   */
+  settle(maxRounds = 40): number {
+    const threshold = Math.floor(this.liveNodes().length / 2000);
     let quiet = 0;
-    for (let r = 0; r < maxRounds && quiet < 3 && (this.dirty.size > 0 || this.wake.size > 0); r++) quiet = this.step() ? 0 : quiet + 1;
+    let r = 0;
+    for (; r < maxRounds && quiet < 3 && (this.dirty.size > 0 || this.wake.size > 0); r++) quiet = this.step() > threshold ? 0 : quiet + 1;
+    return r;
   }
 
   /**
    * One peer-exchange interval: each node with something to do runs fill(), in
    * random order. A node whose plan cannot have changed is left out (it is
    * deterministic in the node's connections, its view and its backoffs), which
-   * is what makes 100 000 nodes affordable. Returns whether a connection changed.
+   * is what makes 100 000 nodes affordable. Returns how many connections opened or closed.
    */
-  step(): boolean {
+  step(): number {
     this.round++;
     const woken = new Set(this.wake.get(this.round));
     this.wake.delete(this.round);
@@ -191,16 +152,15 @@ export class SimNet {
       const j = Math.floor(this.random() * (i + 1));
       [order[i], order[j]] = [order[j]!, order[i]!];
     }
-    let changed = false;
+    let changed = 0;
     for (const node of order) {
       if (!this.alive[node] || (!woken.has(node) && this.changedAt[node]! < this.plannedAt[node]!)) continue;
-      if (this.plan(node)) changed = true;
+      changed += this.plan(node);
     }
-    if (changed) this.lastChange = this.round;
     return changed;
   }
 
-  stats(): TopologyStats & { needs: number } {
+  stats(): TopologyStats {
     let degrees = 0;
     let max = 0;
     let needs = 0;
@@ -218,8 +178,6 @@ export class SimNet {
       uncovered += plan.uncovered;
     }
     return {
-      rounds: this.round,
-      settledAt: this.lastChange,
       meanDegree: degrees / Math.max(1, live.length),
       maxDegree: max,
       uncovered: uncovered / Math.max(1, needs),
@@ -247,37 +205,6 @@ export class SimNet {
     for (let r = 0; r < rounds; r++) this.step();
   }
 
-  private lastChange = 0;
-
-  /**
-   * Groups of nodes that know each other or not (partial views, see the class
-   * comment): 1 − viewFraction of the pairs of groups, drawn again (a bounded
-   * number of times) while some group would know no other, since a node that
-   * knows nobody cannot join.
-   */
-  private drawGroups(n: number): void {
-    const groups = (this.groups = Math.max(1, Math.min(n, VIEW_GROUPS)));
-    const pairs: Array<[number, number]> = [];
-    for (let a = 0; a < groups; a++) for (let b = a + 1; b < groups; b++) pairs.push([a, b]);
-    const count = Math.round((1 - this.viewFraction) * pairs.length);
-    for (let attempt = 0; attempt < 16; attempt++) {
-      this.blocked = new Uint8Array(groups * groups);
-      for (let i = 0; i < count; i++) {
-        const j = i + Math.floor(this.random() * (pairs.length - i));
-        [pairs[i], pairs[j]] = [pairs[j]!, pairs[i]!];
-        const [a, b] = pairs[i]!;
-        this.blocked[a * groups + b] = this.blocked[b * groups + a] = 1;
-      }
-      let isolated = false;
-      for (let a = 0; a < groups && groups > 1; a++) {
-        let known = 0;
-        for (let b = 0; b < groups; b++) if (b !== a && !this.blocked[a * groups + b]) known++;
-        if (known === 0) isolated = true;
-      }
-      if (!isolated) return;
-    }
-  }
-
   private add(id: string): void {
     const node = this.ids.length;
     this.ids.push(id);
@@ -286,10 +213,10 @@ export class SimNet {
     this.inbound.push([]);
     this.outbound.push([]);
     this.links.push([]);
+    this.linkNodes.push([]);
     this.opened.push(new Map());
     this.failures.push(undefined);
-    // Node numbers are in random ring order, so taking groups in turn is random, and up to 50 nodes each has its own (no group left empty).
-    this.group.push(node < this.groups ? node : this.groups === 1 ? 0 : Math.floor(this.random() * this.groups));
+    this.views?.assign(node);
     this.changedAt.push(0);
     this.plannedAt.push(-1);
     this.changed(node);
@@ -301,15 +228,13 @@ export class SimNet {
     this.interned = new Map();
     const recent = new Set(this.departed);
     this.sorted = this.ids.filter((id, node) => this.alive[node] || recent.has(id)).sort();
-    if (this.groups === 1) return;
-    this.views = [];
-    for (let g = 0; g < this.groups; g++) this.views.push(this.sorted.filter((id) => !this.blocked[g * this.groups + this.group[this.index.get(id)!]!]));
+    this.views?.refresh(this.sorted, this.index);
   }
 
   private needsOf(node: number): readonly CoverNeed[] {
     let needs = this.needs[node];
     if (needs) return needs;
-    // Shared between nodes: 100 000 nodes' needs are about 3 million arcs, a few thousand of them distinct at the top levels.
+    // Shared between nodes: 100 000 nodes' 2 million needs name far fewer distinct arcs (nodes near each other share their upper thirds).
     const intern = (arc: Arc) => {
       const key = arc.from + arc.to;
       const shared = this.interned.get(key);
@@ -351,18 +276,18 @@ export class SimNet {
     nodes.push(node);
   }
 
-  /** Discovery.fill() for one node. Returns whether a connection opened or closed. */
-  private plan(node: number): boolean {
+  /** Discovery.fill() for one node. Returns how many connections it opened or closed. */
+  private plan(node: number): number {
     this.plannedAt[node] = ++this.seq;
     const state = this.state(node);
     const plan = planTopology(state);
-    let changed = false;
+    let changed = 0;
     let room = this.maxOutbound - state.outbound.length;
     let failed = false;
     for (const id of plan.dial) {
       if (room <= 0) break;
       room--;
-      if (this.dial(node, id)) changed = true;
+      if (this.dial(node, id)) changed++;
       else failed = true;
     }
     // Below the least degree (small networks): any known peer will do, as discovery.ts does.
@@ -373,7 +298,7 @@ export class SimNet {
       const id = known[Math.floor(this.random() * known.length)]!;
       if (state.skip(id)) continue;
       short--;
-      if (this.dial(node, id)) changed = true;
+      if (this.dial(node, id)) changed++;
       else failed = true;
     }
     let closable = Infinity;
@@ -383,7 +308,7 @@ export class SimNet {
         const at = (this.opened[node]!.get(id) ?? 0) + 2;
         if (at <= this.round) {
           this.close(node, this.index.get(id)!);
-          changed = true;
+          changed++;
         } else closable = Math.min(closable, at);
       }
     }
@@ -420,6 +345,8 @@ export class SimNet {
     this.inbound[target]!.push(self);
     this.links[node]!.push(id);
     this.links[target]!.push(self);
+    this.linkNodes[node]!.push(target);
+    this.linkNodes[target]!.push(node);
     this.opened[node]!.set(id, this.round);
     this.failures[node]?.delete(id);
     this.changed(target);
@@ -433,12 +360,17 @@ export class SimNet {
       const at = list.indexOf(id);
       if (at >= 0) list.splice(at, 1);
     };
+    const unlink = (node: number, id: string) => {
+      const at = this.links[node]!.indexOf(id);
+      this.links[node]!.splice(at, 1);
+      this.linkNodes[node]!.splice(at, 1);
+    };
     drop(this.outbound[a]!, idB);
     drop(this.inbound[a]!, idB);
-    drop(this.links[a]!, idB);
+    unlink(a, idB);
     drop(this.outbound[b]!, idA);
     drop(this.inbound[b]!, idA);
-    drop(this.links[b]!, idA);
+    unlink(b, idA);
     this.opened[a]!.delete(idB);
     this.opened[b]!.delete(idA);
     this.changed(b);
