@@ -218,16 +218,15 @@ export class Discovery {
     const inbound: string[] = [];
     const outbound: string[] = [];
     for (const [id, socket] of connections) (socket.direction === 'inbound' ? inbound : outbound).push(id);
-    const plan = planTopology({
+    const state = {
       self: this.host.selfId,
       known: this.knownIds(),
-      inbound,
-      outbound: [...outbound, ...this.dialing],
       maxDegree: this.options.maxPeers,
-      keep: (id) => this.host.isConfigured(id) || !this.dialed.has(id),
+      keep: (id: string) => this.host.isConfigured(id) || !this.dialed.has(id),
       // Not dialable now: the next member of that third is chosen instead.
-      skip: (id) => skip(id) || (this.book.dueId(id) === undefined && !this.candidates.isDue(id)),
-    });
+      skip: (id: string) => skip(id) || (this.book.dueId(id) === undefined && !this.candidates.isDue(id)),
+    };
+    const plan = planTopology({ ...state, inbound, outbound: [...outbound, ...this.dialing] });
     for (const id of plan.dial) {
       if (room <= 0) break;
       const proven = this.book.dueId(id);
@@ -247,12 +246,16 @@ export class Discovery {
       for (const known of proven) this.dial(known, () => this.book.failed(known.id));
       for (const candidate of this.candidates.take(short - proven.length, skip)) this.dial(candidate, () => this.candidates.failed(candidate.id));
     }
-    if (connections.size <= floor) return;
+    // Only connections that have lasted two intervals count here, as covers and toward the least
+    // degree, and no more are let go than keep that degree. A new one may be gone in a moment (a
+    // full peer sends its peers, then goodbye): counted, it let an old one go, which was then
+    // dialed again, every time the full peer was dialed.
     const settled = Date.now() - 2 * this.options.intervalMs;
-    for (const id of plan.redundant) {
-      const socket = connections.get(id);
-      if (socket && socket.connectedAt.getTime() <= settled) this.host.release(id, 'another connection covers its part of the ring');
-    }
+    const lasting = (id: string) => (connections.get(id)?.connectedAt.getTime() ?? Infinity) <= settled;
+    const spare = inbound.filter(lasting).length + outbound.filter(lasting).length - floor;
+    if (spare <= 0) return;
+    const { redundant } = planTopology({ ...state, inbound: inbound.filter(lasting), outbound: outbound.filter(lasting) });
+    for (const id of redundant.slice(0, spare)) this.host.release(id, 'another connection covers its part of the ring');
   }
 
   /** A dial names the id, so only that id can answer; on success onConnected records it as proven. */
