@@ -157,6 +157,7 @@ type Message = Record<string, unknown>;
 interface Stats {
   sent: number;
   duplicates: number;
+  dropped: Record<string, number>;
   gossipFallbacks: number;
   proxied: number;
   unrouted: number;
@@ -267,6 +268,11 @@ export interface PhaseResult {
   propagationMs: { p50: number; p99: number; max: number };
   /** Per broadcast, summed over the nodes (victims' counts up to the faults included). */
   perBroadcast: { dataFrames: number; repairFrames: number; duplicates: number; repairControlBytes: number };
+  /** Over the phase: arcs handed to a neighbour outside them (no neighbour inside); arcs with a known id that no neighbour took (left to repair). */
+  proxied: number;
+  unrouted: number;
+  /** Copies dropped before delivery, by reason (networkBroadcastStats().dropped), reasons with none left out. */
+  dropped: Record<string, number>;
   gossipFallbacks: number;
   sendErrors: string[];
 }
@@ -452,7 +458,8 @@ export async function runEmulation(options: EmulationOptions): Promise<Emulation
 
       const after = await statsOf(targets);
       targets.forEach((n, k) => counted.set(n, after[k]!.stats));
-      const sum = { sent: 0, repairSent: 0, duplicates: 0, controlBytes: 0, gossipFallbacks: 0 };
+      const sum = { sent: 0, repairSent: 0, duplicates: 0, controlBytes: 0, gossipFallbacks: 0, proxied: 0, unrouted: 0 };
+      const dropped: Record<string, number> = {};
       for (const [n, to] of counted) {
         const from = before.get(n)!;
         sum.sent += to.sent - from.sent;
@@ -460,6 +467,9 @@ export async function runEmulation(options: EmulationOptions): Promise<Emulation
         sum.duplicates += to.duplicates - from.duplicates;
         sum.controlBytes += to.repair.controlBytes - from.repair.controlBytes;
         sum.gossipFallbacks += to.gossipFallbacks - from.gossipFallbacks;
+        sum.proxied += to.proxied - from.proxied;
+        sum.unrouted += to.unrouted - from.unrouted;
+        for (const [reason, x] of Object.entries(to.dropped)) if (x > (from.dropped[reason] ?? 0)) dropped[reason] = (dropped[reason] ?? 0) + x - (from.dropped[reason] ?? 0);
       }
 
       const missed: PhaseResult['missed'] = [];
@@ -489,6 +499,9 @@ export async function runEmulation(options: EmulationOptions): Promise<Emulation
         extraDeliveries,
         propagationMs: { p50: percentile(propagation, 50), p99: percentile(propagation, 99), max: propagation.at(-1) ?? NaN },
         perBroadcast: { dataFrames: per(sum.sent + sum.repairSent), repairFrames: per(sum.repairSent), duplicates: per(sum.duplicates), repairControlBytes: per(sum.controlBytes) },
+        proxied: sum.proxied,
+        unrouted: sum.unrouted,
+        dropped,
         gossipFallbacks: sum.gossipFallbacks,
         sendErrors,
       };
@@ -592,7 +605,7 @@ export function formatEmulation(r: EmulationResult, markdown = false): string {
       `the survivors dropped them and settled ${h.settled ? `${(h.ms / 1000).toFixed(1)} s` : 'NOT'} after the faults; degrees ${describe(h.degrees)}`,
     '',
   ];
-  const header = ['phase', 'live nodes', 'broadcasts', 'coverage', 'extra deliveries', 'p50 ms', 'p99 ms', 'max ms', 'data frames / bcast', '× N', 'of which repair', 'duplicates / bcast', 'IHAVE+IWANT B / bcast'];
+  const header = ['phase', 'live nodes', 'broadcasts', 'coverage', 'extra deliveries', 'p50 ms', 'p99 ms', 'max ms', 'data frames / bcast', '× N', 'of which repair', 'duplicates / bcast', 'IHAVE+IWANT B / bcast', 'proxied', 'unrouted', 'dropped'];
   const rows = r.phases.map((p) => [
     p.name,
     String(p.live),
@@ -607,6 +620,9 @@ export function formatEmulation(r: EmulationResult, markdown = false): string {
     p.perBroadcast.repairFrames.toFixed(1),
     p.perBroadcast.duplicates.toFixed(1),
     p.perBroadcast.repairControlBytes.toFixed(0),
+    String(p.proxied),
+    String(p.unrouted),
+    Object.entries(p.dropped).map(([reason, x]) => `${reason} ${x}`).join(', ') || '0',
   ]);
   if (markdown) {
     out.push(`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((row) => `| ${row.join(' | ')} |`));
@@ -618,7 +634,8 @@ export function formatEmulation(r: EmulationResult, markdown = false): string {
   out.push(
     '',
     'coverage: deliveries seen ÷ due (every live node but the origin). p50/p99/max: per broadcast, the last live node\'s delivery minus the send (one host clock). ' +
-      'data frames: RainTree frames plus repair answers, summed over the nodes (victims up to the faults); × N: ÷ live nodes. IHAVE+IWANT: repair control bytes.',
+      'data frames: RainTree frames plus repair answers, summed over the nodes (victims up to the faults); × N: ÷ live nodes. IHAVE+IWANT: repair control bytes. ' +
+      'proxied: arcs handed to a neighbour outside them; unrouted: arcs holding a known id that no neighbour took (left to repair); dropped: copies refused before delivery, by reason (phase totals).',
   );
   if (r.stderrTail.length > 0) out.push(`node stderr (last lines): ${r.stderrTail.join(' | ')}`);
   out.push(r.failures.length === 0 ? `ok: every live node got every broadcast, once, in every phase; healthy ≤ 1.3 × N data frames per broadcast` : `FAILED:\n  ${r.failures.join('\n  ')}`);
