@@ -390,7 +390,7 @@ export async function runEmulation(options: EmulationOptions): Promise<Emulation
       const recent: string[] = [];
       // A connection closed and reopened the other way round between two polls is a change.
       const links = (l: StatsLine) => new Set(l.peers.map((p) => `${p.direction[0]}${p.id}`));
-      while (msSince(begin) < o.settleTimeoutMs) {
+      for (let poll = 0; poll < 10_000 && msSince(begin) < o.settleTimeoutMs; poll++) {
         lines = await statsOf(group);
         const now = msSince(begin);
         if (previous) {
@@ -453,7 +453,7 @@ export async function runEmulation(options: EmulationOptions): Promise<Emulation
       const complete = () => sent.every((b) => targets.every((n) => n === b.origin || n.heard.has(b.id)));
       // Repair takes an interval to announce and one to answer per hop it fills.
       const drainStart = process.hrtime.bigint();
-      while (!complete() && msSince(drainStart) < Math.max(5000, 20 * o.repairIntervalMs)) await sleep(50);
+      for (let i = 0; i < 10_000 && !complete() && msSince(drainStart) < Math.max(5000, 20 * o.repairIntervalMs); i++) await sleep(50);
       await sleep(2 * o.repairIntervalMs + 200); // late copies and repair frames count too
 
       const after = await statsOf(targets);
@@ -539,6 +539,7 @@ export async function runEmulation(options: EmulationOptions): Promise<Emulation
       // Watched while the phase runs: until no survivor lists a victim and the survivors are quiet again.
       const survivors = live();
       healing = waitQuiet(survivors, (lines) => lines.every((l) => l.peers.every((p) => !gone.has(p.id))));
+      healing.catch(() => undefined); // awaited after the phase; until then a failure must not count as unhandled
     });
     const recovery = await healing!;
     o.log(`recovery: ${recovery.settled ? `${(recovery.ms / 1000).toFixed(1)} s after the faults` : 'NOT settled'}, ${recovery.churn} connections opened or closed, degrees ${describe(recovery.degrees)}`);
