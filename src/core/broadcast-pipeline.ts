@@ -85,7 +85,7 @@ export class BroadcastPipeline {
     delivered: 0,
     duplicates: 0,
     sent: 0,
-    gossipFallbacks: 0,
+    tooManyArcs: 0,
     proxied: 0,
     unrouted: 0,
     tooLargeForNeighbour: 0,
