@@ -43,6 +43,12 @@ export interface RepairHost {
   sendIWant(peer: string, body: Buffer): void;
   /** Sends a network broadcast body to a neighbour; throws when it cannot. */
   sendBroadcast(peer: string, body: Buffer): void;
+  /**
+   * `count` ids `peer` announced were asked for and not sent within an interval, in an
+   * interval in which it sent none of what it was asked for (an honest neighbour at its
+   * answer bound still sends some): gossipsub's broken promises.
+   */
+  brokePromises?(peer: string, count: number): void;
 }
 
 /** Ids per IHAVE or IWANT frame. */
@@ -81,6 +87,8 @@ export class BroadcastRepair {
   private readonly served = new Map<string, number>();
   /** Ids awaited from each neighbour now (wanted entries by `asked`). */
   private readonly asking = new Map<string, number>();
+  /** Neighbours that sent an id they were asked for since the last retry. */
+  private readonly answered = new Set<string>();
   private bytes = 0;
   private timer: NodeJS.Timeout | undefined;
 
@@ -151,6 +159,15 @@ export class BroadcastRepair {
     this.retry(now, neighbours);
   }
 
+  /**
+   * A broadcast frame from `from` naming `id` arrived, whatever the pipeline does with it
+   * next; `id` undefined: a frame its budget dropped unread. Either may be what it was
+   * asked for, so it kept its promises this interval.
+   */
+  arrived(from: string, id?: string): void {
+    if (id === undefined || this.wanted.get(id)?.asked === from) this.answered.add(from);
+  }
+
   /** An IHAVE: ask its sender for the ids we miss (one neighbour at a time per id). */
   onIHave(from: string, body: Buffer): void {
     if (!this.enabled) return;
@@ -205,11 +222,13 @@ export class BroadcastRepair {
 
   /** Ids still missing an interval after they were asked for: ask the next neighbour that announced them. */
   private retry(now: number, neighbours: readonly string[]): void {
-    if (this.wanted.size === 0) return;
+    if (this.wanted.size === 0) return this.answered.clear();
     const live = new Set(neighbours);
     const asks = new Map<string, Buffer[]>();
+    const broken = new Map<string, number>();
     for (const [id, wanted] of this.wanted) {
       if (now - wanted.askedAt < this.options.intervalMs) continue;
+      if (live.has(wanted.asked) && !this.host.has(id)) broken.set(wanted.asked, (broken.get(wanted.asked) ?? 0) + 1);
       const next = wanted.alternates.find((peer) => live.has(peer));
       if (this.host.has(id) || next === undefined) {
         this.unwant(id);
@@ -225,6 +244,8 @@ export class BroadcastRepair {
       if (list.length < MAX_REPAIR_IDS) list.push(Buffer.from(id, 'hex'));
     }
     for (const [peer, ids] of asks) this.send(peer, ids, 'want');
+    for (const [peer, count] of broken) if (!this.answered.has(peer)) this.host.brokePromises?.(peer, count);
+    this.answered.clear();
   }
 
   private send(peer: string, ids: Buffer[], kind: 'have' | 'want'): void {

@@ -102,6 +102,30 @@ describe('hostile neighbours against repair and routing (TLS)', () => {
     expect(frames).toBeGreaterThan(40);
   });
 
+  it('a neighbour that announces ids and never sends them is banned for its broken promises; one missed answer costs a point', async () => {
+    const [a, b] = await mesh(2);
+    const liar = await raw(a!);
+    // One made-up id, asked for and never sent: a point, no more.
+    liar.write(frame(ControlType.BroadcastIHave, encodeIds([randomBytes(16)])));
+    await waitFor(() => a!.peerScore(liar.identity.peerId) < 0, 3000, 'the first broken promise');
+    expect(a!.peerScore(liar.identity.peerId)).toBeGreaterThan(-2);
+    // 16 made-up ids every interval (200 ms), none ever sent: about 16 points an interval, banned within a few seconds.
+    const started = Date.now();
+    for (let i = 0; i < 40 && !liar.goodbye(); i++) {
+      liar.write(frame(ControlType.BroadcastIHave, encodeIds(Array.from({ length: 16 }, () => randomBytes(16)))));
+      await sleep(200);
+    }
+    await liar.whenClosed();
+    expect(liar.goodbye()?.reason).toBe(GoodbyeReason.Banned);
+    expect(Date.now() - started).toBeLessThan(6000);
+    expect(a!.bans().some((ban) => ban.peerId === liar.identity.peerId)).toBe(true);
+    // The honest neighbour, which answers what it announces, keeps its score and is served.
+    const { id } = b!.broadcast('news', 'after', { scope: 'network' });
+    await waitFor(() => heardOf(id!).length === 2, 3000, 'an honest broadcast');
+    expect(a!.peerScore(b!.id)).toBe(0);
+    expect(await echo(b!, a!.id, 'still served')).toBe('still served');
+  });
+
   it('a relay that resends a RainTree broadcast as gossip is cut off (the origin signs its strategy); nothing floods', async () => {
     const nodes = await mesh(6);
     const hostile = await raw(nodes[0]!);
