@@ -1,5 +1,5 @@
 import { MAX_HOPS, encodeNetworkMessage, type NetworkMessage } from './broadcast-codec.js';
-import { P2PProtocolError } from './errors.js';
+import { P2PFrameTooLargeError, P2PProtocolError } from './errors.js';
 import { pointArc } from './raintree.js';
 
 /**
@@ -43,6 +43,12 @@ export interface RepairHost {
   sendIWant(peer: string, body: Buffer): void;
   /** Sends a network broadcast body to a neighbour; throws when it cannot. */
   sendBroadcast(peer: string, body: Buffer): void;
+  /**
+   * `count` ids `peer` announced were asked for and not sent within an interval, in an
+   * interval in which it sent none of what it was asked for (an honest neighbour at its
+   * answer bound still sends some): gossipsub's broken promises.
+   */
+  brokePromises?(peer: string, count: number): void;
 }
 
 /** Ids per IHAVE or IWANT frame. */
@@ -52,6 +58,8 @@ const ID_BYTES = 16;
 const MAX_SERVED_PER_INTERVAL = 256;
 /** Other neighbours remembered per missing id, asked in turn when one does not answer. */
 const MAX_ALTERNATES = 4;
+/** Ids one neighbour may have us wait for at once: made-up ids from one cannot crowd out the others'. */
+const MAX_WANTED_PER_PEER = MAX_REPAIR_IDS;
 /** Intervals a message is kept to answer requests (and an id announced at the latest). */
 const KEEP_INTERVALS = 6;
 
@@ -77,6 +85,10 @@ export class BroadcastRepair {
   private readonly recent = new Map<string, Recent>();
   private readonly wanted = new Map<string, Wanted>();
   private readonly served = new Map<string, number>();
+  /** Ids awaited from each neighbour now (wanted entries by `asked`). */
+  private readonly asking = new Map<string, number>();
+  /** Neighbours that sent an id they were asked for since the last retry. */
+  private readonly answered = new Set<string>();
   private bytes = 0;
   private timer: NodeJS.Timeout | undefined;
 
@@ -102,7 +114,7 @@ export class BroadcastRepair {
 
   /** A broadcast this node delivered (or originated); `holders` already have it. */
   got(message: NetworkMessage, holders: readonly string[]): void {
-    this.wanted.delete(message.id);
+    this.unwant(message.id);
     if (!this.enabled || this.recent.has(message.id)) return;
     const bytes = message.signed.length + 128;
     this.recent.set(message.id, { message, at: this.now(), bytes, announced: false, holders: new Set(holders) });
@@ -147,6 +159,15 @@ export class BroadcastRepair {
     this.retry(now, neighbours);
   }
 
+  /**
+   * A broadcast frame from `from` naming `id` arrived, whatever the pipeline does with it
+   * next; `id` undefined: a frame its budget dropped unread. Either may be what it was
+   * asked for, so it kept its promises this interval.
+   */
+  arrived(from: string, id?: string): void {
+    if (id === undefined || this.wanted.get(id)?.asked === from) this.answered.add(from);
+  }
+
   /** An IHAVE: ask its sender for the ids we miss (one neighbour at a time per id). */
   onIHave(from: string, body: Buffer): void {
     if (!this.enabled) return;
@@ -165,9 +186,10 @@ export class BroadcastRepair {
         if (wanted.asked !== from && wanted.alternates.length < MAX_ALTERNATES && !wanted.alternates.includes(from)) wanted.alternates.push(from);
         continue;
       }
-      // Bounded by the ids a neighbour can announce per frame and the frames its budget lets through.
-      if (this.wanted.size >= MAX_REPAIR_IDS * 4) break;
+      // Bounded in all, and per announcer: one neighbour's made-up ids leave room for the others'.
+      if (this.wanted.size >= MAX_REPAIR_IDS * 4 || (this.asking.get(from) ?? 0) >= MAX_WANTED_PER_PEER) break;
       this.wanted.set(id, { askedAt: now, asked: from, alternates: [] });
+      this.asking.set(from, (this.asking.get(from) ?? 0) + 1);
       asks.push(raw);
     }
     if (asks.length > 0) this.send(from, asks, 'want');
@@ -180,16 +202,19 @@ export class BroadcastRepair {
       const served = this.served.get(from) ?? 0;
       if (served >= MAX_SERVED_PER_INTERVAL) return;
       const entry = this.recent.get(raw.toString('hex'));
-      if (!entry) continue;
+      // Known to hold it (it sent it, announced it, or was just sent it: an id named twice is answered once).
+      if (!entry || entry.holders.has(from)) continue;
       this.served.set(from, served + 1);
       const m = entry.message;
-      // The origin's signature covers what matters; the relay part says: deliver, hand nothing on.
-      const copy = encodeNetworkMessage({ ...m, strategy: 'raintree', hops: Math.min(m.hops + 1, MAX_HOPS), arc: pointArc(from) });
+      // The origin's signature covers what matters (its strategy too); a RainTree copy's point arc says: deliver, hand nothing on.
+      const copy = encodeNetworkMessage({ ...m, hops: Math.min(m.hops + 1, MAX_HOPS), arc: pointArc(from) });
       try {
         this.host.sendBroadcast(from, copy);
         this.stats.sent++;
         entry.holders.add(from);
-      } catch {
+      } catch (err) {
+        // Larger than the asker takes: the others it asked for may not be.
+        if (err instanceof P2PFrameTooLargeError) continue;
         return; // the connection is closing or its queue full: the asker will ask another neighbour
       }
     }
@@ -197,17 +222,21 @@ export class BroadcastRepair {
 
   /** Ids still missing an interval after they were asked for: ask the next neighbour that announced them. */
   private retry(now: number, neighbours: readonly string[]): void {
-    if (this.wanted.size === 0) return;
+    if (this.wanted.size === 0) return this.answered.clear();
     const live = new Set(neighbours);
     const asks = new Map<string, Buffer[]>();
+    const broken = new Map<string, number>();
     for (const [id, wanted] of this.wanted) {
       if (now - wanted.askedAt < this.options.intervalMs) continue;
+      if (live.has(wanted.asked) && !this.host.has(id)) broken.set(wanted.asked, (broken.get(wanted.asked) ?? 0) + 1);
       const next = wanted.alternates.find((peer) => live.has(peer));
       if (this.host.has(id) || next === undefined) {
-        this.wanted.delete(id);
+        this.unwant(id);
         continue;
       }
       wanted.alternates = wanted.alternates.filter((peer) => peer !== next);
+      this.unask(wanted.asked);
+      this.asking.set(next, (this.asking.get(next) ?? 0) + 1);
       wanted.asked = next;
       wanted.askedAt = now;
       let list = asks.get(next);
@@ -215,6 +244,8 @@ export class BroadcastRepair {
       if (list.length < MAX_REPAIR_IDS) list.push(Buffer.from(id, 'hex'));
     }
     for (const [peer, ids] of asks) this.send(peer, ids, 'want');
+    for (const [peer, count] of broken) if (!this.answered.has(peer)) this.host.brokePromises?.(peer, count);
+    this.answered.clear();
   }
 
   private send(peer: string, ids: Buffer[], kind: 'have' | 'want'): void {
@@ -228,6 +259,19 @@ export class BroadcastRepair {
     this.stats.controlBytes += body.length + 10; // frame header and type byte
     if (kind === 'have') this.stats.announced += ids.length;
     else this.stats.requested += ids.length;
+  }
+
+  private unwant(id: string): void {
+    const wanted = this.wanted.get(id);
+    if (!wanted) return;
+    this.wanted.delete(id);
+    this.unask(wanted.asked);
+  }
+
+  private unask(peer: string): void {
+    const n = (this.asking.get(peer) ?? 1) - 1;
+    if (n > 0) this.asking.set(peer, n);
+    else this.asking.delete(peer);
   }
 
   private forget(id: string, entry: Recent): void {

@@ -33,8 +33,8 @@ export interface RelayStats {
   duplicates: number;
   /** Data frames sent by RainTree or gossip (repair copies are `repair.sent`). */
   sent: number;
-  /** Copies flooded because one broadcast handed this node more arcs than an honest network does. */
-  gossipFallbacks: number;
+  /** Copies not forwarded because one broadcast handed this node more arcs than an honest network does (repair covers them). */
+  tooManyArcs: number;
   /** Arcs handed to a neighbour outside them, because no neighbour was inside (the degree bound). */
   proxied: number;
   /** Arcs that held a known node but that no neighbour could take: left to repair. */
@@ -142,11 +142,11 @@ export class BroadcastRouter {
     const result: OriginateResult = { id: message.id, sent: [], failed: [] };
     if (message.strategy === 'raintree') {
       const arcs = (entry.arcs ??= new Set());
-      // More distinct arcs than an honest network hands one node: flood instead, so no arc is left uncovered.
+      // More distinct arcs than an honest network hands one node: a hostile sender's, or a bug's. Not
+      // forwarded (flooding instead let one sender make the network work for it): repair covers the rest.
       if (arcs.size >= MAX_ARCS_PER_ID) {
-        this.stats.gossipFallbacks++;
-        this.gossip(message, from, entry, result);
-        return result.sent;
+        this.stats.tooManyArcs++;
+        return [];
       }
       arcs.add(arcKey(message));
     }
