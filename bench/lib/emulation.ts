@@ -158,7 +158,7 @@ interface Stats {
   sent: number;
   duplicates: number;
   dropped: Record<string, number>;
-  gossipFallbacks: number;
+  tooManyArcs: number;
   proxied: number;
   unrouted: number;
   repair: { sent: number; requested: number; controlBytes: number };
@@ -273,7 +273,8 @@ export interface PhaseResult {
   unrouted: number;
   /** Copies dropped before delivery, by reason (networkBroadcastStats().dropped), reasons with none left out. */
   dropped: Record<string, number>;
-  gossipFallbacks: number;
+  /** Broadcasts a node got more than 8 arcs of (a bug or a hostile sender: it forwards nothing more of them). */
+  tooManyArcs: number;
   sendErrors: string[];
 }
 
@@ -458,7 +459,7 @@ export async function runEmulation(options: EmulationOptions): Promise<Emulation
 
       const after = await statsOf(targets);
       targets.forEach((n, k) => counted.set(n, after[k]!.stats));
-      const sum = { sent: 0, repairSent: 0, duplicates: 0, controlBytes: 0, gossipFallbacks: 0, proxied: 0, unrouted: 0 };
+      const sum = { sent: 0, repairSent: 0, duplicates: 0, controlBytes: 0, tooManyArcs: 0, proxied: 0, unrouted: 0 };
       const dropped: Record<string, number> = {};
       for (const [n, to] of counted) {
         const from = before.get(n)!;
@@ -466,7 +467,7 @@ export async function runEmulation(options: EmulationOptions): Promise<Emulation
         sum.repairSent += to.repair.sent - from.repair.sent;
         sum.duplicates += to.duplicates - from.duplicates;
         sum.controlBytes += to.repair.controlBytes - from.repair.controlBytes;
-        sum.gossipFallbacks += to.gossipFallbacks - from.gossipFallbacks;
+        sum.tooManyArcs += to.tooManyArcs - from.tooManyArcs;
         sum.proxied += to.proxied - from.proxied;
         sum.unrouted += to.unrouted - from.unrouted;
         for (const [reason, x] of Object.entries(to.dropped)) if (x > (from.dropped[reason] ?? 0)) dropped[reason] = (dropped[reason] ?? 0) + x - (from.dropped[reason] ?? 0);
@@ -502,7 +503,7 @@ export async function runEmulation(options: EmulationOptions): Promise<Emulation
         proxied: sum.proxied,
         unrouted: sum.unrouted,
         dropped,
-        gossipFallbacks: sum.gossipFallbacks,
+        tooManyArcs: sum.tooManyArcs,
         sendErrors,
       };
       o.log(

@@ -36,13 +36,13 @@ describe.skipIf(skipReason !== undefined)('emulated network of 30 nodes in netwo
     expect(faults!.live).toBe(NODES - 6);
     expect(after!.live).toBe(NODES - 6);
     for (const p of result.phases) {
-      expect({ phase: p.name, broadcasts: p.broadcasts, coverage: p.coverage, missed: p.missed, extra: p.extraDeliveries, gossip: p.gossipFallbacks }).toEqual({
+      expect({ phase: p.name, broadcasts: p.broadcasts, coverage: p.coverage, missed: p.missed, extra: p.extraDeliveries, tooManyArcs: p.tooManyArcs }).toEqual({
         phase: p.name,
         broadcasts: 40,
         coverage: 1,
         missed: [],
         extra: 0,
-        gossip: 0,
+        tooManyArcs: 0,
       });
     }
     expect(healthy!.perBroadcast.dataFrames).toBeLessThanOrEqual(1.3 * NODES);
