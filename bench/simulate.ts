@@ -13,6 +13,7 @@ const { values: args } = parseArgs({
     broadcasts: { type: 'string' },
     'repair-rounds': { type: 'string', default: '20' },
     'hop-ms': { type: 'string', default: '25' },
+    'repair-fanout': { type: 'string' },
     'max-outbound': { type: 'string' },
     seed: { type: 'string', default: '1' },
     markdown: { type: 'boolean', default: false },
@@ -21,15 +22,16 @@ const { values: args } = parseArgs({
 const sizes = args.nodes.split(',').map(Number);
 const repairRounds = Number(args['repair-rounds']);
 const hopMs = Number(args['hop-ms']);
+const repairFanout = args['repair-fanout'] === undefined ? undefined : Number(args['repair-fanout']);
 const usage = () => {
   process.stderr.write(
     'usage: npm run simulate -- [--nodes 1000,100000] [--mixes ' +
       MIX_KEYS.join(',') +
-      '] [--broadcasts K] [--repair-rounds 20] [--hop-ms 25] [--max-outbound M (default: the degree bound)] [--seed 1] [--markdown]\n',
+      '] [--broadcasts K] [--repair-rounds 20] [--hop-ms 25] [--repair-fanout 6] [--max-outbound M (default: the degree bound)] [--seed 1] [--markdown]\n',
   );
   process.exit(2);
 };
-if (!sizes.every((n) => Number.isInteger(n) && n >= 1) || !(repairRounds >= 1) || !(hopMs > 0)) usage();
+if (!sizes.every((n) => Number.isInteger(n) && n >= 1) || !(repairRounds >= 1) || !(hopMs > 0) || !(repairFanout === undefined || (Number.isInteger(repairFanout) && repairFanout >= 1))) usage();
 const chosen = args.mixes?.split(',');
 if (chosen?.some((key) => !MIX_KEYS.includes(key))) usage();
 
@@ -56,7 +58,7 @@ for (const n of sizes) {
   const routing: string[][] = [];
   const topologies: string[] = [];
   const run = (net: SimNet, mix: FaultMix) => {
-    const results = runMix(net, mix, { broadcasts, strategies: ['raintree', 'gossip'], random, repairRounds, hopMs });
+    const results = runMix(net, mix, { broadcasts, strategies: ['raintree', 'gossip'], random, repairRounds, hopMs, repairFanout });
     const out: string[][] = [];
     for (const [strategy, rs] of results) {
       const s = summarise(rs);

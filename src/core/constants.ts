@@ -67,4 +67,6 @@ export const DEFAULTS = {
   banMs: 600_000,
   broadcastRepairIntervalMs: 500,
   broadcastRepairCacheBytes: 16 * 1024 * 1024,
+  /** gossipsub's D_lazy: fewer IHAVE frames than data frames, yet every left-out node is told (docs/broadcast.md, Repair). */
+  broadcastRepairFanout: 6,
 } as const;

@@ -47,6 +47,8 @@ export interface MixOptions {
   /** Repair interval in rounds (default 20: 500 ms at 25 ms a hop). */
   repairRounds?: number;
   hopMs?: number;
+  /** broadcastRepairFanout (its default when omitted). */
+  repairFanout?: number;
 }
 
 /**
@@ -75,7 +77,7 @@ export function runMix(net: SimNet, fault: FaultMix, options: MixOptions): Map<B
     for (const strategy of options.strategies) {
       // Gossip without repair: every neighbour holds what gossip floods, so a node would announce it to none of them.
       const repair = strategy === 'gossip' ? 0 : repairRounds;
-      out.get(strategy)!.push(simulateBroadcast(net, { origin, strategy, faults, repairRounds: repair, hopMs: options.hopMs, random }));
+      out.get(strategy)!.push(simulateBroadcast(net, { origin, strategy, faults, repairRounds: repair, hopMs: options.hopMs, repairFanout: options.repairFanout, random }));
     }
   }
   return out;
