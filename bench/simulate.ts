@@ -2,7 +2,7 @@
 // topology (planTopology), routing (routeArcs) and repair (BroadcastRepair): RainTree with repair against gossip,
 // for each fault mix. See docs/broadcast.md, "Simulation".
 import { parseArgs } from 'node:util';
-import { FAULT_MIXES, SimNet, degreeBound, rng, runMix, summarise, type FaultMix, type SimSummary } from 'nestjs-p2p';
+import { DEFAULTS, FAULT_MIXES, SimNet, degreeBound, rng, runMix, summarise, type FaultMix, type SimSummary } from 'nestjs-p2p';
 
 const MIX_KEYS = FAULT_MIXES.map((m) => m.key);
 
@@ -27,7 +27,7 @@ const usage = () => {
   process.stderr.write(
     'usage: npm run simulate -- [--nodes 1000,100000] [--mixes ' +
       MIX_KEYS.join(',') +
-      '] [--broadcasts K] [--repair-rounds 20] [--hop-ms 25] [--repair-fanout 6] [--max-outbound M (default: the degree bound)] [--seed 1] [--markdown]\n',
+      `] [--broadcasts K] [--repair-rounds 20] [--hop-ms 25] [--repair-fanout ${DEFAULTS.broadcastRepairFanout}] [--max-outbound M (default: the node's, ${DEFAULTS.maxOutbound})] [--seed 1] [--markdown]\n`,
   );
   process.exit(2);
 };
@@ -50,9 +50,9 @@ for (const n of sizes) {
   const mixes = FAULT_MIXES.filter((m) => keys.includes(m.key));
   const broadcasts = Number(args.broadcasts ?? (n <= 10_000 ? 10 : 1));
   const D = degreeBound(n);
-  const maxOutbound = Number(args['max-outbound'] ?? D);
+  const maxOutbound = Number(args['max-outbound'] ?? DEFAULTS.maxOutbound);
   say();
-  say(`### ${n.toLocaleString('en')} nodes, maxPeers = D = ${D}, maxOutbound ${maxOutbound}, ${broadcasts} broadcast(s) per mix`);
+  say(`### ${n.toLocaleString('en')} nodes, maxPeers = D = ${D}, maxOutbound ${maxOutbound}, repair fanout ${repairFanout ?? DEFAULTS.broadcastRepairFanout}, ${broadcasts} broadcast(s) per mix`);
   say();
   const rows = new Map<string, string[][]>();
   const routing: string[][] = [];

@@ -14,7 +14,7 @@ function handles(): Record<string, number> {
 describe('config', () => {
   it('fills defaults', () => {
     const config = validateConfig({});
-    expect(config).toMatchObject({ listen: '127.0.0.1:0', peers: [], maxInbound: 40, maxOutbound: 10, maxFrameBytes: 4 * 1024 * 1024 });
+    expect(config).toMatchObject({ listen: '127.0.0.1:0', peers: [], maxInbound: 40, maxOutbound: 24, maxFrameBytes: 4 * 1024 * 1024 });
   });
 
   it('fails fast naming every bad key', () => {
