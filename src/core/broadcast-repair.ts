@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { MAX_HOPS, encodeNetworkMessage, type NetworkMessage } from './broadcast-codec.js';
 import { P2PProtocolError } from './errors.js';
 import { pointArc, type Arc } from './raintree.js';
@@ -62,6 +63,12 @@ const ID_BYTES = 16;
 const MAX_SERVED_PER_INTERVAL = 256;
 /** Other neighbours remembered per missing id, asked in turn when one does not answer. */
 const MAX_ALTERNATES = 4;
+/**
+ * Designated announcers change with the broadcasts' signed time, once per epoch: within one, all
+ * ids a node announces in a tick go to the same neighbours (frames shared under load), and a
+ * silent designated announcer is replaced at the next.
+ */
+const DESIGNATION_EPOCH_US = 10_000_000;
 /** Intervals a message is kept to answer requests (and an id announced at the latest). */
 const KEEP_INTERVALS = 6;
 
@@ -162,7 +169,7 @@ export class BroadcastRepair {
       entry.announced = true;
       if (this.silent) continue;
       const raw = Buffer.from(id, 'hex');
-      const peers = entry.repaired ? pick(order, entry.holders, order.length) : this.chooseFor(id, order, entry.holders);
+      const peers = entry.repaired ? pick(order, entry.holders, order.length) : this.chooseFor(entry.message.timestampUs, order, entry.holders);
       for (const peer of peers) {
         let list = lists.get(peer);
         if (!list) lists.set(peer, (list = []));
@@ -246,17 +253,17 @@ export class BroadcastRepair {
   /**
    * `fanout` neighbours at random among those not known to have it, and each
    * neighbour for which this node is the designated announcer: its first
-   * neighbour clockwise from a point drawn from the id and its own id. A node the
-   * tree left out among neighbours that all got it is then told for sure, not with
-   * odds that shrink as the degree grows; the random ones cover a designated
-   * announcer that is silent or left out too.
+   * neighbour clockwise from a point drawn from its own id and the broadcast's
+   * epoch. A node the tree left out among neighbours that all got it is then told
+   * for sure, not with odds that shrink as the degree grows; the random ones cover
+   * a designated announcer that is silent or left out too.
    */
-  private chooseFor(id: string, order: readonly string[], holders: ReadonlySet<string>): string[] {
+  private chooseFor(timestampUs: number, order: readonly string[], holders: ReadonlySet<string>): string[] {
     const out = pick(order, holders, this.options.fanout);
     const reaches = this.host.reaches?.bind(this.host);
     if (!reaches || out.length === order.length) return out;
     const self = this.host.selfId;
-    const mask = Buffer.from(id + id.slice(0, 8), 'hex');
+    const mask = epochMask(Math.floor(timestampUs / DESIGNATION_EPOCH_US));
     for (const peer of order) {
       if (holders.has(peer) || out.includes(peer)) continue;
       // Nobody of the peer's connections lies between the point and this node: this node comes first.
@@ -292,6 +299,14 @@ function pick(order: readonly string[], holders: ReadonlySet<string>, limit: num
     if (!holders.has(peer)) out.push(peer);
   }
   return out;
+}
+
+let lastMask: { epoch: number; mask: Buffer } | undefined;
+
+/** 20 bytes every node derives alike from an epoch number (one hash per epoch). */
+function epochMask(epoch: number): Buffer {
+  if (lastMask?.epoch !== epoch) lastMask = { epoch, mask: createHash('sha1').update(`repair-epoch:${epoch}`).digest() };
+  return lastMask.mask;
 }
 
 /** A 40-digit hex id XOR a 20-byte mask, as 40 hex digits. */

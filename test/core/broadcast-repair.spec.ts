@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BroadcastRepair, MAX_REPAIR_IDS, encodeIds, parseIds, P2PProtocolError, rng, type Arc, type NetworkMessage, type RepairHost } from '../../src/core/index.js';
+import { BroadcastRepair, MAX_REPAIR_IDS, encodeIds, parseIds, P2PProtocolError, randomId, rng, type Arc, type NetworkMessage, type RepairHost } from '../../src/core/index.js';
 import { decodeNetworkMessage, createNetworkMessage } from '../../src/core/broadcast-codec.js';
 import { OriginKeys } from '../../src/core/broadcast-signature.js';
 import { loadIdentity } from '../../src/core/identity.js';
@@ -26,8 +26,8 @@ function harness(neighbours: string[], intervalMs = 500, fanout = 6, random: () 
 
 const identity = loadIdentity();
 let ts = 1_764_000_000_000_000;
-function message(): NetworkMessage {
-  return createNetworkMessage(identity, { timestampUs: (ts += 1000), encoding: Encoding.Json, topic: 'news', payload: Buffer.from('{"a":1}'), strategy: 'raintree' });
+function message(timestampUs = (ts += 1000)): NetworkMessage {
+  return createNetworkMessage(identity, { timestampUs, encoding: Encoding.Json, topic: 'news', payload: Buffer.from('{"a":1}'), strategy: 'raintree' });
 }
 const ids = (body: Buffer) => parseIds(body, 'test').map((b) => b.toString('hex'));
 const peer = (n: number) => n.toString(16).padStart(40, '0');
@@ -112,13 +112,37 @@ describe('repair by lazy pull (broadcast-repair.ts)', () => {
   it('ids of one tick go to the same few neighbours: under load, fanout frames a tick, not one per neighbour', () => {
     const neighbours = Array.from({ length: 20 }, (_, i) => peer(i + 1));
     const h = harness(neighbours, 500, 6, rng(3));
-    const messages = Array.from({ length: 50 }, message);
+    const messages = Array.from({ length: 50 }, () => message());
     for (const m of messages) h.repair.got(m, []);
     h.advance(250);
     h.repair.tick();
     const out = h.take();
     expect(out).toHaveLength(6);
     for (const frame of out) expect(ids(frame.body).sort()).toEqual(messages.map((m) => m.id).sort());
+  });
+
+  it('designated announcers change with the epoch of the broadcasts, not per id: ids of one epoch share their frames', () => {
+    const random = rng(7);
+    const neighbours = Array.from({ length: 20 }, (_, i) => peer(i + 1));
+    // Each neighbour has 3 other connections somewhere on the ring (what its peer exchange said).
+    const theirs = new Map(neighbours.map((nb) => [nb, Array.from({ length: 3 }, () => randomId(random))]));
+    const reaches = (nb: string, arc: Arc) => theirs.get(nb)!.some((id) => inArc(id, arc));
+    const start = 1_764_000_000_000_000; // the start of a 10-second epoch
+    const sent = (timestamps: number[]) => {
+      const h = harness(neighbours, 500, 6, rng(8), reaches);
+      const messages = timestamps.map((t) => message(t));
+      for (const m of messages) h.repair.got(m, []);
+      h.advance(250);
+      h.repair.tick();
+      return { out: h.take(), messages };
+    };
+    const one = sent(Array.from({ length: 50 }, (_, i) => start + i * 1000));
+    expect(one.out.length).toBeGreaterThan(6); // designated for some neighbours, beyond the fanout
+    expect(one.out.length).toBeLessThan(20);
+    for (const frame of one.out) expect(ids(frame.body).sort()).toEqual(one.messages.map((m) => m.id).sort());
+    // Over many epochs this node is designated for other neighbours: ids of different epochs go to more of them.
+    const many = sent(Array.from({ length: 50 }, (_, i) => start + i * 10_000_000));
+    expect(many.out.length).toBeGreaterThan(one.out.length);
   });
 
   it('a node that had to ask for an id announces it at once to every neighbour not known to hold it: its neighbours likely missed it too', () => {
@@ -138,7 +162,7 @@ describe('repair by lazy pull (broadcast-repair.ts)', () => {
     expect(h.take()).toEqual([]); // once
   });
 
-  it("also tells each neighbour for which it is the designated announcer (first of the neighbour's connections clockwise from a point of the id), beyond the fanout", () => {
+  it("also tells each neighbour for which it is the designated announcer (first of the neighbour's connections clockwise from a point of its id and the epoch), beyond the fanout", () => {
     const neighbours = Array.from({ length: 12 }, (_, i) => peer(i + 1));
     // Peer exchange says nothing of the neighbours' connections: this node may be first for each of them, so all are told.
     const blind = harness(neighbours, 500, 1, rng(5), () => false);
@@ -152,7 +176,7 @@ describe('repair by lazy pull (broadcast-repair.ts)', () => {
     crowded.advance(250);
     crowded.repair.tick();
     expect(crowded.take()).toHaveLength(1);
-    // The arc asked about ends at this node and starts at a point that depends on the id and on the neighbour.
+    // The arc asked about ends at this node and starts at a point that depends on the neighbour (and the epoch).
     const asked: Arc[] = [];
     const h = harness([peer(1), peer(2)], 500, 0, rng(6), (_neighbour, arc) => (asked.push(arc), true));
     h.repair.got(message(), []);
