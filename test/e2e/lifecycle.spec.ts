@@ -28,6 +28,7 @@ describe('config', () => {
         privateKey: 'not a key',
         maxFrameBytes: 1024,
         maxQueueBytes: 512,
+        broadcastRepairFanout: 0,
         typo: true,
       } as never);
     } catch (err) {
@@ -35,7 +36,7 @@ describe('config', () => {
     }
     expect(error).toBeInstanceOf(P2PConfigError);
     const text = (error as P2PConfigError).problems.join('\n');
-    for (const key of ['listen', 'peers', 'maxInbound', 'timeoutMs', 'privateKey', 'maxQueueBytes', 'typo']) {
+    for (const key of ['listen', 'peers', 'maxInbound', 'timeoutMs', 'privateKey', 'maxQueueBytes', 'broadcastRepairFanout', 'typo']) {
       expect(text).toContain(key);
     }
   });
