@@ -69,6 +69,8 @@ export interface PipelineOptions extends BudgetLimits {
   repairIntervalMs: number;
   /** Bytes of recent broadcasts kept to answer repair requests. */
   repairCacheBytes: number;
+  /** Neighbours each id is announced to, at random among those not known to have it. */
+  repairFanout: number;
 }
 
 export interface PipelineHost extends RouterHost, Pick<RepairHost, 'sendIHave' | 'sendIWant'> {
@@ -124,7 +126,9 @@ export class BroadcastPipeline {
     this.budget = new BroadcastBudget(options, now);
     this.repair = new BroadcastRepair(
       {
+        selfId: host.selfId,
         neighbours: () => host.neighbours(),
+        reaches: (neighbour, arc) => host.reaches?.(neighbour, arc) ?? false,
         has: (id) => this.seen.get(id) !== undefined,
         sendIHave: (peer, body) => host.sendIHave(peer, body),
         sendIWant: (peer, body) => host.sendIWant(peer, body),
@@ -132,7 +136,7 @@ export class BroadcastPipeline {
         brokePromises: (peer, count) =>
           host.penalize(peer, 'broken-promise', `${count} announced broadcast${count === 1 ? '' : 's'} not sent when asked`, Math.min(count, 20)),
       },
-      { intervalMs: options.repairIntervalMs, cacheBytes: options.repairCacheBytes },
+      { intervalMs: options.repairIntervalMs, cacheBytes: options.repairCacheBytes, fanout: options.repairFanout },
       now,
     );
     this.stats.repair = this.repair.stats;

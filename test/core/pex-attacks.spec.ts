@@ -111,7 +111,7 @@ describe('peer exchange is a hint, not a fact (issue 13)', () => {
     const victim = mesh[3]!;
     const ids = mesh.map((p) => p.id).sort();
 
-    /** Broadcasts from `from`; returns the relays it took and the gossip fallbacks, once all 6 have it exactly once. */
+    /** Broadcasts from `from`; returns the relays it took and the copies refused for too many arcs, once all 6 have it exactly once. */
     const measure = async (from: Peer) => {
       const total = (k: 'sent' | 'tooManyArcs') => mesh.reduce((a, p) => a + p.networkBroadcastStats()[k], 0);
       const before = { sent: total('sent'), fallbacks: total('tooManyArcs') };

@@ -12,6 +12,7 @@ function harness(neighbours: string[], intervalMs = 500) {
   let now = 1_000;
   const broken: Array<{ peer: string; count: number }> = [];
   const host: RepairHost = {
+    selfId: peer(0),
     neighbours: () => neighbours,
     has: () => false,
     sendIHave: () => undefined,
@@ -19,7 +20,7 @@ function harness(neighbours: string[], intervalMs = 500) {
     sendBroadcast: () => undefined,
     brokePromises: (peer, count) => void broken.push({ peer, count }),
   };
-  const repair = new BroadcastRepair(host, { intervalMs, cacheBytes: 1 << 20 }, () => now);
+  const repair = new BroadcastRepair(host, { intervalMs, cacheBytes: 1 << 20, fanout: 6 }, () => now);
   return { repair, broken, advance: (ms: number) => void (now += ms) };
 }
 const peer = (n: number) => n.toString(16).padStart(40, '0');
