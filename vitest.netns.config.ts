@@ -7,6 +7,8 @@ export default defineConfig({
   test: {
     include: ['test/netns/**/*.spec.ts'],
     pool: 'forks',
+    // One file at a time: the partition test times a pong timeout, the emulation loads every core.
+    fileParallelism: false,
     testTimeout: 60_000,
     hookTimeout: 60_000,
     setupFiles: ['reflect-metadata'],

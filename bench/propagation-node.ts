@@ -83,7 +83,7 @@ function stats(): PropagationNodeStats {
     sent: s.sent,
     proxied: s.proxied,
     unrouted: s.unrouted,
-    gossipFallbacks: s.gossipFallbacks,
+    tooManyArcs: s.tooManyArcs,
     dropped: s.dropped,
     repair: { ...s.repair },
     cpuMs: (cpu.user + cpu.system) / 1000,

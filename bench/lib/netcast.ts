@@ -38,7 +38,7 @@ export interface NetcastSample {
   /** Deliveries missing once the origin stopped and the mesh drained (0 when every node got every broadcast). */
   missing: number;
   /** Broadcasts relayed by flooding because a RainTree send failed or views differed (0 in a healthy run). */
-  gossipFallbacks: number;
+  tooManyArcs: number;
   /** Copies dropped by the receive pipeline, by reason (only reasons that occurred). */
   dropped: Record<string, number>;
   /** Sends the origin's queues or budgets refused (they wait and are retried). */
@@ -58,7 +58,7 @@ interface NodeStats {
   delivered: number;
   originated: number;
   refusedSends: number;
-  stats: { gossipFallbacks: number; dropped: Record<string, number> };
+  stats: { tooManyArcs: number; dropped: Record<string, number> };
 }
 
 /**
@@ -148,7 +148,7 @@ async function runOnce(
       meshCores,
       otherCores: Math.max(0, (cpu1.busy - cpu0.busy) / (cpu1.wall - cpu0.wall) - meshCores),
       missing: stats.reduce((sum, s) => sum + Math.max(0, originated - s.delivered), 0),
-      gossipFallbacks: stats.reduce((sum, s) => sum + s.stats.gossipFallbacks, 0),
+      tooManyArcs: stats.reduce((sum, s) => sum + s.stats.tooManyArcs, 0),
       dropped,
       refusedSends: stats[0]!.refusedSends,
     };
@@ -228,13 +228,13 @@ export async function runNetcast(
     );
     for (const variant of VARIANTS) {
       const v = s[variant];
-      const sum = (k: 'missing' | 'gossipFallbacks' | 'refusedSends') => v.reduce((a, x) => a + x[k], 0);
+      const sum = (k: 'missing' | 'tooManyArcs' | 'refusedSends') => v.reduce((a, x) => a + x[k], 0);
       const dropped: Record<string, number> = {};
       for (const x of v) for (const [reason, n] of Object.entries(x.dropped)) dropped[reason] = (dropped[reason] ?? 0) + n;
       const drops = Object.entries(dropped).map(([reason, n]) => `${n} ${reason}`);
-      if (sum('missing') + sum('gossipFallbacks') + sum('refusedSends') > 0 || drops.length > 0) {
+      if (sum('missing') + sum('tooManyArcs') + sum('refusedSends') > 0 || drops.length > 0) {
         say(
-          `  ${blank} ${variant}, all runs: ${sum('missing')} deliveries missing after the drain, ${sum('gossipFallbacks')} gossip fallbacks, ` +
+          `  ${blank} ${variant}, all runs: ${sum('missing')} deliveries missing after the drain, ${sum('tooManyArcs')} copies refused for too many arcs, ` +
             `dropped: ${drops.join(', ') || 'none'}, ${sum('refusedSends')} sends refused at the origin`,
         );
       }

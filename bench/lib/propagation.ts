@@ -46,7 +46,7 @@ export interface PropagationNodeStats {
   sent: number;
   proxied: number;
   unrouted: number;
-  gossipFallbacks: number;
+  tooManyArcs: number;
   dropped: Record<string, number>;
   repair: { announced: number; requested: number; sent: number; controlBytes: number };
   /** The process's CPU time so far (user + system), ms. */
@@ -106,7 +106,7 @@ export interface PropagationSample {
   refused: number;
   /** Fewest connections any live node had at the end (15: no connection was lost, frozen ones included). */
   minNeighbours: number;
-  gossipFallbacks: number;
+  tooManyArcs: number;
   unrouted: number;
   /** Copies the live nodes' receive pipelines dropped, by reason (only reasons that occurred). */
   dropped: Record<string, number>;
@@ -310,7 +310,7 @@ export async function runOnce(
       slow,
       refused: refused + reports.reduce((acc, r) => acc + r.refused.length, 0),
       minNeighbours: Math.min(...after.map((x) => x.neighbours)),
-      gossipFallbacks: sum(after, (x) => x.gossipFallbacks),
+      tooManyArcs: sum(after, (x) => x.tooManyArcs),
       unrouted: sum(after, (x) => x.unrouted),
       dropped,
     };
@@ -416,7 +416,7 @@ export async function runPropagation(
     const total = (f: (x: PropagationSample) => number) => s.reduce((a, x) => a + f(x), 0);
     if (total((x) => x.duplicates) > 0) anomalies.push(`${total((x) => x.duplicates)} duplicate deliveries`);
     if (total((x) => x.refused) > 0) anomalies.push(`${total((x) => x.refused)} sends refused`);
-    if (total((x) => x.gossipFallbacks) > 0) anomalies.push(`${total((x) => x.gossipFallbacks)} gossip fallbacks`);
+    if (total((x) => x.tooManyArcs) > 0) anomalies.push(`${total((x) => x.tooManyArcs)} copies refused for too many arcs`);
     if (total((x) => x.unrouted) > 0) anomalies.push(`${total((x) => x.unrouted)} unrouted arcs`);
     const drops: Record<string, number> = {};
     for (const x of s) for (const [reason, n] of Object.entries(x.dropped)) drops[reason] = (drops[reason] ?? 0) + n;

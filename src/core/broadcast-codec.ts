@@ -9,12 +9,16 @@ import type { Identity } from './identity.js';
 import { RING_ROOT } from './raintree.js';
 
 /**
- * The wire layout of a network broadcast (control type 6, protocol version 2):
+ * The wire layout of a network broadcast (control type 6, protocol version 4):
  *
  *   relay part, set by each sender:  strategy u8 | hops u8 | arc.from 20 | arc.to 20 | digest count u32 | digest xor u32
  *   signature:                       64 bytes, Ed25519 by the origin (broadcast-signature.ts)
- *   signed part, set by the origin:  origin public key 32 | timestamp u64 BE (µs) | encoding u8 | topic length u16 | topic
- *                                    | [metadata length u16 | metadata JSON, when bit 15 of the topic length is set] | payload
+ *   signed part, set by the origin:  origin public key 32 | timestamp u64 BE (µs) | encoding u8 (bit 7: gossip) | topic length u16
+ *                                    | topic | [metadata length u16 | metadata JSON, when bit 15 of the topic length is set] | payload
+ *
+ * The strategy is the origin's choice and signed with the rest (bit 7 of the
+ * encoding byte): a relay that could turn a RainTree broadcast into gossip
+ * would make every node flood it. The relay part repeats it and must agree.
  *
  * The origin id and the broadcast id are not on the wire: the receiver derives
  * them from the key and from the signed part, so neither can be forged apart
@@ -55,7 +59,7 @@ export interface NetworkMessage extends SignedBroadcast {
   hops: number;
   /** RainTree: the arc the receiver covers (ignored for gossip). */
   arc: Arc;
-  /** RainTree: the sender's whole view, as a digest; a receiver whose view differs also gossips (broadcast-router.ts says why). */
+  /** The sender's view as a digest: informational (no receiver acts on it). */
   digest: ArcDigest;
 }
 
@@ -70,6 +74,8 @@ const SIGNED_FIXED_BYTES = PUBLIC_KEY_BYTES + 8 + 1 + 2;
 export const NETWORK_MESSAGE_OVERHEAD = RELAY_BYTES + SIGNATURE_BYTES + SIGNED_FIXED_BYTES;
 export const MAX_HOPS = 64;
 const STRATEGIES: BroadcastStrategy[] = ['raintree', 'gossip'];
+/** Bit 7 of the signed encoding byte: the origin chose gossip. */
+const SIGNED_GOSSIP = 0x80;
 
 /** The signed part of a new broadcast, and its hash. */
 export function encodeSignedPart(
@@ -79,6 +85,7 @@ export function encodeSignedPart(
   topic: string,
   payload: Buffer,
   metadata?: Metadata,
+  strategy: BroadcastStrategy = 'raintree',
 ): { signed: Buffer; hash: Buffer } {
   // The topic's prefix, with the metadata section when there is one: both are covered by the signature.
   const topicPrefix = withMetadata(encodeTopic(topic), metadata);
@@ -86,7 +93,7 @@ export function encodeSignedPart(
   let o = originKey.copy(signed, 0);
   o = signed.writeUInt32BE(Math.floor(timestampUs / 2 ** 32), o);
   o = signed.writeUInt32BE(timestampUs % 2 ** 32, o);
-  signed[o++] = encoding;
+  signed[o++] = encoding | (strategy === 'gossip' ? SIGNED_GOSSIP : 0);
   o += topicPrefix.copy(signed, o);
   payload.copy(signed, o);
   return { signed, hash: broadcastHash(signed) };
@@ -97,7 +104,15 @@ export function createNetworkMessage(
   identity: Identity,
   fields: { timestampUs: number; encoding: Encoding; topic: string; payload: Buffer; strategy: BroadcastStrategy; unsigned?: boolean; metadata?: Metadata },
 ): NetworkMessage {
-  const { signed, hash } = encodeSignedPart(identity.publicKeyRaw, fields.timestampUs, fields.encoding, fields.topic, fields.payload, fields.metadata);
+  const { signed, hash } = encodeSignedPart(
+    identity.publicKeyRaw,
+    fields.timestampUs,
+    fields.encoding,
+    fields.topic,
+    fields.payload,
+    fields.metadata,
+    fields.strategy,
+  );
   return {
     id: broadcastId(hash),
     hash,
@@ -153,8 +168,12 @@ export function decodeNetworkMessage(rest: Buffer, keys: OriginKeys): NetworkMes
   const signed = Buffer.from(rest.subarray(o));
   const originKey = signed.subarray(0, PUBLIC_KEY_BYTES);
   const timestampUs = signed.readUInt32BE(PUBLIC_KEY_BYTES) * 2 ** 32 + signed.readUInt32BE(PUBLIC_KEY_BYTES + 4);
-  const encoding = signed[PUBLIC_KEY_BYTES + 8]! as Encoding;
+  const encodingByte = signed[PUBLIC_KEY_BYTES + 8]!;
+  const encoding = (encodingByte & ~SIGNED_GOSSIP) as Encoding;
   if (encoding > Encoding.Protobuf) throw new P2PProtocolError('malformed network broadcast: unknown encoding');
+  if ((encodingByte & SIGNED_GOSSIP ? 'gossip' : 'raintree') !== strategy) {
+    throw new P2PProtocolError(`malformed network broadcast: strategy ${strategy} is not the one its origin signed`);
+  }
   const topicField = signed.readUInt16BE(PUBLIC_KEY_BYTES + 9);
   const topicLength = topicField & ~TOPIC_HAS_METADATA;
   const topicStart = SIGNED_FIXED_BYTES;

@@ -69,6 +69,8 @@ export interface PipelineOptions extends BudgetLimits {
   repairIntervalMs: number;
   /** Bytes of recent broadcasts kept to answer repair requests. */
   repairCacheBytes: number;
+  /** Neighbours each id is announced to, at random among those not known to have it. */
+  repairFanout: number;
 }
 
 export interface PipelineHost extends RouterHost, Pick<RepairHost, 'sendIHave' | 'sendIWant'> {
@@ -85,7 +87,7 @@ export class BroadcastPipeline {
     delivered: 0,
     duplicates: 0,
     sent: 0,
-    gossipFallbacks: 0,
+    tooManyArcs: 0,
     proxied: 0,
     unrouted: 0,
     tooLargeForNeighbour: 0,
@@ -124,13 +126,17 @@ export class BroadcastPipeline {
     this.budget = new BroadcastBudget(options, now);
     this.repair = new BroadcastRepair(
       {
+        selfId: host.selfId,
         neighbours: () => host.neighbours(),
+        reaches: (neighbour, arc) => host.reaches?.(neighbour, arc) ?? false,
         has: (id) => this.seen.get(id) !== undefined,
         sendIHave: (peer, body) => host.sendIHave(peer, body),
         sendIWant: (peer, body) => host.sendIWant(peer, body),
         sendBroadcast: (peer, body) => host.send(peer, body),
+        brokePromises: (peer, count) =>
+          host.penalize(peer, 'broken-promise', `${count} announced broadcast${count === 1 ? '' : 's'} not sent when asked`, Math.min(count, 20)),
       },
-      { intervalMs: options.repairIntervalMs, cacheBytes: options.repairCacheBytes },
+      { intervalMs: options.repairIntervalMs, cacheBytes: options.repairCacheBytes, fanout: options.repairFanout },
       now,
     );
     this.stats.repair = this.repair.stats;
@@ -146,11 +152,14 @@ export class BroadcastPipeline {
 
   /** An IHAVE from a neighbour. Throws P2PProtocolError when malformed. */
   onIHave(from: string, body: Buffer): void {
+    // Charged like broadcasts: parsing and looking up 1 024 ids is not free.
+    if (!this.budget.takeNeighbour(from, body.length)) return void this.stats.dropped.neighbourBudget++;
     this.repair.onIHave(from, body);
   }
 
   /** An IWANT from a neighbour. Throws P2PProtocolError when malformed. */
   onIWant(from: string, body: Buffer): void {
+    if (!this.budget.takeNeighbour(from, body.length)) return void this.stats.dropped.neighbourBudget++;
     this.repair.onIWant(from, body);
   }
 
@@ -181,8 +190,12 @@ export class BroadcastPipeline {
   /** A broadcast frame body from neighbour `from`. Throws P2PProtocolError when malformed (the connection then closes). */
   receive(from: string, body: Buffer): void {
     // Dropped, never penalised: an honest neighbour relays everyone's traffic and may be the one over it.
-    if (!this.budget.takeNeighbour(from, body.length)) return void this.stats.dropped.neighbourBudget++;
+    if (!this.budget.takeNeighbour(from, body.length)) {
+      this.repair.arrived(from);
+      return void this.stats.dropped.neighbourBudget++;
+    }
     const message = decodeNetworkMessage(body, this.keys);
+    this.repair.arrived(from, message.id);
     if (message.strategy === 'raintree' && !this.router.canRoute(message.arc)) {
       // Honest senders hand an arc to a node in it, or to a proxy with a neighbour in it; any other arc only serves to use up the per-id arc slots.
       return void this.stats.dropped.misrouted++;

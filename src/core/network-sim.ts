@@ -47,6 +47,8 @@ export interface MixOptions {
   /** Repair interval in rounds (default 20: 500 ms at 25 ms a hop). */
   repairRounds?: number;
   hopMs?: number;
+  /** broadcastRepairFanout (its default when omitted). */
+  repairFanout?: number;
 }
 
 /**
@@ -75,7 +77,7 @@ export function runMix(net: SimNet, fault: FaultMix, options: MixOptions): Map<B
     for (const strategy of options.strategies) {
       // Gossip without repair: every neighbour holds what gossip floods, so a node would announce it to none of them.
       const repair = strategy === 'gossip' ? 0 : repairRounds;
-      out.get(strategy)!.push(simulateBroadcast(net, { origin, strategy, faults, repairRounds: repair, hopMs: options.hopMs, random }));
+      out.get(strategy)!.push(simulateBroadcast(net, { origin, strategy, faults, repairRounds: repair, hopMs: options.hopMs, repairFanout: options.repairFanout, random }));
     }
   }
   return out;
@@ -97,7 +99,7 @@ export interface SimSummary {
   proxied: number;
   unrouted: number;
   misrouted: number;
-  gossipFallbacks: number;
+  tooManyArcs: number;
   lost: number;
   /** Worst broadcast. */
   maxHops: number;
@@ -124,7 +126,7 @@ export function summarise(results: readonly SimBroadcastResult[]): SimSummary {
     proxied: mean((r) => r.proxied),
     unrouted: mean((r) => r.unrouted),
     misrouted: mean((r) => r.misrouted),
-    gossipFallbacks: mean((r) => r.gossipFallbacks),
+    tooManyArcs: mean((r) => r.tooManyArcs),
     lost: mean((r) => r.lost),
     maxHops: max((r) => r.maxHops),
     latencyP50: p50s[Math.floor(p50s.length / 2)] ?? 0,

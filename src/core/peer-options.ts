@@ -73,6 +73,8 @@ export interface PeerOptions extends Partial<SocketLimits> {
   broadcastRepairIntervalMs?: number;
   /** Bytes of recent network broadcasts kept to answer repair requests. */
   broadcastRepairCacheBytes?: number;
+  /** Neighbours each recent network broadcast id is announced to, drawn at random among those not known to have it. */
+  broadcastRepairFanout?: number;
   /**
    * Benchmark only: network broadcasts are neither signed nor verified, so that
    * `npm run bench` can compare. Every node of the network must agree. Never in production.

@@ -15,6 +15,11 @@ export const PENALTIES = {
   /** A network broadcast that this node's validator rejected. */
   rejected: 10,
   /**
+   * Per broadcast id it announced (IHAVE) and did not send when asked, in an interval in
+   * which it sent nothing it was asked for; the caller caps the weight at 20 an interval.
+   */
+  'broken-promise': 1,
+  /**
    * Over its budget, per message dropped, scaled by the caller so that a
    * neighbour is banned only after sending about twice what its budget allows.
    */

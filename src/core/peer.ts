@@ -219,6 +219,7 @@ export class Peer extends EventEmitter {
         unsigned: options.unsignedBroadcasts === true,
         repairIntervalMs: o.broadcastRepairIntervalMs,
         repairCacheBytes: o.broadcastRepairCacheBytes,
+        repairFanout: o.broadcastRepairFanout,
       },
     );
     if (options.dropRelays) {

@@ -35,7 +35,7 @@ export interface SeenEntry {
   delivered: boolean;
   /** RainTree arcs already forwarded for this id: a node may be handed a second, different arc to cover. */
   arcs: Set<string> | undefined;
-  /** Forwarded as gossip already (a RainTree copy may be followed by a gossip fallback copy). */
+  /** Forwarded as gossip already (the origin chose gossip). */
   gossiped: boolean;
   /** Forgotten; still in the heap or its origin's queue until they reach it (lazy removal). */
   gone: boolean;

@@ -35,6 +35,8 @@ export interface SimBroadcastOptions {
   faults?: SimFaults;
   /** Repair interval in rounds; 0: no repair. 20 models the default 500 ms interval with 25 ms hops. */
   repairRounds?: number;
+  /** Neighbours each id is announced to (broadcastRepairFanout; its default when omitted). */
+  repairFanout?: number;
   /** Milliseconds a round stands for (the repair's clock). */
   hopMs?: number;
   /** Rounds at most, whatever is still in flight. */
@@ -69,7 +71,7 @@ export interface SimBroadcastResult {
   unrouted: number;
   /** RainTree copies a node dropped because neither it nor a neighbour lies in the arc. */
   misrouted: number;
-  gossipFallbacks: number;
+  tooManyArcs: number;
   /** Hop count of the copy each honest node delivered (a repair copy says its server's count + 1). */
   maxHops: number;
   /** Rounds from the origin's send to each honest node's delivery. */
@@ -93,8 +95,9 @@ interface Frame {
   body?: Buffer;
 }
 
+/** A fixed origin key and timestamps drawn from the seed: the broadcast id picks designated announcers (broadcast-repair.ts), so a seed must give the same id. */
+const SIM_KEY = '5a'.repeat(32);
 let identity: Identity | undefined;
-let timestampUs = 0;
 
 /** Runs one broadcast from `origin` to quiescence: no frame in flight for two repair intervals. */
 export function simulateBroadcast(net: SimNet, options: SimBroadcastOptions): SimBroadcastResult {
@@ -106,9 +109,9 @@ export function simulateBroadcast(net: SimNet, options: SimBroadcastOptions): Si
   const n = net.size;
   const ids = net.ids;
   const originId = ids[origin]!;
-  identity ??= loadIdentity();
+  identity ??= loadIdentity(SIM_KEY);
   const message: NetworkMessage = createNetworkMessage(identity, {
-    timestampUs: ++timestampUs,
+    timestampUs: 1 + Math.floor(options.random() * 2 ** 48),
     encoding: Encoding.Binary,
     topic: 'sim',
     payload: Buffer.alloc(100),
@@ -140,7 +143,7 @@ export function simulateBroadcast(net: SimNet, options: SimBroadcastOptions): Si
     proxied: 0,
     unrouted: 0,
     misrouted: 0,
-    gossipFallbacks: 0,
+    tooManyArcs: 0,
   };
   let round = 0;
   let queue: Frame[] = [];
@@ -160,15 +163,18 @@ export function simulateBroadcast(net: SimNet, options: SimBroadcastOptions): Si
     if (repair) return repair;
     repair = new BroadcastRepair(
       {
+        selfId: ids[node]!,
         neighbours: () => net.links[node]!,
+        reaches: (neighbour, arc) => reaches(ids[node]!)(neighbour, arc),
         has: () => seen[node] === 1,
         sendIHave: (peer, body) => (r.ihaveFrames++, send(node, peer, IHAVE, strategy, RING_ROOT, 0, false, body)),
         sendIWant: (peer, body) => (r.iwantFrames++, send(node, peer, IWANT, strategy, RING_ROOT, 0, false, body)),
         // The repair copy's arc holds its receiver alone (BroadcastRepair.onIWant): delivered, handed on to nobody.
         sendBroadcast: (peer) => (r.repairFrames++, send(node, peer, DATA, 'raintree', pointArc(peer), Math.min(hopsAt[node]! + 1, MAX_HOPS), true)),
       },
-      { intervalMs: R * hopMs, cacheBytes: DEFAULTS.broadcastRepairCacheBytes },
+      { intervalMs: R * hopMs, cacheBytes: DEFAULTS.broadcastRepairCacheBytes, fanout: options.repairFanout ?? DEFAULTS.broadcastRepairFanout },
       () => round * hopMs,
+      options.random,
     );
     repair.silent = faults.droppers?.has(node) ?? false;
     repairs[node] = repair;
@@ -225,14 +231,14 @@ export function simulateBroadcast(net: SimNet, options: SimBroadcastOptions): Si
     return sent;
   };
 
-  /** BroadcastRouter.relay: droppers stop here; each arc once; past MAX_ARCS_PER_ID arcs, the flood. */
+  /** BroadcastRouter.relay: droppers stop here; each arc once; past MAX_ARCS_PER_ID arcs, nothing (repair covers them). */
   const relay = (node: number, from: string, f: Frame): string[] => {
     if (faults.droppers?.has(node) || f.hops >= MAX_HOPS) return [];
     if (f.strategy === 'raintree') {
       const arcs = (arcsOf[node] ??= new Set());
       if (arcs.size >= MAX_ARCS_PER_ID) {
-        r.gossipFallbacks++;
-        return gossip(node, from, f.hops);
+        r.tooManyArcs++;
+        return [];
       }
       arcs.add(f.arc.from + f.arc.to);
     }

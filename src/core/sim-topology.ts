@@ -17,7 +17,7 @@ export interface SimNetOptions {
   viewFraction?: number;
   /** maxPeers: the most connections a node holds; degreeBound(n) by default. */
   maxDegree?: number;
-  /** maxOutbound: the most outbound connections; maxDegree by default (the node's own default, 10, leaves needs uncovered past about 3 000 nodes). */
+  /** maxOutbound: the most outbound connections; maxDegree by default (bench/simulate.ts passes the node's default, 24). */
   maxOutbound?: number;
 }
 

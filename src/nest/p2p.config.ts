@@ -261,6 +261,10 @@ export class P2PConfig {
   @IntRange(0, 1024 * 1024 * 1024)
   broadcastRepairCacheBytes: number = DEFAULTS.broadcastRepairCacheBytes;
 
+  /** Neighbours each recent network broadcast id is announced to, drawn at random among those not known to have it. */
+  @IntRange(1, 10_000)
+  broadcastRepairFanout: number = DEFAULTS.broadcastRepairFanout;
+
   /**
    * Tests only: this node accepts network broadcasts and never forwards them, announces
    * nothing and answers no repair request (a hostile or broken relay).

@@ -129,7 +129,7 @@ export class P2PService implements OnApplicationShutdown {
     return this.node.broadcast(route(pattern), data, options);
   }
 
-  /** Counters of network-wide broadcasts: originated, delivered, duplicates dropped, sent, gossip fallbacks. */
+  /** Counters of network-wide broadcasts: originated, delivered, duplicates dropped, sent, repair (README lists them all). */
   networkBroadcastStats(): ReturnType<Peer['networkBroadcastStats']> {
     return this.node.networkBroadcastStats();
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BroadcastRepair, MAX_REPAIR_IDS, encodeIds, parseIds, P2PProtocolError, type NetworkMessage, type RepairHost } from '../../src/core/index.js';
+import { BroadcastRepair, MAX_REPAIR_IDS, encodeIds, parseIds, P2PProtocolError, randomId, rng, type Arc, type NetworkMessage, type RepairHost } from '../../src/core/index.js';
 import { decodeNetworkMessage, createNetworkMessage } from '../../src/core/broadcast-codec.js';
 import { OriginKeys } from '../../src/core/broadcast-signature.js';
 import { loadIdentity } from '../../src/core/identity.js';
@@ -7,25 +7,27 @@ import { Encoding } from '../../src/core/constants.js';
 import { inArc } from '../../src/core/raintree.js';
 
 /** BroadcastRepair against a recording host and a hand-driven clock (as CometBFT tests a reactor). */
-function harness(neighbours: string[], intervalMs = 500) {
+function harness(neighbours: string[], intervalMs = 500, fanout = 6, random: () => number = Math.random, reaches?: (neighbour: string, arc: Arc) => boolean) {
   let now = 1_000;
   const sent: Array<{ kind: 'have' | 'want' | 'data'; to: string; body: Buffer }> = [];
   const has = new Set<string>();
   const host: RepairHost = {
+    selfId: peer(0),
     neighbours: () => neighbours,
+    reaches,
     has: (id) => has.has(id),
     sendIHave: (to, body) => void sent.push({ kind: 'have', to, body }),
     sendIWant: (to, body) => void sent.push({ kind: 'want', to, body }),
     sendBroadcast: (to, body) => void sent.push({ kind: 'data', to, body }),
   };
-  const repair = new BroadcastRepair(host, { intervalMs, cacheBytes: 1 << 20 }, () => now);
+  const repair = new BroadcastRepair(host, { intervalMs, cacheBytes: 1 << 20, fanout }, () => now, random);
   return { repair, sent, has, advance: (ms: number) => void (now += ms), take: () => sent.splice(0) };
 }
 
 const identity = loadIdentity();
 let ts = 1_764_000_000_000_000;
-function message(): NetworkMessage {
-  return createNetworkMessage(identity, { timestampUs: (ts += 1000), encoding: Encoding.Json, topic: 'news', payload: Buffer.from('{"a":1}'), strategy: 'raintree' });
+function message(timestampUs = (ts += 1000)): NetworkMessage {
+  return createNetworkMessage(identity, { timestampUs, encoding: Encoding.Json, topic: 'news', payload: Buffer.from('{"a":1}'), strategy: 'raintree' });
 }
 const ids = (body: Buffer) => parseIds(body, 'test').map((b) => b.toString('hex'));
 const peer = (n: number) => n.toString(16).padStart(40, '0');
@@ -87,6 +89,103 @@ describe('repair by lazy pull (broadcast-repair.ts)', () => {
     expect(h.take().filter((s) => s.kind === 'data')).toHaveLength(44);
   });
 
+  it('announces an id to at most `fanout` neighbours, drawn at random among those not known to hold it', () => {
+    const neighbours = Array.from({ length: 20 }, (_, i) => peer(i + 1));
+    const chosen: string[][] = [];
+    for (const seed of [1, 2]) {
+      const h = harness(neighbours, 500, 6, rng(seed));
+      const m = message();
+      h.repair.got(m, [peer(1), peer(2)]);
+      h.advance(250);
+      h.repair.tick();
+      const out = h.take();
+      expect(out.every((s) => s.kind === 'have' && ids(s.body)[0] === m.id)).toBe(true);
+      const to = out.map((s) => s.to);
+      expect(new Set(to).size).toBe(6);
+      expect(to).not.toContain(peer(1)); // it came from or went to them
+      expect(to).not.toContain(peer(2));
+      chosen.push(to.sort());
+    }
+    expect(chosen[0]).not.toEqual(chosen[1]); // a draw, not a fixed choice
+  });
+
+  it('ids of one tick go to the same few neighbours: under load, fanout frames a tick, not one per neighbour', () => {
+    const neighbours = Array.from({ length: 20 }, (_, i) => peer(i + 1));
+    const h = harness(neighbours, 500, 6, rng(3));
+    const messages = Array.from({ length: 50 }, () => message());
+    for (const m of messages) h.repair.got(m, []);
+    h.advance(250);
+    h.repair.tick();
+    const out = h.take();
+    expect(out).toHaveLength(6);
+    for (const frame of out) expect(ids(frame.body).sort()).toEqual(messages.map((m) => m.id).sort());
+  });
+
+  it('designated announcers change with the epoch of the broadcasts, not per id: ids of one epoch share their frames', () => {
+    const random = rng(7);
+    const neighbours = Array.from({ length: 20 }, (_, i) => peer(i + 1));
+    // Each neighbour has 3 other connections somewhere on the ring (what its peer exchange said).
+    const theirs = new Map(neighbours.map((nb) => [nb, Array.from({ length: 3 }, () => randomId(random))]));
+    const reaches = (nb: string, arc: Arc) => theirs.get(nb)!.some((id) => inArc(id, arc));
+    const start = 1_764_000_000_000_000; // the start of a 10-second epoch
+    const sent = (timestamps: number[]) => {
+      const h = harness(neighbours, 500, 6, rng(8), reaches);
+      const messages = timestamps.map((t) => message(t));
+      for (const m of messages) h.repair.got(m, []);
+      h.advance(250);
+      h.repair.tick();
+      return { out: h.take(), messages };
+    };
+    const one = sent(Array.from({ length: 50 }, (_, i) => start + i * 1000));
+    expect(one.out.length).toBeGreaterThan(6); // designated for some neighbours, beyond the fanout
+    expect(one.out.length).toBeLessThan(20);
+    for (const frame of one.out) expect(ids(frame.body).sort()).toEqual(one.messages.map((m) => m.id).sort());
+    // Over many epochs this node is designated for other neighbours: ids of different epochs go to more of them.
+    const many = sent(Array.from({ length: 50 }, (_, i) => start + i * 10_000_000));
+    expect(many.out.length).toBeGreaterThan(one.out.length);
+  });
+
+  it('a node that had to ask for an id announces it at once to every neighbour not known to hold it: its neighbours likely missed it too', () => {
+    const neighbours = Array.from({ length: 20 }, (_, i) => peer(i + 1));
+    const h = harness(neighbours, 500, 2, rng(4));
+    const m = message();
+    h.repair.onIHave(peer(1), encodeIds([Buffer.from(m.id, 'hex')]));
+    h.repair.onIHave(peer(2), encodeIds([Buffer.from(m.id, 'hex')]));
+    expect(h.take().map((s) => [s.kind, s.to])).toEqual([['want', peer(1)]]);
+    h.repair.got(m, [peer(1)]); // the answer
+    const out = h.take();
+    expect(out.every((s) => s.kind === 'have' && ids(s.body)[0] === m.id)).toBe(true);
+    // Not to peer 1 (it answered) nor peer 2 (it announced it), no grace, no tick.
+    expect(out.map((s) => s.to).sort()).toEqual(neighbours.slice(2).sort());
+    h.advance(500);
+    h.repair.tick();
+    expect(h.take()).toEqual([]); // once
+  });
+
+  it("also tells each neighbour for which it is the designated announcer (first of the neighbour's connections clockwise from a point of its id and the epoch), beyond the fanout", () => {
+    const neighbours = Array.from({ length: 12 }, (_, i) => peer(i + 1));
+    // Peer exchange says nothing of the neighbours' connections: this node may be first for each of them, so all are told.
+    const blind = harness(neighbours, 500, 1, rng(5), () => false);
+    blind.repair.got(message(), []);
+    blind.advance(250);
+    blind.repair.tick();
+    expect(blind.take()).toHaveLength(12);
+    // Each neighbour is connected all round the ring: someone comes before this node, so the fanout alone is told.
+    const crowded = harness(neighbours, 500, 1, rng(5), () => true);
+    crowded.repair.got(message(), []);
+    crowded.advance(250);
+    crowded.repair.tick();
+    expect(crowded.take()).toHaveLength(1);
+    // The arc asked about ends at this node and starts at a point that depends on the neighbour (and the epoch).
+    const asked: Arc[] = [];
+    const h = harness([peer(1), peer(2)], 500, 0, rng(6), (_neighbour, arc) => (asked.push(arc), true));
+    h.repair.got(message(), []);
+    h.advance(250);
+    h.repair.tick();
+    expect(asked.map((a) => a.to)).toEqual([peer(0), peer(0)]);
+    expect(asked[0]!.from).not.toBe(asked[1]!.from);
+  });
+
   it('refuses malformed IHAVE / IWANT bodies with a typed protocol error', () => {
     const h = harness([peer(1)]);
     expect(() => h.repair.onIHave(peer(1), Buffer.alloc(1))).toThrow(P2PProtocolError);
@@ -99,8 +198,8 @@ describe('repair by lazy pull (broadcast-repair.ts)', () => {
   it('keeps messages within the byte bound and forgets them after six intervals', () => {
     const h = harness([peer(1)]);
     const small = new BroadcastRepair(
-      { neighbours: () => [peer(1)], has: () => false, sendIHave: () => undefined, sendIWant: () => undefined, sendBroadcast: (to, body) => void h.sent.push({ kind: 'data', to, body }) },
-      { intervalMs: 500, cacheBytes: 2_000 },
+      { selfId: peer(0), neighbours: () => [peer(1)], has: () => false, sendIHave: () => undefined, sendIWant: () => undefined, sendBroadcast: (to, body) => void h.sent.push({ kind: 'data', to, body }) },
+      { intervalMs: 500, cacheBytes: 2_000, fanout: 6 },
     );
     const messages = Array.from({ length: 50 }, message);
     for (const m of messages) small.got(m, []);

@@ -111,15 +111,15 @@ describe('peer exchange is a hint, not a fact (issue 13)', () => {
     const victim = mesh[3]!;
     const ids = mesh.map((p) => p.id).sort();
 
-    /** Broadcasts from `from`; returns the relays it took and the gossip fallbacks, once all 6 have it exactly once. */
+    /** Broadcasts from `from`; returns the relays it took and the copies refused for too many arcs, once all 6 have it exactly once. */
     const measure = async (from: Peer) => {
-      const total = (k: 'sent' | 'gossipFallbacks') => mesh.reduce((a, p) => a + p.networkBroadcastStats()[k], 0);
-      const before = { sent: total('sent'), fallbacks: total('gossipFallbacks') };
+      const total = (k: 'sent' | 'tooManyArcs') => mesh.reduce((a, p) => a + p.networkBroadcastStats()[k], 0);
+      const before = { sent: total('sent'), fallbacks: total('tooManyArcs') };
       const { id } = from.broadcast('net.news', 'hello', { scope: 'network' });
       await waitFor(() => mesh.every((p) => heard.get(`${p.id}/${id}`) === 1), 3000, 'every node to hear it');
       await sleep(200);
       expect(mesh.map((p) => heard.get(`${p.id}/${id}`))).toEqual(Array(n).fill(1));
-      return { sent: total('sent') - before.sent, fallbacks: total('gossipFallbacks') - before.fallbacks };
+      return { sent: total('sent') - before.sent, fallbacks: total('tooManyArcs') - before.fallbacks };
     };
     expect(victim.routingView()).toEqual(ids);
     const baseline = [await measure(mesh[0]!), await measure(victim)];

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { FAULT_MIXES, MIN_DEGREE, SimNet, degreeBound, rng, runMix, simulateBroadcast, type SimBroadcastOptions, type SimFaults } from '../../src/core/index.js';
+import { DEFAULTS, FAULT_MIXES, MIN_DEGREE, SimNet, degreeBound, rng, runMix, simulateBroadcast, type SimBroadcastOptions, type SimFaults } from '../../src/core/index.js';
 
 /**
  * Property tests of network-wide broadcast in the simulator (network-sim.ts),
@@ -53,6 +53,9 @@ describe('RainTree with repair in simulation (property tests)', () => {
         expect(r.dataFrames).toBeLessThanOrEqual((floorBound ? 1.4 : 1.3) * n);
         const bound = degreeBound(n);
         for (const node of net.liveNodes()) expect(net.links[node]!.length).toBeLessThanOrEqual(bound);
+        // Repair announces each id to broadcastRepairFanout neighbours and to those it is the designated announcer of
+        // (one per node); a node that had to ask for it tells all its neighbours.
+        expect(r.ihaveFrames).toBeLessThanOrEqual((DEFAULTS.broadcastRepairFanout + 1) * n + r.repairFrames * bound);
       }),
       { numRuns: 60, seed: 2 },
     );

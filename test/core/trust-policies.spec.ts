@@ -200,6 +200,19 @@ describe('signed broadcast codec', () => {
     expect(keys.verify(identityPoint, back.hash, Buffer.concat([identityPoint, Buffer.alloc(32)]))).toBe(false);
     expect(isSmallOrderKey(identity.publicKeyRaw)).toBe(false);
   });
+
+  it('the origin signs its strategy: a gossip broadcast has another id, and a relay part that disagrees is a protocol error', () => {
+    const identity = loadIdentity('22'.repeat(32));
+    const keys = new OriginKeys();
+    const fields = { timestampUs: 1_764_000_000_123_456, encoding: Encoding.Utf8, topic: 'news', payload: Buffer.from('hi') };
+    const tree = createNetworkMessage(identity, { ...fields, strategy: 'raintree' });
+    const gossip = createNetworkMessage(identity, { ...fields, strategy: 'gossip' });
+    expect(gossip.id).not.toBe(tree.id);
+    expect(decodeNetworkMessage(encodeNetworkMessage(gossip), keys)).toMatchObject({ id: gossip.id, strategy: 'gossip', encoding: Encoding.Utf8 });
+    // A relay turning either into the other: the relay byte no longer matches what the origin signed.
+    expect(() => decodeNetworkMessage(encodeNetworkMessage({ ...tree, strategy: 'gossip' }), keys)).toThrow(/strategy gossip is not the one its origin signed/);
+    expect(() => decodeNetworkMessage(encodeNetworkMessage({ ...gossip, strategy: 'raintree' }), keys)).toThrow(/strategy raintree is not the one its origin signed/);
+  });
 });
 
 describe('golden vector: a signed network broadcast (docs/wire-format.md)', () => {

@@ -93,6 +93,34 @@ describe.each(MODES)('repair of network broadcasts ($mode)', ({ tls }) => {
     expect(heardOf(m.id)).toEqual([nodes[0]!.id]);
   });
 
+  it('with broadcastRepairFanout 1 and peer exchange on, a broadcast left with one node still reaches all, once each; a healthy one costs at most N × (fanout + 1) IHAVE entries', async () => {
+    const n = 8;
+    const fanout = 1;
+    const nodes = await mesh(tls, n, { peerExchange: true, pexIntervalMs: 200, broadcastRepairFanout: fanout });
+    // Every node's peer exchange lists its 7 connections: each knows who comes first for each neighbour.
+    await new Promise((r) => setTimeout(r, 800));
+    const dropper = await raw(tls, nodes[0]!);
+    const m = createNetworkMessage(dropper.identity, { timestampUs: Date.now() * 1000, strategy: 'raintree', encoding: Encoding.Json, topic: 'news', payload: Buffer.from('"dropped"') });
+    dropper.sendBroadcast({ ...m, arc: pointArc(nodes[0]!.id) });
+    await waitFor(() => heardOf(m.id).length === n, 4000, 'every node to have it');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(heardOf(m.id)).toEqual(nodes.map((p) => p.id).sort());
+    // The raw peer sends no peer exchange: node 0 would count as its designated announcer.
+    dropper.destroy();
+    await waitFor(() => nodes[0]!.peers().length === n - 1, 3000, 'the raw peer to be gone');
+
+    const announced = () => nodes.reduce((a, p) => a + p.networkBroadcastStats().repair.announced, 0);
+    const before = announced();
+    const id = nodes[3]!.broadcast('news', 'healthy', { scope: 'network' }).id!;
+    await waitFor(() => heardOf(id).length === n, 3000, 'the healthy broadcast');
+    await new Promise((r) => setTimeout(r, 600)); // past the grace and a tick on every node
+    const entries = announced() - before;
+    // fanout random neighbours per node, plus one designated announcer per node; every neighbour would be up to n × (n − 2).
+    expect(entries).toBeGreaterThan(0);
+    expect(entries).toBeLessThanOrEqual(n * (fanout + 1));
+    expect(heardOf(id)).toHaveLength(n);
+  });
+
   it('an IHAVE from a neighbour makes the node ask it for the id; a neighbour that never answers is replaced by the next announcer', async () => {
     const [a, b] = await mesh(tls, 2);
     const liar = await raw(tls, a!);

@@ -284,11 +284,12 @@ describe.each(MODES)('attacks found by review ($mode)', (mode) => {
     const [a, b] = [await node(), await node()];
     await link(a, b);
     const attacker = await raw(a);
-    const m = broadcast(attacker.identity, 'relay me');
+    // RainTree, as the origin signed it (since protocol version 4 a relay cannot change the strategy).
+    const m = broadcast(attacker.identity, 'relay me', { strategy: 'raintree' });
     attacker.sendBroadcast({ ...m, hops: 64 });
     await waitFor(() => heardOf(m.id).length === 1, 3000, 'the delivery on A');
     for (let i = 0; i < 8; i++) {
-      const bogus = { ...m, strategy: 'raintree' as const, arc: { from: (i + 1).toString(16).padStart(40, '0'), to: (i + 2).toString(16).padStart(40, '0') } };
+      const bogus = { ...m, arc: { from: (i + 1).toString(16).padStart(40, '0'), to: (i + 2).toString(16).padStart(40, '0') } };
       attacker.sendBroadcast(bogus);
     }
     attacker.sendBroadcast({ ...m, hops: 1 });

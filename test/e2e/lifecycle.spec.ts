@@ -14,7 +14,7 @@ function handles(): Record<string, number> {
 describe('config', () => {
   it('fills defaults', () => {
     const config = validateConfig({});
-    expect(config).toMatchObject({ listen: '127.0.0.1:0', peers: [], maxInbound: 40, maxOutbound: 10, maxFrameBytes: 4 * 1024 * 1024 });
+    expect(config).toMatchObject({ listen: '127.0.0.1:0', peers: [], maxInbound: 40, maxOutbound: 24, maxFrameBytes: 4 * 1024 * 1024 });
   });
 
   it('fails fast naming every bad key', () => {
@@ -28,6 +28,7 @@ describe('config', () => {
         privateKey: 'not a key',
         maxFrameBytes: 1024,
         maxQueueBytes: 512,
+        broadcastRepairFanout: 0,
         typo: true,
       } as never);
     } catch (err) {
@@ -35,7 +36,7 @@ describe('config', () => {
     }
     expect(error).toBeInstanceOf(P2PConfigError);
     const text = (error as P2PConfigError).problems.join('\n');
-    for (const key of ['listen', 'peers', 'maxInbound', 'timeoutMs', 'privateKey', 'maxQueueBytes', 'typo']) {
+    for (const key of ['listen', 'peers', 'maxInbound', 'timeoutMs', 'privateKey', 'maxQueueBytes', 'broadcastRepairFanout', 'typo']) {
       expect(text).toContain(key);
     }
   });

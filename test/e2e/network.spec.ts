@@ -85,18 +85,18 @@ describe(`a network of ${N} Nest apps, each started knowing one other`, () => {
   }, 30_000);
 
   it('delivers a RainTree network broadcast to all 20 handlers exactly once, in about N − 1 sends', async () => {
-    const total = (key: 'sent' | 'duplicates' | 'gossipFallbacks' | 'repair') =>
+    const total = (key: 'sent' | 'duplicates' | 'tooManyArcs' | 'repair') =>
       nodes.reduce((a, n) => {
         const stats = n.service.networkBroadcastStats();
         return a + (key === 'repair' ? stats.repair.sent : stats[key]);
       }, 0);
-    const before = { sent: total('sent') + total('repair'), duplicates: total('duplicates'), fallbacks: total('gossipFallbacks') };
+    const before = { sent: total('sent') + total('repair'), duplicates: total('duplicates'), fallbacks: total('tooManyArcs') };
     const counts = await networkBroadcast(nodes[7]!, { headline: 'to everyone' });
     expect(counts).toEqual(Array(N).fill(1));
     const sent = total('sent') + total('repair') - before.sent;
     const duplicates = total('duplicates') - before.duplicates;
-    const fallbacks = total('gossipFallbacks') - before.fallbacks;
-    if (process.env.P2P_TEST_STATS) process.stdout.write(`raintree: ${sent} sends, ${duplicates} duplicates, ${fallbacks} gossip fallbacks\n`);
+    const fallbacks = total('tooManyArcs') - before.fallbacks;
+    if (process.env.P2P_TEST_STATS) process.stdout.write(`raintree: ${sent} sends, ${duplicates} duplicates, ${fallbacks} refused for too many arcs\n`);
     // Every data frame (RainTree, proxy or repair) is either a first delivery (N − 1 of them) or a duplicate the seen-cache dropped.
     expect(sent).toBe(N - 1 + duplicates);
     expect(fallbacks).toBe(0);
