@@ -20,6 +20,16 @@ export interface PeerLink {
   direction: 'inbound' | 'outbound';
 }
 
+export interface LogLine {
+  level: 'log' | 'debug' | 'warn' | 'error';
+  /** Date.now() in the node's process. */
+  at: number;
+  message: string;
+}
+
+/** Log lines kept per traced node. */
+const TRACE_LINES = 20_000;
+
 export interface NodeStats {
   stats: NetworkBroadcastStats;
   peers: PeerLink[];
@@ -38,6 +48,8 @@ export interface NodeProcess {
   readonly heardAt: Map<string, number>;
   frozen: boolean;
   exited: boolean;
+  /** What the node logged, when started with startNode(…, { trace: true }) (bounded: the last TRACE_LINES). */
+  readonly log: LogLine[];
   /** Sends a command and waits for the answer with its seq. */
   ask<T = Record<string, unknown>>(command: Record<string, unknown>, timeoutMs?: number): Promise<T>;
 }
@@ -58,6 +70,7 @@ export async function spawnNode(index: number, timeoutMs = 30_000): Promise<Node
     heardAt: new Map(),
     frozen: false,
     exited: false,
+    log: [],
     ask<T>(command: Record<string, unknown>, askTimeoutMs = 10_000): Promise<T> {
       const n = ++seq;
       return new Promise<T>((resolve, reject) => {
@@ -81,6 +94,11 @@ export async function spawnNode(index: number, timeoutMs = 30_000): Promise<Node
       return; // not ours
     }
     if (message.type === 'loaded') return loaded();
+    if (message.type === 'log') {
+      if (node.log.length >= TRACE_LINES) node.log.shift();
+      node.log.push(message as unknown as LogLine);
+      return;
+    }
     if (message.type === 'heard') {
       const id = message.id as string;
       node.heard.set(id, (node.heard.get(id) ?? 0) + 1);
@@ -108,9 +126,12 @@ export async function spawnNode(index: number, timeoutMs = 30_000): Promise<Node
   return node;
 }
 
-/** Starts a loaded node with these options (LOOPBACK_LIMITS first); resolves once it listens (after its first dial of each configured peer). */
-export async function startNode(node: NodeProcess, options: Record<string, unknown>): Promise<NodeProcess> {
-  const ready = await node.ask<{ id: string; address: string }>({ op: 'start', options: { ...LOOPBACK_LIMITS, ...options } }, 30_000);
+/**
+ * Starts a loaded node with these options (LOOPBACK_LIMITS first); resolves once it listens (after its first dial of each configured peer).
+ * `trace`: the node's log lines are kept in node.log.
+ */
+export async function startNode(node: NodeProcess, options: Record<string, unknown>, { trace = false } = {}): Promise<NodeProcess> {
+  const ready = await node.ask<{ id: string; address: string }>({ op: 'start', options: { ...LOOPBACK_LIMITS, ...options }, trace }, 30_000);
   node.id = ready.id;
   node.address = ready.address;
   return node;

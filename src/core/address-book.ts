@@ -90,6 +90,11 @@ export class AddressBook {
     entry.refusals++;
   }
 
+  /** Whether `id` refused our last dial for being full (and no connection to it has ended otherwise since). */
+  refusedFull(id: string): boolean {
+    return (this.peers.get(id)?.refusals ?? 0) > 0;
+  }
+
   /** Ids connected at some time in the last `ms`. */
   recent(ms: number): string[] {
     const since = this.now() - ms;

@@ -217,11 +217,15 @@ export class Discovery {
     const skip = (id: string) => id === this.host.selfId || connections.has(id) || this.dialing.has(id) || this.host.isBanned(id);
     const inbound: string[] = [];
     const outbound: string[] = [];
-    for (const [id, socket] of connections) (socket.direction === 'inbound' ? inbound : outbound).push(id);
+    // A closing connection (let go, or refused by a full peer) neither covers a third nor counts toward a degree:
+    // counted, it let the next fill() take a second redundant connection for the one already going, below the floor.
+    for (const [id, socket] of connections) if (socket.isOpen) (socket.direction === 'inbound' ? inbound : outbound).push(id);
+    // …but it holds its place under maxPeers until it is gone, as it does for admission (peer.ts).
+    const closing = connections.size - inbound.length - outbound.length;
     const state = {
       self: this.host.selfId,
       known: this.knownIds(),
-      maxDegree: this.options.maxPeers,
+      maxDegree: this.options.maxPeers - closing,
       keep: (id: string) => this.host.isConfigured(id) || !this.dialed.has(id),
       // Not dialable now: the next member of that third is chosen instead.
       skip: (id: string) => skip(id) || (this.book.dueId(id) === undefined && !this.candidates.isDue(id)),
@@ -240,7 +244,7 @@ export class Discovery {
     }
     // Below the least degree (small networks, or a node that knows too little yet): any known peer will do.
     const floor = Math.min(MIN_DEGREE, this.options.maxPeers);
-    const short = Math.min(room, floor - connections.size - this.dialing.size);
+    const short = Math.min(room, floor - inbound.length - outbound.length - this.dialing.size, this.options.maxPeers - connections.size - this.dialing.size);
     if (short > 0) {
       const proven = this.book.due(short, skip);
       for (const known of proven) this.dial(known, () => this.book.failed(known.id));
@@ -252,10 +256,29 @@ export class Discovery {
     // dialed again, every time the full peer was dialed.
     const settled = Date.now() - 2 * this.options.intervalMs;
     const lasting = (id: string) => (connections.get(id)?.connectedAt.getTime() ?? Infinity) <= settled;
-    const spare = inbound.filter(lasting).length + outbound.filter(lasting).length - floor;
+    let spare = inbound.filter(lasting).length + outbound.filter(lasting).length - floor;
+    if (inbound.length + outbound.length + this.dialing.size >= this.options.maxPeers) spare = Math.max(spare, this.swaps(state, inbound, outbound));
     if (spare <= 0) return;
     const { redundant } = planTopology({ ...state, inbound: inbound.filter(lasting), outbound: outbound.filter(lasting) });
     for (const id of redundant.slice(0, spare)) this.host.release(id, 'another connection covers its part of the ring');
+  }
+
+  /**
+   * At maxPeers, how many redundant connections to let go even at the least degree: one per
+   * uncovered third whose facing member has not refused us for being full. Where the least
+   * degree is maxPeers (up to 27 nodes with maxPeers 8), the first connections made fill every
+   * slot, and without this a third stayed uncovered for good; nine nodes that had filled up
+   * with each other refused everyone else, and the network stayed in two parts.
+   */
+  private swaps(state: { self: string; known: string[]; keep: (id: string) => boolean; skip: (id: string) => boolean }, inbound: string[], outbound: string[]): number {
+    const wanted = planTopology({
+      ...state,
+      inbound,
+      outbound: [...outbound, ...this.dialing],
+      maxDegree: Infinity,
+      skip: (id) => state.skip(id) || this.book.refusedFull(id),
+    });
+    return wanted.dial.length;
   }
 
   /** A dial names the id, so only that id can answer; on success onConnected records it as proven. */
@@ -276,9 +299,20 @@ export class Discovery {
     return Math.min(1000, this.options.intervalMs / 2);
   }
 
-  /** Tells a dialer this node refuses (it is full) which peers it can dial instead. */
-  offerPeers(to: P2PSocket): void {
-    if (this.options.enabled) this.send(to);
+  /**
+   * A dialer this node refuses (it is full): tells it which peers it can dial instead, and keeps
+   * it as a candidate. Else a group of full nodes never learns of the nodes they refuse, plans no
+   * cover toward them, and never makes room for one (see swaps()).
+   */
+  onRefused(dialer: P2PSocket): void {
+    if (!this.options.enabled) return;
+    this.send(dialer);
+    const address = dialableAddress(dialer);
+    if (!address || !dialer.peerId) return;
+    const taken = this.book.addresses();
+    for (const own of this.host.ownAddresses()) taken.add(own);
+    const why = this.judge(dialer.peerId, { id: dialer.peerId, address }, taken);
+    if (why) this.host.logger.debug?.(`refused ${dialer.peerId} at ${dialer.remoteAddress} (full), not kept as a candidate: ${why}`);
   }
 
   private send(to: P2PSocket): void {

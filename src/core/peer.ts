@@ -515,8 +515,8 @@ export class Peer extends EventEmitter {
       // The old connection is closing already: the new one simply takes its place.
       this.connections.set(remoteId, socket);
     } else if (socket.direction === 'inbound' && this.connections.size + this.pendingOutbound() >= this.opts.maxPeers && !this.persistent.has(remoteId)) {
-      // Full: tell the dialer who else it can dial (it may know nobody else), then close.
-      this.discovery.offerPeers(socket);
+      // Full: tell the dialer who else it can dial (it may know nobody else), keep it as a candidate, then close.
+      this.discovery.onRefused(socket);
       void socket.close(GoodbyeReason.InboundLimit, `at maxPeers ${this.opts.maxPeers}; dial the peers just sent`);
       return;
     } else {

@@ -90,3 +90,62 @@ describe('discovery: which connections the topology lets go', () => {
     expect(released).toEqual([FAR]);
   });
 });
+
+/** A known peer discovery may dial (proven by an earlier connection). */
+const know = (discovery: Discovery, peer: string, port: number) => discovery.book.proven(peer, `127.0.0.1:${port}`);
+const released = (peer: string, ageMs: number): FakeSocket => ({ ...outbound(peer, ageMs), isOpen: false });
+
+describe('discovery: making room at maxPeers', () => {
+  it('at maxPeers, with a third uncovered, a redundant connection is let go even at the least degree', () => {
+    const { discovery, connections, released: gone } = node(2);
+    connections.set(NEAR, outbound(NEAR, 10_000)); // kept: not dialed by discovery
+    connections.set(FAR, outbound(FAR, 10_000)); // dialed by discovery, the second third again: redundant
+    (discovery as unknown as { dialed: Set<string> }).dialed.add(FAR);
+    know(discovery, OTHER, 1001); // the third third: known, and no connection there
+    discovery.fill();
+    expect(gone).toEqual([FAR]);
+  });
+
+  it('not for a third whose member refused us for being full: that would trade connections in a loop', () => {
+    const { discovery, connections, released: gone } = node(2);
+    connections.set(NEAR, outbound(NEAR, 10_000));
+    connections.set(FAR, outbound(FAR, 10_000));
+    (discovery as unknown as { dialed: Set<string> }).dialed.add(FAR);
+    know(discovery, OTHER, 1001);
+    discovery.book.disconnected(OTHER, true);
+    // Its wait is over: only the refusal holds it back.
+    (discovery.book as unknown as { peers: Map<string, { nextDialAt: number }> }).peers.get(OTHER)!.nextDialAt = 0;
+    discovery.fill();
+    expect(gone).toEqual([]);
+  });
+
+  it('a connection already closing counts toward no degree, so a second one is not let go in its place', () => {
+    const { discovery, connections, released: gone } = node(3);
+    const dialed = (discovery as unknown as { dialed: Set<string> }).dialed;
+    connections.set(FARTHER, outbound(FARTHER, 10_000)); // redundant, listed before FAR
+    dialed.add(FARTHER);
+    connections.set(NEAR, outbound(NEAR, 10_000)); // kept: covers the second third
+    connections.set(FAR, released(FAR, 10_000)); // let go a moment ago, still draining
+    dialed.add(FAR);
+    connections.set(OTHER, outbound(OTHER, 10_000));
+    // Open and lasting: FARTHER, NEAR, OTHER, the least degree 3.
+    discovery.fill();
+    expect(gone).toEqual([]);
+  });
+
+  it('a dialer refused for being full is kept as a candidate, so that the full node knows of it', () => {
+    const { discovery } = node(1);
+    const sent: unknown[] = [];
+    const dialer = {
+      peerId: OTHER,
+      remoteAddress: '127.0.0.1:50000',
+      remote: { listenAddress: '127.0.0.1:1001' },
+      raw: { remoteAddress: '127.0.0.1' },
+      lastPeerExchangeSentAt: 0,
+      sendControl: (frame: unknown) => void sent.push(frame),
+    };
+    discovery.onRefused(dialer as unknown as P2PSocket);
+    expect(discovery.knownPeers()).toEqual([expect.objectContaining({ id: OTHER, address: '127.0.0.1:1001', verified: false })]);
+    expect(discovery.knownIds()).toContain(OTHER);
+  });
+});

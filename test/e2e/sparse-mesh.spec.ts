@@ -23,15 +23,17 @@ import {
  * processes and real TCP (TLS) on 127.0.0.1. Node i is started knowing node i − 1
  * only (a chain: configured peers are persistent, so no node is configured by
  * more than one other); peer exchange and ring-topology.ts do the rest.
+ * 40 nodes is the issue's case; 20 nodes one where the least degree (8) is the
+ * bound itself, so that the first connections made fill every slot.
  */
-const N = 40;
-/** max(8, 2·⌈log3 N⌉ + 2) for N = 40. */
-const D = 10;
 const REPAIR_MS = 500;
-const OPTIONS = { maxPeers: D, pexIntervalMs: 250, reconnectBaseMs: 100, reconnectMaxMs: 2000, broadcastRepairIntervalMs: REPAIR_MS };
 const BROADCASTS = 24;
+/** The degree bound of issue 15: max(8, 2·⌈log3 N⌉ + 2). */
+const degreeBound = (n: number) => Math.max(8, 2 * Math.ceil(Math.log(n) / Math.log(3) - 1e-9) + 2);
 
-describe(`real sockets: ${N} node processes with degree bound ${D}, each started knowing one other`, () => {
+describe.each([40, 20])('real sockets: %i node processes with degree bound max(8, 2·⌈log3 N⌉ + 2), each started knowing one other', (N) => {
+  const D = degreeBound(N);
+  const OPTIONS = { maxPeers: D, pexIntervalMs: 250, reconnectBaseMs: 100, reconnectMaxMs: 2000, broadcastRepairIntervalMs: REPAIR_MS };
   let nodes: NodeProcess[] = [];
   const all = () => Promise.all(nodes.map(statsOf));
   const degrees = (stats: readonly NodeStats[]) => stats.map((s) => s.peers.length);
@@ -43,12 +45,12 @@ describe(`real sockets: ${N} node processes with degree bound ${D}, each started
 
   afterAll(() => stopNodes(nodes), 30_000);
 
-  it('keeps every degree within the bound and every node connected while peer exchange settles', async () => {
+  it('settles (no connection opens or closes for 2 s) within 60 s, with every degree within the bound and every node connected', async () => {
+    const started = Date.now();
     const { settled, polls, stats } = await settle(nodes, 60_000);
     const d = summary(degrees(stats));
-    report(`sparse mesh: settled ${settled} after ${polls} polls; degree min ${d.min} max ${d.max} mean ${d.mean.toFixed(2)}`);
-    // Not asserted: on a loaded 2-core CI machine some connections still change after 60 s (refused dials
-    // and releases churn; tracked for the next session). The degree bound and connectivity must hold regardless.
+    report(`sparse mesh of ${N} (bound ${D}): settled ${settled} after ${polls} polls, ${Date.now() - started} ms; degree min ${d.min} max ${d.max} mean ${d.mean.toFixed(2)}`);
+    expect(settled).toBe(true);
     expect(d.max).toBeLessThanOrEqual(D);
     expect(connected(nodes, stats)).toBe(true);
   }, 90_000);
@@ -77,7 +79,7 @@ describe(`real sockets: ${N} node processes with degree bound ${D}, each started
     const f = summary(frames);
     const d = summary(degrees(end));
     report(
-      `sparse mesh: ${BROADCASTS} broadcasts, data frames per broadcast min ${f.min} max ${f.max} mean ${f.mean.toFixed(2)} (bound ${1.3 * N}); ` +
+      `sparse mesh of ${N} (bound ${D}): ${BROADCASTS} broadcasts, data frames per broadcast min ${f.min} max ${f.max} mean ${f.mean.toFixed(2)} (bound ${1.3 * N}); ` +
         `duplicates ${delta((s) => s.duplicates)}, proxied ${delta((s) => s.proxied)}, unrouted ${delta((s) => s.unrouted)}, too many arcs ${delta((s) => s.tooManyArcs)}, ` +
         `repair: announced ${delta((s) => s.repair.announced)}, requested ${delta((s) => s.repair.requested)}, sent ${delta((s) => s.repair.sent)}, control bytes ${delta((s) => s.repair.controlBytes)}; ` +
         `degree at the end min ${d.min} max ${d.max} mean ${d.mean.toFixed(2)}; max degree seen ${Math.max(...maxDegrees)}`,
