@@ -12,9 +12,10 @@ import { pointArc, type Arc } from './raintree.js';
  * one interval of delay, not the message: every member of the arc has neighbours
  * that got it (ring-topology.ts gives each node one in every sibling third).
  *
- * Ids wait `graceMs` before they are announced, so that a neighbour still
- * receiving the RainTree copy is not sent a second one; an idle network sends
- * nothing. Answers are bounded per neighbour and interval, and the messages kept
+ * Ids wait half an interval before they are announced, so that a neighbour still
+ * receiving the RainTree copy is not sent a second one, and are announced at the
+ * next half-interval tick after that: a left-out node hears of an id at most one
+ * interval after its neighbour got it. An idle network sends nothing. Answers are bounded per neighbour and interval, and the messages kept
  * to answer them by bytes and age.
  */
 
@@ -124,7 +125,10 @@ export class BroadcastRepair {
 
   start(): void {
     if (!this.enabled) return;
-    this.timer = setInterval(() => this.tick(), this.options.intervalMs);
+    // Announcements every half interval (the grace plus at most half an interval: one interval at
+    // most); asking again and the answer bound, every interval.
+    let half = false;
+    this.timer = setInterval(() => ((half = !half) ? this.announce(this.now()) : this.tick()), this.options.intervalMs / 2);
     this.timer.unref();
   }
 
@@ -166,6 +170,12 @@ export class BroadcastRepair {
   tick(): void {
     const now = this.now();
     this.served.clear();
+    const neighbours = this.announce(now);
+    this.retry(now, neighbours);
+  }
+
+  /** Announces ids older than the grace (half an interval) and forgets old messages; returns the neighbours. */
+  private announce(now: number): string[] {
     const grace = this.options.intervalMs / 2;
     const keep = this.options.intervalMs * KEEP_INTERVALS;
     const lists = new Map<string, Buffer[]>();
@@ -189,7 +199,7 @@ export class BroadcastRepair {
       }
     }
     for (const [peer, ids] of lists) this.send(peer, ids, 'have');
-    this.retry(now, neighbours);
+    return neighbours;
   }
 
   /**

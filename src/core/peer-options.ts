@@ -69,7 +69,7 @@ export interface PeerOptions extends Partial<SocketLimits> {
   broadcastNeighbourBytesPerSec?: number;
   /** How long a misbehaving peer is banned. */
   banMs?: number;
-  /** How often recent network broadcast ids are announced to neighbours, so a node a relay left out asks for them (0: no repair). */
+  /** The longest a node a relay left out waits to hear of a broadcast: ids are announced to neighbours half an interval to one interval after they arrive, so that it asks for them (0: no repair). */
   broadcastRepairIntervalMs?: number;
   /** Bytes of recent network broadcasts kept to answer repair requests. */
   broadcastRepairCacheBytes?: number;

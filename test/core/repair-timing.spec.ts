@@ -1,0 +1,49 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { BroadcastRepair, type RepairHost } from '../../src/core/index.js';
+import { createNetworkMessage } from '../../src/core/broadcast-codec.js';
+import { loadIdentity } from '../../src/core/identity.js';
+import { Encoding } from '../../src/core/constants.js';
+
+/**
+ * When a running BroadcastRepair announces (its own timer, under fake timers): an id waits
+ * the grace (half an interval), and is announced at most one interval after it arrived,
+ * wherever it falls between ticks. Before, with one tick per interval, an id that arrived
+ * just under the grace before a tick waited for the next: 1.5 intervals.
+ */
+const identity = loadIdentity();
+const peer = (n: number) => n.toString(16).padStart(40, '0');
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+function running(intervalMs: number) {
+  const announced: number[] = [];
+  const host: RepairHost = {
+    selfId: peer(0),
+    neighbours: () => [peer(1)],
+    has: () => false,
+    sendIHave: () => void announced.push(Date.now()),
+    sendIWant: () => undefined,
+    sendBroadcast: () => undefined,
+  };
+  const repair = new BroadcastRepair(host, { intervalMs, cacheBytes: 1 << 20, fanout: 6 }, () => Date.now());
+  repair.start();
+  return { repair, announced };
+}
+
+describe('repair announcement timing', () => {
+  it.each([1, 240, 260, 499])('an id that arrives %i ms after a tick is announced within one interval (500 ms), after the grace', (offset) => {
+    vi.useFakeTimers({ now: 0 });
+    const { repair, announced } = running(500);
+    vi.advanceTimersByTime(500 + offset);
+    const at = Date.now();
+    repair.got(createNetworkMessage(identity, { timestampUs: at * 1000 + offset, encoding: Encoding.Json, topic: 't', payload: Buffer.from('1'), strategy: 'raintree' }), []);
+    vi.advanceTimersByTime(1000);
+    repair.stop();
+    expect(announced).toHaveLength(1);
+    const waited = announced[0]! - at;
+    expect(waited).toBeGreaterThanOrEqual(250);
+    expect(waited).toBeLessThanOrEqual(500);
+  });
+});
