@@ -218,18 +218,6 @@ export async function until(check: () => boolean | Promise<boolean>, timeoutMs: 
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A deterministic random number generator (mulberry32), so that a failing run can be repeated. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** min / max / mean of a list of numbers, for reports. */
 export function summary(values: readonly number[]): { min: number; max: number; mean: number } {
   return { min: Math.min(...values), max: Math.max(...values), mean: values.reduce((a, b) => a + b, 0) / Math.max(1, values.length) };

@@ -23,6 +23,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { rng } from 'nestjs-p2p';
 import { percentile } from './stats.js';
 
 export interface EmulationOptions {
@@ -293,17 +294,6 @@ export interface EmulationResult {
   stderrTail: string[];
 }
 
-/** mulberry32 (as test/net-processes.ts's seeded()), so that a seed repeats the origins and the victims. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const msSince = (t: bigint) => Number(process.hrtime.bigint() - t) / 1e6;
 
@@ -312,7 +302,8 @@ export async function runEmulation(options: EmulationOptions): Promise<Emulation
   const o: EmulationOptions = { ...options, log: (line) => options.log(`[${(msSince(began) / 1000).toFixed(1).padStart(5)} s] ${line}`) };
   if (!(Number.isInteger(o.nodes) && o.nodes >= 10 && o.nodes <= 250)) throw new Error(`nodes must be 10..250, not ${o.nodes}`);
   const prefix = `p2pe${process.pid}`;
-  const random = seeded(o.seed);
+  // mulberry32 (the simulator's), so that a seed repeats the origins and the victims.
+  const random = rng(o.seed);
   const nodes: EmuNode[] = [];
   const failures: string[] = [];
 
