@@ -1,20 +1,18 @@
 import { randomBytes } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   ControlType,
   createNetworkMessage,
   Encoding,
-  encodeControl,
   encodeIds,
   GoodbyeReason,
   pointArc,
   RING_ROOT,
-  type BroadcastMeta,
   type Peer,
   type PeerOptions,
 } from '../../src/core/index.js';
-import { echo, startEchoPeer, waitFor } from '../helpers.js';
-import { RawPeer } from '../raw-peer.js';
+import { broadcastMeshes, repairFrame } from '../broadcast-mesh.js';
+import { echo, waitFor } from '../helpers.js';
 
 /**
  * Issue 15, found by a hostile review of repair and routing: a single neighbour
@@ -23,40 +21,9 @@ import { RawPeer } from '../raw-peer.js';
  * 127.0.0.1; the hostile neighbour is a hand-driven peer with its own key.
  */
 
-const open: Peer[] = [];
-const raws: RawPeer[] = [];
-const heard: Array<{ node: string; meta: BroadcastMeta }> = [];
-
-afterEach(async () => {
-  raws.splice(0).forEach((r) => r.destroy());
-  await Promise.all(open.splice(0).map((p) => p.close()));
-  heard.length = 0;
-});
-
-async function mesh(n: number, options: PeerOptions = {}): Promise<Peer[]> {
-  const nodes: Peer[] = [];
-  for (let i = 0; i < n; i++) {
-    const peer = await startEchoPeer({ tls: true, peerExchange: false, broadcastRepairIntervalMs: 200, ...options }, open);
-    peer.setHandler({
-      onEvent: (_from, _topic, _data, meta) => void (meta && heard.push({ node: peer.id, meta })),
-      onRequest: (_p, _t, data, reply) => (reply.next(data), reply.complete()),
-    });
-    nodes.push(peer);
-  }
-  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) await nodes[i]!.connect(`${nodes[j]!.id}@${nodes[j]!.address()}`);
-  await waitFor(() => nodes.every((p) => p.peers().length === n - 1), 5000, 'the mesh');
-  return nodes;
-}
-
-async function raw(to: Peer): Promise<RawPeer> {
-  const r = await RawPeer.open(to.address()!, { tls: true });
-  raws.push(r);
-  await waitFor(() => to.peers().some((p) => p.id === r.identity.peerId), 3000, 'the raw peer to be admitted');
-  return r;
-}
-
-const frame = (type: ControlType.BroadcastIHave | ControlType.BroadcastIWant, body: Buffer) => Buffer.concat(encodeControl({ type, body }).chunks);
-const heardOf = (id: string) => heard.filter((h) => h.meta.id === id).map((h) => h.node).sort();
+const { mesh: meshOf, raw: rawOf, heardOf } = broadcastMeshes();
+const mesh = (n: number, options: PeerOptions = {}) => meshOf(true, n, options);
+const raw = (to: Peer) => rawOf(true, to);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const totalSent = (nodes: Peer[]) => nodes.reduce((a, p) => a + p.networkBroadcastStats().sent, 0);
 
@@ -65,12 +32,12 @@ describe('hostile neighbours against repair and routing (TLS)', () => {
     const [a] = await mesh(2, { broadcastRepairIntervalMs: 60_000 });
     const { id } = a!.broadcast('news', Buffer.alloc(64 * 1024), { scope: 'network' });
     const greedy = await raw(a!);
-    greedy.write(frame(ControlType.BroadcastIWant, encodeIds(Array(1024).fill(Buffer.from(id!, 'hex')))));
+    greedy.write(repairFrame(ControlType.BroadcastIWant, encodeIds(Array(1024).fill(Buffer.from(id!, 'hex')))));
     await waitFor(() => greedy.broadcasts().some((m) => m.id === id), 3000, 'the answer');
     await sleep(500);
     expect(greedy.broadcasts().filter((m) => m.id === id)).toHaveLength(1);
     // Asked again, it is known to hold it: no second copy.
-    greedy.write(frame(ControlType.BroadcastIWant, encodeIds([Buffer.from(id!, 'hex')])));
+    greedy.write(repairFrame(ControlType.BroadcastIWant, encodeIds([Buffer.from(id!, 'hex')])));
     await sleep(300);
     expect(greedy.broadcasts().filter((m) => m.id === id)).toHaveLength(1);
   });
@@ -84,7 +51,7 @@ describe('hostile neighbours against repair and routing (TLS)', () => {
       // Bounded: at most 10 s of 4 frames of 1 024 ids every 5 ms.
       const until = Date.now() + 10_000;
       while (!stop && Date.now() < until) {
-        for (let i = 0; i < 4; i++, frames++) stuffer.write(frame(ControlType.BroadcastIHave, encodeIds(Array.from({ length: 1024 }, () => randomBytes(16)))));
+        for (let i = 0; i < 4; i++, frames++) stuffer.write(repairFrame(ControlType.BroadcastIHave, encodeIds(Array.from({ length: 1024 }, () => randomBytes(16)))));
         await sleep(5);
       }
     })();
@@ -106,13 +73,13 @@ describe('hostile neighbours against repair and routing (TLS)', () => {
     const [a, b] = await mesh(2);
     const liar = await raw(a!);
     // One made-up id, asked for and never sent: a point, no more.
-    liar.write(frame(ControlType.BroadcastIHave, encodeIds([randomBytes(16)])));
+    liar.write(repairFrame(ControlType.BroadcastIHave, encodeIds([randomBytes(16)])));
     await waitFor(() => a!.peerScore(liar.identity.peerId) < 0, 3000, 'the first broken promise');
     expect(a!.peerScore(liar.identity.peerId)).toBeGreaterThan(-2);
     // 16 made-up ids every interval (200 ms), none ever sent: about 16 points an interval, banned within a few seconds.
     const started = Date.now();
     for (let i = 0; i < 40 && !liar.goodbye(); i++) {
-      liar.write(frame(ControlType.BroadcastIHave, encodeIds(Array.from({ length: 16 }, () => randomBytes(16)))));
+      liar.write(repairFrame(ControlType.BroadcastIHave, encodeIds(Array.from({ length: 16 }, () => randomBytes(16)))));
       await sleep(200);
     }
     await liar.whenClosed();

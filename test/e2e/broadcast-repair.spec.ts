@@ -1,21 +1,19 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   ControlType,
   createNetworkMessage,
   Encoding,
-  encodeControl,
   encodeIds,
   GoodbyeReason,
   loadIdentity,
   parseIds,
   pointArc,
-  type BroadcastMeta,
   type Control,
-  type Peer,
   type PeerOptions,
 } from '../../src/core/index.js';
-import { echo, MODES, startEchoPeer, waitFor } from '../helpers.js';
-import { RawPeer } from '../raw-peer.js';
+import { broadcastMeshes, repairFrame } from '../broadcast-mesh.js';
+import { echo, MODES, waitFor } from '../helpers.js';
+import type { RawPeer } from '../raw-peer.js';
 
 /**
  * Issue 15, repair: a broadcast a relay delivered to one node and handed on to
@@ -24,44 +22,10 @@ import { RawPeer } from '../raw-peer.js';
  * own key, which also sends malformed and greedy repair frames.
  */
 
-const open: Peer[] = [];
-const raws: RawPeer[] = [];
-const heard: Array<{ node: string; meta: BroadcastMeta }> = [];
+const { mesh, raw, heardOf } = broadcastMeshes();
 
-afterEach(async () => {
-  raws.splice(0).forEach((r) => r.destroy());
-  await Promise.all(open.splice(0).map((p) => p.close()));
-  heard.length = 0;
-});
-
-async function node(tls: boolean, options: PeerOptions = {}): Promise<Peer> {
-  const peer = await startEchoPeer({ tls, peerExchange: false, broadcastRepairIntervalMs: 200, ...options }, open);
-  peer.setHandler({
-    onEvent: (_from, _topic, _data, meta) => void (meta && heard.push({ node: peer.id, meta })),
-    onRequest: (_p, _t, data, reply) => (reply.next(data), reply.complete()),
-  });
-  return peer;
-}
-
-async function mesh(tls: boolean, n: number, options: PeerOptions = {}): Promise<Peer[]> {
-  const nodes: Peer[] = [];
-  for (let i = 0; i < n; i++) nodes.push(await node(tls, options));
-  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) await nodes[i]!.connect(`${nodes[j]!.id}@${nodes[j]!.address()}`);
-  await waitFor(() => nodes.every((p) => p.peers().length === n - 1), 5000, 'the mesh');
-  return nodes;
-}
-
-async function raw(tls: boolean, to: Peer): Promise<RawPeer> {
-  const r = await RawPeer.open(to.address()!, { tls });
-  raws.push(r);
-  await waitFor(() => to.peers().some((p) => p.id === r.identity.peerId), 3000, 'the raw peer to be admitted');
-  return r;
-}
-
-const repairFrame = (type: ControlType.BroadcastIHave | ControlType.BroadcastIWant, body: Buffer) => Buffer.concat(encodeControl({ type, body }).chunks);
 const wants = (r: RawPeer) =>
   r.controls.filter((c): c is Control & { type: ControlType.BroadcastIWant; body: Buffer } => c.type === ControlType.BroadcastIWant).flatMap((c) => parseIds(c.body, 'IWANT').map((b) => b.toString('hex')));
-const heardOf = (id: string) => heard.filter((h) => h.meta.id === id).map((h) => h.node).sort();
 
 describe.each(MODES)('repair of network broadcasts ($mode)', ({ tls }) => {
   it('a broadcast a relay handed to one node only reaches the other three by repair, once each, within about one interval', async () => {
