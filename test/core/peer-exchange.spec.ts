@@ -83,7 +83,7 @@ describe('peer exchange', () => {
     const r = await RawPeer.open(node.address()!, { tls: true });
     raws.push(r);
     await waitFor(() => node.peers().length === 1);
-    const gap = () => new Promise((res) => setTimeout(res, 1100)); // one PEX per peer per second is read
+    const gap = () => new Promise((res) => setTimeout(res, 1100)); // one PEX per peer per half second is read (pexIntervalMs 10 s)
 
     r.write(pex(Buffer.from('{not json')));
     await waitFor(() => log.lines.some((l) => /not JSON/.test(l)));
