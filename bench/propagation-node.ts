@@ -4,19 +4,20 @@
 // monotonic clock (process.hrtime, CLOCK_MONOTONIC on Linux: one clock for every process on the host),
 // so a send time in one process and a delivery time in another can be subtracted.
 import { setTimeout as sleep } from 'node:timers/promises';
-import type * as P2P from 'nestjs-p2p';
+import type * as P2P from 'nestjs-p2p/core';
 import type { PropagationNodeSpec, PropagationNodeStats } from './lib/propagation.js';
 
 // Only the core: the package root also loads NestJS (about 0.8 s of start-up per process against
 // 0.2 s), and every run starts 16 processes on this machine's cores.
-const { Peer, silentLogger } = (await import(new URL('../../dist/core/index.js', import.meta.url).href)) as typeof P2P;
+const { Peer, silentLogger } = (await import(new URL('../../dist/core.js', import.meta.url).href)) as typeof P2P;
 
 const spec = JSON.parse(process.argv[2]!) as PropagationNodeSpec;
 const TOPIC = 'bench.propagation';
 /** The sequence number rides in the payload's first characters. */
 const SEQ_DIGITS = 8;
 
-const peer = new Peer({
+// dropRelays is internal (stripped from the published types): the bench's own faulty relays.
+const options: P2P.PeerOptions & { dropRelays: boolean } = {
   listen: '127.0.0.1:0',
   privateKey: spec.privateKey,
   // TLS 1.3 and signed broadcasts: the defaults, as a deployment runs them.
@@ -27,7 +28,8 @@ const peer = new Peer({
   // A frozen relay keeps its connections open until a ping goes unanswered (15 s + 10 s by default).
   // The measurement is that window, so no ping may close it within a run: 60 s for every node, whatever the variant.
   pingIntervalMs: 60_000,
-});
+};
+const peer = new Peer(options);
 
 // Bytes of control frames this node queued (before TLS): network broadcasts, repair and the rest. Less
 // repair.controlBytes, that is the broadcast data the mesh carries: the reference for the repair traffic.

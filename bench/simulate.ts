@@ -2,7 +2,8 @@
 // topology (planTopology), routing (routeArcs) and repair (BroadcastRepair): RainTree with repair against gossip,
 // for each fault mix. See docs/broadcast.md, "Simulation".
 import { parseArgs } from 'node:util';
-import { DEFAULTS, FAULT_MIXES, SimNet, degreeBound, rng, runMix, summarise, type FaultMix, type SimSummary } from 'nestjs-p2p';
+import { DEFAULTS } from 'nestjs-p2p/core';
+import { FAULT_MIXES, SimNet, degreeBound, rng, runMix, summarise, type FaultMix, type SimSummary } from 'nestjs-p2p/sim';
 
 const MIX_KEYS = FAULT_MIXES.map((m) => m.key);
 

@@ -1,5 +1,8 @@
 import { afterEach } from 'vitest';
-import { ControlType, encodeControl, type BroadcastMeta, type Peer, type PeerOptions } from '../src/core/index.js';
+import { type BroadcastMeta } from '../src/common/types.js';
+import { type PeerOptions } from '../src/node/peer-options.js';
+import { type Peer } from '../src/node/peer.js';
+import { ControlType, encodeControl } from '../src/wire/control.js';
 import { startEchoPeer, waitFor } from './helpers.js';
 import { RawPeer } from './raw-peer.js';
 

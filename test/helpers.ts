@@ -1,4 +1,5 @@
-import { Peer, type PeerOptions } from '../src/core/index.js';
+import { type PeerOptions } from '../src/node/peer-options.js';
+import { Peer } from '../src/node/peer.js';
 
 /** The two channel modes every end-to-end suite runs in. */
 export const MODES = [

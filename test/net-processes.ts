@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import type { NetworkBroadcastStats } from '../src/core/index.js';
+import type { NetworkBroadcastStats } from '../src/broadcast/pipeline.js';
 
 /**
  * Networks of real node processes on 127.0.0.1 (test/fixtures/core-node.mjs, the

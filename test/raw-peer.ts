@@ -1,23 +1,12 @@
 import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import {
-  ALPN_PROTOCOL,
-  ControlType,
-  createTlsCredentials,
-  decodeControl,
-  decodeNetworkMessage,
-  encodeControl,
-  encodeNetworkMessage,
-  OriginKeys,
-  FrameDecoder,
-  loadIdentity,
-  PROTOCOL_VERSION,
-  type Control,
-  type Hello,
-  type Identity,
-  type NetworkMessage,
-  type TlsCredentials,
-} from '../src/core/index.js';
+import { decodeNetworkMessage, encodeNetworkMessage, type NetworkMessage } from '../src/broadcast/codec.js';
+import { OriginKeys } from '../src/broadcast/signature.js';
+import { loadIdentity, type Identity } from '../src/common/identity.js';
+import { ALPN_PROTOCOL, createTlsCredentials, type TlsCredentials } from '../src/connection/secure-channel.js';
+import { FrameDecoder } from '../src/wire/codec.js';
+import { PROTOCOL_VERSION } from '../src/wire/constants.js';
+import { ControlType, decodeControl, encodeControl, type Control, type Hello } from '../src/wire/control.js';
 
 export interface RawPeerOptions {
   identity?: Identity;

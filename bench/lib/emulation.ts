@@ -23,7 +23,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { rng } from 'nestjs-p2p';
+import { rng } from 'nestjs-p2p/sim';
 import { percentile } from './stats.js';
 
 export interface EmulationOptions {

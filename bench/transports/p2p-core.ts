@@ -1,6 +1,6 @@
 // Reference: this transport's core (Peer, no Nest) with plaintext framing. What it costs to
 // add Nest's handler pipeline shows as the gap between this row and "p2p (plaintext)".
-import { P2PQueueFullError, Peer, silentLogger } from 'nestjs-p2p';
+import { P2PQueueFullError, Peer, silentLogger } from 'nestjs-p2p/core';
 import type { BenchClient, BenchServer, OnEvent, Target, Transport } from './types.js';
 
 async function startPeer(onEvent: OnEvent): Promise<Peer> {

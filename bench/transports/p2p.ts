@@ -38,7 +38,9 @@ export function p2p(tls: boolean): Transport {
         stall() {
           for (const app of apps) {
             const node = app.get<Peer>(P2P_NODE);
-            const pause = (id: string) => node.connection(id)?.raw.pause();
+            // connection() is internal (stripped from the published types): the bench stalls a reader by hand.
+            const internal = node as unknown as { connection(id: string): { raw: { pause(): void } } | undefined };
+            const pause = (id: string) => internal.connection(id)?.raw.pause();
             node.peers().forEach((p) => pause(p.id));
             node.on('peer', (e: PeerEvent) => e.type === 'connected' && pause(e.peer.id));
           }

@@ -2,7 +2,7 @@
 // `nestjs-p2p`: run a standalone node from a JSON config, or print the peer id of a key file.
 import { Command, InvalidArgumentError } from 'commander';
 import { readFileSync } from 'node:fs';
-import { loadIdentityFile } from '../core/identity.js';
+import { loadIdentityFile } from '../common/identity.js';
 import { runNode, type RunNodeOptions } from './run-node.js';
 
 // dist/cli/main.js -> the package's own package.json, in a clone as in node_modules.

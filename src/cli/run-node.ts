@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { ConsoleLogger, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { readFileSync } from 'node:fs';
-import { P2PConfigError } from '../core/errors.js';
+import { P2PConfigError } from '../common/errors.js';
 import { validateConfig, type P2POptions } from '../nest/p2p.config.js';
 import { P2PModule } from '../nest/p2p.module.js';
 import { P2PServer } from '../nest/p2p.server.js';

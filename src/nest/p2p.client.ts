@@ -1,9 +1,9 @@
 import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
-import { mustParseAddress } from '../core/address.js';
-import { P2PNotRunningError, P2PRemoteError } from '../core/errors.js';
-import { Peer, type PeerOptions } from '../core/peer.js';
+import { mustParseAddress } from '../connection/address.js';
+import { P2PNotRunningError, P2PRemoteError } from '../common/errors.js';
+import { Peer, type PeerOptions } from '../node/peer.js';
 import { runningNode } from './p2p.registry.js';
-import type { Metadata } from '../core/metadata.js';
+import type { Metadata } from '../wire/metadata.js';
 import { route } from './p2p.route.js';
 
 export interface P2PClientOptions extends Omit<PeerOptions, 'listen' | 'peers'> {

@@ -15,10 +15,11 @@ import {
   type ValidationError,
   type ValidatorConstraintInterface,
 } from 'class-validator';
-import { parseAddress } from '../core/address.js';
-import { DEFAULTS, HEADER_BYTES } from '../core/constants.js';
-import { P2PConfigError } from '../core/errors.js';
-import { loadIdentity } from '../core/identity.js';
+import { parseAddress } from '../connection/address.js';
+import { HEADER_BYTES } from '../wire/constants.js';
+import { DEFAULTS } from '../common/defaults.js';
+import { P2PConfigError } from '../common/errors.js';
+import { loadIdentity } from '../common/identity.js';
 
 @ValidatorConstraint({ name: 'address' })
 class AddressConstraint implements ValidatorConstraintInterface {

@@ -1,6 +1,6 @@
 import { BaseRpcContext } from '@nestjs/microservices';
-import type { Metadata } from '../core/metadata.js';
-import type { BroadcastMeta, PeerInfo } from '../core/types.js';
+import type { Metadata } from '../wire/metadata.js';
+import type { BroadcastMeta, PeerInfo } from '../common/types.js';
 
 /** `@Ctx() ctx: P2PContext` in a handler: who sent the message, and under which pattern. */
 export class P2PContext extends BaseRpcContext<[PeerInfo, string, BroadcastMeta | undefined, Metadata?]> {

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { HealthIndicatorService } from '@nestjs/terminus';
-import type { Peer } from '../core/peer.js';
+import type { Peer } from '../node/peer.js';
 import type { P2PConfig } from './p2p.config.js';
 import { P2P_CONFIG, P2P_NODE } from './p2p.constants.js';
 

@@ -1,8 +1,8 @@
 import { Inject, Injectable, Optional, type OnModuleDestroy } from '@nestjs/common';
 import { Counter, Gauge, Histogram, register as defaultRegistry, type Registry } from 'prom-client';
-import type { FrameKind } from '../core/codec.js';
-import type { MetricsSink, RequestOutcome } from '../core/metrics.js';
-import type { Peer } from '../core/peer.js';
+import type { FrameKind } from '../wire/codec.js';
+import type { MetricsSink, RequestOutcome } from '../connection/metrics.js';
+import type { Peer } from '../node/peer.js';
 import { P2P_NODE } from './p2p.constants.js';
 
 /** Inject a prom-client Registry under this token to keep P2P metrics out of the default one. */

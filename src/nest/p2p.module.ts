@@ -1,6 +1,6 @@
 import { Logger, Module, type DynamicModule, type FactoryProvider, type ModuleMetadata, type Provider, type Type } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
-import { Peer } from '../core/peer.js';
+import { Peer } from '../node/peer.js';
 import { P2PConfig, validateConfig, type P2POptions } from './p2p.config.js';
 import { P2P_CONFIG, P2P_NODE, P2P_OPTIONS } from './p2p.constants.js';
 import { P2PServer } from './p2p.server.js';

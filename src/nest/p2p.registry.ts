@@ -1,4 +1,4 @@
-import type { Peer } from '../core/peer.js';
+import type { Peer } from '../node/peer.js';
 
 /**
  * Nodes started by P2PServer in this process, so that a P2PClient created by

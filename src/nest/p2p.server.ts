@@ -1,10 +1,10 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Server, type CustomTransportStrategy, type MessageHandler, type WritePacket } from '@nestjs/microservices';
 import { connectable, isObservable, Subject, type Observable } from 'rxjs';
-import type { Metadata } from '../core/metadata.js';
-import type { InboundHandler, Peer } from '../core/peer.js';
-import type { ReplySink } from '../core/socket.js';
-import type { BroadcastMeta, PeerEvent, PeerInfo } from '../core/types.js';
+import type { Metadata } from '../wire/metadata.js';
+import type { InboundHandler, Peer } from '../node/peer.js';
+import type { ReplySink } from '../connection/socket.js';
+import type { BroadcastMeta, PeerEvent, PeerInfo } from '../common/types.js';
 import { P2P_NODE, P2P_TRANSPORT } from './p2p.constants.js';
 import { P2PContext } from './p2p.context.js';
 import { registerNode, unregisterNode } from './p2p.registry.js';
@@ -12,7 +12,7 @@ import { registerNode, unregisterNode } from './p2p.registry.js';
 /** What a caller receives for a pattern this node has no @MessagePattern for. */
 export const NO_MESSAGE_HANDLER = 'There is no matching message handler defined in the remote service.';
 
-type P2PServerEvents = { peer: (event: PeerEvent) => void };
+export type P2PServerEvents = { peer: (event: PeerEvent) => void };
 
 /**
  * The custom transport strategy: owns the node's lifecycle (`listen` starts it,

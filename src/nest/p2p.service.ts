@@ -1,10 +1,10 @@
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { Observable, share } from 'rxjs';
-import type { BanInfo } from '../core/ban-list.js';
-import type { Metadata } from '../core/metadata.js';
-import type { BroadcastValidatorFn } from '../core/broadcast-pipeline.js';
-import type { BroadcastOptions, BroadcastResult, Peer, RequestOptions } from '../core/peer.js';
-import type { PeerEvent, PeerInfo } from '../core/types.js';
+import type { BanInfo } from '../trust/ban-list.js';
+import type { Metadata } from '../wire/metadata.js';
+import type { BroadcastValidatorFn } from '../broadcast/pipeline.js';
+import type { BroadcastOptions, BroadcastResult, Peer, RequestOptions } from '../node/peer.js';
+import type { PeerEvent, PeerInfo } from '../common/types.js';
 import { P2P_NODE } from './p2p.constants.js';
 import { route, type P2PPattern } from './p2p.route.js';
 

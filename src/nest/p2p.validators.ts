@@ -1,7 +1,7 @@
 import { Inject, Injectable, SetMetadata, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
-import type { BroadcastToValidate, BroadcastVerdict } from '../core/broadcast-pipeline.js';
-import type { Peer } from '../core/peer.js';
+import type { BroadcastToValidate, BroadcastVerdict } from '../broadcast/pipeline.js';
+import type { Peer } from '../node/peer.js';
 import { P2P_NODE } from './p2p.constants.js';
 import { route, type P2PPattern } from './p2p.route.js';
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { AddressPolicy, addressScope, canonicalAddress } from '../../src/core/index.js';
+import { canonicalAddress } from '../../src/connection/address.js';
+import { AddressPolicy, addressScope } from '../../src/discovery/address-policy.js';
 
 const policy = (own: string | null, allow: { allowPrivate?: boolean; allowHostnames?: boolean } = {}) =>
   new AddressPolicy({ allowPrivate: false, allowHostnames: false, ...allow }, () => own);

@@ -1,10 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { BroadcastRepair, MAX_REPAIR_IDS, encodeIds, parseIds, P2PProtocolError, randomId, rng, type Arc, type NetworkMessage, type RepairHost } from '../../src/core/index.js';
-import { decodeNetworkMessage, createNetworkMessage } from '../../src/core/broadcast-codec.js';
-import { OriginKeys } from '../../src/core/broadcast-signature.js';
-import { loadIdentity } from '../../src/core/identity.js';
-import { Encoding } from '../../src/core/constants.js';
-import { inArc } from '../../src/core/raintree.js';
+import { type NetworkMessage } from '../../src/broadcast/codec.js';
+import { BroadcastRepair, MAX_REPAIR_IDS, encodeIds, parseIds, type RepairHost } from '../../src/broadcast/repair.js';
+import { P2PProtocolError } from '../../src/common/errors.js';
+import { type Arc } from '../../src/ring/raintree.js';
+import { randomId, rng } from '../../src/sim/ids.js';
+import { decodeNetworkMessage, createNetworkMessage } from '../../src/broadcast/codec.js';
+import { OriginKeys } from '../../src/broadcast/signature.js';
+import { loadIdentity } from '../../src/common/identity.js';
+import { Encoding } from '../../src/wire/constants.js';
+import { inArc } from '../../src/ring/raintree.js';
 
 /** BroadcastRepair against a recording host and a hand-driven clock (as CometBFT tests a reactor). */
 function harness(neighbours: string[], intervalMs = 500, fanout = 6, random: () => number = Math.random, reaches?: (neighbour: string, arc: Arc) => boolean) {

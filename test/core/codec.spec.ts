@@ -1,23 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import {
-  ControlType,
-  decodeControl,
-  decodePayload,
-  encodeControl,
-  encodeFrame,
-  encodePayload,
-  encodeTopic,
-  FIRST_PARTIAL_BYTES,
-  FrameDecoder,
-  GoodbyeReason,
-  HEADER_BYTES,
-  P2PFrameTooLargeError,
-  P2PProtocolError,
-  parseMessage,
-  ProtobufPayload,
-  TopicCache,
-} from '../../src/core/index.js';
+import { P2PFrameTooLargeError, P2PProtocolError } from '../../src/common/errors.js';
+import { decodePayload, encodeFrame, encodePayload, encodeTopic, FIRST_PARTIAL_BYTES, FrameDecoder, parseMessage, ProtobufPayload, TopicCache } from '../../src/wire/codec.js';
+import { HEADER_BYTES } from '../../src/wire/constants.js';
+import { ControlType, decodeControl, encodeControl, GoodbyeReason } from '../../src/wire/control.js';
 import { GOLDEN } from './golden-vectors.js';
 
 type Frame = { flags: number; nonce: number; body: Buffer };

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { Discovery, type DiscoveryHost } from '../../src/core/discovery.js';
-import type { P2PSocket } from '../../src/core/socket.js';
-import { silentLogger } from '../../src/core/types.js';
+import { Discovery, type DiscoveryHost } from '../../src/discovery/discovery.js';
+import type { P2PSocket } from '../../src/connection/socket.js';
+import { silentLogger } from '../../src/common/types.js';
 
 /** Ids by their first hex digit: the ring's thirds start at 0x555… and 0xaaa…. */
 const id = (digit: string) => digit.padEnd(40, '0');

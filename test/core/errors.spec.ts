@@ -1,15 +1,5 @@
 import { describe, expect, expectTypeOf, it } from 'vitest';
-import {
-  P2PDialError,
-  P2PError,
-  P2PFrameTooLargeError,
-  P2PHandshakeError,
-  P2PIdentityMismatchError,
-  P2PListenError,
-  P2PProtocolError,
-  P2PTimeoutError,
-  type SystemErrorCode,
-} from '../../src/index.js';
+import { P2PDialError, P2PError, P2PFrameTooLargeError, P2PHandshakeError, P2PIdentityMismatchError, P2PListenError, P2PProtocolError, P2PTimeoutError, type SystemErrorCode } from '../../src/index.js';
 
 describe('error codes', () => {
   it('types each class\'s code as its own literal (and a parent\'s as its own plus its subclasses\')', () => {

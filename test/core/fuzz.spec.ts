@@ -2,26 +2,15 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { echo, startEchoPeer, waitFor } from '../helpers.js';
 import { RawPeer } from '../raw-peer.js';
-import {
-  ControlType,
-  decodeControl,
-  decodeNetworkMessage,
-  decodePayload,
-  encodeControl,
-  encodeFrame,
-  encodeTopic,
-  FrameDecoder,
-  createNetworkMessage,
-  Encoding,
-  encodeNetworkMessage,
-  GoodbyeReason,
-  loadIdentity,
-  OriginKeys,
-  P2PProtocolError,
-  type Peer,
-  parseMessage,
-  parsePeerExchange,
-} from '../../src/core/index.js';
+import { decodeNetworkMessage, createNetworkMessage, encodeNetworkMessage } from '../../src/broadcast/codec.js';
+import { OriginKeys } from '../../src/broadcast/signature.js';
+import { P2PProtocolError } from '../../src/common/errors.js';
+import { loadIdentity } from '../../src/common/identity.js';
+import { parsePeerExchange } from '../../src/discovery/peer-exchange.js';
+import { type Peer } from '../../src/node/peer.js';
+import { decodePayload, encodeFrame, encodeTopic, FrameDecoder, parseMessage } from '../../src/wire/codec.js';
+import { Encoding } from '../../src/wire/constants.js';
+import { ControlType, decodeControl, encodeControl, GoodbyeReason } from '../../src/wire/control.js';
 import { GOLDEN } from './golden-vectors.js';
 
 /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PartialFrameBudget, type PartialFrameHolder } from '../../src/core/partial-frames.js';
+import { PartialFrameBudget, type PartialFrameHolder } from '../../src/connection/partial-frames.js';
 
 let clock = 0;
 const now = () => clock;

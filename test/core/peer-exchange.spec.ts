@@ -1,5 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { ControlType, encodeControl, Peer, PEX_MAX_CANDIDATES_PER_SOURCE, type P2PLogger, type PeerOptions } from '../../src/core/index.js';
+import { type P2PLogger } from '../../src/common/types.js';
+import { PEX_MAX_CANDIDATES_PER_SOURCE } from '../../src/discovery/pex-candidates.js';
+import { type PeerOptions } from '../../src/node/peer-options.js';
+import { Peer } from '../../src/node/peer.js';
+import { ControlType, encodeControl } from '../../src/wire/control.js';
 import { startEchoPeer, waitFor } from '../helpers.js';
 import { RawPeer } from '../raw-peer.js';
 

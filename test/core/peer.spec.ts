@@ -1,16 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  P2PConnectionClosedError,
-  P2PDialError,
-  P2PHandshakeError,
-  P2PIdentityMismatchError,
-  P2PPeerNotConnectedError,
-  P2PRemoteError,
-  P2PTimeoutError,
-  Peer,
-  type InboundHandler,
-  type PeerEvent,
-} from '../../src/core/index.js';
+import { P2PConnectionClosedError, P2PDialError, P2PHandshakeError, P2PIdentityMismatchError, P2PPeerNotConnectedError, P2PRemoteError, P2PTimeoutError } from '../../src/common/errors.js';
+import { type PeerEvent } from '../../src/common/types.js';
+import { Peer, type InboundHandler } from '../../src/node/peer.js';
 import { MODES, startPeers, waitFor } from '../helpers.js';
 
 const open: Peer[] = [];

@@ -1,6 +1,10 @@
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ControlType, encodeControl, Peer, PEX_DIALS_PER_INTERVAL, PEX_MAX_CANDIDATES_PER_SOURCE, loadIdentity, type PeerOptions } from '../../src/core/index.js';
+import { loadIdentity } from '../../src/common/identity.js';
+import { PEX_DIALS_PER_INTERVAL, PEX_MAX_CANDIDATES_PER_SOURCE } from '../../src/discovery/pex-candidates.js';
+import { type PeerOptions } from '../../src/node/peer-options.js';
+import { Peer } from '../../src/node/peer.js';
+import { ControlType, encodeControl } from '../../src/wire/control.js';
 import { startEchoPeer, waitFor } from '../helpers.js';
 import { RawPeer } from '../raw-peer.js';
 

@@ -1,6 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { RING_ROOT, arcLength, coverNeeds, facingMember, inArc, membersOf, occupiedBy, planForward, planTopology, randomIds as makeIds, rng, thirdsOf, type CoverNeed } from '../../src/core/index.js';
+import { coverNeeds, facingMember, planTopology, type CoverNeed } from '../../src/discovery/ring-topology.js';
+import { RING_ROOT, arcLength, inArc, membersOf, occupiedBy, planForward, thirdsOf } from '../../src/ring/raintree.js';
+import { randomIds as makeIds, rng } from '../../src/sim/ids.js';
 
 const id = (n: bigint | number) => BigInt(n).toString(16).padStart(40, '0');
 const randomIds = (n: number, seed: number) => makeIds(n, rng(seed));

@@ -1,6 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { backoffDelay, loadIdentity, Peer, PersistentPeers, type DialOutcome, type PeerEvent, type PeerInfo, type PeerOptions } from '../../src/core/index.js';
+import { loadIdentity } from '../../src/common/identity.js';
+import { type PeerEvent, type PeerInfo } from '../../src/common/types.js';
+import { backoffDelay, PersistentPeers, type DialOutcome } from '../../src/discovery/reconnect.js';
+import { type PeerOptions } from '../../src/node/peer-options.js';
+import { Peer } from '../../src/node/peer.js';
 import { echo, startEchoPeer, waitFor } from '../helpers.js';
 
 const open: Peer[] = [];

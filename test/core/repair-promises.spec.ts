@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { BroadcastRepair, encodeIds, type RepairHost } from '../../src/core/index.js';
+import { BroadcastRepair, encodeIds, type RepairHost } from '../../src/broadcast/repair.js';
 
 /**
  * Broken promises (broadcast-repair.ts): a neighbour that announced ids and sent

@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { BroadcastRepair, type RepairHost } from '../../src/core/index.js';
-import { createNetworkMessage } from '../../src/core/broadcast-codec.js';
-import { loadIdentity } from '../../src/core/identity.js';
-import { Encoding } from '../../src/core/constants.js';
+import { BroadcastRepair, type RepairHost } from '../../src/broadcast/repair.js';
+import { createNetworkMessage } from '../../src/broadcast/codec.js';
+import { loadIdentity } from '../../src/common/identity.js';
+import { Encoding } from '../../src/wire/constants.js';
 
 /**
  * When a running BroadcastRepair announces (its own timer, under fake timers): an id waits

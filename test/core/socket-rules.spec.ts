@@ -1,14 +1,11 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  GoodbyeReason,
-  loadIdentity,
-  MAX_NONCE,
-  P2PDialError,
-  PendingRequests,
-  Peer,
-  type PendingRequest,
-} from '../../src/core/index.js';
+import { P2PDialError } from '../../src/common/errors.js';
+import { loadIdentity } from '../../src/common/identity.js';
+import { PendingRequests, type PendingRequest } from '../../src/connection/pending-requests.js';
+import { Peer } from '../../src/node/peer.js';
+import { MAX_NONCE } from '../../src/wire/constants.js';
+import { GoodbyeReason } from '../../src/wire/control.js';
 import { MODES, startPeers as startAny, waitFor } from '../helpers.js';
 import { RawPeer } from '../raw-peer.js';
 

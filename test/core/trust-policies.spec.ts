@@ -1,27 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import {
-  BanList,
-  BAN_SCORE,
-  BroadcastBudget,
-  BucketTable,
-  createNetworkMessage,
-  decodeNetworkMessage,
-  Encoding,
-  encodeNetworkMessage,
-  loadIdentity,
-  OriginKeys,
-  PeerScores,
-  ReplayWindow,
-  SCORE_HALF_LIFE_MS,
-  TokenBucket,
-  ControlType,
-  isSmallOrderKey,
-  MIN_WINDOW_MS,
-  decodeControl,
-  decodePayload,
-  encodeControl,
-  HEADER_BYTES,
-} from '../../src/core/index.js';
+import { BroadcastBudget } from '../../src/broadcast/budget.js';
+import { createNetworkMessage, decodeNetworkMessage, encodeNetworkMessage } from '../../src/broadcast/codec.js';
+import { ReplayWindow, MIN_WINDOW_MS } from '../../src/broadcast/replay-window.js';
+import { OriginKeys, isSmallOrderKey } from '../../src/broadcast/signature.js';
+import { loadIdentity } from '../../src/common/identity.js';
+import { BucketTable, TokenBucket } from '../../src/common/token-bucket.js';
+import { BanList } from '../../src/trust/ban-list.js';
+import { BAN_SCORE, PeerScores, SCORE_HALF_LIFE_MS } from '../../src/trust/peer-score.js';
+import { decodePayload } from '../../src/wire/codec.js';
+import { Encoding, HEADER_BYTES } from '../../src/wire/constants.js';
+import { ControlType, decodeControl, encodeControl } from '../../src/wire/control.js';
 import { SIGNED_BROADCAST } from './golden-vectors.js';
 
 /** The trust policies alone, on an injected clock (the socket tests cover them end to end). */

@@ -4,7 +4,9 @@
 import { once } from 'node:events';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { encodeTopic, FLAG_WRAPPED, FrameDecoder, WriteQueue } from '../../src/core/index.js';
+import { WriteQueue } from '../../src/connection/write-queue.js';
+import { encodeTopic, FrameDecoder } from '../../src/wire/codec.js';
+import { FLAG_WRAPPED } from '../../src/wire/constants.js';
 
 let server: Server | undefined;
 const sockets: Socket[] = [];

@@ -1,7 +1,7 @@
 import { readdirSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Peer } from '../../src/core/index.js';
+import type { Peer } from '../../src/node/peer.js';
 import { echo, startEchoPeer, waitFor } from '../helpers.js';
 import { RawPeer } from '../raw-peer.js';
 

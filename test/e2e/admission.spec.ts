@@ -1,6 +1,7 @@
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { GoodbyeReason, type Peer } from '../../src/core/index.js';
+import { type Peer } from '../../src/node/peer.js';
+import { GoodbyeReason } from '../../src/wire/control.js';
 import { echo, startEchoPeer, waitFor } from '../helpers.js';
 import { RawPeer } from '../raw-peer.js';
 

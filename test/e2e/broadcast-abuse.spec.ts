@@ -1,16 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import {
-  ControlType,
-  createNetworkMessage,
-  Encoding,
-  encodeIds,
-  GoodbyeReason,
-  pointArc,
-  RING_ROOT,
-  type Peer,
-  type PeerOptions,
-} from '../../src/core/index.js';
+import { createNetworkMessage } from '../../src/broadcast/codec.js';
+import { encodeIds } from '../../src/broadcast/repair.js';
+import { type PeerOptions } from '../../src/node/peer-options.js';
+import { type Peer } from '../../src/node/peer.js';
+import { pointArc, RING_ROOT } from '../../src/ring/raintree.js';
+import { Encoding } from '../../src/wire/constants.js';
+import { ControlType, GoodbyeReason } from '../../src/wire/control.js';
 import { broadcastMeshes, repairFrame } from '../broadcast-mesh.js';
 import { echo, waitFor } from '../helpers.js';
 

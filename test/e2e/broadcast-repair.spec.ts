@@ -1,16 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import {
-  ControlType,
-  createNetworkMessage,
-  Encoding,
-  encodeIds,
-  GoodbyeReason,
-  loadIdentity,
-  parseIds,
-  pointArc,
-  type Control,
-  type PeerOptions,
-} from '../../src/core/index.js';
+import { createNetworkMessage } from '../../src/broadcast/codec.js';
+import { encodeIds, parseIds } from '../../src/broadcast/repair.js';
+import { loadIdentity } from '../../src/common/identity.js';
+import { type PeerOptions } from '../../src/node/peer-options.js';
+import { pointArc } from '../../src/ring/raintree.js';
+import { Encoding } from '../../src/wire/constants.js';
+import { ControlType, GoodbyeReason, type Control } from '../../src/wire/control.js';
 import { broadcastMeshes, repairFrame } from '../broadcast-mesh.js';
 import { echo, MODES, waitFor } from '../helpers.js';
 import type { RawPeer } from '../raw-peer.js';

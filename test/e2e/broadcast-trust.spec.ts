@@ -1,17 +1,12 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createNetworkMessage,
-  Encoding,
-  GoodbyeReason,
-  loadIdentity,
-  P2PPeerBannedError,
-  P2PRateLimitError,
-  type BroadcastMeta,
-  type Identity,
-  type NetworkMessage,
-  type Peer,
-  type PeerOptions,
-} from '../../src/core/index.js';
+import { createNetworkMessage, type NetworkMessage } from '../../src/broadcast/codec.js';
+import { P2PPeerBannedError, P2PRateLimitError } from '../../src/common/errors.js';
+import { loadIdentity, type Identity } from '../../src/common/identity.js';
+import { type BroadcastMeta } from '../../src/common/types.js';
+import { type PeerOptions } from '../../src/node/peer-options.js';
+import { type Peer } from '../../src/node/peer.js';
+import { Encoding } from '../../src/wire/constants.js';
+import { GoodbyeReason } from '../../src/wire/control.js';
 import { echo, MODES, startEchoPeer, waitFor } from '../helpers.js';
 import { signWithRandomNonce } from '../fixtures/ed25519-random-nonce.js';
 import { RawPeer } from '../raw-peer.js';

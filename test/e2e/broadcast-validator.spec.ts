@@ -1,16 +1,7 @@
 import { Controller, Injectable } from '@nestjs/common';
 import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  BroadcastValidator,
-  P2PModule,
-  P2PService,
-  P2P_NODE,
-  type BroadcastToValidate,
-  type BroadcastVerdict,
-  type P2PContext,
-  type Peer,
-} from '../../src/index.js';
+import { BroadcastValidator, P2PModule, P2PService, P2P_NODE, type BroadcastToValidate, type BroadcastVerdict, type P2PContext, type Peer } from '../../src/index.js';
 import { waitFor } from '../helpers.js';
 import { startApp } from '../nest-helpers.js';
 import type { INestApplication } from '@nestjs/common';

@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadNodeConfig } from '../../src/cli/run-node.js';
-import type { Peer } from '../../src/core/index.js';
+import type { Peer } from '../../src/node/peer.js';
 import { echo, startEchoPeer, waitFor } from '../helpers.js';
 
 const cli = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));

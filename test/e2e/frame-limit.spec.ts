@@ -1,5 +1,6 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { P2PFrameTooLargeError, P2PRemoteError, type Peer } from '../../src/core/index.js';
+import { P2PFrameTooLargeError, P2PRemoteError } from '../../src/common/errors.js';
+import { type Peer } from '../../src/node/peer.js';
 import { echo, MODES, startEchoPeer, waitFor } from '../helpers.js';
 
 /**

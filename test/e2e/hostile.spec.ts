@@ -1,20 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  ControlType,
-  createNetworkMessage,
-  encodeControl,
-  encodeFrame,
-  encodeNetworkMessage,
-  Encoding,
-  encodeTopic,
-  GoodbyeReason,
-  P2PConnectionClosedError,
-  P2PHandshakeError,
-  P2PPeerNotConnectedError,
-  P2PQueueFullError,
-  type Peer,
-} from '../../src/index.js';
+import { createNetworkMessage, encodeNetworkMessage } from '../../src/broadcast/codec.js';
+import { GoodbyeReason, P2PConnectionClosedError, P2PHandshakeError, P2PPeerNotConnectedError, P2PQueueFullError, type Peer } from '../../src/index.js';
+import { encodeFrame, encodeTopic } from '../../src/wire/codec.js';
+import { Encoding } from '../../src/wire/constants.js';
+import { ControlType, encodeControl } from '../../src/wire/control.js';
 import { MODES, waitFor } from '../helpers.js';
 import { connectAndWait, startNode, type TestNode } from '../nest-helpers.js';
 import { header, RawPeer } from '../raw-peer.js';

@@ -2,18 +2,11 @@ import { Controller } from '@nestjs/common';
 import { ClientProxy, ClientsModule, Ctx, EventPattern, MessagePattern, Payload } from '@nestjs/microservices';
 import { afterEach, describe, expect, it } from 'vitest';
 import { lastValueFrom } from 'rxjs';
-import {
-  createNetworkMessage,
-  Encoding,
-  encodeFrame,
-  encodeTopic,
-  parseMessage,
-  P2PClient,
-  P2PMetadataError,
-  withMetadata,
-  type P2PContext,
-  type Peer,
-} from '../../src/index.js';
+import { createNetworkMessage } from '../../src/broadcast/codec.js';
+import { P2PClient, P2PMetadataError, type P2PContext, type Peer } from '../../src/index.js';
+import { encodeFrame, encodeTopic, parseMessage } from '../../src/wire/codec.js';
+import { Encoding } from '../../src/wire/constants.js';
+import { withMetadata } from '../../src/wire/metadata.js';
 import { echo, startEchoPeer, waitFor } from '../helpers.js';
 import { Test } from '@nestjs/testing';
 import { connectAndWait, NodeController, startNode, type TestNode } from '../nest-helpers.js';

@@ -1,15 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { firstValueFrom, toArray } from 'rxjs';
-import {
-  P2PConnectionClosedError,
-  P2PFrameTooLargeError,
-  P2PHandshakeError,
-  P2PPeerNotConnectedError,
-  P2PRemoteError,
-  P2PTimeoutError,
-  ProtobufPayload,
-  type PeerEvent,
-} from '../../src/index.js';
+import { P2PConnectionClosedError, P2PFrameTooLargeError, P2PHandshakeError, P2PPeerNotConnectedError, P2PRemoteError, P2PTimeoutError, type PeerEvent } from '../../src/index.js';
+import { ProtobufPayload } from '../../src/wire/codec.js';
 import { MODES, waitFor } from '../helpers.js';
 import { connectAndWait, startNode, type TestNode } from '../nest-helpers.js';
 

@@ -3,7 +3,7 @@ import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
 import { Test } from '@nestjs/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { P2P_NODE, P2PModule, P2PServer, P2PService, type P2PContext, type Peer } from '../../src/index.js';
-import { MIN_DEGREE } from '../../src/core/discovery.js';
+import { MIN_DEGREE } from '../../src/discovery/discovery.js';
 import { waitFor } from '../helpers.js';
 
 interface Heard {

@@ -44,6 +44,59 @@ describe('the built package (dist/), as an app would load it', () => {
   });
 });
 
+describe('the subpaths nestjs-p2p/core and nestjs-p2p/sim', () => {
+  const app = mkdtempSync(join(tmpdir(), 'p2p-core-app-'));
+  mkdirSync(join(app, 'node_modules'));
+  symlinkSync(root, join(app, 'node_modules', 'nestjs-p2p'), 'dir');
+  afterAll(() => rmSync(app, { recursive: true, force: true }));
+  // Refuses to resolve any @nestjs/* module: the core must run without Nest (reflect-metadata it may
+  // load: @peculiar/x509, which makes the TLS certificates, needs it).
+  writeFileSync(
+    join(app, 'no-nest.mjs'),
+    `export async function resolve(specifier, context, next) {
+       if (specifier.startsWith('@nestjs/')) throw new Error('the core loaded ' + specifier);
+       return next(specifier, context);
+     }`,
+  );
+  writeFileSync(join(app, 'register.mjs'), `import { register } from 'node:module'; register('./no-nest.mjs', import.meta.url);`);
+
+  it('load from ESM and CommonJS apps, and the core without NestJS', async () => {
+    writeFileSync(
+      join(app, 'core.mjs'),
+      `import { Peer, loadIdentity, P2PError } from 'nestjs-p2p/core';
+       import { SimNet, rng } from 'nestjs-p2p/sim';
+       const peer = new Peer({ privateKey: loadIdentity().privateKey.export({ format: 'pem', type: 'pkcs8' }).toString() });
+       console.log(JSON.stringify({ id: peer.id.length, error: typeof P2PError, sim: typeof SimNet, rng: typeof rng(1)() }));`,
+    );
+    const esm = await run(process.execPath, ['--import', './register.mjs', 'core.mjs'], { cwd: app });
+    expect(JSON.parse(esm.stdout.trim())).toEqual({ id: 40, error: 'function', sim: 'function', rng: 'number' });
+    writeFileSync(
+      join(app, 'core.cjs'),
+      `const { Peer } = require('nestjs-p2p/core');
+       const { FAULT_MIXES } = require('nestjs-p2p/sim');
+       console.log(JSON.stringify({ id: new Peer().id.length, mixes: FAULT_MIXES.length > 0 }));`,
+    );
+    const cjs = await run(process.execPath, ['--import', './register.mjs', 'core.cjs'], { cwd: app });
+    expect(JSON.parse(cjs.stdout.trim())).toEqual({ id: 40, mixes: true });
+  });
+
+  it('resolve their types under NodeNext (exports) and node10 (typesVersions)', async () => {
+    writeFileSync(
+      join(app, 'types.ts'),
+      `import { Peer, type PeerOptions } from 'nestjs-p2p/core';
+       import { SimNet } from 'nestjs-p2p/sim';
+       import { P2PHealthIndicator } from 'nestjs-p2p/health';
+       import { P2PMetrics } from 'nestjs-p2p/metrics';
+       const options: PeerOptions = { listen: '127.0.0.1:0' };
+       export const all = [new Peer(options), SimNet, P2PHealthIndicator, P2PMetrics];`,
+    );
+    const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+    const common = ['--noEmit', '--strict', '--skipLibCheck', '--types', 'node', '--typeRoots', join(root, 'node_modules', '@types'), 'types.ts'];
+    await run(process.execPath, [tsc, '--module', 'nodenext', '--moduleResolution', 'nodenext', ...common], { cwd: app });
+    await run(process.execPath, [tsc, '--module', 'commonjs', '--moduleResolution', 'node10', ...common], { cwd: app });
+  }, 60_000);
+});
+
 describe('the packed tarball (npm pack)', () => {
   it('ships what the source maps, the CLI and the README point at', async () => {
     const { stdout } = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, maxBuffer: 16 << 20 });

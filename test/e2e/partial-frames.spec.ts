@@ -1,7 +1,11 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { encodeFrame, encodeTopic, GoodbyeReason, HEADER_BYTES, Peer, type PeerOptions } from '../../src/core/index.js';
+import { type PeerOptions } from '../../src/node/peer-options.js';
+import { Peer } from '../../src/node/peer.js';
+import { encodeFrame, encodeTopic } from '../../src/wire/codec.js';
+import { HEADER_BYTES } from '../../src/wire/constants.js';
+import { GoodbyeReason } from '../../src/wire/control.js';
 import { echo, MODES, startEchoPeer, waitFor } from '../helpers.js';
 import { RawPeer } from '../raw-peer.js';
 

@@ -6,20 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect, createSecureContext, createServer as createTlsServer, TLSSocket } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  ALPN_PROTOCOL,
-  createTlsCredentials,
-  GoodbyeReason,
-  loadIdentity,
-  P2PConfigError,
-  P2PHandshakeError,
-  P2PIdentityMismatchError,
-  P2PPeerNotAllowedError,
-  Peer,
-  validateConfig,
-  type P2PLogger,
-  type PeerOptions,
-} from '../../src/index.js';
+import { ALPN_PROTOCOL } from '../../src/connection/secure-channel.js';
+import { createTlsCredentials, GoodbyeReason, loadIdentity, P2PConfigError, P2PHandshakeError, P2PIdentityMismatchError, P2PPeerNotAllowedError, Peer, validateConfig, type P2PLogger, type PeerOptions } from '../../src/index.js';
 import { echo as request, startEchoPeer, waitFor } from '../helpers.js';
 import { startNode, type TestNode } from '../nest-helpers.js';
 import { header, RawPeer } from '../raw-peer.js';

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { GoodbyeReason, type Peer } from '../../src/core/index.js';
+import { type Peer } from '../../src/node/peer.js';
+import { GoodbyeReason } from '../../src/wire/control.js';
 import { startEchoPeer, waitFor } from '../helpers.js';
 
 /**

@@ -1,0 +1,207 @@
+import { isUtf8 } from 'node:buffer';
+import { encodeTopic } from '../wire/codec.js';
+import { Encoding } from '../wire/constants.js';
+import { decodeMetadata, TOPIC_HAS_METADATA, withMetadata, type Metadata } from '../wire/metadata.js';
+import { P2PProtocolError } from '../common/errors.js';
+import type { Arc } from '../ring/raintree.js';
+import { broadcastHash, broadcastId, NO_SIGNATURE, PUBLIC_KEY_BYTES, SIGNATURE_BYTES, signBroadcastHash, type OriginKeys } from './signature.js';
+import type { Identity } from '../common/identity.js';
+import { RING_ROOT } from '../ring/raintree.js';
+
+/**
+ * The wire layout of a network broadcast (control type 6, protocol version 4):
+ *
+ *   relay part, set by each sender:  strategy u8 | hops u8 | arc.from 20 | arc.to 20 | digest count u32 | digest xor u32
+ *   signature:                       64 bytes, Ed25519 by the origin (src/broadcast/signature.ts)
+ *   signed part, set by the origin:  origin public key 32 | timestamp u64 BE (µs) | encoding u8 (bit 7: gossip) | topic length u16
+ *                                    | topic | [metadata length u16 | metadata JSON, when bit 15 of the topic length is set] | payload
+ *
+ * The strategy is the origin's choice and signed with the rest (bit 7 of the
+ * encoding byte): a relay that could turn a RainTree broadcast into gossip
+ * would make every node flood it. The relay part repeats it and must agree.
+ *
+ * The origin id and the broadcast id are not on the wire: the receiver derives
+ * them from the key and from the signed part, so neither can be forged apart
+ * from what they name.
+ */
+
+export type BroadcastStrategy = 'raintree' | 'gossip';
+
+/** An order-independent summary of a set of ids: how many, and the XOR of their first 4 bytes. */
+export interface ArcDigest {
+  count: number;
+  xor: number;
+}
+
+/** What the origin signed: the same bytes at every hop. */
+export interface SignedBroadcast {
+  /** First 16 bytes of SHA-256 of `signed`, hex: the dedupe key. */
+  id: string;
+  /** SHA-256 of `signed`: what the signature covers. */
+  hash: Buffer;
+  /** The origin's peer id, derived from `originKey`. */
+  origin: string;
+  originKey: Buffer;
+  /** Origin clock, µs since the epoch; strictly increasing per origin. */
+  timestampUs: number;
+  encoding: Encoding;
+  topic: string;
+  /** The origin's metadata (Nest's packet metadata), signed with the rest. */
+  metadata?: Metadata;
+  payload: Buffer;
+  signature: Buffer;
+  /** The signed part as sent (forwarded as is). */
+  signed: Buffer;
+}
+
+export interface NetworkMessage extends SignedBroadcast {
+  strategy: BroadcastStrategy;
+  hops: number;
+  /** RainTree: the arc the receiver covers (ignored for gossip). */
+  arc: Arc;
+  /** The sender's view as a digest: informational (no receiver acts on it). */
+  digest: ArcDigest;
+}
+
+export function digestOf(ids: readonly string[]): ArcDigest {
+  let xor = 0;
+  for (const id of ids) xor = (xor ^ Number.parseInt(id.slice(0, 8), 16)) >>> 0;
+  return { count: ids.length, xor };
+}
+
+const RELAY_BYTES = 1 + 1 + 20 + 20 + 4 + 4;
+const SIGNED_FIXED_BYTES = PUBLIC_KEY_BYTES + 8 + 1 + 2;
+export const NETWORK_MESSAGE_OVERHEAD = RELAY_BYTES + SIGNATURE_BYTES + SIGNED_FIXED_BYTES;
+export const MAX_HOPS = 64;
+const STRATEGIES: BroadcastStrategy[] = ['raintree', 'gossip'];
+/** Bit 7 of the signed encoding byte: the origin chose gossip. */
+const SIGNED_GOSSIP = 0x80;
+
+/** The signed part of a new broadcast, and its hash. */
+export function encodeSignedPart(
+  originKey: Buffer,
+  timestampUs: number,
+  encoding: Encoding,
+  topic: string,
+  payload: Buffer,
+  metadata?: Metadata,
+  strategy: BroadcastStrategy = 'raintree',
+): { signed: Buffer; hash: Buffer } {
+  // The topic's prefix, with the metadata section when there is one: both are covered by the signature.
+  const topicPrefix = withMetadata(encodeTopic(topic), metadata);
+  const signed = Buffer.allocUnsafe(SIGNED_FIXED_BYTES - 2 + topicPrefix.length + payload.length);
+  let o = originKey.copy(signed, 0);
+  o = signed.writeUInt32BE(Math.floor(timestampUs / 2 ** 32), o);
+  o = signed.writeUInt32BE(timestampUs % 2 ** 32, o);
+  signed[o++] = encoding | (strategy === 'gossip' ? SIGNED_GOSSIP : 0);
+  o += topicPrefix.copy(signed, o);
+  payload.copy(signed, o);
+  return { signed, hash: broadcastHash(signed) };
+}
+
+/** A new broadcast by `identity`, signed (or, for the benchmark's comparison, not), as its origin sends it. */
+export function createNetworkMessage(
+  identity: Identity,
+  fields: { timestampUs: number; encoding: Encoding; topic: string; payload: Buffer; strategy: BroadcastStrategy; unsigned?: boolean; metadata?: Metadata },
+): NetworkMessage {
+  const { signed, hash } = encodeSignedPart(
+    identity.publicKeyRaw,
+    fields.timestampUs,
+    fields.encoding,
+    fields.topic,
+    fields.payload,
+    fields.metadata,
+    fields.strategy,
+  );
+  return {
+    id: broadcastId(hash),
+    hash,
+    origin: identity.peerId,
+    originKey: identity.publicKeyRaw,
+    timestampUs: fields.timestampUs,
+    encoding: fields.encoding,
+    topic: fields.topic,
+    metadata: fields.metadata,
+    payload: fields.payload,
+    signature: fields.unsigned ? NO_SIGNATURE : signBroadcastHash(identity, hash),
+    signed,
+    strategy: fields.strategy,
+    hops: 0,
+    arc: RING_ROOT,
+    digest: { count: 0, xor: 0 },
+  };
+}
+
+/** The control body (after the type byte) of a network broadcast. */
+export function encodeNetworkMessage(m: NetworkMessage): Buffer {
+  const body = Buffer.allocUnsafe(RELAY_BYTES + SIGNATURE_BYTES + m.signed.length);
+  let o = 0;
+  body[o++] = STRATEGIES.indexOf(m.strategy);
+  body[o++] = m.hops;
+  o += body.write(m.arc.from, o, 20, 'hex');
+  o += body.write(m.arc.to, o, 20, 'hex');
+  o = body.writeUInt32BE(m.digest.count, o);
+  o = body.writeUInt32BE(m.digest.xor, o);
+  o += m.signature.copy(body, o);
+  m.signed.copy(body, o);
+  return body;
+}
+
+/**
+ * Parses the body after the control type byte and derives the id and origin.
+ * Checks structure only: the signature, the window and the payload are checked
+ * by the receiver's pipeline (src/broadcast/pipeline.ts). Throws P2PProtocolError.
+ */
+export function decodeNetworkMessage(rest: Buffer, keys: OriginKeys): NetworkMessage {
+  if (rest.length < NETWORK_MESSAGE_OVERHEAD) throw new P2PProtocolError('malformed network broadcast: too short');
+  let o = 0;
+  const strategy = STRATEGIES[rest[o++]!];
+  const hops = rest[o++]!;
+  if (!strategy) throw new P2PProtocolError('malformed network broadcast: unknown strategy');
+  if (hops > MAX_HOPS) throw new P2PProtocolError(`malformed network broadcast: ${hops} hops`);
+  const hex = (n: number) => rest.toString('hex', o, (o += n));
+  const arc = { from: hex(20), to: hex(20) };
+  const digest = { count: rest.readUInt32BE(o), xor: rest.readUInt32BE(o + 4) };
+  o += 8;
+  // Copied: the body is a view into the read buffer, and the message may be kept and forwarded later.
+  const signature = Buffer.from(rest.subarray(o, (o += SIGNATURE_BYTES)));
+  const signed = Buffer.from(rest.subarray(o));
+  const originKey = signed.subarray(0, PUBLIC_KEY_BYTES);
+  const timestampUs = signed.readUInt32BE(PUBLIC_KEY_BYTES) * 2 ** 32 + signed.readUInt32BE(PUBLIC_KEY_BYTES + 4);
+  const encodingByte = signed[PUBLIC_KEY_BYTES + 8]!;
+  const encoding = (encodingByte & ~SIGNED_GOSSIP) as Encoding;
+  if (encoding > Encoding.Protobuf) throw new P2PProtocolError('malformed network broadcast: unknown encoding');
+  if ((encodingByte & SIGNED_GOSSIP ? 'gossip' : 'raintree') !== strategy) {
+    throw new P2PProtocolError(`malformed network broadcast: strategy ${strategy} is not the one its origin signed`);
+  }
+  const topicField = signed.readUInt16BE(PUBLIC_KEY_BYTES + 9);
+  const topicLength = topicField & ~TOPIC_HAS_METADATA;
+  const topicStart = SIGNED_FIXED_BYTES;
+  if (topicLength === 0 || topicStart + topicLength > signed.length) {
+    throw new P2PProtocolError('malformed network broadcast: bad topic length');
+  }
+  const topicBytes = signed.subarray(topicStart, topicStart + topicLength);
+  if (!isUtf8(topicBytes)) throw new P2PProtocolError('malformed network broadcast: topic is not UTF-8');
+  const hash = broadcastHash(signed);
+  return {
+    id: broadcastId(hash),
+    hash,
+    origin: keys.peerId(originKey),
+    originKey,
+    timestampUs,
+    encoding,
+    topic: topicBytes.toString('utf8'),
+    ...(topicField & TOPIC_HAS_METADATA ? metadataAndPayload(signed, topicStart + topicLength) : { payload: signed.subarray(topicStart + topicLength) }),
+    signature,
+    signed,
+    strategy,
+    hops,
+    arc,
+    digest,
+  };
+}
+
+function metadataAndPayload(signed: Buffer, at: number): { metadata: Metadata; payload: Buffer } {
+  const { metadata, end } = decodeMetadata(signed, at);
+  return { metadata, payload: signed.subarray(end) };
+}

@@ -1,0 +1,311 @@
+import { decodePayload } from '../wire/codec.js';
+import type { Encoding } from '../wire/constants.js';
+import { createNetworkMessage, decodeNetworkMessage, type BroadcastStrategy, type NetworkMessage } from './codec.js';
+import { BroadcastBudget, type BudgetLimits } from './budget.js';
+import { BroadcastRepair, type RepairHost, type RepairStats } from './repair.js';
+import { BroadcastRouter, type OriginateResult, type RelayStats, type RouterHost } from './router.js';
+import { OriginKeys } from './signature.js';
+import { P2PRateLimitError } from '../common/errors.js';
+import type { Identity } from '../common/identity.js';
+import type { Misbehaviour } from '../trust/peer-score.js';
+import type { Metadata } from '../wire/metadata.js';
+import { ReplayWindow, type SeenEntry } from './replay-window.js';
+import type { P2PLogger } from '../common/types.js';
+
+/**
+ * The receive pipeline of network broadcasts, cheapest check first, as
+ * gossipsub's validation: neighbour budget → decode → seen-cache → replay window
+ * → origin signature → origin budget → the application's validator → relay
+ * (src/broadcast/router.ts). Each drop is counted by reason; drops that only a
+ * misbehaving neighbour causes cost it score (src/trust/peer-score.ts).
+ */
+
+/** What the application's validator says of a network broadcast (gossipsub's Accept / Ignore / Reject). */
+export type BroadcastVerdict = 'accept' | 'ignore' | 'reject';
+
+/** What a validator sees: the broadcast, its proven origin, and the neighbour that relayed it. */
+export interface BroadcastToValidate {
+  id: string;
+  origin: string;
+  /** The neighbour that relayed it. */
+  from: string;
+  topic: string;
+  data: unknown;
+  /** The origin's timestamp (its clock), ms since the epoch. */
+  sentAt: number;
+}
+
+export type BroadcastValidatorFn = (broadcast: BroadcastToValidate) => BroadcastVerdict | Promise<BroadcastVerdict>;
+
+export type DropReason =
+  | 'neighbourBudget'
+  | 'originBudget'
+  | 'invalidSignature'
+  | 'stale'
+  | 'future'
+  | 'ignored'
+  | 'rejected'
+  | 'validatorBusy'
+  | 'cacheFull'
+  | 'misrouted';
+
+export interface NetworkBroadcastStats extends RelayStats {
+  /** Broadcasts (or copies) dropped before delivery, by reason. */
+  dropped: Record<DropReason, number>;
+  /** Lazy-pull repair (src/broadcast/repair.ts). */
+  repair: RepairStats;
+}
+
+export interface PipelineOptions extends BudgetLimits {
+  /** How old a broadcast may be, and how long its id is remembered. */
+  windowMs: number;
+  /** How far in the future a broadcast may be dated (clock skew between origins and receivers). */
+  skewMs: number;
+  /** Ids remembered at most; when full, the oldest goes and the window's floor rises to it. */
+  cacheSize: number;
+  /** Benchmark only: no signatures are made or checked. */
+  unsigned?: boolean;
+  /** How often repair announces recent ids to neighbours; 0: no repair. */
+  repairIntervalMs: number;
+  /** Bytes of recent broadcasts kept to answer repair requests. */
+  repairCacheBytes: number;
+  /** Neighbours each id is announced to, at random among those not known to have it. */
+  repairFanout: number;
+}
+
+export interface PipelineHost extends RouterHost, Pick<RepairHost, 'sendIHave' | 'sendIWant'> {
+  penalize(peerId: string, what: Misbehaviour, detail: string, weight?: number): void;
+  readonly logger: P2PLogger;
+}
+
+/** Validations awaiting an async validator at once; past it, new broadcasts of validated topics are ignored. */
+const MAX_PENDING_VALIDATIONS = 1024;
+
+export class BroadcastPipeline {
+  readonly stats: NetworkBroadcastStats = {
+    originated: 0,
+    delivered: 0,
+    duplicates: 0,
+    sent: 0,
+    tooManyArcs: 0,
+    proxied: 0,
+    unrouted: 0,
+    tooLargeForNeighbour: 0,
+    dropped: {
+      neighbourBudget: 0,
+      originBudget: 0,
+      invalidSignature: 0,
+      stale: 0,
+      future: 0,
+      cacheFull: 0,
+      misrouted: 0,
+      ignored: 0,
+      rejected: 0,
+      validatorBusy: 0,
+    },
+    repair: { announced: 0, requested: 0, sent: 0, controlBytes: 0 },
+  };
+  readonly router: BroadcastRouter;
+  readonly repair: BroadcastRepair;
+  private readonly seen: ReplayWindow;
+  private readonly budget: BroadcastBudget;
+  private readonly keys = new OriginKeys();
+  private readonly validators = new Map<string, BroadcastValidatorFn>();
+  /** Copies that arrived while their first copy awaited an async validator, replayed once it is accepted. */
+  private readonly waiting = new Map<string, Array<{ from: string; message: NetworkMessage }>>();
+  private lastTimestampUs = 0;
+
+  constructor(
+    private readonly host: PipelineHost,
+    private readonly identity: Identity,
+    private readonly options: PipelineOptions,
+    now: () => number = Date.now,
+  ) {
+    this.router = new BroadcastRouter(host, this.stats);
+    this.seen = new ReplayWindow(options.cacheSize, options.windowMs, options.skewMs, now);
+    this.budget = new BroadcastBudget(options, now);
+    this.repair = new BroadcastRepair(
+      {
+        selfId: host.selfId,
+        neighbours: () => host.neighbours(),
+        reaches: (neighbour, arc) => host.reaches?.(neighbour, arc) ?? false,
+        has: (id) => this.seen.get(id) !== undefined,
+        sendIHave: (peer, body) => host.sendIHave(peer, body),
+        sendIWant: (peer, body) => host.sendIWant(peer, body),
+        sendBroadcast: (peer, body) => host.send(peer, body),
+        brokePromises: (peer, count) =>
+          host.penalize(peer, 'broken-promise', `${count} announced broadcast${count === 1 ? '' : 's'} not sent when asked`, Math.min(count, 20)),
+      },
+      { intervalMs: options.repairIntervalMs, cacheBytes: options.repairCacheBytes, fanout: options.repairFanout },
+      now,
+    );
+    this.stats.repair = this.repair.stats;
+  }
+
+  start(): void {
+    this.repair.start();
+  }
+
+  stop(): void {
+    this.repair.stop();
+  }
+
+  /** An IHAVE from a neighbour. Throws P2PProtocolError when malformed. */
+  onIHave(from: string, body: Buffer): void {
+    // Charged like broadcasts: parsing and looking up 1 024 ids is not free.
+    if (!this.budget.takeNeighbour(from, body.length)) return void this.stats.dropped.neighbourBudget++;
+    this.repair.onIHave(from, body);
+  }
+
+  /** An IWANT from a neighbour. Throws P2PProtocolError when malformed. */
+  onIWant(from: string, body: Buffer): void {
+    if (!this.budget.takeNeighbour(from, body.length)) return void this.stats.dropped.neighbourBudget++;
+    this.repair.onIWant(from, body);
+  }
+
+  /** Sets (or, with undefined, removes) the validator of one topic. */
+  setValidator(topic: string, validator: BroadcastValidatorFn | undefined): void {
+    if (validator) this.validators.set(topic, validator);
+    else this.validators.delete(topic);
+  }
+
+  /** Signs and sends this node's own broadcast. Throws P2PRateLimitError past its own origin budget. */
+  originate(topic: string, encoding: Encoding, payload: Buffer, strategy: BroadcastStrategy, metadata?: Metadata): OriginateResult {
+    if (!this.budget.takeOwn(payload.length)) {
+      throw new P2PRateLimitError(
+        `network broadcast refused: over this node's budget of ${this.options.originRate}/s (burst ${this.options.originBurst}) or ${this.options.originBytesPerSec} bytes/s`,
+      );
+    }
+    // Strictly increasing per origin, so that two identical broadcasts never share an id.
+    const timestampUs = (this.lastTimestampUs = Math.max(Date.now() * 1000, this.lastTimestampUs + 1));
+    const message = createNetworkMessage(this.identity, { timestampUs, encoding, topic, payload, strategy, unsigned: this.options.unsigned, metadata });
+    const entry = this.seen.add(message.id, message.origin, timestampUs / 1000, message.signature);
+    if (!entry) throw new P2PRateLimitError('network broadcast refused: the replay window is full of recent broadcasts (broadcastCacheSize)');
+    // Its own handler gets what every other node gets: the payload as decoded from the wire.
+    const result = this.router.originate(message, entry, decodePayload(encoding, payload));
+    this.repair.got(message, result.sent);
+    return result;
+  }
+
+  /** A broadcast frame body from neighbour `from`. Throws P2PProtocolError when malformed (the connection then closes). */
+  receive(from: string, body: Buffer): void {
+    // Dropped, never penalised: an honest neighbour relays everyone's traffic and may be the one over it.
+    if (!this.budget.takeNeighbour(from, body.length)) {
+      this.repair.arrived(from);
+      return void this.stats.dropped.neighbourBudget++;
+    }
+    const message = decodeNetworkMessage(body, this.keys);
+    this.repair.arrived(from, message.id);
+    if (message.strategy === 'raintree' && !this.router.canRoute(message.arc)) {
+      // Honest senders hand an arc to a node in it, or to a proxy with a neighbour in it; any other arc only serves to use up the per-id arc slots.
+      return void this.stats.dropped.misrouted++;
+    }
+    const known = this.seen.get(message.id);
+    if (known) return this.again(from, message, known);
+    const when = this.seen.check(message.timestampUs / 1000, message.origin);
+    if (when !== 'ok') return void this.stats.dropped[when]++;
+    if (!this.verified(from, message)) return;
+    // Decoded once, after the cheap checks: bad utf8 / json is the relaying neighbour's protocol error.
+    const data = decodePayload(message.encoding, message.payload);
+    const entry = this.seen.add(message.id, message.origin, message.timestampUs / 1000, message.signature);
+    if (!entry) return void this.stats.dropped.cacheFull++;
+    if (!this.budget.takeOrigin(message.origin, message.signed.length)) {
+      entry.accepted = false;
+      this.stats.dropped.originBudget++;
+      // Relays of an over-budget origin are not at fault; an origin that floods us itself is.
+      if (from === message.origin) this.floodedByOrigin(from);
+      return;
+    }
+    this.validate(from, message, entry, data);
+  }
+
+  /** The signature check. False: dropped, counted, and the neighbour penalised (no honest relay forwards a forgery). */
+  private verified(from: string, message: NetworkMessage): boolean {
+    if (this.options.unsigned) return true;
+    if (this.keys.verify(message.originKey, message.hash, message.signature)) return true;
+    this.invalidSignature(from, message);
+    return false;
+  }
+
+  /** About 100 points, a ban, for sending twice what its origin budget allows. */
+  private floodedByOrigin(origin: string): void {
+    this.host.penalize(origin, 'over-budget', 'its own network broadcasts over its budget', 100 / this.budget.originAllowance);
+  }
+
+  private again(from: string, message: NetworkMessage, entry: SeenEntry): void {
+    // Same id means same signed bytes (the id is their hash). Other signature bytes need a check of their own:
+    // an origin can sign one message twice (Ed25519 lets the signer pick its nonce), and a relay that got the
+    // other signature is honest.
+    if (!entry.signature.equals(message.signature) && !this.verified(from, message)) return;
+    const waiting = this.waiting.get(message.id);
+    if (waiting) {
+      if (waiting.length < 8) waiting.push({ from, message });
+      return;
+    }
+    if (!entry.accepted) {
+      this.stats.duplicates++;
+      return;
+    }
+    this.repair.heldBy(message.id, from);
+    for (const peer of this.router.again(from, message, entry)) this.repair.heldBy(message.id, peer);
+  }
+
+  /** Delivers and relays an accepted broadcast, and keeps it for repair (its sender and the relays' receivers have it). */
+  private accept(from: string, message: NetworkMessage, entry: SeenEntry, data: unknown): void {
+    const sent = this.router.accept(from, message, entry, data);
+    this.repair.got(message, [from, ...sent]);
+  }
+
+  private invalidSignature(from: string, message: NetworkMessage): void {
+    this.stats.dropped.invalidSignature++;
+    this.host.penalize(from, 'invalid-signature', `network broadcast ${message.id} on "${message.topic}" with a signature that is not origin ${message.origin}'s`);
+  }
+
+  private validate(from: string, message: NetworkMessage, entry: SeenEntry, data: unknown): void {
+    const validator = this.validators.get(message.topic);
+    if (!validator) return this.accept(from, message, entry, data);
+    let verdict: BroadcastVerdict | Promise<BroadcastVerdict>;
+    try {
+      verdict = validator({ id: message.id, origin: message.origin, from, topic: message.topic, data, sentAt: Math.floor(message.timestampUs / 1000) });
+    } catch (err) {
+      verdict = this.validatorFailed(message, err);
+    }
+    if (!(verdict instanceof Promise)) return this.settle(from, message, entry, data, verdict);
+    if (this.waiting.size >= MAX_PENDING_VALIDATIONS) {
+      entry.accepted = false;
+      this.stats.dropped.validatorBusy++;
+      return;
+    }
+    this.waiting.set(message.id, []);
+    verdict.then(
+      (v) => this.settle(from, message, entry, data, v),
+      (err: unknown) => this.settle(from, message, entry, data, this.validatorFailed(message, err)),
+    );
+  }
+
+  private validatorFailed(message: NetworkMessage, err: unknown): BroadcastVerdict {
+    this.host.logger.error(`broadcast validator for "${message.topic}" failed (broadcast ${message.id} ignored): ${(err as Error)?.message ?? err}`);
+    return 'ignore';
+  }
+
+  private settle(from: string, message: NetworkMessage, entry: SeenEntry, data: unknown, verdict: BroadcastVerdict): void {
+    const waiting = this.waiting.get(message.id) ?? [];
+    this.waiting.delete(message.id);
+    if (verdict !== 'accept' && verdict !== 'reject' && verdict !== 'ignore') {
+      verdict = this.validatorFailed(message, new Error(`returned ${String(verdict)}, not 'accept', 'ignore' or 'reject'`));
+    }
+    if (verdict === 'accept') {
+      this.accept(from, message, entry, data);
+      for (const copy of waiting) this.again(copy.from, copy.message, entry);
+      return;
+    }
+    entry.accepted = false;
+    if (verdict === 'reject') {
+      this.stats.dropped.rejected++;
+      // The proven origin wrote it; a relay may not run this validator at all (another version, another topic set).
+      this.host.penalize(message.origin, 'rejected', `network broadcast ${message.id} on "${message.topic}" rejected by this node's validator`);
+    } else {
+      this.stats.dropped.ignored++;
+    }
+  }
+}

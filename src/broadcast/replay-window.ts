@@ -1,0 +1,186 @@
+import { MinHeap } from '../common/min-heap.js';
+
+/**
+ * The seen-cache of network broadcasts, as a replay window.
+ *
+ * Every broadcast carries its origin's signed timestamp. A node accepts one only
+ * when that timestamp is within `windowMs` in the past and `skewMs` in the future,
+ * and after its origin's floor; it remembers the id until the timestamp leaves
+ * the window. So a replay is either still remembered (a duplicate) or too old: it
+ * is never delivered twice.
+ *
+ * At most `max` ids are kept. When full, one is forgotten and a floor rises to
+ * its timestamp, so that nothing forgotten can come back:
+ *   1. the oldest id, if it is older than MIN_WINDOW_MS: the window's floor rises
+ *      (a flood shrinks the window, never below MIN_WINDOW_MS);
+ *   2. else the oldest id of the newcomer's own origin: that origin's floor rises
+ *      (an origin that floods pushes out its own ids, not everyone's);
+ *   3. else nothing: the newcomer is refused.
+ * The window's floor starts at the node's start: a restart does not reopen it.
+ * See docs/broadcast.md.
+ */
+
+/** Below this age an id is forgotten only to make room for its own origin's newer ones, when that origin has any. */
+export const MIN_WINDOW_MS = 10_000;
+
+export interface SeenEntry {
+  readonly id: string;
+  readonly origin: string;
+  /** The origin's timestamp, ms since the epoch (its clock). */
+  readonly timestamp: number;
+  /** The origin's signature as first verified; a copy with other bytes is checked on its own. */
+  readonly signature: Buffer;
+  /** False once the message was dropped (over budget, refused by a validator): its copies are dropped too. */
+  accepted: boolean;
+  delivered: boolean;
+  /** RainTree arcs already forwarded for this id: a node may be handed a second, different arc to cover. */
+  arcs: Set<string> | undefined;
+  /** Forwarded as gossip already (the origin chose gossip). */
+  gossiped: boolean;
+  /** Forgotten; still in the heap or its origin's queue until they reach it (lazy removal). */
+  gone: boolean;
+}
+
+/** What the window keeps per origin: its ids in arrival order, and how far its floor has risen. */
+interface OriginState {
+  origin: string;
+  queue: SeenEntry[];
+  head: number;
+  live: number;
+  floorMs: number;
+  /** In `floors`, to be looked at once its floor leaves the window. */
+  queued: boolean;
+}
+
+export type WindowVerdict = 'ok' | 'stale' | 'future';
+
+export class ReplayWindow {
+  private readonly entries = new Map<string, SeenEntry>();
+  /** On timestamp: the next to expire is on top. */
+  private readonly heap = new MinHeap<SeenEntry>((e) => e.timestamp);
+  private readonly origins = new Map<string, OriginState>();
+  /** Origins whose floor was raised, on that floor: kept until it leaves the window, even with no id left. */
+  private readonly floors = new MinHeap<{ state: OriginState; floorMs: number }>((f) => f.floorMs);
+  /** Nothing at or below it is accepted: the node's start, raised by floods (rule 1). */
+  private floorMs: number;
+
+  constructor(
+    private readonly max: number,
+    readonly windowMs: number,
+    readonly skewMs: number,
+    private readonly now: () => number = Date.now,
+  ) {
+    // What was accepted before a restart is forgotten: refuse it rather than deliver it twice. (Origins stamp
+    // whole milliseconds, so the floor leaves the start's own millisecond open: a broadcast made just after
+    // a fast start must pass, at the price of a replay window of one millisecond before the restart.)
+    this.floorMs = now() - 1;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** The window's floor (its start, or what floods raised it to). */
+  get floor(): number {
+    return this.floorMs;
+  }
+
+  /** Whether a timestamp of `origin` is inside the window. */
+  check(timestampMs: number, origin: string): WindowVerdict {
+    if (timestampMs > this.now() + this.skewMs) return 'future';
+    if (timestampMs < this.now() - this.windowMs || timestampMs <= this.floorMs) return 'stale';
+    const own = this.origins.get(origin)?.floorMs;
+    return own !== undefined && timestampMs <= own ? 'stale' : 'ok';
+  }
+
+  get(id: string): SeenEntry | undefined {
+    this.expire();
+    return this.entries.get(id);
+  }
+
+  /** Remembers a new id whose timestamp passed `check`, forgetting one first when full; undefined when it is refused (rule 3). */
+  add(id: string, origin: string, timestamp: number, signature: Buffer): SeenEntry | undefined {
+    this.expire();
+    if (this.entries.size >= this.max && !this.makeRoom(origin)) return undefined;
+    const entry: SeenEntry = { id, origin, timestamp, signature, accepted: true, delivered: false, arcs: undefined, gossiped: false, gone: false };
+    this.entries.set(id, entry);
+    this.heap.push(entry);
+    let state = this.origins.get(origin);
+    if (!state) this.origins.set(origin, (state = { origin, queue: [], head: 0, live: 0, floorMs: -Infinity, queued: false }));
+    state.queue.push(entry);
+    state.live++;
+    // Forgotten entries stay in the heap until they expire: rebuild it before it outgrows the cache twice over.
+    if (this.heap.size > 2 * this.max) this.heap.filter((e) => !e.gone);
+    return entry;
+  }
+
+  private makeRoom(newcomer: string): boolean {
+    const oldest = this.peekLive()!;
+    if (oldest.timestamp <= this.now() - MIN_WINDOW_MS) {
+      this.forget(oldest);
+      this.floorMs = Math.max(this.floorMs, oldest.timestamp);
+      return true;
+    }
+    const own = this.oldestOf(newcomer);
+    if (!own) return false;
+    const state = this.origins.get(newcomer)!;
+    state.floorMs = Math.max(state.floorMs, own.timestamp);
+    if (!state.queued) {
+      state.queued = true;
+      this.floors.push({ state, floorMs: state.floorMs });
+    }
+    this.forget(own);
+    return true;
+  }
+
+  private forget(entry: SeenEntry): void {
+    entry.gone = true;
+    this.entries.delete(entry.id);
+    const state = this.origins.get(entry.origin)!;
+    if (--state.live === 0) this.dropIfDone(state);
+  }
+
+  /** An origin with no id left is forgotten once its floor (if raised) is below the window, which then refuses all it would. */
+  private dropIfDone(state: OriginState): void {
+    if (state.live === 0 && !state.queued) this.origins.delete(state.origin);
+  }
+
+  private peekLive(): SeenEntry | undefined {
+    let top = this.heap.peek();
+    while (top?.gone) {
+      this.heap.pop();
+      top = this.heap.peek();
+    }
+    return top;
+  }
+
+  private oldestOf(origin: string): SeenEntry | undefined {
+    const state = this.origins.get(origin);
+    if (!state || state.live === 0) return undefined;
+    while (state.queue[state.head]!.gone) state.head++;
+    const entry = state.queue[state.head]!;
+    if (state.head > 64 && state.head * 2 > state.queue.length) {
+      state.queue = state.queue.slice(state.head);
+      state.head = 0;
+    }
+    return entry;
+  }
+
+  /** Forgets ids whose timestamps have left the window: a copy would now be refused as stale. */
+  private expire(): void {
+    const limit = this.now() - this.windowMs;
+    for (let top = this.peekLive(); top && top.timestamp < limit; top = this.peekLive()) {
+      this.heap.pop();
+      this.forget(top);
+    }
+    for (let f = this.floors.peek(); f && f.floorMs < limit; f = this.floors.peek()) {
+      this.floors.pop();
+      // Raised again since it was queued: look at it again when that floor leaves the window.
+      if (f.state.floorMs >= limit) this.floors.push({ state: f.state, floorMs: f.state.floorMs });
+      else {
+        f.state.queued = false;
+        this.dropIfDone(f.state);
+      }
+    }
+  }
+}

@@ -1,0 +1,293 @@
+/**
+ * Typed errors. Every error that reaches a caller is a P2PError subclass with a
+ * stable `p2pCode`, and carries the peer id and address when one is involved.
+ *
+ * `code` is what Nest users branch on (Nest's own samples test `err.code === 'ECONNREFUSED'`):
+ * for a dial or listen that the operating system refused it is the system code
+ * (ECONNREFUSED, EADDRINUSE, …), as on Nest's TCP client; otherwise it equals `p2pCode`.
+ */
+export interface PeerRef {
+  peerId?: string;
+  address?: string;
+}
+
+/**
+ * The system codes a P2PDialError or P2PListenError may carry as `code`. Others (rare:
+ * EPERM, EMFILE…) are not copied, so that `code` stays within this type; they remain on `cause`.
+ */
+export type SystemErrorCode =
+  | 'ECONNREFUSED'
+  | 'ECONNRESET'
+  | 'ETIMEDOUT'
+  | 'EHOSTUNREACH'
+  | 'ENETUNREACH'
+  | 'ENOTFOUND'
+  | 'EAI_AGAIN'
+  | 'EADDRINUSE'
+  | 'EADDRNOTAVAIL'
+  | 'EACCES';
+
+const SYSTEM_CODES: ReadonlySet<string> = new Set<SystemErrorCode>([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EADDRINUSE',
+  'EADDRNOTAVAIL',
+  'EACCES',
+]);
+
+/** Every `p2pCode`, one per class. */
+export type P2PErrorCode =
+  | 'P2P_ERROR'
+  | 'P2P_PROTOCOL'
+  | 'P2P_FRAME_TOO_LARGE'
+  | 'P2P_QUEUE_FULL'
+  | 'P2P_TIMEOUT'
+  | 'P2P_CONNECTION_CLOSED'
+  | 'P2P_HANDSHAKE'
+  | 'P2P_IDENTITY_MISMATCH'
+  | 'P2P_SELF_CONNECTION'
+  | 'P2P_PEER_NOT_ALLOWED'
+  | 'P2P_PEER_BANNED'
+  | 'P2P_DIAL'
+  | 'P2P_LISTEN'
+  | 'P2P_PEER_NOT_CONNECTED'
+  | 'P2P_NOT_RUNNING'
+  | 'P2P_REMOTE'
+  | 'P2P_RATE_LIMIT'
+  | 'P2P_METADATA'
+  | 'P2P_CONFIG';
+
+export interface P2PErrorOptions {
+  cause?: unknown;
+  /** The system code to expose as `code` when `cause` has none (a dial timeout is ETIMEDOUT). */
+  systemCode?: SystemErrorCode;
+}
+
+/**
+ * The codes are set by this constructor from the class's static `p2pCode` (own, enumerable
+ * properties, as on Node's errors). Each subclass narrows `code` and `p2pCode` with `declare`
+ * to the codes its instances can hold: its own, and those of its subclasses (a
+ * P2PProtocolError may be a P2PFrameTooLargeError), so `e.code === 'P2P_FRAME_TOO_LARGE'`
+ * type-checks after `e instanceof P2PProtocolError`.
+ */
+export class P2PError extends Error {
+  static readonly p2pCode: P2PErrorCode = 'P2P_ERROR';
+  /** Whether `code` takes the system code of `cause` (dial and listen failures only). */
+  protected static readonly exposesSystemCode: boolean = false;
+  /** This library's code for the error's class; never a system code. */
+  readonly p2pCode: P2PErrorCode;
+  /** The system code (ECONNREFUSED, EADDRINUSE…) of a refused dial or listen, else `p2pCode`. */
+  readonly code: P2PErrorCode | SystemErrorCode;
+  readonly peerId?: string;
+  readonly address?: string;
+  /** The message without the peer it names: what a goodbye tells that very peer. */
+  readonly detail: string;
+
+  constructor(message: string, peer: PeerRef = {}, options: P2PErrorOptions = {}) {
+    super(withPeer(message, peer), 'cause' in options ? { cause: options.cause } : undefined);
+    this.detail = message;
+    const type = new.target as typeof P2PError;
+    this.name = new.target.name;
+    this.p2pCode = type.p2pCode;
+    this.code = (type.exposesSystemCode ? (systemCodeOf(options.cause) ?? options.systemCode) : undefined) ?? type.p2pCode;
+    this.peerId = peer.peerId;
+    this.address = peer.address;
+  }
+}
+
+function systemCodeOf(cause: unknown): SystemErrorCode | undefined {
+  const code = cause && typeof cause === 'object' && 'code' in cause ? cause.code : undefined;
+  return typeof code === 'string' && SYSTEM_CODES.has(code) ? (code as SystemErrorCode) : undefined;
+}
+
+function withPeer(message: string, { peerId, address }: PeerRef): string {
+  if (!peerId && !address) return message;
+  return `${message} (peer ${peerId ?? '?'} at ${address ?? '?'})`;
+}
+
+/** The remote end broke the wire protocol; the connection is closed. */
+export class P2PProtocolError extends P2PError {
+  static override readonly p2pCode: P2PErrorCode = 'P2P_PROTOCOL';
+  declare readonly p2pCode: 'P2P_PROTOCOL' | 'P2P_FRAME_TOO_LARGE';
+  declare readonly code: 'P2P_PROTOCOL' | 'P2P_FRAME_TOO_LARGE';
+}
+
+/** A frame (header + body) larger than `maxFrameBytes`, on send or on receive. */
+export class P2PFrameTooLargeError extends P2PProtocolError {
+  static override readonly p2pCode: P2PErrorCode = 'P2P_FRAME_TOO_LARGE';
+  declare readonly p2pCode: 'P2P_FRAME_TOO_LARGE';
+  declare readonly code: 'P2P_FRAME_TOO_LARGE';
+  /** `limit` is the peer's, as it announced in its hello (smaller than this node's own). */
+  constructor(readonly size: number, readonly limit: number, peer: PeerRef = {}, readonly peerLimit = false) {
+    super(`frame of ${size} bytes exceeds ${peerLimit ? "the peer's " : ''}maxFrameBytes ${limit}`, peer);
+  }
+}
+
+/** The per-peer write queue is at `maxQueueBytes`: the peer is not reading fast enough. */
+export class P2PQueueFullError extends P2PError {
+  static override readonly p2pCode: P2PErrorCode = 'P2P_QUEUE_FULL';
+  declare readonly p2pCode: 'P2P_QUEUE_FULL';
+  declare readonly code: 'P2P_QUEUE_FULL';
+  constructor(readonly queuedBytes: number, readonly limit: number, peer: PeerRef = {}) {
+    super(`write queue full (${queuedBytes} of ${limit} bytes)`, peer);
+  }
+}
+
+/** No reply within the request's timeout, or (`deadline`) the reply stream did not end within its total deadline. */
+export class P2PTimeoutError extends P2PError {
+  static override readonly p2pCode: P2PErrorCode = 'P2P_TIMEOUT';
+  declare readonly p2pCode: 'P2P_TIMEOUT';
+  declare readonly code: 'P2P_TIMEOUT';
+  constructor(
+    readonly pattern: string,
+    readonly timeoutMs: number,
+    peer: PeerRef = {},
+    readonly deadline = false,
+  ) {
+    super(deadline ? `request "${pattern}" did not complete within its deadline of ${timeoutMs} ms` : `request "${pattern}" got no reply within ${timeoutMs} ms`, peer);
+  }
+}
+
+/** The connection closed before the operation completed. */
+export class P2PConnectionClosedError extends P2PError {
+  static override readonly p2pCode: P2PErrorCode = 'P2P_CONNECTION_CLOSED';
+  declare readonly p2pCode: 'P2P_CONNECTION_CLOSED';
+  declare readonly code: 'P2P_CONNECTION_CLOSED';
+}
+
+export type HandshakeCode = 'P2P_HANDSHAKE' | 'P2P_IDENTITY_MISMATCH' | 'P2P_SELF_CONNECTION' | 'P2P_PEER_NOT_ALLOWED' | 'P2P_PEER_BANNED';
+
+/** The handshake failed: timeout, version mismatch, self or duplicate connection, refusal. */
+export class P2PHandshakeError extends P2PError {
+  static override readonly p2pCode: P2PErrorCode = 'P2P_HANDSHAKE';
+  declare readonly p2pCode: HandshakeCode;
+  declare readonly code: HandshakeCode;
+}
+
+/** The peer at the dialed address proved a different id than the one expected. */
+export class P2PIdentityMismatchError extends P2PHandshakeError {
+  static override readonly p2pCode: P2PErrorCode = 'P2P_IDENTITY_MISMATCH';
+  declare readonly p2pCode: 'P2P_IDENTITY_MISMATCH';
+  declare readonly code: 'P2P_IDENTITY_MISMATCH';
+  constructor(readonly expected: string, readonly actual: string, peer: PeerRef = {}, message?: string) {
+    super(message ?? `expected peer id ${expected}, the remote end is ${actual}`, peer);
+  }
+}
+
+/** The remote end is this node itself (a configured or advertised address that loops back). */
+export class P2PSelfConnectionError extends P2PHandshakeError {
+  static override readonly p2pCode: P2PErrorCode = 'P2P_SELF_CONNECTION';
+  declare readonly p2pCode: 'P2P_SELF_CONNECTION';
+  declare readonly code: 'P2P_SELF_CONNECTION';
+}
+
+/** The remote proved an id that is not in this node's `allowedPeers`. */
+export class P2PPeerNotAllowedError extends P2PHandshakeError {
+  static override readonly p2pCode: P2PErrorCode = 'P2P_PEER_NOT_ALLOWED';
+  declare readonly p2pCode: 'P2P_PEER_NOT_ALLOWED';
+  declare readonly code: 'P2P_PEER_NOT_ALLOWED';
+  constructor(readonly remotePeerId: string, peer: PeerRef = {}) {
+    super(`peer ${remotePeerId} is not in allowedPeers`, peer);
+  }
+}
+
+/**
+ * A dial could not be made: refused, unreachable, timed out, or over `maxOutbound`.
+ * `code` is the system code when the OS refused it (ECONNREFUSED…) and ETIMEDOUT when
+ * `dialTimeoutMs` passed, as Nest's TCP client reports them; else P2P_DIAL.
+ */
+export class P2PDialError extends P2PError {
+  static override readonly p2pCode: P2PErrorCode = 'P2P_DIAL';
+  protected static override readonly exposesSystemCode = true;
+  declare readonly p2pCode: 'P2P_DIAL';
+  declare readonly code: 'P2P_DIAL' | SystemErrorCode;
+}
+
+/** The node could not listen on its `listen` address (EADDRINUSE, EADDRNOTAVAIL…, as `code`). */
+export class P2PListenError extends P2PError {
+  static override readonly p2pCode: P2PErrorCode = 'P2P_LISTEN';
+  protected static override readonly exposesSystemCode = true;
+  declare readonly p2pCode: 'P2P_LISTEN';
+  declare readonly code: 'P2P_LISTEN' | SystemErrorCode;
+  /** `listenAddress` is the configured `listen` (not a peer's address, hence not `address`). */
+  constructor(readonly listenAddress: string, cause: unknown) {
+    super(`cannot listen on ${listenAddress}: ${describeCause(cause)}`, {}, { cause });
+  }
+}
+
+/** No live connection to that peer id. */
+export class P2PPeerNotConnectedError extends P2PError {
+  static override readonly p2pCode: P2PErrorCode = 'P2P_PEER_NOT_CONNECTED';
+  declare readonly p2pCode: 'P2P_PEER_NOT_CONNECTED';
+  declare readonly code: 'P2P_PEER_NOT_CONNECTED';
+  constructor(peerId: string) {
+    super(`not connected to peer ${peerId}`, { peerId });
+  }
+}
+
+/** The node is not started yet, or is closed. */
+export class P2PNotRunningError extends P2PError {
+  static override readonly p2pCode: P2PErrorCode = 'P2P_NOT_RUNNING';
+  declare readonly p2pCode: 'P2P_NOT_RUNNING';
+  declare readonly code: 'P2P_NOT_RUNNING';
+}
+
+/** The remote handler failed; `error` is what it replied (Nest's RpcException error, or `{ status, message }`). */
+export class P2PRemoteError extends P2PError {
+  static override readonly p2pCode: P2PErrorCode = 'P2P_REMOTE';
+  declare readonly p2pCode: 'P2P_REMOTE';
+  declare readonly code: 'P2P_REMOTE';
+  constructor(readonly error: unknown, peer: PeerRef = {}) {
+    super(`remote handler failed: ${describeRemote(error)}`, peer);
+  }
+}
+
+/** Over a rate limit: this node's own network-broadcast budget (`broadcastOriginRate`, `broadcastOriginBurst`, `broadcastOriginBytesPerSec`). */
+export class P2PRateLimitError extends P2PError {
+  static override readonly p2pCode: P2PErrorCode = 'P2P_RATE_LIMIT';
+  declare readonly p2pCode: 'P2P_RATE_LIMIT';
+  declare readonly code: 'P2P_RATE_LIMIT';
+}
+
+/** The peer is banned (misbehaviour, or `P2PService.ban`) until its ban ends or is lifted. */
+export class P2PPeerBannedError extends P2PHandshakeError {
+  static override readonly p2pCode: P2PErrorCode = 'P2P_PEER_BANNED';
+  declare readonly p2pCode: 'P2P_PEER_BANNED';
+  declare readonly code: 'P2P_PEER_BANNED';
+}
+
+/** Message metadata that is not an object of strings, or larger than 4 KiB encoded. */
+export class P2PMetadataError extends P2PError {
+  static override readonly p2pCode: P2PErrorCode = 'P2P_METADATA';
+  declare readonly p2pCode: 'P2P_METADATA';
+  declare readonly code: 'P2P_METADATA';
+}
+
+/** The configuration is invalid; `problems` names every bad key. */
+export class P2PConfigError extends P2PError {
+  static override readonly p2pCode: P2PErrorCode = 'P2P_CONFIG';
+  declare readonly p2pCode: 'P2P_CONFIG';
+  declare readonly code: 'P2P_CONFIG';
+  constructor(readonly problems: string[]) {
+    super(`invalid P2P config:\n  - ${problems.join('\n  - ')}`);
+  }
+}
+
+function describeCause(cause: unknown): string {
+  return cause instanceof Error ? cause.message : String(cause);
+}
+
+function describeRemote(error: unknown): string {
+  if (typeof error === 'string') return error;
+  if (error && typeof error === 'object' && 'message' in error) return String(error.message);
+  try {
+    return JSON.stringify(error);
+  } catch {
+    return String(error);
+  }
+}

@@ -1,0 +1,17 @@
+import type { FrameKind } from '../wire/codec.js';
+
+/**
+ * What the core reports for metrics, as plain calls: the Nest layer turns them
+ * into prom-client counters (nestjs-p2p/metrics), and without a sink nothing is
+ * counted at all. Gauges (connections, queue bytes, refusals, broadcasts) are read
+ * from the node at scrape time instead.
+ */
+export interface MetricsSink {
+  frame(direction: 'in' | 'out', kind: FrameKind, bytes: number): void;
+  /** A request this node sent has ended. */
+  request(pattern: string, seconds: number, outcome: RequestOutcome): void;
+  /** A typed error on a connection (by class name), e.g. P2PProtocolError, P2PQueueFullError. */
+  error(type: string): void;
+}
+
+export type RequestOutcome = 'ok' | 'remote_error' | 'timeout' | 'closed' | 'cancelled';

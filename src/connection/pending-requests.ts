@@ -1,0 +1,68 @@
+import { MAX_NONCE } from '../wire/constants.js';
+
+/** Callbacks of one outstanding request; the reply stream may carry several values. */
+export interface PendingRequest {
+  pattern: string;
+  timeoutMs: number;
+  timer: NodeJS.Timeout | undefined;
+  /** The total deadline, when the caller set one: a stream of values cannot hold the request open past it. */
+  deadline?: NodeJS.Timeout;
+  next(value: unknown): void;
+  error(err: Error): void;
+  complete(): void;
+}
+
+/**
+ * Outstanding requests of one connection, keyed by nonce (O(1), unlike the seed's
+ * linear slice). Nonces run 1..2^32-1, wrap, and skip any still in flight.
+ */
+export class PendingRequests {
+  private readonly byNonce = new Map<number, PendingRequest>();
+  private last = 0;
+
+  get size(): number {
+    return this.byNonce.size;
+  }
+
+  add(request: PendingRequest): number {
+    if (this.byNonce.size >= MAX_NONCE) throw new RangeError('no free request nonce');
+    let nonce = this.last;
+    do {
+      nonce = nonce >= MAX_NONCE ? 1 : nonce + 1;
+    } while (this.byNonce.has(nonce));
+    this.last = nonce;
+    this.byNonce.set(nonce, request);
+    return nonce;
+  }
+
+  get(nonce: number): PendingRequest | undefined {
+    return this.byNonce.get(nonce);
+  }
+
+  /** Removes and returns the request, clearing its timer. */
+  take(nonce: number): PendingRequest | undefined {
+    const request = this.byNonce.get(nonce);
+    if (request) {
+      clearTimeout(request.timer);
+      clearTimeout(request.deadline);
+      this.byNonce.delete(nonce);
+    }
+    return request;
+  }
+
+  /** Rejects every outstanding request with the error built for it. */
+  failAll(makeError: (request: PendingRequest) => Error): void {
+    const all = [...this.byNonce.values()];
+    for (const request of all) {
+      clearTimeout(request.timer);
+      clearTimeout(request.deadline);
+    }
+    this.byNonce.clear();
+    for (const request of all) request.error(makeError(request));
+  }
+
+  /** For tests: start numbering after `nonce`. */
+  seed(nonce: number): void {
+    this.last = nonce;
+  }
+}

@@ -1,0 +1,134 @@
+import { backoffDelay, type BackoffOptions } from './reconnect.js';
+
+/** A peer this node could dial: proven by a handshake, or a peer-exchange candidate. */
+export interface KnownPeer {
+  id: string;
+  address: string;
+  /** Failed dials since the last success; spaces out retries. */
+  failures: number;
+  /** Not dialed before this time (ms since epoch). */
+  nextDialAt: number;
+  /** Last time this entry was confirmed (connected, or for a candidate, learned). */
+  seenAt: number;
+  /**
+   * true: the id completed a handshake with this node, and the address is the one it
+   * announced itself. false: a candidate from peer exchange, a hint until a dial proves it.
+   */
+  verified: boolean;
+}
+
+/**
+ * The peers that proved their id to this node, bounded by `maxKnownPeers`, with
+ * the address each announced itself. Peer exchange never writes here (see
+ * src/discovery/pex-candidates.ts): only a handshake does. When full, a new entry replaces the
+ * one with the most failures (oldest first), never one that works.
+ */
+export class AddressBook {
+  private readonly peers = new Map<string, KnownPeer & { connectedAt: number; refusals: number }>();
+
+  constructor(
+    private readonly max: number,
+    private readonly backoff: BackoffOptions,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  get size(): number {
+    return this.peers.size;
+  }
+
+  get(id: string): KnownPeer | undefined {
+    return this.peers.get(id);
+  }
+
+  ids(): string[] {
+    return [...this.peers.keys()];
+  }
+
+  entries(): KnownPeer[] {
+    return [...this.peers.values()].map(({ connectedAt: _, refusals: __, ...entry }) => entry);
+  }
+
+  /** Addresses of proven peers: no candidate may claim one for another id. */
+  addresses(): Set<string> {
+    return new Set([...this.peers.values()].map((p) => p.address));
+  }
+
+  /** `id` proved itself on a connection and announced `address`: the only way an address gets here. */
+  proven(id: string, address: string): void {
+    const now = this.now();
+    const existing = this.peers.get(id);
+    if (existing) {
+      Object.assign(existing, { address, failures: 0, nextDialAt: 0, seenAt: now, connectedAt: now });
+      return;
+    }
+    if (this.max <= 0) return;
+    if (this.peers.size >= this.max) {
+      const victim = this.worst();
+      if (!victim || victim.failures === 0) return; // full of working peers: keep them
+      this.peers.delete(victim.id);
+    }
+    this.peers.set(id, { id, address, failures: 0, nextDialAt: 0, seenAt: now, verified: true, connectedAt: now, refusals: 0 });
+  }
+
+  /**
+   * The connection to `id` ended: it counts as recently connected from now on.
+   * `refusedFull`: `id` completed the handshake (which cleared its failures) and then
+   * closed it for being full (at maxPeers). Each such refusal in a row doubles the
+   * wait before `id` is dialed again; without it, the topology would redial it at
+   * once, and a node that needs a full one dials it in a loop.
+   */
+  disconnected(id: string, refusedFull = false): void {
+    const entry = this.peers.get(id);
+    if (!entry) return;
+    const now = this.now();
+    entry.connectedAt = now;
+    if (!refusedFull) {
+      entry.refusals = 0;
+      return;
+    }
+    entry.nextDialAt = now + backoffDelay(entry.refusals, this.backoff);
+    entry.refusals++;
+  }
+
+  /** Whether `id` refused our last dial for being full (and no connection to it has ended otherwise since). */
+  refusedFull(id: string): boolean {
+    return (this.peers.get(id)?.refusals ?? 0) > 0;
+  }
+
+  /** Ids connected at some time in the last `ms`. */
+  recent(ms: number): string[] {
+    const since = this.now() - ms;
+    return [...this.peers.values()].filter((p) => p.connectedAt >= since).map((p) => p.id);
+  }
+
+  failed(id: string): void {
+    const entry = this.peers.get(id);
+    if (!entry) return;
+    entry.nextDialAt = this.now() + backoffDelay(entry.failures, this.backoff);
+    entry.failures++;
+  }
+
+  /** The proven peer `id` if it is due for a dial. */
+  dueId(id: string): KnownPeer | undefined {
+    const entry = this.peers.get(id);
+    return entry && entry.nextDialAt <= this.now() ? entry : undefined;
+  }
+
+  /** Up to `limit` peers due for a dial, fewest failures first, skipping those `skip` names. */
+  due(limit: number, skip: (id: string) => boolean): KnownPeer[] {
+    if (limit <= 0) return [];
+    const now = this.now();
+    return [...this.peers.values()]
+      .filter((p) => p.nextDialAt <= now && !skip(p.id))
+      .sort((a, b) => a.failures - b.failures || b.seenAt - a.seenAt)
+      .slice(0, limit);
+  }
+
+  private worst(): KnownPeer | undefined {
+    let worst: KnownPeer | undefined;
+    for (const p of this.peers.values()) {
+      if (!worst || p.failures > worst.failures || (p.failures === worst.failures && p.seenAt < worst.seenAt)) worst = p;
+    }
+    return worst;
+  }
+}

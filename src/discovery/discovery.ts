@@ -1,0 +1,337 @@
+import { canonicalAddress, formatAddress, parseAddress } from '../connection/address.js';
+import { AddressBook, type KnownPeer } from './address-book.js';
+import { AddressPolicy } from './address-policy.js';
+import { encodePeerExchange, isUnspecified, parsePeerExchange, type PexEntry } from './peer-exchange.js';
+import { PexCandidates } from './pex-candidates.js';
+import { inArc, type Arc } from '../ring/raintree.js';
+import { planTopology } from './ring-topology.js';
+import type { BackoffOptions } from './reconnect.js';
+import type { P2PSocket } from '../connection/socket.js';
+import type { P2PLogger } from '../common/types.js';
+
+/** What discovery needs from the node. */
+export interface DiscoveryHost {
+  readonly selfId: string;
+  readonly logger: P2PLogger;
+  isRunning(): boolean;
+  /** Live connections by peer id. */
+  connections(): ReadonlyMap<string, P2PSocket>;
+  /** Addresses that are this node (its listen and external address). */
+  ownAddresses(): string[];
+  /** The address this node announces (externalAddress, else its listen address). */
+  advertisedAddress(): string | null;
+  outboundCount(): number;
+  connect(address: string): Promise<unknown>;
+  /** Whether an id may be learned and dialed at all (allowedPeers). */
+  isAllowed(id: string): boolean;
+  /** Whether an id is banned now (not dialed until the ban ends). */
+  isBanned(id: string): boolean;
+  /** Whether an id is a configured (persistent) peer: dialed only where the config says. */
+  isConfigured(id: string): boolean;
+  /** Closes a connection the topology no longer needs. */
+  release(id: string, why: string): void;
+}
+
+export interface DiscoveryOptions {
+  enabled: boolean;
+  intervalMs: number;
+  maxKnownPeers: number;
+  maxOutbound: number;
+  /** Connections (inbound and outbound) past which the node dials no more for the topology. */
+  maxPeers: number;
+  backoff: BackoffOptions;
+  /** Dial loopback and private addresses learned from peers even when this node listens on none. */
+  allowPrivate: boolean;
+  /** Dial host names learned from peers. */
+  allowHostnames: boolean;
+}
+
+/** How long an id stays in the RainTree view after its connection ends. */
+export const VIEW_RECENT_MS = 5 * 60_000;
+/** Connections a node makes even when its topology needs fewer (a full mesh up to 9 nodes): the 8 of the degree bound max(8, 2·⌈log3 N⌉ + 2). */
+export const MIN_DEGREE = 8;
+/** Failed redials after which a proven peer's address may be challenged by a candidate (it may have moved). */
+const MOVED_AFTER_FAILURES = 2;
+
+/**
+ * Peer exchange and the address book (control type 5): tells each neighbour
+ * where its other neighbours can be dialed, learns the same from them as
+ * candidates (bounded, rate-limited, judged by the address policy), and dials
+ * proven peers and candidates until the node has maxOutbound outbound
+ * connections. Only ids that proved themselves feed the RainTree view.
+ */
+export class Discovery {
+  readonly book: AddressBook;
+  private readonly candidates: PexCandidates;
+  private readonly policy: AddressPolicy;
+  private readonly dialing = new Set<string>();
+  /** Connections discovery dialed for the topology: the only ones it closes again when redundant. */
+  private readonly dialed = new Set<string>();
+  /** What each neighbour's last peer exchange said it is connected to (sorted ids), for choosing proxies. */
+  private readonly theirs = new Map<string, string[]>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly host: DiscoveryHost,
+    private readonly options: DiscoveryOptions,
+  ) {
+    this.book = new AddressBook(options.maxKnownPeers, options.backoff);
+    this.candidates = new PexCandidates({ intervalMs: options.intervalMs, backoff: options.backoff });
+    this.policy = new AddressPolicy(options, () => host.advertisedAddress());
+  }
+
+  start(): void {
+    if (!this.options.enabled) return;
+    this.timer = setInterval(() => this.exchange(), this.options.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** Proven peers, then peer-exchange candidates (`verified: false`). */
+  knownPeers(): KnownPeer[] {
+    return [...this.book.entries(), ...this.candidates.entries()];
+  }
+
+  /** The RainTree view: this node, its connections, and ids connected in the last VIEW_RECENT_MS. Sorted. */
+  routingView(): string[] {
+    return [...new Set([this.host.selfId, ...this.host.connections().keys(), ...this.book.recent(VIEW_RECENT_MS)])].sort();
+  }
+
+  /**
+   * Every id this node knows of: the view and peer-exchange candidates, sorted.
+   * It decides which thirds of the ring hold a node (src/ring/raintree.ts, src/discovery/ring-topology.ts):
+   * a made-up id costs a frame, a missing one a third, so hearsay counts here.
+   */
+  knownIds(): string[] {
+    const ids = new Set(this.routingView());
+    for (const c of this.candidates.entries()) ids.add(c.id);
+    return [...ids].sort();
+  }
+
+  /** Whether a neighbour's last peer exchange named a peer inside `arc`. */
+  reaches(neighbour: string, arc: Arc): boolean {
+    return this.theirs.get(neighbour)?.some((id) => inArc(id, arc)) ?? false;
+  }
+
+  /** A new connection proved its id: remember where it says it can be dialed, and tell it the peers we know. */
+  onConnected(socket: P2PSocket): void {
+    const id = socket.peerId!;
+    this.candidates.remove(id);
+    const address = dialableAddress(socket);
+    const refusal = address && this.policy.refusal(address);
+    if (address && !refusal) this.book.proven(id, address);
+    else if (refusal) this.host.logger.debug?.(`${id} at ${socket.remoteAddress} announces ${address}; not redialing it there: ${refusal}`);
+    if (this.options.enabled) this.send(socket);
+  }
+
+  /** `refusedFull`: the peer closed a connection we dialed because it was at maxPeers (it is dialed again after a wait). */
+  onDisconnected(id: string, refusedFull = false): void {
+    this.book.disconnected(id, refusedFull);
+    this.dialed.delete(id);
+    this.theirs.delete(id);
+    this.fill();
+  }
+
+  /** A peer-exchange body from a neighbour: judged, bounded, then taken as candidates. Never a protocol error. */
+  onMessage(socket: P2PSocket, body: Buffer): void {
+    if (!this.options.enabled) return;
+    const now = Date.now();
+    // We send at most one per gap; on the way two may arrive closer (one held up behind other frames, the next
+    // not), so an honest neighbour is held to half of it: a healthy network logs no warning.
+    const gap = this.gap() / 2;
+    if (now - socket.lastPeerExchangeAt < gap) {
+      this.host.logger.warn(`peer exchange from ${socket.peerId} at ${socket.remoteAddress} ignored: more than one per ${gap} ms`);
+      return;
+    }
+    socket.lastPeerExchangeAt = now;
+    const own = new Set(this.host.ownAddresses());
+    const parsed = parsePeerExchange(body, (entry) => entry.id === this.host.selfId || own.has(entry.address));
+    this.theirs.set(socket.peerId!, parsed.entries.map((e) => e.id).sort());
+    if (parsed.problems.length > 0) {
+      this.host.logger.warn(
+        `peer exchange from ${socket.peerId} at ${socket.remoteAddress}: ignored ${parsed.ignored} entr${parsed.ignored === 1 ? 'y' : 'ies'} (${parsed.problems.slice(0, 3).join('; ')})`,
+      );
+    }
+    // What an honest neighbour may also send (peers we know, addresses our policy refuses) is not a warning.
+    const skipped = new Map<string, number>();
+    const taken = this.book.addresses();
+    for (const address of own) taken.add(address);
+    let added = 0;
+    for (const entry of parsed.entries) {
+      const why = this.judge(socket.peerId!, entry, taken);
+      if (why) skipped.set(why, (skipped.get(why) ?? 0) + 1);
+      else added++;
+    }
+    if (skipped.size > 0) {
+      const reasons = [...skipped].map(([why, n]) => `${n} ${why}`).join('; ');
+      this.host.logger.debug?.(`peer exchange from ${socket.peerId} at ${socket.remoteAddress}: ${added} new candidates, skipped ${reasons}`);
+    }
+    this.fill();
+  }
+
+  /** Takes one entry as a candidate, or says why not. */
+  private judge(source: string, entry: PexEntry, taken: Set<string>): string | undefined {
+    const parsed = parseAddress(entry.address);
+    if (typeof parsed === 'string') return 'undialable';
+    const address = canonicalAddress(parsed.host, parsed.port);
+    const refusal = this.policy.refusal(address);
+    if (refusal) return `refused (${refusal})`;
+    const { id } = entry;
+    if (!this.host.isAllowed(id)) return 'not in allowedPeers';
+    if (this.host.connections().has(id)) return 'connected';
+    if (this.host.isConfigured(id)) return 'configured';
+    const known = this.book.get(id);
+    if (known && (known.address === address || known.failures < MOVED_AFTER_FAILURES)) return 'proven elsewhere';
+    if (taken.has(address)) return 'the address of a proven peer or ours';
+    return this.candidates.offer(source, id, address, this.book.size + this.candidates.size < this.options.maxKnownPeers);
+  }
+
+  /**
+   * Dials what the RainTree topology needs (src/discovery/ring-topology.ts): a neighbour in each
+   * third of the id ring that holds a known node, up to maxPeers connections and
+   * maxOutbound dials; with no connection at all, any known peer. Connections it
+   * dialed that another connection now makes redundant are closed once they are
+   * two intervals old, so that the first seed everyone dialed does not stay
+   * connected to everyone.
+   */
+  fill(): void {
+    if (!this.host.isRunning() || !this.options.enabled) return;
+    const connections = this.host.connections();
+    let room = this.options.maxOutbound - this.host.outboundCount();
+    const skip = (id: string) => id === this.host.selfId || connections.has(id) || this.dialing.has(id) || this.host.isBanned(id);
+    const inbound: string[] = [];
+    const outbound: string[] = [];
+    // A closing connection (let go, or refused by a full peer) neither covers a third nor counts toward a degree:
+    // counted, it let the next fill() take a second redundant connection for the one already going, below the floor.
+    for (const [id, socket] of connections) if (socket.isOpen) (socket.direction === 'inbound' ? inbound : outbound).push(id);
+    // …but it holds its place under maxPeers until it is gone, as it does for admission (src/node/peer.ts).
+    const closing = connections.size - inbound.length - outbound.length;
+    const state = {
+      self: this.host.selfId,
+      known: this.knownIds(),
+      maxDegree: this.options.maxPeers - closing,
+      keep: (id: string) => this.host.isConfigured(id) || !this.dialed.has(id),
+      // Not dialable now: the next member of that third is chosen instead.
+      skip: (id: string) => skip(id) || (this.book.dueId(id) === undefined && !this.candidates.isDue(id)),
+    };
+    const plan = planTopology({ ...state, inbound, outbound: [...outbound, ...this.dialing] });
+    for (const id of plan.dial) {
+      if (room <= 0) break;
+      const proven = this.book.dueId(id);
+      if (proven) this.dial(proven, () => this.book.failed(id));
+      else {
+        const candidate = this.candidates.takeId(id);
+        if (!candidate) continue;
+        this.dial(candidate, () => this.candidates.failed(id));
+      }
+      room--;
+    }
+    // Below the least degree (small networks, or a node that knows too little yet): any known peer will do.
+    const floor = Math.min(MIN_DEGREE, this.options.maxPeers);
+    const short = Math.min(room, floor - inbound.length - outbound.length - this.dialing.size, this.options.maxPeers - connections.size - this.dialing.size);
+    if (short > 0) {
+      const proven = this.book.due(short, skip);
+      for (const known of proven) this.dial(known, () => this.book.failed(known.id));
+      for (const candidate of this.candidates.take(short - proven.length, skip)) this.dial(candidate, () => this.candidates.failed(candidate.id));
+    }
+    // Only connections that have lasted two intervals count here, as covers and toward the least
+    // degree, and no more are let go than keep that degree. A new one may be gone in a moment (a
+    // full peer sends its peers, then goodbye): counted, it let an old one go, which was then
+    // dialed again, every time the full peer was dialed.
+    const settled = Date.now() - 2 * this.options.intervalMs;
+    const lasting = (id: string) => (connections.get(id)?.connectedAt.getTime() ?? Infinity) <= settled;
+    let spare = inbound.filter(lasting).length + outbound.filter(lasting).length - floor;
+    if (inbound.length + outbound.length + this.dialing.size >= this.options.maxPeers) spare = Math.max(spare, this.swaps(state, inbound, outbound));
+    if (spare <= 0) return;
+    const { redundant } = planTopology({ ...state, inbound: inbound.filter(lasting), outbound: outbound.filter(lasting) });
+    for (const id of redundant.slice(0, spare)) this.host.release(id, 'another connection covers its part of the ring');
+  }
+
+  /**
+   * At maxPeers, how many redundant connections to let go even at the least degree: one per
+   * uncovered third whose facing member has not refused us for being full. Where the least
+   * degree is maxPeers (up to 27 nodes with maxPeers 8), the first connections made fill every
+   * slot, and without this a third stayed uncovered for good; nine nodes that had filled up
+   * with each other refused everyone else, and the network stayed in two parts.
+   */
+  private swaps(state: { self: string; known: string[]; keep: (id: string) => boolean; skip: (id: string) => boolean }, inbound: string[], outbound: string[]): number {
+    const wanted = planTopology({
+      ...state,
+      inbound,
+      outbound: [...outbound, ...this.dialing],
+      maxDegree: Infinity,
+      skip: (id) => state.skip(id) || this.book.refusedFull(id),
+    });
+    return wanted.dial.length;
+  }
+
+  /** A dial names the id, so only that id can answer; on success onConnected records it as proven. */
+  private dial(known: KnownPeer, onFailure: () => void): void {
+    this.dialing.add(known.id);
+    this.host
+      .connect(`${known.id}@${known.address}`)
+      .then(() => this.dialed.add(known.id))
+      .catch((err: Error) => {
+        onFailure();
+        this.host.logger.debug?.(`could not dial ${known.verified ? 'known peer' : 'candidate'} ${known.id} at ${known.address}: ${err.message}`);
+      })
+      .finally(() => this.dialing.delete(known.id));
+  }
+
+  /** We send each neighbour at most one peer exchange per this gap (ms), and read at most one per half of it. */
+  private gap(): number {
+    return Math.min(1000, this.options.intervalMs / 2);
+  }
+
+  /**
+   * A dialer this node refuses (it is full): tells it which peers it can dial instead, and keeps
+   * it as a candidate. Else a group of full nodes never learns of the nodes they refuse, plans no
+   * cover toward them, and never makes room for one (see swaps()).
+   */
+  onRefused(dialer: P2PSocket): void {
+    if (!this.options.enabled) return;
+    this.send(dialer);
+    const address = dialableAddress(dialer);
+    if (!address || !dialer.peerId) return;
+    const taken = this.book.addresses();
+    for (const own of this.host.ownAddresses()) taken.add(own);
+    const why = this.judge(dialer.peerId, { id: dialer.peerId, address }, taken);
+    if (why) this.host.logger.debug?.(`refused ${dialer.peerId} at ${dialer.remoteAddress} (full), not kept as a candidate: ${why}`);
+  }
+
+  private send(to: P2PSocket): void {
+    // The one sent on connect may be followed at once by the interval's: the receiver would drop it with a warning.
+    const now = Date.now();
+    if (now - to.lastPeerExchangeSentAt < this.gap()) return;
+    const entries: PexEntry[] = [];
+    for (const [id, socket] of this.host.connections()) {
+      if (socket === to) continue;
+      const address = dialableAddress(socket);
+      if (address) entries.push({ id, address });
+    }
+    if (entries.length === 0) return;
+    to.lastPeerExchangeSentAt = now;
+    to.sendControl(encodePeerExchange(entries));
+  }
+
+  /** Every intervalMs: share what we know with every peer, then top up outbound connections. */
+  private exchange(): void {
+    if (!this.host.isRunning()) return;
+    for (const socket of this.host.connections().values()) this.send(socket);
+    this.fill();
+  }
+}
+
+/** Where a connected peer can be dialed: the address it advertised, with an "any interface" host replaced by its IP. */
+function dialableAddress(socket: P2PSocket): string | undefined {
+  const advertised = socket.remote?.listenAddress;
+  if (!advertised) return undefined;
+  const parsed = parseAddress(advertised);
+  if (typeof parsed === 'string' || parsed.port === 0) return undefined;
+  if (!isUnspecified(parsed.host)) return canonicalAddress(parsed.host, parsed.port);
+  const ip = socket.raw.remoteAddress?.replace(/^::ffff:/, '');
+  return ip ? formatAddress(ip, parsed.port) : undefined;
+}

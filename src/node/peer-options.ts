@@ -1,0 +1,131 @@
+import { DEFAULTS } from '../common/defaults.js';
+import type { DiscoveryOptions } from '../discovery/discovery.js';
+import type { SocketLimits } from '../connection/socket.js';
+import type { P2PLogger } from '../common/types.js';
+
+/** What a node is configured with; every key is optional (defaults in src/common/defaults.ts, documented in the README). */
+export interface PeerOptions extends Partial<SocketLimits> {
+  /** `host:port` to listen on (port 0: any free port); null or omitted: do not listen. */
+  listen?: string | null;
+  /** The `host:port` other peers should dial, when it differs from `listen` (NAT, containers). */
+  externalAddress?: string;
+  /** Peers to dial at start: `host:port` or `<peerId>@host:port`. */
+  peers?: string[];
+  maxInbound?: number;
+  /** Inbound connections still in their handshake; past it the oldest is dropped. */
+  maxPendingInbound?: number;
+  /** Authenticated inbound connections from one IP. */
+  maxInboundPerIp?: number;
+  /** New inbound connections a second from one IP (burst: twice that). */
+  inboundRatePerIp?: number;
+  maxOutbound?: number;
+  /**
+   * Connections in all (inbound and outbound) past which the node dials no more
+   * for its RainTree topology and refuses inbound ones (after telling the dialer
+   * its peers). For a bounded degree set it to max(8, 2·⌈log3 N⌉ + 2).
+   */
+  maxPeers?: number;
+  /** Bytes allocated for frames that span reads, across all connections; past it the largest stalled one is closed. */
+  maxPartialFrameBytes?: number;
+  /** Default reply timeout of a request, ms. */
+  timeoutMs?: number;
+  dialTimeoutMs?: number;
+  /** First redial delay after a persistent peer is lost (doubles per failure, with jitter). */
+  reconnectBaseMs?: number;
+  /** Longest redial delay. */
+  reconnectMaxMs?: number;
+  /** Ed25519 private key, PEM (PKCS#8) or 64 hex characters; generated when omitted. */
+  privateKey?: string;
+  /** File holding the private key; created (mode 0600) with a new key when missing. */
+  privateKeyFile?: string;
+  /** TLS 1.3 with mutual authentication by peer id (default true). false: plaintext, for trusted networks only. */
+  tls?: boolean;
+  /** When set, only these peer ids may connect or be connected to. */
+  allowedPeers?: string[];
+  /** Share the addresses of connected peers, learn others', and dial them up to maxOutbound (default true). */
+  peerExchange?: boolean;
+  /** How often peer exchange is sent to every peer, and known peers are dialed. */
+  pexIntervalMs?: number;
+  /** Most peers remembered: proven ones and peer-exchange candidates together. */
+  maxKnownPeers?: number;
+  /** Dial loopback and private addresses learned from peers even when this node listens on neither (default false). */
+  pexAllowPrivate?: boolean;
+  /** Dial host names learned from peers (default false: IP addresses only). */
+  pexAllowHostnames?: boolean;
+  /** Network broadcast ids remembered, so each is delivered once. */
+  broadcastCacheSize?: number;
+  /** How long a network broadcast id is remembered, and how old a broadcast may be. */
+  broadcastCacheTtlMs?: number;
+  /** How far in the future a network broadcast may be dated (clock skew). */
+  broadcastClockSkewMs?: number;
+  /** Network broadcasts a second one origin may start (this node included). */
+  broadcastOriginRate?: number;
+  /** Network broadcasts one origin may start at once. */
+  broadcastOriginBurst?: number;
+  /** Bytes a second of one origin's network broadcasts. */
+  broadcastOriginBytesPerSec?: number;
+  /** Network broadcast frames a second one neighbour may send (copies included). */
+  broadcastNeighbourRate?: number;
+  /** Bytes a second of network broadcast frames one neighbour may send. */
+  broadcastNeighbourBytesPerSec?: number;
+  /** How long a misbehaving peer is banned. */
+  banMs?: number;
+  /** The longest a node a relay left out waits to hear of a broadcast: ids are announced to neighbours half an interval to one interval after they arrive, so that it asks for them (0: no repair). */
+  broadcastRepairIntervalMs?: number;
+  /** Bytes of recent network broadcasts kept to answer repair requests. */
+  broadcastRepairCacheBytes?: number;
+  /** Neighbours each recent network broadcast id is announced to, drawn at random among those not known to have it. */
+  broadcastRepairFanout?: number;
+  /**
+   * Benchmark only: network broadcasts are neither signed nor verified, so that
+   * `npm run bench` can compare. Every node of the network must agree. Never in production.
+   * @internal
+   */
+  unsignedBroadcasts?: boolean;
+  /**
+   * Tests only: this node accepts network broadcasts and never forwards them,
+   * announces nothing and answers no repair request (a hostile or broken relay).
+   * @internal
+   */
+  dropRelays?: boolean;
+  logger?: P2PLogger;
+}
+
+/** Options with every default applied. */
+export type ResolvedPeerOptions = Required<Omit<PeerOptions, 'privateKey' | 'privateKeyFile' | 'externalAddress' | 'listen' | 'allowedPeers' | 'unsignedBroadcasts' | 'dropRelays'>> & {
+  listen: string | null;
+  externalAddress?: string;
+  allowedPeers?: ReadonlySet<string>;
+};
+
+export function resolvePeerOptions(options: PeerOptions, logger: P2PLogger): ResolvedPeerOptions {
+  // The key stays with the identity; only limits and behaviour travel on (they are spread into each socket's options).
+  const { privateKey: _key, privateKeyFile: _file, ...rest } = options;
+  const given = Object.fromEntries(Object.entries(rest).filter(([, value]) => value !== undefined)) as PeerOptions;
+  return {
+    ...DEFAULTS,
+    peers: [],
+    tls: true,
+    peerExchange: true,
+    pexAllowPrivate: false,
+    pexAllowHostnames: false,
+    ...given,
+    listen: given.listen ?? null,
+    allowedPeers: given.allowedPeers ? new Set(given.allowedPeers) : undefined,
+    logger,
+  };
+}
+
+/** The node's discovery settings, from its resolved options. */
+export function discoveryOptions(o: ResolvedPeerOptions): DiscoveryOptions {
+  return {
+    enabled: o.peerExchange,
+    intervalMs: o.pexIntervalMs,
+    maxKnownPeers: o.maxKnownPeers,
+    maxOutbound: o.maxOutbound,
+    maxPeers: o.maxPeers,
+    backoff: { baseMs: o.reconnectBaseMs, maxMs: o.reconnectMaxMs },
+    allowPrivate: o.pexAllowPrivate,
+    allowHostnames: o.pexAllowHostnames,
+  };
+}

@@ -1,0 +1,75 @@
+import type { Socket } from 'node:net';
+import { BucketTable } from '../common/token-bucket.js';
+
+/** Limits on inbound connections, in the order they are checked (as js-libp2p's connection manager). */
+export interface AdmissionLimits {
+  /** Connections still in their handshake (TLS, then hello); past it the oldest is dropped. */
+  maxPendingInbound: number;
+  /** New inbound connections a second from one IP (burst: twice that). */
+  inboundRatePerIp: number;
+  /** Authenticated inbound connections. */
+  maxInbound: number;
+  /** Authenticated inbound connections from one IP. */
+  maxInboundPerIp: number;
+}
+
+/**
+ * Inbound admission in two stages. At accept, before any handshake: banned
+ * address (the caller), rate per IP, then a slot among the pending handshakes,
+ * taking the oldest's when they are all held. After the handshake, once the
+ * peer is authenticated: maxInbound and maxInboundPerIp. So sockets that never
+ * finish a handshake cannot hold the slots honest peers need.
+ */
+export class InboundAdmission {
+  /** Handshakes in progress, oldest first (Map order), by TCP socket. */
+  private readonly pending = new Set<Socket>();
+  private readonly rates: BucketTable;
+
+  constructor(private readonly limits: AdmissionLimits) {
+    this.rates = new BucketTable(limits.inboundRatePerIp, 2 * limits.inboundRatePerIp, 10_000);
+  }
+
+  get pendingCount(): number {
+    return this.pending.size;
+  }
+
+  /**
+   * A new TCP connection. Returns why it is dropped at once, or undefined when it may
+   * start its handshake; then `evicted` is the oldest pending one it displaced, if any.
+   */
+  accept(raw: Socket): { refused?: string; evicted?: Socket } {
+    const ip = ipOf(raw);
+    if (!this.rates.take(ip, 1)) return { refused: `more than ${this.limits.inboundRatePerIp} new connections a second from ${ip}` };
+    let evicted: Socket | undefined;
+    if (this.pending.size >= this.limits.maxPendingInbound) {
+      evicted = this.pending.values().next().value!;
+      this.pending.delete(evicted);
+    }
+    this.pending.add(raw);
+    raw.once('close', () => this.pending.delete(raw));
+    return { evicted };
+  }
+
+  /** The handshake is over (admitted or not): the connection no longer holds a pending slot. */
+  settle(raw: Socket): void {
+    this.pending.delete(raw);
+  }
+
+  /** Every handshake in progress, for close(). */
+  pendingSockets(): Socket[] {
+    return [...this.pending];
+  }
+
+  /** After the handshake: why an authenticated inbound connection from `ip` cannot stay, given the others open. */
+  refusal(ip: string, openInboundIps: readonly string[]): string | undefined {
+    if (openInboundIps.length >= this.limits.maxInbound) return `inbound limit of ${this.limits.maxInbound} reached`;
+    const fromIp = openInboundIps.filter((other) => other === ip).length;
+    if (fromIp >= this.limits.maxInboundPerIp) return `inbound limit of ${this.limits.maxInboundPerIp} per IP reached for ${ip}`;
+    return undefined;
+  }
+}
+
+/** The remote IP of a socket, without the IPv4-mapped prefix. */
+export function ipOf(raw: Socket): string {
+  return (raw.remoteAddress ?? '?').replace(/^::ffff:/, '');
+}
