@@ -96,7 +96,7 @@ describe('the packed tarball (npm pack)', () => {
     // and headings that ship too, except into examples/ and bench/, which the README says are in
     // the repository only.
     const markdown = [...packed].filter((path) => path.endsWith('.md'));
-    expect(markdown).toEqual(expect.arrayContaining(['README.md', 'docs/broadcast.md', 'docs/operations.md', 'docs/security.md', 'docs/wire-format.md']));
+    expect(markdown).toEqual(expect.arrayContaining(['README.md', 'docs/api.md', 'docs/configuration.md', 'docs/performance.md', 'docs/development.md']));
     expect(markdown.flatMap((file) => brokenLinks(file, packed))).toEqual([]);
     // Every shipped source map names sources that ship too (dist/x.js.map -> ../src/x.ts).
     const maps = [...packed].filter((path) => path.endsWith('.js.map'));
