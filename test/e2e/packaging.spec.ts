@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,6 +8,48 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('../..', import.meta.url));
+
+/** Folders of the repository that the package does not ship; the README says they are in the repository. */
+const repositoryOnly = ['examples/', 'bench/'];
+
+/** Markdown without its fenced code blocks (a `[x](y)` or `# x` inside one is code, not a link or heading). */
+const prose = (markdown: string): string => markdown.replace(/^```[^\n]*\n[\s\S]*?^```$/gm, '');
+
+/** GitHub's heading anchors: lower case, punctuation dropped, each space a hyphen, -1, -2… for repeats. */
+function anchorsOf(markdown: string): Set<string> {
+  const counts = new Map<string, number>();
+  const anchors = new Set<string>();
+  for (const m of prose(markdown).matchAll(/^#{1,6} +(.+?) *$/gm)) {
+    const slug = m[1]!.toLowerCase().replace(/[^\p{L}\p{N}\p{M} _-]/gu, '').replace(/ /g, '-');
+    const seen = counts.get(slug) ?? 0;
+    counts.set(slug, seen + 1);
+    anchors.add(seen === 0 ? slug : `${slug}-${seen}`);
+  }
+  return anchors;
+}
+
+/** Every relative link of a shipped markdown file that does not resolve: a missing file or anchor, or a file the package does not ship. */
+function brokenLinks(file: string, packed: Set<string>): string[] {
+  const text = readFileSync(join(root, file), 'utf8');
+  const broken: string[] = [];
+  for (const m of prose(text).matchAll(/\]\(([^)\s]+)\)/g)) {
+    const href = m[1]!;
+    if (/^[a-z]+:/i.test(href)) continue; // https:, mailto:
+    const [path, anchor] = href.split('#') as [string, string | undefined];
+    const target = path === '' ? file : posix.normalize(posix.join(posix.dirname(file), path)).replace(/\/$/, '');
+    if (!existsSync(join(root, target))) {
+      broken.push(`${file}: ${href} (no such file)`);
+      continue;
+    }
+    if (!packed.has(target) && !repositoryOnly.some((dir) => target.startsWith(dir))) {
+      broken.push(`${file}: ${href} (not in the package)`);
+    }
+    if (anchor !== undefined && target.endsWith('.md') && !anchorsOf(readFileSync(join(root, target), 'utf8')).has(anchor)) {
+      broken.push(`${file}: ${href} (no such heading)`);
+    }
+  }
+  return broken;
+}
 
 describe('the built package (dist/), as an app would load it', () => {
   // An app directory with nestjs-p2p installed as a link to this repo.
@@ -103,6 +145,12 @@ describe('the packed tarball (npm pack)', () => {
     const packed = new Set((JSON.parse(stdout) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map((f) => f.path));
     expect(packed).toContain('dist/cli/main.js');
     expect(packed).toContain('config/node.example.json'); // the README's CLI example copies it
+    // The README and docs ship; the relative links of every shipped markdown file resolve to files
+    // and headings that ship too, except into examples/ and bench/, which the README says are in
+    // the repository only.
+    const markdown = [...packed].filter((path) => path.endsWith('.md'));
+    expect(markdown).toEqual(expect.arrayContaining(['README.md', 'docs/api.md', 'docs/configuration.md', 'docs/performance.md', 'docs/development.md']));
+    expect(markdown.flatMap((file) => brokenLinks(file, packed))).toEqual([]);
     // Every shipped source map names sources that ship too (dist/x.js.map -> ../src/x.ts).
     const maps = [...packed].filter((path) => path.endsWith('.js.map'));
     expect(maps.length).toBeGreaterThan(20);

@@ -8,8 +8,9 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 
 // The README's snippets, compiled as they are written there and run as an app would run them:
-// two Quick start nodes (request, send, broadcast, goodbye on SIGINT) and a third app built from
-// the forRootAsync, metrics and health snippets, all on 127.0.0.1. A README edit that breaks a
+// two Quick start nodes (request, send, broadcast, goodbye on SIGINT), a third app built from
+// the forRootAsync, metrics and health snippets, and the microservice-only bootstrap (no HTTP),
+// all on 127.0.0.1. A README edit that breaks a
 // snippet fails here. Snippets are the ```ts fences right after `<!-- snippet: NAME -->`.
 
 const run = promisify(execFile);
@@ -100,7 +101,7 @@ function writeApp(flavour: Flavour): string {
     }),
   );
   mkdirSync(join(dir, 'src'));
-  for (const name of ['app.module.ts', 'main.ts', 'metrics.controller.ts', 'health.module.ts']) {
+  for (const name of ['app.module.ts', 'main.ts', 'metrics.controller.ts', 'health.module.ts', 'microservice.main.ts']) {
     writeFileSync(join(dir, 'src', name), snippet(name));
   }
   writeFileSync(join(dir, 'src', 'ops.main.ts'), opsMain());
@@ -172,7 +173,7 @@ async function getHttp(port: number, path: string): Promise<{ status: number; bo
 
 describe('README snippets', () => {
   it('are all there, and examples/minimal/ is the Quick start as written in the README', () => {
-    expect([...snippets.keys()].sort()).toEqual(['app.module.ts', 'for-root-async', 'health.module.ts', 'main.ts', 'metrics.controller.ts']);
+    expect([...snippets.keys()].sort()).toEqual(['app.module.ts', 'for-root-async', 'health.module.ts', 'main.ts', 'metrics.controller.ts', 'microservice.main.ts']);
     for (const name of ['app.module.ts', 'main.ts']) {
       expect(readFileSync(join(root, 'examples/minimal', name), 'utf8'), `examples/minimal/${name}`).toBe(snippet(name));
     }
@@ -193,7 +194,7 @@ describe('README snippets', () => {
   });
 
   it.each(flavours)(
-    `compile as a %s app on NestJS ${nestVersion} (CommonJS runs on NestJS 11 only); two Quick start nodes request, send and broadcast; forRootAsync, metrics and health work`,
+    `compile as a %s app on NestJS ${nestVersion} (CommonJS runs on NestJS 11 only); two Quick start nodes request, send and broadcast; forRootAsync, metrics, health and the microservice-only bootstrap work`,
     async (flavour) => {
       const dir = writeApp(flavour);
       dirs.push(dir);
@@ -205,11 +206,12 @@ describe('README snippets', () => {
 
       if (compileOnly(flavour)) return;
 
-      const [pA, pB, hA, hB, hC] = await freePorts(5);
+      const [pA, pB, pM, hA, hB, hC] = await freePorts(6);
       const a = start('node A', dir, 'main.js', { P2P_PORT: String(pA), HTTP_PORT: String(hA) });
       const b = start('node B', dir, 'main.js', { P2P_PORT: String(pB), P2P_PEERS: `127.0.0.1:${pA}`, HTTP_PORT: String(hB) });
       const c = start('ops app', dir, 'ops.main.js', { P2P_PEERS: `127.0.0.1:${pA}`, HTTP_PORT: String(hC) });
-      const group = [a, b, c];
+      const m = start('microservice', dir, 'microservice.main.js', { P2P_PORT: String(pM), P2P_PEERS: `127.0.0.1:${pA}` });
+      const group = [a, b, c, m];
       nodes.push(...group);
 
       // Each Quick start node greets the other once connected: the reply names the caller, the
@@ -224,6 +226,9 @@ describe('README snippets', () => {
       expect(fromA.reply).toBe(fromA.sent); // both are A's own id
       expect(fromB.reply).toBe(fromB.sent);
       expect(fromA.reply).not.toBe(fromB.reply);
+      // The microservice-only node (createMicroservice with the strategy from DI) listens, dials A,
+      // and its GreetingController gets the greeting A (and B) send each peer on connecting.
+      await waitFor('the microservice node to be greeted', group, () => /chat: hi [0-9a-f]{8}/.test(m.output()));
 
       // forRootAsync (ConfigService), the health module in a feature module (isGlobal), metrics.
       const health = await waitFor('the ops app to be healthy', group, async () => {
@@ -241,8 +246,8 @@ describe('README snippets', () => {
       const exitA = await a.exited;
       expect(exitA.signal === 'SIGINT' || exitA.code === 0, `node A exit: ${JSON.stringify(exitA)}\n${a.output()}`).toBe(true);
       await waitFor("node B to see A's goodbye", group, () => /disconnected from [0-9a-f]{40} at .*: peer said goodbye/.test(b.output()));
-      for (const n of [b, c]) n.child.kill('SIGINT');
-      for (const n of [b, c]) {
+      for (const n of [b, c, m]) n.child.kill('SIGINT');
+      for (const n of [b, c, m]) {
         const exit = await n.exited;
         expect(exit.signal === 'SIGINT' || exit.code === 0, `${n.name} exit: ${JSON.stringify(exit)}\n${n.output()}`).toBe(true);
       }
