@@ -25,18 +25,29 @@ export type BroadcastVerdict = 'accept' | 'ignore' | 'reject';
 
 /** What a validator sees: the broadcast, its proven origin, and the neighbour that relayed it. */
 export interface BroadcastToValidate {
+  /** The broadcast's id, the same on every node (BroadcastMeta.id). */
   id: string;
+  /** The peer id that started the broadcast, proven by its signature. */
   origin: string;
   /** The neighbour that relayed it. */
   from: string;
+  /** The normalised pattern it was broadcast to. */
   topic: string;
+  /** The payload, decoded as a handler would receive it. */
   data: unknown;
   /** The origin's timestamp (its clock), ms since the epoch. */
   sentAt: number;
 }
 
+/** A topic's validator: says whether a network broadcast from another node is delivered and relayed; may be async. */
 export type BroadcastValidatorFn = (broadcast: BroadcastToValidate) => BroadcastVerdict | Promise<BroadcastVerdict>;
 
+/**
+ * Why a network broadcast (or a copy) was dropped before delivery: over a neighbour's or its origin's
+ * budget, a bad signature, dated before the replay window (`stale`) or ahead of the clock skew (`future`),
+ * `ignored` or `rejected` by the validator, 1 024 validations already pending (`validatorBusy`), the seen
+ * cache full of recent ids (`cacheFull`), or a RainTree arc this node cannot route (`misrouted`).
+ */
 export type DropReason =
   | 'neighbourBudget'
   | 'originBudget'
@@ -49,6 +60,7 @@ export type DropReason =
   | 'cacheFull'
   | 'misrouted';
 
+/** Counters of network-wide broadcasts since the node started (`networkBroadcastStats()`; docs/api.md lists them). */
 export interface NetworkBroadcastStats extends RelayStats {
   /** Broadcasts (or copies) dropped before delivery, by reason. */
   dropped: Record<DropReason, number>;

@@ -33,6 +33,7 @@ export interface RepairOptions {
   fanout: number;
 }
 
+/** Counters of lazy-pull repair (IHAVE announcements, IWANT requests): `networkBroadcastStats().repair`. */
 export interface RepairStats {
   /** Ids announced to neighbours (IHAVE entries). */
   announced: number;

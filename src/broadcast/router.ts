@@ -27,9 +27,13 @@ export interface RouterHost {
   deliver(from: string, message: NetworkMessage, data: unknown): void;
 }
 
+/** How this node routed network broadcasts: the relay counters of NetworkBroadcastStats. */
 export interface RelayStats {
+  /** Network broadcasts this node started. */
   originated: number;
+  /** Network broadcasts delivered to this node's handler, its own included; each once. */
   delivered: number;
+  /** Copies of a broadcast already seen (delivered or dropped), not delivered again. */
   duplicates: number;
   /** Data frames sent by RainTree or gossip (repair copies are `repair.sent`). */
   sent: number;

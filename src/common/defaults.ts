@@ -1,43 +1,72 @@
 /** Every limit and interval of a node, with its default: PeerOptions and the Nest config document each key (docs/configuration.md). */
 export const DEFAULTS = {
+  /** Authenticated inbound connections; extra ones get a goodbye and are closed. */
   maxInbound: 40,
+  /** Inbound connections still in their TLS handshake or hello exchange; past it the oldest is dropped. */
   maxPendingInbound: 16,
+  /** Authenticated inbound connections from one IP address. */
   maxInboundPerIp: 8,
+  /** New inbound connections a second from one IP address (burst: twice that). */
   inboundRatePerIp: 10,
   /**
-   * A node dials one neighbour per third of the ring it must cover, about 2·log3 N of them (21 at
-   * 100 000 nodes): 24 is the degree bound max(8, 2·⌈log3 N⌉ + 2) there. 10 left 15 % of those
-   * thirds uncovered at 100 000 nodes in the simulator (1.37 N data frames a broadcast).
+   * Outbound connections. A node dials one neighbour per third of the ring it must cover, about
+   * 2·log3 N of them (21 at 100 000 nodes): 24 is the degree bound max(8, 2·⌈log3 N⌉ + 2) there. 10 left
+   * 15 % of those thirds uncovered at 100 000 nodes in the simulator (1.37 N data frames a broadcast).
    */
   maxOutbound: 24,
   /** Connections in all past which a node dials no more for its RainTree topology and refuses inbound ones. */
   maxPeers: 50,
+  /** Largest frame (9-byte header + topic + payload) sent or accepted, bytes: 4 MiB. */
   maxFrameBytes: 4 * 1024 * 1024,
+  /** Bytes waiting to be written to one peer before sends fail with P2PQueueFullError: 16 MiB. */
   maxQueueBytes: 16 * 1024 * 1024,
+  /** Handlers running at once for one peer; past it that peer is not read (TCP backpressure). */
   maxConcurrentHandlers: 256,
+  /** Reply timeout of a request (between reply frames of a stream), ms. */
   timeoutMs: 10_000,
+  /** TCP connect timeout, ms. */
   dialTimeoutMs: 3_000,
+  /** Time for the TLS handshake, and again for the hello exchange, ms. */
   handshakeTimeoutMs: 5_000,
+  /** Ping period on every connection (also measures `rttMs`), ms. */
   pingIntervalMs: 15_000,
+  /** A peer silent this long after a ping is dropped, ms. */
   pongTimeoutMs: 10_000,
+  /** How long a close waits for queued frames to flush, ms. */
   closeGraceMs: 2_000,
+  /** A frame that spans reads is cut when none of its bytes arrive for this long, ms. */
   frameStallMs: 10_000,
   /** 16 frames of the default maxFrameBytes: room for many honest large frames at once, well under 40 inbound × 4 MiB. */
   maxPartialFrameBytes: 64 * 1024 * 1024,
+  /** First redial delay of a lost or unreachable configured peer, ms; doubles per failure, with jitter. */
   reconnectBaseMs: 500,
+  /** Longest redial delay, ms. */
   reconnectMaxMs: 30_000,
+  /** How often peer exchange is sent to every peer and known peers are dialed, ms. */
   pexIntervalMs: 30_000,
+  /** Most peers remembered: proven ones and peer-exchange candidates together. */
   maxKnownPeers: 1_000,
+  /** Network broadcast ids remembered, so that each is delivered once. */
   broadcastCacheSize: 20_000,
+  /** The replay window: how old a network broadcast may be, and how long its id is remembered, ms. */
   broadcastCacheTtlMs: 120_000,
+  /** How far in the future a network broadcast may be dated (clock skew), ms. */
   broadcastClockSkewMs: 5_000,
+  /** Network broadcasts a second one origin may start, this node included. */
   broadcastOriginRate: 100,
+  /** Network broadcasts one origin may start at once. */
   broadcastOriginBurst: 200,
+  /** Bytes a second of one origin's network broadcasts: 1 MiB. */
   broadcastOriginBytesPerSec: 1024 * 1024,
+  /** Network broadcast frames a second one neighbour may send, copies included. */
   broadcastNeighbourRate: 1_000,
+  /** Bytes a second of network broadcast frames one neighbour may send: 16 MiB. */
   broadcastNeighbourBytesPerSec: 16 * 1024 * 1024,
+  /** How long a misbehaving peer is banned, ms (10 minutes). */
   banMs: 600_000,
+  /** How late, at most, a node a relay left out hears of a broadcast, so that it asks for it, ms; 0: no repair. */
   broadcastRepairIntervalMs: 500,
+  /** Bytes of recent network broadcasts kept to answer repair requests: 16 MiB. */
   broadcastRepairCacheBytes: 16 * 1024 * 1024,
   /** gossipsub's D_lazy: fewer IHAVE frames than data frames, yet every left-out node is told (docs/broadcast.md, Repair). */
   broadcastRepairFanout: 6,

@@ -6,8 +6,12 @@
  * for a dial or listen that the operating system refused it is the system code
  * (ECONNREFUSED, EADDRINUSE, …), as on Nest's TCP client; otherwise it equals `p2pCode`.
  */
+
+/** The peer an error is about, as far as it is known when the error is made. */
 export interface PeerRef {
+  /** The remote's peer id (40 hex characters); absent before its hello names it. */
   peerId?: string;
+  /** The remote's `host:port`: the address dialed, or the connection's remote socket address. */
   address?: string;
 }
 
@@ -62,7 +66,9 @@ export type P2PErrorCode =
   | 'P2P_METADATA'
   | 'P2P_CONFIG';
 
+/** What a P2PError's constructor takes besides its message and peer. */
 export interface P2PErrorOptions {
+  /** The underlying error (a socket's, the OS's), kept as the standard `Error.cause`. */
   cause?: unknown;
   /** The system code to expose as `code` when `cause` has none (a dial timeout is ETIMEDOUT). */
   systemCode?: SystemErrorCode;
@@ -76,6 +82,7 @@ export interface P2PErrorOptions {
  * type-checks after `e instanceof P2PProtocolError`.
  */
 export class P2PError extends Error {
+  /** The `p2pCode` every instance of this class carries, readable without an instance. */
   static readonly p2pCode: P2PErrorCode = 'P2P_ERROR';
   /** Whether `code` takes the system code of `cause` (dial and listen failures only). */
   protected static readonly exposesSystemCode: boolean = false;
@@ -83,7 +90,9 @@ export class P2PError extends Error {
   readonly p2pCode: P2PErrorCode;
   /** The system code (ECONNREFUSED, EADDRINUSE…) of a refused dial or listen, else `p2pCode`. */
   readonly code: P2PErrorCode | SystemErrorCode;
+  /** The peer id of the remote end involved, when known (also in the message). */
   readonly peerId?: string;
+  /** The remote `host:port` involved, when known (also in the message). */
   readonly address?: string;
   /** The message without the peer it names: what a goodbye tells that very peer. */
   readonly detail: string;
@@ -122,7 +131,11 @@ export class P2PFrameTooLargeError extends P2PProtocolError {
   static override readonly p2pCode: P2PErrorCode = 'P2P_FRAME_TOO_LARGE';
   declare readonly p2pCode: 'P2P_FRAME_TOO_LARGE';
   declare readonly code: 'P2P_FRAME_TOO_LARGE';
-  /** `limit` is the peer's, as it announced in its hello (smaller than this node's own). */
+  /**
+   * @param size - Bytes of the refused frame, header included.
+   * @param limit - The `maxFrameBytes` it exceeds: this node's, or with `peerLimit` the peer's.
+   * @param peerLimit - True when `limit` is the peer's, as it announced in its hello (smaller than this node's own).
+   */
   constructor(readonly size: number, readonly limit: number, peer: PeerRef = {}, readonly peerLimit = false) {
     super(`frame of ${size} bytes exceeds ${peerLimit ? "the peer's " : ''}maxFrameBytes ${limit}`, peer);
   }
@@ -133,6 +146,10 @@ export class P2PQueueFullError extends P2PError {
   static override readonly p2pCode: P2PErrorCode = 'P2P_QUEUE_FULL';
   declare readonly p2pCode: 'P2P_QUEUE_FULL';
   declare readonly code: 'P2P_QUEUE_FULL';
+  /**
+   * @param queuedBytes - Bytes already waiting to be written to that peer.
+   * @param limit - This node's `maxQueueBytes`.
+   */
   constructor(readonly queuedBytes: number, readonly limit: number, peer: PeerRef = {}) {
     super(`write queue full (${queuedBytes} of ${limit} bytes)`, peer);
   }
@@ -143,6 +160,11 @@ export class P2PTimeoutError extends P2PError {
   static override readonly p2pCode: P2PErrorCode = 'P2P_TIMEOUT';
   declare readonly p2pCode: 'P2P_TIMEOUT';
   declare readonly code: 'P2P_TIMEOUT';
+  /**
+   * @param pattern - The normalised pattern of the request.
+   * @param timeoutMs - The timeout that passed, ms: between replies, or with `deadline` for the whole stream.
+   * @param deadline - True when the whole reply stream overran its deadline (`deadlineMs`), not a gap between replies.
+   */
   constructor(
     readonly pattern: string,
     readonly timeoutMs: number,
@@ -160,6 +182,7 @@ export class P2PConnectionClosedError extends P2PError {
   declare readonly code: 'P2P_CONNECTION_CLOSED';
 }
 
+/** The `p2pCode` of a P2PHandshakeError or one of its subclasses: how the handshake failed. */
 export type HandshakeCode = 'P2P_HANDSHAKE' | 'P2P_IDENTITY_MISMATCH' | 'P2P_SELF_CONNECTION' | 'P2P_PEER_NOT_ALLOWED' | 'P2P_PEER_BANNED';
 
 /** The handshake failed: timeout, version mismatch, self or duplicate connection, refusal. */
@@ -174,6 +197,10 @@ export class P2PIdentityMismatchError extends P2PHandshakeError {
   static override readonly p2pCode: P2PErrorCode = 'P2P_IDENTITY_MISMATCH';
   declare readonly p2pCode: 'P2P_IDENTITY_MISMATCH';
   declare readonly code: 'P2P_IDENTITY_MISMATCH';
+  /**
+   * @param expected - The peer id required: the one in `<peerId>@host:port`, or the one the remote's TLS certificate proved.
+   * @param actual - The peer id the remote end has instead (proven by TLS, or claimed in its hello).
+   */
   constructor(readonly expected: string, readonly actual: string, peer: PeerRef = {}, message?: string) {
     super(message ?? `expected peer id ${expected}, the remote end is ${actual}`, peer);
   }
@@ -191,6 +218,7 @@ export class P2PPeerNotAllowedError extends P2PHandshakeError {
   static override readonly p2pCode: P2PErrorCode = 'P2P_PEER_NOT_ALLOWED';
   declare readonly p2pCode: 'P2P_PEER_NOT_ALLOWED';
   declare readonly code: 'P2P_PEER_NOT_ALLOWED';
+  /** @param remotePeerId - The refused peer id. */
   constructor(readonly remotePeerId: string, peer: PeerRef = {}) {
     super(`peer ${remotePeerId} is not in allowedPeers`, peer);
   }
@@ -214,7 +242,7 @@ export class P2PListenError extends P2PError {
   protected static override readonly exposesSystemCode = true;
   declare readonly p2pCode: 'P2P_LISTEN';
   declare readonly code: 'P2P_LISTEN' | SystemErrorCode;
-  /** `listenAddress` is the configured `listen` (not a peer's address, hence not `address`). */
+  /** @param listenAddress - The configured `listen` address (not a peer's, hence not `address`). */
   constructor(readonly listenAddress: string, cause: unknown) {
     super(`cannot listen on ${listenAddress}: ${describeCause(cause)}`, {}, { cause });
   }
@@ -242,6 +270,7 @@ export class P2PRemoteError extends P2PError {
   static override readonly p2pCode: P2PErrorCode = 'P2P_REMOTE';
   declare readonly p2pCode: 'P2P_REMOTE';
   declare readonly code: 'P2P_REMOTE';
+  /** @param error - What the remote handler replied with: Nest's RpcException error, or `{ status, message }`. */
   constructor(readonly error: unknown, peer: PeerRef = {}) {
     super(`remote handler failed: ${describeRemote(error)}`, peer);
   }
@@ -273,6 +302,7 @@ export class P2PConfigError extends P2PError {
   static override readonly p2pCode: P2PErrorCode = 'P2P_CONFIG';
   declare readonly p2pCode: 'P2P_CONFIG';
   declare readonly code: 'P2P_CONFIG';
+  /** @param problems - One line per problem, each naming the bad key and what is wrong with it. */
   constructor(readonly problems: string[]) {
     super(`invalid P2P config:\n  - ${problems.join('\n  - ')}`);
   }

@@ -7,8 +7,11 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, typ
  * 20 bytes of SHA-256 of the raw public key (the seed's address derivation).
  */
 export interface Identity {
+  /** The node's peer id: 40 hex characters, what other nodes and `<peerId>@host:port` name it by. */
   peerId: string;
+  /** The Ed25519 private key: signs network broadcasts and the TLS certificate. */
   privateKey: KeyObject;
+  /** The Ed25519 public key, as a node:crypto KeyObject. */
   publicKey: KeyObject;
   /** Raw 32-byte public key. */
   publicKeyRaw: Buffer;
@@ -19,6 +22,7 @@ export interface Identity {
 // PKCS#8 prefix of an Ed25519 private key (RFC 8410): lets a 32-byte hex seed load through node:crypto.
 const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
 
+/** The peer id of a raw 32-byte Ed25519 public key: hex of the first 20 bytes of its SHA-256. */
 export function peerIdFromPublicKey(raw: Buffer): string {
   return createHash('sha256').update(raw).digest().subarray(0, 20).toString('hex');
 }
@@ -49,7 +53,9 @@ export function loadIdentity(key?: string): Identity {
   return { peerId: peerIdFromPublicKey(publicKeyRaw), privateKey, publicKey, publicKeyRaw, ephemeral };
 }
 
+/** What loadIdentityFile found or made. */
 export interface KeyFileResult {
+  /** The key in the file, as an identity (never ephemeral). */
   identity: Identity;
   /** The file did not exist and a new key was written to it. */
   created: boolean;

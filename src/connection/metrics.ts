@@ -7,6 +7,7 @@ import type { FrameKind } from '../wire/codec.js';
  * from the node at scrape time instead.
  */
 export interface MetricsSink {
+  /** A frame sent (`out`) or received (`in`), of `bytes` bytes on the wire. */
   frame(direction: 'in' | 'out', kind: FrameKind, bytes: number): void;
   /** A request this node sent has ended. */
   request(pattern: string, seconds: number, outcome: RequestOutcome): void;
@@ -14,4 +15,8 @@ export interface MetricsSink {
   error(type: string): void;
 }
 
+/**
+ * How a request this node sent ended: `ok`, `remote_error` (the handler failed), `timeout`, or
+ * `closed` (any other error, the connection closing among them); `cancelled` is not reported yet.
+ */
 export type RequestOutcome = 'ok' | 'remote_error' | 'timeout' | 'closed' | 'cancelled';

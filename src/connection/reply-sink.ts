@@ -4,8 +4,11 @@ import { P2PFrameTooLargeError } from '../common/errors.js';
 
 /** How a request handler answers: any number of values, then complete or error. */
 export interface ReplySink {
+  /** Sends one reply value (a plain reply is one value, then `complete`). */
   next(value: unknown): void;
+  /** Ends the reply with an error; the caller's request fails with P2PRemoteError. */
   error(err: unknown): void;
+  /** Ends the reply: the caller's `request` resolves with the last value, its `requestStream` completes. */
   complete(): void;
 }
 

@@ -20,7 +20,9 @@ export const ALPN_PROTOCOL = 'nestjs-p2p/1';
 
 /** Our certificate and key, ready for node:tls. */
 export interface TlsCredentials {
+  /** The key and certificate, for node:tls (TLS 1.3 only). */
   context: SecureContext;
+  /** The self-signed certificate, PEM: its key is the node's Ed25519 key, its subject CN the peer id. */
   certificatePem: string;
 }
 

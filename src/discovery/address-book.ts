@@ -2,7 +2,9 @@ import { backoffDelay, type BackoffOptions } from './reconnect.js';
 
 /** A peer this node could dial: proven by a handshake, or a peer-exchange candidate. */
 export interface KnownPeer {
+  /** The peer's id. */
   id: string;
+  /** The `host:port` to dial it at: the one it announced itself, or for a candidate the one a peer passed on. */
   address: string;
   /** Failed dials since the last success; spaces out retries. */
   failures: number;

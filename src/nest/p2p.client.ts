@@ -6,6 +6,7 @@ import { runningNode } from './p2p.registry.js';
 import type { Metadata } from '../wire/metadata.js';
 import { route } from './p2p.route.js';
 
+/** A P2PClient's `options`: the peer to talk to and, for a private node, any PeerOptions but `listen` and `peers`. */
 export interface P2PClientOptions extends Omit<PeerOptions, 'listen' | 'peers'> {
   /** The peer this client talks to: `<peerId>@host:port` (recommended) or `host:port`. */
   peer: string;

@@ -86,7 +86,7 @@ function IntRange(min: number, max: number): PropertyDecorator {
 
 /**
  * The node's configuration, validated at start-up. Every key is optional;
- * defaults are those of the seed where it had one (see README for the table).
+ * defaults are those of the seed where it had one (docs/configuration.md has the table).
  */
 export class P2PConfig {
   /** `host:port` to listen on; port 0 picks a free port. */
@@ -105,9 +105,11 @@ export class P2PConfig {
   @Validate(AddressConstraint, ['with-id'])
   peers: string[] = [];
 
+  /** Authenticated inbound connections; extra ones get a goodbye saying why, then are closed. */
   @IntRange(0, 100_000)
   maxInbound: number = DEFAULTS.maxInbound;
 
+  /** Outbound connections; `connect()` past it fails with P2PDialError. 24 covers the RainTree topology of 100 000 nodes. */
   @IntRange(0, 100_000)
   maxOutbound: number = DEFAULTS.maxOutbound;
 
@@ -151,9 +153,11 @@ export class P2PConfig {
   @IntRange(1, MAX_TIMEOUT_MS)
   timeoutMs: number = DEFAULTS.timeoutMs;
 
+  /** TCP connect timeout, ms. */
   @IntRange(1, MAX_TIMEOUT_MS)
   dialTimeoutMs: number = DEFAULTS.dialTimeoutMs;
 
+  /** Time for the TLS handshake, and again for the hello exchange, ms. */
   @IntRange(1, MAX_TIMEOUT_MS)
   handshakeTimeoutMs: number = DEFAULTS.handshakeTimeoutMs;
 
@@ -165,9 +169,11 @@ export class P2PConfig {
   @IntRange(1, MAX_TIMEOUT_MS)
   reconnectMaxMs: number = DEFAULTS.reconnectMaxMs;
 
+  /** Ping period on every connection (also measures `rttMs`), ms. */
   @IntRange(10, MAX_TIMEOUT_MS)
   pingIntervalMs: number = DEFAULTS.pingIntervalMs;
 
+  /** A peer silent this long after a ping is dropped at once (it is not reading), ms. */
   @IntRange(10, MAX_TIMEOUT_MS)
   pongTimeoutMs: number = DEFAULTS.pongTimeoutMs;
 
@@ -206,7 +212,7 @@ export class P2PConfig {
   @IntRange(0, 1_000_000)
   maxKnownPeers: number = DEFAULTS.maxKnownPeers;
 
-  /** Dial loopback and private addresses learned from peers even when this node listens on neither. */
+  /** Dial loopback and private addresses learned from peers even when this node announces neither. */
   @IsBoolean()
   pexAllowPrivate: boolean = false;
 

@@ -17,11 +17,26 @@ export class P2PHealthIndicator {
     @Inject(P2P_CONFIG) private readonly config: P2PConfig,
   ) {}
 
+  /**
+   * The node's health under `key` (default `p2p`), for `HealthCheckService.check`, with its `id`, `address`,
+   * `peers` (connected), `minPeers` and `running` as details; `options.minPeers` overrides the configured one.
+   */
   isHealthy<const Key extends string = 'p2p'>(key: Key = 'p2p' as Key, options: { minPeers?: number } = {}) {
     const minPeers = options.minPeers ?? this.config.minPeers;
     const peers = this.node.peers().length;
     const address = this.node.address();
-    const details = { id: this.node.id, address, peers, minPeers, running: this.node.isRunning };
+    const details = {
+      /** This node's peer id. */
+      id: this.node.id,
+      /** The `host:port` it listens on, or null when it does not listen. */
+      address,
+      /** How many peers are connected. */
+      peers,
+      /** The fewest connected peers for the node to be up. */
+      minPeers,
+      /** Whether the node is started and not closed. */
+      running: this.node.isRunning,
+    };
     const listening = this.config.listen === undefined || this.config.listen === null || address !== null;
     const check = this.health.check(key);
     return this.node.isRunning && listening && peers >= minPeers ? check.up(details) : check.down(details);

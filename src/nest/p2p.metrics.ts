@@ -19,6 +19,7 @@ const KINDS: FrameKind[] = ['event', 'request', 'response', 'control'];
  */
 @Injectable()
 export class P2PMetrics implements MetricsSink, OnModuleDestroy {
+  /** The prom-client registry holding these metrics (the injected P2P_METRICS_REGISTRY, else the default): serve `registry.metrics()`. */
   readonly registry: Registry;
   private readonly frames: Counter<'direction' | 'kind'>;
   private readonly bytes: Counter<'direction' | 'kind'>;
@@ -147,6 +148,7 @@ export class P2PMetrics implements MetricsSink, OnModuleDestroy {
     this.errors.labels(type).inc();
   }
 
+  /** Stops counting and removes these metrics from the registry, so that another app in the process can register them again. */
   onModuleDestroy(): void {
     this.peer.setMetrics(undefined);
     for (const name of this.names) this.registry.removeSingleMetric(name);

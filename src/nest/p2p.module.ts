@@ -7,21 +7,25 @@ import { P2PServer } from './p2p.server.js';
 import { P2PService } from './p2p.service.js';
 import { P2PValidatorExplorer } from './p2p.validators.js';
 
+/** What `P2PModule.forRoot` takes: the config keys (P2PConfig, docs/configuration.md) and `isGlobal`. */
 export interface P2PModuleOptions extends P2POptions {
-  /** Register the module globally, so P2PService is injectable everywhere. */
+  /** Register the module globally, so that P2PService, P2PServer, P2PHealthIndicator and P2PMetrics resolve in every module (default false). */
   isGlobal?: boolean;
 }
 
 /** What `forRootAsync({ useClass })` / `{ useExisting }` takes, as with Nest's own modules. */
 export interface P2POptionsFactory {
+  /** Returns (or resolves to) the config keys; called once, at start-up. */
   createP2POptions(): P2POptions | Promise<P2POptions>;
 }
 
 /** Exactly one of `useFactory`, `useClass`, `useExisting`. */
 export interface P2PModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
+  /** Register the module globally, as with `forRoot` (default false). */
   isGlobal?: boolean;
   /** For `useFactory`. */
   inject?: FactoryProvider['inject'];
+  /** Returns (or resolves to) the config keys, given the providers listed in `inject`. */
   useFactory?: (...args: any[]) => P2POptions | Promise<P2POptions>;
   /** A class the module instantiates (with its own dependencies) to get the options. */
   useClass?: Type<P2POptionsFactory>;
@@ -49,6 +53,7 @@ const exported = [P2PService, P2PServer, P2P_NODE, P2P_CONFIG];
  */
 @Module({})
 export class P2PModule {
+  /** The module with config known at import time; a bad key fails the app's start-up. */
   static forRoot(options: P2PModuleOptions = {}): DynamicModule {
     const { isGlobal, ...config } = options;
     return {
@@ -60,6 +65,7 @@ export class P2PModule {
     };
   }
 
+  /** The module with config from a factory or provider (ConfigService, for one); throws unless exactly one `use…` is given. */
   static forRootAsync(options: P2PModuleAsyncOptions): DynamicModule {
     return {
       module: P2PModule,

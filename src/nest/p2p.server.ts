@@ -9,14 +9,18 @@ import { P2P_NODE, P2P_TRANSPORT } from './p2p.constants.js';
 import { P2PContext } from './p2p.context.js';
 import { registerNode, unregisterNode } from './p2p.registry.js';
 
-/** What a caller receives for a pattern this node has no @MessagePattern for. */
+/** What a caller receives for a pattern this node has no `@MessagePattern` for. */
 export const NO_MESSAGE_HANDLER = 'There is no matching message handler defined in the remote service.';
 
-export type P2PServerEvents = { peer: (event: PeerEvent) => void };
+/** The events `P2PServer.on` takes. */
+export type P2PServerEvents = {
+  /** A peer connected or disconnected. */
+  peer: (event: PeerEvent) => void;
+};
 
 /**
  * The custom transport strategy: owns the node's lifecycle (`listen` starts it,
- * `close` stops it) and routes inbound frames to @MessagePattern / @EventPattern
+ * `close` stops it) and routes inbound frames to `@MessagePattern` / `@EventPattern`
  * handlers. Wire it with `app.connectMicroservice({ strategy: app.get(P2PServer) })`.
  */
 @Injectable()
@@ -82,6 +86,7 @@ export class P2PServer extends Server<P2PServerEvents> implements CustomTranspor
     return result instanceof Promise ? result.then(connectStream) : connectStream(result);
   }
 
+  /** An inbound request: runs its `@MessagePattern` handler into `reply`; a pattern with none gets NO_MESSAGE_HANDLER as an error. */
   onRequest(peer: PeerInfo, topic: string, data: unknown, reply: ReplySink, metadata?: Metadata): void {
     const handler = this.getHandlerByPattern(topic);
     if (!handler || handler.isEventHandler) {

@@ -54,11 +54,15 @@ export class P2PService implements OnApplicationShutdown {
     return this.node.connect(address);
   }
 
+  /**
+   * Closes the connection to a peer with a goodbye, once its queue flushes (within `closeGraceMs`); a configured
+   * peer is redialed later. Rejects with P2PPeerNotConnectedError when there is no connection.
+   */
   disconnect(peerId: string): Promise<void> {
     return this.node.disconnect(peerId);
   }
 
-  /** Fire-and-forget to an @EventPattern; resolves once queued. */
+  /** Fire-and-forget to an `@EventPattern`; resolves once queued. */
   async send(peerId: string, pattern: P2PPattern, data?: unknown, options?: { metadata?: Metadata }): Promise<void> {
     this.node.send(peerId, route(pattern), data, options);
   }
@@ -75,7 +79,7 @@ export class P2PService implements OnApplicationShutdown {
   }
 
   /**
-   * Asks a @MessagePattern handler; resolves with its reply (the last value of a stream).
+   * Asks a `@MessagePattern` handler; resolves with its reply (the last value of a stream).
    * `timeoutMs` is also the total deadline, unless `deadlineMs` sets another: a stream whose
    * values keep trickling in cannot hold the request open past it.
    */
@@ -129,7 +133,7 @@ export class P2PService implements OnApplicationShutdown {
     return this.node.broadcast(route(pattern), data, options);
   }
 
-  /** Counters of network-wide broadcasts: originated, delivered, duplicates dropped, sent, repair (README lists them all). */
+  /** Counters of network-wide broadcasts: originated, delivered, duplicates dropped, sent, repair (docs/api.md lists them all). */
   networkBroadcastStats(): ReturnType<Peer['networkBroadcastStats']> {
     return this.node.networkBroadcastStats();
   }
@@ -160,6 +164,7 @@ export class P2PService implements OnApplicationShutdown {
     return this.node.unban(peerIdOrIp);
   }
 
+  /** Closes the node when the app shuts down (`app.close()`, or a signal with `enableShutdownHooks()`). */
   async onApplicationShutdown(): Promise<void> {
     await this.node.close();
   }

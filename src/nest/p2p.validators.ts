@@ -28,7 +28,7 @@ export function BroadcastValidator(pattern: P2PPattern): MethodDecorator {
 
 type ValidatorMethod = (broadcast: BroadcastToValidate) => BroadcastVerdict | Promise<BroadcastVerdict>;
 
-/** Finds every @BroadcastValidator method at start-up and registers it with the node. */
+/** Finds every `@BroadcastValidator` method at start-up and registers it with the node. */
 @Injectable()
 export class P2PValidatorExplorer implements OnModuleInit {
   constructor(

@@ -3,7 +3,7 @@ import type { DiscoveryOptions } from '../discovery/discovery.js';
 import type { SocketLimits } from '../connection/socket.js';
 import type { P2PLogger } from '../common/types.js';
 
-/** What a node is configured with; every key is optional (defaults in src/common/defaults.ts, documented in the README). */
+/** What a node is configured with; every key is optional (defaults in DEFAULTS, src/common/defaults.ts; the table is docs/configuration.md). */
 export interface PeerOptions extends Partial<SocketLimits> {
   /** `host:port` to listen on (port 0: any free port); null or omitted: do not listen. */
   listen?: string | null;
@@ -11,6 +11,7 @@ export interface PeerOptions extends Partial<SocketLimits> {
   externalAddress?: string;
   /** Peers to dial at start: `host:port` or `<peerId>@host:port`. */
   peers?: string[];
+  /** Authenticated inbound connections; extra ones get a goodbye saying why, then are closed. */
   maxInbound?: number;
   /** Inbound connections still in their handshake; past it the oldest is dropped. */
   maxPendingInbound?: number;
@@ -18,6 +19,7 @@ export interface PeerOptions extends Partial<SocketLimits> {
   maxInboundPerIp?: number;
   /** New inbound connections a second from one IP (burst: twice that). */
   inboundRatePerIp?: number;
+  /** Outbound connections; `connect()` past it fails with P2PDialError. */
   maxOutbound?: number;
   /**
    * Connections in all (inbound and outbound) past which the node dials no more
@@ -29,6 +31,7 @@ export interface PeerOptions extends Partial<SocketLimits> {
   maxPartialFrameBytes?: number;
   /** Default reply timeout of a request, ms. */
   timeoutMs?: number;
+  /** TCP connect timeout, ms. */
   dialTimeoutMs?: number;
   /** First redial delay after a persistent peer is lost (doubles per failure, with jitter). */
   reconnectBaseMs?: number;
@@ -48,7 +51,7 @@ export interface PeerOptions extends Partial<SocketLimits> {
   pexIntervalMs?: number;
   /** Most peers remembered: proven ones and peer-exchange candidates together. */
   maxKnownPeers?: number;
-  /** Dial loopback and private addresses learned from peers even when this node listens on neither (default false). */
+  /** Dial loopback and private addresses learned from peers even when this node announces neither (default false). */
   pexAllowPrivate?: boolean;
   /** Dial host names learned from peers (default false: IP addresses only). */
   pexAllowHostnames?: boolean;
@@ -88,6 +91,7 @@ export interface PeerOptions extends Partial<SocketLimits> {
    * @internal
    */
   dropRelays?: boolean;
+  /** Where the node logs (Nest's `Logger` fits; P2PModule passes `new Logger('P2P')`); omitted: nowhere. */
   logger?: P2PLogger;
 }
 

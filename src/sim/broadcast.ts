@@ -27,12 +27,17 @@ export interface SimFaults {
   crashed?: ReadonlySet<number>;
   /** Frozen from the start until round `frozenUntil`: what reaches them waits in their buffers, then they go on. */
   frozen?: ReadonlySet<number>;
+  /** The round at which frozen nodes wake (default 0: none is frozen). */
   frozenUntil?: number;
 }
 
+/** What simulateBroadcast takes. */
 export interface SimBroadcastOptions {
+  /** The node number that sends the broadcast. */
   origin: number;
+  /** How it is relayed: RainTree or gossip. */
   strategy: BroadcastStrategy;
+  /** The nodes that misbehave during this broadcast; none when omitted. */
   faults?: SimFaults;
   /** Repair interval in rounds; 0: no repair. 20 models the default 500 ms interval with 25 ms hops. */
   repairRounds?: number;
@@ -46,38 +51,51 @@ export interface SimBroadcastOptions {
   random: () => number;
 }
 
+/** What one simulated broadcast did: who got it, by which route, at what cost in frames and rounds. */
 export interface SimBroadcastResult {
+  /** How it was relayed. */
   strategy: BroadcastStrategy;
   /** Live nodes that are neither droppers nor crashed (frozen ones count: they come back). */
   honest: number;
-  /** Of those, how many delivered it; and how many by RainTree or gossip alone, before repair. */
+  /** Honest nodes that delivered it, by any route. */
   delivered: number;
+  /** Honest nodes that delivered it by RainTree or gossip alone, before repair. */
   deliveredByTree: number;
   /** Most times one node delivered it (once, always, or a bug). */
   maxDeliveries: number;
   /** Data frames sent: RainTree (proxy hand-offs included) or gossip, and repair answers. */
   dataFrames: number;
+  /** Repair answers: data frames sent for an IWANT. */
   repairFrames: number;
+  /** IHAVE frames sent (repair announcements). */
   ihaveFrames: number;
+  /** IWANT frames sent (repair requests). */
   iwantFrames: number;
-  /** Ids announced and asked for, and the bytes of those IHAVE and IWANT frames (BroadcastRepair's count). */
+  /** Ids announced in IHAVE frames (BroadcastRepair's count). */
   announced: number;
+  /** Ids asked for in IWANT frames (BroadcastRepair's count). */
   requested: number;
+  /** Bytes of the IHAVE and IWANT frames sent (BroadcastRepair's count). */
   controlBytes: number;
   /** Data frames that reached a node that had it already. */
   duplicates: number;
   /** Data frames to a node that had crashed or left. */
   lost: number;
+  /** Arcs handed to a proxy: a neighbour outside them connected inside, because no neighbour was inside. */
   proxied: number;
+  /** Arcs no neighbour was in or connected into: left to repair. */
   unrouted: number;
   /** RainTree copies a node dropped because neither it nor a neighbour lies in the arc. */
   misrouted: number;
+  /** Copies not forwarded because a node was handed more than MAX_ARCS_PER_ID arcs for the broadcast. */
   tooManyArcs: number;
   /** Hop count of the copy each honest node delivered (a repair copy says its server's count + 1). */
   maxHops: number;
-  /** Rounds from the origin's send to each honest node's delivery. */
+  /** Median rounds from the origin's send to an honest node's delivery. */
   latencyP50: number;
+  /** Rounds from the origin's send to the last honest node's delivery. */
   latencyMax: number;
+  /** Rounds run: until no frame was in flight for two repair intervals, or `maxRounds`. */
   rounds: number;
 }
 

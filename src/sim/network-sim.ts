@@ -14,15 +14,19 @@ export * from './views.js';
 export * from './topology.js';
 export * from './broadcast.js';
 
+/** A fault scenario of `npm run simulate`: which nodes misbehave, and how much of the network each node knows. */
 export interface FaultMix {
   /** What `npm run simulate -- --mixes` calls it. */
   key: string;
+  /** Its label in the printed tables. */
   name: string;
   /** Fraction of the others each node knows. */
   viewFraction: number;
-  /** Fractions of the live nodes (never the origin) drawn afresh for each broadcast. */
+  /** Fraction of the live nodes (never the origin), drawn afresh per broadcast, that deliver but never relay. */
   droppers: number;
+  /** Fraction of the live nodes, drawn afresh per broadcast, that crash once they receive it. */
   crashed: number;
+  /** Fraction of the live nodes, drawn afresh per broadcast, frozen for two repair intervals. */
   frozen: number;
   /** Fraction of the nodes that leave, and as many that join, before each broadcast (one peer-exchange interval to adapt). */
   churn: number;
@@ -40,12 +44,17 @@ export const FAULT_MIXES: readonly FaultMix[] = [
   mix('churn', 'churn 1 % per broadcast', { churn: 0.01 }),
 ];
 
+/** What runMix takes. */
 export interface MixOptions {
+  /** Broadcasts to run. */
   broadcasts: number;
+  /** The strategies each broadcast is run with, from the same origin and with the same faults. */
   strategies: readonly BroadcastStrategy[];
+  /** The random source: `rng(seed)` for a run that a seed reproduces. */
   random: () => number;
   /** Repair interval in rounds (default 20: 500 ms at 25 ms a hop). */
   repairRounds?: number;
+  /** Milliseconds a round stands for (default 25). */
   hopMs?: number;
   /** broadcastRepairFanout (its default when omitted). */
   repairFanout?: number;
@@ -83,31 +92,47 @@ export function runMix(net: SimNet, fault: FaultMix, options: MixOptions): Map<B
   return out;
 }
 
+/** Several broadcasts of one strategy summed up (summarise): the worst case, or the mean per broadcast. */
 export interface SimSummary {
+  /** Broadcasts summed up. */
   broadcasts: number;
-  /** Worst broadcast: honest live nodes reached in the end, and by RainTree or gossip alone. */
+  /** Worst broadcast: the fraction of honest live nodes that delivered it in the end. */
   coverage: number;
+  /** Worst broadcast: the fraction of honest live nodes it reached by RainTree or gossip alone, before repair. */
   treeCoverage: number;
+  /** Most times one node delivered one broadcast (1, unless there is a bug). */
   maxDeliveries: number;
-  /** Means per broadcast. */
+  /** Mean per broadcast: data frames sent (RainTree or gossip copies, and repair answers). */
   dataFrames: number;
+  /** Mean per broadcast: repair answers, data frames sent for an IWANT. */
   repairFrames: number;
+  /** Mean per broadcast: IHAVE frames (repair announcements). */
   ihaveFrames: number;
+  /** Mean per broadcast: IWANT frames (repair requests). */
   iwantFrames: number;
+  /** Mean per broadcast: bytes of IHAVE and IWANT frames. */
   controlBytes: number;
+  /** Mean per broadcast: data frames that reached a node that had it already. */
   duplicates: number;
+  /** Mean per broadcast: arcs handed to a proxy, a neighbour outside them connected inside. */
   proxied: number;
+  /** Mean per broadcast: arcs no neighbour could take, left to repair. */
   unrouted: number;
+  /** Mean per broadcast: RainTree copies dropped by a node that could not route their arc. */
   misrouted: number;
+  /** Mean per broadcast: copies not forwarded because a node was handed more than MAX_ARCS_PER_ID arcs. */
   tooManyArcs: number;
+  /** Mean per broadcast: data frames sent to a node that had crashed or left. */
   lost: number;
-  /** Worst broadcast. */
+  /** Worst broadcast: the largest hop count at delivery. */
   maxHops: number;
-  /** Median over broadcasts of each one's median, and the worst delivery. */
+  /** Median over broadcasts of each one's median delivery time, rounds. */
   latencyP50: number;
+  /** The slowest delivery of any broadcast, rounds. */
   latencyMax: number;
 }
 
+/** Sums up the results of one strategy from runMix: worst coverage and hops, mean frame counts, latencies in rounds. */
 export function summarise(results: readonly SimBroadcastResult[]): SimSummary {
   const mean = (f: (r: SimBroadcastResult) => number) => results.reduce((a, r) => a + f(r), 0) / Math.max(1, results.length);
   const max = (f: (r: SimBroadcastResult) => number) => Math.max(0, ...results.map(f));

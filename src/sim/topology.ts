@@ -21,8 +21,11 @@ export interface SimNetOptions {
   maxOutbound?: number;
 }
 
+/** How a simulated topology stands (SimNet.stats): degrees, and how much of the ring the connections cover. */
 export interface TopologyStats {
+  /** Mean connections of a live node. */
   meanDegree: number;
+  /** Most connections of one live node. */
   maxDegree: number;
   /** Cover needs (thirds with a known node) that no connection covers, as a fraction of all needs. */
   uncovered: number;
@@ -40,19 +43,29 @@ export interface TopologyStats {
  * last 5 minutes).
  */
 export class SimNet {
+  /** Each node's peer id, by node number (nodes that left included). */
   readonly ids: string[] = [];
+  /** Each peer id's node number. */
   readonly index = new Map<string, number>();
+  /** Whether each node is live (false once it left at a churn). */
   readonly alive: boolean[] = [];
+  /** The peer ids each node accepted a connection from. */
   readonly inbound: string[][] = [];
+  /** The peer ids each node dialed. */
   readonly outbound: string[][] = [];
   /** Connections in the order they opened (the node's connections map): the router walks them in this order. */
   readonly links: string[][] = [];
   /** The same connections by node number. */
   readonly linkNodes: number[][] = [];
+  /** The ids nodes know of, sorted: the live ones and those that left at the last churn. */
   sorted: string[] = [];
+  /** maxPeers: the most connections a node holds; past it, it refuses inbound ones. */
   readonly maxDegree: number;
+  /** maxOutbound: the most connections a node dials. */
   readonly maxOutbound: number;
+  /** Fraction of the other nodes each node knows (1: all). */
   viewFraction: number;
+  /** Peer-exchange intervals run so far. */
   round = 0;
   private readonly opened: Array<Map<string, number>> = [];
   private readonly failures: Array<Map<string, { until: number; count: number }> | undefined> = [];
@@ -68,6 +81,10 @@ export class SimNet {
   private needs: Array<readonly CoverNeed[] | undefined> = [];
   private interned = new Map<string, Arc>();
 
+  /**
+   * @param n - Nodes at the start, with random ids; none is connected until settle() or step() runs.
+   * @param random - The random source (ids, views, plan order, churn): `rng(seed)` for a network a seed reproduces.
+   */
   constructor(
     n: number,
     readonly random: () => number,
@@ -87,6 +104,7 @@ export class SimNet {
     this.refreshViews();
   }
 
+  /** Nodes ever added, those that left included: the bound of node numbers. */
   get size(): number {
     return this.ids.length;
   }
@@ -96,6 +114,7 @@ export class SimNet {
     return this.views ? this.views.of(node) : this.sorted;
   }
 
+  /** The node numbers of the live nodes, in order. */
   liveNodes(): number[] {
     const out: number[] = [];
     for (let i = 0; i < this.size; i++) if (this.alive[i]) out.push(i);
@@ -160,6 +179,7 @@ export class SimNet {
     return changed;
   }
 
+  /** Degrees and cover of the live nodes' connections as they stand. */
   stats(): TopologyStats {
     let degrees = 0;
     let max = 0;

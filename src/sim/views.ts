@@ -12,12 +12,18 @@ const GROUPS = 50;
 /** Draws of the unknown pairs before giving up on every group knowing another. */
 const DRAWS = 16;
 
+/** Which simulated nodes know which: views drawn per group of nodes, a fraction of the group pairs blocked. */
 export class GroupViews {
+  /** How many groups the nodes fall in: min(N, 50). */
   readonly groups: number;
   private readonly blocked: Uint8Array;
   private readonly group: number[] = [];
   private views: string[][] = [];
 
+  /**
+   * @param n - Nodes at the start (later ones are assigned too).
+   * @param fraction - About the fraction of the others each node knows: the share of group pairs that know each other.
+   */
   constructor(
     n: number,
     readonly fraction: number,
@@ -46,6 +52,7 @@ export class GroupViews {
     this.group[node] = node < this.groups ? node : Math.floor(this.random() * this.groups);
   }
 
+  /** Whether nodes `a` and `b` know each other (mutual). */
   knows(a: number, b: number): boolean {
     return !this.blocked[this.group[a]! * this.groups + this.group[b]!];
   }
@@ -56,6 +63,7 @@ export class GroupViews {
     for (let g = 0; g < this.groups; g++) this.views.push(sorted.filter((id) => !this.blocked[g * this.groups + this.group[index.get(id)!]!]));
   }
 
+  /** The sorted ids `node` knows: those of the groups its group knows, its own included. */
   of(node: number): readonly string[] {
     return this.views[this.group[node]!]!;
   }

@@ -9,7 +9,9 @@ export interface BanInfo {
   peerId?: string;
   /** The banned IP (inbound peers), when it is not one every local process shares. */
   ip?: string;
+  /** When the ban ends. */
   until: Date;
+  /** Why: the misbehaviour that earned it, or the reason given to `ban()`. */
   reason: string;
 }
 

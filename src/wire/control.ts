@@ -24,14 +24,23 @@ export enum ControlType {
 
 /** Why a connection was closed; sent in a goodbye so the other side can report it. */
 export enum GoodbyeReason {
+  /** An orderly close: disconnect(), or the node shutting down. */
   Normal = 0,
+  /** The other side broke the wire protocol (a malformed or oversized frame, a stalled one). */
   ProtocolError = 1,
+  /** The two nodes are connected already: this connection is the extra one. */
   Duplicate = 2,
+  /** The node dialed itself. */
   Self = 3,
+  /** The two nodes speak different protocol versions. */
   Version = 4,
+  /** The node is full: at `maxInbound`, `maxInboundPerIp` or `maxPeers`. */
   InboundLimit = 5,
+  /** No hello within `handshakeTimeoutMs`. */
   HandshakeTimeout = 6,
+  /** The remote is not the peer id that was dialed, or its hello contradicts its TLS certificate. */
   IdentityMismatch = 7,
+  /** No pong within `pongTimeoutMs` of a ping. */
   IdleTimeout = 8,
   /** The remote id is not in this node's `allowedPeers`. */
   NotAllowed = 9,
