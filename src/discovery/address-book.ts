@@ -75,16 +75,19 @@ export class AddressBook {
   /**
    * The connection to `id` ended: it counts as recently connected from now on.
    * `refusedFull`: `id` completed the handshake (which cleared its failures) and then
-   * closed it for being full (at maxPeers). Each such refusal in a row doubles the
-   * wait before `id` is dialed again; without it, the topology would redial it at
-   * once, and a node that needs a full one dials it in a loop.
+   * closed it for being full (at maxPeers). A connection that ended before it outlasted
+   * the longest redial delay counts as refused too: a peer that accepts and then says
+   * goodbye is otherwise redialed at once. Each refusal in a row doubles the wait before
+   * `id` is dialed again; without it, the topology would redial it at once, and a node
+   * that needs it dials it in a loop.
    */
   disconnected(id: string, refusedFull = false): void {
     const entry = this.peers.get(id);
     if (!entry) return;
     const now = this.now();
+    const brief = now - entry.connectedAt < this.backoff.maxMs;
     entry.connectedAt = now;
-    if (!refusedFull) {
+    if (!refusedFull && !brief) {
       entry.refusals = 0;
       return;
     }
@@ -92,7 +95,7 @@ export class AddressBook {
     entry.refusals++;
   }
 
-  /** Whether `id` refused our last dial for being full (and no connection to it has ended otherwise since). */
+  /** Whether `id` refused our last connection (full, or closed it soon after it opened), and none has lasted since. */
   refusedFull(id: string): boolean {
     return (this.peers.get(id)?.refusals ?? 0) > 0;
   }

@@ -30,8 +30,10 @@ interface Entry {
   /** The id the peer proved on the last successful dial (or the configured one). */
   peerId?: string;
   attempt: number;
-  /** Times in a row the peer closed a fresh connection because it was full (maxPeers). */
-  fullRefusals: number;
+  /** Times in a row a connection to the peer ended as a refusal: full (maxPeers), or within `maxMs` of opening. */
+  refusals: number;
+  /** When this entry's last dial opened a connection (ms since epoch). */
+  openedAt?: number;
   timer?: NodeJS.Timeout;
   dialing: boolean;
 }
@@ -55,25 +57,30 @@ export class PersistentPeers {
     private readonly node: Redialer,
     private readonly backoff: BackoffOptions,
     private readonly logger: P2PLogger,
+    private readonly now: () => number = Date.now,
   ) {}
 
   /** Adds a persistent peer and dials it now; resolves after this first attempt either way. */
   add(address: string, peerId?: string): Promise<void> {
-    const entry: Entry = { address, peerId, attempt: 0, fullRefusals: 0, dialing: false };
+    const entry: Entry = { address, peerId, attempt: 0, refusals: 0, dialing: false };
     this.entries.push(entry);
     return this.dial(entry);
   }
 
   /**
    * Called on every disconnect: a persistent peer that went away is redialed.
-   * `full`: it closed because it holds maxPeers connections; redialing it at once
-   * would only repeat that, so the delay keeps growing until a connection lasts.
+   * `full`: it closed because it holds maxPeers connections. A connection that ended
+   * before it outlasted the longest redial delay (`maxMs`) is refused as well: a peer
+   * that accepts and then says goodbye would otherwise be redialed at once, in a loop
+   * (2.2 dials a second each). For both the delay keeps growing until a connection lasts.
    */
   onDisconnected(peerId: string, full = false): void {
+    const now = this.now();
     for (const entry of this.entries) {
       if (entry.peerId === peerId && !entry.dialing && !entry.timer) {
-        entry.fullRefusals = full ? entry.fullRefusals + 1 : 0;
-        entry.attempt = entry.fullRefusals;
+        const brief = entry.openedAt !== undefined && now - entry.openedAt < this.backoff.maxMs;
+        entry.refusals = full || brief ? entry.refusals + 1 : 0;
+        entry.attempt = entry.refusals;
         this.schedule(entry);
       }
     }
@@ -106,6 +113,7 @@ export class PersistentPeers {
       if (entry.attempt > 0 && opened) this.logger.log(`reconnected to ${info.id} at ${entry.address}`);
       entry.peerId = info.id;
       entry.attempt = 0;
+      if (opened) entry.openedAt = this.now();
     } catch (err) {
       if (this.stopped || err instanceof P2PNotRunningError) return;
       if (err instanceof P2PSelfConnectionError) {

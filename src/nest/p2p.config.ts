@@ -165,7 +165,7 @@ export class P2PConfig {
   @IntRange(1, MAX_TIMEOUT_MS)
   reconnectBaseMs: number = DEFAULTS.reconnectBaseMs;
 
-  /** Longest redial delay. Configured peers are redialed forever. */
+  /** Longest redial delay; a connection that ends sooner than this counts as a refusal (redialed with growing delays). Configured peers are redialed forever. */
   @IntRange(1, MAX_TIMEOUT_MS)
   reconnectMaxMs: number = DEFAULTS.reconnectMaxMs;
 

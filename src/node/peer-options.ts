@@ -35,7 +35,7 @@ export interface PeerOptions extends Partial<SocketLimits> {
   dialTimeoutMs?: number;
   /** First redial delay after a persistent peer is lost (doubles per failure, with jitter). */
   reconnectBaseMs?: number;
-  /** Longest redial delay. */
+  /** Longest redial delay; a connection that ends sooner than this counts as a refusal, redialed with growing delays. */
   reconnectMaxMs?: number;
   /** Ed25519 private key, PEM (PKCS#8) or 64 hex characters; generated when omitted. */
   privateKey?: string;
