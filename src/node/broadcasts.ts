@@ -1,0 +1,134 @@
+import type { BroadcastStrategy } from '../broadcast/codec.js';
+import { BroadcastPipeline, type NetworkBroadcastStats, type PipelineHost } from '../broadcast/pipeline.js';
+import type { P2PSocket } from '../connection/socket.js';
+import type { Identity } from '../common/identity.js';
+import type { BroadcastMeta } from '../common/types.js';
+import { encodePayload } from '../wire/codec.js';
+import { ControlType } from '../wire/control.js';
+import type { Metadata } from '../wire/metadata.js';
+import type { PeerOptions, ResolvedPeerOptions } from './peer-options.js';
+
+/**
+ * The node's broadcasts, in both scopes: to every neighbour, or through the network-broadcast
+ * pipeline, which it builds from the node's options and connects to its connections (relays,
+ * IHAVE/IWANT) and to its handlers (delivery). Needs from its host: `BroadcastsHost`.
+ */
+export class Broadcasts {
+  readonly pipeline: BroadcastPipeline;
+
+  constructor(
+    private readonly host: BroadcastsHost,
+    identity: Identity,
+    o: ResolvedPeerOptions,
+    flags: Pick<PeerOptions, 'unsignedBroadcasts' | 'dropRelays'>,
+  ) {
+    this.pipeline = new BroadcastPipeline(
+      {
+        selfId: host.selfId,
+        logger: host.logger,
+        knownIds: () => host.knownIds(),
+        neighbours: () => [...host.connections()].filter(([, socket]) => socket.isOpen).map(([id]) => id),
+        reaches: (id, arc) => host.reaches(id, arc),
+        send: (id, body) => host.socketFor(id).sendNetworkBroadcast(body),
+        sendIHave: (id, body) => host.socketFor(id).sendControl({ type: ControlType.BroadcastIHave, body }),
+        sendIWant: (id, body) => host.socketFor(id).sendControl({ type: ControlType.BroadcastIWant, body }),
+        deliver: (from, message, data) => this.deliver(from, { id: message.id, origin: message.origin, hops: message.hops, sentAt: Math.floor(message.timestampUs / 1000) }, message.topic, data, message.metadata),
+        penalize: (peerId, what, detail, weight) => host.penalize(peerId, what, detail, weight),
+      },
+      identity,
+      {
+        windowMs: o.broadcastCacheTtlMs,
+        skewMs: o.broadcastClockSkewMs,
+        cacheSize: o.broadcastCacheSize,
+        originRate: o.broadcastOriginRate,
+        originBurst: o.broadcastOriginBurst,
+        originBytesPerSec: o.broadcastOriginBytesPerSec,
+        neighbourRate: o.broadcastNeighbourRate,
+        neighbourBytesPerSec: o.broadcastNeighbourBytesPerSec,
+        maxFrameBytes: o.maxFrameBytes,
+        unsigned: flags.unsignedBroadcasts === true,
+        repairIntervalMs: o.broadcastRepairIntervalMs,
+        repairCacheBytes: o.broadcastRepairCacheBytes,
+        repairFanout: o.broadcastRepairFanout,
+      },
+    );
+    if (flags.dropRelays) {
+      this.pipeline.router.dropRelays = true;
+      this.pipeline.repair.silent = true;
+    }
+  }
+
+  /** Sends one broadcast (`topic`: `pattern` encoded); the caller checked that the node runs. */
+  send(pattern: string, topic: Buffer, data: unknown, options: BroadcastOptions): BroadcastResult {
+    if (options.scope === 'network') {
+      const { encoding, bytes } = encodePayload(data);
+      return this.pipeline.originate(pattern, encoding, bytes, options.strategy ?? 'raintree', options.metadata);
+    }
+    const result: BroadcastResult = { sent: [], failed: [] };
+    for (const [peerId, socket] of this.host.connections()) {
+      try {
+        socket.sendEvent(topic, data, options.metadata);
+        result.sent.push(peerId);
+      } catch (err) {
+        result.failed.push({ peerId, error: err as Error });
+      }
+    }
+    return result;
+  }
+
+  /** Counters of network-wide broadcasts seen by this node (a copy). */
+  stats(): NetworkBroadcastStats {
+    const stats = this.pipeline.stats;
+    return { ...stats, dropped: { ...stats.dropped } };
+  }
+
+  /** A network broadcast for this node's handlers; `from` is the relaying neighbour, or this node for its own. */
+  private deliver(from: string, meta: BroadcastMeta, topic: string, data: unknown, metadata?: Metadata): void {
+    if (!this.host.isRunning()) return;
+    if (from !== this.host.selfId) return void this.host.connections().get(from)?.dispatchEvent(topic, data, meta, metadata);
+    // The originator's own copy has no connection to go through.
+    const failed = (err: unknown) => this.host.logger.error(`network broadcast handler for "${topic}" failed: ${(err as Error)?.message ?? err}`);
+    try {
+      const result = this.host.deliverOwn(meta, topic, data, metadata);
+      if (result instanceof Promise) result.catch(failed);
+    } catch (err) {
+      failed(err);
+    }
+  }
+}
+
+/** Where a broadcast goes and how. */
+export interface BroadcastOptions {
+  /** `neighbors` (default): every connected peer. `network`: every node of the network, relayed. */
+  scope?: 'neighbors' | 'network';
+  /** For `network`: RainTree (default; about one message per node) or gossip (flooding, for incomplete views). */
+  strategy?: BroadcastStrategy;
+  /** Sent beside the data to every receiver (for `network`, signed by this node with the rest). */
+  metadata?: Metadata;
+}
+
+/** Which peers a broadcast was queued for, and which it failed for. */
+export interface BroadcastResult {
+  /** The broadcast's id (network scope). */
+  id?: string;
+  /** Peers the message was queued for. */
+  sent: string[];
+  /** Peers it could not be queued for, with the reason. */
+  failed: Array<{
+    /** The peer it could not be queued for. */
+    peerId: string;
+    /** Why (a typed error, such as P2PQueueFullError). */
+    error: Error;
+  }>;
+}
+
+/** What the node's broadcasts need from it. */
+export interface BroadcastsHost extends Pick<PipelineHost, 'selfId' | 'logger' | 'knownIds' | 'penalize'>, Required<Pick<PipelineHost, 'reaches'>> {
+  isRunning(): boolean;
+  /** The open connections, one per peer id. */
+  connections(): ReadonlyMap<string, P2PSocket>;
+  /** The open connection to a peer; throws a typed error when the node is not running or the peer is not connected. */
+  socketFor(peerId: string): P2PSocket;
+  /** Hands this node's own network broadcast to its handler (no connection goes through); may return a promise. */
+  deliverOwn(meta: BroadcastMeta, topic: string, data: unknown, metadata?: Metadata): unknown;
+}

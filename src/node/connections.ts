@@ -1,0 +1,149 @@
+import type { P2PSocket } from '../connection/socket.js';
+import type { P2PLogger, PeerEvent } from '../common/types.js';
+import type { DialOutcome } from '../discovery/reconnect.js';
+import { ipOf } from '../trust/inbound-admission.js';
+import { GoodbyeReason } from '../wire/control.js';
+import type { ResolvedPeerOptions } from './peer-options.js';
+
+/**
+ * The connection index: every connection from its wrapping to its close (`all`), and the open
+ * ones, one per peer id (`byId`). Decides what a connection whose hello exchange is done becomes:
+ * the peer's connection, a duplicate, or refused at maxPeers; forgets a closed one and says so
+ * (the `peer` event); after a plaintext simultaneous dial that both ends refused, has the lower
+ * id redial. Needs from its host: `ConnectionsHost`.
+ */
+export class Connections {
+  private readonly every = new Set<P2PSocket>();
+  private readonly open = new Map<string, P2PSocket>();
+  /** Plaintext: when a newcomer claiming a connected peer's id was last refused, by id. */
+  private readonly refusedNewcomers = new Map<string, number>();
+
+  constructor(
+    private readonly host: ConnectionsHost,
+    private readonly opts: ConnectionsOptions,
+  ) {}
+
+  /** Every connection, in its hello exchange or open. */
+  get all(): ReadonlySet<P2PSocket> {
+    return this.every;
+  }
+
+  /** A new connection, in its hello exchange. */
+  add(socket: P2PSocket): void {
+    this.every.add(socket);
+  }
+
+  /** The open connections, one per peer id. */
+  get byId(): ReadonlyMap<string, P2PSocket> {
+    return this.open;
+  }
+
+  /** Where a connected peer is, and its IP when it dialed us (a ban on an inbound peer covers its IP too). */
+  whereIs(peerId: string): { address?: string; inboundIp?: string } {
+    const socket = this.open.get(peerId);
+    const inboundIp = socket?.direction === 'inbound' ? ipOf(socket.raw) : undefined;
+    return { address: socket?.remoteAddress, inboundIp };
+  }
+
+  /** Closes the connection to a peer the topology no longer needs, if there is one. */
+  release(peerId: string, why: string): void {
+    const socket = this.open.get(peerId);
+    if (!socket) return;
+    this.host.logger.debug?.(`closing the connection to ${peerId} at ${socket.remoteAddress}: ${why}`);
+    // Drained: a network broadcast the peer sent before it reads the goodbye is delivered, not lost (it counts us as having it, so it would not announce it to us either).
+    void socket.close(GoodbyeReason.Normal, why, undefined, true);
+  }
+
+  /**
+   * A connection's hello exchange is done. Returns what its dial, if it was dialed, resolves
+   * with; undefined when it is refused at maxPeers (only inbound ones are).
+   */
+  opened(socket: P2PSocket): DialOutcome | undefined {
+    const remoteId = socket.peerId!;
+    const existing = this.open.get(remoteId);
+    if (existing && existing !== socket && existing.isOpen) {
+      // Two connections to one peer. Same direction: the newer is a duplicate.
+      // Opposite directions (a simultaneous dial): both ends keep the one dialed by the lower id.
+      // Without TLS an id is only claimed, never proven: a newcomer claiming a live peer's id is refused, never let in.
+      const selfId = this.host.selfId;
+      const dialerOfNew = socket.direction === 'outbound' ? selfId : remoteId;
+      const keepNew = this.opts.tls && existing.direction !== socket.direction && dialerOfNew === (selfId < remoteId ? selfId : remoteId);
+      if (!keepNew) {
+        this.host.logger.debug?.(`duplicate connection to ${remoteId} from ${socket.remoteAddress} closed`);
+        if (!this.opts.tls) this.refusedNewcomers.set(remoteId, Date.now());
+        void socket.close(GoodbyeReason.Duplicate, 'already connected');
+        return { info: existing.info(), opened: false };
+      }
+      void existing.close(GoodbyeReason.Duplicate, 'replaced by the connection dialed by the lower peer id');
+      this.open.set(remoteId, socket);
+    } else if (existing && existing !== socket) {
+      // The old connection is closing already: the new one simply takes its place.
+      this.open.set(remoteId, socket);
+    } else if (socket.direction === 'inbound' && this.open.size + this.host.pendingOutbound() >= this.opts.maxPeers && !this.host.isConfigured(remoteId)) {
+      // Full: tell the dialer who else it can dial (it may know nobody else), keep it as a candidate, then close.
+      this.host.onRefused(socket);
+      void socket.close(GoodbyeReason.InboundLimit, `at maxPeers ${this.opts.maxPeers}; dial the peers just sent`);
+      return undefined;
+    } else {
+      this.open.set(remoteId, socket);
+      this.host.logger.log(`connected to ${remoteId} at ${socket.remoteAddress} (${socket.direction})`);
+      this.host.emit({ type: 'connected', peer: socket.info() });
+      this.host.onConnected(socket);
+      return { info: socket.info(), opened: true };
+    }
+    return { info: socket.info(), opened: false };
+  }
+
+  /** A connection closed: forgets it and, when it was a peer's connection, says so. */
+  closed(socket: P2PSocket, reason: string, error: Error | undefined, undeliveredBytes: number): void {
+    this.every.delete(socket);
+    const id = socket.peerId;
+    if (!id || this.open.get(id) !== socket) return;
+    this.open.delete(id);
+    if (undeliveredBytes > 0) {
+      this.host.logger.warn(`${undeliveredBytes} queued bytes to ${id} at ${socket.remoteAddress} were not delivered: ${reason}`);
+    }
+    this.host.logger.log(`disconnected from ${id} at ${socket.remoteAddress}: ${reason}`);
+    this.host.emit({ type: 'disconnected', peer: socket.info(), reason, error, undeliveredBytes });
+    if (!this.host.isRunning()) return;
+    this.redialAfterMutualRefusal(socket, id);
+    const refusedFull = socket.direction === 'outbound' && socket.goodbyeReceived === GoodbyeReason.InboundLimit;
+    this.host.onDisconnected(id, refusedFull);
+  }
+
+  /**
+   * Plaintext, simultaneous dial: each end kept the connection whose hello it read first
+   * and refused the other, so both closed. The lower id redials at once (the higher waits),
+   * so that exactly one connection results without ever trusting an unproven newcomer.
+   */
+  private redialAfterMutualRefusal(socket: P2PSocket, id: string): void {
+    const refusedAt = this.refusedNewcomers.get(id);
+    this.refusedNewcomers.delete(id);
+    const address = socket.remote?.listenAddress;
+    if (this.opts.tls || refusedAt === undefined || Date.now() - refusedAt > this.opts.handshakeTimeoutMs) return;
+    if (socket.goodbyeReceived !== GoodbyeReason.Duplicate || this.host.selfId > id || !address) return;
+    this.host.connect(`${id}@${address}`).catch((err: Error) => this.host.logger.debug?.(`redial of ${id} after a simultaneous dial failed: ${err.message}`));
+  }
+}
+
+/** What the connection index needs from the node. */
+export interface ConnectionsHost {
+  readonly selfId: string;
+  readonly logger: P2PLogger;
+  isRunning(): boolean;
+  /** Outbound dials not yet open: they hold a place under maxPeers. */
+  pendingOutbound(): number;
+  /** Whether a peer id is a configured (persistent) peer: never refused at maxPeers. */
+  isConfigured(peerId: string): boolean;
+  connect(address: string): Promise<unknown>;
+  /** Every connect and disconnect (the node's `peer` event). */
+  emit(event: PeerEvent): void;
+  /** A connection became the peer's. */
+  onConnected(socket: P2PSocket): void;
+  /** An inbound connection is refused at maxPeers (it is told who else to dial before it closes). */
+  onRefused(socket: P2PSocket): void;
+  /** The peer's connection closed while running; `refusedFull`: the peer closed our dial because it was full. */
+  onDisconnected(peerId: string, refusedFull: boolean): void;
+}
+
+type ConnectionsOptions = Pick<ResolvedPeerOptions, 'tls' | 'maxPeers' | 'handshakeTimeoutMs'>;
