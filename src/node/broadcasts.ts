@@ -79,7 +79,7 @@ export class Broadcasts {
   /** Counters of network-wide broadcasts seen by this node (a copy). */
   stats(): NetworkBroadcastStats {
     const stats = this.pipeline.stats;
-    return { ...stats, dropped: { ...stats.dropped } };
+    return { ...stats, dropped: { ...stats.dropped }, repair: { ...stats.repair } };
   }
 
   /** A network broadcast for this node's handlers; `from` is the relaying neighbour, or this node for its own. */

@@ -117,3 +117,19 @@ describe.each(MODES)('Peer (core, no Nest, $mode)', ({ tls }) => {
     expect(seen[1]!.peer.id).toBe(b!.id);
   });
 });
+
+describe('networkBroadcastStats()', () => {
+  it('returns a snapshot: a later change to the node, or to the snapshot, leaves the other as it was', async () => {
+    const [a] = track(...(await startPeers(1)));
+    const before = a!.networkBroadcastStats();
+    // Before, `repair` was the live object: two snapshots always compared equal, and writing one wrote the node's.
+    before.repair.sent = 99;
+    before.dropped.rejected = 99;
+    before.originated = 99;
+    const after = a!.networkBroadcastStats();
+    expect(after.repair.sent).toBe(0);
+    expect(after.dropped.rejected).toBe(0);
+    expect(after.originated).toBe(0);
+    expect(after.repair).not.toBe(before.repair);
+  });
+});
