@@ -145,8 +145,14 @@ export class BroadcastPipeline {
         sendIHave: (peer, body) => host.sendIHave(peer, body),
         sendIWant: (peer, body) => host.sendIWant(peer, body),
         sendBroadcast: (peer, body) => host.send(peer, body),
-        brokePromises: (peer, count) =>
-          host.penalize(peer, 'broken-promise', `${count} announced broadcast${count === 1 ? '' : 's'} not sent when asked`, Math.min(count, 20)),
+        // At most 20 points an interval (judged once an interval), and only while its broken share is high (repair.ts).
+        brokePromises: (peer, count, record) =>
+          host.penalize(
+            peer,
+            'broken-promise',
+            `${count} announced broadcast${count === 1 ? '' : 's'} not sent when asked (${Math.round((100 * record.broken) / (record.kept + record.broken))} % of its recent promises broken)`,
+            Math.min(count, 20),
+          ),
       },
       { intervalMs: options.repairIntervalMs, cacheBytes: options.repairCacheBytes, fanout: options.repairFanout },
       now,

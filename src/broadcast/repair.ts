@@ -17,6 +17,25 @@ import { pointArc, type Arc } from '../ring/raintree.js';
  * next half-interval tick after that: a left-out node hears of an id at most one
  * interval after its neighbour got it. An idle network sends nothing. Answers are bounded per neighbour and interval, and the messages kept
  * to answer them by bytes and age.
+ *
+ * Promises (an announced id is a promise to send it when asked), as gossipsub's P₇ with its
+ * IWANT follow-up time, but charged only for what the announcer could have avoided:
+ * - a node announces to a neighbour, and asks of a neighbour, at most MAX_PROMISED_PER_INTERVAL
+ *   ids an interval: half of what it serves one, so an honest announcer is never asked for more
+ *   than it may serve, whichever way the two nodes' intervals fall;
+ * - an ask is a broken promise only once FOLLOW_UP_INTERVALS have passed without the announcer
+ *   sending that id, and each frame of the announcer that this node's own budget dropped unread
+ *   excuses one (it may have been the answer);
+ * - each neighbour has a record of kept and broken promises (decaying, half-life
+ *   RECORD_HALF_LIFE_INTERVALS); broken ones are reported only while more than BROKEN_SHARE_LIMIT
+ *   of its record is broken, so a rare miss of an honest node under load costs nothing, and
+ *   keeping one promise an interval no longer buys immunity.
+ *
+ * Withholding: every announcer of a missing id is remembered (up to MAX_ANNOUNCERS). The first is
+ * asked at once; when it has not sent the id within an interval, the two with the best records
+ * are asked together, and once the id has been announced for ESCALATE_INTERVALS, every announcer
+ * not asked yet. So Sybils that announce first and never send delay an id by about an interval,
+ * not for good.
  */
 
 export interface RepairOptions {
@@ -57,11 +76,17 @@ export interface RepairHost {
   /** Sends a network broadcast body to a neighbour; throws when it cannot. */
   sendBroadcast(peer: string, body: Buffer): void;
   /**
-   * `count` ids `peer` announced were asked for and not sent within an interval, in an
-   * interval in which it sent none of what it was asked for (an honest neighbour at its
-   * answer bound still sends some): gossipsub's broken promises.
+   * `count` ids `peer` announced were asked for, within what it may serve, and not sent within
+   * the follow-up time, while more than BROKEN_SHARE_LIMIT of its recent promises are broken
+   * (`record`: its kept and broken promises, decayed): gossipsub's broken promises.
    */
-  brokePromises?(peer: string, count: number): void;
+  brokePromises?(peer: string, count: number, record: PromiseRecordStats): void;
+}
+
+/** A neighbour's recent promises (decayed counts). */
+export interface PromiseRecordStats {
+  kept: number;
+  broken: number;
 }
 
 /** Ids per IHAVE or IWANT frame. */
@@ -69,10 +94,29 @@ export const MAX_REPAIR_IDS = 1024;
 const ID_BYTES = 16;
 /** Messages one neighbour may ask for per interval: an IWANT costs 16 bytes to send, its answer up to a frame. */
 const MAX_SERVED_PER_INTERVAL = 256;
-/** Other neighbours remembered per missing id, asked in turn when one does not answer. */
-const MAX_ALTERNATES = 4;
-/** Ids one neighbour may have us wait for at once: made-up ids from one cannot crowd out the others'. */
-const MAX_WANTED_PER_PEER = MAX_REPAIR_IDS;
+/**
+ * Ids announced to one neighbour, and asked of one neighbour, per interval: half what a node
+ * serves one, so that the announcer's serving interval, which is not aligned with the asker's,
+ * overlaps at most two of the asker's and an honest announcer is never asked for more than it
+ * serves. gossipsub likewise asks one peer for at most GossipsubMaxIHaveLength ids a heartbeat.
+ */
+export const MAX_PROMISED_PER_INTERVAL = MAX_SERVED_PER_INTERVAL / 2;
+/** Announcers remembered per missing id: well above the Sybils an attacker can place among one node's neighbours. */
+export const MAX_ANNOUNCERS = 16;
+/** Missing ids awaited at once. */
+const MAX_WANTED = 4 * MAX_REPAIR_IDS;
+/** Records of promises kept for neighbours that are gone (so that reconnecting does not wash a record), at most. */
+const MAX_RECORDS = 1024;
+/** Intervals after an id's first announcement when every announcer not asked yet is asked at once. */
+const ESCALATE_INTERVALS = 2;
+/** Intervals an id is wanted at most: announcers keep messages KEEP_INTERVALS after they got them. */
+const WANT_INTERVALS = 4;
+/** Intervals an announcer has to send what it was asked for, as gossipsub's IWANT follow-up time (3 heartbeats). */
+export const FOLLOW_UP_INTERVALS = 3;
+/** Half-life of a neighbour's record of kept and broken promises, in intervals. */
+const RECORD_HALF_LIFE_INTERVALS = 20;
+/** Broken promises cost a neighbour score only while more than this share of its record is broken. */
+export const BROKEN_SHARE_LIMIT = 0.1;
 /**
  * Designated announcers change with the broadcasts' signed time, once per epoch: within one, all
  * ids a node announces in a tick go to the same neighbours (frames shared under load), and a
@@ -81,6 +125,8 @@ const MAX_WANTED_PER_PEER = MAX_REPAIR_IDS;
 const DESIGNATION_EPOCH_US = 10_000_000;
 /** Intervals a message is kept to answer requests (and an id announced at the latest). */
 const KEEP_INTERVALS = 6;
+/** Intervals an announcement left over by the per-neighbour bound may still go out. */
+const OWED_INTERVALS = 3;
 
 interface Recent {
   message: NetworkMessage;
@@ -91,12 +137,29 @@ interface Recent {
   repaired: boolean;
   /** Neighbours known to have it: it came from them, went to them, or they announced it. */
   holders: Set<string>;
+  /** Neighbours it is to be announced to that the per-neighbour bound left out so far. */
+  owed?: string[];
 }
 
 interface Wanted {
-  askedAt: number;
-  asked: string;
-  alternates: string[];
+  /** When it was first announced. */
+  since: number;
+  /** Every neighbour that announced it, in order, at most MAX_ANNOUNCERS. */
+  announcers: string[];
+  /** The announcers asked for it, and when. */
+  asked: Map<string, number>;
+}
+
+/** One neighbour's promises: the asks it has yet to answer, and its record. */
+interface PromiseRecord extends PromiseRecordStats {
+  /** Ids asked of it and not sent yet, oldest first, and when they were asked. */
+  pending: Map<string, number>;
+  /** When `kept` and `broken` were last decayed. */
+  at: number;
+  /** Its frames this node's budget dropped unread while it owed answers: each may have been one. */
+  excuses: number;
+  /** Pending asks past the retry time (an interval), as of the last step: broken unless they come late. */
+  late: number;
 }
 
 export class BroadcastRepair {
@@ -105,11 +168,11 @@ export class BroadcastRepair {
   silent = false;
   private readonly recent = new Map<string, Recent>();
   private readonly wanted = new Map<string, Wanted>();
+  /** Per neighbour, this interval: messages sent it in answer, ids announced to it, ids asked of it. */
   private readonly served = new Map<string, number>();
-  /** Ids awaited from each neighbour now (wanted entries by `asked`). */
-  private readonly asking = new Map<string, number>();
-  /** Neighbours that sent an id they were asked for since the last retry. */
-  private readonly answered = new Set<string>();
+  private readonly announcedTo = new Map<string, number>();
+  private readonly askedOf = new Map<string, number>();
+  private readonly records = new Map<string, PromiseRecord>();
   private bytes = 0;
   private timer: NodeJS.Timeout | undefined;
 
@@ -126,10 +189,10 @@ export class BroadcastRepair {
 
   start(): void {
     if (!this.enabled) return;
-    // Announcements every half interval (the grace plus at most half an interval: one interval at
-    // most); asking again and the answer bound, every interval.
+    // Announcements and asking again every half interval (the grace plus at most half an interval: one interval at
+    // most); the per-interval bounds and the promises' follow-up, every interval.
     let half = false;
-    this.timer = setInterval(() => ((half = !half) ? this.announce(this.now()) : this.tick()), this.options.intervalMs / 2);
+    this.timer = setInterval(() => ((half = !half) ? this.halfTick() : this.tick()), this.options.intervalMs / 2);
     this.timer.unref();
   }
 
@@ -144,7 +207,7 @@ export class BroadcastRepair {
     if (!this.enabled || this.recent.has(message.id)) return;
     const bytes = message.signed.length + 128;
     // Those that announced it have it too.
-    const known = new Set(wanted ? [...holders, wanted.asked, ...wanted.alternates] : holders);
+    const known = new Set(wanted ? [...holders, ...wanted.announcers] : holders);
     const entry: Recent = { message, at: this.now(), bytes, announced: false, repaired: wanted !== undefined, holders: known };
     this.recent.set(message.id, entry);
     this.bytes += bytes;
@@ -152,8 +215,18 @@ export class BroadcastRepair {
     // miss it too. They are told at once, all of them: no copy of the tree is on its way that a grace would wait for.
     if (wanted && !this.silent) {
       entry.announced = true;
-      const raw = [Buffer.from(message.id, 'hex')];
-      for (const peer of this.host.neighbours()) if (!known.has(peer)) this.send(peer, raw, 'have');
+      const raw = Buffer.from(message.id, 'hex');
+      const owed: string[] = [];
+      for (const peer of this.host.neighbours()) {
+        if (known.has(peer)) continue;
+        if (!this.mayAnnounce(peer)) {
+          owed.push(peer);
+          continue;
+        }
+        this.announcedTo.set(peer, (this.announcedTo.get(peer) ?? 0) + 1);
+        this.send(peer, [raw], 'have');
+      }
+      if (owed.length > 0) entry.owed = owed;
     }
     // Oldest first out, past the byte bound: those were announced already, or the network is flooding.
     for (const [id, entry] of this.recent) {
@@ -167,20 +240,40 @@ export class BroadcastRepair {
     this.recent.get(id)?.holders.add(peer);
   }
 
-  /** Announces ids older than the grace, asks again for ids a neighbour did not send, forgets old messages. */
+  /** Every interval: the per-interval bounds start over; announces, asks again, and judges the promises due. */
   tick(): void {
     const now = this.now();
     this.served.clear();
+    this.announcedTo.clear();
+    this.askedOf.clear();
     const neighbours = this.announce(now);
     this.retry(now, neighbours);
+    this.judge(now, neighbours);
+  }
+
+  /** Between ticks: announces and asks again. */
+  private halfTick(): void {
+    const now = this.now();
+    this.retry(now, this.announce(now));
   }
 
   /** Announces ids older than the grace (half an interval) and forgets old messages; returns the neighbours. */
   private announce(now: number): string[] {
     const grace = this.options.intervalMs / 2;
     const keep = this.options.intervalMs * KEEP_INTERVALS;
+    const owedFor = this.options.intervalMs * OWED_INTERVALS;
     const lists = new Map<string, Buffer[]>();
     const neighbours = this.host.neighbours();
+    // Within the per-neighbour bound: a node announces only what it can serve when asked.
+    const place = (peer: string, raw: Buffer, holders: ReadonlySet<string>): boolean => {
+      if (holders.has(peer)) return true;
+      let list = lists.get(peer);
+      if (!this.mayAnnounce(peer) || list?.length === MAX_REPAIR_IDS) return false;
+      if (!list) lists.set(peer, (list = []));
+      list.push(raw);
+      this.announcedTo.set(peer, (this.announcedTo.get(peer) ?? 0) + 1);
+      return true;
+    };
     // One order per tick for all ids: under load the ids share the same few frames, as gossipsub's D_lazy peers per heartbeat.
     const order = shuffle([...neighbours], this.random);
     for (const [id, entry] of this.recent) {
@@ -188,16 +281,20 @@ export class BroadcastRepair {
         this.forget(id, entry);
         continue;
       }
+      if (entry.owed) {
+        // Oldest first: what the bound held back goes before newer ids.
+        const raw = Buffer.from(id, 'hex');
+        const owed = now - entry.at > owedFor || this.silent ? [] : entry.owed.filter((peer) => !place(peer, raw, entry.holders));
+        entry.owed = owed.length > 0 ? owed : undefined;
+        continue;
+      }
       if (entry.announced || now - entry.at < grace) continue;
       entry.announced = true;
       if (this.silent) continue;
       const raw = Buffer.from(id, 'hex');
       const peers = entry.repaired ? pick(order, entry.holders, order.length) : this.chooseFor(entry.message.timestampUs, order, entry.holders);
-      for (const peer of peers) {
-        let list = lists.get(peer);
-        if (!list) lists.set(peer, (list = []));
-        if (list.length < MAX_REPAIR_IDS) list.push(raw);
-      }
+      const owed = peers.filter((peer) => !place(peer, raw, entry.holders));
+      if (owed.length > 0) entry.owed = owed;
     }
     for (const [peer, ids] of lists) this.send(peer, ids, 'have');
     return neighbours;
@@ -205,18 +302,27 @@ export class BroadcastRepair {
 
   /**
    * A broadcast frame from `from` naming `id` arrived, whatever the pipeline does with it
-   * next; `id` undefined: a frame its budget dropped unread. Either may be what it was
-   * asked for, so it kept its promises this interval.
+   * next: a promise of `from` kept. `id` undefined: a frame its budget dropped unread, which
+   * may have been the answer to one of the asks it owes.
    */
   arrived(from: string, id?: string): void {
-    if (id === undefined || this.wanted.get(id)?.asked === from) this.answered.add(from);
+    const record = this.records.get(from);
+    if (!record || record.pending.size === 0) return;
+    if (id === undefined) {
+      record.excuses = Math.min(record.excuses + 1, record.pending.size);
+      return;
+    }
+    if (!record.pending.delete(id)) return;
+    this.decay(record, this.now());
+    record.kept++;
   }
 
-  /** An IHAVE: ask its sender for the ids we miss (one neighbour at a time per id). */
+  /** An IHAVE: ask its sender for the ids we miss, unless another announcer is being asked for them. */
   onIHave(from: string, body: Buffer): void {
     if (!this.enabled) return;
     const asks: Buffer[] = [];
     const now = this.now();
+    const escalate = this.options.intervalMs * ESCALATE_INTERVALS;
     for (const raw of parseIds(body, 'IHAVE')) {
       const id = raw.toString('hex');
       const recent = this.recent.get(id);
@@ -227,13 +333,20 @@ export class BroadcastRepair {
       if (this.host.has(id)) continue;
       const wanted = this.wanted.get(id);
       if (wanted) {
-        if (wanted.asked !== from && wanted.alternates.length < MAX_ALTERNATES && !wanted.alternates.includes(from)) wanted.alternates.push(from);
+        if (wanted.announcers.length < MAX_ANNOUNCERS && !wanted.announcers.includes(from)) wanted.announcers.push(from);
+        // Never wait on one announcer: when no ask is in flight (they timed out), or the id is overdue, ask this one now.
+        if (!wanted.asked.has(from) && this.mayAsk(from) && (now - wanted.since >= escalate || this.inFlight(wanted, now) === 0)) {
+          this.ask(id, wanted, from, now);
+          asks.push(raw);
+        }
         continue;
       }
-      // Bounded in all, and per announcer: one neighbour's made-up ids leave room for the others'.
-      if (this.wanted.size >= MAX_REPAIR_IDS * 4 || (this.asking.get(from) ?? 0) >= MAX_WANTED_PER_PEER) break;
-      this.wanted.set(id, { askedAt: now, asked: from, alternates: [] });
-      this.asking.set(from, (this.asking.get(from) ?? 0) + 1);
+      // Bounded in all, and per announcer by what it may be asked an interval (as gossipsub ignores IHAVE ids past
+      // GossipsubMaxIHaveLength a heartbeat): one neighbour's made-up ids leave room for the others'.
+      if (this.wanted.size >= MAX_WANTED || !this.mayAsk(from)) continue;
+      const entry: Wanted = { since: now, announcers: [from], asked: new Map() };
+      this.wanted.set(id, entry);
+      this.ask(id, entry, from, now);
       asks.push(raw);
     }
     if (asks.length > 0) this.send(from, asks, 'want');
@@ -264,32 +377,128 @@ export class BroadcastRepair {
     }
   }
 
-  /** Ids still missing an interval after they were asked for: ask the next neighbour that announced them. */
+  /** A neighbour's record of kept and broken promises (decayed), for diagnostics and tests. */
+  promiseRecord(peer: string): PromiseRecordStats | undefined {
+    const record = this.records.get(peer);
+    if (!record) return undefined;
+    this.decay(record, this.now());
+    return { kept: record.kept, broken: record.broken };
+  }
+
+  /**
+   * Ids still missing: once the asks in flight for one are an interval old, the two untried announcers with
+   * the best records are asked together; once it has been announced for
+   * ESCALATE_INTERVALS, every announcer not asked yet. Given up when nobody is left to ask, or after WANT_INTERVALS.
+   */
   private retry(now: number, neighbours: readonly string[]): void {
-    if (this.wanted.size === 0) return this.answered.clear();
+    if (this.wanted.size === 0) return;
+    const interval = this.options.intervalMs;
     const live = new Set(neighbours);
+    for (const record of this.records.values()) {
+      record.late = 0;
+      for (const at of record.pending.values()) {
+        if (now - at < interval) break;
+        record.late++;
+      }
+    }
     const asks = new Map<string, Buffer[]>();
-    const broken = new Map<string, number>();
     for (const [id, wanted] of this.wanted) {
-      if (now - wanted.askedAt < this.options.intervalMs) continue;
-      if (live.has(wanted.asked) && !this.host.has(id)) broken.set(wanted.asked, (broken.get(wanted.asked) ?? 0) + 1);
-      const next = wanted.alternates.find((peer) => live.has(peer));
-      if (this.host.has(id) || next === undefined) {
+      if (this.host.has(id) || now - wanted.since >= WANT_INTERVALS * interval) {
         this.unwant(id);
         continue;
       }
-      wanted.alternates = wanted.alternates.filter((peer) => peer !== next);
-      this.unask(wanted.asked);
-      this.asking.set(next, (this.asking.get(next) ?? 0) + 1);
-      wanted.asked = next;
-      wanted.askedAt = now;
-      let list = asks.get(next);
-      if (!list) asks.set(next, (list = []));
-      if (list.length < MAX_REPAIR_IDS) list.push(Buffer.from(id, 'hex'));
+      const inFlight = this.inFlight(wanted, now, live);
+      const untried = wanted.announcers.filter((peer) => live.has(peer) && !wanted.asked.has(peer));
+      if (untried.length === 0) {
+        if (inFlight === 0) this.unwant(id);
+        continue;
+      }
+      // An entry is made with an ask to its first announcer: here every ask has had an interval, or the id is overdue.
+      let count = now - wanted.since >= ESCALATE_INTERVALS * interval ? untried.length : inFlight > 0 ? 0 : 2;
+      if (count === 0) continue;
+      // Best record first; among equals, the order they announced it in (the sort is stable).
+      if (untried.length > 1) untried.sort((a, b) => this.quality(b) - this.quality(a));
+      for (const peer of untried) {
+        if (count === 0) break;
+        if (!this.mayAsk(peer)) continue;
+        this.ask(id, wanted, peer, now);
+        count--;
+        let list = asks.get(peer);
+        if (!list) asks.set(peer, (list = []));
+        list.push(Buffer.from(id, 'hex'));
+      }
     }
-    for (const [peer, ids] of asks) this.send(peer, ids, 'want');
-    for (const [peer, count] of broken) if (!this.answered.has(peer)) this.host.brokePromises?.(peer, count);
-    this.answered.clear();
+    for (const [peer, ids] of asks) for (let i = 0; i < ids.length; i += MAX_REPAIR_IDS) this.send(peer, ids.slice(i, i + MAX_REPAIR_IDS), 'want');
+  }
+
+  /**
+   * Asks past the follow-up time that were not answered are broken promises, less those a dropped frame excuses;
+   * a neighbour is reported while more than BROKEN_SHARE_LIMIT of its record is broken.
+   */
+  private judge(now: number, neighbours: readonly string[]): void {
+    const followUp = this.options.intervalMs * FOLLOW_UP_INTERVALS;
+    const live = new Set(neighbours);
+    for (const [peer, record] of this.records) {
+      this.decay(record, now);
+      if (!live.has(peer)) {
+        // Gone: what it owed can no longer come. Forgotten once its record has decayed, or when too many are kept.
+        record.pending.clear();
+        record.excuses = 0;
+        if (record.kept + record.broken < 0.5 || this.records.size > MAX_RECORDS) this.records.delete(peer);
+        continue;
+      }
+      let broken = 0;
+      for (const [id, at] of record.pending) {
+        if (now - at < followUp) break;
+        record.pending.delete(id);
+        broken++;
+      }
+      const excused = Math.min(broken, record.excuses);
+      record.excuses = Math.min(record.excuses - excused, record.pending.size);
+      broken -= excused;
+      if (broken === 0) continue;
+      record.broken += broken;
+      if (record.broken > BROKEN_SHARE_LIMIT * (record.kept + record.broken)) this.host.brokePromises?.(peer, broken, { kept: record.kept, broken: record.broken });
+    }
+  }
+
+  private ask(id: string, wanted: Wanted, peer: string, now: number): void {
+    wanted.asked.set(peer, now);
+    this.askedOf.set(peer, (this.askedOf.get(peer) ?? 0) + 1);
+    let record = this.records.get(peer);
+    if (!record) this.records.set(peer, (record = { pending: new Map(), kept: 0, broken: 0, at: now, excuses: 0, late: 0 }));
+    // Re-inserted: the map stays in the order of asking.
+    record.pending.delete(id);
+    record.pending.set(id, now);
+  }
+
+  /** Asks for `wanted` sent within the last interval (to a neighbour still connected, when `live` is given): the answer may still come. */
+  private inFlight(wanted: Wanted, now: number, live?: ReadonlySet<string>): number {
+    let n = 0;
+    for (const [peer, at] of wanted.asked) if (now - at < this.options.intervalMs && (!live || live.has(peer))) n++;
+    return n;
+  }
+
+  private mayAsk(peer: string): boolean {
+    return (this.askedOf.get(peer) ?? 0) < MAX_PROMISED_PER_INTERVAL;
+  }
+
+  private mayAnnounce(peer: string): boolean {
+    return (this.announcedTo.get(peer) ?? 0) < MAX_PROMISED_PER_INTERVAL;
+  }
+
+  /** How likely `peer` is to send what it announced: its kept share, with its late asks counted as broken. */
+  private quality(peer: string): number {
+    const r = this.records.get(peer);
+    return r ? (r.kept + 1) / (r.kept + r.broken + r.late + 2) : 0.5;
+  }
+
+  private decay(record: PromiseRecord, now: number): void {
+    if (now <= record.at) return;
+    const factor = 0.5 ** ((now - record.at) / (this.options.intervalMs * RECORD_HALF_LIFE_INTERVALS));
+    record.kept *= factor;
+    record.broken *= factor;
+    record.at = now;
   }
 
   /**
@@ -328,16 +537,7 @@ export class BroadcastRepair {
   }
 
   private unwant(id: string): void {
-    const wanted = this.wanted.get(id);
-    if (!wanted) return;
     this.wanted.delete(id);
-    this.unask(wanted.asked);
-  }
-
-  private unask(peer: string): void {
-    const n = (this.asking.get(peer) ?? 1) - 1;
-    if (n > 0) this.asking.set(peer, n);
-    else this.asking.delete(peer);
   }
 
   private forget(id: string, entry: Recent): void {

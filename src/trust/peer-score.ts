@@ -15,8 +15,9 @@ export const PENALTIES = {
   /** A network broadcast that this node's validator rejected. */
   rejected: 10,
   /**
-   * Per broadcast id it announced (IHAVE) and did not send when asked, in an interval in
-   * which it sent nothing it was asked for; the caller caps the weight at 20 an interval.
+   * Per broadcast id it announced (IHAVE) and did not send when asked, within what it may
+   * serve and the follow-up time, while more than a tenth of its recent promises are broken
+   * (src/broadcast/repair.ts); the caller caps the weight at 20 an interval.
    */
   'broken-promise': 1,
   /**
