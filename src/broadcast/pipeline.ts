@@ -37,6 +37,14 @@ export interface BroadcastToValidate {
   data: unknown;
   /** The origin's timestamp (its clock), ms since the epoch. */
   sentAt: number;
+  /**
+   * When this node received it (its own clock), ms since the epoch. Judge age by `receivedAt - sentAt`,
+   * not by reading the clock, and answer 'ignore' for anything that depends on time: a relay can
+   * delay an honest broadcast, and a 'reject' must not be something a relay can make happen.
+   */
+  receivedAt: number;
+  /** Relays it passed through before this node (0: its origin sent it to this node itself). */
+  hops: number;
 }
 
 /** A topic's validator: says whether a network broadcast from another node is delivered and relayed; may be async. */
@@ -131,7 +139,7 @@ export class BroadcastPipeline {
     private readonly host: PipelineHost,
     private readonly identity: Identity,
     private readonly options: PipelineOptions,
-    now: () => number = Date.now,
+    private readonly now: () => number = Date.now,
   ) {
     this.router = new BroadcastRouter(host, this.stats);
     this.seen = new ReplayWindow(options.cacheSize, options.windowMs, options.skewMs, now);
@@ -212,6 +220,7 @@ export class BroadcastPipeline {
       this.repair.arrived(from);
       return void this.stats.dropped.neighbourBudget++;
     }
+    const receivedAt = this.now();
     const message = decodeNetworkMessage(body, this.keys);
     this.repair.arrived(from, message.id);
     if (message.strategy === 'raintree' && !this.router.canRoute(message.arc)) {
@@ -234,7 +243,7 @@ export class BroadcastPipeline {
       if (from === message.origin) this.floodedByOrigin(from);
       return;
     }
-    this.validate(from, message, entry, data);
+    this.validate(from, message, entry, data, receivedAt);
   }
 
   /** The signature check. False: dropped, counted, and the neighbour penalised (no honest relay forwards a forgery). */
@@ -279,15 +288,11 @@ export class BroadcastPipeline {
     this.host.penalize(from, 'invalid-signature', `network broadcast ${message.id} on "${message.topic}" with a signature that is not origin ${message.origin}'s`);
   }
 
-  private validate(from: string, message: NetworkMessage, entry: SeenEntry, data: unknown): void {
+  private validate(from: string, message: NetworkMessage, entry: SeenEntry, data: unknown, receivedAt: number): void {
     const validator = this.validators.get(message.topic);
     if (!validator) return this.accept(from, message, entry, data);
-    let verdict: BroadcastVerdict | Promise<BroadcastVerdict>;
-    try {
-      verdict = validator({ id: message.id, origin: message.origin, from, topic: message.topic, data, sentAt: Math.floor(message.timestampUs / 1000) });
-    } catch (err) {
-      verdict = this.validatorFailed(message, err);
-    }
+    const sentAt = Math.floor(message.timestampUs / 1000);
+    const verdict = this.ask(validator, { id: message.id, origin: message.origin, from, topic: message.topic, data, sentAt, receivedAt, hops: message.hops }, message);
     if (!(verdict instanceof Promise)) return this.settle(from, message, entry, data, verdict);
     if (this.waiting.size >= MAX_PENDING_VALIDATIONS) {
       entry.accepted = false;
@@ -299,6 +304,36 @@ export class BroadcastPipeline {
       (v) => this.settle(from, message, entry, data, v),
       (err: unknown) => this.settle(from, message, entry, data, this.validatorFailed(message, err)),
     );
+  }
+
+  /** The validator's verdict; one that throws says 'ignore' (and is logged). */
+  private ask(validator: BroadcastValidatorFn, broadcast: BroadcastToValidate, message: NetworkMessage): BroadcastVerdict | Promise<BroadcastVerdict> {
+    try {
+      return validator(broadcast);
+    } catch (err) {
+      return this.validatorFailed(message, err);
+    }
+  }
+
+  /**
+   * Who pays for a rejected broadcast. Relayed, it is asked of the validator again as its origin sent it
+   * (received at once, no hop): still 'reject', the origin wrote it so; otherwise it became invalid on
+   * the way (held back, or passed through too many relays), and the neighbour that handed it over pays,
+   * not the origin a delaying relay aimed it at. Sent by the origin itself, the origin pays.
+   */
+  private blame(from: string, message: NetworkMessage, data: unknown): void {
+    const origin = (): void =>
+      this.host.penalize(message.origin, 'rejected', `network broadcast ${message.id} on "${message.topic}" rejected by this node's validator`);
+    const validator = this.validators.get(message.topic);
+    if (from === message.origin || !validator) return origin();
+    const sentAt = Math.floor(message.timestampUs / 1000);
+    const asSent = this.ask(validator, { id: message.id, origin: message.origin, from: message.origin, topic: message.topic, data, sentAt, receivedAt: sentAt, hops: 0 }, message);
+    const judge = (verdict: BroadcastVerdict): void => {
+      if (verdict === 'reject') return origin();
+      this.host.penalize(from, 'rejected', `relayed network broadcast ${message.id} on "${message.topic}" that its origin sent valid (late or too many hops by then)`);
+    };
+    if (!(asSent instanceof Promise)) return judge(asSent);
+    asSent.then(judge, (err: unknown) => judge(this.validatorFailed(message, err)));
   }
 
   private validatorFailed(message: NetworkMessage, err: unknown): BroadcastVerdict {
@@ -320,8 +355,9 @@ export class BroadcastPipeline {
     entry.accepted = false;
     if (verdict === 'reject') {
       this.stats.dropped.rejected++;
-      // The proven origin wrote it; a relay may not run this validator at all (another version, another topic set).
-      this.host.penalize(message.origin, 'rejected', `network broadcast ${message.id} on "${message.topic}" rejected by this node's validator`);
+      // An honest relay may not run this validator at all (another version, another topic set): the origin pays,
+      // unless the broadcast was valid as the origin sent it.
+      this.blame(from, message, data);
     } else {
       this.stats.dropped.ignored++;
     }

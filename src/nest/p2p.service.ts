@@ -140,8 +140,9 @@ export class P2PService implements OnApplicationShutdown {
 
   /**
    * Decides whether network broadcasts on `pattern` from other nodes are delivered
-   * and relayed ('accept'), dropped ('ignore'), or dropped with a penalty to the
-   * neighbour that relayed them ('reject'). Runs after the origin's signature and
+   * and relayed ('accept'), dropped ('ignore'), or dropped with a penalty ('reject': to its origin,
+   * or to the relay that handed it over when it was valid as its origin sent it; judge time by
+   * `receivedAt`, and say 'ignore' for what depends on it). Runs after the origin's signature and
    * budget are checked; may return a Promise. undefined removes it. The
    * `@BroadcastValidator(pattern)` decorator registers one from a provider.
    */

@@ -1,0 +1,63 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { BroadcastVerdict } from '../../src/broadcast/pipeline.js';
+import { silentLogger } from '../../src/common/types.js';
+import { Peer } from '../../src/node/peer.js';
+import { pointArc } from '../../src/ring/raintree.js';
+import { waitFor } from '../helpers.js';
+import { RawPeer } from '../raw-peer.js';
+
+// Issue 22: with a validator that rejects stale broadcasts, a relay that held an honest broadcast
+// for 3 s got its honest origin banned (−119) while the relay's own score stayed 0.
+const open: Array<{ close(): unknown }> = [];
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((p) => p.close()));
+});
+
+async function node(): Promise<Peer> {
+  const peer = new Peer({ listen: '127.0.0.1:0', logger: silentLogger, peerExchange: false });
+  open.push(peer);
+  peer.setHandler({ onEvent: () => undefined, onRequest: (_p, _t, _d, reply) => reply.complete() });
+  await peer.start();
+  return peer;
+}
+
+describe('a validator cannot be aimed at an honest origin by a relay', () => {
+  it('a broadcast a relay held back until it was stale costs the relay, not its origin; one invalid as sent still costs its origin', async () => {
+    const origin = await node();
+    const victim = await node();
+    const verdicts: BroadcastVerdict[] = [];
+    // The application's rule: older than 2 s is invalid, and 'bad' payloads are invalid whenever they come.
+    victim.setBroadcastValidator('orders', (b) => {
+      const age = (b.receivedAt ?? Date.now()) - b.sentAt;
+      const verdict: BroadcastVerdict = b.data === 'bad' || age > 2_000 ? 'reject' : 'accept';
+      verdicts.push(verdict);
+      return verdict;
+    });
+    // The relay is the origin's only neighbour, and the victim's.
+    const relay = await RawPeer.open(origin.address()!, { tls: true });
+    open.push({ close: () => relay.destroy() });
+    const toVictim = await RawPeer.open(victim.address()!, { tls: true, identity: relay.identity });
+    open.push({ close: () => toVictim.destroy() });
+    await waitFor(() => origin.peers().length === 1 && victim.peers().length === 1, 5000, 'both connections');
+
+    origin.broadcast('orders', 'good', { scope: 'network' });
+    await waitFor(() => relay.broadcasts().length === 1, 5000, 'the relay to get the honest broadcast');
+    const held = relay.broadcasts()[0]!;
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    toVictim.sendBroadcast({ ...held, hops: held.hops + 1, arc: pointArc(victim.id) });
+    await waitFor(() => verdicts.length >= 1, 5000, 'the validator to judge the held broadcast');
+    await waitFor(() => victim.peerScore(relay.identity.peerId) < 0, 5000, 'the relay to pay');
+    expect(verdicts[0]).toBe('reject');
+    expect(victim.peerScore(origin.id)).toBe(0);
+
+    // Invalid as its origin sent it: the origin pays, as before, even when it comes through the relay at once.
+    origin.broadcast('orders', 'bad', { scope: 'network' });
+    await waitFor(() => relay.broadcasts().length === 2, 5000, 'the relay to get the bad broadcast');
+    const bad = relay.broadcasts()[1]!;
+    const relayScore = victim.peerScore(relay.identity.peerId);
+    toVictim.sendBroadcast({ ...bad, hops: bad.hops + 1, arc: pointArc(victim.id) });
+    await waitFor(() => victim.peerScore(origin.id) < 0, 5000, 'the origin to pay for what it wrote');
+    // Scores decay toward 0, so a relay that paid nothing more is at or above where it was.
+    expect(victim.peerScore(relay.identity.peerId)).toBeGreaterThanOrEqual(relayScore);
+  }, 20_000);
+});
