@@ -1,0 +1,71 @@
+/**
+ * Hands one connection's inbound events and requests to the application: each holds a
+ * handler slot (HandlerLimit) until its handler is done, a request is answered through a
+ * reply sink, and a failing handler is logged (an event) or answered with an error reply
+ * (a request), without closing the connection. Its host (DeliveryHost) is the node's
+ * handlers and the connection's response writer.
+ */
+
+import type { BroadcastMeta } from '../common/types.js';
+import { FLAG_RESPONSE } from '../wire/constants.js';
+import type { Metadata } from '../wire/metadata.js';
+import type { HandlerLimit } from './handler-limit.js';
+import { createReplySink, type ReplySink } from './reply-sink.js';
+
+/** What delivery needs from its connection. */
+export interface DeliveryHost {
+  /** The application's event handler; a promise holds the handler slot until it settles. */
+  onEvent(topic: string, data: unknown, broadcast?: BroadcastMeta, metadata?: Metadata): unknown;
+  /** The application's request handler; it answers through `reply`, which frees the slot when done. */
+  onRequest(topic: string, data: unknown, reply: ReplySink, metadata?: Metadata): void;
+  /** Queues a data frame; throws a typed error when it cannot. */
+  writeFrame(flags: number, nonce: number, topic: undefined, payload: Buffer): void;
+  isOpen(): boolean;
+  log(level: 'warn' | 'error', message: string): void;
+}
+
+export class Delivery {
+  constructor(
+    private readonly host: DeliveryHost,
+    private readonly limit: Pick<HandlerLimit, 'acquire' | 'release'>,
+  ) {}
+
+  /** An event (or a network broadcast relayed by this peer, with `broadcast` set), bounded like any handler. */
+  event(topic: string, data: unknown, broadcast?: BroadcastMeta, metadata?: Metadata): void {
+    this.limit.acquire();
+    let result: unknown;
+    try {
+      result = this.host.onEvent(topic, data, broadcast, metadata);
+    } catch (err) {
+      // A failing handler is the application's problem, not the peer's: log, keep the link.
+      this.host.log('error', `event handler for "${topic}" failed: ${(err as Error)?.message ?? err}`);
+    }
+    if (result instanceof Promise) {
+      result.then(this.limit.release, (err: unknown) => {
+        this.host.log('error', `event handler for "${topic}" failed: ${(err as Error)?.message ?? err}`);
+        this.limit.release();
+      });
+    } else {
+      this.limit.release();
+    }
+  }
+
+  /** A request with its nonce: the handler's slot is freed when its reply completes or errs. */
+  request(nonce: number, topic: string, data: unknown, metadata?: Metadata): void {
+    this.limit.acquire();
+    const reply = createReplySink(
+      {
+        write: (flags, bytes) => this.host.writeFrame(FLAG_RESPONSE | flags, nonce, undefined, bytes),
+        isOpen: () => this.host.isOpen(),
+        warn: (message) => this.host.log('warn', message),
+        release: this.limit.release,
+      },
+      topic,
+    );
+    try {
+      this.host.onRequest(topic, data, reply, metadata);
+    } catch (err) {
+      reply.error(err);
+    }
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * The requests one connection has sent and awaits replies to: numbers each by a nonce
+ * (PendingRequests), times it (a reply timeout that each streamed value re-arms, and an
+ * optional total deadline), matches response frames to it, reports its outcome to the
+ * metrics sink, and fails what is outstanding when the connection closes. Its host
+ * (RequestsHost) writes the request frame and names the peer.
+ */
+
+import { P2PConnectionClosedError, P2PRemoteError, P2PTimeoutError, type PeerRef } from '../common/errors.js';
+import { decodePayload, encodePayload, type Message } from '../wire/codec.js';
+import { Encoding, FLAG_REQUEST, FLAG_WRAPPED } from '../wire/constants.js';
+import { withMetadata, type Metadata } from '../wire/metadata.js';
+import type { MetricsSink, RequestOutcome } from './metrics.js';
+import { PendingRequests, type PendingRequest } from './pending-requests.js';
+
+/** What outgoing requests need from their connection. */
+export interface RequestsHost {
+  /** Queues a data frame; throws a typed error when it cannot (closed, too large, queue full). */
+  writeFrame(flags: number, nonce: number, topic: Buffer, payload: Buffer): void;
+  ref(): PeerRef;
+  /** The metrics sink, read at each request. */
+  metrics(): MetricsSink | undefined;
+  log(level: 'debug', message: string): void;
+}
+
+/** Who hears a request's reply values and its end. */
+export type RequestObserver = Pick<PendingRequest, 'next' | 'error' | 'complete'>;
+
+export class OutgoingRequests {
+  private readonly pending = new PendingRequests();
+
+  constructor(private readonly host: RequestsHost) {}
+
+  get size(): number {
+    return this.pending.size;
+  }
+
+  /** Sends a request (throws as writeFrame does); returns a function that cancels it, after which late replies are ignored. */
+  send(
+    pattern: string,
+    topic: Buffer,
+    data: unknown,
+    timeoutMs: number,
+    observer: RequestObserver,
+    deadlineMs?: number,
+    metadata?: Metadata,
+  ): () => void {
+    const { encoding, bytes } = encodePayload(data);
+    const entry: PendingRequest = { pattern, timeoutMs, timer: undefined, ...this.measured(pattern, observer) };
+    const nonce = this.pending.add(entry);
+    try {
+      this.host.writeFrame(FLAG_WRAPPED | FLAG_REQUEST | encoding, nonce, withMetadata(topic, metadata), bytes);
+    } catch (err) {
+      this.pending.take(nonce);
+      throw err;
+    }
+    this.armTimeout(nonce, entry);
+    if (deadlineMs !== undefined) {
+      entry.deadline = setTimeout(() => {
+        if (this.pending.take(nonce)) entry.error(new P2PTimeoutError(pattern, deadlineMs, this.host.ref(), true));
+      }, deadlineMs);
+    }
+    return () => void this.pending.take(nonce);
+  }
+
+  /** A response frame: one value of the reply stream, its end, or an error reply. */
+  onResponse(message: Message): void {
+    const entry = this.pending.get(message.nonce);
+    if (!entry) {
+      // A reply that arrives after its timeout or cancellation: harmless, dropped.
+      this.host.log('debug', `reply for unknown nonce ${message.nonce} dropped`);
+      return;
+    }
+    if (message.error) {
+      this.pending.take(message.nonce);
+      entry.error(new P2PRemoteError(decodePayload(Encoding.Json, message.payload), this.host.ref()));
+      return;
+    }
+    const bareEnd = message.end && message.encoding === Encoding.Binary && message.payload.length === 0;
+    if (message.end) this.pending.take(message.nonce);
+    else this.armTimeout(message.nonce, entry);
+    if (!bareEnd) entry.next(decodePayload(message.encoding, message.payload));
+    if (message.end) entry.complete();
+  }
+
+  /** The connection closed (`reason`): every request still waiting fails with P2PConnectionClosedError. */
+  failAll(reason: string): void {
+    if (this.pending.size === 0) return;
+    this.pending.failAll(() => new P2PConnectionClosedError(`connection closed before the reply: ${reason}`, this.host.ref()));
+  }
+
+  /** The observer, timed into the metrics sink when there is one (and untouched when there is not). */
+  private measured(pattern: string, observer: RequestObserver): RequestObserver {
+    const sink = this.host.metrics();
+    if (!sink) return observer;
+    const started = process.hrtime.bigint();
+    const done = (outcome: RequestOutcome) => sink.request(pattern, Number(process.hrtime.bigint() - started) / 1e9, outcome);
+    return {
+      next: (value) => observer.next(value),
+      error: (err) => {
+        done(err instanceof P2PTimeoutError ? 'timeout' : err instanceof P2PRemoteError ? 'remote_error' : 'closed');
+        sink.error(err.constructor.name);
+        observer.error(err);
+      },
+      complete: () => {
+        done('ok');
+        observer.complete();
+      },
+    };
+  }
+
+  private armTimeout(nonce: number, entry: PendingRequest): void {
+    clearTimeout(entry.timer);
+    entry.timer = setTimeout(() => {
+      if (this.pending.take(nonce)) entry.error(new P2PTimeoutError(entry.pattern, entry.timeoutMs, this.host.ref()));
+    }, entry.timeoutMs);
+  }
+}

@@ -1,0 +1,156 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { P2PConnectionClosedError, P2PProtocolError } from '../../src/common/errors.js';
+import { dispatchControl, type ControlRoutes } from '../../src/connection/control-dispatch.js';
+import { HandlerLimit, type ReadControl } from '../../src/connection/handler-limit.js';
+import { Keepalive, type KeepaliveHost } from '../../src/connection/keepalive.js';
+import { ControlType, GoodbyeReason, type Control } from '../../src/wire/control.js';
+
+// The socket's parts against recording hosts; the socket itself is covered over real sockets
+// (socket-rules, handler-limit, hostile and the other e2e specs).
+
+describe('HandlerLimit', () => {
+  function reader(held: number, limit: () => HandlerLimit) {
+    const calls: string[] = [];
+    let closed = false;
+    const read: ReadControl = {
+      pause: () => void calls.push('pause'),
+      // Each held frame starts a handler, as the decoder's dispatch does.
+      decodeHeld: () => {
+        calls.push('decodeHeld');
+        for (; held > 0; held--) limit().acquire();
+        return true;
+      },
+      resume: () => void calls.push('resume'),
+      closed: () => closed,
+    };
+    return { read, calls, close: () => (closed = true) };
+  }
+
+  it('stops reading at exactly the limit and reads again when a handler is free', () => {
+    let limit!: HandlerLimit;
+    const { read, calls } = reader(0, () => limit);
+    limit = new HandlerLimit(read, 2);
+    limit.acquire();
+    expect(calls).toEqual([]);
+    limit.acquire();
+    expect(calls).toEqual(['pause']);
+    limit.release();
+    expect(calls).toEqual(['pause', 'decodeHeld', 'resume']);
+  });
+
+  it('stays paused when the held frames fill the handlers again, and does not resume a closed connection', () => {
+    let limit!: HandlerLimit;
+    const { read, calls, close } = reader(1, () => limit);
+    limit = new HandlerLimit(read, 1);
+    limit.acquire();
+    limit.release();
+    // The held frame took the free slot: paused again, the socket not resumed.
+    expect(calls).toEqual(['pause', 'decodeHeld', 'pause']);
+    close();
+    limit.release();
+    expect(calls).toEqual(['pause', 'decodeHeld', 'pause']);
+    limit.unpause(); // closing reads on regardless
+    expect(calls).toEqual(['pause', 'decodeHeld', 'pause', 'decodeHeld', 'resume']);
+  });
+});
+
+describe('dispatchControl', () => {
+  function routes(handshaking: boolean) {
+    const seen: string[] = [];
+    const to: ControlRoutes = {
+      handshaking: () => handshaking,
+      hello: () => void seen.push('hello'),
+      ping: (token) => void seen.push(`ping ${token}`),
+      pong: (token) => void seen.push(`pong ${token}`),
+      goodbye: (reason) => void seen.push(`goodbye ${GoodbyeReason[reason]}`),
+      peerExchange: () => void seen.push('peerExchange'),
+      networkBroadcast: () => void seen.push('networkBroadcast'),
+      repair: (type) => void seen.push(`repair ${ControlType[type]}`),
+    };
+    return { to, seen };
+  }
+  const body = Buffer.alloc(0);
+  const protocols: Control[] = [
+    { type: ControlType.PeerExchange, body },
+    { type: ControlType.NetworkBroadcast, body },
+    { type: ControlType.BroadcastIHave, body },
+    { type: ControlType.BroadcastIWant, body },
+  ];
+
+  it('lets only hello, ping, pong and goodbye through before the hello exchange', () => {
+    const { to, seen } = routes(true);
+    dispatchControl({ type: ControlType.Ping, token: 1 }, to);
+    dispatchControl({ type: ControlType.Pong, token: 2 }, to);
+    dispatchControl({ type: ControlType.Hello, hello: {} as never }, to);
+    dispatchControl({ type: ControlType.Goodbye, reason: GoodbyeReason.Normal, message: '' }, to);
+    for (const control of protocols) expect(() => dispatchControl(control, to)).toThrow(P2PProtocolError);
+    expect(seen).toEqual(['ping 1', 'pong 2', 'hello', 'goodbye Normal']);
+  });
+
+  it('refuses a second hello and routes the protocols once open', () => {
+    const { to, seen } = routes(false);
+    expect(() => dispatchControl({ type: ControlType.Hello, hello: {} as never }, to)).toThrow(/second hello/);
+    for (const control of protocols) dispatchControl(control, to);
+    expect(seen).toEqual(['peerExchange', 'networkBroadcast', 'repair BroadcastIHave', 'repair BroadcastIWant']);
+  });
+});
+
+describe('Keepalive', () => {
+  afterEach(() => void vi.useRealTimers());
+
+  function host(over: Partial<KeepaliveHost> = {}) {
+    const written: Control[] = [];
+    const failed: [Error, GoodbyeReason][] = [];
+    let destroyed = 0;
+    let lastRead = 0;
+    const h: KeepaliveHost = {
+      ref: () => ({ peerId: 'p', address: 'a' }),
+      writeControl: (control) => void written.push(control),
+      backlogged: () => false,
+      lastReadAt: () => lastRead,
+      fail: (error, reason) => void failed.push([error, reason]),
+      destroy: () => void destroyed++,
+      ...over,
+    };
+    return { h, written, failed, read: (at: number) => (lastRead = at), destroyed: () => destroyed };
+  }
+
+  it('closes a silent peer once, a pong timeout after the first unanswered ping, and drops it at once', async () => {
+    vi.useFakeTimers({ now: 1000 });
+    const { h, written, failed, destroyed } = host();
+    const keepalive = new Keepalive(h, { pingIntervalMs: 10, pongTimeoutMs: 25 });
+    keepalive.start();
+    vi.advanceTimersByTime(30); // pings at 10, 20, 30; the deadline runs from the first
+    expect(written.map((c) => c.type)).toEqual([ControlType.Ping, ControlType.Ping, ControlType.Ping]);
+    expect(failed).toEqual([]);
+    vi.advanceTimersByTime(5);
+    expect(failed).toHaveLength(1);
+    expect(failed[0]![0]).toBeInstanceOf(P2PConnectionClosedError);
+    expect(failed[0]![1]).toBe(GoodbyeReason.IdleTimeout);
+    await vi.advanceTimersToNextTimerAsync();
+    expect(destroyed()).toBe(1);
+    keepalive.stop();
+  });
+
+  it('keeps a peer that reads, measures the round trip of the last ping, and drops pongs while backlogged', () => {
+    vi.useFakeTimers({ now: 1000 });
+    let backlogged = false;
+    const { h, written, failed, read } = host({ backlogged: () => backlogged });
+    const keepalive = new Keepalive(h, { pingIntervalMs: 10, pongTimeoutMs: 25 });
+    keepalive.start();
+    vi.advanceTimersByTime(10);
+    read(Date.now() + 3);
+    vi.advanceTimersByTime(3);
+    keepalive.onPong(1);
+    expect(keepalive.rttMs).toBe(3);
+    keepalive.onPong(7); // not the last ping's token
+    expect(keepalive.rttMs).toBe(3);
+    vi.advanceTimersByTime(30);
+    expect(failed).toEqual([]);
+    keepalive.stop();
+    keepalive.onPing(5);
+    backlogged = true;
+    keepalive.onPing(6);
+    expect(written.filter((c) => c.type === ControlType.Pong)).toEqual([{ type: ControlType.Pong, token: 5 }]);
+  });
+});
