@@ -125,7 +125,7 @@ export function decodeControl(body: Buffer): Control {
       return {
         type,
         reason: rest[0] as GoodbyeReason,
-        message: isUtf8(text) ? text.toString('utf8') : '',
+        message: isUtf8(text) ? escapeControlCharacters(text.toString('utf8')) : '',
       };
     }
     case ControlType.PeerExchange:
@@ -139,6 +139,20 @@ export function decodeControl(body: Buffer): Control {
       throw new P2PProtocolError(`unknown control frame type ${type}`);
   }
 }
+
+/** C0 and C1 controls, DEL, and the Unicode line and paragraph separators. */
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+
+/**
+ * Remote text as it may reach a log line: each control character written as a `\uXXXX` escape, so
+ * that a goodbye saying "bye\n[Nest] ... ERROR ..." cannot forge a line in the peer's log.
+ */
+export function escapeControlCharacters(text: string): string {
+  return text.replace(CONTROL_CHARACTERS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** A listen address is printable ASCII without spaces (host names, IPv4, [IPv6], port): nothing else reaches a log. */
+const LISTEN_ADDRESS = /^[\x21-\x7e]{1,300}$/;
 
 const HEX40 = /^[0-9a-f]{40}$/;
 /** The smallest maxFrameBytes a node may announce (the config's lower bound). */
@@ -162,7 +176,7 @@ function parseHello(bytes: Buffer): Hello {
     !HEX40.test(h.peerId) ||
     typeof h.publicKey !== 'string' ||
     !HEX64.test(h.publicKey) ||
-    !(h.listenAddress === null || (typeof h.listenAddress === 'string' && h.listenAddress.length <= 300)) ||
+    !(h.listenAddress === null || (typeof h.listenAddress === 'string' && LISTEN_ADDRESS.test(h.listenAddress))) ||
     !Number.isInteger(h.maxFrameBytes) ||
     h.maxFrameBytes! < MIN_FRAME_BYTES
   ) {
