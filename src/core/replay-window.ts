@@ -22,6 +22,8 @@ import { MinHeap } from './min-heap.js';
 
 /** Below this age an id is forgotten only to make room for its own origin's newer ones, when that origin has any. */
 export const MIN_WINDOW_MS = 10_000;
+/** Forgotten entries an origin's queue may hold beyond its live ones before it is compacted. */
+const QUEUE_SLACK = 64;
 
 export interface SeenEntry {
   readonly id: string;
@@ -44,7 +46,8 @@ export interface SeenEntry {
 /** What the window keeps per origin: its ids in arrival order, and how far its floor has risen. */
 interface OriginState {
   origin: string;
-  queue: SeenEntry[];
+  /** Arrival order; slots before `head` are emptied. */
+  queue: Array<SeenEntry | undefined>;
   head: number;
   live: number;
   floorMs: number;
@@ -137,7 +140,41 @@ export class ReplayWindow {
     entry.gone = true;
     this.entries.delete(entry.id);
     const state = this.origins.get(entry.origin)!;
-    if (--state.live === 0) this.dropIfDone(state);
+    state.live--;
+    this.trim(state);
+    if (state.live === 0) this.dropIfDone(state);
+  }
+
+  /**
+   * Lets go of an origin's forgotten entries: those at the front at once (a forgotten entry still
+   * holds its arcs and signature), the rest once they outnumber its live ones (amortised O(1) a
+   * forget). Forgotten entries used to leave the queue only in oldestOf(), which runs only when the
+   * cache is full of recent ids: an origin that broadcast forever kept every entry it ever had
+   * (issue 22). Now a queue refers to at most about twice its origin's live entries.
+   */
+  private trim(state: OriginState): void {
+    if (state.live === 0) {
+      state.queue = [];
+      state.head = 0;
+      return;
+    }
+    const queue = state.queue;
+    while (queue[state.head]!.gone) queue[state.head++] = undefined;
+    const forgotten = queue.length - state.head - state.live;
+    if (forgotten > QUEUE_SLACK && forgotten > state.live) {
+      state.queue = queue.slice(state.head).filter((e) => !e!.gone);
+      state.head = 0;
+    } else if (state.head > QUEUE_SLACK && state.head * 2 > queue.length) {
+      state.queue = queue.slice(state.head);
+      state.head = 0;
+    }
+  }
+
+  /** Entries held, the forgotten ones that lazy removal has not reached yet included (tests, diagnostics). */
+  get footprint(): { live: number; queued: number; heap: number; origins: number } {
+    let queued = 0;
+    for (const state of this.origins.values()) queued += state.queue.length - state.head;
+    return { live: this.entries.size, queued, heap: this.heap.size, origins: this.origins.size };
   }
 
   /** An origin with no id left is forgotten once its floor (if raised) is below the window, which then refuses all it would. */
@@ -157,13 +194,8 @@ export class ReplayWindow {
   private oldestOf(origin: string): SeenEntry | undefined {
     const state = this.origins.get(origin);
     if (!state || state.live === 0) return undefined;
-    while (state.queue[state.head]!.gone) state.head++;
-    const entry = state.queue[state.head]!;
-    if (state.head > 64 && state.head * 2 > state.queue.length) {
-      state.queue = state.queue.slice(state.head);
-      state.head = 0;
-    }
-    return entry;
+    // trim() keeps the front live.
+    return state.queue[state.head]!;
   }
 
   /** Forgets ids whose timestamps have left the window: a copy would now be refused as stale. */
