@@ -85,4 +85,14 @@ describe('ReplayWindow holds at most the window\'s worth of entries', () => {
     w.get('anything'); // expiry runs on use
     expect(w.footprint).toEqual({ live: 0, queued: 0, heap: 0, origins: 0 });
   });
+  it('an entry holds no view into the buffer its signature came in (a frame, or the 8 KiB pool slab of a small copy)', () => {
+    const c = clock();
+    const w = new ReplayWindow(10, 1000, 0, c.now);
+    const slab = Buffer.alloc(8192, 7);
+    const signature = slab.subarray(100, 164);
+    c.advance(1);
+    const entry = w.add('a', 'o', c.now(), signature)!;
+    for (const value of Object.values(entry)) expect(ArrayBuffer.isView(value)).toBe(false);
+    expect(Buffer.from(entry.signature, 'latin1').equals(signature)).toBe(true);
+  });
 });
