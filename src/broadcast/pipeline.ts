@@ -263,7 +263,7 @@ export class BroadcastPipeline {
     // Same id means same signed bytes (the id is their hash). Other signature bytes need a check of their own:
     // an origin can sign one message twice (Ed25519 lets the signer pick its nonce), and a relay that got the
     // other signature is honest.
-    if (!entry.signature.equals(message.signature) && !this.verified(from, message)) return;
+    if (entry.signature !== message.signature.toString('latin1') && !this.verified(from, message)) return;
     const waiting = this.waiting.get(message.id);
     if (waiting) {
       if (waiting.length < 8) waiting.push({ from, message });

@@ -22,14 +22,21 @@ import { MinHeap } from '../common/min-heap.js';
 
 /** Below this age an id is forgotten only to make room for its own origin's newer ones, when that origin has any. */
 export const MIN_WINDOW_MS = 10_000;
+/** Forgotten entries an origin's queue may hold beyond its live ones before it is compacted. */
+const QUEUE_SLACK = 64;
 
 export interface SeenEntry {
   readonly id: string;
   readonly origin: string;
   /** The origin's timestamp, ms since the epoch (its clock). */
   readonly timestamp: number;
-  /** The origin's signature as first verified; a copy with other bytes is checked on its own. */
-  readonly signature: Buffer;
+  /**
+   * The origin's signature as first verified, its 64 bytes as a latin1 string; a copy with other
+   * bytes is checked on its own. A string, not a Buffer: a small Buffer is a view into an 8 KiB
+   * pool slab, and holding it for the window held its whole slab (over 1 KiB of memory outside
+   * the heap per id in the soak, issue 22).
+   */
+  readonly signature: string;
   /** False once the message was dropped (over budget, refused by a validator): its copies are dropped too. */
   accepted: boolean;
   delivered: boolean;
@@ -44,7 +51,8 @@ export interface SeenEntry {
 /** What the window keeps per origin: its ids in arrival order, and how far its floor has risen. */
 interface OriginState {
   origin: string;
-  queue: SeenEntry[];
+  /** Arrival order; slots before `head` are emptied. */
+  queue: Array<SeenEntry | undefined>;
   head: number;
   live: number;
   floorMs: number;
@@ -102,7 +110,7 @@ export class ReplayWindow {
   add(id: string, origin: string, timestamp: number, signature: Buffer): SeenEntry | undefined {
     this.expire();
     if (this.entries.size >= this.max && !this.makeRoom(origin)) return undefined;
-    const entry: SeenEntry = { id, origin, timestamp, signature, accepted: true, delivered: false, arcs: undefined, gossiped: false, gone: false };
+    const entry: SeenEntry = { id, origin, timestamp, signature: signature.toString('latin1'), accepted: true, delivered: false, arcs: undefined, gossiped: false, gone: false };
     this.entries.set(id, entry);
     this.heap.push(entry);
     let state = this.origins.get(origin);
@@ -137,7 +145,41 @@ export class ReplayWindow {
     entry.gone = true;
     this.entries.delete(entry.id);
     const state = this.origins.get(entry.origin)!;
-    if (--state.live === 0) this.dropIfDone(state);
+    state.live--;
+    this.trim(state);
+    if (state.live === 0) this.dropIfDone(state);
+  }
+
+  /**
+   * Lets go of an origin's forgotten entries: those at the front at once (a forgotten entry still
+   * holds its arcs and signature), the rest once they outnumber its live ones (amortised O(1) a
+   * forget). Forgotten entries used to leave the queue only in oldestOf(), which runs only when the
+   * cache is full of recent ids: an origin that broadcast forever kept every entry it ever had
+   * (issue 22). Now a queue refers to at most about twice its origin's live entries.
+   */
+  private trim(state: OriginState): void {
+    if (state.live === 0) {
+      state.queue = [];
+      state.head = 0;
+      return;
+    }
+    const queue = state.queue;
+    while (queue[state.head]!.gone) queue[state.head++] = undefined;
+    const forgotten = queue.length - state.head - state.live;
+    if (forgotten > QUEUE_SLACK && forgotten > state.live) {
+      state.queue = queue.slice(state.head).filter((e) => !e!.gone);
+      state.head = 0;
+    } else if (state.head > QUEUE_SLACK && state.head * 2 > queue.length) {
+      state.queue = queue.slice(state.head);
+      state.head = 0;
+    }
+  }
+
+  /** Entries held, the forgotten ones that lazy removal has not reached yet included (tests, diagnostics). */
+  get footprint(): { live: number; queued: number; heap: number; origins: number } {
+    let queued = 0;
+    for (const state of this.origins.values()) queued += state.queue.length - state.head;
+    return { live: this.entries.size, queued, heap: this.heap.size, origins: this.origins.size };
   }
 
   /** An origin with no id left is forgotten once its floor (if raised) is below the window, which then refuses all it would. */
@@ -157,13 +199,8 @@ export class ReplayWindow {
   private oldestOf(origin: string): SeenEntry | undefined {
     const state = this.origins.get(origin);
     if (!state || state.live === 0) return undefined;
-    while (state.queue[state.head]!.gone) state.head++;
-    const entry = state.queue[state.head]!;
-    if (state.head > 64 && state.head * 2 > state.queue.length) {
-      state.queue = state.queue.slice(state.head);
-      state.head = 0;
-    }
-    return entry;
+    // trim() keeps the front live.
+    return state.queue[state.head]!;
   }
 
   /** Forgets ids whose timestamps have left the window: a copy would now be refused as stale. */
