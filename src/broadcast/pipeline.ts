@@ -55,6 +55,10 @@ export type BroadcastValidatorFn = (broadcast: BroadcastToValidate) => Broadcast
  * budget, a bad signature, dated before the replay window (`stale`) or ahead of the clock skew (`future`),
  * `ignored` or `rejected` by the validator, 1 024 validations already pending (`validatorBusy`), the seen
  * cache full of recent ids (`cacheFull`), or a RainTree arc this node cannot route (`misrouted`).
+ * Final, the id stays seen and later copies are duplicates: `ignored`, `rejected`, `originBudget`; `stale`
+ * and `future` are final by their timestamp. Not final, a later copy (repair, another relay) is judged
+ * afresh: `neighbourBudget`, `cacheFull`, `validatorBusy` (local limits), `invalidSignature` and `misrouted`
+ * (one bad copy: the genuine one still passes).
  */
 export type DropReason =
   | 'neighbourBudget'
@@ -295,7 +299,9 @@ export class BroadcastPipeline {
     const verdict = this.ask(validator, { id: message.id, origin: message.origin, from, topic: message.topic, data, sentAt, receivedAt, hops: message.hops }, message);
     if (!(verdict instanceof Promise)) return this.settle(from, message, entry, data, verdict);
     if (this.waiting.size >= MAX_PENDING_VALIDATIONS) {
-      entry.accepted = false;
+      // A local limit, not the broadcast's fault: forgotten, so that repair or another relay brings it again.
+      // It used to stay seen and refused, and an honest broadcast that came meanwhile was lost for good.
+      this.seen.remove(message.id);
       this.stats.dropped.validatorBusy++;
       return;
     }

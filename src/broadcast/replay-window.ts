@@ -122,6 +122,12 @@ export class ReplayWindow {
     return entry;
   }
 
+  /** Forgets an id that was dropped for a local reason, so that a later copy is judged afresh (not a replay). */
+  remove(id: string): void {
+    const entry = this.entries.get(id);
+    if (entry) this.forget(entry);
+  }
+
   private makeRoom(newcomer: string): boolean {
     const oldest = this.peekLive()!;
     if (oldest.timestamp <= this.now() - MIN_WINDOW_MS) {
