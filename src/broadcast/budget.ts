@@ -43,7 +43,10 @@ const MAX_TRACKED = 10_000;
  * jitter on the way never makes an honest origin look over budget, and each
  * neighbour two seconds' worth. Byte buckets hold two seconds' worth, and at
  * least one frame of maxFrameBytes. The neighbour budget also bounds the
- * signature checks one neighbour can cause (one per new id).
+ * signature checks one neighbour can cause (one per new id). A third budget per
+ * neighbour bounds the new broadcasts it hands over from origins the node has no
+ * evidence of (throwaway keys, docs/security.md); a neighbour that keeps exceeding
+ * it is throttled: its frames cost THROTTLE_FACTOR of its neighbour budget.
  */
 export class BroadcastBudget {
   private readonly own: { count: TokenBucket; bytes: TokenBucket };

@@ -15,7 +15,7 @@ import type { P2PLogger } from '../common/types.js';
 /**
  * The receive pipeline of network broadcasts, cheapest check first, as
  * gossipsub's validation: neighbour budget → decode → seen-cache → replay window
- * → origin signature → origin budget → the application's validator → relay
+ * → unknown-origin budget → origin signature → origin budget → the application's validator → relay
  * (src/broadcast/router.ts). Each drop is counted by reason; drops that only a
  * misbehaving neighbour causes cost it score (src/trust/peer-score.ts).
  */
