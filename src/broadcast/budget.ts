@@ -29,7 +29,7 @@ export const GOSSIP_UNKNOWN_ORIGIN_COST = 5;
 export const SUSTAINED_MS = 500;
 /** A neighbour with no unknown-origin drop for this long is no longer over its budget. */
 export const PAUSE_MS = 1000;
-/** How long a throttled neighbour stays throttled after its last drop. */
+/** How long a throttled neighbour stays throttled after it was last charged (once a PAUSE_MS while it stays over). */
 export const THROTTLE_MS = 10_000;
 /** What each broadcast frame of a throttled neighbour costs in its neighbour budget: a quarter of the rate. */
 export const THROTTLE_FACTOR = 4;
