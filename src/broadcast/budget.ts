@@ -14,7 +14,25 @@ export interface BudgetLimits {
   neighbourBytesPerSec: number;
   /** The largest frame: every byte bucket holds at least one. */
   maxFrameBytes: number;
+  /**
+   * New broadcasts a second one neighbour may hand us from origins this node has no evidence are network
+   * members (burst: UNKNOWN_ORIGIN_BURST_SECONDS worth); a gossip one costs GOSSIP_UNKNOWN_ORIGIN_COST.
+   */
+  unknownOriginRate: number;
 }
+
+/** The unknown-origin burst, in seconds of `unknownOriginRate`. */
+export const UNKNOWN_ORIGIN_BURST_SECONDS = 5;
+/** Tokens a gossip broadcast from an unknown origin costs: gossip sends a copy per link, RainTree about one per node. */
+export const GOSSIP_UNKNOWN_ORIGIN_COST = 5;
+/** Over the unknown-origin budget this long without a pause of PAUSE_MS: the neighbour is throttled and loses a point (then at most one a PAUSE_MS). */
+export const SUSTAINED_MS = 500;
+/** A neighbour with no unknown-origin drop for this long is no longer over its budget. */
+export const PAUSE_MS = 1000;
+/** How long a throttled neighbour stays throttled after it was last charged (once a PAUSE_MS while it stays over). */
+export const THROTTLE_MS = 10_000;
+/** What each broadcast frame of a throttled neighbour costs in its neighbour budget: a quarter of the rate. */
+export const THROTTLE_FACTOR = 4;
 
 /** Budgets tracked at once, per kind; a full table forgets refilled buckets first. */
 const MAX_TRACKED = 10_000;
@@ -25,7 +43,10 @@ const MAX_TRACKED = 10_000;
  * jitter on the way never makes an honest origin look over budget, and each
  * neighbour two seconds' worth. Byte buckets hold two seconds' worth, and at
  * least one frame of maxFrameBytes. The neighbour budget also bounds the
- * signature checks one neighbour can cause (one per new id).
+ * signature checks one neighbour can cause (one per new id). A third budget per
+ * neighbour bounds the new broadcasts it hands over from origins the node has no
+ * evidence of (throwaway keys, docs/security.md); a neighbour that keeps exceeding
+ * it is throttled: its frames cost THROTTLE_FACTOR of its neighbour budget.
  */
 export class BroadcastBudget {
   private readonly own: { count: TokenBucket; bytes: TokenBucket };
@@ -33,6 +54,9 @@ export class BroadcastBudget {
   private readonly originBytes: BucketTable;
   private readonly neighbourCount: BucketTable;
   private readonly neighbourBytes: BucketTable;
+  private readonly unknownOrigins: BucketTable;
+  /** Neighbours over their unknown-origin budget: since when without a pause, and until when they are throttled. */
+  private readonly over = new Map<string, { since: number; lastDrop: number; throttledUntil: number; chargedAt: number }>();
   /** Receivers' bursts, by which over-budget penalties are scaled. */
   readonly originAllowance: number;
   readonly neighbourAllowance: number;
@@ -50,6 +74,12 @@ export class BroadcastBudget {
     this.originBytes = new BucketTable(limits.originBytesPerSec, 2 * bytesBurst(limits.originBytesPerSec), MAX_TRACKED, now);
     this.neighbourCount = new BucketTable(limits.neighbourRate, this.neighbourAllowance, MAX_TRACKED, now);
     this.neighbourBytes = new BucketTable(limits.neighbourBytesPerSec, bytesBurst(limits.neighbourBytesPerSec), MAX_TRACKED, now);
+    this.unknownOrigins = new BucketTable(
+      limits.unknownOriginRate,
+      Math.max(GOSSIP_UNKNOWN_ORIGIN_COST, UNKNOWN_ORIGIN_BURST_SECONDS * limits.unknownOriginRate),
+      MAX_TRACKED,
+      now,
+    );
   }
 
   /** This node's own broadcast of `bytes`: false when over its origin budget. */
@@ -62,9 +92,39 @@ export class BroadcastBudget {
     return false;
   }
 
-  /** A broadcast frame of `bytes` from a neighbour (any copy). */
+  /** A broadcast frame of `bytes` from a neighbour (any copy); a throttled neighbour's frames cost THROTTLE_FACTOR each. */
   takeNeighbour(peerId: string, bytes: number): boolean {
-    return this.neighbourCount.take(peerId, 1) && this.neighbourBytes.take(peerId, bytes);
+    return this.neighbourCount.take(peerId, this.throttled(peerId) ? THROTTLE_FACTOR : 1) && this.neighbourBytes.take(peerId, bytes);
+  }
+
+  /** Whether `peerId` kept exceeding its unknown-origin budget recently (see `takeUnknownOrigin`). */
+  throttled(peerId: string): boolean {
+    const state = this.over.get(peerId);
+    if (!state) return false;
+    if (this.now() < state.throttledUntil) return true;
+    if (this.now() - state.lastDrop > PAUSE_MS) this.over.delete(peerId);
+    return false;
+  }
+
+  /**
+   * A new broadcast, from an origin this node has no evidence of, that neighbour `peerId` hands over.
+   * `ok` false: over its budget, dropped. `sustained` true (at most once a PAUSE_MS): it has been over
+   * for SUSTAINED_MS without a pause of PAUSE_MS, and is throttled for THROTTLE_MS from now.
+   */
+  takeUnknownOrigin(peerId: string, gossip: boolean): { ok: boolean; sustained: boolean } {
+    if (this.unknownOrigins.take(peerId, gossip ? GOSSIP_UNKNOWN_ORIGIN_COST : 1)) return { ok: true, sustained: false };
+    const now = this.now();
+    let state = this.over.get(peerId);
+    if (!state || now - state.lastDrop > PAUSE_MS) {
+      if (!state && this.over.size >= MAX_TRACKED) this.over.delete(this.over.keys().next().value!);
+      state = { since: now, lastDrop: now, throttledUntil: state?.throttledUntil ?? 0, chargedAt: state?.chargedAt ?? -Infinity };
+      this.over.set(peerId, state);
+    }
+    state.lastDrop = now;
+    if (now - state.since < SUSTAINED_MS || now - state.chargedAt < PAUSE_MS) return { ok: false, sustained: false };
+    state.chargedAt = now;
+    state.throttledUntil = now + THROTTLE_MS;
+    return { ok: false, sustained: true };
   }
 
   /** A new, verified broadcast by `origin`. */

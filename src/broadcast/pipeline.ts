@@ -15,7 +15,7 @@ import type { P2PLogger } from '../common/types.js';
 /**
  * The receive pipeline of network broadcasts, cheapest check first, as
  * gossipsub's validation: neighbour budget → decode → seen-cache → replay window
- * → origin signature → origin budget → the application's validator → relay
+ * → unknown-origin budget → origin signature → origin budget → the application's validator → relay
  * (src/broadcast/router.ts). Each drop is counted by reason; drops that only a
  * misbehaving neighbour causes cost it score (src/trust/peer-score.ts).
  */
@@ -52,7 +52,8 @@ export type BroadcastValidatorFn = (broadcast: BroadcastToValidate) => Broadcast
 
 /**
  * Why a network broadcast (or a copy) was dropped before delivery: over a neighbour's or its origin's
- * budget, a bad signature, dated before the replay window (`stale`) or ahead of the clock skew (`future`),
+ * budget, over the budget of broadcasts a neighbour may hand over from origins this node has no evidence
+ * are network members (`unknownOrigin`, checked before the signature), a bad signature, dated before the replay window (`stale`) or ahead of the clock skew (`future`),
  * `ignored` or `rejected` by the validator, 1 024 validations already pending (`validatorBusy`), the seen
  * cache full of recent ids (`cacheFull`), or a RainTree arc this node cannot route (`misrouted`).
  * Final, the id stays seen and later copies are duplicates: `ignored`, `rejected`, `originBudget`; `stale`
@@ -63,6 +64,7 @@ export type BroadcastValidatorFn = (broadcast: BroadcastToValidate) => Broadcast
 export type DropReason =
   | 'neighbourBudget'
   | 'originBudget'
+  | 'unknownOrigin'
   | 'invalidSignature'
   | 'stale'
   | 'future'
@@ -98,6 +100,13 @@ export interface PipelineOptions extends BudgetLimits {
 }
 
 export interface PipelineHost extends RouterHost, Pick<RepairHost, 'sendIHave' | 'sendIWant'> {
+  /**
+   * Whether this node has evidence that `id` is a network member, whatever neighbour `via` says: it is or
+   * was a neighbour (connected, or in the address book that the routing view is drawn from), or a
+   * peer-exchange candidate named by another neighbour (docs/security.md, Throwaway keys).
+   * A host without it has no unknown-origin budget (unit tests' fake hosts).
+   */
+  isMember?(id: string, via: string): boolean;
   penalize(peerId: string, what: Misbehaviour, detail: string, weight?: number): void;
   readonly logger: P2PLogger;
 }
@@ -118,6 +127,7 @@ export class BroadcastPipeline {
     dropped: {
       neighbourBudget: 0,
       originBudget: 0,
+      unknownOrigin: 0,
       invalidSignature: 0,
       stale: 0,
       future: 0,
@@ -235,6 +245,7 @@ export class BroadcastPipeline {
     if (known) return this.again(from, message, known);
     const when = this.seen.check(message.timestampUs / 1000, message.origin);
     if (when !== 'ok') return void this.stats.dropped[when]++;
+    if (!this.introduced(from, message)) return;
     if (!this.verified(from, message)) return;
     // Decoded once, after the cheap checks: bad utf8 / json is the relaying neighbour's protocol error.
     const data = decodePayload(message.encoding, message.payload);
@@ -248,6 +259,28 @@ export class BroadcastPipeline {
       return;
     }
     this.validate(from, message, entry, data, receivedAt);
+  }
+
+  /**
+   * The unknown-origin budget, before the signature check: a new broadcast whose origin is neither this
+   * node, nor the neighbour handing it over (a joining node's first hop), nor a member by the host's
+   * evidence is taken from that neighbour's budget of unknown origins. Past it, the broadcast is dropped
+   * unverified, not relayed and not remembered (an honest copy may come again, by repair or another
+   * relay); a neighbour over it for half a second without pause is throttled and loses a point a second. A
+   * broadcast this node accepted is no evidence of membership: one token would then buy an origin's
+   * whole budget, relayed to every node (docs/security.md).
+   */
+  private introduced(from: string, message: NetworkMessage): boolean {
+    const origin = message.origin;
+    const isMember = this.host.isMember;
+    if (!isMember || origin === from || origin === this.host.selfId || isMember(origin, from)) return true;
+    const taken = this.budget.takeUnknownOrigin(from, message.strategy === 'gossip');
+    if (taken.ok) return true;
+    this.stats.dropped.unknownOrigin++;
+    if (taken.sustained) {
+      this.host.penalize(from, 'over-budget', `network broadcasts from unknown origins over its budget of ${this.options.unknownOriginRate}/s for half a second or more (throttled)`);
+    }
+    return false;
   }
 
   /** The signature check. False: dropped, counted, and the neighbour penalised (no honest relay forwards a forgery). */

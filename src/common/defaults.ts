@@ -62,6 +62,12 @@ export const DEFAULTS = {
   broadcastNeighbourRate: 1_000,
   /** Bytes a second of network broadcast frames one neighbour may send: 16 MiB. */
   broadcastNeighbourBytesPerSec: 16 * 1024 * 1024,
+  /**
+   * New network broadcasts a second one neighbour may hand over from origins this node has no evidence
+   * are members (burst: 5 s worth; a gossip one costs 5): a node that just joined and the origins of a
+   * network larger than maxKnownPeers pass, one link's throwaway keys do not (docs/security.md).
+   */
+  broadcastUnknownOriginRate: 20,
   /** How long a misbehaving peer is banned, ms (10 minutes). */
   banMs: 600_000,
   /** How late, at most, a node a relay left out hears of a broadcast, so that it asks for it, ms; 0: no repair. */

@@ -111,6 +111,17 @@ export class Discovery {
     return [...ids].sort();
   }
 
+  /**
+   * Whether this node has evidence that `id` is a network member, as far as neighbour `via` can tell
+   * it: `id` is connected, proven in the address book (a past neighbour), or a peer-exchange candidate
+   * named by another neighbour than `via` (a neighbour cannot vouch for ids it named itself).
+   */
+  isMember(id: string, via: string): boolean {
+    if (this.host.connections().has(id) || this.book.get(id)) return true;
+    const source = this.candidates.sourceOf(id);
+    return source !== undefined && source !== via;
+  }
+
   /** Whether a neighbour's last peer exchange named a peer inside `arc`. */
   reaches(neighbour: string, arc: Arc): boolean {
     return this.theirs.get(neighbour)?.some((id) => inArc(id, arc)) ?? false;

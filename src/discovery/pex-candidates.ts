@@ -52,6 +52,11 @@ export class PexCandidates {
     return this.byId.has(id);
   }
 
+  /** The neighbour that named candidate `id`, if it is one. */
+  sourceOf(id: string): string | undefined {
+    return this.byId.get(id)?.source;
+  }
+
   entries(): KnownPeer[] {
     return [...this.byAddress.values()].map(({ source: _s, addedAt: _a, ...entry }) => entry);
   }

@@ -256,6 +256,13 @@ export class P2PConfig {
   @IntRange(1, 1024 * 1024 * 1024)
   broadcastNeighbourBytesPerSec: number = DEFAULTS.broadcastNeighbourBytesPerSec;
 
+  /**
+   * New network broadcasts a second one neighbour may hand over from origins this node has no evidence are
+   * network members (burst 5 s worth; a gossip one costs 5); past it they are dropped before the signature check.
+   */
+  @IntRange(1, 10_000_000)
+  broadcastUnknownOriginRate: number = DEFAULTS.broadcastUnknownOriginRate;
+
   /** How long a misbehaving peer (its id, and its IP when it dialed in) is refused. */
   @IntRange(1, 365 * MAX_TIMEOUT_MS)
   banMs: number = DEFAULTS.banMs;

@@ -116,7 +116,7 @@ export class P2PMetrics implements MetricsSink, OnModuleDestroy {
     new Counter(
       track({
         name: 'p2p_broadcast_dropped_total',
-        help: 'Network broadcasts (or copies) dropped before delivery, by reason: neighbourBudget, originBudget, invalidSignature, stale, future, cacheFull, misrouted, ignored, rejected, validatorBusy.',
+        help: 'Network broadcasts (or copies) dropped before delivery, by reason: neighbourBudget, originBudget, unknownOrigin, invalidSignature, stale, future, cacheFull, misrouted, ignored, rejected, validatorBusy.',
         labelNames: ['reason'] as const,
         registers,
         collect() {

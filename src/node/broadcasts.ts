@@ -29,6 +29,7 @@ export class Broadcasts {
         knownIds: () => host.knownIds(),
         neighbours: () => [...host.connections()].filter(([, socket]) => socket.isOpen).map(([id]) => id),
         reaches: (id, arc) => host.reaches(id, arc),
+        isMember: (id, via) => host.isMember(id, via),
         send: (id, body) => host.socketFor(id).sendNetworkBroadcast(body),
         sendIHave: (id, body) => host.socketFor(id).sendControl({ type: ControlType.BroadcastIHave, body }),
         sendIWant: (id, body) => host.socketFor(id).sendControl({ type: ControlType.BroadcastIWant, body }),
@@ -45,6 +46,7 @@ export class Broadcasts {
         originBytesPerSec: o.broadcastOriginBytesPerSec,
         neighbourRate: o.broadcastNeighbourRate,
         neighbourBytesPerSec: o.broadcastNeighbourBytesPerSec,
+        unknownOriginRate: o.broadcastUnknownOriginRate,
         maxFrameBytes: o.maxFrameBytes,
         unsigned: flags.unsignedBroadcasts === true,
         repairIntervalMs: o.broadcastRepairIntervalMs,
@@ -123,7 +125,7 @@ export interface BroadcastResult {
 }
 
 /** What the node's broadcasts need from it. */
-export interface BroadcastsHost extends Pick<PipelineHost, 'selfId' | 'logger' | 'knownIds' | 'penalize'>, Required<Pick<PipelineHost, 'reaches'>> {
+export interface BroadcastsHost extends Pick<PipelineHost, 'selfId' | 'logger' | 'knownIds' | 'penalize'>, Required<Pick<PipelineHost, 'reaches' | 'isMember'>> {
   isRunning(): boolean;
   /** The open connections, one per peer id. */
   connections(): ReadonlyMap<string, P2PSocket>;

@@ -71,6 +71,12 @@ export interface PeerOptions extends Partial<SocketLimits> {
   broadcastNeighbourRate?: number;
   /** Bytes a second of network broadcast frames one neighbour may send. */
   broadcastNeighbourBytesPerSec?: number;
+  /**
+   * New network broadcasts a second one neighbour may hand over from origins this node has no evidence
+   * are network members (not a neighbour, past neighbour or another neighbour's peer-exchange candidate);
+   * burst 5 s worth, a gossip one costs 5. Past it they are dropped unverified (`unknownOrigin`).
+   */
+  broadcastUnknownOriginRate?: number;
   /** How long a misbehaving peer is banned. */
   banMs?: number;
   /** The longest a node a relay left out waits to hear of a broadcast: ids are announced to neighbours half an interval to one interval after they arrive, so that it asks for them (0: no repair). */

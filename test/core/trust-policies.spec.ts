@@ -126,7 +126,7 @@ describe('token buckets', () => {
   it('the originator holds itself to its burst; receivers allow each origin twice that', () => {
     const c = clock();
     const budget = new BroadcastBudget(
-      { originRate: 100, originBurst: 200, originBytesPerSec: 1e6, neighbourRate: 1000, neighbourBytesPerSec: 1e7, maxFrameBytes: 4096 },
+      { originRate: 100, originBurst: 200, originBytesPerSec: 1e6, neighbourRate: 1000, neighbourBytesPerSec: 1e7, maxFrameBytes: 4096, unknownOriginRate: 20 },
       c.now,
     );
     let own = 0;
@@ -136,6 +136,36 @@ describe('token buckets', () => {
     while (budget.takeOrigin('o', 10)) theirs++;
     expect(theirs).toBe(400);
     expect(budget.originAllowance).toBe(400);
+  });
+
+  it('unknown origins: 5 s worth at once, gossip costs 5; half a second over without pause throttles the neighbour (once a second), a pause clears it', () => {
+    const c = clock();
+    const budget = new BroadcastBudget(
+      { originRate: 100, originBurst: 200, originBytesPerSec: 1e6, neighbourRate: 1000, neighbourBytesPerSec: 1e7, maxFrameBytes: 4096, unknownOriginRate: 20 },
+      c.now,
+    );
+    let taken = 0;
+    while (budget.takeUnknownOrigin('x', false).ok) taken++;
+    expect(taken).toBe(100);
+    c.advance(250); // 5 tokens: one gossip broadcast
+    expect(budget.takeUnknownOrigin('x', true).ok).toBe(true);
+    expect(budget.takeUnknownOrigin('x', false).ok).toBe(false);
+    expect(budget.takeUnknownOrigin('y', true).ok).toBe(true); // per neighbour
+    expect(budget.throttled('x')).toBe(false);
+    c.advance(300); // over since the first drop, 550 ms ago, with no pause of a second: the next drop throttles
+    let result = budget.takeUnknownOrigin('x', false);
+    for (let i = 0; i < 20 && result.ok; i++) result = budget.takeUnknownOrigin('x', false);
+    expect(result).toEqual({ ok: false, sustained: true });
+    expect(budget.throttled('x')).toBe(true);
+    c.advance(100);
+    expect(budget.takeUnknownOrigin('x', true)).toEqual({ ok: false, sustained: false }); // charged at most once a second
+    // A throttled neighbour's frames cost 4: 2 000 of budget holds 500 of them.
+    let frames = 0;
+    while (budget.takeNeighbour('x', 10)) frames++;
+    expect(frames).toBe(500);
+    c.advance(10_000);
+    expect(budget.throttled('x')).toBe(false);
+    expect(budget.takeUnknownOrigin('x', false).ok).toBe(true); // refilled, and the streak is over
   });
 });
 

@@ -134,8 +134,9 @@ describe.each(MODES)('network broadcasts carry proof of origin ($mode)', (mode) 
   });
 
   it('a captured broadcast replayed after the cache was flooded with fresh ids is delivered once, and after a restart not at all', async () => {
-    // A small cache and a generous origin budget, so that the flood is accepted and really fills the cache.
-    const options = { broadcastCacheSize: 50, broadcastOriginBurst: 1000, privateKey: loadIdentity().privateKey.export({ format: 'pem', type: 'pkcs8' }).toString() };
+    // A small cache and a generous origin budget, so that the flood is accepted and really fills the cache
+    // (and no unknown-origin budget: the Sybil keys below test the cache, not that budget, throwaway-keys.spec.ts does).
+    const options = { broadcastCacheSize: 50, broadcastOriginBurst: 1000, broadcastUnknownOriginRate: 10_000_000, privateKey: loadIdentity().privateKey.export({ format: 'pem', type: 'pkcs8' }).toString() };
     const w = await node(options);
     const origin = loadIdentity();
     const captured = broadcast(origin, 'captured');
@@ -250,7 +251,9 @@ describe.each(MODES)('attacks found by review ($mode)', (mode) => {
   });
 
   it('a flood of future-dated broadcasts from many keys does not lift the window into the future: honest ones still pass', async () => {
-    const [h, w, d] = [await node(), await node(), await node()];
+    // No unknown-origin budget: the 30 keys test the window, not that budget (throwaway-keys.spec.ts does).
+    const open = { broadcastUnknownOriginRate: 10_000_000 };
+    const [h, w, d] = [await node(open), await node(open), await node(open)];
     await link(h, w);
     await link(w, d);
     const attacker = await raw(w);
@@ -264,7 +267,9 @@ describe.each(MODES)('attacks found by review ($mode)', (mode) => {
   });
 
   it('an honest relay whose traffic exceeds a neighbour\'s budget is not banned for it', async () => {
-    const [a, b] = [await node(), await node({ broadcastNeighbourRate: 50 })];
+    // No unknown-origin budget: the 40 keys test the neighbour budget, not that one (throwaway-keys.spec.ts does).
+    const open = { broadcastUnknownOriginRate: 10_000_000 };
+    const [a, b] = [await node(open), await node({ ...open, broadcastNeighbourRate: 50 })];
     await link(a, b);
     const attacker = await raw(a);
     const keys = Array.from({ length: 40 }, () => loadIdentity());
