@@ -21,13 +21,21 @@ import type { ReplySink } from './reply-sink.js';
 
 export type { Refusal, ReplySink };
 
+/** The limits of one connection; the node's options of the same names (docs/configuration.md). */
 export interface SocketLimits {
+  /** Largest frame (9-byte header + topic + payload) sent or accepted, announced in the hello (default 4 MiB). */
   maxFrameBytes: number;
+  /** Bytes waiting to be written to one peer before sends fail with P2PQueueFullError (default 16 MiB). */
   maxQueueBytes: number;
+  /** Handlers running at once for one peer, exactly; past it that peer is not read (default 256). */
   maxConcurrentHandlers: number;
+  /** Time for the TLS handshake, and again for the hello exchange, ms (default 5 000). */
   handshakeTimeoutMs: number;
+  /** Ping period on every connection, which also measures `rttMs`, ms (default 15 000). */
   pingIntervalMs: number;
+  /** A peer silent this long after a ping is dropped at once, ms (default 10 000). */
   pongTimeoutMs: number;
+  /** How long a close waits for queued frames to flush, ms (default 2 000). */
   closeGraceMs: number;
   /** A frame that spans reads is cut when none of its bytes arrive for this long. */
   frameStallMs: number;
