@@ -35,6 +35,11 @@ export class P2PServer extends Server<P2PServerEvents> implements CustomTranspor
   }
 
   listen(callback: (...optionalParams: unknown[]) => void): void {
+    try {
+      this.publishPatterns();
+    } catch (err) {
+      return callback(err);
+    }
     this.node.start().then(
       () => {
         registerNode(this.node);
@@ -47,6 +52,24 @@ export class P2PServer extends Server<P2PServerEvents> implements CustomTranspor
   async close(): Promise<void> {
     unregisterNode(this.node);
     await this.node.close();
+  }
+
+  /**
+   * Nest's registration of a handler; the node's directory record follows, so that a handler
+   * added while the app runs is found by pattern from other nodes too (docs/directory.md).
+   */
+  override addHandler(pattern: unknown, callback: MessageHandler, isEventHandler = false, extras: Record<string, unknown> = {}): void {
+    super.addHandler(pattern, callback, isEventHandler, extras);
+    // Before listen() the record is made there, once: Nest registers handlers one by one at init.
+    if (this.node.isRunning) this.publishPatterns();
+  }
+
+  /** This node's directory record from its registered handlers: their routes, by kind. */
+  private publishPatterns(): void {
+    const requests: string[] = [];
+    const events: string[] = [];
+    for (const [route, handler] of this.getHandlers()) (handler.isEventHandler ? events : requests).push(route);
+    this.node.setHandledPatterns({ requests, events });
   }
 
   /** `peer` events: connected / disconnected (also on P2PService.events$). */
