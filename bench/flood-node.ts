@@ -4,6 +4,7 @@
 // each round trip; it reports its broadcast counters, its CPU time, and (node 0, the victim) the score it
 // gives the attacker and when that first went below 0. Times are read from the host's monotonic clock
 // (process.hrtime), one clock for every process on the host.
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type * as P2P from 'nestjs-p2p/core';
 import type { FloodNodeSpec, FloodNodeStats } from './lib/flood.js';
@@ -55,10 +56,18 @@ const watch = setInterval(() => {
 }, 5);
 watch.unref();
 
+// How long the event loop was held up, since the last stats (each call starts a new window).
+const loop = monitorEventLoopDelay({ resolution: 5 });
+loop.enable();
+
 function stats(): FloodNodeStats {
   const s = peer.networkBroadcastStats();
   const cpu = process.cpuUsage();
+  const loopDelay = { p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 };
+  loop.reset();
   return {
+    loopDelay,
+    verified: s.verified,
     at: nowUs(),
     neighbours: peer.peers().length,
     sent: s.sent,
@@ -72,7 +81,40 @@ function stats(): FloodNodeStats {
   };
 }
 
+/**
+ * The control variant: this node, an honest member, starts network broadcasts for `seconds`, as many
+ * by each moment as `rate` a second allows but no more than `burst` plus `sustained` a second: the
+ * schedule by which V lets the attacker's broadcasts through its unknown-origin budget.
+ */
+async function cast(m: CastCommand): Promise<{ startedAt: number; endedAt: number; written: number; refused: number }> {
+  const startedAt = nowUs();
+  let written = 0;
+  let refused = 0;
+  for (let t = 0; t < m.seconds; t = (nowUs() - startedAt) / 1e6) {
+    const due = Math.floor(Math.min(m.rate * t + 1, m.burst + m.sustained * t));
+    for (; written < due; written++) {
+      try {
+        peer.broadcast('flood', { i: written }, { scope: 'network', strategy: m.strategy });
+      } catch {
+        refused++;
+      }
+    }
+    await sleep(10);
+  }
+  return { startedAt, endedAt: nowUs(), written, refused };
+}
+
+interface CastCommand {
+  type: 'cast';
+  seconds: number;
+  rate: number;
+  burst: number;
+  sustained: number;
+  strategy: 'raintree' | 'gossip';
+}
+
 type Command =
+  | CastCommand
   | { type: 'dial'; target: { id: string; address: string } }
   | { type: 'await'; id: string }
   | { type: 'watch'; id: string }
@@ -114,6 +156,9 @@ process.on('message', (m: Command) => {
       return;
     case 'stats':
       process.send!({ type: 'stats', ...stats() });
+      return;
+    case 'cast':
+      void cast(m).then((r) => process.send!({ type: 'cast', ...r }));
       return;
   }
 });

@@ -13,7 +13,18 @@ import type { Scenario } from './scenarios.js';
 import { percentile, spread } from './stats.js';
 
 export type FloodStrategy = 'raintree' | 'gossip';
-const STRATEGIES: FloodStrategy[] = ['raintree', 'gossip'];
+/**
+ * The flood with each strategy, and a control: no flood, but an honest member (node 4) starts RainTree
+ * broadcasts on the schedule V lets the flood's through (UNKNOWN_BURST at once, then UNKNOWN_RATE a
+ * second, for as long as the flood lasts). What the flood still costs honest round trips, against
+ * what the same broadcasts cost from a member that any node accepts (its own budget allows 200 at once
+ * and 100 a second).
+ */
+export type FloodVariant = FloodStrategy | 'control';
+const VARIANTS: FloodVariant[] = ['raintree', 'gossip', 'control'];
+/** The defaults V admits unknown origins by: broadcastUnknownOriginRate 20/s, a burst of 5 s worth. */
+const UNKNOWN_RATE = 20;
+const UNKNOWN_BURST = 100;
 /** Attacker frames a second: under the neighbour budget (1 000/s), as in issue 22, so that only the unknown-origin rule can stop them. */
 const RATE = 900;
 /** Broadcasts each throwaway key signs (within its origin budget). */
@@ -46,6 +57,10 @@ export interface FloodNodeStats {
   delivered: number;
   dropped: Record<string, number>;
   cpuMs: number;
+  /** Signatures checked. */
+  verified: number;
+  /** Event-loop delay since the node's previous stats, ms (monitorEventLoopDelay, 5 ms resolution). */
+  loopDelay: { p99: number; max: number };
   attackerScore: number | null;
   attackerConnected: boolean | null;
   /** Host monotonic clock (µs) when the victim first scored the attacker below 0. */
@@ -68,7 +83,7 @@ export interface Trips {
 }
 
 export interface FloodSample {
-  strategy: FloodStrategy;
+  variant: FloodVariant;
   /** Round trips: a neighbour to the victim, and between two other honest nodes. */
   toVictim: Trips;
   others: Trips;
@@ -81,6 +96,10 @@ export interface FloodSample {
   attackerScore: number | null;
   attackerConnected: boolean | null;
   victimDelivered: number;
+  /** Signatures the victim checked during the flood (its own honest traffic has none here: nothing else broadcasts). */
+  victimVerified: number;
+  /** The victim's event-loop delay, ms: idle, the flood's first THROTTLED_PHASE_MS, and the rest of it. */
+  victimLoop: { idle: { p99: number; max: number }; early: { p99: number; max: number }; throttled: { p99: number; max: number } };
   victimDropped: Record<string, number>;
   /** Cores used: the victim, all 8 nodes, and everything else (the attacker included), idle and during the flood. */
   cores: { idle: { victim: number; mesh: number; other: number }; flood: { victim: number; mesh: number; other: number } };
@@ -100,9 +119,10 @@ const median = (v: number[]) => percentile([...v].sort((a, b) => a - b), 50);
 async function runOnce(
   opts: { nodeScript: string; attackerScript: string; execArgv: string[] },
   nodes: number,
-  strategy: FloodStrategy,
+  variant: FloodVariant,
   counts: { warmupMs: number; idleMs: number; frames: number },
 ): Promise<FloodSample> {
+  const strategy: FloodStrategy = variant === 'control' ? 'raintree' : variant;
   const children: ChildProcess[] = [];
   let attacker: ChildProcess | undefined;
   try {
@@ -153,8 +173,11 @@ async function runOnce(
     const s1 = await all<FloodNodeStats>(children, 'stats', 10_000, { type: 'stats' });
     const m1 = machineCpu();
     await startProbes();
-    const flooded = message<{ startedAt: number; endedAt: number; written: number }>(attacker, 'flooded', 120_000);
-    attacker.send({ type: 'flood' });
+    // The control has the attacker connected and silent, and node 4 broadcasting instead.
+    const caster = children[4]!;
+    const flooded = message<{ startedAt: number; endedAt: number; written: number }>(variant === 'control' ? caster : attacker, variant === 'control' ? 'cast' : 'flooded', 120_000);
+    if (variant === 'control') caster.send({ type: 'cast', seconds: counts.frames / RATE, rate: RATE, burst: UNKNOWN_BURST, sustained: UNKNOWN_RATE, strategy });
+    else attacker.send({ type: 'flood' });
     await sleep(THROTTLED_PHASE_MS);
     const [v1] = await all<FloodNodeStats>([children[0]!], 'stats', 10_000, { type: 'stats' });
     const f = await flooded;
@@ -179,7 +202,7 @@ async function runOnce(
       failed: idle.failed + flood.failed,
     });
     return {
-      strategy,
+      variant,
       toVictim: trips(idleA, floodA),
       others: trips(idleB, floodB),
       frames: f.written,
@@ -189,6 +212,8 @@ async function runOnce(
       attackerScore: v.attackerScore,
       attackerConnected: v.attackerConnected,
       victimDelivered: v.delivered - s1[0]!.delivered,
+      victimVerified: v.verified - s1[0]!.verified,
+      victimLoop: { idle: s1[0]!.loopDelay, early: v1!.loopDelay, throttled: s2[0]!.loopDelay },
       victimDropped: Object.fromEntries(Object.entries(v.dropped).map(([k, n]) => [k, n - (s1[0]!.dropped[k] ?? 0)]).filter(([, n]) => (n as number) > 0)),
       cores: { idle: cores(s0, s1, m0, m1), flood: cores(s1, s2, m1, m2) },
       victimThrottledCores: (s2[0]!.cpuMs - v1!.cpuMs) / ((s2[0]!.at - v1!.at) / 1000),
@@ -199,7 +224,7 @@ async function runOnce(
 }
 
 export interface FloodRow {
-  strategy: FloodStrategy;
+  variant: FloodVariant;
   /** Per run: median flood RTT ÷ median idle RTT. */
   toVictim: number[];
   others: number[];
@@ -213,7 +238,7 @@ const range = (v: number[], f = fmt) => {
 };
 
 /**
- * Runs the scenario: `runs` rounds, each strategy in a fresh mesh of fresh processes (their order
+ * Runs the scenario: `runs` rounds, each variant in a fresh mesh of fresh processes (their order
  * alternating by round). Prints the figures; returns the rows and their JSON lines.
  */
 export async function runFlood(
@@ -222,13 +247,13 @@ export async function runFlood(
 ): Promise<{ rows: FloodRow[]; lines: string[] }> {
   const nodes = scenario.fanout ?? 8;
   const counts = { warmupMs: scenario.warmup, idleMs: scenario.intervalMs ?? 3_000, frames: scenario.measured };
-  const samples = new Map<FloodStrategy, FloodSample[]>(STRATEGIES.map((s) => [s, []]));
+  const samples = new Map<FloodVariant, FloodSample[]>(VARIANTS.map((s) => [s, []]));
   for (let run = 0; run < opts.runs; run++) {
-    for (const strategy of run % 2 === 0 ? STRATEGIES : [...STRATEGIES].reverse()) {
+    for (const variant of run % 2 === 0 ? VARIANTS : [...VARIANTS].reverse()) {
       try {
-        samples.get(strategy)!.push(await runOnce(opts, nodes, strategy, counts));
+        samples.get(variant)!.push(await runOnce(opts, nodes, variant, counts));
       } catch (err) {
-        opts.say(`  throwaway-flood / ${strategy} run ${run + 1} failed: ${(err as Error).message}`);
+        opts.say(`  throwaway-flood / ${variant} run ${run + 1} failed: ${(err as Error).message}`);
       }
     }
   }
@@ -240,27 +265,32 @@ export async function runFlood(
   say(`  per run: median RTT during the flood ÷ median idle; figures: median of the runs [min–max]`);
   const rows: FloodRow[] = [];
   const lines: string[] = [];
-  for (const strategy of STRATEGIES) {
-    const s = samples.get(strategy)!;
+  for (const variant of VARIANTS) {
+    const s = samples.get(variant)!;
     if (s.length === 0) continue;
     const ratio = (p: Trips) => median(p.flood) / median(p.idle);
-    const row: FloodRow = { strategy, toVictim: s.map((x) => ratio(x.toVictim)), others: s.map((x) => ratio(x.others)), samples: s };
+    const row: FloodRow = { variant, toVictim: s.map((x) => ratio(x.toVictim)), others: s.map((x) => ratio(x.others)), samples: s };
     rows.push(row);
     const p99 = (v: number[]) => percentile([...v].sort((p, q) => p - q), 99);
     const trips = (label: string, f: (x: FloodSample) => Trips, r: number[]) =>
       `  ${''.padEnd(8)} ${label}: flood ÷ idle ×${range(r)} (median ${range(s.map((x) => median(f(x).idle)))} ms idle, ${range(s.map((x) => median(f(x).flood)))} ms flood: ` +
       `${range(s.map((x) => median(f(x).firstSecond)))} in its first second, ${range(s.map((x) => median(f(x).rest)))} after); ` +
       `p99 ${range(s.map((x) => p99(f(x).idle)))} ms idle, ${range(s.map((x) => p99(f(x).flood)))} ms flood (${range(s.map((x) => p99(f(x).firstSecond)))} first second, ${range(s.map((x) => p99(f(x).rest)))} after)`;
-    say(`  ${strategy}`);
+    say(`  ${label(variant)}`);
     say(trips('neighbour → V     ', (x) => x.toVictim, row.toVictim));
     say(trips('between two others', (x) => x.others, row.others));
     const throttled = s.map((x) => x.throttledAfterMs ?? Infinity);
     say(
-      `  ${''.padEnd(8)} honest frames per attacker frame ${range(s.map((x) => x.honestPerAttackerFrame))}, link throttled after ${range(throttled, (n) => (n === Infinity ? 'never' : `${Math.round(n)}`))} ms, ` +
+      `  ${''.padEnd(8)} ${variant === 'control' ? `${range(s.map((x) => x.frames))} broadcasts; data frames per broadcast` : 'honest frames per attacker frame'} ${range(s.map((x) => x.honestPerAttackerFrame))}, link throttled after ${range(throttled, (n) => (n === Infinity ? 'never' : `${Math.round(n)}`))} ms, ` +
         `flood ${range(s.map((x) => x.floodMs / 1000))} s; cores during the flood: V ${range(s.map((x) => x.cores.flood.victim))} (throttled phase ${range(s.map((x) => x.victimThrottledCores))}), ` +
         `mesh ${range(s.map((x) => x.cores.flood.mesh))}, other ${range(s.map((x) => x.cores.flood.other))}; idle: V ${range(s.map((x) => x.cores.idle.victim))}, mesh ${range(s.map((x) => x.cores.idle.mesh))}`,
     );
     const last = s.at(-1)!;
+    const loop = (f: (x: FloodSample) => { p99: number; max: number }) => `p99 ${range(s.map((x) => f(x).p99))}, max ${range(s.map((x) => f(x).max))}`;
+    say(
+      `  ${''.padEnd(8)} V's event-loop delay (ms): idle ${loop((x) => x.victimLoop.idle)}; flood's first ${THROTTLED_PHASE_MS / 1000} s ${loop((x) => x.victimLoop.early)}; after ${loop((x) => x.victimLoop.throttled)}; ` +
+        `signatures V checked per attacker frame ${range(s.map((x) => x.victimVerified / x.frames), (n) => n.toFixed(3))}`,
+    );
     say(`  ${''.padEnd(8)} last run: V delivered ${last.victimDelivered}, dropped ${JSON.stringify(last.victimDropped)}, attacker score ${last.attackerScore?.toFixed(1)}, connected ${last.attackerConnected}`);
     const failed = s.reduce((a, x) => a + x.toVictim.failed + x.others.failed, 0);
     if (failed > 0) say(`  ${''.padEnd(8)} ${failed} probe requests failed`);
@@ -272,7 +302,7 @@ export async function runFlood(
         scenario: 'throwaway-flood',
         unit: '×',
         nodes,
-        strategy,
+        variant,
         rate: RATE,
         perKey: PER_KEY,
         frames: counts.frames,
@@ -286,12 +316,14 @@ export async function runFlood(
 }
 
 /** The Markdown table of the scenario, for the README. */
+const label = (v: FloodVariant) => (v === 'control' ? `control: no flood; an honest member's RainTree broadcasts, ${UNKNOWN_BURST} at once then ${UNKNOWN_RATE}/s (what V lets through of the flood)` : `flood, ${v}`);
+
 export function floodTable(rows: FloodRow[]): string[] {
-  const out = ['| strategy | RTT neighbour → V, flood ÷ idle | RTT between two others, flood ÷ idle | honest frames per attacker frame | throttled after |', '|---|---:|---:|---:|---:|'];
+  const out = ['| variant | RTT neighbour → V, flood ÷ idle | RTT between two others, flood ÷ idle | honest frames per attacker frame | throttled after |', '|---|---:|---:|---:|---:|'];
   for (const r of rows) {
     const t = spread(r.samples.map((x) => x.throttledAfterMs ?? Infinity)).median;
     out.push(
-      `| ${r.strategy} | ×${fmt(spread(r.toVictim).median)} | ×${fmt(spread(r.others).median)} | ${spread(r.samples.map((x) => x.honestPerAttackerFrame)).median.toFixed(2)} | ${t === Infinity ? 'never' : `${Math.round(t)} ms`} |`,
+      `| ${r.variant === 'control' ? 'control (honest broadcasts)' : r.variant} | ×${fmt(spread(r.toVictim).median)} | ×${fmt(spread(r.others).median)} | ${spread(r.samples.map((x) => x.honestPerAttackerFrame)).median.toFixed(2)} | ${t === Infinity ? 'never' : `${Math.round(t)} ms`} |`,
     );
   }
   return out;
