@@ -203,10 +203,9 @@ export class RecordTable {
     const requests = [...new Set(record.requests)];
     const events = [...new Set(record.events)];
     this.requestCounts[slot] = requests.length;
-    let refs = '';
-    for (const p of requests) refs += String.fromCharCode(this.ref(p, 'request', slot));
-    for (const p of events) refs += String.fromCharCode(this.ref(p, 'event', slot));
-    this.refs[slot] = refs;
+    const codes = [...requests.map((p) => this.ref(p, 'request', slot)), ...events.map((p) => this.ref(p, 'event', slot))];
+    // One flat string (concatenation would build a rope of ConsStrings, 32 bytes a pattern).
+    this.refs[slot] = String.fromCharCode(...codes);
     this.toggleDigest(slot);
     return slot;
   }
@@ -335,7 +334,8 @@ export class RecordTable {
 
   private grow(): void {
     const old = this.capacity;
-    const capacity = Math.max(64, old * 2);
+    // Doubling, but never past maxRecords: at 100 000 records the slots are exactly what is held.
+    const capacity = Math.min(Math.max(64, old * 2), Math.max(this.maxRecords, old + 1));
     const grow = <A extends Uint8Array | Float64Array | Float32Array | Int32Array | Uint16Array>(a: A, per: number, make: (n: number) => A): A => {
       const b = make(capacity * per);
       b.set(a as never);
