@@ -252,6 +252,8 @@ export class Directory {
       const replay = source.via === 'sync' && this.table.holder(slot) === holder;
       return this.refuse('stale', replay ? 'reject' : 'ignore', source, `seq ${record.seq} after it held seq ${this.table.seq(slot)}`);
     }
+    // Cheap refusals first: a signature check costs more than all of them.
+    if (slot < 0 && !this.hasRoomFor(record)) return this.refuse('full', 'ignore', source);
     if (!verifyRecord(bytes, record.publicKey)) return this.refuse('badSignature', 'reject', source, 'signature is not its own key');
     if (slot >= 0 && !this.table.takeToken(slot, this.options.updateRate, this.options.updateBurst, now)) {
       return this.refuse('rate', 'reject', source, `record of ${record.id} rewritten over ${this.options.updateRate}/s (burst ${this.options.updateBurst})`);
@@ -276,6 +278,11 @@ export class Directory {
     // A broadcast's rejection is charged by the pipeline (to its origin, or a relay that spoilt it); a page's here.
     if (verdict === 'reject' && source.via === 'sync') this.host.penalize(source.from, 'rejected', `directory record refused (${reason}${detail ? `: ${detail}` : ''})`);
     return verdict;
+  }
+
+  /** Whether a new record could have a place (before its signature is checked). */
+  private hasRoomFor(record: DirectoryRecord): boolean {
+    return !this.table.wouldOverflowPatterns(record) && (!this.table.full || this.host.isKnown(record.id));
   }
 
   /** Room for one more record: free, or a record of a node neither known nor connected evicted for a known one's. */

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { P2PProtocolError } from '../common/errors.js';
 import type { P2PLogger } from '../common/types.js';
 import type { Misbehaviour } from '../trust/peer-score.js';
@@ -12,8 +11,8 @@ import type { Directory } from './directory.js';
  * XOR of (id, seq) hashes) on every new connection, and one random neighbour every
  * `directorySyncIntervalMs`; each then sends the records of the buckets that differ, in pages of
  * bounded bytes paced by the connection's writability. The receiver verifies every record, and
- * accepts pages only for the buckets its neighbour's digest said differ, up to the records that
- * digest counted there (so a neighbour cannot make it verify more than it announced).
+ * accepts pages only after a digest of the sender's, up to the records that digest counted (so a
+ * neighbour cannot make it judge more than it announced, at most `directoryMaxRecords` a digest).
  *
  * Digest body: flags u8 (bit 0: answer with yours) | 256 × (count u32 | hash 8 bytes).
  * Records body: count u16 | per record: length u16 | record bytes.
@@ -47,7 +46,7 @@ export interface SyncOptions {
 
 /** What a neighbour's last digest entitles it to send. */
 interface Session {
-  buckets: Uint8Array;
+  /** Records it may still send. */
   remaining: number;
   /** When its digest was answered, to rate digests. */
   at: number;
@@ -151,19 +150,20 @@ export class DirectorySync {
       return;
     }
     const table = this.directory.table;
-    const buckets = new Uint8Array(DIGEST_BUCKETS);
     const differing: number[] = [];
     let theirs = 0;
     for (let b = 0; b < DIGEST_BUCKETS; b++) {
       const count = body.readUInt32BE(1 + b * 12);
-      const same = count === table.bucketCounts[b] && body.readUInt32BE(5 + b * 12) === table.bucketHashes[b * 2] && body.readUInt32BE(9 + b * 12) === table.bucketHashes[b * 2 + 1];
-      if (same) continue;
-      buckets[b] = 1;
-      differing.push(b);
       theirs += count;
+      const same = count === table.bucketCounts[b] && body.readUInt32BE(5 + b * 12) === table.bucketHashes[b * 2] && body.readUInt32BE(9 + b * 12) === table.bucketHashes[b * 2 + 1];
+      if (!same) differing.push(b);
     }
-    const remaining = Math.min(theirs, this.directory.options.maxRecords);
-    this.sessions.set(from, { buckets, remaining: remaining + SLACK + Math.ceil(remaining / 10), at: now });
+    // Its pages may hold any of its records, in any bucket: which buckets differ can change on either side between
+    // the two digests (a broadcast arriving at one end first), and an honest sender must never be penalised for that.
+    // What bounds them is the count its digest announced, plus what a session still open allowed.
+    const allowed = Math.min(theirs, this.directory.options.maxRecords);
+    const open = last && now - last.at < this.options.intervalMs * 2 ? last.remaining : 0;
+    this.sessions.set(from, { remaining: Math.min(open + allowed + SLACK + Math.ceil(allowed / 10), 2 * this.directory.options.maxRecords + SLACK), at: now });
     if (body[0]! & ASK) this.sendDigest(from, false);
     if (differing.length > 0) this.page(from, differing);
   }
@@ -185,9 +185,7 @@ export class DirectorySync {
     this.stats.pagesReceived++;
     const session = this.sessions.get(from);
     for (const bytes of records) {
-      // The bucket is the id's first byte, and the id the hash of the key at bytes 1..33: checked by the record's decode.
-      const bucket = bytes.length > 33 ? idFirstByte(bytes) : -1;
-      if (!session || session.remaining <= 0 || bucket < 0 || !session.buckets[bucket]) {
+      if (!session || session.remaining <= 0) {
         this.directory.countRefusal('unsolicited');
         this.host.penalize(from, 'over-budget', 'directory records its digest did not announce', 5);
         return; // the rest of the page is not even looked at
@@ -249,9 +247,4 @@ export class DirectorySync {
       job.running = false;
     }
   }
-}
-
-/** The first byte of a record's id: SHA-256 of its public key (bytes 1 to 33). */
-function idFirstByte(record: Buffer): number {
-  return createHash('sha256').update(record.subarray(1, 33)).digest()[0]!;
 }
