@@ -357,8 +357,8 @@ export class RecordTable {
     }
     for (let s = capacity - 1; s >= old; s--) this.free.push(s);
     this.capacity = capacity;
-    // The id table stays at most half full; rebuilt at its new size.
-    this.table = new Int32Array(capacity * 2);
+    // The id table stays at most half full, and a power of two (probes wrap with a mask); rebuilt at its new size.
+    this.table = new Int32Array(2 ** Math.ceil(Math.log2(capacity * 2)));
     const mask = this.table.length - 1;
     for (let slot = 0; slot < old; slot++) {
       if (!(this.flags[slot]! & 2)) continue;

@@ -115,6 +115,17 @@ describe('record table', () => {
     expect(t.distinctPatterns).toBe(0);
   });
 
+  it('fills to a maxRecords that is not a power of two (its id table still probes a power of two)', () => {
+    const t = new RecordTable(100);
+    const records = Array.from({ length: 100 }, (_, i) => make(i, ['a']));
+    for (const r of records) t.put(r, 0, 3, 0);
+    expect(t.full).toBe(true);
+    for (const r of records) expect(t.find(r.id)).toBeGreaterThanOrEqual(0);
+    expect(t.find(make(500, []).id)).toBe(-1);
+    for (const r of records) t.remove(t.find(r.id));
+    expect(t.size).toBe(0);
+  });
+
   it('gives back the record as signed', () => {
     const t = new RecordTable(10);
     const r = make(1, ['a', 'b.*']);
