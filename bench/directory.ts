@@ -43,8 +43,9 @@ const refresh = nodes / (DEFAULTS.directoryTtlMs / 3 / 60_000); // re-publishes 
 const say = (s: string) => process.stdout.write(s + '\n');
 say(`directory of handlers: ${nodes} nodes, ${args.patterns} patterns each out of ${args.distinct} (zipf ${args.zipf})`);
 say(`  records held ${fill.records}, distinct patterns ${fill.patterns}`);
-say(`  heap after GC: ${(before / MiB).toFixed(1)} MiB before, ${(after / MiB).toFixed(1)} MiB after: ${((after - before) / MiB).toFixed(1)} MiB for the directory (${((after - before) / nodes).toFixed(0)} B a record); typed-array backing stores ${((arraysAfter - arraysBefore) / MiB).toFixed(1)} MiB of it`);
-say(`  heap + array buffers: ${((after - before + arraysAfter - arraysBefore) / MiB).toFixed(1)} MiB`);
+say(`  heap after GC: ${(before / MiB).toFixed(1)} MiB before, ${(after / MiB).toFixed(1)} MiB after: ${((after - before) / MiB).toFixed(1)} MiB of JS heap for the directory (${((after - before) / nodes).toFixed(0)} B a record)`);
+say(`  typed-array backing stores (outside the JS heap): ${((arraysAfter - arraysBefore) / MiB).toFixed(1)} MiB (${((arraysAfter - arraysBefore) / nodes).toFixed(0)} B a record)`);
+say(`  directory in all: ${((after - before + arraysAfter - arraysBefore) / MiB).toFixed(1)} MiB (${((after - before + arraysAfter - arraysBefore) / nodes).toFixed(0)} B a node)`);
 say(`  record ${fill.recordBytes.toFixed(0)} B on the wire, ${fill.frameBytes.toFixed(0)} B as a network-broadcast frame body; sign ${((fill.signMs * 1000) / nodes).toFixed(0)} us, judge (decode + verify + store) ${((fill.judgeMs * 1000) / nodes).toFixed(0)} us a record`);
 say(`  lookup: ${lookupUs.toFixed(1)} us (handlers found: ${found.join(', ')})`);
 say(`  per node a minute, ${(Number(args.churn) * 100).toFixed(1)} % churn: ${churn.toFixed(0)} records = ${((churn * fill.frameBytes) / 1024).toFixed(0)} KiB; TTL refresh (every ${DEFAULTS.directoryTtlMs / 3 / 60_000} min): ${refresh.toFixed(0)} records = ${((refresh * fill.frameBytes) / 1024).toFixed(0)} KiB`);

@@ -54,10 +54,11 @@ export class RecordTable {
   private ids = new Uint8Array(0);
   private keys = new Uint8Array(0);
   private sigs = new Uint8Array(0);
-  /** seq, issuedAt (origin clock), and the local time of the last accepted update, per slot. */
+  /** seq; issuedAt as seq minus it (the record's decoder bounds the difference to 32 bits); the local time of the last accepted update, in tenths of a second since the table was made. */
   private seqs = new Float64Array(0);
-  private issued = new Float64Array(0);
-  private updated = new Float64Array(0);
+  private issuedBefore = new Int32Array(0);
+  private updated = new Uint32Array(0);
+  private readonly epoch = Date.now();
   /** Update tokens of the slot's origin (rate per origin). */
   private tokens = new Float32Array(0);
   /** bit 0 leaving, bit 1 in use. */
@@ -68,7 +69,9 @@ export class RecordTable {
   private addresses: string[] = [];
   /** The record's patterns: one UTF-16 code unit per pattern index, requests first. */
   private refs: string[] = [];
-  private readonly free: number[] = [];
+  /** Free slots, a stack: `free[0..freeCount)`. */
+  private free = new Int32Array(0);
+  private freeCount = 0;
   /** id → slot + 1 (0: empty), linear probing on the id's first 4 bytes. */
   private table = new Int32Array(0);
 
@@ -120,7 +123,7 @@ export class RecordTable {
     return this.seqs[slot]!;
   }
   issuedAt(slot: number): number {
-    return this.issued[slot]!;
+    return this.seqs[slot]! - this.issuedBefore[slot]!;
   }
   leaving(slot: number): boolean {
     return (this.flags[slot]! & 1) !== 0;
@@ -140,10 +143,11 @@ export class RecordTable {
 
   /** Takes one update token of the slot's origin (`rate`/s, up to `burst`); false when it has none. */
   takeToken(slot: number, rate: number, burst: number, now: number): boolean {
-    const tokens = Math.min(burst, this.tokens[slot]! + ((now - this.updated[slot]!) / 1000) * rate);
+    const tenths = this.tenths(now);
+    const tokens = Math.min(burst, this.tokens[slot]! + ((tenths - this.updated[slot]!) / 10) * rate);
     if (tokens < 1) return false;
     this.tokens[slot] = tokens - 1;
-    this.updated[slot] = now;
+    this.updated[slot] = tenths;
     return true;
   }
 
@@ -156,7 +160,7 @@ export class RecordTable {
       id: this.id(slot),
       publicKey: Buffer.from(this.keys.subarray(slot * KEY_BYTES, (slot + 1) * KEY_BYTES)),
       seq: this.seqs[slot]!,
-      issuedAt: this.issued[slot]!,
+      issuedAt: this.issuedAt(slot),
       leaving: this.leaving(slot),
       address: this.addresses[slot]!,
       requests: patterns.slice(0, requests),
@@ -190,12 +194,12 @@ export class RecordTable {
       slot = this.allocate(idBytes);
       this.bucketCounts[idBytes[0]!]!++;
       this.tokens[slot] = burst;
-      this.updated[slot] = now;
+      this.updated[slot] = this.tenths(now);
     }
     this.keys.set(record.publicKey, slot * KEY_BYTES);
     this.sigs.set(record.signature, slot * SIG_BYTES);
     this.seqs[slot] = record.seq;
-    this.issued[slot] = record.issuedAt;
+    this.issuedBefore[slot] = record.seq - record.issuedAt;
     this.flags[slot] = 2 | (record.leaving ? 1 : 0);
     this.holders[slot] = holder;
     this.addresses[slot] = record.address;
@@ -220,7 +224,7 @@ export class RecordTable {
     this.flags[slot] = 0;
     this.addresses[slot] = '';
     this.refs[slot] = '';
-    this.free.push(slot);
+    this.free[this.freeCount++] = slot;
     this.count--;
   }
 
@@ -300,9 +304,14 @@ export class RecordTable {
     this.bucketHashes[bucket * 2 + 1] = this.bucketHashes[bucket * 2 + 1]! ^ h[1]!;
   }
 
+  /** Tenths of a second since the table was made: 32 bits last 13 years. */
+  private tenths(now: number): number {
+    return Math.max(0, Math.round((now - this.epoch) / 100));
+  }
+
   private allocate(idBytes: Uint8Array): number {
-    if (this.free.length === 0) this.grow();
-    const slot = this.free.pop()!;
+    if (this.freeCount === 0) this.grow();
+    const slot = this.free[--this.freeCount]!;
     this.ids.set(idBytes, slot * ID_BYTES);
     this.count++;
     const mask = this.table.length - 1;
@@ -336,7 +345,7 @@ export class RecordTable {
     const old = this.capacity;
     // Doubling, but never past maxRecords: at 100 000 records the slots are exactly what is held.
     const capacity = Math.min(Math.max(64, old * 2), Math.max(this.maxRecords, old + 1));
-    const grow = <A extends Uint8Array | Float64Array | Float32Array | Int32Array | Uint16Array>(a: A, per: number, make: (n: number) => A): A => {
+    const grow = <A extends Uint8Array | Float64Array | Float32Array | Int32Array | Uint32Array | Uint16Array>(a: A, per: number, make: (n: number) => A): A => {
       const b = make(capacity * per);
       b.set(a as never);
       return b;
@@ -345,8 +354,9 @@ export class RecordTable {
     this.keys = grow(this.keys, KEY_BYTES, (n) => new Uint8Array(n));
     this.sigs = grow(this.sigs, SIG_BYTES, (n) => new Uint8Array(n));
     this.seqs = grow(this.seqs, 1, (n) => new Float64Array(n));
-    this.issued = grow(this.issued, 1, (n) => new Float64Array(n));
-    this.updated = grow(this.updated, 1, (n) => new Float64Array(n));
+    this.issuedBefore = grow(this.issuedBefore, 1, (n) => new Int32Array(n));
+    this.updated = grow(this.updated, 1, (n) => new Uint32Array(n));
+    this.free = grow(this.free, 1, (n) => new Int32Array(n));
     this.tokens = grow(this.tokens, 1, (n) => new Float32Array(n));
     this.flags = grow(this.flags, 1, (n) => new Uint8Array(n));
     this.holders = grow(this.holders, 1, (n) => new Int32Array(n));
@@ -355,7 +365,7 @@ export class RecordTable {
       this.addresses.push('');
       this.refs.push('');
     }
-    for (let s = capacity - 1; s >= old; s--) this.free.push(s);
+    for (let s = capacity - 1; s >= old; s--) this.free[this.freeCount++] = s;
     this.capacity = capacity;
     // The id table stays at most half full, and a power of two (probes wrap with a mask); rebuilt at its new size.
     this.table = new Int32Array(2 ** Math.ceil(Math.log2(capacity * 2)));

@@ -131,6 +131,8 @@ export function decodeRecord(bytes: Buffer, limits: RecordLimits): DirectoryReco
   o += 8;
   const issuedAt = readU64(bytes, o) ?? bad('issuedAt beyond 2^53');
   o += 8;
+  // Stored as seq minus issuedAt in 32 bits (record-table.ts): an honest node's differ by far less than 24 days.
+  if (Math.abs(seq - issuedAt) >= 2 ** 31) bad('issuedAt more than 24 days from seq');
   const flags = bytes[o++]!;
   if ((flags & ~FLAG_LEAVING) !== 0) bad(`unknown flags ${flags}`);
   const addressLength = bytes[o++]!;

@@ -73,6 +73,7 @@ describe('directory record codec', () => {
     const huge = Buffer.from(bytes);
     huge.writeUInt32BE(0xffffffff, 1 + 32);
     expect(() => decodeRecord(huge, LIMITS)).toThrow(/2\^53/);
+    expect(() => decodeRecord(signRecord(key, { ...fields, issuedAt: fields.seq - 2 ** 31 }), LIMITS)).toThrow(/24 days/);
     expect(RECORD_FIXED_BYTES).toBe(119);
   });
 });
@@ -80,7 +81,7 @@ describe('directory record codec', () => {
 describe('record table', () => {
   const make = (i: number, patterns: string[], seq = 1) => {
     const id = loadIdentity((i + 1).toString(16).padStart(64, '0'));
-    return decodeRecord(signRecord(id, { ...fields, publicKey: id.publicKeyRaw, seq, requests: patterns, events: [] }), LIMITS);
+    return decodeRecord(signRecord(id, { ...fields, publicKey: id.publicKeyRaw, seq: fields.seq + seq, requests: patterns, events: [] }), LIMITS);
   };
 
   it('indexes, replaces and removes; patterns are held once and freed with their last record; the digest follows', () => {
