@@ -54,7 +54,28 @@ export interface DirectoryStats {
   accepted: number;
   /** Records removed at their expiry since start. */
   expired: number;
+  /** Anti-entropy since start (docs/directory.md, Anti-entropy). */
+  sync: SyncStats;
 }
+
+/** Counters (`directoryStats().sync`). */
+export interface SyncStats {
+  /** Digests sent. */
+  digestsSent: number;
+  /** Digests received. */
+  digestsReceived: number;
+  /** Digests ignored: sooner than an eighth of an interval after the neighbour's previous one. */
+  digestsIgnored: number;
+  /** Pages of records sent. */
+  pagesSent: number;
+  /** Pages of records received. */
+  pagesReceived: number;
+  /** Records in the pages sent. */
+  recordsSent: number;
+  /** Records in the pages received (each judged). */
+  recordsReceived: number;
+}
+
 
 /** The directory's limits (PeerOptions `directory*`, defaults in DEFAULTS). */
 export interface DirectoryOptions extends RecordLimits {
@@ -354,7 +375,7 @@ export class Directory {
     return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
-  stats(): DirectoryStats {
+  stats(): Omit<DirectoryStats, 'sync'> {
     return { records: this.table.size, patterns: this.table.distinctPatterns, refused: { ...this.refused }, accepted: this.accepted, expired: this.expiredCount };
   }
 

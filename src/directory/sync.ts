@@ -3,7 +3,7 @@ import type { P2PLogger } from '../common/types.js';
 import type { Misbehaviour } from '../trust/peer-score.js';
 import { encodeRecord } from './record.js';
 import { DIGEST_BUCKETS } from './record-table.js';
-import type { Directory } from './directory.js';
+import type { Directory, SyncStats } from './directory.js';
 
 /**
  * Anti-entropy of the directory (docs/directory.md, Anti-entropy), as Serf's push-pull and
@@ -14,12 +14,21 @@ import type { Directory } from './directory.js';
  * accepts pages only after a digest of the sender's, up to the records that digest counted (so a
  * neighbour cannot make it judge more than it announced, at most `directoryMaxRecords` a digest).
  *
- * Digest body: flags u8 (bit 0: answer with yours) | 256 × (count u32 | hash 8 bytes).
+ * A node pulls records from one neighbour at a time (the PULL flag of the digest it sends): a node
+ * joining with 20 connections receives the directory once, not 20 times.
+ *
+ * Digest body: flags u8 (bit 0: answer with yours; bit 1: send me your records of the buckets
+ * that differ) | 256 × (count u32 | hash 8 bytes).
  * Records body: count u16 | per record: length u16 | record bytes.
  */
 
 const DIGEST_BYTES = 1 + DIGEST_BUCKETS * 12;
+/** Flag: answer with your digest (the periodic exchange). */
 const ASK = 1;
+/** Flag: send me your records of the buckets that differ. Set toward one neighbour at a time. */
+const PULL = 2;
+/** A pull that has brought nothing for this long is over: another neighbour may be pulled from. */
+const PULL_IDLE_MS = 5_000;
 /** Records a neighbour may send past its digest's count (records that arrived in between), plus a tenth. */
 const SLACK = 16;
 
@@ -52,20 +61,6 @@ interface Session {
   at: number;
 }
 
-/** Counters (`directoryStats().sync`). */
-export interface SyncStats {
-  /** Digests sent and received. */
-  digestsSent: number;
-  digestsReceived: number;
-  /** Digests ignored: sooner than an eighth of an interval after the neighbour's previous one. */
-  digestsIgnored: number;
-  /** Pages of records sent and received, and the records in them. */
-  pagesSent: number;
-  pagesReceived: number;
-  recordsSent: number;
-  recordsReceived: number;
-}
-
 export class DirectorySync {
   readonly stats: SyncStats = { digestsSent: 0, digestsReceived: 0, digestsIgnored: 0, pagesSent: 0, pagesReceived: 0, recordsSent: 0, recordsReceived: 0 };
   private readonly sessions = new Map<string, Session>();
@@ -74,6 +69,8 @@ export class DirectorySync {
   /** Buckets still to page to a neighbour, and whether a paging job runs for it. */
   private readonly outgoing = new Map<string, { buckets: Set<number>; running: boolean }>();
   private timer: NodeJS.Timeout | undefined;
+  /** The neighbour this node pulls records from now: the records its digest announced in differing buckets, and those received. */
+  private pull: { from: string; expected: number; received: number; lastAt: number } | undefined;
 
   constructor(
     private readonly host: SyncHost,
@@ -107,6 +104,7 @@ export class DirectorySync {
   }
 
   onDisconnected(peerId: string): void {
+    if (this.pull?.from === peerId) this.pull = undefined;
     this.sessions.delete(peerId);
     this.sentAt.delete(peerId);
     this.outgoing.delete(peerId);
@@ -121,8 +119,9 @@ export class DirectorySync {
     // The receiver answers one digest an eighth of an interval; this side sends at most one a quarter.
     if (this.sentRecently(peerId, now)) return;
     this.sentAt.set(peerId, now);
+    const pull = this.canPull(now);
     const body = Buffer.allocUnsafe(DIGEST_BYTES);
-    body[0] = ask ? ASK : 0;
+    body[0] = (ask ? ASK : 0) | (pull ? PULL : 0);
     const table = this.directory.table;
     for (let b = 0; b < DIGEST_BUCKETS; b++) {
       body.writeUInt32BE(table.bucketCounts[b]!, 1 + b * 12);
@@ -132,9 +131,16 @@ export class DirectorySync {
     try {
       this.host.sendDigest(peerId, body);
       this.stats.digestsSent++;
+      if (pull) this.pull = { from: peerId, expected: Infinity, received: 0, lastAt: now };
     } catch (err) {
       this.host.logger.debug?.(`directory digest to ${peerId} not sent: ${(err as Error).message}`);
     }
+  }
+
+  /** Whether no pull is under way: none, or the last one got what it was announced, or went idle. */
+  private canPull(now: number): boolean {
+    const p = this.pull;
+    return !p || p.received >= p.expected || now - p.lastAt > PULL_IDLE_MS;
   }
 
   /** A neighbour's digest. Throws P2PProtocolError when malformed. */
@@ -152,11 +158,19 @@ export class DirectorySync {
     const table = this.directory.table;
     const differing: number[] = [];
     let theirs = 0;
+    let theirsDiffering = 0;
     for (let b = 0; b < DIGEST_BUCKETS; b++) {
       const count = body.readUInt32BE(1 + b * 12);
       theirs += count;
       const same = count === table.bucketCounts[b] && body.readUInt32BE(5 + b * 12) === table.bucketHashes[b * 2] && body.readUInt32BE(9 + b * 12) === table.bucketHashes[b * 2 + 1];
-      if (!same) differing.push(b);
+      if (same) continue;
+      differing.push(b);
+      theirsDiffering += count;
+    }
+    // What the pull from this neighbour will bring (the pages it sends in answer to our PULL).
+    if (this.pull?.from === from && this.pull.expected === Infinity) {
+      this.pull.expected = theirsDiffering;
+      this.pull.lastAt = now;
     }
     // Its pages may hold any of its records, in any bucket: which buckets differ can change on either side between
     // the two digests (a broadcast arriving at one end first), and an honest sender must never be penalised for that.
@@ -165,7 +179,7 @@ export class DirectorySync {
     const open = last && now - last.at < this.options.intervalMs * 2 ? last.remaining : 0;
     this.sessions.set(from, { remaining: Math.min(open + allowed + SLACK + Math.ceil(allowed / 10), 2 * this.directory.options.maxRecords + SLACK), at: now });
     if (body[0]! & ASK) this.sendDigest(from, false);
-    if (differing.length > 0) this.page(from, differing);
+    if (body[0]! & PULL && differing.length > 0) this.page(from, differing);
   }
 
   /** A page of records from a neighbour. Throws P2PProtocolError when malformed. */
@@ -192,6 +206,10 @@ export class DirectorySync {
       }
       session.remaining--;
       this.stats.recordsReceived++;
+      if (this.pull?.from === from) {
+        this.pull.received++;
+        this.pull.lastAt = this.now();
+      }
       this.directory.receive(Buffer.from(bytes), { via: 'sync', from });
     }
   }

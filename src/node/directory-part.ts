@@ -128,7 +128,7 @@ export class DirectoryPart {
   }
 
   stats(): DirectoryStats {
-    return this.directory.stats();
+    return { ...this.directory.stats(), sync: { ...this.sync.stats } };
   }
 }
 

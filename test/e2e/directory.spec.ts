@@ -113,6 +113,21 @@ describe('directory of handlers (5 nodes in a line, TLS)', () => {
     expect(Object.values(late.directoryStats().refused).every((n) => n === 0)).toBe(true);
   });
 
+  it('a joiner dialing 3 nodes at once pulls the directory from one of them: each record received about once, not 3 times', async () => {
+    const nodes = await line(3);
+    nodes.forEach((p, i) => p.setHandledPatterns({ requests: [`svc.${i}`], events: [] }));
+    await waitFor(() => nodes.every((p) => p.directoryStats().records === 3), 2000, 'the records');
+    const late = await node();
+    await Promise.all(nodes.map((p) => late.connect(`${p.id}@${p.address()}`)));
+    await waitFor(() => late.directoryStats().records === 3, 2000, 'the late joiner to hold every record');
+    await new Promise((r) => setTimeout(r, 300));
+    const { sync } = late.directoryStats();
+    expect(sync.digestsReceived).toBe(3);
+    // One neighbour paged it (one page of 3); the two others, told not to (no PULL flag), sent nothing.
+    expect(sync.recordsReceived).toBe(3);
+    expect(sync.pagesReceived).toBe(1);
+  });
+
   it('periodic anti-entropy heals an update a relay dropped (the relay forwards nothing and answers no repair)', async () => {
     const a = await node({ directorySyncIntervalMs: 400 });
     const relay = await node({ directorySyncIntervalMs: 400, dropRelays: true });
