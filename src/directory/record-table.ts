@@ -61,12 +61,16 @@ export class RecordTable {
   private readonly epoch = Date.now();
   /** Update tokens of the slot's origin (rate per origin). */
   private tokens = new Float32Array(0);
-  /** bit 0 leaving, bit 1 in use. */
+  /** bit 0 leaving, bit 1 in use, bit 2 address packed as IPv4. */
   private flags = new Uint8Array(0);
   /** Hash of the neighbour last seen holding the current version (honest-stale rule, docs/directory.md). */
   private holders = new Int32Array(0);
   private requestCounts = new Uint16Array(0);
-  private addresses: string[] = [];
+  /** An IPv4 `a.b.c.d:port` address, packed (flag bit 2): 6 bytes where a string costs about 40. */
+  private ipv4 = new Uint32Array(0);
+  private ports = new Uint16Array(0);
+  /** Any other address (IPv6, host names), by slot; absent: none (''). */
+  private readonly otherAddresses = new Map<number, string>();
   /** The record's patterns: one UTF-16 code unit per pattern index, requests first. */
   private refs: string[] = [];
   /** Free slots, a stack: `free[0..freeCount)`. */
@@ -129,7 +133,9 @@ export class RecordTable {
     return (this.flags[slot]! & 1) !== 0;
   }
   address(slot: number): string {
-    return this.addresses[slot]!;
+    if (!(this.flags[slot]! & 4)) return this.otherAddresses.get(slot) ?? '';
+    const ip = this.ipv4[slot]!;
+    return `${ip >>> 24}.${(ip >>> 16) & 255}.${(ip >>> 8) & 255}.${ip & 255}:${this.ports[slot]}`;
   }
   holder(slot: number): number {
     return this.holders[slot]!;
@@ -162,7 +168,7 @@ export class RecordTable {
       seq: this.seqs[slot]!,
       issuedAt: this.issuedAt(slot),
       leaving: this.leaving(slot),
-      address: this.addresses[slot]!,
+      address: this.address(slot),
       requests: patterns.slice(0, requests),
       events: patterns.slice(requests),
       signature: Buffer.from(this.sigs.subarray(slot * SIG_BYTES, (slot + 1) * SIG_BYTES)),
@@ -201,8 +207,16 @@ export class RecordTable {
     this.seqs[slot] = record.seq;
     this.issuedBefore[slot] = record.seq - record.issuedAt;
     this.flags[slot] = 2 | (record.leaving ? 1 : 0);
+    this.otherAddresses.delete(slot);
     this.holders[slot] = holder;
-    this.addresses[slot] = record.address;
+    const packed = packIpv4(record.address);
+    if (packed) {
+      this.flags[slot]! |= 4;
+      this.ipv4[slot] = packed.ip;
+      this.ports[slot] = packed.port;
+    } else if (record.address !== '') {
+      this.otherAddresses.set(slot, record.address);
+    }
     // Duplicates within a kind are one pattern: a record is a set per kind.
     const requests = [...new Set(record.requests)];
     const events = [...new Set(record.events)];
@@ -222,7 +236,7 @@ export class RecordTable {
     this.unhash(slot, idBytes);
     this.ids.fill(0, slot * ID_BYTES, (slot + 1) * ID_BYTES);
     this.flags[slot] = 0;
-    this.addresses[slot] = '';
+    this.otherAddresses.delete(slot);
     this.refs[slot] = '';
     this.free[this.freeCount++] = slot;
     this.count--;
@@ -361,8 +375,9 @@ export class RecordTable {
     this.flags = grow(this.flags, 1, (n) => new Uint8Array(n));
     this.holders = grow(this.holders, 1, (n) => new Int32Array(n));
     this.requestCounts = grow(this.requestCounts, 1, (n) => new Uint16Array(n));
+    this.ipv4 = grow(this.ipv4, 1, (n) => new Uint32Array(n));
+    this.ports = grow(this.ports, 1, (n) => new Uint16Array(n));
     for (let s = old; s < capacity; s++) {
-      this.addresses.push('');
       this.refs.push('');
     }
     for (let s = capacity - 1; s >= old; s--) this.free[this.freeCount++] = s;
@@ -377,6 +392,18 @@ export class RecordTable {
       this.table[i] = slot + 1;
     }
   }
+}
+
+const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3}):(\d{1,5})$/;
+
+/** `a.b.c.d:port` as 32 + 16 bits, when it prints back exactly (no leading zeros, each part in range): else undefined. */
+function packIpv4(address: string): { ip: number; port: number } | undefined {
+  const m = IPV4.exec(address);
+  if (!m) return undefined;
+  const parts = m.slice(1, 5).map(Number);
+  const port = Number(m[5]);
+  if (parts.some((p) => p > 255) || port > 65_535 || `${parts.join('.')}:${port}` !== address) return undefined;
+  return { ip: ((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0, port };
 }
 
 /** The id table's hash: the id's first 4 bytes (an id is itself a SHA-256 prefix, so uniform). */
