@@ -56,6 +56,17 @@ export interface DirectoryStats {
   expired: number;
   /** Anti-entropy since start (docs/directory.md, Anti-entropy). */
   sync: SyncStats;
+  /** The network broadcasts that carried records (`$p2p.directory`), counted apart from `networkBroadcastStats()`. */
+  broadcasts: {
+    /** Records this node published. */
+    originated: number;
+    /** Records delivered to the directory (this node's own included). */
+    delivered: number;
+    /** Copies that arrived again. */
+    duplicates: number;
+    /** Data frames sent (relays included). */
+    sent: number;
+  };
 }
 
 /** Counters (`directoryStats().sync`). */
@@ -375,7 +386,7 @@ export class Directory {
     return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
-  stats(): Omit<DirectoryStats, 'sync'> {
+  stats(): Omit<DirectoryStats, 'sync' | 'broadcasts'> {
     return { records: this.table.size, patterns: this.table.distinctPatterns, refused: { ...this.refused }, accepted: this.accepted, expired: this.expiredCount };
   }
 

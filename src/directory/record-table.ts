@@ -51,7 +51,8 @@ interface Pattern {
 export class RecordTable {
   private capacity = 0;
   private count = 0;
-  private ids = new Uint8Array(0);
+  /** A Buffer, so that an id prints as hex without a view object per call (lookups print hundreds). */
+  private ids = Buffer.alloc(0);
   private keys = new Uint8Array(0);
   private sigs = new Uint8Array(0);
   /** seq; issuedAt as seq minus it (the record's decoder bounds the difference to 32 bits); the local time of the last accepted update, in tenths of a second since the table was made. */
@@ -121,7 +122,7 @@ export class RecordTable {
   }
 
   id(slot: number): string {
-    return Buffer.from(this.ids.buffer, this.ids.byteOffset + slot * ID_BYTES, ID_BYTES).toString('hex');
+    return this.ids.toString('hex', slot * ID_BYTES, (slot + 1) * ID_BYTES);
   }
   seq(slot: number): number {
     return this.seqs[slot]!;
@@ -359,12 +360,12 @@ export class RecordTable {
     const old = this.capacity;
     // Doubling, but never past maxRecords: at 100 000 records the slots are exactly what is held.
     const capacity = Math.min(Math.max(64, old * 2), Math.max(this.maxRecords, old + 1));
-    const grow = <A extends Uint8Array | Float64Array | Float32Array | Int32Array | Uint32Array | Uint16Array>(a: A, per: number, make: (n: number) => A): A => {
+    const grow = <A extends Buffer | Uint8Array | Float64Array | Float32Array | Int32Array | Uint32Array | Uint16Array>(a: A, per: number, make: (n: number) => A): A => {
       const b = make(capacity * per);
       b.set(a as never);
       return b;
     };
-    this.ids = grow(this.ids, ID_BYTES, (n) => new Uint8Array(n));
+    this.ids = grow(this.ids, ID_BYTES, (n) => Buffer.alloc(n));
     this.keys = grow(this.keys, KEY_BYTES, (n) => new Uint8Array(n));
     this.sigs = grow(this.sigs, SIG_BYTES, (n) => new Uint8Array(n));
     this.seqs = grow(this.seqs, 1, (n) => new Float64Array(n));
