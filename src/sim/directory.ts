@@ -12,11 +12,15 @@ import { DIRECTORY_TOPIC, signRecord } from '../directory/record.js';
  * judged as an anti-entropy page's would be (decoded, bounds, signature verified).
  */
 export interface DirectoryFillOptions {
+  /** Records to fill the directory with, one per simulated node. */
   nodes: number;
+  /** Patterns each node handles (a third of them events, the rest requests). */
   patternsPerNode: number;
+  /** Distinct patterns the nodes draw theirs from (one in ten a `*` wildcard). */
   distinctPatterns: number;
   /** Zipf exponent of pattern popularity; 0 draws them uniformly. */
   zipf?: number;
+  /** Seed of the pattern draws (default 1). */
   seed?: number;
 }
 
@@ -28,11 +32,13 @@ export interface DirectoryFill {
   records: number;
   /** Distinct patterns it holds. */
   patterns: number;
-  /** Mean bytes of one record on the wire, and of the network-broadcast frame body that carries it. */
+  /** Mean bytes of one record on the wire. */
   recordBytes: number;
+  /** Mean bytes of the network-broadcast frame body that carries a record. */
   frameBytes: number;
-  /** Signing and judging time, ms. */
+  /** Time spent signing the records, ms. */
   signMs: number;
+  /** Time spent judging them (decode, bounds, signature, store), ms. */
   judgeMs: number;
   /** Looks up `subject` (request kind): the handlers found. */
   lookup(subject: string): number;
