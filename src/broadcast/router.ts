@@ -1,5 +1,6 @@
 import { digestOf, type NetworkMessage } from './codec.js';
 import { MAX_HOPS, encodeNetworkMessage } from './codec.js';
+import { isReserved } from '../common/reserved.js';
 import { P2PFrameTooLargeError } from '../common/errors.js';
 import { inArc, occupiedBy, planForward, ringDistance, type Arc } from '../ring/raintree.js';
 import type { SeenEntry } from './replay-window.js';
@@ -105,17 +106,30 @@ export function canRouteArc(self: string, neighbours: readonly string[], arc: Ar
 export class BroadcastRouter {
   /** Test only: a relay that accepts broadcasts and never forwards them (a frozen or hostile node). */
   dropRelays = false;
+  /**
+   * The library's own broadcasts (`$p2p.` topics: directory records), counted apart from the
+   * application's `stats`, so that `networkBroadcastStats()` says what the application's cost.
+   */
+  readonly internalStats: RelayStats = { originated: 0, delivered: 0, duplicates: 0, sent: 0, tooManyArcs: 0, proxied: 0, unrouted: 0, tooLargeForNeighbour: 0 };
+  /** The counters of the message being routed (each call below routes one, synchronously). */
+  private counting: RelayStats;
 
   constructor(
     private readonly host: RouterHost,
     readonly stats: RelayStats,
-  ) {}
+  ) {
+    this.counting = stats;
+  }
+
+  private count(message: NetworkMessage): RelayStats {
+    return (this.counting = isReserved(message.topic) ? this.internalStats : this.stats);
+  }
 
   /** This node's own broadcast: its handler gets it too, once, after this returns. */
   originate(message: NetworkMessage, entry: SeenEntry, data: unknown): OriginateResult {
     entry.delivered = true;
-    this.stats.originated++;
-    this.stats.delivered++;
+    this.count(message).originated++;
+    this.counting.delivered++;
     setImmediate(() => this.host.deliver(this.host.selfId, message, data));
     const result: OriginateResult = { id: message.id, sent: [], failed: [] };
     this.forward(message, undefined, entry, result);
@@ -125,7 +139,7 @@ export class BroadcastRouter {
   /** A broadcast accepted for the first time: deliver it, then forward it. Returns the peers it went to. */
   accept(from: string, message: NetworkMessage, entry: SeenEntry, data: unknown): string[] {
     entry.delivered = true;
-    this.stats.delivered++;
+    this.count(message).delivered++;
     this.host.deliver(from, message, data);
     return this.relay(from, message, entry);
   }
@@ -133,7 +147,7 @@ export class BroadcastRouter {
   /** Another copy of an accepted broadcast: forward it if it hands this node an arc (or gossip) it has not covered yet. */
   again(from: string, message: NetworkMessage, entry: SeenEntry): string[] {
     const forwarded = message.strategy === 'raintree' ? (entry.arcs?.has(arcKey(message)) ?? false) : entry.gossiped;
-    this.stats.duplicates++;
+    this.count(message).duplicates++;
     return forwarded ? [] : this.relay(from, message, entry);
   }
 
@@ -151,7 +165,7 @@ export class BroadcastRouter {
       // More distinct arcs than an honest network hands one node: a hostile sender's, or a bug's. Not
       // forwarded (flooding instead let one sender make the network work for it): repair covers the rest.
       if (arcs.size >= MAX_ARCS_PER_ID) {
-        this.stats.tooManyArcs++;
+        this.counting.tooManyArcs++;
         return [];
       }
       arcs.add(arcKey(message));
@@ -168,15 +182,15 @@ export class BroadcastRouter {
     let known: string[] | undefined;
     const routes = routeArcs(self, message.arc, neighbours, () => (known ??= this.host.knownIds()), (id, arc) => this.host.reaches?.(id, arc) ?? false);
     if (!inArc(self, message.arc)) {
-      if (!this.handTo(routes[0]!.inside, next, result)) this.stats.unrouted++;
+      if (!this.handTo(routes[0]!.inside, next, result)) this.counting.unrouted++;
       return;
     }
     const digest = digestOf(known ?? this.host.knownIds());
     for (const route of routes) {
       const copy = { ...next, arc: route.arc, digest };
       if (this.handTo(route.inside, copy, result)) continue;
-      if (this.handTo(route.proxies(), copy, result)) this.stats.proxied++;
-      else this.stats.unrouted++;
+      if (this.handTo(route.proxies(), copy, result)) this.counting.proxied++;
+      else this.counting.unrouted++;
     }
   }
 
@@ -201,11 +215,11 @@ export class BroadcastRouter {
     if (message.hops > MAX_HOPS) return false;
     try {
       this.host.send(id, encodeNetworkMessage(message));
-      this.stats.sent++;
+      this.counting.sent++;
       result.sent.push(id);
       return true;
     } catch (err) {
-      if (err instanceof P2PFrameTooLargeError) this.stats.tooLargeForNeighbour++;
+      if (err instanceof P2PFrameTooLargeError) this.counting.tooLargeForNeighbour++;
       result.failed.push({ peerId: id, error: err as Error });
       return false;
     }

@@ -54,7 +54,39 @@ export interface DirectoryStats {
   accepted: number;
   /** Records removed at their expiry since start. */
   expired: number;
+  /** Anti-entropy since start (docs/directory.md, Anti-entropy). */
+  sync: SyncStats;
+  /** The network broadcasts that carried records (`$p2p.directory`), counted apart from `networkBroadcastStats()`. */
+  broadcasts: {
+    /** Records this node published. */
+    originated: number;
+    /** Records delivered to the directory (this node's own included). */
+    delivered: number;
+    /** Copies that arrived again. */
+    duplicates: number;
+    /** Data frames sent (relays included). */
+    sent: number;
+  };
 }
+
+/** Counters (`directoryStats().sync`). */
+export interface SyncStats {
+  /** Digests sent. */
+  digestsSent: number;
+  /** Digests received. */
+  digestsReceived: number;
+  /** Digests ignored: sooner than an eighth of an interval after the neighbour's previous one. */
+  digestsIgnored: number;
+  /** Pages of records sent. */
+  pagesSent: number;
+  /** Pages of records received. */
+  pagesReceived: number;
+  /** Records in the pages sent. */
+  recordsSent: number;
+  /** Records in the pages received (each judged). */
+  recordsReceived: number;
+}
+
 
 /** The directory's limits (PeerOptions `directory*`, defaults in DEFAULTS). */
 export interface DirectoryOptions extends RecordLimits {
@@ -252,6 +284,8 @@ export class Directory {
       const replay = source.via === 'sync' && this.table.holder(slot) === holder;
       return this.refuse('stale', replay ? 'reject' : 'ignore', source, `seq ${record.seq} after it held seq ${this.table.seq(slot)}`);
     }
+    // Cheap refusals first: a signature check costs more than all of them.
+    if (slot < 0 && !this.hasRoomFor(record)) return this.refuse('full', 'ignore', source);
     if (!verifyRecord(bytes, record.publicKey)) return this.refuse('badSignature', 'reject', source, 'signature is not its own key');
     if (slot >= 0 && !this.table.takeToken(slot, this.options.updateRate, this.options.updateBurst, now)) {
       return this.refuse('rate', 'reject', source, `record of ${record.id} rewritten over ${this.options.updateRate}/s (burst ${this.options.updateBurst})`);
@@ -276,6 +310,11 @@ export class Directory {
     // A broadcast's rejection is charged by the pipeline (to its origin, or a relay that spoilt it); a page's here.
     if (verdict === 'reject' && source.via === 'sync') this.host.penalize(source.from, 'rejected', `directory record refused (${reason}${detail ? `: ${detail}` : ''})`);
     return verdict;
+  }
+
+  /** Whether a new record could have a place (before its signature is checked). */
+  private hasRoomFor(record: DirectoryRecord): boolean {
+    return !this.table.wouldOverflowPatterns(record) && (!this.table.full || this.host.isKnown(record.id));
   }
 
   /** Room for one more record: free, or a record of a node neither known nor connected evicted for a known one's. */
@@ -347,7 +386,7 @@ export class Directory {
     return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
-  stats(): DirectoryStats {
+  stats(): Omit<DirectoryStats, 'sync' | 'broadcasts'> {
     return { records: this.table.size, patterns: this.table.distinctPatterns, refused: { ...this.refused }, accepted: this.accepted, expired: this.expiredCount };
   }
 

@@ -51,24 +51,32 @@ interface Pattern {
 export class RecordTable {
   private capacity = 0;
   private count = 0;
-  private ids = new Uint8Array(0);
+  /** A Buffer, so that an id prints as hex without a view object per call (lookups print hundreds). */
+  private ids = Buffer.alloc(0);
   private keys = new Uint8Array(0);
   private sigs = new Uint8Array(0);
-  /** seq, issuedAt (origin clock), and the local time of the last accepted update, per slot. */
+  /** seq; issuedAt as seq minus it (the record's decoder bounds the difference to 32 bits); the local time of the last accepted update, in tenths of a second since the table was made. */
   private seqs = new Float64Array(0);
-  private issued = new Float64Array(0);
-  private updated = new Float64Array(0);
+  private issuedBefore = new Int32Array(0);
+  private updated = new Uint32Array(0);
+  private readonly epoch = Date.now();
   /** Update tokens of the slot's origin (rate per origin). */
   private tokens = new Float32Array(0);
-  /** bit 0 leaving, bit 1 in use. */
+  /** bit 0 leaving, bit 1 in use, bit 2 address packed as IPv4. */
   private flags = new Uint8Array(0);
   /** Hash of the neighbour last seen holding the current version (honest-stale rule, docs/directory.md). */
   private holders = new Int32Array(0);
   private requestCounts = new Uint16Array(0);
-  private addresses: string[] = [];
+  /** An IPv4 `a.b.c.d:port` address, packed (flag bit 2): 6 bytes where a string costs about 40. */
+  private ipv4 = new Uint32Array(0);
+  private ports = new Uint16Array(0);
+  /** Any other address (IPv6, host names), by slot; absent: none (''). */
+  private readonly otherAddresses = new Map<number, string>();
   /** The record's patterns: one UTF-16 code unit per pattern index, requests first. */
   private refs: string[] = [];
-  private readonly free: number[] = [];
+  /** Free slots, a stack: `free[0..freeCount)`. */
+  private free = new Int32Array(0);
+  private freeCount = 0;
   /** id → slot + 1 (0: empty), linear probing on the id's first 4 bytes. */
   private table = new Int32Array(0);
 
@@ -114,19 +122,21 @@ export class RecordTable {
   }
 
   id(slot: number): string {
-    return Buffer.from(this.ids.buffer, this.ids.byteOffset + slot * ID_BYTES, ID_BYTES).toString('hex');
+    return this.ids.toString('hex', slot * ID_BYTES, (slot + 1) * ID_BYTES);
   }
   seq(slot: number): number {
     return this.seqs[slot]!;
   }
   issuedAt(slot: number): number {
-    return this.issued[slot]!;
+    return this.seqs[slot]! - this.issuedBefore[slot]!;
   }
   leaving(slot: number): boolean {
     return (this.flags[slot]! & 1) !== 0;
   }
   address(slot: number): string {
-    return this.addresses[slot]!;
+    if (!(this.flags[slot]! & 4)) return this.otherAddresses.get(slot) ?? '';
+    const ip = this.ipv4[slot]!;
+    return `${ip >>> 24}.${(ip >>> 16) & 255}.${(ip >>> 8) & 255}.${ip & 255}:${this.ports[slot]}`;
   }
   holder(slot: number): number {
     return this.holders[slot]!;
@@ -140,10 +150,11 @@ export class RecordTable {
 
   /** Takes one update token of the slot's origin (`rate`/s, up to `burst`); false when it has none. */
   takeToken(slot: number, rate: number, burst: number, now: number): boolean {
-    const tokens = Math.min(burst, this.tokens[slot]! + ((now - this.updated[slot]!) / 1000) * rate);
+    const tenths = this.tenths(now);
+    const tokens = Math.min(burst, this.tokens[slot]! + ((tenths - this.updated[slot]!) / 10) * rate);
     if (tokens < 1) return false;
     this.tokens[slot] = tokens - 1;
-    this.updated[slot] = now;
+    this.updated[slot] = tenths;
     return true;
   }
 
@@ -156,9 +167,9 @@ export class RecordTable {
       id: this.id(slot),
       publicKey: Buffer.from(this.keys.subarray(slot * KEY_BYTES, (slot + 1) * KEY_BYTES)),
       seq: this.seqs[slot]!,
-      issuedAt: this.issued[slot]!,
+      issuedAt: this.issuedAt(slot),
       leaving: this.leaving(slot),
-      address: this.addresses[slot]!,
+      address: this.address(slot),
       requests: patterns.slice(0, requests),
       events: patterns.slice(requests),
       signature: Buffer.from(this.sigs.subarray(slot * SIG_BYTES, (slot + 1) * SIG_BYTES)),
@@ -190,23 +201,30 @@ export class RecordTable {
       slot = this.allocate(idBytes);
       this.bucketCounts[idBytes[0]!]!++;
       this.tokens[slot] = burst;
-      this.updated[slot] = now;
+      this.updated[slot] = this.tenths(now);
     }
     this.keys.set(record.publicKey, slot * KEY_BYTES);
     this.sigs.set(record.signature, slot * SIG_BYTES);
     this.seqs[slot] = record.seq;
-    this.issued[slot] = record.issuedAt;
+    this.issuedBefore[slot] = record.seq - record.issuedAt;
     this.flags[slot] = 2 | (record.leaving ? 1 : 0);
+    this.otherAddresses.delete(slot);
     this.holders[slot] = holder;
-    this.addresses[slot] = record.address;
+    const packed = packIpv4(record.address);
+    if (packed) {
+      this.flags[slot]! |= 4;
+      this.ipv4[slot] = packed.ip;
+      this.ports[slot] = packed.port;
+    } else if (record.address !== '') {
+      this.otherAddresses.set(slot, record.address);
+    }
     // Duplicates within a kind are one pattern: a record is a set per kind.
     const requests = [...new Set(record.requests)];
     const events = [...new Set(record.events)];
     this.requestCounts[slot] = requests.length;
-    let refs = '';
-    for (const p of requests) refs += String.fromCharCode(this.ref(p, 'request', slot));
-    for (const p of events) refs += String.fromCharCode(this.ref(p, 'event', slot));
-    this.refs[slot] = refs;
+    const codes = [...requests.map((p) => this.ref(p, 'request', slot)), ...events.map((p) => this.ref(p, 'event', slot))];
+    // One flat string (concatenation would build a rope of ConsStrings, 32 bytes a pattern).
+    this.refs[slot] = String.fromCharCode(...codes);
     this.toggleDigest(slot);
     return slot;
   }
@@ -219,9 +237,9 @@ export class RecordTable {
     this.unhash(slot, idBytes);
     this.ids.fill(0, slot * ID_BYTES, (slot + 1) * ID_BYTES);
     this.flags[slot] = 0;
-    this.addresses[slot] = '';
+    this.otherAddresses.delete(slot);
     this.refs[slot] = '';
-    this.free.push(slot);
+    this.free[this.freeCount++] = slot;
     this.count--;
   }
 
@@ -301,9 +319,14 @@ export class RecordTable {
     this.bucketHashes[bucket * 2 + 1] = this.bucketHashes[bucket * 2 + 1]! ^ h[1]!;
   }
 
+  /** Tenths of a second since the table was made: 32 bits last 13 years. */
+  private tenths(now: number): number {
+    return Math.max(0, Math.round((now - this.epoch) / 100));
+  }
+
   private allocate(idBytes: Uint8Array): number {
-    if (this.free.length === 0) this.grow();
-    const slot = this.free.pop()!;
+    if (this.freeCount === 0) this.grow();
+    const slot = this.free[--this.freeCount]!;
     this.ids.set(idBytes, slot * ID_BYTES);
     this.count++;
     const mask = this.table.length - 1;
@@ -335,30 +358,33 @@ export class RecordTable {
 
   private grow(): void {
     const old = this.capacity;
-    const capacity = Math.max(64, old * 2);
-    const grow = <A extends Uint8Array | Float64Array | Float32Array | Int32Array | Uint16Array>(a: A, per: number, make: (n: number) => A): A => {
+    // Doubling, but never past maxRecords: at 100 000 records the slots are exactly what is held.
+    const capacity = Math.min(Math.max(64, old * 2), Math.max(this.maxRecords, old + 1));
+    const grow = <A extends Buffer | Uint8Array | Float64Array | Float32Array | Int32Array | Uint32Array | Uint16Array>(a: A, per: number, make: (n: number) => A): A => {
       const b = make(capacity * per);
       b.set(a as never);
       return b;
     };
-    this.ids = grow(this.ids, ID_BYTES, (n) => new Uint8Array(n));
+    this.ids = grow(this.ids, ID_BYTES, (n) => Buffer.alloc(n));
     this.keys = grow(this.keys, KEY_BYTES, (n) => new Uint8Array(n));
     this.sigs = grow(this.sigs, SIG_BYTES, (n) => new Uint8Array(n));
     this.seqs = grow(this.seqs, 1, (n) => new Float64Array(n));
-    this.issued = grow(this.issued, 1, (n) => new Float64Array(n));
-    this.updated = grow(this.updated, 1, (n) => new Float64Array(n));
+    this.issuedBefore = grow(this.issuedBefore, 1, (n) => new Int32Array(n));
+    this.updated = grow(this.updated, 1, (n) => new Uint32Array(n));
+    this.free = grow(this.free, 1, (n) => new Int32Array(n));
     this.tokens = grow(this.tokens, 1, (n) => new Float32Array(n));
     this.flags = grow(this.flags, 1, (n) => new Uint8Array(n));
     this.holders = grow(this.holders, 1, (n) => new Int32Array(n));
     this.requestCounts = grow(this.requestCounts, 1, (n) => new Uint16Array(n));
+    this.ipv4 = grow(this.ipv4, 1, (n) => new Uint32Array(n));
+    this.ports = grow(this.ports, 1, (n) => new Uint16Array(n));
     for (let s = old; s < capacity; s++) {
-      this.addresses.push('');
       this.refs.push('');
     }
-    for (let s = capacity - 1; s >= old; s--) this.free.push(s);
+    for (let s = capacity - 1; s >= old; s--) this.free[this.freeCount++] = s;
     this.capacity = capacity;
-    // The id table stays at most half full; rebuilt at its new size.
-    this.table = new Int32Array(capacity * 2);
+    // The id table stays at most half full, and a power of two (probes wrap with a mask); rebuilt at its new size.
+    this.table = new Int32Array(2 ** Math.ceil(Math.log2(capacity * 2)));
     const mask = this.table.length - 1;
     for (let slot = 0; slot < old; slot++) {
       if (!(this.flags[slot]! & 2)) continue;
@@ -367,6 +393,18 @@ export class RecordTable {
       this.table[i] = slot + 1;
     }
   }
+}
+
+const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3}):(\d{1,5})$/;
+
+/** `a.b.c.d:port` as 32 + 16 bits, when it prints back exactly (no leading zeros, each part in range): else undefined. */
+function packIpv4(address: string): { ip: number; port: number } | undefined {
+  const m = IPV4.exec(address);
+  if (!m) return undefined;
+  const parts = m.slice(1, 5).map(Number);
+  const port = Number(m[5]);
+  if (parts.some((p) => p > 255) || port > 65_535 || `${parts.join('.')}:${port}` !== address) return undefined;
+  return { ip: ((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0, port };
 }
 
 /** The id table's hash: the id's first 4 bytes (an id is itself a SHA-256 prefix, so uniform). */

@@ -3,6 +3,7 @@ import { createPublicKey, sign, verify } from 'node:crypto';
 import { P2PProtocolError } from '../common/errors.js';
 import { peerIdFromPublicKey, type Identity } from '../common/identity.js';
 import { isSmallOrderKey, SPKI_ED25519_PREFIX } from '../common/ed25519.js';
+import { isReserved, RESERVED_PREFIX } from '../common/reserved.js';
 
 const PUBLIC_KEY_BYTES = 32;
 const SIGNATURE_BYTES = 64;
@@ -27,15 +28,11 @@ const VERSION = 1;
 const FLAG_LEAVING = 1;
 /** Bytes of a record with no address and no pattern. */
 export const RECORD_FIXED_BYTES = 1 + PUBLIC_KEY_BYTES + 8 + 8 + 1 + 1 + 2 + 2 + SIGNATURE_BYTES;
-/** The internal topic records travel on, and the prefix no user pattern may take (as NATS reserves `$SYS`). */
-export const RESERVED_PREFIX = '$p2p.';
+/** The internal topic records travel on. */
 export const DIRECTORY_TOPIC = `${RESERVED_PREFIX}directory`;
 const ADDRESS = /^[\x21-\x7e]{0,255}$/;
 
-/** Whether a pattern is one of the library's own (`$p2p.` prefix). */
-export function isReserved(pattern: string): boolean {
-  return pattern.startsWith(RESERVED_PREFIX);
-}
+export { isReserved };
 
 /** What a record says (everything but its signature). */
 export interface RecordFields {
@@ -131,6 +128,8 @@ export function decodeRecord(bytes: Buffer, limits: RecordLimits): DirectoryReco
   o += 8;
   const issuedAt = readU64(bytes, o) ?? bad('issuedAt beyond 2^53');
   o += 8;
+  // Stored as seq minus issuedAt in 32 bits (record-table.ts): an honest node's differ by far less than 24 days.
+  if (Math.abs(seq - issuedAt) >= 2 ** 31) bad('issuedAt more than 24 days from seq');
   const flags = bytes[o++]!;
   if ((flags & ~FLAG_LEAVING) !== 0) bad(`unknown flags ${flags}`);
   const addressLength = bytes[o++]!;

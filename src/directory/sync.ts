@@ -1,10 +1,9 @@
-import { createHash } from 'node:crypto';
 import { P2PProtocolError } from '../common/errors.js';
 import type { P2PLogger } from '../common/types.js';
 import type { Misbehaviour } from '../trust/peer-score.js';
 import { encodeRecord } from './record.js';
 import { DIGEST_BUCKETS } from './record-table.js';
-import type { Directory } from './directory.js';
+import type { Directory, SyncStats } from './directory.js';
 
 /**
  * Anti-entropy of the directory (docs/directory.md, Anti-entropy), as Serf's push-pull and
@@ -12,15 +11,24 @@ import type { Directory } from './directory.js';
  * XOR of (id, seq) hashes) on every new connection, and one random neighbour every
  * `directorySyncIntervalMs`; each then sends the records of the buckets that differ, in pages of
  * bounded bytes paced by the connection's writability. The receiver verifies every record, and
- * accepts pages only for the buckets its neighbour's digest said differ, up to the records that
- * digest counted there (so a neighbour cannot make it verify more than it announced).
+ * accepts pages only after a digest of the sender's, up to the records that digest counted (so a
+ * neighbour cannot make it judge more than it announced, at most `directoryMaxRecords` a digest).
  *
- * Digest body: flags u8 (bit 0: answer with yours) | 256 × (count u32 | hash 8 bytes).
+ * A node pulls records from one neighbour at a time (the PULL flag of the digest it sends): a node
+ * joining with 20 connections receives the directory once, not 20 times.
+ *
+ * Digest body: flags u8 (bit 0: answer with yours; bit 1: send me your records of the buckets
+ * that differ) | 256 × (count u32 | hash 8 bytes).
  * Records body: count u16 | per record: length u16 | record bytes.
  */
 
 const DIGEST_BYTES = 1 + DIGEST_BUCKETS * 12;
+/** Flag: answer with your digest (the periodic exchange). */
 const ASK = 1;
+/** Flag: send me your records of the buckets that differ. Set toward one neighbour at a time. */
+const PULL = 2;
+/** A pull that has brought nothing for this long is over: another neighbour may be pulled from. */
+const PULL_IDLE_MS = 5_000;
 /** Records a neighbour may send past its digest's count (records that arrived in between), plus a tenth. */
 const SLACK = 16;
 
@@ -47,24 +55,10 @@ export interface SyncOptions {
 
 /** What a neighbour's last digest entitles it to send. */
 interface Session {
-  buckets: Uint8Array;
+  /** Records it may still send. */
   remaining: number;
   /** When its digest was answered, to rate digests. */
   at: number;
-}
-
-/** Counters (`directoryStats().sync`). */
-export interface SyncStats {
-  /** Digests sent and received. */
-  digestsSent: number;
-  digestsReceived: number;
-  /** Digests ignored: sooner than an eighth of an interval after the neighbour's previous one. */
-  digestsIgnored: number;
-  /** Pages of records sent and received, and the records in them. */
-  pagesSent: number;
-  pagesReceived: number;
-  recordsSent: number;
-  recordsReceived: number;
 }
 
 export class DirectorySync {
@@ -75,6 +69,8 @@ export class DirectorySync {
   /** Buckets still to page to a neighbour, and whether a paging job runs for it. */
   private readonly outgoing = new Map<string, { buckets: Set<number>; running: boolean }>();
   private timer: NodeJS.Timeout | undefined;
+  /** The neighbour this node pulls records from now: the records its digest announced in differing buckets, and those received. */
+  private pull: { from: string; expected: number; received: number; lastAt: number } | undefined;
 
   constructor(
     private readonly host: SyncHost,
@@ -108,6 +104,7 @@ export class DirectorySync {
   }
 
   onDisconnected(peerId: string): void {
+    if (this.pull?.from === peerId) this.pull = undefined;
     this.sessions.delete(peerId);
     this.sentAt.delete(peerId);
     this.outgoing.delete(peerId);
@@ -122,8 +119,9 @@ export class DirectorySync {
     // The receiver answers one digest an eighth of an interval; this side sends at most one a quarter.
     if (this.sentRecently(peerId, now)) return;
     this.sentAt.set(peerId, now);
+    const pull = this.canPull(now);
     const body = Buffer.allocUnsafe(DIGEST_BYTES);
-    body[0] = ask ? ASK : 0;
+    body[0] = (ask ? ASK : 0) | (pull ? PULL : 0);
     const table = this.directory.table;
     for (let b = 0; b < DIGEST_BUCKETS; b++) {
       body.writeUInt32BE(table.bucketCounts[b]!, 1 + b * 12);
@@ -133,9 +131,16 @@ export class DirectorySync {
     try {
       this.host.sendDigest(peerId, body);
       this.stats.digestsSent++;
+      if (pull) this.pull = { from: peerId, expected: Infinity, received: 0, lastAt: now };
     } catch (err) {
       this.host.logger.debug?.(`directory digest to ${peerId} not sent: ${(err as Error).message}`);
     }
+  }
+
+  /** Whether no pull is under way: none, or the last one got what it was announced, or went idle. */
+  private canPull(now: number): boolean {
+    const p = this.pull;
+    return !p || p.received >= p.expected || now - p.lastAt > PULL_IDLE_MS;
   }
 
   /** A neighbour's digest. Throws P2PProtocolError when malformed. */
@@ -151,21 +156,30 @@ export class DirectorySync {
       return;
     }
     const table = this.directory.table;
-    const buckets = new Uint8Array(DIGEST_BUCKETS);
     const differing: number[] = [];
     let theirs = 0;
+    let theirsDiffering = 0;
     for (let b = 0; b < DIGEST_BUCKETS; b++) {
       const count = body.readUInt32BE(1 + b * 12);
+      theirs += count;
       const same = count === table.bucketCounts[b] && body.readUInt32BE(5 + b * 12) === table.bucketHashes[b * 2] && body.readUInt32BE(9 + b * 12) === table.bucketHashes[b * 2 + 1];
       if (same) continue;
-      buckets[b] = 1;
       differing.push(b);
-      theirs += count;
+      theirsDiffering += count;
     }
-    const remaining = Math.min(theirs, this.directory.options.maxRecords);
-    this.sessions.set(from, { buckets, remaining: remaining + SLACK + Math.ceil(remaining / 10), at: now });
+    // What the pull from this neighbour will bring (the pages it sends in answer to our PULL).
+    if (this.pull?.from === from && this.pull.expected === Infinity) {
+      this.pull.expected = theirsDiffering;
+      this.pull.lastAt = now;
+    }
+    // Its pages may hold any of its records, in any bucket: which buckets differ can change on either side between
+    // the two digests (a broadcast arriving at one end first), and an honest sender must never be penalised for that.
+    // What bounds them is the count its digest announced, plus what a session still open allowed.
+    const allowed = Math.min(theirs, this.directory.options.maxRecords);
+    const open = last && now - last.at < this.options.intervalMs * 2 ? last.remaining : 0;
+    this.sessions.set(from, { remaining: Math.min(open + allowed + SLACK + Math.ceil(allowed / 10), 2 * this.directory.options.maxRecords + SLACK), at: now });
     if (body[0]! & ASK) this.sendDigest(from, false);
-    if (differing.length > 0) this.page(from, differing);
+    if (body[0]! & PULL && differing.length > 0) this.page(from, differing);
   }
 
   /** A page of records from a neighbour. Throws P2PProtocolError when malformed. */
@@ -185,15 +199,17 @@ export class DirectorySync {
     this.stats.pagesReceived++;
     const session = this.sessions.get(from);
     for (const bytes of records) {
-      // The bucket is the id's first byte, and the id the hash of the key at bytes 1..33: checked by the record's decode.
-      const bucket = bytes.length > 33 ? idFirstByte(bytes) : -1;
-      if (!session || session.remaining <= 0 || bucket < 0 || !session.buckets[bucket]) {
+      if (!session || session.remaining <= 0) {
         this.directory.countRefusal('unsolicited');
         this.host.penalize(from, 'over-budget', 'directory records its digest did not announce', 5);
         return; // the rest of the page is not even looked at
       }
       session.remaining--;
       this.stats.recordsReceived++;
+      if (this.pull?.from === from) {
+        this.pull.received++;
+        this.pull.lastAt = this.now();
+      }
       this.directory.receive(Buffer.from(bytes), { via: 'sync', from });
     }
   }
@@ -249,9 +265,4 @@ export class DirectorySync {
       job.running = false;
     }
   }
-}
-
-/** The first byte of a record's id: SHA-256 of its public key (bytes 1 to 33). */
-function idFirstByte(record: Buffer): number {
-  return createHash('sha256').update(record.subarray(1, 33)).digest()[0]!;
 }

@@ -3,7 +3,7 @@ import { Observable, share } from 'rxjs';
 import type { BanInfo } from '../trust/ban-list.js';
 import type { Metadata } from '../wire/metadata.js';
 import type { BroadcastValidatorFn } from '../broadcast/pipeline.js';
-import type { BroadcastOptions, BroadcastResult, Peer, RequestOptions } from '../node/peer.js';
+import type { BroadcastOptions, BroadcastResult, HandlerInfo, Peer, RequestOptions } from '../node/peer.js';
 import type { PeerEvent, PeerInfo } from '../common/types.js';
 import { P2P_NODE } from './p2p.constants.js';
 import { route, type P2PPattern } from './p2p.route.js';
@@ -163,6 +163,15 @@ export class P2PService implements OnApplicationShutdown {
   /** Lifts the ban on a peer id (and the IP banned with it), or on an IP; false when there was none. */
   unban(peerIdOrIp: string): boolean {
     return this.node.unban(peerIdOrIp);
+  }
+
+  /**
+   * The nodes that handle `pattern` (docs/directory.md): those whose `@MessagePattern` (`kind`
+   * 'request', the default) or `@EventPattern` ('event') matches it, exactly or by a `*` / `>`
+   * wildcard, this node included, sorted by id. A local lookup: every node holds every node's record.
+   */
+  handlers(pattern: P2PPattern, kind: 'request' | 'event' = 'request'): HandlerInfo[] {
+    return this.node.handlers(route(pattern), kind);
   }
 
   /** Closes the node when the app shuts down (`app.close()`, or a signal with `enableShutdownHooks()`). */

@@ -128,7 +128,8 @@ export class DirectoryPart {
   }
 
   stats(): DirectoryStats {
-    return this.directory.stats();
+    const { originated, delivered, duplicates, sent } = this.host.pipeline().router.internalStats;
+    return { ...this.directory.stats(), sync: { ...this.sync.stats }, broadcasts: { originated, delivered, duplicates, sent } };
   }
 }
 

@@ -7,3 +7,4 @@
  */
 export * from './network-sim.js';
 export type { BroadcastStrategy } from '../broadcast/codec.js';
+export { fillDirectory, type DirectoryFill, type DirectoryFillOptions } from './directory.js';

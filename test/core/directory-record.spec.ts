@@ -73,6 +73,7 @@ describe('directory record codec', () => {
     const huge = Buffer.from(bytes);
     huge.writeUInt32BE(0xffffffff, 1 + 32);
     expect(() => decodeRecord(huge, LIMITS)).toThrow(/2\^53/);
+    expect(() => decodeRecord(signRecord(key, { ...fields, issuedAt: fields.seq - 2 ** 31 }), LIMITS)).toThrow(/24 days/);
     expect(RECORD_FIXED_BYTES).toBe(119);
   });
 });
@@ -80,7 +81,7 @@ describe('directory record codec', () => {
 describe('record table', () => {
   const make = (i: number, patterns: string[], seq = 1) => {
     const id = loadIdentity((i + 1).toString(16).padStart(64, '0'));
-    return decodeRecord(signRecord(id, { ...fields, publicKey: id.publicKeyRaw, seq, requests: patterns, events: [] }), LIMITS);
+    return decodeRecord(signRecord(id, { ...fields, publicKey: id.publicKeyRaw, seq: fields.seq + seq, requests: patterns, events: [] }), LIMITS);
   };
 
   it('indexes, replaces and removes; patterns are held once and freed with their last record; the digest follows', () => {
@@ -115,12 +116,34 @@ describe('record table', () => {
     expect(t.distinctPatterns).toBe(0);
   });
 
-  it('gives back the record as signed', () => {
+  it('fills to a maxRecords that is not a power of two (its id table still probes a power of two)', () => {
+    const t = new RecordTable(100);
+    const records = Array.from({ length: 100 }, (_, i) => make(i, ['a']));
+    for (const r of records) t.put(r, 0, 3, 0);
+    expect(t.full).toBe(true);
+    for (const r of records) expect(t.find(r.id)).toBeGreaterThanOrEqual(0);
+    expect(t.find(make(500, []).id)).toBe(-1);
+    for (const r of records) t.remove(t.find(r.id));
+    expect(t.size).toBe(0);
+  });
+
+  it('gives back the record as signed, whatever its address (packed IPv4 or not)', () => {
     const t = new RecordTable(10);
-    const r = make(1, ['a', 'b.*']);
-    t.put(r, 0, 3, 0);
-    const back = t.record(t.find(r.id));
-    expect(encodeRecord(back).equals(encodeRecord(r))).toBe(true);
-    expect(verifyRecord(encodeRecord(back), back.publicKey)).toBe(true);
+    const addresses = ['10.0.0.1:4000', '255.255.255.255:65535', '0.0.0.0:0', '010.0.0.1:4000', '10.0.0.256:1', '1.2.3.4:70000', '[::1]:4000', 'node-a.example:4000', ''];
+    addresses.forEach((address, i) => {
+      const id = loadIdentity((i + 1).toString(16).padStart(64, '0'));
+      const r = decodeRecord(signRecord(id, { ...fields, publicKey: id.publicKeyRaw, address }), LIMITS);
+      t.put(r, 0, 3, 0);
+      const back = t.record(t.find(r.id));
+      expect(back.address).toBe(address);
+      expect(encodeRecord(back).equals(encodeRecord(r))).toBe(true);
+      expect(verifyRecord(encodeRecord(back), back.publicKey)).toBe(true);
+    });
+    // A slot reused by a record with another kind of address keeps no trace of the old one.
+    const first = t.find(decodeRecord(signRecord(loadIdentity('1'.padStart(64, '0')), { ...fields, publicKey: loadIdentity('1'.padStart(64, '0')).publicKeyRaw }), LIMITS).id);
+    t.remove(first);
+    const again = loadIdentity('ff'.padStart(64, '0'));
+    t.put(decodeRecord(signRecord(again, { ...fields, publicKey: again.publicKeyRaw, address: '' }), LIMITS), 0, 3, 0);
+    expect(t.address(t.find(again.peerId))).toBe('');
   });
 });

@@ -28,6 +28,10 @@ describe('directory of handlers from a Nest app', () => {
     expect(lookup('{"kind":"typed","v":1}', 'event')).toEqual([server.id, other.id].sort());
     expect(lookup('note', 'request')).toEqual([]);
     expect(other.node.handlers('echo', 'request').find((h) => h.id === server.id)?.address).toBe(server.address);
+    // P2PService takes Nest patterns (objects normalised as Nest does).
+    expect(other.service.handlers({ cmd: 'sum' }).map((h) => h.id)).toEqual([server.id, other.id].sort());
+    expect(other.service.handlers({ kind: 'typed', v: 1 }, 'event').map((h) => h.id)).toEqual([server.id, other.id].sort());
+    await expect(other.service.broadcast('$p2p.directory', 'x', { scope: 'network' })).rejects.toMatchObject({ code: 'P2P_RESERVED_PATTERN' });
 
     // A handler added while the app runs (wildcard): only the server has it.
     server.app.get(P2PServer).addHandler('math.*', async () => of(1), false);

@@ -113,6 +113,56 @@ describe('directory of handlers (5 nodes in a line, TLS)', () => {
     expect(Object.values(late.directoryStats().refused).every((n) => n === 0)).toBe(true);
   });
 
+  it('a joiner dialing 3 nodes at once pulls the directory from one of them: each record received about once, not 3 times', async () => {
+    const nodes = await line(3);
+    nodes.forEach((p, i) => p.setHandledPatterns({ requests: [`svc.${i}`], events: [] }));
+    await waitFor(() => nodes.every((p) => p.directoryStats().records === 3), 2000, 'the records');
+    const late = await node();
+    await Promise.all(nodes.map((p) => late.connect(`${p.id}@${p.address()}`)));
+    await waitFor(() => late.directoryStats().records === 3, 2000, 'the late joiner to hold every record');
+    await new Promise((r) => setTimeout(r, 300));
+    const { sync } = late.directoryStats();
+    expect(sync.digestsReceived).toBe(3);
+    // One neighbour paged it (one page of 3); the two others, told not to (no PULL flag), sent nothing.
+    expect(sync.recordsReceived).toBe(3);
+    expect(sync.pagesReceived).toBe(1);
+  });
+
+  it('periodic anti-entropy heals an update a relay dropped (the relay forwards nothing and answers no repair)', async () => {
+    const a = await node({ directorySyncIntervalMs: 400 });
+    const relay = await node({ directorySyncIntervalMs: 400, dropRelays: true });
+    const c = await node({ directorySyncIntervalMs: 400 });
+    await relay.connect(`${a.id}@${a.address()}`);
+    await c.connect(`${relay.id}@${relay.address()}`);
+    await waitFor(() => c.peers().length === 1 && a.peers().length === 1, 2000, 'the line');
+    a.setHandledPatterns({ requests: ['healed.*'], events: [] });
+    await waitFor(() => relay.handlers('healed.x', 'request').length === 1, 2000, 'the relay to hold the record');
+    // Not by broadcast: the relay drops it. By the relay's and C's digests, within a few intervals.
+    await waitFor(() => c.handlers('healed.x', 'request').length === 1, 4000, 'anti-entropy to heal C');
+    expect(c.networkBroadcastStats().delivered).toBe(0);
+  });
+
+  it('the record of a node that vanished without a goodbye expires after directoryTtlMs; live nodes re-publish theirs', async () => {
+    const options = { directoryTtlMs: 1500, directoryUpdateRate: 10 };
+    const [a, b] = await line(2, options);
+    const gone = await node(options);
+    await gone.connect(`${b!.id}@${b!.address()}`);
+    b!.setHandledPatterns({ requests: ['live'], events: [] });
+    gone.setHandledPatterns({ requests: ['gone'], events: [] });
+    await waitFor(() => a!.handlers('gone', 'request').length === 1 && a!.handlers('live', 'request').length === 1, 2000, 'both records');
+    // Vanishes: its connection cut, no tombstone (its node is then never heard from again).
+    gone.connection(b!.id)!.raw.destroy();
+    open.splice(open.indexOf(gone), 1);
+    const removed: DirectoryChange[] = [];
+    a!.on('directory', (c: DirectoryChange) => removed.push(c));
+    await waitFor(() => a!.handlers('gone', 'request').length === 0, 3000, 'the record to expire');
+    // Lookups leave it out at once; the sweep (a tenth of the TTL) removes it and says so.
+    await waitFor(() => removed.some((c) => c.id === gone.id && c.change === 'removed'), 1000, 'the removal');
+    expect(a!.handlers('live', 'request').map((h) => h.id)).toEqual([b!.id]);
+    expect(a!.directoryStats().expired).toBeGreaterThanOrEqual(1);
+    await gone.close();
+  });
+
   it('reserved patterns are refused with a typed error and never reach handlers', async () => {
     const [a] = await line(1);
     expect(() => a!.setHandledPatterns({ requests: ['$p2p.directory'], events: [] })).toThrow(P2PReservedPatternError);

@@ -1,0 +1,171 @@
+import { describe, expect, it } from 'vitest';
+import { createNetworkMessage } from '../../src/broadcast/codec.js';
+import { loadIdentity, type Identity } from '../../src/common/identity.js';
+import { DIRECTORY_TOPIC, signRecord, type RecordFields } from '../../src/directory/record.js';
+import type { DirectoryChange } from '../../src/directory/directory.js';
+import type { Peer } from '../../src/node/peer.js';
+import { RING_ROOT } from '../../src/ring/raintree.js';
+import { Encoding } from '../../src/wire/constants.js';
+import { ControlType, encodeControl } from '../../src/wire/control.js';
+import { broadcastMeshes } from '../broadcast-mesh.js';
+import { waitFor } from '../helpers.js';
+import type { RawPeer } from '../raw-peer.js';
+
+/**
+ * Issue 24, hostile input to the directory of handlers (docs/directory.md, Trust): a hand-driven
+ * peer with a valid key, admitted by node V of a 4-node TLS mesh, sends forged, replayed, oversized
+ * and rewritten records, by broadcast and by anti-entropy page. Each is refused, its sender loses
+ * score, nothing reaches the other nodes, and honest lookups keep working.
+ */
+
+const { mesh, raw } = broadcastMeshes();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const ids = (p: Peer, subject: string) => p.handlers(subject, 'request').map((h) => h.id);
+
+function record(identity: Identity, fields: Partial<RecordFields>, key = identity): Buffer {
+  const now = Date.now();
+  return signRecord(key, { publicKey: identity.publicKeyRaw, seq: now, issuedAt: now, leaving: false, address: '', requests: [], events: [], ...fields });
+}
+
+let ts = 0;
+/** `bytes` in a network broadcast that `origin` signs, sent by the raw peer as its first hop. */
+function broadcast(hostile: RawPeer, origin: Identity, bytes: Buffer): void {
+  ts = Math.max(Date.now() * 1000, ts + 1);
+  const m = createNetworkMessage(origin, { timestampUs: ts, encoding: Encoding.Binary, topic: DIRECTORY_TOPIC, payload: bytes, strategy: 'raintree' });
+  hostile.sendBroadcast({ ...m, arc: RING_ROOT });
+}
+
+/** A digest that differs in every bucket and announces `perBucket` records in each: it opens a session for pages. */
+function digest(hostile: RawPeer, perBucket = 4): void {
+  const body = Buffer.alloc(1 + 256 * 12);
+  for (let b = 0; b < 256; b++) {
+    body.writeUInt32BE(perBucket, 1 + b * 12);
+    body.writeUInt32BE(0xdeadbeef, 5 + b * 12);
+  }
+  hostile.write(Buffer.concat(encodeControl({ type: ControlType.DirectoryDigest, body }).chunks));
+}
+
+function page(hostile: RawPeer, records: Buffer[]): void {
+  const parts = [Buffer.alloc(2)];
+  parts[0]!.writeUInt16BE(records.length);
+  for (const r of records) {
+    const length = Buffer.alloc(2);
+    length.writeUInt16BE(r.length);
+    parts.push(length, r);
+  }
+  hostile.write(Buffer.concat(encodeControl({ type: ControlType.DirectoryRecords, body: Buffer.concat(parts) }).chunks));
+}
+
+async function setup(): Promise<{ nodes: Peer[]; v: Peer; victim: Peer; hostile: RawPeer }> {
+  const nodes = await mesh(true, 4);
+  const [v, victim] = nodes as [Peer, Peer];
+  victim.setHandledPatterns({ requests: ['orders.reserve'], events: [] });
+  await waitFor(() => nodes.every((p) => ids(p, 'orders.reserve').length === 1), 2000, 'the honest record');
+  const hostile = await raw(true, v);
+  return { nodes, v, victim, hostile };
+}
+
+const others = (nodes: Peer[], v: Peer) => nodes.filter((p) => p !== v);
+
+describe('directory: hostile records (TLS, 4 nodes and a raw peer)', () => {
+  it("a record claiming another node's id, signed by the attacker: refused by broadcast and by page, sender penalised, not relayed", async () => {
+    const { nodes, v, victim, hostile } = await setup();
+    const forged = record(victim.identity, { seq: Date.now() + 60_000, requests: ['orders.reserve', 'payments.>'], address: '6.6.6.6:666' }, hostile.identity);
+    // In the attacker's own broadcast: its origin is not the record's node.
+    broadcast(hostile, hostile.identity, forged);
+    await waitFor(() => v.directoryStats().refused.wrongOrigin === 1, 2000, 'the refusal');
+    const afterBroadcast = v.peerScore(hostile.identity.peerId);
+    expect(afterBroadcast).toBeLessThan(0);
+    // In an anti-entropy page: the signature is not the victim's.
+    digest(hostile);
+    page(hostile, [forged]);
+    await waitFor(() => v.directoryStats().refused.badSignature === 1, 2000, 'the refusal of the page');
+    expect(v.peerScore(hostile.identity.peerId)).toBeLessThan(afterBroadcast);
+    await sleep(300);
+    for (const p of nodes) {
+      expect(ids(p, 'orders.reserve')).toEqual([victim.id]);
+      expect(p.handlers('orders.reserve', 'request')[0]!.address).toBe(victim.address());
+      expect(ids(p, 'payments.x')).toEqual([]);
+    }
+    for (const p of others(nodes, v)) expect(p.directoryStats().refused).toMatchObject({ wrongOrigin: 0, badSignature: 0 });
+  });
+
+  it('a record replayed after its node changed handlers: refused (no change); penalised when the sender had shown the newer one', async () => {
+    const { nodes, v, victim, hostile } = await setup();
+    // The victim's genuine old record (signed by its key: what a capture gives), then its handlers change.
+    const old = record(victim.identity, { seq: Date.now() - 1000, issuedAt: Date.now() - 1000, requests: ['orders.reserve', 'legacy.api'] });
+    const oldBroadcast = () => broadcast(hostile, victim.identity, old);
+    victim.setHandledPatterns({ requests: ['orders.v2'], events: [] });
+    await waitFor(() => nodes.every((p) => ids(p, 'orders.v2').length === 1), 2000, 'the new record');
+    const changes: DirectoryChange[] = [];
+    v.on('directory', (c: DirectoryChange) => changes.push(c));
+    const score = v.peerScore(hostile.identity.peerId);
+
+    // Replayed as a broadcast (a relay may be late): ignored, unpenalised.
+    oldBroadcast();
+    // In a page, from a sender that never showed the newer version: may be an honest stale copy, ignored.
+    digest(hostile);
+    page(hostile, [old]);
+    await waitFor(() => v.directoryStats().refused.stale === 2, 2000, 'two stale refusals');
+    expect(v.peerScore(hostile.identity.peerId)).toBe(score);
+    // The sender shows it holds the current record (a page with it), then sends the old one: no honest node goes back.
+    page(hostile, [latestOf(victim)]);
+    page(hostile, [old]);
+    await waitFor(() => v.directoryStats().refused.stale === 3, 2000, 'the third stale refusal');
+    await waitFor(() => v.peerScore(hostile.identity.peerId) < score, 2000, 'the penalty');
+    expect(changes).toEqual([]);
+    for (const p of nodes) {
+      expect(ids(p, 'orders.v2')).toEqual([victim.id]);
+      expect(ids(p, 'legacy.api')).toEqual([]);
+      expect(ids(p, 'orders.reserve')).toEqual([]);
+    }
+  });
+
+  it('a record of thousands of patterns: refused whole, its sender penalised, nothing stored or relayed', async () => {
+    const { nodes, v, hostile } = await setup();
+    const huge = record(hostile.identity, { requests: Array.from({ length: 5000 }, (_, i) => `p.${i}`) });
+    broadcast(hostile, hostile.identity, huge);
+    const long = record(hostile.identity, { requests: ['x'.repeat(300)] });
+    broadcast(hostile, hostile.identity, long);
+    await waitFor(() => v.directoryStats().refused.malformed === 2, 2000, 'the refusals');
+    expect(v.peerScore(hostile.identity.peerId)).toBeLessThan(-15); // 10 a refusal, decaying
+    await sleep(300);
+    for (const p of nodes) {
+      expect(p.directoryStats().records).toBe(1);
+      expect(p.directoryStats().patterns).toBe(1);
+    }
+  });
+
+  it('a node rewriting its record in a loop: bounded by the update rate everywhere, penalised until banned; honest updates still flow', async () => {
+    const { nodes, v, victim, hostile } = await setup();
+    const seen = new Map<Peer, number>();
+    for (const p of nodes) p.on('directory', (c: DirectoryChange) => c.id === hostile.identity.peerId && seen.set(p, (seen.get(p) ?? 0) + 1));
+    let sent = 0;
+    for (let i = 0; i < 40 && !hostile.closed; i++, sent++) {
+      broadcast(hostile, hostile.identity, record(hostile.identity, { requests: [`loop.${i}`] }));
+      await sleep(25);
+    }
+    await hostile.whenClosed(3000); // banned: -10 a refused rewrite
+    expect(v.bans().some((b) => b.peerId === hostile.identity.peerId)).toBe(true);
+    // Accepted at most the burst (3) and what the rate refilled in the ~1 s of the loop.
+    expect(v.directoryStats().refused.rate).toBeGreaterThanOrEqual(sent - 5);
+    for (const p of nodes) expect(seen.get(p) ?? 0).toBeLessThanOrEqual(4);
+    // Honest routing unaffected: a new honest record reaches everyone.
+    victim.setHandledPatterns({ requests: ['orders.reserve', 'orders.cancel'], events: [] });
+    await waitFor(() => nodes.every((p) => ids(p, 'orders.cancel').length === 1), 2000, 'the honest update');
+  });
+
+  it('pages nobody asked for: refused unread, the sender penalised', async () => {
+    const { v, hostile } = await setup();
+    const stranger = loadIdentity();
+    page(hostile, [record(stranger, { requests: ['free.lunch'] })]);
+    await waitFor(() => v.directoryStats().refused.unsolicited === 1, 2000, 'the refusal');
+    expect(v.peerScore(hostile.identity.peerId)).toBeLessThan(0);
+    expect(v.handlers('free.lunch', 'request')).toEqual([]);
+  });
+});
+
+/** The victim's current record, as a node that holds it would send it in a page. */
+function latestOf(victim: Peer): Buffer {
+  return (victim as unknown as { directory: { directory: { ownRecord: Buffer } } }).directory.directory.ownRecord;
+}
