@@ -1,0 +1,476 @@
+import { toWireError, type ReplySink } from '../connection/reply-sink.js';
+import type { P2PSocket } from '../connection/socket.js';
+import type { MetricsSink } from '../connection/metrics.js';
+import {
+  P2PConnectionClosedError,
+  P2PNoHandlerError,
+  P2PQueueFullError,
+  P2PRemoteError,
+  P2PTimeoutError,
+} from '../common/errors.js';
+import type { P2PLogger, PeerInfo } from '../common/types.js';
+import { HandlerChoice } from '../directory/handler-choice.js';
+import { decodePayload, encodePayload } from '../wire/codec.js';
+import type { InboundHandler, RequestObserver, RequestOptions } from './messaging.js';
+
+/** A node that handles a pattern, as the directory of handlers names it. */
+export interface HandlerInfo {
+  /** Its peer id. */
+  id: string;
+  /** Where it can be dialed (`host:port`), or null when it does not listen. */
+  address: string | null;
+  /** True for this node itself. */
+  self: boolean;
+}
+
+/**
+ * Which nodes handle a subject, and word when that may have changed: the directory of
+ * handlers (`Peer.handlers` and its `directory` event) or, in tests, a table kept by hand.
+ */
+export interface HandlerLookup {
+  /** The nodes with a handler matching `subject` (exact or wildcard), this node included. */
+  handlers(subject: string, kind: 'request'): HandlerInfo[];
+  /** Calls `listener` whenever a node's handlers may have changed; returns a function that stops it. */
+  onChange(listener: () => void): () => void;
+}
+
+/** What requests to a pattern need from the node. */
+export interface PatternRequestsHost {
+  readonly selfId: string;
+  readonly logger: P2PLogger;
+  isRunning(): boolean;
+  /** Why the node cannot send now (it is not running). */
+  notRunning(): Error;
+  /** The open connections, one per peer id. */
+  connections(): ReadonlyMap<string, P2PSocket>;
+  /** Dials `<peerId>@host:port` (resolves once its hello exchange is done; at once when connected). */
+  dial(address: string): Promise<unknown>;
+  /** Closes a connection this node dialed for requests and no longer uses. */
+  release(peerId: string, why: string): void;
+  /** This node's own handler (the Nest server), which answers requests this node sends itself. */
+  local(): InboundHandler | undefined;
+  /** This node as its own handler's `ctx.getPeer()` sees it. */
+  selfInfo(): PeerInfo;
+  /** A pattern encoded as a frame's topic. */
+  topic(pattern: string): Buffer;
+  metrics(): MetricsSink | undefined;
+}
+
+export interface PatternRequestsOptions {
+  /** The default reply timeout. */
+  timeoutMs: number;
+  /** A connection dialed only for requests is closed after this long without one, ms. */
+  idleMs: number;
+  /** A handler with requests outstanding from which nothing has been read for this long (and 4 × its usual answer time) is passed over, ms. */
+  silentMs: number;
+}
+
+/** A request to a pattern on its way: waiting for a handler, dialing one, or sent. */
+interface PatternRequest {
+  subject: string;
+  data: unknown;
+  observer: RequestObserver;
+  options: RequestOptions;
+  timeoutMs: number;
+  startedAt: number;
+  /** Handlers this request could not be handed to (their dial failed, their queue was full). */
+  skip: Set<string>;
+  /** Why the last handler could not take it. */
+  lastError?: Error;
+  /** Cancels what the request is doing now: its wait, or the request on a connection. */
+  cancel?: () => void;
+  done: boolean;
+}
+
+/**
+ * Requests to a pattern rather than to a peer (`Peer.requestPattern`): each goes to exactly one
+ * node with a matching `@MessagePattern`, as a request to a NATS queue group does, this node
+ * included (answered by its own handler, without a socket). The handler is chosen by
+ * HandlerChoice (src/directory/handler-choice.ts); a handler that is not a neighbour is dialed
+ * directly, and that connection is kept while requests use it (`inUse`), then closed after
+ * `idleMs` without one. While no handler is known the request waits for one, until its timeout.
+ *
+ * At most once: a request is handed to one handler and never re-sent after it may have run. A
+ * request that could not be handed over (the dial failed, the queue was full) tries another.
+ */
+export class PatternRequests {
+  /** Where handlers are looked up; undefined: nowhere yet (every request waits, then fails). */
+  private lookup: HandlerLookup | undefined;
+  private unsubscribe: (() => void) | undefined;
+  readonly choice: HandlerChoice;
+  /** Requests waiting for a handler to become known. */
+  private readonly waiting = new Set<PatternRequest>();
+  /** Per handler, when each of its requests in flight was sent (oldest first). */
+  private readonly outstanding = new Map<string, Map<PatternRequest, number>>();
+  /** Connections this node dialed for requests, with when a request last used each. */
+  private readonly dialed = new Map<string, number>();
+  private idleTimer: NodeJS.Timeout | undefined;
+  /** Dials in flight to handlers, shared by the requests that wait for them. */
+  private readonly dialing = new Map<string, Promise<unknown>>();
+
+  constructor(
+    private readonly host: PatternRequestsHost,
+    private readonly opts: PatternRequestsOptions,
+  ) {
+    this.choice = new HandlerChoice({ retryAfterMs: Math.min(1_000, opts.timeoutMs) });
+  }
+
+  /** Where to look handlers up from now on; waiting requests look again at once. */
+  setLookup(lookup: HandlerLookup | undefined): void {
+    this.unsubscribe?.();
+    this.lookup = lookup;
+    this.unsubscribe = lookup?.onChange(() => this.retryWaiting());
+    this.retryWaiting();
+  }
+
+  /** Sends a request to a node that handles `subject`; the observer gets each reply value. Returns a cancel function. */
+  request(subject: string, data: unknown, observer: RequestObserver, options: RequestOptions = {}): () => void {
+    if (!this.host.isRunning()) throw this.host.notRunning();
+    const req: PatternRequest = {
+      subject,
+      data,
+      observer,
+      options,
+      timeoutMs: options.timeoutMs ?? this.opts.timeoutMs,
+      startedAt: Date.now(),
+      skip: new Set(),
+      done: false,
+    };
+    this.attempt(req);
+    return () => {
+      if (req.done) return;
+      req.done = true;
+      this.waiting.delete(req);
+      req.cancel?.();
+    };
+  }
+
+  /** Whether requests use the connection to `peerId` now (the topology must not close it). */
+  inUse(peerId: string): boolean {
+    return (this.outstanding.get(peerId)?.size ?? 0) > 0;
+  }
+
+  /** The node is closing: waiting requests fail, timers stop. */
+  stop(): void {
+    clearInterval(this.idleTimer);
+    this.idleTimer = undefined;
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+    for (const req of [...this.waiting]) this.fail(req, this.host.notRunning());
+    this.dialed.clear();
+  }
+
+  private retryWaiting(): void {
+    for (const req of [...this.waiting]) {
+      this.waiting.delete(req);
+      req.cancel?.();
+      req.cancel = undefined;
+      this.attempt(req);
+    }
+  }
+
+  /** Hands the request to a handler, or waits for one. */
+  private attempt(req: PatternRequest): void {
+    if (req.done) return;
+    if (!this.host.isRunning()) return this.fail(req, this.host.notRunning());
+    const candidates = this.candidates(req);
+    const id = this.choice.choose(
+      candidates.map((h) => h.id),
+      (id) => this.silent(id),
+    );
+    if (id === undefined) return this.wait(req);
+    const handler = candidates.find((h) => h.id === id)!;
+    if (handler.self) return this.local(req);
+    const socket = this.host.connections().get(id);
+    if (socket?.isOpen) return this.send(req, id, socket);
+    this.dial(req, handler);
+  }
+
+  /** Known handlers this request may go to: this node when it has a handler, others when connected or dialable. */
+  private candidates(req: PatternRequest): HandlerInfo[] {
+    const all = this.lookup?.handlers(req.subject, 'request') ?? [];
+    const connections = this.host.connections();
+    return all.filter((h) => {
+      if (req.skip.has(h.id)) return false;
+      if (h.self || h.id === this.host.selfId) return h.id === this.host.selfId && this.host.local() !== undefined;
+      return connections.has(h.id) || h.address !== null;
+    });
+  }
+
+  /** No handler to hand it to: wait for the directory to name one, until the request's timeout. */
+  private wait(req: PatternRequest): void {
+    const left = req.timeoutMs - (Date.now() - req.startedAt);
+    if (left <= 0) return this.noHandler(req);
+    this.waiting.add(req);
+    const timer = setTimeout(() => {
+      if (!this.waiting.delete(req)) return;
+      this.noHandler(req);
+    }, left);
+    req.cancel = () => clearTimeout(timer);
+  }
+
+  private noHandler(req: PatternRequest): void {
+    const err = new P2PNoHandlerError(req.subject, Date.now() - req.startedAt, req.lastError);
+    this.host.metrics()?.error(err.constructor.name);
+    this.fail(req, err);
+  }
+
+  private fail(req: PatternRequest, err: Error): void {
+    if (req.done) return;
+    req.done = true;
+    this.waiting.delete(req);
+    req.cancel?.();
+    req.observer.error(err);
+  }
+
+  /** A handler that is not a neighbour: dialed directly at the address its record gives (its id is checked by TLS). */
+  private dial(req: PatternRequest, handler: HandlerInfo): void {
+    const id = handler.id;
+    this.choice.started(id);
+    let cancelled = false;
+    req.cancel = () => void (cancelled = true);
+    let dialing = this.dialing.get(id);
+    if (!dialing) {
+      // One dial per handler, however many requests wait for it (each dial in flight holds a place under maxOutbound).
+      dialing = this.host.dial(`${id}@${handler.address}`).finally(() => this.dialing.delete(id));
+      this.dialing.set(id, dialing);
+    }
+    dialing.then(
+      () => {
+        this.choice.ended(id);
+        if (cancelled || req.done) return;
+        const socket = this.host.connections().get(id);
+        if (!socket?.isOpen) return this.skip(req, id, new P2PConnectionClosedError('connection closed after it was dialed', { peerId: id, address: handler.address ?? undefined }));
+        if (!this.dialed.has(id)) this.host.logger.debug?.(`dialed handler ${id} at ${handler.address} for "${req.subject}"`);
+        this.dialed.set(id, Date.now());
+        this.watchIdle();
+        this.send(req, id, socket);
+      },
+      (err: Error) => {
+        this.choice.ended(id);
+        this.choice.failed(id);
+        if (cancelled || req.done) return;
+        this.skip(req, id, err);
+      },
+    );
+  }
+
+  /** The request could not be handed to `id` (it never ran there): another handler is tried. */
+  private skip(req: PatternRequest, id: string, err: Error): void {
+    this.host.logger.debug?.(`request to "${req.subject}" not handed to ${id}: ${err.message}`);
+    req.skip.add(id);
+    req.lastError = err;
+    req.cancel = undefined;
+    this.attempt(req);
+  }
+
+  /** Sends the request on the handler's connection. */
+  private send(req: PatternRequest, id: string, socket: P2PSocket): void {
+    if (this.dialed.has(id)) this.dialed.set(id, Date.now());
+    const sentAt = Date.now();
+    let answered = false;
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      this.choice.ended(id);
+      this.untrack(id, req);
+    };
+    const answer = () => {
+      if (answered) return;
+      answered = true;
+      this.choice.replied(id, Date.now() - sentAt);
+    };
+    const observer: RequestObserver = {
+      next: (value) => {
+        answer();
+        req.observer.next(value);
+      },
+      error: (err) => {
+        // A handler's own error is an answer: it is alive. A timeout or a lost connection is not.
+        if (err instanceof P2PRemoteError) answer();
+        else this.choice.failed(id);
+        end();
+        req.done = true;
+        req.observer.error(err);
+      },
+      complete: () => {
+        answer();
+        end();
+        req.done = true;
+        req.observer.complete();
+      },
+    };
+    this.choice.started(id);
+    this.track(id, req, sentAt);
+    const deadlineMs = req.options.deadlineMs === undefined ? undefined : Math.max(1, req.options.deadlineMs - (sentAt - req.startedAt));
+    try {
+      const cancel = socket.request(req.subject, this.host.topic(req.subject), req.data, req.timeoutMs, observer, deadlineMs, req.options.metadata);
+      req.cancel = () => {
+        cancel();
+        end();
+      };
+    } catch (err) {
+      end();
+      // Not sent, so it cannot have run: a full queue or a closing connection sends it elsewhere. A request too large fails.
+      if (err instanceof P2PQueueFullError || err instanceof P2PConnectionClosedError) return this.skip(req, id, err);
+      req.done = true;
+      req.observer.error(err as Error);
+      return;
+    }
+    this.host.metrics()?.routed?.(req.subject, id);
+  }
+
+  /** This node handles the subject itself: its own handler answers, through the same encoding a peer's request goes through. */
+  private local(req: PatternRequest): void {
+    const handler = this.host.local()!;
+    const id = this.host.selfId;
+    const sentAt = Date.now();
+    const sink = this.host.metrics();
+    let ended = false;
+    let answered = false;
+    let gap: NodeJS.Timeout | undefined;
+    let deadline: NodeJS.Timeout | undefined;
+    const end = () => {
+      ended = true;
+      req.done = true;
+      clearTimeout(gap);
+      clearTimeout(deadline);
+      this.choice.ended(id);
+      this.untrack(id, req);
+    };
+    const outcome = (what: 'ok' | 'remote_error' | 'timeout') => sink?.request(req.subject, (Date.now() - sentAt) / 1000, what);
+    const timeout = (ms: number, isDeadline: boolean) => () => {
+      if (ended) return;
+      end();
+      this.choice.failed(id);
+      outcome('timeout');
+      const err = new P2PTimeoutError(req.subject, ms, { peerId: id }, isDeadline);
+      sink?.error(err.constructor.name);
+      req.observer.error(err);
+    };
+    const arm = () => {
+      clearTimeout(gap);
+      gap = setTimeout(timeout(req.timeoutMs, false), req.timeoutMs);
+    };
+    const answer = () => {
+      if (answered) return;
+      answered = true;
+      this.choice.replied(id, Date.now() - sentAt);
+    };
+    const reply: ReplySink = {
+      next: (value) => {
+        if (ended) return;
+        answer();
+        arm();
+        let copy: unknown;
+        try {
+          copy = roundTrip(value);
+        } catch (err) {
+          host.logger.warn(`reply to "${req.subject}" is not serialisable: ${(err as Error).message}`);
+          return;
+        }
+        req.observer.next(copy);
+      },
+      error: (err) => {
+        if (ended) return;
+        answer();
+        end();
+        outcome('remote_error');
+        const remote = new P2PRemoteError(JSON.parse(JSON.stringify(toWireError(err)) ?? 'null'), { peerId: id });
+        sink?.error(remote.constructor.name);
+        req.observer.error(remote);
+      },
+      complete: () => {
+        if (ended) return;
+        answer();
+        end();
+        outcome('ok');
+        req.observer.complete();
+      },
+    };
+    const host = this.host;
+    this.choice.started(id);
+    this.track(id, req, sentAt);
+    arm();
+    const deadlineMs = req.options.deadlineMs;
+    if (deadlineMs !== undefined) deadline = setTimeout(timeout(deadlineMs, true), Math.max(1, deadlineMs - (sentAt - req.startedAt)));
+    req.cancel = () => {
+      if (!ended) end();
+    };
+    sink?.routed?.(req.subject, id);
+    let data: unknown;
+    try {
+      // The handler gets a copy, as a peer's handler would: it cannot change the caller's object, nor the caller its.
+      data = roundTrip(req.data);
+    } catch (err) {
+      end();
+      req.observer.error(err as Error);
+      return;
+    }
+    // Never in the caller's stack: as over a socket, the first reply comes after request() has returned.
+    queueMicrotask(() => {
+      if (ended) return;
+      try {
+        handler.onRequest(host.selfInfo(), req.subject, data, reply, req.options.metadata);
+      } catch (err) {
+        reply.error(err);
+      }
+    });
+  }
+
+  /**
+   * Whether `id` has gone silent: a request to it has been outstanding longer than `silentMs` and
+   * 4 × its usual answer time, and nothing at all has been read from its connection since that
+   * request was sent (not even a pong). A frozen process is passed over before its requests time out.
+   */
+  private silent(id: string): boolean {
+    const oldest = this.outstanding.get(id)?.values().next().value;
+    if (oldest === undefined) return false;
+    const socket = this.host.connections().get(id);
+    if (!socket) return false;
+    const waited = Date.now() - oldest;
+    const usual = this.choice.latencyMs(id) ?? 0;
+    return waited > Math.max(this.opts.silentMs, 4 * usual) && socket.lastReadAt < oldest;
+  }
+
+  private track(id: string, req: PatternRequest, sentAt: number): void {
+    let map = this.outstanding.get(id);
+    if (!map) this.outstanding.set(id, (map = new Map()));
+    map.set(req, sentAt);
+  }
+
+  private untrack(id: string, req: PatternRequest): void {
+    const map = this.outstanding.get(id);
+    if (!map?.delete(req)) return;
+    if (map.size === 0) this.outstanding.delete(id);
+    if (this.dialed.has(id)) this.dialed.set(id, Date.now());
+  }
+
+  /** Closes connections dialed for requests once idle for `idleMs` (the topology redials what it needs itself). */
+  private watchIdle(): void {
+    if (this.idleTimer) return;
+    this.idleTimer = setInterval(() => {
+      const now = Date.now();
+      const connections = this.host.connections();
+      for (const [id, lastUsed] of this.dialed) {
+        if (!connections.has(id)) this.dialed.delete(id);
+        else if (!this.inUse(id) && now - lastUsed >= this.opts.idleMs) {
+          this.dialed.delete(id);
+          this.host.release(id, `no request to its handlers for ${this.opts.idleMs} ms`);
+        }
+      }
+      if (this.dialed.size === 0) {
+        clearInterval(this.idleTimer);
+        this.idleTimer = undefined;
+      }
+    }, Math.max(50, Math.min(this.opts.idleMs / 2, 10_000)));
+    this.idleTimer.unref();
+  }
+}
+
+/** A value as the other end of a socket would get it. */
+function roundTrip(value: unknown): unknown {
+  const { encoding, bytes } = encodePayload(value);
+  return decodePayload(encoding, bytes);
+}
