@@ -15,6 +15,8 @@ export interface MetricsSink {
   error(type: string): void;
   /** A request to a pattern (`requestPattern`) was handed to the handler node `handlerId` (this node's own id when it answers itself). */
   routed?(subject: string, handlerId: string): void;
+  /** A request to a pattern failed with P2PNoHandlerError (reported as an error too). */
+  noHandler?(subject: string): void;
 }
 
 /**

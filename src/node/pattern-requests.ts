@@ -211,7 +211,9 @@ export class PatternRequests {
 
   private noHandler(req: PatternRequest): void {
     const err = new P2PNoHandlerError(req.subject, Date.now() - req.startedAt, req.lastError);
-    this.host.metrics()?.error(err.constructor.name);
+    const sink = this.host.metrics();
+    sink?.error(err.constructor.name);
+    sink?.noHandler?.(req.subject);
     this.fail(req, err);
   }
 

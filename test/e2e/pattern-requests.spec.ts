@@ -4,6 +4,8 @@ import type { InboundHandler, RequestOptions } from '../../src/node/peer.js';
 import { P2PConnectionClosedError, P2PNoHandlerError, P2PRemoteError, P2PTimeoutError } from '../../src/common/errors.js';
 import { HandlerTable } from '../pattern-lookup.js';
 import { MODES, waitFor } from '../helpers.js';
+import { Registry } from 'prom-client';
+import { P2PMetrics } from '../../src/nest/p2p.metrics.js';
 
 /** A node's handlers: `math.*` sums and says who answered, `streaming.*` streams three values, `exception` fails, `hang` never answers. */
 function mathHandler(self: () => string, hang = false): InboundHandler {
@@ -159,5 +161,27 @@ describe.each(MODES)('requests to a pattern between core nodes ($mode)', ({ tls 
     expect(err).toBeInstanceOf(P2PRemoteError);
     expect((err as P2PRemoteError).error).toEqual({ code: 'E_BAD', message: 'bad input' });
     expect(self.peers()).toHaveLength(0);
+  });
+
+  it('metrics: requests by chosen handler, P2P_NO_HANDLER errors by pattern', async () => {
+    const [a, b, client] = [await node(mathHandler), await node(mathHandler), await node()];
+    const table = new HandlerTable();
+    table.add('math.*', a);
+    table.add('math.*', b);
+    table.attach(a, b, client);
+    const registry = new Registry();
+    const metrics = new P2PMetrics(client, registry);
+    try {
+      await Promise.all(Array.from({ length: 30 }, () => ask(client, 'math.sum', [1])));
+      await ask(client, 'nobody.home', null, { timeoutMs: 50 }).catch(() => undefined);
+      const json = (await registry.getMetricsAsJSON()) as Array<{ name: string; values: Array<{ value: number; labels: Record<string, string> }> }>;
+      const routed = json.find((m) => m.name === 'p2p_pattern_requests_total')!.values;
+      expect(routed.map((v) => v.labels.handler).sort()).toEqual([a.id, b.id].sort());
+      expect(routed.reduce((sum, v) => sum + v.value, 0)).toBe(30);
+      expect(json.find((m) => m.name === 'p2p_no_handler_total')!.values).toEqual([expect.objectContaining({ value: 1, labels: { pattern: 'nobody.home' } })]);
+      expect(json.find((m) => m.name === 'p2p_errors_total')!.values).toContainEqual(expect.objectContaining({ value: 1, labels: { type: 'P2PNoHandlerError' } }));
+    } finally {
+      metrics.onModuleDestroy();
+    }
   });
 });
