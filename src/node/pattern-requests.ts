@@ -102,8 +102,10 @@ export class PatternRequests {
   private readonly waiting = new Set<PatternRequest>();
   /** Per handler, when each of its requests in flight was sent (oldest first). */
   private readonly outstanding = new Map<string, Map<PatternRequest, number>>();
-  /** Connections this node dialed for requests, with when a request last used each. */
-  private readonly dialed = new Map<string, number>();
+  /** Handlers' connections requests used in the last `idleMs`, with when each was last used. */
+  private readonly used = new Map<string, number>();
+  /** Of those, the connections this node dialed for requests (closed again once idle). */
+  private readonly dialed = new Set<string>();
   private idleTimer: NodeJS.Timeout | undefined;
   /** Dials in flight to handlers, shared by the requests that wait for them. */
   private readonly dialing = new Map<string, Promise<unknown>>();
@@ -145,9 +147,11 @@ export class PatternRequests {
     };
   }
 
-  /** Whether requests use the connection to `peerId` now (the topology must not close it). */
+  /** Whether requests use the connection to `peerId` (one in flight, or one within `idleMs`): the topology must not close it. */
   inUse(peerId: string): boolean {
-    return (this.outstanding.get(peerId)?.size ?? 0) > 0;
+    if ((this.outstanding.get(peerId)?.size ?? 0) > 0) return true;
+    const last = this.used.get(peerId);
+    return last !== undefined && Date.now() - last < this.opts.idleMs;
   }
 
   /** The node is closing: waiting requests fail, timers stop. */
@@ -158,6 +162,7 @@ export class PatternRequests {
     this.unsubscribe = undefined;
     for (const req of [...this.waiting]) this.fail(req, this.host.notRunning());
     this.dialed.clear();
+    this.used.clear();
   }
 
   private retryWaiting(): void {
@@ -244,8 +249,7 @@ export class PatternRequests {
         const socket = this.host.connections().get(id);
         if (!socket?.isOpen) return this.skip(req, id, new P2PConnectionClosedError('connection closed after it was dialed', { peerId: id, address: handler.address ?? undefined }));
         if (!this.dialed.has(id)) this.host.logger.debug?.(`dialed handler ${id} at ${handler.address} for "${req.subject}"`);
-        this.dialed.set(id, Date.now());
-        this.watchIdle();
+        this.dialed.add(id);
         this.send(req, id, socket);
       },
       (err: Error) => {
@@ -268,8 +272,8 @@ export class PatternRequests {
 
   /** Sends the request on the handler's connection. */
   private send(req: PatternRequest, id: string, socket: P2PSocket): void {
-    if (this.dialed.has(id)) this.dialed.set(id, Date.now());
     const sentAt = Date.now();
+    this.touch(id);
     let answered = false;
     let ended = false;
     const end = () => {
@@ -446,23 +450,27 @@ export class PatternRequests {
     const map = this.outstanding.get(id);
     if (!map?.delete(req)) return;
     if (map.size === 0) this.outstanding.delete(id);
-    if (this.dialed.has(id)) this.dialed.set(id, Date.now());
+    if (id !== this.host.selfId) this.touch(id);
   }
 
-  /** Closes connections dialed for requests once idle for `idleMs` (the topology redials what it needs itself). */
+  private touch(id: string): void {
+    this.used.delete(id); // re-inserted last: the map stays in order of last use
+    this.used.set(id, Date.now());
+    this.watchIdle();
+  }
+
+  /** Forgets connections unused for `idleMs`, and closes those dialed for requests (the topology redials what it needs itself). */
   private watchIdle(): void {
     if (this.idleTimer) return;
     this.idleTimer = setInterval(() => {
-      const now = Date.now();
       const connections = this.host.connections();
-      for (const [id, lastUsed] of this.dialed) {
-        if (!connections.has(id)) this.dialed.delete(id);
-        else if (!this.inUse(id) && now - lastUsed >= this.opts.idleMs) {
-          this.dialed.delete(id);
-          this.host.release(id, `no request to its handlers for ${this.opts.idleMs} ms`);
-        }
+      for (const id of this.dialed) if (!connections.has(id)) this.dialed.delete(id);
+      for (const id of [...this.used.keys()]) {
+        if (this.inUse(id)) continue;
+        this.used.delete(id);
+        if (this.dialed.delete(id)) this.host.release(id, `no request to its handlers for ${this.opts.idleMs} ms`);
       }
-      if (this.dialed.size === 0) {
+      if (this.used.size === 0 && this.dialed.size === 0) {
         clearInterval(this.idleTimer);
         this.idleTimer = undefined;
       }

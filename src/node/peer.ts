@@ -27,8 +27,6 @@ import { PatternRequests, type HandlerLookup } from './pattern-requests.js';
 
 export type { PeerOptions };
 
-/** A connection dialed only to reach a handler is closed after this long without a request on it, ms. */
-const PATTERN_CONNECTION_IDLE_MS = 60_000;
 /** A handler with a request outstanding this long and nothing read from it since is passed over, ms (see PatternRequests). */
 const SILENT_HANDLER_MS = 1_000;
 export type { BroadcastOptions, BroadcastResult, InboundHandler, RequestObserver, RequestOptions };
@@ -109,7 +107,7 @@ export class Peer extends EventEmitter {
         topic: (pattern) => this.messaging.topic(pattern),
         metrics: this.metricsRef,
       },
-      { timeoutMs: this.opts.timeoutMs, idleMs: PATTERN_CONNECTION_IDLE_MS, silentMs: SILENT_HANDLER_MS },
+      { timeoutMs: this.opts.timeoutMs, idleMs: this.opts.handlerIdleMs, silentMs: SILENT_HANDLER_MS },
     );
     this.dials = new Dials({ ...links, notRunning: () => this.notRunning(), wrap: (stream, id, proven) => this.wrap(stream, 'outbound', id, proven) }, this.opts);
     this.inbound = new Inbound(

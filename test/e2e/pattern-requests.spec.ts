@@ -163,6 +163,30 @@ describe.each(MODES)('requests to a pattern between core nodes ($mode)', ({ tls 
     expect(self.peers()).toHaveLength(0);
   });
 
+  it('a connection dialed for requests is kept while they use it and closed after handlerIdleMs without one; a neighbour\'s is left alone', async () => {
+    const [a, b] = [await node(mathHandler), await node(mathHandler)];
+    const client = new Peer({ listen: '127.0.0.1:0', tls, peerExchange: false, handlerIdleMs: 300 });
+    nodes.push(client);
+    await client.start();
+    await client.connect(`${b.id}@${b.address()}`);
+    const table = new HandlerTable();
+    table.add('math.*', a);
+    table.add('stats.*', b);
+    table.attach(a, b, client);
+    const started = Date.now();
+    while (Date.now() - started < 900) {
+      await ask(client, 'math.sum', [1]);
+      await ask(client, 'stats.x', [1]);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // Used all along: still connected, long after handlerIdleMs.
+    expect(client.peers().map((p) => p.id).sort()).toEqual([a.id, b.id].sort());
+    expect(client.patternRouting.inUse(a.id)).toBe(true);
+    await waitFor(() => !client.peers().some((p) => p.id === a.id), 3_000, 'the idle connection to a to close');
+    // b was a neighbour before any request: not this node's to close.
+    expect(client.peers().map((p) => p.id)).toEqual([b.id]);
+  });
+
   it('metrics: requests by chosen handler, P2P_NO_HANDLER errors by pattern', async () => {
     const [a, b, client] = [await node(mathHandler), await node(mathHandler), await node()];
     const table = new HandlerTable();
