@@ -11,6 +11,7 @@ import {
 import type { P2PLogger, PeerInfo } from '../common/types.js';
 import { HandlerChoice } from '../directory/handler-choice.js';
 import { decodePayload, encodePayload } from '../wire/codec.js';
+import { GoodbyeReason } from '../wire/control.js';
 import type { InboundHandler, RequestObserver, RequestOptions } from './messaging.js';
 
 /** A node that handles a pattern, as the directory of handlers names it. */
@@ -293,6 +294,12 @@ export class PatternRequests {
         req.observer.next(value);
       },
       error: (err) => {
+        // A handler at its maxPeers accepts the hello, then closes without reading a request: it never ran there.
+        if (!answered && err instanceof P2PConnectionClosedError && socket.goodbyeReceived === GoodbyeReason.InboundLimit) {
+          end();
+          this.choice.failed(id);
+          return this.skip(req, id, err);
+        }
         // A handler's own error is an answer: it is alive. A timeout or a lost connection is not.
         if (err instanceof P2PRemoteError) answer();
         else this.choice.failed(id);

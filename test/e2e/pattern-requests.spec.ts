@@ -187,6 +187,24 @@ describe.each(MODES)('requests to a pattern between core nodes ($mode)', ({ tls 
     expect(client.peers().map((p) => p.id)).toEqual([b.id]);
   });
 
+  it('a handler at its maxPeers refuses the dial: the request never ran there and goes to another handler', async () => {
+    const full = new Peer({ listen: '127.0.0.1:0', tls, peerExchange: false, maxPeers: 1 });
+    nodes.push(full);
+    full.setHandler(mathHandler(() => full.id));
+    await full.start();
+    const [filler, b, client] = [await node(), await node(mathHandler), await node()];
+    await filler.connect(`${full.id}@${full.address()}`);
+    const table = new HandlerTable();
+    table.add('math.*', full);
+    table.attach(full, b, client);
+    const err = await ask(client, 'math.sum', [1], { timeoutMs: 500 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(P2PNoHandlerError);
+    expect((err as Error).message).toContain('no reachable node');
+    table.add('math.*', b);
+    const replies = await Promise.all(Array.from({ length: 10 }, () => ask(client, 'math.sum', [1], { timeoutMs: 2_000 })));
+    for (const [reply] of replies) expect((reply as { by: string }).by).toBe(b.id);
+  });
+
   it('metrics: requests by chosen handler, P2P_NO_HANDLER errors by pattern', async () => {
     const [a, b, client] = [await node(mathHandler), await node(mathHandler), await node()];
     const table = new HandlerTable();
