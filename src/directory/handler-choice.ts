@@ -24,6 +24,8 @@ interface HandlerStats {
   blockedUntil: number;
   /** A single request is probing it after a failure. */
   probing: boolean;
+  /** When it last answered, or when a request was sent it while none was in flight: a handler with requests in flight that has said nothing since is getting slow, or silent. */
+  since: number;
   lastUsed: number;
 }
 
@@ -77,8 +79,10 @@ export class HandlerChoice {
   /** A request is on its way to `id` (a failing handler chosen now is being probed). */
   started(id: string): void {
     const s = this.entry(id);
+    const now = this.now();
+    if (s.inFlight === 0) s.since = now;
     s.inFlight++;
-    s.lastUsed = this.now();
+    s.lastUsed = now;
     if (s.failures > 0) s.probing = true;
   }
 
@@ -86,6 +90,7 @@ export class HandlerChoice {
   replied(id: string, ms: number): void {
     const s = this.entry(id);
     s.ewmaMs = s.ewmaMs === undefined ? ms : s.ewmaMs + ALPHA * (ms - s.ewmaMs);
+    s.since = this.now();
     s.failures = 0;
     s.blockedUntil = 0;
     s.probing = false;
@@ -115,6 +120,12 @@ export class HandlerChoice {
   /** Requests in flight to `id`. */
   inFlight(id: string): number {
     return this.stats.get(id)?.inFlight ?? 0;
+  }
+
+  /** With requests in flight to `id`: since when it has said nothing (no answer since, and none in flight before); else undefined. */
+  quietSince(id: string): number | undefined {
+    const s = this.stats.get(id);
+    return s && s.inFlight > 0 ? s.since : undefined;
   }
 
   /** The smoothed time to answer of `id`, ms, if measured. */
@@ -170,7 +181,7 @@ export class HandlerChoice {
     let s = this.stats.get(id);
     if (!s) {
       if (this.stats.size >= this.maxTracked) this.evictIdle();
-      s = { ewmaMs: undefined, inFlight: 0, failures: 0, blockedUntil: 0, probing: false, lastUsed: this.now() };
+      s = { ewmaMs: undefined, inFlight: 0, failures: 0, blockedUntil: 0, probing: false, lastUsed: this.now(), since: 0 };
       this.stats.set(id, s);
     }
     return s;

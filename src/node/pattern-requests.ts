@@ -74,8 +74,8 @@ interface PatternRequest {
   options: RequestOptions;
   timeoutMs: number;
   startedAt: number;
-  /** Handlers this request could not be handed to (their dial failed, their queue was full). */
-  skip: Set<string>;
+  /** Handlers this request could not be handed to (their dial failed, their queue was full); made when first needed. */
+  skip?: Set<string>;
   /** Why the last handler could not take it. */
   lastError?: Error;
   /** Cancels what the request is doing now: its wait, or the request on a connection. */
@@ -101,8 +101,6 @@ export class PatternRequests {
   readonly choice: HandlerChoice;
   /** Requests waiting for a handler to become known. */
   private readonly waiting = new Set<PatternRequest>();
-  /** Per handler, when each of its requests in flight was sent (oldest first). */
-  private readonly outstanding = new Map<string, Map<PatternRequest, number>>();
   /** Handlers' connections requests used in the last `idleMs`, with when each was last used. */
   private readonly used = new Map<string, number>();
   /** Of those, the connections this node dialed for requests (closed again once idle). */
@@ -136,7 +134,6 @@ export class PatternRequests {
       options,
       timeoutMs: options.timeoutMs ?? this.opts.timeoutMs,
       startedAt: Date.now(),
-      skip: new Set(),
       done: false,
     };
     this.attempt(req);
@@ -150,7 +147,7 @@ export class PatternRequests {
 
   /** Whether requests use the connection to `peerId` (one in flight, or one within `idleMs`): the topology must not close it. */
   inUse(peerId: string): boolean {
-    if ((this.outstanding.get(peerId)?.size ?? 0) > 0) return true;
+    if (this.choice.inFlight(peerId) > 0) return true;
     const last = this.used.get(peerId);
     return last !== undefined && Date.now() - last < this.opts.idleMs;
   }
@@ -180,16 +177,22 @@ export class PatternRequests {
     if (req.done) return;
     if (!this.host.isRunning()) return this.fail(req, this.host.notRunning());
     const candidates = this.candidates(req);
+    if (candidates.length === 0) return this.wait(req);
+    // One handler (the usual case for a pattern a single service answers): no choice to make.
+    const handler = candidates.length === 1 ? candidates[0]! : this.choose(candidates);
+    const id = handler.id;
+    if (id === this.host.selfId) return this.local(req);
+    const socket = this.host.connections().get(id);
+    if (socket?.isOpen) return this.send(req, id, socket);
+    this.dial(req, handler);
+  }
+
+  private choose(candidates: HandlerInfo[]): HandlerInfo {
     const id = this.choice.choose(
       candidates.map((h) => h.id),
       (id) => this.silent(id),
     );
-    if (id === undefined) return this.wait(req);
-    const handler = candidates.find((h) => h.id === id)!;
-    if (handler.self) return this.local(req);
-    const socket = this.host.connections().get(id);
-    if (socket?.isOpen) return this.send(req, id, socket);
-    this.dial(req, handler);
+    return candidates.find((h) => h.id === id)!;
   }
 
   /** Known handlers this request may go to: this node when it has a handler, others when connected or dialable. */
@@ -197,7 +200,7 @@ export class PatternRequests {
     const all = this.lookup?.handlers(req.subject, 'request') ?? [];
     const connections = this.host.connections();
     return all.filter((h) => {
-      if (req.skip.has(h.id)) return false;
+      if (req.skip?.has(h.id)) return false;
       if (h.self || h.id === this.host.selfId) return h.id === this.host.selfId && this.host.local() !== undefined;
       return connections.has(h.id) || h.address !== null;
     });
@@ -265,7 +268,7 @@ export class PatternRequests {
   /** The request could not be handed to `id` (it never ran there): another handler is tried. */
   private skip(req: PatternRequest, id: string, err: Error): void {
     this.host.logger.debug?.(`request to "${req.subject}" not handed to ${id}: ${err.message}`);
-    req.skip.add(id);
+    (req.skip ??= new Set()).add(id);
     req.lastError = err;
     req.cancel = undefined;
     this.attempt(req);
@@ -274,14 +277,14 @@ export class PatternRequests {
   /** Sends the request on the handler's connection. */
   private send(req: PatternRequest, id: string, socket: P2PSocket): void {
     const sentAt = Date.now();
-    this.touch(id);
+    this.touch(id, sentAt);
     let answered = false;
     let ended = false;
     const end = () => {
       if (ended) return;
       ended = true;
       this.choice.ended(id);
-      this.untrack(id, req);
+      this.touch(id);
     };
     const answer = () => {
       if (answered) return;
@@ -315,7 +318,6 @@ export class PatternRequests {
       },
     };
     this.choice.started(id);
-    this.track(id, req, sentAt);
     const deadlineMs = req.options.deadlineMs === undefined ? undefined : Math.max(1, req.options.deadlineMs - (sentAt - req.startedAt));
     try {
       const cancel = socket.request(req.subject, this.host.topic(req.subject), req.data, req.timeoutMs, observer, deadlineMs, req.options.metadata);
@@ -350,7 +352,6 @@ export class PatternRequests {
       clearTimeout(gap);
       clearTimeout(deadline);
       this.choice.ended(id);
-      this.untrack(id, req);
     };
     const outcome = (what: 'ok' | 'remote_error' | 'timeout') => sink?.request(req.subject, (Date.now() - sentAt) / 1000, what);
     const timeout = (ms: number, isDeadline: boolean) => () => {
@@ -404,7 +405,6 @@ export class PatternRequests {
     };
     const host = this.host;
     this.choice.started(id);
-    this.track(id, req, sentAt);
     arm();
     const deadlineMs = req.options.deadlineMs;
     if (deadlineMs !== undefined) deadline = setTimeout(timeout(deadlineMs, true), Math.max(1, deadlineMs - (sentAt - req.startedAt)));
@@ -433,37 +433,23 @@ export class PatternRequests {
   }
 
   /**
-   * Whether `id` has gone silent: a request to it has been outstanding longer than `silentMs` and
-   * 4 × its usual answer time, and nothing at all has been read from its connection since that
-   * request was sent (not even a pong). A frozen process is passed over before its requests time out.
+   * Whether `id` has gone silent: it has had requests in flight, and answered none of them, for
+   * longer than `silentMs` and 4 × its usual answer time, and nothing at all has been read from its
+   * connection in that time (not even a pong). A frozen process is passed over before its requests time out.
    */
   private silent(id: string): boolean {
-    const oldest = this.outstanding.get(id)?.values().next().value;
-    if (oldest === undefined) return false;
+    const since = this.choice.quietSince(id);
+    if (since === undefined) return false;
     const socket = this.host.connections().get(id);
     if (!socket) return false;
-    const waited = Date.now() - oldest;
     const usual = this.choice.latencyMs(id) ?? 0;
-    return waited > Math.max(this.opts.silentMs, 4 * usual) && socket.lastReadAt < oldest;
+    // <=: the answer that set `since` was itself the last read; a later read, however soon, moves lastReadAt past it.
+    return Date.now() - since > Math.max(this.opts.silentMs, 4 * usual) && socket.lastReadAt <= since;
   }
 
-  private track(id: string, req: PatternRequest, sentAt: number): void {
-    let map = this.outstanding.get(id);
-    if (!map) this.outstanding.set(id, (map = new Map()));
-    map.set(req, sentAt);
-  }
-
-  private untrack(id: string, req: PatternRequest): void {
-    const map = this.outstanding.get(id);
-    if (!map?.delete(req)) return;
-    if (map.size === 0) this.outstanding.delete(id);
-    if (id !== this.host.selfId) this.touch(id);
-  }
-
-  private touch(id: string): void {
-    this.used.delete(id); // re-inserted last: the map stays in order of last use
-    this.used.set(id, Date.now());
-    this.watchIdle();
+  private touch(id: string, now = Date.now()): void {
+    this.used.set(id, now);
+    if (!this.idleTimer) this.watchIdle();
   }
 
   /** Forgets connections unused for `idleMs`, and closes those dialed for requests (the topology redials what it needs itself). */
