@@ -6,7 +6,7 @@ const layers = [
   ['wire', 'ring'],
   ['connection'],
   ['trust'],
-  ['discovery', 'broadcast'],
+  ['discovery', 'broadcast', 'directory'],
   ['node', 'sim'],
   ['nest'],
   ['cli'],
@@ -18,7 +18,7 @@ const forbidden = [
     name: 'core-without-nest',
     severity: 'error',
     comment: 'The transport core runs without Nest: only src/nest and src/cli (and the Nest entry point) may import @nestjs/*.',
-    from: { path: '^src/(common|wire|ring|connection|trust|discovery|broadcast|node|sim)/' },
+    from: { path: '^src/(common|wire|ring|connection|trust|discovery|broadcast|directory|node|sim)/' },
     to: { path: '@nestjs/' },
   },
 ];

@@ -1,5 +1,8 @@
 import { createHash, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { peerIdFromPublicKey, type Identity } from '../common/identity.js';
+import { isSmallOrderKey, SPKI_ED25519_PREFIX } from '../common/ed25519.js';
+
+export { isSmallOrderKey };
 
 /**
  * Origin signatures of network broadcasts. The origin signs, with its Ed25519
@@ -14,7 +17,6 @@ import { peerIdFromPublicKey, type Identity } from '../common/identity.js';
 const DOMAIN = Buffer.from('nestjs-p2p network broadcast v2\0', 'utf8');
 export const SIGNATURE_BYTES = 64;
 export const PUBLIC_KEY_BYTES = 32;
-const SPKI_ED25519_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 
 /** SHA-256 of the signed part: its first 16 bytes are the id, and all 32 are what the signature covers. */
 export function broadcastHash(signed: Buffer): Buffer {
@@ -31,25 +33,6 @@ export function signBroadcastHash(identity: Identity, hash: Buffer): Buffer {
 
 /** A zero signature, for the benchmark's unsigned comparison only (PeerOptions.unsignedBroadcasts). */
 export const NO_SIGNATURE = Buffer.alloc(SIGNATURE_BYTES);
-
-/**
- * Encodings of the Ed25519 points of small order (libsodium's blocklist, compared
- * without the sign bit): with such a "public key" anyone can make signatures that
- * verify, so no origin may use one.
- */
-const SMALL_ORDER = [
-  '0000000000000000000000000000000000000000000000000000000000000000',
-  '0100000000000000000000000000000000000000000000000000000000000000',
-  '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05',
-  'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a',
-  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
-  'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
-  'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
-].map((hex) => Buffer.from(hex, 'hex'));
-
-export function isSmallOrderKey(raw: Buffer): boolean {
-  return SMALL_ORDER.some((point) => point.compare(raw, 0, 31, 0, 31) === 0 && (point[31]! & 0x7f) === (raw[31]! & 0x7f));
-}
 
 /**
  * Public keys seen as broadcast origins, as ready KeyObjects with their peer id:

@@ -78,4 +78,18 @@ export const DEFAULTS = {
   broadcastRepairCacheBytes: 16 * 1024 * 1024,
   /** gossipsub's D_lazy: fewer IHAVE frames than data frames, yet every left-out node is told (docs/broadcast.md, Repair). */
   broadcastRepairFanout: 6,
+  /** Patterns in one directory record, requests and events together (docs/directory.md). */
+  directoryMaxPatterns: 256,
+  /** UTF-8 bytes of one pattern in a directory record. */
+  directoryMaxPatternBytes: 256,
+  /** Directory records held (one per node): 100 000 nodes at about 130 bytes each (docs/directory.md, Memory). */
+  directoryMaxRecords: 100_000,
+  /** Record updates a second accepted from one node (one per 2 s); a node spaces its own by as much. */
+  directoryUpdateRate: 0.5,
+  /** Record updates accepted from one node at once. */
+  directoryUpdateBurst: 3,
+  /** How long a record lives after it is issued, ms (30 min); its node re-publishes it every third of that. */
+  directoryTtlMs: 30 * 60_000,
+  /** How often the directory's digest is exchanged with one random neighbour (anti-entropy), ms. */
+  directorySyncIntervalMs: 30_000,
 } as const;

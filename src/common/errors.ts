@@ -65,6 +65,7 @@ export type P2PErrorCode =
   | 'P2P_RATE_LIMIT'
   | 'P2P_METADATA'
   | 'P2P_CONFIG'
+  | 'P2P_RESERVED_PATTERN'
   | 'P2P_NO_HANDLER';
 
 /** What a P2PError's constructor takes besides its message and peer. */
@@ -296,6 +297,16 @@ export class P2PMetadataError extends P2PError {
   static override readonly p2pCode: P2PErrorCode = 'P2P_METADATA';
   declare readonly p2pCode: 'P2P_METADATA';
   declare readonly code: 'P2P_METADATA';
+}
+
+/**
+ * A pattern the library reserves for itself (`$p2p.` prefix, as NATS reserves `$SYS`): no
+ * handler or broadcast of the application may use one.
+ */
+export class P2PReservedPatternError extends P2PError {
+  static override readonly p2pCode: P2PErrorCode = 'P2P_RESERVED_PATTERN';
+  declare readonly p2pCode: 'P2P_RESERVED_PATTERN';
+  declare readonly code: 'P2P_RESERVED_PATTERN';
 }
 
 /** The configuration is invalid; `problems` names every bad key. */

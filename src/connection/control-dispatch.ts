@@ -1,7 +1,7 @@
 /**
  * Where a control frame goes: the hello to the hello exchange, ping and pong to the
  * keepalive, a goodbye to the close, and the bodies of the node's protocols (peer exchange,
- * network broadcast, broadcast repair) to the node. Before the hello exchange is done only
+ * network broadcast, broadcast repair, directory sync) to the node. Before the hello exchange is done only
  * hello, ping, pong and goodbye may arrive; anything else, or a second hello, throws
  * P2PProtocolError, which closes the connection. Its host (ControlRoutes) is the connection.
  */
@@ -20,6 +20,7 @@ export interface ControlRoutes {
   peerExchange(body: Buffer): void;
   networkBroadcast(body: Buffer): void;
   repair(type: ControlType.BroadcastIHave | ControlType.BroadcastIWant, body: Buffer): void;
+  directory(type: ControlType.DirectoryDigest | ControlType.DirectoryRecords, body: Buffer): void;
 }
 
 export function dispatchControl(control: Control, to: ControlRoutes): void {
@@ -44,5 +45,9 @@ export function dispatchControl(control: Control, to: ControlRoutes): void {
     case ControlType.BroadcastIWant:
       if (to.handshaking()) throw new P2PProtocolError('broadcast repair before the hello exchange');
       return to.repair(control.type, control.body);
+    case ControlType.DirectoryDigest:
+    case ControlType.DirectoryRecords:
+      if (to.handshaking()) throw new P2PProtocolError('directory sync before the hello exchange');
+      return to.directory(control.type, control.body);
   }
 }

@@ -70,6 +70,8 @@ export interface SocketHooks {
   onNetworkBroadcast(socket: P2PSocket, body: Buffer): void;
   /** A repair IHAVE or IWANT body arrived; throwing P2PProtocolError closes the connection. */
   onBroadcastRepair(socket: P2PSocket, type: ControlType.BroadcastIHave | ControlType.BroadcastIWant, body: Buffer): void;
+  /** A directory digest or page of records arrived; throwing P2PProtocolError closes the connection. */
+  onDirectory(socket: P2PSocket, type: ControlType.DirectoryDigest | ControlType.DirectoryRecords, body: Buffer): void;
 }
 
 type State = 'handshaking' | 'open' | 'closing' | 'closed';
@@ -168,6 +170,7 @@ export class P2PSocket {
       peerExchange: (body) => hooks.onPeerExchange(this, body),
       networkBroadcast: (body) => hooks.onNetworkBroadcast(this, body),
       repair: (type, body) => hooks.onBroadcastRepair(this, type, body),
+      directory: (type, body) => hooks.onDirectory(this, type, body),
     };
     raw.setNoDelay(true);
     raw.on('data', (chunk: Buffer) => {
@@ -269,6 +272,11 @@ export class P2PSocket {
   /** Queues a network broadcast: data, so it is bounded like any frame (P2PFrameTooLargeError, P2PQueueFullError). */
   sendNetworkBroadcast(body: Buffer): void {
     this.outbox.frame(FLAG_CONTROL, 0, undefined, controlBody({ type: ControlType.NetworkBroadcast, body }));
+  }
+
+  /** Queues a page of directory records: data, so it is bounded like any frame (P2PFrameTooLargeError, P2PQueueFullError). */
+  sendDirectoryRecords(body: Buffer): void {
+    this.outbox.frame(FLAG_CONTROL, 0, undefined, controlBody({ type: ControlType.DirectoryRecords, body }));
   }
 
   /** Sends a control frame other than the ones the socket drives itself (peer exchange). */

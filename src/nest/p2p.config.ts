@@ -3,6 +3,7 @@ import {
   IsArray,
   IsBoolean,
   IsInt,
+  IsNumber,
   Matches,
   IsOptional,
   IsString,
@@ -282,6 +283,36 @@ export class P2PConfig {
   /** Neighbours each recent network broadcast id is announced to, drawn at random among those not known to have it. */
   @IntRange(1, 10_000)
   broadcastRepairFanout: number = DEFAULTS.broadcastRepairFanout;
+
+  /** Patterns in one directory record (this node's own, and each accepted from others), requests and events together. */
+  @IntRange(1, 65_535)
+  directoryMaxPatterns: number = DEFAULTS.directoryMaxPatterns;
+
+  /** UTF-8 bytes of one pattern in a directory record. */
+  @IntRange(1, 65_535)
+  directoryMaxPatternBytes: number = DEFAULTS.directoryMaxPatternBytes;
+
+  /** Directory records held; when full, records of neighbours and known peers are kept first. */
+  @IntRange(1, 10_000_000)
+  directoryMaxRecords: number = DEFAULTS.directoryMaxRecords;
+
+  /** Record updates a second accepted from one node (a node spaces its own publishes by as much). */
+  @IsNumber()
+  @Min(0.001)
+  @Max(1000)
+  directoryUpdateRate: number = DEFAULTS.directoryUpdateRate;
+
+  /** Record updates accepted from one node at once. */
+  @IntRange(1, 1000)
+  directoryUpdateBurst: number = DEFAULTS.directoryUpdateBurst;
+
+  /** How long a directory record lives after it is issued; its node re-publishes it every third of that. */
+  @IntRange(1000, 365 * MAX_TIMEOUT_MS)
+  directoryTtlMs: number = DEFAULTS.directoryTtlMs;
+
+  /** How often the directory's digest is exchanged with one random neighbour, so that missed records heal. */
+  @IntRange(100, MAX_TIMEOUT_MS)
+  directorySyncIntervalMs: number = DEFAULTS.directorySyncIntervalMs;
 
   /**
    * Tests only: this node accepts network broadcasts and never forwards them, announces

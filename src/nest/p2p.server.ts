@@ -42,6 +42,11 @@ export class P2PServer extends Server<P2PServerEvents> implements CustomTranspor
   }
 
   listen(callback: (...optionalParams: unknown[]) => void): void {
+    try {
+      this.publishPatterns();
+    } catch (err) {
+      return callback(err);
+    }
     this.node.start().then(
       () => {
         registerNode(this.node);
@@ -54,6 +59,29 @@ export class P2PServer extends Server<P2PServerEvents> implements CustomTranspor
   async close(): Promise<void> {
     unregisterNode(this.node);
     await this.node.close();
+  }
+
+  /**
+   * Nest's registration of a handler. A wildcard pattern (`*` one token, `>` the trailing ones,
+   * as Nest's NATS transport) is indexed so that subjects it matches reach it, and the node's
+   * directory record follows, so that a handler added while the app runs is found by pattern
+   * from other nodes too (docs/directory.md).
+   */
+  override addHandler(pattern: unknown, callback: MessageHandler, isEventHandler = false, extras: Record<string, unknown> = {}): void {
+    super.addHandler(pattern, callback, isEventHandler, extras);
+    const normalized = this.normalizePattern(pattern as string);
+    if (isWildcard(normalized)) this.wildcards.add(normalized, normalized);
+    this.wildcardRoutes.clear();
+    // Before listen() the record is made there, once: Nest registers handlers one by one at init.
+    if (this.node.isRunning) this.publishPatterns();
+  }
+
+  /** This node's directory record from its registered handlers: their routes, by kind. */
+  private publishPatterns(): void {
+    const requests: string[] = [];
+    const events: string[] = [];
+    for (const [route, handler] of this.getHandlers()) (handler.isEventHandler ? events : requests).push(route);
+    this.node.setHandledPatterns({ requests, events });
   }
 
   /** `peer` events: connected / disconnected (also on P2PService.events$). */
@@ -69,29 +97,6 @@ export class P2PServer extends Server<P2PServerEvents> implements CustomTranspor
    */
   protected override getRouteFromPattern(pattern: string): string {
     return this.getHandlers().has(pattern) ? pattern : super.getRouteFromPattern(pattern);
-  }
-
-  /**
-   * Registers a handler as Nest's Server does, and indexes a wildcard pattern (`*` one token,
-   * `>` the trailing ones, as Nest's NATS transport) so that subjects it matches reach it.
-   * Handlers added while the app runs are indexed the same way.
-   */
-  override addHandler(pattern: unknown, callback: MessageHandler, isEventHandler = false, extras: Record<string, unknown> = {}): void {
-    super.addHandler(pattern, callback, isEventHandler, extras);
-    const normalized = this.normalizePattern(pattern as string);
-    if (isWildcard(normalized)) this.wildcards.add(normalized, normalized);
-    this.wildcardRoutes.clear();
-  }
-
-  /**
-   * The patterns this node handles, requests and events apart (wildcards as written): what the directory of handlers publishes.
-   * @internal
-   */
-  handledPatterns(): { requests: string[]; events: string[] } {
-    const requests: string[] = [];
-    const events: string[] = [];
-    for (const [pattern, handler] of this.getHandlers()) (handler.isEventHandler ? events : requests).push(pattern);
-    return { requests, events };
   }
 
   /**

@@ -5,6 +5,7 @@ import type { Identity } from '../common/identity.js';
 import type { BroadcastMeta } from '../common/types.js';
 import { encodePayload } from '../wire/codec.js';
 import { ControlType } from '../wire/control.js';
+import { isReserved } from '../directory/record.js';
 import type { Metadata } from '../wire/metadata.js';
 import type { PeerOptions, ResolvedPeerOptions } from './peer-options.js';
 
@@ -86,7 +87,8 @@ export class Broadcasts {
 
   /** A network broadcast for this node's handlers; `from` is the relaying neighbour, or this node for its own. */
   private deliver(from: string, meta: BroadcastMeta, topic: string, data: unknown, metadata?: Metadata): void {
-    if (!this.host.isRunning()) return;
+    // The library's own topics ($p2p.: directory records) are consumed by their validators, never by handlers.
+    if (!this.host.isRunning() || isReserved(topic)) return;
     if (from !== this.host.selfId) return void this.host.connections().get(from)?.dispatchEvent(topic, data, meta, metadata);
     // The originator's own copy has no connection to go through.
     const failed = (err: unknown) => this.host.logger.error(`network broadcast handler for "${topic}" failed: ${(err as Error)?.message ?? err}`);

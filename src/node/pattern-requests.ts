@@ -13,20 +13,14 @@ import { HandlerChoice } from '../directory/handler-choice.js';
 import { decodePayload, encodePayload } from '../wire/codec.js';
 import { GoodbyeReason } from '../wire/control.js';
 import type { InboundHandler, RequestObserver, RequestOptions } from './messaging.js';
+import type { HandlerInfo } from '../directory/directory.js';
 
-/** A node that handles a pattern, as the directory of handlers names it. */
-export interface HandlerInfo {
-  /** Its peer id. */
-  id: string;
-  /** Where it can be dialed (`host:port`), or null when it does not listen. */
-  address: string | null;
-  /** True for this node itself. */
-  self: boolean;
-}
+export type { HandlerInfo };
 
 /**
  * Which nodes handle a subject, and word when that may have changed: the directory of
  * handlers (`Peer.handlers` and its `directory` event) or, in tests, a table kept by hand.
+ * @internal
  */
 export interface HandlerLookup {
   /** The nodes with a handler matching `subject` (exact or wildcard), this node included. */

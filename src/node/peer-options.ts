@@ -87,6 +87,20 @@ export interface PeerOptions extends Partial<SocketLimits> {
   broadcastRepairCacheBytes?: number;
   /** Neighbours each recent network broadcast id is announced to, drawn at random among those not known to have it. */
   broadcastRepairFanout?: number;
+  /** Patterns in one directory record (this node's own, and each accepted from others), requests and events together. */
+  directoryMaxPatterns?: number;
+  /** UTF-8 bytes of one pattern in a directory record. */
+  directoryMaxPatternBytes?: number;
+  /** Directory records held; when full, records of neighbours and known peers are kept first. */
+  directoryMaxRecords?: number;
+  /** Record updates a second accepted from one node (a node spaces its own publishes by as much). */
+  directoryUpdateRate?: number;
+  /** Record updates accepted from one node at once. */
+  directoryUpdateBurst?: number;
+  /** How long a directory record lives after it is issued; its node re-publishes it every third of that. */
+  directoryTtlMs?: number;
+  /** How often the directory's digest is exchanged with one random neighbour, so that missed records heal. */
+  directorySyncIntervalMs?: number;
   /**
    * Benchmark only: network broadcasts are neither signed nor verified, so that
    * `npm run bench` can compare. Every node of the network must agree. Never in production.

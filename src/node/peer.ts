@@ -6,7 +6,7 @@ import { Discovery } from '../discovery/discovery.js';
 import type { Metadata } from '../wire/metadata.js';
 import { discoveryOptions, resolvePeerOptions, type PeerOptions, type ResolvedPeerOptions } from './peer-options.js';
 import { ControlType, GoodbyeReason } from '../wire/control.js';
-import { P2PNotRunningError, P2PPeerNotConnectedError, P2PProtocolError } from '../common/errors.js';
+import { P2PNotRunningError, P2PPeerNotConnectedError, P2PProtocolError, P2PReservedPatternError } from '../common/errors.js';
 import type { Identity } from '../common/identity.js';
 import type { BanInfo } from '../trust/ban-list.js';
 import type { BroadcastValidatorFn, NetworkBroadcastStats } from '../broadcast/pipeline.js';
@@ -24,17 +24,23 @@ import { Inbound } from './inbound.js';
 import { Messaging, type InboundHandler, type RequestObserver, type RequestOptions } from './messaging.js';
 import { LocalPeer } from './self.js';
 import { PatternRequests, type HandlerLookup } from './pattern-requests.js';
+import { DirectoryPart } from './directory-part.js';
+import type { DirectoryChange, DirectoryStats, HandlerInfo } from '../directory/directory.js';
+import { isReserved } from '../directory/record.js';
 
 export type { PeerOptions };
 
 /** A handler with a request outstanding this long and nothing read from it since is passed over, ms (see PatternRequests). */
 const SILENT_HANDLER_MS = 1_000;
 export type { BroadcastOptions, BroadcastResult, InboundHandler, RequestObserver, RequestOptions };
+export type { DirectoryChange, DirectoryStats, HandlerInfo };
 
 /**
  * The node (the seed's Peer): listens for inbound connections, dials outbound
  * ones, indexes live connections by peer id, and acts on them. Emits
- * `peer` with a PeerEvent on every connect and disconnect.
+ * `peer` with a PeerEvent on every connect and disconnect, and `directory` with a
+ * DirectoryChange whenever a node's record of handled patterns is added, replaced or
+ * removed (docs/directory.md).
  *
  * It wires its collaborators and does little itself: `LocalPeer` (its identity and hello),
  * `Inbound` (listening and admission), `Dials` (outbound dials), `Connections` (the connection
@@ -57,6 +63,7 @@ export class Peer extends EventEmitter {
   private readonly persistent: PersistentPeers;
   private readonly discovery: Discovery;
   private readonly broadcasts: Broadcasts;
+  private readonly directory: DirectoryPart;
   private readonly sanctions: Sanctions;
   private readonly partialFrames: PartialFrameBudget;
   private metricsSink: MetricsSink | undefined;
@@ -86,11 +93,15 @@ export class Peer extends EventEmitter {
         isConfigured: (id) => this.persistent.has(id),
         connect: (address) => this.connect(address),
         emit: (event) => this.emit('peer', event),
-        onConnected: (socket) => this.discovery.onConnected(socket),
+        onConnected: (socket) => {
+          this.discovery.onConnected(socket);
+          this.directory.onConnected(socket.peerId!);
+        },
         onRefused: (socket) => this.discovery.onRefused(socket),
         onDisconnected: (id, refusedFull) => {
           this.persistent.onDisconnected(id, refusedFull);
           this.discovery.onDisconnected(id, refusedFull);
+          this.directory.onDisconnected(id);
         },
       },
       this.opts,
@@ -161,6 +172,28 @@ export class Peer extends EventEmitter {
       this.opts,
       options,
     );
+    this.directory = new DirectoryPart(
+      {
+        ...view,
+        socketFor: (id) => this.messaging.socketFor(id),
+        address: () => this.self.advertisedAddress(),
+        pipeline: () => this.broadcasts.pipeline,
+        penalize: (peerId, what, detail, weight) => this.sanctions.penalize(peerId, what, detail, weight),
+        emit: (change) => this.emit('directory', change),
+        isKnown: (id) => this.discovery.isMember(id, this.identity.peerId),
+      },
+      this.identity,
+      this.opts,
+    );
+    this.directory.attach(this.broadcasts.pipeline);
+    // Requests to a pattern find their handlers in the directory, and look again whenever a record changes.
+    this.patternRequests.setLookup({
+      handlers: (subject, kind) => this.directory.handlers(subject, kind),
+      onChange: (listener) => {
+        this.on('directory', listener);
+        return () => void this.off('directory', listener);
+      },
+    });
   }
 
   /** This node's peer id (the hex of its public key's hash), as peers know it. */
@@ -218,6 +251,7 @@ export class Peer extends EventEmitter {
     this.logger.log(`node ${this.id} ${where} (${this.opts.tls ? 'TLS 1.3' : 'plaintext'})`);
     this.discovery.start();
     this.broadcasts.pipeline.start();
+    this.directory.start();
     await Promise.all(this.opts.peers.map((address) => this.persistent.add(address, mustParseAddress(address).peerId)));
   }
 
@@ -238,7 +272,8 @@ export class Peer extends EventEmitter {
       const outcome = this.index.opened(socket);
       if (outcome) this.dials.opened(socket, outcome);
     },
-    onEvent: (socket, topic, data, broadcast, metadata) => this.messaging.onEvent(socket, topic, data, broadcast, metadata),
+    // The library's own topics ($p2p.) never reach the application's handlers.
+    onEvent: (socket, topic, data, broadcast, metadata) => (isReserved(topic) ? undefined : this.messaging.onEvent(socket, topic, data, broadcast, metadata)),
     onRequest: (socket, topic, data, reply, metadata) => this.messaging.onRequest(socket, topic, data, reply, metadata),
     onClosed: (socket, reason, error, undeliveredBytes) => {
       this.inbound.closed(socket);
@@ -252,6 +287,7 @@ export class Peer extends EventEmitter {
     onNetworkBroadcast: (socket, body) => this.broadcasts.pipeline.receive(socket.peerId!, body),
     onBroadcastRepair: (socket, type, body) =>
       type === ControlType.BroadcastIHave ? this.broadcasts.pipeline.onIHave(socket.peerId!, body) : this.broadcasts.pipeline.onIWant(socket.peerId!, body),
+    onDirectory: (socket, type, body) => this.directory.onControl(socket.peerId!, type, body),
   };
 
   /**
@@ -351,6 +387,7 @@ export class Peer extends EventEmitter {
    */
   broadcast(pattern: string, data: unknown, options: BroadcastOptions = {}): BroadcastResult {
     if (this.state !== 'running') throw this.notRunning();
+    if (isReserved(pattern)) throw new P2PReservedPatternError(`cannot broadcast on "${pattern}": the $p2p. prefix is reserved for the library`);
     return this.broadcasts.send(pattern, this.messaging.topic(pattern), data, options);
   }
 
@@ -371,7 +408,34 @@ export class Peer extends EventEmitter {
    * origin signature and budgets are checked. undefined removes it.
    */
   setBroadcastValidator(topic: string, validator: BroadcastValidatorFn | undefined): void {
+    if (isReserved(topic)) throw new P2PReservedPatternError(`cannot set a validator on "${topic}": the $p2p. prefix is reserved for the library`);
     this.broadcasts.pipeline.setValidator(topic, validator);
+  }
+
+  /**
+   * Sets the patterns this node handles, replacing its directory record (a new `seq`), and
+   * publishes the record to the network when the node runs (at start otherwise). Publishes are
+   * spaced by `1 / directoryUpdateRate` s: a burst of changes goes out as the latest record.
+   * Throws P2PReservedPatternError for a `$p2p.` pattern, P2PConfigError past
+   * `directoryMaxPatterns` or `directoryMaxPatternBytes`. The Nest server calls it from its handlers.
+   */
+  setHandledPatterns(patterns: { requests: readonly string[]; events: readonly string[] }): void {
+    this.directory.setHandledPatterns(patterns);
+  }
+
+  /**
+   * The nodes whose directory record has a pattern of `kind` matching `subject` (exactly, or by a
+   * `*` / `>` wildcard; an object pattern as Nest normalises it matches only itself), this node
+   * included when its own patterns match, sorted by id. Leaving and expired records are left out.
+   * A local lookup: every node holds every record (docs/directory.md).
+   */
+  handlers(subject: string, kind: 'request' | 'event'): HandlerInfo[] {
+    return this.directory.handlers(subject, kind);
+  }
+
+  /** What the directory holds, and the records it refused by reason (docs/directory.md). */
+  directoryStats(): DirectoryStats {
+    return this.directory.stats();
   }
 
   /** Bans in force: by peer id, and for inbound peers by IP. */
@@ -405,6 +469,8 @@ export class Peer extends EventEmitter {
    */
   async close(): Promise<void> {
     if (this.state === 'closing' || this.state === 'closed') return;
+    // The tombstone first, while the node still runs: it is queued before the goodbyes and flushed with them.
+    this.directory.close(this.state === 'running');
     this.state = 'closing';
     this.persistent.stop();
     this.discovery.stop();

@@ -20,6 +20,10 @@ export enum ControlType {
   BroadcastIHave = 7,
   /** Ids of network broadcasts the sender misses and asks for (repair). */
   BroadcastIWant = 8,
+  /** The sender's directory digest: record counts and hashes per bucket of ids (anti-entropy, src/directory/sync.ts). */
+  DirectoryDigest = 9,
+  /** A page of directory records, sent for the buckets a digest showed to differ (src/directory/sync.ts). */
+  DirectoryRecords = 10,
 }
 
 /** Why a connection was closed; sent in a goodbye so the other side can report it. */
@@ -70,7 +74,8 @@ export type Control =
   | { type: ControlType.Goodbye; reason: GoodbyeReason; message: string }
   | { type: ControlType.PeerExchange; body: Buffer }
   | { type: ControlType.NetworkBroadcast; body: Buffer }
-  | { type: ControlType.BroadcastIHave | ControlType.BroadcastIWant; body: Buffer };
+  | { type: ControlType.BroadcastIHave | ControlType.BroadcastIWant; body: Buffer }
+  | { type: ControlType.DirectoryDigest | ControlType.DirectoryRecords; body: Buffer };
 
 const MAX_HELLO_BYTES = 1024;
 const MAX_GOODBYE_MESSAGE_BYTES = 256;
@@ -102,6 +107,8 @@ export function controlBody(control: Control): Buffer {
     case ControlType.NetworkBroadcast:
     case ControlType.BroadcastIHave:
     case ControlType.BroadcastIWant:
+    case ControlType.DirectoryDigest:
+    case ControlType.DirectoryRecords:
       body = Buffer.concat([Buffer.of(control.type), control.body]);
       break;
   }
@@ -134,6 +141,8 @@ export function decodeControl(body: Buffer): Control {
     case ControlType.NetworkBroadcast:
     case ControlType.BroadcastIHave:
     case ControlType.BroadcastIWant:
+    case ControlType.DirectoryDigest:
+    case ControlType.DirectoryRecords:
       return { type, body: rest }; // a view: parsed (and copied where kept) at once by the receiver
     default:
       throw new P2PProtocolError(`unknown control frame type ${type}`);

@@ -1,0 +1,363 @@
+import { P2PProtocolError } from '../common/errors.js';
+import type { Identity } from '../common/identity.js';
+import type { P2PLogger } from '../common/types.js';
+import type { Misbehaviour } from '../trust/peer-score.js';
+import { decodeRecord, isReserved, signRecord, verifyRecord, type DirectoryRecord, type RecordLimits } from './record.js';
+import { RecordTable, type PatternKind } from './record-table.js';
+
+/**
+ * The directory of handlers (docs/directory.md): every node's signed record of the patterns
+ * it handles, fully replicated as NATS servers replicate subscription interest, so that a
+ * lookup is local. Judges every record that arrives (by broadcast or anti-entropy), keeps
+ * this node's own record and re-publishes it, expires old records. Needs `DirectoryHost`.
+ */
+
+/** A node that handles a pattern (`Peer.handlers()`). */
+export interface HandlerInfo {
+  /** Its peer id. */
+  id: string;
+  /** Where it listens (`host:port`), or null when it does not. */
+  address: string | null;
+  /** True for this node itself. */
+  self: boolean;
+}
+
+/** A record added, replaced or removed (the Peer's `directory` event), so a waiting request can look again. */
+export interface DirectoryChange {
+  /** The node whose record changed. */
+  id: string;
+  /** `added`: its patterns are new here; `replaced`: they changed; `removed`: it left, or its record expired. */
+  change: 'added' | 'replaced' | 'removed';
+}
+
+/** Why a record was refused (`directoryStats().refused`). */
+export type DirectoryRefusal =
+  | 'malformed'
+  | 'wrongOrigin'
+  | 'badSignature'
+  | 'stale'
+  | 'future'
+  | 'expired'
+  | 'rate'
+  | 'full'
+  | 'unsolicited';
+
+/** What the directory holds (`Peer.directoryStats()`). */
+export interface DirectoryStats {
+  /** Records held, tombstones and this node's own included. */
+  records: number;
+  /** Distinct pattern strings held. */
+  patterns: number;
+  /** Records refused since start, by reason (docs/directory.md, Bounds). */
+  refused: Record<DirectoryRefusal, number>;
+  /** Records accepted from other nodes since start (broadcast or anti-entropy). */
+  accepted: number;
+  /** Records removed at their expiry since start. */
+  expired: number;
+}
+
+/** The directory's limits (PeerOptions `directory*`, defaults in DEFAULTS). */
+export interface DirectoryOptions extends RecordLimits {
+  maxRecords: number;
+  /** Record updates accepted a second per origin, and at once. */
+  updateRate: number;
+  updateBurst: number;
+  ttlMs: number;
+  /** How far ahead of this node's clock a record may be issued. */
+  clockSkewMs: number;
+}
+
+export interface DirectoryHost {
+  readonly selfId: string;
+  readonly logger: P2PLogger;
+  isRunning(): boolean;
+  /** Publishes a record of this node network-wide (the reserved topic): the neighbours it went to; may throw a typed error. */
+  publish(bytes: Buffer): number;
+  penalize(peerId: string, what: Misbehaviour, detail: string, weight?: number): void;
+  /** A record was added, replaced or removed. */
+  changed(change: DirectoryChange): void;
+  /** Whether a node is a neighbour or a known peer: its record is kept first when the directory is full. */
+  isKnown(id: string): boolean;
+}
+
+/** What a record's arrival gets, in the broadcast pipeline's terms (its BroadcastVerdict): keep and relay, drop, drop and penalise. */
+export type BroadcastVerdict = 'accept' | 'ignore' | 'reject';
+
+/** How a record arrived: relayed by the broadcast pipeline (its origin proven), or in an anti-entropy page. */
+export type RecordSource = { via: 'broadcast'; origin: string; from: string } | { via: 'sync'; from: string };
+
+const REFUSALS: DirectoryRefusal[] = ['malformed', 'wrongOrigin', 'badSignature', 'stale', 'future', 'expired', 'rate', 'full', 'unsolicited'];
+
+export class Directory {
+  readonly table: RecordTable;
+  private readonly refused = Object.fromEntries(REFUSALS.map((r) => [r, 0])) as Record<DirectoryRefusal, number>;
+  private accepted = 0;
+  private expiredCount = 0;
+  private own: { requests: string[]; events: string[] } | undefined;
+  private ownBytes: Buffer | undefined;
+  private lastSeq = 0;
+  /** This node's own publish budget: the receivers' per-origin bucket less one token, so that jitter on the way never trips it. */
+  private ownTokens: number;
+  private ownTokensAt = 0;
+  private publishTimer: NodeJS.Timeout | undefined;
+  private republishTimer: NodeJS.Timeout | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private evictCursor = 0;
+  /** The last publish reached no neighbour (a node that sets its handlers, then dials): the next connection sends it again. */
+  private unheard = false;
+
+  constructor(
+    private readonly host: DirectoryHost,
+    private readonly identity: Identity,
+    private readonly address: () => string | null,
+    readonly options: DirectoryOptions,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.table = new RecordTable(options.maxRecords);
+    this.ownTokens = this.ownBurst;
+  }
+
+  private get ownBurst(): number {
+    return Math.max(1, this.options.updateBurst - 1);
+  }
+
+  /** Starts re-publishing and expiry; publishes this node's record when it has one. */
+  start(): void {
+    const ttl = this.options.ttlMs;
+    this.republishTimer = setInterval(() => this.own && this.setOwn(this.own), Math.max(1000, ttl / 3));
+    this.republishTimer.unref();
+    this.sweepTimer = setInterval(() => this.sweep(), Math.max(250, Math.min(60_000, ttl / 10)));
+    this.sweepTimer.unref();
+    if (this.own) this.setOwn(this.own);
+  }
+
+  stop(): void {
+    clearInterval(this.republishTimer);
+    clearInterval(this.sweepTimer);
+    clearTimeout(this.publishTimer);
+    this.publishTimer = undefined;
+  }
+
+  /**
+   * Replaces this node's record (a new seq) and publishes it when running. Publishes stay within
+   * the update rate every node allows an origin (one token spare): a burst of changes becomes
+   * one record, the latest, sent when the rate allows. The caller validated the patterns.
+   */
+  setOwn(patterns: { requests: readonly string[]; events: readonly string[] }): void {
+    this.own = { requests: [...new Set(patterns.requests)].sort(), events: [...new Set(patterns.events)].sort() };
+    const bytes = this.sign(false);
+    this.applyOwn(bytes);
+    if (this.host.isRunning()) this.schedulePublish();
+  }
+
+  /** The tombstone this node publishes on close: its record with `leaving` set and no patterns. */
+  leave(): Buffer | undefined {
+    clearTimeout(this.publishTimer);
+    this.publishTimer = undefined;
+    if (!this.own) return undefined;
+    this.own = { requests: [], events: [] };
+    const bytes = this.sign(true);
+    this.applyOwn(bytes);
+    return bytes;
+  }
+
+  private sign(leaving: boolean): Buffer {
+    const now = this.now();
+    this.lastSeq = Math.max(now, this.lastSeq + 1);
+    return signRecord(this.identity, {
+      publicKey: this.identity.publicKeyRaw,
+      seq: this.lastSeq,
+      issuedAt: now,
+      leaving,
+      address: this.address() ?? '',
+      requests: this.own!.requests,
+      events: this.own!.events,
+    });
+  }
+
+  private applyOwn(bytes: Buffer): void {
+    this.ownBytes = bytes;
+    const record = decodeRecord(bytes, { maxPatterns: 65_535, maxPatternBytes: 65_535 });
+    this.store(record, -1, true);
+  }
+
+  private schedulePublish(): void {
+    if (this.publishTimer) return; // the pending publish sends the latest record
+    const now = this.now();
+    this.ownTokens = Math.min(this.ownBurst, this.ownTokens + ((now - this.ownTokensAt) / 1000) * this.options.updateRate);
+    this.ownTokensAt = now;
+    const wait = this.ownTokens >= 1 ? 0 : Math.ceil(((1 - this.ownTokens) * 1000) / this.options.updateRate);
+    if (wait === 0) return this.publishNow();
+    this.publishTimer = setTimeout(() => {
+      this.publishTimer = undefined;
+      this.schedulePublish();
+    }, wait);
+    this.publishTimer.unref();
+  }
+
+  private publishNow(): void {
+    if (!this.ownBytes || !this.host.isRunning()) return;
+    this.ownTokens -= 1;
+    try {
+      this.unheard = this.host.publish(this.ownBytes) === 0;
+    } catch (err) {
+      // Anti-entropy carries it later; a node over its own broadcast budget must not fail its caller.
+      this.host.logger.debug?.(`directory record not broadcast now (${(err as Error).message}); anti-entropy will carry it`);
+    }
+  }
+
+  /**
+   * A neighbour connected. When this node's record has reached nobody yet, it is broadcast now, so
+   * that the whole network has it in a broadcast's time rather than one anti-entropy round per hop.
+   */
+  onConnected(): void {
+    if (this.unheard && this.host.isRunning()) this.schedulePublish();
+  }
+
+  /** This node's current record bytes (for anti-entropy pages and tests). */
+  get ownRecord(): Buffer | undefined {
+    return this.ownBytes;
+  }
+
+  /**
+   * Judges a record that arrived from another node, and keeps it when it is valid and newer.
+   * The verdict is the broadcast pipeline's: `reject` (its sender is penalised by the caller or
+   * the pipeline) for what no honest node sends, `ignore` for what an honest one may.
+   */
+  receive(bytes: Buffer, source: RecordSource): BroadcastVerdict {
+    let record: DirectoryRecord;
+    try {
+      record = decodeRecord(bytes, this.options);
+    } catch (err) {
+      if (!(err instanceof P2PProtocolError)) throw err;
+      return this.refuse('malformed', 'reject', source, err.message);
+    }
+    if (source.via === 'broadcast' && source.origin !== record.id) {
+      return this.refuse('wrongOrigin', 'reject', source, `a record of ${record.id} broadcast by ${source.origin}: a node may publish only its own`);
+    }
+    if ([...record.requests, ...record.events].some(isReserved)) return this.refuse('malformed', 'reject', source, 'a reserved ($p2p.) pattern');
+    const now = this.now();
+    if (record.issuedAt > now + this.options.clockSkewMs) return this.refuse('future', 'ignore', source);
+    if (record.issuedAt + this.options.ttlMs < now) return this.refuse('expired', 'ignore', source);
+    const holder = holderHash(source.from);
+    if (record.id === this.host.selfId) return this.ownCopy(record);
+    const slot = this.table.find(record.id);
+    if (slot >= 0 && record.seq <= this.table.seq(slot)) {
+      if (record.seq === this.table.seq(slot)) {
+        this.table.setHolder(slot, holder);
+        return 'ignore';
+      }
+      // Stale. An honest node never goes back: one that was seen holding a newer version and now sends an
+      // older one in a page replays it. Anything else may be an honest copy that missed the update.
+      const replay = source.via === 'sync' && this.table.holder(slot) === holder;
+      return this.refuse('stale', replay ? 'reject' : 'ignore', source, `seq ${record.seq} after it held seq ${this.table.seq(slot)}`);
+    }
+    if (!verifyRecord(bytes, record.publicKey)) return this.refuse('badSignature', 'reject', source, 'signature is not its own key');
+    if (slot >= 0 && !this.table.takeToken(slot, this.options.updateRate, this.options.updateBurst, now)) {
+      return this.refuse('rate', 'reject', source, `record of ${record.id} rewritten over ${this.options.updateRate}/s (burst ${this.options.updateBurst})`);
+    }
+    if (slot < 0 && !this.makeRoom(record)) return this.refuse('full', 'ignore', source);
+    this.accepted++;
+    this.store(record, holder, false);
+    return 'accept';
+  }
+
+  /** A copy of this node's own record: a newer one is a past run's (same key), so this run's seq jumps past it. */
+  private ownCopy(record: DirectoryRecord): BroadcastVerdict {
+    if (record.seq >= this.lastSeq && this.own) {
+      this.lastSeq = record.seq;
+      this.setOwn(this.own);
+    }
+    return 'ignore';
+  }
+
+  private refuse(reason: DirectoryRefusal, verdict: BroadcastVerdict, source: RecordSource, detail?: string): BroadcastVerdict {
+    this.refused[reason]++;
+    // A broadcast's rejection is charged by the pipeline (to its origin, or a relay that spoilt it); a page's here.
+    if (verdict === 'reject' && source.via === 'sync') this.host.penalize(source.from, 'rejected', `directory record refused (${reason}${detail ? `: ${detail}` : ''})`);
+    return verdict;
+  }
+
+  /** Room for one more record: free, or a record of a node neither known nor connected evicted for a known one's. */
+  private makeRoom(record: DirectoryRecord): boolean {
+    if (this.table.wouldOverflowPatterns(record)) return false;
+    if (!this.table.full) return true;
+    if (!this.host.isKnown(record.id)) return false;
+    const slots = [...this.table.slots()];
+    for (let k = 0; k < slots.length; k++) {
+      const slot = slots[(this.evictCursor + k) % slots.length]!;
+      const id = this.table.id(slot);
+      if (id === this.host.selfId || this.host.isKnown(id)) continue;
+      this.evictCursor = (this.evictCursor + k + 1) % slots.length;
+      this.removeSlot(slot);
+      return true;
+    }
+    return false;
+  }
+
+  private store(record: DirectoryRecord, holder: number, own: boolean): void {
+    const slot = this.table.find(record.id);
+    const wasLive = slot >= 0 && !this.table.leaving(slot);
+    if (own && slot < 0 && this.table.full) this.evictAny();
+    this.table.put(record, this.now(), this.options.updateBurst, holder);
+    if (record.leaving) {
+      if (wasLive) this.host.changed({ id: record.id, change: 'removed' });
+    } else {
+      this.host.changed({ id: record.id, change: wasLive ? 'replaced' : 'added' });
+    }
+  }
+
+  /** This node's own record always has a place. */
+  private evictAny(): void {
+    for (const slot of this.table.slots()) {
+      if (this.table.id(slot) === this.host.selfId) continue;
+      return this.removeSlot(slot);
+    }
+  }
+
+  private removeSlot(slot: number): void {
+    const id = this.table.id(slot);
+    const wasLive = !this.table.leaving(slot);
+    this.table.remove(slot);
+    if (wasLive) this.host.changed({ id, change: 'removed' });
+  }
+
+  /** Removes the records (and tombstones) past their TTL; this node's own is re-published before it expires. */
+  sweep(): void {
+    const cutoff = this.now() - this.options.ttlMs;
+    const expired: number[] = [];
+    for (const slot of this.table.slots()) if (this.table.issuedAt(slot) < cutoff && this.table.id(slot) !== this.host.selfId) expired.push(slot);
+    for (const slot of expired) {
+      this.expiredCount++;
+      this.removeSlot(slot);
+    }
+  }
+
+  /** Nodes whose record has a `kind` pattern matching `subject`, sorted by id; no leaving or expired one. */
+  handlers(subject: string, kind: PatternKind): HandlerInfo[] {
+    const cutoff = this.now() - this.options.ttlMs;
+    const out: HandlerInfo[] = [];
+    for (const slot of this.table.match(subject, kind)) {
+      if (this.table.leaving(slot)) continue;
+      const id = this.table.id(slot);
+      const self = id === this.host.selfId;
+      if (!self && this.table.issuedAt(slot) < cutoff) continue;
+      out.push({ id, address: this.table.address(slot) || null, self });
+    }
+    return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  stats(): DirectoryStats {
+    return { records: this.table.size, patterns: this.table.distinctPatterns, refused: { ...this.refused }, accepted: this.accepted, expired: this.expiredCount };
+  }
+
+  /** Counts a refusal decided outside `receive` (anti-entropy pages out of bounds). */
+  countRefusal(reason: DirectoryRefusal): void {
+    this.refused[reason]++;
+  }
+}
+
+/** 32 bits of a neighbour id (hex), to remember who was seen holding a version at 4 bytes a record. */
+export function holderHash(peerId: string): number {
+  return Number.parseInt(peerId.slice(0, 8), 16) | 0;
+}

@@ -1,0 +1,385 @@
+import { createHash } from 'node:crypto';
+import { SubjectIndex } from '../common/subject.js';
+import type { DirectoryRecord } from './record.js';
+
+/**
+ * Every record a node holds, laid out to be small at 100 000 records (docs/directory.md,
+ * Memory): one slot per record in typed arrays (id, key, signature, seq, times), no object
+ * per record; each distinct pattern string held once, a record holding 16-bit refs to them
+ * (one short string per record); subject → patterns by `SubjectIndex` over the distinct
+ * patterns, and pattern → nodes by a packed array of slots per pattern and kind.
+ * Ids are found by an open-addressing table keyed by their first bytes.
+ */
+
+export type PatternKind = 'request' | 'event';
+const ID_BYTES = 20;
+const KEY_BYTES = 32;
+const SIG_BYTES = 64;
+/** Patterns are referred to by 16-bit indexes: at most this many distinct ones are held. */
+export const MAX_DISTINCT_PATTERNS = 65_535;
+/** Buckets of the anti-entropy digest: records by the first byte of their id. */
+export const DIGEST_BUCKETS = 256;
+
+/** Slots of nodes per pattern and kind, unordered; removal swaps the last one in. */
+class Members {
+  slots = new Int32Array(4);
+  size = 0;
+  add(slot: number): void {
+    if (this.size === this.slots.length) {
+      const grown = new Int32Array(this.slots.length * 2);
+      grown.set(this.slots);
+      this.slots = grown;
+    }
+    this.slots[this.size++] = slot;
+  }
+  delete(slot: number): void {
+    for (let i = 0; i < this.size; i++) {
+      if (this.slots[i] !== slot) continue;
+      this.slots[i] = this.slots[--this.size]!;
+      return;
+    }
+  }
+}
+
+interface Pattern {
+  text: string;
+  refs: number;
+  request: Members | undefined;
+  event: Members | undefined;
+}
+
+export class RecordTable {
+  private capacity = 0;
+  private count = 0;
+  private ids = new Uint8Array(0);
+  private keys = new Uint8Array(0);
+  private sigs = new Uint8Array(0);
+  /** seq, issuedAt (origin clock), and the local time of the last accepted update, per slot. */
+  private seqs = new Float64Array(0);
+  private issued = new Float64Array(0);
+  private updated = new Float64Array(0);
+  /** Update tokens of the slot's origin (rate per origin). */
+  private tokens = new Float32Array(0);
+  /** bit 0 leaving, bit 1 in use. */
+  private flags = new Uint8Array(0);
+  /** Hash of the neighbour last seen holding the current version (honest-stale rule, docs/directory.md). */
+  private holders = new Int32Array(0);
+  private requestCounts = new Uint16Array(0);
+  private addresses: string[] = [];
+  /** The record's patterns: one UTF-16 code unit per pattern index, requests first. */
+  private refs: string[] = [];
+  private readonly free: number[] = [];
+  /** id → slot + 1 (0: empty), linear probing on the id's first 4 bytes. */
+  private table = new Int32Array(0);
+
+  private readonly patterns: Array<Pattern | undefined> = [];
+  private readonly patternIndex = new Map<string, number>();
+  private readonly freePatterns: number[] = [];
+  private readonly subjects: Record<PatternKind, SubjectIndex<number>> = { request: new SubjectIndex(), event: new SubjectIndex() };
+
+  /** Per digest bucket: records, and the XOR of their (id, seq) hashes (two 32-bit halves). */
+  readonly bucketCounts = new Uint32Array(DIGEST_BUCKETS);
+  readonly bucketHashes = new Uint32Array(DIGEST_BUCKETS * 2);
+
+  constructor(readonly maxRecords: number) {}
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** Distinct patterns held. */
+  get distinctPatterns(): number {
+    return this.patternIndex.size;
+  }
+
+  /** The slot of a peer id, or -1. */
+  find(id: string): number {
+    return this.findBytes(Buffer.from(id, 'hex'));
+  }
+
+  private findBytes(id: Uint8Array): number {
+    if (this.capacity === 0) return -1;
+    const mask = this.table.length - 1;
+    for (let i = hashOf(id) & mask; ; i = (i + 1) & mask) {
+      const entry = this.table[i]!;
+      if (entry === 0) return -1;
+      if (this.idEquals(entry - 1, id)) return entry - 1;
+    }
+  }
+
+  private idEquals(slot: number, id: Uint8Array): boolean {
+    const o = slot * ID_BYTES;
+    for (let i = 0; i < ID_BYTES; i++) if (this.ids[o + i] !== id[i]) return false;
+    return true;
+  }
+
+  id(slot: number): string {
+    return Buffer.from(this.ids.buffer, this.ids.byteOffset + slot * ID_BYTES, ID_BYTES).toString('hex');
+  }
+  seq(slot: number): number {
+    return this.seqs[slot]!;
+  }
+  issuedAt(slot: number): number {
+    return this.issued[slot]!;
+  }
+  leaving(slot: number): boolean {
+    return (this.flags[slot]! & 1) !== 0;
+  }
+  address(slot: number): string {
+    return this.addresses[slot]!;
+  }
+  holder(slot: number): number {
+    return this.holders[slot]!;
+  }
+  setHolder(slot: number, holder: number): void {
+    this.holders[slot] = holder;
+  }
+  bucketOf(slot: number): number {
+    return this.ids[slot * ID_BYTES]!;
+  }
+
+  /** Takes one update token of the slot's origin (`rate`/s, up to `burst`); false when it has none. */
+  takeToken(slot: number, rate: number, burst: number, now: number): boolean {
+    const tokens = Math.min(burst, this.tokens[slot]! + ((now - this.updated[slot]!) / 1000) * rate);
+    if (tokens < 1) return false;
+    this.tokens[slot] = tokens - 1;
+    this.updated[slot] = now;
+    return true;
+  }
+
+  /** The record in a slot, as decoded (for encoding into a sync page, or for tests). */
+  record(slot: number): DirectoryRecord {
+    const refs = this.refs[slot]!;
+    const patterns = Array.from(refs, (c) => this.patterns[c.charCodeAt(0)]!.text);
+    const requests = this.requestCounts[slot]!;
+    return {
+      id: this.id(slot),
+      publicKey: Buffer.from(this.keys.subarray(slot * KEY_BYTES, (slot + 1) * KEY_BYTES)),
+      seq: this.seqs[slot]!,
+      issuedAt: this.issued[slot]!,
+      leaving: this.leaving(slot),
+      address: this.addresses[slot]!,
+      requests: patterns.slice(0, requests),
+      events: patterns.slice(requests),
+      signature: Buffer.from(this.sigs.subarray(slot * SIG_BYTES, (slot + 1) * SIG_BYTES)),
+    };
+  }
+
+  /** Whether `record` would need patterns past MAX_DISTINCT_PATTERNS. */
+  wouldOverflowPatterns(record: DirectoryRecord): boolean {
+    let fresh = 0;
+    for (const p of [...record.requests, ...record.events]) if (!this.patternIndex.has(p)) fresh++;
+    return this.patternIndex.size + fresh > MAX_DISTINCT_PATTERNS;
+  }
+
+  /** Whether a new record fits (`maxRecords`). */
+  get full(): boolean {
+    return this.count >= this.maxRecords;
+  }
+
+  /**
+   * Inserts or replaces the record of `record.id` (the caller judged it newer and valid, and
+   * made room). `burst` fills a new origin's update tokens. Returns its slot.
+   */
+  put(record: DirectoryRecord, now: number, burst: number, holder: number): number {
+    const idBytes = Buffer.from(record.id, 'hex');
+    let slot = this.findBytes(idBytes);
+    if (slot >= 0) {
+      this.unindex(slot);
+    } else {
+      slot = this.allocate(idBytes);
+      this.bucketCounts[idBytes[0]!]!++;
+      this.tokens[slot] = burst;
+      this.updated[slot] = now;
+    }
+    this.keys.set(record.publicKey, slot * KEY_BYTES);
+    this.sigs.set(record.signature, slot * SIG_BYTES);
+    this.seqs[slot] = record.seq;
+    this.issued[slot] = record.issuedAt;
+    this.flags[slot] = 2 | (record.leaving ? 1 : 0);
+    this.holders[slot] = holder;
+    this.addresses[slot] = record.address;
+    // Duplicates within a kind are one pattern: a record is a set per kind.
+    const requests = [...new Set(record.requests)];
+    const events = [...new Set(record.events)];
+    this.requestCounts[slot] = requests.length;
+    let refs = '';
+    for (const p of requests) refs += String.fromCharCode(this.ref(p, 'request', slot));
+    for (const p of events) refs += String.fromCharCode(this.ref(p, 'event', slot));
+    this.refs[slot] = refs;
+    this.toggleDigest(slot);
+    return slot;
+  }
+
+  /** Removes a slot's record. */
+  remove(slot: number): void {
+    this.unindex(slot);
+    this.bucketCounts[this.bucketOf(slot)]!--;
+    const idBytes = this.ids.subarray(slot * ID_BYTES, (slot + 1) * ID_BYTES);
+    this.unhash(slot, idBytes);
+    this.ids.fill(0, slot * ID_BYTES, (slot + 1) * ID_BYTES);
+    this.flags[slot] = 0;
+    this.addresses[slot] = '';
+    this.refs[slot] = '';
+    this.free.push(slot);
+    this.count--;
+  }
+
+  /** Every slot in use. */
+  *slots(): Generator<number> {
+    for (let slot = 0; slot < this.capacity; slot++) if (this.flags[slot]! & 2) yield slot;
+  }
+
+  /** Slots of the records with a pattern of `kind` matching `subject` (leaving ones included: the caller filters). */
+  match(subject: string, kind: PatternKind): Set<number> {
+    const out = new Set<number>();
+    for (const index of this.subjects[kind].match(subject)) {
+      const members = this.patterns[index]![kind]!;
+      for (let i = 0; i < members.size; i++) out.add(members.slots[i]!);
+    }
+    return out;
+  }
+
+  /** Nodes per distinct pattern and kind (metrics), at most `limit` patterns. */
+  patternCounts(limit: number): Array<{ pattern: string; requests: number; events: number }> {
+    const out: Array<{ pattern: string; requests: number; events: number }> = [];
+    for (const p of this.patterns) {
+      if (!p) continue;
+      if (out.length >= limit) break;
+      out.push({ pattern: p.text, requests: p.request?.size ?? 0, events: p.event?.size ?? 0 });
+    }
+    return out;
+  }
+
+  private ref(text: string, kind: PatternKind, slot: number): number {
+    let index = this.patternIndex.get(text);
+    if (index === undefined) {
+      index = this.freePatterns.pop() ?? this.patterns.length;
+      this.patterns[index] = { text, refs: 0, request: undefined, event: undefined };
+      this.patternIndex.set(text, index);
+    }
+    const p = this.patterns[index]!;
+    p.refs++;
+    let members = p[kind];
+    if (!members) {
+      members = p[kind] = new Members();
+      this.subjects[kind].add(text, index);
+    }
+    members.add(slot);
+    return index;
+  }
+
+  private unref(index: number, kind: PatternKind, slot: number): void {
+    const p = this.patterns[index]!;
+    const members = p[kind]!;
+    members.delete(slot);
+    if (members.size === 0) {
+      p[kind] = undefined;
+      this.subjects[kind].delete(p.text, index);
+    }
+    if (--p.refs === 0) {
+      this.patterns[index] = undefined;
+      this.patternIndex.delete(p.text);
+      this.freePatterns.push(index);
+    }
+  }
+
+  /** Drops a slot's patterns and digest share (before a replace or a removal). */
+  private unindex(slot: number): void {
+    this.toggleDigest(slot);
+    const refs = this.refs[slot]!;
+    const requests = this.requestCounts[slot]!;
+    for (let i = 0; i < refs.length; i++) this.unref(refs.charCodeAt(i), i < requests ? 'request' : 'event', slot);
+    this.refs[slot] = '';
+  }
+
+  /** XORs the slot's (id, seq) hash into its bucket (in or out: XOR is its own inverse). */
+  private toggleDigest(slot: number): void {
+    const h = entryHash(this.ids.subarray(slot * ID_BYTES, (slot + 1) * ID_BYTES), this.seqs[slot]!);
+    const bucket = this.bucketOf(slot);
+    this.bucketHashes[bucket * 2] = this.bucketHashes[bucket * 2]! ^ h[0]!;
+    this.bucketHashes[bucket * 2 + 1] = this.bucketHashes[bucket * 2 + 1]! ^ h[1]!;
+  }
+
+  private allocate(idBytes: Uint8Array): number {
+    if (this.free.length === 0) this.grow();
+    const slot = this.free.pop()!;
+    this.ids.set(idBytes, slot * ID_BYTES);
+    this.count++;
+    const mask = this.table.length - 1;
+    let i = hashOf(idBytes) & mask;
+    while (this.table[i] !== 0) i = (i + 1) & mask;
+    this.table[i] = slot + 1;
+    return slot;
+  }
+
+  /** Backward-shift deletion: the probe chains stay unbroken without tombstones. */
+  private unhash(slot: number, idBytes: Uint8Array): void {
+    const mask = this.table.length - 1;
+    let i = hashOf(idBytes) & mask;
+    while (this.table[i] !== slot + 1) i = (i + 1) & mask;
+    let j = i;
+    for (;;) {
+      j = (j + 1) & mask;
+      const entry = this.table[j]!;
+      if (entry === 0) break;
+      const home = hashOf(this.ids.subarray((entry - 1) * ID_BYTES, entry * ID_BYTES)) & mask;
+      // Move the entry back to the hole when its home is not cyclically within (i, j].
+      if (i <= j ? home <= i || home > j : home <= i && home > j) {
+        this.table[i] = entry;
+        i = j;
+      }
+    }
+    this.table[i] = 0;
+  }
+
+  private grow(): void {
+    const old = this.capacity;
+    const capacity = Math.max(64, old * 2);
+    const grow = <A extends Uint8Array | Float64Array | Float32Array | Int32Array | Uint16Array>(a: A, per: number, make: (n: number) => A): A => {
+      const b = make(capacity * per);
+      b.set(a as never);
+      return b;
+    };
+    this.ids = grow(this.ids, ID_BYTES, (n) => new Uint8Array(n));
+    this.keys = grow(this.keys, KEY_BYTES, (n) => new Uint8Array(n));
+    this.sigs = grow(this.sigs, SIG_BYTES, (n) => new Uint8Array(n));
+    this.seqs = grow(this.seqs, 1, (n) => new Float64Array(n));
+    this.issued = grow(this.issued, 1, (n) => new Float64Array(n));
+    this.updated = grow(this.updated, 1, (n) => new Float64Array(n));
+    this.tokens = grow(this.tokens, 1, (n) => new Float32Array(n));
+    this.flags = grow(this.flags, 1, (n) => new Uint8Array(n));
+    this.holders = grow(this.holders, 1, (n) => new Int32Array(n));
+    this.requestCounts = grow(this.requestCounts, 1, (n) => new Uint16Array(n));
+    for (let s = old; s < capacity; s++) {
+      this.addresses.push('');
+      this.refs.push('');
+    }
+    for (let s = capacity - 1; s >= old; s--) this.free.push(s);
+    this.capacity = capacity;
+    // The id table stays at most half full; rebuilt at its new size.
+    this.table = new Int32Array(capacity * 2);
+    const mask = this.table.length - 1;
+    for (let slot = 0; slot < old; slot++) {
+      if (!(this.flags[slot]! & 2)) continue;
+      let i = hashOf(this.ids.subarray(slot * ID_BYTES, (slot + 1) * ID_BYTES)) & mask;
+      while (this.table[i] !== 0) i = (i + 1) & mask;
+      this.table[i] = slot + 1;
+    }
+  }
+}
+
+/** The id table's hash: the id's first 4 bytes (an id is itself a SHA-256 prefix, so uniform). */
+function hashOf(id: Uint8Array): number {
+  return ((id[0]! << 24) | (id[1]! << 16) | (id[2]! << 8) | id[3]!) >>> 0;
+}
+
+/** The digest's share of one (id, seq) pair: 8 bytes of SHA-256 over them, as two 32-bit halves. */
+export function entryHash(id: Uint8Array, seq: number): [number, number] {
+  const buf = Buffer.allocUnsafe(ID_BYTES + 8);
+  buf.set(id, 0);
+  buf.writeUInt32BE(Math.floor(seq / 2 ** 32), ID_BYTES);
+  buf.writeUInt32BE(seq >>> 0, ID_BYTES + 4);
+  const d = createHash('sha256').update(buf).digest();
+  return [d.readUInt32BE(0), d.readUInt32BE(4)];
+}
