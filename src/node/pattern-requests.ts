@@ -102,6 +102,8 @@ export class PatternRequests {
   private idleTimer: NodeJS.Timeout | undefined;
   /** Dials in flight to handlers, shared by the requests that wait for them. */
   private readonly dialing = new Map<string, Promise<unknown>>();
+  /** The lookup's answer per subject, until the directory changes (bounded: subjects can be many). */
+  private readonly known = new Map<string, HandlerInfo[]>();
 
   constructor(
     private readonly host: PatternRequestsHost,
@@ -114,7 +116,11 @@ export class PatternRequests {
   setLookup(lookup: HandlerLookup | undefined): void {
     this.unsubscribe?.();
     this.lookup = lookup;
-    this.unsubscribe = lookup?.onChange(() => this.retryWaiting());
+    this.known.clear();
+    this.unsubscribe = lookup?.onChange(() => {
+      this.known.clear();
+      this.retryWaiting();
+    });
     this.retryWaiting();
   }
 
@@ -181,7 +187,7 @@ export class PatternRequests {
     this.dial(req, handler);
   }
 
-  private choose(candidates: HandlerInfo[]): HandlerInfo {
+  private choose(candidates: readonly HandlerInfo[]): HandlerInfo {
     const id = this.choice.choose(
       candidates.map((h) => h.id),
       (id) => this.silent(id),
@@ -189,15 +195,27 @@ export class PatternRequests {
     return candidates.find((h) => h.id === id)!;
   }
 
-  /** Known handlers this request may go to: this node when it has a handler, others when connected or dialable. */
-  private candidates(req: PatternRequest): HandlerInfo[] {
-    const all = this.lookup?.handlers(req.subject, 'request') ?? [];
-    const connections = this.host.connections();
-    return all.filter((h) => {
-      if (req.skip?.has(h.id)) return false;
-      if (h.self || h.id === this.host.selfId) return h.id === this.host.selfId && this.host.local() !== undefined;
-      return connections.has(h.id) || h.address !== null;
-    });
+  /**
+   * Known handlers this request may go to: this node when it has a handler, others when connected
+   * or dialable. The lookup's answer is kept per subject until the directory changes, so that a
+   * request allocates nothing here in the usual case (one handler, or none skipped).
+   */
+  private candidates(req: PatternRequest): readonly HandlerInfo[] {
+    let all = this.known.get(req.subject);
+    if (!all) {
+      all = this.lookup?.handlers(req.subject, 'request') ?? [];
+      if (this.known.size >= 1024) this.known.clear();
+      this.known.set(req.subject, all);
+    }
+    for (const h of all) {
+      if (req.skip?.has(h.id) || !this.reachable(h)) return all.filter((x) => !req.skip?.has(x.id) && this.reachable(x));
+    }
+    return all;
+  }
+
+  private reachable(h: HandlerInfo): boolean {
+    if (h.id === this.host.selfId) return this.host.local() !== undefined;
+    return h.address !== null || this.host.connections().has(h.id);
   }
 
   /** No handler to hand it to: wait for the directory to name one, until the request's timeout. */
@@ -270,57 +288,15 @@ export class PatternRequests {
 
   /** Sends the request on the handler's connection. */
   private send(req: PatternRequest, id: string, socket: P2PSocket): void {
-    const sentAt = Date.now();
-    this.touch(id, sentAt);
-    let answered = false;
-    let ended = false;
-    const end = () => {
-      if (ended) return;
-      ended = true;
-      this.choice.ended(id);
-      this.touch(id);
-    };
-    const answer = () => {
-      if (answered) return;
-      answered = true;
-      this.choice.replied(id, Date.now() - sentAt);
-    };
-    const observer: RequestObserver = {
-      next: (value) => {
-        answer();
-        req.observer.next(value);
-      },
-      error: (err) => {
-        // A handler at its maxPeers accepts the hello, then closes without reading a request: it never ran there.
-        if (!answered && err instanceof P2PConnectionClosedError && socket.goodbyeReceived === GoodbyeReason.InboundLimit) {
-          end();
-          this.choice.failed(id);
-          return this.skip(req, id, err);
-        }
-        // A handler's own error is an answer: it is alive. A timeout or a lost connection is not.
-        if (err instanceof P2PRemoteError) answer();
-        else this.choice.failed(id);
-        end();
-        req.done = true;
-        req.observer.error(err);
-      },
-      complete: () => {
-        answer();
-        end();
-        req.done = true;
-        req.observer.complete();
-      },
-    };
+    const sent = new SentRequest(this, req, id, socket);
+    this.touch(id, sent.sentAt);
     this.choice.started(id);
-    const deadlineMs = req.options.deadlineMs === undefined ? undefined : Math.max(1, req.options.deadlineMs - (sentAt - req.startedAt));
+    const deadlineMs = req.options.deadlineMs === undefined ? undefined : Math.max(1, req.options.deadlineMs - (sent.sentAt - req.startedAt));
     try {
-      const cancel = socket.request(req.subject, this.host.topic(req.subject), req.data, req.timeoutMs, observer, deadlineMs, req.options.metadata);
-      req.cancel = () => {
-        cancel();
-        end();
-      };
+      sent.cancelOnSocket = socket.request(req.subject, this.host.topic(req.subject), req.data, req.timeoutMs, sent, deadlineMs, req.options.metadata);
+      req.cancel = sent.cancel;
     } catch (err) {
-      end();
+      sent.end();
       // Not sent, so it cannot have run: a full queue or a closing connection sends it elsewhere. A request too large fails.
       if (err instanceof P2PQueueFullError || err instanceof P2PConnectionClosedError) return this.skip(req, id, err);
       req.done = true;
@@ -328,6 +304,23 @@ export class PatternRequests {
       return;
     }
     this.host.metrics()?.routed?.(req.subject, id);
+  }
+
+  /** A request sent on a connection has ended (SentRequest). */
+  ended(id: string): void {
+    this.choice.ended(id);
+    this.touch(id);
+  }
+
+  /** Its first reply came (SentRequest). */
+  answered(id: string, ms: number): void {
+    this.choice.replied(id, ms);
+  }
+
+  /** It timed out or its connection failed (SentRequest); `refused`: the handler was full, so it never ran there and another is tried. */
+  failed(req: PatternRequest, id: string, err: Error, refused: boolean): void {
+    this.choice.failed(id);
+    if (refused) this.skip(req, id, err);
   }
 
   /** This node handles the subject itself: its own handler answers, through the same encoding a peer's request goes through. */
@@ -470,4 +463,67 @@ export class PatternRequests {
 function roundTrip(value: unknown): unknown {
   const { encoding, bytes } = encodePayload(value);
   return decodePayload(encoding, bytes);
+}
+
+/**
+ * One request on a handler's connection, and the observer its replies go to: one object per
+ * request (the replies of a request to a pattern went through six closures before, and the
+ * garbage showed in the benchmark). Its own properties, not prototype methods, because the
+ * connection copies the observer's callbacks into its pending entry.
+ */
+class SentRequest implements RequestObserver {
+  readonly sentAt = Date.now();
+  private answered = false;
+  private over = false;
+  cancelOnSocket: (() => void) | undefined;
+
+  constructor(
+    private readonly owner: PatternRequests,
+    private readonly req: PatternRequest,
+    private readonly id: string,
+    private readonly socket: P2PSocket,
+  ) {}
+
+  readonly next = (value: unknown): void => {
+    this.answer();
+    this.req.observer.next(value);
+  };
+
+  readonly error = (err: Error): void => {
+    // A handler at its maxPeers accepts the hello, then closes without reading a request: it never ran there.
+    if (!this.answered && err instanceof P2PConnectionClosedError && this.socket.goodbyeReceived === GoodbyeReason.InboundLimit) {
+      this.end();
+      return this.owner.failed(this.req, this.id, err, true);
+    }
+    // A handler's own error is an answer: it is alive. A timeout or a lost connection is not.
+    if (err instanceof P2PRemoteError) this.answer();
+    else this.owner.failed(this.req, this.id, err, false);
+    this.end();
+    this.req.done = true;
+    this.req.observer.error(err);
+  };
+
+  readonly complete = (): void => {
+    this.answer();
+    this.end();
+    this.req.done = true;
+    this.req.observer.complete();
+  };
+
+  readonly cancel = (): void => {
+    this.cancelOnSocket?.();
+    this.end();
+  };
+
+  end(): void {
+    if (this.over) return;
+    this.over = true;
+    this.owner.ended(this.id);
+  }
+
+  private answer(): void {
+    if (this.answered) return;
+    this.answered = true;
+    this.owner.answered(this.id, Date.now() - this.sentAt);
+  }
 }
