@@ -6,6 +6,7 @@ import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { message, stop } from './lib/ipc.js';
+import { floodTable, runFlood, type FloodRow } from './lib/flood.js';
 import { netcastTable, runNetcast, type NetcastRow } from './lib/netcast.js';
 import { propagationTable, runPropagation, type PropagationRow } from './lib/propagation.js';
 import { appliesTo, OPT_IN, scaled, SCENARIOS, type Scenario, type ScenarioName } from './lib/scenarios.js';
@@ -31,6 +32,8 @@ if (args.help) {
       '--quick: a tenth of every count (--scale 0.1); --scale 10: ten times as many, for a profile of the steady state\n' +
       '--profile: write V8 CPU profiles of every server and client process to bench/results/profiles/\n' +
       'netcast (network broadcast in an 8-node mesh, signed vs unsigned) ignores --transports: it has its own two rows\n' +
+      'throwaway-flood (issue 22: broadcasts from throwaway keys through one link into an 8-node TLS mesh; honest request\n' +
+      '  round trips idle vs during the flood) ignores --transports and runs only when named: --scenarios throwaway-flood\n' +
       'propagation (network broadcast in a 16-node TLS mesh: time to reach every node, repair on and off, healthy and with\n' +
       '  2 frozen or 2 dropping relays; repair traffic) ignores --transports and runs only when named: --scenarios propagation\n',
   );
@@ -113,7 +116,14 @@ async function main(): Promise<void> {
 
   let netcast: { rows: NetcastRow[]; nodes: number } | undefined;
   let propagation: { rows: PropagationRow[]; nodes: number } | undefined;
+  let flood: FloodRow[] | undefined;
   for (const scenario of scenarios) {
+    if (scenario.name === 'throwaway-flood') {
+      const r = await runFlood(scenario, { runs, nodeScript: here('./flood-node.js'), attackerScript: here('./flood-attacker.js'), execArgv, machine, say });
+      lines.push(...r.lines);
+      flood = r.rows;
+      continue;
+    }
     if (scenario.name === 'propagation') {
       const { rows, lines: propagationLines } = await runPropagation(scenario, { runs, script: here('./propagation-node.js'), execArgv, machine, say });
       lines.push(...propagationLines);
@@ -213,6 +223,7 @@ async function main(): Promise<void> {
   }
   if (netcast?.rows.length) say('\n' + netcastTable(netcast.rows, netcast.nodes).join('\n'));
   if (propagation?.rows.length) say('\n' + propagationTable(propagation.rows, propagation.nodes).join('\n'));
+  if (flood?.length) say('\n' + floodTable(flood).join('\n'));
   if (ceiling) say(`\nNest's handler pipeline alone, no I/O: ${fmt(ceiling.median, 'msg/s')} events/s (median of ${runs}).`);
 }
 

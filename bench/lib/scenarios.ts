@@ -1,5 +1,5 @@
 /** The benchmark's scenarios. Counts are messages (or requests) after the warm-up. */
-export type ScenarioName = 'events' | 'bulk' | 'req1' | 'req64' | 'broadcast' | 'memory' | 'netcast' | 'propagation';
+export type ScenarioName = 'events' | 'bulk' | 'req1' | 'req64' | 'broadcast' | 'memory' | 'netcast' | 'propagation' | 'throwaway-flood';
 
 export interface Scenario {
   name: ScenarioName;
@@ -16,7 +16,7 @@ export interface Scenario {
   fanout?: number;
   /** Every payload the scenario measures, in turn (netcast); otherwise payloadBytes and binary. */
   payloads?: Array<{ bytes: number; binary: boolean }>;
-  /** Pace of the broadcasts, ms between two (propagation). */
+  /** Pace of the broadcasts, ms between two (propagation); the idle window, ms (throwaway-flood). */
   intervalMs?: number;
 }
 
@@ -57,14 +57,27 @@ export const SCENARIOS: Record<ScenarioName, Scenario> = {
     fanout: 16,
     intervalMs: 40,
   },
+  // Issue 22's throwaway-key flood (lib/flood.ts): one hostile link sends `measured` broadcasts signed by throwaway keys into
+  // a `fanout`-node TLS mesh; honest request round trips idle (intervalMs of them, after warmup ms) and during the flood.
+  'throwaway-flood': {
+    name: 'throwaway-flood',
+    title: 'throwaway-key flood through one link, 8-node TLS mesh',
+    unit: 'ms',
+    payloadBytes: 64,
+    binary: false,
+    warmup: 1_000,
+    measured: 3_000,
+    fanout: 8,
+    intervalMs: 3_000,
+  },
 };
 
-/** Scenarios left out of a run without --scenarios: they take minutes and measure no transport (about 5 min at 3 runs). */
-export const OPT_IN: readonly ScenarioName[] = ['propagation'];
+/** Scenarios left out of a run without --scenarios: they take minutes and measure no transport (propagation about 7 min at 3 runs, throwaway-flood about 1.5). */
+export const OPT_IN: readonly ScenarioName[] = ['propagation', 'throwaway-flood'];
 
 /** Transports a scenario applies to: the memory scenario needs a transport that can stall its reader; netcast and propagation run apart. */
 export function appliesTo(scenario: Scenario, transport: string): boolean {
-  if (scenario.name === 'netcast' || scenario.name === 'propagation') return false;
+  if (scenario.name === 'netcast' || scenario.name === 'propagation' || scenario.name === 'throwaway-flood') return false;
   return scenario.name !== 'memory' || transport === 'p2p-plain' || transport === 'p2p-tls';
 }
 

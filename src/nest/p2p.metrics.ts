@@ -110,6 +110,7 @@ export class P2PMetrics implements MetricsSink, OnModuleDestroy {
     };
     fromNode('p2p_refused_connections_total', 'Inbound connections refused (maxInbound).', () => node.refused);
     fromNode('p2p_broadcast_delivered_total', 'Network broadcasts delivered to this node\'s handlers.', () => node.networkBroadcastStats().delivered);
+    fromNode('p2p_broadcast_verified_total', 'Origin signatures of network broadcasts this node checked (its costliest step per broadcast).', () => node.networkBroadcastStats().verified);
     fromNode('p2p_broadcast_duplicates_total', 'Network broadcast copies dropped by the seen-cache.', () => node.networkBroadcastStats().duplicates);
     fromNode('p2p_broadcast_sent_total', 'Network broadcast messages this node sent or relayed.', () => node.networkBroadcastStats().sent);
     fromNode('p2p_broadcast_repaired_total', 'Network broadcasts this node sent a neighbour that asked for them (repair).', () => node.networkBroadcastStats().repair.sent);
