@@ -40,6 +40,7 @@ export {
   P2PIdentityMismatchError,
   P2PListenError,
   P2PMetadataError,
+  P2PNoHandlerError,
   P2PNotRunningError,
   P2PPeerBannedError,
   P2PPeerNotAllowedError,

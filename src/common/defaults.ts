@@ -24,6 +24,8 @@ export const DEFAULTS = {
   maxConcurrentHandlers: 256,
   /** Reply timeout of a request (between reply frames of a stream), ms. */
   timeoutMs: 10_000,
+  /** A connection dialed only to reach a pattern's handler (`requestPattern`) is closed after this long without a request on it, ms. */
+  handlerIdleMs: 60_000,
   /** TCP connect timeout, ms. */
   dialTimeoutMs: 3_000,
   /** Time for the TLS handshake, and again for the hello exchange, ms. */

@@ -65,7 +65,8 @@ export type P2PErrorCode =
   | 'P2P_RATE_LIMIT'
   | 'P2P_METADATA'
   | 'P2P_CONFIG'
-  | 'P2P_RESERVED_PATTERN';
+  | 'P2P_RESERVED_PATTERN'
+  | 'P2P_NO_HANDLER';
 
 /** What a P2PError's constructor takes besides its message and peer. */
 export interface P2PErrorOptions {
@@ -330,5 +331,31 @@ function describeRemote(error: unknown): string {
     return JSON.stringify(error);
   } catch {
     return String(error);
+  }
+}
+
+/**
+ * A request to a pattern (`requestPattern`, a `P2PClient` without `peer`) found no node with a
+ * matching `@MessagePattern` within its timeout: none was known, or none could be reached.
+ */
+export class P2PNoHandlerError extends P2PError {
+  static override readonly p2pCode: P2PErrorCode = 'P2P_NO_HANDLER';
+  declare readonly p2pCode: 'P2P_NO_HANDLER';
+  declare readonly code: 'P2P_NO_HANDLER';
+  /**
+   * @param pattern - The subject the request was sent to (the normalised pattern).
+   * @param waitedMs - How long it waited for a handler, ms.
+   * @param cause - Why the last handler known could not be reached, when one was known.
+   */
+  constructor(
+    readonly pattern: string,
+    readonly waitedMs: number,
+    cause?: Error,
+  ) {
+    super(
+      cause ? `no reachable node handles "${pattern}" within ${waitedMs} ms (last: ${cause.message})` : `no node handles "${pattern}" (waited ${waitedMs} ms for one)`,
+      {},
+      cause ? { cause } : {},
+    );
   }
 }

@@ -13,6 +13,10 @@ export interface MetricsSink {
   request(pattern: string, seconds: number, outcome: RequestOutcome): void;
   /** A typed error on a connection (by class name), e.g. P2PProtocolError, P2PQueueFullError. */
   error(type: string): void;
+  /** A request to a pattern (`requestPattern`) was handed to the handler node `handlerId` (this node's own id when it answers itself). */
+  routed?(subject: string, handlerId: string): void;
+  /** A request to a pattern failed with P2PNoHandlerError (reported as an error too). */
+  noHandler?(subject: string): void;
 }
 
 /**

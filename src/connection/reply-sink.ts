@@ -100,8 +100,8 @@ export function createReplySink(channel: ReplyChannel, topic: string): ReplySink
   };
 }
 
-/** What goes on the wire for a handler error: Nest's RpcException error object, or `{ status, message }`. */
-function toWireError(err: unknown): unknown {
+/** What goes on the wire for a handler error (and what a local request to a pattern gets, as if it had): Nest's RpcException error object, or `{ status, message }`. */
+export function toWireError(err: unknown): unknown {
   if (err instanceof Error) return { status: 'error', message: err.message };
   return err;
 }

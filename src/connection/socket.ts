@@ -204,6 +204,11 @@ export class P2PSocket {
     return this.requests.size;
   }
 
+  /** When bytes last arrived from the remote (Date.now()): a peer with requests outstanding and nothing read since is silent. */
+  get lastReadAt(): number {
+    return this.reader.lastReadAt;
+  }
+
   /** The last measured round trip, null until a pong arrives. */
   get rttMs(): number | null {
     return this.keepalive.rttMs;

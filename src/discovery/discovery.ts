@@ -30,6 +30,8 @@ export interface DiscoveryHost {
   isConfigured(id: string): boolean;
   /** Closes a connection the topology no longer needs. */
   release(id: string, why: string): void;
+  /** Whether requests use the connection to `id` now (requests to a pattern): it is never let go then. */
+  inUse?(id: string): boolean;
 }
 
 export interface DiscoveryOptions {
@@ -224,7 +226,7 @@ export class Discovery {
       self: this.host.selfId,
       known: this.knownIds(),
       maxDegree: this.options.maxPeers - closing,
-      keep: (id: string) => this.host.isConfigured(id) || !this.dialed.has(id),
+      keep: (id: string) => this.host.isConfigured(id) || !this.dialed.has(id) || this.host.inUse?.(id) === true,
       // Not dialable now: the next member of that third is chosen instead.
       skip: (id: string) => skip(id) || (this.book.dueId(id) === undefined && !this.candidates.isDue(id)),
     };

@@ -1,15 +1,20 @@
 import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
 import { mustParseAddress } from '../connection/address.js';
-import { P2PNotRunningError, P2PRemoteError } from '../common/errors.js';
+import { P2PConfigError, P2PNotRunningError, P2PRemoteError } from '../common/errors.js';
 import { Peer, type PeerOptions } from '../node/peer.js';
 import { runningNode } from './p2p.registry.js';
 import type { Metadata } from '../wire/metadata.js';
 import { route } from './p2p.route.js';
 
-/** A P2PClient's `options`: the peer to talk to and, for a private node, any PeerOptions but `listen` and `peers`. */
+/** A P2PClient's `options`: the peer to talk to (or none: the network) and, for a private node, any PeerOptions but `listen` and `peers`. */
 export interface P2PClientOptions extends Omit<PeerOptions, 'listen' | 'peers'> {
-  /** The peer this client talks to: `<peerId>@host:port` (recommended) or `host:port`. */
-  peer: string;
+  /**
+   * The peer this client talks to: `<peerId>@host:port` (recommended) or `host:port`. Without it
+   * the client addresses the network through the app's node, as a client of Nest's NATS
+   * transport addresses its broker: `send` goes to one node with a matching `@MessagePattern`
+   * (docs/pattern-requests.md), `emit` (for now) is a network broadcast.
+   */
+  peer?: string;
   /**
    * Use this node, or `'private'` for a node of the client's own. Default: the node of a
    * running P2PModule in this process (other than the target), else a private one.
@@ -24,6 +29,11 @@ export interface P2PClientOptions extends Omit<PeerOptions, 'listen' | 'peers'> 
  * options: { peer } }])` and `client.send()` / `client.emit()` work as with any Nest client.
  * It reuses the app's node (and its connection) when the app runs P2PModule; otherwise it
  * starts a private node that does not listen, and closes it on `close()`.
+ *
+ * With `options: {}` (no `peer`) it addresses the network through the app's node: `send`
+ * is a request to a pattern (`Peer.requestPattern`: one node with a matching handler answers,
+ * this node included), and `emit` a network broadcast (interim: every node gets it, this one
+ * included, until events go to subscribers only).
  */
 export class P2PClient extends ClientProxy {
   /** The node of the current connection; close() forgets it at once, so a later connect() starts afresh. */
@@ -42,13 +52,22 @@ export class P2PClient extends ClientProxy {
    */
   private generation = 0;
 
-  constructor(private readonly clientOptions: P2PClientOptions) {
+  constructor(private readonly clientOptions: P2PClientOptions = {}) {
     super();
-    this.peerId = mustParseAddress(clientOptions.peer).peerId;
+    if (clientOptions.peer === undefined && clientOptions.node === 'private') {
+      throw new P2PConfigError(['node: a P2PClient without `peer` sends through a node of the network; a private node is in none (give `peer`, or leave `node` unset)']);
+    }
+    this.peerId = clientOptions.peer === undefined ? undefined : mustParseAddress(clientOptions.peer).peerId;
+  }
+
+  /** Without `peer`: the network this client addresses is there once the app's node runs. */
+  private get toNetwork(): boolean {
+    return this.clientOptions.peer === undefined;
   }
 
   /** Connects (idempotent; reconnects when the connection was lost). */
   connect(): Promise<void> {
+    if (this.toNetwork) return this.attach();
     if (this.connecting) return this.connecting;
     if (this.node?.isRunning && this.peerId && this.node.connection(this.peerId)?.isOpen) return Promise.resolve();
     const attempt = this.open(this.generation).finally(() => {
@@ -58,12 +77,29 @@ export class P2PClient extends ClientProxy {
     return attempt;
   }
 
+  /** No `peer`: the configured node, else the app's running node; there is no connection to make. */
+  private attach(): Promise<void> {
+    if (this.node?.isRunning) return Promise.resolve();
+    const node = this.clientOptions.node;
+    const shared = node instanceof Peer ? node : runningNode();
+    if (!shared?.isRunning) {
+      return Promise.reject(
+        new P2PNotRunningError(
+          'a P2PClient without `peer` sends through the app\'s node, and none runs: start P2PModule\'s server first ' +
+            '(app.connectMicroservice({ strategy: app.get(P2PServer) }) and await app.startAllMicroservices()), or give `node`',
+        ),
+      );
+    }
+    this.node = shared;
+    return Promise.resolve();
+  }
+
   private async open(generation: number): Promise<void> {
     if (!this.node?.isRunning) this.pickNode();
     // Captured: a close() during the awaits clears the fields, and this attempt still finishes on its own node.
     const node = this.node!;
     await this.nodeStarted;
-    const info = await node.connect(this.clientOptions.peer);
+    const info = await node.connect(this.clientOptions.peer!);
     if (generation === this.generation) this.peerId = info.id;
   }
 
@@ -99,19 +135,16 @@ export class P2PClient extends ClientProxy {
   }
 
   protected publish(packet: ReadPacket, callback: (packet: WritePacket) => void): () => void {
+    const observer = {
+      next: (response: unknown) => callback({ response }),
+      // As with Nest's own clients, a handler's error arrives as the error object it threw.
+      error: (err: Error) => callback({ err: err instanceof P2PRemoteError ? err.error : err }),
+      complete: () => callback({ isDisposed: true }),
+    };
+    const options = { timeoutMs: this.clientOptions.timeoutMs, metadata: metadataOf(packet) };
     try {
-      return this.liveNode().request(
-        this.peerId!,
-        route(packet.pattern),
-        packet.data,
-        {
-          next: (response) => callback({ response }),
-          // As with Nest's own clients, a handler's error arrives as the error object it threw.
-          error: (err) => callback({ err: err instanceof P2PRemoteError ? err.error : err }),
-          complete: () => callback({ isDisposed: true }),
-        },
-        { timeoutMs: this.clientOptions.timeoutMs, metadata: metadataOf(packet) },
-      );
+      if (this.toNetwork) return this.liveNode().requestPattern(route(packet.pattern), packet.data, observer, options);
+      return this.liveNode().request(this.peerId!, route(packet.pattern), packet.data, observer, options);
     } catch (err) {
       callback({ err });
       return () => undefined;
@@ -119,6 +152,11 @@ export class P2PClient extends ClientProxy {
   }
 
   protected async dispatchEvent<T = unknown>(packet: ReadPacket): Promise<T> {
+    if (this.toNetwork) {
+      // Interim, until events go to subscribers only (issue 24, item 3): every node gets it, this one included.
+      this.liveNode().broadcast(route(packet.pattern), packet.data, { scope: 'network', metadata: metadataOf(packet) });
+      return undefined as T;
+    }
     this.liveNode().send(this.peerId!, route(packet.pattern), packet.data, { metadata: metadataOf(packet) });
     return undefined as T;
   }

@@ -154,6 +154,10 @@ export class P2PConfig {
   @IntRange(1, MAX_TIMEOUT_MS)
   timeoutMs: number = DEFAULTS.timeoutMs;
 
+  /** A connection dialed only to reach a pattern's handler (`requestPattern`) is closed after this long without a request on it, ms. */
+  @IntRange(10, MAX_TIMEOUT_MS)
+  handlerIdleMs: number = DEFAULTS.handlerIdleMs;
+
   /** TCP connect timeout, ms. */
   @IntRange(1, MAX_TIMEOUT_MS)
   dialTimeoutMs: number = DEFAULTS.dialTimeoutMs;

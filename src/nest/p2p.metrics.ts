@@ -25,6 +25,10 @@ export class P2PMetrics implements MetricsSink, OnModuleDestroy {
   private readonly bytes: Counter<'direction' | 'kind'>;
   private readonly durations: Histogram<'pattern' | 'outcome'>;
   private readonly errors: Counter<'type'>;
+  private readonly routedRequests: Counter<'handler'>;
+  private readonly noHandlers: Counter<'pattern'>;
+  private readonly handlerIds = new Set<string>();
+  private readonly noHandlerPatterns = new Set<string>();
   private readonly names: string[] = [];
   private readonly patterns = new Set<string>();
   // Children bound once per label pair: the per-frame path is two map-free increments.
@@ -49,6 +53,17 @@ export class P2PMetrics implements MetricsSink, OnModuleDestroy {
       }),
     );
     this.errors = new Counter(track({ name: 'p2p_errors_total', help: 'Typed errors on connections and requests, by class (timeouts included).', labelNames: ['type'] as const, registers }));
+    this.routedRequests = new Counter(
+      track({
+        name: 'p2p_pattern_requests_total',
+        help: 'Requests to a pattern this node sent, by the handler node chosen (its peer id; this node\'s own when it answered itself).',
+        labelNames: ['handler'] as const,
+        registers,
+      }),
+    );
+    this.noHandlers = new Counter(
+      track({ name: 'p2p_no_handler_total', help: 'Requests to a pattern that failed with P2P_NO_HANDLER, by pattern.', labelNames: ['pattern'] as const, registers }),
+    );
     for (const direction of ['in', 'out'] as const) {
       for (const kind of KINDS) {
         this.frameChildren.set(`${direction}:${kind}`, { frames: this.frames.labels(direction, kind), bytes: this.bytes.labels(direction, kind) });
@@ -149,9 +164,27 @@ export class P2PMetrics implements MetricsSink, OnModuleDestroy {
     this.errors.labels(type).inc();
   }
 
+  /** Counts a request to a pattern by the handler node it was handed to. */
+  routed(_subject: string, handlerId: string): void {
+    this.routedRequests.labels(bounded(this.handlerIds, handlerId)).inc();
+  }
+
+  /** Counts a P2P_NO_HANDLER failure by pattern. */
+  noHandler(subject: string): void {
+    this.noHandlers.labels(bounded(this.noHandlerPatterns, subject)).inc();
+  }
+
   /** Stops counting and removes these metrics from the registry, so that another app in the process can register them again. */
   onModuleDestroy(): void {
     this.peer.setMetrics(undefined);
     for (const name of this.names) this.registry.removeSingleMetric(name);
   }
+}
+
+/** `value` as a label, or "other" once MAX_PATTERN_LABELS distinct ones are in use. */
+function bounded(seen: Set<string>, value: string): string {
+  if (seen.has(value)) return value;
+  if (seen.size >= MAX_PATTERN_LABELS) return 'other';
+  seen.add(value);
+  return value;
 }

@@ -8,6 +8,7 @@ import type { BroadcastMeta, PeerEvent, PeerInfo } from '../common/types.js';
 import { P2P_NODE, P2P_TRANSPORT } from './p2p.constants.js';
 import { P2PContext } from './p2p.context.js';
 import { registerNode, unregisterNode } from './p2p.registry.js';
+import { isWildcard, SubjectIndex } from '../common/subject.js';
 
 /** What a caller receives for a pattern this node has no `@MessagePattern` for. */
 export const NO_MESSAGE_HANDLER = 'There is no matching message handler defined in the remote service.';
@@ -28,6 +29,12 @@ export class P2PServer extends Server<P2PServerEvents> implements CustomTranspor
   override transportId = P2P_TRANSPORT;
   /** Nest's no-op start hook; while it and the end hook are unset, handlers are called without the hook wrappers. */
   private readonly noStartHook = this.onProcessingStartHook;
+  /** Wildcard handler patterns (`math.*`, `orders.>`), each indexed under itself. */
+  private readonly wildcards = new SubjectIndex<string>();
+  /** Per subject, the wildcard patterns that match it, most specific first (bounded: subjects can be many). */
+  private readonly wildcardRoutes = new Map<string, string[]>();
+  /** Patterns whose events arrived with no handler, logged once each. */
+  private readonly unhandledEvents = new Set<string>();
 
   constructor(@Inject(P2P_NODE) private readonly node: Peer) {
     super();
@@ -55,11 +62,16 @@ export class P2PServer extends Server<P2PServerEvents> implements CustomTranspor
   }
 
   /**
-   * Nest's registration of a handler; the node's directory record follows, so that a handler
-   * added while the app runs is found by pattern from other nodes too (docs/directory.md).
+   * Nest's registration of a handler. A wildcard pattern (`*` one token, `>` the trailing ones,
+   * as Nest's NATS transport) is indexed so that subjects it matches reach it, and the node's
+   * directory record follows, so that a handler added while the app runs is found by pattern
+   * from other nodes too (docs/directory.md).
    */
   override addHandler(pattern: unknown, callback: MessageHandler, isEventHandler = false, extras: Record<string, unknown> = {}): void {
     super.addHandler(pattern, callback, isEventHandler, extras);
+    const normalized = this.normalizePattern(pattern as string);
+    if (isWildcard(normalized)) this.wildcards.add(normalized, normalized);
+    this.wildcardRoutes.clear();
     // Before listen() the record is made there, once: Nest registers handlers one by one at init.
     if (this.node.isRunning) this.publishPatterns();
   }
@@ -87,6 +99,52 @@ export class P2PServer extends Server<P2PServerEvents> implements CustomTranspor
     return this.getHandlers().has(pattern) ? pattern : super.getRouteFromPattern(pattern);
   }
 
+  /**
+   * The `@MessagePattern` handler for a subject: the exact pattern's (the fast path, a map probe),
+   * else the most specific wildcard pattern that matches it (most literal tokens, then `*` before `>`).
+   */
+  private requestHandler(subject: string): MessageHandler | undefined {
+    // Not getHandlerByPattern: for a subject only a wildcard matches, Nest's lookup would try JSON.parse (and throw) on every request.
+    const exact = this.getHandlers().get(subject) ?? (subject[0] === '{' ? this.getHandlerByPattern(subject) : undefined);
+    if (exact) return exact.isEventHandler ? undefined : exact;
+    for (const pattern of this.wildcardsFor(subject)) {
+      const handler = this.getHandlers().get(pattern);
+      if (handler && !handler.isEventHandler) return handler;
+    }
+    return undefined;
+  }
+
+  /** The `@EventPattern` handler chains for a subject: its exact pattern's and every matching wildcard pattern's, as NATS delivers to every matching subscription. */
+  private eventRoutes(subject: string): string[] {
+    const routes: string[] = [];
+    const exact = this.getHandlers().get(subject) ?? (subject[0] === '{' ? this.getHandlerByPattern(subject) : undefined);
+    if (exact?.isEventHandler) routes.push(this.getHandlers().has(subject) ? subject : this.getRouteFromPattern(subject));
+    for (const pattern of this.wildcardsFor(subject)) if (this.getHandlers().get(pattern)?.isEventHandler) routes.push(pattern);
+    return routes;
+  }
+
+  private wildcardsFor(subject: string): string[] {
+    if (this.wildcards.size === 0) return NONE;
+    let routes = this.wildcardRoutes.get(subject);
+    if (!routes) {
+      routes = [...this.wildcards.match(subject)].sort(bySpecificity);
+      if (this.wildcardRoutes.size >= 1024) this.wildcardRoutes.clear();
+      this.wildcardRoutes.set(subject, routes);
+    }
+    return routes;
+  }
+
+  /**
+   * An event no handler takes. A neighbour may send events this node has no handler for (a
+   * neighbour-scope broadcast reaches every neighbour): that is no error, and logging one per event
+   * let any neighbour fill the log. Logged once per pattern (at most 1 024 patterns), as a hint.
+   */
+  private noEventHandler(subject: string): void {
+    if (this.unhandledEvents.has(subject) || this.unhandledEvents.size >= 1024) return;
+    this.unhandledEvents.add(subject);
+    this.logger.log(`no @EventPattern handler for "${subject}": its events are dropped (logged once per pattern)`);
+  }
+
   /** The transport core's node. */
   unwrap<T>(): T {
     return this.node as T;
@@ -98,21 +156,32 @@ export class P2PServer extends Server<P2PServerEvents> implements CustomTranspor
   }
 
   onEvent(peer: PeerInfo, topic: string, data: unknown, broadcast?: BroadcastMeta, metadata?: Metadata): unknown {
-    // A node relays network broadcasts on every topic; having no handler for one is normal, not an error to log.
-    if (broadcast && !this.getHandlerByPattern(topic)) return undefined;
+    const exact = this.getHandlers().get(topic);
+    // The fast path: one exact handler and no wildcard pattern that could also match.
+    const routes = exact?.isEventHandler && this.wildcards.size === 0 ? undefined : this.eventRoutes(topic);
+    if (routes?.length === 0) {
+      // A node relays network broadcasts on every topic; having no handler for one is normal, not an error to log.
+      if (!broadcast) this.noEventHandler(topic);
+      return undefined;
+    }
     const context = new P2PContext([peer, topic, broadcast, metadata]);
-    const handler = this.hooksUnset && this.getHandlerByPattern(topic);
+    if (!routes) return this.runEvent(exact!, topic, data, metadata, context);
+    if (routes.length === 1) return this.runEvent(this.getHandlers().get(routes[0]!)!, routes[0]!, data, metadata, context);
+    return Promise.all(routes.map((route) => this.runEvent(this.getHandlers().get(route)!, route, data, metadata, context)));
+  }
+
+  private runEvent(handler: MessageHandler, route: string, data: unknown, metadata: Metadata | undefined, context: P2PContext): unknown {
     // Server.handleEvent does the same work inside two async wrappers for the hooks; without
     // hooks those wrappers were a quarter of the receiver's time per event (see bench/README.md).
-    if (!handler) return this.handleEvent(topic, { pattern: topic, data, metadata } as { pattern: string; data: unknown }, context);
+    if (!this.hooksUnset) return this.handleEvent(route, { pattern: context.getPattern(), data, metadata } as { pattern: string; data: unknown }, context);
     const result = handler(data, context);
     return result instanceof Promise ? result.then(connectStream) : connectStream(result);
   }
 
   /** An inbound request: runs its `@MessagePattern` handler into `reply`; a pattern with none gets NO_MESSAGE_HANDLER as an error. */
   onRequest(peer: PeerInfo, topic: string, data: unknown, reply: ReplySink, metadata?: Metadata): void {
-    const handler = this.getHandlerByPattern(topic);
-    if (!handler || handler.isEventHandler) {
+    const handler = this.requestHandler(topic);
+    if (!handler) {
       reply.error({ status: 'error', message: `${NO_MESSAGE_HANDLER} Pattern: ${topic}` });
       return;
     }
@@ -165,6 +234,17 @@ export class P2PServer extends Server<P2PServerEvents> implements CustomTranspor
     reply.next(result);
     reply.complete();
   }
+}
+
+const NONE: string[] = [];
+
+/** Most literal tokens first, then a `*` pattern before a `>` one, then by text (a stable order). */
+function bySpecificity(a: string, b: string): number {
+  return literals(b) - literals(a) || Number(a.endsWith('>')) - Number(b.endsWith('>')) || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+function literals(pattern: string): number {
+  return pattern.split('.').filter((t) => t !== '*' && t !== '>').length;
 }
 
 /** What Server.handleEvent does with a handler's result: a stream is run (hot) without a subscriber. */

@@ -125,6 +125,43 @@ export class P2PService implements OnApplicationShutdown {
   }
 
   /**
+   * Asks whichever node handles `pattern`, as `client.send(pattern, data)` on a Nest NATS client
+   * does: exactly one node with a matching `@MessagePattern` (this node's own handler counts as
+   * one), chosen by cost; resolves with its reply (the last value of a stream). While no node
+   * handles it, waits for one until `timeoutMs`, then rejects with P2PNoHandlerError. At most
+   * once: a handler that dies mid-request rejects it with P2PConnectionClosedError, never re-sent.
+   * `timeoutMs` is also the total deadline, unless `deadlineMs` sets another. See docs/pattern-requests.md.
+   */
+  requestPattern<T = unknown>(pattern: P2PPattern, data?: unknown, options?: RequestOptions): Promise<T> {
+    const timeoutMs = options?.timeoutMs ?? this.node.defaultTimeoutMs;
+    const bounded = { ...options, timeoutMs, deadlineMs: options?.deadlineMs ?? timeoutMs };
+    return new Promise<T>((resolve, reject) => {
+      let last: T | undefined;
+      this.node.requestPattern(route(pattern), data, { next: (value) => (last = value as T), error: reject, complete: () => resolve(last as T) }, bounded);
+    });
+  }
+
+  /**
+   * Like requestPattern, but emits every value a streaming handler returns. Sent on subscribe;
+   * unsubscribing cancels. `timeoutMs` is the longest wait for a handler and between values.
+   */
+  requestPatternStream<T = unknown>(pattern: P2PPattern, data?: unknown, options?: RequestOptions): Observable<T> {
+    return new Observable<T>((subscriber) => {
+      try {
+        return this.node.requestPattern(
+          route(pattern),
+          data,
+          { next: (value) => subscriber.next(value as T), error: (err) => subscriber.error(err), complete: () => subscriber.complete() },
+          options,
+        );
+      } catch (err) {
+        subscriber.error(err);
+        return undefined;
+      }
+    });
+  }
+
+  /**
    * Sends an event to every connected peer (default), or with `{ scope: 'network' }`
    * to every node of the network, relayed by RainTree (or `strategy: 'gossip'`).
    * Says which peers it was handed to and which failed.

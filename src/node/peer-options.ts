@@ -33,6 +33,8 @@ export interface PeerOptions extends Partial<SocketLimits> {
   timeoutMs?: number;
   /** TCP connect timeout, ms. */
   dialTimeoutMs?: number;
+  /** A connection dialed only to reach a pattern's handler (`requestPattern`) is closed after this long without a request on it, ms. */
+  handlerIdleMs?: number;
   /** First redial delay after a persistent peer is lost (doubles per failure, with jitter). */
   reconnectBaseMs?: number;
   /** Longest redial delay; a connection that ends sooner than this counts as a refusal, redialed with growing delays. */

@@ -23,11 +23,15 @@ import { Dials } from './dials.js';
 import { Inbound } from './inbound.js';
 import { Messaging, type InboundHandler, type RequestObserver, type RequestOptions } from './messaging.js';
 import { LocalPeer } from './self.js';
+import { PatternRequests, type HandlerLookup } from './pattern-requests.js';
 import { DirectoryPart } from './directory-part.js';
 import type { DirectoryChange, DirectoryStats, HandlerInfo } from '../directory/directory.js';
 import { isReserved } from '../directory/record.js';
 
 export type { PeerOptions };
+
+/** A handler with a request outstanding this long and nothing read from it since is passed over, ms (see PatternRequests). */
+const SILENT_HANDLER_MS = 1_000;
 export type { BroadcastOptions, BroadcastResult, InboundHandler, RequestObserver, RequestOptions };
 export type { DirectoryChange, DirectoryStats, HandlerInfo };
 
@@ -54,6 +58,7 @@ export class Peer extends EventEmitter {
   private readonly dials: Dials;
   private readonly inbound: Inbound;
   private readonly messaging: Messaging;
+  private readonly patternRequests: PatternRequests;
   private state: 'new' | 'starting' | 'running' | 'closing' | 'closed' = 'new';
   private readonly persistent: PersistentPeers;
   private readonly discovery: Discovery;
@@ -102,6 +107,19 @@ export class Peer extends EventEmitter {
       this.opts,
     );
     this.messaging = new Messaging({ ...view, notRunning: () => this.notRunning() }, this.opts);
+    this.patternRequests = new PatternRequests(
+      {
+        ...view,
+        notRunning: () => this.notRunning(),
+        dial: (address) => this.dials.dial(address),
+        release: (id, why) => this.index.release(id, why),
+        local: () => this.messaging.handler,
+        selfInfo: () => this.self.info(),
+        topic: (pattern) => this.messaging.topic(pattern),
+        metrics: this.metricsRef,
+      },
+      { timeoutMs: this.opts.timeoutMs, idleMs: this.opts.handlerIdleMs, silentMs: SILENT_HANDLER_MS },
+    );
     this.dials = new Dials({ ...links, notRunning: () => this.notRunning(), wrap: (stream, id, proven) => this.wrap(stream, 'outbound', id, proven) }, this.opts);
     this.inbound = new Inbound(
       {
@@ -128,6 +146,7 @@ export class Peer extends EventEmitter {
         isBanned: (id) => this.sanctions.bans.peer(id) !== undefined,
         isConfigured: (id) => this.persistent.has(id),
         release: (id, why) => this.index.release(id, why),
+        inUse: (id) => this.patternRequests.inUse(id),
       },
       discoveryOptions(this.opts),
     );
@@ -167,6 +186,14 @@ export class Peer extends EventEmitter {
       this.opts,
     );
     this.directory.attach(this.broadcasts.pipeline);
+    // Requests to a pattern find their handlers in the directory, and look again whenever a record changes.
+    this.patternRequests.setLookup({
+      handlers: (subject, kind) => this.directory.handlers(subject, kind),
+      onChange: (listener) => {
+        this.on('directory', listener);
+        return () => void this.off('directory', listener);
+      },
+    });
   }
 
   /** This node's peer id (the hex of its public key's hash), as peers know it. */
@@ -316,6 +343,37 @@ export class Peer extends EventEmitter {
     return this.messaging.request(peerId, pattern, data, observer, options);
   }
 
+  /**
+   * Sends a request to a pattern rather than to a peer: exactly one node with a matching
+   * `@MessagePattern` gets it (this node's own handler counts as one), as a request to a NATS
+   * queue group does. The handler is chosen by cost (measured answer time, requests in flight),
+   * a failing one is passed over until it answers again, and one that is not a neighbour is
+   * dialed directly. While no node handles `subject` the request waits for one, until its
+   * timeout, then fails with P2PNoHandlerError. At most once: never re-sent once it may have run
+   * (a handler that dies mid-request fails it with P2PConnectionClosedError). See
+   * docs/pattern-requests.md. Returns a cancel function.
+   */
+  requestPattern(subject: string, data: unknown, observer: RequestObserver, options: RequestOptions = {}): () => void {
+    return this.patternRequests.request(subject, data, observer, options);
+  }
+
+  /**
+   * Where requests to a pattern look their handlers up (the directory of handlers when there is
+   * one; a table kept by hand in tests).
+   * @internal
+   */
+  setHandlerLookup(lookup: HandlerLookup | undefined): void {
+    this.patternRequests.setLookup(lookup);
+  }
+
+  /**
+   * Requests to a pattern, for diagnostics and tests (the handler choice and what is in flight).
+   * @internal
+   */
+  get patternRouting(): PatternRequests {
+    return this.patternRequests;
+  }
+
   /** The reply timeout requests use when they set none (`timeoutMs`). */
   get defaultTimeoutMs(): number {
     return this.opts.timeoutMs;
@@ -416,6 +474,7 @@ export class Peer extends EventEmitter {
     this.state = 'closing';
     this.persistent.stop();
     this.discovery.stop();
+    this.patternRequests.stop();
     this.broadcasts.pipeline.stop();
     this.dials.stop();
     const serverClosed = this.inbound.close();

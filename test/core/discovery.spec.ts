@@ -18,7 +18,7 @@ interface FakeSocket {
   isOpen: boolean;
 }
 
-function node(maxPeers = 1): { discovery: Discovery; connections: Map<string, FakeSocket>; released: string[] } {
+function node(maxPeers = 1, inUse: (id: string) => boolean = () => false): { discovery: Discovery; connections: Map<string, FakeSocket>; released: string[] } {
   const connections = new Map<string, FakeSocket>();
   const released: string[] = [];
   const host: DiscoveryHost = {
@@ -34,6 +34,7 @@ function node(maxPeers = 1): { discovery: Discovery; connections: Map<string, Fa
     isBanned: () => false,
     isConfigured: () => false,
     release: (peer) => void released.push(peer),
+    inUse,
   };
   // The least degree is min(8, maxPeers): with maxPeers 1, a second connection may be let go.
   const discovery = new Discovery(host, {
@@ -68,6 +69,19 @@ describe('discovery: which connections the topology lets go', () => {
     connections.set(FAR, outbound(FAR, 10_000));
     (discovery as unknown as { dialed: Set<string> }).dialed.add(FAR);
     connections.set(NEAR, outbound(NEAR, 250));
+    discovery.fill();
+    expect(released).toEqual([FAR]);
+  });
+
+  it('a redundant connection that requests to a pattern use now is kept (it is let go once they have ended)', () => {
+    let busy = true;
+    const { discovery, connections, released } = node(1, (peer) => busy && peer === FAR);
+    connections.set(FAR, outbound(FAR, 10_000));
+    (discovery as unknown as { dialed: Set<string> }).dialed.add(FAR);
+    connections.set(NEAR, outbound(NEAR, 250));
+    discovery.fill();
+    expect(released).toEqual([]);
+    busy = false;
     discovery.fill();
     expect(released).toEqual([FAR]);
   });

@@ -66,6 +66,7 @@ describe('dispatchControl', () => {
       peerExchange: () => void seen.push('peerExchange'),
       networkBroadcast: () => void seen.push('networkBroadcast'),
       repair: (type) => void seen.push(`repair ${ControlType[type]}`),
+      directory: (type) => void seen.push(`directory ${ControlType[type]}`),
     };
     return { to, seen };
   }

@@ -46,7 +46,7 @@ function digest(hostile: RawPeer, perBucket = 4): void {
 }
 
 function page(hostile: RawPeer, records: Buffer[]): void {
-  const parts = [Buffer.alloc(2)];
+  const parts: Buffer[] = [Buffer.alloc(2)];
   parts[0]!.writeUInt16BE(records.length);
   for (const r of records) {
     const length = Buffer.alloc(2);

@@ -1,0 +1,200 @@
+/**
+ * Which node a request to a pattern goes to, among those that handle it: the cheaper of two
+ * drawn at random ("power of two choices"), where a handler's cost is its measured time to
+ * answer (an EWMA) times the requests this node has in flight to it, plus one. Two random
+ * draws spread load almost as evenly as asking every handler, at the cost of two lookups, and
+ * never send a burst to the one that looked cheapest a moment ago (as NATS queue groups spread
+ * by chance, and Finagle's and Envoy's least-loaded balancers by P2C).
+ *
+ * A handler whose request timed out or whose connection failed is not chosen again until a
+ * later request to it is answered: after `retryAfterMs` (doubling per failed retry, up to
+ * `maxRetryMs`) one request at a time probes it. When every handler is failing, the one that
+ * has failed longest is still chosen rather than none: a guess is no reason to refuse a request.
+ */
+
+/** What the choice knows of one handler. */
+interface HandlerStats {
+  /** Smoothed time to the first reply, ms; undefined until one is measured. */
+  ewmaMs: number | undefined;
+  /** Requests this node has sent it that have not ended. */
+  inFlight: number;
+  /** Consecutive failures (timeouts, connection failures); 0 when healthy. */
+  failures: number;
+  /** While failing: not chosen before this time (Date.now()). */
+  blockedUntil: number;
+  /** A single request is probing it after a failure. */
+  probing: boolean;
+  /** When it last answered, or when a request was sent it while none was in flight: a handler with requests in flight that has said nothing since is getting slow, or silent. */
+  since: number;
+  lastUsed: number;
+}
+
+export interface HandlerChoiceOptions {
+  /** First pause before a failed handler is probed again, ms (default 1 000). */
+  retryAfterMs?: number;
+  /** Longest pause between probes of a handler that keeps failing, ms (default 30 000). */
+  maxRetryMs?: number;
+  /** Most handlers remembered; idle ones beyond it are forgotten (default 4 096). */
+  maxTracked?: number;
+  now?: () => number;
+  random?: () => number;
+}
+
+/** Weight of the newest measurement in the EWMA. */
+const ALPHA = 0.3;
+
+export class HandlerChoice {
+  private readonly stats = new Map<string, HandlerStats>();
+  private readonly retryAfterMs: number;
+  private readonly maxRetryMs: number;
+  private readonly maxTracked: number;
+  private readonly now: () => number;
+  private readonly random: () => number;
+
+  constructor(options: HandlerChoiceOptions = {}) {
+    this.retryAfterMs = options.retryAfterMs ?? 1_000;
+    this.maxRetryMs = options.maxRetryMs ?? 30_000;
+    this.maxTracked = options.maxTracked ?? 4_096;
+    this.now = options.now ?? Date.now;
+    this.random = options.random ?? Math.random;
+  }
+
+  /**
+   * One of `candidates` (undefined only when there are none). `avoid` marks handlers to pass
+   * over while another will do (one that has gone silent with requests outstanding).
+   */
+  choose(candidates: readonly string[], avoid: (id: string) => boolean = () => false): string | undefined {
+    if (candidates.length <= 1) return candidates[0];
+    const now = this.now();
+    const usable = candidates.filter((id) => this.usable(id, now) && !avoid(id));
+    if (usable.length === 0) return this.leastRecentlyFailed(candidates, avoid);
+    if (usable.length === 1) return usable[0];
+    const a = Math.floor(this.random() * usable.length);
+    let b = Math.floor(this.random() * (usable.length - 1));
+    if (b >= a) b++;
+    const fallback = this.typicalMs(usable);
+    return this.cost(usable[b]!, fallback) < this.cost(usable[a]!, fallback) ? usable[b] : usable[a];
+  }
+
+  /** A request is on its way to `id` (a failing handler chosen now is being probed). */
+  started(id: string): void {
+    const s = this.entry(id);
+    const now = this.now();
+    if (s.inFlight === 0) s.since = now;
+    s.inFlight++;
+    s.lastUsed = now;
+    if (s.failures > 0) s.probing = true;
+  }
+
+  /** `id` answered (a value, an end or a handler error) `ms` after the request was sent: it is healthy. */
+  replied(id: string, ms: number): void {
+    const s = this.entry(id);
+    s.ewmaMs = s.ewmaMs === undefined ? ms : s.ewmaMs + ALPHA * (ms - s.ewmaMs);
+    s.since = this.now();
+    s.failures = 0;
+    s.blockedUntil = 0;
+    s.probing = false;
+  }
+
+  /** A request to `id` timed out or its connection failed: not chosen again until it answers. */
+  failed(id: string): void {
+    const s = this.entry(id);
+    s.failures++;
+    s.probing = false;
+    s.blockedUntil = this.now() + Math.min(this.maxRetryMs, this.retryAfterMs * 2 ** Math.min(s.failures - 1, 20));
+  }
+
+  /** A request to `id` has ended, however. */
+  ended(id: string): void {
+    const s = this.stats.get(id);
+    if (!s) return;
+    s.inFlight = Math.max(0, s.inFlight - 1);
+    if (s.failures > 0 && s.inFlight === 0) s.probing = false;
+  }
+
+  /** Whether `id` is failing now (for diagnostics). */
+  isFailing(id: string): boolean {
+    return (this.stats.get(id)?.failures ?? 0) > 0;
+  }
+
+  /** Requests in flight to `id`. */
+  inFlight(id: string): number {
+    return this.stats.get(id)?.inFlight ?? 0;
+  }
+
+  /** With requests in flight to `id`: since when it has said nothing (no answer since, and none in flight before); else undefined. */
+  quietSince(id: string): number | undefined {
+    const s = this.stats.get(id);
+    return s && s.inFlight > 0 ? s.since : undefined;
+  }
+
+  /** The smoothed time to answer of `id`, ms, if measured. */
+  latencyMs(id: string): number | undefined {
+    return this.stats.get(id)?.ewmaMs;
+  }
+
+  /** Forgets a handler (it left the network). */
+  forget(id: string): void {
+    if (this.stats.get(id)?.inFlight === 0) this.stats.delete(id);
+  }
+
+  private usable(id: string, now: number): boolean {
+    const s = this.stats.get(id);
+    if (!s || s.failures === 0) return true;
+    return !s.probing && now >= s.blockedUntil;
+  }
+
+  /** Every candidate is failing or avoided: the one blocked earliest, preferring one not avoided. */
+  private leastRecentlyFailed(candidates: readonly string[], avoid: (id: string) => boolean): string | undefined {
+    let best: string | undefined;
+    let bestKey = Infinity;
+    for (const id of candidates) {
+      const key = (this.stats.get(id)?.blockedUntil ?? 0) + (avoid(id) ? 1e15 : 0);
+      if (key < bestKey) {
+        best = id;
+        bestKey = key;
+      }
+    }
+    return best;
+  }
+
+  private cost(id: string, fallbackMs: number): number {
+    const s = this.stats.get(id);
+    return (s?.ewmaMs ?? fallbackMs) * ((s?.inFlight ?? 0) + 1);
+  }
+
+  /** What an unmeasured handler is assumed to cost: the mean of the measured ones (1 ms when none is). */
+  private typicalMs(ids: readonly string[]): number {
+    let sum = 0;
+    let n = 0;
+    for (const id of ids) {
+      const ms = this.stats.get(id)?.ewmaMs;
+      if (ms !== undefined) {
+        sum += ms;
+        n++;
+      }
+    }
+    return n === 0 ? 1 : Math.max(sum / n, 0.01);
+  }
+
+  private entry(id: string): HandlerStats {
+    let s = this.stats.get(id);
+    if (!s) {
+      if (this.stats.size >= this.maxTracked) this.evictIdle();
+      s = { ewmaMs: undefined, inFlight: 0, failures: 0, blockedUntil: 0, probing: false, lastUsed: this.now(), since: 0 };
+      this.stats.set(id, s);
+    }
+    return s;
+  }
+
+  /** Forgets the idle half of what is tracked, oldest first, so that memory stays bounded. */
+  private evictIdle(): void {
+    let drop = Math.ceil(this.stats.size / 2);
+    for (const [id, s] of this.stats) {
+      if (drop <= 0) break;
+      if (s.inFlight > 0) continue;
+      this.stats.delete(id);
+      drop--;
+    }
+  }
+}

@@ -1,0 +1,107 @@
+import { describe, expect, it } from 'vitest';
+import { HandlerChoice } from '../../src/directory/handler-choice.js';
+
+/** A deterministic random source (LCG), so the spread figures do not depend on luck. */
+function seeded(seed = 42): () => number {
+  let x = seed >>> 0;
+  return () => {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    return x / 2 ** 32;
+  };
+}
+
+describe('HandlerChoice (power of two choices by cost)', () => {
+  it('chooses the only candidate, and none of none', () => {
+    const choice = new HandlerChoice();
+    expect(choice.choose([])).toBeUndefined();
+    expect(choice.choose(['a'])).toBe('a');
+  });
+
+  it('spreads 64 requests in flight over three equal handlers within 1.5x of the mean share', () => {
+    const choice = new HandlerChoice({ random: seeded() });
+    const ids = ['a', 'b', 'c'];
+    for (const id of ids) choice.replied(id, 5);
+    const counts = new Map(ids.map((id) => [id, 0]));
+    // 64 in flight at any time, 3 000 requests in all: each ends after the other 63 started.
+    const inFlight: string[] = [];
+    for (let i = 0; i < 3000; i++) {
+      if (inFlight.length === 64) {
+        const done = inFlight.shift()!;
+        choice.replied(done, 5);
+        choice.ended(done);
+      }
+      const id = choice.choose(ids)!;
+      choice.started(id);
+      inFlight.push(id);
+      counts.set(id, counts.get(id)! + 1);
+    }
+    const mean = 3000 / 3;
+    for (const n of counts.values()) expect(n).toBeLessThanOrEqual(1.5 * mean);
+    for (const n of counts.values()) expect(n).toBeGreaterThan(0.5 * mean);
+    // P2C with in-flight costs keeps them much closer than the bound.
+    expect(Math.max(...counts.values()) / mean).toBeLessThan(1.1);
+  });
+
+  it('prefers a faster handler, but still sends some to a slower one as its queue grows', () => {
+    const choice = new HandlerChoice({ random: seeded(7) });
+    choice.replied('fast', 2);
+    choice.replied('slow', 20);
+    const counts = { fast: 0, slow: 0 };
+    const inFlight: Array<'fast' | 'slow'> = [];
+    for (let i = 0; i < 2000; i++) {
+      if (inFlight.length === 32) choice.ended(inFlight.shift()!);
+      const id = choice.choose(['fast', 'slow']) as 'fast' | 'slow';
+      choice.started(id);
+      inFlight.push(id);
+      counts[id]++;
+    }
+    expect(counts.fast).toBeGreaterThan(counts.slow * 3);
+    expect(counts.slow).toBeGreaterThan(0);
+  });
+
+  it('stops choosing a handler that failed until its retry time, then probes it with one request at a time', () => {
+    let now = 1_000;
+    const choice = new HandlerChoice({ retryAfterMs: 1_000, now: () => now, random: seeded(3) });
+    choice.started('bad');
+    choice.failed('bad');
+    choice.ended('bad');
+    for (let i = 0; i < 200; i++) expect(choice.choose(['bad', 'good'])).toBe('good');
+    now += 1_000;
+    // Retry time passed: 'bad' is a candidate again; once chosen, it is probed and nothing else goes to it meanwhile.
+    let probe: string | undefined;
+    for (let i = 0; i < 50 && !probe; i++) if (choice.choose(['bad', 'good']) === 'bad') probe = 'bad';
+    expect(probe).toBe('bad');
+    choice.started('bad');
+    for (let i = 0; i < 200; i++) expect(choice.choose(['bad', 'good'])).toBe('good');
+    // The probe fails: blocked again, twice as long.
+    choice.failed('bad');
+    choice.ended('bad');
+    now += 1_500;
+    for (let i = 0; i < 200; i++) expect(choice.choose(['bad', 'good'])).toBe('good');
+    now += 600;
+    choice.started('bad');
+    choice.replied('bad', 3);
+    choice.ended('bad');
+    expect(choice.isFailing('bad')).toBe(false);
+    const seen = new Set<string>();
+    for (let i = 0; i < 200; i++) seen.add(choice.choose(['bad', 'good'])!);
+    expect(seen).toEqual(new Set(['bad', 'good']));
+  });
+
+  it('passes over a handler to avoid (silent) while another will do, and still chooses one when all fail', () => {
+    const choice = new HandlerChoice({ random: seeded(5) });
+    for (let i = 0; i < 100; i++) expect(choice.choose(['x', 'y'], (id) => id === 'x')).toBe('y');
+    choice.failed('x');
+    choice.failed('y');
+    choice.failed('y');
+    // Both failing: the one failing for the shorter pause (x) rather than no handler at all.
+    expect(choice.choose(['x', 'y'])).toBe('x');
+  });
+
+  it('keeps its memory bounded', () => {
+    const choice = new HandlerChoice({ maxTracked: 100 });
+    for (let i = 0; i < 10_000; i++) choice.replied(`id${i}`, 1);
+    expect(choice.latencyMs('id9999')).toBe(1);
+    expect(choice.latencyMs('id0')).toBeUndefined();
+  });
+});
