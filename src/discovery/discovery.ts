@@ -3,8 +3,8 @@ import { AddressBook, type KnownPeer } from './address-book.js';
 import { AddressPolicy } from './address-policy.js';
 import { encodePeerExchange, isUnspecified, parsePeerExchange, type PexEntry } from './peer-exchange.js';
 import { PexCandidates } from './pex-candidates.js';
-import { inArc, type Arc } from '../ring/raintree.js';
-import { planTopology } from './ring-topology.js';
+import { branchOf, inArc, lowerBound, type Arc } from '../ring/raintree.js';
+import { facingMember, planTopology } from './ring-topology.js';
 import type { BackoffOptions } from './reconnect.js';
 import type { P2PSocket } from '../connection/socket.js';
 import type { P2PLogger } from '../common/types.js';
@@ -127,6 +127,29 @@ export class Discovery {
     return this.theirs.get(neighbour)?.some((id) => inArc(id, arc)) ?? false;
   }
 
+  /**
+   * Whether `id` is the member this node's topology would choose in its third of the ring (the
+   * facing member, src/discovery/ring-topology.ts, among the known ids and `id`): then it may dial
+   * in past maxInboundPerThird. An honest newcomer dials its own facing members, and the two ends
+   * of a third usually face each other, so it is let in where a full third would refuse it.
+   */
+  isOwnChoice(id: string): boolean {
+    const self = this.host.selfId;
+    const branch = branchOf(self, id);
+    if (!branch) return false;
+    const connections = this.host.connections();
+    // Only a member it could dial: one that announces where (a connected one) or that it knows an address for.
+    const dialable = (other: string) => this.book.get(other) !== undefined || connections.get(other)?.remote?.listenAddress != null || this.candidates.has(other);
+    if (!dialable(id)) return false;
+    const known = this.knownIds();
+    const at = lowerBound(known, id);
+    if (known[at] !== id) known.splice(at, 0, id);
+    // Members it could not dial now (banned, backing off) give way, as in fill(); connected ones stay in the running if dialable.
+    const skip = (other: string) =>
+      other !== id && (connections.has(other) ? !dialable(other) : this.host.isBanned(other) || (this.book.dueId(other) === undefined && !this.candidates.isDue(other)));
+    return facingMember(self, { arc: branch.arc, own: branch.own }, known, skip) === id;
+  }
+
   /** A new connection proved its id: remember where it says it can be dialed, and tell it the peers we know. */
   onConnected(socket: P2PSocket): void {
     const id = socket.peerId!;
@@ -227,6 +250,8 @@ export class Discovery {
       keep: (id: string) => this.host.isConfigured(id) || !this.dialed.has(id),
       // Not dialable now: the next member of that third is chosen instead.
       skip: (id: string) => skip(id) || (this.book.dueId(id) === undefined && !this.candidates.isDue(id)),
+      // An inbound neighbour is this node's own choice for its third only if it could have dialed it (src/discovery/ring-topology.ts).
+      dialable: (id: string) => this.book.get(id) !== undefined,
     };
     const plan = planTopology({ ...state, inbound, outbound: [...outbound, ...this.dialing] });
     for (const id of plan.dial) {
@@ -241,8 +266,14 @@ export class Discovery {
       room--;
     }
     // Below the least degree (small networks, or a node that knows too little yet): any known peer will do.
+    // So too while the connections of its own choosing (outbound, and inbound neighbours it would have
+    // dialed) are fewer than twice the inbound ones it did not choose: those then hold at most a third
+    // of its connections, however many ids are ground into its thirds (issue 22, eclipse).
     const floor = Math.min(MIN_DEGREE, this.options.maxPeers);
-    const short = Math.min(room, floor - inbound.length - outbound.length - this.dialing.size, this.options.maxPeers - connections.size - this.dialing.size);
+    const chosen = new Set(plan.chosen);
+    const unchosen = (ids: string[]) => ids.filter((id) => !chosen.has(id) && !this.host.isConfigured(id)).length;
+    const reserve = 2 * unchosen(inbound) - (outbound.length + this.dialing.size + inbound.length - unchosen(inbound));
+    const short = Math.min(room, Math.max(floor - inbound.length - outbound.length - this.dialing.size, reserve), this.options.maxPeers - connections.size - this.dialing.size);
     if (short > 0) {
       const proven = this.book.due(short, skip);
       for (const known of proven) this.dial(known, () => this.book.failed(known.id));
@@ -254,8 +285,12 @@ export class Discovery {
     // dialed again, every time the full peer was dialed.
     const settled = Date.now() - 2 * this.options.intervalMs;
     const lasting = (id: string) => (connections.get(id)?.connectedAt.getTime() ?? Infinity) <= settled;
-    let spare = inbound.filter(lasting).length + outbound.filter(lasting).length - floor;
-    if (inbound.length + outbound.length + this.dialing.size >= this.options.maxPeers) spare = Math.max(spare, this.swaps(state, inbound, outbound));
+    const lastingIn = inbound.filter(lasting);
+    const ownLasting = outbound.filter(lasting).length + lastingIn.length - unchosen(lastingIn);
+    let spare = Math.min(lastingIn.length + outbound.filter(lasting).length - floor, ownLasting - 2 * unchosen(inbound));
+    if (inbound.length + outbound.length + this.dialing.size >= this.options.maxPeers) {
+      spare = Math.max(spare, this.swaps(state, inbound, outbound));
+    }
     if (spare <= 0) return;
     const { redundant } = planTopology({ ...state, inbound: inbound.filter(lasting), outbound: outbound.filter(lasting) });
     for (const id of redundant.slice(0, spare)) this.host.release(id, 'another connection covers its part of the ring');
@@ -268,7 +303,11 @@ export class Discovery {
    * slot, and without this a third stayed uncovered for good; nine nodes that had filled up
    * with each other refused everyone else, and the network stayed in two parts.
    */
-  private swaps(state: { self: string; known: string[]; keep: (id: string) => boolean; skip: (id: string) => boolean }, inbound: string[], outbound: string[]): number {
+  private swaps(
+    state: { self: string; known: string[]; keep: (id: string) => boolean; skip: (id: string) => boolean; dialable: (id: string) => boolean },
+    inbound: string[],
+    outbound: string[],
+  ): number {
     const wanted = planTopology({
       ...state,
       inbound,
@@ -276,7 +315,8 @@ export class Discovery {
       maxDegree: Infinity,
       skip: (id) => state.skip(id) || this.book.refusedFull(id),
     });
-    return wanted.dial.length;
+    // Only thirds with no connection at all: for a third an inbound neighbour holds, no connection is let go.
+    return wanted.dialUncovered;
   }
 
   /** A dial names the id, so only that id can answer; on success onConnected records it as proven. */
