@@ -118,13 +118,17 @@ export class Discovery {
    */
   isMember(id: string, via: string): boolean {
     if (this.host.connections().has(id) || this.book.get(id)) return true;
-    const source = this.candidates.sourceOf(id);
-    return source !== undefined && source !== via;
+    return this.candidates.namedByOtherThan(id, via);
   }
 
-  /** Whether a neighbour's last peer exchange named a peer inside `arc`. */
+  /**
+   * Whether a neighbour's last peer exchange named a peer inside `arc` that this node has other evidence
+   * of (isMember: connected, a past neighbour, or named by another neighbour too). Ids only that neighbour
+   * names do not count: else a neighbour naming made-up ids along this node's path was handed a frame for
+   * each of them, every broadcast (15.6 frames a broadcast in a 6-node mesh, issue 22), and dropped them.
+   */
   reaches(neighbour: string, arc: Arc): boolean {
-    return this.theirs.get(neighbour)?.some((id) => inArc(id, arc)) ?? false;
+    return this.theirs.get(neighbour)?.some((id) => inArc(id, arc) && this.isMember(id, neighbour)) ?? false;
   }
 
   /**
