@@ -154,6 +154,22 @@ export class Discovery {
     return facingMember(self, { arc: branch.arc, own: branch.own }, known, skip) === id;
   }
 
+  /**
+   * Whether a neighbour of this node's own choosing (an outbound connection) named `id` as one of its
+   * neighbours in its last peer exchange: `id` is in the network by the word of a peer this node chose,
+   * not by its own. Such a peer is not held to the share of inbound connections not of this node's
+   * choosing (a full mesh of configured peers, where every node dials the earlier ones); ids that only
+   * dial in are.
+   */
+  isVouched(id: string): boolean {
+    for (const [neighbour, socket] of this.host.connections()) {
+      if (neighbour === id || socket.direction !== 'outbound' || !socket.isOpen) continue;
+      const named = this.theirs.get(neighbour);
+      if (named && named[lowerBound(named, id)] === id) return true;
+    }
+    return false;
+  }
+
   /** A new connection proved its id: remember where it says it can be dialed, and tell it the peers we know. */
   onConnected(socket: P2PSocket): void {
     const id = socket.peerId!;
@@ -275,7 +291,7 @@ export class Discovery {
     // of its connections, however many ids are ground into its thirds (issue 22, eclipse).
     const floor = Math.min(MIN_DEGREE, this.options.maxPeers);
     const chosen = new Set(plan.chosen);
-    const unchosen = (ids: string[]) => ids.filter((id) => !chosen.has(id) && !this.host.isConfigured(id)).length;
+    const unchosen = (ids: string[]) => ids.filter((id) => !chosen.has(id) && !this.host.isConfigured(id) && !this.isVouched(id)).length;
     const reserve = 2 * unchosen(inbound) - (outbound.length + this.dialing.size + inbound.length - unchosen(inbound));
     const short = Math.min(room, Math.max(floor - inbound.length - outbound.length - this.dialing.size, reserve), this.options.maxPeers - connections.size - this.dialing.size);
     if (short > 0) {

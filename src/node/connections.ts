@@ -105,17 +105,20 @@ export class Connections {
    * ones it would have dialed), or maxInboundPerThird of them already come from the peer's third
    * (src/trust/inbound-admission.ts). Ids ground into a node's thirds that dial in (issue 22, eclipse)
    * get at most that; the node dials more of its own choosing (src/discovery/discovery.ts), which
-   * makes room again. Configured peers are never refused and count as its choice.
+   * makes room again. Configured peers are never refused and count as its choice; a peer that one of
+   * its outbound neighbours names in its peer exchange (`isVouched`) is neither refused nor counted.
    */
   private refusal(remoteId: string): string | undefined {
     if (this.open.size + this.host.pendingOutbound() >= this.opts.maxPeers) return `at maxPeers ${this.opts.maxPeers}`;
-    if (this.open.size < Math.min(MIN_DEGREE, this.opts.maxPeers) || this.host.isOwnChoice(remoteId)) return undefined;
+    const backed = (id: string) => this.host.isConfigured(id) || this.host.isOwnChoice(id) || this.host.isVouched(id);
+    if (this.open.size < Math.min(MIN_DEGREE, this.opts.maxPeers) || backed(remoteId)) return undefined;
     const unchosen: string[] = [];
-    // Open ones only: a dial in flight may fail, and the bound must hold when it does.
+    // Open ones only: a dial in flight may fail, and the bound must hold when it does. Vouched-for inbound ones count on neither side.
     let own = 0;
     for (const [id, socket] of this.open) {
-      if (socket.direction === 'inbound' && !this.host.isConfigured(id) && !this.host.isOwnChoice(id)) unchosen.push(id);
-      else own++;
+      if (socket.direction === 'outbound') own++;
+      else if (this.host.isConfigured(id) || this.host.isOwnChoice(id)) own++;
+      else if (!this.host.isVouched(id)) unchosen.push(id);
     }
     if (2 * (unchosen.length + 1) > own) return `inbound connections not of this node's choosing at a third of its connections (${unchosen.length} of ${unchosen.length + own})`;
     return thirdRefusal(this.host.selfId, remoteId, unchosen, this.opts.maxInboundPerThird);
@@ -162,6 +165,8 @@ export interface ConnectionsHost {
   pendingOutbound(): number;
   /** Whether `id` is the member this node's topology would choose in its third of the ring. */
   isOwnChoice(id: string): boolean;
+  /** Whether one of this node's outbound neighbours names `id` as its neighbour (peer exchange). */
+  isVouched(id: string): boolean;
   /** Whether a peer id is a configured (persistent) peer: never refused at maxPeers. */
   isConfigured(peerId: string): boolean;
   connect(address: string): Promise<unknown>;
