@@ -103,7 +103,7 @@ export class Discovery {
   /**
    * Every id this node knows of: the view and peer-exchange candidates, sorted.
    * It decides which thirds of the ring hold a node (src/ring/raintree.ts, src/discovery/ring-topology.ts):
-   * a made-up id costs a frame, a missing one a third, so hearsay counts here.
+   * a missing id costs a third, so hearsay counts here (a made-up one no frame: see reaches()).
    */
   knownIds(): string[] {
     const ids = new Set(this.routingView());
