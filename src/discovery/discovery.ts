@@ -290,9 +290,11 @@ export class Discovery {
     // dialed) are fewer than twice the inbound ones it did not choose: those then hold at most a third
     // of its connections, however many ids are ground into its thirds (issue 22, eclipse).
     const floor = Math.min(MIN_DEGREE, this.options.maxPeers);
+    // As admission counts them (src/node/connections.ts): inbound ones vouched for by an outbound neighbour on neither side.
     const chosen = new Set(plan.chosen);
+    const ownIn = (ids: string[]) => ids.filter((id) => chosen.has(id) || this.host.isConfigured(id)).length;
     const unchosen = (ids: string[]) => ids.filter((id) => !chosen.has(id) && !this.host.isConfigured(id) && !this.isVouched(id)).length;
-    const reserve = 2 * unchosen(inbound) - (outbound.length + this.dialing.size + inbound.length - unchosen(inbound));
+    const reserve = 2 * unchosen(inbound) - (outbound.length + this.dialing.size + ownIn(inbound));
     const short = Math.min(room, Math.max(floor - inbound.length - outbound.length - this.dialing.size, reserve), this.options.maxPeers - connections.size - this.dialing.size);
     if (short > 0) {
       const proven = this.book.due(short, skip);
@@ -306,7 +308,7 @@ export class Discovery {
     const settled = Date.now() - 2 * this.options.intervalMs;
     const lasting = (id: string) => (connections.get(id)?.connectedAt.getTime() ?? Infinity) <= settled;
     const lastingIn = inbound.filter(lasting);
-    const ownLasting = outbound.filter(lasting).length + lastingIn.length - unchosen(lastingIn);
+    const ownLasting = outbound.filter(lasting).length + ownIn(lastingIn);
     let spare = Math.min(lastingIn.length + outbound.filter(lasting).length - floor, ownLasting - 2 * unchosen(inbound));
     if (inbound.length + outbound.length + this.dialing.size >= this.options.maxPeers) {
       spare = Math.max(spare, this.swaps(state, inbound, outbound));
