@@ -170,6 +170,19 @@ export class Discovery {
     return false;
   }
 
+  /**
+   * Whether this node could dial a peer of its own choosing now instead of taking one more inbound
+   * connection: peer exchange is on, and it knows a peer (proven or candidate) it is not connected to,
+   * not dialing and that is not banned. Without one (a hub its clients dial, a node that knows nobody
+   * else), refusing inbound peers would protect nothing: the inbound share is not held then.
+   */
+  hasOwnChoice(): boolean {
+    if (!this.options.enabled || this.host.outboundCount() >= this.options.maxOutbound) return false;
+    const connections = this.host.connections();
+    const free = (id: string) => id !== this.host.selfId && !connections.has(id) && !this.dialing.has(id) && !this.host.isBanned(id);
+    return this.book.ids().some(free) || this.candidates.entries().some((c) => free(c.id));
+  }
+
   /** A new connection proved its id: remember where it says it can be dialed, and tell it the peers we know. */
   onConnected(socket: P2PSocket): void {
     const id = socket.peerId!;

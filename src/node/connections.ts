@@ -104,7 +104,8 @@ export class Connections {
    * inbound connections not of this node's choosing
    * would pass a third of its connections (twice as many of its own choosing: outbound, and inbound
    * ones it would have dialed), or maxInboundPerThird of them already come from the peer's third
-   * (src/trust/inbound-admission.ts). Ids ground into a node's thirds that dial in (issue 22, eclipse)
+   * (src/trust/inbound-admission.ts); both only while it knows a peer it could dial instead
+   * (`hasOwnChoice`: a hub its clients dial is not held to them). Ids ground into a node's thirds that dial in (issue 22, eclipse)
    * get at most that; the node dials more of its own choosing (src/discovery/discovery.ts), which
    * makes room again. Configured peers are never refused and count as its choice; a peer that one of
    * its outbound neighbours names in its peer exchange (`isVouched`) is neither refused nor counted.
@@ -112,7 +113,9 @@ export class Connections {
   private refusal(remoteId: string): string | undefined {
     if (this.open.size + this.host.pendingOutbound() >= this.opts.maxPeers) return `at maxPeers ${this.opts.maxPeers}`;
     const backed = (id: string) => this.host.isConfigured(id) || this.host.isOwnChoice(id) || this.host.isVouched(id);
-    if (this.open.size < Math.min(MIN_DEGREE, this.opts.maxPeers) || backed(remoteId)) return undefined;
+    // maxInboundPerThird at maxInbound or above turns both limits off (a hub its clients dial).
+    if (this.opts.maxInboundPerThird >= this.opts.maxInbound || this.open.size < Math.min(MIN_DEGREE, this.opts.maxPeers)) return undefined;
+    if (backed(remoteId) || !this.host.hasOwnChoice()) return undefined;
     const unchosen: string[] = [];
     // Open ones only: a dial in flight may fail, and the bound must hold when it does. Vouched-for inbound ones count on neither side.
     let own = 0;
@@ -168,6 +171,8 @@ export interface ConnectionsHost {
   isOwnChoice(id: string): boolean;
   /** Whether one of this node's outbound neighbours names `id` as its neighbour (peer exchange). */
   isVouched(id: string): boolean;
+  /** Whether this node knows a peer it could dial instead of taking one more inbound connection. */
+  hasOwnChoice(): boolean;
   /** Whether a peer id is a configured (persistent) peer: never refused at maxPeers. */
   isConfigured(peerId: string): boolean;
   connect(address: string): Promise<unknown>;
@@ -181,4 +186,4 @@ export interface ConnectionsHost {
   onDisconnected(peerId: string, refusedFull: boolean): void;
 }
 
-type ConnectionsOptions = Pick<ResolvedPeerOptions, 'tls' | 'maxPeers' | 'maxInboundPerThird' | 'handshakeTimeoutMs'>;
+type ConnectionsOptions = Pick<ResolvedPeerOptions, 'tls' | 'maxPeers' | 'maxInbound' | 'maxInboundPerThird' | 'handshakeTimeoutMs'>;
