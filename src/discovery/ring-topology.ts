@@ -120,7 +120,9 @@ export interface TopologyState {
  * an inbound one only when neither exists. So an inbound neighbour that is not its choice never
  * makes an outbound one redundant, and while a member it can dial exists, the node dials that one
  * too (when places are left): ids ground into a node's thirds that dial in cannot take its covers.
- * Where the facing member dialed in (the usual case: the two ends need each other), nothing changes.
+ * Where the facing member dialed in (the usual case: the two ends need each other), nothing changes;
+ * nor does anything at a tight degree bound (maxDegree under twice the needs), where an inbound
+ * neighbour covers first, as before.
  */
 export function planTopology(state: TopologyState): TopologyPlan {
   const { self, known, inbound, outbound, keep, skip } = state;
@@ -136,6 +138,27 @@ export function planTopology(state: TopologyState): TopologyPlan {
   let dialUncovered = 0;
   let degree = connected.size;
   const reinforce: string[] = [];
+  // Only with room for a connection of its own choosing beside one dialed in, per need: at a tight degree bound
+  // (maxPeers about the needs, as the sparse meshes and the simulator use) an inbound neighbour covers first, as
+  // before; keeping outbound ones beside them there filled every place, and a 20-node mesh at maxPeers 8 no longer settled.
+  if (state.maxDegree < 2 * needs.length) {
+    for (const need of needs) {
+      const cover = inbound.find((id) => inArc(id, need.arc)) ?? nearest(self, need, outbound.filter((id) => inArc(id, need.arc)));
+      if (cover !== undefined) {
+        used.add(cover);
+        continue;
+      }
+      uncovered++;
+      if (degree >= state.maxDegree) continue;
+      const target = facingMember(self, need, known, (id) => skip(id) || connected.has(id));
+      if (target === undefined) continue;
+      dial.push(target);
+      dialUncovered++;
+      degree++;
+    }
+    const redundant = outbound.filter((id) => !used.has(id) && !keep(id));
+    return { dial, redundant, covers: [...used], chosen, uncovered, unchosen, dialUncovered, needs: needs.length };
+  }
   for (const need of needs) {
     // The member this node would dial here; a neighbour already connected stays in the running (inbound: if dialable).
     const choice = facingMember(self, need, known, (id) => (connected.has(id) ? incoming.has(id) && !dialable(id) : skip(id)));
