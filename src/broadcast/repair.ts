@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { MAX_HOPS, encodeNetworkMessage, type NetworkMessage } from './codec.js';
 import { P2PFrameTooLargeError, P2PProtocolError } from '../common/errors.js';
 import { pointArc, type Arc } from '../ring/raintree.js';
+import { isReserved } from '../common/reserved.js';
 
 /**
  * Repair of network broadcasts by lazy pull, as gossipsub's IHAVE/IWANT: every
@@ -164,6 +165,8 @@ interface PromiseRecord extends PromiseRecordStats {
 
 export class BroadcastRepair {
   readonly stats: RepairStats = { announced: 0, requested: 0, sent: 0, controlBytes: 0 };
+  /** Repair copies of the library's own broadcasts (`$p2p.` topics), kept out of `stats`. */
+  internalSent = 0;
   /** Test only: announce and answer nothing (a node that drops on purpose). */
   silent = false;
   private readonly recent = new Map<string, Recent>();
@@ -367,7 +370,9 @@ export class BroadcastRepair {
       const copy = encodeNetworkMessage({ ...m, hops: Math.min(m.hops + 1, MAX_HOPS), arc: pointArc(from) });
       try {
         this.host.sendBroadcast(from, copy);
-        this.stats.sent++;
+        // The library's own broadcasts (directory records) are not the application's cost: counted apart, as the router does.
+        if (isReserved(m.topic)) this.internalSent++;
+        else this.stats.sent++;
         entry.holders.add(from);
       } catch (err) {
         // Larger than the asker takes: the others it asked for may not be.
