@@ -89,6 +89,10 @@ export const DEFAULTS = {
   directoryMaxPatterns: 256,
   /** UTF-8 bytes of one pattern in a directory record. */
   directoryMaxPatternBytes: 256,
+  /** `.`-separated tokens of one wildcard pattern in a directory record: each costs a node of the subject index (docs/directory.md, Bounds). */
+  directoryMaxPatternTokens: 16,
+  /** Bytes the directory's distinct patterns and their wildcard index may be counted at: 16 MiB (docs/directory.md, Memory). */
+  directoryMaxPatternMemory: 16 * 1024 * 1024,
   /** Directory records held (one per node): 100 000 nodes at about 130 bytes each (docs/directory.md, Memory). */
   directoryMaxRecords: 100_000,
   /** Record updates a second accepted from one node (one per 2 s); a node spaces its own by as much. */

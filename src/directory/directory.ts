@@ -48,6 +48,8 @@ export interface DirectoryStats {
   records: number;
   /** Distinct pattern strings held. */
   patterns: number;
+  /** Bytes the distinct patterns and their wildcard index are counted at, against `directoryMaxPatternMemory` (docs/directory.md, Memory). */
+  patternMemory: number;
   /** Records refused since start, by reason (docs/directory.md, Bounds). */
   refused: Record<DirectoryRefusal, number>;
   /** Records accepted from other nodes since start (broadcast or anti-entropy). */
@@ -91,6 +93,8 @@ export interface SyncStats {
 /** The directory's limits (PeerOptions `directory*`, defaults in DEFAULTS). */
 export interface DirectoryOptions extends RecordLimits {
   maxRecords: number;
+  /** Bytes the distinct patterns and their index may be counted at (RecordTable's cost model). */
+  maxPatternMemory: number;
   /** Record updates accepted a second per origin, and at once. */
   updateRate: number;
   updateBurst: number;
@@ -117,6 +121,11 @@ export type BroadcastVerdict = 'accept' | 'ignore' | 'reject';
 
 /** How a record arrived: relayed by the broadcast pipeline (its origin proven), or in an anti-entropy page. */
 export type RecordSource = { via: 'broadcast'; origin: string; from: string } | { via: 'sync'; from: string };
+
+/** How far past `now + clockSkewMs` a verified copy of this node's own record may put its seq: a past run's burst of updates, 1 ms each. */
+const OWN_SEQ_MARGIN_MS = 60_000;
+/** The decoder's bound on seq − issuedAt (record.ts), less one. */
+const MAX_SEQ_AHEAD = 2 ** 31 - 1;
 
 const REFUSALS: DirectoryRefusal[] = ['malformed', 'wrongOrigin', 'badSignature', 'stale', 'future', 'expired', 'rate', 'full', 'unsolicited'];
 
@@ -145,7 +154,7 @@ export class Directory {
     readonly options: DirectoryOptions,
     private readonly now: () => number = Date.now,
   ) {
-    this.table = new RecordTable(options.maxRecords);
+    this.table = new RecordTable(options.maxRecords, options.maxPatternMemory);
     this.ownTokens = this.ownBurst;
   }
 
@@ -156,9 +165,9 @@ export class Directory {
   /** Starts re-publishing and expiry; publishes this node's record when it has one. */
   start(): void {
     const ttl = this.options.ttlMs;
-    this.republishTimer = setInterval(() => this.own && this.setOwn(this.own), Math.max(1000, ttl / 3));
+    this.republishTimer = setInterval(() => this.guarded('re-publish', () => this.own && this.setOwn(this.own)), Math.max(1000, ttl / 3));
     this.republishTimer.unref();
-    this.sweepTimer = setInterval(() => this.sweep(), Math.max(250, Math.min(60_000, ttl / 10)));
+    this.sweepTimer = setInterval(() => this.guarded('expiry', () => this.sweep()), Math.max(250, Math.min(60_000, ttl / 10)));
     this.sweepTimer.unref();
     if (this.own) this.setOwn(this.own);
   }
@@ -193,9 +202,19 @@ export class Directory {
     return bytes;
   }
 
+  /** A timer's work: an exception there would be uncaught (a process crash), so it is logged instead. */
+  private guarded(what: string, work: () => unknown): void {
+    try {
+      work();
+    } catch (err) {
+      this.host.logger.error(`directory ${what} failed: ${(err as Error).message}`);
+    }
+  }
+
   private sign(leaving: boolean): Buffer {
     const now = this.now();
-    this.lastSeq = Math.max(now, this.lastSeq + 1);
+    // seq stays within the decoder's bound from issuedAt (2^31 ms), whatever lastSeq was raised to.
+    this.lastSeq = Math.min(Math.max(now, this.lastSeq + 1), now + MAX_SEQ_AHEAD);
     return signRecord(this.identity, {
       publicKey: this.identity.publicKeyRaw,
       seq: this.lastSeq,
@@ -207,9 +226,16 @@ export class Directory {
     });
   }
 
+  /** Keeps a record this node signed; never throws (a timer and `Peer.close()` call it): bytes that do not decode are logged and not kept. */
   private applyOwn(bytes: Buffer): void {
+    let record: DirectoryRecord;
+    try {
+      record = decodeRecord(bytes, { maxPatterns: 65_535, maxPatternBytes: 65_535 });
+    } catch (err) {
+      this.host.logger.error(`directory: this node's own record does not decode (${(err as Error).message}); the previous one is kept`);
+      return;
+    }
     this.ownBytes = bytes;
-    const record = decodeRecord(bytes, { maxPatterns: 65_535, maxPatternBytes: 65_535 });
     this.store(record, -1, true);
   }
 
@@ -222,7 +248,7 @@ export class Directory {
     if (wait === 0) return this.publishNow();
     this.publishTimer = setTimeout(() => {
       this.publishTimer = undefined;
-      this.schedulePublish();
+      this.guarded('publish', () => this.schedulePublish());
     }, wait);
     this.publishTimer.unref();
   }
@@ -272,7 +298,11 @@ export class Directory {
     if (record.issuedAt > now + this.options.clockSkewMs) return this.refuse('future', 'ignore', source);
     if (record.issuedAt + this.options.ttlMs < now) return this.refuse('expired', 'ignore', source);
     const holder = holderHash(source.from);
-    if (record.id === this.host.selfId) return this.ownCopy(record);
+    if (record.id === this.host.selfId) {
+      // Checked before it can move lastSeq: anyone can write this node's key into a record, only this key can sign it.
+      if (!verifyRecord(bytes, record.publicKey)) return this.refuse('badSignature', 'reject', source, 'a copy of this node\'s own record not signed by its key');
+      return this.ownCopy(record, source, now);
+    }
     const slot = this.table.find(record.id);
     if (slot >= 0 && record.seq <= this.table.seq(slot)) {
       if (record.seq === this.table.seq(slot)) {
@@ -287,6 +317,8 @@ export class Directory {
     // Cheap refusals first: a signature check costs more than all of them.
     if (slot < 0 && !this.hasRoomFor(record)) return this.refuse('full', 'ignore', source);
     if (!verifyRecord(bytes, record.publicKey)) return this.refuse('badSignature', 'reject', source, 'signature is not its own key');
+    // A replacement is checked too (its old patterns counted as kept: an upper bound), so that rewriting a record cannot grow the index past its budget.
+    if (slot >= 0 && this.table.wouldOverflowPatterns(record)) return this.refuse('full', 'ignore', source);
     if (slot >= 0 && !this.table.takeToken(slot, this.options.updateRate, this.options.updateBurst, now)) {
       return this.refuse('rate', 'reject', source, `record of ${record.id} rewritten over ${this.options.updateRate}/s (burst ${this.options.updateBurst})`);
     }
@@ -296,8 +328,13 @@ export class Directory {
     return 'accept';
   }
 
-  /** A copy of this node's own record: a newer one is a past run's (same key), so this run's seq jumps past it. */
-  private ownCopy(record: DirectoryRecord): BroadcastVerdict {
+  /**
+   * A copy of this node's own record, its signature checked: a newer one is a past run's (same key), so this run's
+   * seq jumps past it. An honest seq is a wall-clock time: one past this clock's skew and OWN_SEQ_MARGIN_MS is
+   * refused (`future`), so that no record, even one signed with a leaked key, moves seq out of reach.
+   */
+  private ownCopy(record: DirectoryRecord, source: RecordSource, now: number): BroadcastVerdict {
+    if (record.seq > now + this.options.clockSkewMs + OWN_SEQ_MARGIN_MS) return this.refuse('future', 'ignore', source);
     if (record.seq >= this.lastSeq && this.own) {
       this.lastSeq = record.seq;
       this.setOwn(this.own);
@@ -387,7 +424,7 @@ export class Directory {
   }
 
   stats(): Omit<DirectoryStats, 'sync' | 'broadcasts'> {
-    return { records: this.table.size, patterns: this.table.distinctPatterns, refused: { ...this.refused }, accepted: this.accepted, expired: this.expiredCount };
+    return { records: this.table.size, patterns: this.table.distinctPatterns, patternMemory: this.table.patternMemory, refused: { ...this.refused }, accepted: this.accepted, expired: this.expiredCount };
   }
 
   /** Counts a refusal decided outside `receive` (anti-entropy pages out of bounds). */

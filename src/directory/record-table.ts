@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { SubjectIndex } from '../common/subject.js';
+import { isWildcard, SubjectIndex } from '../common/subject.js';
 import type { DirectoryRecord } from './record.js';
 
 /**
@@ -17,6 +17,14 @@ const KEY_BYTES = 32;
 const SIG_BYTES = 64;
 /** Patterns are referred to by 16-bit indexes: at most this many distinct ones are held. */
 export const MAX_DISTINCT_PATTERNS = 65_535;
+/**
+ * The cost model of `patternMemory` (V8's heap after GC: 5 000 wildcard patterns of ≈ 127 tokens weighed 321 MiB):
+ * a distinct pattern's entry (its object, map entry, member list) plus its string at 2 bytes a code unit,
+ * and a wildcard pattern's trie nodes (a Map and two Sets each, ≈ 530 B measured), one a token and kind,
+ * counted as if no prefix were shared (an upper bound).
+ */
+export const PATTERN_ENTRY_BYTES = 200;
+export const TRIE_NODE_BYTES = 560;
 /** Buckets of the anti-entropy digest: records by the first byte of their id. */
 export const DIGEST_BUCKETS = 256;
 
@@ -89,7 +97,14 @@ export class RecordTable {
   readonly bucketCounts = new Uint32Array(DIGEST_BUCKETS);
   readonly bucketHashes = new Uint32Array(DIGEST_BUCKETS * 2);
 
-  constructor(readonly maxRecords: number) {}
+  /** The distinct patterns' and their index's counted bytes (PATTERN_ENTRY_BYTES, TRIE_NODE_BYTES). */
+  patternMemory = 0;
+
+  constructor(
+    readonly maxRecords: number,
+    /** Budget of `patternMemory`: a record that would pass it is refused (`wouldOverflowPatterns`). */
+    readonly maxPatternMemory = Number.POSITIVE_INFINITY,
+  ) {}
 
   get size(): number {
     return this.count;
@@ -176,11 +191,21 @@ export class RecordTable {
     };
   }
 
-  /** Whether `record` would need patterns past MAX_DISTINCT_PATTERNS. */
+  /** Whether `record` would need patterns past MAX_DISTINCT_PATTERNS, or `patternMemory` past its budget (its patterns already held cost nothing). */
   wouldOverflowPatterns(record: DirectoryRecord): boolean {
-    let fresh = 0;
-    for (const p of [...record.requests, ...record.events]) if (!this.patternIndex.has(p)) fresh++;
-    return this.patternIndex.size + fresh > MAX_DISTINCT_PATTERNS;
+    const fresh = new Set<string>();
+    let bytes = 0;
+    for (const kind of ['request', 'event'] as const) {
+      for (const p of new Set(kind === 'request' ? record.requests : record.events)) {
+        const index = this.patternIndex.get(p);
+        if (index === undefined && !fresh.has(p)) {
+          fresh.add(p);
+          bytes += entryCost(p);
+        }
+        if (index === undefined || !this.patterns[index]![kind]) bytes += indexCost(p);
+      }
+    }
+    return this.patternIndex.size + fresh.size > MAX_DISTINCT_PATTERNS || this.patternMemory + bytes > this.maxPatternMemory;
   }
 
   /** Whether a new record fits (`maxRecords`). */
@@ -275,6 +300,7 @@ export class RecordTable {
       index = this.freePatterns.pop() ?? this.patterns.length;
       this.patterns[index] = { text, refs: 0, request: undefined, event: undefined };
       this.patternIndex.set(text, index);
+      this.patternMemory += entryCost(text);
     }
     const p = this.patterns[index]!;
     p.refs++;
@@ -282,6 +308,7 @@ export class RecordTable {
     if (!members) {
       members = p[kind] = new Members();
       this.subjects[kind].add(text, index);
+      this.patternMemory += indexCost(text);
     }
     members.add(slot);
     return index;
@@ -294,8 +321,10 @@ export class RecordTable {
     if (members.size === 0) {
       p[kind] = undefined;
       this.subjects[kind].delete(p.text, index);
+      this.patternMemory -= indexCost(p.text);
     }
     if (--p.refs === 0) {
+      this.patternMemory -= entryCost(p.text);
       this.patterns[index] = undefined;
       this.patternIndex.delete(p.text);
       this.freePatterns.push(index);
@@ -393,6 +422,16 @@ export class RecordTable {
       this.table[i] = slot + 1;
     }
   }
+}
+
+/** A distinct pattern's counted bytes, its index aside. */
+function entryCost(text: string): number {
+  return PATTERN_ENTRY_BYTES + 2 * text.length;
+}
+
+/** A pattern's counted bytes in one kind's index: its trie nodes when it is a wildcard (an exact one is a map entry, in `entryCost`). */
+function indexCost(text: string): number {
+  return isWildcard(text) ? TRIE_NODE_BYTES * text.split('.').length : 0;
 }
 
 const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3}):(\d{1,5})$/;

@@ -4,6 +4,7 @@ import { P2PProtocolError } from '../common/errors.js';
 import { peerIdFromPublicKey, type Identity } from '../common/identity.js';
 import { isSmallOrderKey, SPKI_ED25519_PREFIX } from '../common/ed25519.js';
 import { isReserved, RESERVED_PREFIX } from '../common/reserved.js';
+import { isWildcard } from '../common/subject.js';
 
 const PUBLIC_KEY_BYTES = 32;
 const SIGNATURE_BYTES = 64;
@@ -64,6 +65,8 @@ export interface RecordLimits {
   maxPatterns: number;
   /** UTF-8 bytes of one pattern. */
   maxPatternBytes: number;
+  /** `.`-separated tokens of one wildcard pattern (each is a node of the subject index); absent: no bound. */
+  maxPatternTokens?: number;
 }
 
 /** The bytes the signature covers, after the domain prefix: the record without its signature. */
@@ -150,7 +153,12 @@ export function decodeRecord(bytes: Buffer, limits: RecordLimits): DirectoryReco
     if (o + length > end) bad('pattern past the end');
     const raw = bytes.subarray(o, (o += length));
     if (!isUtf8(raw)) bad('a pattern is not UTF-8');
-    patterns.push(raw.toString('utf8'));
+    const pattern = raw.toString('utf8');
+    if (limits.maxPatternTokens !== undefined && isWildcard(pattern)) {
+      const tokens = pattern.split('.').length;
+      if (tokens > limits.maxPatternTokens) bad(`a wildcard pattern of ${tokens} tokens (at most ${limits.maxPatternTokens})`);
+    }
+    patterns.push(pattern);
   }
   if (o !== end) bad('trailing bytes');
   return {

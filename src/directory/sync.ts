@@ -210,7 +210,9 @@ export class DirectorySync {
         this.pull.received++;
         this.pull.lastAt = this.now();
       }
-      this.directory.receive(Buffer.from(bytes), { via: 'sync', from });
+      // A rejected record is one no honest node sends (its sender is penalised): the rest of its page is not judged,
+      // so that a page of forgeries costs one signature check, not one a record. Anti-entropy brings any honest rest later.
+      if (this.directory.receive(Buffer.from(bytes), { via: 'sync', from }) === 'reject') return;
     }
   }
 

@@ -296,6 +296,14 @@ export class P2PConfig {
   @IntRange(1, 65_535)
   directoryMaxPatternBytes: number = DEFAULTS.directoryMaxPatternBytes;
 
+  /** `.`-separated tokens of one wildcard pattern in a directory record (each is a node of the subject index). */
+  @IntRange(1, 65_535)
+  directoryMaxPatternTokens: number = DEFAULTS.directoryMaxPatternTokens;
+
+  /** Bytes the directory's distinct patterns and their wildcard index may be counted at; past it, a record bringing new patterns is refused. */
+  @IntRange(0, 1024 * 1024 * 1024)
+  directoryMaxPatternMemory: number = DEFAULTS.directoryMaxPatternMemory;
+
   /** Directory records held; when full, records of neighbours and known peers are kept first. */
   @IntRange(1, 10_000_000)
   directoryMaxRecords: number = DEFAULTS.directoryMaxRecords;

@@ -13,6 +13,7 @@ import { ControlType } from '../wire/control.js';
 /** Bytes of records in one anti-entropy page: small enough not to hold a connection's queue up for long. */
 const PAGE_BYTES = 64 * 1024;
 import type { ResolvedPeerOptions } from './peer-options.js';
+import { isWildcard } from '../common/subject.js';
 
 /**
  * The node's part in the directory of handlers (docs/directory.md): this node's record (set by
@@ -45,6 +46,8 @@ export class DirectoryPart {
       {
         maxPatterns: o.directoryMaxPatterns,
         maxPatternBytes: o.directoryMaxPatternBytes,
+        maxPatternTokens: o.directoryMaxPatternTokens,
+        maxPatternMemory: o.directoryMaxPatternMemory,
         maxRecords: o.directoryMaxRecords,
         updateRate: o.directoryUpdateRate,
         updateBurst: o.directoryUpdateBurst,
@@ -118,6 +121,8 @@ export class DirectoryPart {
     for (const p of all) {
       const bytes = Buffer.byteLength(p, 'utf8');
       if (bytes === 0 || bytes > this.o.directoryMaxPatternBytes) problems.push(`directoryMaxPatternBytes: pattern "${p.slice(0, 64)}" is ${bytes} bytes (1 to ${this.o.directoryMaxPatternBytes})`);
+      const tokens = isWildcard(p) ? p.split('.').length : 0;
+      if (tokens > this.o.directoryMaxPatternTokens) problems.push(`directoryMaxPatternTokens: wildcard pattern "${p.slice(0, 64)}" has ${tokens} tokens (at most ${this.o.directoryMaxPatternTokens})`);
     }
     if (problems.length > 0) throw new P2PConfigError(problems);
     this.directory.setOwn(patterns);

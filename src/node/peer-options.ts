@@ -97,6 +97,10 @@ export interface PeerOptions extends Partial<SocketLimits> {
   directoryMaxPatterns?: number;
   /** UTF-8 bytes of one pattern in a directory record. */
   directoryMaxPatternBytes?: number;
+  /** `.`-separated tokens of one wildcard pattern in a directory record (each is a node of the subject index). */
+  directoryMaxPatternTokens?: number;
+  /** Bytes the directory's distinct patterns and their wildcard index may be counted at; past it, a record bringing new patterns is refused (`full`). */
+  directoryMaxPatternMemory?: number;
   /** Directory records held; when full, records of neighbours and known peers are kept first. */
   directoryMaxRecords?: number;
   /** Record updates a second accepted from one node (a node spaces its own publishes by as much). */

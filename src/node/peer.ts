@@ -420,7 +420,7 @@ export class Peer extends EventEmitter {
    * publishes the record to the network when the node runs (at start otherwise). Publishes are
    * spaced by `1 / directoryUpdateRate` s: a burst of changes goes out as the latest record.
    * Throws P2PReservedPatternError for a `$p2p.` pattern, P2PConfigError past
-   * `directoryMaxPatterns` or `directoryMaxPatternBytes`. The Nest server calls it from its handlers.
+   * `directoryMaxPatterns`, `directoryMaxPatternBytes` or `directoryMaxPatternTokens`. The Nest server calls it from its handlers.
    */
   setHandledPatterns(patterns: { requests: readonly string[]; events: readonly string[] }): void {
     this.directory.setHandledPatterns(patterns);

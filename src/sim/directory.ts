@@ -87,6 +87,8 @@ export function fillDirectory(options: DirectoryFillOptions): DirectoryFill {
     {
       maxPatterns: DEFAULTS.directoryMaxPatterns,
       maxPatternBytes: DEFAULTS.directoryMaxPatternBytes,
+      maxPatternTokens: DEFAULTS.directoryMaxPatternTokens,
+      maxPatternMemory: DEFAULTS.directoryMaxPatternMemory,
       maxRecords: Math.max(options.nodes + 1, DEFAULTS.directoryMaxRecords),
       updateRate: DEFAULTS.directoryUpdateRate,
       updateBurst: DEFAULTS.directoryUpdateBurst,

@@ -3,6 +3,7 @@ import { P2PProtocolError } from '../../src/common/errors.js';
 import { loadIdentity } from '../../src/common/identity.js';
 import { decodeRecord, encodeRecord, RECORD_FIXED_BYTES, signRecord, verifyRecord, type RecordFields } from '../../src/directory/record.js';
 import { RecordTable } from '../../src/directory/record-table.js';
+import { Directory } from '../../src/directory/directory.js';
 
 /** The directory record's codec (docs/directory.md, Record) and the compact table that holds records. */
 
@@ -116,6 +117,29 @@ describe('record table', () => {
     expect(t.distinctPatterns).toBe(0);
   });
 
+  it('counts pattern memory (entries and wildcard trie nodes per kind), refuses past its budget, and frees it all with the records', () => {
+    const t = new RecordTable(1000, 40_000);
+    const wild = make(1, ['a.*.b.c', 'exact.one']);
+    // 2 entries (200 B + 2 B a code unit) and 4 trie nodes of the wildcard (560 B each).
+    expect(t.wouldOverflowPatterns(wild)).toBe(false);
+    t.put(wild, 0, 3, 0);
+    expect(t.patternMemory).toBe(200 + 14 + 200 + 18 + 4 * 560);
+    // The same patterns again cost nothing; a deep fresh one past the budget is refused.
+    expect(t.wouldOverflowPatterns(make(2, ['a.*.b.c']))).toBe(false);
+    const deep = make(3, Array.from({ length: 8 }, (_, i) => `*.${i}.x.x.x.x.x.x.x.x`));
+    expect(t.wouldOverflowPatterns(deep)).toBe(true);
+    t.put(make(2, ['a.*.b.c']), 0, 3, 0);
+    t.remove(t.find(wild.id));
+    t.remove(t.find(make(2, []).id));
+    expect(t.patternMemory).toBe(0);
+  });
+
+  it('the decoder refuses a wildcard pattern over maxPatternTokens, not an exact one', () => {
+    const limits = { ...LIMITS, maxPatternTokens: 4 };
+    expect(() => decodeRecord(signRecord(key, { ...fields, requests: ['a.b.c.*.e'] }), limits)).toThrow(/5 tokens \(at most 4\)/);
+    expect(decodeRecord(signRecord(key, { ...fields, requests: ['a.b.c.*'], events: ['a.b.c.d.e.f'] }), limits).events).toEqual(['a.b.c.d.e.f']);
+  });
+
   it('fills to a maxRecords that is not a power of two (its id table still probes a power of two)', () => {
     const t = new RecordTable(100);
     const records = Array.from({ length: 100 }, (_, i) => make(i, ['a']));
@@ -145,5 +169,23 @@ describe('record table', () => {
     const again = loadIdentity('ff'.padStart(64, '0'));
     t.put(decodeRecord(signRecord(again, { ...fields, publicKey: again.publicKeyRaw, address: '' }), LIMITS), 0, 3, 0);
     expect(t.address(t.find(again.peerId))).toBe('');
+  });
+});
+
+describe("this node's own record", () => {
+  it('stays decodable whatever its seq was raised to: sign() keeps seq − issuedAt under 2^31, and neither setOwn nor leave throws', () => {
+    const errors: string[] = [];
+    const logger = { log: () => undefined, warn: () => undefined, error: (m: string) => errors.push(m) };
+    const host = { selfId: key.peerId, logger, isRunning: () => false, publish: () => 0, penalize: () => undefined, changed: () => undefined, isKnown: () => false };
+    const options = { ...LIMITS, maxPatternTokens: 16, maxPatternMemory: 1 << 24, maxRecords: 10, updateRate: 0.5, updateBurst: 3, ttlMs: 60_000, clockSkewMs: 5000 };
+    const d = new Directory(host, key, () => null, options);
+    d.setOwn({ requests: ['a'], events: [] });
+    (d as unknown as { lastSeq: number }).lastSeq = Date.now() + 2 ** 40; // as the forged own copy once set it
+    expect(() => d.setOwn({ requests: ['b'], events: [] })).not.toThrow();
+    const own = decodeRecord(d.ownRecord!, LIMITS);
+    expect(own.requests).toEqual(['b']);
+    expect(own.seq - own.issuedAt).toBeLessThan(2 ** 31);
+    expect(() => d.leave()).not.toThrow();
+    expect(errors).toEqual([]);
   });
 });
