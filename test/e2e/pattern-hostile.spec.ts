@@ -102,6 +102,21 @@ describe('requests to a pattern against false directory records', () => {
     }
   }, 30_000);
 
+  it('a record whose address the address policy refuses (a host name) is never dialed', async () => {
+    let connections = 0;
+    const port = await listen((s) => {
+      connections++;
+      s.destroy();
+    });
+    const [c] = (await mesh(true, 2)) as [Peer, Peer];
+    const hostile = await raw(true, c);
+    sybils(hostile, 5, `localhost:${port}`);
+    await waitFor(() => c.handlers('x.y', 'request').length >= 5, 3000, 'sybil records');
+    const results = await Promise.all(Array.from({ length: 5 }, (_, i) => ask(c, `x.y${i}`, 500)));
+    expect(results.map((r) => r.error?.constructor.name)).toEqual(Array(5).fill('P2PNoHandlerError'));
+    expect(connections).toBe(0);
+  }, 30_000);
+
   it('refuses the reserved $p2p. subjects', async () => {
     const [c] = (await mesh(true, 1)) as [Peer];
     expect(() => c.requestPattern('$p2p.directory', 1, { next: () => {}, error: () => {}, complete: () => {} })).toThrow(/reserved/);
