@@ -210,31 +210,31 @@ export class PatternRequests {
     const candidates = this.candidates(req);
     if (candidates.length === 0) return this.wait(req);
     // One handler (the usual case for a pattern a single service answers): no choice to make.
-    const handler = candidates.length === 1 ? candidates[0]! : this.choose(this.preferConnected(candidates));
+    let handler = candidates.length === 1 ? candidates[0]! : this.choose(candidates);
+    if (!this.near(handler)) {
+      // A dial this request would start: only within its own and the node's budget (rate, a quarter of maxOutbound, one per address).
+      const why = req.dials >= MAX_DIALS_PER_REQUEST ? `this request dialed ${MAX_DIALS_PER_REQUEST} handlers already` : this.dialing.has(handler.id) ? undefined : this.dialRefusal(handler.address!);
+      if (why) {
+        // A handler already connected (or this node) takes it instead, when one is not failing; else the request waits for room.
+        const connected = candidates.filter((h) => this.near(h));
+        if (connected.some((h) => !this.choice.isFailing(h.id))) handler = this.choose(connected);
+        else if (req.dials >= MAX_DIALS_PER_REQUEST) return this.noHandler(req);
+        else {
+          req.lastError ??= new P2PDialError(`handler ${handler.id} not dialed: ${why}`, { peerId: handler.id, address: handler.address ?? undefined });
+          return this.wait(req, Math.max(50, Math.ceil(1000 / this.opts.dialRate)));
+        }
+      }
+    }
     const id = handler.id;
     if (id === this.host.selfId) return this.local(req);
     const socket = this.host.connections().get(id);
     if (socket?.isOpen) return this.send(req, id, socket);
-    if (req.dials >= MAX_DIALS_PER_REQUEST) return this.noHandler(req);
-    const address = handler.address!;
-    if (!this.dialing.has(id)) {
-      // A dial this request would start: only within the node's budget (rate, a quarter of maxOutbound, one per address).
-      const why = this.dialRefusal(address);
-      if (why) {
-        req.lastError ??= new P2PDialError(`handler ${id} not dialed: ${why}`, { peerId: id, address });
-        return this.wait(req, Math.max(50, Math.ceil(1000 / this.opts.dialRate)));
-      }
-    }
     this.dial(req, handler);
   }
 
-  /** Handlers already connected (or this node), when one of them is not failing: a dial is for when none will do. */
-  private preferConnected(candidates: readonly HandlerInfo[]): readonly HandlerInfo[] {
-    const connections = this.host.connections();
-    const near = (h: HandlerInfo) => h.id === this.host.selfId || connections.get(h.id)?.isOpen === true;
-    if (candidates.every(near)) return candidates;
-    const connected = candidates.filter(near);
-    return connected.some((h) => !this.choice.isFailing(h.id)) ? connected : candidates;
+  /** This node, or a handler already connected: no dial needed. */
+  private near(h: HandlerInfo): boolean {
+    return h.id === this.host.selfId || this.host.connections().get(h.id)?.isOpen === true;
   }
 
   /** Why a new dial to `address` may not start now, or undefined. */
@@ -428,9 +428,9 @@ export class PatternRequests {
     this.touch(id);
   }
 
-  /** Its first reply came (SentRequest). */
-  answered(id: string, ms: number): void {
-    this.choice.replied(id, ms);
+  /** Its first reply came (SentRequest); `error`: it was the handler's error. */
+  answered(id: string, ms: number, error = false): void {
+    this.choice.replied(id, ms, error);
   }
 
   /** It timed out or its connection failed (SentRequest); `refused`: the handler was full, so it never ran there and another is tried. */
@@ -470,10 +470,10 @@ export class PatternRequests {
       clearTimeout(gap);
       gap = setTimeout(timeout(req.timeoutMs, false), req.timeoutMs);
     };
-    const answer = () => {
+    const answer = (error = false) => {
       if (answered) return;
       answered = true;
-      this.choice.replied(id, Date.now() - sentAt);
+      this.choice.replied(id, Date.now() - sentAt, error);
     };
     const reply: ReplySink = {
       next: (value) => {
@@ -491,7 +491,7 @@ export class PatternRequests {
       },
       error: (err) => {
         if (ended) return;
-        answer();
+        answer(true);
         end();
         outcome('remote_error');
         const remote = new P2PRemoteError(JSON.parse(JSON.stringify(toWireError(err)) ?? 'null'), { peerId: id });
@@ -612,7 +612,7 @@ class SentRequest implements RequestObserver {
       return this.owner.failed(this.req, this.id, err, true);
     }
     // A handler's own error is an answer: it is alive. A timeout or a lost connection is not.
-    if (err instanceof P2PRemoteError) this.answer();
+    if (err instanceof P2PRemoteError) this.answer(true);
     else this.owner.failed(this.req, this.id, err, false);
     this.end();
     this.req.done = true;
@@ -637,9 +637,9 @@ class SentRequest implements RequestObserver {
     this.owner.ended(this.id);
   }
 
-  private answer(): void {
+  private answer(error = false): void {
     if (this.answered) return;
     this.answered = true;
-    this.owner.answered(this.id, Date.now() - this.sentAt);
+    this.owner.answered(this.id, Date.now() - this.sentAt, error);
   }
 }

@@ -69,7 +69,7 @@ describe('requests to a pattern against false directory records', () => {
     const hostile = await raw(true, c);
     sybils(hostile, 60, `127.0.0.1:${port}`);
     await waitFor(() => c.handlers('orders.reserve', 'request').length === 61, 3000, 'sybil records');
-    // The honest handler is connected: it is preferred, and every request is answered.
+    // A request that chose a Sybil dials it once; the failed address rules out every record at it, and the honest handler answers.
     for (let i = 0; i < 10; i++) expect((await ask(c, 'orders.reserve')).ok).toBe(true);
     const results = await Promise.all(Array.from({ length: 64 }, (_, i) => ask(c, `any.subject.${i}`)));
     expect(results.every((r) => !r.ok)).toBe(true);
