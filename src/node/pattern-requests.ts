@@ -74,7 +74,7 @@ export interface PatternRequestsOptions {
 
 /** Handlers one request may dial before it fails: a directory full of false records costs each request at most this many dials. */
 export const MAX_DIALS_PER_REQUEST = 2;
-/** How long an address whose dial failed (or answered with another id) is not dialed again for requests, ms. */
+/** How long an address whose dial failed (or answered with another id) is not dialed again for requests: 1 s, doubling per failure in a row up to this, ms. */
 export const BAD_ADDRESS_MS = 60_000;
 /** Addresses remembered as failed (and addresses judged by the policy); the oldest are forgotten beyond it. */
 const MAX_ADDRESSES = 4096;
@@ -128,7 +128,7 @@ export class PatternRequests {
   /** Addresses being dialed for requests: one dial per address, whatever ids records claim at it. */
   private readonly dialingAddresses = new Set<string>();
   /** Addresses whose dial failed or proved another id, not dialed again until the time given (by address, not id: ids are free to make). */
-  private readonly badAddresses = new Map<string, number>();
+  private readonly badAddresses = new Map<string, { until: number; failures: number }>();
   /** The address policy's verdict per address (bounded). */
   private readonly refused = new Map<string, string | undefined>();
   private readonly dialBucket: TokenBucket;
@@ -283,11 +283,8 @@ export class PatternRequests {
 
   /** Whether requests may dial `address`: the address policy allows it, and it has not failed recently. */
   private dialable(address: string): boolean {
-    const until = this.badAddresses.get(address);
-    if (until !== undefined) {
-      if (until > Date.now()) return false;
-      this.badAddresses.delete(address);
-    }
+    const bad = this.badAddresses.get(address);
+    if (bad !== undefined && bad.until > Date.now()) return false;
     if (!this.refused.has(address)) {
       if (this.refused.size >= MAX_ADDRESSES) this.refused.clear();
       const why = this.host.refusal(address);
@@ -298,9 +295,10 @@ export class PatternRequests {
   }
 
   private markBad(address: string): void {
+    const failures = (this.badAddresses.get(address)?.failures ?? 0) + 1;
     this.badAddresses.delete(address);
     if (this.badAddresses.size >= MAX_ADDRESSES) this.badAddresses.delete(this.badAddresses.keys().next().value!);
-    this.badAddresses.set(address, Date.now() + BAD_ADDRESS_MS);
+    this.badAddresses.set(address, { until: Date.now() + Math.min(BAD_ADDRESS_MS, 1_000 * 2 ** Math.min(failures - 1, 20)), failures });
     // The lookup's answers hold handlers at this address: they are filtered again.
     this.known.clear();
   }
@@ -366,12 +364,15 @@ export class PatternRequests {
       });
       this.dialing.set(id, dialing);
       // Whoever waits for it, a failed dial (or one that proved another id) marks its address, and the id fails only once.
-      dialing.catch((err: unknown) => {
-        if (!this.host.isRunning()) return;
-        this.host.logger.debug?.(`dial to handler ${id} at ${address} failed: ${(err as Error).message}`);
-        this.markBad(address);
-        this.choice.failed(id);
-      });
+      dialing.then(
+        () => this.badAddresses.delete(address),
+        (err: unknown) => {
+          if (!this.host.isRunning()) return;
+          this.host.logger.debug?.(`dial to handler ${id} at ${address} failed: ${(err as Error).message}`);
+          this.markBad(address);
+          this.choice.failed(id);
+        },
+      );
     }
     dialing.then(
       () => {
