@@ -33,6 +33,8 @@ export const DEFAULTS = {
   timeoutMs: 10_000,
   /** A connection dialed only to reach a pattern's handler (`requestPattern`) is closed after this long without a request on it, ms. */
   handlerIdleMs: 60_000,
+  /** New connections a second this node may dial to reach pattern handlers (`requestPattern`); a request that finds none connected waits for the next. */
+  handlerDialRate: 10,
   /** TCP connect timeout, ms. */
   dialTimeoutMs: 3_000,
   /** Time for the TLS handshake, and again for the hello exchange, ms. */

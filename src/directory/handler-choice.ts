@@ -10,6 +10,11 @@
  * later request to it is answered: after `retryAfterMs` (doubling per failed retry, up to
  * `maxRetryMs`) one request at a time probes it. When every handler is failing, the one that
  * has failed longest is still chosen rather than none: a guess is no reason to refuse a request.
+ *
+ * An error reply is an answer (the handler is alive), but a handler that answers nothing but
+ * errors answers fast, so would draw most requests: after CONSECUTIVE_ERRORS error replies in a
+ * row it is passed over as a failing one is, until a probe gets a reply that is not an error
+ * (Envoy's consecutive-errors outlier ejection).
  */
 
 /** What the choice knows of one handler. */
@@ -18,8 +23,10 @@ interface HandlerStats {
   ewmaMs: number | undefined;
   /** Requests this node has sent it that have not ended. */
   inFlight: number;
-  /** Consecutive failures (timeouts, connection failures); 0 when healthy. */
+  /** Consecutive failures (timeouts, connection failures, CONSECUTIVE_ERRORS error replies or more); 0 when healthy. */
   failures: number;
+  /** Consecutive error replies. */
+  errors: number;
   /** While failing: not chosen before this time (Date.now()). */
   blockedUntil: number;
   /** A single request is probing it after a failure. */
@@ -42,6 +49,8 @@ export interface HandlerChoiceOptions {
 
 /** Weight of the newest measurement in the EWMA. */
 const ALPHA = 0.3;
+/** Error replies in a row after which a handler is passed over until a probe gets another answer. */
+export const CONSECUTIVE_ERRORS = 5;
 
 export class HandlerChoice {
   private readonly stats = new Map<string, HandlerStats>();
@@ -86,11 +95,15 @@ export class HandlerChoice {
     if (s.failures > 0) s.probing = true;
   }
 
-  /** `id` answered (a value, an end or a handler error) `ms` after the request was sent: it is healthy. */
-  replied(id: string, ms: number): void {
+  /** `id` answered (a value, an end or, `error`, a handler error) `ms` after the request was sent: it is alive, and healthy unless its answers are only errors. */
+  replied(id: string, ms: number, error = false): void {
     const s = this.entry(id);
     s.ewmaMs = s.ewmaMs === undefined ? ms : s.ewmaMs + ALPHA * (ms - s.ewmaMs);
     s.since = this.now();
+    if (error) {
+      s.errors++;
+      if (s.errors >= CONSECUTIVE_ERRORS) return this.failed(id);
+    } else s.errors = 0;
     s.failures = 0;
     s.blockedUntil = 0;
     s.probing = false;
@@ -181,7 +194,7 @@ export class HandlerChoice {
     let s = this.stats.get(id);
     if (!s) {
       if (this.stats.size >= this.maxTracked) this.evictIdle();
-      s = { ewmaMs: undefined, inFlight: 0, failures: 0, blockedUntil: 0, probing: false, lastUsed: this.now(), since: 0 };
+      s = { ewmaMs: undefined, inFlight: 0, failures: 0, errors: 0, blockedUntil: 0, probing: false, lastUsed: this.now(), since: 0 };
       this.stats.set(id, s);
     }
     return s;

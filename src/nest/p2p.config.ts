@@ -162,6 +162,10 @@ export class P2PConfig {
   @IntRange(10, MAX_TIMEOUT_MS)
   handlerIdleMs: number = DEFAULTS.handlerIdleMs;
 
+  /** New connections a second this node may dial to reach pattern handlers (`requestPattern`); at most a quarter of maxOutbound are open or dialing for them at once. */
+  @IntRange(1, 10_000)
+  handlerDialRate: number = DEFAULTS.handlerDialRate;
+
   /** TCP connect timeout, ms. */
   @IntRange(1, MAX_TIMEOUT_MS)
   dialTimeoutMs: number = DEFAULTS.dialTimeoutMs;

@@ -3,11 +3,15 @@ import type { P2PSocket } from '../connection/socket.js';
 import type { MetricsSink } from '../connection/metrics.js';
 import {
   P2PConnectionClosedError,
+  P2PDialError,
   P2PNoHandlerError,
   P2PQueueFullError,
   P2PRemoteError,
+  P2PReservedPatternError,
   P2PTimeoutError,
 } from '../common/errors.js';
+import { isReserved } from '../common/reserved.js';
+import { TokenBucket } from '../common/token-bucket.js';
 import type { P2PLogger, PeerInfo } from '../common/types.js';
 import { HandlerChoice } from '../directory/handler-choice.js';
 import { decodePayload, encodePayload } from '../wire/codec.js';
@@ -40,6 +44,10 @@ export interface PatternRequestsHost {
   connections(): ReadonlyMap<string, P2PSocket>;
   /** Dials `<peerId>@host:port` (resolves once its hello exchange is done; at once when connected). */
   dial(address: string): Promise<unknown>;
+  /** Why a handler's address, as its directory record states it, may not be dialed (the address policy peer exchange applies), or undefined. */
+  refusal(address: string): string | undefined;
+  /** Whether this node's outbound connections are at maxOutbound. */
+  outboundFull(): boolean;
   /** Closes a connection this node dialed for requests and no longer uses. */
   release(peerId: string, why: string): void;
   /** This node's own handler (the Nest server), which answers requests this node sends itself. */
@@ -58,7 +66,18 @@ export interface PatternRequestsOptions {
   idleMs: number;
   /** A handler with requests outstanding from which nothing has been read for this long (and 4 × its usual answer time) is passed over, ms. */
   silentMs: number;
+  /** New connections a second dialed to reach handlers (handlerDialRate). */
+  dialRate: number;
+  /** Most connections open or dialing for requests at once (a quarter of maxOutbound: the topology keeps its dials). */
+  maxDialed: number;
 }
+
+/** Handlers one request may dial before it fails: a directory full of false records costs each request at most this many dials. */
+export const MAX_DIALS_PER_REQUEST = 2;
+/** How long an address whose dial failed (or answered with another id) is not dialed again for requests: 1 s, doubling per failure in a row up to this, ms. */
+export const BAD_ADDRESS_MS = 60_000;
+/** Addresses remembered as failed (and addresses judged by the policy); the oldest are forgotten beyond it. */
+const MAX_ADDRESSES = 4096;
 
 /** A request to a pattern on its way: waiting for a handler, dialing one, or sent. */
 interface PatternRequest {
@@ -70,6 +89,8 @@ interface PatternRequest {
   startedAt: number;
   /** Handlers this request could not be handed to (their dial failed, their queue was full); made when first needed. */
   skip?: Set<string>;
+  /** Handlers this request has dialed. */
+  dials: number;
   /** Why the last handler could not take it. */
   lastError?: Error;
   /** Cancels what the request is doing now: its wait, or the request on a connection. */
@@ -104,12 +125,20 @@ export class PatternRequests {
   private readonly dialing = new Map<string, Promise<unknown>>();
   /** The lookup's answer per subject, until the directory changes (bounded: subjects can be many). */
   private readonly known = new Map<string, HandlerInfo[]>();
+  /** Addresses being dialed for requests: one dial per address, whatever ids records claim at it. */
+  private readonly dialingAddresses = new Set<string>();
+  /** Addresses whose dial failed or proved another id, not dialed again until the time given (by address, not id: ids are free to make). */
+  private readonly badAddresses = new Map<string, { until: number; failures: number }>();
+  /** The address policy's verdict per address (bounded). */
+  private readonly refused = new Map<string, string | undefined>();
+  private readonly dialBucket: TokenBucket;
 
   constructor(
     private readonly host: PatternRequestsHost,
     private readonly opts: PatternRequestsOptions,
   ) {
     this.choice = new HandlerChoice({ retryAfterMs: Math.min(1_000, opts.timeoutMs) });
+    this.dialBucket = new TokenBucket(opts.dialRate, Math.max(1, opts.dialRate), Date.now());
   }
 
   /** Where to look handlers up from now on; waiting requests look again at once. */
@@ -127,6 +156,7 @@ export class PatternRequests {
   /** Sends a request to a node that handles `subject`; the observer gets each reply value. Returns a cancel function. */
   request(subject: string, data: unknown, observer: RequestObserver, options: RequestOptions = {}): () => void {
     if (!this.host.isRunning()) throw this.host.notRunning();
+    if (isReserved(subject)) throw new P2PReservedPatternError(`cannot send a request to "${subject}": the $p2p. prefix is reserved for the library`);
     const req: PatternRequest = {
       subject,
       data,
@@ -134,6 +164,7 @@ export class PatternRequests {
       options,
       timeoutMs: options.timeoutMs ?? this.opts.timeoutMs,
       startedAt: Date.now(),
+      dials: 0,
       done: false,
     };
     this.attempt(req);
@@ -179,12 +210,43 @@ export class PatternRequests {
     const candidates = this.candidates(req);
     if (candidates.length === 0) return this.wait(req);
     // One handler (the usual case for a pattern a single service answers): no choice to make.
-    const handler = candidates.length === 1 ? candidates[0]! : this.choose(candidates);
+    let handler = candidates.length === 1 ? candidates[0]! : this.choose(candidates);
+    if (!this.near(handler)) {
+      // A dial this request would start: only within its own and the node's budget (rate, a quarter of maxOutbound, one per address).
+      const why = req.dials >= MAX_DIALS_PER_REQUEST ? `this request dialed ${MAX_DIALS_PER_REQUEST} handlers already` : this.dialing.has(handler.id) ? undefined : this.dialRefusal(handler.address!);
+      if (why) {
+        // A handler already connected (or this node) takes it instead, when one is not failing; else the request waits for room.
+        const connected = candidates.filter((h) => this.near(h));
+        if (connected.some((h) => !this.choice.isFailing(h.id))) handler = this.choose(connected);
+        else if (req.dials >= MAX_DIALS_PER_REQUEST) return this.noHandler(req);
+        else {
+          req.lastError ??= new P2PDialError(`handler ${handler.id} not dialed: ${why}`, { peerId: handler.id, address: handler.address ?? undefined });
+          return this.wait(req, Math.max(50, Math.ceil(1000 / this.opts.dialRate)));
+        }
+      }
+    }
     const id = handler.id;
     if (id === this.host.selfId) return this.local(req);
     const socket = this.host.connections().get(id);
     if (socket?.isOpen) return this.send(req, id, socket);
     this.dial(req, handler);
+  }
+
+  /** This node, or a handler already connected: no dial needed. */
+  private near(h: HandlerInfo): boolean {
+    return h.id === this.host.selfId || this.host.connections().get(h.id)?.isOpen === true;
+  }
+
+  /** Why a new dial to `address` may not start now, or undefined. */
+  private dialRefusal(address: string): string | undefined {
+    if (this.dialingAddresses.has(address)) return 'its address is being dialed already';
+    if (this.host.outboundFull()) return 'maxOutbound reached';
+    const connections = this.host.connections();
+    let held = this.dialing.size;
+    for (const id of this.dialed) if (connections.has(id)) held++;
+    if (held >= this.opts.maxDialed) return `${this.opts.maxDialed} connections open or dialing for requests already`;
+    if (!this.dialBucket.take(1, Date.now())) return `over handlerDialRate (${this.opts.dialRate} new dials a second)`;
+    return undefined;
   }
 
   private choose(candidates: readonly HandlerInfo[]): HandlerInfo {
@@ -215,18 +277,44 @@ export class PatternRequests {
 
   private reachable(h: HandlerInfo): boolean {
     if (h.id === this.host.selfId) return this.host.local() !== undefined;
-    return h.address !== null || this.host.connections().has(h.id);
+    if (this.host.connections().has(h.id)) return true;
+    return h.address !== null && this.dialable(h.address);
   }
 
-  /** No handler to hand it to: wait for the directory to name one, until the request's timeout. */
-  private wait(req: PatternRequest): void {
+  /** Whether requests may dial `address`: the address policy allows it, and it has not failed recently. */
+  private dialable(address: string): boolean {
+    const bad = this.badAddresses.get(address);
+    if (bad !== undefined && bad.until > Date.now()) return false;
+    if (!this.refused.has(address)) {
+      if (this.refused.size >= MAX_ADDRESSES) this.refused.clear();
+      const why = this.host.refusal(address);
+      if (why) this.host.logger.debug?.(`handler address ${address} not dialed: ${why}`);
+      this.refused.set(address, why);
+    }
+    return this.refused.get(address) === undefined;
+  }
+
+  private markBad(address: string): void {
+    const failures = (this.badAddresses.get(address)?.failures ?? 0) + 1;
+    this.badAddresses.delete(address);
+    if (this.badAddresses.size >= MAX_ADDRESSES) this.badAddresses.delete(this.badAddresses.keys().next().value!);
+    this.badAddresses.set(address, { until: Date.now() + Math.min(BAD_ADDRESS_MS, 1_000 * 2 ** Math.min(failures - 1, 20)), failures });
+    // The lookup's answers hold handlers at this address: they are filtered again.
+    this.known.clear();
+  }
+
+  /** No handler to hand it to: wait for the directory to name one (or, `retryMs`, for a dial to be allowed), until the request's timeout. */
+  private wait(req: PatternRequest, retryMs?: number): void {
     const left = req.timeoutMs - (Date.now() - req.startedAt);
     if (left <= 0) return this.noHandler(req);
     this.waiting.add(req);
+    const retry = retryMs !== undefined && retryMs < left;
     const timer = setTimeout(() => {
       if (!this.waiting.delete(req)) return;
-      this.noHandler(req);
-    }, left);
+      req.cancel = undefined;
+      if (retry) this.attempt(req);
+      else this.noHandler(req);
+    }, retry ? retryMs : left);
     req.cancel = () => clearTimeout(timer);
   }
 
@@ -249,17 +337,46 @@ export class PatternRequests {
   /** A handler that is not a neighbour: dialed directly at the address its record gives (its id is checked by TLS). */
   private dial(req: PatternRequest, handler: HandlerInfo): void {
     const id = handler.id;
+    const address = handler.address!;
+    const left = req.timeoutMs - (Date.now() - req.startedAt);
+    if (left <= 0) return this.noHandler(req);
+    req.dials++;
     this.choice.started(id);
     let cancelled = false;
-    req.cancel = () => void (cancelled = true);
+    // The request's timeout runs from requestPattern(), dial included: a handler that accepts and says nothing cannot hold it.
+    const timer = setTimeout(() => {
+      cancelled = true;
+      req.cancel = undefined;
+      req.lastError = new P2PTimeoutError(req.subject, req.timeoutMs, { peerId: id, address });
+      this.noHandler(req);
+    }, left);
+    req.cancel = () => {
+      cancelled = true;
+      clearTimeout(timer);
+    };
     let dialing = this.dialing.get(id);
     if (!dialing) {
       // One dial per handler, however many requests wait for it (each dial in flight holds a place under maxOutbound).
-      dialing = this.host.dial(`${id}@${handler.address}`).finally(() => this.dialing.delete(id));
+      this.dialingAddresses.add(address);
+      dialing = this.host.dial(`${id}@${address}`).finally(() => {
+        this.dialing.delete(id);
+        this.dialingAddresses.delete(address);
+      });
       this.dialing.set(id, dialing);
+      // Whoever waits for it, a failed dial (or one that proved another id) marks its address, and the id fails only once.
+      dialing.then(
+        () => this.badAddresses.delete(address),
+        (err: unknown) => {
+          if (!this.host.isRunning()) return;
+          this.host.logger.debug?.(`dial to handler ${id} at ${address} failed: ${(err as Error).message}`);
+          this.markBad(address);
+          this.choice.failed(id);
+        },
+      );
     }
     dialing.then(
       () => {
+        clearTimeout(timer);
         this.choice.ended(id);
         if (cancelled || req.done) return;
         const socket = this.host.connections().get(id);
@@ -269,8 +386,8 @@ export class PatternRequests {
         this.send(req, id, socket);
       },
       (err: Error) => {
+        clearTimeout(timer);
         this.choice.ended(id);
-        this.choice.failed(id);
         if (cancelled || req.done) return;
         this.skip(req, id, err);
       },
@@ -312,9 +429,9 @@ export class PatternRequests {
     this.touch(id);
   }
 
-  /** Its first reply came (SentRequest). */
-  answered(id: string, ms: number): void {
-    this.choice.replied(id, ms);
+  /** Its first reply came (SentRequest); `error`: it was the handler's error. */
+  answered(id: string, ms: number, error = false): void {
+    this.choice.replied(id, ms, error);
   }
 
   /** It timed out or its connection failed (SentRequest); `refused`: the handler was full, so it never ran there and another is tried. */
@@ -354,10 +471,10 @@ export class PatternRequests {
       clearTimeout(gap);
       gap = setTimeout(timeout(req.timeoutMs, false), req.timeoutMs);
     };
-    const answer = () => {
+    const answer = (error = false) => {
       if (answered) return;
       answered = true;
-      this.choice.replied(id, Date.now() - sentAt);
+      this.choice.replied(id, Date.now() - sentAt, error);
     };
     const reply: ReplySink = {
       next: (value) => {
@@ -375,7 +492,7 @@ export class PatternRequests {
       },
       error: (err) => {
         if (ended) return;
-        answer();
+        answer(true);
         end();
         outcome('remote_error');
         const remote = new P2PRemoteError(JSON.parse(JSON.stringify(toWireError(err)) ?? 'null'), { peerId: id });
@@ -496,7 +613,7 @@ class SentRequest implements RequestObserver {
       return this.owner.failed(this.req, this.id, err, true);
     }
     // A handler's own error is an answer: it is alive. A timeout or a lost connection is not.
-    if (err instanceof P2PRemoteError) this.answer();
+    if (err instanceof P2PRemoteError) this.answer(true);
     else this.owner.failed(this.req, this.id, err, false);
     this.end();
     this.req.done = true;
@@ -521,9 +638,9 @@ class SentRequest implements RequestObserver {
     this.owner.ended(this.id);
   }
 
-  private answer(): void {
+  private answer(error = false): void {
     if (this.answered) return;
     this.answered = true;
-    this.owner.answered(this.id, Date.now() - this.sentAt);
+    this.owner.answered(this.id, Date.now() - this.sentAt, error);
   }
 }

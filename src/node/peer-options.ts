@@ -41,6 +41,8 @@ export interface PeerOptions extends Partial<SocketLimits> {
   dialTimeoutMs?: number;
   /** A connection dialed only to reach a pattern's handler (`requestPattern`) is closed after this long without a request on it, ms. */
   handlerIdleMs?: number;
+  /** New connections a second this node may dial to reach pattern handlers (`requestPattern`); at most a quarter of maxOutbound are open or dialing for them at once (default 10). */
+  handlerDialRate?: number;
   /** First redial delay after a persistent peer is lost (doubles per failure, with jitter). */
   reconnectBaseMs?: number;
   /** Longest redial delay; a connection that ends sooner than this counts as a refusal, redialed with growing delays. */

@@ -23,6 +23,7 @@ import { Dials } from './dials.js';
 import { Inbound } from './inbound.js';
 import { Messaging, type InboundHandler, type RequestObserver, type RequestOptions } from './messaging.js';
 import { LocalPeer } from './self.js';
+import { AddressPolicy } from '../discovery/address-policy.js';
 import { PatternRequests, type HandlerLookup } from './pattern-requests.js';
 import { DirectoryPart } from './directory-part.js';
 import type { DirectoryChange, DirectoryStats, HandlerInfo } from '../directory/directory.js';
@@ -110,18 +111,28 @@ export class Peer extends EventEmitter {
       this.opts,
     );
     this.messaging = new Messaging({ ...view, notRunning: () => this.notRunning() }, this.opts);
+    // A directory record's address is someone else's word, as a peer-exchange entry is: judged by the same rules.
+    const handlerPolicy = new AddressPolicy({ allowPrivate: this.opts.pexAllowPrivate, allowHostnames: this.opts.pexAllowHostnames }, () => this.self.advertisedAddress());
     this.patternRequests = new PatternRequests(
       {
         ...view,
         notRunning: () => this.notRunning(),
         dial: (address) => this.dials.dial(address),
+        refusal: (address) => handlerPolicy.refusal(address),
+        outboundFull: () => this.dials.outboundCount() >= this.opts.maxOutbound,
         release: (id, why) => this.index.release(id, why),
         local: () => this.messaging.handler,
         selfInfo: () => this.self.info(),
         topic: (pattern) => this.messaging.topic(pattern),
         metrics: this.metricsRef,
       },
-      { timeoutMs: this.opts.timeoutMs, idleMs: this.opts.handlerIdleMs, silentMs: SILENT_HANDLER_MS },
+      {
+        timeoutMs: this.opts.timeoutMs,
+        idleMs: this.opts.handlerIdleMs,
+        silentMs: SILENT_HANDLER_MS,
+        dialRate: this.opts.handlerDialRate,
+        maxDialed: Math.max(1, Math.floor(this.opts.maxOutbound / 4)),
+      },
     );
     this.dials = new Dials({ ...links, notRunning: () => this.notRunning(), wrap: (stream, id, proven) => this.wrap(stream, 'outbound', id, proven) }, this.opts);
     this.inbound = new Inbound(

@@ -104,4 +104,28 @@ describe('HandlerChoice (power of two choices by cost)', () => {
     expect(choice.latencyMs('id9999')).toBe(1);
     expect(choice.latencyMs('id0')).toBeUndefined();
   });
+
+  it('passes over a handler that answers every request at once with an error (consecutive errors), and takes it back once it answers', () => {
+    let now = 0;
+    const choice = new HandlerChoice({ random: seeded(), now: () => now });
+    const ids = ['bad', 'b', 'c'];
+    const counts = new Map(ids.map((id) => [id, 0]));
+    // One request at a time, one a millisecond: 'bad' answers in 0.2 ms with an error, the others in 2 ms with a value.
+    for (let i = 0; i < 3000; i++, now++) {
+      const id = choice.choose(ids)!;
+      counts.set(id, counts.get(id)! + 1);
+      choice.started(id);
+      choice.replied(id, id === 'bad' ? 0.2 : 2, id === 'bad');
+      choice.ended(id);
+    }
+    // Before: 'bad' drew 68 % of the requests (fair share 33 %).
+    expect(counts.get('bad')!).toBeLessThan(0.05 * 3000);
+    expect(choice.isFailing('bad')).toBe(true);
+    // A probe answered with a value: healthy again.
+    now += 60_000;
+    choice.started('bad');
+    choice.replied('bad', 2);
+    choice.ended('bad');
+    expect(choice.isFailing('bad')).toBe(false);
+  });
 });

@@ -41,13 +41,15 @@ describe('requests to a pattern: a handler that goes silent', () => {
       notRunning: () => new Error('not running'),
       connections: () => conns as unknown as ReadonlyMap<string, P2PSocket>,
       dial: () => Promise.resolve(),
+      refusal: () => undefined,
+      outboundFull: () => false,
       release: () => undefined,
       local: () => undefined,
       selfInfo: () => ({}) as PeerInfo,
       topic: (p) => Buffer.from(p),
       metrics: () => undefined,
     };
-    const requests = new PatternRequests(host, { timeoutMs: 60_000, idleMs: 60_000, silentMs: 100 });
+    const requests = new PatternRequests(host, { timeoutMs: 60_000, idleMs: 60_000, silentMs: 100, dialRate: 10, maxDialed: 6 });
     requests.setLookup({ handlers: () => [...conns.keys()].map((id) => ({ id, address: '127.0.0.1:1', self: false })), onChange: () => () => undefined });
     const ask = () => new Promise<void>((resolve, reject) => requests.request('math.sum', 1, { next: () => undefined, error: reject, complete: resolve }));
     // Both measured: the fast one is much cheaper, so it takes most requests.
