@@ -1,13 +1,13 @@
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadIdentity, type Identity } from '../../src/common/identity.js';
-import { signRecord, type RecordFields } from '../../src/directory/record.js';
+import { loadIdentity } from '../../src/common/identity.js';
+import { signRecord } from '../../src/directory/record.js';
 import type { Peer } from '../../src/node/peer.js';
-import { ControlType, encodeControl } from '../../src/wire/control.js';
 import { broadcastMeshes } from '../broadcast-mesh.js';
 import { waitFor } from '../helpers.js';
 import type { RawPeer } from '../raw-peer.js';
+import { digest, page, record } from '../directory-wire.js';
 
 /**
  * Hostile review of the directory, two findings (docs/directory.md, Trust and Memory), each sent
@@ -23,32 +23,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
 const MiB = 2 ** 20;
-
-function record(identity: Identity, fields: Partial<RecordFields>, key = identity): Buffer {
-  const now = Date.now();
-  return signRecord(key, { publicKey: identity.publicKeyRaw, seq: now, issuedAt: now, leaving: false, address: '', requests: [], events: [], ...fields });
-}
-
-/** A digest that differs in every bucket and announces `perBucket` records in each: it opens a session for pages. */
-function digest(hostile: RawPeer, perBucket = 4): void {
-  const body = Buffer.alloc(1 + 256 * 12);
-  for (let b = 0; b < 256; b++) {
-    body.writeUInt32BE(perBucket, 1 + b * 12);
-    body.writeUInt32BE(0xdeadbeef, 5 + b * 12);
-  }
-  hostile.write(Buffer.concat(encodeControl({ type: ControlType.DirectoryDigest, body }).chunks));
-}
-
-function page(hostile: RawPeer, records: Buffer[]): void {
-  const parts: Buffer[] = [Buffer.alloc(2)];
-  parts[0]!.writeUInt16BE(records.length);
-  for (const r of records) {
-    const length = Buffer.alloc(2);
-    length.writeUInt16BE(r.length);
-    parts.push(length, r);
-  }
-  hostile.write(Buffer.concat(encodeControl({ type: ControlType.DirectoryRecords, body: Buffer.concat(parts) }).chunks));
-}
 
 /** V's directory internals: this run's seq and its own record's bytes. */
 const own = (p: Peer) => (p as unknown as { directory: { directory: { lastSeq: number; ownRecord: Buffer } } }).directory.directory;

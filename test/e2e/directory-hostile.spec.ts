@@ -1,15 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { createNetworkMessage } from '../../src/broadcast/codec.js';
 import { loadIdentity, type Identity } from '../../src/common/identity.js';
-import { DIRECTORY_TOPIC, signRecord, type RecordFields } from '../../src/directory/record.js';
+import { DIRECTORY_TOPIC } from '../../src/directory/record.js';
 import type { DirectoryChange } from '../../src/directory/directory.js';
 import type { Peer } from '../../src/node/peer.js';
 import { RING_ROOT } from '../../src/ring/raintree.js';
 import { Encoding } from '../../src/wire/constants.js';
-import { ControlType, encodeControl } from '../../src/wire/control.js';
 import { broadcastMeshes } from '../broadcast-mesh.js';
 import { waitFor } from '../helpers.js';
 import type { RawPeer } from '../raw-peer.js';
+import { digest, page, record } from '../directory-wire.js';
 
 /**
  * Issue 24, hostile input to the directory of handlers (docs/directory.md, Trust): a hand-driven
@@ -22,38 +22,12 @@ const { mesh, raw } = broadcastMeshes();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ids = (p: Peer, subject: string) => p.handlers(subject, 'request').map((h) => h.id);
 
-function record(identity: Identity, fields: Partial<RecordFields>, key = identity): Buffer {
-  const now = Date.now();
-  return signRecord(key, { publicKey: identity.publicKeyRaw, seq: now, issuedAt: now, leaving: false, address: '', requests: [], events: [], ...fields });
-}
-
 let ts = 0;
 /** `bytes` in a network broadcast that `origin` signs, sent by the raw peer as its first hop. */
 function broadcast(hostile: RawPeer, origin: Identity, bytes: Buffer): void {
   ts = Math.max(Date.now() * 1000, ts + 1);
   const m = createNetworkMessage(origin, { timestampUs: ts, encoding: Encoding.Binary, topic: DIRECTORY_TOPIC, payload: bytes, strategy: 'raintree' });
   hostile.sendBroadcast({ ...m, arc: RING_ROOT });
-}
-
-/** A digest that differs in every bucket and announces `perBucket` records in each: it opens a session for pages. */
-function digest(hostile: RawPeer, perBucket = 4): void {
-  const body = Buffer.alloc(1 + 256 * 12);
-  for (let b = 0; b < 256; b++) {
-    body.writeUInt32BE(perBucket, 1 + b * 12);
-    body.writeUInt32BE(0xdeadbeef, 5 + b * 12);
-  }
-  hostile.write(Buffer.concat(encodeControl({ type: ControlType.DirectoryDigest, body }).chunks));
-}
-
-function page(hostile: RawPeer, records: Buffer[]): void {
-  const parts: Buffer[] = [Buffer.alloc(2)];
-  parts[0]!.writeUInt16BE(records.length);
-  for (const r of records) {
-    const length = Buffer.alloc(2);
-    length.writeUInt16BE(r.length);
-    parts.push(length, r);
-  }
-  hostile.write(Buffer.concat(encodeControl({ type: ControlType.DirectoryRecords, body: Buffer.concat(parts) }).chunks));
 }
 
 async function setup(): Promise<{ nodes: Peer[]; v: Peer; victim: Peer; hostile: RawPeer }> {
