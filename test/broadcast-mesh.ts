@@ -51,7 +51,7 @@ export function broadcastMeshes() {
   /** The nodes that delivered broadcast `id`, sorted. */
   const heardOf = (id: string) => heard.filter((h) => h.meta.id === id).map((h) => h.node).sort();
 
-  return { mesh, raw, heardOf };
+  return { node, mesh, raw, heardOf };
 }
 
 /** An IHAVE or IWANT frame, as bytes to write. */

@@ -13,19 +13,25 @@ import { RING_ROOT } from '../ring/raintree.js';
  *
  *   relay part, set by each sender:  strategy u8 | hops u8 | arc.from 20 | arc.to 20 | digest count u32 | digest xor u32
  *   signature:                       64 bytes, Ed25519 by the origin (src/broadcast/signature.ts)
- *   signed part, set by the origin:  origin public key 32 | timestamp u64 BE (µs) | encoding u8 (bit 7: gossip) | topic length u16
+ *   signed part, set by the origin:  origin public key 32 | timestamp u64 BE (µs) | encoding u8 (bit 7: gossip, bit 6: subscribers) | topic length u16
  *                                    | topic | [metadata length u16 | metadata JSON, when bit 15 of the topic length is set] | payload
  *
- * The strategy is the origin's choice and signed with the rest (bit 7 of the
+ * The strategy is the origin's choice and signed with the rest (bits 7 and 6 of the
  * encoding byte): a relay that could turn a RainTree broadcast into gossip
- * would make every node flood it. The relay part repeats it and must agree.
+ * would make every node flood it, and one that could turn an event for subscribers into a
+ * broadcast would make every node carry it. The relay part repeats it and must agree.
  *
  * The origin id and the broadcast id are not on the wire: the receiver derives
  * them from the key and from the signed part, so neither can be forged apart
  * from what they name.
  */
 
-export type BroadcastStrategy = 'raintree' | 'gossip';
+/**
+ * How a network broadcast travels: RainTree over every node, gossip (flooding), or RainTree over
+ * the nodes whose directory record has a matching event pattern (`subscribers`: events to
+ * subscribers only, docs/events.md).
+ */
+export type BroadcastStrategy = 'raintree' | 'gossip' | 'subscribers';
 
 /** An order-independent summary of a set of ids: how many, and the XOR of their first 4 bytes. */
 export interface ArcDigest {
@@ -73,9 +79,21 @@ const RELAY_BYTES = 1 + 1 + 20 + 20 + 4 + 4;
 const SIGNED_FIXED_BYTES = PUBLIC_KEY_BYTES + 8 + 1 + 2;
 export const NETWORK_MESSAGE_OVERHEAD = RELAY_BYTES + SIGNATURE_BYTES + SIGNED_FIXED_BYTES;
 export const MAX_HOPS = 64;
-const STRATEGIES: BroadcastStrategy[] = ['raintree', 'gossip'];
+const STRATEGIES: BroadcastStrategy[] = ['raintree', 'gossip', 'subscribers'];
 /** Bit 7 of the signed encoding byte: the origin chose gossip. */
 const SIGNED_GOSSIP = 0x80;
+/** Bit 6 of the signed encoding byte: the origin chose its topic's subscribers only. */
+const SIGNED_SUBSCRIBERS = 0x40;
+const SIGNED_STRATEGY = SIGNED_GOSSIP | SIGNED_SUBSCRIBERS;
+
+/** Strategies that route by arcs of the id ring (RainTree), over every node or over a topic's subscribers. */
+export function isTree(strategy: BroadcastStrategy): boolean {
+  return strategy !== 'gossip';
+}
+
+function signedStrategyBits(strategy: BroadcastStrategy): number {
+  return strategy === 'gossip' ? SIGNED_GOSSIP : strategy === 'subscribers' ? SIGNED_SUBSCRIBERS : 0;
+}
 
 /** The signed part of a new broadcast, and its hash. */
 export function encodeSignedPart(
@@ -93,7 +111,7 @@ export function encodeSignedPart(
   let o = originKey.copy(signed, 0);
   o = signed.writeUInt32BE(Math.floor(timestampUs / 2 ** 32), o);
   o = signed.writeUInt32BE(timestampUs % 2 ** 32, o);
-  signed[o++] = encoding | (strategy === 'gossip' ? SIGNED_GOSSIP : 0);
+  signed[o++] = encoding | signedStrategyBits(strategy);
   o += topicPrefix.copy(signed, o);
   payload.copy(signed, o);
   return { signed, hash: broadcastHash(signed) };
@@ -169,9 +187,9 @@ export function decodeNetworkMessage(rest: Buffer, keys: OriginKeys): NetworkMes
   const originKey = signed.subarray(0, PUBLIC_KEY_BYTES);
   const timestampUs = signed.readUInt32BE(PUBLIC_KEY_BYTES) * 2 ** 32 + signed.readUInt32BE(PUBLIC_KEY_BYTES + 4);
   const encodingByte = signed[PUBLIC_KEY_BYTES + 8]!;
-  const encoding = (encodingByte & ~SIGNED_GOSSIP) as Encoding;
+  const encoding = (encodingByte & ~SIGNED_STRATEGY) as Encoding;
   if (encoding > Encoding.Protobuf) throw new P2PProtocolError('malformed network broadcast: unknown encoding');
-  if ((encodingByte & SIGNED_GOSSIP ? 'gossip' : 'raintree') !== strategy) {
+  if ((encodingByte & SIGNED_STRATEGY) !== signedStrategyBits(strategy)) {
     throw new P2PProtocolError(`malformed network broadcast: strategy ${strategy} is not the one its origin signed`);
   }
   const topicField = signed.readUInt16BE(PUBLIC_KEY_BYTES + 9);

@@ -1,10 +1,11 @@
 import { decodePayload } from '../wire/codec.js';
 import type { Encoding } from '../wire/constants.js';
-import { createNetworkMessage, decodeNetworkMessage, type BroadcastStrategy, type NetworkMessage } from './codec.js';
+import { createNetworkMessage, decodeNetworkMessage, isTree, type BroadcastStrategy, type NetworkMessage } from './codec.js';
 import { BroadcastBudget, type BudgetLimits } from './budget.js';
 import { BroadcastRepair, type RepairHost, type RepairStats } from './repair.js';
 import { BroadcastRouter, type OriginateResult, type RelayStats, type RouterHost } from './router.js';
 import { OriginKeys } from './signature.js';
+import { lowerBound } from '../ring/raintree.js';
 import { P2PRateLimitError } from '../common/errors.js';
 import type { Identity } from '../common/identity.js';
 import type { Misbehaviour } from '../trust/peer-score.js';
@@ -116,6 +117,11 @@ export interface PipelineHost extends RouterHost, Pick<RepairHost, 'sendIHave' |
   readonly logger: P2PLogger;
 }
 
+function subscriberIn(sorted: readonly string[], id: string): boolean {
+  const i = lowerBound(sorted, id);
+  return i < sorted.length && sorted[i] === id;
+}
+
 /** Validations awaiting an async validator at once; past it, new broadcasts of validated topics are ignored. */
 const MAX_PENDING_VALIDATIONS = 1024;
 
@@ -129,6 +135,7 @@ export class BroadcastPipeline {
     proxied: 0,
     unrouted: 0,
     tooLargeForNeighbour: 0,
+    carried: 0,
     verified: 0,
     dropped: {
       neighbourBudget: 0,
@@ -173,6 +180,7 @@ export class BroadcastPipeline {
         sendIHave: (peer, body) => host.sendIHave(peer, body),
         sendIWant: (peer, body) => host.sendIWant(peer, body),
         sendBroadcast: (peer, body) => host.send(peer, body),
+        wants: (peer, message) => subscriberIn(host.subscribersOf?.(message.topic) ?? [], peer),
         // At most 20 points an interval (judged once an interval), and only while its broken share is high (repair.ts).
         brokePromises: (peer, count, record) =>
           host.penalize(
@@ -243,7 +251,7 @@ export class BroadcastPipeline {
     const receivedAt = this.now();
     const message = decodeNetworkMessage(body, this.keys);
     this.repair.arrived(from, message.id);
-    if (message.strategy === 'raintree' && !this.router.canRoute(message.arc)) {
+    if (isTree(message.strategy) && !this.router.canRoute(message.arc)) {
       // Honest senders hand an arc to a node in it, or to a proxy with a neighbour in it; any other arc only serves to use up the per-id arc slots.
       return void this.stats.dropped.misrouted++;
     }

@@ -77,6 +77,11 @@ export interface RepairHost {
   /** Sends a network broadcast body to a neighbour; throws when it cannot. */
   sendBroadcast(peer: string, body: Buffer): void;
   /**
+   * Whether `peer` is to be told of `message`: for an event for subscribers, only a neighbour with a
+   * matching event pattern (the others would ask for what they do not deliver). A host without it tells any.
+   */
+  wants?(peer: string, message: NetworkMessage): boolean;
+  /**
    * `count` ids `peer` announced were asked for, within what it may serve, and not sent within
    * the follow-up time, while more than BROKEN_SHARE_LIMIT of its recent promises are broken
    * (`record`: its kept and broken promises, decayed): gossipsub's broken promises.
@@ -220,7 +225,7 @@ export class BroadcastRepair {
       entry.announced = true;
       const raw = Buffer.from(message.id, 'hex');
       const owed: string[] = [];
-      for (const peer of this.host.neighbours()) {
+      for (const peer of this.audience(message, this.host.neighbours())) {
         if (known.has(peer)) continue;
         if (!this.mayAnnounce(peer)) {
           owed.push(peer);
@@ -295,7 +300,8 @@ export class BroadcastRepair {
       entry.announced = true;
       if (this.silent) continue;
       const raw = Buffer.from(id, 'hex');
-      const peers = entry.repaired ? pick(order, entry.holders, order.length) : this.chooseFor(entry.message.timestampUs, order, entry.holders);
+      const audience = this.audience(entry.message, order);
+      const peers = entry.repaired ? pick(audience, entry.holders, audience.length) : this.chooseFor(entry.message.timestampUs, audience, entry.holders);
       const owed = peers.filter((peer) => !place(peer, raw, entry.holders));
       if (owed.length > 0) entry.owed = owed;
     }
@@ -526,6 +532,12 @@ export class BroadcastRepair {
       if (!reaches(peer, { from: xorHex(peer, mask), to: self })) out.push(peer);
     }
     return out;
+  }
+
+  /** The neighbours that may be told of `message`, in the order given. */
+  private audience(message: NetworkMessage, neighbours: readonly string[]): readonly string[] {
+    const wants = this.host.wants;
+    return wants && message.strategy === 'subscribers' ? neighbours.filter((peer) => wants.call(this.host, peer, message)) : neighbours;
   }
 
   private send(peer: string, ids: Buffer[], kind: 'have' | 'want'): void {

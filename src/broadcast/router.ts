@@ -1,14 +1,17 @@
 import { digestOf, type NetworkMessage } from './codec.js';
-import { MAX_HOPS, encodeNetworkMessage } from './codec.js';
+import { MAX_HOPS, encodeNetworkMessage, isTree } from './codec.js';
 import { isReserved } from '../common/reserved.js';
 import { P2PFrameTooLargeError } from '../common/errors.js';
-import { inArc, occupiedBy, planForward, ringDistance, type Arc } from '../ring/raintree.js';
+import { inArc, lowerBound, narrowest, occupiedBy, planForward, ringDistance, type Arc } from '../ring/raintree.js';
 import type { SeenEntry } from './replay-window.js';
 
 /**
  * Relaying of network-wide broadcasts that passed the pipeline
  * (src/broadcast/pipeline.ts): RainTree over the id space (src/ring/raintree.ts), or gossip
- * when the caller asks for it. Each node delivers a broadcast to its handler
+ * when the caller asks for it. Events for subscribers only (strategy `subscribers`) take the
+ * same tree with its arcs split over the topic's subscribers instead of every known node: an arc
+ * with no subscriber is not handed on, a subscriber neighbour inside an arc is handed it first,
+ * and a node that relays one without a matching handler delivers nothing. Each node delivers a broadcast to its handler
  * once, and forwards each arc it is handed (or the gossip copy) once. What a
  * frozen or dropping relay leaves out, repair (src/broadcast/repair.ts) fills in.
  */
@@ -26,6 +29,14 @@ export interface RouterHost {
   send(id: string, body: Buffer): void;
   /** Hands a broadcast to this node's handler; `from` is the relaying neighbour, or this node for its own. */
   deliver(from: string, message: NetworkMessage, data: unknown): void;
+  /**
+   * The nodes with an event pattern matching `topic` in this node's directory, sorted, this node
+   * included when it has one: the members a `subscribers` event's arcs are split over.
+   * A host without it knows no subscribers (such events reach only their origin).
+   */
+  subscribersOf?(topic: string): readonly string[];
+  /** Whether this node has an event handler matching `topic` (it delivers a `subscribers` event). */
+  subscribes?(topic: string): boolean;
 }
 
 /** How this node routed network broadcasts: the relay counters of NetworkBroadcastStats. */
@@ -46,6 +57,8 @@ export interface RelayStats {
   unrouted: number;
   /** Copies not sent to a neighbour because they exceed the maxFrameBytes it announced. */
   tooLargeForNeighbour: number;
+  /** Events for subscribers this node accepted and relayed with no matching handler of its own (so delivered to nobody here). */
+  carried: number;
 }
 
 export interface OriginateResult {
@@ -80,13 +93,23 @@ export function routeArcs(
   neighbours: readonly string[],
   known: () => readonly string[],
   reaches: (neighbour: string, arc: Arc) => boolean,
+  prefer?: (id: string) => boolean,
 ): ArcRoute[] {
+  // Events for subscribers (`prefer` given): a subscriber inside the arc first, wherever it lies; else a neighbour
+  // nearest the subscribers, in the narrowest arc that still holds them all, whose splits start where they are.
+  const inside = (arc: Arc): string[] => {
+    const candidates = neighbours.filter((id) => inArc(id, arc));
+    if (!prefer || candidates.length < 2) return candidates;
+    const members = occupiedBy(known(), self);
+    const near = narrowest(arc, members);
+    return preferred(preferred(candidates, (id) => inArc(id, near)), prefer);
+  };
   // A proxy: the sender had no neighbour in this arc. Hand it to ours; never to another proxy.
-  if (!inArc(self, arc)) return [{ arc, inside: neighbours.filter((id) => inArc(id, arc)), proxies: () => [] }];
+  if (!inArc(self, arc)) return [{ arc, inside: inside(arc), proxies: () => [] }];
   // Which thirds hold a node: what we know, hearsay included. A made-up id costs a frame, a missed one a third.
   return planForward(self, arc, occupiedBy(known(), self)).map((third) => ({
     arc: third,
-    inside: neighbours.filter((id) => inArc(id, third)),
+    inside: inside(third),
     // No neighbour inside (at the degree bound): a neighbour that is connected inside takes it on. None: the arc is
     // left to repair. The nearest neighbour instead almost never could route it (in the simulator, with churn,
     // 107 of 107 such frames a broadcast at 10 000 nodes were dropped as misrouted): a frame for nothing.
@@ -96,6 +119,17 @@ export function routeArcs(
         .sort((a, b) => distanceTo(a, third) - distanceTo(b, third))
         .slice(0, 2),
   }));
+}
+
+/**
+ * `ids` with those `prefer` says yes to first, each group in its order: an event for subscribers
+ * handed to a subscriber inside an arc is delivered where it lands, to a non-subscriber it is one
+ * frame more (stable, so a broadcast to every node keeps its order).
+ */
+function preferred(ids: string[], prefer: ((id: string) => boolean) | undefined): string[] {
+  if (!prefer || ids.length < 2) return ids;
+  const first = ids.filter(prefer);
+  return first.length === 0 || first.length === ids.length ? ids : [...first, ...ids.filter((id) => !prefer(id))];
 }
 
 /** Whether a node can take a copy for `arc` any further: it is in the arc, or a neighbour is (it is a proxy). */
@@ -110,7 +144,7 @@ export class BroadcastRouter {
    * The library's own broadcasts (`$p2p.` topics: directory records), counted apart from the
    * application's `stats`, so that `networkBroadcastStats()` says what the application's cost.
    */
-  readonly internalStats: RelayStats = { originated: 0, delivered: 0, duplicates: 0, sent: 0, tooManyArcs: 0, proxied: 0, unrouted: 0, tooLargeForNeighbour: 0 };
+  readonly internalStats: RelayStats = { originated: 0, delivered: 0, duplicates: 0, sent: 0, tooManyArcs: 0, proxied: 0, unrouted: 0, tooLargeForNeighbour: 0, carried: 0 };
   /** The counters of the message being routed (each call below routes one, synchronously). */
   private counting: RelayStats;
 
@@ -129,8 +163,11 @@ export class BroadcastRouter {
   originate(message: NetworkMessage, entry: SeenEntry, data: unknown): OriginateResult {
     entry.delivered = true;
     this.count(message).originated++;
-    this.counting.delivered++;
-    setImmediate(() => this.host.deliver(this.host.selfId, message, data));
+    // An event for subscribers reaches this node's own handler only when it has one, as NATS delivers to the sender's own subscriptions.
+    if (this.deliversHere(message)) {
+      this.counting.delivered++;
+      setImmediate(() => this.host.deliver(this.host.selfId, message, data));
+    }
     const result: OriginateResult = { id: message.id, sent: [], failed: [] };
     this.forward(message, undefined, entry, result);
     return result;
@@ -139,14 +176,23 @@ export class BroadcastRouter {
   /** A broadcast accepted for the first time: deliver it, then forward it. Returns the peers it went to. */
   accept(from: string, message: NetworkMessage, entry: SeenEntry, data: unknown): string[] {
     entry.delivered = true;
-    this.count(message).delivered++;
-    this.host.deliver(from, message, data);
+    this.count(message);
+    if (this.deliversHere(message)) {
+      this.counting.delivered++;
+      this.host.deliver(from, message, data);
+    } else {
+      this.counting.carried++;
+    }
     return this.relay(from, message, entry);
+  }
+
+  private deliversHere(message: NetworkMessage): boolean {
+    return message.strategy !== 'subscribers' || (this.host.subscribes?.(message.topic) ?? false);
   }
 
   /** Another copy of an accepted broadcast: forward it if it hands this node an arc (or gossip) it has not covered yet. */
   again(from: string, message: NetworkMessage, entry: SeenEntry): string[] {
-    const forwarded = message.strategy === 'raintree' ? (entry.arcs?.has(arcKey(message)) ?? false) : entry.gossiped;
+    const forwarded = isTree(message.strategy) ? (entry.arcs?.has(arcKey(message)) ?? false) : entry.gossiped;
     this.count(message).duplicates++;
     return forwarded ? [] : this.relay(from, message, entry);
   }
@@ -160,7 +206,7 @@ export class BroadcastRouter {
     // A copy with no hops left is delivered but cannot go on; recording it would stop the copies that can.
     if (this.dropRelays || message.hops >= MAX_HOPS) return [];
     const result: OriginateResult = { id: message.id, sent: [], failed: [] };
-    if (message.strategy === 'raintree') {
+    if (isTree(message.strategy)) {
       const arcs = (entry.arcs ??= new Set());
       // More distinct arcs than an honest network hands one node: a hostile sender's, or a bug's. Not
       // forwarded (flooding instead let one sender make the network work for it): repair covers the rest.
@@ -179,13 +225,17 @@ export class BroadcastRouter {
     const self = this.host.selfId;
     const neighbours = this.host.neighbours().filter((id) => id !== from);
     const next = { ...message, hops: message.hops + 1 };
-    let known: string[] | undefined;
-    const routes = routeArcs(self, message.arc, neighbours, () => (known ??= this.host.knownIds()), (id, arc) => this.host.reaches?.(id, arc) ?? false);
+    // The members the arcs are split over: every node this node knows of, or the topic's subscribers.
+    let known: readonly string[] | undefined;
+    const members =
+      message.strategy === 'subscribers' ? () => (known ??= this.host.subscribersOf?.(message.topic) ?? []) : () => (known ??= this.host.knownIds());
+    const prefer = message.strategy === 'subscribers' ? subscriberTest(members()) : undefined;
+    const routes = routeArcs(self, message.arc, neighbours, members, (id, arc) => this.host.reaches?.(id, arc) ?? false, prefer);
     if (!inArc(self, message.arc)) {
       if (!this.handTo(routes[0]!.inside, next, result)) this.counting.unrouted++;
       return;
     }
-    const digest = digestOf(known ?? this.host.knownIds());
+    const digest = digestOf(members());
     for (const route of routes) {
       const copy = { ...next, arc: route.arc, digest };
       if (this.handTo(route.inside, copy, result)) continue;
@@ -231,6 +281,14 @@ function distanceTo(id: string, arc: Arc): number {
   const before = ringDistance(id, arc.from);
   const after = ringDistance(arc.to, id);
   return Number(before < after ? before : after) / 2 ** 160;
+}
+
+/** Membership in a sorted id list, by binary search. */
+function subscriberTest(sorted: readonly string[]): (id: string) => boolean {
+  return (id) => {
+    const i = lowerBound(sorted, id);
+    return i < sorted.length && sorted[i] === id;
+  };
 }
 
 function arcKey(message: NetworkMessage): string {

@@ -12,7 +12,8 @@ export interface P2PClientOptions extends Omit<PeerOptions, 'listen' | 'peers'> 
    * The peer this client talks to: `<peerId>@host:port` (recommended) or `host:port`. Without it
    * the client addresses the network through the app's node, as a client of Nest's NATS
    * transport addresses its broker: `send` goes to one node with a matching `@MessagePattern`
-   * (docs/pattern-requests.md), `emit` (for now) is a network broadcast.
+   * (docs/pattern-requests.md), `emit` reaches every node with a matching `@EventPattern`
+   * (docs/events.md).
    */
   peer?: string;
   /**
@@ -32,8 +33,8 @@ export interface P2PClientOptions extends Omit<PeerOptions, 'listen' | 'peers'> 
  *
  * With `options: {}` (no `peer`) it addresses the network through the app's node: `send`
  * is a request to a pattern (`Peer.requestPattern`: one node with a matching handler answers,
- * this node included), and `emit` a network broadcast (interim: every node gets it, this one
- * included, until events go to subscribers only).
+ * this node included), and `emit` an event for subscribers (`Peer.broadcast` with scope
+ * `subscribers`: every node with a matching `@EventPattern` gets it once, this node included).
  */
 export class P2PClient extends ClientProxy {
   /** The node of the current connection; close() forgets it at once, so a later connect() starts afresh. */
@@ -153,8 +154,7 @@ export class P2PClient extends ClientProxy {
 
   protected async dispatchEvent<T = unknown>(packet: ReadPacket): Promise<T> {
     if (this.toNetwork) {
-      // Interim, until events go to subscribers only (issue 24, item 3): every node gets it, this one included.
-      this.liveNode().broadcast(route(packet.pattern), packet.data, { scope: 'network', metadata: metadataOf(packet) });
+      this.liveNode().broadcast(route(packet.pattern), packet.data, { scope: 'subscribers', metadata: metadataOf(packet) });
       return undefined as T;
     }
     this.liveNode().send(this.peerId!, route(packet.pattern), packet.data, { metadata: metadataOf(packet) });

@@ -163,11 +163,24 @@ export class P2PService implements OnApplicationShutdown {
 
   /**
    * Sends an event to every connected peer (default), or with `{ scope: 'network' }`
-   * to every node of the network, relayed by RainTree (or `strategy: 'gossip'`).
+   * to every node of the network, relayed by RainTree (or `strategy: 'gossip'`), or with
+   * `{ scope: 'subscribers' }` to the nodes with a matching event handler (as `emitPattern`).
    * Says which peers it was handed to and which failed.
    */
   async broadcast(pattern: P2PPattern, data?: unknown, options?: BroadcastOptions): Promise<BroadcastResult> {
     return this.node.broadcast(route(pattern), data, options);
+  }
+
+  /**
+   * Sends an event to every node with a matching `@EventPattern` (wildcards included), this node
+   * included, each once, as `client.emit()` of a P2PClient with no `peer` and of Nest's NATS
+   * client: signed, budgeted and repaired as a network broadcast, carried by as few other nodes
+   * as the mesh allows. At most once; `subscribers` in the result says how many nodes this node
+   * knew to subscribe when it sent it (0: nobody gets it). Throws P2PRateLimitError past this
+   * node's broadcast budget (docs/events.md).
+   */
+  async emitPattern(pattern: P2PPattern, data?: unknown, options?: { metadata?: Metadata }): Promise<BroadcastResult> {
+    return this.node.broadcast(route(pattern), data, { scope: 'subscribers', metadata: options?.metadata });
   }
 
   /** Counters of network-wide broadcasts: originated, delivered, duplicates dropped, sent, repair (docs/api.md lists them all). */

@@ -36,6 +36,8 @@ export class Broadcasts {
         sendIWant: (id, body) => host.socketFor(id).sendControl({ type: ControlType.BroadcastIWant, body }),
         deliver: (from, message, data) => this.deliver(from, { id: message.id, origin: message.origin, hops: message.hops, sentAt: Math.floor(message.timestampUs / 1000) }, message.topic, data, message.metadata),
         penalize: (peerId, what, detail, weight) => host.penalize(peerId, what, detail, weight),
+        subscribersOf: (topic) => host.subscribersOf(topic),
+        subscribes: (topic) => host.subscribes(topic),
       },
       identity,
       {
@@ -63,9 +65,11 @@ export class Broadcasts {
 
   /** Sends one broadcast (`topic`: `pattern` encoded); the caller checked that the node runs. */
   send(pattern: string, topic: Buffer, data: unknown, options: BroadcastOptions): BroadcastResult {
-    if (options.scope === 'network') {
+    if (options.scope === 'network' || options.scope === 'subscribers') {
       const { encoding, bytes } = encodePayload(data);
-      return this.pipeline.originate(pattern, encoding, bytes, options.strategy ?? 'raintree', options.metadata);
+      if (options.scope === 'network') return this.pipeline.originate(pattern, encoding, bytes, options.strategy ?? 'raintree', options.metadata);
+      const result = this.pipeline.originate(pattern, encoding, bytes, 'subscribers', options.metadata);
+      return { ...result, subscribers: this.host.subscribersOf(pattern).length };
     }
     const result: BroadcastResult = { sent: [], failed: [] };
     for (const [peerId, socket] of this.host.connections()) {
@@ -103,18 +107,29 @@ export class Broadcasts {
 
 /** Where a broadcast goes and how. */
 export interface BroadcastOptions {
-  /** `neighbors` (default): every connected peer. `network`: every node of the network, relayed. */
-  scope?: 'neighbors' | 'network';
-  /** For `network`: RainTree (default; about one message per node) or gossip (flooding, for incomplete views). */
-  strategy?: BroadcastStrategy;
+  /**
+   * `neighbors` (default): every connected peer. `network`: every node of the network, relayed.
+   * `subscribers`: every node whose handlers (directory record) include an event pattern matching
+   * this one, this node included, each once, relayed over the id ring by those and as few other
+   * nodes as the mesh allows; signed, budgeted and repaired as `network` (docs/events.md).
+   */
+  scope?: 'neighbors' | 'network' | 'subscribers';
+  /** For `network`: RainTree (default; about one message per node) or gossip (flooding, for incomplete views). Ignored for the other scopes. */
+  strategy?: Exclude<BroadcastStrategy, 'subscribers'>;
   /** Sent beside the data to every receiver (for `network`, signed by this node with the rest). */
   metadata?: Metadata;
 }
 
 /** Which peers a broadcast was queued for, and which it failed for. */
 export interface BroadcastResult {
-  /** The broadcast's id (network scope). */
+  /** The broadcast's id (network and subscribers scopes). */
   id?: string;
+  /**
+   * Subscribers scope: how many nodes this node knew to have a matching event handler when it
+   * sent it, itself included (from its directory). 0: nobody gets it (as a NATS publish to a
+   * subject nobody subscribes to).
+   */
+  subscribers?: number;
   /** Peers the message was queued for. */
   sent: string[];
   /** Peers it could not be queued for, with the reason. */
@@ -135,4 +150,8 @@ export interface BroadcastsHost extends Pick<PipelineHost, 'selfId' | 'logger' |
   socketFor(peerId: string): P2PSocket;
   /** Hands this node's own network broadcast to its handler (no connection goes through); may return a promise. */
   deliverOwn(meta: BroadcastMeta, topic: string, data: unknown, metadata?: Metadata): unknown;
+  /** The topic's subscribers, sorted, this node included when it is one (src/node/subscribers.ts). */
+  subscribersOf(topic: string): readonly string[];
+  /** Whether this node has an event handler matching the topic. */
+  subscribes(topic: string): boolean;
 }

@@ -18,6 +18,7 @@ import { createTlsCredentials, type ProvenPeer, type TlsCredentials } from '../c
 import { P2PSocket, type SocketHooks } from '../connection/socket.js';
 import { silentLogger, type Direction, type P2PLogger, type PeerInfo } from '../common/types.js';
 import { Broadcasts, type BroadcastOptions, type BroadcastResult } from './broadcasts.js';
+import { Subscribers } from './subscribers.js';
 import { Connections } from './connections.js';
 import { Dials } from './dials.js';
 import { Inbound } from './inbound.js';
@@ -64,6 +65,8 @@ export class Peer extends EventEmitter {
   private readonly persistent: PersistentPeers;
   private readonly discovery: Discovery;
   private readonly broadcasts: Broadcasts;
+  /** Who subscribes to a topic (events for subscribers are routed over them), from the directory. */
+  private readonly subscribers: Subscribers;
   private readonly directory: DirectoryPart;
   private readonly sanctions: Sanctions;
   private readonly partialFrames: PartialFrameBudget;
@@ -178,6 +181,8 @@ export class Peer extends EventEmitter {
         penalize: (peerId, what, detail, weight) => this.sanctions.penalize(peerId, what, detail, weight),
         socketFor: (id) => this.messaging.socketFor(id),
         deliverOwn: (meta, topic, data, metadata) => this.messaging.handler?.onEvent(this.self.info(), topic, data, meta, metadata),
+        subscribersOf: (topic) => this.subscribers.of(topic),
+        subscribes: (topic) => this.subscribers.includesSelf(topic),
       },
       this.identity,
       this.opts,
@@ -190,13 +195,17 @@ export class Peer extends EventEmitter {
         address: () => this.self.advertisedAddress(),
         pipeline: () => this.broadcasts.pipeline,
         penalize: (peerId, what, detail, weight) => this.sanctions.penalize(peerId, what, detail, weight),
-        emit: (change) => this.emit('directory', change),
+        emit: (change) => {
+          this.subscribers.changed();
+          this.emit('directory', change);
+        },
         isKnown: (id) => this.discovery.isMember(id, this.identity.peerId),
       },
       this.identity,
       this.opts,
     );
     this.directory.attach(this.broadcasts.pipeline);
+    this.subscribers = new Subscribers(this.identity.peerId, (topic) => this.directory.handlers(topic, 'event'));
     // Requests to a pattern find their handlers in the directory, and look again whenever a record changes.
     this.patternRequests.setLookup({
       handlers: (subject, kind) => this.directory.handlers(subject, kind),

@@ -88,6 +88,23 @@ export function planForward(self: string, arc: Arc, occupied: (arc: Arc) => bool
   return out;
 }
 
+/**
+ * The smallest arc, reached by taking thirds from `arc` down, that still holds every member
+ * `occupied` says `arc` holds: splitting goes on while exactly one third is occupied. A relay with
+ * no member of `arc` among its neighbours hands the arc to one in this narrower arc first, whose
+ * own splits then start where the members are (events for subscribers, src/broadcast/router.ts).
+ */
+export function narrowest(arc: Arc, occupied: (arc: Arc) => boolean): Arc {
+  let current = arc;
+  // 160-bit ids: at most about 101 splits before an arc spans a single id.
+  for (let level = 0; level < 128; level++) {
+    const held = thirdsOf(current).filter(occupied);
+    if (held.length !== 1) break;
+    current = held[0]!;
+  }
+  return current;
+}
+
 /** The first index of a sorted array at or after `id` (its length when none). */
 export function lowerBound(sorted: readonly string[], id: string): number {
   let lo = 0;

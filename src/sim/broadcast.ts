@@ -1,4 +1,4 @@
-import { MAX_HOPS, createNetworkMessage, type BroadcastStrategy, type NetworkMessage } from '../broadcast/codec.js';
+import { MAX_HOPS, createNetworkMessage, isTree, type BroadcastStrategy, type NetworkMessage } from '../broadcast/codec.js';
 import { BroadcastRepair } from '../broadcast/repair.js';
 import { MAX_ARCS_PER_ID, canRouteArc, routeArcs } from '../broadcast/router.js';
 import { Encoding } from '../wire/constants.js';
@@ -35,8 +35,13 @@ export interface SimFaults {
 export interface SimBroadcastOptions {
   /** The node number that sends the broadcast. */
   origin: number;
-  /** How it is relayed: RainTree or gossip. */
+  /** How it is relayed: RainTree, gossip, or RainTree over `subscribers` only (an event for subscribers). */
   strategy: BroadcastStrategy;
+  /**
+   * Strategy `subscribers`: the nodes with a matching event handler, as every node's directory
+   * holds them. Only they deliver (and count as honest); the others may carry it.
+   */
+  subscribers?: ReadonlySet<number>;
   /** The nodes that misbehave during this broadcast; none when omitted. */
   faults?: SimFaults;
   /** Repair interval in rounds; 0: no repair. 20 models the default 500 ms interval with 25 ms hops. */
@@ -55,8 +60,10 @@ export interface SimBroadcastOptions {
 export interface SimBroadcastResult {
   /** How it was relayed. */
   strategy: BroadcastStrategy;
-  /** Live nodes that are neither droppers nor crashed (frozen ones count: they come back). */
+  /** Live nodes that are neither droppers nor crashed (frozen ones count: they come back); for strategy `subscribers`, such subscribers. */
   honest: number;
+  /** Strategy `subscribers`: nodes without a matching handler that were sent it (carried it, delivered nothing). */
+  carriers: number;
   /** Honest nodes that delivered it, by any route. */
   delivered: number;
   /** Honest nodes that delivered it by RainTree or gossip alone, before repair. */
@@ -138,6 +145,10 @@ export function simulateBroadcast(net: SimNet, options: SimBroadcastOptions): Si
     unsigned: true,
   });
 
+  const subscribers = strategy === 'subscribers' ? (options.subscribers ?? new Set<number>()) : undefined;
+  const subscriberIds = subscribers ? [...subscribers].map((i) => ids[i]!).sort() : undefined;
+  const isSubscriberId = subscribers ? (id: string) => subscribers.has(at(id)) : undefined;
+  const delivers = (node: number) => !subscribers || subscribers.has(node);
   const seen = new Uint8Array(n);
   const deliveries = new Uint8Array(n);
   const deliveredAt = new Int32Array(n).fill(-1);
@@ -150,6 +161,7 @@ export function simulateBroadcast(net: SimNet, options: SimBroadcastOptions): Si
   const phase = new Int32Array(n);
   const buckets: number[][] = Array.from({ length: Math.max(1, R) }, () => []);
   const r: Omit<SimBroadcastResult, 'strategy' | 'honest' | 'delivered' | 'deliveredByTree' | 'maxDeliveries' | 'maxHops' | 'latencyP50' | 'latencyMax' | 'rounds'> = {
+    carriers: 0,
     dataFrames: 0,
     repairFrames: 0,
     ihaveFrames: 0,
@@ -190,6 +202,8 @@ export function simulateBroadcast(net: SimNet, options: SimBroadcastOptions): Si
         sendIWant: (peer, body) => (r.iwantFrames++, send(node, peer, IWANT, strategy, RING_ROOT, 0, false, body)),
         // The repair copy's arc holds its receiver alone (BroadcastRepair.onIWant): delivered, handed on to nobody.
         sendBroadcast: (peer) => (r.repairFrames++, send(node, peer, DATA, 'raintree', pointArc(peer), Math.min(hopsAt[node]! + 1, MAX_HOPS), true)),
+        // As the node's pipeline: an event for subscribers is announced to subscribers only.
+        wants: (peer) => isSubscriberId?.(peer) ?? true,
       },
       { intervalMs: R * hopMs, cacheBytes: DEFAULTS.broadcastRepairCacheBytes, fanout: options.repairFanout ?? DEFAULTS.broadcastRepairFanout },
       () => round * hopMs,
@@ -210,9 +224,11 @@ export function simulateBroadcast(net: SimNet, options: SimBroadcastOptions): Si
     if (f.strategy === 'gossip') return gossip(node, from, f.hops);
     const self = ids[node]!;
     const neighbours = net.links[node]!.filter((id) => id !== from);
-    const routes = routeArcs(self, f.arc, neighbours, () => net.known(node), reaches(self));
+    const routes = subscriberIds
+      ? routeArcs(self, f.arc, neighbours, () => subscriberIds, reaches(self), isSubscriberId)
+      : routeArcs(self, f.arc, neighbours, () => net.known(node), reaches(self));
     const sent: string[] = [];
-    const to = (id: string, arc: Arc) => (send(node, id, DATA, 'raintree', arc, f.hops + 1), sent.push(id));
+    const to = (id: string, arc: Arc) => (send(node, id, DATA, f.strategy, arc, f.hops + 1), sent.push(id));
     if (!inArc(self, f.arc)) {
       const inside = routes[0]!.inside[0];
       if (inside === undefined) r.unrouted++;
@@ -253,7 +269,7 @@ export function simulateBroadcast(net: SimNet, options: SimBroadcastOptions): Si
   /** BroadcastRouter.relay: droppers stop here; each arc once; past MAX_ARCS_PER_ID arcs, nothing (repair covers them). */
   const relay = (node: number, from: string, f: Frame): string[] => {
     if (faults.droppers?.has(node) || f.hops >= MAX_HOPS) return [];
-    if (f.strategy === 'raintree') {
+    if (isTree(f.strategy)) {
       const arcs = (arcsOf[node] ??= new Set());
       if (arcs.size >= MAX_ARCS_PER_ID) {
         r.tooManyArcs++;
@@ -275,18 +291,19 @@ export function simulateBroadcast(net: SimNet, options: SimBroadcastOptions): Si
     if (f.kind === IHAVE) return repairOf(node)?.onIHave(from, f.body!);
     if (f.kind === IWANT) return repairOf(node)?.onIWant(from, f.body!);
     // The pipeline drops a RainTree copy no honest sender would send this node.
-    if (f.strategy === 'raintree' && !canRouteArc(ids[node]!, net.links[node]!, f.arc)) return void r.misrouted++;
+    if (isTree(f.strategy) && !canRouteArc(ids[node]!, net.links[node]!, f.arc)) return void r.misrouted++;
     if (seen[node]) {
       r.duplicates++;
       const repair = repairOf(node);
       repair?.heldBy(message.id, from);
       // BroadcastRouter.again: a copy is relayed only for an arc (or a gossip flood) this node has not covered yet.
-      const forwarded = f.strategy === 'raintree' ? (arcsOf[node]?.has(f.arc.from + f.arc.to) ?? false) : gossiped[node] === 1;
+      const forwarded = isTree(f.strategy) ? (arcsOf[node]?.has(f.arc.from + f.arc.to) ?? false) : gossiped[node] === 1;
       if (!forwarded) for (const peer of relay(node, from, f)) repair?.heldBy(message.id, peer);
       return;
     }
     seen[node] = 1;
-    deliveries[node]!++;
+    if (delivers(node)) deliveries[node]!++;
+    else r.carriers++;
     deliveredAt[node] = round;
     hopsAt[node] = f.hops;
     byTree[node] = f.repair ? 0 : 1;
@@ -297,7 +314,7 @@ export function simulateBroadcast(net: SimNet, options: SimBroadcastOptions): Si
 
   // The origin: delivers its own, forwards the whole ring (BroadcastRouter.originate), keeps it for repair.
   seen[origin] = 1;
-  deliveries[origin] = 1;
+  deliveries[origin] = delivers(origin) ? 1 : 0;
   deliveredAt[origin] = 0;
   byTree[origin] = 1;
   const first = forward(origin, undefined, { strategy, arc: RING_ROOT, hops: 0 });
@@ -324,7 +341,7 @@ export function simulateBroadcast(net: SimNet, options: SimBroadcastOptions): Si
   let maxHops = 0;
   const latencies: number[] = [];
   for (let node = 0; node < n; node++) {
-    if (!net.alive[node] || faults.droppers?.has(node) || faults.crashed?.has(node)) continue;
+    if (!net.alive[node] || faults.droppers?.has(node) || faults.crashed?.has(node) || !delivers(node)) continue;
     honest++;
     maxDeliveries = Math.max(maxDeliveries, deliveries[node]!);
     if (!seen[node]) continue;

@@ -231,6 +231,20 @@ describe('signed broadcast codec', () => {
     expect(() => decodeNetworkMessage(encodeNetworkMessage({ ...tree, strategy: 'gossip' }), keys)).toThrow(/strategy gossip is not the one its origin signed/);
     expect(() => decodeNetworkMessage(encodeNetworkMessage({ ...gossip, strategy: 'raintree' }), keys)).toThrow(/strategy raintree is not the one its origin signed/);
   });
+
+  it('an event for subscribers only is signed as such: a relay cannot turn it into a broadcast to every node, nor a broadcast into one', () => {
+    const identity = loadIdentity('23'.repeat(32));
+    const keys = new OriginKeys();
+    const fields = { timestampUs: 1_764_000_000_123_456, encoding: Encoding.Json, topic: 'orders.created', payload: Buffer.from('{"n":1}') };
+    const tree = createNetworkMessage(identity, { ...fields, strategy: 'raintree' });
+    const event = createNetworkMessage(identity, { ...fields, strategy: 'subscribers' });
+    expect(new Set([tree.id, event.id]).size).toBe(2);
+    expect(decodeNetworkMessage(encodeNetworkMessage(event), keys)).toMatchObject({ id: event.id, strategy: 'subscribers', encoding: Encoding.Json });
+    for (const other of ['raintree', 'gossip'] as const) {
+      expect(() => decodeNetworkMessage(encodeNetworkMessage({ ...event, strategy: other }), keys)).toThrow(new RegExp(`strategy ${other} is not the one its origin signed`));
+    }
+    expect(() => decodeNetworkMessage(encodeNetworkMessage({ ...tree, strategy: 'subscribers' }), keys)).toThrow(/strategy subscribers is not the one its origin signed/);
+  });
 });
 
 describe('golden vector: a signed network broadcast (docs/wire-format.md)', () => {

@@ -88,4 +88,43 @@ describe.each([40, 20])('real sockets: %i node processes with degree bound max(8
     expect(delta((s) => s.tooManyArcs)).toBe(0);
     expect(Math.max(...maxDegrees)).toBeLessThanOrEqual(D);
   }, 90_000);
+
+  // Issue 24: events for subscribers only. S subscribers of `orders.*` (a wildcard), events on `orders.created`.
+  const S = 8;
+  const EVENTS = 16;
+  it(`${EVENTS} events for subscribers only, ${S} subscribers: each subscriber once, no other node delivers, at most 1.3 × S + 2·⌈log3 N⌉ data frames each on average`, async () => {
+    const subscribers = Array.from({ length: S }, (_, i) => nodes[(i * 5 + 3) % N]!);
+    const isSubscriber = new Set(subscribers.map((n) => n.index));
+    for (const n of subscribers) await n.ask({ op: 'subscribe', events: ['orders.*'] });
+    // The directory spreads the records: every node knows all S before the first event.
+    const known = await until(async () => (await Promise.all(nodes.map((n) => n.ask<{ count: number }>({ op: 'subscribers', topic: 'orders.created' })))).every((a) => a.count === S), 20_000, 200);
+    expect(known, 'every node knows the subscribers').toBe(true);
+    const logN = Math.ceil(Math.log(N) / Math.log(3) - 1e-9);
+    const bound = 1.3 * S + 2 * logN;
+    let before = await all();
+    const start = before;
+    const frames: number[] = [];
+    for (let e = 0; e < EVENTS; e++) {
+      const from = nodes[(e * 11 + 1) % N]!;
+      const answer = await from.ask<{ id: string; subscribers: number }>({ op: 'emit', topic: 'orders.created', data: { e } });
+      expect(answer.subscribers).toBe(S);
+      const covered = await until(() => subscribers.every((n) => (n.heard.get(answer.id) ?? 0) >= 1), 10_000);
+      await sleep(REPAIR_MS + 200);
+      const after = await all();
+      frames.push(total(after, dataFrames) - total(before, dataFrames));
+      const missed = subscribers.filter((n) => !n.heard.has(answer.id)).map((n) => n.index);
+      expect(covered, `event ${e} from node ${from.index} missed subscribers ${missed.join(', ')}`).toBe(true);
+      expect(nodes.map((n) => n.heard.get(answer.id) ?? 0)).toEqual(nodes.map((n) => (isSubscriber.has(n.index) ? 1 : 0)));
+      before = after;
+    }
+    const delta = (pick: Parameters<typeof total>[1]) => total(before, pick) - total(start, pick);
+    const f = summary(frames);
+    report(
+      `sparse mesh of ${N}: ${EVENTS} events for ${S} subscribers, data frames per event min ${f.min} max ${f.max} mean ${f.mean.toFixed(2)} (bound ${bound.toFixed(1)}); ` +
+        `delivered ${delta((s) => s.delivered)}, carried by non-subscribers ${delta((s) => s.carried)}, proxied ${delta((s) => s.proxied)}, unrouted ${delta((s) => s.unrouted)}, ` +
+        `repair: announced ${delta((s) => s.repair.announced)}, requested ${delta((s) => s.repair.requested)}, sent ${delta((s) => s.repair.sent)}`,
+    );
+    expect(delta((s) => s.delivered)).toBe(EVENTS * S);
+    expect(f.mean).toBeLessThanOrEqual(bound);
+  }, 90_000);
 });
