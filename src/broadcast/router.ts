@@ -37,6 +37,8 @@ export interface RouterHost {
   subscribersOf?(topic: string): readonly string[];
   /** Whether this node has an event handler matching `topic` (it delivers a `subscribers` event). */
   subscribes?(topic: string): boolean;
+  /** An event for subscribers this node originated (`sent`), delivered, or carried without a handler: for metrics by pattern. */
+  counted?(topic: string, outcome: 'sent' | 'delivered' | 'carried'): void;
 }
 
 /** How this node routed network broadcasts: the relay counters of NetworkBroadcastStats. */
@@ -163,9 +165,11 @@ export class BroadcastRouter {
   originate(message: NetworkMessage, entry: SeenEntry, data: unknown): OriginateResult {
     entry.delivered = true;
     this.count(message).originated++;
+    if (message.strategy === 'subscribers') this.host.counted?.(message.topic, 'sent');
     // An event for subscribers reaches this node's own handler only when it has one, as NATS delivers to the sender's own subscriptions.
     if (this.deliversHere(message)) {
       this.counting.delivered++;
+      if (message.strategy === 'subscribers') this.host.counted?.(message.topic, 'delivered');
       setImmediate(() => this.host.deliver(this.host.selfId, message, data));
     }
     const result: OriginateResult = { id: message.id, sent: [], failed: [] };
@@ -177,12 +181,14 @@ export class BroadcastRouter {
   accept(from: string, message: NetworkMessage, entry: SeenEntry, data: unknown): string[] {
     entry.delivered = true;
     this.count(message);
-    if (this.deliversHere(message)) {
+    const here = this.deliversHere(message);
+    if (here) {
       this.counting.delivered++;
       this.host.deliver(from, message, data);
     } else {
       this.counting.carried++;
     }
+    if (message.strategy === 'subscribers') this.host.counted?.(message.topic, here ? 'delivered' : 'carried');
     return this.relay(from, message, entry);
   }
 

@@ -17,6 +17,11 @@ export interface MetricsSink {
   routed?(subject: string, handlerId: string): void;
   /** A request to a pattern failed with P2PNoHandlerError (reported as an error too). */
   noHandler?(subject: string): void;
+  /**
+   * An event for subscribers on `subject`: `sent` by this node, `delivered` to its handler, or
+   * `carried` (relayed with no matching handler here).
+   */
+  event?(subject: string, outcome: 'sent' | 'delivered' | 'carried'): void;
 }
 
 /**

@@ -27,6 +27,8 @@ export class P2PMetrics implements MetricsSink, OnModuleDestroy {
   private readonly errors: Counter<'type'>;
   private readonly routedRequests: Counter<'handler'>;
   private readonly noHandlers: Counter<'pattern'>;
+  private readonly events: Counter<'pattern' | 'outcome'>;
+  private readonly eventPatterns = new Set<string>();
   private readonly handlerIds = new Set<string>();
   private readonly noHandlerPatterns = new Set<string>();
   private readonly names: string[] = [];
@@ -63,6 +65,14 @@ export class P2PMetrics implements MetricsSink, OnModuleDestroy {
     );
     this.noHandlers = new Counter(
       track({ name: 'p2p_no_handler_total', help: 'Requests to a pattern that failed with P2P_NO_HANDLER, by pattern.', labelNames: ['pattern'] as const, registers }),
+    );
+    this.events = new Counter(
+      track({
+        name: 'p2p_events_total',
+        help: 'Events for subscribers (emit to a pattern) by subject: sent by this node, delivered to its handlers, or carried (relayed with no matching handler here).',
+        labelNames: ['pattern', 'outcome'] as const,
+        registers,
+      }),
     );
     for (const direction of ['in', 'out'] as const) {
       for (const kind of KINDS) {
@@ -172,6 +182,11 @@ export class P2PMetrics implements MetricsSink, OnModuleDestroy {
   /** Counts a P2P_NO_HANDLER failure by pattern. */
   noHandler(subject: string): void {
     this.noHandlers.labels(bounded(this.noHandlerPatterns, subject)).inc();
+  }
+
+  /** Counts an event for subscribers by subject and what this node did with it. */
+  event(subject: string, outcome: 'sent' | 'delivered' | 'carried'): void {
+    this.events.labels(bounded(this.eventPatterns, subject), outcome).inc();
   }
 
   /** Stops counting and removes these metrics from the registry, so that another app in the process can register them again. */

@@ -7,6 +7,7 @@ import { encodePayload } from '../wire/codec.js';
 import { ControlType } from '../wire/control.js';
 import { isReserved } from '../directory/record.js';
 import type { Metadata } from '../wire/metadata.js';
+import type { MetricsSink } from '../connection/metrics.js';
 import type { PeerOptions, ResolvedPeerOptions } from './peer-options.js';
 
 /**
@@ -38,6 +39,7 @@ export class Broadcasts {
         penalize: (peerId, what, detail, weight) => host.penalize(peerId, what, detail, weight),
         subscribersOf: (topic) => host.subscribersOf(topic),
         subscribes: (topic) => host.subscribes(topic),
+        counted: (topic, outcome) => host.metrics()?.event?.(topic, outcome),
       },
       identity,
       {
@@ -154,4 +156,6 @@ export interface BroadcastsHost extends Pick<PipelineHost, 'selfId' | 'logger' |
   subscribersOf(topic: string): readonly string[];
   /** Whether this node has an event handler matching the topic. */
   subscribes(topic: string): boolean;
+  /** Where metrics go, if anywhere (Peer.setMetrics). */
+  metrics(): MetricsSink | undefined;
 }

@@ -183,6 +183,7 @@ export class Peer extends EventEmitter {
         deliverOwn: (meta, topic, data, metadata) => this.messaging.handler?.onEvent(this.self.info(), topic, data, meta, metadata),
         subscribersOf: (topic) => this.subscribers.of(topic),
         subscribes: (topic) => this.subscribers.includesSelf(topic),
+        metrics: this.metricsRef,
       },
       this.identity,
       this.opts,

@@ -123,6 +123,7 @@ function zeroStats(): NodeStats['stats'] {
     proxied: 0,
     unrouted: 0,
     tooLargeForNeighbour: 0,
+    carried: 0,
     verified: 0,
     dropped: {} as NodeStats['stats']['dropped'],
     repair: { announced: 0, requested: 0, sent: 0, controlBytes: 0 },
