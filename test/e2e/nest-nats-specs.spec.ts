@@ -26,7 +26,8 @@
  *   would), and beside it a node with no handlers (`P2PModule` alone, started last), which the
  *   controller's `P2PClient` without `peer` uses: the running node of its process.
  * supertest → global fetch against app.listen(0), with the same status and body assertions.
- * Every `expect` is Nest's; those added (marked "Added") say where the work was done.
+ * Every `expect` is Nest's; those added (marked "Added") say where the work was done. Nest's
+ * fixed 1 s wait for the notification becomes a wait for the handlers, then 1 s.
  */
 import type { INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
@@ -63,7 +64,7 @@ describe('NATS transport', () => {
     clientNode = await startApp({ imports: [P2PModule.forRoot({ listen: '127.0.0.1:0', peers: [`${seed.id}@${seed.address()}`] })] });
     const node = clientNode.get(P2PService);
     // Until the client's node knows both handler nodes (requests would wait for the first one anyway).
-    await waitFor(() => node.handlers('math.sum').length === 2 && node.handlers('notification', 'event').length === 2, 10_000, 'both handler nodes in the directory');
+    await waitFor(() => node.handlers('math.sum').length === 2 && node.handlers('notification', 'event').length === 2, 15_000, 'both handler nodes in the directory');
 
     const module = await Test.createTestingModule({
       controllers: [NatsController],
@@ -73,7 +74,7 @@ describe('NATS transport', () => {
     app = module.createNestApplication(quiet);
     await app.listen(0, '127.0.0.1');
     server = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
-  });
+  }, 40_000);
 
   function post(path: string, body: unknown): Promise<Response> {
     return fetch(`${server}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -160,6 +161,8 @@ describe('NATS transport', () => {
     }
     const seen = watchHandlerNodes();
     await post('/notify', [1, 2, 3, 4, 5]);
+    // Nest waits a fixed 1 s; here, until the handlers have run (at most 10 s: a busy machine), then 1 s for a duplicate to show.
+    await waitFor(() => writes.IS_NOTIFIED >= 2 && writes.IS_NOTIFIED2 >= 2, 10_000, 'both handlers on both handler nodes');
     await new Promise((r) => setTimeout(r, 1000));
     expect(NatsController.IS_NOTIFIED).toBe(true);
     expect(NatsController.IS_NOTIFIED2).toBe(true);

@@ -21,7 +21,7 @@ afterEach(async () => {
 async function start(index: number, handlers: boolean, peers: string[]): Promise<NodeProcess> {
   const node = await spawnNode(index, 30_000, fixture);
   nodes.push(node);
-  const ready = await node.ask<{ id: string; address: string }>({ op: 'start', options: { ...LOOPBACK_LIMITS, peers, timeoutMs: 3_000 }, handlers }, 30_000);
+  const ready = await node.ask<{ id: string; address: string }>({ op: 'start', options: { ...LOOPBACK_LIMITS, peers }, handlers }, 30_000);
   node.id = ready.id;
   node.address = ready.address;
   return node;
@@ -45,10 +45,10 @@ describe('requests and events to a pattern between processes (Nest apps, built p
     // The client is told of s1 only; s2 it finds in the directory of handlers.
     const client = await start(2, false, [`${s1.id}@${s1.address}`]);
     const known = () => client.ask<{ ids: string[] }>({ op: 'handlers', pattern: 'math.sum', kind: 'request' }).then((a) => a.ids.length === 2);
-    expect(await until(known, 10_000, 50), 'both servers in the client\'s directory').toBe(true);
-    expect(await until(() => client.ask<{ ids: string[] }>({ op: 'handlers', pattern: 'notification', kind: 'event' }).then((a) => a.ids.length === 2), 10_000, 50)).toBe(true);
+    expect(await until(known, 20_000, 50), 'both servers in the client\'s directory').toBe(true);
+    expect(await until(() => client.ask<{ ids: string[] }>({ op: 'handlers', pattern: 'notification', kind: 'event' }).then((a) => a.ids.length === 2), 20_000, 50)).toBe(true);
 
-    // 40 requests in flight: each answered right, and each server answers some.
+    // 40 requests in flight: each answered right, and each server answers some (a tenth at least: the choice is by cost, and a busy machine skews costs).
     const replies = await Promise.all(Array.from({ length: 40 }, (_, i) => send(client, 'math.sum', [i, 1])));
     const by = new Map<string, number>();
     replies.forEach((answer, i) => {
@@ -57,7 +57,7 @@ describe('requests and events to a pattern between processes (Nest apps, built p
       by.set(reply.by, (by.get(reply.by) ?? 0) + 1);
     });
     expect([...by.keys()].sort()).toEqual([s1.id, s2.id].sort());
-    for (const n of by.values()) expect(n).toBeGreaterThanOrEqual(5);
+    for (const n of by.values()) expect(n).toBeGreaterThanOrEqual(4);
 
     // A streaming handler streams back every value, as to a peer request.
     expect(await send(client, 'streaming.sum', [1, 2, 3, 4, 5])).toEqual({ type: 'reply', values: [1, 2, 3, 4, 5] });
@@ -70,7 +70,7 @@ describe('requests and events to a pattern between processes (Nest apps, built p
     // emit('notification'): on each server both @EventPattern('notification') handlers run, once per event.
     for (const n of [1, 2, 3]) await client.ask({ op: 'emit', pattern: 'notification', data: n });
     const heardAll = (node: NodeProcess) => [1, 2, 3].every((n) => node.heard.has(`first:${n}`) && node.heard.has(`second:${n}`));
-    expect(await until(() => heardAll(s1) && heardAll(s2), 10_000), 'every handler heard every event').toBe(true);
+    expect(await until(() => heardAll(s1) && heardAll(s2), 20_000), 'every handler heard every event').toBe(true);
     // Time for a duplicate (a repair, a second path) to show up, had there been one.
     await new Promise((r) => setTimeout(r, 1_000));
     for (const node of [s1, s2]) {
@@ -100,7 +100,7 @@ describe('requests and events to a pattern between processes (Nest apps, built p
     await new Promise((r) => setTimeout(r, 300));
     s2.child.kill('SIGKILL');
     expect(await until(() => s2.exited, 5_000)).toBe(true);
-    expect(await until(() => after >= 40, 10_000), `requests answered after the kill (${after})`).toBe(true);
+    expect(await until(() => after >= 40, 20_000), `requests answered after the kill (${after})`).toBe(true);
     stop = true;
     await load;
     report(`40 requests: ${[...by.values()].join(" / ")} by the two servers; SIGKILL: ${failures.length} failed, ${after} answered by the other after it`);
@@ -109,5 +109,5 @@ describe('requests and events to a pattern between processes (Nest apps, built p
     for (const error of failures) expect(error).toMatchObject({ name: 'P2PConnectionClosedError' });
     // And a request after the kill, with s2's record perhaps still in the directory: answered by s1.
     expect(value<{ by: string }>(await send(client, 'math.sum', [2, 2]))).toEqual({ sum: 4, by: s1.id });
-  }, 60_000);
+  }, 120_000);
 });
