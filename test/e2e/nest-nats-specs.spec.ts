@@ -17,14 +17,15 @@
  * Wiring. Nest's spec runs one app (`controllers: [NatsController], providers: [NatsService]`)
  * that serves HTTP and is connected to a NATS broker with `connectMicroservice({ transport:
  * Transport.NATS, options: { servers } })`; its client reaches its own handlers through the
- * broker. Here there is no broker, and the handlers run in other nodes than the client:
+ * broker. Here there is no broker. In the 'apart' layout the handlers run in other nodes than
+ * the client (the 'together' layout, Nest's own, runs too: see below):
  * - two handler nodes: that module plus `P2PModule.forRoot({ listen, peers })`, connected with
  *   `connectMicroservice({ strategy: app.get(P2PServer) })` in place of the NATS options;
  * - the client side: that module as the HTTP app (its routes and the client they use), not
  *   connected as a microservice, so its handlers are not on the network (a node's own handler
  *   would count as one of the handlers, as a NATS queue group member on the client's host
  *   would), and beside it a node with no handlers (`P2PModule` alone, started last), which the
- *   controller's `P2PClient` without `peer` uses: the running node of its process.
+ *   controller's `P2PClient` without `peer` uses (the node of its process that started last).
  * supertest → global fetch against app.listen(0), with the same status and body assertions.
  * Every `expect` is Nest's; those added (marked "Added") say where the work was done. Nest's
  * fixed 1 s wait for the notification becomes a wait for the handlers, then 1 s.
@@ -41,38 +42,58 @@ import { NatsService } from '../fixtures/nest-nats/nats.service.js';
 
 const quiet = { logger: process.env.P2P_TEST_LOGS ? undefined : (false as const) };
 
-describe('NATS transport', () => {
+/**
+ * 'apart' is the layout described above. 'together' is Nest's own: one app that serves HTTP and
+ * is the node with the handlers (its client's requests answered by its own handlers, its events
+ * delivered to itself, as NATS delivers to the sender's own subscriptions).
+ */
+describe.each(['apart', 'together'] as const)('NATS transport (%s)', (layout) => {
   let server: string;
   let app: INestApplication;
   let handlerNodes: INestApplication[];
-  let clientNode: INestApplication;
+  let clientNode: INestApplication | undefined;
 
   beforeEach(async () => {
-    // Nest: one app, connectMicroservice({ transport: Transport.NATS, options: { servers: 'nats://0.0.0.0:4222' } }).
     handlerNodes = [];
-    for (let i = 0; i < 2; i++) {
-      const seed = handlerNodes[0]?.get(P2PService);
-      handlerNodes.push(
-        await startApp({
-          imports: [P2PModule.forRoot({ listen: '127.0.0.1:0', peers: seed ? [`${seed.id}@${seed.address()}`] : [] })],
-          controllers: [NatsController],
-          providers: [NatsService],
-        }),
-      );
+    clientNode = undefined;
+    if (layout === 'together') {
+      // Nest: connectMicroservice({ transport: Transport.NATS, options: { servers: 'nats://0.0.0.0:4222' } }).
+      const module = await Test.createTestingModule({
+        imports: [P2PModule.forRoot({ listen: '127.0.0.1:0' })],
+        controllers: [NatsController],
+        providers: [NatsService],
+      }).compile();
+      app = module.createNestApplication(quiet);
+      app.connectMicroservice({ strategy: app.get(P2PServer) });
+      await app.startAllMicroservices();
+      await app.init();
+      await app.listen(0, '127.0.0.1');
+      handlerNodes.push(app);
+    } else {
+      for (let i = 0; i < 2; i++) {
+        const seed = handlerNodes[0]?.get(P2PService);
+        handlerNodes.push(
+          await startApp({
+            imports: [P2PModule.forRoot({ listen: '127.0.0.1:0', peers: seed ? [`${seed.id}@${seed.address()}`] : [] })],
+            controllers: [NatsController],
+            providers: [NatsService],
+          }),
+        );
+      }
+      const seed = handlerNodes[0]!.get(P2PService);
+      clientNode = await startApp({ imports: [P2PModule.forRoot({ listen: '127.0.0.1:0', peers: [`${seed.id}@${seed.address()}`] })] });
+      const node = clientNode.get(P2PService);
+      // Until the client's node knows both handler nodes (requests would wait for the first one anyway).
+      await waitFor(() => node.handlers('math.sum').length === 2 && node.handlers('notification', 'event').length === 2, 15_000, 'both handler nodes in the directory');
+
+      const module = await Test.createTestingModule({
+        controllers: [NatsController],
+        providers: [NatsService],
+      }).compile();
+
+      app = module.createNestApplication(quiet);
+      await app.listen(0, '127.0.0.1');
     }
-    const seed = handlerNodes[0]!.get(P2PService);
-    clientNode = await startApp({ imports: [P2PModule.forRoot({ listen: '127.0.0.1:0', peers: [`${seed.id}@${seed.address()}`] })] });
-    const node = clientNode.get(P2PService);
-    // Until the client's node knows both handler nodes (requests would wait for the first one anyway).
-    await waitFor(() => node.handlers('math.sum').length === 2 && node.handlers('notification', 'event').length === 2, 15_000, 'both handler nodes in the directory');
-
-    const module = await Test.createTestingModule({
-      controllers: [NatsController],
-      providers: [NatsService],
-    }).compile();
-
-    app = module.createNestApplication(quiet);
-    await app.listen(0, '127.0.0.1');
     server = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
   }, 40_000);
 
@@ -104,7 +125,7 @@ describe('NATS transport', () => {
   it(`/POST`, async () => {
     const seen = watchHandlerNodes();
     await expect200(await post('/?command=math.sum', [1, 2, 3, 4, 5]), '15');
-    // Added: answered by a handler node (the client's node has no handler).
+    // Added: answered by a handler node ('apart': the client's node has no handler).
     expect(seen.requests.flat()).toEqual(['math.sum']);
   });
 
@@ -162,19 +183,19 @@ describe('NATS transport', () => {
     const seen = watchHandlerNodes();
     await post('/notify', [1, 2, 3, 4, 5]);
     // Nest waits a fixed 1 s; here, until the handlers have run (at most 10 s: a busy machine), then 1 s for a duplicate to show.
-    await waitFor(() => writes.IS_NOTIFIED >= 2 && writes.IS_NOTIFIED2 >= 2, 10_000, 'both handlers on both handler nodes');
+    await waitFor(() => writes.IS_NOTIFIED >= handlerNodes.length && writes.IS_NOTIFIED2 >= handlerNodes.length, 10_000, 'both handlers on every handler node');
     await new Promise((r) => setTimeout(r, 1000));
     expect(NatsController.IS_NOTIFIED).toBe(true);
     expect(NatsController.IS_NOTIFIED2).toBe(true);
     // Added: each handler node took the event once, and ran both of its handlers once.
-    expect(seen.events.map((topics) => topics.filter((t) => t === 'notification'))).toEqual([['notification'], ['notification']]);
-    expect(writes).toEqual({ IS_NOTIFIED: 2, IS_NOTIFIED2: 2 });
+    expect(seen.events.map((topics) => topics.filter((t) => t === 'notification'))).toEqual(handlerNodes.map(() => ['notification']));
+    expect(writes).toEqual({ IS_NOTIFIED: handlerNodes.length, IS_NOTIFIED2: handlerNodes.length });
   });
 
   afterEach(async () => {
     vi.restoreAllMocks();
     await app.close();
-    await clientNode.close();
-    await Promise.all(handlerNodes.map((node) => node.close()));
+    await clientNode?.close();
+    await Promise.all(handlerNodes.filter((node) => node !== app).map((node) => node.close()));
   });
 });
