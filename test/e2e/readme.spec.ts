@@ -298,6 +298,6 @@ describe('README snippets', () => {
         expect(exit.signal === 'SIGINT' || exit.code === 0, `${n.name} exit: ${JSON.stringify(exit)}\n${n.output()}`).toBe(true);
       }
     },
-    45_000,
+    60_000,
   );
 });
