@@ -54,9 +54,12 @@ export interface NodeProcess {
   ask<T = Record<string, unknown>>(command: Record<string, unknown>, timeoutMs?: number): Promise<T>;
 }
 
-/** Spawns a node process that loads the package and waits for {op:'start'} (start it with startNode). */
-export async function spawnNode(index: number, timeoutMs = 30_000): Promise<NodeProcess> {
-  const child = spawn(process.execPath, [fixture], { stdio: ['pipe', 'pipe', 'inherit'] });
+/**
+ * Spawns a node process that loads the package and waits for {op:'start'} (start it with startNode).
+ * `script`: another fixture that speaks the same protocol (test/fixtures/pattern-node.mjs, a Nest app).
+ */
+export async function spawnNode(index: number, timeoutMs = 30_000, script = fixture): Promise<NodeProcess> {
+  const child = spawn(process.execPath, [script], { stdio: ['pipe', 'pipe', 'inherit'] });
   const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   let seq = 0;
   let loaded: () => void = () => undefined;

@@ -9,9 +9,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 // The README's snippets, compiled as they are written there and run as an app would run them:
 // two Quick start nodes (request, send, broadcast, goodbye on SIGINT), a third app built from
-// the forRootAsync, metrics and health snippets, and the microservice-only bootstrap (no HTTP),
-// all on 127.0.0.1. A README edit that breaks a
-// snippet fails here. Snippets are the ```ts fences right after `<!-- snippet: NAME -->`.
+// the forRootAsync, metrics and health snippets, the microservice-only bootstrap (no HTTP), and
+// two nodes of the NATS comparison's service (a request to a pattern, an emit to its handlers),
+// all on 127.0.0.1. A README edit that breaks a snippet fails here. Snippets are the ```ts
+// fences right after `<!-- snippet: NAME -->`, in the README and in the docs it moved them to
+// (the health module is in docs/operations.md).
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -28,10 +30,18 @@ export function readmeSnippets(text: string): Map<string, string> {
   return found;
 }
 
+/** Docs that hold snippets moved out of the README (to keep it short), tested as the README's are. */
+const snippetDocs = ['docs/operations.md'];
 const snippets = readmeSnippets(readme);
+for (const doc of snippetDocs) {
+  for (const [name, code] of readmeSnippets(readFileSync(join(root, doc), 'utf8'))) {
+    if (snippets.has(name)) throw new Error(`two snippets named ${name}: in the README or docs, and in ${doc}`);
+    snippets.set(name, code);
+  }
+}
 const snippet = (name: string): string => {
   const code = snippets.get(name);
-  if (code === undefined) throw new Error(`README has no <!-- snippet: ${name} --> before a \`\`\`ts fence`);
+  if (code === undefined) throw new Error(`neither the README nor ${snippetDocs.join(', ')} has <!-- snippet: ${name} --> before a \`\`\`ts fence`);
   return code;
 };
 
@@ -70,6 +80,26 @@ async function bootstrap(): Promise<void> {
 void bootstrap();
 `;
 
+// Around the NATS comparison's module: a node that, once the other node's @EventPattern is in its
+// directory, asks for the total of NUMBERS (a request to math.sum, then an emit of math.summed).
+const mathMain = (): string => `import { NestFactory } from '@nestjs/core';
+import { P2PServer, P2PService } from 'nestjs-p2p';
+import { MathController, MathModule } from './math.module.js';
+
+async function bootstrap(): Promise<void> {
+  const app = await NestFactory.create(MathModule);
+  app.enableShutdownHooks();
+  app.connectMicroservice({ strategy: app.get(P2PServer) });
+  await app.startAllMicroservices();
+  await app.init();
+  const p2p = app.get(P2PService);
+  while (p2p.handlers('math.summed', 'event').length < 2) await new Promise((r) => setTimeout(r, 50));
+  const numbers = (process.env.NUMBERS ?? '').split(',').map(Number);
+  console.log('total:', await app.get(MathController).total(numbers));
+}
+void bootstrap();
+`;
+
 type Flavour = 'esm' | 'cjs';
 
 const tsconfigs: Record<Flavour, object> = {
@@ -101,10 +131,11 @@ function writeApp(flavour: Flavour): string {
     }),
   );
   mkdirSync(join(dir, 'src'));
-  for (const name of ['app.module.ts', 'main.ts', 'metrics.controller.ts', 'health.module.ts', 'microservice.main.ts']) {
+  for (const name of ['app.module.ts', 'main.ts', 'metrics.controller.ts', 'health.module.ts', 'microservice.main.ts', 'math.module.ts']) {
     writeFileSync(join(dir, 'src', name), snippet(name));
   }
   writeFileSync(join(dir, 'src', 'ops.main.ts'), opsMain());
+  writeFileSync(join(dir, 'src', 'math.main.ts'), mathMain());
   mkdirSync(join(dir, 'node_modules'));
   for (const entry of readdirSync(join(root, 'node_modules'))) {
     if (!entry.startsWith('.')) symlinkSync(join(root, 'node_modules', entry), join(dir, 'node_modules', entry));
@@ -173,7 +204,7 @@ async function getHttp(port: number, path: string): Promise<{ status: number; bo
 
 describe('README snippets', () => {
   it('are all there, and examples/minimal/ is the Quick start as written in the README', () => {
-    expect([...snippets.keys()].sort()).toEqual(['app.module.ts', 'for-root-async', 'health.module.ts', 'main.ts', 'metrics.controller.ts', 'microservice.main.ts']);
+    expect([...snippets.keys()].sort()).toEqual(['app.module.ts', 'for-root-async', 'health.module.ts', 'main.ts', 'math.module.ts', 'metrics.controller.ts', 'microservice.main.ts']);
     for (const name of ['app.module.ts', 'main.ts']) {
       expect(readFileSync(join(root, 'examples/minimal', name), 'utf8'), `examples/minimal/${name}`).toBe(snippet(name));
     }
@@ -194,7 +225,7 @@ describe('README snippets', () => {
   });
 
   it.each(flavours)(
-    `compile as a %s app on NestJS ${nestVersion} (CommonJS runs on NestJS 11 only); two Quick start nodes request, send and broadcast; forRootAsync, metrics, health and the microservice-only bootstrap work`,
+    `compile as a %s app on NestJS ${nestVersion} (CommonJS runs on NestJS 11 only); two Quick start nodes request, send and broadcast; forRootAsync, metrics, health and the microservice-only bootstrap work; the NATS comparison's service asks and emits by pattern`,
     async (flavour) => {
       const dir = writeApp(flavour);
       dirs.push(dir);
@@ -206,7 +237,7 @@ describe('README snippets', () => {
 
       if (compileOnly(flavour)) return;
 
-      const [pA, pB, pM, hA, hB, hC] = await freePorts(6);
+      const [pA, pB, pM, hA, hB, hC, pS1, pS2] = await freePorts(8);
       const a = start('node A', dir, 'main.js', { P2P_PORT: String(pA), HTTP_PORT: String(hA) });
       const b = start('node B', dir, 'main.js', { P2P_PORT: String(pB), P2P_PEERS: `127.0.0.1:${pA}`, HTTP_PORT: String(hB) });
       const c = start('ops app', dir, 'ops.main.js', { P2P_PEERS: `127.0.0.1:${pA}`, HTTP_PORT: String(hC) });
@@ -241,17 +272,32 @@ describe('README snippets', () => {
       expect(metrics?.body).toMatch(/^p2p_connected_peers\{direction="outbound"\} [1-9]$/m); // A, and B by peer exchange
       expect(metrics?.body).toMatch(/^p2p_frames_total\{direction="in",kind="control"\} [1-9]/m);
 
+      // The NATS comparison's service, a network of its own (started now: eight Nest processes
+      // starting at once are too many for a small CI machine): two nodes, each asks for a total and emits it.
+      const s1 = start('math node 1', dir, 'math.main.js', { P2P_PORT: String(pS1), NUMBERS: '1,2,3' });
+      const s2 = start('math node 2', dir, 'math.main.js', { P2P_PORT: String(pS2), P2P_PEERS: `127.0.0.1:${pS1}`, NUMBERS: '4,5,6' });
+      group.push(s1, s2);
+      nodes.push(s1, s2);
+      // The math nodes: each got its total from a node that handles math.sum, and each node's
+      // @EventPattern('math.summed') heard both totals, once each (its own emit and the other's).
+      const summed = (n: Node) => n.output().match(/^math\.summed: \d+$/gm)?.sort() ?? [];
+      await waitFor('the math nodes to ask and to hear both totals', group, () =>
+        [s1, s2].every((n) => summed(n).length >= 2) && /^total: 6$/m.test(s1.output()) && /^total: 15$/m.test(s2.output()),
+      );
+      await new Promise((r) => setTimeout(r, 500)); // a duplicate would show by now
+      for (const n of [s1, s2]) expect(summed(n), n.output()).toEqual(['math.summed: 15', 'math.summed: 6']);
+
       // Ctrl-C on A: enableShutdownHooks closes the app, which says goodbye to its peers.
       a.child.kill('SIGINT');
       const exitA = await a.exited;
       expect(exitA.signal === 'SIGINT' || exitA.code === 0, `node A exit: ${JSON.stringify(exitA)}\n${a.output()}`).toBe(true);
       await waitFor("node B to see A's goodbye", group, () => /disconnected from [0-9a-f]{40} at .*: peer said goodbye/.test(b.output()));
-      for (const n of [b, c, m]) n.child.kill('SIGINT');
-      for (const n of [b, c, m]) {
+      for (const n of [b, c, m, s1, s2]) n.child.kill('SIGINT');
+      for (const n of [b, c, m, s1, s2]) {
         const exit = await n.exited;
         expect(exit.signal === 'SIGINT' || exit.code === 0, `${n.name} exit: ${JSON.stringify(exit)}\n${n.output()}`).toBe(true);
       }
     },
-    30_000,
+    60_000,
   );
 });
