@@ -23,7 +23,7 @@ export const FLAG_CONTROL = 0x80;
 
 /** Version spoken in the hello frame; a peer with another version is refused. */
 /** 2: network broadcasts are signed by their origin (docs/wire-format.md). 3: RainTree arcs split the id space, and repair (IHAVE/IWANT). 4: the origin signs its strategy (RainTree or gossip). */
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 
 /** u16 BE topic length prefix of a wrapped body. */
 export const TOPIC_LENGTH_BYTES = 2;
