@@ -97,10 +97,15 @@ export class RecordTable {
   private readonly epoch = Date.now();
   /** Update tokens of the slot's origin (rate per origin). */
   private tokens = new Float32Array(0);
-  /** bit 0 leaving, bit 1 in use, bit 2 address packed as IPv4. */
+  /** bit 0 leaving, bit 1 in use, bit 2 address packed as IPv4, bit 3 unvouched (held for `introducers[slot]` alone). */
   private flags = new Uint8Array(0);
   /** Hash of the neighbour last seen holding the current version (honest-stale rule, docs/directory.md). */
   private holders = new Int32Array(0);
+  /** Tag of the neighbour that brought an unvouched record (flag bit 3): what its quota and eviction are counted against. */
+  private introducers = new Int32Array(0);
+  /** Unvouched records per introducer tag: how many, and their slots (stale entries dropped lazily). */
+  private readonly introduced = new Map<number, { count: number; slots: number[] }>();
+  private unvouchedTotal = 0;
   private requestCounts = new Uint16Array(0);
   /** An IPv4 `a.b.c.d:port` address, packed (flag bit 2): 6 bytes where a string costs about 40. */
   private ipv4 = new Uint32Array(0);
@@ -260,11 +265,15 @@ export class RecordTable {
    * Inserts or replaces the record of `record.id` (the caller judged it newer and valid, and
    * made room). `burst` fills a new origin's update tokens. Returns its slot.
    */
-  put(record: DirectoryRecord, now: number, burst: number, holder: number): number {
+  put(record: DirectoryRecord, now: number, burst: number, holder: number, introducer?: number): number {
     const idBytes = Buffer.from(record.id, 'hex');
     let slot = this.findBytes(idBytes);
+    let unvouched = introducer !== undefined;
     if (slot >= 0) {
       this.unindex(slot);
+      // A newer version keeps its record's standing, and vouched arrivals vouch for it.
+      if (this.unvouched(slot) && !unvouched) this.vouch(slot);
+      unvouched = this.unvouched(slot);
     } else {
       slot = this.allocate(idBytes);
       this.bucketCounts[idBytes[0]!]!++;
@@ -275,7 +284,8 @@ export class RecordTable {
     this.sigs.set(record.signature, slot * SIG_BYTES);
     this.seqs[slot] = record.seq;
     this.issuedBefore[slot] = record.seq - record.issuedAt;
-    this.flags[slot] = 2 | (record.leaving ? 1 : 0);
+    if (unvouched && !this.unvouched(slot)) this.introduce(slot, introducer!);
+    this.flags[slot] = 2 | (record.leaving ? 1 : 0) | (unvouched ? 8 : 0);
     this.otherAddresses.delete(slot);
     this.holders[slot] = holder;
     const packed = packIpv4(record.address);
@@ -299,6 +309,7 @@ export class RecordTable {
 
   /** Removes a slot's record. */
   remove(slot: number): void {
+    if (this.unvouched(slot)) this.vouch(slot);
     this.unindex(slot);
     this.bucketCounts[this.bucketOf(slot)]!--;
     const idBytes = this.ids.subarray(slot * ID_BYTES, (slot + 1) * ID_BYTES);
@@ -309,6 +320,63 @@ export class RecordTable {
     this.refs[slot] = '';
     this.free[this.freeCount++] = slot;
     this.count--;
+  }
+
+  /** Whether the slot's record is held on its introducer's word alone (docs/directory.md, Bounds). */
+  unvouched(slot: number): boolean {
+    return (this.flags[slot]! & 8) !== 0;
+  }
+
+  /** Unvouched records held. */
+  get unvouchedCount(): number {
+    return this.unvouchedTotal;
+  }
+
+  /** Unvouched records a neighbour (by its tag) introduced and are held. */
+  unvouchedBy(introducer: number): number {
+    return this.introduced.get(introducer)?.count ?? 0;
+  }
+
+  /** Evidence arrived for an unvouched record: it no longer counts against its introducer. */
+  vouch(slot: number): void {
+    this.flags[slot]! &= ~8;
+    const tag = this.introducers[slot]!;
+    const entry = this.introduced.get(tag)!;
+    this.unvouchedTotal--;
+    if (--entry.count === 0) this.introduced.delete(tag);
+  }
+
+  private introduce(slot: number, tag: number): void {
+    this.flags[slot]! |= 8;
+    this.introducers[slot] = tag;
+    let entry = this.introduced.get(tag);
+    if (!entry) this.introduced.set(tag, (entry = { count: 0, slots: [] }));
+    entry.count++;
+    this.unvouchedTotal++;
+    entry.slots.push(slot);
+    // Stale entries (vouched or removed since) are dropped once they outnumber the live ones.
+    if (entry.slots.length > 2 * entry.count + 16) entry.slots = [...new Set(entry.slots.filter((s) => this.unvouchedOf(s, tag)))];
+  }
+
+  private unvouchedOf(slot: number, tag: number): boolean {
+    return (this.flags[slot]! & 10) === 10 && this.introducers[slot] === tag;
+  }
+
+  /** A slot to evict for a record with evidence: an unvouched one of the neighbour that introduced the most; -1 when none is held. O(introducers), amortised. */
+  evictable(): number {
+    let best: { count: number; slots: number[] } | undefined;
+    let bestTag = 0;
+    for (const [tag, entry] of this.introduced) {
+      if (!best || entry.count > best.count) {
+        best = entry;
+        bestTag = tag;
+      }
+    }
+    while (best && best.slots.length > 0) {
+      const slot = best.slots.pop()!;
+      if (this.unvouchedOf(slot, bestTag)) return slot;
+    }
+    return -1;
   }
 
   /** Every slot in use. */
@@ -461,6 +529,7 @@ export class RecordTable {
     this.tokens = grow(this.tokens, 1, (n) => new Float32Array(n));
     this.flags = grow(this.flags, 1, (n) => new Uint8Array(n));
     this.holders = grow(this.holders, 1, (n) => new Int32Array(n));
+    this.introducers = grow(this.introducers, 1, (n) => new Int32Array(n));
     this.requestCounts = grow(this.requestCounts, 1, (n) => new Uint16Array(n));
     this.ipv4 = grow(this.ipv4, 1, (n) => new Uint32Array(n));
     this.ports = grow(this.ports, 1, (n) => new Uint16Array(n));

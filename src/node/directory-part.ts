@@ -39,7 +39,7 @@ export class DirectoryPart {
         publish: (bytes) => host.pipeline().originate(DIRECTORY_TOPIC, Encoding.Binary, bytes, 'raintree').sent.length,
         penalize: (peerId, what, detail, weight) => host.penalize(peerId, what, detail, weight),
         changed: (change) => host.emit(change),
-        isKnown: (id) => host.isKnown(id),
+        isKnown: (id, via) => host.isKnown(id, via),
       },
       identity,
       () => host.address(),
@@ -73,7 +73,7 @@ export class DirectoryPart {
   /** A neighbour connected: the two ends compare digests. */
   onConnected(peerId: string): void {
     this.sync.onConnected(peerId);
-    this.directory.onConnected();
+    this.directory.onConnected(peerId);
   }
 
   onDisconnected(peerId: string): void {
@@ -152,6 +152,6 @@ export interface DirectoryPartHost {
   penalize(peerId: string, what: Misbehaviour, detail: string, weight?: number): void;
   /** The node's `directory` event. */
   emit(change: DirectoryChange): void;
-  /** A neighbour or a proven past one. */
-  isKnown(id: string): boolean;
+  /** Evidence of `id` other than neighbour `via`'s word: a neighbour, a proven past one, or a candidate another neighbour named (Discovery.isMember). */
+  isKnown(id: string, via: string): boolean;
 }

@@ -191,7 +191,7 @@ export class Peer extends EventEmitter {
         pipeline: () => this.broadcasts.pipeline,
         penalize: (peerId, what, detail, weight) => this.sanctions.penalize(peerId, what, detail, weight),
         emit: (change) => this.emit('directory', change),
-        isKnown: (id) => this.discovery.isMember(id, this.identity.peerId),
+        isKnown: (id, via) => this.discovery.isMember(id, via),
       },
       this.identity,
       this.opts,

@@ -81,7 +81,7 @@ export function fillDirectory(options: DirectoryFillOptions): DirectoryFill {
   const self = loadIdentity();
   const now = Date.now();
   const directory = new Directory(
-    { selfId: self.peerId, logger: silentLogger, isRunning: () => false, publish: () => 0, penalize: () => undefined, changed: () => undefined, isKnown: () => false },
+    { selfId: self.peerId, logger: silentLogger, isRunning: () => false, publish: () => 0, penalize: () => undefined, changed: () => undefined, isKnown: () => true },
     self,
     () => null,
     {

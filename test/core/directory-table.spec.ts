@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { loadIdentity } from '../../src/common/identity.js';
+import { Directory } from '../../src/directory/directory.js';
 import { RecordTable } from '../../src/directory/record-table.js';
-import type { DirectoryRecord } from '../../src/directory/record.js';
+import { signRecord, type DirectoryRecord } from '../../src/directory/record.js';
 
 /**
  * The record table at 100 000 records (docs/directory.md, Memory): removing a record from the
@@ -69,5 +71,27 @@ describe('RecordTable: removal and lookup at scale', () => {
     for (const slot of [...table.slots()]) table.remove(slot);
     expect(table.distinctPatterns).toBe(0);
     expect(table.match('a', 'request').size).toBe(0);
+  });
+});
+
+describe('Directory: the neighbour tag of the honest-stale rule (L4)', () => {
+  it('two neighbours whose ids share their first 32 bits are told apart: the one that never showed the newer version is not penalised', () => {
+    const penalised: string[] = [];
+    const self = loadIdentity();
+    const host = { selfId: self.peerId, logger: { log: () => undefined, warn: () => undefined, error: () => undefined }, isRunning: () => false, publish: () => 0, penalize: (id: string) => void penalised.push(id), changed: () => undefined, isKnown: () => true };
+    const d = new Directory(host, self, () => null, { maxPatterns: 256, maxPatternBytes: 256, maxPatternTokens: 16, maxPatternMemory: 1 << 24, maxRecords: 100, updateRate: 0.5, updateBurst: 3, ttlMs: 60_000, clockSkewMs: 5000 });
+    const x = loadIdentity();
+    const now = Date.now();
+    const sign = (seq: number) => signRecord(x, { publicKey: x.publicKeyRaw, seq, issuedAt: now, leaving: false, address: '', requests: ['a'], events: [] });
+    // Ids are SHA-256 prefixes: 2^32 key generations (a day of one core) grind one whose first 32 bits are a chosen neighbour's.
+    const a = 'aaaaaaaa' + '1'.repeat(32);
+    const b = 'aaaaaaaa' + '2'.repeat(32);
+    expect(d.receive(sign(now + 1), { via: 'sync', from: a })).toBe('accept');
+    // Before the fix the tag was the id's first 32 bits: B was taken for A, which had shown the newer version, and penalised.
+    expect(d.receive(sign(now), { via: 'sync', from: b })).toBe('ignore');
+    expect(penalised).toEqual([]);
+    // A itself going back is still a replay.
+    expect(d.receive(sign(now), { via: 'sync', from: a })).toBe('reject');
+    expect(penalised).toEqual([a]);
   });
 });
