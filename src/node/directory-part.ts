@@ -5,13 +5,13 @@ import type { BroadcastPipeline } from '../broadcast/pipeline.js';
 import type { Misbehaviour } from '../trust/peer-score.js';
 import { Encoding } from '../wire/constants.js';
 import { Directory, type DirectoryChange, type DirectoryStats, type HandlerInfo } from '../directory/directory.js';
-import { DIRECTORY_TOPIC, isReserved } from '../directory/record.js';
+import { DIRECTORY_TOPIC, isReserved, MAX_ADDRESS_BYTES, MAX_RECORD_BYTES, RECORD_FIXED_BYTES } from '../directory/record.js';
 import { DirectorySync } from '../directory/sync.js';
 import type { P2PSocket } from '../connection/socket.js';
 import { ControlType } from '../wire/control.js';
 
-/** Bytes of records in one anti-entropy page: small enough not to hold a connection's queue up for long. */
-const PAGE_BYTES = 64 * 1024;
+/** Bytes of records in one anti-entropy page: small enough not to hold a connection's queue up for long, and one record of MAX_RECORD_BYTES. */
+const PAGE_BYTES = MAX_RECORD_BYTES + 4;
 import type { ResolvedPeerOptions } from './peer-options.js';
 import { isWildcard } from '../common/subject.js';
 
@@ -123,6 +123,11 @@ export class DirectoryPart {
       if (bytes === 0 || bytes > this.o.directoryMaxPatternBytes) problems.push(`directoryMaxPatternBytes: pattern "${p.slice(0, 64)}" is ${bytes} bytes (1 to ${this.o.directoryMaxPatternBytes})`);
       const tokens = isWildcard(p) ? p.split('.').length : 0;
       if (tokens > this.o.directoryMaxPatternTokens) problems.push(`directoryMaxPatternTokens: wildcard pattern "${p.slice(0, 64)}" has ${tokens} tokens (at most ${this.o.directoryMaxPatternTokens})`);
+    }
+    // Whatever address the node listens on later (up to 255 bytes), its record must fit one anti-entropy page.
+    const size = RECORD_FIXED_BYTES + MAX_ADDRESS_BYTES + all.reduce((n, p) => n + 2 + Buffer.byteLength(p, 'utf8'), 0);
+    if (size > MAX_RECORD_BYTES) {
+      problems.push(`directory record: ${all.length} patterns make a record of up to ${size} bytes, over ${MAX_RECORD_BYTES} (one anti-entropy page); handle fewer or shorter patterns`);
     }
     if (problems.length > 0) throw new P2PConfigError(problems);
     this.directory.setOwn(patterns);

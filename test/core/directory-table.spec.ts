@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { loadIdentity } from '../../src/common/identity.js';
 import { Directory } from '../../src/directory/directory.js';
 import { RecordTable } from '../../src/directory/record-table.js';
-import { signRecord, type DirectoryRecord } from '../../src/directory/record.js';
+import { decodeRecord, MAX_RECORD_BYTES, signRecord, type DirectoryRecord } from '../../src/directory/record.js';
 
 /**
  * The record table at 100 000 records (docs/directory.md, Memory): removing a record from the
@@ -93,5 +93,15 @@ describe('Directory: the neighbour tag of the honest-stale rule (L4)', () => {
     // A itself going back is still a replay.
     expect(d.receive(sign(now), { via: 'sync', from: a })).toBe('reject');
     expect(penalised).toEqual([a]);
+  });
+});
+
+describe('decodeRecord: one anti-entropy page at most (L5)', () => {
+  it('a record over MAX_RECORD_BYTES is malformed, whatever its pattern bounds allow', () => {
+    const x = loadIdentity();
+    const requests = Array.from({ length: 256 }, (_, i) => `${i}.`.padEnd(256, 'x'));
+    const bytes = signRecord(x, { publicKey: x.publicKeyRaw, seq: 1, issuedAt: 1, leaving: false, address: '', requests, events: [] });
+    expect(bytes.length).toBeGreaterThan(MAX_RECORD_BYTES);
+    expect(() => decodeRecord(bytes, { maxPatterns: 256, maxPatternBytes: 256 })).toThrow(/one anti-entropy page/);
   });
 });
