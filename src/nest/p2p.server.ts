@@ -20,11 +20,6 @@ export type P2PServerEvents = {
   peer: (event: PeerEvent) => void;
 };
 
-/**
- * The custom transport strategy: owns the node's lifecycle (`listen` starts it,
- * `close` stops it) and routes inbound frames to `@MessagePattern` / `@EventPattern`
- * handlers. Wire it with `app.connectMicroservice({ strategy: app.get(P2PServer) })`.
- */
 /** Patterns without a handler logged in all; then one line, and no more. */
 const UNHANDLED_LOGGED = 256;
 /** Patterns without a handler logged per sender; then one line for it. */
@@ -32,6 +27,11 @@ const UNHANDLED_PER_SENDER = 8;
 /** Senders remembered for UNHANDLED_PER_SENDER (neighbours come and go). */
 const UNHANDLED_SENDERS = 1024;
 
+/**
+ * The custom transport strategy: owns the node's lifecycle (`listen` starts it,
+ * `close` stops it) and routes inbound frames to `@MessagePattern` / `@EventPattern`
+ * handlers. Wire it with `app.connectMicroservice({ strategy: app.get(P2PServer) })`.
+ */
 @Injectable()
 export class P2PServer extends Server<P2PServerEvents> implements CustomTransportStrategy, InboundHandler {
   override transportId = P2P_TRANSPORT;
