@@ -60,7 +60,7 @@ export interface DirectoryStats {
   expired: number;
   /** Records held on their introducing neighbour's word alone (no other evidence of their node): at most half of `directoryMaxRecords` from one neighbour, and evicted first. */
   unvouched: number;
-  /** Distinct nodes whose record was refused for its time (`future`, or expired on arrival by broadcast): a clock off by more than `broadcastClockSkewMs` (ahead) or `directoryTtlMs` (behind). Each is logged once (warn). */
+  /** Distinct nodes whose own record, sent by them (broadcast, or a page over their own connection), was refused for its time (`future`, `expired`): a clock off by more than `broadcastClockSkewMs` (ahead) or `directoryTtlMs` (behind). Each is logged once (warn). */
   skewedNodes: number;
   /** Anti-entropy since start (docs/directory.md, Anti-entropy). */
   sync: SyncStats;
@@ -367,17 +367,19 @@ export class Directory {
   }
 
   /**
-   * A record refused for its time. One that a broadcast delivered is its node's own (the pipeline checked the
-   * broadcast's signature, and its origin is the record's node): that node's clock is off, and it would vanish
-   * from every directory without a word, so it is logged once a node. A page's copy may be anyone's: only counted.
+   * A record refused for its time. When its node sent it (its own broadcast, whose signature the pipeline checked, or
+   * a page from it over its own connection: how a neighbour with a skewed clock hands its record over, as the
+   * pipeline drops its skewed broadcasts first), that node's clock is off, and it would vanish from every directory
+   * without a word: logged once a node. Another node's copy in a page may be anyone's: only counted.
    */
   private refuseTime(reason: 'future' | 'expired', record: DirectoryRecord, source: RecordSource, now: number): BroadcastVerdict {
-    if (source.via === 'broadcast' && !this.skewed.has(record.id) && this.skewed.size < SKEW_COUNTED) {
+    const ownWord = source.via === 'broadcast' || source.from === record.id;
+    if (ownWord && !this.skewed.has(record.id) && this.skewed.size < SKEW_COUNTED) {
       this.skewed.add(record.id);
       if (this.skewed.size <= SKEW_LOGGED) {
         const off = Math.round((record.issuedAt - now) / 1000);
         this.host.logger.warn(
-          `directory: node ${record.id} (address ${escapeControlCharacters(record.address) || 'none'}, relayed by ${source.from}) issues records ${Math.abs(off)} s ${off > 0 ? 'ahead of' : 'behind'} this node's clock: refused as ${reason} (allowed: ${this.options.clockSkewMs} ms ahead, ${this.options.ttlMs} ms behind), so it is not listed here until its clock is corrected`,
+          `directory: node ${record.id} (address ${escapeControlCharacters(record.address) || 'none'}, from ${source.from}) issues records ${Math.abs(off)} s ${off > 0 ? 'ahead of' : 'behind'} this node's clock: refused as ${reason} (allowed: ${this.options.clockSkewMs} ms ahead, ${this.options.ttlMs} ms behind), so it is not listed here until its clock is corrected`,
         );
       } else if (this.skewed.size === SKEW_LOGGED + 1) {
         this.host.logger.warn(`directory: more nodes with skewed clocks; they are counted in directoryStats().skewedNodes, not logged`);
