@@ -269,8 +269,14 @@ export class RecordTable {
     const idBytes = Buffer.from(record.id, 'hex');
     let slot = this.findBytes(idBytes);
     let unvouched = introducer !== undefined;
+    // Duplicates within a kind are one pattern: a record is a set per kind.
+    const requests = [...new Set(record.requests)];
+    const events = [...new Set(record.events)];
+    // A re-published record (same patterns, every node every 10 min) leaves the member lists alone.
+    const samePatterns = slot >= 0 && this.holdsExactly(slot, requests, events);
     if (slot >= 0) {
-      this.unindex(slot);
+      if (samePatterns) this.toggleDigest(slot);
+      else this.unindex(slot);
       // A newer version keeps its record's standing, and vouched arrivals vouch for it.
       if (this.unvouched(slot) && !unvouched) this.vouch(slot);
       unvouched = this.unvouched(slot);
@@ -296,15 +302,25 @@ export class RecordTable {
     } else if (record.address !== '') {
       this.otherAddresses.set(slot, record.address);
     }
-    // Duplicates within a kind are one pattern: a record is a set per kind.
-    const requests = [...new Set(record.requests)];
-    const events = [...new Set(record.events)];
-    this.requestCounts[slot] = requests.length;
-    const codes = [...requests.map((p) => this.ref(p, 'request', slot)), ...events.map((p) => this.ref(p, 'event', slot))];
-    // One flat string (concatenation would build a rope of ConsStrings, 32 bytes a pattern).
-    this.refs[slot] = String.fromCharCode(...codes);
+    if (!samePatterns) {
+      this.requestCounts[slot] = requests.length;
+      const codes = [...requests.map((p) => this.ref(p, 'request', slot)), ...events.map((p) => this.ref(p, 'event', slot))];
+      // One flat string (concatenation would build a rope of ConsStrings, 32 bytes a pattern).
+      this.refs[slot] = String.fromCharCode(...codes);
+    }
     this.toggleDigest(slot);
     return slot;
+  }
+
+  /** Whether the slot's record has exactly these patterns, in this order (a record's are sorted by its node). */
+  private holdsExactly(slot: number, requests: readonly string[], events: readonly string[]): boolean {
+    const refs = this.refs[slot]!;
+    if (this.requestCounts[slot] !== requests.length || refs.length !== requests.length + events.length) return false;
+    for (let i = 0; i < refs.length; i++) {
+      const index = this.patternIndex.get(i < requests.length ? requests[i]! : events[i - requests.length]!);
+      if (index !== refs.charCodeAt(i)) return false;
+    }
+    return true;
   }
 
   /** Removes a slot's record. */

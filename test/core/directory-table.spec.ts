@@ -64,6 +64,12 @@ describe('RecordTable: removal and lookup at scale', () => {
       for (const slot of table.slots()) if (pred(table.record(slot))) out.add(slot);
       return out;
     };
+    // Re-published with the same patterns (a new seq): the member lists are left alone, the digest follows.
+    for (let i = 1000; i < 1500; i += 2) table.put(rec(i, ['a', 'c'], ['e'], 3), 0, 3, 0);
+    const fresh = new RecordTable(2000);
+    for (const slot of table.slots()) fresh.put(table.record(slot), 0, 3, 0);
+    expect(table.bucketHashes).toEqual(fresh.bucketHashes);
+    expect(table.bucketCounts).toEqual(fresh.bucketCounts);
     for (const p of ['a', 'b', 'c', 'd']) expect(table.match(p, 'request')).toEqual(expected((r) => r.requests.includes(p)));
     expect(table.match('e', 'event')).toEqual(expected((r) => r.events.includes('e')));
     expect(table.patternCounts(10).find((c) => c.pattern === 'a')!.requests).toBe(table.size);
