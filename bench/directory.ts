@@ -2,8 +2,7 @@
 // (docs/directory.md, Memory): heap after GC before and after, record and frame sizes, lookup time, and the
 // bytes a node receives a minute when 1 % of nodes join or leave a minute. Run with --expose-gc (the script does).
 import { parseArgs } from 'node:util';
-import { DEFAULTS } from 'nestjs-p2p/core';
-import { fillDirectory } from 'nestjs-p2p/sim';
+import { directoryTraffic, fillDirectory } from 'nestjs-p2p/sim';
 
 const { values: args } = parseArgs({
   options: {
@@ -12,6 +11,7 @@ const { values: args } = parseArgs({
     distinct: { type: 'string', default: '1000' },
     zipf: { type: 'string', default: '0' },
     churn: { type: 'string', default: '0.01' },
+    'sim-nodes': { type: 'string', default: '3000' },
   },
 });
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -38,8 +38,6 @@ const t = performance.now();
 const LOOKUPS = 2000;
 for (let i = 0; i < LOOKUPS; i++) fill.lookup(subjects[i % 2]!);
 const lookupUs = ((performance.now() - t) * 1000) / LOOKUPS;
-const churn = Number(args.churn) * nodes; // joins + leaves a minute
-const refresh = nodes / (DEFAULTS.directoryTtlMs / 3 / 60_000); // re-publishes a minute
 const say = (s: string) => process.stdout.write(s + '\n');
 say(`directory of handlers: ${nodes} nodes, ${args.patterns} patterns each out of ${args.distinct} (zipf ${args.zipf})`);
 say(`  records held ${fill.records}, distinct patterns ${fill.patterns}`);
@@ -48,4 +46,14 @@ say(`  typed-array backing stores (outside the JS heap): ${((arraysAfter - array
 say(`  directory in all: ${((after - before + arraysAfter - arraysBefore) / MiB).toFixed(1)} MiB (${((after - before + arraysAfter - arraysBefore) / nodes).toFixed(0)} B a node)`);
 say(`  record ${fill.recordBytes.toFixed(0)} B on the wire, ${fill.frameBytes.toFixed(0)} B as a network-broadcast frame body; sign ${((fill.signMs * 1000) / nodes).toFixed(0)} us, judge (decode + verify + store) ${((fill.judgeMs * 1000) / nodes).toFixed(0)} us a record`);
 say(`  lookup: ${lookupUs.toFixed(1)} us (handlers found: ${found.join(', ')})`);
-say(`  per node a minute, ${(Number(args.churn) * 100).toFixed(1)} % churn: ${churn.toFixed(0)} records = ${((churn * fill.frameBytes) / 1024).toFixed(0)} KiB; TTL refresh (every ${DEFAULTS.directoryTtlMs / 3 / 60_000} min): ${refresh.toFixed(0)} records = ${((refresh * fill.frameBytes) / 1024).toFixed(0)} KiB`);
+const sweepMs = fill.sweep();
+say(`  expiry sweep of all ${fill.records} records at once: ${sweepMs.toFixed(0)} ms`);
+const traffic = directoryTraffic({ nodes, churn: Number(args.churn), recordBytes: fill.recordBytes, simNodes: Number(args['sim-nodes']) });
+const KiB = (b: number) => `${(b / 1024).toFixed(0)} KiB`;
+say(`  bytes a node receives a minute, ${(Number(args.churn) * 100).toFixed(1)} % of ${nodes} nodes joining or leaving a minute (RainTree + repair measured on ${args['sim-nodes']} simulated nodes: ${traffic.framesPerNode.toFixed(2)} data frames and ${traffic.repairBytesPerNode.toFixed(0)} B of IHAVE/IWANT a node a broadcast, median ${traffic.latencyRounds.toFixed(1)} hops; degree ${traffic.degree.toFixed(1)}):`);
+say(`    churn's records (${traffic.churnRecords.toFixed(0)} a minute, broadcast): ${KiB(traffic.bytes.churn)}`);
+say(`    re-publishing (${traffic.refreshRecords.toFixed(0)} a minute): ${KiB(traffic.bytes.refresh)}`);
+say(`    periodic digests: ${KiB(traffic.bytes.digests)}; digests of the connections churn opens: ${KiB(traffic.bytes.connectDigests)}`);
+say(`    joiners' full pulls (averaged over all nodes): ${KiB(traffic.bytes.joins)}`);
+say(`    pages of buckets differing while updates are in flight (model): ${KiB(traffic.bytes.inFlightPages)}`);
+say(`    in all: ${KiB(traffic.total)} a minute (${(traffic.total / 60 / 1024).toFixed(1)} KiB/s); without the in-flight pages: ${KiB(traffic.total - traffic.bytes.inFlightPages)}`);

@@ -4,8 +4,8 @@ import { decodeNetworkMessage, encodeNetworkMessage, type NetworkMessage } from 
 import { OriginKeys } from '../src/broadcast/signature.js';
 import { loadIdentity, type Identity } from '../src/common/identity.js';
 import { ALPN_PROTOCOL, createTlsCredentials, type TlsCredentials } from '../src/connection/secure-channel.js';
-import { FrameDecoder } from '../src/wire/codec.js';
-import { PROTOCOL_VERSION } from '../src/wire/constants.js';
+import { encodeFrame, encodeTopic, FrameDecoder } from '../src/wire/codec.js';
+import { Encoding, FLAG_WRAPPED, PROTOCOL_VERSION } from '../src/wire/constants.js';
 import { ControlType, decodeControl, encodeControl, type Control, type Hello } from '../src/wire/control.js';
 
 export interface RawPeerOptions {
@@ -96,6 +96,12 @@ export class RawPeer {
   /** Sends a network broadcast frame (control type 6) carrying `message` as is. */
   sendBroadcast(message: NetworkMessage): void {
     this.write(Buffer.concat(encodeControl({ type: ControlType.NetworkBroadcast, body: encodeNetworkMessage(message) }).chunks));
+  }
+
+  /** Sends a neighbour event on `topic` (any text: the node must treat it as untrusted), UTF-8 data. */
+  sendEvent(topic: string, data = 'x'): void {
+    const frame = encodeFrame(FLAG_WRAPPED | Encoding.Utf8, 0, encodeTopic(topic), Buffer.from(data, 'utf8'));
+    for (const chunk of frame.chunks) this.socket.write(chunk);
   }
 
   /** The network broadcasts the node has sent this peer so far, decoded. */

@@ -1,4 +1,6 @@
+import { createHmac, randomBytes } from 'node:crypto';
 import { P2PProtocolError } from '../common/errors.js';
+import { escapeControlCharacters } from '../wire/control.js';
 import type { Identity } from '../common/identity.js';
 import type { P2PLogger } from '../common/types.js';
 import type { Misbehaviour } from '../trust/peer-score.js';
@@ -56,6 +58,10 @@ export interface DirectoryStats {
   accepted: number;
   /** Records removed at their expiry since start. */
   expired: number;
+  /** Records held on their introducing neighbour's word alone (no other evidence of their node): at most half of `directoryMaxRecords` from one neighbour, and evicted first. */
+  unvouched: number;
+  /** Distinct nodes whose own record, sent by them (broadcast, or a page over their own connection), was refused for its time (`future`, `expired`): a clock off by more than `broadcastClockSkewMs` (ahead) or `directoryTtlMs` (behind). Each is logged once (warn). */
+  skewedNodes: number;
   /** Anti-entropy since start (docs/directory.md, Anti-entropy). */
   sync: SyncStats;
   /** The network broadcasts that carried records (`$p2p.directory`), counted apart from `networkBroadcastStats()`. */
@@ -112,8 +118,12 @@ export interface DirectoryHost {
   penalize(peerId: string, what: Misbehaviour, detail: string, weight?: number): void;
   /** A record was added, replaced or removed. */
   changed(change: DirectoryChange): void;
-  /** Whether a node is a neighbour or a known peer: its record is kept first when the directory is full. */
-  isKnown(id: string): boolean;
+  /**
+   * Whether this node has evidence that `id` is a network member other than the word of neighbour `via` (the one
+   * that handed its record over): a neighbour, a proven past one, or a peer-exchange candidate named by another
+   * neighbour. A record without it is unvouched: counted against `via`'s quota and evicted first (docs/directory.md, Bounds).
+   */
+  isKnown(id: string, via: string): boolean;
 }
 
 /** What a record's arrival gets, in the broadcast pipeline's terms (its BroadcastVerdict): keep and relay, drop, drop and penalise. */
@@ -124,6 +134,17 @@ export type RecordSource = { via: 'broadcast'; origin: string; from: string } | 
 
 /** How far past `now + clockSkewMs` a verified copy of this node's own record may put its seq: a past run's burst of updates, 1 ms each. */
 const OWN_SEQ_MARGIN_MS = 60_000;
+/**
+ * One neighbour may bring at most this share of `directoryMaxRecords` as unvouched records (of nodes this node
+ * has no other evidence of): throwaway keys behind one link fill half the directory at most, never evict a record,
+ * and records with evidence evict them first. A joiner in a network past half of `directoryMaxRecords` gets the
+ * rest from its next anti-entropy neighbour.
+ */
+export const UNVOUCHED_SHARE = 1 / 2;
+/** Nodes whose skewed clock is logged one line each; past them, one line says the rest are only counted. */
+const SKEW_LOGGED = 16;
+/** Distinct nodes counted as skewed (`directoryStats().skewedNodes`); past it, counting stops. */
+const SKEW_COUNTED = 4096;
 /** The decoder's bound on seq − issuedAt (record.ts), less one. */
 const MAX_SEQ_AHEAD = 2 ** 31 - 1;
 
@@ -143,7 +164,11 @@ export class Directory {
   private publishTimer: NodeJS.Timeout | undefined;
   private republishTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
-  private evictCursor = 0;
+  /** Unvouched records one neighbour may have held (UNVOUCHED_SHARE). */
+  private readonly quota: number;
+  /** Key of the neighbour tags (`tag`): secret, so that no key can be ground to share a neighbour's tag. */
+  private readonly tagKey = randomBytes(16);
+  private readonly skewed = new Set<string>();
   /** The last publish reached no neighbour (a node that sets its handlers, then dials): the next connection sends it again. */
   private unheard = false;
 
@@ -155,6 +180,7 @@ export class Directory {
     private readonly now: () => number = Date.now,
   ) {
     this.table = new RecordTable(options.maxRecords, options.maxPatternMemory);
+    this.quota = Math.max(1, Math.ceil(options.maxRecords * UNVOUCHED_SHARE));
     this.ownTokens = this.ownBurst;
   }
 
@@ -268,7 +294,11 @@ export class Directory {
    * A neighbour connected. When this node's record has reached nobody yet, it is broadcast now, so
    * that the whole network has it in a broadcast's time rather than one anti-entropy round per hop.
    */
-  onConnected(): void {
+  onConnected(peerId?: string): void {
+    if (peerId !== undefined) {
+      const slot = this.table.find(peerId);
+      if (slot >= 0 && this.table.unvouched(slot)) this.table.vouch(slot);
+    }
     if (this.unheard && this.host.isRunning()) this.schedulePublish();
   }
 
@@ -295,9 +325,9 @@ export class Directory {
     }
     if ([...record.requests, ...record.events].some(isReserved)) return this.refuse('malformed', 'reject', source, 'a reserved ($p2p.) pattern');
     const now = this.now();
-    if (record.issuedAt > now + this.options.clockSkewMs) return this.refuse('future', 'ignore', source);
-    if (record.issuedAt + this.options.ttlMs < now) return this.refuse('expired', 'ignore', source);
-    const holder = holderHash(source.from);
+    if (record.issuedAt > now + this.options.clockSkewMs) return this.refuseTime('future', record, source, now);
+    if (record.issuedAt + this.options.ttlMs < now) return this.refuseTime('expired', record, source, now);
+    const holder = this.tag(source.from);
     if (record.id === this.host.selfId) {
       // Checked before it can move lastSeq: anyone can write this node's key into a record, only this key can sign it.
       if (!verifyRecord(bytes, record.publicKey)) return this.refuse('badSignature', 'reject', source, 'a copy of this node\'s own record not signed by its key');
@@ -307,6 +337,7 @@ export class Directory {
     if (slot >= 0 && record.seq <= this.table.seq(slot)) {
       if (record.seq === this.table.seq(slot)) {
         this.table.setHolder(slot, holder);
+        if (this.table.unvouched(slot) && this.evidence(record.id, source)) this.table.vouch(slot);
         return 'ignore';
       }
       // Stale. An honest node never goes back: one that was seen holding a newer version and now sends an
@@ -315,17 +346,51 @@ export class Directory {
       return this.refuse('stale', replay ? 'reject' : 'ignore', source, `seq ${record.seq} after it held seq ${this.table.seq(slot)}`);
     }
     // Cheap refusals first: a signature check costs more than all of them.
-    if (slot < 0 && !this.hasRoomFor(record)) return this.refuse('full', 'ignore', source);
+    // The neighbour's tag when it alone vouches for the record's node (a replacement keeps its record's standing, or gains evidence).
+    const introducer = this.evidence(record.id, source) ? undefined : holder;
+    if (slot < 0 && !this.hasRoomFor(record, introducer)) return this.refuse('full', 'ignore', source);
     if (!verifyRecord(bytes, record.publicKey)) return this.refuse('badSignature', 'reject', source, 'signature is not its own key');
     // A replacement is checked too (its old patterns counted as kept: an upper bound), so that rewriting a record cannot grow the index past its budget.
     if (slot >= 0 && this.table.wouldOverflowPatterns(record)) return this.refuse('full', 'ignore', source);
     if (slot >= 0 && !this.table.takeToken(slot, this.options.updateRate, this.options.updateBurst, now)) {
       return this.refuse('rate', 'reject', source, `record of ${record.id} rewritten over ${this.options.updateRate}/s (burst ${this.options.updateBurst})`);
     }
-    if (slot < 0 && !this.makeRoom(record)) return this.refuse('full', 'ignore', source);
+    if (slot < 0 && !this.makeRoom(record, introducer)) return this.refuse('full', 'ignore', source);
     this.accepted++;
-    this.store(record, holder, false);
+    this.store(record, holder, false, introducer);
     return 'accept';
+  }
+
+  /** Evidence of a record's node other than the word of the neighbour that handed it over (DirectoryHost.isKnown). */
+  private evidence(id: string, source: RecordSource): boolean {
+    return id === source.from || this.host.isKnown(id, source.from);
+  }
+
+  /**
+   * A record refused for its time. When its node sent it (its own broadcast, whose signature the pipeline checked, or
+   * a page from it over its own connection: how a neighbour with a skewed clock hands its record over, as the
+   * pipeline drops its skewed broadcasts first), that node's clock is off, and it would vanish from every directory
+   * without a word: logged once a node. Another node's copy in a page may be anyone's: only counted.
+   */
+  private refuseTime(reason: 'future' | 'expired', record: DirectoryRecord, source: RecordSource, now: number): BroadcastVerdict {
+    const ownWord = source.via === 'broadcast' || source.from === record.id;
+    if (ownWord && !this.skewed.has(record.id) && this.skewed.size < SKEW_COUNTED) {
+      this.skewed.add(record.id);
+      if (this.skewed.size <= SKEW_LOGGED) {
+        const off = Math.round((record.issuedAt - now) / 1000);
+        this.host.logger.warn(
+          `directory: node ${record.id} (address ${escapeControlCharacters(record.address) || 'none'}, from ${source.from}) issues records ${Math.abs(off)} s ${off > 0 ? 'ahead of' : 'behind'} this node's clock: refused as ${reason} (allowed: ${this.options.clockSkewMs} ms ahead, ${this.options.ttlMs} ms behind), so it is not listed here until its clock is corrected`,
+        );
+      } else if (this.skewed.size === SKEW_LOGGED + 1) {
+        this.host.logger.warn(`directory: more nodes with skewed clocks; they are counted in directoryStats().skewedNodes, not logged`);
+      }
+    }
+    return this.refuse(reason, 'ignore', source);
+  }
+
+  /** A neighbour's 32-bit tag (holder and introducer of records): keyed, so that a ground key cannot share an honest neighbour's tag. */
+  private tag(peerId: string): number {
+    return createHmac('sha256', this.tagKey).update(peerId).digest().readInt32BE(0);
   }
 
   /**
@@ -349,33 +414,31 @@ export class Directory {
     return verdict;
   }
 
-  /** Whether a new record could have a place (before its signature is checked). */
-  private hasRoomFor(record: DirectoryRecord): boolean {
-    return !this.table.wouldOverflowPatterns(record) && (!this.table.full || this.host.isKnown(record.id));
-  }
-
-  /** Room for one more record: free, or a record of a node neither known nor connected evicted for a known one's. */
-  private makeRoom(record: DirectoryRecord): boolean {
+  /**
+   * Whether a new record could have a place (before its signature is checked). One with evidence (`introducer`
+   * undefined) may evict an unvouched record; an unvouched one only takes free room, within its introducer's quota.
+   */
+  private hasRoomFor(record: DirectoryRecord, introducer: number | undefined): boolean {
     if (this.table.wouldOverflowPatterns(record)) return false;
-    if (!this.table.full) return true;
-    if (!this.host.isKnown(record.id)) return false;
-    const slots = [...this.table.slots()];
-    for (let k = 0; k < slots.length; k++) {
-      const slot = slots[(this.evictCursor + k) % slots.length]!;
-      const id = this.table.id(slot);
-      if (id === this.host.selfId || this.host.isKnown(id)) continue;
-      this.evictCursor = (this.evictCursor + k + 1) % slots.length;
-      this.removeSlot(slot);
-      return true;
-    }
-    return false;
+    if (introducer !== undefined) return !this.table.full && this.table.unvouchedBy(introducer) < this.quota;
+    return !this.table.full || this.table.unvouchedCount > 0;
   }
 
-  private store(record: DirectoryRecord, holder: number, own: boolean): void {
+  /** Room for one more record: free, or an unvouched record evicted (of the neighbour that introduced the most) for one with evidence. */
+  private makeRoom(record: DirectoryRecord, introducer: number | undefined): boolean {
+    if (!this.hasRoomFor(record, introducer)) return false;
+    if (!this.table.full) return true;
+    const slot = this.table.evictable();
+    if (slot < 0) return false;
+    this.removeSlot(slot);
+    return true;
+  }
+
+  private store(record: DirectoryRecord, holder: number, own: boolean, introducer?: number): void {
     const slot = this.table.find(record.id);
     const wasLive = slot >= 0 && !this.table.leaving(slot);
     if (own && slot < 0 && this.table.full) this.evictAny();
-    this.table.put(record, this.now(), this.options.updateBurst, holder);
+    this.table.put(record, this.now(), this.options.updateBurst, holder, introducer);
     if (record.leaving) {
       if (wasLive) this.host.changed({ id: record.id, change: 'removed' });
     } else {
@@ -383,8 +446,10 @@ export class Directory {
     }
   }
 
-  /** This node's own record always has a place. */
+  /** This node's own record always has a place: an unvouched record's, or any other. */
   private evictAny(): void {
+    const unvouched = this.table.evictable();
+    if (unvouched >= 0) return this.removeSlot(unvouched);
     for (const slot of this.table.slots()) {
       if (this.table.id(slot) === this.host.selfId) continue;
       return this.removeSlot(slot);
@@ -424,7 +489,16 @@ export class Directory {
   }
 
   stats(): Omit<DirectoryStats, 'sync' | 'broadcasts'> {
-    return { records: this.table.size, patterns: this.table.distinctPatterns, patternMemory: this.table.patternMemory, refused: { ...this.refused }, accepted: this.accepted, expired: this.expiredCount };
+    return {
+      records: this.table.size,
+      patterns: this.table.distinctPatterns,
+      patternMemory: this.table.patternMemory,
+      refused: { ...this.refused },
+      accepted: this.accepted,
+      expired: this.expiredCount,
+      unvouched: this.table.unvouchedCount,
+      skewedNodes: this.skewed.size,
+    };
   }
 
   /** Counts a refusal decided outside `receive` (anti-entropy pages out of bounds). */
@@ -433,7 +507,3 @@ export class Directory {
   }
 }
 
-/** 32 bits of a neighbour id (hex), to remember who was seen holding a version at 4 bytes a record. */
-export function holderHash(peerId: string): number {
-  return Number.parseInt(peerId.slice(0, 8), 16) | 0;
-}

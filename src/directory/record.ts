@@ -29,6 +29,14 @@ const VERSION = 1;
 const FLAG_LEAVING = 1;
 /** Bytes of a record with no address and no pattern. */
 export const RECORD_FIXED_BYTES = 1 + PUBLIC_KEY_BYTES + 8 + 8 + 1 + 1 + 2 + 2 + SIGNATURE_BYTES;
+/**
+ * Bytes of the largest record: one must fit an anti-entropy page (64 KiB: count u16, length u16, record), or
+ * no neighbour could hand it to a joiner. 256 patterns of 256 bytes would make 66 KiB: `setHandledPatterns`
+ * refuses a set of patterns that could pass it (P2PConfigError), and the decoder refuses a bigger record.
+ */
+export const MAX_RECORD_BYTES = 64 * 1024 - 4;
+/** Bytes a record's address may take (its length is a u8). */
+export const MAX_ADDRESS_BYTES = 255;
 /** The internal topic records travel on. */
 export const DIRECTORY_TOPIC = `${RESERVED_PREFIX}directory`;
 const ADDRESS = /^[\x21-\x7e]{0,255}$/;
@@ -124,6 +132,7 @@ export function decodeRecord(bytes: Buffer, limits: RecordLimits): DirectoryReco
     throw new P2PProtocolError(`malformed directory record: ${why}`);
   };
   if (bytes.length < RECORD_FIXED_BYTES) bad('too short');
+  if (bytes.length > MAX_RECORD_BYTES) bad(`${bytes.length} bytes, over ${MAX_RECORD_BYTES} (one anti-entropy page)`);
   let o = 0;
   if (bytes[o++] !== VERSION) bad(`unknown version ${bytes[0]}`);
   const publicKey = Buffer.from(bytes.subarray(o, (o += PUBLIC_KEY_BYTES)));

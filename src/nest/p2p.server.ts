@@ -9,6 +9,7 @@ import { P2P_NODE, P2P_TRANSPORT } from './p2p.constants.js';
 import { P2PContext } from './p2p.context.js';
 import { registerNode, unregisterNode } from './p2p.registry.js';
 import { isWildcard, SubjectIndex } from '../common/subject.js';
+import { escapeControlCharacters } from '../wire/control.js';
 
 /** What a caller receives for a pattern this node has no `@MessagePattern` for. */
 export const NO_MESSAGE_HANDLER = 'There is no matching message handler defined in the remote service.';
@@ -18,6 +19,13 @@ export type P2PServerEvents = {
   /** A peer connected or disconnected. */
   peer: (event: PeerEvent) => void;
 };
+
+/** Patterns without a handler logged in all; then one line, and no more. */
+const UNHANDLED_LOGGED = 256;
+/** Patterns without a handler logged per sender; then one line for it. */
+const UNHANDLED_PER_SENDER = 8;
+/** Senders remembered for UNHANDLED_PER_SENDER (neighbours come and go). */
+const UNHANDLED_SENDERS = 1024;
 
 /**
  * The custom transport strategy: owns the node's lifecycle (`listen` starts it,
@@ -33,8 +41,10 @@ export class P2PServer extends Server<P2PServerEvents> implements CustomTranspor
   private readonly wildcards = new SubjectIndex<string>();
   /** Per subject, the wildcard patterns that match it, most specific first (bounded: subjects can be many). */
   private readonly wildcardRoutes = new Map<string, string[]>();
-  /** Patterns whose events arrived with no handler, logged once each. */
+  /** Patterns whose events arrived with no handler, logged once each (at most UNHANDLED_LOGGED). */
   private readonly unhandledEvents = new Set<string>();
+  /** Lines logged per sender for such patterns (at most UNHANDLED_PER_SENDER each; the map forgets past UNHANDLED_SENDERS senders). */
+  private readonly unhandledBySender = new Map<string, number>();
 
   constructor(@Inject(P2P_NODE) private readonly node: Peer) {
     super();
@@ -137,12 +147,28 @@ export class P2PServer extends Server<P2PServerEvents> implements CustomTranspor
   /**
    * An event no handler takes. A neighbour may send events this node has no handler for (a
    * neighbour-scope broadcast reaches every neighbour): that is no error, and logging one per event
-   * let any neighbour fill the log. Logged once per pattern (at most 1 024 patterns), as a hint.
+   * let any neighbour fill the log. Logged once per pattern, as a hint, with its topic escaped and cut
+   * (a topic is the sender's text), and at most UNHANDLED_PER_SENDER patterns a sender, so that one
+   * sender's made-up topics cannot use up the lines others' would get; past UNHANDLED_LOGGED patterns
+   * in all, one line says the rest are dropped unlogged.
    */
-  private noEventHandler(subject: string): void {
-    if (this.unhandledEvents.has(subject) || this.unhandledEvents.size >= 1024) return;
+  private noEventHandler(peer: PeerInfo, subject: string): void {
+    if (this.unhandledEvents.has(subject) || this.unhandledEvents.size > UNHANDLED_LOGGED) return;
+    const fromSender = this.unhandledBySender.get(peer.id) ?? 0;
+    if (fromSender > UNHANDLED_PER_SENDER) return;
+    if (this.unhandledBySender.size >= UNHANDLED_SENDERS && fromSender === 0) this.unhandledBySender.clear();
+    this.unhandledBySender.set(peer.id, fromSender + 1);
+    if (fromSender === UNHANDLED_PER_SENDER) {
+      this.logger.log(`${peer.id} sent events of more patterns with no @EventPattern handler: they are dropped, no longer logged`);
+      return;
+    }
     this.unhandledEvents.add(subject);
-    this.logger.log(`no @EventPattern handler for "${subject}": its events are dropped (logged once per pattern)`);
+    if (this.unhandledEvents.size > UNHANDLED_LOGGED) {
+      this.logger.log(`events of more than ${UNHANDLED_LOGGED} patterns have no @EventPattern handler: they are dropped, no longer logged`);
+      return;
+    }
+    const shown = escapeControlCharacters(subject.length > 128 ? `${subject.slice(0, 128)}…` : subject);
+    this.logger.log(`no @EventPattern handler for "${shown}" (first from ${peer.id}): its events are dropped (logged once per pattern)`);
   }
 
   /** The transport core's node. */
@@ -161,7 +187,7 @@ export class P2PServer extends Server<P2PServerEvents> implements CustomTranspor
     const routes = exact?.isEventHandler && this.wildcards.size === 0 ? undefined : this.eventRoutes(topic);
     if (routes?.length === 0) {
       // A node relays network broadcasts on every topic; having no handler for one is normal, not an error to log.
-      if (!broadcast) this.noEventHandler(topic);
+      if (!broadcast) this.noEventHandler(peer, topic);
       return undefined;
     }
     const context = new P2PContext([peer, topic, broadcast, metadata]);

@@ -5,13 +5,13 @@ import type { BroadcastPipeline } from '../broadcast/pipeline.js';
 import type { Misbehaviour } from '../trust/peer-score.js';
 import { Encoding } from '../wire/constants.js';
 import { Directory, type DirectoryChange, type DirectoryStats, type HandlerInfo } from '../directory/directory.js';
-import { DIRECTORY_TOPIC, isReserved } from '../directory/record.js';
+import { DIRECTORY_TOPIC, isReserved, MAX_ADDRESS_BYTES, MAX_RECORD_BYTES, RECORD_FIXED_BYTES } from '../directory/record.js';
 import { DirectorySync } from '../directory/sync.js';
 import type { P2PSocket } from '../connection/socket.js';
 import { ControlType } from '../wire/control.js';
 
-/** Bytes of records in one anti-entropy page: small enough not to hold a connection's queue up for long. */
-const PAGE_BYTES = 64 * 1024;
+/** Bytes of records in one anti-entropy page: small enough not to hold a connection's queue up for long, and one record of MAX_RECORD_BYTES. */
+const PAGE_BYTES = MAX_RECORD_BYTES + 4;
 import type { ResolvedPeerOptions } from './peer-options.js';
 import { isWildcard } from '../common/subject.js';
 
@@ -39,7 +39,7 @@ export class DirectoryPart {
         publish: (bytes) => host.pipeline().originate(DIRECTORY_TOPIC, Encoding.Binary, bytes, 'raintree').sent.length,
         penalize: (peerId, what, detail, weight) => host.penalize(peerId, what, detail, weight),
         changed: (change) => host.emit(change),
-        isKnown: (id) => host.isKnown(id),
+        isKnown: (id, via) => host.isKnown(id, via),
       },
       identity,
       () => host.address(),
@@ -73,7 +73,7 @@ export class DirectoryPart {
   /** A neighbour connected: the two ends compare digests. */
   onConnected(peerId: string): void {
     this.sync.onConnected(peerId);
-    this.directory.onConnected();
+    this.directory.onConnected(peerId);
   }
 
   onDisconnected(peerId: string): void {
@@ -124,6 +124,11 @@ export class DirectoryPart {
       const tokens = isWildcard(p) ? p.split('.').length : 0;
       if (tokens > this.o.directoryMaxPatternTokens) problems.push(`directoryMaxPatternTokens: wildcard pattern "${p.slice(0, 64)}" has ${tokens} tokens (at most ${this.o.directoryMaxPatternTokens})`);
     }
+    // Whatever address the node listens on later (up to 255 bytes), its record must fit one anti-entropy page.
+    const size = RECORD_FIXED_BYTES + MAX_ADDRESS_BYTES + all.reduce((n, p) => n + 2 + Buffer.byteLength(p, 'utf8'), 0);
+    if (size > MAX_RECORD_BYTES) {
+      problems.push(`directory record: ${all.length} patterns make a record of up to ${size} bytes, over ${MAX_RECORD_BYTES} (one anti-entropy page); handle fewer or shorter patterns`);
+    }
     if (problems.length > 0) throw new P2PConfigError(problems);
     this.directory.setOwn(patterns);
   }
@@ -152,6 +157,6 @@ export interface DirectoryPartHost {
   penalize(peerId: string, what: Misbehaviour, detail: string, weight?: number): void;
   /** The node's `directory` event. */
   emit(change: DirectoryChange): void;
-  /** A neighbour or a proven past one. */
-  isKnown(id: string): boolean;
+  /** Evidence of `id` other than neighbour `via`'s word: a neighbour, a proven past one, or a candidate another neighbour named (Discovery.isMember). */
+  isKnown(id: string, via: string): boolean;
 }

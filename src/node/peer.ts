@@ -200,7 +200,7 @@ export class Peer extends EventEmitter {
           this.subscribers.changed();
           this.emit('directory', change);
         },
-        isKnown: (id) => this.discovery.isMember(id, this.identity.peerId),
+        isKnown: (id, via) => this.discovery.isMember(id, via),
       },
       this.identity,
       this.opts,

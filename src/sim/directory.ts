@@ -4,6 +4,11 @@ import { silentLogger } from '../common/types.js';
 import { NETWORK_MESSAGE_OVERHEAD } from '../broadcast/codec.js';
 import { Directory } from '../directory/directory.js';
 import { DIRECTORY_TOPIC, signRecord } from '../directory/record.js';
+import { DIGEST_BUCKETS } from '../directory/record-table.js';
+import { HEADER_BYTES } from '../wire/constants.js';
+import { rng } from './ids.js';
+import { SimNet } from './topology.js';
+import { simulateBroadcast } from './broadcast.js';
 
 /**
  * The directory of handlers at scale, without sockets (docs/directory.md, Memory): one node's
@@ -44,6 +49,8 @@ export interface DirectoryFill {
   lookup(subject: string): number;
   /** A subject some records handle (for lookups), and its handlers. */
   sample: string;
+  /** Expires every record at once (the clock moved past directoryTtlMs) and returns the sweep's time, ms. Leaves the directory empty. */
+  sweep(): number;
 }
 
 /** A small deterministic generator (mulberry32). */
@@ -80,8 +87,9 @@ export function fillDirectory(options: DirectoryFillOptions): DirectoryFill {
   };
   const self = loadIdentity();
   const now = Date.now();
+  let clockOffset = 0;
   const directory = new Directory(
-    { selfId: self.peerId, logger: silentLogger, isRunning: () => false, publish: () => 0, penalize: () => undefined, changed: () => undefined, isKnown: () => false },
+    { selfId: self.peerId, logger: silentLogger, isRunning: () => false, publish: () => 0, penalize: () => undefined, changed: () => undefined, isKnown: () => true },
     self,
     () => null,
     {
@@ -95,6 +103,7 @@ export function fillDirectory(options: DirectoryFillOptions): DirectoryFill {
       ttlMs: DEFAULTS.directoryTtlMs,
       clockSkewMs: DEFAULTS.broadcastClockSkewMs,
     },
+    () => Date.now() + clockOffset,
   );
   let recordBytes = 0;
   let signMs = 0;
@@ -126,5 +135,118 @@ export function fillDirectory(options: DirectoryFillOptions): DirectoryFill {
     judgeMs,
     lookup: (subject) => directory.handlers(subject, 'request').length,
     sample: names[0]!,
+    sweep: () => {
+      clockOffset = DEFAULTS.directoryTtlMs + 1;
+      const t = performance.now();
+      directory.sweep();
+      return performance.now() - t;
+    },
   };
+}
+
+/** What `directoryTraffic` takes. */
+export interface DirectoryTrafficOptions {
+  /** Nodes in the network. */
+  nodes: number;
+  /** Fraction of the nodes joining or leaving a minute, half each (0.01: 1 %). */
+  churn: number;
+  /** Bytes of one record (fillDirectory's `recordBytes`). */
+  recordBytes: number;
+  /** Nodes of the simulated network whose RainTree broadcasts are measured (per-node costs are carried over to `nodes`); default min(nodes, 3 000). */
+  simNodes?: number;
+  /** Broadcasts simulated; default 8. */
+  broadcasts?: number;
+  /** directoryTtlMs (re-publish every third of it); default DEFAULTS. */
+  ttlMs?: number;
+  /** directorySyncIntervalMs; default DEFAULTS. */
+  syncIntervalMs?: number;
+  /** Milliseconds a hop takes (the latency that leaves two neighbours' digests differing); default 25. */
+  hopMs?: number;
+  /** Seed of the simulated network and broadcasts (default 1). */
+  seed?: number;
+}
+
+/** Bytes one node receives a minute from the directory, by cause (`directoryTraffic`). */
+export interface DirectoryTraffic {
+  /** Records (and tombstones) broadcast a minute for the churn. */
+  churnRecords: number;
+  /** Records re-published a minute (every node every third of directoryTtlMs). */
+  refreshRecords: number;
+  /** Data frames a node receives per broadcast, measured (≈ 1: RainTree). */
+  framesPerNode: number;
+  /** Bytes of repair (IHAVE/IWANT) a node receives per broadcast, measured. */
+  repairBytesPerNode: number;
+  /** Mean connections of a node in the simulated network. */
+  degree: number;
+  /** Median rounds from a broadcast's origin to a node (× hopMs: how long two neighbours' directories differ). */
+  latencyRounds: number;
+  /** Bytes a node receives a minute, by cause. */
+  bytes: {
+    /** Broadcast frames (header, signed body) and repair of the churn's records. */
+    churn: number;
+    /** The same for re-published records. */
+    refresh: number;
+    /** Periodic digests received: the answer to its own (one an interval, with ASK), and a neighbour's. */
+    digests: number;
+    /** Digests on the connections the churn opens (a joiner's, and replacements for a leaver's). */
+    connectDigests: number;
+    /** The whole directory a joiner pulls from one neighbour, averaged over all nodes. */
+    joins: number;
+    /** Pages of whole buckets that a periodic exchange finds differing because an update is still in flight. */
+    inFlightPages: number;
+  };
+  /** All of the above. */
+  total: number;
+}
+
+/**
+ * Bytes per node a minute that the directory costs (docs/directory.md, Traffic): RainTree broadcasts of
+ * records, with repair, measured on a simulated network (`simulateBroadcast`, the node's own router and
+ * repair) and carried over per node; anti-entropy digests and pages counted from the protocol's sizes
+ * (src/directory/sync.ts). The in-flight term is a model: two neighbours' digests differ in about
+ * (updates a second × median delivery time) buckets, and each differing bucket is paged whole.
+ */
+export function directoryTraffic(options: DirectoryTrafficOptions): DirectoryTraffic {
+  const n = options.nodes;
+  const simNodes = options.simNodes ?? Math.min(n, 3000);
+  const broadcasts = options.broadcasts ?? 8;
+  const ttlMs = options.ttlMs ?? DEFAULTS.directoryTtlMs;
+  const syncMs = options.syncIntervalMs ?? DEFAULTS.directorySyncIntervalMs;
+  const hopMs = options.hopMs ?? 25;
+  const random = rng(options.seed ?? 1);
+  const net = new SimNet(simNodes, random);
+  net.settle();
+  let frames = 0;
+  let repairBytes = 0;
+  let latency = 0;
+  for (let b = 0; b < broadcasts; b++) {
+    const r = simulateBroadcast(net, { origin: Math.floor(random() * simNodes), strategy: 'raintree', random, hopMs });
+    frames += r.dataFrames;
+    repairBytes += r.controlBytes;
+    latency += r.latencyP50;
+  }
+  const framesPerNode = frames / broadcasts / simNodes;
+  const repairBytesPerNode = repairBytes / broadcasts / simNodes;
+  const latencyRounds = latency / broadcasts;
+  const frameBytes = HEADER_BYTES + NETWORK_MESSAGE_OVERHEAD + Buffer.byteLength(DIRECTORY_TOPIC) + options.recordBytes;
+  const perBroadcast = framesPerNode * frameBytes + repairBytesPerNode;
+  const churnRecords = options.churn * n;
+  const refreshRecords = n / (ttlMs / 3 / 60_000);
+  const degree = net.stats().meanDegree;
+  const digestBytes = HEADER_BYTES + 2 + 1 + DIGEST_BUCKETS * 12;
+  const exchanges = 60_000 / syncMs; // periodic digests a node sends a minute (each with PULL and ASK)
+  const updatesPerSecond = (churnRecords + refreshRecords) / 60;
+  const differing = Math.min(DIGEST_BUCKETS, updatesPerSecond * ((latencyRounds * hopMs) / 1000));
+  const recordsPerBucket = n / DIGEST_BUCKETS;
+  const bytes = {
+    churn: churnRecords * perBroadcast,
+    refresh: refreshRecords * perBroadcast,
+    digests: exchanges * 2 * digestBytes,
+    connectDigests: options.churn * degree * 2 * digestBytes,
+    joins: (options.churn / 2) * n * (options.recordBytes + 2),
+    // A node pulls at each of its exchanges, and is pulled from at a neighbour's (its answer digest carries PULL too).
+    inFlightPages: 2 * exchanges * differing * recordsPerBucket * (options.recordBytes + 2),
+  };
+  const total = Object.values(bytes).reduce((a, b) => a + b, 0);
+  return { churnRecords, refreshRecords, framesPerNode, repairBytesPerNode, degree, latencyRounds, bytes, total };
 }

@@ -7,4 +7,4 @@
  */
 export * from './network-sim.js';
 export type { BroadcastStrategy } from '../broadcast/codec.js';
-export { fillDirectory, type DirectoryFill, type DirectoryFillOptions } from './directory.js';
+export { directoryTraffic, fillDirectory, type DirectoryFill, type DirectoryFillOptions, type DirectoryTraffic, type DirectoryTrafficOptions } from './directory.js';

@@ -139,6 +139,41 @@ describe('directory: hostile records (TLS, 4 nodes and a raw peer)', () => {
   });
 });
 
+describe('directory: a node whose clock is off (L1)', () => {
+  it('its own records refused as future/expired (in a page from it) are logged once per node with its id and address, and counted in directoryStats().skewedNodes', async () => {
+    const warnings: string[] = [];
+    const logger = { log: () => undefined, warn: (m: string) => warnings.push(m), error: () => undefined };
+    const nodes = await mesh(true, 2, { logger });
+    const [v] = nodes as [Peer];
+    const hostile = await raw(true, v);
+    const id = hostile.identity.peerId;
+    const mine = (m: string) => m.includes(id);
+    // Its clock 10 min ahead (past broadcastClockSkewMs): the pipeline drops its broadcasts (dated ahead too), so its record
+    // reaches V by anti-entropy, in a page from it. Sent twice, then an hour behind (past directoryTtlMs).
+    const ahead = Date.now() + 600_000;
+    const behind = Date.now() - 3_600_000;
+    digest(hostile);
+    page(hostile, [
+      record(hostile.identity, { seq: ahead, issuedAt: ahead, address: '127.0.0.9:4000', requests: ['clock.a'] }),
+      record(hostile.identity, { seq: ahead + 1, issuedAt: ahead + 1, address: '127.0.0.9:4000', requests: ['clock.a'] }),
+      record(hostile.identity, { seq: behind, issuedAt: behind, address: '127.0.0.9:4000', requests: ['clock.b'] }),
+    ]);
+    // Another node's skewed record in its page is anyone's word: counted, not logged.
+    const stranger = loadIdentity();
+    page(hostile, [record(stranger, { seq: ahead, issuedAt: ahead, requests: ['clock.c'] })]);
+    await waitFor(() => v.directoryStats().refused.future === 3 && v.directoryStats().refused.expired === 1, 2000, 'the refusals');
+    // Before the fix: counted as refusals only, nothing logged, no count of the nodes.
+    expect(v.directoryStats().skewedNodes).toBe(1);
+    expect(warnings.filter(mine)).toHaveLength(1);
+    expect(warnings.find(mine)).toMatch(/600 s ahead of this node's clock/);
+    expect(warnings.find(mine)).toContain('127.0.0.9:4000');
+    expect(v.handlers('clock.a', 'request')).toEqual([]);
+    // A healthy node logs nothing about clocks.
+    expect(warnings.filter((m) => m.includes('clock') && !mine(m))).toEqual([]);
+    expect(warnings.some((m) => m.includes(stranger.peerId))).toBe(false);
+  });
+});
+
 /** The victim's current record, as a node that holds it would send it in a page. */
 function latestOf(victim: Peer): Buffer {
   return (victim as unknown as { directory: { directory: { ownRecord: Buffer } } }).directory.directory.ownRecord;
