@@ -7,7 +7,7 @@
  */
 export { Peer, type BroadcastOptions, type BroadcastResult, type InboundHandler, type RequestObserver, type RequestOptions } from './node/peer.js';
 export type { PeerOptions } from './node/peer-options.js';
-export type { DirectoryChange, DirectoryRefusal, DirectoryStats, HandlerInfo, SyncStats } from './directory/directory.js';
+export type { DirectoryChange, DirectoryRefusal, DirectoryStats, HandlerInfo, PatternCount, SyncStats } from './directory/directory.js';
 export type { SocketLimits } from './connection/socket.js';
 export { DEFAULTS } from './common/defaults.js';
 export { silentLogger, type BroadcastMeta, type Direction, type P2PLogger, type PeerEvent, type PeerInfo } from './common/types.js';

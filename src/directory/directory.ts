@@ -24,6 +24,16 @@ export interface HandlerInfo {
   self: boolean;
 }
 
+/** A pattern of the directory and how many nodes handle it (`Peer.patternCounts()`). */
+export interface PatternCount {
+  /** The pattern as its handlers published it (wildcards included). */
+  pattern: string;
+  /** Nodes with a request handler (`@MessagePattern`) for it. */
+  requests: number;
+  /** Nodes with an event handler (`@EventPattern`) for it. */
+  events: number;
+}
+
 /** A record added, replaced or removed (the Peer's `directory` event), so a waiting request can look again. */
 export interface DirectoryChange {
   /** The node whose record changed. */
@@ -475,6 +485,11 @@ export class Directory {
   }
 
   /** Nodes whose record has a `kind` pattern matching `subject`, sorted by id; no leaving or expired one. */
+  /** The first `limit` distinct patterns held, with how many nodes handle each as a request and as an event. */
+  patternCounts(limit: number): PatternCount[] {
+    return this.table.patternCounts(limit);
+  }
+
   handlers(subject: string, kind: PatternKind): HandlerInfo[] {
     const cutoff = this.now() - this.options.ttlMs;
     const out: HandlerInfo[] = [];

@@ -127,6 +127,21 @@ export class P2PMetrics implements MetricsSink, OnModuleDestroy {
     fromNode('p2p_broadcast_repair_requested_total', 'Network broadcast ids this node asked a neighbour for (repair).', () => node.networkBroadcastStats().repair.requested);
     fromNode('p2p_broadcast_repair_bytes_total', 'Bytes of repair announcements and requests (IHAVE, IWANT) this node sent.', () => node.networkBroadcastStats().repair.controlBytes);
     fromNode('p2p_broadcast_unrouted_total', 'Arcs of network broadcasts no neighbour could take (left to repair).', () => node.networkBroadcastStats().unrouted);
+    new Gauge(
+      track({
+        name: 'p2p_handlers_known',
+        help: 'Nodes this node\'s directory knows to handle each pattern, by kind (request: @MessagePattern, event: @EventPattern); the first 200 patterns.',
+        labelNames: ['pattern', 'kind'] as const,
+        registers,
+        collect() {
+          this.reset();
+          for (const { pattern, requests, events } of node.patternCounts(MAX_PATTERN_LABELS)) {
+            if (requests > 0) this.set({ pattern, kind: 'request' }, requests);
+            if (events > 0) this.set({ pattern, kind: 'event' }, events);
+          }
+        },
+      }),
+    );
     fromNode('p2p_bans_total', 'Peers banned (misbehaviour or by hand).', () => node.bansTotal);
     new Gauge(
       track({

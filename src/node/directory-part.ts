@@ -4,7 +4,7 @@ import type { P2PLogger } from '../common/types.js';
 import type { BroadcastPipeline } from '../broadcast/pipeline.js';
 import type { Misbehaviour } from '../trust/peer-score.js';
 import { Encoding } from '../wire/constants.js';
-import { Directory, type DirectoryChange, type DirectoryStats, type HandlerInfo } from '../directory/directory.js';
+import { Directory, type DirectoryChange, type DirectoryStats, type HandlerInfo, type PatternCount } from '../directory/directory.js';
 import { DIRECTORY_TOPIC, isReserved, MAX_ADDRESS_BYTES, MAX_RECORD_BYTES, RECORD_FIXED_BYTES } from '../directory/record.js';
 import { DirectorySync } from '../directory/sync.js';
 import type { P2PSocket } from '../connection/socket.js';
@@ -131,6 +131,10 @@ export class DirectoryPart {
     }
     if (problems.length > 0) throw new P2PConfigError(problems);
     this.directory.setOwn(patterns);
+  }
+
+  patternCounts(limit: number): PatternCount[] {
+    return this.directory.patternCounts(limit);
   }
 
   handlers(subject: string, kind: 'request' | 'event'): HandlerInfo[] {

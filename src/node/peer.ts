@@ -27,7 +27,7 @@ import { LocalPeer } from './self.js';
 import { AddressPolicy } from '../discovery/address-policy.js';
 import { PatternRequests, type HandlerLookup } from './pattern-requests.js';
 import { DirectoryPart } from './directory-part.js';
-import type { DirectoryChange, DirectoryStats, HandlerInfo } from '../directory/directory.js';
+import type { DirectoryChange, DirectoryStats, HandlerInfo, PatternCount } from '../directory/directory.js';
 import { isReserved } from '../directory/record.js';
 
 export type { PeerOptions };
@@ -35,7 +35,7 @@ export type { PeerOptions };
 /** A handler with a request outstanding this long and nothing read from it since is passed over, ms (see PatternRequests). */
 const SILENT_HANDLER_MS = 1_000;
 export type { BroadcastOptions, BroadcastResult, InboundHandler, RequestObserver, RequestOptions };
-export type { DirectoryChange, DirectoryStats, HandlerInfo };
+export type { DirectoryChange, DirectoryStats, HandlerInfo, PatternCount };
 
 /**
  * The node (the seed's Peer): listens for inbound connections, dials outbound
@@ -442,6 +442,15 @@ export class Peer extends EventEmitter {
    */
   setHandledPatterns(patterns: { requests: readonly string[]; events: readonly string[] }): void {
     this.directory.setHandledPatterns(patterns);
+  }
+
+  /**
+   * The patterns in this node's directory with how many nodes handle each, as a request and as an
+   * event handler (the first `limit` distinct patterns, default 200): what the metric
+   * `p2p_handlers_known` shows.
+   */
+  patternCounts(limit = 200): PatternCount[] {
+    return this.directory.patternCounts(limit);
   }
 
   /**

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Peer } from '../../src/node/peer.js';
 import { broadcastMeshes } from '../broadcast-mesh.js';
+import { Registry } from 'prom-client';
+import { P2PMetrics } from '../../src/nest/p2p.metrics.js';
 import { waitFor } from '../helpers.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -88,5 +90,30 @@ describe('events for subscribers only, over real sockets', () => {
     // It was handed arcs holding other subscribers and dropped them: repair sent what it held back.
     expect(cutOff.size).toBeGreaterThan(0);
     expect(nodes.reduce((a, n) => a + n.networkBroadcastStats().repair.sent, 0)).toBeGreaterThanOrEqual(10);
+  });
+
+  it('metrics: events sent and delivered by subject, and handlers known per pattern', async () => {
+    const nodes = await mesh(false, 3);
+    nodes[1]!.setHandledPatterns({ requests: ['orders.get'], events: ['orders.*'] });
+    nodes[2]!.setHandledPatterns({ requests: [], events: ['orders.*'] });
+    await known(nodes, 'orders.created', 2);
+    const registries = nodes.map(() => new Registry());
+    const metrics = nodes.map((n, i) => new P2PMetrics(n, registries[i]));
+    try {
+      const ids = [0, 1, 2].map(() => nodes[0]!.broadcast('orders.created', {}, { scope: 'subscribers' }).id!);
+      await waitFor(() => ids.every((id) => heardOf(id).length === 2), 5000, 'the events at both subscribers');
+      const values = async (i: number, name: string) =>
+        ((await registries[i]!.getMetricsAsJSON()) as Array<{ name: string; values: Array<{ value: number; labels: Record<string, string> }> }>).find((m) => m.name === name)!.values;
+      expect(await values(0, 'p2p_events_total')).toEqual([expect.objectContaining({ value: 3, labels: { pattern: 'orders.created', outcome: 'sent' } })]);
+      expect(await values(1, 'p2p_events_total')).toEqual([expect.objectContaining({ value: 3, labels: { pattern: 'orders.created', outcome: 'delivered' } })]);
+      expect(await values(0, 'p2p_handlers_known')).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ value: 2, labels: { pattern: 'orders.*', kind: 'event' } }),
+          expect.objectContaining({ value: 1, labels: { pattern: 'orders.get', kind: 'request' } }),
+        ]),
+      );
+    } finally {
+      metrics.forEach((m) => m.onModuleDestroy());
+    }
   });
 });
