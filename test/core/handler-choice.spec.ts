@@ -98,6 +98,38 @@ describe('HandlerChoice (power of two choices by cost)', () => {
     expect(choice.choose(['x', 'y'])).toBe('x');
   });
 
+  it('when every handler is failing, chooses the one whose pause ends first: fewer failures in a row beat an older first failure', () => {
+    let now = 0;
+    const choice = new HandlerChoice({ retryAfterMs: 1_000, now: () => now, random: seeded(9) });
+    // 'old' failed first and has kept failing: 5 in a row, its pause is 16 s from its last failure at t = 4 s.
+    for (let i = 0; i < 5; i++, now += 1_000) choice.failed('old');
+    // 'recent' failed once, at t = 10 s: its pause ends at t = 11 s.
+    now = 10_000;
+    choice.failed('recent');
+    now = 10_500;
+    expect(choice.choose(['old', 'recent'])).toBe('recent');
+    // Equal pauses: the one with fewer failures in a row.
+    const tie = new HandlerChoice({ retryAfterMs: 1_000, maxRetryMs: 1_000, now: () => 0 });
+    tie.failed('twice');
+    tie.failed('twice');
+    tie.failed('once');
+    expect(tie.choose(['twice', 'once'])).toBe('once');
+  });
+
+  it('forgets a handler whose record is gone: at once when idle, else when its last request in flight ends', () => {
+    const choice = new HandlerChoice();
+    choice.replied('idle', 3);
+    choice.forget('idle');
+    expect(choice.latencyMs('idle')).toBeUndefined();
+    const s = choice.started('busy');
+    choice.repliedOn(s, 4);
+    choice.forget('busy');
+    expect(choice.inFlight('busy')).toBe(1);
+    choice.endedOn('busy', s);
+    expect(choice.latencyMs('busy')).toBeUndefined();
+    expect(choice.lastUsed('busy')).toBeUndefined();
+  });
+
   it('keeps its memory bounded', () => {
     const choice = new HandlerChoice({ maxTracked: 100 });
     for (let i = 0; i < 10_000; i++) choice.replied(`id${i}`, 1);
