@@ -128,8 +128,13 @@ export class HandlerChoice {
     this.failedOn(this.entry(id));
   }
 
-  /** failed(), on the entry started() returned. */
+  /**
+   * failed(), on the entry started() returned. A failure while it is already paused and not
+   * being probed is a request sent before the pause (a frozen handler fails every request it had
+   * in flight, one after another): the same outage, so it does not double the pause again.
+   */
   failedOn(s: HandlerStats, now = this.now()): void {
+    if (s.failures > 0 && !s.probing && now < s.blockedUntil) return;
     s.failures++;
     s.probing = false;
     s.blockedUntil = now + Math.min(this.maxRetryMs, this.retryAfterMs * 2 ** Math.min(s.failures - 1, 20));

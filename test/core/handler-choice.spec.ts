@@ -101,8 +101,13 @@ describe('HandlerChoice (power of two choices by cost)', () => {
   it('when every handler is failing, chooses the one whose pause ends first: fewer failures in a row beat an older first failure', () => {
     let now = 0;
     const choice = new HandlerChoice({ retryAfterMs: 1_000, now: () => now, random: seeded(9) });
-    // 'old' failed first and has kept failing: 5 in a row, its pause is 16 s from its last failure at t = 4 s.
-    for (let i = 0; i < 5; i++, now += 1_000) choice.failed('old');
+    // 'old' failed first and has kept failing, each time its pause ended (probed): at 0, 1, 3 and 7 s; its pause is now 8 s, to 15 s.
+    for (const at of [0, 1_000, 3_000, 7_000]) {
+      now = at;
+      choice.started('old');
+      choice.failed('old');
+      choice.ended('old');
+    }
     // 'recent' failed once, at t = 10 s: its pause ends at t = 11 s.
     now = 10_000;
     choice.failed('recent');
@@ -111,7 +116,9 @@ describe('HandlerChoice (power of two choices by cost)', () => {
     // Equal pauses: the one with fewer failures in a row.
     const tie = new HandlerChoice({ retryAfterMs: 1_000, maxRetryMs: 1_000, now: () => 0 });
     tie.failed('twice');
+    tie.started('twice'); // probed, and failed again
     tie.failed('twice');
+    tie.ended('twice');
     tie.failed('once');
     expect(tie.choose(['twice', 'once'])).toBe('once');
   });
@@ -128,6 +135,22 @@ describe('HandlerChoice (power of two choices by cost)', () => {
     choice.endedOn('busy', s);
     expect(choice.latencyMs('busy')).toBeUndefined();
     expect(choice.lastUsed('busy')).toBeUndefined();
+  });
+
+  it('counts the failures of requests sent before a pause as one outage: the pause doubles per failed probe, not per request', () => {
+    let now = 0;
+    const choice = new HandlerChoice({ retryAfterMs: 1_000, now: () => now, random: seeded(2) });
+    // 8 requests in flight to a handler that froze: they time out one after another.
+    for (let i = 0; i < 8; i++) choice.started('frozen');
+    for (let i = 0; i < 8; i++, now += 10) {
+      choice.failed('frozen');
+      choice.ended('frozen');
+    }
+    // Paused for 1 s from the first timeout (before: 2^7 s, capped at 30 s): probed at 1 s.
+    now = 1_000;
+    expect(choice.choose(['frozen', 'other'], () => false)).toBeDefined();
+    const probed = Array.from({ length: 50 }, () => choice.choose(['frozen', 'other'])).includes('frozen');
+    expect(probed).toBe(true);
   });
 
   it('keeps its memory bounded', () => {
