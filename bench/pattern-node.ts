@@ -77,7 +77,7 @@ async function window(mode: PatternMode, count: number, concurrency: number): Pr
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   const cpu = process.cpuUsage(cpu0);
   latencies.sort((a, b) => a - b);
-  return { mode, concurrency, count, ms, p50: percentile(latencies, 50), p99: percentile(latencies, 99), cpuUsPerRequest: (cpu.user + cpu.system) / count };
+  return { mode, concurrency, count, ms, p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies[latencies.length - 1] ?? NaN, cpuUsPerRequest: (cpu.user + cpu.system) / count };
 }
 
 type Command =

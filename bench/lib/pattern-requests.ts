@@ -34,6 +34,8 @@ export interface PatternWindow {
   p99: number;
   /** The client process's CPU time per request, µs. */
   cpuUsPerRequest: number;
+  /** The longest round trip, µs. */
+  max: number;
 }
 
 /** One run's figures for one API (P2PService or P2PClient): ratios are medians over the run's pairs of windows. */
@@ -46,6 +48,8 @@ interface ApiSample {
   p50ManyRatio: number;
   peerCpuUs: number;
   patternCpuUs: number;
+  /** Every pair of windows at 64 in flight, peer then pattern: [req/s, p50 µs, p99 µs, max µs] each (in the JSON lines). */
+  pairs: Array<[number[], number[]]>;
 }
 
 export interface PatternRow {
@@ -137,6 +141,7 @@ async function apiSample(client: Node, peer: PatternMode, pattern: PatternMode, 
     p50ManyRatio: median(manyPairs.map(([p, q]) => q.p50 / p.p50)),
     peerCpuUs: median(manyPairs.map(([p]) => p.cpuUsPerRequest)),
     patternCpuUs: median(manyPairs.map(([, q]) => q.cpuUsPerRequest)),
+    pairs: manyPairs.map(([p, q]) => [p, q].map((w) => [Math.round(rps(w)), Math.round(w.p50), Math.round(w.p99), Math.round(w.max)]) as [number[], number[]]),
   };
 }
 

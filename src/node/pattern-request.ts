@@ -1,4 +1,5 @@
 import { P2PConnectionClosedError, P2PRemoteError } from '../common/errors.js';
+import { turnNow } from '../common/turn-clock.js';
 import type { P2PSocket } from '../connection/socket.js';
 import type { HandlerChoice, HandlerStats } from '../directory/handler-choice.js';
 import { GoodbyeReason } from '../wire/control.js';
@@ -46,7 +47,7 @@ export class PatternRequest implements RequestObserver {
     readonly options: RequestOptions,
     /** The longest wait for a handler, the dial and the first reply together, then between values. */
     readonly timeoutMs: number,
-    /** Date.now() at the call. */
+    /** Date.now() at the call (as read first in its turn of the event loop: turnNow). */
     readonly startedAt: number,
   ) {}
 
@@ -89,7 +90,7 @@ export class PatternRequest implements RequestObserver {
     this.stopWaiting();
     if (this.cancelHandler) {
       this.cancelHandler();
-      this.end(Date.now());
+      this.end(turnNow());
     }
   }
 
@@ -103,13 +104,16 @@ export class PatternRequest implements RequestObserver {
 
   // ---- the observer of the connection's replies (RequestObserver) ----
 
+  // Replies are timed by the read that carried them (socket.lastReadAt): no clock read per reply, and the
+  // time the silent check (PatternRequests.silent) compares with the connection's reads is that read's own.
+
   next(value: unknown): void {
-    if (!this.answered) this.answer(false, Date.now());
+    if (!this.answered) this.answer(false, this.socket!.lastReadAt);
     this.caller.next(value);
   }
 
   error(err: Error): void {
-    const now = Date.now();
+    const now = turnNow();
     // A handler at its maxPeers accepts the hello, then closes without reading a request: it never ran there.
     if (!this.answered && err instanceof P2PConnectionClosedError && this.socket!.goodbyeReceived === GoodbyeReason.InboundLimit) {
       this.router.choice.failedOn(this.stats!, now);
@@ -119,7 +123,7 @@ export class PatternRequest implements RequestObserver {
     }
     // A handler's own error is an answer: it is alive. A timeout or a lost connection is not.
     if (err instanceof P2PRemoteError) {
-      if (!this.answered) this.answer(true, now);
+      if (!this.answered) this.answer(true, this.socket!.lastReadAt);
     } else this.router.choice.failedOn(this.stats!, now);
     this.end(now);
     this.done = true;
@@ -127,7 +131,7 @@ export class PatternRequest implements RequestObserver {
   }
 
   complete(): void {
-    const now = Date.now();
+    const now = this.socket!.lastReadAt;
     if (!this.answered) this.answer(false, now);
     this.end(now);
     this.done = true;

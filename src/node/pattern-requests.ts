@@ -9,6 +9,7 @@ import {
   P2PTimeoutError,
 } from '../common/errors.js';
 import { isReserved } from '../common/reserved.js';
+import { turnNow } from '../common/turn-clock.js';
 import type { P2PLogger, PeerInfo } from '../common/types.js';
 import { HandlerChoice } from '../directory/handler-choice.js';
 import { HandlerDials } from './handler-dials.js';
@@ -100,7 +101,8 @@ export class PatternRequests {
     private readonly host: PatternRequestsHost,
     private readonly opts: PatternRequestsOptions,
   ) {
-    this.choice = new HandlerChoice({ retryAfterMs: Math.min(1_000, opts.timeoutMs) });
+    // The clock of a turn of the event loop: a burst of requests reads Date.now() once (see turn-clock.ts).
+    this.choice = new HandlerChoice({ retryAfterMs: Math.min(1_000, opts.timeoutMs), now: turnNow });
     this.dials = new HandlerDials(
       {
         ...host,
@@ -132,7 +134,7 @@ export class PatternRequests {
   request(subject: string, data: unknown, observer: RequestObserver, options: RequestOptions = {}): () => void {
     if (!this.host.isRunning()) throw this.host.notRunning();
     if (isReserved(subject)) throw new P2PReservedPatternError(`cannot send a request to "${subject}": the $p2p. prefix is reserved for the library`);
-    const now = Date.now();
+    const now = turnNow();
     const req = new PatternRequest(this, subject, data, observer, options, options.timeoutMs ?? this.opts.timeoutMs, now);
     this.attempt(req, now);
     return () => {
@@ -145,7 +147,7 @@ export class PatternRequests {
   inUse(peerId: string): boolean {
     if (this.choice.inFlight(peerId) > 0) return true;
     const last = this.choice.lastUsed(peerId);
-    return last !== undefined && Date.now() - last < this.opts.idleMs;
+    return last !== undefined && turnNow() - last < this.opts.idleMs;
   }
 
   /** The node is closing: waiting requests fail, timers stop. */
@@ -355,6 +357,6 @@ export class PatternRequests {
     if (!socket) return false;
     const usual = this.choice.latencyMs(id) ?? 0;
     // <=: the answer that set `since` was itself the last read; a later read, however soon, moves lastReadAt past it.
-    return Date.now() - since > Math.max(this.opts.silentMs, 4 * usual) && socket.lastReadAt <= since;
+    return turnNow() - since > Math.max(this.opts.silentMs, 4 * usual) && socket.lastReadAt <= since;
   }
 }
