@@ -10,7 +10,7 @@ import { Controller, Module, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { MessagePattern, Payload } from '@nestjs/microservices';
 import { lastValueFrom } from 'rxjs';
-import { P2PClient, P2PModule, P2PServer, P2PService } from 'nestjs-p2p';
+import { P2P_NODE, P2PClient, P2PModule, P2PServer, P2PService, type Peer } from 'nestjs-p2p';
 import type { PatternNodeSpec, PatternMode, PatternWindow } from './lib/pattern-requests.js';
 import { percentile } from './lib/stats.js';
 
@@ -80,10 +80,57 @@ async function window(mode: PatternMode, count: number, concurrency: number): Pr
   return { mode, concurrency, count, ms, p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies[latencies.length - 1] ?? NaN, cpuUsPerRequest: (cpu.user + cpu.system) / count };
 }
 
+/**
+ * What routing costs, apart from I/O: requests through the core (`request(peerId)` and `requestPattern`) with the
+ * connection's `request` stubbed (it keeps the observer, and every 64 requests all are answered at once), in a
+ * tight loop, ns per request, median of 10 rounds each, alternated. Deterministic where the windows are not: no
+ * socket, no other process, no timer; the difference is what a request to a pattern costs beyond one to a peer id.
+ */
+function routingCost(): { peerNs: number; patternNs: number } {
+  const node = app.get<Peer>(P2P_NODE);
+  // connection() is internal (stripped from the published types).
+  const socket = (node as unknown as { connection(id: string): { request: (...args: unknown[]) => () => void } }).connection(targets[0]!);
+  const original = socket.request;
+  const held: Array<{ next(v: unknown): void; complete(): void }> = [];
+  const noop = () => undefined;
+  socket.request = (...args: unknown[]) => {
+    held.push(args[4] as { next(v: unknown): void; complete(): void });
+    return noop;
+  };
+  const observer = { next: noop, error: (err: Error) => { throw err; }, complete: noop };
+  const options = { timeoutMs: 10_000, deadlineMs: 10_000 };
+  const run = (pattern: boolean, n: number) => {
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) {
+      if (pattern) node.requestPattern(PATTERN, payload, observer, options);
+      else node.request(targets[0]!, PATTERN, payload, observer, options);
+      if (held.length === 64) {
+        for (const o of held) (o.next(payload), o.complete());
+        held.length = 0;
+      }
+    }
+    return Number(process.hrtime.bigint() - t0) / n;
+  };
+  try {
+    for (let i = 0; i < 3; i++) (run(false, 50_000), run(true, 50_000));
+    const peer: number[] = [];
+    const pattern: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      if (i % 2) (pattern.push(run(true, 100_000)), peer.push(run(false, 100_000)));
+      else (peer.push(run(false, 100_000)), pattern.push(run(true, 100_000)));
+    }
+    const median = (v: number[]) => v.sort((a, b) => a - b)[v.length >> 1]!;
+    return { peerNs: median(peer), patternNs: median(pattern) };
+  } finally {
+    socket.request = original;
+  }
+}
+
 type Command =
   | { type: 'connect'; seq: number; targets: Array<{ id: string; address: string }> }
   | { type: 'window'; seq: number; mode: PatternMode; count: number; concurrency: number }
-  | { type: 'count'; seq: number };
+  | { type: 'count'; seq: number }
+  | { type: 'routing'; seq: number };
 
 process.on('message', (m: Command) => {
   const answer = (body: object) => process.send!({ ...body, type: 'answer', seq: m.seq });
@@ -108,8 +155,12 @@ process.on('message', (m: Command) => {
       }
       case 'window':
         return answer({ window: await window(m.mode, m.count, m.concurrency) });
-      case 'count':
-        return answer({ handled, id: service.id });
+      case 'routing':
+        return answer(routingCost());
+      case 'count': {
+        const cpu = process.cpuUsage();
+        return answer({ handled, id: service.id, cpuUs: cpu.user + cpu.system });
+      }
     }
   };
   run().catch((err: Error) => {

@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { message, stop } from './lib/ipc.js';
 import { floodTable, runFlood, type FloodRow } from './lib/flood.js';
 import { netcastTable, runNetcast, type NetcastRow } from './lib/netcast.js';
-import { patternTable, runPatternRequests, type FairnessRow, type PatternRow } from './lib/pattern-requests.js';
+import { patternTable, runPatternRequests, type FairnessRow, type PatternRow, type RoutingRow } from './lib/pattern-requests.js';
 import { propagationTable, runPropagation, type PropagationRow } from './lib/propagation.js';
 import { appliesTo, OPT_IN, scaled, SCENARIOS, type Scenario, type ScenarioName } from './lib/scenarios.js';
 import { spread, type Spread } from './lib/stats.js';
@@ -120,7 +120,7 @@ async function main(): Promise<void> {
   let netcast: { rows: NetcastRow[]; nodes: number } | undefined;
   let propagation: { rows: PropagationRow[]; nodes: number } | undefined;
   let flood: FloodRow[] | undefined;
-  let patterns: { rows: PatternRow[]; fairness: FairnessRow[] } | undefined;
+  let patterns: { rows: PatternRow[]; fairness: FairnessRow[]; routing: RoutingRow[] } | undefined;
   for (const scenario of scenarios) {
     if (scenario.name === 'pattern-requests') {
       // TLS (the default) unless --transports names only p2p-plain; both when it names both.
@@ -236,7 +236,7 @@ async function main(): Promise<void> {
   if (netcast?.rows.length) say('\n' + netcastTable(netcast.rows, netcast.nodes).join('\n'));
   if (propagation?.rows.length) say('\n' + propagationTable(propagation.rows, propagation.nodes).join('\n'));
   if (flood?.length) say('\n' + floodTable(flood).join('\n'));
-  if (patterns) say(patternTable(patterns.rows, patterns.fairness).join('\n'));
+  if (patterns) say(patternTable(patterns.rows, patterns.fairness, patterns.routing).join('\n'));
   if (ceiling) say(`\nNest's handler pipeline alone, no I/O: ${fmt(ceiling.median, 'msg/s')} events/s (median of ${runs}).`);
 }
 

@@ -36,6 +36,8 @@ export interface PatternWindow {
   cpuUsPerRequest: number;
   /** The longest round trip, µs. */
   max: number;
+  /** The handler's CPU time per request, µs (one handler: asked before and after the window). */
+  handlerCpuUs?: number;
 }
 
 /** One run's figures for one API (P2PService or P2PClient): ratios are medians over the run's pairs of windows. */
@@ -48,7 +50,13 @@ interface ApiSample {
   p50ManyRatio: number;
   peerCpuUs: number;
   patternCpuUs: number;
-  /** Every pair of windows at 64 in flight, peer then pattern: [req/s, p50 µs, p99 µs, max µs] each (in the JSON lines). */
+  /**
+   * Capacity: the CPU per request of client and handler together, peer ÷ pattern (what the two processes could do on
+   * cores of their own; unlike req/s it does not move with what else runs on the machine, which stalls windows by
+   * tens of ms).
+   */
+  cpuRatio: number;
+  /** Every pair of windows at 64 in flight, peer then pattern: [req/s, p50 µs, p99 µs, max µs, client and handler CPU µs/request] each (in the JSON lines). */
   pairs: Array<[number[], number[]]>;
 }
 
@@ -56,6 +64,12 @@ export interface PatternRow {
   tls: boolean;
   api: 'P2PService' | 'P2PClient';
   samples: ApiSample[];
+}
+
+export interface RoutingRow {
+  tls: boolean;
+  /** Per run: ns per request through the core with the connection stubbed, request(peerId) and requestPattern. */
+  samples: Array<{ peerNs: number; patternNs: number }>;
 }
 
 export interface FairnessRow {
@@ -104,19 +118,26 @@ async function network(script: string, tls: boolean, handlers: number, execArgv:
   return { client, servers };
 }
 
-const windowOf = async (client: Node, mode: PatternMode, count: number, concurrency: number) =>
-  (await client.ask<{ window: PatternWindow }>({ type: 'window', mode, count, concurrency })).window;
+const cpuOf = async (server: Node) => (await server.ask<{ cpuUs: number }>({ type: 'count' })).cpuUs;
+
+/** One window; with `server`, its CPU time over the window too (the IPC round trips around it cost a few µs). */
+async function windowOf(client: Node, mode: PatternMode, count: number, concurrency: number, server?: Node): Promise<PatternWindow> {
+  const before = server && (await cpuOf(server));
+  const w = (await client.ask<{ window: PatternWindow }>({ type: 'window', mode, count, concurrency })).window;
+  if (server) w.handlerCpuUs = ((await cpuOf(server)) - before!) / count;
+  return w;
+}
 
 /** Windows of `a` and `b` in pairs, each pair in the other order than the last (AB, BA, …), so that drift hits both alike. */
-async function pairs(client: Node, a: PatternMode, b: PatternMode, count: number, concurrency: number, rounds: number): Promise<Array<[PatternWindow, PatternWindow]>> {
+async function pairs(client: Node, a: PatternMode, b: PatternMode, count: number, concurrency: number, rounds: number, server?: Node): Promise<Array<[PatternWindow, PatternWindow]>> {
   const out: Array<[PatternWindow, PatternWindow]> = [];
   for (let r = 0; r < rounds; r++) {
     if (r % 2 === 0) {
-      const wa = await windowOf(client, a, count, concurrency);
-      out.push([wa, await windowOf(client, b, count, concurrency)]);
+      const wa = await windowOf(client, a, count, concurrency, server);
+      out.push([wa, await windowOf(client, b, count, concurrency, server)]);
     } else {
-      const wb = await windowOf(client, b, count, concurrency);
-      out.push([await windowOf(client, a, count, concurrency), wb]);
+      const wb = await windowOf(client, b, count, concurrency, server);
+      out.push([await windowOf(client, a, count, concurrency, server), wb]);
     }
   }
   return out;
@@ -127,11 +148,11 @@ const ROUNDS = 6;
 const rps = (w: PatternWindow) => w.count / (w.ms / 1000);
 const median = (values: number[]) => spread(values).median;
 
-async function apiSample(client: Node, peer: PatternMode, pattern: PatternMode, scenario: Scenario): Promise<ApiSample> {
+async function apiSample(client: Node, server: Node, peer: PatternMode, pattern: PatternMode, scenario: Scenario): Promise<ApiSample> {
   const many = Math.max(10, Math.round(scenario.measured / ROUNDS));
   const one = Math.max(10, Math.round(scenario.measured / 10 / ROUNDS));
   await pairs(client, peer, pattern, scenario.warmup, 64, 1);
-  const manyPairs = await pairs(client, peer, pattern, many, 64, ROUNDS);
+  const manyPairs = await pairs(client, peer, pattern, many, 64, ROUNDS, server);
   const onePairs = await pairs(client, peer, pattern, one, 1, ROUNDS);
   return {
     peerRps: median(manyPairs.map(([p]) => rps(p))),
@@ -141,26 +162,30 @@ async function apiSample(client: Node, peer: PatternMode, pattern: PatternMode, 
     p50ManyRatio: median(manyPairs.map(([p, q]) => q.p50 / p.p50)),
     peerCpuUs: median(manyPairs.map(([p]) => p.cpuUsPerRequest)),
     patternCpuUs: median(manyPairs.map(([, q]) => q.cpuUsPerRequest)),
-    pairs: manyPairs.map(([p, q]) => [p, q].map((w) => [Math.round(rps(w)), Math.round(w.p50), Math.round(w.p99), Math.round(w.max)]) as [number[], number[]]),
+    cpuRatio: median(manyPairs.map(([p, q]) => (p.cpuUsPerRequest + p.handlerCpuUs!) / (q.cpuUsPerRequest + q.handlerCpuUs!))),
+    pairs: manyPairs.map(([p, q]) => [p, q].map((w) => [Math.round(rps(w)), Math.round(w.p50), Math.round(w.p99), Math.round(w.max), +w.cpuUsPerRequest.toFixed(2), +w.handlerCpuUs!.toFixed(2)]) as [number[], number[]]),
   };
 }
 
 export async function runPatternRequests(
   scenario: Scenario,
   opts: { runs: number; script: string; execArgv: string[]; tls: boolean[]; say: (s?: string) => void },
-): Promise<{ rows: PatternRow[]; fairness: FairnessRow[]; lines: string[] }> {
+): Promise<{ rows: PatternRow[]; fairness: FairnessRow[]; routing: RoutingRow[]; lines: string[] }> {
   const rows: PatternRow[] = [];
   const fairness: FairnessRow[] = [];
+  const routing: RoutingRow[] = [];
   for (const tls of opts.tls) {
     rows.push({ tls, api: 'P2PService', samples: [] }, { tls, api: 'P2PClient', samples: [] });
     fairness.push({ tls, shares: [] });
+    routing.push({ tls, samples: [] });
   }
   for (let run = 0; run < opts.runs; run++) {
     for (const tls of opts.tls) {
       const one = await network(opts.script, tls, 1, opts.execArgv);
       try {
-        rows.find((r) => r.tls === tls && r.api === 'P2PService')!.samples.push(await apiSample(one.client, 'service-peer', 'service-pattern', scenario));
-        rows.find((r) => r.tls === tls && r.api === 'P2PClient')!.samples.push(await apiSample(one.client, 'client-peer', 'client-pattern', scenario));
+        rows.find((r) => r.tls === tls && r.api === 'P2PService')!.samples.push(await apiSample(one.client, one.servers[0]!, 'service-peer', 'service-pattern', scenario));
+        rows.find((r) => r.tls === tls && r.api === 'P2PClient')!.samples.push(await apiSample(one.client, one.servers[0]!, 'client-peer', 'client-pattern', scenario));
+        routing.find((r) => r.tls === tls)!.samples.push(await one.client.ask<{ peerNs: number; patternNs: number }>({ type: 'routing' }));
       } finally {
         await Promise.all([one.client, ...one.servers].map((n) => stop(n.child)));
       }
@@ -183,29 +208,37 @@ export async function runPatternRequests(
   const lines = [
     ...rows.map((r) => JSON.stringify({ date: new Date().toISOString(), scenario: 'pattern-requests', tls: r.tls, api: r.api, runs: r.samples })),
     ...fairness.map((f) => JSON.stringify({ date: new Date().toISOString(), scenario: 'pattern-requests-fairness', tls: f.tls, shares: f.shares })),
+    ...routing.map((r) => JSON.stringify({ date: new Date().toISOString(), scenario: 'pattern-requests-routing', tls: r.tls, runs: r.samples })),
   ];
-  return { rows, fairness, lines };
+  return { rows, fairness, routing, lines };
 }
 
 const fmtSpread = (s: Spread, digits = 2) => `${s.median.toFixed(digits)} [${s.min.toFixed(digits)}–${s.max.toFixed(digits)}]`;
 const fmtInt = (n: number) => Math.round(n).toLocaleString('en-US');
 
 /** The figures as a Markdown table: pattern ÷ peer per run, median [min–max] over runs. */
-export function patternTable(rows: PatternRow[], fairness: FairnessRow[]): string[] {
+export function patternTable(rows: PatternRow[], fairness: FairnessRow[], routing: RoutingRow[] = []): string[] {
   const out = [
     '',
     'Requests to a pattern whose handler is a neighbour ÷ request(peerId) to the same node, same processes (targets: throughput ≥ 0.9×, p50 ≤ 1.1×)',
     '',
-    '| transport | API | req/s, 64 in flight: peer → pattern | throughput ratio | p50 ratio, 1 in flight | p50 ratio, 64 in flight | client CPU µs/request: peer → pattern |',
-    '|---|---|---:|---:|---:|---:|---:|',
+    '| transport | API | req/s, 64 in flight: peer → pattern | throughput ratio | capacity ratio (CPU) | p50 ratio, 1 in flight | p50 ratio, 64 in flight | client CPU µs/request: peer → pattern |',
+    '|---|---|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of rows) {
     if (r.samples.length === 0) continue;
     const m = (f: (s: ApiSample) => number) => spread(r.samples.map(f));
     out.push(
       `| ${r.tls ? 'TLS' : 'plaintext'} | ${r.api} | ${fmtInt(m((s) => s.peerRps).median)} → ${fmtInt(m((s) => s.patternRps).median)} | ` +
-        `${fmtSpread(m((s) => s.rpsRatio))}× | ${fmtSpread(m((s) => s.p50OneRatio))}× | ${fmtSpread(m((s) => s.p50ManyRatio))}× | ${m((s) => s.peerCpuUs).median.toFixed(1)} → ${m((s) => s.patternCpuUs).median.toFixed(1)} |`,
+        `${fmtSpread(m((s) => s.rpsRatio))}× | ${fmtSpread(m((s) => s.cpuRatio))}× | ${fmtSpread(m((s) => s.p50OneRatio))}× | ${fmtSpread(m((s) => s.p50ManyRatio))}× | ${m((s) => s.peerCpuUs).median.toFixed(1)} → ${m((s) => s.patternCpuUs).median.toFixed(1)} |`,
     );
+  }
+  out.push('', 'Routing alone (the connection stubbed, no I/O; client process): ns per request, request(peerId) → requestPattern', '');
+  for (const r of routing) {
+    if (r.samples.length === 0) continue;
+    const peer = spread(r.samples.map((s) => s.peerNs));
+    const pattern = spread(r.samples.map((s) => s.patternNs));
+    out.push(`  ${r.tls ? 'TLS' : 'plaintext'}: ${peer.median.toFixed(0)} → ${pattern.median.toFixed(0)} ns (runs: ${r.samples.map((s) => `${s.peerNs.toFixed(0)} → ${s.patternNs.toFixed(0)}`).join(', ')})`);
   }
   out.push('', 'Three handlers, 64 in flight: each handler\'s share ÷ the mean share (bound: none above 1.5)', '');
   for (const f of fairness) {
