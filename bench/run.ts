@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { message, stop } from './lib/ipc.js';
 import { floodTable, runFlood, type FloodRow } from './lib/flood.js';
 import { netcastTable, runNetcast, type NetcastRow } from './lib/netcast.js';
+import { patternTable, runPatternRequests, type FairnessRow, type PatternRow, type RoutingRow } from './lib/pattern-requests.js';
 import { propagationTable, runPropagation, type PropagationRow } from './lib/propagation.js';
 import { appliesTo, OPT_IN, scaled, SCENARIOS, type Scenario, type ScenarioName } from './lib/scenarios.js';
 import { spread, type Spread } from './lib/stats.js';
@@ -34,6 +35,8 @@ if (args.help) {
       'netcast (network broadcast in an 8-node mesh, signed vs unsigned) ignores --transports: it has its own two rows\n' +
       'throwaway-flood (issue 22: broadcasts from throwaway keys through one link into an 8-node TLS mesh; honest request\n' +
       '  round trips idle vs during the flood) ignores --transports and runs only when named: --scenarios throwaway-flood\n' +
+      'pattern-requests (issue 24: requestPattern to a neighbour handler ÷ request(peerId), P2PService and P2PClient; shares of\n' +
+      '  three handlers) runs only when named; TLS, or plaintext with --transports p2p-plain (both: p2p-plain,p2p-tls)\n' +
       'propagation (network broadcast in a 16-node TLS mesh: time to reach every node, repair on and off, healthy and with\n' +
       '  2 frozen or 2 dropping relays; repair traffic) ignores --transports and runs only when named: --scenarios propagation\n',
   );
@@ -117,7 +120,16 @@ async function main(): Promise<void> {
   let netcast: { rows: NetcastRow[]; nodes: number } | undefined;
   let propagation: { rows: PropagationRow[]; nodes: number } | undefined;
   let flood: FloodRow[] | undefined;
+  let patterns: { rows: PatternRow[]; fairness: FairnessRow[]; routing: RoutingRow[] } | undefined;
   for (const scenario of scenarios) {
+    if (scenario.name === 'pattern-requests') {
+      // TLS (the default) unless --transports names only p2p-plain; both when it names both.
+      const tls = [transports.includes('p2p-tls') || !transports.includes('p2p-plain') ? [true] : [], transports.includes('p2p-plain') ? [false] : []].flat();
+      const r = await runPatternRequests(scenario, { runs, script: here('./pattern-node.js'), execArgv, tls, say });
+      lines.push(...r.lines);
+      patterns = r;
+      continue;
+    }
     if (scenario.name === 'throwaway-flood') {
       const r = await runFlood(scenario, { runs, nodeScript: here('./flood-node.js'), attackerScript: here('./flood-attacker.js'), execArgv, machine, say });
       lines.push(...r.lines);
@@ -224,6 +236,7 @@ async function main(): Promise<void> {
   if (netcast?.rows.length) say('\n' + netcastTable(netcast.rows, netcast.nodes).join('\n'));
   if (propagation?.rows.length) say('\n' + propagationTable(propagation.rows, propagation.nodes).join('\n'));
   if (flood?.length) say('\n' + floodTable(flood).join('\n'));
+  if (patterns) say(patternTable(patterns.rows, patterns.fairness, patterns.routing).join('\n'));
   if (ceiling) say(`\nNest's handler pipeline alone, no I/O: ${fmt(ceiling.median, 'msg/s')} events/s (median of ${runs}).`);
 }
 

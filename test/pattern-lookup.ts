@@ -8,7 +8,7 @@ import type { HandlerInfo, HandlerLookup } from '../src/node/pattern-requests.js
  */
 export class HandlerTable {
   private readonly rows: Array<{ pattern: string; node: Peer }> = [];
-  private readonly listeners = new Set<() => void>();
+  private readonly listeners = new Set<(change?: { id: string; change: 'added' | 'replaced' | 'removed' }) => void>();
 
   /** `node` handles `pattern` (exact, or a NATS-style wildcard). */
   add(pattern: string, node: Peer): void {
@@ -16,10 +16,10 @@ export class HandlerTable {
     for (const listener of [...this.listeners]) listener();
   }
 
-  /** `node` no longer handles anything. */
+  /** `node` no longer handles anything (its record is gone, as the directory says of a node that left). */
   remove(node: Peer): void {
     for (let i = this.rows.length - 1; i >= 0; i--) if (this.rows[i]!.node === node) this.rows.splice(i, 1);
-    for (const listener of [...this.listeners]) listener();
+    for (const listener of [...this.listeners]) listener({ id: node.id, change: 'removed' });
   }
 
   /** The lookup as `viewer` sees it (itself flagged `self`). */

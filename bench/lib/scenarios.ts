@@ -1,5 +1,5 @@
 /** The benchmark's scenarios. Counts are messages (or requests) after the warm-up. */
-export type ScenarioName = 'events' | 'bulk' | 'req1' | 'req64' | 'broadcast' | 'memory' | 'netcast' | 'propagation' | 'throwaway-flood';
+export type ScenarioName = 'events' | 'bulk' | 'req1' | 'req64' | 'broadcast' | 'memory' | 'netcast' | 'propagation' | 'throwaway-flood' | 'pattern-requests';
 
 export interface Scenario {
   name: ScenarioName;
@@ -70,14 +70,27 @@ export const SCENARIOS: Record<ScenarioName, Scenario> = {
     fanout: 8,
     intervalMs: 3_000,
   },
+  // Issue 24's request figures (lib/pattern-requests.ts): requests to a pattern whose handler is a neighbour ÷
+  // request(peerId) to the same node, Nest apps one per process; `measured` requests per window at 64 in flight
+  // (a tenth at 1 in flight), and one window of `measured` over three handlers for the shares.
+  'pattern-requests': {
+    name: 'pattern-requests',
+    title: 'requests to a pattern vs to a peer id, neighbour handler',
+    unit: 'req/s',
+    payloadBytes: 64,
+    binary: false,
+    warmup: 5_000,
+    measured: 60_000,
+    concurrency: 64,
+  },
 };
 
-/** Scenarios left out of a run without --scenarios: they take minutes and measure no transport (propagation about 7 min at 3 runs, throwaway-flood about 1.5). */
-export const OPT_IN: readonly ScenarioName[] = ['propagation', 'throwaway-flood'];
+/** Scenarios left out of a run without --scenarios: they take minutes and measure no transport (propagation about 7 min at 3 runs, throwaway-flood about 1.5, pattern-requests about 2). */
+export const OPT_IN: readonly ScenarioName[] = ['propagation', 'throwaway-flood', 'pattern-requests'];
 
 /** Transports a scenario applies to: the memory scenario needs a transport that can stall its reader; netcast and propagation run apart. */
 export function appliesTo(scenario: Scenario, transport: string): boolean {
-  if (scenario.name === 'netcast' || scenario.name === 'propagation' || scenario.name === 'throwaway-flood') return false;
+  if (scenario.name === 'netcast' || scenario.name === 'propagation' || scenario.name === 'throwaway-flood' || scenario.name === 'pattern-requests') return false;
   return scenario.name !== 'memory' || transport === 'p2p-plain' || transport === 'p2p-tls';
 }
 

@@ -11,7 +11,7 @@ import { decodePayload, encodePayload, type Message } from '../wire/codec.js';
 import { Encoding, FLAG_REQUEST, FLAG_WRAPPED } from '../wire/constants.js';
 import { withMetadata, type Metadata } from '../wire/metadata.js';
 import type { MetricsSink, RequestOutcome } from './metrics.js';
-import { PendingRequests, type PendingRequest } from './pending-requests.js';
+import { PendingRequests, type PendingRequest, type RequestObserver } from './pending-requests.js';
 
 /** What outgoing requests need from their connection. */
 export interface RequestsHost {
@@ -23,8 +23,7 @@ export interface RequestsHost {
   log(level: 'debug', message: string): void;
 }
 
-/** Who hears a request's reply values and its end. */
-export type RequestObserver = Pick<PendingRequest, 'next' | 'error' | 'complete'>;
+export type { RequestObserver };
 
 export class OutgoingRequests {
   private readonly pending = new PendingRequests();
@@ -35,7 +34,11 @@ export class OutgoingRequests {
     return this.pending.size;
   }
 
-  /** Sends a request (throws as writeFrame does); returns a function that cancels it, after which late replies are ignored. */
+  /**
+   * Sends a request (throws as writeFrame does); returns a function that cancels it, after which late replies are ignored.
+   * `timeoutMs` is the longest wait for each reply value; `firstMs`, when given, for the first one instead (a request to a
+   * pattern that spent part of its timeout finding and dialing a handler has only the rest of it left).
+   */
   send(
     pattern: string,
     topic: Buffer,
@@ -44,9 +47,10 @@ export class OutgoingRequests {
     observer: RequestObserver,
     deadlineMs?: number,
     metadata?: Metadata,
+    firstMs?: number,
   ): () => void {
     const { encoding, bytes } = encodePayload(data);
-    const entry: PendingRequest = { pattern, timeoutMs, timer: undefined, ...this.measured(pattern, observer) };
+    const entry: PendingRequest = { pattern, timeoutMs, timer: undefined, observer: this.measured(pattern, observer) };
     const nonce = this.pending.add(entry);
     try {
       this.host.writeFrame(FLAG_WRAPPED | FLAG_REQUEST | encoding, nonce, withMetadata(topic, metadata), bytes);
@@ -54,10 +58,10 @@ export class OutgoingRequests {
       this.pending.take(nonce);
       throw err;
     }
-    this.armTimeout(nonce, entry);
+    this.armTimeout(nonce, entry, firstMs);
     if (deadlineMs !== undefined) {
       entry.deadline = setTimeout(() => {
-        if (this.pending.take(nonce)) entry.error(new P2PTimeoutError(pattern, deadlineMs, this.host.ref(), true));
+        if (this.pending.take(nonce)) entry.observer.error(new P2PTimeoutError(pattern, deadlineMs, this.host.ref(), true));
       }, deadlineMs);
     }
     return () => void this.pending.take(nonce);
@@ -73,14 +77,14 @@ export class OutgoingRequests {
     }
     if (message.error) {
       this.pending.take(message.nonce);
-      entry.error(new P2PRemoteError(decodePayload(Encoding.Json, message.payload), this.host.ref()));
+      entry.observer.error(new P2PRemoteError(decodePayload(Encoding.Json, message.payload), this.host.ref()));
       return;
     }
     const bareEnd = message.end && message.encoding === Encoding.Binary && message.payload.length === 0;
     if (message.end) this.pending.take(message.nonce);
     else this.armTimeout(message.nonce, entry);
-    if (!bareEnd) entry.next(decodePayload(message.encoding, message.payload));
-    if (message.end) entry.complete();
+    if (!bareEnd) entry.observer.next(decodePayload(message.encoding, message.payload));
+    if (message.end) entry.observer.complete();
   }
 
   /** The connection closed (`reason`): every request still waiting fails with P2PConnectionClosedError. */
@@ -109,10 +113,10 @@ export class OutgoingRequests {
     };
   }
 
-  private armTimeout(nonce: number, entry: PendingRequest): void {
+  private armTimeout(nonce: number, entry: PendingRequest, ms = entry.timeoutMs): void {
     clearTimeout(entry.timer);
     entry.timer = setTimeout(() => {
-      if (this.pending.take(nonce)) entry.error(new P2PTimeoutError(entry.pattern, entry.timeoutMs, this.host.ref()));
-    }, entry.timeoutMs);
+      if (this.pending.take(nonce)) entry.observer.error(new P2PTimeoutError(entry.pattern, ms, this.host.ref()));
+    }, ms);
   }
 }

@@ -1,15 +1,21 @@
 import { MAX_NONCE } from '../wire/constants.js';
 
-/** Callbacks of one outstanding request; the reply stream may carry several values. */
+/** Who hears a request's reply values and its end. */
+export interface RequestObserver {
+  next(value: unknown): void;
+  error(err: Error): void;
+  complete(): void;
+}
+
+/** One outstanding request; the reply stream may carry several values. */
 export interface PendingRequest {
   pattern: string;
   timeoutMs: number;
   timer: NodeJS.Timeout | undefined;
   /** The total deadline, when the caller set one: a stream of values cannot hold the request open past it. */
   deadline?: NodeJS.Timeout;
-  next(value: unknown): void;
-  error(err: Error): void;
-  complete(): void;
+  /** Held by reference, not copied: an observer may be a class instance whose callbacks are prototype methods. */
+  observer: RequestObserver;
 }
 
 /**
@@ -58,7 +64,7 @@ export class PendingRequests {
       clearTimeout(request.deadline);
     }
     this.byNonce.clear();
-    for (const request of all) request.error(makeError(request));
+    for (const request of all) request.observer.error(makeError(request));
   }
 
   /** For tests: start numbering after `nonce`. */

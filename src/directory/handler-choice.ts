@@ -8,8 +8,11 @@
  *
  * A handler whose request timed out or whose connection failed is not chosen again until a
  * later request to it is answered: after `retryAfterMs` (doubling per failed retry, up to
- * `maxRetryMs`) one request at a time probes it. When every handler is failing, the one that
- * has failed longest is still chosen rather than none: a guess is no reason to refuse a request.
+ * `maxRetryMs`) one request at a time probes it. When every handler is failing, the one whose
+ * pause ends first is still chosen rather than none (a guess is no reason to refuse a request):
+ * its pause is the shortest left because it failed fewest times in a row, or longest ago, so it
+ * is the one the choice trusts most and would probe next anyway. (Not the one that failed first:
+ * after many failures its pause is long because it has kept failing.)
  *
  * An error reply is an answer (the handler is alive), but a handler that answers nothing but
  * errors answers fast, so would draw most requests: after CONSECUTIVE_ERRORS error replies in a
@@ -17,8 +20,12 @@
  * (Envoy's consecutive-errors outlier ejection).
  */
 
-/** What the choice knows of one handler. */
-interface HandlerStats {
+/**
+ * What the choice knows of one handler. A request holds its handler's entry from `start` to its
+ * end, so that its reply and end cost no lookup; an entry with requests in flight is never dropped.
+ * @internal
+ */
+export interface HandlerStats {
   /** Smoothed time to the first reply, ms; undefined until one is measured. */
   ewmaMs: number | undefined;
   /** Requests this node has sent it that have not ended. */
@@ -34,6 +41,8 @@ interface HandlerStats {
   /** When it last answered, or when a request was sent it while none was in flight: a handler with requests in flight that has said nothing since is getting slow, or silent. */
   since: number;
   lastUsed: number;
+  /** Its record has gone (forget) while requests were in flight: dropped when the last ends. */
+  gone: boolean;
 }
 
 export interface HandlerChoiceOptions {
@@ -76,7 +85,7 @@ export class HandlerChoice {
     if (candidates.length <= 1) return candidates[0];
     const now = this.now();
     const usable = candidates.filter((id) => this.usable(id, now) && !avoid(id));
-    if (usable.length === 0) return this.leastRecentlyFailed(candidates, avoid);
+    if (usable.length === 0) return this.nearestRetry(candidates, avoid);
     if (usable.length === 1) return usable[0];
     const a = Math.floor(this.random() * usable.length);
     let b = Math.floor(this.random() * (usable.length - 1));
@@ -85,24 +94,29 @@ export class HandlerChoice {
     return this.cost(usable[b]!, fallback) < this.cost(usable[a]!, fallback) ? usable[b] : usable[a];
   }
 
-  /** A request is on its way to `id` (a failing handler chosen now is being probed). */
-  started(id: string): void {
+  /** A request is on its way to `id` (a failing handler chosen now is being probed); returns its entry, for the request's reply and end. */
+  started(id: string, now = this.now()): HandlerStats {
     const s = this.entry(id);
-    const now = this.now();
     if (s.inFlight === 0) s.since = now;
     s.inFlight++;
     s.lastUsed = now;
+    s.gone = false;
     if (s.failures > 0) s.probing = true;
+    return s;
   }
 
   /** `id` answered (a value, an end or, `error`, a handler error) `ms` after the request was sent: it is alive, and healthy unless its answers are only errors. */
   replied(id: string, ms: number, error = false): void {
-    const s = this.entry(id);
+    this.repliedOn(this.entry(id), ms, error);
+  }
+
+  /** replied(), on the entry started() returned. */
+  repliedOn(s: HandlerStats, ms: number, error = false, now = this.now()): void {
     s.ewmaMs = s.ewmaMs === undefined ? ms : s.ewmaMs + ALPHA * (ms - s.ewmaMs);
-    s.since = this.now();
+    s.since = now;
     if (error) {
       s.errors++;
-      if (s.errors >= CONSECUTIVE_ERRORS) return this.failed(id);
+      if (s.errors >= CONSECUTIVE_ERRORS) return this.failedOn(s, now);
     } else s.errors = 0;
     s.failures = 0;
     s.blockedUntil = 0;
@@ -111,18 +125,34 @@ export class HandlerChoice {
 
   /** A request to `id` timed out or its connection failed: not chosen again until it answers. */
   failed(id: string): void {
-    const s = this.entry(id);
+    this.failedOn(this.entry(id));
+  }
+
+  /**
+   * failed(), on the entry started() returned. A failure while it is already paused and not
+   * being probed is a request sent before the pause (a frozen handler fails every request it had
+   * in flight, one after another): the same outage, so it does not double the pause again.
+   */
+  failedOn(s: HandlerStats, now = this.now()): void {
+    if (s.failures > 0 && !s.probing && now < s.blockedUntil) return;
     s.failures++;
     s.probing = false;
-    s.blockedUntil = this.now() + Math.min(this.maxRetryMs, this.retryAfterMs * 2 ** Math.min(s.failures - 1, 20));
+    s.blockedUntil = now + Math.min(this.maxRetryMs, this.retryAfterMs * 2 ** Math.min(s.failures - 1, 20));
   }
 
   /** A request to `id` has ended, however. */
   ended(id: string): void {
     const s = this.stats.get(id);
-    if (!s) return;
+    if (s) this.endedOn(id, s);
+  }
+
+  /** ended(), on the entry started() returned; `now`: when (it was last used then). */
+  endedOn(id: string, s: HandlerStats, now?: number): void {
     s.inFlight = Math.max(0, s.inFlight - 1);
-    if (s.failures > 0 && s.inFlight === 0) s.probing = false;
+    if (now !== undefined) s.lastUsed = now;
+    if (s.inFlight > 0) return;
+    if (s.failures > 0) s.probing = false;
+    if (s.gone && this.stats.get(id) === s) this.stats.delete(id);
   }
 
   /** Whether `id` is failing now (for diagnostics). */
@@ -146,9 +176,17 @@ export class HandlerChoice {
     return this.stats.get(id)?.ewmaMs;
   }
 
-  /** Forgets a handler (it left the network). */
+  /** When a request last went to `id` or, if later, last ended there (Date.now()); undefined when not tracked. */
+  lastUsed(id: string): number | undefined {
+    return this.stats.get(id)?.lastUsed;
+  }
+
+  /** Forgets a handler (its record has gone: it left the network, or its record expired); at once, or when its last request in flight ends. */
   forget(id: string): void {
-    if (this.stats.get(id)?.inFlight === 0) this.stats.delete(id);
+    const s = this.stats.get(id);
+    if (!s) return;
+    if (s.inFlight === 0) this.stats.delete(id);
+    else s.gone = true;
   }
 
   private usable(id: string, now: number): boolean {
@@ -157,15 +195,22 @@ export class HandlerChoice {
     return !s.probing && now >= s.blockedUntil;
   }
 
-  /** Every candidate is failing or avoided: the one blocked earliest, preferring one not avoided. */
-  private leastRecentlyFailed(candidates: readonly string[], avoid: (id: string) => boolean): string | undefined {
+  /**
+   * Every candidate is failing or avoided: the one whose pause ends first (see the class comment:
+   * the fewest failures in a row, or the oldest), preferring one not avoided; on a tie, the fewer failures.
+   */
+  private nearestRetry(candidates: readonly string[], avoid: (id: string) => boolean): string | undefined {
     let best: string | undefined;
     let bestKey = Infinity;
+    let bestFailures = Infinity;
     for (const id of candidates) {
-      const key = (this.stats.get(id)?.blockedUntil ?? 0) + (avoid(id) ? 1e15 : 0);
-      if (key < bestKey) {
+      const s = this.stats.get(id);
+      const key = (s?.blockedUntil ?? 0) + (avoid(id) ? 1e15 : 0);
+      const failures = s?.failures ?? 0;
+      if (key < bestKey || (key === bestKey && failures < bestFailures)) {
         best = id;
         bestKey = key;
+        bestFailures = failures;
       }
     }
     return best;
@@ -194,7 +239,7 @@ export class HandlerChoice {
     let s = this.stats.get(id);
     if (!s) {
       if (this.stats.size >= this.maxTracked) this.evictIdle();
-      s = { ewmaMs: undefined, inFlight: 0, failures: 0, errors: 0, blockedUntil: 0, probing: false, lastUsed: this.now(), since: 0 };
+      s = { ewmaMs: undefined, inFlight: 0, failures: 0, errors: 0, blockedUntil: 0, probing: false, lastUsed: this.now(), since: 0, gone: false };
       this.stats.set(id, s);
     }
     return s;

@@ -98,6 +98,61 @@ describe('HandlerChoice (power of two choices by cost)', () => {
     expect(choice.choose(['x', 'y'])).toBe('x');
   });
 
+  it('when every handler is failing, chooses the one whose pause ends first: fewer failures in a row beat an older first failure', () => {
+    let now = 0;
+    const choice = new HandlerChoice({ retryAfterMs: 1_000, now: () => now, random: seeded(9) });
+    // 'old' failed first and has kept failing, each time its pause ended (probed): at 0, 1, 3 and 7 s; its pause is now 8 s, to 15 s.
+    for (const at of [0, 1_000, 3_000, 7_000]) {
+      now = at;
+      choice.started('old');
+      choice.failed('old');
+      choice.ended('old');
+    }
+    // 'recent' failed once, at t = 10 s: its pause ends at t = 11 s.
+    now = 10_000;
+    choice.failed('recent');
+    now = 10_500;
+    expect(choice.choose(['old', 'recent'])).toBe('recent');
+    // Equal pauses: the one with fewer failures in a row.
+    const tie = new HandlerChoice({ retryAfterMs: 1_000, maxRetryMs: 1_000, now: () => 0 });
+    tie.failed('twice');
+    tie.started('twice'); // probed, and failed again
+    tie.failed('twice');
+    tie.ended('twice');
+    tie.failed('once');
+    expect(tie.choose(['twice', 'once'])).toBe('once');
+  });
+
+  it('forgets a handler whose record is gone: at once when idle, else when its last request in flight ends', () => {
+    const choice = new HandlerChoice();
+    choice.replied('idle', 3);
+    choice.forget('idle');
+    expect(choice.latencyMs('idle')).toBeUndefined();
+    const s = choice.started('busy');
+    choice.repliedOn(s, 4);
+    choice.forget('busy');
+    expect(choice.inFlight('busy')).toBe(1);
+    choice.endedOn('busy', s);
+    expect(choice.latencyMs('busy')).toBeUndefined();
+    expect(choice.lastUsed('busy')).toBeUndefined();
+  });
+
+  it('counts the failures of requests sent before a pause as one outage: the pause doubles per failed probe, not per request', () => {
+    let now = 0;
+    const choice = new HandlerChoice({ retryAfterMs: 1_000, now: () => now, random: seeded(2) });
+    // 8 requests in flight to a handler that froze: they time out one after another.
+    for (let i = 0; i < 8; i++) choice.started('frozen');
+    for (let i = 0; i < 8; i++, now += 10) {
+      choice.failed('frozen');
+      choice.ended('frozen');
+    }
+    // Paused for 1 s from the first timeout (before: 2^7 s, capped at 30 s): probed at 1 s.
+    now = 1_000;
+    expect(choice.choose(['frozen', 'other'], () => false)).toBeDefined();
+    const probed = Array.from({ length: 50 }, () => choice.choose(['frozen', 'other'])).includes('frozen');
+    expect(probed).toBe(true);
+  });
+
   it('keeps its memory bounded', () => {
     const choice = new HandlerChoice({ maxTracked: 100 });
     for (let i = 0; i < 10_000; i++) choice.replied(`id${i}`, 1);

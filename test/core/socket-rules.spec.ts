@@ -20,7 +20,7 @@ let tls = true;
 const startPeers: typeof startAny = (count, options = {}) => startAny(count, { tls, ...options });
 
 function entry(): PendingRequest {
-  return { pattern: 'p', timeoutMs: 1, timer: undefined, next() {}, error() {}, complete() {} };
+  return { pattern: 'p', timeoutMs: 1, timer: undefined, observer: { next() {}, error() {}, complete() {} } };
 }
 
 describe('request nonces', () => {

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Peer } from '../../src/node/peer.js';
 import type { InboundHandler, RequestOptions } from '../../src/node/peer.js';
@@ -203,6 +204,50 @@ describe.each(MODES)('requests to a pattern between core nodes ($mode)', ({ tls 
     table.add('math.*', b);
     const replies = await Promise.all(Array.from({ length: 10 }, () => ask(client, 'math.sum', [1], { timeoutMs: 2_000 })));
     for (const [reply] of replies) expect((reply as { by: string }).by).toBe(b.id);
+  });
+
+  it('the timeout bounds the whole request: a slow dial then a slow reply fails at timeoutMs, not at the sum of both', async () => {
+    // The handler answers 700 ms after a request; its address is a proxy that waits 600 ms before it connects through.
+    const slow: InboundHandler = { onEvent: () => undefined, onRequest: (_p, _t, data, reply) => void setTimeout(() => (reply.next(data), reply.complete()), 700) };
+    const [handler, client] = [await node(() => slow), await node()];
+    const [host, port] = handler.address()!.split(':') as [string, string];
+    const proxy = net.createServer((inbound) => {
+      inbound.pause();
+      setTimeout(() => {
+        const outbound = net.connect(Number(port), host, () => inbound.resume());
+        inbound.pipe(outbound).pipe(inbound);
+        const end = () => (inbound.destroy(), outbound.destroy());
+        inbound.on('error', end).on('close', end);
+        outbound.on('error', end).on('close', end);
+      }, 600);
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    try {
+      const at = `127.0.0.1:${(proxy.address() as net.AddressInfo).port}`;
+      client.setHandlerLookup({ handlers: () => [{ id: handler.id, address: at, self: false }], onChange: () => () => undefined });
+      const started = Date.now();
+      const err = await ask(client, 'slow', 'x', { timeoutMs: 1_000 }).catch((e: unknown) => e);
+      const took = Date.now() - started;
+      // Before: dialed at 600 ms, then a full 1 000 ms for the reply: answered after about 1 300 ms.
+      expect(err).toBeInstanceOf(P2PTimeoutError);
+      expect(took).toBeGreaterThanOrEqual(950);
+      expect(took).toBeLessThan(1_250);
+    } finally {
+      proxy.close();
+    }
+  });
+
+  it('a handler whose record goes is forgotten by the choice (once its requests end)', async () => {
+    const [a, b, client] = [await node(mathHandler), await node(mathHandler), await node()];
+    const table = new HandlerTable();
+    table.add('math.*', a);
+    table.add('math.*', b);
+    table.attach(a, b, client);
+    await Promise.all(Array.from({ length: 20 }, (_, i) => ask(client, 'math.sum', [i])));
+    expect(client.patternRouting.choice.latencyMs(b.id)).toBeDefined();
+    table.remove(b);
+    expect(client.patternRouting.choice.latencyMs(b.id)).toBeUndefined();
+    expect(client.patternRouting.choice.latencyMs(a.id)).toBeDefined();
   });
 
   it('metrics: requests by chosen handler, P2P_NO_HANDLER errors by pattern', async () => {
