@@ -91,6 +91,9 @@ export class Peer extends EventEmitter {
       {
         ...common,
         pendingOutbound: () => this.dials.pendingOutbound(),
+        isOwnChoice: (id) => this.discovery.isOwnChoice(id),
+        isVouched: (id) => this.discovery.isVouched(id),
+        hasOwnChoice: () => this.discovery.hasOwnChoice(),
         isConfigured: (id) => this.persistent.has(id),
         connect: (address) => this.connect(address),
         emit: (event) => this.emit('peer', event),
