@@ -52,6 +52,13 @@ export interface DiscoveryOptions {
 export const VIEW_RECENT_MS = 5 * 60_000;
 /** Connections a node makes even when its topology needs fewer (a full mesh up to 9 nodes): the 8 of the degree bound max(8, 2·⌈log3 N⌉ + 2). */
 export const MIN_DEGREE = 8;
+/**
+ * How an inbound neighbour counts toward the share of inbound connections not of a node's choosing (issue 22, eclipse):
+ * 'own' (configured, or the member its topology would choose in its third), 'vouched' (one of its outbound neighbours
+ * names it: counted on neither side), 'unchosen'.
+ */
+export type InboundStanding = 'own' | 'vouched' | 'unchosen';
+
 /** Failed redials after which a proven peer's address may be challenged by a candidate (it may have moved). */
 const MOVED_AFTER_FAILURES = 2;
 
@@ -71,6 +78,12 @@ export class Discovery {
   private readonly dialed = new Set<string>();
   /** What each neighbour's last peer exchange said it is connected to (sorted ids), for choosing proxies. */
   private readonly theirs = new Map<string, string[]>();
+  /**
+   * Inbound neighbours that stood better than 'unchosen' while connected: they keep it until they disconnect. Else a
+   * neighbour's next peer exchange (vouched no more) or a new id (the facing member moves) turned one unchosen again,
+   * and the node kept dialing for the share and letting go as it changed back (test/netns/emulate.spec.ts).
+   */
+  private readonly standing = new Map<string, InboundStanding>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -172,6 +185,15 @@ export class Discovery {
     return false;
   }
 
+  /** How inbound peer `id` counts toward the share (InboundStanding); a connected one keeps the best standing it had. */
+  inboundStanding(id: string): InboundStanding {
+    const was = this.standing.get(id);
+    if (was === 'own') return was;
+    const now: InboundStanding = this.host.isConfigured(id) || this.isOwnChoice(id) ? 'own' : this.isVouched(id) ? 'vouched' : (was ?? 'unchosen');
+    if (now !== 'unchosen' && this.host.connections().get(id)?.isOpen) this.standing.set(id, now);
+    return now;
+  }
+
   /**
    * Whether this node could dial a peer of its own choosing now instead of taking one more inbound
    * connection: peer exchange is on, and it knows a peer (proven or candidate) it is not connected to,
@@ -201,6 +223,7 @@ export class Discovery {
     this.book.disconnected(id, refusedFull);
     this.dialed.delete(id);
     this.theirs.delete(id);
+    this.standing.delete(id);
     this.fill();
   }
 
@@ -307,10 +330,16 @@ export class Discovery {
     const floor = Math.min(MIN_DEGREE, this.options.maxPeers);
     // As admission counts them (src/node/connections.ts): inbound ones vouched for by an outbound neighbour on neither side.
     const chosen = new Set(plan.chosen);
-    const ownIn = (ids: string[]) => ids.filter((id) => chosen.has(id) || this.host.isConfigured(id)).length;
-    const unchosen = (ids: string[]) => ids.filter((id) => !chosen.has(id) && !this.host.isConfigured(id) && !this.isVouched(id)).length;
-    const reserve = 2 * unchosen(inbound) - (outbound.length + this.dialing.size + ownIn(inbound));
-    const short = Math.min(room, Math.max(floor - inbound.length - outbound.length - this.dialing.size, reserve), this.options.maxPeers - connections.size - this.dialing.size);
+    for (const id of chosen) this.standing.set(id, 'own');
+    const standing = (id: string) => (chosen.has(id) ? 'own' : this.inboundStanding(id));
+    const ownIn = (ids: string[]) => ids.filter((id) => standing(id) === 'own').length;
+    const unchosen = (ids: string[]) => ids.filter((id) => standing(id) === 'unchosen').length;
+    // Only while as many places as it has needs stay free (as planTopology's own choices beside inbound ones): dials for
+    // the share filled every place, the nodes that needed this one were refused at maxPeers, and a 30-node network at
+    // maxPeers 10 never settled (test/netns/emulate.spec.ts). Admission holds the share meanwhile.
+    const degree = inbound.length + outbound.length + this.dialing.size;
+    const reserve = Math.min(2 * unchosen(inbound) - (outbound.length + this.dialing.size + ownIn(inbound)), state.maxDegree - plan.needs - degree);
+    const short = Math.min(room, Math.max(floor - degree, reserve), this.options.maxPeers - connections.size - this.dialing.size);
     if (short > 0) {
       const proven = this.book.due(short, skip);
       for (const known of proven) this.dial(known, () => this.book.failed(known.id));

@@ -1,7 +1,7 @@
 import type { P2PSocket } from '../connection/socket.js';
 import type { P2PLogger, PeerEvent } from '../common/types.js';
 import type { DialOutcome } from '../discovery/reconnect.js';
-import { MIN_DEGREE } from '../discovery/discovery.js';
+import { MIN_DEGREE, type InboundStanding } from '../discovery/discovery.js';
 import { ipOf, thirdRefusal } from '../trust/inbound-admission.js';
 import { GoodbyeReason } from '../wire/control.js';
 import type { ResolvedPeerOptions } from './peer-options.js';
@@ -83,6 +83,7 @@ export class Connections {
       this.open.set(remoteId, socket);
     } else if (socket.direction === 'inbound' && !this.host.isConfigured(remoteId) && (refused = this.refusal(remoteId))) {
       // Full: tell the dialer who else it can dial (it may know nobody else), keep it as a candidate, then close.
+      this.host.logger.debug?.(`refusing ${remoteId} at ${socket.remoteAddress}: ${refused}`);
       this.host.onRefused(socket);
       void socket.close(GoodbyeReason.InboundLimit, `${refused}; dial the peers just sent`);
       return undefined;
@@ -100,7 +101,7 @@ export class Connections {
    * Why an authenticated inbound peer cannot take a place now: maxPeers, counting the places held by
    * this node's outbound dials in flight (maxInbound, checked before, keeps maxPeers − maxInbound
    * places for outbound ones: 10 by default). Past its least degree, also when it is not the member
-   * this node's topology would choose in its third of the ring (`isOwnChoice`) and either the
+   * this node's topology would choose in its third of the ring (`inboundStanding`) and either the
    * inbound connections not of this node's choosing
    * would pass a third of its connections (twice as many of its own choosing: outbound, and inbound
    * ones it would have dialed), or maxInboundPerThird of them already come from the peer's third
@@ -108,21 +109,21 @@ export class Connections {
    * (`hasOwnChoice`: a hub its clients dial is not held to them). Ids ground into a node's thirds that dial in (issue 22, eclipse)
    * get at most that; the node dials more of its own choosing (src/discovery/discovery.ts), which
    * makes room again. Configured peers are never refused and count as its choice; a peer that one of
-   * its outbound neighbours names in its peer exchange (`isVouched`) is neither refused nor counted.
+   * its outbound neighbours names in its peer exchange ('vouched') is neither refused nor counted.
+   * Only admission holds the share: no established connection is closed for it.
    */
   private refusal(remoteId: string): string | undefined {
     if (this.open.size + this.host.pendingOutbound() >= this.opts.maxPeers) return `at maxPeers ${this.opts.maxPeers}`;
-    const backed = (id: string) => this.host.isConfigured(id) || this.host.isOwnChoice(id) || this.host.isVouched(id);
     // maxInboundPerThird at maxInbound or above turns both limits off (a hub its clients dial).
     if (this.opts.maxInboundPerThird >= this.opts.maxInbound || this.open.size < Math.min(MIN_DEGREE, this.opts.maxPeers)) return undefined;
-    if (backed(remoteId) || !this.host.hasOwnChoice()) return undefined;
+    if (this.host.inboundStanding(remoteId) !== 'unchosen' || !this.host.hasOwnChoice()) return undefined;
     const unchosen: string[] = [];
     // Open ones only: a dial in flight may fail, and the bound must hold when it does. Vouched-for inbound ones count on neither side.
     let own = 0;
     for (const [id, socket] of this.open) {
-      if (socket.direction === 'outbound') own++;
-      else if (this.host.isConfigured(id) || this.host.isOwnChoice(id)) own++;
-      else if (!this.host.isVouched(id)) unchosen.push(id);
+      const standing = socket.direction === 'outbound' ? 'own' : this.host.inboundStanding(id);
+      if (standing === 'own') own++;
+      else if (standing === 'unchosen') unchosen.push(id);
     }
     if (2 * (unchosen.length + 1) > own) return `inbound connections not of this node's choosing at a third of its connections (${unchosen.length} of ${unchosen.length + own})`;
     return thirdRefusal(this.host.selfId, remoteId, unchosen, this.opts.maxInboundPerThird);
@@ -167,10 +168,12 @@ export interface ConnectionsHost {
   isRunning(): boolean;
   /** Outbound dials not yet open: they hold a place under maxPeers. */
   pendingOutbound(): number;
-  /** Whether `id` is the member this node's topology would choose in its third of the ring. */
-  isOwnChoice(id: string): boolean;
-  /** Whether one of this node's outbound neighbours names `id` as its neighbour (peer exchange). */
-  isVouched(id: string): boolean;
+  /**
+   * How an inbound peer counts toward the share of inbound connections not of this node's choosing: 'own' (configured, or
+   * the member its topology would choose in its third), 'vouched' (an outbound neighbour names it: counted on neither side)
+   * or 'unchosen'. A connected peer keeps the best standing it had while connected.
+   */
+  inboundStanding(id: string): InboundStanding;
   /** Whether this node knows a peer it could dial instead of taking one more inbound connection. */
   hasOwnChoice(): boolean;
   /** Whether a peer id is a configured (persistent) peer: never refused at maxPeers. */

@@ -91,8 +91,7 @@ export class Peer extends EventEmitter {
       {
         ...common,
         pendingOutbound: () => this.dials.pendingOutbound(),
-        isOwnChoice: (id) => this.discovery.isOwnChoice(id),
-        isVouched: (id) => this.discovery.isVouched(id),
+        inboundStanding: (id) => this.discovery.inboundStanding(id),
         hasOwnChoice: () => this.discovery.hasOwnChoice(),
         isConfigured: (id) => this.persistent.has(id),
         connect: (address) => this.connect(address),
