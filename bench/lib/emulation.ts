@@ -21,6 +21,7 @@
 // Each broadcast must reach every live node (neither killed nor frozen), each exactly once.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { appendFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { rng } from 'nestjs-p2p/sim';
@@ -72,6 +73,8 @@ export const EMULATION_DEFAULTS: Omit<EmulationOptions, 'fixture' | 'log'> = {
 /** Namespace names: `p2pe<pid of the run>-<node>` and `-br`. */
 const NAME = /^p2pe(\d+)-(\d+|br)$/;
 const NET = '10.213';
+/** P2P_EMULATE_TRACE=<file>: every node's log and debug lines go there (`<ms> <node> <level> <message>`), to see why connections open and close. */
+const TRACE = process.env.P2P_EMULATE_TRACE || undefined;
 
 /** Why the emulation cannot run here, or undefined when it can. */
 export function emulationUnavailable(): string | undefined {
@@ -196,6 +199,10 @@ class EmuNode {
         return;
       }
       if (m.type === 'loaded') return loaded();
+      if (m.type === 'log') {
+        if (TRACE) appendFileSync(TRACE, `${String(m.at)} ${index} ${String(m.level)} ${String(m.message)}\n`);
+        return;
+      }
       if (m.type === 'heard') {
         const seen = this.heard.get(m.id as string);
         if (seen) seen.count++;
@@ -352,7 +359,7 @@ export async function runEmulation(options: EmulationOptions): Promise<Emulation
       privateKey: createHash('sha256').update(`nestjs-p2p emulate ${o.seed} ${i}`).digest('hex'),
     });
     const start = async (n: EmuNode, peers: string[]) => {
-      const ready = await n.ask<{ id: string; address: string }>({ op: 'start', options: optionsOf(n.index, peers) }, 30_000);
+      const ready = await n.ask<{ id: string; address: string }>({ op: 'start', options: optionsOf(n.index, peers), trace: TRACE !== undefined }, 30_000);
       n.id = ready.id;
       return ready;
     };

@@ -108,7 +108,8 @@ export function routeArcs(
   };
   // A proxy: the sender had no neighbour in this arc. Hand it to ours; never to another proxy.
   if (!inArc(self, arc)) return [{ arc, inside: inside(arc), proxies: () => [] }];
-  // Which thirds hold a node: what we know, hearsay included. A made-up id costs a frame, a missed one a third.
+  // Which thirds hold a node: what we know, hearsay included (a missed id costs a third). A made-up id attracts no
+  // frame: `reaches` counts only ids with evidence beyond the neighbour that names them (src/discovery/discovery.ts).
   return planForward(self, arc, occupiedBy(known(), self)).map((third) => ({
     arc: third,
     inside: inside(third),

@@ -6,6 +6,13 @@ export const DEFAULTS = {
   maxPendingInbound: 16,
   /** Authenticated inbound connections from one IP address. */
   maxInboundPerIp: 8,
+  /**
+   * Authenticated inbound connections from one third of the ring as this node splits it (its ring-distance
+   * bucket, as a Kademlia k-bucket), once it holds its least degree (8): ids ground into a node's thirds
+   * cannot take its connections (docs/security.md, Eclipse). An honest network dials a node about once per
+   * third (the facing member); configured peers are not counted.
+   */
+  maxInboundPerThird: 4,
   /** New inbound connections a second from one IP address (burst: twice that). */
   inboundRatePerIp: 10,
   /**

@@ -3,8 +3,8 @@ import { AddressBook, type KnownPeer } from './address-book.js';
 import { AddressPolicy } from './address-policy.js';
 import { encodePeerExchange, isUnspecified, parsePeerExchange, type PexEntry } from './peer-exchange.js';
 import { PexCandidates } from './pex-candidates.js';
-import { inArc, type Arc } from '../ring/raintree.js';
-import { planTopology } from './ring-topology.js';
+import { branchOf, inArc, lowerBound, type Arc } from '../ring/raintree.js';
+import { facingMember, planTopology } from './ring-topology.js';
 import type { BackoffOptions } from './reconnect.js';
 import type { P2PSocket } from '../connection/socket.js';
 import type { P2PLogger } from '../common/types.js';
@@ -52,6 +52,13 @@ export interface DiscoveryOptions {
 export const VIEW_RECENT_MS = 5 * 60_000;
 /** Connections a node makes even when its topology needs fewer (a full mesh up to 9 nodes): the 8 of the degree bound max(8, 2·⌈log3 N⌉ + 2). */
 export const MIN_DEGREE = 8;
+/**
+ * How an inbound neighbour counts toward the share of inbound connections not of a node's choosing (issue 22, eclipse):
+ * 'own' (configured, or the member its topology would choose in its third), 'vouched' (one of its outbound neighbours
+ * names it: counted on neither side), 'unchosen'.
+ */
+export type InboundStanding = 'own' | 'vouched' | 'unchosen';
+
 /** Failed redials after which a proven peer's address may be challenged by a candidate (it may have moved). */
 const MOVED_AFTER_FAILURES = 2;
 
@@ -71,6 +78,12 @@ export class Discovery {
   private readonly dialed = new Set<string>();
   /** What each neighbour's last peer exchange said it is connected to (sorted ids), for choosing proxies. */
   private readonly theirs = new Map<string, string[]>();
+  /**
+   * Inbound neighbours that stood better than 'unchosen' while connected: they keep it until they disconnect. Else a
+   * neighbour's next peer exchange (vouched no more) or a new id (the facing member moves) turned one unchosen again,
+   * and the node kept dialing for the share and letting go as it changed back (test/netns/emulate.spec.ts).
+   */
+  private readonly standing = new Map<string, InboundStanding>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -105,7 +118,7 @@ export class Discovery {
   /**
    * Every id this node knows of: the view and peer-exchange candidates, sorted.
    * It decides which thirds of the ring hold a node (src/ring/raintree.ts, src/discovery/ring-topology.ts):
-   * a made-up id costs a frame, a missing one a third, so hearsay counts here.
+   * a missing id costs a third, so hearsay counts here (a made-up one no frame: see reaches()).
    */
   knownIds(): string[] {
     const ids = new Set(this.routingView());
@@ -120,13 +133,78 @@ export class Discovery {
    */
   isMember(id: string, via: string): boolean {
     if (this.host.connections().has(id) || this.book.get(id)) return true;
-    const source = this.candidates.sourceOf(id);
-    return source !== undefined && source !== via;
+    return this.candidates.namedByOtherThan(id, via);
   }
 
-  /** Whether a neighbour's last peer exchange named a peer inside `arc`. */
+  /**
+   * Whether a neighbour's last peer exchange named a peer inside `arc` that this node has other evidence
+   * of (isMember: connected, a past neighbour, or named by another neighbour too). Ids only that neighbour
+   * names do not count: else a neighbour naming made-up ids along this node's path was handed a frame for
+   * each of them, every broadcast (15.6 frames a broadcast in a 6-node mesh, issue 22), and dropped them.
+   */
   reaches(neighbour: string, arc: Arc): boolean {
-    return this.theirs.get(neighbour)?.some((id) => inArc(id, arc)) ?? false;
+    return this.theirs.get(neighbour)?.some((id) => inArc(id, arc) && this.isMember(id, neighbour)) ?? false;
+  }
+
+  /**
+   * Whether `id` is the member this node's topology would choose in its third of the ring (the
+   * facing member, src/discovery/ring-topology.ts, among the known ids and `id`): then it may dial
+   * in past maxInboundPerThird. An honest newcomer dials its own facing members, and the two ends
+   * of a third usually face each other, so it is let in where a full third would refuse it.
+   */
+  isOwnChoice(id: string): boolean {
+    const self = this.host.selfId;
+    const branch = branchOf(self, id);
+    if (!branch) return false;
+    const connections = this.host.connections();
+    // Only a member it could dial: one that announces where (a connected one) or that it knows an address for.
+    const dialable = (other: string) => this.book.get(other) !== undefined || connections.get(other)?.remote?.listenAddress != null || this.candidates.has(other);
+    if (!dialable(id)) return false;
+    const known = this.knownIds();
+    const at = lowerBound(known, id);
+    if (known[at] !== id) known.splice(at, 0, id);
+    // Members it could not dial now (banned, backing off) give way, as in fill(); connected ones stay in the running if dialable.
+    const skip = (other: string) =>
+      other !== id && (connections.has(other) ? !dialable(other) : this.host.isBanned(other) || (this.book.dueId(other) === undefined && !this.candidates.isDue(other)));
+    return facingMember(self, { arc: branch.arc, own: branch.own }, known, skip) === id;
+  }
+
+  /**
+   * Whether a neighbour of this node's own choosing (an outbound connection) named `id` as one of its
+   * neighbours in its last peer exchange: `id` is in the network by the word of a peer this node chose,
+   * not by its own. Such a peer is not held to the share of inbound connections not of this node's
+   * choosing (a full mesh of configured peers, where every node dials the earlier ones); ids that only
+   * dial in are.
+   */
+  isVouched(id: string): boolean {
+    for (const [neighbour, socket] of this.host.connections()) {
+      if (neighbour === id || socket.direction !== 'outbound' || !socket.isOpen) continue;
+      const named = this.theirs.get(neighbour);
+      if (named && named[lowerBound(named, id)] === id) return true;
+    }
+    return false;
+  }
+
+  /** How inbound peer `id` counts toward the share (InboundStanding); a connected one keeps the best standing it had. */
+  inboundStanding(id: string): InboundStanding {
+    const was = this.standing.get(id);
+    if (was === 'own') return was;
+    const now: InboundStanding = this.host.isConfigured(id) || this.isOwnChoice(id) ? 'own' : this.isVouched(id) ? 'vouched' : (was ?? 'unchosen');
+    if (now !== 'unchosen' && this.host.connections().get(id)?.isOpen) this.standing.set(id, now);
+    return now;
+  }
+
+  /**
+   * Whether this node could dial a peer of its own choosing now instead of taking one more inbound
+   * connection: peer exchange is on, and it knows a peer (proven or candidate) it is not connected to,
+   * not dialing and that is not banned. Without one (a hub its clients dial, a node that knows nobody
+   * else), refusing inbound peers would protect nothing: the inbound share is not held then.
+   */
+  hasOwnChoice(): boolean {
+    if (!this.options.enabled || this.host.outboundCount() >= this.options.maxOutbound) return false;
+    const connections = this.host.connections();
+    const free = (id: string) => id !== this.host.selfId && !connections.has(id) && !this.dialing.has(id) && !this.host.isBanned(id);
+    return this.book.ids().some(free) || this.candidates.entries().some((c) => free(c.id));
   }
 
   /** A new connection proved its id: remember where it says it can be dialed, and tell it the peers we know. */
@@ -145,6 +223,7 @@ export class Discovery {
     this.book.disconnected(id, refusedFull);
     this.dialed.delete(id);
     this.theirs.delete(id);
+    this.standing.delete(id);
     this.fill();
   }
 
@@ -229,6 +308,8 @@ export class Discovery {
       keep: (id: string) => this.host.isConfigured(id) || !this.dialed.has(id) || this.host.inUse?.(id) === true,
       // Not dialable now: the next member of that third is chosen instead.
       skip: (id: string) => skip(id) || (this.book.dueId(id) === undefined && !this.candidates.isDue(id)),
+      // An inbound neighbour is this node's own choice for its third only if it could have dialed it (src/discovery/ring-topology.ts).
+      dialable: (id: string) => this.book.get(id) !== undefined,
     };
     const plan = planTopology({ ...state, inbound, outbound: [...outbound, ...this.dialing] });
     for (const id of plan.dial) {
@@ -243,8 +324,22 @@ export class Discovery {
       room--;
     }
     // Below the least degree (small networks, or a node that knows too little yet): any known peer will do.
+    // So too while the connections of its own choosing (outbound, and inbound neighbours it would have
+    // dialed) are fewer than twice the inbound ones it did not choose: those then hold at most a third
+    // of its connections, however many ids are ground into its thirds (issue 22, eclipse).
     const floor = Math.min(MIN_DEGREE, this.options.maxPeers);
-    const short = Math.min(room, floor - inbound.length - outbound.length - this.dialing.size, this.options.maxPeers - connections.size - this.dialing.size);
+    // As admission counts them (src/node/connections.ts): inbound ones vouched for by an outbound neighbour on neither side.
+    const chosen = new Set(plan.chosen);
+    for (const id of chosen) this.standing.set(id, 'own');
+    const standing = (id: string) => (chosen.has(id) ? 'own' : this.inboundStanding(id));
+    const ownIn = (ids: string[]) => ids.filter((id) => standing(id) === 'own').length;
+    const unchosen = (ids: string[]) => ids.filter((id) => standing(id) === 'unchosen').length;
+    // Only while as many places as it has needs stay free (as planTopology's own choices beside inbound ones): dials for
+    // the share filled every place, the nodes that needed this one were refused at maxPeers, and a 30-node network at
+    // maxPeers 10 never settled (test/netns/emulate.spec.ts). Admission holds the share meanwhile.
+    const degree = inbound.length + outbound.length + this.dialing.size;
+    const reserve = Math.min(2 * unchosen(inbound) - (outbound.length + this.dialing.size + ownIn(inbound)), state.maxDegree - plan.needs - degree);
+    const short = Math.min(room, Math.max(floor - degree, reserve), this.options.maxPeers - connections.size - this.dialing.size);
     if (short > 0) {
       const proven = this.book.due(short, skip);
       for (const known of proven) this.dial(known, () => this.book.failed(known.id));
@@ -256,8 +351,12 @@ export class Discovery {
     // dialed again, every time the full peer was dialed.
     const settled = Date.now() - 2 * this.options.intervalMs;
     const lasting = (id: string) => (connections.get(id)?.connectedAt.getTime() ?? Infinity) <= settled;
-    let spare = inbound.filter(lasting).length + outbound.filter(lasting).length - floor;
-    if (inbound.length + outbound.length + this.dialing.size >= this.options.maxPeers) spare = Math.max(spare, this.swaps(state, inbound, outbound));
+    const lastingIn = inbound.filter(lasting);
+    const ownLasting = outbound.filter(lasting).length + ownIn(lastingIn);
+    let spare = Math.min(lastingIn.length + outbound.filter(lasting).length - floor, ownLasting - 2 * unchosen(inbound));
+    if (inbound.length + outbound.length + this.dialing.size >= this.options.maxPeers) {
+      spare = Math.max(spare, this.swaps(state, inbound, outbound));
+    }
     if (spare <= 0) return;
     const { redundant } = planTopology({ ...state, inbound: inbound.filter(lasting), outbound: outbound.filter(lasting) });
     for (const id of redundant.slice(0, spare)) this.host.release(id, 'another connection covers its part of the ring');
@@ -270,7 +369,11 @@ export class Discovery {
    * slot, and without this a third stayed uncovered for good; nine nodes that had filled up
    * with each other refused everyone else, and the network stayed in two parts.
    */
-  private swaps(state: { self: string; known: string[]; keep: (id: string) => boolean; skip: (id: string) => boolean }, inbound: string[], outbound: string[]): number {
+  private swaps(
+    state: { self: string; known: string[]; keep: (id: string) => boolean; skip: (id: string) => boolean; dialable: (id: string) => boolean },
+    inbound: string[],
+    outbound: string[],
+  ): number {
     const wanted = planTopology({
       ...state,
       inbound,
@@ -278,7 +381,8 @@ export class Discovery {
       maxDegree: Infinity,
       skip: (id) => state.skip(id) || this.book.refusedFull(id),
     });
-    return wanted.dial.length;
+    // Only thirds with no connection at all: for a third an inbound neighbour holds, no connection is let go.
+    return wanted.dialUncovered;
   }
 
   /** A dial names the id, so only that id can answer; on success onConnected records it as proven. */

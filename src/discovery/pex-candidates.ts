@@ -17,10 +17,14 @@ export const PEX_CANDIDATE_MAX_FAILURES = 2;
 /** How long (in pexIntervalMs) a dropped candidate's address is refused, and a candidate may wait. */
 export const PEX_QUARANTINE_INTERVALS = 30;
 const MAX_QUARANTINED = 4096;
+/** Further neighbours remembered as naming one candidate: enough to tell a hint one neighbour alone gives. */
+const MAX_ALSO_NAMED_BY = 4;
 
 interface Candidate extends KnownPeer {
   /** The neighbour that told us. */
   source: string;
+  /** Other neighbours that named it too (at most MAX_ALSO_NAMED_BY), not counted against their quota. */
+  also?: Set<string>;
   addedAt: number;
 }
 
@@ -57,6 +61,15 @@ export class PexCandidates {
     return this.byId.get(id)?.source;
   }
 
+  /** Whether a neighbour other than `neighbour` named candidate `id`. */
+  namedByOtherThan(id: string, neighbour: string): boolean {
+    const c = this.byId.get(id);
+    if (!c) return false;
+    if (c.source !== neighbour) return true;
+    for (const other of c.also ?? []) if (other !== neighbour) return true;
+    return false;
+  }
+
   entries(): KnownPeer[] {
     return [...this.byAddress.values()].map(({ source: _s, addedAt: _a, ...entry }) => entry);
   }
@@ -65,7 +78,12 @@ export class PexCandidates {
   offer(source: string, id: string, address: string, room: boolean): string | undefined {
     const now = this.now();
     if (this.byAddress.has(address)) return 'duplicate address';
-    if (this.byId.has(id)) return 'id already a candidate';
+    const named = this.byId.get(id);
+    if (named) {
+      // Remembered as naming it too (when it gives the same address): another neighbour's word that the id exists.
+      if (named.address === address && source !== named.source && (named.also?.size ?? 0) < MAX_ALSO_NAMED_BY) (named.also ??= new Set()).add(source);
+      return 'id already a candidate';
+    }
     const until = this.quarantined.get(address);
     if (until !== undefined && until > now) return 'address failed recently';
     this.quarantined.delete(address);

@@ -70,14 +70,20 @@ function span(sorted: readonly string[], arc: Arc): { start: number; count: numb
 }
 
 export interface TopologyPlan {
-  /** Ids to dial, one per uncovered third, most important (largest third) first. */
+  /** Ids to dial, one per third without a connection of this node's own choosing, most important (largest third) first. */
   dial: string[];
   /** Outbound connections that cover no third another connection does not already cover: close them. */
   redundant: string[];
   /** The connections that cover a third for this node (at most one per third). */
   covers: string[];
+  /** Inbound neighbours that are this node's own choice for their third (the member it would dial there). */
+  chosen: string[];
   /** Thirds with a known node and no connection. */
   uncovered: number;
+  /** Thirds held by inbound connections alone, not of this node's choosing, while it could dial its own choice there. */
+  unchosen: number;
+  /** How many of `dial` are for thirds with no connection at all (the others add this node's own choice beside an inbound one). */
+  dialUncovered: number;
   needs: number;
 }
 
@@ -93,41 +99,103 @@ export interface TopologyState {
   keep: (id: string) => boolean;
   /** Not dialed now (banned, failing, being dialed). */
   skip: (id: string) => boolean;
+  /**
+   * Whether an inbound neighbour is one this node could have dialed itself (it knows an address for it): only
+   * then may it be this node's own choice for its third. All of them when left out (the simulator).
+   */
+  dialable?: (id: string) => boolean;
   /** coverNeeds(self, known), when the caller keeps them (the simulator plans 100 000 nodes many times over the same views). */
   needs?: readonly CoverNeed[];
 }
 
 /**
- * What to dial and what to let go: one connection per needed third, largest
- * thirds first, up to `maxDegree` connections in all. A third left without a
- * connection at the bound is still reached, through a neighbour that has one
- * (src/broadcast/router.ts hands it over as a proxy); outbound connections that cover
- * nothing are redundant.
+ * What to dial and what to let go: one connection of this node's own choosing per needed third,
+ * largest thirds first, up to `maxDegree` connections in all. A third left without a connection
+ * at the bound is still reached, through a neighbour that has one (src/broadcast/router.ts hands
+ * it over as a proxy); outbound connections that cover nothing are redundant.
+ *
+ * Own choosing (against eclipse, as gossipsub v1.1 keeps outbound mesh quotas and CometBFT's PEX
+ * outbound slots): a third is covered by the member this node would dial there itself (the facing
+ * member among those it can dial, connected or not), else by an outbound connection in it, and by
+ * an inbound one only when neither exists. So an inbound neighbour that is not its choice never
+ * makes an outbound one redundant, and while a member it can dial exists, the node dials that one
+ * too (when places are left): ids ground into a node's thirds that dial in cannot take its covers.
+ * Where the facing member dialed in (the usual case: the two ends need each other), nothing changes;
+ * nor does anything at a tight degree bound (maxDegree under twice the needs), where an inbound
+ * neighbour covers first, as before.
  */
 export function planTopology(state: TopologyState): TopologyPlan {
   const { self, known, inbound, outbound, keep, skip } = state;
+  const dialable = state.dialable ?? (() => true);
   const needs = state.needs ?? coverNeeds(self, known);
   const dial: string[] = [];
   const used = new Set<string>();
+  const chosen: string[] = [];
   const connected = new Set([...inbound, ...outbound]);
+  const incoming = new Set(inbound);
   let uncovered = 0;
+  let unchosen = 0;
+  let dialUncovered = 0;
   let degree = connected.size;
+  const reinforce: string[] = [];
+  // Only with room for a connection of its own choosing beside one dialed in, per need: at a tight degree bound
+  // (maxPeers about the needs, as the sparse meshes and the simulator use) an inbound neighbour covers first, as
+  // before; keeping outbound ones beside them there filled every place, and a 20-node mesh at maxPeers 8 no longer settled.
+  if (state.maxDegree < 2 * needs.length) {
+    for (const need of needs) {
+      const cover = inbound.find((id) => inArc(id, need.arc)) ?? nearest(self, need, outbound.filter((id) => inArc(id, need.arc)));
+      if (cover !== undefined) {
+        used.add(cover);
+        continue;
+      }
+      uncovered++;
+      if (degree >= state.maxDegree) continue;
+      const target = facingMember(self, need, known, (id) => skip(id) || connected.has(id));
+      if (target === undefined) continue;
+      dial.push(target);
+      dialUncovered++;
+      degree++;
+    }
+    const redundant = outbound.filter((id) => !used.has(id) && !keep(id));
+    return { dial, redundant, covers: [...used], chosen, uncovered, unchosen, dialUncovered, needs: needs.length };
+  }
   for (const need of needs) {
-    // An inbound connection covers a third at no cost of ours; else the outbound one facing us.
-    const cover = inbound.find((id) => inArc(id, need.arc)) ?? nearest(self, need, outbound.filter((id) => inArc(id, need.arc)));
-    if (cover !== undefined) {
-      used.add(cover);
+    // The member this node would dial here; a neighbour already connected stays in the running (inbound: if dialable).
+    const choice = facingMember(self, need, known, (id) => (connected.has(id) ? incoming.has(id) && !dialable(id) : skip(id)));
+    if (choice !== undefined && connected.has(choice)) {
+      used.add(choice);
+      if (incoming.has(choice)) chosen.push(choice);
+      continue;
+    }
+    const own = nearest(self, need, outbound.filter((id) => inArc(id, need.arc)));
+    if (own !== undefined) {
+      used.add(own);
+      continue;
+    }
+    const held = inbound.find((id) => inArc(id, need.arc));
+    if (held !== undefined) {
+      used.add(held);
+      // No member it could dial: the inbound neighbour is the only cover there is.
+      if (choice === undefined) continue;
+      unchosen++;
+      reinforce.push(choice);
       continue;
     }
     uncovered++;
-    if (degree >= state.maxDegree) continue;
-    const target = facingMember(self, need, known, (id) => skip(id) || connected.has(id));
-    if (target === undefined) continue;
-    dial.push(target);
+    if (choice === undefined || degree >= state.maxDegree) continue;
+    dial.push(choice);
+    dialUncovered++;
+    degree++;
+  }
+  // Its own choice beside an inbound neighbour: after the thirds with no connection, and only while as many places as
+  // it has needs stay free for the nodes that need it (at a tight maxPeers, filling them would leave their thirds uncovered).
+  for (const id of reinforce) {
+    if (degree >= state.maxDegree - needs.length) break;
+    dial.push(id);
     degree++;
   }
   const redundant = outbound.filter((id) => !used.has(id) && !keep(id));
-  return { dial, redundant, covers: [...used], uncovered, needs: needs.length };
+  return { dial, redundant, covers: [...used], chosen, uncovered, unchosen, dialUncovered, needs: needs.length };
 }
 
 function nearest(self: string, need: CoverNeed, ids: string[]): string | undefined {

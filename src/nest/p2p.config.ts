@@ -126,6 +126,10 @@ export class P2PConfig {
   @IntRange(1, 100_000)
   maxInboundPerIp: number = DEFAULTS.maxInboundPerIp;
 
+  /** Authenticated inbound connections from one third of the ring as this node splits it, once it holds 8 connections (against eclipse; configured peers not counted). */
+  @IntRange(1, 100_000)
+  maxInboundPerThird: number = DEFAULTS.maxInboundPerThird;
+
   /** New inbound connections a second from one IP address (burst: twice that). */
   @IntRange(1, 1_000_000)
   inboundRatePerIp: number = DEFAULTS.inboundRatePerIp;

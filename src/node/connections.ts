@@ -1,14 +1,15 @@
 import type { P2PSocket } from '../connection/socket.js';
 import type { P2PLogger, PeerEvent } from '../common/types.js';
 import type { DialOutcome } from '../discovery/reconnect.js';
-import { ipOf } from '../trust/inbound-admission.js';
+import { MIN_DEGREE, type InboundStanding } from '../discovery/discovery.js';
+import { ipOf, thirdRefusal } from '../trust/inbound-admission.js';
 import { GoodbyeReason } from '../wire/control.js';
 import type { ResolvedPeerOptions } from './peer-options.js';
 
 /**
  * The connection index: every connection from its wrapping to its close (`all`), and the open
  * ones, one per peer id (`byId`). Decides what a connection whose hello exchange is done becomes:
- * the peer's connection, a duplicate, or refused at maxPeers; forgets a closed one and says so
+ * the peer's connection, a duplicate, or refused (maxPeers, maxInboundPerThird); forgets a closed one and says so
  * (the `peer` event); after a plaintext simultaneous dial that both ends refused, has the lower
  * id redial. Needs from its host: `ConnectionsHost`.
  */
@@ -61,6 +62,7 @@ export class Connections {
   opened(socket: P2PSocket): DialOutcome | undefined {
     const remoteId = socket.peerId!;
     const existing = this.open.get(remoteId);
+    let refused: string | undefined;
     if (existing && existing !== socket && existing.isOpen) {
       // Two connections to one peer. Same direction: the newer is a duplicate.
       // Opposite directions (a simultaneous dial): both ends keep the one dialed by the lower id.
@@ -79,10 +81,11 @@ export class Connections {
     } else if (existing && existing !== socket) {
       // The old connection is closing already: the new one simply takes its place.
       this.open.set(remoteId, socket);
-    } else if (socket.direction === 'inbound' && this.open.size + this.host.pendingOutbound() >= this.opts.maxPeers && !this.host.isConfigured(remoteId)) {
+    } else if (socket.direction === 'inbound' && !this.host.isConfigured(remoteId) && (refused = this.refusal(remoteId))) {
       // Full: tell the dialer who else it can dial (it may know nobody else), keep it as a candidate, then close.
+      this.host.logger.debug?.(`refusing ${remoteId} at ${socket.remoteAddress}: ${refused}`);
       this.host.onRefused(socket);
-      void socket.close(GoodbyeReason.InboundLimit, `at maxPeers ${this.opts.maxPeers}; dial the peers just sent`);
+      void socket.close(GoodbyeReason.InboundLimit, `${refused}; dial the peers just sent`);
       return undefined;
     } else {
       this.open.set(remoteId, socket);
@@ -92,6 +95,38 @@ export class Connections {
       return { info: socket.info(), opened: true };
     }
     return { info: socket.info(), opened: false };
+  }
+
+  /**
+   * Why an authenticated inbound peer cannot take a place now: maxPeers, counting the places held by
+   * this node's outbound dials in flight (maxInbound, checked before, keeps maxPeers − maxInbound
+   * places for outbound ones: 10 by default). Past its least degree, also when it is not the member
+   * this node's topology would choose in its third of the ring (`inboundStanding`) and either the
+   * inbound connections not of this node's choosing
+   * would pass a third of its connections (twice as many of its own choosing: outbound, and inbound
+   * ones it would have dialed), or maxInboundPerThird of them already come from the peer's third
+   * (src/trust/inbound-admission.ts); both only while it knows a peer it could dial instead
+   * (`hasOwnChoice`: a hub its clients dial is not held to them). Ids ground into a node's thirds that dial in (issue 22, eclipse)
+   * get at most that; the node dials more of its own choosing (src/discovery/discovery.ts), which
+   * makes room again. Configured peers are never refused and count as its choice; a peer that one of
+   * its outbound neighbours names in its peer exchange ('vouched') is neither refused nor counted.
+   * Only admission holds the share: no established connection is closed for it.
+   */
+  private refusal(remoteId: string): string | undefined {
+    if (this.open.size + this.host.pendingOutbound() >= this.opts.maxPeers) return `at maxPeers ${this.opts.maxPeers}`;
+    // maxInboundPerThird at maxInbound or above turns both limits off (a hub its clients dial).
+    if (this.opts.maxInboundPerThird >= this.opts.maxInbound || this.open.size < Math.min(MIN_DEGREE, this.opts.maxPeers)) return undefined;
+    if (this.host.inboundStanding(remoteId) !== 'unchosen' || !this.host.hasOwnChoice()) return undefined;
+    const unchosen: string[] = [];
+    // Open ones only: a dial in flight may fail, and the bound must hold when it does. Vouched-for inbound ones count on neither side.
+    let own = 0;
+    for (const [id, socket] of this.open) {
+      const standing = socket.direction === 'outbound' ? 'own' : this.host.inboundStanding(id);
+      if (standing === 'own') own++;
+      else if (standing === 'unchosen') unchosen.push(id);
+    }
+    if (2 * (unchosen.length + 1) > own) return `inbound connections not of this node's choosing at a third of its connections (${unchosen.length} of ${unchosen.length + own})`;
+    return thirdRefusal(this.host.selfId, remoteId, unchosen, this.opts.maxInboundPerThird);
   }
 
   /** A connection closed: forgets it and, when it was a peer's connection, says so. */
@@ -133,6 +168,14 @@ export interface ConnectionsHost {
   isRunning(): boolean;
   /** Outbound dials not yet open: they hold a place under maxPeers. */
   pendingOutbound(): number;
+  /**
+   * How an inbound peer counts toward the share of inbound connections not of this node's choosing: 'own' (configured, or
+   * the member its topology would choose in its third), 'vouched' (an outbound neighbour names it: counted on neither side)
+   * or 'unchosen'. A connected peer keeps the best standing it had while connected.
+   */
+  inboundStanding(id: string): InboundStanding;
+  /** Whether this node knows a peer it could dial instead of taking one more inbound connection. */
+  hasOwnChoice(): boolean;
   /** Whether a peer id is a configured (persistent) peer: never refused at maxPeers. */
   isConfigured(peerId: string): boolean;
   connect(address: string): Promise<unknown>;
@@ -146,4 +189,4 @@ export interface ConnectionsHost {
   onDisconnected(peerId: string, refusedFull: boolean): void;
 }
 
-type ConnectionsOptions = Pick<ResolvedPeerOptions, 'tls' | 'maxPeers' | 'handshakeTimeoutMs'>;
+type ConnectionsOptions = Pick<ResolvedPeerOptions, 'tls' | 'maxPeers' | 'maxInbound' | 'maxInboundPerThird' | 'handshakeTimeoutMs'>;

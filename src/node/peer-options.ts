@@ -17,6 +17,12 @@ export interface PeerOptions extends Partial<SocketLimits> {
   maxPendingInbound?: number;
   /** Authenticated inbound connections from one IP. */
   maxInboundPerIp?: number;
+  /**
+   * Authenticated inbound connections from one third of the ring as this node splits it (its
+   * ring-distance bucket), once the node holds 8 connections; configured peers are not counted.
+   * Bounds what ids ground into a node's thirds can take of its connections (eclipse).
+   */
+  maxInboundPerThird?: number;
   /** New inbound connections a second from one IP (burst: twice that). */
   inboundRatePerIp?: number;
   /** Outbound connections; `connect()` past it fails with P2PDialError. */

@@ -94,6 +94,8 @@ export class Peer extends EventEmitter {
       {
         ...common,
         pendingOutbound: () => this.dials.pendingOutbound(),
+        inboundStanding: (id) => this.discovery.inboundStanding(id),
+        hasOwnChoice: () => this.discovery.hasOwnChoice(),
         isConfigured: (id) => this.persistent.has(id),
         connect: (address) => this.connect(address),
         emit: (event) => this.emit('peer', event),

@@ -153,3 +153,21 @@ export function pointArc(id: string): Arc {
 export function ringDistance(a: string, b: string): bigint {
   return (toBig(b) - toBig(a) + RING) % RING;
 }
+
+/**
+ * The third of the ring that holds `id` among the sibling thirds along `self`'s path: the third
+ * of the split where `id` leaves `self`'s own third (its ring-distance bucket, as a Kademlia
+ * bucket), `self`'s own third at that split, and the split's level (0: the whole ring). Undefined for `self` itself.
+ */
+export function branchOf(self: string, id: string): { arc: Arc; own: Arc; level: number } | undefined {
+  if (id === self) return undefined;
+  let current = RING_ROOT;
+  for (let level = 0; level < 128; level++) {
+    const thirds = thirdsOf(current);
+    const own = thirds.find((t) => inArc(self, t));
+    if (!own) return undefined;
+    if (!inArc(id, own)) return { arc: thirds.find((t) => inArc(id, t))!, own, level };
+    current = own;
+  }
+  return undefined;
+}

@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { BucketTable } from '../common/token-bucket.js';
+import { branchOf } from '../ring/raintree.js';
 
 /** Limits on inbound connections, in the order they are checked (as js-libp2p's connection manager). */
 export interface AdmissionLimits {
@@ -67,6 +68,26 @@ export class InboundAdmission {
     if (fromIp >= this.limits.maxInboundPerIp) return `inbound limit of ${this.limits.maxInboundPerIp} per IP reached for ${ip}`;
     return undefined;
   }
+}
+
+/**
+ * Why an authenticated inbound peer `id` cannot stay on node `self`, which already holds inbound
+ * connections from `openInboundIds`: `limit` of them are in the same third of the ring as `id`
+ * (its ring-distance bucket from `self`, as Kademlia's k-buckets: the sibling third along
+ * `self`'s path where `id` leaves it, src/ring/raintree.ts). Ids ground into one of a node's
+ * thirds then hold at most `limit` of its inbound connections there; the node covers that third
+ * with a neighbour of its own choosing anyway (src/discovery/ring-topology.ts).
+ */
+export function thirdRefusal(self: string, id: string, openInboundIds: readonly string[], limit: number): string | undefined {
+  const branch = branchOf(self, id);
+  if (!branch) return undefined;
+  const { arc, level } = branch;
+  let same = 0;
+  for (const other of openInboundIds) {
+    const b = branchOf(self, other);
+    if (b && b.level === level && b.arc.from === arc.from) same++;
+  }
+  return same >= limit ? `inbound limit of ${limit} per third of the ring reached (level ${level}, from ${arc.from.slice(0, 8)})` : undefined;
 }
 
 /** The remote IP of a socket, without the IPv4-mapped prefix. */

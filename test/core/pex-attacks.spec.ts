@@ -1,11 +1,13 @@
-import { createServer, type AddressInfo, type Server } from 'node:net';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadIdentity } from '../../src/common/identity.js';
 import { PEX_DIALS_PER_INTERVAL, PEX_MAX_CANDIDATES_PER_SOURCE } from '../../src/discovery/pex-candidates.js';
 import { type PeerOptions } from '../../src/node/peer-options.js';
 import { Peer } from '../../src/node/peer.js';
 import { ControlType, encodeControl } from '../../src/wire/control.js';
+import { RING_ROOT, inArc, thirdsOf } from '../../src/ring/raintree.js';
 import { startEchoPeer, waitFor } from '../helpers.js';
+import { report } from '../net-processes.js';
 import { RawPeer } from '../raw-peer.js';
 
 // The inputs of issue 13's peer-exchange findings, replayed from a hand-driven peer on 127.0.0.1.
@@ -13,7 +15,9 @@ import { RawPeer } from '../raw-peer.js';
 const open: Peer[] = [];
 const raws: RawPeer[] = [];
 const servers: Server[] = [];
+const held: Socket[] = [];
 afterEach(async () => {
+  held.splice(0).forEach((s) => s.destroy());
   raws.splice(0).forEach((r) => r.destroy());
   await Promise.all(open.splice(0).map((p) => p.close()));
   await Promise.all(servers.splice(0).map((s) => new Promise((res) => s.close(res))));
@@ -25,12 +29,13 @@ const pex = (peers: Array<{ id: string; address: string }>) => Buffer.concat(enc
 let fresh = 1;
 const freshId = () => (fresh++).toString(16).padStart(40, 'a');
 
-/** A non-p2p service that counts the connections it gets and drops each at once. */
-async function foreignService(): Promise<{ port: number; accepted: () => number }> {
+/** A non-p2p service that counts the connections it gets and drops each at once (or, `drop` false, holds it silently). */
+async function foreignService(drop = true): Promise<{ port: number; accepted: () => number }> {
   let accepted = 0;
   const server = createServer((socket) => {
     accepted++;
-    socket.destroy();
+    if (drop) socket.destroy();
+    else held.push(socket.on('error', () => undefined));
   });
   servers.push(server);
   await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
@@ -149,6 +154,54 @@ describe('peer exchange is a hint, not a fact (issue 13)', () => {
       expect(after.sent).toBeLessThanOrEqual(n - 1 + PEX_MAX_CANDIDATES_PER_SOURCE);
     }
   }, 20_000);
+
+  it('made-up ids along a node\'s path, named by a neighbour that stays connected, attract no frames: about n − 1 relays a broadcast in a 6-node mesh', async () => {
+    const n = 6;
+    const heard = new Map<string, number>();
+    const mesh: Peer[] = [];
+    for (let i = 0; i < n; i++) {
+      // Peer exchange every 30 s (the default): the candidates stay undialed while the test measures.
+      const p = await start({});
+      p.setHandler({ onEvent: (_peer, _topic, _data, b) => void (b && heard.set(`${p.id}/${b.id}`, (heard.get(`${p.id}/${b.id}`) ?? 0) + 1)), onRequest: () => undefined });
+      mesh.push(p);
+    }
+    for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) await mesh[i]!.connect(`${mesh[j]!.id}@${mesh[j]!.address()}`);
+    await waitFor(() => mesh.every((p) => p.peers().length === n - 1));
+    const victim = mesh[3]!;
+    const r = await attacker(victim);
+    // 16 made-up ids, one in each of the victim's sibling thirds at levels 2 to 9 (where no honest node is): each splits
+    // its path once more, and none has a neighbour inside, so only a neighbour that says it reaches it could take it.
+    const path: string[] = [];
+    let current = RING_ROOT;
+    for (let level = 0; level < 10; level++) {
+      const thirds = thirdsOf(current);
+      const own = thirds.find((t) => inArc(victim.id, t))!;
+      if (level >= 2) for (const t of thirds) if (t !== own) path.push(t.from);
+      current = own;
+    }
+    // Each at its own address: a port that accepts and never answers, so a dial would hang, not fail.
+    const holes = await Promise.all(path.map(() => foreignService(false)));
+    r.write(pex(path.map((id, i) => ({ id, address: `127.0.0.1:${holes[i]!.port}` }))));
+    await waitFor(() => victim.knownPeers().filter((k) => !k.verified).length === path.length, 3000, 'the candidates');
+
+    const total = () => mesh.reduce((a, p) => a + p.networkBroadcastStats().sent, 0);
+    const relays: number[] = [];
+    let toAttacker = 0;
+    for (let b = 0; b < 5; b++) {
+      const from = mesh[b % n]!;
+      const before = total();
+      const gotBefore = r.broadcasts().length;
+      const { id } = from.broadcast('net.news', { b }, { scope: 'network' });
+      await waitFor(() => mesh.every((p) => heard.get(`${p.id}/${id}`) === 1), 3000, 'every node to hear it');
+      await sleep(200);
+      relays.push(total() - before);
+      toAttacker += r.broadcasts().length - gotBefore;
+    }
+    report(`made-up ids along the path: relays per broadcast ${relays.join(' ')} (mean ${(relays.reduce((a, x) => a + x, 0) / relays.length).toFixed(1)}); frames handed to the liar ${toAttacker} in ${relays.length} broadcasts`);
+    // The liar (a seventh neighbour of the victim) may be handed the arc holding itself, at most once a broadcast.
+    expect(toAttacker).toBeLessThanOrEqual(relays.length);
+    for (const sent of relays) expect(sent).toBeLessThanOrEqual(n);
+  }, 30_000);
 
   it('host names and special ranges are refused per the policy; pexAllowPrivate and pexAllowHostnames open them', async () => {
     const special = ['10.0.0.1:4000', '192.168.1.1:4000', '169.254.1.1:4000', '224.0.0.1:4000', '255.255.255.255:4000', '[fe80::1]:4000', '[ff02::1]:4000', 'localhost:4000', 'example.com:4000'];

@@ -87,15 +87,24 @@ describe('ring topology (bounded degree)', () => {
     );
   });
 
-  it('counts an inbound connection as cover and calls a second outbound one in the same third redundant', () => {
+  it('counts an inbound connection as cover only when it is the member this node would dial, or no other can be dialed (issue 22, eclipse)', () => {
     const ids = randomIds(50, 9);
     const self = ids[0]!;
-    const first = planTopology({ self, known: ids, inbound: [], outbound: [], maxDegree: 100, keep: () => false, skip: () => false });
+    const base = { self, known: ids, maxDegree: 100, keep: () => false, skip: () => false };
+    const first = planTopology({ ...base, inbound: [], outbound: [] });
     const target = first.dial[0]!;
-    const sameThird = ids.find((x) => x !== target && x !== self && planTopology({ self, known: ids, inbound: [x], outbound: [], maxDegree: 100, keep: () => false, skip: () => false }).dial[0] !== target);
+    const sameThird = ids.find((x) => x !== target && x !== self && planTopology({ ...base, inbound: [x], outbound: [] }).dial[0] !== target);
     expect(sameThird).toBeDefined();
-    const plan = planTopology({ self, known: ids, inbound: [sameThird!], outbound: [target], maxDegree: 100, keep: () => false, skip: () => false });
-    expect(plan.redundant).toEqual([target]);
-    expect(planTopology({ self, known: ids, inbound: [sameThird!], outbound: [target], maxDegree: 100, keep: (x) => x === target, skip: () => false }).redundant).toEqual([]);
+    // The facing member dialed in: it covers its third, and a second outbound connection there is redundant.
+    expect(planTopology({ ...base, inbound: [target], outbound: [sameThird!] }).redundant).toEqual([sameThird]);
+    // Another member dialed in: the outbound one of this node's choosing stays; alone, it is dialed beside the inbound one.
+    expect(planTopology({ ...base, inbound: [sameThird!], outbound: [target] }).redundant).toEqual([]);
+    const beside = planTopology({ ...base, inbound: [sameThird!], outbound: [] });
+    expect(beside.dial).toContain(target);
+    expect(beside.unchosen).toBeGreaterThan(0);
+    // An inbound neighbour it could not have dialed (no address) is never its choice; with no other member to dial it still covers.
+    expect(planTopology({ ...base, inbound: [target], outbound: [] }).chosen).toEqual([target]);
+    expect(planTopology({ ...base, inbound: [target], outbound: [], dialable: () => false }).chosen).toEqual([]);
+    expect(planTopology({ ...base, inbound: [sameThird!], outbound: [], skip: (x) => x !== sameThird }).dial).toEqual([]);
   });
 });
