@@ -134,7 +134,8 @@ describe.each(MODES)('partial frames over real sockets ($mode)', (mode) => {
     // In plaintext the raw peers all write one shared buffer, so this is about the node's own memory
     // (160 MiB at the headers before the fix). Over TLS each raw peer's encrypted copy of its 4 MiB also
     // lives in this process until sent, so there only the node's own accounting above is asserted.
-    if (!tls) expect(peakArrayBuffers).toBeLessThan(maxPartialFrameBytes + 24 * MiB);
+    // The margin covers the echo traffic and buffers a GC has not reached yet: 24.5 MiB was seen once in CI.
+    if (!tls) expect(peakArrayBuffers).toBeLessThan(maxPartialFrameBytes + 32 * MiB);
     await waitFor(() => node.peers().length === 1, 5_000, 'the node to drop the attackers');
     expect(node.partialFrameBytes).toBe(0); // released, by the node's own accounting
     // The attackers' own sockets are gone too (their buffers are in this process), and TLS frees its records a tick after a close.
