@@ -5,7 +5,7 @@ import { BroadcastBudget, type BudgetLimits } from './budget.js';
 import { BroadcastRepair, type RepairHost, type RepairStats } from './repair.js';
 import { BroadcastRouter, type OriginateResult, type RelayStats, type RouterHost } from './router.js';
 import { OriginKeys } from './signature.js';
-import { lowerBound } from '../ring/raintree.js';
+import { sortedHas } from '../ring/raintree.js';
 import { P2PRateLimitError } from '../common/errors.js';
 import type { Identity } from '../common/identity.js';
 import type { Misbehaviour } from '../trust/peer-score.js';
@@ -117,11 +117,6 @@ export interface PipelineHost extends RouterHost, Pick<RepairHost, 'sendIHave' |
   readonly logger: P2PLogger;
 }
 
-function subscriberIn(sorted: readonly string[], id: string): boolean {
-  const i = lowerBound(sorted, id);
-  return i < sorted.length && sorted[i] === id;
-}
-
 /** Validations awaiting an async validator at once; past it, new broadcasts of validated topics are ignored. */
 const MAX_PENDING_VALIDATIONS = 1024;
 
@@ -180,7 +175,7 @@ export class BroadcastPipeline {
         sendIHave: (peer, body) => host.sendIHave(peer, body),
         sendIWant: (peer, body) => host.sendIWant(peer, body),
         sendBroadcast: (peer, body) => host.send(peer, body),
-        wants: (peer, message) => subscriberIn(host.subscribersOf?.(message.topic) ?? [], peer),
+        wants: (peer, message) => sortedHas(host.subscribersOf?.(message.topic) ?? [], peer),
         // At most 20 points an interval (judged once an interval), and only while its broken share is high (repair.ts).
         brokePromises: (peer, count, record) =>
           host.penalize(

@@ -2,7 +2,7 @@ import { digestOf, type NetworkMessage } from './codec.js';
 import { MAX_HOPS, encodeNetworkMessage, isTree } from './codec.js';
 import { isReserved } from '../common/reserved.js';
 import { P2PFrameTooLargeError } from '../common/errors.js';
-import { inArc, lowerBound, narrowest, occupiedBy, planForward, ringDistance, type Arc } from '../ring/raintree.js';
+import { inArc, narrowest, occupiedBy, sortedHas, planForward, ringDistance, type Arc } from '../ring/raintree.js';
 import type { SeenEntry } from './replay-window.js';
 
 /**
@@ -236,7 +236,7 @@ export class BroadcastRouter {
     let known: readonly string[] | undefined;
     const members =
       message.strategy === 'subscribers' ? () => (known ??= this.host.subscribersOf?.(message.topic) ?? []) : () => (known ??= this.host.knownIds());
-    const prefer = message.strategy === 'subscribers' ? subscriberTest(members()) : undefined;
+    const prefer = message.strategy === 'subscribers' ? (id: string) => sortedHas(members(), id) : undefined;
     const routes = routeArcs(self, message.arc, neighbours, members, (id, arc) => this.host.reaches?.(id, arc) ?? false, prefer);
     if (!inArc(self, message.arc)) {
       if (!this.handTo(routes[0]!.inside, next, result)) this.counting.unrouted++;
@@ -288,14 +288,6 @@ function distanceTo(id: string, arc: Arc): number {
   const before = ringDistance(id, arc.from);
   const after = ringDistance(arc.to, id);
   return Number(before < after ? before : after) / 2 ** 160;
-}
-
-/** Membership in a sorted id list, by binary search. */
-function subscriberTest(sorted: readonly string[]): (id: string) => boolean {
-  return (id) => {
-    const i = lowerBound(sorted, id);
-    return i < sorted.length && sorted[i] === id;
-  };
 }
 
 function arcKey(message: NetworkMessage): string {

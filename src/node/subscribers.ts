@@ -1,4 +1,4 @@
-import { lowerBound } from '../ring/raintree.js';
+import { sortedHas } from '../ring/raintree.js';
 import type { HandlerInfo } from '../directory/directory.js';
 
 /** Topics whose subscriber lists are kept between directory changes; past it the cache starts over. */
@@ -30,17 +30,11 @@ export class Subscribers {
 
   /** Whether this node has an event handler matching `topic`. */
   includesSelf(topic: string): boolean {
-    return has(this.of(topic), this.selfId);
+    return sortedHas(this.of(topic), this.selfId);
   }
 
   /** A record was added, replaced or removed: every list may have changed. */
   changed(): void {
     this.cache.clear();
   }
-}
-
-/** Whether a sorted id list holds `id`. */
-export function has(sorted: readonly string[], id: string): boolean {
-  const i = lowerBound(sorted, id);
-  return i < sorted.length && sorted[i] === id;
 }

@@ -117,6 +117,12 @@ export function lowerBound(sorted: readonly string[], id: string): number {
   return lo;
 }
 
+/** Whether a sorted id list holds `id`. */
+export function sortedHas(sorted: readonly string[], id: string): boolean {
+  const i = lowerBound(sorted, id);
+  return i < sorted.length && sorted[i] === id;
+}
+
 /** The members of a sorted id list inside `arc`, in ring order from `arc.from`. */
 export function membersOf(sortedIds: readonly string[], arc: Arc): string[] {
   if (sortedIds.length === 0) return [];
