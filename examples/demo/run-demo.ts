@@ -61,8 +61,12 @@ function start(index: number): Promise<DemoNode> {
 function ask<T>(node: DemoNode, command: Record<string, unknown>): Promise<T> {
   const id = ++seq;
   return new Promise((resolve, reject) => {
+    // A table refresh can fire while Ctrl-C stops the nodes: a closed channel rejects (the caller ignores it), never an unhandled 'error'.
+    if (stopping || !node.child.connected) return reject(new Error(`${node.name} is stopping`));
     node.waiting.set(id, (r) => (r.error ? reject(new Error(r.error)) : resolve(r.value as T)));
-    node.child.send({ ...command, seq: id });
+    node.child.send({ ...command, seq: id }, (err) => {
+      if (err) reject(err);
+    });
   });
 }
 
@@ -76,9 +80,11 @@ async function waitForMesh(): Promise<void> {
 }
 
 let stopping = false;
+let refresh: NodeJS.Timeout | undefined;
 async function stop(code: number): Promise<never> {
   if (!stopping) {
     stopping = true;
+    clearInterval(refresh);
     say(`\nstopping ${nodes.length} nodes...`);
     await Promise.all(
       nodes.map(
@@ -135,7 +141,7 @@ async function main(): Promise<void> {
   if (process.env.DEMO_EXIT) return stop(0);
   showEvents = true;
   say(color(1, '\nnetwork running; the peer table refreshes every 10 s. Press Ctrl-C to stop.'));
-  setInterval(() => void peerTable().catch(() => undefined), 10_000);
+  refresh = setInterval(() => void peerTable().catch(() => undefined), 10_000);
 }
 
 /** Every node's connections with direction and measured round trip (the demo configs ping every 2 s). */
