@@ -4,7 +4,7 @@ import { ControlType, encodeControl } from '../src/wire/control.js';
 import type { RawPeer } from './raw-peer.js';
 
 /**
- * Directory frames as a hand-driven peer sends them (test/e2e/directory-*.spec.ts): a record
+ * Directory frames as a hand-driven peer sends them (test/net/directory-*.spec.ts): a record
  * signed by any key, a digest that opens a session for pages, and a page of records.
  */
 
