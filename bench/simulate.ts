@@ -1,15 +1,16 @@
 // `npm run simulate`: network-wide broadcasts in a simulated network (no sockets) that runs the node's own
 // topology (planTopology), routing (routeArcs) and repair (BroadcastRepair): RainTree with repair against gossip,
-// for each fault mix. See docs/broadcast.md, "Simulation".
+// for each fault mix. See docs/broadcast.md, "Simulation". With --eclipse: ids ground into a victim's thirds dial it, drop
+// and withhold; the victim's share of attackers and its delivery (docs/security.md, "Eclipse").
 import { parseArgs } from 'node:util';
 import { DEFAULTS } from 'nestjs-p2p/core';
-import { FAULT_MIXES, SimNet, degreeBound, rng, runMix, summarise, type FaultMix, type SimSummary } from 'nestjs-p2p/sim';
+import { FAULT_MIXES, SimNet, degreeBound, rng, runMix, simulateEclipse, summarise, type FaultMix, type SimSummary } from 'nestjs-p2p/sim';
 
 const MIX_KEYS = FAULT_MIXES.map((m) => m.key);
 
 const { values: args } = parseArgs({
   options: {
-    nodes: { type: 'string', default: '1000,100000' },
+    nodes: { type: 'string' },
     mixes: { type: 'string' },
     broadcasts: { type: 'string' },
     'repair-rounds': { type: 'string', default: '20' },
@@ -18,9 +19,12 @@ const { values: args } = parseArgs({
     'max-outbound': { type: 'string' },
     seed: { type: 'string', default: '1' },
     markdown: { type: 'boolean', default: false },
+    eclipse: { type: 'boolean', default: false },
+    attackers: { type: 'string', default: '10,50,200' },
   },
 });
-const sizes = args.nodes.split(',').map(Number);
+const sizes = (args.nodes ?? (args.eclipse ? '1000,10000' : '1000,100000')).split(',').map(Number);
+const attackerCounts = args.attackers.split(',').map(Number);
 const repairRounds = Number(args['repair-rounds']);
 const hopMs = Number(args['hop-ms']);
 const repairFanout = args['repair-fanout'] === undefined ? undefined : Number(args['repair-fanout']);
@@ -28,11 +32,13 @@ const usage = () => {
   process.stderr.write(
     'usage: npm run simulate -- [--nodes 1000,100000] [--mixes ' +
       MIX_KEYS.join(',') +
-      `] [--broadcasts K] [--repair-rounds 20] [--hop-ms 25] [--repair-fanout ${DEFAULTS.broadcastRepairFanout}] [--max-outbound M (default: the node's, ${DEFAULTS.maxOutbound})] [--seed 1] [--markdown]\n`,
+      `] [--broadcasts K] [--repair-rounds 20] [--hop-ms 25] [--repair-fanout ${DEFAULTS.broadcastRepairFanout}] [--max-outbound M (default: the node's, ${DEFAULTS.maxOutbound})] [--seed 1] [--markdown]\n` +
+      '       npm run simulate -- --eclipse [--nodes 1000,10000] [--attackers 10,50,200] [--broadcasts K] [--repair-rounds 20] [--seed 1] [--markdown]\n',
   );
   process.exit(2);
 };
 if (!sizes.every((n) => Number.isInteger(n) && n >= 1) || !(repairRounds >= 1) || !(hopMs > 0) || !(repairFanout === undefined || (Number.isInteger(repairFanout) && repairFanout >= 1))) usage();
+if (!attackerCounts.every((k) => Number.isInteger(k) && k >= 1) || (args.eclipse && sizes.some((n) => n < 2))) usage();
 const chosen = args.mixes?.split(',');
 if (chosen?.some((key) => !MIX_KEYS.includes(key))) usage();
 
@@ -41,11 +47,14 @@ const started = Date.now();
 const random = rng(Number(args.seed));
 const pct = (x: number) => `${(x * 100).toFixed(x < 1 && x > 0.9999 ? 3 : 2)} %`;
 
-say(
-  `Repair interval ${repairRounds} rounds (${repairRounds * hopMs} ms at ${hopMs} ms a hop); seed ${args.seed}. ` +
-    'Coverage: honest live nodes reached, worst broadcast; frames and bytes: mean per broadcast; hops and latency: worst broadcast (latency p50: median broadcast).',
-);
-for (const n of sizes) {
+if (args.eclipse) eclipse();
+else {
+  say(
+    `Repair interval ${repairRounds} rounds (${repairRounds * hopMs} ms at ${hopMs} ms a hop); seed ${args.seed}. ` +
+      'Coverage: honest live nodes reached, worst broadcast; frames and bytes: mean per broadcast; hops and latency: worst broadcast (latency p50: median broadcast).',
+  );
+}
+for (const n of args.eclipse ? [] : sizes) {
   // The issue's four mixes at every size; frozen relays and churn cost as much again at 100 000, so by default only up to 10 000.
   const keys = chosen ?? MIX_KEYS.filter((key) => n <= 10_000 || !['frozen', 'churn'].includes(key));
   const mixes = FAULT_MIXES.filter((m) => keys.includes(m.key));
@@ -112,6 +121,45 @@ for (const n of sizes) {
 }
 say();
 say(`(${((Date.now() - started) / 1000).toFixed(0)} s)`);
+
+/**
+ * Issue 22, item 3: for each size, one settled network at the node's default limits (maxPeers 50, maxOutbound 24) and a
+ * victim per attacker count and admission (src/sim/eclipse.ts), each attacked at once by its own ground ids for 10
+ * peer-exchange intervals; then honest broadcasts, every victim watched in each.
+ */
+function eclipse(): void {
+  say(
+    `Eclipse at the node's default limits (maxPeers ${DEFAULTS.maxPeers}, maxOutbound ${DEFAULTS.maxOutbound}, maxInbound ${DEFAULTS.maxInbound}); ` +
+      `repair interval ${repairRounds} rounds (${repairRounds * hopMs} ms at ${hopMs} ms a hop); seed ${args.seed}. ` +
+      'Attackers are ids ground into the victim V\'s thirds (round robin) that dial V every peer-exchange interval, relay nothing, ' +
+      'and announce every broadcast to V first without serving it. Share: attackers among V\'s connections after 10 intervals, and the most at the end of any interval. ' +
+      `"off": maxInboundPerThird = maxInbound, the node's switch that turns the inbound share and the per-third limit off.`,
+  );
+  for (const n of sizes) {
+    const broadcasts = Number(args.broadcasts ?? 20);
+    const attacks = attackerCounts.flatMap((attackers) => [{ attackers }, { attackers, maxInboundPerThird: DEFAULTS.maxInbound }]);
+    const t0 = Date.now();
+    const results = simulateEclipse({ nodes: n, attacks, random, broadcasts, repairRounds, hopMs });
+    say();
+    say(`### ${n.toLocaleString('en')} nodes, ${broadcasts} honest broadcasts (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+    say();
+    table(
+      ['attackers', 'admission', "V's links before / after", 'attackers among them', 'share (end / most)', 'attacker dials refused', 'V delivered', 'by tree', 'within 1 / 2 intervals', 'latest (rounds)'],
+      results.map((r) => [
+        String(r.attackers),
+        r.maxInboundPerThird >= r.maxInbound ? 'off' : `on (${r.maxInboundPerThird} a third)`,
+        `${r.degreeBefore} / ${r.degree}`,
+        String(r.attackerLinks),
+        `${r.share.toFixed(2)} / ${r.maxShare.toFixed(2)}`,
+        String(r.refused),
+        `${r.delivered} / ${r.broadcasts}`,
+        String(r.byTree),
+        `${r.withinOne} / ${r.withinTwo}`,
+        r.latestRound < 0 ? 'missed one' : String(r.latestRound),
+      ]),
+    );
+  }
+}
 
 function row(mix: FaultMix, strategy: string, s: SimSummary, n: number): string[] {
   return [

@@ -1,5 +1,5 @@
 import { MAX_HOPS, createNetworkMessage, isTree, type BroadcastStrategy, type NetworkMessage } from '../broadcast/codec.js';
-import { BroadcastRepair } from '../broadcast/repair.js';
+import { BroadcastRepair, encodeIds } from '../broadcast/repair.js';
 import { MAX_ARCS_PER_ID, canRouteArc, routeArcs } from '../broadcast/router.js';
 import { Encoding } from '../wire/constants.js';
 import { DEFAULTS } from '../common/defaults.js';
@@ -29,6 +29,11 @@ export interface SimFaults {
   frozen?: ReadonlySet<number>;
   /** The round at which frozen nodes wake (default 0: none is frozen). */
   frozenUntil?: number;
+  /**
+   * Droppers that also withhold (an eclipse attacker, src/sim/eclipse.ts): each announces the broadcast to all its
+   * neighbours at once, before any honest copy arrives, and never serves it.
+   */
+  withholders?: ReadonlySet<number>;
 }
 
 /** What simulateBroadcast takes. */
@@ -54,6 +59,8 @@ export interface SimBroadcastOptions {
   maxRounds?: number;
   /** Draws the repair timers' phases. */
   random: () => number;
+  /** Nodes whose delivery the result reports one by one (`watched`): an eclipse's victims. */
+  watch?: readonly number[];
 }
 
 /** What one simulated broadcast did: who got it, by which route, at what cost in frames and rounds. */
@@ -104,6 +111,8 @@ export interface SimBroadcastResult {
   latencyMax: number;
   /** Rounds run: until no frame was in flight for two repair intervals, or `maxRounds`. */
   rounds: number;
+  /** Each `watch` node, in order: the round it delivered the broadcast in (-1: never), and whether by RainTree or gossip alone. */
+  watched?: Array<{ round: number; byTree: boolean }>;
 }
 
 const DATA = 0;
@@ -182,6 +191,7 @@ export function simulateBroadcast(net: SimNet, options: SimBroadcastOptions): Si
   const frozenUntil = faults.frozenUntil ?? 0;
   const isFrozen = (node: number) => round < frozenUntil && (faults.frozen?.has(node) ?? false);
   const at = (id: string) => net.index.get(id)!;
+  const drops = (node: number) => (faults.droppers?.has(node) ?? false) || (faults.withholders?.has(node) ?? false);
 
   const send = (from: number, to: string | number, kind: Frame['kind'], strategy: BroadcastStrategy, arc: Arc, hops: number, repair = false, body?: Buffer) => {
     if (kind === DATA) r.dataFrames++;
@@ -209,7 +219,7 @@ export function simulateBroadcast(net: SimNet, options: SimBroadcastOptions): Si
       () => round * hopMs,
       options.random,
     );
-    repair.silent = faults.droppers?.has(node) ?? false;
+    repair.silent = drops(node);
     repairs[node] = repair;
     phase[node] = Math.floor(options.random() * R);
     buckets[phase[node]!]!.push(node);
@@ -268,7 +278,7 @@ export function simulateBroadcast(net: SimNet, options: SimBroadcastOptions): Si
 
   /** BroadcastRouter.relay: droppers stop here; each arc once; past MAX_ARCS_PER_ID arcs, nothing (repair covers them). */
   const relay = (node: number, from: string, f: Frame): string[] => {
-    if (faults.droppers?.has(node) || f.hops >= MAX_HOPS) return [];
+    if (drops(node) || f.hops >= MAX_HOPS) return [];
     if (isTree(f.strategy)) {
       const arcs = (arcsOf[node] ??= new Set());
       if (arcs.size >= MAX_ARCS_PER_ID) {
@@ -312,6 +322,12 @@ export function simulateBroadcast(net: SimNet, options: SimBroadcastOptions): Si
     repairOf(node)?.got(message, [from, ...sent]);
   };
 
+  // Withholders announce it first: their IHAVE frames are the first in flight, so each arrives before any honest copy.
+  const ihave = encodeIds([Buffer.from(message.id, 'hex')]);
+  for (const node of faults.withholders ?? []) {
+    if (!net.alive[node]) continue;
+    for (const peer of net.linkNodes[node]!) (r.ihaveFrames++, send(node, peer, IHAVE, strategy, RING_ROOT, 0, false, ihave));
+  }
   // The origin: delivers its own, forwards the whole ring (BroadcastRouter.originate), keeps it for repair.
   seen[origin] = 1;
   deliveries[origin] = delivers(origin) ? 1 : 0;
@@ -341,7 +357,7 @@ export function simulateBroadcast(net: SimNet, options: SimBroadcastOptions): Si
   let maxHops = 0;
   const latencies: number[] = [];
   for (let node = 0; node < n; node++) {
-    if (!net.alive[node] || faults.droppers?.has(node) || faults.crashed?.has(node) || !delivers(node)) continue;
+    if (!net.alive[node] || drops(node) || faults.crashed?.has(node) || !delivers(node)) continue;
     honest++;
     maxDeliveries = Math.max(maxDeliveries, deliveries[node]!);
     if (!seen[node]) continue;
@@ -357,6 +373,7 @@ export function simulateBroadcast(net: SimNet, options: SimBroadcastOptions): Si
     r.controlBytes += repair.stats.controlBytes;
   }
   latencies.sort((a, b) => a - b);
+  const watch = options.watch;
   return {
     strategy,
     honest,
@@ -368,5 +385,6 @@ export function simulateBroadcast(net: SimNet, options: SimBroadcastOptions): Si
     latencyP50: latencies[Math.floor(latencies.length / 2)] ?? 0,
     latencyMax: latencies[latencies.length - 1] ?? 0,
     rounds: Math.min(round, maxRounds),
+    ...(watch === undefined ? {} : { watched: watch.map((node) => ({ round: seen[node] ? deliveredAt[node]! : -1, byTree: byTree[node] === 1 })) }),
   };
 }

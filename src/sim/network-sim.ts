@@ -13,6 +13,7 @@ export * from './ids.js';
 export * from './views.js';
 export * from './topology.js';
 export * from './broadcast.js';
+export * from './eclipse.js';
 
 /** A fault scenario of `npm run simulate`: which nodes misbehave, and how much of the network each node knows. */
 export interface FaultMix {

@@ -225,7 +225,8 @@ export class SimNet {
     for (let r = 0; r < rounds; r++) this.step();
   }
 
-  private add(id: string): void {
+  /** Adds a node with id `id` (a new node number); the ids others know of change only at the next refreshViews. */
+  protected add(id: string): void {
     const node = this.ids.length;
     this.ids.push(id);
     this.index.set(id, node);
@@ -285,19 +286,20 @@ export class SimNet {
   }
 
   /** A connection of `node` opened or closed (not by its own plan, which knew): it plans again. */
-  private changed(node: number): void {
+  protected changed(node: number): void {
     this.changedAt[node] = ++this.seq;
     this.dirty.add(node);
   }
 
-  private schedule(node: number, round: number): void {
+  /** Has `node` plan again at `round`. */
+  protected schedule(node: number, round: number): void {
     let nodes = this.wake.get(round);
     if (!nodes) this.wake.set(round, (nodes = []));
     nodes.push(node);
   }
 
   /** Discovery.fill() for one node. Returns how many connections it opened or closed. */
-  private plan(node: number): number {
+  protected plan(node: number): number {
     this.plannedAt[node] = ++this.seq;
     const state = this.state(node);
     const plan = planTopology(state);
@@ -349,10 +351,20 @@ export class SimNet {
     return first;
   }
 
-  /** A dial: refused by a node that left or holds maxDegree connections (the dialer backs off from it). */
-  private dial(node: number, id: string): boolean {
+  /** Whether `target` takes a connection `dialer` dials: it is live and holds fewer than maxDegree connections. */
+  protected admits(dialer: number, target: number): boolean {
+    return this.alive[target]! && this.links[target]!.length < this.maxDegree;
+  }
+
+  /** Whether `node` backs off from dialing `id` now (a dial of it failed lately). */
+  protected backingOff(node: number, id: string): boolean {
+    return (this.failures[node]?.get(id)?.until ?? 0) > this.round;
+  }
+
+  /** A dial: refused by a node that does not admit it (left, or holds maxDegree connections); the dialer backs off from it. */
+  protected dial(node: number, id: string): boolean {
     const target = this.index.get(id);
-    if (target === undefined || !this.alive[target] || this.links[target]!.length >= this.maxDegree) {
+    if (target === undefined || !this.admits(node, target)) {
       const failures = (this.failures[node] ??= new Map());
       const count = (failures.get(id)?.count ?? 0) + 1;
       // Skipped for 1, 2, 4, then 8 intervals. A node backs off at most 30 s (an interval) but runs fill() on every peer exchange
@@ -373,7 +385,8 @@ export class SimNet {
     return true;
   }
 
-  private close(a: number, b: number): void {
+  /** Closes the connection between nodes `a` and `b`; `b` plans again. */
+  protected close(a: number, b: number): void {
     const idA = this.ids[a]!;
     const idB = this.ids[b]!;
     const drop = (list: string[], id: string) => {
