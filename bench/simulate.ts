@@ -4,7 +4,7 @@
 // and withhold; the victim's share of attackers and its delivery (docs/security.md, "Eclipse").
 import { parseArgs } from 'node:util';
 import { DEFAULTS } from 'nestjs-p2p/core';
-import { FAULT_MIXES, SimNet, degreeBound, rng, runMix, simulateEclipse, summarise, type FaultMix, type SimSummary } from 'nestjs-p2p/sim';
+import { FAULT_MIXES, SimNet, degreeBound, rng, runMix, simulateEclipse, summarise, type EclipseAttack, type FaultMix, type SimSummary } from 'nestjs-p2p/sim';
 
 const MIX_KEYS = FAULT_MIXES.map((m) => m.key);
 
@@ -124,32 +124,56 @@ say(`(${((Date.now() - started) / 1000).toFixed(0)} s)`);
 
 /**
  * Issue 22, item 3: for each size, one settled network at the node's default limits (maxPeers 50, maxOutbound 24) and a
- * victim per attacker count and admission (src/sim/eclipse.ts), each attacked at once by its own ground ids for 10
+ * victim per attacker count and variant (src/sim/eclipse.ts), each attacked at once by its own ground ids for 10
  * peer-exchange intervals; then honest broadcasts, every victim watched in each.
  */
 function eclipse(): void {
   say(
     `Eclipse at the node's default limits (maxPeers ${DEFAULTS.maxPeers}, maxOutbound ${DEFAULTS.maxOutbound}, maxInbound ${DEFAULTS.maxInbound}); ` +
       `repair interval ${repairRounds} rounds (${repairRounds * hopMs} ms at ${hopMs} ms a hop); seed ${args.seed}. ` +
-      'Attackers are ids ground into the victim V\'s thirds (round robin) that dial V every peer-exchange interval, relay nothing, ' +
-      'and announce every broadcast to V first without serving it. Share: attackers among V\'s connections after 10 intervals, and the most at the end of any interval. ' +
-      `"off": maxInboundPerThird = maxInbound, the node's switch that turns the inbound share and the per-third limit off.`,
+      "Attackers are ids ground into the victim V's thirds (round robin) that dial V every peer-exchange interval, relay nothing, " +
+      'and announce every broadcast to V first without serving it. Ids: anywhere in each third (as test/net/eclipse.spec.ts), or just after ' +
+      "V's cover there. Address: whether they announce one V could dial (then one at V's facing rank is its own choice). " +
+      "Share: attackers among V's connections after 10 intervals, and the most at the end of any interval. " +
+      `Admission "off": maxInboundPerThird = maxInbound, the node's switch that turns the inbound share and the per-third limit off.`,
   );
+  const variants: Array<Omit<EclipseAttack, 'attackers'>> = [
+    {},
+    { maxInboundPerThird: DEFAULTS.maxInbound },
+    { placement: 'cover' },
+    { announce: true },
+    { placement: 'cover', announce: true },
+  ];
   for (const n of sizes) {
     const broadcasts = Number(args.broadcasts ?? 20);
-    const attacks = attackerCounts.flatMap((attackers) => [{ attackers }, { attackers, maxInboundPerThird: DEFAULTS.maxInbound }]);
+    const attacks = attackerCounts.flatMap((attackers) => variants.map((v) => ({ attackers, ...v })));
     const t0 = Date.now();
     const results = simulateEclipse({ nodes: n, attacks, random, broadcasts, repairRounds, hopMs });
     say();
     say(`### ${n.toLocaleString('en')} nodes, ${broadcasts} honest broadcasts (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
     say();
     table(
-      ['attackers', 'admission', "V's links before / after", 'attackers among them', 'share (end / most)', 'attacker dials refused', 'V delivered', 'by tree', 'within 1 / 2 intervals', 'latest (rounds)'],
+      [
+        'attackers',
+        'ids',
+        'address',
+        'admission',
+        "V's links before / after",
+        'attackers among them (V dialed / its choice)',
+        'share (end / most)',
+        'attacker dials refused',
+        'V delivered',
+        'by tree',
+        'within 1 / 2 intervals',
+        'latest (rounds)',
+      ],
       results.map((r) => [
         String(r.attackers),
-        r.maxInboundPerThird >= r.maxInbound ? 'off' : `on (${r.maxInboundPerThird} a third)`,
+        r.placement === 'cover' ? "next to V's covers" : 'in its thirds',
+        r.announce ? 'yes' : 'no',
+        r.maxInboundPerThird >= r.maxInbound ? 'off' : 'on',
         `${r.degreeBefore} / ${r.degree}`,
-        String(r.attackerLinks),
+        `${r.attackerLinks} (${r.attackersDialed} / ${r.attackersChosen})`,
         `${r.share.toFixed(2)} / ${r.maxShare.toFixed(2)}`,
         String(r.refused),
         `${r.delivered} / ${r.broadcasts}`,

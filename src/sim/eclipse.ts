@@ -1,7 +1,7 @@
 import { DEFAULTS } from '../common/defaults.js';
 import { MIN_DEGREE, type InboundStanding } from '../discovery/discovery.js';
-import { coverNeeds, facingMember, planTopology } from '../discovery/ring-topology.js';
-import { arcLength, branchOf, lowerBound, type Arc } from '../ring/raintree.js';
+import { coverNeeds, facingMember, planTopology, type CoverNeed } from '../discovery/ring-topology.js';
+import { arcLength, branchOf, inArc, lowerBound, type Arc } from '../ring/raintree.js';
 import { thirdRefusal } from '../trust/inbound-admission.js';
 import { simulateBroadcast } from './broadcast.js';
 import { SimNet } from './topology.js';
@@ -26,6 +26,16 @@ export interface EclipseAttack {
   maxInbound?: number;
   /** V's maxInboundPerThird (default 4); at maxInbound or above it turns both admission limits off, as on the node. */
   maxInboundPerThird?: number;
+  /**
+   * Where in each third the ids are ground: 'third', anywhere in it (default, as test/net/eclipse.spec.ts); 'cover', just
+   * after V's cover there (between it and the next id V knows), which moves the member V would choose there by rank.
+   */
+  placement?: 'third' | 'cover';
+  /**
+   * Whether the attackers announce an address V could dial them at (default false, as test/raw-peer.ts): then V keeps
+   * them in its book once they dial, may dial them itself, and one at the rank V would choose in its third counts as its own choice.
+   */
+  announce?: boolean;
 }
 
 /** What simulateEclipse takes. Limits default to the node's (DEFAULTS). */
@@ -54,6 +64,10 @@ export interface EclipseOptions {
 export interface EclipseResult {
   /** Attackers that dialed V. */
   attackers: number;
+  /** Where their ids were ground (EclipseAttack.placement). */
+  placement: 'third' | 'cover';
+  /** Whether they announced an address (EclipseAttack.announce). */
+  announce: boolean;
   /** V's maxInbound. */
   maxInbound: number;
   /** V's maxInboundPerThird (at maxInbound or above: the share and the per-third limit are off). */
@@ -64,6 +78,10 @@ export interface EclipseResult {
   degree: number;
   /** How many of them are attackers'. */
   attackerLinks: number;
+  /** Of those, how many V dialed itself (announcing attackers only: V can dial them). */
+  attackersDialed: number;
+  /** Of those, how many dialed V and count as V's own choice in their third (announcing attackers only). */
+  attackersChosen: number;
   /** Attackers' share of V's connections after the attack rounds. */
   share: number;
   /** Most attackers' share of V's connections at the end of any attack round. */
@@ -92,6 +110,8 @@ class Victim {
   readonly standing = new Map<string, InboundStanding>();
   /** Round each connection opened (connectedAt): those from before the attack count as old. */
   readonly since = new Map<string, number>();
+  /** Announcing attackers that dialed V: in its book (proven, or a candidate when refused), so in its view. */
+  readonly heard = new Set<string>();
   known: string[] | undefined;
   refused = 0;
 
@@ -99,6 +119,8 @@ class Victim {
     readonly node: number,
     readonly maxInbound: number,
     readonly maxInboundPerThird: number,
+    readonly placement: 'third' | 'cover',
+    readonly announce: boolean,
   ) {}
 }
 
@@ -106,7 +128,8 @@ class Victim {
 class EclipseNet extends SimNet {
   private readonly victims = new Map<number, Victim>();
   private readonly attackerOf = new Map<number, Victim>();
-  private readonly attackerIds = new Set<string>();
+  /** Each attacker id's victim. */
+  private readonly attackerIds = new Map<string, Victim>();
 
   constructor(
     n: number,
@@ -118,12 +141,31 @@ class EclipseNet extends SimNet {
   }
 
   /** Makes `node` a victim and adds `k` attacker nodes ground into its thirds; no honest node learns of them (they announce no address). */
-  attack(node: number, k: number, maxInbound: number, maxInboundPerThird: number): Victim {
-    const victim = new Victim(node, maxInbound, maxInboundPerThird);
-    const needs = coverNeeds(this.ids[node]!, this.known(node));
+  attack(node: number, attack: EclipseAttack): Victim {
+    const k = attack.attackers;
+    const victim = new Victim(
+      node,
+      attack.maxInbound ?? DEFAULTS.maxInbound,
+      attack.maxInboundPerThird ?? DEFAULTS.maxInboundPerThird,
+      attack.placement ?? 'third',
+      attack.announce ?? false,
+    );
+    const self = this.ids[node]!;
+    const known = this.known(node);
+    const needs = coverNeeds(self, known);
+    const plan = planTopology({ self, known, inbound: this.inbound[node]!, outbound: this.outbound[node]!, maxDegree: this.maxPeers, keep: () => false, skip: () => false });
+    // Just after V's cover in the third (else the member it would dial there), before the next id V knows.
+    const near = (need: CoverNeed): Arc => {
+      const cover = plan.covers.find((id) => inArc(id, need.arc)) ?? facingMember(self, need, known, () => false)!;
+      const after = known[(lowerBound(known, cover) + 1) % known.length]!;
+      const from = step(cover);
+      const to = inArc(after, need.arc) ? after : need.arc.to;
+      return from === to ? need.arc : { from, to };
+    };
     this.victims.set(node, victim);
     for (let i = 0; i < k && needs.length > 0; i++) {
-      const arc = needs[i % needs.length]!.arc;
+      const need = needs[i % needs.length]!;
+      const arc = victim.placement === 'cover' ? near(need) : need.arc;
       let id = idIn(arc, this.random);
       while (this.index.has(id)) id = idIn(arc, this.random);
       const attacker = this.size;
@@ -131,17 +173,20 @@ class EclipseNet extends SimNet {
       victim.attackers.add(attacker);
       victim.attackerIds.add(id);
       this.attackerOf.set(attacker, victim);
-      this.attackerIds.add(id);
+      this.attackerIds.set(id, victim);
     }
     return victim;
   }
 
-  /** A victim knows the honest ids and the attackers connected to it (Discovery.routingView: attackers have no address for its book). */
+  /**
+   * A victim knows the honest ids and the attackers connected to it (Discovery.routingView), and, when they announce an
+   * address, every one that dialed it (its book and candidates).
+   */
   override known(node: number): readonly string[] {
     const victim = this.victims?.get(node);
     if (!victim) return super.known(node);
     if (victim.known) return victim.known;
-    const extra = this.links[node]!.filter((id) => victim.attackerIds.has(id));
+    const extra = victim.announce ? [...victim.heard] : this.links[node]!.filter((id) => victim.attackerIds.has(id));
     return (victim.known = extra.length === 0 ? [...super.known(node)] : [...super.known(node), ...extra].sort());
   }
 
@@ -149,6 +194,13 @@ class EclipseNet extends SimNet {
   share(victim: Victim): number {
     const links = this.links[victim.node]!;
     return links.filter((id) => victim.attackerIds.has(id)).length / Math.max(1, links.length);
+  }
+
+  /** A victim's connections to attackers that it dialed, and those that dialed it and stand as its own choice. */
+  attackersOwn(victim: Victim): { dialed: number; chosen: number } {
+    const dialed = this.outbound[victim.node]!.filter((id) => victim.attackerIds.has(id)).length;
+    const chosen = this.inbound[victim.node]!.filter((id) => victim.attackerIds.has(id) && this.inboundStanding(victim, id) === 'own').length;
+    return { dialed, chosen };
   }
 
   protected override plan(node: number): number {
@@ -169,6 +221,10 @@ class EclipseNet extends SimNet {
   protected override admits(dialer: number, target: number): boolean {
     const victim = this.victims.get(target);
     if (!victim) return super.admits(dialer, target);
+    if (victim.announce && victim.attackers.has(dialer) && !victim.heard.has(this.ids[dialer]!)) {
+      victim.heard.add(this.ids[dialer]!);
+      victim.known = undefined;
+    }
     const refused = !super.admits(dialer, target) || this.refusal(victim, this.ids[dialer]!) !== undefined;
     if (refused && victim.attackers.has(dialer)) victim.refused++;
     return !refused;
@@ -200,9 +256,9 @@ class EclipseNet extends SimNet {
     }
   }
 
-  /** Whether a victim could dial `id`: attackers announce no address (as test/raw-peer.ts), so none could have dialed them. */
+  /** Whether a victim could dial `id`: an honest node, or an attacker that announces an address. */
   private dialable(id: string): boolean {
-    return !this.attackerIds.has(id);
+    return this.attackerIds.get(id)?.announce ?? true;
   }
 
   /** Discovery.isOwnChoice: `id` is the member V's topology would choose in its third. */
@@ -323,6 +379,11 @@ class EclipseNet extends SimNet {
   }
 }
 
+/** The id after `id` on the ring. */
+function step(id: string): string {
+  return ((BigInt(`0x${id}`) + 1n) % (1n << 160n)).toString(16).padStart(40, '0');
+}
+
 /** A random id in `arc`: a key ground until its id falls there, without the grinding. */
 function idIn(arc: Arc, random: () => number): string {
   let r = 0n;
@@ -348,7 +409,7 @@ export function simulateEclipse(options: EclipseOptions): EclipseResult[] {
   const victims = options.attacks.map((attack) => {
     const node = pool.splice(Math.floor(random() * pool.length), 1)[0]!;
     const degreeBefore = net.links[node]!.length;
-    const victim = net.attack(node, attack.attackers, attack.maxInbound ?? DEFAULTS.maxInbound, attack.maxInboundPerThird ?? DEFAULTS.maxInboundPerThird);
+    const victim = net.attack(node, attack);
     return { victim, degreeBefore, maxShare: 0 };
   });
   for (let r = 0; r < (options.rounds ?? 10); r++) {
@@ -358,13 +419,18 @@ export function simulateEclipse(options: EclipseOptions): EclipseResult[] {
   const results: EclipseResult[] = victims.map(({ victim, degreeBefore, maxShare }) => {
     const links = net.links[victim.node]!;
     const attackerLinks = links.filter((id) => victim.attackerIds.has(id)).length;
+    const { dialed, chosen } = net.attackersOwn(victim);
     return {
       attackers: victim.attackers.size,
+      placement: victim.placement,
+      announce: victim.announce,
       maxInbound: victim.maxInbound,
       maxInboundPerThird: victim.maxInboundPerThird,
       degreeBefore,
       degree: links.length,
       attackerLinks,
+      attackersDialed: dialed,
+      attackersChosen: chosen,
       share: attackerLinks / Math.max(1, links.length),
       maxShare,
       refused: victim.refused,
