@@ -112,7 +112,12 @@ export interface SimBroadcastResult {
   /** Rounds run: until no frame was in flight for two repair intervals, or `maxRounds`. */
   rounds: number;
   /** Each `watch` node, in order: the round it delivered the broadcast in (-1: never), and whether by RainTree or gossip alone. */
-  watched?: Array<{ round: number; byTree: boolean }>;
+  watched?: Array<{
+    /** The round it delivered the broadcast in, from the origin's send; -1: never. */
+    round: number;
+    /** Whether RainTree or gossip brought it, not repair. */
+    byTree: boolean;
+  }>;
 }
 
 const DATA = 0;
