@@ -140,7 +140,7 @@ class EclipseNet extends SimNet {
     super(n, random, { maxDegree: maxPeers, maxOutbound });
   }
 
-  /** Makes `node` a victim and adds `k` attacker nodes ground into its thirds; no honest node learns of them (they announce no address). */
+  /** Makes `node` a victim and adds its attacker nodes, ground into its thirds; no honest node but V learns of them (V names announcing ones in its peer exchange: not modelled). */
   attack(node: number, attack: EclipseAttack): Victim {
     const k = attack.attackers;
     const victim = new Victim(
