@@ -349,6 +349,25 @@ export class SimNet {
     return first;
   }
 
+  /**
+   * A connection outside the topology's plan, for experiments (bench/simulate-events.ts `--topic-links`): `a`
+   * dials `b` whatever the degree bound. The plan leaves it alone as long as nothing else changes at either end.
+   * @returns false when they are connected already, are one node, or one has left.
+   */
+  link(a: number, b: number): boolean {
+    const idB = this.ids[b];
+    if (a === b || idB === undefined || !this.alive[a] || !this.alive[b] || this.links[a]!.includes(idB)) return false;
+    const idA = this.ids[a]!;
+    this.outbound[a]!.push(idB);
+    this.inbound[b]!.push(idA);
+    this.links[a]!.push(idB);
+    this.links[b]!.push(idA);
+    this.linkNodes[a]!.push(b);
+    this.linkNodes[b]!.push(a);
+    this.opened[a]!.set(idB, this.round);
+    return true;
+  }
+
   /** A dial: refused by a node that left or holds maxDegree connections (the dialer backs off from it). */
   private dial(node: number, id: string): boolean {
     const target = this.index.get(id);
