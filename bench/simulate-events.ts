@@ -2,9 +2,11 @@
 // the node's own topology, routing (routeArcs over the topic's subscribers) and repair (BroadcastRepair, announcing to
 // subscribers only). Patterns with Zipf-distributed subscriber counts; each event is judged against
 // 1.3 × S + 2·⌈log3 N⌉ data frames. See docs/events.md.
+// `--topic-links successor|covers` adds connections among each pattern's subscribers before the events, an experiment
+// on topology bias (src/sim/topic-links.ts).
 import { parseArgs } from 'node:util';
 import { DEFAULTS } from 'nestjs-p2p/core';
-import { SimNet, rng, simulateBroadcast, type SimBroadcastResult } from 'nestjs-p2p/sim';
+import { SimNet, linkTopics, rng, simulateBroadcast, type SimBroadcastResult, type TopicLinks } from 'nestjs-p2p/sim';
 
 const { values: args } = parseArgs({
   options: {
@@ -14,15 +16,17 @@ const { values: args } = parseArgs({
     droppers: { type: 'string', default: '0,0.1' },
     'repair-rounds': { type: 'string', default: '20' },
     seed: { type: 'string', default: '1' },
+    'topic-links': { type: 'string', default: 'none' },
   },
 });
+const topicLinks = args['topic-links'];
 const N = Number(args.nodes);
 const P = Number(args.patterns);
 const MAX_S = Math.min(Number(args['max-subscribers']), N);
 const dropperMixes = args.droppers.split(',').map(Number);
 const repairRounds = Number(args['repair-rounds']);
-if (!(N >= 2 && P >= 1 && MAX_S >= 1 && repairRounds >= 1 && dropperMixes.every((d) => d >= 0 && d < 1))) {
-  process.stderr.write('usage: npm run simulate:events -- [--nodes 100000] [--patterns 1000] [--max-subscribers 10000] [--droppers 0,0.1] [--repair-rounds 20] [--seed 1]\n');
+if (!(N >= 2 && P >= 1 && MAX_S >= 1 && repairRounds >= 1 && dropperMixes.every((d) => d >= 0 && d < 1) && ['none', 'successor', 'covers'].includes(topicLinks))) {
+  process.stderr.write('usage: npm run simulate:events -- [--nodes 100000] [--patterns 1000] [--max-subscribers 10000] [--droppers 0,0.1] [--repair-rounds 20] [--seed 1] [--topic-links none|successor|covers]\n');
   process.exit(2);
 }
 
@@ -38,19 +42,23 @@ const counts = Array.from({ length: P }, (_, k) => Math.max(1, Math.round(MAX_S 
 const net = new SimNet(N, random, { maxOutbound: DEFAULTS.maxOutbound });
 const rounds = net.settle();
 const live = net.liveNodes();
+// Each pattern's subscribers, drawn once: every dropper mix runs the same events over the same topology.
+const subscriberSets = counts.map((c) => sample(live, c));
+const degreeBefore = meanDegree();
+const added = topicLinks === 'none' ? 0 : linkTopics(net, subscriberSets, topicLinks as TopicLinks);
 say(
   `${N.toLocaleString('en')} nodes (settled in ${rounds} peer-exchange rounds), ${P} patterns, subscribers per pattern Zipf from ${MAX_S} to ${counts[P - 1]} ` +
     `(mean ${(counts.reduce((x, y) => x + y, 0) / P).toFixed(1)}); one event per pattern from a random node; bound 1.3 × S + 2·⌈log3 N⌉ = 1.3 × S + ${2 * log3N}; ` +
-    `repair interval ${repairRounds} rounds; seed ${args.seed}.`,
+    `repair interval ${repairRounds} rounds; seed ${args.seed}; mean degree ${degreeBefore.toFixed(1)}` +
+    (topicLinks === 'none' ? '.' : `, ${meanDegree().toFixed(1)} with ${added.toLocaleString('en')} topic links (${topicLinks}).`),
 );
 say();
-say('| relays dropping | events | subscribers reached, worst event | by the tree alone, worst | data frames, mean | bound, mean | frames ÷ bound (means) | events over their bound | frames ÷ S by S: 1–9 / 10–99 / 100–999 / 1000+ | carried by non-subscribers, mean | unrouted, mean |');
-say('|---|---|---|---|---|---|---|---|---|---|---|');
+say('| relays dropping | events | subscribers reached, worst event | events that missed a live subscriber | by the tree alone, worst | data frames, mean | bound, mean | frames ÷ bound (means) | events over their bound | frames ÷ S by S: 1–9 / 10–99 / 100–999 / 1000+ | carried by non-subscribers, mean | unrouted, mean |');
+say('|---|---|---|---|---|---|---|---|---|---|---|---|');
 for (const droppers of dropperMixes) {
   const results: Array<{ s: number; r: SimBroadcastResult }> = [];
   for (let k = 0; k < P; k++) {
-    const picked = sample(live, counts[k]!);
-    const subscribers = new Set(picked);
+    const subscribers = new Set(subscriberSets[k]!);
     const origin = live[Math.floor(random() * live.length)]!;
     const others = sample(live.filter((x) => x !== origin), Math.floor(droppers * live.length));
     const r = simulateBroadcast(net, { origin, strategy: 'subscribers', subscribers, faults: { droppers: new Set(others) }, repairRounds, random });
@@ -68,7 +76,7 @@ for (const droppers of dropperMixes) {
     return xs.length === 0 ? '–' : (xs.reduce((t, x) => t + x.r.dataFrames, 0) / xs.reduce((t, x) => t + x.s, 0)).toFixed(2);
   });
   say(
-    `| ${(droppers * 100).toFixed(0)} % | ${results.length} | ${pct(worst((r) => (r.honest === 0 ? 1 : r.delivered / r.honest)))} | ${pct(worst((r) => (r.honest === 0 ? 1 : r.deliveredByTree / r.honest)))} | ` +
+    `| ${(droppers * 100).toFixed(0)} % | ${results.length} | ${pct(worst((r) => (r.honest === 0 ? 1 : r.delivered / r.honest)))} | ${results.filter((x) => x.r.delivered < x.r.honest).length} | ${pct(worst((r) => (r.honest === 0 ? 1 : r.deliveredByTree / r.honest)))} | ` +
       `${mean((x) => x.r.dataFrames).toFixed(1)} | ${mean((x) => bound(x.s)).toFixed(1)} | ${(mean((x) => x.r.dataFrames) / mean((x) => bound(x.s))).toFixed(2)} | ` +
       `${results.filter((x) => x.r.dataFrames > bound(x.s)).length} | ${byS.join(' / ')} | ${mean((x) => x.r.carriers).toFixed(1)} | ${mean((x) => x.r.unrouted).toFixed(2)} |`,
   );
@@ -78,6 +86,10 @@ say(`(${((Date.now() - started) / 1000).toFixed(0)} s)`);
 
 function pct(x: number): string {
   return `${(x * 100).toFixed(x < 1 && x > 0.9999 ? 3 : 2)} %`;
+}
+
+function meanDegree(): number {
+  return live.reduce((t, x) => t + net.links[x]!.length, 0) / live.length;
 }
 
 /** `k` distinct items of `items`, at random. */

@@ -351,6 +351,25 @@ export class SimNet {
     return first;
   }
 
+  /**
+   * A connection outside the topology's plan, for experiments (bench/simulate-events.ts `--topic-links`): `a`
+   * dials `b` whatever the degree bound. The plan leaves it alone as long as nothing else changes at either end.
+   * @returns false when they are connected already, are one node, or one has left.
+   */
+  link(a: number, b: number): boolean {
+    const idB = this.ids[b];
+    if (a === b || idB === undefined || !this.alive[a] || !this.alive[b] || this.links[a]!.includes(idB)) return false;
+    const idA = this.ids[a]!;
+    this.outbound[a]!.push(idB);
+    this.inbound[b]!.push(idA);
+    this.links[a]!.push(idB);
+    this.links[b]!.push(idA);
+    this.linkNodes[a]!.push(b);
+    this.linkNodes[b]!.push(a);
+    this.opened[a]!.set(idB, this.round);
+    return true;
+  }
+
   /** Whether `target` takes a connection `dialer` dials: it is live and holds fewer than maxDegree connections. */
   protected admits(dialer: number, target: number): boolean {
     return this.alive[target]! && this.links[target]!.length < this.maxDegree;
