@@ -53,6 +53,7 @@ export class DirectoryPart {
         updateBurst: o.directoryUpdateBurst,
         ttlMs: o.directoryTtlMs,
         clockSkewMs: o.broadcastClockSkewMs,
+        unvouchedUpdateRate: o.broadcastUnknownOriginRate,
       },
     );
     this.sync = new DirectorySync(
