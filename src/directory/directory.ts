@@ -529,6 +529,14 @@ export class Directory {
     return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
+  /** Whether node `id` is listed by `handlers(subject, kind)` now: its record is held, not leaving, not expired, and has a matching pattern. */
+  handles(id: string, subject: string, kind: PatternKind): boolean {
+    const slot = this.table.find(id);
+    if (slot < 0 || this.table.leaving(slot)) return false;
+    if (id !== this.host.selfId && this.table.issuedAt(slot) < this.now() - this.options.ttlMs) return false;
+    return this.table.handles(slot, subject, kind);
+  }
+
   stats(): Omit<DirectoryStats, 'sync' | 'broadcasts'> {
     return {
       records: this.table.size,

@@ -1,5 +1,5 @@
 import { createHash, randomInt } from 'node:crypto';
-import { isWildcard, SubjectIndex } from '../common/subject.js';
+import { isWildcard, SubjectIndex, subjectMatches } from '../common/subject.js';
 import type { DirectoryRecord } from './record.js';
 
 /**
@@ -409,6 +409,16 @@ export class RecordTable {
       for (let i = 0; i < members.length; i++) out.add(members.slots[i]!);
     }
     return out;
+  }
+
+  /** Whether the slot's record has a pattern of `kind` matching `subject` (leaving or not: the caller checks). O(its patterns). */
+  handles(slot: number, subject: string, kind: PatternKind): boolean {
+    if (!(this.flags[slot]! & 2)) return false;
+    const refs = this.refs[slot]!;
+    const requests = this.requestCounts[slot]!;
+    const to = kind === 'request' ? requests : refs.length;
+    for (let i = kind === 'request' ? 0 : requests; i < to; i++) if (subjectMatches(this.patterns[refs.charCodeAt(i)]!.text, subject)) return true;
+    return false;
   }
 
   /** Nodes per distinct pattern and kind (metrics), at most `limit` patterns. */

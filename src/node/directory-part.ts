@@ -142,6 +142,11 @@ export class DirectoryPart {
     return this.directory.handlers(subject, kind);
   }
 
+  /** Whether node `id` is among `handlers(subject, kind)` now, without listing them. */
+  handles(id: string, subject: string, kind: 'request' | 'event'): boolean {
+    return this.directory.handles(id, subject, kind);
+  }
+
   stats(): DirectoryStats {
     const { originated, delivered, duplicates, sent } = this.host.pipeline().router.internalStats;
     return { ...this.directory.stats(), sync: { ...this.sync.stats }, broadcasts: { originated, delivered, duplicates, sent } };
