@@ -529,12 +529,13 @@ export class Directory {
     return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
-  /** Whether node `id` is listed by `handlers(subject, kind)` now: its record is held, not leaving, not expired, and has a matching pattern. */
-  handles(id: string, subject: string, kind: PatternKind): boolean {
+  /** Node `id`'s entry in `handlers(subject, kind)` now (its record is held, not leaving, not expired, with a matching pattern), else undefined. */
+  handler(id: string, subject: string, kind: PatternKind): HandlerInfo | undefined {
     const slot = this.table.find(id);
-    if (slot < 0 || this.table.leaving(slot)) return false;
-    if (id !== this.host.selfId && this.table.issuedAt(slot) < this.now() - this.options.ttlMs) return false;
-    return this.table.handles(slot, subject, kind);
+    if (slot < 0 || this.table.leaving(slot)) return undefined;
+    const self = id === this.host.selfId;
+    if (!self && this.table.issuedAt(slot) < this.now() - this.options.ttlMs) return undefined;
+    return this.table.handles(slot, subject, kind) ? { id, address: this.table.address(slot) || null, self } : undefined;
   }
 
   stats(): Omit<DirectoryStats, 'sync' | 'broadcasts'> {

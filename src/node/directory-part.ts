@@ -142,9 +142,9 @@ export class DirectoryPart {
     return this.directory.handlers(subject, kind);
   }
 
-  /** Whether node `id` is among `handlers(subject, kind)` now, without listing them. */
-  handles(id: string, subject: string, kind: 'request' | 'event'): boolean {
-    return this.directory.handles(id, subject, kind);
+  /** Node `id`'s entry in `handlers(subject, kind)` now, without listing the others; undefined when it has none. */
+  handler(id: string, subject: string, kind: 'request' | 'event'): HandlerInfo | undefined {
+    return this.directory.handler(id, subject, kind);
   }
 
   stats(): DirectoryStats {

@@ -210,11 +210,12 @@ export class Peer extends EventEmitter {
     this.directory.attach(this.broadcasts.pipeline);
     this.subscribers = new Subscribers(this.identity.peerId, {
       handlers: (topic) => this.directory.handlers(topic, 'event'),
-      handles: (id, topic) => this.directory.handles(id, topic, 'event'),
+      handles: (id, topic) => this.directory.handler(id, topic, 'event') !== undefined,
     });
     // Requests to a pattern find their handlers in the directory, and look again whenever a record changes.
     this.patternRequests.setLookup({
       handlers: (subject, kind) => this.directory.handlers(subject, kind),
+      handler: (id, subject, kind) => this.directory.handler(id, subject, kind),
       onChange: (listener) => {
         this.on('directory', listener);
         return () => void this.off('directory', listener);
