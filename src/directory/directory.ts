@@ -529,6 +529,15 @@ export class Directory {
     return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
+  /**
+   * The ids of `handlers(subject, kind)`, sorted, without making a HandlerInfo each: each pattern keeps its sorted
+   * ids (RecordTable.matchIds), so that a subject one pattern matches costs a trie walk, and several a merge. A
+   * record past its TTL stays in until the sweep removes it (at most `directoryTtlMs` / 10, a minute, later).
+   */
+  handlerIds(subject: string, kind: PatternKind): readonly string[] {
+    return this.table.matchIds(subject, kind);
+  }
+
   /** Node `id`'s entry in `handlers(subject, kind)` now (its record is held, not leaving, not expired, with a matching pattern), else undefined. */
   handler(id: string, subject: string, kind: PatternKind): HandlerInfo | undefined {
     const slot = this.table.find(id);

@@ -27,9 +27,13 @@ export class KeptLists<T> {
   private log: string[] = [];
   private base = 0;
 
+  /** Entries in the kept lists, all keys together (`maxEntries`). */
+  private entries = 0;
+
   constructor(
     private readonly source: KeptListsSource<T>,
     private readonly maxKeys: number,
+    private readonly maxEntries: number,
   ) {}
 
   private get version(): number {
@@ -52,7 +56,14 @@ export class KeptLists<T> {
       }
     } else {
       entries = this.source.all(key);
-      if (!kept && this.kept.size >= this.maxKeys) this.kept.clear();
+    }
+    const size = this.entries - (kept?.entries.length ?? 0) + entries.length;
+    if ((!kept && this.kept.size >= this.maxKeys) || size > this.maxEntries) {
+      this.clear();
+      if (entries.length > this.maxEntries) return entries;
+      this.entries = entries.length;
+    } else {
+      this.entries = size;
     }
     this.kept.set(key, { entries, at: this.version });
     return entries;
@@ -71,6 +82,7 @@ export class KeptLists<T> {
   /** Drops every kept list (what they hold changed in a way no record change tells). */
   clear(): void {
     this.kept.clear();
+    this.entries = 0;
   }
 
   /** `entries` with node `id`'s entry put in, replaced or taken out: the same array when nothing changes, else a new one. */

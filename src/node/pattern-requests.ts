@@ -94,6 +94,8 @@ export const MAX_DIALS_PER_REQUEST = 2;
  */
 /** Subjects whose handlers are kept between lookups; past it the cache starts over. */
 const MAX_KEPT_SUBJECTS = 1024;
+/** Handlers in the kept answers, all subjects together (each a HandlerInfo): 1 024 subjects of 50 000 handlers each would be gigabytes. */
+const MAX_KEPT_HANDLERS = 250_000;
 
 export class PatternRequests {
   /** Where handlers are looked up; undefined: nowhere yet (every request waits, then fails). */
@@ -138,6 +140,7 @@ export class PatternRequests {
         same: (a, b) => a.address === b.address && a.self === b.self,
       },
       MAX_KEPT_SUBJECTS,
+      MAX_KEPT_HANDLERS,
     );
     this.unsubscribe = lookup?.onChange((change) => {
       if (change && one) this.known?.changed(change.id);

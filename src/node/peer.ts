@@ -209,7 +209,7 @@ export class Peer extends EventEmitter {
     );
     this.directory.attach(this.broadcasts.pipeline);
     this.subscribers = new Subscribers(this.identity.peerId, {
-      handlers: (topic) => this.directory.handlers(topic, 'event'),
+      ids: (topic) => this.directory.handlerIds(topic, 'event'),
       handles: (id, topic) => this.directory.handler(id, topic, 'event') !== undefined,
     });
     // Requests to a pattern find their handlers in the directory, and look again whenever a record changes.
