@@ -1,6 +1,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { P2PProtocolError } from '../common/errors.js';
 import { escapeControlCharacters } from '../wire/control.js';
+import { BucketTable } from '../common/token-bucket.js';
 import type { Identity } from '../common/identity.js';
 import type { P2PLogger } from '../common/types.js';
 import type { Misbehaviour } from '../trust/peer-score.js';
@@ -52,7 +53,8 @@ export type DirectoryRefusal =
   | 'expired'
   | 'rate'
   | 'full'
-  | 'unsolicited';
+  | 'unsolicited'
+  | 'neighbourBudget';
 
 /** What the directory holds (`Peer.directoryStats()`). */
 export interface DirectoryStats {
@@ -117,6 +119,12 @@ export interface DirectoryOptions extends RecordLimits {
   ttlMs: number;
   /** How far ahead of this node's clock a record may be issued. */
   clockSkewMs: number;
+  /**
+   * Updates a second one neighbour may hand over in pages of records that only it vouches for (burst
+   * UNVOUCHED_UPDATE_BURST_SECONDS worth); past it they are refused `neighbourBudget` before their signature.
+   * The node passes its `broadcastUnknownOriginRate`: the same budget its broadcasts of such origins have.
+   */
+  unvouchedUpdateRate: number;
 }
 
 export interface DirectoryHost {
@@ -151,6 +159,10 @@ const OWN_SEQ_MARGIN_MS = 60_000;
  * rest from its next anti-entropy neighbour.
  */
 export const UNVOUCHED_SHARE = 1 / 2;
+/** The burst of a neighbour's budget of unvouched updates in pages, in seconds of `unvouchedUpdateRate` (the unknown-origin budget's). */
+export const UNVOUCHED_UPDATE_BURST_SECONDS = 5;
+/** Neighbours whose budget of unvouched updates is tracked at once; a full table forgets refilled buckets first. */
+const MAX_BUDGETS = 1024;
 /** Nodes whose skewed clock is logged one line each; past them, one line says the rest are only counted. */
 const SKEW_LOGGED = 16;
 /** Distinct nodes counted as skewed (`directoryStats().skewedNodes`); past it, counting stops. */
@@ -158,7 +170,7 @@ const SKEW_COUNTED = 4096;
 /** The decoder's bound on seq − issuedAt (record.ts), less one. */
 const MAX_SEQ_AHEAD = 2 ** 31 - 1;
 
-const REFUSALS: DirectoryRefusal[] = ['malformed', 'wrongOrigin', 'badSignature', 'stale', 'future', 'expired', 'rate', 'full', 'unsolicited'];
+const REFUSALS: DirectoryRefusal[] = ['malformed', 'wrongOrigin', 'badSignature', 'stale', 'future', 'expired', 'rate', 'full', 'unsolicited', 'neighbourBudget'];
 
 export class Directory {
   readonly table: RecordTable;
@@ -179,6 +191,12 @@ export class Directory {
   /** Key of the neighbour tags (`tag`): secret, so that no key can be ground to share a neighbour's tag. */
   private readonly tagKey = randomBytes(16);
   private readonly skewed = new Set<string>();
+  /**
+   * Per neighbour, updates in its pages of records it alone vouches for. Each origin's own update rate
+   * bounds one key, not a neighbour with many: 1 000 throwaway keys rewrote their records 3 000 times
+   * in 2 s through one link (a signature check each, the subscriber lists rebuilt each), unpenalised.
+   */
+  private readonly pageBudget: BucketTable;
   /** The last publish reached no neighbour (a node that sets its handlers, then dials): the next connection sends it again. */
   private unheard = false;
 
@@ -192,6 +210,8 @@ export class Directory {
     this.table = new RecordTable(options.maxRecords, options.maxPatternMemory);
     this.quota = Math.max(1, Math.ceil(options.maxRecords * UNVOUCHED_SHARE));
     this.ownTokens = this.ownBurst;
+    const rate = options.unvouchedUpdateRate;
+    this.pageBudget = new BucketTable(rate, Math.max(1, UNVOUCHED_UPDATE_BURST_SECONDS * rate), MAX_BUDGETS, now);
   }
 
   private get ownBurst(): number {
@@ -359,6 +379,12 @@ export class Directory {
     // The neighbour's tag when it alone vouches for the record's node (a replacement keeps its record's standing, or gains evidence).
     const introducer = this.evidence(record.id, source) ? undefined : holder;
     if (slot < 0 && !this.hasRoomFor(record, introducer)) return this.refuse('full', 'ignore', source);
+    // An update in a page of a node only its sender vouches for: the sender's budget, as broadcasts from unknown
+    // origins have theirs (by broadcast, the pipeline charged it already). A new record is bounded by the quota.
+    // Not penalised: an honest neighbour pages the updates this node missed, and the rest come again later.
+    if (slot >= 0 && introducer !== undefined && source.via === 'sync' && !this.pageBudget.take(source.from, 1)) {
+      return this.refuse('neighbourBudget', 'ignore', source);
+    }
     if (!verifyRecord(bytes, record.publicKey)) return this.refuse('badSignature', 'reject', source, 'signature is not its own key');
     // A replacement is checked too (its old patterns counted as kept: an upper bound), so that rewriting a record cannot grow the index past its budget.
     if (slot >= 0 && this.table.wouldOverflowPatterns(record)) return this.refuse('full', 'ignore', source);
@@ -501,6 +527,24 @@ export class Directory {
       out.push({ id, address: this.table.address(slot) || null, self });
     }
     return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  /**
+   * The ids of `handlers(subject, kind)`, sorted, without making a HandlerInfo each: each pattern keeps its sorted
+   * ids (RecordTable.matchIds), so that a subject one pattern matches costs a trie walk, and several a merge. A
+   * record past its TTL stays in until the sweep removes it (at most `directoryTtlMs` / 10, a minute, later).
+   */
+  handlerIds(subject: string, kind: PatternKind): readonly string[] {
+    return this.table.matchIds(subject, kind);
+  }
+
+  /** Node `id`'s entry in `handlers(subject, kind)` now (its record is held, not leaving, not expired, with a matching pattern), else undefined. */
+  handler(id: string, subject: string, kind: PatternKind): HandlerInfo | undefined {
+    const slot = this.table.find(id);
+    if (slot < 0 || this.table.leaving(slot)) return undefined;
+    const self = id === this.host.selfId;
+    if (!self && this.table.issuedAt(slot) < this.now() - this.options.ttlMs) return undefined;
+    return this.table.handles(slot, subject, kind) ? { id, address: this.table.address(slot) || null, self } : undefined;
   }
 
   stats(): Omit<DirectoryStats, 'sync' | 'broadcasts'> {

@@ -53,6 +53,7 @@ export class DirectoryPart {
         updateBurst: o.directoryUpdateBurst,
         ttlMs: o.directoryTtlMs,
         clockSkewMs: o.broadcastClockSkewMs,
+        unvouchedUpdateRate: o.broadcastUnknownOriginRate,
       },
     );
     this.sync = new DirectorySync(
@@ -139,6 +140,16 @@ export class DirectoryPart {
 
   handlers(subject: string, kind: 'request' | 'event'): HandlerInfo[] {
     return this.directory.handlers(subject, kind);
+  }
+
+  /** The ids of `handlers(subject, kind)`, sorted (records past their TTL until the sweep). */
+  handlerIds(subject: string, kind: 'request' | 'event'): readonly string[] {
+    return this.directory.handlerIds(subject, kind);
+  }
+
+  /** Node `id`'s entry in `handlers(subject, kind)` now, without listing the others; undefined when it has none. */
+  handler(id: string, subject: string, kind: 'request' | 'event'): HandlerInfo | undefined {
+    return this.directory.handler(id, subject, kind);
   }
 
   stats(): DirectoryStats {

@@ -17,6 +17,7 @@ import { answerLocally } from './local-request.js';
 import type { InboundHandler, RequestObserver, RequestOptions } from './messaging.js';
 import { PatternRequest } from './pattern-request.js';
 import type { HandlerInfo } from '../directory/directory.js';
+import { KeptLists } from './kept-lists.js';
 
 export type { HandlerInfo };
 
@@ -28,6 +29,11 @@ export type { HandlerInfo };
 export interface HandlerLookup {
   /** The nodes with a handler matching `subject` (exact or wildcard), this node included. */
   handlers(subject: string, kind: 'request'): HandlerInfo[];
+  /**
+   * Node `id`'s entry in `handlers(subject, kind)` now, else undefined: with it, a record change updates the
+   * kept answers by that node (src/node/kept-lists.ts); without it, every change drops them.
+   */
+  handler?(id: string, subject: string, kind: 'request'): HandlerInfo | undefined;
   /** Calls `listener` whenever a node's handlers may have changed (with which node and how, when known); returns a function that stops it. */
   onChange(listener: (change?: { id: string; change: 'added' | 'replaced' | 'removed' }) => void): () => void;
 }
@@ -86,6 +92,11 @@ export const MAX_DIALS_PER_REQUEST = 2;
  * At most once: a request is handed to one handler and never re-sent after it may have run. A
  * request that could not be handed over (the dial failed, the queue was full) tries another.
  */
+/** Subjects whose handlers are kept between lookups; past it the cache starts over. */
+const MAX_KEPT_SUBJECTS = 1024;
+/** Handlers in the kept answers, all subjects together (each a HandlerInfo): 1 024 subjects of 50 000 handlers each would be gigabytes. */
+const MAX_KEPT_HANDLERS = 250_000;
+
 export class PatternRequests {
   /** Where handlers are looked up; undefined: nowhere yet (every request waits, then fails). */
   private lookup: HandlerLookup | undefined;
@@ -93,8 +104,8 @@ export class PatternRequests {
   readonly choice: HandlerChoice;
   /** Requests waiting for a handler to become known, or for a dial to be allowed. */
   private readonly waiting = new Set<PatternRequest>();
-  /** The lookup's answer per subject, until the directory changes (bounded: subjects can be many). */
-  private readonly known = new Map<string, HandlerInfo[]>();
+  /** The lookup's answer per subject, kept up to date by record changes (bounded: subjects can be many). */
+  private known: KeptLists<HandlerInfo> | undefined;
   private readonly dials: HandlerDials;
 
   constructor(
@@ -110,7 +121,7 @@ export class PatternRequests {
         inUse: (id) => this.inUse(id),
         dialFailed: (id) => this.choice.failed(id),
         // The lookup's answers hold handlers at that address: they are filtered again.
-        addressesChanged: () => this.known.clear(),
+        addressesChanged: () => this.known?.clear(),
       },
       opts,
     );
@@ -120,9 +131,20 @@ export class PatternRequests {
   setLookup(lookup: HandlerLookup | undefined): void {
     this.unsubscribe?.();
     this.lookup = lookup;
-    this.known.clear();
+    const one = lookup?.handler?.bind(lookup);
+    this.known = lookup && new KeptLists<HandlerInfo>(
+      {
+        all: (subject) => lookup.handlers(subject, 'request'),
+        one: (id, subject) => one?.(id, subject, 'request'),
+        idOf: (h) => h.id,
+        same: (a, b) => a.address === b.address && a.self === b.self,
+      },
+      MAX_KEPT_SUBJECTS,
+      MAX_KEPT_HANDLERS,
+    );
     this.unsubscribe = lookup?.onChange((change) => {
-      this.known.clear();
+      if (change && one) this.known?.changed(change.id);
+      else this.known?.clear();
       // Its record is gone (it left, or its record expired): what the choice knew of it goes too.
       if (change?.change === 'removed') this.choice.forget(change.id);
       this.retryWaiting();
@@ -222,12 +244,7 @@ export class PatternRequests {
    * request allocates nothing here in the usual case (one handler, or none skipped).
    */
   private candidates(req: PatternRequest): readonly HandlerInfo[] {
-    let all = this.known.get(req.subject);
-    if (!all) {
-      all = this.lookup?.handlers(req.subject, 'request') ?? [];
-      if (this.known.size >= 1024) this.known.clear();
-      this.known.set(req.subject, all);
-    }
+    const all = this.known?.get(req.subject) ?? [];
     for (const h of all) {
       if (req.skip?.has(h.id) || !this.reachable(h)) return all.filter((x) => !req.skip?.has(x.id) && this.reachable(x));
     }

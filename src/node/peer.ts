@@ -199,7 +199,7 @@ export class Peer extends EventEmitter {
         pipeline: () => this.broadcasts.pipeline,
         penalize: (peerId, what, detail, weight) => this.sanctions.penalize(peerId, what, detail, weight),
         emit: (change) => {
-          this.subscribers.changed();
+          this.subscribers.changed(change.id);
           this.emit('directory', change);
         },
         isKnown: (id, via) => this.discovery.isMember(id, via),
@@ -208,10 +208,14 @@ export class Peer extends EventEmitter {
       this.opts,
     );
     this.directory.attach(this.broadcasts.pipeline);
-    this.subscribers = new Subscribers(this.identity.peerId, (topic) => this.directory.handlers(topic, 'event'));
+    this.subscribers = new Subscribers(this.identity.peerId, {
+      ids: (topic) => this.directory.handlerIds(topic, 'event'),
+      handles: (id, topic) => this.directory.handler(id, topic, 'event') !== undefined,
+    });
     // Requests to a pattern find their handlers in the directory, and look again whenever a record changes.
     this.patternRequests.setLookup({
       handlers: (subject, kind) => this.directory.handlers(subject, kind),
+      handler: (id, subject, kind) => this.directory.handler(id, subject, kind),
       onChange: (listener) => {
         this.on('directory', listener);
         return () => void this.off('directory', listener);

@@ -102,6 +102,7 @@ export function fillDirectory(options: DirectoryFillOptions): DirectoryFill {
       updateBurst: DEFAULTS.directoryUpdateBurst,
       ttlMs: DEFAULTS.directoryTtlMs,
       clockSkewMs: DEFAULTS.broadcastClockSkewMs,
+      unvouchedUpdateRate: DEFAULTS.broadcastUnknownOriginRate,
     },
     () => Date.now() + clockOffset,
   );

@@ -177,7 +177,7 @@ describe("this node's own record", () => {
     const errors: string[] = [];
     const logger = { log: () => undefined, warn: () => undefined, error: (m: string) => errors.push(m) };
     const host = { selfId: key.peerId, logger, isRunning: () => false, publish: () => 0, penalize: () => undefined, changed: () => undefined, isKnown: () => false };
-    const options = { ...LIMITS, maxPatternTokens: 16, maxPatternMemory: 1 << 24, maxRecords: 10, updateRate: 0.5, updateBurst: 3, ttlMs: 60_000, clockSkewMs: 5000 };
+    const options = { ...LIMITS, maxPatternTokens: 16, maxPatternMemory: 1 << 24, maxRecords: 10, updateRate: 0.5, updateBurst: 3, ttlMs: 60_000, clockSkewMs: 5000, unvouchedUpdateRate: 20 };
     const d = new Directory(host, key, () => null, options);
     d.setOwn({ requests: ['a'], events: [] });
     (d as unknown as { lastSeq: number }).lastSeq = Date.now() + 2 ** 40; // as the forged own copy once set it

@@ -85,7 +85,7 @@ describe('Directory: the neighbour tag of the honest-stale rule (L4)', () => {
     const penalised: string[] = [];
     const self = loadIdentity();
     const host = { selfId: self.peerId, logger: { log: () => undefined, warn: () => undefined, error: () => undefined }, isRunning: () => false, publish: () => 0, penalize: (id: string) => void penalised.push(id), changed: () => undefined, isKnown: () => true };
-    const d = new Directory(host, self, () => null, { maxPatterns: 256, maxPatternBytes: 256, maxPatternTokens: 16, maxPatternMemory: 1 << 24, maxRecords: 100, updateRate: 0.5, updateBurst: 3, ttlMs: 60_000, clockSkewMs: 5000 });
+    const d = new Directory(host, self, () => null, { maxPatterns: 256, maxPatternBytes: 256, maxPatternTokens: 16, maxPatternMemory: 1 << 24, maxRecords: 100, updateRate: 0.5, updateBurst: 3, ttlMs: 60_000, clockSkewMs: 5000, unvouchedUpdateRate: 20 });
     const x = loadIdentity();
     const now = Date.now();
     const sign = (seq: number) => signRecord(x, { publicKey: x.publicKeyRaw, seq, issuedAt: now, leaving: false, address: '', requests: ['a'], events: [] });
