@@ -85,6 +85,12 @@ export class AddressBook {
     return forgotten;
   }
 
+  /** `id` is not dialed for `ms` (it refused us: another node with our id is connected to it). */
+  holdOff(id: string, ms: number): void {
+    const entry = this.peers.get(id);
+    if (entry) entry.nextDialAt = Math.max(entry.nextDialAt, this.now() + ms);
+  }
+
   /** Drops `id`: its address proved to be another node's (a dial there met a different id). */
   forget(id: string): void {
     this.peers.delete(id);

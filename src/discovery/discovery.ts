@@ -221,6 +221,11 @@ export class Discovery {
     if (this.options.enabled) this.send(socket);
   }
 
+  /** `id` refused us because another node with our id is connected to it: not dialed for `ms`. */
+  holdOff(id: string, ms: number): void {
+    this.book.holdOff(id, ms);
+  }
+
   /** `refusedFull`: the peer closed a connection we dialed because it was at maxPeers (it is dialed again after a wait). */
   onDisconnected(id: string, refusedFull = false): void {
     this.book.disconnected(id, refusedFull);
