@@ -51,6 +51,7 @@ export {
   P2PRemoteError,
   P2PReservedPatternError,
   P2PSelfConnectionError,
+  P2PIdentityConflictError,
   P2PTimeoutError,
   type HandshakeCode,
   type P2PErrorCode,

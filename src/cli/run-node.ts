@@ -54,12 +54,16 @@ export async function runNode(options: RunNodeOptions): Promise<number> {
   @Module({ imports: [P2PModule.forRoot(config)] })
   class StandaloneNodeModule {}
 
-  const app = await NestFactory.create(StandaloneNodeModule, { logger });
+  // A microservice app, not an HTTP one: the node serves no HTTP, so it needs no HTTP driver
+  // (@nestjs/platform-express), which the README's install does not list.
+  const app = await NestFactory.createMicroservice(StandaloneNodeModule, {
+    logger,
+    inject: [P2PServer],
+    useFactory: (server: P2PServer) => ({ strategy: server }),
+  });
   const service = app.get(P2PService);
   // Connects and disconnects are logged by the node itself (context P2P): logging events$ here too doubled each line.
-  app.connectMicroservice({ strategy: app.get(P2PServer) });
-  await app.startAllMicroservices();
-  await app.init();
+  await app.listen();
   logger.log(`ready: id ${service.id}, address ${service.address() ?? 'not listening'}`);
 
   return new Promise((resolve) => {

@@ -53,6 +53,11 @@ export const DEFAULTS = {
   reconnectBaseMs: 500,
   /** Longest redial delay, ms. */
   reconnectMaxMs: 30_000,
+  /**
+   * How long an address where this node met another node with its own peer id (two nodes, one
+   * key) is not redialed, ms: long enough that the error is logged a few times an hour, not a storm.
+   */
+  idConflictRetryMs: 300_000,
   /** How often peer exchange is sent to every peer and known peers are dialed, ms. */
   pexIntervalMs: 30_000,
   /** Most peers remembered: proven ones and peer-exchange candidates together. */

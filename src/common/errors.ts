@@ -55,6 +55,7 @@ export type P2PErrorCode =
   | 'P2P_HANDSHAKE'
   | 'P2P_IDENTITY_MISMATCH'
   | 'P2P_SELF_CONNECTION'
+  | 'P2P_ID_CONFLICT'
   | 'P2P_PEER_NOT_ALLOWED'
   | 'P2P_PEER_BANNED'
   | 'P2P_DIAL'
@@ -185,7 +186,7 @@ export class P2PConnectionClosedError extends P2PError {
 }
 
 /** The `p2pCode` of a P2PHandshakeError or one of its subclasses: how the handshake failed. */
-export type HandshakeCode = 'P2P_HANDSHAKE' | 'P2P_IDENTITY_MISMATCH' | 'P2P_SELF_CONNECTION' | 'P2P_PEER_NOT_ALLOWED' | 'P2P_PEER_BANNED';
+export type HandshakeCode = 'P2P_HANDSHAKE' | 'P2P_IDENTITY_MISMATCH' | 'P2P_SELF_CONNECTION' | 'P2P_ID_CONFLICT' | 'P2P_PEER_NOT_ALLOWED' | 'P2P_PEER_BANNED';
 
 /** The handshake failed: timeout, version mismatch, self or duplicate connection, refusal. */
 export class P2PHandshakeError extends P2PError {
@@ -213,6 +214,32 @@ export class P2PSelfConnectionError extends P2PHandshakeError {
   static override readonly p2pCode: P2PErrorCode = 'P2P_SELF_CONNECTION';
   declare readonly p2pCode: 'P2P_SELF_CONNECTION';
   declare readonly code: 'P2P_SELF_CONNECTION';
+}
+
+/**
+ * Two nodes run with one key, so one peer id: met when a node dials another that proves this
+ * node's own id (a different process: not its own certificate), or when a peer refuses this
+ * node's connection because a node with this id at another address is connected to it already.
+ * The node logs it once as an error and does not redial that address for `idConflictRetryMs`.
+ * Give each node its own `privateKeyFile`.
+ */
+export class P2PIdentityConflictError extends P2PHandshakeError {
+  static override readonly p2pCode: P2PErrorCode = 'P2P_ID_CONFLICT';
+  declare readonly p2pCode: 'P2P_ID_CONFLICT';
+  declare readonly code: 'P2P_ID_CONFLICT';
+  /**
+   * @param sharedId - The peer id both nodes use.
+   * @param otherAddress - Where the other node with that id is, when known (the address the refusing peer has it at).
+   * @param peer - The connection on which the conflict was met: the address dialed, or the refusing peer.
+   * @param how - How it was met, for the message.
+   */
+  constructor(readonly sharedId: string, readonly otherAddress: string | undefined, peer: PeerRef = {}, how?: string) {
+    super(
+      `peer id ${sharedId} is used by two nodes: ${how ?? `met at ${peer.address ?? 'an unknown address'}`}` +
+        `${otherAddress && otherAddress !== peer.address ? `; the other node is at ${otherAddress}` : ''}. Two nodes share one key: give each its own privateKeyFile`,
+      peer,
+    );
+  }
 }
 
 /** The remote proved an id that is not in this node's `allowedPeers`. */

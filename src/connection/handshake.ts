@@ -6,7 +6,7 @@
  * once the remote passes.
  */
 
-import { P2PHandshakeError, P2PIdentityMismatchError, P2PSelfConnectionError, type PeerRef } from '../common/errors.js';
+import { P2PHandshakeError, P2PIdentityConflictError, P2PIdentityMismatchError, P2PSelfConnectionError, type PeerRef } from '../common/errors.js';
 import { peerIdFromPublicKey } from '../common/identity.js';
 import type { Direction } from '../common/types.js';
 import { PROTOCOL_VERSION } from '../wire/constants.js';
@@ -42,6 +42,8 @@ export interface HandshakeOptions {
   expectedPeerId?: string;
   /** Set on a TLS connection: the identity the remote's certificate proved. */
   proven?: ProvenPeer;
+  /** This node's own certificate fingerprint (TLS): a remote with this node's id and another certificate is another process. */
+  localFingerprint?: string;
   handshakeTimeoutMs: number;
 }
 
@@ -80,7 +82,7 @@ export class Handshake {
     if (invalid) return this.host.fail(...invalid);
     this.host.identified(hello);
     const proven = this.options.proven;
-    const refusal = proven ? undefined : this.refusal(hello.peerId);
+    const refusal = proven ? undefined : this.refusal(hello.peerId, hello);
     if (refusal) return this.host.fail(...refusal);
     if (!proven && this.options.direction === 'inbound') this.sayHello();
     this.host.opened();
@@ -89,6 +91,7 @@ export class Handshake {
   /** The remote said goodbye before the hello exchange was done: why this connection failed. */
   refusedBy(reason: GoodbyeReason, message: string): Error {
     const refused = `refused by peer: ${message || GoodbyeReason[reason]}`;
+    if (reason === GoodbyeReason.IdConflict) return identityConflict(this.options.localHello.peerId, message, this.host.ref());
     // Without TLS the accepting side answers only after our hello, so it is also where a self-dial is found.
     return reason === GoodbyeReason.Self ? new P2PSelfConnectionError(refused, this.host.ref()) : new P2PHandshakeError(refused, this.host.ref());
   }
@@ -119,8 +122,19 @@ export class Handshake {
   }
 
   /** Why a remote id cannot be admitted on this connection, if it cannot. */
-  private refusal(peerId: string): Failure | undefined {
+  private refusal(peerId: string, hello?: Hello): Failure | undefined {
     if (peerId === this.options.localHello.peerId) {
+      // Our own id: this node itself (a loop back to our own listener), or another process started with our key,
+      // told apart by the certificate (new at every start) or, without TLS, by the address it announces.
+      const { proven, localFingerprint, localHello } = this.options;
+      const other = proven?.fingerprint && localFingerprint ? proven.fingerprint !== localFingerprint : !!hello?.listenAddress && !!localHello.listenAddress && hello.listenAddress !== localHello.listenAddress;
+      if (other) {
+        const address = hello?.listenAddress ?? this.host.ref().address;
+        const how = `a node at ${address ?? 'an unknown address'} proves this node's own id`;
+        const error = new P2PIdentityConflictError(peerId, address ?? undefined, this.host.ref(), how);
+        // The dialer reports it (once, then it holds off); the side dialed only notes it.
+        return [error, GoodbyeReason.IdConflict, this.options.direction === 'outbound' ? 'debug' : 'warn'];
+      }
       return [new P2PSelfConnectionError('connection to self', this.host.ref()), GoodbyeReason.Self, 'debug'];
     }
     const expected = this.options.expectedPeerId;
@@ -130,4 +144,11 @@ export class Handshake {
     const refused = this.host.admit(peerId);
     return refused && [refused.error, refused.reason];
   }
+}
+
+/** The error a dialer gets when a peer refused it with goodbye 13: another node with its id is connected there. */
+export function identityConflict(ownId: string, message: string, peer: PeerRef): P2PIdentityConflictError {
+  // The refusing peer names where it has the other node ("… connected already from HOST:PORT"), or it is the other node itself.
+  const other = /from (\S+)$/.exec(message)?.[1];
+  return new P2PIdentityConflictError(ownId, other, peer, `${peer.address ?? 'a peer'} refused this node: ${message || 'another node with this id is connected'}`);
 }

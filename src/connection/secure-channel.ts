@@ -1,7 +1,7 @@
 // tsyringe, which @peculiar/x509 loads, needs the Reflect metadata API in place first.
 import 'reflect-metadata';
 import { X509CertificateGenerator } from '@peculiar/x509';
-import { webcrypto } from 'node:crypto';
+import { webcrypto, X509Certificate } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { connect as tlsConnect, createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
 import { P2PHandshakeError, P2PProtocolError, type PeerRef } from '../common/errors.js';
@@ -24,12 +24,16 @@ export interface TlsCredentials {
   context: SecureContext;
   /** The self-signed certificate, PEM: its key is the node's Ed25519 key, its subject CN the peer id. */
   certificatePem: string;
+  /** SHA-256 fingerprint of that certificate: new at every start, so it tells this node from another process with its key. */
+  fingerprint: string;
 }
 
 /** What the TLS handshake proved about the remote end. */
 export interface ProvenPeer {
   peerId: string;
   publicKeyRaw: Buffer;
+  /** SHA-256 fingerprint of the remote's certificate (see TlsCredentials.fingerprint). */
+  fingerprint?: string;
 }
 
 /**
@@ -67,7 +71,8 @@ export async function createTlsCredentials(
     webcrypto as unknown as Parameters<typeof X509CertificateGenerator.createSelfSigned>[1],
   );
   const certificatePem = cert.toString('pem');
-  return { context: createSecureContext({ key: keyPem, cert: certificatePem, ...TLS_VERSIONS }), certificatePem };
+  const fingerprint = new X509Certificate(certificatePem).fingerprint256;
+  return { context: createSecureContext({ key: keyPem, cert: certificatePem, ...TLS_VERSIONS }), certificatePem, fingerprint };
 }
 
 function randomSerial(): string {
@@ -99,7 +104,7 @@ export function verifyPeerCertificate(socket: TLSSocket, ref: PeerRef): ProvenPe
     throw new P2PHandshakeError(`TLS peer certificate is outside its validity (${cert.validFrom} to ${cert.validTo})`, ref);
   }
   const publicKeyRaw = rawPublicKey(key);
-  return { peerId: peerIdFromPublicKey(publicKeyRaw), publicKeyRaw };
+  return { peerId: peerIdFromPublicKey(publicKeyRaw), publicKeyRaw, fingerprint: cert.fingerprint256 };
 }
 
 /** A TLS record starts with content type 22 (handshake) or 21 (alert), then major version 3. */

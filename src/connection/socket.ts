@@ -8,7 +8,7 @@ import { dispatchControl, type ControlRoutes } from './control-dispatch.js';
 import { Delivery } from './delivery.js';
 import { FrameReader } from './frame-reader.js';
 import { HandlerLimit } from './handler-limit.js';
-import { Handshake, type Refusal } from './handshake.js';
+import { Handshake, identityConflict, type Refusal } from './handshake.js';
 import { Keepalive } from './keepalive.js';
 import type { MetricsSink } from './metrics.js';
 import { OutgoingRequests } from './outgoing-requests.js';
@@ -48,6 +48,8 @@ export interface SocketOptions extends SocketLimits {
   expectedPeerId?: string;
   /** Set on a TLS connection: the identity the remote's certificate proved. Its hello must match it. */
   proven?: ProvenPeer;
+  /** This node's certificate fingerprint (TLS): tells a loop back to itself from another process with its key. */
+  localFingerprint?: string;
   /** The node's admission policy for a remote id (allowedPeers, bans): why it is refused, or undefined. */
   admit?: (peerId: string, socket: P2PSocket) => Refusal | undefined;
   logger: P2PLogger;
@@ -331,7 +333,9 @@ export class P2PSocket {
 
   /** The remote said goodbye: what we queued still goes out, then the connection ends. */
   private onGoodbye(reason: GoodbyeReason, message: string): void {
-    const error = this.state === 'handshaking' ? this.handshake.refusedBy(reason, message) : undefined;
+    // Goodbye 13 after the hello exchange: a peer found another node with our id connected to it (two nodes, one key).
+    const conflict = reason === GoodbyeReason.IdConflict ? identityConflict(this.options.localHello.peerId, message, this.ref()) : undefined;
+    const error = this.state === 'handshaking' ? this.handshake.refusedBy(reason, message) : conflict;
     this.closeReason = `peer said goodbye (${GoodbyeReason[reason] ?? reason}${message ? `: ${message}` : ''})`;
     this.goodbyeReceived = reason;
     this.closeError ??= error;

@@ -55,21 +55,45 @@ export class AddressBook {
     return new Set([...this.peers.values()].map((p) => p.address));
   }
 
-  /** `id` proved itself on a connection and announced `address`: the only way an address gets here. */
-  proven(id: string, address: string): void {
+  /**
+   * `id` proved itself on a connection and announced `address`: the only way an address gets here.
+   * `atAddress`: this node dialed `address` itself and `id` answered there. One node listens at an
+   * address, so another id this book had there (a node restarted there with a new key) is forgotten,
+   * else it would be dialed there, and fail, every backoff period for good. An address announced on
+   * an inbound connection is only a claim, and replaces nothing (else any peer could make this node
+   * forget another by announcing its address). Returns the ids forgotten.
+   */
+  proven(id: string, address: string, atAddress = false): string[] {
     const now = this.now();
+    const forgotten: string[] = [];
+    for (const other of this.peers.values()) {
+      if (atAddress && other.id !== id && other.address === address) forgotten.push(other.id);
+    }
+    for (const other of forgotten) this.peers.delete(other);
     const existing = this.peers.get(id);
     if (existing) {
       Object.assign(existing, { address, failures: 0, nextDialAt: 0, seenAt: now, connectedAt: now });
-      return;
+      return forgotten;
     }
-    if (this.max <= 0) return;
+    if (this.max <= 0) return forgotten;
     if (this.peers.size >= this.max) {
       const victim = this.worst();
-      if (!victim || victim.failures === 0) return; // full of working peers: keep them
+      if (!victim || victim.failures === 0) return forgotten; // full of working peers: keep them
       this.peers.delete(victim.id);
     }
     this.peers.set(id, { id, address, failures: 0, nextDialAt: 0, seenAt: now, verified: true, connectedAt: now, refusals: 0 });
+    return forgotten;
+  }
+
+  /** `id` is not dialed for `ms` (it refused us: another node with our id is connected to it). */
+  holdOff(id: string, ms: number): void {
+    const entry = this.peers.get(id);
+    if (entry) entry.nextDialAt = Math.max(entry.nextDialAt, this.now() + ms);
+  }
+
+  /** Drops `id`: its address proved to be another node's (a dial there met a different id). */
+  forget(id: string): void {
+    this.peers.delete(id);
   }
 
   /**

@@ -8,6 +8,7 @@ import { facingMember, planTopology } from './ring-topology.js';
 import type { BackoffOptions } from './reconnect.js';
 import type { P2PSocket } from '../connection/socket.js';
 import type { P2PLogger } from '../common/types.js';
+import { P2PIdentityMismatchError } from '../common/errors.js';
 
 /** What discovery needs from the node. */
 export interface DiscoveryHost {
@@ -213,9 +214,16 @@ export class Discovery {
     this.candidates.remove(id);
     const address = dialableAddress(socket);
     const refusal = address && this.policy.refusal(address);
-    if (address && !refusal) this.book.proven(id, address);
-    else if (refusal) this.host.logger.debug?.(`${id} at ${socket.remoteAddress} announces ${address}; not redialing it there: ${refusal}`);
+    if (address && !refusal) {
+      const atAddress = socket.direction === 'outbound' && socket.remoteAddress === address;
+      for (const stale of this.book.proven(id, address, atAddress)) this.host.logger.debug?.(`forgot ${stale} at ${address}: ${id} answers there now`);
+    } else if (refusal) this.host.logger.debug?.(`${id} at ${socket.remoteAddress} announces ${address}; not redialing it there: ${refusal}`);
     if (this.options.enabled) this.send(socket);
+  }
+
+  /** `id` refused us because another node with our id is connected to it: not dialed for `ms`. */
+  holdOff(id: string, ms: number): void {
+    this.book.holdOff(id, ms);
   }
 
   /** `refusedFull`: the peer closed a connection we dialed because it was at maxPeers (it is dialed again after a wait). */
@@ -392,6 +400,14 @@ export class Discovery {
       .connect(`${known.id}@${known.address}`)
       .then(() => this.dialed.add(known.id))
       .catch((err: Error) => {
+        // Another id answers at that address (a node restarted there with a new key): forget the old id
+        // there rather than redial it every backoff period, each time with a warning.
+        if (err instanceof P2PIdentityMismatchError && err.expected === known.id) {
+          this.book.forget(known.id);
+          this.candidates.remove(known.id);
+          this.host.logger.debug?.(`forgot ${known.id} at ${known.address}: ${err.actual} answers there now`);
+          return;
+        }
         onFailure();
         this.host.logger.debug?.(`could not dial ${known.verified ? 'known peer' : 'candidate'} ${known.id} at ${known.address}: ${err.message}`);
       })

@@ -1,4 +1,4 @@
-import { P2PNotRunningError, P2PSelfConnectionError } from '../common/errors.js';
+import { P2PIdentityConflictError, P2PNotRunningError, P2PSelfConnectionError } from '../common/errors.js';
 import type { P2PLogger, PeerInfo } from '../common/types.js';
 
 /** What a dial ended with: the peer, and whether this dial opened the connection (false: one was open already, or it won a duplicate). */
@@ -58,7 +58,16 @@ export class PersistentPeers {
     private readonly backoff: BackoffOptions,
     private readonly logger: P2PLogger,
     private readonly now: () => number = Date.now,
+    /** Two nodes with one key met on a dial: the node reports it, and the address waits `holdOffMs`. */
+    private readonly conflict: { holdOffMs: number; report(error: P2PIdentityConflictError): void } = { holdOffMs: 300_000, report: (e) => logger.error(e.message) },
   ) {}
+
+  /** Configured peer `peerId` refused us for another node with our id (goodbye 13): no redial for the hold-off. */
+  holdOff(peerId: string): void {
+    for (const entry of this.entries) {
+      if (entry.peerId === peerId && !entry.dialing) this.schedule(entry, this.conflict.holdOffMs);
+    }
+  }
 
   /** Adds a persistent peer and dials it now; resolves after this first attempt either way. */
   add(address: string, peerId?: string): Promise<void> {
@@ -116,6 +125,12 @@ export class PersistentPeers {
       if (opened) entry.openedAt = this.now();
     } catch (err) {
       if (this.stopped || err instanceof P2PNotRunningError) return;
+      if (err instanceof P2PIdentityConflictError) {
+        // Another process with this node's key, at that address or connected to that peer: a redial would meet it again.
+        this.conflict.report(err);
+        this.schedule(entry, this.conflict.holdOffMs);
+        return;
+      }
       if (err instanceof P2PSelfConnectionError) {
         this.logger.warn(`persistent peer ${entry.address} is this node itself; not redialing it`);
         this.remove(entry);
@@ -131,8 +146,8 @@ export class PersistentPeers {
     }
   }
 
-  private schedule(entry: Entry): number {
-    const delay = backoffDelay(entry.attempt, this.backoff);
+  private schedule(entry: Entry, fixed?: number): number {
+    const delay = fixed ?? backoffDelay(entry.attempt, this.backoff);
     entry.attempt++;
     clearTimeout(entry.timer);
     entry.timer = setTimeout(() => {

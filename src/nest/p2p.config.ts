@@ -182,6 +182,10 @@ export class P2PConfig {
   @IntRange(1, MAX_TIMEOUT_MS)
   reconnectMaxMs: number = DEFAULTS.reconnectMaxMs;
 
+  /** An address where this node met another node with its own peer id (two nodes, one key) is not redialed for this long, ms. */
+  @IntRange(1, MAX_TIMEOUT_MS)
+  idConflictRetryMs: number = DEFAULTS.idConflictRetryMs;
+
   /** Ping period on every connection (also measures `rttMs`), ms. */
   @IntRange(10, MAX_TIMEOUT_MS)
   pingIntervalMs: number = DEFAULTS.pingIntervalMs;

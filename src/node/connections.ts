@@ -1,4 +1,5 @@
 import type { P2PSocket } from '../connection/socket.js';
+import { P2PIdentityConflictError } from '../common/errors.js';
 import type { P2PLogger, PeerEvent } from '../common/types.js';
 import type { DialOutcome } from '../discovery/reconnect.js';
 import { MIN_DEGREE, type InboundStanding } from '../discovery/discovery.js';
@@ -18,6 +19,8 @@ export class Connections {
   private readonly open = new Map<string, P2PSocket>();
   /** Plaintext: when a newcomer claiming a connected peer's id was last refused, by id. */
   private readonly refusedNewcomers = new Map<string, number>();
+  /** When a peer id met here from two addresses was last warned of, by id (bounded). */
+  private readonly conflictsNoted = new Map<string, number>();
 
   constructor(
     private readonly host: ConnectionsHost,
@@ -63,6 +66,14 @@ export class Connections {
     const remoteId = socket.peerId!;
     const existing = this.open.get(remoteId);
     let refused: string | undefined;
+    if (existing && existing !== socket && existing.isOpen && isIdConflict(existing, socket)) {
+      // Two nodes with one key: keep the first, refuse the newcomer with a goodbye that names where the first is
+      // (its dialer reports it once and holds off, instead of redialing into the duplicate check in a loop).
+      const kept = whereIs(existing);
+      this.noteConflict(remoteId, kept, whereIs(socket));
+      void socket.close(GoodbyeReason.IdConflict, `another node with this peer id is connected already from ${kept}`);
+      return undefined;
+    }
     if (existing && existing !== socket && existing.isOpen) {
       // Two connections to one peer. Same direction: the newer is a duplicate.
       // Opposite directions (a simultaneous dial): both ends keep the one dialed by the lower id.
@@ -129,6 +140,15 @@ export class Connections {
     return thirdRefusal(this.host.selfId, remoteId, unchosen, this.opts.maxInboundPerThird);
   }
 
+  /** One warning per shared id and `idConflictRetryMs`: the newcomer holds off that long, then may try again. */
+  private noteConflict(id: string, kept: string, refused: string): void {
+    const now = Date.now();
+    if (now - (this.conflictsNoted.get(id) ?? -Infinity) < this.opts.idConflictRetryMs) return;
+    if (this.conflictsNoted.size >= MAX_CONFLICTS_NOTED) this.conflictsNoted.delete(this.conflictsNoted.keys().next().value!);
+    this.conflictsNoted.set(id, now);
+    this.host.logger.warn(`peer id ${id} is used by two nodes: one at ${kept} is connected, another at ${refused} was refused (goodbye 13); two nodes share one key`);
+  }
+
   /** A connection closed: forgets it and, when it was a peer's connection, says so. */
   closed(socket: P2PSocket, reason: string, error: Error | undefined, undeliveredBytes: number): void {
     this.every.delete(socket);
@@ -144,6 +164,8 @@ export class Connections {
     this.redialAfterMutualRefusal(socket, id);
     const refusedFull = socket.direction === 'outbound' && socket.goodbyeReceived === GoodbyeReason.InboundLimit;
     this.host.onDisconnected(id, refusedFull);
+    // After the redials onDisconnected planned: the conflict's hold-off replaces them.
+    if (error instanceof P2PIdentityConflictError) this.host.onIdentityConflict(id, error);
   }
 
   /**
@@ -187,6 +209,29 @@ export interface ConnectionsHost {
   onRefused(socket: P2PSocket): void;
   /** The peer's connection closed while running; `refusedFull`: the peer closed our dial because it was full. */
   onDisconnected(peerId: string, refusedFull: boolean): void;
+  /** `peerId` refused our connection: another node with our id is connected to it (goodbye 13). */
+  onIdentityConflict(peerId: string, error: P2PIdentityConflictError): void;
 }
 
-type ConnectionsOptions = Pick<ResolvedPeerOptions, 'tls' | 'maxPeers' | 'maxInbound' | 'maxInboundPerThird' | 'handshakeTimeoutMs'>;
+const MAX_CONFLICTS_NOTED = 256;
+
+/**
+ * Two inbound connections that prove one id, from different IPs or announcing different listen
+ * addresses: two processes with one key, not one node's duplicate (which comes from its one
+ * address). Only inbound pairs: this node's own dials may reach one node by two addresses.
+ */
+function isIdConflict(existing: P2PSocket, socket: P2PSocket): boolean {
+  if (existing.direction !== 'inbound' || socket.direction !== 'inbound') return false;
+  if (existing.remote?.listenAddress && socket.remote?.listenAddress) return whereIs(existing) !== whereIs(socket);
+  return ipOf(existing.raw) !== ipOf(socket.raw);
+}
+
+/** Where a peer's node is: the address it announces (an "any interface" host as the IP it came from), else the socket's. */
+function whereIs(socket: P2PSocket): string {
+  const listen = socket.remote?.listenAddress;
+  if (!listen) return socket.remoteAddress;
+  const port = /:(\d+)$/.exec(listen)?.[1];
+  return /^(0\.0\.0\.0|\[::\]):/.test(listen) && port ? `${ipOf(socket.raw)}:${port}` : listen;
+}
+
+type ConnectionsOptions = Pick<ResolvedPeerOptions, 'tls' | 'maxPeers' | 'maxInbound' | 'maxInboundPerThird' | 'handshakeTimeoutMs' | 'idConflictRetryMs'>;

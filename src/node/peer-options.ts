@@ -47,6 +47,8 @@ export interface PeerOptions extends Partial<SocketLimits> {
   reconnectBaseMs?: number;
   /** Longest redial delay; a connection that ends sooner than this counts as a refusal, redialed with growing delays. */
   reconnectMaxMs?: number;
+  /** An address where this node met another node with its own peer id (two nodes, one key) is not redialed for this long, ms (default 300 000). */
+  idConflictRetryMs?: number;
   /** Ed25519 private key, PEM (PKCS#8) or 64 hex characters; generated when omitted. */
   privateKey?: string;
   /** File holding the private key; created (mode 0600) with a new key when missing. */

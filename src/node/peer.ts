@@ -6,7 +6,7 @@ import { Discovery } from '../discovery/discovery.js';
 import type { Metadata } from '../wire/metadata.js';
 import { discoveryOptions, resolvePeerOptions, type PeerOptions, type ResolvedPeerOptions } from './peer-options.js';
 import { ControlType, GoodbyeReason } from '../wire/control.js';
-import { P2PNotRunningError, P2PPeerNotConnectedError, P2PProtocolError, P2PReservedPatternError } from '../common/errors.js';
+import { P2PIdentityConflictError, P2PNotRunningError, P2PPeerNotConnectedError, P2PProtocolError, P2PReservedPatternError } from '../common/errors.js';
 import type { Identity } from '../common/identity.js';
 import type { BanInfo } from '../trust/ban-list.js';
 import type { BroadcastValidatorFn, NetworkBroadcastStats } from '../broadcast/pipeline.js';
@@ -14,6 +14,7 @@ import { Sanctions } from '../trust/sanctions.js';
 import { PartialFrameBudget, STALLED_AFTER_MS } from '../connection/partial-frames.js';
 import type { MetricsSink } from '../connection/metrics.js';
 import { PersistentPeers } from '../discovery/reconnect.js';
+import { KeyFileLock } from '../common/key-lock.js';
 import { createTlsCredentials, type ProvenPeer, type TlsCredentials } from '../connection/secure-channel.js';
 import { P2PSocket, type SocketHooks } from '../connection/socket.js';
 import { silentLogger, type Direction, type P2PLogger, type PeerInfo } from '../common/types.js';
@@ -104,6 +105,11 @@ export class Peer extends EventEmitter {
           this.directory.onConnected(socket.peerId!);
         },
         onRefused: (socket) => this.discovery.onRefused(socket),
+        onIdentityConflict: (id, error) => {
+          this.reportConflict(error);
+          this.persistent.holdOff(id);
+          this.discovery.holdOff(id, this.opts.idConflictRetryMs);
+        },
         onDisconnected: (id, refusedFull) => {
           this.persistent.onDisconnected(id, refusedFull);
           this.discovery.onDisconnected(id, refusedFull);
@@ -150,6 +156,8 @@ export class Peer extends EventEmitter {
       { dial: (address) => this.dials.dial(address), isConnected: (id) => this.index.byId.has(id) },
       { baseMs: this.opts.reconnectBaseMs, maxMs: this.opts.reconnectMaxMs },
       this.logger,
+      Date.now,
+      { holdOffMs: this.opts.idConflictRetryMs, report: (error) => this.reportConflict(error) },
     );
     this.discovery = new Discovery(
       {
@@ -233,6 +241,22 @@ export class Peer extends EventEmitter {
     return this.state === 'running';
   }
 
+  /** The lock on the key file while the node runs (none for a key given inline or generated). */
+  private keyLock: KeyFileLock | undefined;
+
+  /** When each address where two nodes with this node's id met was last reported (bounded: one a hold-off period). */
+  private readonly conflictsReported = new Map<string, number>();
+
+  /** Two nodes with one key: one error per address and `idConflictRetryMs` (the address is not redialed meanwhile). */
+  private reportConflict(error: P2PIdentityConflictError): void {
+    const key = error.address ?? '';
+    const now = Date.now();
+    if (now - (this.conflictsReported.get(key) ?? -Infinity) < this.opts.idConflictRetryMs) return;
+    if (this.conflictsReported.size >= 256) this.conflictsReported.delete(this.conflictsReported.keys().next().value!);
+    this.conflictsReported.set(key, now);
+    this.logger.error(`${error.message} (${error.p2pCode}; not redialing ${error.address ?? 'it'} for ${this.opts.idConflictRetryMs} ms)`);
+  }
+
   /** Why the node cannot act now. A node never started is the usual slip in a Nest app: the message says what starts it. */
   private notRunning(): P2PNotRunningError {
     if (this.state !== 'new') return new P2PNotRunningError(`node is ${this.state}`);
@@ -265,6 +289,17 @@ export class Peer extends EventEmitter {
     if (this.state !== 'new') throw new P2PNotRunningError(`node cannot start: it is ${this.state}`);
     this.state = 'starting';
     this.self.startedAt = new Date();
+    // Before anything is announced: a second node with this key file on this host stops here.
+    if (this.self.keyFile !== undefined) this.keyLock = KeyFileLock.acquire(this.self.keyFile, this.id);
+    try {
+      await this.startRunning();
+    } catch (err) {
+      this.keyLock?.release();
+      throw err;
+    }
+  }
+
+  private async startRunning(): Promise<void> {
     if (this.identity.ephemeral) this.logger.log(`node ${this.id} uses an ephemeral key (set privateKeyFile to keep its id)`);
     if (this.self.keyFileNote) this.logger.warn(`node ${this.id}: ${this.self.keyFileNote}`);
     if (this.opts.tls) {
@@ -286,7 +321,7 @@ export class Peer extends EventEmitter {
   private wrap(stream: Socket, direction: Direction, expectedPeerId?: string, proven?: ProvenPeer): P2PSocket {
     const socket = new P2PSocket(
       stream,
-      { ...this.opts, direction, expectedPeerId, proven, localHello: this.self.hello(), logger: this.logger, metrics: this.metricsRef, admit: this.inbound.admit, partialFrames: this.partialFrames },
+      { ...this.opts, direction, expectedPeerId, proven, localFingerprint: this.credentials?.fingerprint, localHello: this.self.hello(), logger: this.logger, metrics: this.metricsRef, admit: this.inbound.admit, partialFrames: this.partialFrames },
       this.hooks,
     );
     this.index.add(socket);
@@ -516,6 +551,7 @@ export class Peer extends EventEmitter {
     const serverClosed = this.inbound.close();
     await Promise.all([...this.index.all].map((socket) => socket.close(GoodbyeReason.Normal, 'node shutting down')));
     await serverClosed;
+    this.keyLock?.release();
     this.state = 'closed';
     this.logger.log(`node ${this.id} closed`);
   }

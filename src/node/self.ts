@@ -17,6 +17,9 @@ export class LocalPeer {
   listenAddress: string | null = null;
   startedAt = new Date();
 
+  /** The key file, when the key came from one (locked while the node runs: src/common/key-lock.ts). */
+  readonly keyFile?: string;
+
   constructor(
     options: Pick<PeerOptions, 'privateKey' | 'privateKeyFile'>,
     private readonly opts: Pick<ResolvedPeerOptions, 'externalAddress' | 'maxFrameBytes' | 'tls'>,
@@ -28,6 +31,7 @@ export class LocalPeer {
       this.identity = loadIdentity(options.privateKey);
       return;
     }
+    this.keyFile = options.privateKeyFile;
     const loaded = loadIdentityFile(options.privateKeyFile);
     this.identity = loaded.identity;
     if (loaded.created) this.keyFileNote = `wrote a new private key to ${options.privateKeyFile}`;

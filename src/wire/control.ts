@@ -54,6 +54,8 @@ export enum GoodbyeReason {
   BadCertificate = 11,
   /** The peer is banned (misbehaviour, or by the application) for a while; the message says until when. */
   Banned = 12,
+  /** Another node with the dialer's peer id, at another address, is connected already: two nodes share one key. */
+  IdConflict = 13,
 }
 
 export interface Hello {

@@ -8,8 +8,8 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 
 // The README's snippets, compiled as they are written there and run as an app would run them:
-// two Quick start nodes (request, send, broadcast, goodbye on SIGINT), a third app built from
-// the forRootAsync, metrics and health snippets, the microservice-only bootstrap (no HTTP), and
+// two Quick start nodes (microservices: request, send, broadcast, goodbye on SIGINT), a third app
+// built from the forRootAsync, metrics and health snippets, the hybrid bootstrap (HTTP too), and
 // two nodes of the NATS comparison's service (a request to a pattern, an emit to its handlers),
 // all on 127.0.0.1. A README edit that breaks a snippet fails here. Snippets are the ```ts
 // fences right after `<!-- snippet: NAME -->`, in the README and in the docs it moved them to
@@ -131,7 +131,7 @@ function writeApp(flavour: Flavour): string {
     }),
   );
   mkdirSync(join(dir, 'src'));
-  for (const name of ['app.module.ts', 'main.ts', 'metrics.controller.ts', 'health.module.ts', 'microservice.main.ts', 'math.module.ts']) {
+  for (const name of ['app.module.ts', 'main.ts', 'metrics.controller.ts', 'health.module.ts', 'hybrid.main.ts', 'math.module.ts']) {
     writeFileSync(join(dir, 'src', name), snippet(name));
   }
   writeFileSync(join(dir, 'src', 'ops.main.ts'), opsMain());
@@ -204,7 +204,7 @@ async function getHttp(port: number, path: string): Promise<{ status: number; bo
 
 describe('README snippets', () => {
   it('are all there, and examples/minimal/ is the Quick start as written in the README', () => {
-    expect([...snippets.keys()].sort()).toEqual(['app.module.ts', 'for-root-async', 'health.module.ts', 'main.ts', 'math.module.ts', 'metrics.controller.ts', 'microservice.main.ts']);
+    expect([...snippets.keys()].sort()).toEqual(['app.module.ts', 'for-root-async', 'health.module.ts', 'hybrid.main.ts', 'main.ts', 'math.module.ts', 'metrics.controller.ts']);
     for (const name of ['app.module.ts', 'main.ts']) {
       expect(readFileSync(join(root, 'examples/minimal', name), 'utf8'), `examples/minimal/${name}`).toBe(snippet(name));
     }
@@ -225,7 +225,7 @@ describe('README snippets', () => {
   });
 
   it.each(flavours)(
-    `compile as a %s app on NestJS ${nestVersion} (CommonJS runs on NestJS 11 only); two Quick start nodes request, send and broadcast; forRootAsync, metrics, health and the microservice-only bootstrap work; the NATS comparison's service asks and emits by pattern`,
+    `compile as a %s app on NestJS ${nestVersion} (CommonJS runs on NestJS 11 only); two Quick start nodes request, send and broadcast; forRootAsync, metrics, health and the hybrid (HTTP) bootstrap work; the NATS comparison's service asks and emits by pattern`,
     async (flavour) => {
       const dir = writeApp(flavour);
       dirs.push(dir);
@@ -237,11 +237,11 @@ describe('README snippets', () => {
 
       if (compileOnly(flavour)) return;
 
-      const [pA, pB, pM, hA, hB, hC, pS1, pS2] = await freePorts(8);
-      const a = start('node A', dir, 'main.js', { P2P_PORT: String(pA), HTTP_PORT: String(hA) });
-      const b = start('node B', dir, 'main.js', { P2P_PORT: String(pB), P2P_PEERS: `127.0.0.1:${pA}`, HTTP_PORT: String(hB) });
+      const [pA, pB, pM, hM, hC, pS1, pS2] = await freePorts(7);
+      const a = start('node A', dir, 'main.js', { P2P_PORT: String(pA) });
+      const b = start('node B', dir, 'main.js', { P2P_PORT: String(pB), P2P_PEERS: `127.0.0.1:${pA}` });
       const c = start('ops app', dir, 'ops.main.js', { P2P_PEERS: `127.0.0.1:${pA}`, HTTP_PORT: String(hC) });
-      const m = start('microservice', dir, 'microservice.main.js', { P2P_PORT: String(pM), P2P_PEERS: `127.0.0.1:${pA}` });
+      const m = start('hybrid', dir, 'hybrid.main.js', { P2P_PORT: String(pM), P2P_PEERS: `127.0.0.1:${pA}`, HTTP_PORT: String(hM) });
       const group = [a, b, c, m];
       nodes.push(...group);
 
@@ -257,9 +257,10 @@ describe('README snippets', () => {
       expect(fromA.reply).toBe(fromA.sent); // both are A's own id
       expect(fromB.reply).toBe(fromB.sent);
       expect(fromA.reply).not.toBe(fromB.reply);
-      // The microservice-only node (createMicroservice with the strategy from DI) listens, dials A,
-      // and its GreetingController gets the greeting A (and B) send each peer on connecting.
-      await waitFor('the microservice node to be greeted', group, () => /chat: hi [0-9a-f]{8}/.test(m.output()));
+      // The hybrid node (HTTP and the P2P microservice) listens on both, dials A, and its
+      // GreetingController gets the greeting A (and B) send each peer on connecting.
+      await waitFor('the hybrid node to be greeted', group, () => /chat: hi [0-9a-f]{8}/.test(m.output()));
+      expect((await waitFor('the hybrid node to serve HTTP', group, () => getHttp(hM, '/')))?.status).toBe(404); // Nest's HTTP server, no routes
 
       // forRootAsync (ConfigService), the health module in a feature module (isGlobal), metrics.
       const health = await waitFor('the ops app to be healthy', group, async () => {
