@@ -127,6 +127,8 @@ export interface TopologyState {
  * an inbound one only when neither exists. So an inbound neighbour that is not its choice never
  * makes an outbound one redundant, and while a member it can dial exists, the node dials that one
  * too (when places are left): ids ground into a node's thirds that dial in cannot take its covers.
+ * Only ids it learned of from others (`trusted`) are its choice: else ground ids that announce an
+ * address, outnumbering the honest members of its deepest thirds, were its choice there by rank.
  * Where the facing member dialed in (the usual case: the two ends need each other), nothing changes;
  * nor does anything at a tight degree bound (maxDegree under twice the needs), where an inbound
  * neighbour covers first, as before.
