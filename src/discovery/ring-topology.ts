@@ -137,6 +137,8 @@ export function planTopology(state: TopologyState): TopologyPlan {
   const { self, known, inbound, outbound, keep, skip } = state;
   const dialable = state.dialable ?? (() => true);
   const trusted = state.trusted ?? (() => true);
+  // The second look (any member, where none it learned of from others is free) only when some are not: it walks the third again.
+  const anyMember = (need: CoverNeed, free: (id: string) => boolean) => (state.trusted ? facingMember(self, need, known, free) : undefined);
   const needs = state.needs ?? coverNeeds(self, known);
   const dial: string[] = [];
   const used = new Set<string>();
@@ -161,7 +163,7 @@ export function planTopology(state: TopologyState): TopologyPlan {
       uncovered++;
       if (degree >= state.maxDegree) continue;
       const free = (id: string) => skip(id) || connected.has(id);
-      const target = facingMember(self, need, known, (id) => free(id) || !trusted(id)) ?? facingMember(self, need, known, free);
+      const target = facingMember(self, need, known, (id) => free(id) || !trusted(id)) ?? anyMember(need, free);
       if (target === undefined) continue;
       dial.push(target);
       dialUncovered++;
@@ -197,7 +199,7 @@ export function planTopology(state: TopologyState): TopologyPlan {
     uncovered++;
     if (degree >= state.maxDegree) continue;
     // A third that holds only ids known by their own word: one of them, rather than no cover.
-    const target = choice ?? facingMember(self, need, known, (id) => connected.has(id) || skip(id));
+    const target = choice ?? anyMember(need, (id) => connected.has(id) || skip(id));
     if (target === undefined) continue;
     dial.push(target);
     dialUncovered++;
