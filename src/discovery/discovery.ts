@@ -102,9 +102,11 @@ export class Discovery {
   /**
    * Whether this node learned of `id` from a source `id` does not control (src/discovery/provenance.ts): configured,
    * connected to by this node itself, or named by such an outbound neighbour. Only then may `id` be its own choice.
+   * A node that learned of no one that way (a seed that configures no peer: everyone dials it) cannot tell ids apart
+   * and takes every id as before; else its share and covers would go to whoever dialed it (or be off).
    */
   isTrusted(id: string): boolean {
-    return this.host.isConfigured(id) || this.provenance.has(id);
+    return this.provenance.size === 0 || this.host.isConfigured(id) || this.provenance.has(id);
   }
 
   start(): void {

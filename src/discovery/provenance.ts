@@ -21,4 +21,9 @@ export class Provenance {
   has(id: string): boolean {
     return this.ids.has(id);
   }
+
+  /** How many ids it holds. */
+  get size(): number {
+    return this.ids.size;
+  }
 }
