@@ -3,6 +3,7 @@ import { AddressBook, type KnownPeer } from './address-book.js';
 import { AddressPolicy } from './address-policy.js';
 import { encodePeerExchange, isUnspecified, parsePeerExchange, type PexEntry } from './peer-exchange.js';
 import { PexCandidates } from './pex-candidates.js';
+import { Provenance } from './provenance.js';
 import { branchOf, inArc, lowerBound, type Arc } from '../ring/raintree.js';
 import { facingMember, planTopology } from './ring-topology.js';
 import type { BackoffOptions } from './reconnect.js';
@@ -85,6 +86,8 @@ export class Discovery {
    * and the node kept dialing for the share and letting go as it changed back (test/netns/emulate.spec.ts).
    */
   private readonly standing = new Map<string, InboundStanding>();
+  /** Ids learned of from a source they do not control: only they may be this node's own choice (src/discovery/provenance.ts). */
+  private readonly provenance: Provenance;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -94,6 +97,17 @@ export class Discovery {
     this.book = new AddressBook(options.maxKnownPeers, options.backoff);
     this.candidates = new PexCandidates({ intervalMs: options.intervalMs, backoff: options.backoff });
     this.policy = new AddressPolicy(options, () => host.advertisedAddress());
+    this.provenance = new Provenance(2 * Math.max(1, options.maxKnownPeers));
+  }
+
+  /**
+   * Whether this node learned of `id` from a source `id` does not control (src/discovery/provenance.ts): configured,
+   * connected to by this node itself, or named by such an outbound neighbour. Only then may `id` be its own choice.
+   * A node that learned of no one that way (a seed that configures no peer: everyone dials it) cannot tell ids apart
+   * and takes every id as before; else its share and covers would go to whoever dialed it (or be off).
+   */
+  isTrusted(id: string): boolean {
+    return this.provenance.size === 0 || this.host.isConfigured(id) || this.provenance.has(id);
   }
 
   start(): void {
@@ -160,13 +174,15 @@ export class Discovery {
     const connections = this.host.connections();
     // Only a member it could dial: one that announces where (a connected one) or that it knows an address for.
     const dialable = (other: string) => this.book.get(other) !== undefined || connections.get(other)?.remote?.listenAddress != null || this.candidates.has(other);
-    if (!dialable(id)) return false;
+    if (!dialable(id) || !this.isTrusted(id)) return false;
     const known = this.knownIds();
     const at = lowerBound(known, id);
     if (known[at] !== id) known.splice(at, 0, id);
     // Members it could not dial now (banned, backing off) give way, as in fill(); connected ones stay in the running if dialable.
     const skip = (other: string) =>
-      other !== id && (connections.has(other) ? !dialable(other) : this.host.isBanned(other) || (this.book.dueId(other) === undefined && !this.candidates.isDue(other)));
+      other !== id &&
+      (!this.isTrusted(other) ||
+        (connections.has(other) ? !dialable(other) : this.host.isBanned(other) || (this.book.dueId(other) === undefined && !this.candidates.isDue(other))));
     return facingMember(self, { arc: branch.arc, own: branch.own }, known, skip) === id;
   }
 
@@ -179,7 +195,8 @@ export class Discovery {
    */
   isVouched(id: string): boolean {
     for (const [neighbour, socket] of this.host.connections()) {
-      if (neighbour === id || socket.direction !== 'outbound' || !socket.isOpen) continue;
+      // Only a neighbour it learned of from others: one it dialed on an id's own word would vouch for that id's fellows.
+      if (neighbour === id || socket.direction !== 'outbound' || !socket.isOpen || !this.isTrusted(neighbour)) continue;
       const named = this.theirs.get(neighbour);
       if (named && named[lowerBound(named, id)] === id) return true;
     }
@@ -204,13 +221,17 @@ export class Discovery {
   hasOwnChoice(): boolean {
     if (!this.options.enabled || this.host.outboundCount() >= this.options.maxOutbound) return false;
     const connections = this.host.connections();
-    const free = (id: string) => id !== this.host.selfId && !connections.has(id) && !this.dialing.has(id) && !this.host.isBanned(id);
+    // One it learned of from others: fill() dials only those for the share.
+    const free = (id: string) => id !== this.host.selfId && !connections.has(id) && !this.dialing.has(id) && !this.host.isBanned(id) && this.isTrusted(id);
     return this.book.ids().some(free) || this.candidates.entries().some((c) => free(c.id));
   }
 
   /** A new connection proved its id: remember where it says it can be dialed, and tell it the peers we know. */
   onConnected(socket: P2PSocket): void {
     const id = socket.peerId!;
+    // A connection this node made itself (configured, or the application's connect()), not discovery's dial of an id it
+    // knew only by its own word (that one stays as it was).
+    if (socket.direction === 'outbound' && !this.dialing.has(id)) this.provenance.vouch(id);
     this.candidates.remove(id);
     const address = dialableAddress(socket);
     const refusal = address && this.policy.refusal(address);
@@ -250,6 +271,9 @@ export class Discovery {
     const own = new Set(this.host.ownAddresses());
     const parsed = parsePeerExchange(body, (entry) => entry.id === this.host.selfId || own.has(entry.address));
     this.theirs.set(socket.peerId!, parsed.entries.map((e) => e.id).sort());
+    // An outbound neighbour it learned of from others vouches for the ids it names; an inbound one, or one known only by
+    // its own word, does not (ground ids that dial in name each other).
+    if (socket.direction === 'outbound' && this.isTrusted(socket.peerId!)) for (const entry of parsed.entries) this.provenance.vouch(entry.id);
     if (parsed.problems.length > 0) {
       this.host.logger.warn(
         `peer exchange from ${socket.peerId} at ${socket.remoteAddress}: ignored ${parsed.ignored} entr${parsed.ignored === 1 ? 'y' : 'ies'} (${parsed.problems.slice(0, 3).join('; ')})`,
@@ -318,6 +342,7 @@ export class Discovery {
       skip: (id: string) => skip(id) || (this.book.dueId(id) === undefined && !this.candidates.isDue(id)),
       // An inbound neighbour is this node's own choice for its third only if it could have dialed it (src/discovery/ring-topology.ts).
       dialable: (id: string) => this.book.get(id) !== undefined,
+      trusted: (id: string) => this.isTrusted(id),
     };
     const plan = planTopology({ ...state, inbound, outbound: [...outbound, ...this.dialing] });
     for (const id of plan.dial) {
@@ -349,9 +374,18 @@ export class Discovery {
     const reserve = Math.min(2 * unchosen(inbound) - (outbound.length + this.dialing.size + ownIn(inbound)), state.maxDegree - plan.needs - degree);
     const short = Math.min(room, Math.max(floor - degree, reserve), this.options.maxPeers - connections.size - this.dialing.size);
     if (short > 0) {
-      const proven = this.book.due(short, skip);
+      // Peers it learned of from others first; below the least degree, any (a seed that everyone dials knows them only by their word).
+      const mine = (id: string) => skip(id) || !this.isTrusted(id);
+      const proven = this.book.due(short, mine);
       for (const known of proven) this.dial(known, () => this.book.failed(known.id));
-      for (const candidate of this.candidates.take(short - proven.length, skip)) this.dial(candidate, () => this.candidates.failed(candidate.id));
+      const heard = this.candidates.take(short - proven.length, mine);
+      for (const candidate of heard) this.dial(candidate, () => this.candidates.failed(candidate.id));
+      const below = Math.min(short, floor - degree) - proven.length - heard.length;
+      if (below > 0) {
+        const any = this.book.due(below, skip);
+        for (const known of any) this.dial(known, () => this.book.failed(known.id));
+        for (const candidate of this.candidates.take(below - any.length, skip)) this.dial(candidate, () => this.candidates.failed(candidate.id));
+      }
     }
     // Only connections that have lasted two intervals count here, as covers and toward the least
     // degree, and no more are let go than keep that degree. A new one may be gone in a moment (a
@@ -378,7 +412,14 @@ export class Discovery {
    * with each other refused everyone else, and the network stayed in two parts.
    */
   private swaps(
-    state: { self: string; known: string[]; keep: (id: string) => boolean; skip: (id: string) => boolean; dialable: (id: string) => boolean },
+    state: {
+      self: string;
+      known: string[];
+      keep: (id: string) => boolean;
+      skip: (id: string) => boolean;
+      dialable: (id: string) => boolean;
+      trusted: (id: string) => boolean;
+    },
     inbound: string[],
     outbound: string[],
   ): number {

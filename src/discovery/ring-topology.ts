@@ -104,6 +104,13 @@ export interface TopologyState {
    * then may it be this node's own choice for its third. All of them when left out (the simulator).
    */
   dialable?: (id: string) => boolean;
+  /**
+   * Whether this node learned of `id` from a source `id` does not control (a configured peer, a peer it connected to
+   * itself, an outbound neighbour's peer exchange), not only from `id`'s own hello or an inbound neighbour's peer
+   * exchange, which ids ground into its thirds can give about each other (issue 22, eclipse). Only such an id is its
+   * own choice in a third; others are dialed only in a third that holds none. All of them when left out.
+   */
+  trusted?: (id: string) => boolean;
   /** coverNeeds(self, known), when the caller keeps them (the simulator plans 100 000 nodes many times over the same views). */
   needs?: readonly CoverNeed[];
 }
@@ -120,6 +127,8 @@ export interface TopologyState {
  * an inbound one only when neither exists. So an inbound neighbour that is not its choice never
  * makes an outbound one redundant, and while a member it can dial exists, the node dials that one
  * too (when places are left): ids ground into a node's thirds that dial in cannot take its covers.
+ * Only ids it learned of from others (`trusted`) are its choice: else ground ids that announce an
+ * address, outnumbering the honest members of its deepest thirds, were its choice there by rank.
  * Where the facing member dialed in (the usual case: the two ends need each other), nothing changes;
  * nor does anything at a tight degree bound (maxDegree under twice the needs), where an inbound
  * neighbour covers first, as before.
@@ -127,6 +136,9 @@ export interface TopologyState {
 export function planTopology(state: TopologyState): TopologyPlan {
   const { self, known, inbound, outbound, keep, skip } = state;
   const dialable = state.dialable ?? (() => true);
+  const trusted = state.trusted ?? (() => true);
+  // The second look (any member, where none it learned of from others is free) only when some are not: it walks the third again.
+  const anyMember = (need: CoverNeed, free: (id: string) => boolean) => (state.trusted ? facingMember(self, need, known, free) : undefined);
   const needs = state.needs ?? coverNeeds(self, known);
   const dial: string[] = [];
   const used = new Set<string>();
@@ -150,7 +162,8 @@ export function planTopology(state: TopologyState): TopologyPlan {
       }
       uncovered++;
       if (degree >= state.maxDegree) continue;
-      const target = facingMember(self, need, known, (id) => skip(id) || connected.has(id));
+      const free = (id: string) => skip(id) || connected.has(id);
+      const target = facingMember(self, need, known, (id) => free(id) || !trusted(id)) ?? anyMember(need, free);
       if (target === undefined) continue;
       dial.push(target);
       dialUncovered++;
@@ -160,8 +173,10 @@ export function planTopology(state: TopologyState): TopologyPlan {
     return { dial, redundant, covers: [...used], chosen, uncovered, unchosen, dialUncovered, needs: needs.length };
   }
   for (const need of needs) {
-    // The member this node would dial here; a neighbour already connected stays in the running (inbound: if dialable).
-    const choice = facingMember(self, need, known, (id) => (connected.has(id) ? incoming.has(id) && !dialable(id) : skip(id)));
+    // The member this node would dial here, among those it learned of from others; a neighbour already connected stays
+    // in the running (inbound: if dialable). Ground ids that dialed in and announce an address outnumber the honest
+    // members of its deepest thirds: by rank alone one of them was its choice, and was let in past the share.
+    const choice = facingMember(self, need, known, (id) => !trusted(id) || (connected.has(id) ? incoming.has(id) && !dialable(id) : skip(id)));
     if (choice !== undefined && connected.has(choice)) {
       used.add(choice);
       if (incoming.has(choice)) chosen.push(choice);
@@ -182,8 +197,11 @@ export function planTopology(state: TopologyState): TopologyPlan {
       continue;
     }
     uncovered++;
-    if (choice === undefined || degree >= state.maxDegree) continue;
-    dial.push(choice);
+    if (degree >= state.maxDegree) continue;
+    // A third that holds only ids known by their own word: one of them, rather than no cover.
+    const target = choice ?? anyMember(need, (id) => connected.has(id) || skip(id));
+    if (target === undefined) continue;
+    dial.push(target);
     dialUncovered++;
     degree++;
   }

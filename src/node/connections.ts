@@ -112,7 +112,8 @@ export class Connections {
    * Why an authenticated inbound peer cannot take a place now: maxPeers, counting the places held by
    * this node's outbound dials in flight (maxInbound, checked before, keeps maxPeers − maxInbound
    * places for outbound ones: 10 by default). Past its least degree, also when it is not the member
-   * this node's topology would choose in its third of the ring (`inboundStanding`) and either the
+   * this node's topology would choose in its third of the ring among the ids it learned of from others
+   * (`inboundStanding`; src/discovery/provenance.ts) and either the
    * inbound connections not of this node's choosing
    * would pass a third of its connections (twice as many of its own choosing: outbound, and inbound
    * ones it would have dialed), or maxInboundPerThird of them already come from the peer's third

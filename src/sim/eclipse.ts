@@ -261,24 +261,32 @@ class EclipseNet extends SimNet {
     return this.attackerIds.get(id)?.announce ?? true;
   }
 
-  /** Discovery.isOwnChoice: `id` is the member V's topology would choose in its third. */
+  /**
+   * Discovery's provenance: V learned of honest nodes from the peer exchange of its own neighbours (the network's), of
+   * attackers only from their own hello (no honest node knows them).
+   */
+  private trusted(victim: Victim, id: string): boolean {
+    return !victim.attackerIds.has(id);
+  }
+
+  /** Discovery.isOwnChoice: `id` is the member V's topology would choose in its third, among those it learned of from others. */
   private isOwnChoice(victim: Victim, id: string): boolean {
     const v = victim.node;
     const self = this.ids[v]!;
     const branch = branchOf(self, id);
-    if (!branch || !this.dialable(id)) return false;
+    if (!branch || !this.dialable(id) || !this.trusted(victim, id)) return false;
     const links = this.links[v]!;
     let known: readonly string[] = this.known(v);
     const at = lowerBound(known, id);
     if (known[at] !== id) known = [...known.slice(0, at), id, ...known.slice(at)];
-    const skip = (other: string) => other !== id && (links.includes(other) ? !this.dialable(other) : this.backingOff(v, other));
+    const skip = (other: string) => other !== id && (!this.trusted(victim, other) || (links.includes(other) ? !this.dialable(other) : this.backingOff(v, other)));
     return facingMember(self, { arc: branch.arc, own: branch.own }, known, skip) === id;
   }
 
   /** Discovery.isVouched: one of V's outbound neighbours names `id` in its peer exchange (its connections that announce an address). */
   private isVouched(victim: Victim, id: string): boolean {
     if (!this.dialable(id)) return false;
-    for (const neighbour of this.outbound[victim.node]!) if (neighbour !== id && this.links[this.index.get(neighbour)!]!.includes(id)) return true;
+    for (const neighbour of this.outbound[victim.node]!) if (neighbour !== id && this.trusted(victim, neighbour) && this.links[this.index.get(neighbour)!]!.includes(id)) return true;
     return false;
   }
 
@@ -291,10 +299,11 @@ class EclipseNet extends SimNet {
     return now;
   }
 
-  /** Discovery.hasOwnChoice: room under maxOutbound, and a known peer V is not connected to (V knows every honest node). */
+  /** Discovery.hasOwnChoice: room under maxOutbound, and a peer it learned of from others that V is not connected to (V knows every honest node). */
   private hasOwnChoice(victim: Victim): boolean {
     const v = victim.node;
-    return this.outbound[v]!.length < this.maxOutbound && this.known(v).length - 1 > this.links[v]!.length;
+    const honestLinks = this.links[v]!.filter((id) => this.trusted(victim, id)).length;
+    return this.outbound[v]!.length < this.maxOutbound && super.known(v).length - 1 > honestLinks;
   }
 
   /** InboundAdmission.refusal (maxInbound) and Connections.refusal: why V refuses an inbound dial from `remote`. */
@@ -325,7 +334,8 @@ class EclipseNet extends SimNet {
     const outbound = [...this.outbound[v]!];
     const links = this.links[v]!;
     const skip = (id: string) => id === self || links.includes(id) || this.backingOff(v, id);
-    const state = { self, known: this.known(v), maxDegree: maxPeers, keep: () => false, skip, dialable: (id: string) => this.dialable(id) };
+    const trusted = (id: string) => this.trusted(victim, id);
+    const state = { self, known: this.known(v), maxDegree: maxPeers, keep: () => false, skip, dialable: (id: string) => this.dialable(id), trusted };
     const plan = planTopology({ ...state, inbound, outbound });
     let changed = 0;
     let room = maxOutbound - outbound.length;
@@ -350,11 +360,11 @@ class EclipseNet extends SimNet {
     const degree = inbound.length + outbound.length + dialing.length;
     const reserve = Math.min(2 * unchosen(inbound) - (outbound.length + dialing.length + ownIn(inbound)), maxPeers - plan.needs - degree);
     let short = Math.min(room, Math.max(floor - degree, reserve), maxPeers - links.length);
-    // The address book's due peers (book.due): any known honest peer not connected; V knows them all.
+    // The address book's due peers (book.due), those it learned of from others first: any known honest peer not connected; V knows them all.
     const known = this.known(v);
     for (let tries = 0; short > 0 && tries < 4 * (short + floor); tries++) {
       const id = known[Math.floor(this.random() * known.length)]!;
-      if (skip(id) || !this.dialable(id)) continue;
+      if (skip(id) || !this.dialable(id) || !trusted(id)) continue;
       short--;
       dial(id);
     }
