@@ -5,15 +5,18 @@
 //
 // - One handler: `measured` requests with 64 in flight, and a tenth as many with 1 in flight, through
 //   P2PService (`request(peerId)` vs `requestPattern`) and through P2PClient (`send` on a client with
-//   `peer` vs one without), in 6 pairs of windows each, each pair in the other order than the last (AB,
+//   `peer` vs one without), in 21 pairs of windows each, each pair in the other order than the last (AB,
 //   BA, …), so that drift hits both alike. A run's figure is the median over its pairs of pattern ÷ peer
 //   (throughput at 64 in flight, p50 at 1 and at 64); the table gives the median over runs, with min and max.
+// - The control, in the same processes: 21 pairs of `request(peerId)` against itself (the same API). What
+//   its ratio strays from 1 is what the machine alone does to a ratio of two windows; the pooled line gives
+//   the median and quartiles of every pair's ratio over all runs, for pattern ÷ peer and for the control.
 // - Three handlers, all neighbours: one window of `requestPattern` with 64 in flight; each handler's
 //   share of the requests it answered, ÷ the mean share (the bound is 1.5).
 import { fork, type ChildProcess } from 'node:child_process';
 import { message, stop } from './ipc.js';
 import type { Scenario } from './scenarios.js';
-import { spread, type Spread } from './stats.js';
+import { percentile, spread, type Spread } from './stats.js';
 
 export type PatternMode = 'service-peer' | 'service-pattern' | 'client-peer' | 'client-pattern';
 
@@ -58,6 +61,11 @@ interface ApiSample {
   cpuRatio: number;
   /** Every pair of windows at 64 in flight, peer then pattern: [req/s, p50 µs, p99 µs, max µs, client and handler CPU µs/request] each (in the JSON lines). */
   pairs: Array<[number[], number[]]>;
+  /** The control: peer ÷ peer, req/s at 64 in flight, median over its pairs, and each pair's ratio. */
+  controlRatio: number;
+  controlRatios: number[];
+  /** Each pair's pattern ÷ peer req/s at 64 in flight. */
+  rpsRatios: number[];
 }
 
 export interface PatternRow {
@@ -144,7 +152,7 @@ async function pairs(client: Node, a: PatternMode, b: PatternMode, count: number
 }
 
 /** Pairs of windows per measurement: the machine's drift (other processes) moves single windows by tens of percent. */
-const ROUNDS = 6;
+const ROUNDS = 21;
 const rps = (w: PatternWindow) => w.count / (w.ms / 1000);
 const median = (values: number[]) => spread(values).median;
 
@@ -154,6 +162,8 @@ async function apiSample(client: Node, server: Node, peer: PatternMode, pattern:
   await pairs(client, peer, pattern, scenario.warmup, 64, 1);
   const manyPairs = await pairs(client, peer, pattern, many, 64, ROUNDS, server);
   const onePairs = await pairs(client, peer, pattern, one, 1, ROUNDS);
+  const controlPairs = await pairs(client, peer, peer, many, 64, ROUNDS);
+  const controlRatios = controlPairs.map(([p, q]) => rps(q) / rps(p));
   return {
     peerRps: median(manyPairs.map(([p]) => rps(p))),
     patternRps: median(manyPairs.map(([, q]) => rps(q))),
@@ -163,6 +173,9 @@ async function apiSample(client: Node, server: Node, peer: PatternMode, pattern:
     peerCpuUs: median(manyPairs.map(([p]) => p.cpuUsPerRequest)),
     patternCpuUs: median(manyPairs.map(([, q]) => q.cpuUsPerRequest)),
     cpuRatio: median(manyPairs.map(([p, q]) => (p.cpuUsPerRequest + p.handlerCpuUs!) / (q.cpuUsPerRequest + q.handlerCpuUs!))),
+    controlRatio: median(controlRatios),
+    controlRatios: controlRatios.map((r) => +r.toFixed(3)),
+    rpsRatios: manyPairs.map(([p, q]) => +(rps(q) / rps(p)).toFixed(3)),
     pairs: manyPairs.map(([p, q]) => [p, q].map((w) => [Math.round(rps(w)), Math.round(w.p50), Math.round(w.p99), Math.round(w.max), +w.cpuUsPerRequest.toFixed(2), +w.handlerCpuUs!.toFixed(2)]) as [number[], number[]]),
   };
 }
@@ -222,16 +235,27 @@ export function patternTable(rows: PatternRow[], fairness: FairnessRow[], routin
     '',
     'Requests to a pattern whose handler is a neighbour ÷ request(peerId) to the same node, same processes (targets: throughput ≥ 0.9×, p50 ≤ 1.1×)',
     '',
-    '| transport | API | req/s, 64 in flight: peer → pattern | throughput ratio | capacity ratio (CPU) | p50 ratio, 1 in flight | p50 ratio, 64 in flight | client CPU µs/request: peer → pattern |',
-    '|---|---|---:|---:|---:|---:|---:|---:|',
+    '| transport | API | req/s, 64 in flight: peer → pattern | throughput ratio | control: peer ÷ peer | capacity ratio (CPU) | p50 ratio, 1 in flight | p50 ratio, 64 in flight | client CPU µs/request: peer → pattern |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of rows) {
     if (r.samples.length === 0) continue;
     const m = (f: (s: ApiSample) => number) => spread(r.samples.map(f));
     out.push(
       `| ${r.tls ? 'TLS' : 'plaintext'} | ${r.api} | ${fmtInt(m((s) => s.peerRps).median)} → ${fmtInt(m((s) => s.patternRps).median)} | ` +
-        `${fmtSpread(m((s) => s.rpsRatio))}× | ${fmtSpread(m((s) => s.cpuRatio))}× | ${fmtSpread(m((s) => s.p50OneRatio))}× | ${fmtSpread(m((s) => s.p50ManyRatio))}× | ${m((s) => s.peerCpuUs).median.toFixed(1)} → ${m((s) => s.patternCpuUs).median.toFixed(1)} |`,
+        `${fmtSpread(m((s) => s.rpsRatio))}× | ${fmtSpread(m((s) => s.controlRatio))}× | ${fmtSpread(m((s) => s.cpuRatio))}× | ${fmtSpread(m((s) => s.p50OneRatio))}× | ${fmtSpread(m((s) => s.p50ManyRatio))}× | ${m((s) => s.peerCpuUs).median.toFixed(1)} → ${m((s) => s.patternCpuUs).median.toFixed(1)} |`,
     );
+  }
+  out.push('', 'Every pair of windows at 64 in flight, pooled over runs: req/s ratio, median (quartiles); the control is peer ÷ peer', '');
+  for (const r of rows) {
+    if (r.samples.length === 0) continue;
+    const q = (values: number[]) => {
+      const sorted = [...values].sort((a, b) => a - b);
+      return `${percentile(sorted, 50).toFixed(2)} (${percentile(sorted, 25).toFixed(2)}–${percentile(sorted, 75).toFixed(2)})`;
+    };
+    const ab = r.samples.flatMap((s) => s.rpsRatios);
+    const aa = r.samples.flatMap((s) => s.controlRatios);
+    out.push(`  ${r.tls ? 'TLS' : 'plaintext'} ${r.api}: pattern ÷ peer ${q(ab)}, peer ÷ peer ${q(aa)} (${ab.length} pairs each)`);
   }
   out.push('', 'Routing alone (the connection stubbed, no I/O; client process): ns per request, request(peerId) → requestPattern', '');
   for (const r of routing) {

@@ -85,7 +85,7 @@ export const SCENARIOS: Record<ScenarioName, Scenario> = {
   },
 };
 
-/** Scenarios left out of a run without --scenarios: they take minutes and measure no transport (propagation about 7 min at 3 runs, throwaway-flood about 1.5, pattern-requests about 2). */
+/** Scenarios left out of a run without --scenarios: they take minutes and measure no transport (propagation about 7 min at 3 runs, throwaway-flood about 1.5, pattern-requests about 4.5). */
 export const OPT_IN: readonly ScenarioName[] = ['propagation', 'throwaway-flood', 'pattern-requests'];
 
 /** Transports a scenario applies to: the memory scenario needs a transport that can stall its reader; netcast and propagation run apart. */
