@@ -297,6 +297,11 @@ export interface EmulationResult {
   /** From the faults until the survivors list none of the victims and are quiet again. */
   recovery: SettleResult;
   phases: PhaseResult[];
+  /**
+   * After the healthy phase: a handler added on one node (an event pattern new to the network), and
+   * how long until every live node's directory lists it for that pattern, ms, once per live origin tried.
+   */
+  handlerFoundMs: number[];
   failures: string[];
   stderrTail: string[];
 }
@@ -520,6 +525,27 @@ export async function runEmulation(options: EmulationOptions): Promise<Emulation
     const healthy = await phase('healthy');
     if (healthy.perBroadcast.dataFrames > 1.3 * o.nodes) failures.push(`healthy: ${healthy.perBroadcast.dataFrames.toFixed(1)} data frames per broadcast > 1.3 × N = ${(1.3 * o.nodes).toFixed(1)}`);
 
+    // Issue 24: a handler added on one node is found by pattern from every node within 2 s. Three times, from random
+    // nodes; every node is polled every 50 ms (the figure includes up to one poll and its round trip).
+    const handlerFoundMs: number[] = [];
+    for (let k = 0; k < 3; k++) {
+      const everyone = live();
+      const owner = everyone[Math.floor(random() * everyone.length)]!;
+      const topic = `emu.handler.${k}`;
+      const added = process.hrtime.bigint();
+      await owner.ask({ op: 'subscribe', events: [topic] });
+      const waiting = new Set(everyone);
+      while (waiting.size > 0 && msSince(added) < 10_000) {
+        const counts = await Promise.all([...waiting].map(async (n) => [n, (await n.ask<{ count: number }>({ op: 'subscribers', topic })).count] as const));
+        for (const [n, count] of counts) if (count > 0) waiting.delete(n);
+        if (waiting.size > 0) await sleep(50);
+      }
+      const ms = msSince(added);
+      handlerFoundMs.push(ms);
+      o.log(`directory: node ${owner.index}'s new handler ${topic} ${waiting.size === 0 ? `found from all ${everyone.length} nodes in ${ms.toFixed(0)} ms` : `NOT found from ${waiting.size} nodes after ${ms.toFixed(0)} ms`}`);
+      if (waiting.size > 0 || ms > 2000) failures.push(`directory: a handler added on node ${owner.index} was found from every node in ${ms.toFixed(0)} ms (${waiting.size} never), not within 2 s`);
+    }
+
     // Victims: the seed is always killed (nothing may depend on the node everyone started knowing), the rest at random.
     const count = Math.max(1, Math.round(o.faultFraction * o.nodes));
     const others = nodes.slice(1).map((n) => n.index);
@@ -555,6 +581,7 @@ export async function runEmulation(options: EmulationOptions): Promise<Emulation
       frozen,
       recovery,
       phases: [healthy, faulty, healed],
+      handlerFoundMs,
       failures,
       stderrTail: nodes.flatMap((n) => n.stderr.slice(-1).map((l) => `node ${n.index}: ${l}`)).slice(0, 10),
     };
@@ -637,6 +664,7 @@ export function formatEmulation(r: EmulationResult, markdown = false): string {
       'data frames: RainTree frames plus repair answers, summed over the nodes (victims up to the faults); × N: ÷ live nodes. IHAVE+IWANT: repair control bytes. ' +
       'proxied: arcs handed to a neighbour outside them; unrouted: arcs holding a known id that no neighbour took (left to repair); dropped: copies refused before delivery, by reason (phase totals).',
   );
+  if (r.handlerFoundMs.length > 0) out.push(`directory: a handler added on one node found by pattern from every node in ${r.handlerFoundMs.map((ms) => ms.toFixed(0)).join(', ')} ms (3 tries, polled every 50 ms)`);
   if (r.stderrTail.length > 0) out.push(`node stderr (last lines): ${r.stderrTail.join(' | ')}`);
   out.push(r.failures.length === 0 ? `ok: every live node got every broadcast, once, in every phase; healthy ≤ 1.3 × N data frames per broadcast` : `FAILED:\n  ${r.failures.join('\n  ')}`);
   return out.join('\n');
