@@ -113,7 +113,15 @@ describe.each([40, 20])('real sockets: %i node processes with degree bound max(8
       const after = await all();
       frames.push(total(after, dataFrames) - total(before, dataFrames));
       const missed = subscribers.filter((n) => !n.heard.has(answer.id)).map((n) => n.index);
-      expect(covered, `event ${e} from node ${from.index} missed subscribers ${missed.join(', ')}`).toBe(true);
+      // What the relays did with it, so that a miss says why (drops by reason, arcs no neighbour took, copies misrouted).
+      const why = () => {
+        const drops: Record<string, number> = {};
+        after.forEach((a, k) => {
+          for (const [reason, x] of Object.entries(a.stats.dropped)) if (x > (before[k]!.stats.dropped as Record<string, number>)[reason]!) drops[`${reason}@${k}`] = x - (before[k]!.stats.dropped as Record<string, number>)[reason]!;
+        });
+        return `dropped ${JSON.stringify(drops)}, unrouted ${total(after, (s) => s.unrouted) - total(before, (s) => s.unrouted)}, proxied ${total(after, (s) => s.proxied) - total(before, (s) => s.proxied)}, degrees ${after.map((a) => a.peers.length).join(' ')}`;
+      };
+      expect(covered, `event ${e} from node ${from.index} missed subscribers ${missed.join(', ')}: ${covered ? '' : why()}`).toBe(true);
       expect(nodes.map((n) => n.heard.get(answer.id) ?? 0)).toEqual(nodes.map((n) => (isSubscriber.has(n.index) ? 1 : 0)));
       before = after;
     }
