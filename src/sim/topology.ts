@@ -359,15 +359,21 @@ export class SimNet {
   link(a: number, b: number): boolean {
     const idB = this.ids[b];
     if (a === b || idB === undefined || !this.alive[a] || !this.alive[b] || this.links[a]!.includes(idB)) return false;
-    const idA = this.ids[a]!;
-    this.outbound[a]!.push(idB);
-    this.inbound[b]!.push(idA);
-    this.links[a]!.push(idB);
-    this.links[b]!.push(idA);
-    this.linkNodes[a]!.push(b);
-    this.linkNodes[b]!.push(a);
-    this.opened[a]!.set(idB, this.round);
+    this.connect(a, b);
     return true;
+  }
+
+  /** Records a connection `node` dialed to `target`, in both ends' lists. */
+  private connect(node: number, target: number): void {
+    const id = this.ids[target]!;
+    const self = this.ids[node]!;
+    this.outbound[node]!.push(id);
+    this.inbound[target]!.push(self);
+    this.links[node]!.push(id);
+    this.links[target]!.push(self);
+    this.linkNodes[node]!.push(target);
+    this.linkNodes[target]!.push(node);
+    this.opened[node]!.set(id, this.round);
   }
 
   /** Whether `target` takes a connection `dialer` dials: it is live and holds fewer than maxDegree connections. */
@@ -391,14 +397,7 @@ export class SimNet {
       failures.set(id, { until: this.round + Math.min(8, 2 ** (count - 1)), count });
       return false;
     }
-    const self = this.ids[node]!;
-    this.outbound[node]!.push(id);
-    this.inbound[target]!.push(self);
-    this.links[node]!.push(id);
-    this.links[target]!.push(self);
-    this.linkNodes[node]!.push(target);
-    this.linkNodes[target]!.push(node);
-    this.opened[node]!.set(id, this.round);
+    this.connect(node, target);
     this.failures[node]?.delete(id);
     this.changed(target);
     return true;
