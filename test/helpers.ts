@@ -1,3 +1,4 @@
+import { createServer, type AddressInfo } from 'node:net';
 import { type PeerOptions } from '../src/node/peer-options.js';
 import { Peer } from '../src/node/peer.js';
 
@@ -48,4 +49,13 @@ export function collect<T>(observe: (push: (value: T) => void) => void): T[] {
   const values: T[] = [];
   observe((value) => values.push(value));
   return values;
+}
+
+/** A port free on 127.0.0.1 now (for a child process that must listen on a known port). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }

@@ -1,8 +1,7 @@
-import { createServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { P2PLogger } from '../../src/common/types.js';
 import { Peer } from '../../src/node/peer.js';
-import { waitFor } from '../helpers.js';
+import { freePort, waitFor } from '../helpers.js';
 
 // A node restarted on the same port with a new key (issue 23). Before, its peer connected to the
 // new id but kept the old id at that address in its address book, and dialed it there every
@@ -31,13 +30,6 @@ function capture(): Captured {
   };
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 async function start(options: ConstructorParameters<typeof Peer>[0]): Promise<Peer> {
   const peer = new Peer(options);
