@@ -317,7 +317,7 @@ export class BroadcastPipeline {
       return;
     }
     if (!entry.accepted) {
-      this.stats.duplicates++;
+      this.router.countDuplicate(message);
       return;
     }
     this.repair.heldBy(message.id, from);

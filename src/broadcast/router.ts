@@ -197,6 +197,11 @@ export class BroadcastRouter {
     return message.strategy !== 'subscribers' || (this.host.subscribes?.(message.topic) ?? false);
   }
 
+  /** A copy of a broadcast this node did not accept: counted where its topic's copies count (the library's own apart). */
+  countDuplicate(message: NetworkMessage): void {
+    this.count(message).duplicates++;
+  }
+
   /** Another copy of an accepted broadcast: forward it if it hands this node an arc (or gossip) it has not covered yet. */
   again(from: string, message: NetworkMessage, entry: SeenEntry): string[] {
     const forwarded = isTree(message.strategy) ? (entry.arcs?.has(arcKey(message)) ?? false) : entry.gossiped;
