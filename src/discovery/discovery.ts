@@ -61,6 +61,12 @@ export const MIN_DEGREE = 8;
  */
 export type InboundStanding = 'own' | 'vouched' | 'unchosen';
 
+/**
+ * Peer-exchange entries a dialer refused for a cap (maxPeers, maxInbound, maxInboundPerIp, the ring share) is
+ * told: its least degree's worth, so that it can join through them, and a bound on what a refusal hands out.
+ */
+const REFUSED_PEX_ENTRIES = MIN_DEGREE;
+
 /** Failed redials after which a proven peer's address may be challenged by a candidate (it may have moved). */
 const MOVED_AFTER_FAILURES = 2;
 
@@ -461,13 +467,14 @@ export class Discovery {
   }
 
   /**
-   * A dialer this node refuses (it is full): tells it which peers it can dial instead, and keeps
+   * A dialer this node refuses (it is full, for any cap): tells it which peers it can dial instead, and keeps
    * it as a candidate. Else a group of full nodes never learns of the nodes they refuse, plans no
    * cover toward them, and never makes room for one (see swaps()).
    */
   onRefused(dialer: P2PSocket): void {
     if (!this.options.enabled) return;
-    this.send(dialer);
+    // Bounded: a refused dialer gets no more than what it needs to reach its least degree, never the whole list.
+    this.send(dialer, REFUSED_PEX_ENTRIES);
     const address = dialableAddress(dialer);
     if (!address || !dialer.peerId) return;
     const taken = this.book.addresses();
@@ -476,7 +483,8 @@ export class Discovery {
     if (why) this.host.logger.debug?.(`refused ${dialer.peerId} at ${dialer.remoteAddress} (full), not kept as a candidate: ${why}`);
   }
 
-  private send(to: P2PSocket): void {
+  /** `most`: at most this many entries, drawn at random (a refused dialer's). */
+  private send(to: P2PSocket, most = Infinity): void {
     // The one sent on connect may be followed at once by the interval's: the receiver would drop it with a warning.
     const now = Date.now();
     if (now - to.lastPeerExchangeSentAt < this.gap()) return;
@@ -487,6 +495,14 @@ export class Discovery {
       if (address) entries.push({ id, address });
     }
     if (entries.length === 0) return;
+    if (entries.length > most) {
+      // A partial Fisher-Yates shuffle: the first `most` are a uniform sample.
+      for (let i = 0; i < most; i++) {
+        const j = i + Math.floor(Math.random() * (entries.length - i));
+        [entries[i], entries[j]] = [entries[j]!, entries[i]!];
+      }
+      entries.length = most;
+    }
     to.lastPeerExchangeSentAt = now;
     to.sendControl(encodePeerExchange(entries));
   }

@@ -122,7 +122,7 @@ export class P2PConfig {
   @IntRange(1, 100_000)
   maxPendingInbound: number = DEFAULTS.maxPendingInbound;
 
-  /** Authenticated inbound connections from one IP address. Raise it for many nodes on one host (loopback test networks). */
+  /** Authenticated inbound connections from one IP address (not applied to loopback unless perIpLimitsOnLoopback). Raise it for many nodes behind one NAT. */
   @IntRange(1, 100_000)
   maxInboundPerIp: number = DEFAULTS.maxInboundPerIp;
 
@@ -133,6 +133,10 @@ export class P2PConfig {
   /** New inbound connections a second from one IP address (burst: twice that). */
   @IntRange(1, 1_000_000)
   inboundRatePerIp: number = DEFAULTS.inboundRatePerIp;
+
+  /** Hold loopback dialers (127.0.0.0/8, ::1: every process of this host) to maxInboundPerIp and inboundRatePerIp too; off, maxInbound and maxPendingInbound hold them. */
+  @IsBoolean()
+  perIpLimitsOnLoopback: boolean = false;
 
   /** Largest frame (9-byte header + topic + payload) sent or accepted; the seed's buffer size. */
   @IntRange(64, 1024 * 1024 * 1024)

@@ -10,7 +10,7 @@ import type { ResolvedPeerOptions } from './peer-options.js';
 /**
  * The connection index: every connection from its wrapping to its close (`all`), and the open
  * ones, one per peer id (`byId`). Decides what a connection whose hello exchange is done becomes:
- * the peer's connection, a duplicate, or refused (maxPeers, maxInboundPerThird); forgets a closed one and says so
+ * the peer's connection, a duplicate, or refused (maxInbound, maxInboundPerIp, maxPeers, maxInboundPerThird); forgets a closed one and says so
  * (the `peer` event); after a plaintext simultaneous dial that both ends refused, has the lower
  * id redial. Needs from its host: `ConnectionsHost`.
  */
@@ -60,7 +60,7 @@ export class Connections {
 
   /**
    * A connection's hello exchange is done. Returns what its dial, if it was dialed, resolves
-   * with; undefined when it is refused at maxPeers (only inbound ones are).
+   * with; undefined when it is refused for a cap (only inbound ones are).
    */
   opened(socket: P2PSocket): DialOutcome | undefined {
     const remoteId = socket.peerId!;
@@ -92,8 +92,8 @@ export class Connections {
     } else if (existing && existing !== socket) {
       // The old connection is closing already: the new one simply takes its place.
       this.open.set(remoteId, socket);
-    } else if (socket.direction === 'inbound' && !this.host.isConfigured(remoteId) && (refused = this.refusal(remoteId))) {
-      // Full: tell the dialer who else it can dial (it may know nobody else), keep it as a candidate, then close.
+    } else if (socket.direction === 'inbound' && (refused = this.host.capRefusal(socket) ?? (this.host.isConfigured(remoteId) ? undefined : this.refusal(remoteId)))) {
+      // Full (for any cap): tell the dialer who else it can dial (it may know nobody else), keep it as a candidate, then close.
       this.host.logger.debug?.(`refusing ${remoteId} at ${socket.remoteAddress}: ${refused}`);
       this.host.onRefused(socket);
       void socket.close(GoodbyeReason.InboundLimit, `${refused}; dial the peers just sent`);
@@ -201,12 +201,14 @@ export interface ConnectionsHost {
   hasOwnChoice(): boolean;
   /** Whether a peer id is a configured (persistent) peer: never refused at maxPeers. */
   isConfigured(peerId: string): boolean;
+  /** Why an open inbound connection cannot stay for maxInbound or maxInboundPerIp (src/node/inbound.ts), which hold for every peer. */
+  capRefusal(socket: P2PSocket): string | undefined;
   connect(address: string): Promise<unknown>;
   /** Every connect and disconnect (the node's `peer` event). */
   emit(event: PeerEvent): void;
   /** A connection became the peer's. */
   onConnected(socket: P2PSocket): void;
-  /** An inbound connection is refused at maxPeers (it is told who else to dial before it closes). */
+  /** An inbound connection is refused for a cap (it is told who else to dial before it closes). */
   onRefused(socket: P2PSocket): void;
   /** The peer's connection closed while running; `refusedFull`: the peer closed our dial because it was full. */
   onDisconnected(peerId: string, refusedFull: boolean): void;

@@ -3,7 +3,7 @@ import { formatAddress, mustParseAddress, socketAddress } from '../connection/ad
 import { PlaintextOnTlsError, secureInbound, type ProvenPeer, type SecuredConnection, type TlsCredentials } from '../connection/secure-channel.js';
 import type { P2PSocket, Refusal } from '../connection/socket.js';
 import { goodbyeAndClose } from '../connection/stream-goodbye.js';
-import { P2PHandshakeError, P2PListenError, P2PPeerBannedError, P2PPeerNotAllowedError } from '../common/errors.js';
+import { P2PListenError, P2PPeerBannedError, P2PPeerNotAllowedError } from '../common/errors.js';
 import type { P2PLogger } from '../common/types.js';
 import { InboundAdmission, ipOf } from '../trust/inbound-admission.js';
 import { GoodbyeReason } from '../wire/control.js';
@@ -14,7 +14,8 @@ import type { ResolvedPeerOptions } from './peer-options.js';
  * once, applies InboundAdmission's rate per IP and pending-handshake slots, runs the server side
  * of TLS (a bad certificate or a plaintext dialer gets a goodbye), and holds each connection's
  * pending slot until its hello exchange ends. Also `admit`, the admission of an authenticated id
- * on any connection: allowedPeers, bans, then (inbound only) maxInbound and maxInboundPerIp.
+ * on any connection (allowedPeers, bans), and `capRefusal`, maxInbound and maxInboundPerIp once an
+ * inbound connection is open.
  * Needs from its host: `InboundHost`.
  */
 export class Inbound {
@@ -97,7 +98,7 @@ export class Inbound {
     this.handshakes.set(this.host.wrap(stream, proven), tcp);
   }
 
-  /** Admission once the remote is authenticated, before our hello: `allowedPeers`, bans, then the inbound limits. */
+  /** Admission once the remote is authenticated, before our hello: `allowedPeers`, then bans (the inbound limits come once it is open: `capRefusal`). */
   readonly admit = (peerId: string, socket: P2PSocket): Refusal | undefined => {
     const ref = socket.ref();
     if (this.opts.allowedPeers && !this.opts.allowedPeers.has(peerId)) {
@@ -105,14 +106,22 @@ export class Inbound {
     }
     const banned = this.host.banRefusal(peerId);
     if (banned) return { error: new P2PPeerBannedError(banned, ref), reason: GoodbyeReason.Banned };
-    if (socket.direction === 'outbound') return undefined;
+    return undefined;
+  };
+
+  /**
+   * Why an inbound connection whose hello exchange is done cannot stay: maxInbound, then maxInboundPerIp.
+   * Checked once it is open, as maxPeers is (src/node/connections.ts), so that the refused dialer is
+   * told this node's peers before the goodbye: refused with nothing, a node that knew only this one
+   * learned of no other (issue 23: two nodes on one host stayed connected only to each other).
+   */
+  capRefusal(socket: P2PSocket): string | undefined {
     const open: string[] = [];
     for (const other of this.host.sockets()) if (other !== socket && other.direction === 'inbound' && other.isOpen) open.push(ipOf(other.raw));
     const over = this.admission.refusal(ipOf(socket.raw), open);
-    if (!over) return undefined;
-    this.host.countRefused();
-    return { error: new P2PHandshakeError(over, ref), reason: GoodbyeReason.InboundLimit };
-  };
+    if (over) this.host.countRefused();
+    return over;
+  }
 
   /** The connection's hello exchange is over: it no longer holds a pending slot. */
   opened(socket: P2PSocket): void {
@@ -153,5 +162,5 @@ export interface InboundHost {
 
 type InboundOptions = Pick<
   ResolvedPeerOptions,
-  'allowedPeers' | 'handshakeTimeoutMs' | 'closeGraceMs' | 'maxPendingInbound' | 'inboundRatePerIp' | 'maxInbound' | 'maxInboundPerIp'
+  'allowedPeers' | 'handshakeTimeoutMs' | 'closeGraceMs' | 'maxPendingInbound' | 'inboundRatePerIp' | 'maxInbound' | 'maxInboundPerIp' | 'perIpLimitsOnLoopback'
 >;

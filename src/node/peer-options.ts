@@ -25,6 +25,12 @@ export interface PeerOptions extends Partial<SocketLimits> {
   maxInboundPerThird?: number;
   /** New inbound connections a second from one IP (burst: twice that). */
   inboundRatePerIp?: number;
+  /**
+   * Hold dialers from loopback (127.0.0.0/8, ::1) to maxInboundPerIp and inboundRatePerIp too (default false:
+   * every process of this host dials from there, so their IP tells them apart from nothing; maxInbound and
+   * maxPendingInbound hold them).
+   */
+  perIpLimitsOnLoopback?: boolean;
   /** Outbound connections; `connect()` past it fails with P2PDialError. */
   maxOutbound?: number;
   /**
@@ -149,6 +155,7 @@ export function resolvePeerOptions(options: PeerOptions, logger: P2PLogger): Res
     peerExchange: true,
     pexAllowPrivate: false,
     pexAllowHostnames: false,
+    perIpLimitsOnLoopback: false,
     ...given,
     listen: given.listen ?? null,
     allowedPeers: given.allowedPeers ? new Set(given.allowedPeers) : undefined,

@@ -98,6 +98,7 @@ export class Peer extends EventEmitter {
         inboundStanding: (id) => this.discovery.inboundStanding(id),
         hasOwnChoice: () => this.discovery.hasOwnChoice(),
         isConfigured: (id) => this.persistent.has(id),
+        capRefusal: (socket) => this.inbound.capRefusal(socket),
         connect: (address) => this.connect(address),
         emit: (event) => this.emit('peer', event),
         onConnected: (socket) => {

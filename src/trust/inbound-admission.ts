@@ -1,4 +1,4 @@
-import type { Socket } from 'node:net';
+import { BlockList, isIP, type Socket } from 'node:net';
 import { BucketTable } from '../common/token-bucket.js';
 import { branchOf } from '../ring/raintree.js';
 
@@ -12,6 +12,8 @@ export interface AdmissionLimits {
   maxInbound: number;
   /** Authenticated inbound connections from one IP. */
   maxInboundPerIp: number;
+  /** Hold loopback dialers to the per-IP limits too (by default they are held to maxInbound and maxPendingInbound only). */
+  perIpLimitsOnLoopback: boolean;
 }
 
 /**
@@ -40,7 +42,7 @@ export class InboundAdmission {
    */
   accept(raw: Socket): { refused?: string; evicted?: Socket } {
     const ip = ipOf(raw);
-    if (!this.rates.take(ip, 1)) return { refused: `more than ${this.limits.inboundRatePerIp} new connections a second from ${ip}` };
+    if (this.perIp(ip) && !this.rates.take(ip, 1)) return { refused: `more than ${this.limits.inboundRatePerIp} new connections a second from ${ip}` };
     let evicted: Socket | undefined;
     if (this.pending.size >= this.limits.maxPendingInbound) {
       evicted = this.pending.values().next().value!;
@@ -64,10 +66,30 @@ export class InboundAdmission {
   /** After the handshake: why an authenticated inbound connection from `ip` cannot stay, given the others open. */
   refusal(ip: string, openInboundIps: readonly string[]): string | undefined {
     if (openInboundIps.length >= this.limits.maxInbound) return `inbound limit of ${this.limits.maxInbound} reached`;
+    if (!this.perIp(ip)) return undefined;
     const fromIp = openInboundIps.filter((other) => other === ip).length;
     if (fromIp >= this.limits.maxInboundPerIp) return `inbound limit of ${this.limits.maxInboundPerIp} per IP reached for ${ip}`;
     return undefined;
   }
+
+  /**
+   * Whether the per-IP limits apply to dialers from `ip`. Not on loopback by default: every process of
+   * this host dials from there, so an IP tells no two of them apart (a network of nodes on one host, or
+   * a local proxy in front of the node), and whoever can dial from loopback runs on this host already.
+   */
+  private perIp(ip: string): boolean {
+    return this.limits.perIpLimitsOnLoopback || !isLoopback(ip);
+  }
+}
+
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
+
+/** 127.0.0.0/8 or ::1 (IPv4-mapped ones arrive without their prefix, see ipOf). */
+function isLoopback(ip: string): boolean {
+  const family = isIP(ip);
+  return family !== 0 && LOOPBACK.check(ip, family === 4 ? 'ipv4' : 'ipv6');
 }
 
 /**

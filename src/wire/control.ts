@@ -38,7 +38,7 @@ export enum GoodbyeReason {
   Self = 3,
   /** The two nodes speak different protocol versions. */
   Version = 4,
-  /** The node is full: at `maxInbound`, `maxInboundPerIp` or `maxPeers`. */
+  /** The node is full: at `maxInbound`, `maxInboundPerIp`, `maxPeers` or its share of inbound peers; sent after the hello exchange and a peer exchange naming up to 8 of its peers. */
   InboundLimit = 5,
   /** No hello within `handshakeTimeoutMs`. */
   HandshakeTimeout = 6,

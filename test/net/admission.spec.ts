@@ -21,7 +21,8 @@ afterEach(async () => {
 
 describe('inbound admission', () => {
   it('40 idle sockets from one address, reopened as they close, do not keep out honest dials from elsewhere', async () => {
-    const node = await startEchoPeer({}, open); // defaults: maxInbound 40, 16 pending, 10 new/s per IP
+    // Defaults (maxInbound 40, 16 pending, 10 new/s per IP), with loopback held to the per-IP limits as another host would be.
+    const node = await startEchoPeer({ perIpLimitsOnLoopback: true }, open);
     const [host, port] = node.address()!.split(':') as [string, string];
     let attacking = true;
     let opened = 0;
@@ -65,7 +66,7 @@ describe('inbound admission', () => {
   });
 
   it('one IP gets at most maxInboundPerIp authenticated slots; other addresses are still admitted', async () => {
-    const node = await startEchoPeer({ maxInboundPerIp: 3, inboundRatePerIp: 1000 }, open);
+    const node = await startEchoPeer({ maxInboundPerIp: 3, inboundRatePerIp: 1000, perIpLimitsOnLoopback: true }, open);
     const attempts = await Promise.all(Array.from({ length: 5 }, () => RawPeer.open(node.address()!, { tls: true, localAddress: '127.0.0.3' })));
     raws.push(...attempts);
     await waitFor(() => attempts.filter((r) => r.closed).length === 2, 3000, 'two of five to be refused');
@@ -80,8 +81,17 @@ describe('inbound admission', () => {
     expect(node.peers()).toHaveLength(4);
   });
 
+  it('loopback dialers are held to maxInbound, not to the per-IP limits, by default: they are every process of this host (issue 23)', async () => {
+    const node = await startEchoPeer({ maxInboundPerIp: 3, inboundRatePerIp: 1 }, open);
+    const attempts = await Promise.all(Array.from({ length: 6 }, () => RawPeer.open(node.address()!, { tls: true, localAddress: '127.0.0.3' })));
+    raws.push(...attempts);
+    await waitFor(() => node.peers().length === 6, 3000, 'all six to be admitted');
+    expect(attempts.some((r) => r.closed)).toBe(false);
+    expect(node.refused).toBe(0);
+  });
+
   it('new connections from one IP are rate-limited', async () => {
-    const node = await startEchoPeer({ inboundRatePerIp: 5 }, open); // burst 10
+    const node = await startEchoPeer({ inboundRatePerIp: 5, perIpLimitsOnLoopback: true }, open); // burst 10
     const [host, port] = node.address()!.split(':') as [string, string];
     let closedEarly = 0;
     await Promise.all(
