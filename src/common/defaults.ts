@@ -58,7 +58,7 @@ export const DEFAULTS = {
    * key) is not redialed, ms: long enough that the error is logged a few times an hour, not a storm.
    */
   idConflictRetryMs: 300_000,
-  /** How often peer exchange is sent to every peer and known peers are dialed, ms. */
+  /** How often peer exchange is sent to every peer and known peers are dialed, ms; every second (at most this) while the network around a node forms (src/discovery/pex-pace.ts). */
   pexIntervalMs: 30_000,
   /** Most peers remembered: proven ones and peer-exchange candidates together. */
   maxKnownPeers: 1_000,

@@ -3,6 +3,7 @@ import { AddressBook, type KnownPeer } from './address-book.js';
 import { AddressPolicy } from './address-policy.js';
 import { encodePeerExchange, isUnspecified, parsePeerExchange, type PexEntry } from './peer-exchange.js';
 import { PexCandidates } from './pex-candidates.js';
+import { PexPace } from './pex-pace.js';
 import { Provenance } from './provenance.js';
 import { branchOf, inArc, lowerBound, type Arc } from '../ring/raintree.js';
 import { facingMember, planTopology } from './ring-topology.js';
@@ -94,7 +95,9 @@ export class Discovery {
   private readonly standing = new Map<string, InboundStanding>();
   /** Ids learned of from a source they do not control: only they may be this node's own choice (src/discovery/provenance.ts). */
   private readonly provenance: Provenance;
-  private timer: NodeJS.Timeout | undefined;
+  /** What this node's last peer exchange to each neighbour named (sorted ids): whether it has news for it. */
+  private readonly told = new Map<string, string[]>();
+  private readonly pace: PexPace;
 
   constructor(
     private readonly host: DiscoveryHost,
@@ -104,6 +107,7 @@ export class Discovery {
     this.candidates = new PexCandidates({ intervalMs: options.intervalMs, backoff: options.backoff });
     this.policy = new AddressPolicy(options, () => host.advertisedAddress());
     this.provenance = new Provenance(2 * Math.max(1, options.maxKnownPeers));
+    this.pace = new PexPace({ round: (full) => this.exchange(full), forming: () => this.forming() }, options.intervalMs);
   }
 
   /**
@@ -118,12 +122,11 @@ export class Discovery {
 
   start(): void {
     if (!this.options.enabled) return;
-    this.timer = setInterval(() => this.exchange(), this.options.intervalMs);
-    this.timer.unref();
+    this.pace.start();
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    this.pace.stop();
   }
 
   /** Proven peers, then peer-exchange candidates (`verified: false`). */
@@ -245,7 +248,9 @@ export class Discovery {
       const atAddress = socket.direction === 'outbound' && socket.remoteAddress === address;
       for (const stale of this.book.proven(id, address, atAddress)) this.host.logger.debug?.(`forgot ${stale} at ${address}: ${id} answers there now`);
     } else if (refusal) this.host.logger.debug?.(`${id} at ${socket.remoteAddress} announces ${address}; not redialing it there: ${refusal}`);
-    if (this.options.enabled) this.send(socket);
+    if (!this.options.enabled) return;
+    this.send(socket);
+    this.pace.hurry();
   }
 
   /** `id` refused us because another node with our id is connected to it: not dialed for `ms`. */
@@ -258,8 +263,10 @@ export class Discovery {
     this.book.disconnected(id, refusedFull);
     this.dialed.delete(id);
     this.theirs.delete(id);
+    this.told.delete(id);
     this.standing.delete(id);
     this.fill();
+    this.pace.hurry();
   }
 
   /** A peer-exchange body from a neighbour: judged, bounded, then taken as candidates. Never a protocol error. */
@@ -300,6 +307,7 @@ export class Discovery {
       this.host.logger.debug?.(`peer exchange from ${socket.peerId} at ${socket.remoteAddress}: ${added} new candidates, skipped ${reasons}`);
     }
     this.fill();
+    this.pace.hurry();
   }
 
   /** Takes one entry as a candidate, or says why not. */
@@ -351,12 +359,14 @@ export class Discovery {
       trusted: (id: string) => this.isTrusted(id),
     };
     const plan = planTopology({ ...state, inbound, outbound: [...outbound, ...this.dialing] });
+    const floor = Math.min(MIN_DEGREE, this.options.maxPeers);
+    const forming = inbound.length + outbound.length < floor;
     for (const id of plan.dial) {
       if (room <= 0) break;
       const proven = this.book.dueId(id);
       if (proven) this.dial(proven, () => this.book.failed(id));
       else {
-        const candidate = this.candidates.takeId(id);
+        const candidate = this.candidates.takeId(id, forming && this.vouched(id) ? this.pace.formingMs : undefined);
         if (!candidate) continue;
         this.dial(candidate, () => this.candidates.failed(id));
       }
@@ -366,7 +376,6 @@ export class Discovery {
     // So too while the connections of its own choosing (outbound, and inbound neighbours it would have
     // dialed) are fewer than twice the inbound ones it did not choose: those then hold at most a third
     // of its connections, however many ids are ground into its thirds (issue 22, eclipse).
-    const floor = Math.min(MIN_DEGREE, this.options.maxPeers);
     // As admission counts them (src/node/connections.ts): inbound ones vouched for by an outbound neighbour on neither side.
     const chosen = new Set(plan.chosen);
     for (const id of chosen) this.standing.set(id, 'own');
@@ -384,13 +393,13 @@ export class Discovery {
       const mine = (id: string) => skip(id) || !this.isTrusted(id);
       const proven = this.book.due(short, mine);
       for (const known of proven) this.dial(known, () => this.book.failed(known.id));
-      const heard = this.candidates.take(short - proven.length, mine);
+      const heard = this.takeCandidates(short - proven.length, mine, forming);
       for (const candidate of heard) this.dial(candidate, () => this.candidates.failed(candidate.id));
       const below = Math.min(short, floor - degree) - proven.length - heard.length;
       if (below > 0) {
         const any = this.book.due(below, skip);
         for (const known of any) this.dial(known, () => this.book.failed(known.id));
-        for (const candidate of this.candidates.take(below - any.length, skip)) this.dial(candidate, () => this.candidates.failed(candidate.id));
+        for (const candidate of this.takeCandidates(below - any.length, skip, forming)) this.dial(candidate, () => this.candidates.failed(candidate.id));
       }
     }
     // Only connections that have lasted two intervals count here, as covers and toward the least
@@ -438,6 +447,24 @@ export class Discovery {
     });
     // Only thirds with no connection at all: for a third an inbound neighbour holds, no connection is let go.
     return wanted.dialUncovered;
+  }
+
+  /**
+   * Up to `limit` candidates to dial now, within the budget of PEX_DIALS_PER_INTERVAL a pexIntervalMs. `forming` (below
+   * its least degree): candidates a neighbour of this node's own choosing named (`vouched`) have that budget a forming
+   * round instead (src/discovery/pex-pace.ts): 4 in 30 s paced a new network's formation (issue 23). Names from peers that
+   * dialed in keep the slow budget, so a hostile one still makes a new node dial at most 4 addresses of its choosing a
+   * pexIntervalMs; each address is dialed at most once a pexIntervalMs whoever named it.
+   */
+  private takeCandidates(limit: number, skip: (id: string) => boolean, forming: boolean): KnownPeer[] {
+    if (!forming || limit <= 0) return this.candidates.take(limit, skip);
+    const quick = this.candidates.take(limit, (id) => skip(id) || !this.vouched(id), this.pace.formingMs);
+    return [...quick, ...this.candidates.take(limit - quick.length, skip)];
+  }
+
+  /** Configured, or named by a neighbour this node chose (src/discovery/provenance.ts), strictly: no evidence at all vouches for nobody. */
+  private vouched(id: string): boolean {
+    return this.host.isConfigured(id) || this.provenance.has(id);
   }
 
   /** A dial names the id, so only that id can answer; on success onConnected records it as proven. */
@@ -488,13 +515,10 @@ export class Discovery {
     // The one sent on connect may be followed at once by the interval's: the receiver would drop it with a warning.
     const now = Date.now();
     if (now - to.lastPeerExchangeSentAt < this.gap()) return;
-    const entries: PexEntry[] = [];
-    for (const [id, socket] of this.host.connections()) {
-      if (socket === to) continue;
-      const address = dialableAddress(socket);
-      if (address) entries.push({ id, address });
-    }
-    if (entries.length === 0) return;
+    const entries = this.entriesFor(to);
+    // An empty one too while this node is below its least degree: it tells the neighbour that it has news for it.
+    if (entries.length === 0 && (most !== Infinity || !this.short(entries))) return;
+    if (most === Infinity && to.peerId && this.host.connections().get(to.peerId) === to) this.told.set(to.peerId, entries.map((e) => e.id).sort());
     if (entries.length > most) {
       // A partial Fisher-Yates shuffle: the first `most` are a uniform sample.
       for (let i = 0; i < most; i++) {
@@ -507,10 +531,59 @@ export class Discovery {
     to.sendControl(encodePeerExchange(entries));
   }
 
-  /** Every intervalMs: share what we know with every peer, then top up outbound connections. */
-  private exchange(): void {
+  /** Where this node's other connected peers can be dialed, for neighbour `to`. */
+  private entriesFor(to: P2PSocket): PexEntry[] {
+    const entries: PexEntry[] = [];
+    for (const [id, socket] of this.host.connections()) {
+      if (socket === to) continue;
+      const address = dialableAddress(socket);
+      if (address) entries.push({ id, address });
+    }
+    return entries;
+  }
+
+  /** Whether a peer exchange naming `named` comes from, or goes to, a node below its least degree (the receiver is the one more). */
+  private short(named: readonly unknown[]): boolean {
+    return named.length + 1 < Math.min(MIN_DEGREE, this.options.maxPeers);
+  }
+
+  /**
+   * Whether neighbour `id` is owed a peer exchange before the next full round: what this node would name
+   * differs from what it last named, and either side is below its least degree (as the lists tell: this
+   * node's, what it last told, or what the neighbour last told of itself, with a name new to it).
+   * In a steady network nothing differs: it waits for the full round.
+   */
+  private owed(id: string, socket: P2PSocket): boolean {
+    if (!socket.isOpen) return false;
+    const now = this.entriesFor(socket).map((e) => e.id).sort();
+    const told = this.told.get(id) ?? [];
+    if (now.length === told.length && now.every((x, i) => x === told[i])) return false;
+    if (this.short(now) || this.short(told)) return true;
+    const theirs = this.theirs.get(id);
+    return theirs !== undefined && this.short(theirs) && now.some((x) => theirs[lowerBound(theirs, x)] !== x && told[lowerBound(told, x)] !== x);
+  }
+
+  /** Whether this node is below its least degree and knows a peer it could dial now. */
+  private canGrow(): boolean {
+    const connections = this.host.connections();
+    let open = 0;
+    for (const socket of connections.values()) if (socket.isOpen) open++;
+    if (open >= Math.min(MIN_DEGREE, this.options.maxPeers)) return false;
+    const skip = (id: string) => id === this.host.selfId || connections.has(id) || this.dialing.has(id) || this.host.isBanned(id);
+    return this.book.due(1, skip).length > 0 || this.candidates.entries().some((c) => !skip(c.id) && this.candidates.isDue(c.id));
+  }
+
+  /** Whether a round before the next full one would tell or dial anything (src/discovery/pex-pace.ts). */
+  private forming(): boolean {
+    if (!this.host.isRunning() || !this.options.enabled) return false;
+    for (const [id, socket] of this.host.connections()) if (this.owed(id, socket)) return true;
+    return this.canGrow();
+  }
+
+  /** A round of peer exchange: `full`, to every peer, else to those owed news; then top up outbound connections. */
+  private exchange(full: boolean): void {
     if (!this.host.isRunning()) return;
-    for (const socket of this.host.connections().values()) this.send(socket);
+    for (const [id, socket] of this.host.connections()) if (full || this.owed(id, socket)) this.send(socket);
     this.fill();
   }
 }

@@ -10,7 +10,7 @@ import { backoffDelay, type BackoffOptions } from './reconnect.js';
 
 /** Candidates one neighbour may have waiting at a time; a proven or dropped one frees its place. */
 export const PEX_MAX_CANDIDATES_PER_SOURCE = 16;
-/** Candidate dials in any window of pexIntervalMs, all sources together. */
+/** Candidate dials in any window of pexIntervalMs (of a forming round while the node is below its least degree), all sources together. */
 export const PEX_DIALS_PER_INTERVAL = 4;
 /** Failed dials after which a candidate is dropped and its address refused for a while. */
 export const PEX_CANDIDATE_MAX_FAILURES = 2;
@@ -96,12 +96,14 @@ export class PexCandidates {
     return undefined;
   }
 
-  /** Up to `limit` candidates to dial now (oldest first), within the dial budget; each is marked dialed. */
-  take(limit: number, skip: (id: string) => boolean): KnownPeer[] {
+  /**
+   * Up to `limit` candidates to dial now (oldest first), within the dial budget; each is marked dialed.
+   * `windowMs`: the budget's window, when shorter than the interval (a node below its least degree).
+   */
+  take(limit: number, skip: (id: string) => boolean, windowMs = this.options.intervalMs): KnownPeer[] {
     const now = this.now();
     this.expire(now);
-    this.dialTimes = this.dialTimes.filter((t) => now - t < this.options.intervalMs);
-    const budget = Math.min(limit, PEX_DIALS_PER_INTERVAL - this.dialTimes.length);
+    const budget = Math.min(limit, PEX_DIALS_PER_INTERVAL - this.dialsWithin(now, windowMs));
     if (budget <= 0) return [];
     const due = [...this.byAddress.values()].filter((c) => c.nextDialAt <= now && !skip(c.id)).slice(0, budget);
     for (const c of due) {
@@ -112,16 +114,23 @@ export class PexCandidates {
     return due;
   }
 
-  /** The candidate `id` if it may be dialed now (within the dial budget); it is marked dialed. */
-  takeId(id: string): KnownPeer | undefined {
+  /** The candidate `id` if it may be dialed now (within the dial budget, over `windowMs` as in take()); it is marked dialed. */
+  takeId(id: string, windowMs = this.options.intervalMs): KnownPeer | undefined {
     const now = this.now();
     const c = this.byId.get(id);
     if (!c || c.nextDialAt > now) return undefined;
-    this.dialTimes = this.dialTimes.filter((t) => now - t < this.options.intervalMs);
-    if (this.dialTimes.length >= PEX_DIALS_PER_INTERVAL) return undefined;
+    if (this.dialsWithin(now, windowMs) >= PEX_DIALS_PER_INTERVAL) return undefined;
     c.nextDialAt = now + this.options.intervalMs;
     this.dialTimes.push(now);
     return c;
+  }
+
+  /** Candidate dials started in the last `windowMs` (the times of the last interval are kept, whatever the window). */
+  private dialsWithin(now: number, windowMs: number): number {
+    this.dialTimes = this.dialTimes.filter((t) => now - t < this.options.intervalMs);
+    let n = 0;
+    for (const t of this.dialTimes) if (now - t < windowMs) n++;
+    return n;
   }
 
   /** Whether `id` is a candidate that could be dialed now. */

@@ -225,7 +225,7 @@ export class P2PConfig {
   @IsBoolean()
   peerExchange: boolean = true;
 
-  /** How often peer exchange is sent to every peer and known peers are dialed. */
+  /** How often peer exchange is sent to every peer and known peers are dialed; every second (at most this) while a node or a neighbour is below 8 connections and one has news for the other. */
   @IntRange(10, MAX_TIMEOUT_MS)
   pexIntervalMs: number = DEFAULTS.pexIntervalMs;
 

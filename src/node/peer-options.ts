@@ -65,7 +65,7 @@ export interface PeerOptions extends Partial<SocketLimits> {
   allowedPeers?: string[];
   /** Share the addresses of connected peers, learn others', and dial them up to maxOutbound (default true). */
   peerExchange?: boolean;
-  /** How often peer exchange is sent to every peer, and known peers are dialed. */
+  /** How often peer exchange is sent to every peer, and known peers are dialed; every second (at most this) while a node or a neighbour is below 8 connections and one has news for the other. */
   pexIntervalMs?: number;
   /** Most peers remembered: proven ones and peer-exchange candidates together. */
   maxKnownPeers?: number;
