@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // `nestjs-p2p`: run a standalone node from a JSON config, or print the peer id of a key file.
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { loadIdentityFile } from '../common/identity.js';
+import { CLI_LOG_LEVELS } from './cli-logger.js';
 import { runNode, type RunNodeOptions } from './run-node.js';
 
 // dist/cli/main.js -> the package's own package.json, in a clone as in node_modules.
@@ -28,7 +29,9 @@ program
   .option('-p, --peer <address>', 'peer to dial, host:port or <peerId>@host:port; repeatable (replaces the config list)', collect)
   .option('-k, --key-file <file>', 'private key file, created (mode 0600) when missing (overrides the config)')
   .option('-e, --external-address <host:port>', 'address other peers should dial, when it differs from --listen (overrides the config)')
-  .option('--json', 'log one JSON object per line instead of human-readable lines', false)
+  .option('--json', 'log one JSON object per line instead of human-readable lines; a line about a peer has peerId and address fields', false)
+  .addOption(new Option('--log-level <level>', 'most verbose level logged').choices(CLI_LOG_LEVELS).default('log'))
+  .option('-v, --verbose', 'log debug lines too (peer exchange, redials, refusals): --log-level debug', false)
   .action(async (options: RunNodeOptions) => {
     process.exitCode = await runNode(options);
   });

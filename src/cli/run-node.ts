@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { ConsoleLogger, Module } from '@nestjs/common';
+import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { readFileSync } from 'node:fs';
 import { P2PConfigError } from '../common/errors.js';
@@ -7,6 +7,7 @@ import { validateConfig, type P2POptions } from '../nest/p2p.config.js';
 import { P2PModule } from '../nest/p2p.module.js';
 import { P2PServer } from '../nest/p2p.server.js';
 import { P2PService } from '../nest/p2p.service.js';
+import { CliLogger, logLevelsUpTo, type CliLogLevel } from './cli-logger.js';
 
 export interface RunNodeOptions {
   config?: string;
@@ -15,6 +16,10 @@ export interface RunNodeOptions {
   keyFile?: string;
   externalAddress?: string;
   json: boolean;
+  /** The most verbose level printed (default 'log': no debug lines). */
+  logLevel?: CliLogLevel;
+  /** Debug lines too (peer exchange, redials, refusals): `logLevel` 'debug'. */
+  verbose?: boolean;
 }
 
 /** Reads the config file and applies the command-line overrides; throws P2PConfigError when invalid. */
@@ -41,7 +46,10 @@ export function loadNodeConfig(options: RunNodeOptions): P2POptions {
 
 /** Starts a standalone node and resolves with the exit code once it has stopped. */
 export async function runNode(options: RunNodeOptions): Promise<number> {
-  const logger = new ConsoleLogger('nestjs-p2p', { json: options.json, colors: !options.json && process.stdout.isTTY });
+  const level = options.verbose && (options.logLevel ?? 'log') !== 'verbose' ? 'debug' : (options.logLevel ?? 'log');
+  // A boolean: isTTY is undefined when stdout is redirected, and Nest then took the default (colours) into the file.
+  const colors = !options.json && process.stdout.isTTY === true;
+  const logger = new CliLogger('nestjs-p2p', { json: options.json, colors, logLevels: logLevelsUpTo(level) });
   let config: P2POptions;
   try {
     config = loadNodeConfig(options);

@@ -155,6 +155,41 @@ describe('nestjs-p2p CLI (built package)', () => {
     }
   }, 40_000);
 
+  it('node: no debug lines unless --verbose; JSON lines about a peer carry peerId and address; no ANSI colours when redirected (issue 23)', async () => {
+    const dir = tempDir();
+    const config = join(dir, 'full.json');
+    // At maxPeers 1 once it dialed `first`, each node refuses `second` and logs why at debug level.
+    writeFileSync(config, JSON.stringify({ maxPeers: 1 }));
+    const first = await startEchoPeer({}, open);
+    const second = await startEchoPeer({ peerExchange: false }, open);
+    const args = (name: string, ...extra: string[]) => [cli, 'node', '--config', config, '--listen', '127.0.0.1:0', '--key-file', join(dir, `${name}.pem`), '--peer', `${first.id}@${first.address()}`, ...extra];
+    const quiet = startCli(args('quiet', '--json'));
+    const verbose = startCli(args('verbose', '--json', '--verbose'));
+    const text = spawn(process.execPath, args('text'), { stdio: ['ignore', 'pipe', 'pipe'] }); // stdout is a pipe, not a TTY
+    let out = '';
+    text.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+    try {
+      for (const run of [quiet, verbose]) {
+        const id = await run.ready();
+        const address = /address (\S+)/.exec(run.lines.find((l) => l.message.startsWith('ready:'))!.message)![1]!;
+        await waitFor(() => first.peers().some((p) => p.id === id), 5000, 'the CLI node to dial the first peer');
+        await second.connect(`${id}@${address}`); // opens, then the full node says goodbye
+        await waitFor(() => !second.peers().some((p) => p.id === id), 5000, 'the refusal');
+      }
+      await waitFor(() => verbose.lines.some((l) => l.level === 'debug' && l.message.startsWith(`refusing ${second.id}`)), 5000, 'the debug line of the refusal');
+      const refusal = verbose.lines.find((l) => l.message.startsWith(`refusing ${second.id}`)) as Record<string, unknown>;
+      expect(refusal.peerId).toBe(second.id);
+      expect(refusal.address).toMatch(/^127\.0\.0\.1:\d+$/);
+      expect(quiet.lines.filter((l) => l.level === 'debug' || l.level === 'verbose')).toEqual([]);
+      const connected = quiet.lines.find((l) => l.message.startsWith(`connected to ${first.id}`)) as Record<string, unknown>;
+      expect(connected).toMatchObject({ level: 'log', context: 'P2P', peerId: first.id, address: first.address() });
+      await waitFor(() => out.includes('ready: id'), 15_000, 'the text node to start');
+      expect(out).not.toContain('\u001b[');
+    } finally {
+      for (const child of [quiet.child, verbose.child, text]) child.kill('SIGKILL');
+    }
+  }, 40_000);
+
   it('--version prints the package version', () => {
     const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string };
     for (const flag of ['--version', '-V']) {
