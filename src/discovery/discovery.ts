@@ -452,8 +452,8 @@ export class Discovery {
   /**
    * Up to `limit` candidates to dial now, within the budget of PEX_DIALS_PER_INTERVAL a pexIntervalMs. `forming` (below
    * its least degree): candidates a neighbour of this node's own choosing named (`vouched`) have that budget a forming
-   * round instead (src/discovery/pex-pace.ts): 4 in 30 s paced a new network's formation (issue 23). Names from peers that
-   * dialed in keep the slow budget, so a hostile one still makes a new node dial at most 4 addresses of its choosing a
+   * round instead (src/discovery/pex-pace.ts): 4 in 30 s paced a new network's formation (issue 23). Names only peers that
+   * dialed in gave keep the slow budget, so a hostile one still makes a new node dial at most 4 addresses of its choosing a
    * pexIntervalMs; each address is dialed at most once a pexIntervalMs whoever named it.
    */
   private takeCandidates(limit: number, skip: (id: string) => boolean, forming: boolean): KnownPeer[] {
@@ -563,12 +563,12 @@ export class Discovery {
     return theirs !== undefined && this.short(theirs) && now.some((x) => theirs[lowerBound(theirs, x)] !== x && told[lowerBound(told, x)] !== x);
   }
 
-  /** Whether this node is below its least degree and knows a peer it could dial now. */
+  /** Whether this node is below its least degree and knows a peer it could dial now (within maxOutbound). */
   private canGrow(): boolean {
     const connections = this.host.connections();
     let open = 0;
     for (const socket of connections.values()) if (socket.isOpen) open++;
-    if (open >= Math.min(MIN_DEGREE, this.options.maxPeers)) return false;
+    if (open >= Math.min(MIN_DEGREE, this.options.maxPeers) || this.host.outboundCount() >= this.options.maxOutbound) return false;
     const skip = (id: string) => id === this.host.selfId || connections.has(id) || this.dialing.has(id) || this.host.isBanned(id);
     return this.book.due(1, skip).length > 0 || this.candidates.entries().some((c) => !skip(c.id) && this.candidates.isDue(c.id));
   }
