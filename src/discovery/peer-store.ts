@@ -7,6 +7,11 @@ import type { P2PLogger } from '../common/types.js';
 export const PEER_STORE_VERSION = 1;
 /** How often the store is written while the node runs, ms (and once more at close). */
 export const PEER_STORE_WRITE_MS = 30_000;
+/**
+ * How often the node looks whether its proven peers changed (another id, address or trust), ms: then it
+ * writes at once, so a node killed (SIGKILL) a few seconds after it met its neighbours still finds them.
+ */
+export const PEER_STORE_CHECK_MS = 5_000;
 /** Bytes a stored entry may take on average; a larger file is not read (it is not one this node wrote). */
 const BYTES_PER_ENTRY = 512;
 
@@ -39,7 +44,10 @@ export interface PeerStoreHost {
 export interface PeerStoreOptions {
   file: string;
   maxPeers: number;
+  /** Default PEER_STORE_WRITE_MS. */
   intervalMs?: number;
+  /** Default PEER_STORE_CHECK_MS. */
+  checkMs?: number;
 }
 
 const PEER_ID = /^[0-9a-f]{40}$/;
@@ -48,8 +56,8 @@ const PEER_ID = /^[0-9a-f]{40}$/;
  * The node's memory of its proven peers across restarts (issue 23): a JSON file of the freshest
  * `maxPeers` peers that completed a connection with it (never peer-exchange hearsay), each with its
  * last good address and last-seen time. Written whole to a temporary file then renamed over the old
- * one (a crash leaves the old file or the new, never half of one), every PEER_STORE_WRITE_MS and at
- * close, off any message path. A file that is not this node's (another id, another version, not
+ * one (a crash leaves the old file or the new, never half of one), every PEER_STORE_WRITE_MS, within
+ * PEER_STORE_CHECK_MS of a change, and at close, from a timer: off any message path. A file that is not this node's (another id, another version, not
  * JSON) is reported with a warning and read as empty: a bad store never stops a node. Bans are not
  * stored; a peer banned when the store is written is left out of it (see Discovery.stored).
  */
@@ -59,6 +67,9 @@ export class PeerStore {
   private writing: Promise<void> = Promise.resolve();
   /** The last error reported, so that a failing disk logs once, not every interval. */
   private lastError: string | undefined;
+  /** What the last write held, without times: a change is written at the next check, not at the next interval. */
+  private lastKey: string | undefined;
+  private lastWriteAt = 0;
 
   constructor(
     private readonly host: PeerStoreHost,
@@ -101,11 +112,22 @@ export class PeerStore {
     this.start();
   }
 
-  /** Writes every `intervalMs` from now until close(). */
+  /** Writes every `intervalMs` from now until close(), and within `checkMs` of a change. */
   start(): void {
     if (this.timer) return;
-    this.timer = setInterval(() => void this.save(), this.options.intervalMs ?? PEER_STORE_WRITE_MS);
+    this.timer = setInterval(() => this.check(), Math.min(this.options.checkMs ?? PEER_STORE_CHECK_MS, this.interval));
     this.timer.unref();
+  }
+
+  private get interval(): number {
+    return this.options.intervalMs ?? PEER_STORE_WRITE_MS;
+  }
+
+  /** A write when the peers changed or the interval has passed since the last one. */
+  private check(): void {
+    const peers = this.peers();
+    if (keyOf(peers) === this.lastKey && Date.now() - this.lastWriteAt < this.interval) return;
+    void this.save(peers);
   }
 
   /** Stops the timer and writes once more (the snapshot is taken now, the write finishes when the promise does). */
@@ -116,16 +138,17 @@ export class PeerStore {
   }
 
   /** Writes the host's snapshot now (after any write in progress). Never rejects: a failure is a warning. */
-  save(): Promise<void> {
-    const body = {
-      version: PEER_STORE_VERSION,
-      id: this.host.selfId,
-      savedAt: Date.now(),
-      peers: freshest(this.host.snapshot(), this.options.maxPeers),
-    };
+  save(peers = this.peers()): Promise<void> {
+    this.lastKey = keyOf(peers);
+    this.lastWriteAt = Date.now();
+    const body = { version: PEER_STORE_VERSION, id: this.host.selfId, savedAt: this.lastWriteAt, peers };
     const text = `${JSON.stringify(body, null, 1)}\n`;
     this.writing = this.writing.then(() => this.write(text));
     return this.writing;
+  }
+
+  private peers(): StoredPeer[] {
+    return freshest(this.host.snapshot(), this.options.maxPeers);
   }
 
   private async write(text: string): Promise<void> {
@@ -148,6 +171,14 @@ export class PeerStore {
     this.host.logger.warn(`peer store ${this.options.file} ignored (${why}); starting with no stored peers, and it is overwritten at the next write`);
     return [];
   }
+}
+
+/** What a write holds, times left out. */
+function keyOf(peers: readonly StoredPeer[]): string {
+  return peers
+    .map((p) => `${p.id}@${p.address}${p.own ? '+' : ''}`)
+    .sort()
+    .join(' ');
 }
 
 /** The `max` most recently seen, freshest first, one per id. */

@@ -234,9 +234,10 @@ export class P2PConfig {
   maxKnownPeers: number = DEFAULTS.maxKnownPeers;
 
   /**
-   * File where the node keeps the peers it proved by a connection (last good address, last-seen time), written
-   * every 30 s and at close; at start it redials the freshest of them, so a restarted node needs no configured
-   * peer to find its old neighbours. A file of another node, another version or not JSON is ignored with a warning.
+   * File where the node keeps the peers it proved by a connection (last good address, last-seen time),
+   * written within 5 s of a change, every 30 s and at close; at start it redials the freshest of them, so
+   * a restarted node needs no configured peer to find its old neighbours. A file of another node, another
+   * version or not JSON is ignored with a warning.
    */
   @IsOptional()
   @IsString()

@@ -178,9 +178,8 @@ export class Peer extends EventEmitter {
       },
       discoveryOptions(this.opts),
     );
-    const file = this.opts.peerStoreFile;
     const storeHost = { ...common, snapshot: () => this.discovery.stored(), restore: (p: StoredPeer[]) => this.discovery.restore(p) };
-    this.store = file === undefined ? undefined : new PeerStore(storeHost, { file, maxPeers: this.opts.peerStoreMaxPeers });
+    this.store = this.opts.peerStoreFile === undefined ? undefined : new PeerStore(storeHost, { file: this.opts.peerStoreFile, maxPeers: this.opts.peerStoreMaxPeers });
     this.sanctions = new Sanctions(
       {
         logger: this.logger,

@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { P2PLogger } from '../../src/common/types.js';
 import { Peer, type PeerOptions } from '../../src/node/peer.js';
 import { waitFor } from '../helpers.js';
+import { addressOf, spawnNode, startNode, statsOf, stopNodes, type NodeProcess } from '../net-processes.js';
 
 // A node that remembers its peers (issue 23). A node killed and restarted with the same key and no
 // configured peer dialed nobody: it waited for others to find it (about 12 s, at their redial backoff,
@@ -169,5 +170,49 @@ describe('peer store (peerStoreFile)', () => {
     a.ban(b.id, { reason: 'test' });
     await stop(a);
     expect(read(file).peers.map((p) => p.id)).toEqual([c.id]);
+  });
+});
+
+describe('peer store, real processes', () => {
+  const procs: NodeProcess[] = [];
+  afterEach(async () => {
+    await stopNodes(procs.splice(0));
+  });
+
+  it('a node killed (SIGKILL) and restarted on another port with its key and store, no --peer: back with its neighbours at once', async () => {
+    const file = storeFile();
+    const privateKey = randomBytes(32).toString('hex');
+    const [a1, b, c] = await Promise.all([spawnNode(0), spawnNode(1), spawnNode(2)]);
+    procs.push(a1!, b!, c!);
+    await startNode(a1!, { privateKey, peerStoreFile: file });
+    // B and C configure A at its first address: after the restart their redials find nothing there.
+    await Promise.all([startNode(b!, { peers: [addressOf(a1!)] }), startNode(c!, { peers: [addressOf(a1!)] })]);
+    // The store is written within 5 s of a change (PEER_STORE_CHECK_MS), not only at close.
+    const storedIds = () => {
+      try {
+        return read(file).peers.map((p) => p.id).sort();
+      } catch {
+        return [];
+      }
+    };
+    await waitFor(() => storedIds().length === 2, 10_000, "A's store to hold B and C");
+    expect(storedIds()).toEqual([b!.id, c!.id].sort());
+    a1!.child.kill('SIGKILL');
+    await new Promise((r) => a1!.child.once('exit', r));
+
+    const a2 = await spawnNode(3);
+    procs.push(a2);
+    const startedAt = Date.now();
+    await startNode(a2, { privateKey, peerStoreFile: file });
+    expect(a2.id).toBe(a1!.id);
+    let ms = -1;
+    for (let i = 0; i < 100 && ms < 0; i++) {
+      const { peers } = await statsOf(a2);
+      if (peers.some((p) => p.id === b!.id || p.id === c!.id)) ms = Date.now() - startedAt;
+      else await new Promise((r) => setTimeout(r, 50));
+    }
+    console.log(`killed and restarted with a peer store: first previous neighbour connected ${ms} ms after start was asked (process)`);
+    expect(ms).toBeGreaterThanOrEqual(0);
+    expect(ms).toBeLessThan(3000);
   });
 });
