@@ -57,9 +57,10 @@ const PEER_ID = /^[0-9a-f]{40}$/;
  * `maxPeers` peers that completed a connection with it (never peer-exchange hearsay), each with its
  * last good address and last-seen time. Written whole to a temporary file then renamed over the old
  * one (a crash leaves the old file or the new, never half of one), every PEER_STORE_WRITE_MS, within
- * PEER_STORE_CHECK_MS of a change, and at close, from a timer: off any message path. A file that is not this node's (another id, another version, not
- * JSON) is reported with a warning and read as empty: a bad store never stops a node. Bans are not
- * stored; a peer banned when the store is written is left out of it (see Discovery.stored).
+ * PEER_STORE_CHECK_MS of a change, and at close, from a timer: off any message path. A file that is
+ * not this node's (another id, another version, not JSON) is reported with a warning and read as
+ * empty: a bad store never stops a node. Bans are not stored; a peer banned when the store is
+ * written is left out of it (see Discovery.stored).
  */
 export class PeerStore {
   private timer: NodeJS.Timeout | undefined;
