@@ -28,6 +28,7 @@ program
   .option('-l, --listen <host:port>', 'listen address (overrides the config)')
   .option('-p, --peer <address>', 'peer to dial, host:port or <peerId>@host:port; repeatable (replaces the config list)', collect)
   .option('-k, --key-file <file>', 'private key file, created (mode 0600) when missing (overrides the config)')
+  .option('-s, --peer-store <file>', 'file where the node remembers the peers it connected to, and redials them after a restart (overrides the config)')
   .option('-e, --external-address <host:port>', 'address other peers should dial, when it differs from --listen (overrides the config)')
   .option('--json', 'log one JSON object per line instead of human-readable lines; a line about a peer has peerId and address fields', false)
   .addOption(new Option('--log-level <level>', 'most verbose level logged').choices(CLI_LOG_LEVELS).default('log'))

@@ -14,6 +14,7 @@ export interface RunNodeOptions {
   listen?: string;
   peer?: string[];
   keyFile?: string;
+  peerStore?: string;
   externalAddress?: string;
   json: boolean;
   /** The most verbose level printed (default 'log': no debug lines). */
@@ -36,6 +37,7 @@ export function loadNodeConfig(options: RunNodeOptions): P2POptions {
   if (options.listen !== undefined) merged.listen = options.listen;
   if (options.peer !== undefined) merged.peers = options.peer;
   if (options.externalAddress !== undefined) merged.externalAddress = options.externalAddress;
+  if (options.peerStore !== undefined) merged.peerStoreFile = options.peerStore;
   if (options.keyFile !== undefined) {
     merged.privateKeyFile = options.keyFile;
     delete merged.privateKey;

@@ -62,6 +62,11 @@ export const DEFAULTS = {
   pexIntervalMs: 30_000,
   /** Most peers remembered: proven ones and peer-exchange candidates together. */
   maxKnownPeers: 1_000,
+  /**
+   * Most peers a node's peer store keeps (peerStoreFile), the most recently seen: several times the least
+   * degree (8), so that a restarted node finds enough of its old neighbours though some have left.
+   */
+  peerStoreMaxPeers: 64,
   /** Network broadcast ids remembered, so that each is delivered once. */
   broadcastCacheSize: 20_000,
   /** The replay window: how old a network broadcast may be, and how long its id is remembered, ms. */

@@ -85,6 +85,16 @@ export class AddressBook {
     return forgotten;
   }
 
+  /**
+   * A proven peer from the peer store (src/discovery/peer-store.ts): proven by a connection before a
+   * restart, at the address it announced then. Dialable at once, but not "recently connected" (it is in
+   * no routing view until it connects again), and it takes no place a peer proven in this run holds.
+   */
+  restore(id: string, address: string, seenAt: number): void {
+    if (this.peers.has(id) || this.peers.size >= this.max) return;
+    this.peers.set(id, { id, address, failures: 0, nextDialAt: 0, seenAt, verified: true, connectedAt: -Infinity, refusals: 0 });
+  }
+
   /** `id` is not dialed for `ms` (it refused us: another node with our id is connected to it). */
   holdOff(id: string, ms: number): void {
     const entry = this.peers.get(id);

@@ -5,6 +5,7 @@ import { encodePeerExchange, isUnspecified, parsePeerExchange, type PexEntry } f
 import { PexCandidates } from './pex-candidates.js';
 import { PexPace } from './pex-pace.js';
 import { Provenance } from './provenance.js';
+import type { StoredPeer } from './peer-store.js';
 import { branchOf, inArc, lowerBound, type Arc } from '../ring/raintree.js';
 import { facingMember, planTopology } from './ring-topology.js';
 import type { BackoffOptions } from './reconnect.js';
@@ -123,6 +124,35 @@ export class Discovery {
   start(): void {
     if (!this.options.enabled) return;
     this.pace.start();
+    // Peers restored from the peer store: dialed now, not at the first round (a restarted node waited 12 s to be found).
+    if (this.book.size > 0) this.fill();
+  }
+
+  /**
+   * Proven peers from the peer store, before start(): into the address book as proven peers, so that fill()
+   * dials them as it dials any (maxOutbound, bans, allowedPeers, the address policy as configured now). Only
+   * those the node had learned of from a source they do not control count as its own choice again.
+   */
+  restore(peers: readonly StoredPeer[]): number {
+    let restored = 0;
+    // Oldest first: provenance keeps the most recently vouched.
+    for (const p of [...peers].reverse()) {
+      if (p.id === this.host.selfId || !this.host.isAllowed(p.id) || this.policy.refusal(p.address)) continue;
+      this.book.restore(p.id, p.address, p.seenAt);
+      if (p.own) this.provenance.vouch(p.id);
+      restored++;
+    }
+    return restored;
+  }
+
+  /** What the peer store keeps: proven peers (a connected one seen now), whether they are trusted, banned ones left out. */
+  stored(): StoredPeer[] {
+    const now = Date.now();
+    const connections = this.host.connections();
+    return this.book
+      .entries()
+      .filter((p) => !this.host.isBanned(p.id))
+      .map((p) => ({ id: p.id, address: p.address, seenAt: connections.get(p.id)?.isOpen ? now : p.seenAt, own: this.provenance.has(p.id) }));
   }
 
   stop(): void {

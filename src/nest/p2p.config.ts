@@ -233,6 +233,20 @@ export class P2PConfig {
   @IntRange(0, 1_000_000)
   maxKnownPeers: number = DEFAULTS.maxKnownPeers;
 
+  /**
+   * File where the node keeps the peers it proved by a connection (last good address, last-seen time),
+   * written within 5 s of a change, every 30 s and at close; at start it redials the freshest of them, so
+   * a restarted node needs no configured peer to find its old neighbours. A file of another node, another
+   * version or not JSON is ignored with a warning.
+   */
+  @IsOptional()
+  @IsString()
+  peerStoreFile?: string;
+
+  /** Most peers the peer store keeps (the most recently seen). */
+  @IntRange(1, 100_000)
+  peerStoreMaxPeers: number = DEFAULTS.peerStoreMaxPeers;
+
   /** Dial loopback and private addresses learned from peers even when this node announces neither. */
   @IsBoolean()
   pexAllowPrivate: boolean = false;

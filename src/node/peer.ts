@@ -14,6 +14,7 @@ import { Sanctions } from '../trust/sanctions.js';
 import { PartialFrameBudget, STALLED_AFTER_MS } from '../connection/partial-frames.js';
 import type { MetricsSink } from '../connection/metrics.js';
 import { PersistentPeers } from '../discovery/reconnect.js';
+import { PeerStore, type StoredPeer } from '../discovery/peer-store.js';
 import { KeyFileLock } from '../common/key-lock.js';
 import { createTlsCredentials, type ProvenPeer, type TlsCredentials } from '../connection/secure-channel.js';
 import { P2PSocket, type SocketHooks } from '../connection/socket.js';
@@ -71,6 +72,8 @@ export class Peer extends EventEmitter {
   private readonly directory: DirectoryPart;
   private readonly sanctions: Sanctions;
   private readonly partialFrames: PartialFrameBudget;
+  /** Proven peers remembered across restarts (peerStoreFile), if set. */
+  private readonly store: PeerStore | undefined;
   private metricsSink: MetricsSink | undefined;
   private readonly metricsRef = () => this.metricsSink;
   /** Inbound connections refused by the inbound limits (rate per IP, maxInbound, maxInboundPerIp) since start. */
@@ -175,6 +178,8 @@ export class Peer extends EventEmitter {
       },
       discoveryOptions(this.opts),
     );
+    const storeHost = { ...common, snapshot: () => this.discovery.stored(), restore: (p: StoredPeer[]) => this.discovery.restore(p) };
+    this.store = this.opts.peerStoreFile === undefined ? undefined : new PeerStore(storeHost, { file: this.opts.peerStoreFile, maxPeers: this.opts.peerStoreMaxPeers });
     this.sanctions = new Sanctions(
       {
         logger: this.logger,
@@ -309,6 +314,7 @@ export class Peer extends EventEmitter {
       this.logger.warn(`node ${this.id} runs with tls: false: connections are neither encrypted nor authenticated; use it only on a trusted network`);
     }
     if (this.opts.listen !== null) this.self.listenAddress = await this.inbound.listen(this.opts.listen);
+    await this.store?.open(); // after listen: stored addresses are judged by the address policy, which knows ours then
     this.state = 'running';
     const where = this.self.listenAddress ? `listening on ${this.self.listenAddress}` : 'not listening';
     this.logger.log(`node ${this.id} ${where} (${this.opts.tls ? 'TLS 1.3' : 'plaintext'})`);
@@ -550,7 +556,8 @@ export class Peer extends EventEmitter {
     this.broadcasts.pipeline.stop();
     this.dials.stop();
     const serverClosed = this.inbound.close();
-    await Promise.all([...this.index.all].map((socket) => socket.close(GoodbyeReason.Normal, 'node shutting down')));
+    // The store's snapshot first, while its connections are open (they are written as seen now).
+    await Promise.all([this.store?.close(), ...[...this.index.all].map((socket) => socket.close(GoodbyeReason.Normal, 'node shutting down'))]);
     await serverClosed;
     this.keyLock?.release();
     this.state = 'closed';

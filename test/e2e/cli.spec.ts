@@ -7,6 +7,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadNodeConfig } from '../../src/cli/run-node.js';
+import { validateConfig } from '../../src/nest/p2p.config.js';
 import type { Peer } from '../../src/node/peer.js';
 import { echo, startEchoPeer, waitFor } from '../helpers.js';
 
@@ -205,6 +206,11 @@ describe('nestjs-p2p CLI (built package)', () => {
     expect(config.externalAddress).toBeUndefined();
     expect(config.peers).toEqual([]);
     expect(loadNodeConfig({ config: example, externalAddress: '198.51.100.7:4100', json: false }).externalAddress).toBe('198.51.100.7:4100');
+    // A restarted node redials the peers it knew (issue 23): the example keeps them next to its key; --peer-store overrides.
+    expect(config.peerStoreFile).toBe('./data/peers.json');
+    expect(loadNodeConfig({ config: example, peerStore: '/var/lib/p2p/peers.json', json: false }).peerStoreFile).toBe('/var/lib/p2p/peers.json');
+    expect(() => validateConfig({ peerStoreMaxPeers: 0 })).toThrow(/peerStoreMaxPeers/);
+    expect(() => validateConfig({ peerStoreFile: 42 })).toThrow(/peerStoreFile/);
   });
 
   it('node: an invalid config exits with code 2 and names every bad key', () => {
