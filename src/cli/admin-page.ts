@@ -3,7 +3,7 @@
  * it again every 2 s. Plain DOM, no library; every text from the network goes in with textContent.
  */
 export const TOPOLOGY_PAGE = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>nestjs-p2p topology</title>
+<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>nestjs-p2p topology</title>
 <style>
 body { font: 13px system-ui, sans-serif; margin: 1em; }
 svg { border: 1px solid #ccc; }

@@ -15,6 +15,7 @@ import { waitFor } from '../helpers.js';
 
 const cli = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 const NODES = 5;
+const CHROMIUM = '/usr/bin/chromium';
 
 interface CliNode {
   child: ChildProcess;
@@ -112,7 +113,9 @@ describe('nestjs-p2p CLI: the admin endpoint and status/topology (issue 23)', ()
 
   beforeAll(async () => {
     const config = join(dir, 'node.json');
-    writeFileSync(config, JSON.stringify({ pexIntervalMs: 200, pingIntervalMs: 200, reconnectBaseMs: 50, maxInboundPerIp: 40, inboundRatePerIp: 100 }));
+    // pexIntervalMs 1000: sends 500 ms apart at the hurried pace; at 200 (100 ms apart) two held up on a loaded
+    // machine arrived under the receiver's 50 ms and it warned, in a healthy network.
+    writeFileSync(config, JSON.stringify({ pexIntervalMs: 1000, pingIntervalMs: 200, reconnectBaseMs: 50, maxInboundPerIp: 40, inboundRatePerIp: 100 }));
     const args = (i: number) => ['--config', config, '--listen', '127.0.0.1:0', '--key-file', join(dir, `k${i}.pem`), '--admin-listen', '127.0.0.1:0'];
     nodes.push(await startNode(args(0)));
     // The others know only the first: the rest they learn by peer exchange.
@@ -243,6 +246,44 @@ describe('nestjs-p2p CLI: the admin endpoint and status/topology (issue 23)', ()
     expect(down.status).toBe(1);
     expect(down.stderr).toBe(`nestjs-p2p: http://127.0.0.1:${port}/health: ECONNREFUSED\n`);
   }, 20_000);
+
+  it('/ draws the known topology (nodes, links, RTT) and refreshes it, in headless Chromium', async (ctx) => {
+    // CI installs both (.ci/run): apt-get install -y chromium, and playwright-core (a dev dependency, no browser download).
+    if (!existsSync(CHROMIUM)) return ctx.skip(`${CHROMIUM} is missing (apt-get install -y chromium)`);
+    const playwright = await import('playwright-core').catch(() => undefined);
+    if (!playwright) return ctx.skip('playwright-core is not installed (npm ci installs it)');
+    const browser = await playwright.chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    });
+    try {
+      const page = await browser.newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (err) => errors.push(err.message));
+      page.on('console', (msg) => msg.type() === 'error' && errors.push(msg.text()));
+      let fetched = 0;
+      page.on('request', (req) => new URL(req.url()).pathname === '/topology' && fetched++);
+      const n = nodes[2]!;
+      await page.goto(`http://${n.admin!}/`);
+      await page.waitForFunction(`document.querySelectorAll('g.node').length === ${NODES}`, undefined, { timeout: 10_000 });
+      const topo = await getJson<AdminTopology>(n.admin!, '/topology');
+      const drawn = await page.$$eval('g.node', (gs) => gs.map((g) => ({ id: g.getAttribute('data-id'), role: g.getAttribute('class'), label: g.textContent })));
+      expect(drawn.map((d) => d.id).sort()).toEqual(nodes.map((m) => m.id).sort());
+      expect(drawn.find((d) => d.id === n.id)).toMatchObject({ role: 'node self', label: `${n.id.slice(0, 8)} ${n.address}` });
+      const links = await page.$$eval('g.link', (gs) => gs.map((g) => ({ from: g.getAttribute('data-from'), to: g.getAttribute('data-to'), kind: g.querySelector('line')!.getAttribute('class'), rtt: g.querySelector('text.rtt')?.textContent ?? null })));
+      const own = links.filter((l) => l.kind === 'connection');
+      expect(own.map((l) => l.to).sort()).toEqual(topo.links.filter((l) => l.kind === 'connection').map((l) => l.to).sort());
+      for (const l of own) expect(l.rtt).toMatch(/^\d+\.\d ms$/);
+      expect(links.filter((l) => l.kind === 'peer-exchange').every((l) => l.rtt === null)).toBe(true);
+      expect(await page.textContent('#summary')).toContain(`${NODES} nodes`);
+      // It refreshes itself: /topology fetched again within a few seconds, no reload.
+      const before = fetched;
+      await poll(async () => fetched >= before + 2, 8000, 'the page to fetch /topology twice more');
+      expect(errors).toEqual([]);
+    } finally {
+      await browser.close();
+    }
+  }, 30_000);
 
   it('off by default: a node without --admin-listen opens no port but its own listener', async () => {
     const plain = await startNode(['--listen', '127.0.0.1:0', '--key-file', join(dir, 'plain.pem')]);
