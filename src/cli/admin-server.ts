@@ -95,6 +95,8 @@ export async function startAdminServer(listen: AdminListen, sources: AdminSource
 async function handle(req: IncomingMessage, res: ServerResponse, { node, minPeers, metrics }: AdminSources): Promise<void> {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.setHeader('Allow', 'GET, HEAD');
+    // The body is never read: the connection closes after the answer, rather than a keep-alive reuse meeting it.
+    res.setHeader('Connection', 'close');
     return send(res, 405, 'text/plain; charset=utf-8', 'read-only: GET or HEAD\n');
   }
   const path = (req.url ?? '/').split('?')[0];
