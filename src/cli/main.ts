@@ -3,6 +3,9 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { loadIdentityFile } from '../common/identity.js';
+import { formatStatus, formatTopology, getAdmin } from './admin-client.js';
+import { parseAdminListen, type health } from './admin-server.js';
+import type { AdminPeerRow, AdminTopology } from './admin-views.js';
 import { CLI_LOG_LEVELS } from './cli-logger.js';
 import { runNode, type RunNodeOptions } from './run-node.js';
 
@@ -21,6 +24,12 @@ const json = (value: string): string => {
   return value;
 };
 
+const adminListen = (value: string): string => {
+  const parsed = parseAdminListen(value);
+  if (typeof parsed === 'string') throw new InvalidArgumentError(parsed);
+  return value;
+};
+
 program
   .command('node')
   .description('start a standalone node (a Nest app with P2PModule) and run until SIGINT/SIGTERM')
@@ -30,6 +39,7 @@ program
   .option('-k, --key-file <file>', 'private key file, created (mode 0600) when missing (overrides the config)')
   .option('-s, --peer-store <file>', 'file where the node remembers the peers it connected to, and redials them after a restart (overrides the config)')
   .option('-e, --external-address <host:port>', 'address other peers should dial, when it differs from --listen (overrides the config)')
+  .option('--admin-listen <host:port>', 'serve /metrics, /health, /peers, /topology (read-only HTTP) here; a port alone binds 127.0.0.1 (default: off)', adminListen)
   .option('--json', 'log one JSON object per line instead of human-readable lines; a line about a peer has peerId and address fields', false)
   .addOption(new Option('--log-level <level>', 'most verbose level logged').choices(CLI_LOG_LEVELS).default('log'))
   .option('-v, --verbose', 'log debug lines too (peer exchange, redials, refusals): --log-level debug', false)
@@ -45,6 +55,23 @@ program
     const { identity, created } = loadIdentityFile(options.keyFile);
     if (created) process.stderr.write(`wrote a new key to ${options.keyFile}\n`);
     process.stdout.write(`${identity.peerId}\n`);
+  });
+
+program
+  .command('status')
+  .description("print a node's health and peer table (id, address, direction, RTT, score, bytes, since) from its admin endpoint")
+  .argument('<admin>', 'the node\'s --admin-listen address: host:port, a port (127.0.0.1), or a URL')
+  .action(async (admin: string) => {
+    const [state, { peers }] = await Promise.all([getAdmin<ReturnType<typeof health>>(admin, 'health'), getAdmin<{ peers: AdminPeerRow[] }>(admin, 'peers')]);
+    process.stdout.write(formatStatus(state, peers));
+  });
+
+program
+  .command('topology')
+  .description('print the graph a node knows from its admin endpoint: its neighbours and those their peer exchange named')
+  .argument('<admin>', 'the node\'s --admin-listen address: host:port, a port (127.0.0.1), or a URL')
+  .action(async (admin: string) => {
+    process.stdout.write(formatTopology(await getAdmin<AdminTopology>(admin, 'topology')));
   });
 
 program.parseAsync(process.argv).catch((err: Error) => {

@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { Module } from '@nestjs/common';
+import { Module, type Provider } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { readFileSync } from 'node:fs';
 import { P2PConfigError } from '../common/errors.js';
@@ -7,6 +7,9 @@ import { validateConfig, type P2POptions } from '../nest/p2p.config.js';
 import { P2PModule } from '../nest/p2p.module.js';
 import { P2PServer } from '../nest/p2p.server.js';
 import { P2PService } from '../nest/p2p.service.js';
+import type { Peer } from '../node/peer.js';
+import { P2P_NODE } from '../nest/p2p.constants.js';
+import { isLoopback, parseAdminListen, startAdminServer, type AdminServer } from './admin-server.js';
 import { CliLogger, logLevelsUpTo, type CliLogLevel } from './cli-logger.js';
 
 export interface RunNodeOptions {
@@ -21,6 +24,8 @@ export interface RunNodeOptions {
   logLevel?: CliLogLevel;
   /** Debug lines too (peer exchange, redials, refusals): `logLevel` 'debug'. */
   verbose?: boolean;
+  /** `--admin-listen`: serve the read-only admin endpoint here (off when undefined). */
+  adminListen?: string;
 }
 
 /** Reads the config file and applies the command-line overrides; throws P2PConfigError when invalid. */
@@ -61,7 +66,15 @@ export async function runNode(options: RunNodeOptions): Promise<number> {
     return 2;
   }
 
-  @Module({ imports: [P2PModule.forRoot(config)] })
+  const admin = options.adminListen === undefined ? undefined : parseAdminListen(options.adminListen);
+  if (typeof admin === 'string') {
+    process.stderr.write(`--admin-listen: ${admin}\n`);
+    return 2;
+  }
+  // /metrics reuses nestjs-p2p/metrics, in a registry of its own, when the optional prom-client is installed.
+  const metrics = admin ? await loadMetrics(logger) : undefined;
+
+  @Module({ imports: [P2PModule.forRoot(config)], providers: metrics?.providers ?? [] })
   class StandaloneNodeModule {}
 
   // A microservice app, not an HTTP one: the node serves no HTTP, so it needs no HTTP driver
@@ -74,6 +87,12 @@ export async function runNode(options: RunNodeOptions): Promise<number> {
   const service = app.get(P2PService);
   // Connects and disconnects are logged by the node itself (context P2P): logging events$ here too doubled each line.
   await app.listen();
+  let adminServer: AdminServer | undefined;
+  if (admin) {
+    adminServer = await startAdminServer(admin, { node: app.get<Peer>(P2P_NODE), minPeers: config.minPeers ?? 0, metrics: metrics?.read });
+    const reach = isLoopback(admin.host) ? 'loopback only' : 'NOT loopback: reachable from other hosts';
+    logger.log(`admin endpoint at http://${adminServer.address}/ (${reach}; read-only: /metrics, /health, /peers, /topology)`);
+  }
   logger.log(`ready: id ${service.id}, address ${service.address() ?? 'not listening'}`);
 
   return new Promise((resolve) => {
@@ -82,7 +101,7 @@ export async function runNode(options: RunNodeOptions): Promise<number> {
       if (stopping) return;
       stopping = true;
       logger.log(`${signal}: closing`);
-      app.close().then(
+      Promise.all([adminServer?.close(), app.close()]).then(
         () => resolve(0),
         (err: Error) => {
           logger.error(`close failed: ${err.message}`);
@@ -93,4 +112,17 @@ export async function runNode(options: RunNodeOptions): Promise<number> {
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
+}
+
+/** P2PMetrics and its registry as providers, or undefined (with a log line) when prom-client is not installed. */
+async function loadMetrics(logger: CliLogger): Promise<{ providers: Provider[]; read: () => Promise<string> } | undefined> {
+  try {
+    const { Registry } = await import('prom-client');
+    const { P2PMetrics, P2P_METRICS_REGISTRY } = await import('../nest/p2p.metrics.js');
+    const registry = new Registry();
+    return { providers: [P2PMetrics, { provide: P2P_METRICS_REGISTRY, useValue: registry }], read: () => registry.metrics() };
+  } catch {
+    logger.log('admin endpoint: /metrics off (it needs prom-client: npm install prom-client)');
+    return undefined;
+  }
 }

@@ -288,6 +288,11 @@ export class Discovery {
     this.book.holdOff(id, ms);
   }
 
+  /** What each neighbour's last peer exchange named (its neighbours' ids, sorted), by neighbour id: at most maxPeers × 64 ids. */
+  neighbourViews(): Map<string, readonly string[]> {
+    return new Map(this.theirs);
+  }
+
   /** `refusedFull`: the peer closed a connection we dialed because it was at maxPeers (it is dialed again after a wait). */
   onDisconnected(id: string, refusedFull = false): void {
     this.book.disconnected(id, refusedFull);

@@ -372,6 +372,14 @@ export class Peer extends EventEmitter {
     return this.discovery.knownPeers();
   }
 
+  /**
+   * What each connected neighbour's last peer exchange said it is connected to: neighbour id to the ids it
+   * named (sorted). Hearsay, for diagnostics (the CLI's admin `/topology`); bounded by maxPeers × 64 ids.
+   */
+  neighbourViews(): Map<string, readonly string[]> {
+    return this.discovery.neighbourViews();
+  }
+
   /** The ids network broadcasts are routed over (RainTree): connected or recently connected, never hearsay. */
   routingView(): string[] {
     return this.discovery.routingView();
