@@ -7,8 +7,8 @@
  */
 
 import { P2PConnectionClosedError, P2PRemoteError, P2PTimeoutError, type PeerRef } from '../common/errors.js';
-import { decodePayload, encodePayload, type Message } from '../wire/codec.js';
-import { Encoding, FLAG_REQUEST, FLAG_WRAPPED } from '../wire/constants.js';
+import { decodePayloadAt, encodePayload } from '../wire/codec.js';
+import { Encoding, ENCODING_MASK, FLAG_END, FLAG_ERROR, FLAG_REQUEST, FLAG_WRAPPED } from '../wire/constants.js';
 import { withMetadata, type Metadata } from '../wire/metadata.js';
 import type { MetricsSink, RequestOutcome } from './metrics.js';
 import { PendingRequests, type PendingRequest, type RequestObserver } from './pending-requests.js';
@@ -67,24 +67,26 @@ export class OutgoingRequests {
     return () => void this.pending.take(nonce);
   }
 
-  /** A response frame: one value of the reply stream, its end, or an error reply. */
-  onResponse(message: Message): void {
-    const entry = this.pending.get(message.nonce);
+  /** A response frame, its body `bytes[start, end)`: one value of the reply stream, its end, or an error reply. */
+  onResponse(flags: number, nonce: number, bytes: Buffer, start: number, end: number): void {
+    const entry = this.pending.get(nonce);
     if (!entry) {
       // A reply that arrives after its timeout or cancellation: harmless, dropped.
-      this.host.log('debug', `reply for unknown nonce ${message.nonce} dropped`);
+      this.host.log('debug', `reply for unknown nonce ${nonce} dropped`);
       return;
     }
-    if (message.error) {
-      this.pending.take(message.nonce);
-      entry.observer.error(new P2PRemoteError(decodePayload(Encoding.Json, message.payload), this.host.ref()));
+    if (flags & FLAG_ERROR) {
+      this.pending.take(nonce);
+      entry.observer.error(new P2PRemoteError(decodePayloadAt(Encoding.Json, bytes, start, end), this.host.ref()));
       return;
     }
-    const bareEnd = message.end && message.encoding === Encoding.Binary && message.payload.length === 0;
-    if (message.end) this.pending.take(message.nonce);
-    else this.armTimeout(message.nonce, entry);
-    if (!bareEnd) entry.observer.next(decodePayload(message.encoding, message.payload));
-    if (message.end) entry.observer.complete();
+    const encoding = (flags & ENCODING_MASK) as Encoding;
+    const last = (flags & FLAG_END) !== 0;
+    const bareEnd = last && encoding === Encoding.Binary && start === end;
+    if (last) this.pending.take(nonce);
+    else this.armTimeout(nonce, entry);
+    if (!bareEnd) entry.observer.next(decodePayloadAt(encoding, bytes, start, end));
+    if (last) entry.observer.complete();
   }
 
   /** The connection closed (`reason`): every request still waiting fails with P2PConnectionClosedError. */
