@@ -51,6 +51,11 @@ export class OutgoingRequests {
   ): () => void {
     const { encoding, bytes } = encodePayload(data);
     const entry: PendingRequest = { pattern, timeoutMs, timer: undefined, observer: this.measured(pattern, observer) };
+    const now = Date.now();
+    if (deadlineMs !== undefined) {
+      entry.deadlineMs = deadlineMs;
+      entry.deadlineAt = now + deadlineMs;
+    }
     const nonce = this.pending.add(entry);
     try {
       this.host.writeFrame(FLAG_WRAPPED | FLAG_REQUEST | encoding, nonce, withMetadata(topic, metadata), bytes);
@@ -58,12 +63,7 @@ export class OutgoingRequests {
       this.pending.take(nonce);
       throw err;
     }
-    this.armTimeout(nonce, entry, firstMs);
-    if (deadlineMs !== undefined) {
-      entry.deadline = setTimeout(() => {
-        if (this.pending.take(nonce)) entry.observer.error(new P2PTimeoutError(pattern, deadlineMs, this.host.ref(), true));
-      }, deadlineMs);
-    }
+    this.armTimeout(nonce, entry, firstMs, now);
     return () => void this.pending.take(nonce);
   }
 
@@ -115,10 +115,20 @@ export class OutgoingRequests {
     };
   }
 
-  private armTimeout(nonce: number, entry: PendingRequest, ms = entry.timeoutMs): void {
+  /**
+   * Arms the request's one timer: for the wait for the next value (`ms`), or for what is left of the
+   * deadline when that comes first. A request that ends with its first reply (most do) so sets and
+   * clears one timer, not two; when both are equal the gap's timeout is the one reported, as before.
+   */
+  private armTimeout(nonce: number, entry: PendingRequest, ms = entry.timeoutMs, now = Date.now()): void {
     clearTimeout(entry.timer);
-    entry.timer = setTimeout(() => {
-      if (this.pending.take(nonce)) entry.observer.error(new P2PTimeoutError(entry.pattern, ms, this.host.ref()));
-    }, ms);
+    const left = entry.deadlineAt === undefined ? Infinity : entry.deadlineAt - now;
+    const total = left < ms;
+    entry.timer = setTimeout(
+      () => {
+        if (this.pending.take(nonce)) entry.observer.error(new P2PTimeoutError(entry.pattern, total ? entry.deadlineMs! : ms, this.host.ref(), total));
+      },
+      total ? Math.max(0, left) : ms,
+    );
   }
 }
