@@ -8,7 +8,7 @@ import { dispatchControl, type ControlRoutes } from './control-dispatch.js';
 import { Delivery } from './delivery.js';
 import { FrameReader } from './frame-reader.js';
 import { HandlerLimit } from './handler-limit.js';
-import { Inbound } from './inbound.js';
+import { FrameRouter } from './frame-router.js';
 import { Handshake, identityConflict, type Refusal } from './handshake.js';
 import { Keepalive } from './keepalive.js';
 import type { MetricsSink } from './metrics.js';
@@ -84,7 +84,7 @@ type State = 'handshaking' | 'open' | 'closing' | 'closed';
  * through a bounded queue, and closes. Each concern is a part in its own file, which sees
  * the connection only through its own host interface: reading (FrameReader), writing
  * (Outbox), the hello exchange (Handshake), pings (Keepalive), handler concurrency and
- * read backpressure (HandlerLimit), frame routing (Inbound), events and requests to the
+ * read backpressure (HandlerLimit), frame routing (FrameRouter), events and requests to the
  * application (Delivery), control frames (dispatchControl), and the requests it sent (OutgoingRequests).
  * A failure here closes this connection only.
  */
@@ -94,7 +94,7 @@ export class P2PSocket {
   remote: Hello | undefined;
 
   private state: State = 'handshaking';
-  private readonly inbound: Inbound;
+  private readonly router: FrameRouter;
   private readonly reader: FrameReader;
   private readonly outbox: Outbox;
   private readonly handshake: Handshake;
@@ -155,7 +155,7 @@ export class P2PSocket {
       // The application (Delivery).
       onEvent: (topic: string, data: unknown, broadcast?: BroadcastMeta, metadata?: Metadata) => hooks.onEvent(this, topic, data, broadcast, metadata),
       onRequest: (topic: string, data: unknown, reply: ReplySink, metadata?: Metadata) => hooks.onRequest(this, topic, data, reply, metadata),
-      // Routing frames (Inbound).
+      // Routing frames (FrameRouter).
       reading: () => this.state === 'open' || this.state === 'handshaking' || (this.state === 'closing' && this.drainInbound),
       handshaking: () => this.state === 'handshaking',
       closing: () => this.state === 'closing',
@@ -164,8 +164,8 @@ export class P2PSocket {
       event: (topic: string, data: unknown, metadata: Metadata | undefined) => this.delivery.event(topic, data, undefined, metadata),
       request: (nonce: number, topic: string, data: unknown, metadata: Metadata | undefined) => this.delivery.request(nonce, topic, data, metadata),
     };
-    this.inbound = new Inbound(host);
-    this.reader = new FrameReader(raw, { ...host, onFrame: this.inbound.frame }, { ...options, secure: options.proven !== undefined });
+    this.router = new FrameRouter(host);
+    this.reader = new FrameReader(raw, { ...host, onFrame: this.router.frame }, { ...options, secure: options.proven !== undefined });
     this.outbox = new Outbox(raw, host, options);
     this.handshake = new Handshake(host, options);
     this.keepalive = new Keepalive(host, options);

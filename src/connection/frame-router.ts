@@ -3,7 +3,7 @@
  * requests this node sent, events and requests to delivery. The hot path (an event or a request)
  * reads the topic through the connection's TopicCache and the payload in place, into one reusable
  * view: nothing is allocated per frame but the values handed to the application. Its host
- * (InboundHost) is the connection.
+ * (RouterHost) is the connection.
  */
 
 import { P2PProtocolError } from '../common/errors.js';
@@ -14,7 +14,7 @@ import type { Metadata } from '../wire/metadata.js';
 import type { MetricsSink } from './metrics.js';
 
 /** What routing needs from its connection. */
-export interface InboundHost {
+export interface RouterHost {
   /** Frames are read at all: false once closed, or closing without draining. */
   reading(): boolean;
   handshaking(): boolean;
@@ -28,11 +28,11 @@ export interface InboundHost {
   request(nonce: number, topic: string, data: unknown, metadata: Metadata | undefined): void;
 }
 
-export class Inbound {
+export class FrameRouter {
   private readonly topics = new TopicCache();
   private readonly view: WrappedView = { topic: '', metadata: undefined, payloadStart: 0 };
 
-  constructor(private readonly host: InboundHost) {}
+  constructor(private readonly host: RouterHost) {}
 
   /** One whole frame from the reader, its body `bytes[start, end)`; throws P2PProtocolError when it breaks the protocol. */
   readonly frame = (flags: number, nonce: number, bytes: Buffer, start: number, end: number): void => {
