@@ -79,8 +79,12 @@ async function main(): Promise<void> {
     case 'req1':
     case 'req64': {
       const concurrency = scenario.concurrency ?? 1;
+      const cpu0 = process.cpuUsage();
       await requests(client, scenario.warmup, concurrency, false);
+      const cpu1 = process.cpuUsage();
       const { ms, latencies } = await requests(client, scenario.measured, concurrency, true);
+      const cpu = process.cpuUsage(cpu1);
+      const cpuAll = process.cpuUsage(cpu0);
       latencies.sort((a, b) => a - b);
       process.send!({
         type: 'result',
@@ -88,6 +92,9 @@ async function main(): Promise<void> {
         count: scenario.measured,
         p50: percentile(latencies, 50),
         p99: percentile(latencies, 99),
+        // CPU µs per request: measured window only, and with the warm-up (to set beside the server's, which has it).
+        cpuUs: (cpu.user + cpu.system) / scenario.measured,
+        cpuAllUs: (cpuAll.user + cpuAll.system) / (scenario.warmup + scenario.measured),
         rss: process.memoryUsage().rss,
       });
     }

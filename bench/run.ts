@@ -62,6 +62,8 @@ interface Sample {
   /** Memory scenario: sends accepted and refused with P2PQueueFullError. */
   accepted?: number;
   refused?: number;
+  /** CPU µs per message: the receiver's (events); the client's and the server's (requests, warm-up included). */
+  cpu?: { server?: number; client?: number };
 }
 
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
@@ -82,12 +84,15 @@ async function runOnce(transport: TransportName, scenario: Scenario): Promise<Sa
       return { value: r.growthMiB, accepted: r.accepted, refused: r.refused };
     }
     if (scenario.name === 'req1' || scenario.name === 'req64') {
-      const r = await message<{ ms: number; count: number; p50: number; p99: number }>(client, 'result', limit);
-      return scenario.name === 'req1' ? { value: r.p50, p99: r.p99 } : { value: r.count / (r.ms / 1000), p99: r.p99 };
+      const r = await message<{ ms: number; count: number; p50: number; p99: number; cpuAllUs: number }>(client, 'result', limit);
+      const served = message<{ us: number }>(server, 'cpu', 10_000);
+      server.send({ type: 'cpu' });
+      const cpu = { client: r.cpuAllUs, server: (await served).us / (scenario.warmup + scenario.measured) };
+      return scenario.name === 'req1' ? { value: r.p50, p99: r.p99, cpu } : { value: r.count / (r.ms / 1000), p99: r.p99, cpu };
     }
-    const r = await message<{ ms: number; count: number }>(server, 'measured', limit);
+    const r = await message<{ ms: number; count: number; cpuUs: number }>(server, 'measured', limit);
     const perSecond = r.count / (r.ms / 1000);
-    return { value: scenario.name === 'bulk' ? (perSecond * scenario.payloadBytes) / 1e6 : perSecond };
+    return { value: scenario.name === 'bulk' ? (perSecond * scenario.payloadBytes) / 1e6 : perSecond, cpu: { server: r.cpuUs } };
   } finally {
     await Promise.all([stop(server), client && stop(client)]);
   }
@@ -98,6 +103,22 @@ const fmt = (n: number, unit: string) =>
 const lowerIsBetter = (s: Scenario) => s.unit === 'µs' || s.unit === 'MiB';
 /** How many times better `a` is than `b` for this scenario (> 1: `a` is faster). */
 const times = (s: Scenario, a: number, b: number) => (lowerIsBetter(s) ? b / a : a / b);
+
+/** Median CPU µs per message (receiver; client and server), and ÷ raw's: figures the machine's other load moves far less than rates. */
+function cpuLine(samples: Sample[], raw?: Sample[]): string | undefined {
+  const median = (list: Sample[], side: 'server' | 'client') => {
+    const values = list.map((s) => s.cpu?.[side]).filter((v): v is number => v !== undefined);
+    return values.length ? spread(values).median : undefined;
+  };
+  const parts: string[] = [];
+  for (const side of ['server', 'client'] as const) {
+    const v = median(samples, side);
+    if (v === undefined) continue;
+    const r = raw && median(raw, side);
+    parts.push(`${side === 'server' ? 'receiver' : 'client'} ${v.toFixed(2)}${r ? ` (${(v / r).toFixed(2)}× raw's)` : ''}`);
+  }
+  return parts.length ? `CPU µs per message: ${parts.join(', ')}` : undefined;
+}
 
 interface Row {
   transport: TransportName;
@@ -190,6 +211,8 @@ async function main(): Promise<void> {
       // What TLS costs Node itself, with no framing layer on top: the ceiling for "TLS ÷ plaintext".
       if (row.transport === 'raw-tls' && by('raw')) ratios.push(`${times(scenario, median, by('raw')!).toFixed(2)}× raw plaintext`);
       say(ratios.length ? `${line}   ${ratios.join(', ')}` : line);
+      const cpu = cpuLine(row.samples, by('raw') !== undefined && row.transport !== 'raw' ? rows.find((r) => r.transport === 'raw')!.samples : undefined);
+      if (cpu) say(`  ${''.padEnd(16)} ${cpu}`);
       lines.push(JSON.stringify({ date: new Date().toISOString(), machine, scenario: scenario.name, unit: scenario.unit, warmup: scenario.warmup, measured: scenario.measured, transport: row.transport, ...row.spread, p99: row.p99, runs: row.samples }));
     }
   }
@@ -198,20 +221,28 @@ async function main(): Promise<void> {
   let ceiling: Spread | undefined;
   if (scenarios.some((s) => s.name === 'events') && transports.some((t) => t === 'p2p-plain' || t === 'nest-tcp')) {
     const values: number[] = [];
+    const cpus: number[] = [];
     for (let run = 0; run < runs; run++) {
       const child = fork(here('./nest-ceiling.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
       try {
-        values.push((await message<{ perSecond: number }>(child, 'result', 120_000)).perSecond);
+        const r = await message<{ perSecond: number; cpuUs: number }>(child, 'result', 120_000);
+        values.push(r.perSecond);
+        cpus.push(r.cpuUs);
       } finally {
         await stop(child);
       }
     }
     ceiling = spread(values);
+    const ceilingCpu = spread(cpus).median;
     const events = summary.find((s) => s.scenario.name === 'events')!;
     const v = (t: TransportName) => events.rows.find((r) => r.transport === t)?.spread.median;
     const ratios = [v('nest-tcp') && `${(ceiling.median / v('nest-tcp')!).toFixed(2)}× Nest TCP`, v('p2p-plain') && `p2p (plaintext) reaches ${(v('p2p-plain')! / ceiling.median).toFixed(2)}× of it`];
     say(`\nNest's handler pipeline alone, no I/O (the ceiling for events through Nest handlers, msg/s)`);
     say(`  ${fmt(ceiling.median, 'msg/s').padStart(28)}  [${fmt(ceiling.min, 'msg/s')}–${fmt(ceiling.max, 'msg/s')}]   ${ratios.filter(Boolean).join(', ')}`);
+    // The same comparison in CPU per event, which the machine's other load moves far less.
+    const receiverCpu = events.rows.find((r) => r.transport === 'p2p-plain')?.samples.map((s) => s.cpu?.server).filter((x): x is number => x !== undefined);
+    const p2pCpu = receiverCpu?.length ? spread(receiverCpu).median : undefined;
+    say(`  CPU µs per event: ${ceilingCpu.toFixed(2)}${p2pCpu ? `; p2p (plaintext) receiver ${p2pCpu.toFixed(2)}, so the pipeline is ${(ceilingCpu / p2pCpu).toFixed(2)}× of its CPU` : ''}`);
     lines.push(JSON.stringify({ date: new Date().toISOString(), machine, scenario: 'nest-pipeline', unit: 'msg/s', transport: 'none', ...ceiling }));
   }
 

@@ -13,14 +13,30 @@ const total = (scenario.warmup + scenario.measured) * receivers;
 
 let count = 0;
 let startedAt = 0n;
+let cpuAtWarm: NodeJS.CpuUsage | undefined;
+/** CPU time (user + system), µs, since `from`. */
+const cpuSince = (from?: NodeJS.CpuUsage): number => {
+  const { user, system } = process.cpuUsage(from);
+  return user + system;
+};
 const onEvent = (): void => {
   count++;
-  if (count === warm) startedAt = process.hrtime.bigint();
+  if (count === warm) {
+    startedAt = process.hrtime.bigint();
+    cpuAtWarm = process.cpuUsage();
+  }
   if (count === total) {
     const ms = Number(process.hrtime.bigint() - startedAt) / 1e6;
-    process.send!({ type: 'measured', ms, count: scenario.measured * receivers, rss: process.memoryUsage().rss });
+    // CPU per event, as well as events a second: the first does not depend on what else the machine runs.
+    const cpuUs = cpuSince(cpuAtWarm) / (scenario.measured * receivers);
+    process.send!({ type: 'measured', ms, count: scenario.measured * receivers, cpuUs, rss: process.memoryUsage().rss });
   }
 };
+// The request scenarios: the client asks, once it is done, for this process's CPU time since it was ready.
+let cpuAtReady: NodeJS.CpuUsage | undefined;
+process.on('message', (m: { type: string }) => {
+  if (m.type === 'cpu') process.send!({ type: 'cpu', us: cpuSince(cpuAtReady) });
+});
 
 // process.exit (not a signal death) lets --cpu-prof write its profile.
 process.on('SIGTERM', () => process.exit(0));
@@ -28,6 +44,7 @@ process.on('disconnect', () => process.exit(0));
 TRANSPORTS[name].startServer(receivers, onEvent).then(
   (server) => {
     if (scenario.name === 'memory') server.stall?.();
+    cpuAtReady = process.cpuUsage();
     process.send!({ type: 'ready', targets: server.targets });
   },
   (err: Error) => {

@@ -3,5 +3,5 @@ export const RESERVED_PREFIX = '$p2p.';
 
 /** Whether a pattern or topic is one of the library's own. */
 export function isReserved(pattern: string): boolean {
-  return pattern.startsWith(RESERVED_PREFIX);
+  return pattern.charCodeAt(0) === 36 /* $ */ && pattern.startsWith(RESERVED_PREFIX);
 }

@@ -10,7 +10,7 @@ import type { BroadcastMeta } from '../common/types.js';
 import { FLAG_RESPONSE } from '../wire/constants.js';
 import type { Metadata } from '../wire/metadata.js';
 import type { HandlerLimit } from './handler-limit.js';
-import { createReplySink, type ReplySink } from './reply-sink.js';
+import { ReplyStream, type ReplyChannel, type ReplySink } from './reply-sink.js';
 
 /** What delivery needs from its connection. */
 export interface DeliveryHost {
@@ -24,11 +24,15 @@ export interface DeliveryHost {
   log(level: 'warn' | 'error', message: string): void;
 }
 
-export class Delivery {
+export class Delivery implements ReplyChannel {
+  readonly release: () => void;
+
   constructor(
     private readonly host: DeliveryHost,
     private readonly limit: Pick<HandlerLimit, 'acquire' | 'release'>,
-  ) {}
+  ) {
+    this.release = limit.release;
+  }
 
   /** An event (or a network broadcast relayed by this peer, with `broadcast` set), bounded like any handler. */
   event(topic: string, data: unknown, broadcast?: BroadcastMeta, metadata?: Metadata): void {
@@ -38,34 +42,37 @@ export class Delivery {
       result = this.host.onEvent(topic, data, broadcast, metadata);
     } catch (err) {
       // A failing handler is the application's problem, not the peer's: log, keep the link.
-      this.host.log('error', `event handler for "${topic}" failed: ${(err as Error)?.message ?? err}`);
+      this.eventFailed(topic, err);
     }
-    if (result instanceof Promise) {
-      result.then(this.limit.release, (err: unknown) => {
-        this.host.log('error', `event handler for "${topic}" failed: ${(err as Error)?.message ?? err}`);
-        this.limit.release();
-      });
-    } else {
-      this.limit.release();
-    }
+    if (result instanceof Promise) result.then(this.release, (err: unknown) => this.eventFailed(topic, err, true));
+    else this.release();
   }
 
   /** A request with its nonce: the handler's slot is freed when its reply completes or errs. */
   request(nonce: number, topic: string, data: unknown, metadata?: Metadata): void {
     this.limit.acquire();
-    const reply = createReplySink(
-      {
-        write: (flags, bytes) => this.host.writeFrame(FLAG_RESPONSE | flags, nonce, undefined, bytes),
-        isOpen: () => this.host.isOpen(),
-        warn: (message) => this.host.log('warn', message),
-        release: this.limit.release,
-      },
-      topic,
-    );
+    const reply = new ReplyStream(this, nonce, topic);
     try {
       this.host.onRequest(topic, data, reply, metadata);
     } catch (err) {
       reply.error(err);
     }
+  }
+
+  writeResponse(flags: number, nonce: number, bytes: Buffer): void {
+    this.host.writeFrame(FLAG_RESPONSE | flags, nonce, undefined, bytes);
+  }
+
+  isOpen(): boolean {
+    return this.host.isOpen();
+  }
+
+  log(level: 'warn', message: string): void {
+    this.host.log(level, message);
+  }
+
+  private eventFailed(topic: string, err: unknown, settled = false): void {
+    this.host.log('error', `event handler for "${topic}" failed: ${(err as Error)?.message ?? err}`);
+    if (settled) this.release();
   }
 }

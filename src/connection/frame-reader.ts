@@ -8,7 +8,7 @@
 
 import type { Socket } from 'node:net';
 import { P2PError, P2PHandshakeError, P2PProtocolError, type PeerRef } from '../common/errors.js';
-import { FrameDecoder } from '../wire/codec.js';
+import { FrameScanner, type FrameAt } from '../wire/codec.js';
 import { GoodbyeReason } from '../wire/control.js';
 import { FrameWatch } from './frame-watch.js';
 import type { PartialFrameBudget } from './partial-frames.js';
@@ -16,8 +16,8 @@ import { looksLikeTls } from './secure-channel.js';
 
 /** What the reader needs from its connection. */
 export interface ReaderHost {
-  /** One whole frame; throwing closes the connection with a protocol error. */
-  onFrame(flags: number, nonce: number, body: Buffer): void;
+  /** One whole frame, its body `bytes[start, end)`, called as it is (unbound); throwing closes the connection with a protocol error. */
+  readonly onFrame: FrameAt;
   ref(): PeerRef;
   /** Closes the connection with a goodbye giving `reason`. */
   fail(error: Error, reason: GoodbyeReason): void;
@@ -37,7 +37,7 @@ export class FrameReader {
   /** When bytes last arrived (Date.now()). */
   lastReadAt = Date.now();
   private sawData = false;
-  private readonly decoder: FrameDecoder;
+  private readonly decoder: FrameScanner;
   private readonly watch: FrameWatch;
 
   constructor(
@@ -50,9 +50,9 @@ export class FrameReader {
       options.frameStallMs,
       options.partialFrames,
     );
-    this.decoder = new FrameDecoder(
+    this.decoder = new FrameScanner(
       options.maxFrameBytes,
-      (flags, nonce, body) => this.host.onFrame(flags, nonce, body),
+      host.onFrame,
       (allocated) => this.watch.allocated(allocated),
     );
   }

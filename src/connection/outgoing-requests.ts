@@ -7,8 +7,8 @@
  */
 
 import { P2PConnectionClosedError, P2PRemoteError, P2PTimeoutError, type PeerRef } from '../common/errors.js';
-import { decodePayload, encodePayload, type Message } from '../wire/codec.js';
-import { Encoding, FLAG_REQUEST, FLAG_WRAPPED } from '../wire/constants.js';
+import { decodePayloadAt, encodePayload } from '../wire/codec.js';
+import { Encoding, ENCODING_MASK, FLAG_END, FLAG_ERROR, FLAG_REQUEST, FLAG_WRAPPED } from '../wire/constants.js';
 import { withMetadata, type Metadata } from '../wire/metadata.js';
 import type { MetricsSink, RequestOutcome } from './metrics.js';
 import { PendingRequests, type PendingRequest, type RequestObserver } from './pending-requests.js';
@@ -51,6 +51,11 @@ export class OutgoingRequests {
   ): () => void {
     const { encoding, bytes } = encodePayload(data);
     const entry: PendingRequest = { pattern, timeoutMs, timer: undefined, observer: this.measured(pattern, observer) };
+    const now = Date.now();
+    if (deadlineMs !== undefined) {
+      entry.deadlineMs = deadlineMs;
+      entry.deadlineAt = now + deadlineMs;
+    }
     const nonce = this.pending.add(entry);
     try {
       this.host.writeFrame(FLAG_WRAPPED | FLAG_REQUEST | encoding, nonce, withMetadata(topic, metadata), bytes);
@@ -58,33 +63,30 @@ export class OutgoingRequests {
       this.pending.take(nonce);
       throw err;
     }
-    this.armTimeout(nonce, entry, firstMs);
-    if (deadlineMs !== undefined) {
-      entry.deadline = setTimeout(() => {
-        if (this.pending.take(nonce)) entry.observer.error(new P2PTimeoutError(pattern, deadlineMs, this.host.ref(), true));
-      }, deadlineMs);
-    }
+    this.armTimeout(nonce, entry, firstMs, now);
     return () => void this.pending.take(nonce);
   }
 
-  /** A response frame: one value of the reply stream, its end, or an error reply. */
-  onResponse(message: Message): void {
-    const entry = this.pending.get(message.nonce);
+  /** A response frame, its body `bytes[start, end)`: one value of the reply stream, its end, or an error reply. */
+  onResponse(flags: number, nonce: number, bytes: Buffer, start: number, end: number): void {
+    const entry = this.pending.get(nonce);
     if (!entry) {
       // A reply that arrives after its timeout or cancellation: harmless, dropped.
-      this.host.log('debug', `reply for unknown nonce ${message.nonce} dropped`);
+      this.host.log('debug', `reply for unknown nonce ${nonce} dropped`);
       return;
     }
-    if (message.error) {
-      this.pending.take(message.nonce);
-      entry.observer.error(new P2PRemoteError(decodePayload(Encoding.Json, message.payload), this.host.ref()));
+    if (flags & FLAG_ERROR) {
+      this.pending.take(nonce);
+      entry.observer.error(new P2PRemoteError(decodePayloadAt(Encoding.Json, bytes, start, end), this.host.ref()));
       return;
     }
-    const bareEnd = message.end && message.encoding === Encoding.Binary && message.payload.length === 0;
-    if (message.end) this.pending.take(message.nonce);
-    else this.armTimeout(message.nonce, entry);
-    if (!bareEnd) entry.observer.next(decodePayload(message.encoding, message.payload));
-    if (message.end) entry.observer.complete();
+    const encoding = (flags & ENCODING_MASK) as Encoding;
+    const last = (flags & FLAG_END) !== 0;
+    const bareEnd = last && encoding === Encoding.Binary && start === end;
+    if (last) this.pending.take(nonce);
+    else this.armTimeout(nonce, entry);
+    if (!bareEnd) entry.observer.next(decodePayloadAt(encoding, bytes, start, end));
+    if (last) entry.observer.complete();
   }
 
   /** The connection closed (`reason`): every request still waiting fails with P2PConnectionClosedError. */
@@ -113,10 +115,20 @@ export class OutgoingRequests {
     };
   }
 
-  private armTimeout(nonce: number, entry: PendingRequest, ms = entry.timeoutMs): void {
+  /**
+   * Arms the request's one timer: for the wait for the next value (`ms`), or for what is left of the
+   * deadline when that comes first. A request that ends with its first reply (most do) so sets and
+   * clears one timer, not two; when both are equal the gap's timeout is the one reported, as before.
+   */
+  private armTimeout(nonce: number, entry: PendingRequest, ms = entry.timeoutMs, now = Date.now()): void {
     clearTimeout(entry.timer);
-    entry.timer = setTimeout(() => {
-      if (this.pending.take(nonce)) entry.observer.error(new P2PTimeoutError(entry.pattern, ms, this.host.ref()));
-    }, ms);
+    const left = entry.deadlineAt === undefined ? Infinity : entry.deadlineAt - now;
+    const total = left < ms;
+    entry.timer = setTimeout(
+      () => {
+        if (this.pending.take(nonce)) entry.observer.error(new P2PTimeoutError(entry.pattern, total ? entry.deadlineMs! : ms, this.host.ref(), total));
+      },
+      total ? Math.max(0, left) : ms,
+    );
   }
 }

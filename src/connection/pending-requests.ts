@@ -12,8 +12,13 @@ export interface PendingRequest {
   pattern: string;
   timeoutMs: number;
   timer: NodeJS.Timeout | undefined;
-  /** The total deadline, when the caller set one: a stream of values cannot hold the request open past it. */
-  deadline?: NodeJS.Timeout;
+  /**
+   * The total deadline, when the caller set one (`deadlineMs`, and when it passes, Date.now()): a stream
+   * of values cannot hold the request open past it. The request's one timer is armed for whichever of
+   * the two comes first.
+   */
+  deadlineMs?: number;
+  deadlineAt?: number;
   /** Held by reference, not copied: an observer may be a class instance whose callbacks are prototype methods. */
   observer: RequestObserver;
 }
@@ -50,7 +55,6 @@ export class PendingRequests {
     const request = this.byNonce.get(nonce);
     if (request) {
       clearTimeout(request.timer);
-      clearTimeout(request.deadline);
       this.byNonce.delete(nonce);
     }
     return request;
@@ -59,10 +63,7 @@ export class PendingRequests {
   /** Rejects every outstanding request with the error built for it. */
   failAll(makeError: (request: PendingRequest) => Error): void {
     const all = [...this.byNonce.values()];
-    for (const request of all) {
-      clearTimeout(request.timer);
-      clearTimeout(request.deadline);
-    }
+    for (const request of all) clearTimeout(request.timer);
     this.byNonce.clear();
     for (const request of all) request.observer.error(makeError(request));
   }

@@ -14,10 +14,10 @@ export interface ReplySink {
 
 /** What a reply needs from its connection. */
 export interface ReplyChannel {
-  /** Queues a response frame (the response bit and nonce are the channel's); throws a typed error when it cannot. */
-  write(flags: number, bytes: Buffer): void;
+  /** Queues the response frame of request `nonce` (the channel adds the response bit); throws a typed error when it cannot. */
+  writeResponse(flags: number, nonce: number, bytes: Buffer): void;
   isOpen(): boolean;
-  warn(message: string): void;
+  log(level: 'warn', message: string): void;
   /** The handler is done: its slot in maxConcurrentHandlers is free. */
   release(): void;
 }
@@ -28,76 +28,87 @@ const END_ONLY = Buffer.alloc(0);
 /**
  * The reply stream of one request: each value a response frame, the last with the end
  * bit; an error as an error reply. A reply too large for the caller becomes an error
- * reply at once, so the caller is told rather than left to time out.
+ * reply at once, so the caller is told rather than left to time out. One object per
+ * request, its methods on the prototype: a plain reply costs no closures.
  */
-export function createReplySink(channel: ReplyChannel, topic: string): ReplySink {
-  let done = false;
-  const finish = () => {
-    done = true;
-    channel.release();
-  };
-  let cut = false;
-  const write = (flags: number, bytes: Buffer): void => {
-    if (cut) return;
+export class ReplyStream implements ReplySink {
+  private done = false;
+  private cut = false;
+  /** Each value is held back one step so that the final value carries the end bit (one frame for a plain reply). */
+  private last: { encoding: Encoding; bytes: Buffer } | undefined;
+
+  constructor(
+    private readonly channel: ReplyChannel,
+    private readonly nonce: number,
+    private readonly topic: string,
+  ) {}
+
+  next(value: unknown): void {
+    if (this.done) return;
+    this.flushLast(false);
     try {
-      channel.write(flags, bytes);
+      this.last = encodePayload(value);
+    } catch (err) {
+      this.channel.log('warn', `reply to "${this.topic}" is not serialisable: ${(err as Error).message}`);
+    }
+  }
+
+  error(err: unknown): void {
+    if (this.done) return;
+    this.flushLast(false);
+    let body: Buffer;
+    try {
+      body = Buffer.from(JSON.stringify(toWireError(err)) ?? 'null', 'utf8');
+    } catch {
+      body = Buffer.from('{"status":"error","message":"unserialisable error"}', 'utf8');
+    }
+    this.write(FLAG_ERROR | FLAG_END | Encoding.Json, body);
+    this.finish();
+  }
+
+  complete(): void {
+    if (this.done) return;
+    if (this.last) this.flushLast(true);
+    else this.write(FLAG_END | Encoding.Binary, END_ONLY);
+    this.finish();
+  }
+
+  private finish(): void {
+    this.done = true;
+    this.channel.release();
+  }
+
+  private flushLast(end: boolean): void {
+    const last = this.last;
+    if (!last) return;
+    this.last = undefined;
+    if (end && last.encoding === Encoding.Binary && last.bytes.length === 0) {
+      this.write(last.encoding, last.bytes); // an empty Buffer value must not look like the bare end marker
+      this.write(FLAG_END | Encoding.Binary, END_ONLY);
+    } else {
+      this.write((end ? FLAG_END : 0) | last.encoding, last.bytes);
+    }
+  }
+
+  private write(flags: number, bytes: Buffer): void {
+    if (this.cut) return;
+    try {
+      this.channel.writeResponse(flags, this.nonce, bytes);
     } catch (err) {
       if (err instanceof P2PFrameTooLargeError) {
-        cut = true;
-        const message = `reply to "${topic}" not sent: ${err.message}`;
+        this.cut = true;
+        const message = `reply to "${this.topic}" not sent: ${err.message}`;
         try {
-          channel.write(FLAG_ERROR | FLAG_END | Encoding.Json, Buffer.from(JSON.stringify({ status: 'error', message })));
+          this.channel.writeResponse(FLAG_ERROR | FLAG_END | Encoding.Json, this.nonce, Buffer.from(JSON.stringify({ status: 'error', message })));
         } catch {
-          channel.warn(message); // not even the error fits in the queue: the caller's timeout will tell it
+          this.channel.log('warn', message); // not even the error fits in the queue: the caller's timeout will tell it
         }
         return;
       }
       // The caller's own timeout will tell it; here the reply can only be logged.
-      if (channel.isOpen()) channel.warn(`reply to "${topic}" not sent: ${(err as Error).message}`);
+      if (this.channel.isOpen()) this.channel.log('warn', `reply to "${this.topic}" not sent: ${(err as Error).message}`);
     }
-  };
-  let last: { encoding: Encoding; bytes: Buffer } | undefined;
-  // Each value is held back one step so that the final value carries the end bit (one frame for a plain reply).
-  const flushLast = (end: boolean) => {
-    if (!last) return;
-    const { encoding, bytes } = last;
-    last = undefined;
-    if (end && encoding === Encoding.Binary && bytes.length === 0) {
-      write(encoding, bytes); // an empty Buffer value must not look like the bare end marker
-      write(FLAG_END | Encoding.Binary, END_ONLY);
-    } else {
-      write((end ? FLAG_END : 0) | encoding, bytes);
-    }
-  };
-  return {
-    next: (value) => {
-      if (done) return;
-      flushLast(false);
-      try {
-        last = encodePayload(value);
-      } catch (err) {
-        channel.warn(`reply to "${topic}" is not serialisable: ${(err as Error).message}`);
-      }
-    },
-    error: (err) => {
-      if (done) return;
-      flushLast(false);
-      let body: Buffer;
-      try {
-        body = Buffer.from(JSON.stringify(toWireError(err)) ?? 'null', 'utf8');
-      } catch {
-        body = Buffer.from('{"status":"error","message":"unserialisable error"}', 'utf8');
-      }
-      write(FLAG_ERROR | FLAG_END | Encoding.Json, body);
-      finish();
-    },
-    complete: () => {
-      if (done) return;
-      if (last) flushLast(true);
-      else write(FLAG_END | Encoding.Binary, END_ONLY);
-      finish();
-    },
-  };
+  }
 }
 
 /** What goes on the wire for a handler error (and what a local request to a pattern gets, as if it had): Nest's RpcException error object, or `{ status, message }`. */

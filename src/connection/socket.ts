@@ -1,13 +1,14 @@
 import type { Socket } from 'node:net';
 import { socketAddress } from './address.js';
-import { decodePayload, encodePayload, parseMessage, TopicCache } from '../wire/codec.js';
-import { HEADER_BYTES, FLAG_CONTROL, FLAG_WRAPPED } from '../wire/constants.js';
-import { controlBody, ControlType, decodeControl, GoodbyeReason, type Control, type Hello } from '../wire/control.js';
+import { encodePayload } from '../wire/codec.js';
+import { FLAG_CONTROL, FLAG_WRAPPED } from '../wire/constants.js';
+import { controlBody, ControlType, GoodbyeReason, type Control, type Hello } from '../wire/control.js';
 import { P2PConnectionClosedError, P2PError, P2PHandshakeError, P2PProtocolError, type PeerRef } from '../common/errors.js';
 import { dispatchControl, type ControlRoutes } from './control-dispatch.js';
 import { Delivery } from './delivery.js';
 import { FrameReader } from './frame-reader.js';
 import { HandlerLimit } from './handler-limit.js';
+import { FrameRouter } from './frame-router.js';
 import { Handshake, identityConflict, type Refusal } from './handshake.js';
 import { Keepalive } from './keepalive.js';
 import type { MetricsSink } from './metrics.js';
@@ -83,8 +84,8 @@ type State = 'handshaking' | 'open' | 'closing' | 'closed';
  * through a bounded queue, and closes. Each concern is a part in its own file, which sees
  * the connection only through its own host interface: reading (FrameReader), writing
  * (Outbox), the hello exchange (Handshake), pings (Keepalive), handler concurrency and
- * read backpressure (HandlerLimit), events and requests to the application (Delivery),
- * control frames (dispatchControl), and the requests it sent (OutgoingRequests).
+ * read backpressure (HandlerLimit), frame routing (FrameRouter), events and requests to the
+ * application (Delivery), control frames (dispatchControl), and the requests it sent (OutgoingRequests).
  * A failure here closes this connection only.
  */
 export class P2PSocket {
@@ -93,7 +94,7 @@ export class P2PSocket {
   remote: Hello | undefined;
 
   private state: State = 'handshaking';
-  private readonly topics = new TopicCache();
+  private readonly router: FrameRouter;
   private readonly reader: FrameReader;
   private readonly outbox: Outbox;
   private readonly handshake: Handshake;
@@ -137,7 +138,6 @@ export class P2PSocket {
       log: (level: 'warn' | 'debug' | 'error', message: string) => this.log(level, message),
       metrics: () => options.metrics?.(),
       // Reading and writing (FrameReader, HandlerLimit, Outbox, Keepalive).
-      onFrame: (flags: number, nonce: number, body: Buffer) => this.onFrame(flags, nonce, body),
       cut: (message: string) => this.cutPartialFrame(message),
       pause: () => this.reader.pause(),
       decodeHeld: () => this.reader.decodeHeld(),
@@ -155,8 +155,17 @@ export class P2PSocket {
       // The application (Delivery).
       onEvent: (topic: string, data: unknown, broadcast?: BroadcastMeta, metadata?: Metadata) => hooks.onEvent(this, topic, data, broadcast, metadata),
       onRequest: (topic: string, data: unknown, reply: ReplySink, metadata?: Metadata) => hooks.onRequest(this, topic, data, reply, metadata),
+      // Routing frames (FrameRouter).
+      reading: () => this.state === 'open' || this.state === 'handshaking' || (this.state === 'closing' && this.drainInbound),
+      handshaking: () => this.state === 'handshaking',
+      closing: () => this.state === 'closing',
+      control: (control: Control) => dispatchControl(control, this.controls),
+      response: (flags: number, nonce: number, bytes: Buffer, start: number, end: number) => this.requests.onResponse(flags, nonce, bytes, start, end),
+      event: (topic: string, data: unknown, metadata: Metadata | undefined) => this.delivery.event(topic, data, undefined, metadata),
+      request: (nonce: number, topic: string, data: unknown, metadata: Metadata | undefined) => this.delivery.request(nonce, topic, data, metadata),
     };
-    this.reader = new FrameReader(raw, host, { ...options, secure: options.proven !== undefined });
+    this.router = new FrameRouter(host);
+    this.reader = new FrameReader(raw, { ...host, onFrame: this.router.frame }, { ...options, secure: options.proven !== undefined });
     this.outbox = new Outbox(raw, host, options);
     this.handshake = new Handshake(host, options);
     this.keepalive = new Keepalive(host, options);
@@ -292,25 +301,6 @@ export class P2PSocket {
   private cutPartialFrame(message: string): void {
     this.drainInbound = false;
     this.fail(new P2PProtocolError(message, this.ref()), GoodbyeReason.ProtocolError);
-  }
-
-  private onFrame(flags: number, nonce: number, body: Buffer): void {
-    if (this.state === 'closed' || (this.state === 'closing' && !this.drainInbound)) return;
-    const message = parseMessage(flags, nonce, body, this.topics);
-    this.options.metrics?.()?.frame('in', message.kind, HEADER_BYTES + body.length);
-    if (message.kind === 'control') return dispatchControl(decodeControl(message.payload), this.controls);
-    if (this.state === 'handshaking') throw new P2PProtocolError('data frame before the hello exchange');
-    // A replaced duplicate still delivers what the peer sent before it saw our goodbye, but answers nothing:
-    // the peer's pending requests on it fail when it closes, so the peer is told.
-    if (this.state === 'closing' && message.kind === 'request') return;
-    switch (message.kind) {
-      case 'response':
-        return this.requests.onResponse(message);
-      case 'event':
-        return this.delivery.event(message.topic!, decodePayload(message.encoding, message.payload), undefined, message.metadata);
-      case 'request':
-        return this.delivery.request(nonce, message.topic!, decodePayload(message.encoding, message.payload), message.metadata);
-    }
   }
 
   /**

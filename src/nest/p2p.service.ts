@@ -84,20 +84,25 @@ export class P2PService implements OnApplicationShutdown {
    * values keep trickling in cannot hold the request open past it.
    */
   request<T = unknown>(peerId: string, pattern: P2PPattern, data?: unknown, options?: RequestOptions): Promise<T> {
-    const timeoutMs = options?.timeoutMs ?? this.node.defaultTimeoutMs;
-    const bounded = { ...options, timeoutMs, deadlineMs: options?.deadlineMs ?? timeoutMs };
+    const bounded = options ? this.bounded(options) : this.defaultBounds();
     // What lastValueFrom(requestStream(...)) gives, without an Observable per request.
-    return new Promise<T>((resolve, reject) => {
-      let last: T | undefined;
-      this.node.request(
-        peerId,
-        route(pattern),
-        data,
-        { next: (value) => (last = value as T), error: reject, complete: () => resolve(last as T) },
-        bounded,
-      );
-    });
+    return new Promise<T>((resolve, reject) => this.node.request(peerId, route(pattern), data, new LastValue(resolve, reject), bounded));
   }
+
+  /** The request's options with `timeoutMs` as the deadline too, unless `deadlineMs` sets another. */
+  private bounded(options: RequestOptions): RequestOptions {
+    const timeoutMs = options.timeoutMs ?? this.node.defaultTimeoutMs;
+    return { ...options, timeoutMs, deadlineMs: options.deadlineMs ?? timeoutMs };
+  }
+
+  /** Options-less requests (most) share one object, made again only when the node's default changes. */
+  private defaultBounds(): RequestOptions {
+    const timeoutMs = this.node.defaultTimeoutMs;
+    if (this.defaults?.timeoutMs !== timeoutMs) this.defaults = Object.freeze({ timeoutMs, deadlineMs: timeoutMs });
+    return this.defaults;
+  }
+
+  private defaults: Readonly<RequestOptions> | undefined;
 
   /**
    * Like request, but emits every value a streaming handler returns. Sent on subscribe; unsubscribing
@@ -227,5 +232,27 @@ export class P2PService implements OnApplicationShutdown {
   /** Closes the node when the app shuts down (`app.close()`, or a signal with `enableShutdownHooks()`). */
   async onApplicationShutdown(): Promise<void> {
     await this.node.close();
+  }
+}
+
+/** Resolves a request's promise with its last reply value: one object per request, with its methods on the prototype. */
+class LastValue<T> {
+  private last: T | undefined;
+
+  constructor(
+    private readonly resolve: (value: T) => void,
+    private readonly reject: (err: Error) => void,
+  ) {}
+
+  next(value: unknown): void {
+    this.last = value as T;
+  }
+
+  error(err: Error): void {
+    this.reject(err);
+  }
+
+  complete(): void {
+    this.resolve(this.last as T);
   }
 }

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { P2PFrameTooLargeError, P2PProtocolError } from '../../src/common/errors.js';
-import { decodePayload, encodeFrame, encodePayload, encodeTopic, FIRST_PARTIAL_BYTES, FrameDecoder, parseMessage, ProtobufPayload, TopicCache } from '../../src/wire/codec.js';
+import { decodePayload, decodePayloadAt, encodeFrame, encodePayload, encodeTopic, FIRST_PARTIAL_BYTES, FrameDecoder, parseMessage, ProtobufPayload, readWrapped, TopicCache } from '../../src/wire/codec.js';
 import { HEADER_BYTES } from '../../src/wire/constants.js';
 import { ControlType, decodeControl, encodeControl, GoodbyeReason } from '../../src/wire/control.js';
 import { GOLDEN } from './golden-vectors.js';
@@ -124,6 +124,28 @@ describe('codec: malformed input is a typed protocol error', () => {
     expect(() => decodeControl(Buffer.from([1, 0x7b]))).toThrow(/hello/);
     expect(() => encodeTopic('')).toThrow(P2PProtocolError);
     expect(() => encodeTopic('x'.repeat(70_000))).toThrow(P2PProtocolError);
+  });
+
+  it('reads a payload in place within a larger read, and tells a U+FFFD that was sent from bytes that are not UTF-8', () => {
+    const read = Buffer.concat([Buffer.from('zz'), Buffer.from('h\u00e9llo \ufffd'), Buffer.from('zz')]);
+    const end = read.length - 2;
+    expect(decodePayloadAt(1, read, 2, end)).toBe('h\u00e9llo \ufffd');
+    expect(decodePayloadAt(0, read, 2, end)).toEqual(read.subarray(2, end));
+    expect(decodePayloadAt(2, Buffer.from('x{"a":1}x'), 1, 8)).toEqual({ a: 1 });
+    expect(decodePayloadAt(2, Buffer.from('xx'), 1, 1)).toBeUndefined();
+    // Bytes that are not UTF-8, each of which a decoder turns into U+FFFD: a lone continuation, an encoded surrogate, an overlong slash.
+    for (const bad of [[0x61, 0x80], [0xed, 0xa0, 0x80], [0xc0, 0xaf]]) {
+      expect(() => decodePayloadAt(1, Buffer.from([0x20, ...bad, 0x20]), 1, bad.length + 1)).toThrow(/not UTF-8/);
+    }
+  });
+
+  it('reads a wrapped body in place into one reusable view, through the topic cache', () => {
+    const topics = new TopicCache();
+    const view = { topic: '', metadata: undefined as Record<string, string> | undefined, payloadStart: 0 };
+    const body = Buffer.concat([Buffer.from('pad'), encodeTopic('orders.new'), Buffer.from('payload')]);
+    expect(readWrapped(body, 3, body.length, topics, view)).toBe(view);
+    expect(view).toEqual({ topic: 'orders.new', metadata: undefined, payloadStart: body.length - 7 });
+    expect(() => readWrapped(Buffer.from('ff0005ab', 'hex'), 1, 4, topics, view)).toThrow(/past the body/);
   });
 });
 

@@ -26,7 +26,10 @@ describe('HandlerLimit', () => {
     return { read, calls, close: () => (closed = true) };
   }
 
-  it('stops reading at exactly the limit and reads again when a handler is free', () => {
+  /** What release() queued: the resume runs after the current run of microtasks. */
+  const microtasks = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+  it('stops reading at exactly the limit and reads again when a handler is free', async () => {
     let limit!: HandlerLimit;
     const { read, calls } = reader(0, () => limit);
     limit = new HandlerLimit(read, 2);
@@ -35,19 +38,35 @@ describe('HandlerLimit', () => {
     limit.acquire();
     expect(calls).toEqual(['pause']);
     limit.release();
+    expect(calls).toEqual(['pause']);
+    await microtasks();
     expect(calls).toEqual(['pause', 'decodeHeld', 'resume']);
   });
 
-  it('stays paused when the held frames fill the handlers again, and does not resume a closed connection', () => {
+  it('decodes the held frames once for every slot freed in one run of microtasks', async () => {
+    let limit!: HandlerLimit;
+    const { read, calls } = reader(3, () => limit);
+    limit = new HandlerLimit(read, 4);
+    for (let i = 0; i < 4; i++) limit.acquire();
+    // Four handlers settle together, as a read's worth of async handlers do.
+    for (let i = 0; i < 4; i++) void Promise.resolve().then(limit.release);
+    await microtasks();
+    // One pass took three held frames into three of the four free slots; the socket reads again.
+    expect(calls).toEqual(['pause', 'decodeHeld', 'resume']);
+  });
+
+  it('stays paused when the held frames fill the handlers again, and does not resume a closed connection', async () => {
     let limit!: HandlerLimit;
     const { read, calls, close } = reader(1, () => limit);
     limit = new HandlerLimit(read, 1);
     limit.acquire();
     limit.release();
+    await microtasks();
     // The held frame took the free slot: paused again, the socket not resumed.
     expect(calls).toEqual(['pause', 'decodeHeld', 'pause']);
     close();
     limit.release();
+    await microtasks();
     expect(calls).toEqual(['pause', 'decodeHeld', 'pause']);
     limit.unpause(); // closing reads on regardless
     expect(calls).toEqual(['pause', 'decodeHeld', 'pause', 'decodeHeld', 'resume']);

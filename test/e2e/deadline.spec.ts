@@ -30,6 +30,20 @@ describe('request deadlines: a reply stream that trickles cannot hold a request 
     expect(await a.service.request(b.id, 'echo', 'after')).toBe('after');
   });
 
+  it('request(): with no reply at all, the one timer reports the wait for a reply, not the deadline it equals', async () => {
+    const [a, b] = await pair();
+    const started = Date.now();
+    const err = await a.service.request(b.id, 'never', null, { timeoutMs: 300 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(P2PTimeoutError);
+    expect((err as P2PTimeoutError).deadline).toBe(false);
+    expect((err as P2PTimeoutError).timeoutMs).toBe(300);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+    // A deadline shorter than the gap's timeout is the one that ends it.
+    const early = await a.service.request(b.id, 'never', null, { timeoutMs: 2000, deadlineMs: 200 }).catch((e: unknown) => e);
+    expect((early as P2PTimeoutError).deadline).toBe(true);
+    expect((early as P2PTimeoutError).timeoutMs).toBe(200);
+  });
+
   it('requestStream(): timeoutMs is the gap between values; deadlineMs, when set, ends the stream', async () => {
     const [a, b] = await pair();
     const values: number[] = [];
