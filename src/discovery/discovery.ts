@@ -507,7 +507,11 @@ export class Discovery {
     this.dialing.add(known.id);
     this.host
       .connect(`${known.id}@${known.address}`)
-      .then(() => this.dialed.add(known.id))
+      .then(() => {
+        this.dialed.add(known.id);
+        // The id answered (not merely dialed in: anyone with its key can do that), so the address was no third party's.
+        this.candidates.reached(known.id);
+      })
       .catch((err: Error) => {
         // Another id answers at that address (a node restarted there with a new key): forget the old id
         // there rather than redial it every backoff period, each time with a warning.

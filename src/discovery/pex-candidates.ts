@@ -42,6 +42,12 @@ export class PexCandidates {
   private readonly quarantined = new Map<string, number>();
   /** When the last candidate dials started, for the sliding window. */
   private dialTimes: number[] = [];
+  /**
+   * Candidates dialed on a forming round's budget whose id has not answered yet (in flight, or failed), with when:
+   * each holds a place of that budget for an interval. A neighbour's list names its inbound peers where they say
+   * they listen, so names it vouches for may be a third party's address: those get no more dials than before.
+   */
+  private readonly quickUnproven = new Map<string, number>();
 
   constructor(
     private readonly options: CandidateOptions,
@@ -103,14 +109,10 @@ export class PexCandidates {
   take(limit: number, skip: (id: string) => boolean, windowMs = this.options.intervalMs): KnownPeer[] {
     const now = this.now();
     this.expire(now);
-    const budget = Math.min(limit, PEX_DIALS_PER_INTERVAL - this.dialsWithin(now, windowMs));
+    const budget = Math.min(limit, this.budget(now, windowMs));
     if (budget <= 0) return [];
     const due = [...this.byAddress.values()].filter((c) => c.nextDialAt <= now && !skip(c.id)).slice(0, budget);
-    for (const c of due) {
-      // At most one dial per address per interval, whatever the outcome.
-      c.nextDialAt = now + this.options.intervalMs;
-      this.dialTimes.push(now);
-    }
+    for (const c of due) this.dialing(c, now, windowMs);
     return due;
   }
 
@@ -119,10 +121,33 @@ export class PexCandidates {
     const now = this.now();
     const c = this.byId.get(id);
     if (!c || c.nextDialAt > now) return undefined;
-    if (this.dialsWithin(now, windowMs) >= PEX_DIALS_PER_INTERVAL) return undefined;
+    if (this.budget(now, windowMs) <= 0) return undefined;
+    this.dialing(c, now, windowMs);
+    return c;
+  }
+
+  /** Dials left now over `windowMs`; on a forming round's (short) window, also no more than the unproven quick dials leave. */
+  private budget(now: number, windowMs: number): number {
+    const left = PEX_DIALS_PER_INTERVAL - this.dialsWithin(now, windowMs);
+    if (windowMs >= this.options.intervalMs) return left;
+    let unproven = 0;
+    for (const [id, at] of this.quickUnproven) {
+      if (now - at >= this.options.intervalMs) this.quickUnproven.delete(id);
+      else unproven++;
+    }
+    return Math.min(left, PEX_DIALS_PER_INTERVAL - unproven);
+  }
+
+  private dialing(c: Candidate, now: number, windowMs: number): void {
+    // At most one dial per address per interval, whatever the outcome.
     c.nextDialAt = now + this.options.intervalMs;
     this.dialTimes.push(now);
-    return c;
+    if (windowMs < this.options.intervalMs) this.quickUnproven.set(c.id, now);
+  }
+
+  /** A dial to candidate `id` reached that id (it may have been refused there, or a duplicate): it holds no place of the forming budget. */
+  reached(id: string): void {
+    this.quickUnproven.delete(id);
   }
 
   /** Candidate dials started in the last `windowMs` (the times of the last interval are kept, whatever the window). */
