@@ -26,7 +26,8 @@ export interface KnownPeer {
  * one with the most failures (oldest first), never one that works.
  */
 export class AddressBook {
-  private readonly peers = new Map<string, KnownPeer & { connectedAt: number; refusals: number }>();
+  /** `reached`: a dial of this node's met the id at `address` (else the address is only what the id announced). */
+  private readonly peers = new Map<string, KnownPeer & { connectedAt: number; refusals: number; reached: boolean }>();
 
   constructor(
     private readonly max: number,
@@ -47,7 +48,7 @@ export class AddressBook {
   }
 
   entries(): KnownPeer[] {
-    return [...this.peers.values()].map(({ connectedAt: _, refusals: __, ...entry }) => entry);
+    return [...this.peers.values()].map(({ connectedAt: _, refusals: __, reached: ___, ...entry }) => entry);
   }
 
   /** Addresses of proven peers: no candidate may claim one for another id. */
@@ -72,7 +73,8 @@ export class AddressBook {
     for (const other of forgotten) this.peers.delete(other);
     const existing = this.peers.get(id);
     if (existing) {
-      Object.assign(existing, { address, failures: 0, nextDialAt: 0, seenAt: now, connectedAt: now });
+      const reached = atAddress || (existing.reached && existing.address === address);
+      Object.assign(existing, { address, failures: 0, nextDialAt: 0, seenAt: now, connectedAt: now, reached });
       return forgotten;
     }
     if (this.max <= 0) return forgotten;
@@ -81,18 +83,27 @@ export class AddressBook {
       if (!victim || victim.failures === 0) return forgotten; // full of working peers: keep them
       this.peers.delete(victim.id);
     }
-    this.peers.set(id, { id, address, failures: 0, nextDialAt: 0, seenAt: now, verified: true, connectedAt: now, refusals: 0 });
+    this.peers.set(id, { id, address, failures: 0, nextDialAt: 0, seenAt: now, verified: true, connectedAt: now, refusals: 0, reached: atAddress });
     return forgotten;
   }
 
   /**
    * A proven peer from the peer store (src/discovery/peer-store.ts): proven by a connection before a
    * restart, at the address it announced then. Dialable at once, but not "recently connected" (it is in
-   * no routing view until it connects again), and it takes no place a peer proven in this run holds.
+   * no routing view until it connects again), and it takes no place a peer proven in this run holds. Not
+   * reached: the store does not say whether a dial of ours met it there (it may be an address only it announced).
    */
   restore(id: string, address: string, seenAt: number): void {
     if (this.peers.has(id) || this.peers.size >= this.max) return;
-    this.peers.set(id, { id, address, failures: 0, nextDialAt: 0, seenAt, verified: true, connectedAt: -Infinity, refusals: 0 });
+    this.peers.set(id, { id, address, failures: 0, nextDialAt: 0, seenAt, verified: true, connectedAt: -Infinity, refusals: 0, reached: false });
+  }
+
+  /**
+   * Whether a dial of this node's met `id` at the address the book holds. Not yet: the address is the id's own word
+   * (announced on a connection it dialed in on), so dialing it is dialing wherever the id chose.
+   */
+  reached(id: string): boolean {
+    return this.peers.get(id)?.reached === true;
   }
 
   /** `id` is not dialed for `ms` (it refused us: another node with our id is connected to it). */

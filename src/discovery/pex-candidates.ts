@@ -145,6 +145,18 @@ export class PexCandidates {
     if (windowMs < this.options.intervalMs) this.quickUnproven.set(c.id, now);
   }
 
+  /**
+   * A dial to `id` that is no candidate but draws on their budget (a proven id at an address no dial of this node's
+   * reached: only its word, as a candidate's is a neighbour's): whether one is left, over `windowMs` as in take().
+   */
+  spend(id: string, windowMs = this.options.intervalMs): boolean {
+    const now = this.now();
+    if (this.budget(now, windowMs) <= 0) return false;
+    this.dialTimes.push(now);
+    if (windowMs < this.options.intervalMs) this.quickUnproven.set(id, now);
+    return true;
+  }
+
   /** A dial to candidate `id` reached that id (it may have been refused there, or a duplicate): it holds no place of the forming budget. */
   reached(id: string): void {
     this.quickUnproven.delete(id);

@@ -15,7 +15,8 @@ import { RawPeer } from '../raw-peer.js';
  * that dials an honest node V, announcing a third party's address, has every node below 8 that chose
  * V dial that address. Here the outsider opens 16 connections to V, each announcing one port of a
  * foreign (non-p2p) service on 127.0.0.1, and counts what W, a node with V as its configured peer
- * and defaults otherwise (pexIntervalMs 30 s), dials there.
+ * and defaults otherwise (pexIntervalMs 30 s), dials there. The same holds for the address a peer
+ * announced when it dialed in itself: W redials it while below 8, in every forming round.
  */
 const open: Peer[] = [];
 const raws: RawPeer[] = [];
@@ -60,6 +61,25 @@ describe('peer exchange relayed by an honest neighbour is no reflector', () => {
     // The pace before the forming rounds: at most PEX_DIALS_PER_INTERVAL dials to addresses that answer as no node, a pexIntervalMs.
     expect(total).toBeLessThanOrEqual(PEX_DIALS_PER_INTERVAL);
   }, 20_000);
+});
+
+describe('addresses peers that dialed in announced are no reflector', () => {
+  it('16 peers that dial W once, each announcing a foreign port, and leave: W below 8 redials those ports at most 4 times in 8 s', async () => {
+    const targets = await Promise.all(Array.from({ length: 16 }, () => foreignService()));
+    const w = await startEchoPeer({}, open);
+    for (const t of targets) {
+      const raw = await RawPeer.open(w.address()!, { tls: true, hello: false, localAddress: '127.0.0.2' });
+      raw.sendHello({ listenAddress: `127.0.0.1:${t.port}` });
+      await waitFor(() => w.peers().length === 1, 3000, 'W to admit it');
+      raw.destroy();
+      await waitFor(() => w.peers().length === 0, 3000, 'it to be gone');
+    }
+    await sleep(8000);
+    const counts = targets.map((t) => t.accepted());
+    const total = counts.reduce((a, b) => a + b, 0);
+    report(`redials of announced addresses: W dialed the foreign ports ${total} times in 8 s (${counts.join(' ')})`);
+    expect(total).toBeLessThanOrEqual(PEX_DIALS_PER_INTERVAL);
+  }, 30_000);
 });
 
 describe('forming rounds an outsider can cause', () => {
