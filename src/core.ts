@@ -10,7 +10,7 @@ export type { PeerOptions } from './node/peer-options.js';
 export type { DirectoryChange, DirectoryRefusal, DirectoryStats, HandlerInfo, PatternCount, SyncStats } from './directory/directory.js';
 export type { SocketLimits } from './connection/socket.js';
 export { DEFAULTS } from './common/defaults.js';
-export { silentLogger, type BroadcastMeta, type Direction, type P2PLogger, type PeerEvent, type PeerInfo } from './common/types.js';
+export { silentLogger, type BroadcastMeta, type Direction, type LogEvent, type LogFields, type P2PLogger, type PeerEvent, type PeerInfo } from './common/types.js';
 export { loadIdentity, loadIdentityFile, peerIdFromPublicKey, type Identity, type KeyFileResult } from './common/identity.js';
 export { createTlsCredentials, type TlsCredentials } from './connection/secure-channel.js';
 export type { ReplySink } from './connection/reply-sink.js';

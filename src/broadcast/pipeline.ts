@@ -386,7 +386,7 @@ export class BroadcastPipeline {
   }
 
   private validatorFailed(message: NetworkMessage, err: unknown): BroadcastVerdict {
-    this.host.logger.error(`broadcast validator for "${message.topic}" failed (broadcast ${message.id} ignored): ${(err as Error)?.message ?? err}`);
+    this.host.logger.error(`broadcast validator for "${message.topic}" failed (broadcast ${message.id} ignored): ${(err as Error)?.message ?? err}`, { event: 'handler-failed' });
     return 'ignore';
   }
 

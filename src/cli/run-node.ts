@@ -74,7 +74,7 @@ export async function runNode(options: RunNodeOptions): Promise<number> {
   // /metrics reuses nestjs-p2p/metrics, in a registry of its own, when the optional prom-client is installed.
   const metrics = admin ? await loadMetrics(logger) : undefined;
 
-  @Module({ imports: [P2PModule.forRoot(config)], providers: metrics?.providers ?? [] })
+  @Module({ imports: [P2PModule.forRoot({ ...config, logger: logger.p2pLogger() })], providers: metrics?.providers ?? [] })
   class StandaloneNodeModule {}
 
   // A microservice app, not an HTTP one: the node serves no HTTP, so it needs no HTTP driver

@@ -1,13 +1,56 @@
-/** The logging surface the core needs; Nest's `Logger` satisfies it. */
+/**
+ * Names of what a log line reports, the `event` of its LogFields. One small, fixed vocabulary (docs/operations.md
+ * lists when each is written) so that a log pipeline can select lines without parsing their text.
+ */
+export type LogEvent =
+  | 'listening'
+  | 'closed'
+  | 'config'
+  | 'connected'
+  | 'closing'
+  | 'disconnected'
+  | 'reconnected'
+  | 'refused'
+  | 'dial-failed'
+  | 'dialed'
+  | 'connection-error'
+  | 'listener-error'
+  | 'undelivered'
+  | 'id-conflict'
+  | 'banned'
+  | 'unbanned'
+  | 'peer-store'
+  | 'peer-exchange'
+  | 'peer-forgotten'
+  | 'handler-failed'
+  | 'reply-failed'
+  | 'request-failed'
+  | 'directory';
+
+/** Structured fields of one log line: what it reports and, when the line is about one peer, which peer. */
+export interface LogFields {
+  /** What the line reports, from a small fixed vocabulary (LogEvent). */
+  event: LogEvent;
+  /** The peer the line is about (40 hex characters), when one is known. */
+  peerId?: string;
+  /** The peer's `host:port` (its socket's remote address, or the address dialed), when one is known. */
+  address?: string;
+}
+
+/**
+ * The logging surface the core needs. Every call passes LogFields as a second argument: a logger that
+ * takes only the message (as before) keeps working. Nest's `Logger` prints an extra argument as a second
+ * message, so Nest apps get a wrapper (P2PModule does this); a structured logger such as pino can keep the fields.
+ */
 export interface P2PLogger {
   /** Lifecycle news: listening, connected, disconnected. */
-  log(message: string): void;
+  log(message: string, fields?: LogFields): void;
   /** Something went wrong that the node survives: a dropped connection, a refused peer, an undelivered queue. */
-  warn(message: string): void;
+  warn(message: string, fields?: LogFields): void;
   /** A failure the application should look at, such as an event handler or broadcast validator that threw. */
-  error(message: string): void;
+  error(message: string, fields?: LogFields): void;
   /** Detail for troubleshooting (expected refusals such as a self-dial); optional. */
-  debug?(message: string): void;
+  debug?(message: string, fields?: LogFields): void;
 }
 
 /** A P2PLogger that discards everything: pass it as `logger` to silence a node (in tests, for one). */

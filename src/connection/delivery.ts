@@ -6,7 +6,7 @@
  * handlers and the connection's response writer.
  */
 
-import type { BroadcastMeta } from '../common/types.js';
+import type { BroadcastMeta, LogEvent } from '../common/types.js';
 import { FLAG_RESPONSE } from '../wire/constants.js';
 import type { Metadata } from '../wire/metadata.js';
 import type { HandlerLimit } from './handler-limit.js';
@@ -21,7 +21,7 @@ export interface DeliveryHost {
   /** Queues a data frame; throws a typed error when it cannot. */
   writeFrame(flags: number, nonce: number, topic: undefined, payload: Buffer): void;
   isOpen(): boolean;
-  log(level: 'warn' | 'error', message: string): void;
+  log(level: 'warn' | 'error', message: string, event: LogEvent): void;
 }
 
 export class Delivery implements ReplyChannel {
@@ -68,11 +68,11 @@ export class Delivery implements ReplyChannel {
   }
 
   log(level: 'warn', message: string): void {
-    this.host.log(level, message);
+    this.host.log(level, message, 'reply-failed');
   }
 
   private eventFailed(topic: string, err: unknown, settled = false): void {
-    this.host.log('error', `event handler for "${topic}" failed: ${(err as Error)?.message ?? err}`);
+    this.host.log('error', `event handler for "${topic}" failed: ${(err as Error)?.message ?? err}`, 'handler-failed');
     if (settled) this.release();
   }
 }

@@ -7,6 +7,7 @@
  */
 
 import { P2PConnectionClosedError, P2PRemoteError, P2PTimeoutError, type PeerRef } from '../common/errors.js';
+import type { LogEvent } from '../common/types.js';
 import { decodePayloadAt, encodePayload } from '../wire/codec.js';
 import { Encoding, ENCODING_MASK, FLAG_END, FLAG_ERROR, FLAG_REQUEST, FLAG_WRAPPED } from '../wire/constants.js';
 import { withMetadata, type Metadata } from '../wire/metadata.js';
@@ -20,7 +21,7 @@ export interface RequestsHost {
   ref(): PeerRef;
   /** The metrics sink, read at each request. */
   metrics(): MetricsSink | undefined;
-  log(level: 'debug', message: string): void;
+  log(level: 'debug', message: string, event: LogEvent): void;
 }
 
 export type { RequestObserver };
@@ -72,7 +73,7 @@ export class OutgoingRequests {
     const entry = this.pending.get(nonce);
     if (!entry) {
       // A reply that arrives after its timeout or cancellation: harmless, dropped.
-      this.host.log('debug', `reply for unknown nonce ${nonce} dropped`);
+      this.host.log('debug', `reply for unknown nonce ${nonce} dropped`, 'connection-error');
       return;
     }
     if (flags & FLAG_ERROR) {

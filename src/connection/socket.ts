@@ -16,7 +16,7 @@ import { OutgoingRequests } from './outgoing-requests.js';
 import { Outbox } from './outbox.js';
 import type { PartialFrameBudget } from './partial-frames.js';
 import type { ProvenPeer } from './secure-channel.js';
-import type { BroadcastMeta, Direction, P2PLogger, PeerInfo } from '../common/types.js';
+import type { BroadcastMeta, Direction, LogEvent, LogFields, P2PLogger, PeerInfo } from '../common/types.js';
 import { withMetadata, type Metadata } from '../wire/metadata.js';
 import type { ReplySink } from './reply-sink.js';
 
@@ -135,7 +135,7 @@ export class P2PSocket {
       isOpen: () => this.state === 'open',
       closed: () => this.state === 'closed',
       fail: (error: Error, reason: GoodbyeReason, level?: 'warn' | 'debug') => this.fail(error, reason, level),
-      log: (level: 'warn' | 'debug' | 'error', message: string) => this.log(level, message),
+      log: (level: 'warn' | 'debug' | 'error', message: string, event: LogEvent) => this.log(level, message, event),
       metrics: () => options.metrics?.(),
       // Reading and writing (FrameReader, HandlerLimit, Outbox, Keepalive).
       cut: (message: string) => this.cutPartialFrame(message),
@@ -366,7 +366,7 @@ export class P2PSocket {
   fail(error: Error, reason: GoodbyeReason, level: 'warn' | 'debug' = 'warn'): void {
     if (this.state === 'closing' || this.state === 'closed') return;
     this.options.metrics?.()?.error(error.constructor.name);
-    this.log(level, `closing connection: ${error.message}`);
+    this.log(level, `closing connection: ${error.message}`, 'connection-error');
     // Keep reading (the 'data' listener discards while closing) so the peer's FIN is seen and the close is prompt.
     // The goodbye goes to the peer the error names: it needs the reason, not its own id and address again.
     void this.close(reason, error instanceof P2PError ? error.detail : error.message, error);
@@ -381,7 +381,7 @@ export class P2PSocket {
   private onSocketError(err: Error): void {
     this.closeError ??= err;
     if (this.state !== 'closed' && this.state !== 'closing') this.closeReason = `socket error: ${err.message}`;
-    this.log('warn', `socket error: ${err.message}`);
+    this.log('warn', `socket error: ${err.message}`, 'connection-error');
   }
 
   private onSocketClose(): void {
@@ -401,10 +401,11 @@ export class P2PSocket {
     this.resolveClosed();
   }
 
-  private log(level: 'warn' | 'debug' | 'error', message: string): void {
+  private log(level: 'warn' | 'debug' | 'error', message: string, event: LogEvent): void {
     const { peerId, address } = this.ref();
     const line = `[peer ${peerId ?? '?'} ${address ?? '?'} ${this.direction}] ${message}`;
-    if (level === 'debug') this.options.logger.debug?.(line);
-    else this.options.logger[level](line);
+    const fields: LogFields = { event, peerId, address };
+    if (level === 'debug') this.options.logger.debug?.(line, fields);
+    else this.options.logger[level](line, fields);
   }
 }

@@ -263,7 +263,7 @@ export class Directory {
     try {
       work();
     } catch (err) {
-      this.host.logger.error(`directory ${what} failed: ${(err as Error).message}`);
+      this.host.logger.error(`directory ${what} failed: ${(err as Error).message}`, { event: 'directory' });
     }
   }
 
@@ -288,7 +288,7 @@ export class Directory {
     try {
       record = decodeRecord(bytes, { maxPatterns: 65_535, maxPatternBytes: 65_535 });
     } catch (err) {
-      this.host.logger.error(`directory: this node's own record does not decode (${(err as Error).message}); the previous one is kept`);
+      this.host.logger.error(`directory: this node's own record does not decode (${(err as Error).message}); the previous one is kept`, { event: 'directory' });
       return;
     }
     this.ownBytes = bytes;
@@ -316,7 +316,7 @@ export class Directory {
       this.unheard = this.host.publish(this.ownBytes) === 0;
     } catch (err) {
       // Anti-entropy carries it later; a node over its own broadcast budget must not fail its caller.
-      this.host.logger.debug?.(`directory record not broadcast now (${(err as Error).message}); anti-entropy will carry it`);
+      this.host.logger.debug?.(`directory record not broadcast now (${(err as Error).message}); anti-entropy will carry it`, { event: 'directory' });
     }
   }
 
@@ -416,9 +416,10 @@ export class Directory {
         const off = Math.round((record.issuedAt - now) / 1000);
         this.host.logger.warn(
           `directory: node ${record.id} (address ${escapeControlCharacters(record.address) || 'none'}, from ${source.from}) issues records ${Math.abs(off)} s ${off > 0 ? 'ahead of' : 'behind'} this node's clock: refused as ${reason} (allowed: ${this.options.clockSkewMs} ms ahead, ${this.options.ttlMs} ms behind), so it is not listed here until its clock is corrected`,
+          { event: 'directory', peerId: record.id },
         );
       } else if (this.skewed.size === SKEW_LOGGED + 1) {
-        this.host.logger.warn(`directory: more nodes with skewed clocks; they are counted in directoryStats().skewedNodes, not logged`);
+        this.host.logger.warn(`directory: more nodes with skewed clocks; they are counted in directoryStats().skewedNodes, not logged`, { event: 'directory' });
       }
     }
     return this.refuse(reason, 'ignore', source);

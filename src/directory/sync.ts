@@ -133,7 +133,7 @@ export class DirectorySync {
       this.stats.digestsSent++;
       if (pull) this.pull = { from: peerId, expected: Infinity, received: 0, lastAt: now };
     } catch (err) {
-      this.host.logger.debug?.(`directory digest to ${peerId} not sent: ${(err as Error).message}`);
+      this.host.logger.debug?.(`directory digest to ${peerId} not sent: ${(err as Error).message}`, { event: 'directory', peerId });
     }
   }
 
@@ -223,7 +223,7 @@ export class DirectorySync {
     for (const b of buckets) job.buckets.add(b);
     if (job.running) return;
     job.running = true;
-    void this.run(peerId, job).catch((err: Error) => this.host.logger.debug?.(`directory pages to ${peerId} stopped: ${err.message}`));
+    void this.run(peerId, job).catch((err: Error) => this.host.logger.debug?.(`directory pages to ${peerId} stopped: ${err.message}`, { event: 'directory', peerId }));
   }
 
   private async run(peerId: string, job: { buckets: Set<number>; running: boolean }): Promise<void> {

@@ -276,8 +276,16 @@ export class Discovery {
     const refusal = address && this.policy.refusal(address);
     if (address && !refusal) {
       const atAddress = socket.direction === 'outbound' && socket.remoteAddress === address;
-      for (const stale of this.book.proven(id, address, atAddress)) this.host.logger.debug?.(`forgot ${stale} at ${address}: ${id} answers there now`);
-    } else if (refusal) this.host.logger.debug?.(`${id} at ${socket.remoteAddress} announces ${address}; not redialing it there: ${refusal}`);
+      for (const stale of this.book.proven(id, address, atAddress)) {
+        this.host.logger.debug?.(`forgot ${stale} at ${address}: ${id} answers there now`, { event: 'peer-forgotten', peerId: stale, address });
+      }
+    } else if (refusal) {
+      this.host.logger.debug?.(`${id} at ${socket.remoteAddress} announces ${address}; not redialing it there: ${refusal}`, {
+        event: 'refused',
+        peerId: id,
+        address: socket.remoteAddress,
+      });
+    }
     if (!this.options.enabled) return;
     this.send(socket);
     this.pace.hurry();
@@ -312,7 +320,11 @@ export class Discovery {
     // not), so an honest neighbour is held to half of it: a healthy network logs no warning.
     const gap = this.gap() / 2;
     if (now - socket.lastPeerExchangeAt < gap) {
-      this.host.logger.warn(`peer exchange from ${socket.peerId} at ${socket.remoteAddress} ignored: more than one per ${gap} ms`);
+      this.host.logger.warn(`peer exchange from ${socket.peerId} at ${socket.remoteAddress} ignored: more than one per ${gap} ms`, {
+        event: 'peer-exchange',
+        peerId: socket.peerId,
+        address: socket.remoteAddress,
+      });
       return;
     }
     socket.lastPeerExchangeAt = now;
@@ -325,6 +337,7 @@ export class Discovery {
     if (parsed.problems.length > 0) {
       this.host.logger.warn(
         `peer exchange from ${socket.peerId} at ${socket.remoteAddress}: ignored ${parsed.ignored} entr${parsed.ignored === 1 ? 'y' : 'ies'} (${parsed.problems.slice(0, 3).join('; ')})`,
+        { event: 'peer-exchange', peerId: socket.peerId, address: socket.remoteAddress },
       );
     }
     // What an honest neighbour may also send (peers we know, addresses our policy refuses) is not a warning.
@@ -339,7 +352,11 @@ export class Discovery {
     }
     if (skipped.size > 0) {
       const reasons = [...skipped].map(([why, n]) => `${n} ${why}`).join('; ');
-      this.host.logger.debug?.(`peer exchange from ${socket.peerId} at ${socket.remoteAddress}: ${added} new candidates, skipped ${reasons}`);
+      this.host.logger.debug?.(`peer exchange from ${socket.peerId} at ${socket.remoteAddress}: ${added} new candidates, skipped ${reasons}`, {
+        event: 'peer-exchange',
+        peerId: socket.peerId,
+        address: socket.remoteAddress,
+      });
     }
     this.fill();
     this.pace.hurry();
@@ -540,11 +557,19 @@ export class Discovery {
         if (err instanceof P2PIdentityMismatchError && err.expected === known.id) {
           this.book.forget(known.id);
           this.candidates.remove(known.id);
-          this.host.logger.debug?.(`forgot ${known.id} at ${known.address}: ${err.actual} answers there now`);
+          this.host.logger.debug?.(`forgot ${known.id} at ${known.address}: ${err.actual} answers there now`, {
+            event: 'peer-forgotten',
+            peerId: known.id,
+            address: known.address,
+          });
           return;
         }
         onFailure();
-        this.host.logger.debug?.(`could not dial ${known.verified ? 'known peer' : 'candidate'} ${known.id} at ${known.address}: ${err.message}`);
+        this.host.logger.debug?.(`could not dial ${known.verified ? 'known peer' : 'candidate'} ${known.id} at ${known.address}: ${err.message}`, {
+          event: 'dial-failed',
+          peerId: known.id,
+          address: known.address,
+        });
       })
       .finally(() => this.dialing.delete(known.id));
   }
@@ -568,7 +593,13 @@ export class Discovery {
     const taken = this.book.addresses();
     for (const own of this.host.ownAddresses()) taken.add(own);
     const why = this.judge(dialer.peerId, { id: dialer.peerId, address }, taken);
-    if (why) this.host.logger.debug?.(`refused ${dialer.peerId} at ${dialer.remoteAddress} (full), not kept as a candidate: ${why}`);
+    if (why) {
+      this.host.logger.debug?.(`refused ${dialer.peerId} at ${dialer.remoteAddress} (full), not kept as a candidate: ${why}`, {
+        event: 'refused',
+        peerId: dialer.peerId,
+        address: dialer.remoteAddress,
+      });
+    }
   }
 
   /** `most`: at most this many entries, drawn at random (a refused dialer's). */

@@ -102,14 +102,19 @@ export class PeerStore {
     if (id !== this.host.selfId) return this.setAside(`it belongs to node ${typeof id === 'string' ? id.slice(0, 40) : JSON.stringify(id)}`);
     if (!Array.isArray(peers)) return this.setAside('no peers list');
     const valid = peers.filter(isStoredPeer).filter((p) => p.id !== this.host.selfId);
-    if (valid.length < peers.length) this.host.logger.warn(`peer store ${file}: ignored ${peers.length - valid.length} malformed entr${peers.length - valid.length === 1 ? 'y' : 'ies'}`);
+    if (valid.length < peers.length) {
+      const ignored = peers.length - valid.length;
+      this.host.logger.warn(`peer store ${file}: ignored ${ignored} malformed entr${ignored === 1 ? 'y' : 'ies'}`, { event: 'peer-store' });
+    }
     return freshest(valid, maxPeers);
   }
 
   /** At start: reads the file, hands its peers to the host, and writes every `intervalMs` from now until close(). */
   async open(): Promise<void> {
     const peers = await this.load();
-    if (peers.length > 0) this.host.logger.log(`node ${this.host.selfId} redials ${this.host.restore(peers)} of ${peers.length} peers stored in ${this.options.file}`);
+    if (peers.length > 0) {
+      this.host.logger.log(`node ${this.host.selfId} redials ${this.host.restore(peers)} of ${peers.length} peers stored in ${this.options.file}`, { event: 'peer-store' });
+    }
     this.start();
   }
 
@@ -163,13 +168,13 @@ export class PeerStore {
     } catch (err) {
       await unlink(tmp).catch(() => undefined);
       const message = (err as Error).message;
-      if (message !== this.lastError) this.host.logger.warn(`peer store ${file}: could not write it: ${message}`);
+      if (message !== this.lastError) this.host.logger.warn(`peer store ${file}: could not write it: ${message}`, { event: 'peer-store' });
       this.lastError = message;
     }
   }
 
   private setAside(why: string): StoredPeer[] {
-    this.host.logger.warn(`peer store ${this.options.file} ignored (${why}); starting with no stored peers, and it is overwritten at the next write`);
+    this.host.logger.warn(`peer store ${this.options.file} ignored (${why}); starting with no stored peers, and it is overwritten at the next write`, { event: 'peer-store' });
     return [];
   }
 }

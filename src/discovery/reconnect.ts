@@ -59,7 +59,7 @@ export class PersistentPeers {
     private readonly logger: P2PLogger,
     private readonly now: () => number = Date.now,
     /** Two nodes with one key met on a dial: the node reports it, and the address waits `holdOffMs`. */
-    private readonly conflict: { holdOffMs: number; report(error: P2PIdentityConflictError): void } = { holdOffMs: 300_000, report: (e) => logger.error(e.message) },
+    private readonly conflict: { holdOffMs: number; report(error: P2PIdentityConflictError): void } = { holdOffMs: 300_000, report: (e) => logger.error(e.message, { event: 'id-conflict', peerId: e.sharedId, address: e.address }) },
   ) {}
 
   /** Configured peer `peerId` refused us for another node with our id (goodbye 13): no redial for the hold-off. */
@@ -119,7 +119,7 @@ export class PersistentPeers {
     try {
       const { info, opened } = await this.node.dial(entry.address);
       // A dial that found the peer connected already (it redialed us first) reconnected nothing.
-      if (entry.attempt > 0 && opened) this.logger.log(`reconnected to ${info.id} at ${entry.address}`);
+      if (entry.attempt > 0 && opened) this.logger.log(`reconnected to ${info.id} at ${entry.address}`, { event: 'reconnected', peerId: info.id, address: hostPort(entry.address) });
       entry.peerId = info.id;
       entry.attempt = 0;
       if (opened) entry.openedAt = this.now();
@@ -132,15 +132,16 @@ export class PersistentPeers {
         return;
       }
       if (err instanceof P2PSelfConnectionError) {
-        this.logger.warn(`persistent peer ${entry.address} is this node itself; not redialing it`);
+        this.logger.warn(`persistent peer ${entry.address} is this node itself; not redialing it`, { event: 'dial-failed', address: hostPort(entry.address) });
         this.remove(entry);
         return;
       }
       const delay = this.schedule(entry);
       // The first failure is worth a warning; the retries that follow are routine.
       const line = `could not connect to ${entry.address}: ${(err as Error).message}; retrying in ${delay} ms`;
-      if (entry.attempt === 1) this.logger.warn(line);
-      else this.logger.debug?.(line);
+      const fields = { event: 'dial-failed', peerId: entry.peerId, address: hostPort(entry.address) } as const;
+      if (entry.attempt === 1) this.logger.warn(line, fields);
+      else this.logger.debug?.(line, fields);
     } finally {
       entry.dialing = false;
     }
@@ -163,4 +164,9 @@ export class PersistentPeers {
     const i = this.entries.indexOf(entry);
     if (i >= 0) this.entries.splice(i, 1);
   }
+}
+
+/** The `host:port` of a configured address (`host:port` or `<peerId>@host:port`), for a log line's `address` field. */
+function hostPort(configured: string): string {
+  return configured.slice(configured.indexOf('@') + 1);
 }

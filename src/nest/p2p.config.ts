@@ -21,6 +21,7 @@ import { HEADER_BYTES } from '../wire/constants.js';
 import { DEFAULTS } from '../common/defaults.js';
 import { P2PConfigError } from '../common/errors.js';
 import { loadIdentity } from '../common/identity.js';
+import type { P2PLogger } from '../common/types.js';
 
 @ValidatorConstraint({ name: 'address' })
 class AddressConstraint implements ValidatorConstraintInterface {
@@ -368,17 +369,27 @@ export class P2PConfig {
   allowedPeers?: string[];
 }
 
-/** The options object users pass: any subset of P2PConfig. */
-export type P2POptions = Partial<P2PConfig>;
+/** The options object users pass: any subset of P2PConfig, and the logger the node writes to. */
+export interface P2POptions extends Partial<P2PConfig> {
+  /**
+   * Where the node logs, with LogFields (`event`, `peerId`, `address`) on every line: an adapter to pino or
+   * another structured logger. Omitted: Nest's `Logger` under the context `P2P`, message only, as before.
+   * Checked at start-up: it needs `log`, `warn` and `error` functions (`debug` is optional).
+   */
+  logger?: P2PLogger;
+}
 
 /** Validates raw options; throws P2PConfigError naming every bad key. */
 export function validateConfig(options: P2POptions | Record<string, unknown> = {}): P2PConfig {
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     throw new P2PConfigError(['config must be an object']);
   }
-  const config = plainToInstance(P2PConfig, options, { exposeDefaultValues: true });
+  // The logger is an object with methods, not data: class-transformer would copy it without its prototype.
+  const { logger, ...data } = options as Record<string, unknown>;
+  const loggerProblem = logger === undefined ? undefined : checkLogger(logger);
+  const config = plainToInstance(P2PConfig, data, { exposeDefaultValues: true });
   const errors = validateSync(config, { whitelist: true, forbidNonWhitelisted: true });
-  if (errors.length > 0) throw new P2PConfigError(errors.flatMap(describe));
+  if (errors.length > 0 || loggerProblem) throw new P2PConfigError([...(loggerProblem ? [loggerProblem] : []), ...errors.flatMap(describe)]);
   if (HEADER_BYTES >= config.maxFrameBytes) throw new P2PConfigError(['maxFrameBytes is smaller than a frame header']);
   if (config.reconnectBaseMs > config.reconnectMaxMs) {
     throw new P2PConfigError(['reconnectBaseMs must not exceed reconnectMaxMs']);
@@ -387,6 +398,16 @@ export function validateConfig(options: P2POptions | Record<string, unknown> = {
     throw new P2PConfigError(['privateKey and privateKeyFile: set one, not both']);
   }
   return config;
+}
+
+/** Why `logger` is not a P2PLogger, or undefined when it is one. */
+function checkLogger(logger: unknown): string | undefined {
+  if (logger === null || typeof logger !== 'object') return 'logger must be an object with log, warn and error methods';
+  const methods = logger as Record<string, unknown>;
+  const missing = ['log', 'warn', 'error'].filter((name) => typeof methods[name] !== 'function');
+  if (missing.length > 0) return `logger must have log, warn and error methods (missing: ${missing.join(', ')})`;
+  if (methods.debug !== undefined && typeof methods.debug !== 'function') return 'logger.debug must be a method when set';
+  return undefined;
 }
 
 /** class-validator's type checks. */

@@ -1,8 +1,9 @@
-import { Logger, Module, type DynamicModule, type FactoryProvider, type ModuleMetadata, type Provider, type Type } from '@nestjs/common';
+import { Module, type DynamicModule, type FactoryProvider, type ModuleMetadata, type Provider, type Type } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { Peer } from '../node/peer.js';
 import { P2PConfig, validateConfig, type P2POptions } from './p2p.config.js';
 import { P2P_CONFIG, P2P_NODE, P2P_OPTIONS } from './p2p.constants.js';
+import { NestP2PLogger } from './nest-p2p-logger.js';
 import { P2PServer } from './p2p.server.js';
 import { P2PService } from './p2p.service.js';
 import { P2PValidatorExplorer } from './p2p.validators.js';
@@ -37,8 +38,9 @@ const coreProviders: Provider[] = [
   { provide: P2P_CONFIG, useFactory: (options: P2POptions) => validateConfig(options), inject: [P2P_OPTIONS] },
   {
     provide: P2P_NODE,
-    useFactory: (config: P2PConfig) => new Peer({ ...config, logger: new Logger('P2P') }),
-    inject: [P2P_CONFIG],
+    // validateConfig checked options.logger; it is not part of P2PConfig (it is not data).
+    useFactory: (config: P2PConfig, options: P2POptions) => new Peer({ ...config, logger: options.logger ?? new NestP2PLogger() }),
+    inject: [P2P_CONFIG, P2P_OPTIONS],
   },
   P2PServer,
   P2PService,

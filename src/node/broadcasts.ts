@@ -97,7 +97,8 @@ export class Broadcasts {
     if (!this.host.isRunning() || isReserved(topic)) return;
     if (from !== this.host.selfId) return void this.host.connections().get(from)?.dispatchEvent(topic, data, meta, metadata);
     // The originator's own copy has no connection to go through.
-    const failed = (err: unknown) => this.host.logger.error(`network broadcast handler for "${topic}" failed: ${(err as Error)?.message ?? err}`);
+    const failed = (err: unknown) =>
+      this.host.logger.error(`network broadcast handler for "${topic}" failed: ${(err as Error)?.message ?? err}`, { event: 'handler-failed' });
     try {
       const result = this.host.deliverOwn(meta, topic, data, metadata);
       if (result instanceof Promise) result.catch(failed);

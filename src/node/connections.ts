@@ -53,7 +53,7 @@ export class Connections {
   release(peerId: string, why: string): void {
     const socket = this.open.get(peerId);
     if (!socket) return;
-    this.host.logger.debug?.(`closing the connection to ${peerId} at ${socket.remoteAddress}: ${why}`);
+    this.host.logger.debug?.(`closing the connection to ${peerId} at ${socket.remoteAddress}: ${why}`, { event: 'closing', peerId, address: socket.remoteAddress });
     // Drained: a network broadcast the peer sent before it reads the goodbye is delivered, not lost (it counts us as having it, so it would not announce it to us either).
     void socket.close(GoodbyeReason.Normal, why, undefined, true);
   }
@@ -82,7 +82,7 @@ export class Connections {
       const dialerOfNew = socket.direction === 'outbound' ? selfId : remoteId;
       const keepNew = this.opts.tls && existing.direction !== socket.direction && dialerOfNew === (selfId < remoteId ? selfId : remoteId);
       if (!keepNew) {
-        this.host.logger.debug?.(`duplicate connection to ${remoteId} from ${socket.remoteAddress} closed`);
+        this.host.logger.debug?.(`duplicate connection to ${remoteId} from ${socket.remoteAddress} closed`, { event: 'refused', peerId: remoteId, address: socket.remoteAddress });
         if (!this.opts.tls) this.refusedNewcomers.set(remoteId, Date.now());
         void socket.close(GoodbyeReason.Duplicate, 'already connected');
         return { info: existing.info(), opened: false };
@@ -94,13 +94,17 @@ export class Connections {
       this.open.set(remoteId, socket);
     } else if (socket.direction === 'inbound' && (refused = this.host.capRefusal(socket) ?? (this.host.isConfigured(remoteId) ? undefined : this.refusal(remoteId)))) {
       // Full (for any cap): tell the dialer who else it can dial (it may know nobody else), keep it as a candidate, then close.
-      this.host.logger.debug?.(`refusing ${remoteId} at ${socket.remoteAddress}: ${refused}`);
+      this.host.logger.debug?.(`refusing ${remoteId} at ${socket.remoteAddress}: ${refused}`, { event: 'refused', peerId: remoteId, address: socket.remoteAddress });
       this.host.onRefused(socket);
       void socket.close(GoodbyeReason.InboundLimit, `${refused}; dial the peers just sent`);
       return undefined;
     } else {
       this.open.set(remoteId, socket);
-      this.host.logger.log(`connected to ${remoteId} at ${socket.remoteAddress} (${socket.direction})`);
+      this.host.logger.log(`connected to ${remoteId} at ${socket.remoteAddress} (${socket.direction})`, {
+        event: 'connected',
+        peerId: remoteId,
+        address: socket.remoteAddress,
+      });
       this.host.emit({ type: 'connected', peer: socket.info() });
       this.host.onConnected(socket);
       return { info: socket.info(), opened: true };
@@ -147,7 +151,11 @@ export class Connections {
     if (now - (this.conflictsNoted.get(id) ?? -Infinity) < this.opts.idConflictRetryMs) return;
     if (this.conflictsNoted.size >= MAX_CONFLICTS_NOTED) this.conflictsNoted.delete(this.conflictsNoted.keys().next().value!);
     this.conflictsNoted.set(id, now);
-    this.host.logger.warn(`peer id ${id} is used by two nodes: one at ${kept} is connected, another at ${refused} was refused (goodbye 13); two nodes share one key`);
+    this.host.logger.warn(`peer id ${id} is used by two nodes: one at ${kept} is connected, another at ${refused} was refused (goodbye 13); two nodes share one key`, {
+      event: 'id-conflict',
+      peerId: id,
+      address: refused,
+    });
   }
 
   /** A connection closed: forgets it and, when it was a peer's connection, says so. */
@@ -157,9 +165,13 @@ export class Connections {
     if (!id || this.open.get(id) !== socket) return;
     this.open.delete(id);
     if (undeliveredBytes > 0) {
-      this.host.logger.warn(`${undeliveredBytes} queued bytes to ${id} at ${socket.remoteAddress} were not delivered: ${reason}`);
+      this.host.logger.warn(`${undeliveredBytes} queued bytes to ${id} at ${socket.remoteAddress} were not delivered: ${reason}`, {
+        event: 'undelivered',
+        peerId: id,
+        address: socket.remoteAddress,
+      });
     }
-    this.host.logger.log(`disconnected from ${id} at ${socket.remoteAddress}: ${reason}`);
+    this.host.logger.log(`disconnected from ${id} at ${socket.remoteAddress}: ${reason}`, { event: 'disconnected', peerId: id, address: socket.remoteAddress });
     this.host.emit({ type: 'disconnected', peer: socket.info(), reason, error, undeliveredBytes });
     if (!this.host.isRunning()) return;
     this.redialAfterMutualRefusal(socket, id);
@@ -180,7 +192,8 @@ export class Connections {
     const address = socket.remote?.listenAddress;
     if (this.opts.tls || refusedAt === undefined || Date.now() - refusedAt > this.opts.handshakeTimeoutMs) return;
     if (socket.goodbyeReceived !== GoodbyeReason.Duplicate || this.host.selfId > id || !address) return;
-    this.host.connect(`${id}@${address}`).catch((err: Error) => this.host.logger.debug?.(`redial of ${id} after a simultaneous dial failed: ${err.message}`));
+    this.host.connect(`${id}@${address}`).catch((err: Error) => this.host.logger.debug?.(`redial of ${id} after a simultaneous dial failed: ${err.message}`, { event: 'dial-failed', peerId: id, address }),
+    );
   }
 }
 

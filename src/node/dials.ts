@@ -63,7 +63,7 @@ export class Dials {
       inFlight: this.inFlight,
       isRunning: () => this.host.isRunning(),
       refuseCertificate: (socket, problem, ref) => {
-        this.host.logger.warn(`dial to ${ref.address} refused: ${problem.message}`);
+        this.host.logger.warn(`dial to ${ref.address} refused: ${problem.message}`, { event: 'refused', peerId: ref.peerId, address: ref.address });
         goodbyeAndClose(socket, GoodbyeReason.BadCertificate, problem.message, this.opts.closeGraceMs);
       },
     };

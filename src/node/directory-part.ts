@@ -108,7 +108,7 @@ export class DirectoryPart {
     try {
       this.host.pipeline().originate(DIRECTORY_TOPIC, Encoding.Binary, tombstone, 'raintree');
     } catch (err) {
-      this.host.logger.debug?.(`directory tombstone not sent: ${(err as Error).message}`);
+      this.host.logger.debug?.(`directory tombstone not sent: ${(err as Error).message}`, { event: 'directory' });
     }
   }
 

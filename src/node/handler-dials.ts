@@ -91,7 +91,7 @@ export class HandlerDials {
     if (!this.refused.has(address)) {
       if (this.refused.size >= MAX_ADDRESSES) this.refused.clear();
       const why = this.host.refusal(address);
-      if (why) this.host.logger.debug?.(`handler address ${address} not dialed: ${why}`);
+      if (why) this.host.logger.debug?.(`handler address ${address} not dialed: ${why}`, { event: 'refused', address });
       this.refused.set(address, why);
     }
     return this.refused.get(address) === undefined;
@@ -112,7 +112,7 @@ export class HandlerDials {
       () => this.badAddresses.delete(address),
       (err: unknown) => {
         if (!this.host.isRunning()) return;
-        this.host.logger.debug?.(`dial to handler ${id} at ${address} failed: ${(err as Error).message}`);
+        this.host.logger.debug?.(`dial to handler ${id} at ${address} failed: ${(err as Error).message}`, { event: 'dial-failed', peerId: id, address });
         this.markBad(address);
         this.host.dialFailed(id);
       },
@@ -123,7 +123,7 @@ export class HandlerDials {
   /** A request is about to use the connection it dialed to `id`: closed again once idle. */
   used(id: string, address: string, subject: string): void {
     if (this.dialed.has(id)) return;
-    this.host.logger.debug?.(`dialed handler ${id} at ${address} for "${subject}"`);
+    this.host.logger.debug?.(`dialed handler ${id} at ${address} for "${subject}"`, { event: 'dialed', peerId: id, address });
     this.dialed.add(id);
     this.watchIdle();
   }

@@ -43,7 +43,7 @@ export class Inbound {
       server.once('error', failed);
       server.listen(port, host, () => {
         server.off('error', failed);
-        server.on('error', (err) => this.host.logger.error(`listener error: ${err.message}`));
+        server.on('error', (err) => this.host.logger.error(`listener error: ${err.message}`, { event: 'listener-error' }));
         const bound = server.address();
         resolve(bound && typeof bound === 'object' ? formatAddress(bound.address, bound.port) : listen);
       });
@@ -59,12 +59,15 @@ export class Inbound {
     const { refused, evicted } = this.admission.accept(raw);
     if (refused) {
       this.host.countRefused();
-      this.host.logger.debug?.(`inbound connection from ${socketAddress(raw)} dropped: ${refused}`);
+      this.host.logger.debug?.(`inbound connection from ${socketAddress(raw)} dropped: ${refused}`, { event: 'refused', address: socketAddress(raw) });
       raw.destroy();
       return;
     }
     if (evicted) {
-      this.host.logger.debug?.(`inbound handshake from ${socketAddress(evicted)} dropped: ${this.opts.maxPendingInbound} handshakes pending, it was the oldest`);
+      this.host.logger.debug?.(`inbound handshake from ${socketAddress(evicted)} dropped: ${this.opts.maxPendingInbound} handshakes pending, it was the oldest`, {
+        event: 'refused',
+        address: socketAddress(evicted),
+      });
       evicted.destroy();
     }
     const credentials = this.host.credentials();
@@ -79,13 +82,13 @@ export class Inbound {
       (secured: SecuredConnection) => {
         if (!this.host.isRunning()) return void secured.socket.destroy();
         if (secured.problem) {
-          this.host.logger.warn(`refusing inbound connection from ${address}: ${secured.problem.message}`);
+          this.host.logger.warn(`refusing inbound connection from ${address}: ${secured.problem.message}`, { event: 'refused', address });
           return goodbyeAndClose(secured.socket, GoodbyeReason.BadCertificate, secured.problem.message, this.opts.closeGraceMs);
         }
         this.handshake(secured.socket, secured.proven, raw);
       },
       (err: Error) => {
-        this.host.logger.warn(`inbound connection from ${address} closed: ${err.message}`);
+        this.host.logger.warn(`inbound connection from ${address} closed: ${err.message}`, { event: 'connection-error', address });
         if (err instanceof PlaintextOnTlsError) {
           goodbyeAndClose(raw, GoodbyeReason.TlsMismatch, 'this node requires TLS', this.opts.closeGraceMs);
         }

@@ -68,7 +68,7 @@ export function answerLocally(req: PatternRequest, caller: RequestObserver, loca
       try {
         copy = roundTrip(value);
       } catch (err) {
-        local.logger.warn(`reply to "${req.subject}" is not serialisable: ${(err as Error).message}`);
+        local.logger.warn(`reply to "${req.subject}" is not serialisable: ${(err as Error).message}`, { event: 'reply-failed' });
         return;
       }
       caller.next(copy);

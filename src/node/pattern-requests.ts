@@ -188,7 +188,7 @@ export class PatternRequests {
 
   /** The request could not be handed to `id` (it never ran there): another handler is tried. */
   skip(req: PatternRequest, id: string, err: Error): void {
-    this.host.logger.debug?.(`request to "${req.subject}" not handed to ${id}: ${err.message}`);
+    this.host.logger.debug?.(`request to "${req.subject}" not handed to ${id}: ${err.message}`, { event: 'request-failed', peerId: id });
     (req.skip ??= new Set()).add(id);
     req.lastError = err;
     this.attempt(req);

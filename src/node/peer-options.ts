@@ -142,7 +142,7 @@ export interface PeerOptions extends Partial<SocketLimits> {
    * @internal
    */
   dropRelays?: boolean;
-  /** Where the node logs (Nest's `Logger` fits; P2PModule passes `new Logger('P2P')`); omitted: nowhere. */
+  /** Where the node logs, each line with its LogFields (P2PModule passes Nest's `Logger('P2P')`, fields dropped); omitted: nowhere. */
   logger?: P2PLogger;
 }
 

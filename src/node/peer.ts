@@ -260,7 +260,11 @@ export class Peer extends EventEmitter {
     if (now - (this.conflictsReported.get(key) ?? -Infinity) < this.opts.idConflictRetryMs) return;
     if (this.conflictsReported.size >= 256) this.conflictsReported.delete(this.conflictsReported.keys().next().value!);
     this.conflictsReported.set(key, now);
-    this.logger.error(`${error.message} (${error.p2pCode}; not redialing ${error.address ?? 'it'} for ${this.opts.idConflictRetryMs} ms)`);
+    this.logger.error(`${error.message} (${error.p2pCode}; not redialing ${error.address ?? 'it'} for ${this.opts.idConflictRetryMs} ms)`, {
+      event: 'id-conflict',
+      peerId: error.sharedId,
+      address: error.address,
+    });
   }
 
   /** Why the node cannot act now. A node never started is the usual slip in a Nest app: the message says what starts it. */
@@ -306,18 +310,18 @@ export class Peer extends EventEmitter {
   }
 
   private async startRunning(): Promise<void> {
-    if (this.identity.ephemeral) this.logger.log(`node ${this.id} uses an ephemeral key (set privateKeyFile to keep its id)`);
-    if (this.self.keyFileNote) this.logger.warn(`node ${this.id}: ${this.self.keyFileNote}`);
+    if (this.identity.ephemeral) this.logger.log(`node ${this.id} uses an ephemeral key (set privateKeyFile to keep its id)`, { event: 'config' });
+    if (this.self.keyFileNote) this.logger.warn(`node ${this.id}: ${this.self.keyFileNote}`, { event: 'config' });
     if (this.opts.tls) {
       this.credentials = await createTlsCredentials(this.identity);
     } else {
-      this.logger.warn(`node ${this.id} runs with tls: false: connections are neither encrypted nor authenticated; use it only on a trusted network`);
+      this.logger.warn(`node ${this.id} runs with tls: false: connections are neither encrypted nor authenticated; use it only on a trusted network`, { event: 'config' });
     }
     if (this.opts.listen !== null) this.self.listenAddress = await this.inbound.listen(this.opts.listen);
     await this.store?.open(); // after listen: stored addresses are judged by the address policy, which knows ours then
     this.state = 'running';
     const where = this.self.listenAddress ? `listening on ${this.self.listenAddress}` : 'not listening';
-    this.logger.log(`node ${this.id} ${where} (${this.opts.tls ? 'TLS 1.3' : 'plaintext'})`);
+    this.logger.log(`node ${this.id} ${where} (${this.opts.tls ? 'TLS 1.3' : 'plaintext'})`, { event: 'listening' });
     this.discovery.start();
     this.broadcasts.pipeline.start();
     this.directory.start();
@@ -569,6 +573,6 @@ export class Peer extends EventEmitter {
     await serverClosed;
     this.keyLock?.release();
     this.state = 'closed';
-    this.logger.log(`node ${this.id} closed`);
+    this.logger.log(`node ${this.id} closed`, { event: 'closed' });
   }
 }

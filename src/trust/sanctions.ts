@@ -42,7 +42,11 @@ export class Sanctions {
     const ban = this.bans.add({ peerId, ip: where.inboundIp, durationMs, reason });
     this.bansTotal++;
     const seconds = Math.round(durationMs / 1000);
-    this.host.logger.warn(`banned peer ${peerId} at ${where.address ?? 'unknown address'}${ban.ip ? ` (and IP ${ban.ip})` : ''} for ${seconds} s: ${reason}`);
+    this.host.logger.warn(`banned peer ${peerId} at ${where.address ?? 'unknown address'}${ban.ip ? ` (and IP ${ban.ip})` : ''} for ${seconds} s: ${reason}`, {
+      event: 'banned',
+      peerId,
+      address: where.address,
+    });
     this.host.disconnect(peerId, `banned for ${seconds} s: ${reason}`);
     return ban;
   }
@@ -51,7 +55,8 @@ export class Sanctions {
   unban(peerIdOrIp: string): boolean {
     this.scores.forget(peerIdOrIp);
     const lifted = this.bans.remove(peerIdOrIp);
-    if (lifted) this.host.logger.log(`ban on ${peerIdOrIp} lifted`);
+    // An IP is not a host:port: only a peer id goes into a field.
+    if (lifted) this.host.logger.log(`ban on ${peerIdOrIp} lifted`, { event: 'unbanned', peerId: /^[0-9a-f]{40}$/.test(peerIdOrIp) ? peerIdOrIp : undefined });
     return lifted;
   }
 

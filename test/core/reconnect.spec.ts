@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { loadIdentity } from '../../src/common/identity.js';
-import { type PeerEvent, type PeerInfo } from '../../src/common/types.js';
+import { type LogFields, type P2PLogger, type PeerEvent, type PeerInfo } from '../../src/common/types.js';
 import { backoffDelay, PersistentPeers, type DialOutcome } from '../../src/discovery/reconnect.js';
 import { type PeerOptions } from '../../src/node/peer-options.js';
 import { Peer } from '../../src/node/peer.js';
@@ -61,6 +61,39 @@ describe('persistent peers: what is logged', () => {
       expect(lines).toEqual([
         expect.stringMatching(/^warn could not connect to 127\.0\.0\.1:1: connect ECONNREFUSED; retrying in \d+ ms$/),
         `log reconnected to ${info.id} at 127.0.0.1:1`,
+      ]);
+    } finally {
+      persistent.stop();
+    }
+  });
+
+  it('passes LogFields with each line: the event, and the id and address of the peer (issue 23)', async () => {
+    const lines: Array<{ level: string; message: string; fields?: LogFields }> = [];
+    const at = (level: string) => (message: string, fields?: LogFields) => void lines.push({ level, message, fields });
+    const logger: P2PLogger = { log: at('log'), warn: at('warn'), error: at('error'), debug: at('debug') };
+    const info = { id: 'c'.repeat(40) } as PeerInfo;
+    const outcomes: Array<DialOutcome | Error> = [new Error('connect ECONNREFUSED'), new Error('connect ECONNREFUSED'), { info, opened: true }];
+    let dials = 0;
+    const persistent = new PersistentPeers(
+      {
+        dial: async () => {
+          const next = outcomes[dials++]!;
+          if (next instanceof Error) throw next;
+          return next;
+        },
+        isConnected: () => false,
+      },
+      { baseMs: 5, maxMs: 10 },
+      logger,
+    );
+    try {
+      await persistent.add(`${info.id}@127.0.0.1:2`, info.id);
+      await waitFor(() => lines.some((l) => l.fields?.event === 'reconnected'), 1000, 'the reconnect line');
+      const about = { peerId: info.id, address: '127.0.0.1:2' }; // host:port, without the configured id
+      expect(lines.map(({ level, fields }) => ({ level, fields }))).toEqual([
+        { level: 'warn', fields: { event: 'dial-failed', ...about } }, // the first failure
+        { level: 'debug', fields: { event: 'dial-failed', ...about } }, // the retry: routine
+        { level: 'log', fields: { event: 'reconnected', ...about } },
       ]);
     } finally {
       persistent.stop();

@@ -156,7 +156,7 @@ describe('nestjs-p2p CLI (built package)', () => {
     }
   }, 40_000);
 
-  it('node: no debug lines unless --verbose; JSON lines about a peer carry peerId and address; no ANSI colours when redirected (issue 23)', async () => {
+  it('node: no debug lines unless --verbose; JSON lines carry the node\'s event, peerId and address fields, text lines do not; no ANSI colours when redirected (issue 23)', async () => {
     const dir = tempDir();
     const config = join(dir, 'full.json');
     // At maxPeers 1 once it dialed `first`, each node refuses `second` and logs why at debug level.
@@ -179,13 +179,20 @@ describe('nestjs-p2p CLI (built package)', () => {
       }
       await waitFor(() => verbose.lines.some((l) => l.level === 'debug' && l.message.startsWith(`refusing ${second.id}`)), 5000, 'the debug line of the refusal');
       const refusal = verbose.lines.find((l) => l.message.startsWith(`refusing ${second.id}`)) as Record<string, unknown>;
-      expect(refusal.peerId).toBe(second.id);
-      expect(refusal.address).toMatch(/^127\.0\.0\.1:\d+$/);
+      expect(refusal).toMatchObject({ event: 'refused', peerId: second.id, address: expect.stringMatching(/^127\.0\.0\.1:\d+$/) });
       expect(quiet.lines.filter((l) => l.level === 'debug' || l.level === 'verbose')).toEqual([]);
       const connected = quiet.lines.find((l) => l.message.startsWith(`connected to ${first.id}`)) as Record<string, unknown>;
-      expect(connected).toMatchObject({ level: 'log', context: 'P2P', peerId: first.id, address: first.address() });
-      await waitFor(() => out.includes('ready: id'), 15_000, 'the text node to start');
+      expect(connected).toMatchObject({ level: 'log', context: 'P2P', event: 'connected', peerId: first.id, address: first.address() });
+      // From the node's fields, not its text: the listening line names the node's own id, yet is about no peer.
+      const listening = quiet.lines.find((l) => / listening on /.test(l.message)) as Record<string, unknown>;
+      expect(listening).toMatchObject({ context: 'P2P', event: 'listening' });
+      expect(listening).not.toHaveProperty('peerId');
+      const ready = quiet.lines.find((l) => l.message.startsWith('ready:')) as Record<string, unknown>;
+      expect(ready).not.toHaveProperty('event'); // the CLI's own line: no node event
+      await waitFor(() => out.includes(`connected to ${first.id}`), 15_000, 'the text node to connect');
       expect(out).not.toContain('\u001b[');
+      const textLine = out.split('\n').find((l) => l.includes(`connected to ${first.id}`))!;
+      expect(textLine).toMatch(/\[P2P\] connected to [0-9a-f]{40} at \S+ \(outbound\)( \+\d+ms)?$/); // no fields appended
     } finally {
       for (const child of [quiet.child, verbose.child, text]) child.kill('SIGKILL');
     }

@@ -62,6 +62,20 @@ describe('what a Nest user sees', () => {
     expect(quiet.lines.filter((l) => l.level !== 'log')).toEqual([]);
   });
 
+  it("the app's logger gets the node's lines as before: the message and the context P2P, no LogFields (issue 23)", async () => {
+    const calls: unknown[][] = [];
+    const record = (...args: unknown[]) => void calls.push(args);
+    const capture: LoggerService = { log: record, warn: record, error: record, debug: record };
+    const [a, b] = [await app([NothingController], capture), await app([NothingController], capture)];
+    const [sa, sb] = [a, b].map((x) => x.get(P2PService));
+    await sa!.connect(`${sb!.id}@${sb!.address()}`);
+    await waitFor(() => calls.some(([message]) => String(message).startsWith(`connected to ${sb!.id}`)), 3000, 'the connect line');
+    const node = calls.filter((args) => args.at(-1) === 'P2P');
+    expect(node.length).toBeGreaterThan(0);
+    // Nest's ConsoleLogger would print an object argument after the message, or as a second line.
+    expect(node.filter((args) => typeof args[0] !== 'string' || args.slice(1).some((arg) => typeof arg === 'object' && arg !== null))).toEqual([]);
+  });
+
   it('events$ tells a late subscriber who is connected already, then what changes', async () => {
     const [a, b] = [await startNode({ peerExchange: false }), await startNode({ peerExchange: false })];
     nodes.push(a, b);

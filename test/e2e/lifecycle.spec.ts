@@ -2,6 +2,7 @@ import { Injectable, Module } from '@nestjs/common';
 import { ConfigModule, ConfigService } from '@nestjs/config';
 import { Test } from '@nestjs/testing';
 import { describe, expect, it } from 'vitest';
+import { silentLogger, type LogFields, type P2PLogger } from '../../src/core.js';
 import { P2PConfigError, P2PListenError, P2PModule, P2PNotRunningError, P2PServer, P2PService, P2P_CONFIG, validateConfig, type P2POptions, type P2POptionsFactory } from '../../src/index.js';
 import { connectAndWait, NodeController, startApp, startNode } from '../nest-helpers.js';
 
@@ -60,6 +61,41 @@ describe('config', () => {
     await expect(
       Test.createTestingModule({ imports: [P2PModule.forRoot({ maxOutbound: -5 })] }).compile(),
     ).rejects.toBeInstanceOf(P2PConfigError);
+  });
+
+  it('checks a logger: log, warn and error methods, debug optional (issue 23)', () => {
+    expect(() => validateConfig({ logger: 'pino' } as never)).toThrow(/logger must be an object with log, warn and error methods/);
+    expect(() => validateConfig({ logger: { log() {} } } as never)).toThrow(/missing: warn, error/);
+    expect(() => validateConfig({ logger: { ...silentLogger, debug: true } } as never)).toThrow(/logger.debug must be a method/);
+    expect(() => validateConfig({ logger: silentLogger })).not.toThrow();
+  });
+
+  it('a logger in the config gets every line with its LogFields, methods on its prototype included (issue 23)', async () => {
+    class Recorder implements P2PLogger {
+      readonly lines: Array<{ message: string; fields?: LogFields }> = [];
+      log(message: string, fields?: LogFields): void {
+        this.lines.push({ message, fields });
+      }
+      warn(message: string, fields?: LogFields): void {
+        this.lines.push({ message, fields });
+      }
+      error(message: string, fields?: LogFields): void {
+        this.lines.push({ message, fields });
+      }
+    }
+    const logger = new Recorder();
+    const a = await startNode({ logger });
+    const b = await startNode();
+    try {
+      await connectAndWait(a, b);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(logger.lines.find((l) => l.fields?.event === 'listening')!.message).toContain(a.address);
+      const connected = logger.lines.find((l) => l.fields?.event === 'connected');
+      expect(connected?.fields).toEqual({ event: 'connected', peerId: b.id, address: b.address });
+      expect(logger.lines.every((l) => l.fields?.event)).toBe(true); // every core line names its event
+    } finally {
+      await Promise.all([a.app.close(), b.app.close()]);
+    }
   });
 
   it('loads a fixed identity from a hex seed', () => {
