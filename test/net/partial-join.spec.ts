@@ -88,12 +88,21 @@ describe(`real sockets: a node joins a settled network of ${N} processes (degree
     expect(d((s) => s.tooManyArcs)).toBe(0);
   }
 
-  /** The settled node with the fewest connections: one with room for the joiner, so that it is not refused. */
+  /**
+   * A settled node with room for the joiner, so that it is not refused: below the degree bound, and with
+   * room in its share of inbound connections not of its choosing (at most a third of its connections,
+   * src/node/connections.ts), which it holds by refusing such dialers rather than by dialing more. A joiner
+   * without peer exchange never learns another node to try, so it gets one whose outbound connections
+   * alone leave room for one more inbound (2 × (inbound + 1) ≤ outbound), when there is one; else the
+   * node with the most outbound connections for its inbound ones.
+   */
   async function roomiest(): Promise<NodeProcess> {
     const stats = await Promise.all(nodes.map(statsOf));
-    const degrees = stats.map((s) => s.peers.length);
-    const i = degrees.indexOf(Math.min(...degrees));
-    expect(degrees[i]).toBeLessThan(D);
+    const count = (s: NodeStats, direction: 'inbound' | 'outbound') => s.peers.filter((p) => p.direction === direction).length;
+    const room = stats.map((s) => (s.peers.length < D ? count(s, 'outbound') - 2 * (count(s, 'inbound') + 1) : -Infinity));
+    const i = room.indexOf(Math.max(...room));
+    expect(stats[i]!.peers.length).toBeLessThan(D);
+    report(`joiner's peer: node ${nodes[i]!.index}, ${count(stats[i]!, 'outbound')} outbound and ${count(stats[i]!, 'inbound')} inbound connections`);
     return nodes[i]!;
   }
 
