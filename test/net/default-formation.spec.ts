@@ -7,8 +7,8 @@ import { addressOf, broadcastFrom, connected, report, sleep, spawnNodes, startNo
  * topology's least degree, all connected) and deliver every network broadcast to every node.
  * Before the fix, a node the only seed it knew refused for maxInboundPerIp learned no peers
  * (unlike a maxPeers refusal), and a pair of nodes stayed connected only to each other: degree 1,
- * 29 of 30 broadcasts missed. The time to reach the least degree is reported (P2P_TEST_STATS=1),
- * not asserted: docs/operations.md gives the figures. P2P_FORMATION_NODES sets N (default 40).
+ * 29 of 30 broadcasts missed. The time to reach the least degree is reported (P2P_TEST_STATS=1)
+ * and asserted loosely (20 s from the last start; docs/operations.md gives the figures). P2P_FORMATION_NODES sets N (default 40).
  */
 const N = Number(process.env.P2P_FORMATION_NODES ?? 40);
 const FLOOR = Math.min(8, N - 1);
@@ -54,6 +54,9 @@ describe(`real sockets: ${N} node processes with default settings, each started 
     const d = summary(degrees(stats));
     report(`default settings, ${N} nodes: least degree ${FLOOR} reached ${formed ? `after ${Date.now() - startedAt} ms from the first start, ${Date.now() - allStartedAt} ms from the last` : 'NOT within 90 s'}; degree min ${d.min} max ${d.max} mean ${d.mean.toFixed(2)}`);
     expect(formed, `degrees ${degrees(stats).join(' ')}`).toBe(true);
+    // Issue 23's target is 10 s for 20 nodes (1–4 s here for 20 and 40); asserted loosely, at twice that
+    // from the last start, for CI's loaded cores: a return to the 30 s peer-exchange pace would fail it.
+    expect(Date.now() - allStartedAt).toBeLessThanOrEqual(20_000);
   }, 100_000);
 
   it(`${BROADCASTS} network broadcasts from various nodes: each reaches all ${N} exactly once`, async () => {
