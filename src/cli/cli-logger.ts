@@ -11,33 +11,42 @@ export function logLevelsUpTo(level: CliLogLevel): LogLevel[] {
 }
 
 /**
- * Nest's ConsoleLogger with Nest's structured params flattened into JSON lines (`--json`), and left out of
- * text lines, which read as before. The node logs through p2pLogger(): its JSON lines carry the node's
- * LogFields (`event`, `peerId`, `address`), so that a log pipeline can select lines without parsing text.
+ * Nest's ConsoleLogger whose JSON lines (`--json`) carry the node's LogFields (`event`, `peerId`,
+ * `address`) at the top level, so that a log pipeline can select lines without parsing text; text lines
+ * read as before. The node logs through p2pLogger(). The fields ride beside the call rather than as a
+ * Nest param: NestJS 11's ConsoleLogger prints each extra param as a line of its own (12's
+ * `flattenParams` does not exist there), and both majors build JSON lines in getJsonLogObject.
  */
 export class CliLogger extends ConsoleLogger {
+  /** The fields of the line being printed (logging is synchronous: set, print, cleared). */
+  private fields: Record<string, unknown> | undefined;
+
   constructor(context: string, options: { json: boolean; colors: boolean; logLevels: LogLevel[] }) {
-    super(context, { ...options, flattenParams: true });
+    super(context, options);
   }
 
   /** The node's logger: this one, under the context `P2P`, each line with the fields the node passes. */
   p2pLogger(): P2PLogger {
     return {
-      log: (message, fields) => this.log(message, ...withFields(fields), 'P2P'),
-      warn: (message, fields) => this.warn(message, ...withFields(fields), 'P2P'),
-      error: (message, fields) => this.error(message, ...withFields(fields), 'P2P'),
-      debug: (message, fields) => this.debug(message, ...withFields(fields), 'P2P'),
+      log: (message, fields) => this.withFields(fields, () => this.log(message, 'P2P')),
+      warn: (message, fields) => this.withFields(fields, () => this.warn(message, 'P2P')),
+      error: (message, fields) => this.withFields(fields, () => this.error(message, 'P2P')),
+      debug: (message, fields) => this.withFields(fields, () => this.debug(message, 'P2P')),
     };
   }
 
-  // Text lines stay as they were: the fields only repeat what the message says.
-  protected override formatMessage(level: LogLevel, message: unknown, pid: string, levelText: string, context: string, timestampDiff: string): string {
-    return super.formatMessage(level, message, pid, levelText, context, timestampDiff);
+  protected override getJsonLogObject(message: unknown, options: Parameters<ConsoleLogger['getJsonLogObject']>[1]): ReturnType<ConsoleLogger['getJsonLogObject']> {
+    const object = super.getJsonLogObject(message, options);
+    return this.fields ? { ...object, ...this.fields } : object;
   }
-}
 
-/** The fields as one plain object param without unset keys (a JSON line has no `"address": undefined`), or none. */
-function withFields(fields: LogFields | undefined): [LogFields] | [] {
-  if (!fields) return [];
-  return [Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined)) as unknown as LogFields];
+  private withFields(fields: LogFields | undefined, print: () => void): void {
+    // Without unset keys: a JSON line has no `"address": undefined`.
+    this.fields = fields && Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined));
+    try {
+      print();
+    } finally {
+      this.fields = undefined;
+    }
+  }
 }
