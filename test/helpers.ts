@@ -1,6 +1,7 @@
 import { createServer, type AddressInfo } from 'node:net';
 import { type PeerOptions } from '../src/node/peer-options.js';
 import { Peer } from '../src/node/peer.js';
+import type { P2PLogger } from '../src/common/types.js';
 
 /** The two channel modes every end-to-end suite runs in. */
 export const MODES = [
@@ -58,4 +59,20 @@ export async function freePort(): Promise<number> {
   const { port } = server.address() as AddressInfo;
   await new Promise((resolve) => server.close(resolve));
   return port;
+}
+
+/** A logger that keeps every line with its level, for tests that check what a node logged. */
+export interface CapturedLogger extends P2PLogger {
+  lines: Array<{ level: string; message: string }>;
+}
+
+export function captureLogger(): CapturedLogger {
+  const lines: CapturedLogger['lines'] = [];
+  return {
+    lines,
+    log: (message) => lines.push({ level: 'log', message }),
+    warn: (message) => lines.push({ level: 'warn', message }),
+    error: (message) => lines.push({ level: 'error', message }),
+    debug: (message) => lines.push({ level: 'debug', message }),
+  };
 }

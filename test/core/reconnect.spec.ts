@@ -31,32 +31,38 @@ describe('backoff', () => {
   });
 });
 
+/** PersistentPeers whose dials meet `outcomes` in turn (an Error is a failed dial), backing off 5–10 ms. */
+function scripted(outcomes: ReadonlyArray<DialOutcome | Error>, logger: P2PLogger): { persistent: PersistentPeers; dials: () => number } {
+  let dials = 0;
+  const persistent = new PersistentPeers(
+    {
+      dial: async () => {
+        const next = outcomes[dials++]!;
+        if (next instanceof Error) throw next;
+        return next;
+      },
+      isConnected: () => false,
+    },
+    { baseMs: 5, maxMs: 10 },
+    logger,
+  );
+  return { persistent, dials: () => dials };
+}
+
 describe('persistent peers: what is logged', () => {
   it('logs a reconnect only when the redial opened the connection, not when the peer had redialed first (a duplicate)', async () => {
     const lines: string[] = [];
     const logger = { log: (m: string) => void lines.push(`log ${m}`), warn: (m: string) => void lines.push(`warn ${m}`), error: (m: string) => void lines.push(`error ${m}`) };
     const info = { id: 'b'.repeat(40) } as PeerInfo;
     const outcomes: Array<DialOutcome | Error> = [new Error('connect ECONNREFUSED'), { info, opened: false }, { info, opened: true }];
-    let dials = 0;
-    const persistent = new PersistentPeers(
-      {
-        dial: async () => {
-          const next = outcomes[dials++]!;
-          if (next instanceof Error) throw next;
-          return next;
-        },
-        isConnected: () => false,
-      },
-      { baseMs: 5, maxMs: 10 },
-      logger,
-    );
+    const { persistent, dials } = scripted(outcomes, logger);
     try {
       await persistent.add('127.0.0.1:1'); // refused: a warning, then a retry
-      await waitFor(() => dials === 2, 1000, 'the retry');
+      await waitFor(() => dials() === 2, 1000, 'the retry');
       await new Promise((r) => setTimeout(r, 20));
       expect(lines.filter((l) => l.includes('reconnected'))).toEqual([]); // the retry met the peer's own connection
       persistent.onDisconnected(info.id);
-      await waitFor(() => dials === 3, 1000, 'the redial after a disconnect');
+      await waitFor(() => dials() === 3, 1000, 'the redial after a disconnect');
       await waitFor(() => lines.some((l) => l.includes('reconnected')), 1000, 'the reconnect line');
       expect(lines).toEqual([
         expect.stringMatching(/^warn could not connect to 127\.0\.0\.1:1: connect ECONNREFUSED; retrying in \d+ ms$/),
@@ -73,19 +79,7 @@ describe('persistent peers: what is logged', () => {
     const logger: P2PLogger = { log: at('log'), warn: at('warn'), error: at('error'), debug: at('debug') };
     const info = { id: 'c'.repeat(40) } as PeerInfo;
     const outcomes: Array<DialOutcome | Error> = [new Error('connect ECONNREFUSED'), new Error('connect ECONNREFUSED'), { info, opened: true }];
-    let dials = 0;
-    const persistent = new PersistentPeers(
-      {
-        dial: async () => {
-          const next = outcomes[dials++]!;
-          if (next instanceof Error) throw next;
-          return next;
-        },
-        isConnected: () => false,
-      },
-      { baseMs: 5, maxMs: 10 },
-      logger,
-    );
+    const { persistent } = scripted(outcomes, logger);
     try {
       await persistent.add(`${info.id}@127.0.0.1:2`, info.id);
       await waitFor(() => lines.some((l) => l.fields?.event === 'reconnected'), 1000, 'the reconnect line');

@@ -1,7 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { P2PLogger } from '../../src/common/types.js';
 import { Peer } from '../../src/node/peer.js';
-import { freePort, waitFor } from '../helpers.js';
+import { captureLogger, freePort, waitFor } from '../helpers.js';
 
 // A node restarted on the same port with a new key (issue 23). Before, its peer connected to the
 // new id but kept the old id at that address in its address book, and dialed it there every
@@ -16,19 +15,6 @@ afterEach(async () => {
   await Promise.all(open.splice(0).map((p) => p.close()));
 });
 
-interface Captured extends P2PLogger {
-  lines: Array<{ level: string; message: string }>;
-}
-function capture(): Captured {
-  const lines: Captured['lines'] = [];
-  return {
-    lines,
-    log: (message) => lines.push({ level: 'log', message }),
-    warn: (message) => lines.push({ level: 'warn', message }),
-    error: (message) => lines.push({ level: 'error', message }),
-    debug: (message) => lines.push({ level: 'debug', message }),
-  };
-}
 
 
 async function start(options: ConstructorParameters<typeof Peer>[0]): Promise<Peer> {
@@ -45,7 +31,7 @@ const fast = { pexIntervalMs: 300, reconnectBaseMs: 250, reconnectMaxMs: 1000 };
 describe('a node restarted at the same address with a new key', () => {
   for (const newcomerDials of [true, false]) {
     it(`is known by its new id only; the old id there is dropped and not dialed again (${newcomerDials ? 'it dials its peer' : 'its peer redials the address'})`, async () => {
-      const logger = capture();
+      const logger = captureLogger();
       const p = await start({ listen: '127.0.0.1:0', logger, ...fast });
       const port = await freePort();
       const q1 = await start({ listen: `127.0.0.1:${port}`, peers: [p.address()!], ...fast });

@@ -3,9 +3,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { P2PLogger } from '../../src/common/types.js';
 import { Peer, type PeerOptions } from '../../src/node/peer.js';
-import { waitFor } from '../helpers.js';
+import { captureLogger, waitFor, type CapturedLogger } from '../helpers.js';
 import { addressOf, spawnNode, startNode, statsOf, stopNodes, type NodeProcess } from '../net-processes.js';
 
 // A node that remembers its peers (issue 23). A node killed and restarted with the same key and no
@@ -21,20 +20,7 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-interface Captured extends P2PLogger {
-  lines: Array<{ level: string; message: string }>;
-}
-function capture(): Captured {
-  const lines: Captured['lines'] = [];
-  return {
-    lines,
-    log: (message) => lines.push({ level: 'log', message }),
-    warn: (message) => lines.push({ level: 'warn', message }),
-    error: (message) => lines.push({ level: 'error', message }),
-    debug: (message) => lines.push({ level: 'debug', message }),
-  };
-}
-const warnings = (logger: Captured) => logger.lines.filter((l) => l.level === 'warn' || l.level === 'error').map((l) => l.message);
+const warnings = (logger: CapturedLogger) => logger.lines.filter((l) => l.level === 'warn' || l.level === 'error').map((l) => l.message);
 
 function storeFile(): string {
   const dir = mkdtempSync(join(tmpdir(), 'p2p-store-'));
@@ -81,7 +67,7 @@ describe('peer store (peerStoreFile)', () => {
     expect(stored.peers.every((p) => !p.own)).toBe(true);
 
     // Another port, so that B's and C's redials of the old address find nothing: only A's store brings them back.
-    const logger = capture();
+    const logger = captureLogger();
     const startedAt = Date.now();
     const a2 = await start({ privateKey, peerStoreFile: file, logger });
     let first: { direction: string } | undefined;
@@ -98,7 +84,7 @@ describe('peer store (peerStoreFile)', () => {
   it('a garbage store file: one warning, the node starts, and the file is rewritten as its own', async () => {
     const file = storeFile();
     writeFileSync(file, '{"version":1,"id":"abc", "peers": [ {"id": tr');
-    const logger = capture();
+    const logger = captureLogger();
     const a = await start({ peerStoreFile: file, logger });
     expect(a.isRunning).toBe(true);
     expect(warnings(logger)).toHaveLength(1);
@@ -117,7 +103,7 @@ describe('peer store (peerStoreFile)', () => {
     expect(read(file).peers.map((p) => p.id)).toEqual([b.id]);
     expect(read(file).peers[0]!.own).toBe(true); // configured: X's own choice
 
-    const logger = capture();
+    const logger = captureLogger();
     const y = await start({ peerStoreFile: file, logger });
     expect(warnings(logger)).toHaveLength(1);
     expect(warnings(logger)[0]).toContain(`belongs to node ${x.id}`);
@@ -128,7 +114,7 @@ describe('peer store (peerStoreFile)', () => {
 
     const raw = { ...read(file), version: 2 };
     writeFileSync(file, JSON.stringify(raw));
-    const logger2 = capture();
+    const logger2 = captureLogger();
     const z = await start({ peerStoreFile: file, logger: logger2 });
     expect(warnings(logger2)[0]).toMatch(/version 2, expected 1/);
     expect(z.knownPeers()).toEqual([]);
@@ -143,7 +129,7 @@ describe('peer store (peerStoreFile)', () => {
     const peers = Array.from({ length: 10 }, (_, i) => ({ id: fakeId(), address: `127.0.0.1:${1 + i}`, seenAt: now - i * 60_000, own: false }));
     const bad = [{ id: 'nope', address: '127.0.0.1:1', seenAt: now, own: false }, { id: fakeId(), address: 'not an address', seenAt: now, own: false }];
     writeFileSync(file, JSON.stringify({ version: 1, id: probe.id, peers: [...peers, ...bad] }));
-    const logger = capture();
+    const logger = captureLogger();
     const a = await start({ privateKey, peerStoreFile: file, peerStoreMaxPeers: 4, logger });
     const known = a.knownPeers().filter((k) => k.verified).map((k) => k.id);
     expect(known.sort()).toEqual(peers.slice(0, 4).map((p) => p.id).sort());
