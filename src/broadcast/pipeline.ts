@@ -240,6 +240,15 @@ export class BroadcastPipeline {
     this.repair.stop();
   }
 
+  /**
+   * Signs and sends the batch of this node's own broadcasts still waiting for its microtask: a node that
+   * closes flushes it while its connections are open, so that what it started just before (its directory
+   * tombstone, an application's last broadcasts) leaves before the goodbyes.
+   */
+  flush(): void {
+    this.flushBatch();
+  }
+
   /** An IHAVE from a neighbour. Throws P2PProtocolError when malformed. */
   onIHave(from: string, body: Buffer): void {
     // Charged like broadcasts: parsing and looking up 1 024 ids is not free.

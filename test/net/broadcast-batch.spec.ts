@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { draftNetworkMessage, signBatch, type NetworkMessage } from '../../src/broadcast/codec.js';
+import { DEFAULTS } from '../../src/common/defaults.js';
 import { P2PRateLimitError } from '../../src/common/errors.js';
 import { loadIdentity, type Identity } from '../../src/common/identity.js';
 import type { BroadcastMeta } from '../../src/common/types.js';
@@ -102,6 +103,16 @@ describe('batched origin signatures (issue 21)', () => {
     expect(loop.map((m) => m.proof.readUInt16BE(2))).toEqual([...Array(10).keys()]);
   });
 
+  it('broadcasts started just before close() leave before the goodbye', async () => {
+    const o = await node();
+    const r = await raw(o);
+    for (let i = 0; i < 3; i++) o.broadcast('news', `last ${i}`, { scope: 'network' });
+    await o.close();
+    await r.whenClosed();
+    expect(r.broadcasts().filter((m) => m.topic === 'news').map((m) => m.payload.toString())).toEqual(['last 0', 'last 1', 'last 2']);
+    expect(r.goodbye()?.reason).toBe(GoodbyeReason.Normal);
+  });
+
   it('a batch with one message a validator rejects: the others are delivered, and verified by one signature check', async () => {
     const [o, w] = [await node(), await node()];
     await link(o, w);
@@ -190,5 +201,30 @@ describe('batched origin signatures (issue 21)', () => {
       // Batches of 64 (broadcastBatchMax): about 16 signature checks for 1 000 broadcasts, the rest by proof.
       expect(verifiedByBatch).toBeGreaterThan(verified);
     }
+  }, 30_000);
+
+  it('with default budgets, an origin flooding a neighbour with batched broadcasts is held to twice the burst plus the rate, and banned', async () => {
+    const w = await node();
+    const flooder = await raw(w);
+    const { broadcastOriginRate: rate, broadcastOriginBurst: burst } = DEFAULTS;
+    // Three times what a receiver allows at once (twice the burst), signed in batches of 64 as a loop would be.
+    const total = 6 * burst;
+    const frames: NetworkMessage[] = [];
+    for (let i = 0; i < total; i += 64) frames.push(...batch(flooder.identity, Array.from({ length: Math.min(64, total - i) }, (_, k) => i + k)));
+    const started = Date.now();
+    for (const m of frames) flooder.sendBroadcast(m);
+    await flooder.whenClosed(20_000);
+    expect(flooder.goodbye()?.reason).toBe(GoodbyeReason.Banned);
+    expect(flooder.goodbye()?.message).toMatch(/over-budget/);
+    const seconds = (Date.now() - started) / 1000;
+    await settle();
+    const { dropped, verified, verifiedByBatch } = w.networkBroadcastStats();
+    expect(dropped.originBudget).toBeGreaterThan(0);
+    // Delivered: at most what a receiver allows an origin (twice the burst, and the rate while the flood lasted).
+    expect(heardOn(w).length).toBeLessThanOrEqual(2 * burst + Math.ceil(rate * (seconds + 1)));
+    expect(heardOn(w).length).toBeGreaterThanOrEqual(2 * burst);
+    // And the batches cost one Ed25519 check each, not one per message.
+    expect(verified).toBeLessThanOrEqual(Math.ceil(total / 64) + 1);
+    expect(verifiedByBatch).toBeGreaterThan(verified);
   }, 30_000);
 });
