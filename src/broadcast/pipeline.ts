@@ -32,10 +32,14 @@ import type { P2PLogger } from '../common/types.js';
  * (src/broadcast/router.ts). Each drop is counted by reason; drops that only a
  * misbehaving neighbour causes cost it score (src/trust/peer-score.ts).
  *
- * The origin side batches signatures: the broadcasts this node starts in one synchronous run are
- * routed at once, and signed together (one Ed25519 signature over a Merkle root) and sent in a
- * microtask, or as soon as `batchMax` are waiting. Nothing waits for a timer, so a lone broadcast
- * leaves as it did. Every message still travels, and is judged at every step above, alone.
+ * The origin side batches signatures: the broadcasts this node starts before the event loop next
+ * turns (a loop, also one that awaits something that does no I/O between its broadcasts) are routed
+ * at once, and signed together (one Ed25519 signature over a Merkle root) and sent in process.nextTick,
+ * or as soon as `batchMax` are waiting. Nothing waits for a timer or for I/O, and a frame's write
+ * queue flushes in process.nextTick anyway (src/connection/write-queue.ts), so a lone broadcast
+ * leaves the process when it did. queueMicrotask would batch only a loop that never awaits: 200
+ * broadcasts awaited one by one took 200 signatures with it, 4 with process.nextTick. Every message
+ * still travels, and is judged at every step above, alone.
  */
 
 /** What the application's validator says of a network broadcast (gossipsub's Accept / Ignore / Reject). */
@@ -241,7 +245,7 @@ export class BroadcastPipeline {
   }
 
   /**
-   * Signs and sends the batch of this node's own broadcasts still waiting for its microtask: a node that
+   * Signs and sends the batch of this node's own broadcasts still waiting for its tick: a node that
    * closes flushes it while its connections are open, so that what it started just before (its directory
    * tombstone, an application's last broadcasts) leaves before the goodbyes.
    */
@@ -270,7 +274,7 @@ export class BroadcastPipeline {
 
   /**
    * Starts this node's own broadcast: routed now (the result says where it goes), signed and sent
-   * with the rest of its batch at the end of the synchronous run (a microtask), or at once when the
+   * with the rest of its batch before the event loop turns (process.nextTick), or at once when the
    * batch is full. Throws P2PRateLimitError past its own origin budget.
    */
   originate(topic: string, encoding: Encoding, payload: Buffer, strategy: BroadcastStrategy, metadata?: Metadata): OriginateResult {
@@ -299,7 +303,7 @@ export class BroadcastPipeline {
       this.staged.set(peer, (this.staged.get(peer) ?? 0) + bodyBytes);
       own.frames.push({ peer, copy });
     });
-    if (this.batch.push(own) === 1) queueMicrotask(this.flushBound);
+    if (this.batch.push(own) === 1) process.nextTick(this.flushBound);
     if (this.batch.length >= this.batchMax) this.flushBatch();
     return result;
   }

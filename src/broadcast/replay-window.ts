@@ -35,8 +35,8 @@ export interface SeenEntry {
    * src/broadcast/codec.ts: 68 bytes for a batch of one, 32 more a sibling) as a latin1 string; a
    * copy with other bytes is checked on its own. A string, not a Buffer: a small Buffer is a view
    * into an 8 KiB pool slab, and holding it for the window held its whole slab (over 1 KiB of memory
-   * outside the heap per id in the soak, issue 22). Set late by the origin, which signs its batch in
-   * a microtask after it routed the batch's messages.
+   * outside the heap per id in the soak, issue 22). Set late by the origin, which signs its batch at
+   * the end of the run (process.nextTick) after it routed the batch's messages.
    */
   signature: string;
   /** False once the message was dropped (over budget, refused by a validator): its copies are dropped too. */

@@ -73,7 +73,7 @@ const settle = (ms = 150) => new Promise((r) => setTimeout(r, ms));
 const countOf = (m: NetworkMessage) => m.proof.readUInt16BE(0);
 
 describe('batched origin signatures (issue 21)', () => {
-  it('a lone broadcast leaves at once, in the same turn of the event loop, alone in its batch; a loop\'s broadcasts share one signature', async () => {
+  it('a lone broadcast leaves at once, in the same turn of the event loop, alone in its batch; a loop\'s broadcasts share one signature, awaited or not', async () => {
     const o = await node();
     const r = await raw(o);
     // The frame trace: each network broadcast frame O queues, and whether any timer or immediate had run by then.
@@ -101,6 +101,13 @@ describe('batched origin signatures (issue 21)', () => {
     expect(new Set(loop.map((m) => m.signature.toString('hex'))).size).toBe(1);
     expect(loop.map(countOf)).toEqual(Array(10).fill(10));
     expect(loop.map((m) => m.proof.readUInt16BE(2))).toEqual([...Array(10).keys()]);
+
+    // A loop that awaits between its broadcasts (no I/O in between) is one batch too: the batch is signed in process.nextTick.
+    for (let i = 0; i < 10; i++) await o.broadcast('news', `awaited ${i}`, { scope: 'network' });
+    await waitFor(() => r.broadcasts().length === 21, 3000, 'the awaited ten');
+    const awaited = r.broadcasts().slice(11);
+    expect(new Set(awaited.map((m) => m.signature.toString('hex'))).size).toBe(1);
+    expect(awaited.map(countOf)).toEqual(Array(10).fill(10));
   });
 
   it('broadcasts started just before close() leave before the goodbye', async () => {
