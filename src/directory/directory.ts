@@ -385,6 +385,12 @@ export class Directory {
     if (slot >= 0 && introducer !== undefined && source.via === 'sync' && !this.pageBudget.take(source.from, 1)) {
       return this.refuse('neighbourBudget', 'ignore', source);
     }
+    // Over the record's update rate in a page from another node: that node holds a newer version and could not know
+    // this node's budget for it (the record's own broadcasts may have spent it: review of issue 22, an honest pager
+    // charged 10 points a page and the rest of its page dropped). Ignored before the signature; its own node pays.
+    if (slot >= 0 && source.via === 'sync' && source.from !== record.id && !this.table.hasToken(slot, this.options.updateRate, this.options.updateBurst, now)) {
+      return this.refuse('rate', 'ignore', source);
+    }
     if (!verifyRecord(bytes, record.publicKey)) return this.refuse('badSignature', 'reject', source, 'signature is not its own key');
     // A replacement is checked too (its old patterns counted as kept: an upper bound), so that rewriting a record cannot grow the index past its budget.
     if (slot >= 0 && this.table.wouldOverflowPatterns(record)) return this.refuse('full', 'ignore', source);

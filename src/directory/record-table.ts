@@ -228,11 +228,20 @@ export class RecordTable {
   /** Takes one update token of the slot's origin (`rate`/s, up to `burst`); false when it has none. */
   takeToken(slot: number, rate: number, burst: number, now: number): boolean {
     const tenths = this.tenths(now);
-    const tokens = Math.min(burst, this.tokens[slot]! + ((tenths - this.updated[slot]!) / 10) * rate);
+    const tokens = this.tokensAt(slot, rate, burst, tenths);
     if (tokens < 1) return false;
     this.tokens[slot] = tokens - 1;
     this.updated[slot] = tenths;
     return true;
+  }
+
+  /** Whether `takeToken` would succeed now, without taking one (a cheap refusal before a signature check). */
+  hasToken(slot: number, rate: number, burst: number, now: number): boolean {
+    return this.tokensAt(slot, rate, burst, this.tenths(now)) >= 1;
+  }
+
+  private tokensAt(slot: number, rate: number, burst: number, tenths: number): number {
+    return Math.min(burst, this.tokens[slot]! + ((tenths - this.updated[slot]!) / 10) * rate);
   }
 
   /** The record in a slot, as decoded (for encoding into a sync page, or for tests). */
