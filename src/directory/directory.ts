@@ -385,10 +385,12 @@ export class Directory {
     if (slot >= 0 && introducer !== undefined && source.via === 'sync' && !this.pageBudget.take(source.from, 1)) {
       return this.refuse('neighbourBudget', 'ignore', source);
     }
-    // Over the record's update rate in a page from another node: that node holds a newer version and could not know
-    // this node's budget for it (the record's own broadcasts may have spent it: review of issue 22, an honest pager
-    // charged 10 points a page and the rest of its page dropped). Ignored before the signature; its own node pays.
-    if (slot >= 0 && source.via === 'sync' && source.from !== record.id && !this.table.hasToken(slot, this.options.updateRate, this.options.updateBurst, now)) {
+    // Over the record's update rate, handed over by another node (a page, or a relayed broadcast): whether it is over
+    // depends on when the copies arrive, which a relay decides, so only the record's own node sending it pays (review
+    // of issue 22: an honest pager was charged 10 points a page, the rest of its page dropped; a relay that held back
+    // an honest node's updates and sent them at once had that node charged 10 points each, through the pipeline's
+    // "as its origin sent it" re-ask). Ignored, before the signature; anti-entropy brings the newest version later.
+    if (slot >= 0 && source.from !== record.id && !this.table.hasToken(slot, this.options.updateRate, this.options.updateBurst, now)) {
       return this.refuse('rate', 'ignore', source);
     }
     if (!verifyRecord(bytes, record.publicKey)) return this.refuse('badSignature', 'reject', source, 'signature is not its own key');
