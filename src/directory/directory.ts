@@ -292,7 +292,7 @@ export class Directory {
       return;
     }
     this.ownBytes = bytes;
-    this.store(record, -1, true);
+    this.store(record, true);
   }
 
   private schedulePublish(): void {
@@ -366,14 +366,14 @@ export class Directory {
     const slot = this.table.find(record.id);
     if (slot >= 0 && record.seq <= this.table.seq(slot)) {
       if (record.seq === this.table.seq(slot)) {
-        this.table.setHolder(slot, holder);
         if (this.table.unvouched(slot) && this.evidence(record.id, source)) this.table.vouch(slot);
         return 'ignore';
       }
-      // Stale. An honest node never goes back: one that was seen holding a newer version and now sends an
-      // older one in a page replays it. Anything else may be an honest copy that missed the update.
-      const replay = source.via === 'sync' && this.table.holder(slot) === holder;
-      return this.refuse('stale', replay ? 'reject' : 'ignore', source, `seq ${record.seq} after it held seq ${this.table.seq(slot)}`);
+      // Stale: never charged. A neighbour seen holding the newer version used to be, as a replayer ("an honest node
+      // never goes back"), but a record leaves an honest table when it expires, and its node may sign an older seq
+      // afterwards: A gave honest H a short-lived copy of V's seq, let it expire at H, gave H an older seq, and V
+      // charged H 10 points for paging it (review of issue 22). Refused before the signature, nothing changes.
+      return this.refuse('stale', 'ignore', source, `seq ${record.seq} after it held seq ${this.table.seq(slot)}`);
     }
     // Cheap refusals first: a signature check costs more than all of them.
     // The neighbour's tag when it alone vouches for the record's node (a replacement keeps its record's standing, or gains evidence).
@@ -401,7 +401,7 @@ export class Directory {
     }
     if (slot < 0 && !this.makeRoom(record, introducer)) return this.refuse('full', 'ignore', source);
     this.accepted++;
-    this.store(record, holder, false, introducer);
+    this.store(record, false, introducer);
     return 'accept';
   }
 
@@ -433,7 +433,7 @@ export class Directory {
     return this.refuse(reason, 'ignore', source);
   }
 
-  /** A neighbour's 32-bit tag (holder and introducer of records): keyed, so that a ground key cannot share an honest neighbour's tag. */
+  /** A neighbour's 32-bit tag (introducer of records): keyed, so that a ground key cannot share an honest neighbour's tag. */
   private tag(peerId: string): number {
     return createHmac('sha256', this.tagKey).update(peerId).digest().readInt32BE(0);
   }
@@ -479,11 +479,11 @@ export class Directory {
     return true;
   }
 
-  private store(record: DirectoryRecord, holder: number, own: boolean, introducer?: number): void {
+  private store(record: DirectoryRecord, own: boolean, introducer?: number): void {
     const slot = this.table.find(record.id);
     const wasLive = slot >= 0 && !this.table.leaving(slot);
     if (own && slot < 0 && this.table.full) this.evictAny();
-    this.table.put(record, this.now(), this.options.updateBurst, holder, introducer);
+    this.table.put(record, this.now(), this.options.updateBurst, introducer);
     if (record.leaving) {
       if (wasLive) this.host.changed({ id: record.id, change: 'removed' });
     } else {
