@@ -1,4 +1,5 @@
 import { createHmac, randomBytes } from 'node:crypto';
+import { DEFAULTS } from '../common/defaults.js';
 import { P2PProtocolError } from '../common/errors.js';
 import { escapeControlCharacters } from '../wire/control.js';
 import { BucketTable } from '../common/token-bucket.js';
@@ -348,7 +349,10 @@ export class Directory {
       record = decodeRecord(bytes, this.options);
     } catch (err) {
       if (!(err instanceof P2PProtocolError)) throw err;
-      return this.refuse('malformed', 'reject', source, err.message);
+      // Over this node's bounds but within the defaults: a node at the defaults (another configuration, another version)
+      // holds and sends it, and could not know this node's bounds. Ignored, nobody charged: V with directoryMaxPatterns 4
+      // charged honest H 10 points for paging a record of 10 patterns, and judged nothing after it (review of issue 22).
+      return this.refuse('malformed', withinDefaultBounds(bytes) ? 'ignore' : 'reject', source, err.message);
     }
     if (source.via === 'broadcast' && source.origin !== record.id) {
       return this.refuse('wrongOrigin', 'reject', source, `a record of ${record.id} broadcast by ${source.origin}: a node may publish only its own`);
@@ -575,3 +579,13 @@ export class Directory {
   }
 }
 
+/** The record's patterns are within the default bounds (directoryMaxPatterns, directoryMaxPatternBytes, directoryMaxPatternTokens). */
+function withinDefaultBounds(bytes: Buffer): boolean {
+  try {
+    decodeRecord(bytes, { maxPatterns: DEFAULTS.directoryMaxPatterns, maxPatternBytes: DEFAULTS.directoryMaxPatternBytes, maxPatternTokens: DEFAULTS.directoryMaxPatternTokens });
+    return true;
+  } catch (err) {
+    if (err instanceof P2PProtocolError) return false;
+    throw err;
+  }
+}
