@@ -123,6 +123,7 @@ export interface PipelineHost extends RouterHost, Pick<RepairHost, 'sendIHave' |
    * Whether this node has evidence that neighbour `id` is a network member other than its own connection: another
    * neighbour names it in its peer exchange, or it is a candidate another neighbour named. Without it, `id`'s own
    * broadcasts are relayed within the budget of broadcasts of unknown origins (BroadcastBudget.takeUnvouchedRelay).
+   * True with peer exchange off (no word of others to go by).
    */
   namedByOthers?(id: string): boolean;
   penalize(peerId: string, what: Misbehaviour, detail: string, weight?: number): void;
