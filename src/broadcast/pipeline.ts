@@ -275,17 +275,18 @@ export class BroadcastPipeline {
     const data = decodePayload(message.encoding, message.payload);
     const entry = this.seen.add(message.id, message.origin, message.timestampUs / 1000, message.signature);
     if (!entry) return void this.stats.dropped.cacheFull++;
-    // Its neighbours may have no evidence of this origin either: relayed within what they hold this node to, else kept here.
-    if (introduced === 'unvouched' && !this.budget.takeUnvouchedRelay(message.strategy === 'gossip')) {
-      entry.kept = true;
-      this.stats.kept++;
-    }
     if (!this.budget.takeOrigin(message.origin, message.signed.length)) {
       entry.accepted = false;
       this.stats.dropped.originBudget++;
       // Relays of an over-budget origin are not at fault; an origin that floods us itself is.
       if (from === message.origin) this.floodedByOrigin(from);
       return;
+    }
+    // Its neighbours may have no evidence of this origin either: relayed within what they hold this node to, else kept
+    // here. Taken after the origin budget, so that an over-budget origin spends none of it.
+    if (introduced === 'unvouched' && !this.budget.takeUnvouchedRelay(message.strategy === 'gossip')) {
+      entry.kept = true;
+      this.stats.kept++;
     }
     this.validate(from, message, entry, data, receivedAt);
   }
