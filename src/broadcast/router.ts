@@ -216,7 +216,8 @@ export class BroadcastRouter {
 
   private relay(from: string, message: NetworkMessage, entry: SeenEntry): string[] {
     // A copy with no hops left is delivered but cannot go on; recording it would stop the copies that can.
-    if (this.dropRelays || message.hops >= MAX_HOPS) return [];
+    // Kept: taken without evidence its neighbours share, over the budget of such relays (BroadcastPipeline.introduced).
+    if (this.dropRelays || entry.kept || message.hops >= MAX_HOPS) return [];
     const result: OriginateResult = { id: message.id, sent: [], failed: [] };
     if (isTree(message.strategy)) {
       const arcs = (entry.arcs ??= new Set());

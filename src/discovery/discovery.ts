@@ -191,6 +191,20 @@ export class Discovery {
   }
 
   /**
+   * Whether this node has evidence of neighbour `id` other than its own connection: another neighbour's last peer
+   * exchange names it (that neighbour is connected to it), or it is a candidate another neighbour named. What this
+   * node's other neighbours may know of it too; its own word (its hello, its address) tells them nothing.
+   * True with peer exchange off.
+   */
+  namedByOthers(id: string): boolean {
+    // Without peer exchange there is no word of others to go by, nor do the neighbours have any: they know the origins
+    // they are connected to, as this node does (a full mesh of configured peers relays at its origins' rate, as before).
+    if (!this.options.enabled) return true;
+    for (const [neighbour, named] of this.theirs) if (neighbour !== id && named[lowerBound(named, id)] === id) return true;
+    return this.candidates.namedByOtherThan(id, id);
+  }
+
+  /**
    * Whether a neighbour's last peer exchange named a peer inside `arc` that this node has other evidence
    * of (isMember: connected, a past neighbour, or named by another neighbour too). Ids only that neighbour
    * names do not count: else a neighbour naming made-up ids along this node's path was handed a frame for

@@ -32,6 +32,7 @@ export class Broadcasts {
         neighbours: () => [...host.connections()].filter(([, socket]) => socket.isOpen).map(([id]) => id),
         reaches: (id, arc) => host.reaches(id, arc),
         isMember: (id, via) => host.isMember(id, via),
+        namedByOthers: (id) => host.namedByOthers(id),
         send: (id, body) => host.socketFor(id).sendNetworkBroadcast(body),
         sendIHave: (id, body) => host.socketFor(id).sendControl({ type: ControlType.BroadcastIHave, body }),
         sendIWant: (id, body) => host.socketFor(id).sendControl({ type: ControlType.BroadcastIWant, body }),
@@ -145,7 +146,7 @@ export interface BroadcastResult {
 }
 
 /** What the node's broadcasts need from it. */
-export interface BroadcastsHost extends Pick<PipelineHost, 'selfId' | 'logger' | 'knownIds' | 'penalize'>, Required<Pick<PipelineHost, 'reaches' | 'isMember'>> {
+export interface BroadcastsHost extends Pick<PipelineHost, 'selfId' | 'logger' | 'knownIds' | 'penalize'>, Required<Pick<PipelineHost, 'reaches' | 'isMember' | 'namedByOthers'>> {
   isRunning(): boolean;
   /** The open connections, one per peer id. */
   connections(): ReadonlyMap<string, P2PSocket>;

@@ -194,6 +194,7 @@ export class Peer extends EventEmitter {
         knownIds: () => this.discovery.knownIds(),
         reaches: (id, arc) => this.discovery.reaches(id, arc),
         isMember: (id, via) => this.discovery.isMember(id, via),
+        namedByOthers: (id) => this.discovery.namedByOthers(id),
         penalize: (peerId, what, detail, weight) => this.sanctions.penalize(peerId, what, detail, weight),
         socketFor: (id) => this.messaging.socketFor(id),
         deliverOwn: (meta, topic, data, metadata) => this.messaging.handler?.onEvent(this.self.info(), topic, data, meta, metadata),
