@@ -126,7 +126,7 @@ export function routeArcs(
     // A subscriber neighbour inside the arc, else a neighbour a level nearer the arc's first subscriber.
     const carry = (piece: Arc) => {
       const subscribers = neighbours.filter((id) => inArc(id, piece) && prefer(id));
-      return subscribers.length > 0 ? subscribers : towardFirstMember(self, piece, neighbours, known());
+      return subscribers.length > 0 ? subscribers : towardFirstMember(self, piece, neighbours, known(), reaches);
     };
     // An origin (`paths` > 1) hands on the thirds where the subscribers part, each on its own: one dropping carrier or
     // subscriber then loses one of them, and repair among the subscribers, who are each other's neighbours, brings the
@@ -145,16 +145,20 @@ export function routeArcs(
     // The whole arc along one path; from an origin, along two first hops (their copies meet at the same subscriber).
     if (next.length > 0) return [{ arc, inside: next, proxies: () => [], ...(paths > 1 ? { copies: 2 } : {}) }];
   }
-  // Which thirds hold a node: what we know, hearsay included (a missed id costs a third). A made-up id attracts no
-  // frame: `reaches` counts only ids with evidence beyond the neighbour that names them (src/discovery/discovery.ts).
-  return planForward(self, arc, occupiedBy(known(), self)).map((third) => ({
-    arc: third,
-    inside: inside(third),
-    // No neighbour inside (at the degree bound): a neighbour that is connected inside takes it on. None: the arc is
-    // left to repair. The nearest neighbour instead almost never could route it (in the simulator, with churn,
-    // 107 of 107 such frames a broadcast at 10 000 nodes were dropped as misrouted): a frame for nothing.
-    proxies: () => proxiesFor(neighbours, third, reaches),
-  }));
+  return split();
+
+  function split(): ArcRoute[] {
+    // Which thirds hold a node: what we know, hearsay included (a missed id costs a third). A made-up id attracts no
+    // frame: `reaches` counts only ids with evidence beyond the neighbour that names them (src/discovery/discovery.ts).
+    return planForward(self, arc, occupiedBy(known(), self)).map((third) => ({
+      arc: third,
+      inside: inside(third),
+      // No neighbour inside (at the degree bound): a neighbour that is connected inside takes it on. None: the arc is
+      // left to repair. The nearest neighbour instead almost never could route it (in the simulator, with churn,
+      // 107 of 107 such frames a broadcast at 10 000 nodes were dropped as misrouted): a frame for nothing.
+      proxies: () => proxiesFor(neighbours, third, reaches),
+    }));
+  }
 }
 
 /**
@@ -181,13 +185,17 @@ function proxiesFor(neighbours: readonly string[], arc: Arc, reaches: (neighbour
  * third where that member leaves `self`'s own third, nearest it first. Each hop goes a level deeper toward the same
  * member (every relay computes it alike from the arc and the members), so a walk ends within about log3 N hops.
  */
-function towardFirstMember(self: string, arc: Arc, neighbours: readonly string[], members: readonly string[]): string[] {
+function towardFirstMember(self: string, arc: Arc, neighbours: readonly string[], members: readonly string[], reaches: (neighbour: string, arc: Arc) => boolean): string[] {
   const first = firstMember(members, arc, self);
   if (first === undefined) return [];
   const branch = branchOf(self, first);
   if (!branch) return [];
+  const byGap = (a: string, b: string) => gap(a, first) - gap(b, first);
   const closer = neighbours.filter((id) => inArc(id, arc) && inArc(id, branch.arc));
-  return closer.sort((a, b) => gap(a, first) - gap(b, first));
+  if (closer.length > 0) return closer.sort(byGap);
+  // None in that third (at the degree bound some thirds have no cover): a neighbour inside the arc that said it is
+  // connected there, which hands it on to that one (a node it names without evidence attracts no frame, as for proxies).
+  return neighbours.filter((id) => inArc(id, arc) && reaches(id, branch.arc)).sort(byGap);
 }
 
 /** How far apart two ids are on the ring, either way round, as a fraction of it. */
