@@ -551,6 +551,17 @@ export class Directory {
     return this.table.matchIds(subject, kind);
   }
 
+  /**
+   * For up to `limit` of this node's own event patterns, fewest nodes first, the sorted ids of the nodes whose records
+   * hold the same pattern, as written (a wildcard is its own text, not what it matches): whom its covers prefer
+   * (src/discovery/ring-topology.ts). Patterns only this node holds are left out.
+   */
+  sharingIds(limit: number): Array<readonly string[]> {
+    if (!this.own || limit <= 0) return [];
+    const lists = this.own.events.map((p) => this.table.patternIds(p, 'event')).filter((ids) => ids.length > 1);
+    return lists.sort((a, b) => a.length - b.length).slice(0, limit);
+  }
+
   /** Node `id`'s entry in `handlers(subject, kind)` now (its record is held, not leaving, not expired, with a matching pattern), else undefined. */
   handler(id: string, subject: string, kind: PatternKind): HandlerInfo | undefined {
     const slot = this.table.find(id);

@@ -477,6 +477,12 @@ export class RecordTable {
     return mergeSorted(lists);
   }
 
+  /** Sorted ids of the live records that hold exactly pattern `text` as `kind` (no wildcard matching), [] when none does. */
+  patternIds(text: string, kind: PatternKind): readonly string[] {
+    const index = this.patternIndex.get(text);
+    return index === undefined || !this.patterns[index]?.[kind] ? [] : this.sortedIds(index, kind);
+  }
+
   /** Pattern `index`'s sorted ids of `kind`: kept, or built now by a numeric sort of the members' first 32 bits (ties by full id). */
   private sortedIds(index: number, kind: PatternKind): readonly string[] {
     const p = this.patterns[index]!;

@@ -36,6 +36,11 @@ export interface DiscoveryHost {
   release(id: string, why: string): void;
   /** Whether requests use the connection to `id` now (requests to a pattern): it is never let go then. */
   inUse?(id: string): boolean;
+  /**
+   * For each of this node's own event patterns (at most eventCoverPatterns, fewest nodes first), the sorted ids of the
+   * nodes with the same pattern: its covers prefer them (TopologyState.topics). None: the facing member, as before.
+   */
+  topicPeers?(): ReadonlyArray<readonly string[]>;
 }
 
 export interface DiscoveryOptions {
@@ -423,6 +428,7 @@ export class Discovery {
       // An inbound neighbour is this node's own choice for its third only if it could have dialed it (src/discovery/ring-topology.ts).
       dialable: (id: string) => this.book.get(id) !== undefined,
       trusted: (id: string) => this.isTrusted(id),
+      topics: this.host.topicPeers?.(),
     };
     const plan = planTopology({ ...state, inbound, outbound: [...outbound, ...this.dialing] });
     const floor = Math.min(MIN_DEGREE, this.options.maxPeers);

@@ -40,6 +40,7 @@ export class Broadcasts {
         penalize: (peerId, what, detail, weight) => host.penalize(peerId, what, detail, weight),
         subscribersOf: (topic) => host.subscribersOf(topic),
         subscribes: (topic) => host.subscribes(topic),
+        eventOriginPaths: o.eventOriginPaths,
         counted: (topic, outcome) => host.metrics()?.event?.(topic, outcome),
       },
       identity,

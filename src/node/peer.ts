@@ -175,6 +175,7 @@ export class Peer extends EventEmitter {
         isConfigured: (id) => this.persistent.has(id),
         release: (id, why) => this.index.release(id, why),
         inUse: (id) => this.patternRequests.inUse(id),
+        topicPeers: () => this.directory.sharingIds(this.opts.eventCoverPatterns),
       },
       discoveryOptions(this.opts),
     );
