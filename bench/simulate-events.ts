@@ -3,10 +3,13 @@
 // subscribers only). Patterns with Zipf-distributed subscriber counts; each event is judged against
 // 1.3 × S + 2·⌈log3 N⌉ data frames. See docs/events.md.
 // `--topic-links successor|covers` adds connections among each pattern's subscribers before the events, an experiment
-// on topology bias (src/sim/topic-links.ts).
+// on topology bias (src/sim/topic-links.ts). By default the network is what the node's defaults make: maxPeers 50, covers
+// that prefer nodes sharing a node's patterns (eventCoverPatterns, `--topic-covers 0` turns it off), origins that hand an
+// event on in the thirds where its subscribers part (eventOriginPaths, `--origin-paths 1`); `--max-peers 0` bounds
+// the degree at max(8, 2·⌈log3 N⌉ + 2), as `npm run simulate` does.
 import { parseArgs } from 'node:util';
 import { DEFAULTS } from 'nestjs-p2p/core';
-import { SimNet, linkTopics, rng, simulateBroadcast, type SimBroadcastResult, type TopicLinks } from 'nestjs-p2p/sim';
+import { SimNet, linkTopics, preferTopics, rng, simulateBroadcast, type SimBroadcastResult, type TopicLinks } from 'nestjs-p2p/sim';
 
 const { values: args } = parseArgs({
   options: {
@@ -17,16 +20,23 @@ const { values: args } = parseArgs({
     'repair-rounds': { type: 'string', default: '20' },
     seed: { type: 'string', default: '1' },
     'topic-links': { type: 'string', default: 'none' },
+    'topic-covers': { type: 'string', default: String(DEFAULTS.eventCoverPatterns) },
+    'max-peers': { type: 'string', default: String(DEFAULTS.maxPeers) },
+    'origin-paths': { type: 'string', default: String(DEFAULTS.eventOriginPaths) },
   },
 });
+const topicCovers = Number(args['topic-covers']);
+// 0: the degree bound of issue 15, max(8, 2·⌈log3 N⌉ + 2), as the other simulations.
+const maxPeers = Number(args['max-peers']);
+const originPaths = Number(args['origin-paths']);
 const topicLinks = args['topic-links'];
 const N = Number(args.nodes);
 const P = Number(args.patterns);
 const MAX_S = Math.min(Number(args['max-subscribers']), N);
 const dropperMixes = args.droppers.split(',').map(Number);
 const repairRounds = Number(args['repair-rounds']);
-if (!(N >= 2 && P >= 1 && MAX_S >= 1 && repairRounds >= 1 && dropperMixes.every((d) => d >= 0 && d < 1) && ['none', 'successor', 'covers'].includes(topicLinks))) {
-  process.stderr.write('usage: npm run simulate:events -- [--nodes 100000] [--patterns 1000] [--max-subscribers 10000] [--droppers 0,0.1] [--repair-rounds 20] [--seed 1] [--topic-links none|successor|covers]\n');
+if (!(N >= 2 && P >= 1 && MAX_S >= 1 && repairRounds >= 1 && dropperMixes.every((d) => d >= 0 && d < 1) && ['none', 'successor', 'covers'].includes(topicLinks) && Number.isInteger(topicCovers) && topicCovers >= 0 && maxPeers >= 0 && originPaths >= 1)) {
+  process.stderr.write('usage: npm run simulate:events -- [--nodes 100000] [--patterns 1000] [--max-subscribers 10000] [--droppers 0,0.1] [--repair-rounds 20] [--seed 1] [--topic-links none|successor|covers] [--topic-covers 4] [--max-peers 50 (0: the degree bound)] [--origin-paths 3]\n');
   process.exit(2);
 }
 
@@ -39,17 +49,20 @@ const bound = (s: number) => 1.3 * s + 2 * log3N;
 const a = P > 1 ? Math.log(MAX_S) / Math.log(P) : 0;
 const counts = Array.from({ length: P }, (_, k) => Math.max(1, Math.round(MAX_S * (k + 1) ** -a)));
 
-const net = new SimNet(N, random, { maxOutbound: DEFAULTS.maxOutbound });
-const rounds = net.settle();
+const net = new SimNet(N, random, { maxOutbound: DEFAULTS.maxOutbound, ...(maxPeers > 0 ? { maxDegree: maxPeers } : {}) });
 const live = net.liveNodes();
-// Each pattern's subscribers, drawn once: every dropper mix runs the same events over the same topology.
+// Each pattern's subscribers, drawn once, before the topology forms (a node's covers prefer nodes sharing its patterns):
+// every dropper mix runs the same events over the same topology.
 const subscriberSets = counts.map((c) => sample(live, c));
+// As the node's discovery: covers prefer nodes sharing one of a node's patterns (eventCoverPatterns).
+preferTopics(net, subscriberSets, topicCovers);
+const rounds = net.settle();
 const degreeBefore = meanDegree();
 const added = topicLinks === 'none' ? 0 : linkTopics(net, subscriberSets, topicLinks as TopicLinks);
 say(
   `${N.toLocaleString('en')} nodes (settled in ${rounds} peer-exchange rounds), ${P} patterns, subscribers per pattern Zipf from ${MAX_S} to ${counts[P - 1]} ` +
     `(mean ${(counts.reduce((x, y) => x + y, 0) / P).toFixed(1)}); one event per pattern from a random node; bound 1.3 × S + 2·⌈log3 N⌉ = 1.3 × S + ${2 * log3N}; ` +
-    `repair interval ${repairRounds} rounds; seed ${args.seed}; mean degree ${degreeBefore.toFixed(1)}` +
+    `repair interval ${repairRounds} rounds; seed ${args.seed}; covers prefer up to ${topicCovers} of a node's patterns; origins use ${originPaths} paths; maxPeers ${maxPeers || 'the degree bound'}; mean degree ${degreeBefore.toFixed(1)}` +
     (topicLinks === 'none' ? '.' : `, ${meanDegree().toFixed(1)} with ${added.toLocaleString('en')} topic links (${topicLinks}).`),
 );
 say();
@@ -61,7 +74,7 @@ for (const droppers of dropperMixes) {
     const subscribers = new Set(subscriberSets[k]!);
     const origin = live[Math.floor(random() * live.length)]!;
     const others = sample(live.filter((x) => x !== origin), Math.floor(droppers * live.length));
-    const r = simulateBroadcast(net, { origin, strategy: 'subscribers', subscribers, faults: { droppers: new Set(others) }, repairRounds, random });
+    const r = simulateBroadcast(net, { origin, strategy: 'subscribers', subscribers, faults: { droppers: new Set(others) }, repairRounds, random, originPaths });
     results.push({ s: counts[k]!, r });
   }
   const mean = (f: (x: { s: number; r: SimBroadcastResult }) => number) => results.reduce((t, x) => t + f(x), 0) / results.length;

@@ -34,6 +34,12 @@ export const THROTTLE_MS = 10_000;
 /** What each broadcast frame of a throttled neighbour costs in its neighbour budget: a quarter of the rate. */
 export const THROTTLE_FACTOR = 4;
 
+/**
+ * The share of the receivers' unknown-origin rate and burst that this node forwards of broadcasts it took without evidence
+ * its neighbours share: a little under, so that jitter on the way never makes an honest relay look over budget.
+ */
+export const UNVOUCHED_RELAY_SHARE = 0.8;
+
 /** Budgets tracked at once, per kind; a full table forgets refilled buckets first. */
 const MAX_TRACKED = 10_000;
 
@@ -55,6 +61,8 @@ export class BroadcastBudget {
   private readonly neighbourCount: BucketTable;
   private readonly neighbourBytes: BucketTable;
   private readonly unknownOrigins: BucketTable;
+  /** Node-wide: broadcasts taken without evidence of their origin that its neighbours share, relayed (`takeUnvouchedRelay`). */
+  private readonly unvouchedRelays: TokenBucket;
   /** Neighbours over their unknown-origin budget: since when without a pause, and until when they are throttled. */
   private readonly over = new Map<string, { since: number; lastDrop: number; throttledUntil: number; chargedAt: number }>();
   /** Receivers' bursts, by which over-budget penalties are scaled. */
@@ -74,11 +82,13 @@ export class BroadcastBudget {
     this.originBytes = new BucketTable(limits.originBytesPerSec, 2 * bytesBurst(limits.originBytesPerSec), MAX_TRACKED, now);
     this.neighbourCount = new BucketTable(limits.neighbourRate, this.neighbourAllowance, MAX_TRACKED, now);
     this.neighbourBytes = new BucketTable(limits.neighbourBytesPerSec, bytesBurst(limits.neighbourBytesPerSec), MAX_TRACKED, now);
-    this.unknownOrigins = new BucketTable(
-      limits.unknownOriginRate,
-      Math.max(GOSSIP_UNKNOWN_ORIGIN_COST, UNKNOWN_ORIGIN_BURST_SECONDS * limits.unknownOriginRate),
-      MAX_TRACKED,
-      now,
+    const unknownBurst = Math.max(GOSSIP_UNKNOWN_ORIGIN_COST, UNKNOWN_ORIGIN_BURST_SECONDS * limits.unknownOriginRate);
+    this.unknownOrigins = new BucketTable(limits.unknownOriginRate, unknownBurst, MAX_TRACKED, now);
+    // At least one gossip broadcast's worth: a receiver's burst holds one too.
+    this.unvouchedRelays = new TokenBucket(
+      UNVOUCHED_RELAY_SHARE * limits.unknownOriginRate,
+      Math.max(GOSSIP_UNKNOWN_ORIGIN_COST, UNVOUCHED_RELAY_SHARE * unknownBurst),
+      t,
     );
   }
 
@@ -125,6 +135,16 @@ export class BroadcastBudget {
     state.chargedAt = now;
     state.throttledUntil = now + THROTTLE_MS;
     return { ok: false, sustained: true };
+  }
+
+  /**
+   * Whether this node may relay a broadcast it took without evidence of its origin that its neighbours share (taken from
+   * a neighbour's unknown-origin budget, or a neighbour's own that nothing but its connection vouches for). Its
+   * neighbours take such a broadcast from this node's unknown-origin budget: node-wide, each receives at most
+   * UNVOUCHED_RELAY_SHARE of that rate and burst from it, however many neighbours hand them over.
+   */
+  takeUnvouchedRelay(gossip: boolean): boolean {
+    return this.unvouchedRelays.take(gossip ? GOSSIP_UNKNOWN_ORIGIN_COST : 1, this.now());
   }
 
   /** A new, verified broadcast by `origin`. */

@@ -108,6 +108,12 @@ export interface NetworkBroadcastStats extends RelayStats {
    * node had verified already: no Ed25519 verification was needed.
    */
   verifiedByBatch: number;
+  /**
+   * Broadcasts delivered here but not relayed: taken without evidence of their origin that this node's neighbours
+   * share (of origins this node knows nothing of, or a neighbour's own that no other neighbour names), past the
+   * node-wide budget of such relays (80% of `broadcastUnknownOriginRate`, docs/security.md, Throwaway keys).
+   */
+  kept: number;
   /** Broadcasts (or copies) dropped before delivery, by reason. */
   dropped: Record<DropReason, number>;
   /** Lazy-pull repair (src/broadcast/repair.ts). */
@@ -148,6 +154,13 @@ export interface PipelineHost extends RouterHost, Pick<RepairHost, 'sendIHave' |
    * A host without it has no unknown-origin budget (unit tests' fake hosts).
    */
   isMember?(id: string, via: string): boolean;
+  /**
+   * Whether this node has evidence that neighbour `id` is a network member other than its own connection: another
+   * neighbour names it in its peer exchange, or it is a candidate another neighbour named. Without it, `id`'s own
+   * broadcasts are relayed within the budget of broadcasts of unknown origins (BroadcastBudget.takeUnvouchedRelay).
+   * True with peer exchange off (no word of others to go by).
+   */
+  namedByOthers?(id: string): boolean;
   penalize(peerId: string, what: Misbehaviour, detail: string, weight?: number): void;
   readonly logger: P2PLogger;
 }
@@ -168,6 +181,7 @@ export class BroadcastPipeline {
     carried: 0,
     verified: 0,
     verifiedByBatch: 0,
+    kept: 0,
     dropped: {
       neighbourBudget: 0,
       originBudget: 0,
@@ -352,7 +366,8 @@ export class BroadcastPipeline {
     if (known) return this.again(from, message, known);
     const when = this.seen.check(message.timestampUs / 1000, message.origin);
     if (when !== 'ok') return void this.stats.dropped[when]++;
-    if (!this.introduced(from, message)) return;
+    const introduced = this.introduced(from, message);
+    if (!introduced) return;
     if (!this.verified(from, message)) return;
     // Decoded once, after the cheap checks: bad utf8 / json is the relaying neighbour's protocol error.
     const data = decodePayload(message.encoding, message.payload);
@@ -365,6 +380,12 @@ export class BroadcastPipeline {
       if (from === message.origin) this.floodedByOrigin(from);
       return;
     }
+    // Its neighbours may have no evidence of this origin either: relayed within what they hold this node to, else kept
+    // here. Taken after the origin budget, so that an over-budget origin spends none of it.
+    if (introduced === 'unvouched' && !this.budget.takeUnvouchedRelay(message.strategy === 'gossip')) {
+      entry.kept = true;
+      this.stats.kept++;
+    }
     this.validate(from, message, entry, data, receivedAt);
   }
 
@@ -376,13 +397,20 @@ export class BroadcastPipeline {
    * relay); a neighbour over it for half a second without pause is throttled and loses a point a second. A
    * broadcast this node accepted is no evidence of membership: one token would then buy an origin's
    * whole budget, relayed to every node (docs/security.md).
+   * 'unvouched': taken without evidence its origin is a member that this node's neighbours share (from the
+   * unknown-origin budget, or a first hop that no other neighbour names): its neighbours take it from this node's
+   * unknown-origin budget, so it is relayed only within the node-wide budget of such relays, and past it kept
+   * here (delivered, not relayed): an honest relay never goes over what its neighbours hold it to (review 22).
    */
-  private introduced(from: string, message: NetworkMessage): boolean {
+  private introduced(from: string, message: NetworkMessage): false | 'known' | 'unvouched' {
     const origin = message.origin;
     const isMember = this.host.isMember;
-    if (!isMember || origin === from || origin === this.host.selfId || isMember(origin, from)) return true;
+    if (!isMember || origin === this.host.selfId) return 'known';
+    // A joining node's first hop: taken, but only another neighbour's word tells this node's other neighbours it exists.
+    if (origin === from) return this.host.namedByOthers?.(origin) === false ? 'unvouched' : 'known';
+    if (isMember(origin, from)) return 'known';
     const taken = this.budget.takeUnknownOrigin(from, message.strategy === 'gossip');
-    if (taken.ok) return true;
+    if (taken.ok) return 'unvouched';
     this.stats.dropped.unknownOrigin++;
     if (taken.sustained) {
       this.host.penalize(from, 'over-budget', `network broadcasts from unknown origins over its budget of ${this.options.unknownOriginRate}/s for half a second or more (throttled)`);
@@ -427,6 +455,7 @@ export class BroadcastPipeline {
       this.router.countDuplicate(message);
       return;
     }
+    if (entry.kept) return void this.router.countDuplicate(message);
     this.repair.heldBy(message.id, from);
     for (const peer of this.router.again(from, message, entry)) this.repair.heldBy(message.id, peer);
   }
@@ -434,7 +463,8 @@ export class BroadcastPipeline {
   /** Delivers and relays an accepted broadcast, and keeps it for repair (its sender and the relays' receivers have it). */
   private accept(from: string, message: NetworkMessage, entry: SeenEntry, data: unknown): void {
     const sent = this.router.accept(from, message, entry, data);
-    this.repair.got(message, [from, ...sent]);
+    // A kept one is not announced nor served by repair either: an IWANT's answer costs the asker's budget as a relay does.
+    if (!entry.kept) this.repair.got(message, [from, ...sent]);
   }
 
   private invalidSignature(from: string, message: NetworkMessage): void {

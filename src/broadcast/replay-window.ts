@@ -46,6 +46,11 @@ export interface SeenEntry {
   arcs: Set<string> | undefined;
   /** Forwarded as gossip already (the origin chose gossip). */
   gossiped: boolean;
+  /**
+   * Taken without evidence of its origin that this node's neighbours share, and over the budget of such relays
+   * (BroadcastBudget.takeUnvouchedRelay): delivered here, never relayed, announced or served by repair.
+   */
+  kept: boolean;
   /** Forgotten; still in the heap or its origin's queue until they reach it (lazy removal). */
   gone: boolean;
 }
@@ -112,7 +117,7 @@ export class ReplayWindow {
   add(id: string, origin: string, timestamp: number, signature: string | Buffer): SeenEntry | undefined {
     this.expire();
     if (this.entries.size >= this.max && !this.makeRoom(origin)) return undefined;
-    const entry: SeenEntry = { id, origin, timestamp, signature: typeof signature === 'string' ? signature : signature.toString('latin1'), accepted: true, delivered: false, arcs: undefined, gossiped: false, gone: false };
+    const entry: SeenEntry = { id, origin, timestamp, signature: typeof signature === 'string' ? signature : signature.toString('latin1'), accepted: true, delivered: false, arcs: undefined, gossiped: false, kept: false, gone: false };
     this.entries.set(id, entry);
     this.heap.push(entry);
     let state = this.origins.get(origin);

@@ -2,7 +2,7 @@ import { digestOf, type NetworkMessage } from './codec.js';
 import { MAX_HOPS, encodeNetworkMessage, isTree } from './codec.js';
 import { isReserved } from '../common/reserved.js';
 import { P2PFrameTooLargeError } from '../common/errors.js';
-import { inArc, narrowest, occupiedBy, sortedHas, planForward, ringDistance, type Arc } from '../ring/raintree.js';
+import { branchOf, firstMember, inArc, narrowest, thirdsOf, occupiedBy, sortedHas, planForward, ringDistance, type Arc } from '../ring/raintree.js';
 import type { SeenEntry } from './replay-window.js';
 
 /**
@@ -35,6 +35,11 @@ export interface RouterHost {
    * A host without it knows no subscribers (such events reach only their origin).
    */
   subscribersOf?(topic: string): readonly string[];
+  /**
+   * Arcs an event for subscribers leaves this node in when it originates one without subscribing itself
+   * (eventOriginPaths): its ring cut at subscribers, each arc carried to a subscriber on its own. 1 when left out.
+   */
+  readonly eventOriginPaths?: number;
   /** Whether this node has an event handler matching `topic` (it delivers a `subscribers` event). */
   subscribes?(topic: string): boolean;
   /** An event for subscribers this node originated (`sent`), delivered, or carried without a handler: for metrics by pattern. */
@@ -80,6 +85,8 @@ export interface ArcRoute {
   inside: string[];
   /** Neighbours connected inside it, to hand it to as a proxy when none inside takes it, nearest first (at most 2; none for an arc this node holds as a proxy itself). */
   proxies(): string[];
+  /** How many of `inside` are handed it (the first that take it): 1 when left out. */
+  copies?: number;
 }
 
 /**
@@ -96,6 +103,7 @@ export function routeArcs(
   known: () => readonly string[],
   reaches: (neighbour: string, arc: Arc) => boolean,
   prefer?: (id: string) => boolean,
+  paths = 1,
 ): ArcRoute[] {
   // Events for subscribers (`prefer` given): a subscriber inside the arc first, wherever it lies; else a neighbour
   // nearest the subscribers, in the narrowest arc that still holds them all, whose splits start where they are.
@@ -108,20 +116,49 @@ export function routeArcs(
   };
   // A proxy: the sender had no neighbour in this arc. Hand it to ours; never to another proxy.
   if (!inArc(self, arc)) return [{ arc, inside: inside(arc), proxies: () => [] }];
-  // Which thirds hold a node: what we know, hearsay included (a missed id costs a third). A made-up id attracts no
-  // frame: `reaches` counts only ids with evidence beyond the neighbour that names them (src/discovery/discovery.ts).
-  return planForward(self, arc, occupiedBy(known(), self)).map((third) => ({
-    arc: third,
-    inside: inside(third),
-    // No neighbour inside (at the degree bound): a neighbour that is connected inside takes it on. None: the arc is
-    // left to repair. The nearest neighbour instead almost never could route it (in the simulator, with churn,
-    // 107 of 107 such frames a broadcast at 10 000 nodes were dropped as misrouted): a frame for nothing.
-    proxies: () =>
-      neighbours
-        .filter((id) => !inArc(id, third) && reaches(id, third))
-        .sort((a, b) => distanceTo(a, third) - distanceTo(b, third))
-        .slice(0, 2),
-  }));
+  // A carrier (no subscriber itself: a relay, or the origin) hands the whole arc on, not its thirds: any member of an
+  // arc may cover all of it. To a subscriber neighbour inside it when it has one, whose splits then start from a node
+  // that delivers (and whose neighbours share its patterns, src/discovery/ring-topology.ts); else one hop on toward the
+  // arc's first subscriber, a level deeper each hop (the neighbour in the third where that subscriber leaves this
+  // node's own). Split here, each third would cost a carrier chain of its own down to its subscribers.
+  if (prefer && !prefer(self)) {
+    const members = occupiedBy(known(), self);
+    // A subscriber neighbour inside the arc, else a neighbour a level nearer the arc's first subscriber.
+    const carry = (piece: Arc) => {
+      const subscribers = neighbours.filter((id) => inArc(id, piece) && prefer(id));
+      return subscribers.length > 0 ? subscribers : towardFirstMember(self, piece, neighbours, known(), reaches);
+    };
+    // An origin (`paths` > 1) hands on the thirds where the subscribers part, each on its own: one dropping carrier or
+    // subscriber then loses one of them, and repair among the subscribers, who are each other's neighbours, brings the
+    // rest. Thirds of the ring's own split, so that the topology's covers serve them (a cut at subscribers would not).
+    if (paths > 1) {
+      const pieces = thirdsOf(narrowest(arc, members)).filter(members);
+      if (pieces.length > 1) {
+        const routes = pieces.map((piece) => {
+          const carriers = carry(piece);
+          return { arc: piece, inside: carriers.length > 0 ? carriers : inside(piece), proxies: () => proxiesFor(neighbours, piece, reaches) };
+        });
+        if (routes.every((route) => route.inside.length > 0 || route.proxies().length > 0)) return routes;
+      }
+    }
+    const next = carry(arc);
+    // The whole arc along one path; from an origin, along two first hops (their copies meet at the same subscriber).
+    if (next.length > 0) return [{ arc, inside: next, proxies: () => [], ...(paths > 1 ? { copies: 2 } : {}) }];
+  }
+  return split();
+
+  function split(): ArcRoute[] {
+    // Which thirds hold a node: what we know, hearsay included (a missed id costs a third). A made-up id attracts no
+    // frame: `reaches` counts only ids with evidence beyond the neighbour that names them (src/discovery/discovery.ts).
+    return planForward(self, arc, occupiedBy(known(), self)).map((third) => ({
+      arc: third,
+      inside: inside(third),
+      // No neighbour inside (at the degree bound): a neighbour that is connected inside takes it on. None: the arc is
+      // left to repair. The nearest neighbour instead almost never could route it (in the simulator, with churn,
+      // 107 of 107 such frames a broadcast at 10 000 nodes were dropped as misrouted): a frame for nothing.
+      proxies: () => proxiesFor(neighbours, third, reaches),
+    }));
+  }
 }
 
 /**
@@ -133,6 +170,39 @@ function preferred(ids: string[], prefer: ((id: string) => boolean) | undefined)
   if (!prefer || ids.length < 2) return ids;
   const first = ids.filter(prefer);
   return first.length === 0 || first.length === ids.length ? ids : [...first, ...ids.filter((id) => !prefer(id))];
+}
+
+/** Neighbours outside `arc` that said they are connected inside it, nearest first, at most 2. */
+function proxiesFor(neighbours: readonly string[], arc: Arc, reaches: (neighbour: string, arc: Arc) => boolean): string[] {
+  return neighbours
+    .filter((id) => !inArc(id, arc) && reaches(id, arc))
+    .sort((a, b) => distanceTo(a, arc) - distanceTo(b, arc))
+    .slice(0, 2);
+}
+
+/**
+ * The neighbours inside `arc` one level nearer its first member (clockwise from `arc.from`, not `self`): those in the
+ * third where that member leaves `self`'s own third, nearest it first. Each hop goes a level deeper toward the same
+ * member (every relay computes it alike from the arc and the members), so a walk ends within about log3 N hops.
+ */
+function towardFirstMember(self: string, arc: Arc, neighbours: readonly string[], members: readonly string[], reaches: (neighbour: string, arc: Arc) => boolean): string[] {
+  const first = firstMember(members, arc, self);
+  if (first === undefined) return [];
+  const branch = branchOf(self, first);
+  if (!branch) return [];
+  const byGap = (a: string, b: string) => gap(a, first) - gap(b, first);
+  const closer = neighbours.filter((id) => inArc(id, arc) && inArc(id, branch.arc));
+  if (closer.length > 0) return closer.sort(byGap);
+  // None in that third (at the degree bound some thirds have no cover): a neighbour inside the arc that said it is
+  // connected there, which hands it on to that one (a node it names without evidence attracts no frame, as for proxies).
+  return neighbours.filter((id) => inArc(id, arc) && reaches(id, branch.arc)).sort(byGap);
+}
+
+/** How far apart two ids are on the ring, either way round, as a fraction of it. */
+function gap(a: string, b: string): number {
+  const there = ringDistance(a, b);
+  const back = ringDistance(b, a);
+  return Number(there < back ? there : back) / 2 ** 160;
 }
 
 /** Whether a node can take a copy for `arc` any further: it is in the arc, or a neighbour is (it is a proxy). */
@@ -227,7 +297,8 @@ export class BroadcastRouter {
 
   private relay(from: string, message: NetworkMessage, entry: SeenEntry): string[] {
     // A copy with no hops left is delivered but cannot go on; recording it would stop the copies that can.
-    if (this.dropRelays || message.hops >= MAX_HOPS) return [];
+    // Kept: taken without evidence its neighbours share, over the budget of such relays (BroadcastPipeline.introduced).
+    if (this.dropRelays || entry.kept || message.hops >= MAX_HOPS) return [];
     const result: OriginateResult = { id: message.id, sent: [], failed: [] };
     if (isTree(message.strategy)) {
       const arcs = (entry.arcs ??= new Set());
@@ -253,7 +324,8 @@ export class BroadcastRouter {
     const members =
       message.strategy === 'subscribers' ? () => (known ??= this.host.subscribersOf?.(message.topic) ?? []) : () => (known ??= this.host.knownIds());
     const prefer = message.strategy === 'subscribers' ? (id: string) => sortedHas(members(), id) : undefined;
-    const routes = routeArcs(self, message.arc, neighbours, members, (id, arc) => this.host.reaches?.(id, arc) ?? false, prefer);
+    const paths = prefer && from === undefined ? (this.host.eventOriginPaths ?? 1) : 1;
+    const routes = routeArcs(self, message.arc, neighbours, members, (id, arc) => this.host.reaches?.(id, arc) ?? false, prefer, paths);
     if (!inArc(self, message.arc)) {
       if (!this.handTo(routes[0]!.inside, next, result)) this.counting.unrouted++;
       return;
@@ -261,16 +333,17 @@ export class BroadcastRouter {
     const digest = digestOf(members());
     for (const route of routes) {
       const copy = { ...next, arc: route.arc, digest };
-      if (this.handTo(route.inside, copy, result)) continue;
+      if (this.handTo(route.inside, copy, result, route.copies)) continue;
       if (this.handTo(route.proxies(), copy, result)) this.counting.proxied++;
       else this.counting.unrouted++;
     }
   }
 
-  /** Sends to the first of `candidates` that takes the message. */
-  private handTo(candidates: readonly string[], message: NetworkMessage, result: OriginateResult): boolean {
-    for (const id of candidates) if (this.trySend(id, message, result)) return true;
-    return false;
+  /** Sends to the first `copies` of `candidates` that take the message; whether one did. */
+  private handTo(candidates: readonly string[], message: NetworkMessage, result: OriginateResult, copies = 1): boolean {
+    let sent = 0;
+    for (const id of candidates) if (this.trySend(id, message, result) && ++sent >= copies) break;
+    return sent > 0;
   }
 
   private gossip(message: NetworkMessage, from: string | undefined, entry: SeenEntry, result: OriginateResult): void {

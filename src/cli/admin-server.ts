@@ -16,6 +16,8 @@ export interface AdminSources {
   node: Peer;
   /** The fewest connected peers for `/health` to say up (the config's minPeers). */
   minPeers: number;
+  /** Whether the node was configured to listen: `/health` is then down while it has no address, as P2PHealthIndicator. */
+  listens?: boolean;
   /** Prometheus text for `/metrics`; undefined when prom-client is not installed (`/metrics` then answers 501). */
   metrics?: () => Promise<string>;
 }
@@ -50,12 +52,16 @@ export function isLoopback(host: string): boolean {
   return host === '::1' || host === '0:0:0:0:0:0:0:1';
 }
 
-/** The `/health` body: up when the node runs and has at least minPeers peers (200, else 503). */
-export function health(node: Peer, minPeers: number) {
+/**
+ * The `/health` body: up when the node runs, listens if it was configured to, and has at least
+ * minPeers peers (200, else 503) — the same rule as P2PHealthIndicator.
+ */
+export function health(node: Peer, minPeers: number, listens = false) {
   const peers = node.peers().length;
   const address = node.address();
-  const up = node.isRunning && peers >= minPeers;
-  return { status: up ? 'up' : 'down', id: node.id, address, peers, minPeers, running: node.isRunning };
+  const listening = !listens || address !== null;
+  const up = node.isRunning && listening && peers >= minPeers;
+  return { status: up ? 'up' : 'down', id: node.id, address, peers, minPeers, running: node.isRunning, listening };
 }
 
 /**
@@ -92,7 +98,7 @@ export async function startAdminServer(listen: AdminListen, sources: AdminSource
   };
 }
 
-async function handle(req: IncomingMessage, res: ServerResponse, { node, minPeers, metrics }: AdminSources): Promise<void> {
+async function handle(req: IncomingMessage, res: ServerResponse, { node, minPeers, listens, metrics }: AdminSources): Promise<void> {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.setHeader('Allow', 'GET, HEAD');
     // The body is never read: the connection closes after the answer, rather than a keep-alive reuse meeting it.
@@ -105,7 +111,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, { node, minPeer
       if (!metrics) return send(res, 501, 'text/plain; charset=utf-8', '/metrics needs prom-client: npm install prom-client\n');
       return send(res, 200, 'text/plain; version=0.0.4; charset=utf-8', await metrics());
     case '/health': {
-      const body = health(node, minPeers);
+      const body = health(node, minPeers, listens);
       return json(res, body.status === 'up' ? 200 : 503, body);
     }
     case '/peers':

@@ -89,7 +89,7 @@ export async function runNode(options: RunNodeOptions): Promise<number> {
   await app.listen();
   let adminServer: AdminServer | undefined;
   if (admin) {
-    adminServer = await startAdminServer(admin, { node: app.get<Peer>(P2P_NODE), minPeers: config.minPeers ?? 0, metrics: metrics?.read });
+    adminServer = await startAdminServer(admin, { node: app.get<Peer>(P2P_NODE), minPeers: config.minPeers ?? 0, listens: config.listen !== undefined && config.listen !== null, metrics: metrics?.read });
     const reach = isLoopback(admin.host) ? 'loopback only' : 'NOT loopback: reachable from other hosts';
     logger.log(`admin endpoint at http://${adminServer.address}/ (${reach}; read-only: /metrics, /health, /peers, /topology)`);
   }

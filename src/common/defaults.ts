@@ -23,6 +23,19 @@ export const DEFAULTS = {
   maxOutbound: 24,
   /** Connections in all past which a node dials no more for its RainTree topology and refuses inbound ones. */
   maxPeers: 50,
+  /**
+   * This node's own event patterns (fewest subscribers first) by which it chooses its ring neighbours: in each third of
+   * the ring it dials a node with one of these patterns when the third holds one, so that events for subscribers find a
+   * subscriber inside the thirds that hold one instead of a node that carries them (docs/events.md). 0: the facing
+   * node, whatever its patterns.
+   */
+  eventCoverPatterns: 4,
+  /**
+   * Arcs an event for subscribers leaves its origin in when the origin does not subscribe itself: the ring cut at
+   * subscribers into this many, each carried to a subscriber on its own (an event for one subscriber: two first hops),
+   * so that one dropping relay does not lose it for all; repair among the subscribers brings it to the rest (docs/events.md).
+   */
+  eventOriginPaths: 3,
   /** Largest frame (9-byte header + topic + payload) sent or accepted, bytes: 4 MiB. */
   maxFrameBytes: 4 * 1024 * 1024,
   /** Bytes waiting to be written to one peer before sends fail with P2PQueueFullError: 16 MiB. */

@@ -8,6 +8,7 @@
 
 import type { BroadcastMeta, LogEvent } from '../common/types.js';
 import { FLAG_RESPONSE } from '../wire/constants.js';
+import { escapeControlCharacters } from '../wire/control.js';
 import type { Metadata } from '../wire/metadata.js';
 import type { HandlerLimit } from './handler-limit.js';
 import { ReplyStream, type ReplyChannel, type ReplySink } from './reply-sink.js';
@@ -72,7 +73,7 @@ export class Delivery implements ReplyChannel {
   }
 
   private eventFailed(topic: string, err: unknown, settled = false): void {
-    this.host.log('error', `event handler for "${topic}" failed: ${(err as Error)?.message ?? err}`, 'handler-failed');
+    this.host.log('error', `event handler for "${escapeControlCharacters(topic)}" failed: ${(err as Error)?.message ?? err}`, 'handler-failed');
     if (settled) this.release();
   }
 }

@@ -1,5 +1,5 @@
 /**
- * The keepalive of one connection: a ping every pingIntervalMs once it is open, the round
+ * The keepalive of one connection: a ping every pingIntervalMs once it is open (none while one is unanswered), the round
  * trip from the matching pong, answers to the remote's pings, and a prompt close when the
  * remote sends nothing for pongTimeoutMs after a ping. Kept with the connection, as
  * CometBFT's MConnection keeps ping/pong. Its host (KeepaliveHost) writes the frames, says
@@ -43,6 +43,8 @@ export class Keepalive {
   private pongTimer: NodeJS.Timeout | undefined;
   private token = 0;
   private sentAt = 0;
+  /** The last ping has had no pong yet (nor has its deadline passed). */
+  private awaiting = false;
   private readonly pings = new TokenBucket(MAX_PINGS_PER_SECOND, 2 * MAX_PINGS_PER_SECOND, Date.now());
 
   constructor(
@@ -54,8 +56,12 @@ export class Keepalive {
   start(): void {
     const { pingIntervalMs, pongTimeoutMs } = this.timing;
     this.pingTimer = setInterval(() => {
+      // One ping in flight: a neighbour that stalled (GC, a loaded host) reads every ping sent meanwhile at
+      // once, and at 10 ms a stall of 4 s passed its ping budget: it cut this honest node off (review of issue 22).
+      if (this.awaiting) return;
       this.token = (this.token + 1) >>> 0;
       this.sentAt = Date.now();
+      this.awaiting = true;
       this.host.writeControl({ type: ControlType.Ping, token: this.token });
       // One pong deadline at a time, from the first ping still unanswered: a ping
       // interval shorter than the pong timeout must not keep pushing it back.
@@ -63,6 +69,8 @@ export class Keepalive {
       const since = this.sentAt;
       this.pongTimer = setTimeout(() => {
         this.pongTimer = undefined;
+        // The peer read and wrote meanwhile (its pong may have been dropped while its queue was full): ping again.
+        this.awaiting = false;
         if (this.host.lastReadAt() < since) {
           this.host.fail(new P2PConnectionClosedError(`peer silent for ${pongTimeoutMs} ms after a ping`, this.host.ref()), GoodbyeReason.IdleTimeout);
           // A peer that does not answer will not read a graceful close either: drop it as soon as the
@@ -83,7 +91,9 @@ export class Keepalive {
   }
 
   onPong(token: number): void {
-    if (token === this.token) this.rttMs = Date.now() - this.sentAt;
+    if (token !== this.token || !this.awaiting) return;
+    this.awaiting = false;
+    this.rttMs = Date.now() - this.sentAt;
   }
 
   /** No more pings or deadlines: the connection is closing. */

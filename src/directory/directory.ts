@@ -1,4 +1,5 @@
 import { createHmac, randomBytes } from 'node:crypto';
+import { DEFAULTS } from '../common/defaults.js';
 import { P2PProtocolError } from '../common/errors.js';
 import { escapeControlCharacters } from '../wire/control.js';
 import { BucketTable } from '../common/token-bucket.js';
@@ -292,7 +293,7 @@ export class Directory {
       return;
     }
     this.ownBytes = bytes;
-    this.store(record, -1, true);
+    this.store(record, true);
   }
 
   private schedulePublish(): void {
@@ -348,7 +349,10 @@ export class Directory {
       record = decodeRecord(bytes, this.options);
     } catch (err) {
       if (!(err instanceof P2PProtocolError)) throw err;
-      return this.refuse('malformed', 'reject', source, err.message);
+      // Over this node's bounds but within the defaults: a node at the defaults (another configuration, another version)
+      // holds and sends it, and could not know this node's bounds. Ignored, nobody charged: V with directoryMaxPatterns 4
+      // charged honest H 10 points for paging a record of 10 patterns, and judged nothing after it (review of issue 22).
+      return this.refuse('malformed', withinDefaultBounds(bytes) ? 'ignore' : 'reject', source, err.message);
     }
     if (source.via === 'broadcast' && source.origin !== record.id) {
       return this.refuse('wrongOrigin', 'reject', source, `a record of ${record.id} broadcast by ${source.origin}: a node may publish only its own`);
@@ -366,14 +370,14 @@ export class Directory {
     const slot = this.table.find(record.id);
     if (slot >= 0 && record.seq <= this.table.seq(slot)) {
       if (record.seq === this.table.seq(slot)) {
-        this.table.setHolder(slot, holder);
         if (this.table.unvouched(slot) && this.evidence(record.id, source)) this.table.vouch(slot);
         return 'ignore';
       }
-      // Stale. An honest node never goes back: one that was seen holding a newer version and now sends an
-      // older one in a page replays it. Anything else may be an honest copy that missed the update.
-      const replay = source.via === 'sync' && this.table.holder(slot) === holder;
-      return this.refuse('stale', replay ? 'reject' : 'ignore', source, `seq ${record.seq} after it held seq ${this.table.seq(slot)}`);
+      // Stale: never charged. A neighbour seen holding the newer version used to be, as a replayer ("an honest node
+      // never goes back"), but a record leaves an honest table when it expires, and its node may sign an older seq
+      // afterwards: A gave honest H a short-lived copy of V's seq, let it expire at H, gave H an older seq, and V
+      // charged H 10 points for paging it (review of issue 22). Refused before the signature, nothing changes.
+      return this.refuse('stale', 'ignore', source, `seq ${record.seq} after it held seq ${this.table.seq(slot)}`);
     }
     // Cheap refusals first: a signature check costs more than all of them.
     // The neighbour's tag when it alone vouches for the record's node (a replacement keeps its record's standing, or gains evidence).
@@ -385,6 +389,14 @@ export class Directory {
     if (slot >= 0 && introducer !== undefined && source.via === 'sync' && !this.pageBudget.take(source.from, 1)) {
       return this.refuse('neighbourBudget', 'ignore', source);
     }
+    // Over the record's update rate, handed over by another node (a page, or a relayed broadcast): whether it is over
+    // depends on when the copies arrive, which a relay decides, so only the record's own node sending it pays (review
+    // of issue 22: an honest pager was charged 10 points a page, the rest of its page dropped; a relay that held back
+    // an honest node's updates and sent them at once had that node charged 10 points each, through the pipeline's
+    // "as its origin sent it" re-ask). Ignored, before the signature; anti-entropy brings the newest version later.
+    if (slot >= 0 && source.from !== record.id && !this.table.hasToken(slot, this.options.updateRate, this.options.updateBurst, now)) {
+      return this.refuse('rate', 'ignore', source);
+    }
     if (!verifyRecord(bytes, record.publicKey)) return this.refuse('badSignature', 'reject', source, 'signature is not its own key');
     // A replacement is checked too (its old patterns counted as kept: an upper bound), so that rewriting a record cannot grow the index past its budget.
     if (slot >= 0 && this.table.wouldOverflowPatterns(record)) return this.refuse('full', 'ignore', source);
@@ -393,7 +405,7 @@ export class Directory {
     }
     if (slot < 0 && !this.makeRoom(record, introducer)) return this.refuse('full', 'ignore', source);
     this.accepted++;
-    this.store(record, holder, false, introducer);
+    this.store(record, false, introducer);
     return 'accept';
   }
 
@@ -425,7 +437,7 @@ export class Directory {
     return this.refuse(reason, 'ignore', source);
   }
 
-  /** A neighbour's 32-bit tag (holder and introducer of records): keyed, so that a ground key cannot share an honest neighbour's tag. */
+  /** A neighbour's 32-bit tag (introducer of records): keyed, so that a ground key cannot share an honest neighbour's tag. */
   private tag(peerId: string): number {
     return createHmac('sha256', this.tagKey).update(peerId).digest().readInt32BE(0);
   }
@@ -471,11 +483,11 @@ export class Directory {
     return true;
   }
 
-  private store(record: DirectoryRecord, holder: number, own: boolean, introducer?: number): void {
+  private store(record: DirectoryRecord, own: boolean, introducer?: number): void {
     const slot = this.table.find(record.id);
     const wasLive = slot >= 0 && !this.table.leaving(slot);
     if (own && slot < 0 && this.table.full) this.evictAny();
-    this.table.put(record, this.now(), this.options.updateBurst, holder, introducer);
+    this.table.put(record, this.now(), this.options.updateBurst, introducer);
     if (record.leaving) {
       if (wasLive) this.host.changed({ id: record.id, change: 'removed' });
     } else {
@@ -539,6 +551,17 @@ export class Directory {
     return this.table.matchIds(subject, kind);
   }
 
+  /**
+   * For up to `limit` of this node's own event patterns, fewest nodes first, the sorted ids of the nodes whose records
+   * hold the same pattern, as written (a wildcard is its own text, not what it matches): whom its covers prefer
+   * (src/discovery/ring-topology.ts). Patterns only this node holds are left out.
+   */
+  sharingIds(limit: number): Array<readonly string[]> {
+    if (!this.own || limit <= 0) return [];
+    const lists = this.own.events.map((p) => this.table.patternIds(p, 'event')).filter((ids) => ids.length > 1);
+    return lists.sort((a, b) => a.length - b.length).slice(0, limit);
+  }
+
   /** Node `id`'s entry in `handlers(subject, kind)` now (its record is held, not leaving, not expired, with a matching pattern), else undefined. */
   handler(id: string, subject: string, kind: PatternKind): HandlerInfo | undefined {
     const slot = this.table.find(id);
@@ -567,3 +590,13 @@ export class Directory {
   }
 }
 
+/** The record's patterns are within the default bounds (directoryMaxPatterns, directoryMaxPatternBytes, directoryMaxPatternTokens). */
+function withinDefaultBounds(bytes: Buffer): boolean {
+  try {
+    decodeRecord(bytes, { maxPatterns: DEFAULTS.directoryMaxPatterns, maxPatternBytes: DEFAULTS.directoryMaxPatternBytes, maxPatternTokens: DEFAULTS.directoryMaxPatternTokens });
+    return true;
+  } catch (err) {
+    if (err instanceof P2PProtocolError) return false;
+    throw err;
+  }
+}

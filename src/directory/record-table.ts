@@ -109,8 +109,6 @@ export class RecordTable {
   private tokens = new Float32Array(0);
   /** bit 0 leaving, bit 1 in use, bit 2 address packed as IPv4, bit 3 unvouched (held for `introducers[slot]` alone). */
   private flags = new Uint8Array(0);
-  /** Hash of the neighbour last seen holding the current version (honest-stale rule, docs/directory.md). */
-  private holders = new Int32Array(0);
   /** Tag of the neighbour that brought an unvouched record (flag bit 3): what its quota and eviction are counted against. */
   private introducers = new Int32Array(0);
   /** Unvouched records per introducer tag: how many, and their slots (stale entries dropped lazily). */
@@ -215,12 +213,6 @@ export class RecordTable {
     const ip = this.ipv4[slot]!;
     return `${ip >>> 24}.${(ip >>> 16) & 255}.${(ip >>> 8) & 255}.${ip & 255}:${this.ports[slot]}`;
   }
-  holder(slot: number): number {
-    return this.holders[slot]!;
-  }
-  setHolder(slot: number, holder: number): void {
-    this.holders[slot] = holder;
-  }
   bucketOf(slot: number): number {
     return this.ids[slot * ID_BYTES]!;
   }
@@ -228,11 +220,20 @@ export class RecordTable {
   /** Takes one update token of the slot's origin (`rate`/s, up to `burst`); false when it has none. */
   takeToken(slot: number, rate: number, burst: number, now: number): boolean {
     const tenths = this.tenths(now);
-    const tokens = Math.min(burst, this.tokens[slot]! + ((tenths - this.updated[slot]!) / 10) * rate);
+    const tokens = this.tokensAt(slot, rate, burst, tenths);
     if (tokens < 1) return false;
     this.tokens[slot] = tokens - 1;
     this.updated[slot] = tenths;
     return true;
+  }
+
+  /** Whether `takeToken` would succeed now, without taking one (a cheap refusal before a signature check). */
+  hasToken(slot: number, rate: number, burst: number, now: number): boolean {
+    return this.tokensAt(slot, rate, burst, this.tenths(now)) >= 1;
+  }
+
+  private tokensAt(slot: number, rate: number, burst: number, tenths: number): number {
+    return Math.min(burst, this.tokens[slot]! + ((tenths - this.updated[slot]!) / 10) * rate);
   }
 
   /** The record in a slot, as decoded (for encoding into a sync page, or for tests). */
@@ -279,7 +280,7 @@ export class RecordTable {
    * Inserts or replaces the record of `record.id` (the caller judged it newer and valid, and
    * made room). `burst` fills a new origin's update tokens. Returns its slot.
    */
-  put(record: DirectoryRecord, now: number, burst: number, holder: number, introducer?: number): number {
+  put(record: DirectoryRecord, now: number, burst: number, introducer?: number): number {
     const idBytes = Buffer.from(record.id, 'hex');
     let slot = this.findBytes(idBytes);
     let unvouched = introducer !== undefined;
@@ -308,7 +309,6 @@ export class RecordTable {
     if (unvouched && !this.unvouched(slot)) this.introduce(slot, introducer!);
     this.flags[slot] = 2 | (record.leaving ? 1 : 0) | (unvouched ? 8 : 0);
     this.otherAddresses.delete(slot);
-    this.holders[slot] = holder;
     const packed = packIpv4(record.address);
     if (packed) {
       this.flags[slot]! |= 4;
@@ -475,6 +475,12 @@ export class RecordTable {
     for (const index of this.subjects[kind].match(subject)) lists.push(this.sortedIds(index, kind));
     if (lists.length <= 1) return lists[0] ?? [];
     return mergeSorted(lists);
+  }
+
+  /** Sorted ids of the live records that hold exactly pattern `text` as `kind` (no wildcard matching), [] when none does. */
+  patternIds(text: string, kind: PatternKind): readonly string[] {
+    const index = this.patternIndex.get(text);
+    return index === undefined || !this.patterns[index]?.[kind] ? [] : this.sortedIds(index, kind);
   }
 
   /** Pattern `index`'s sorted ids of `kind`: kept, or built now by a numeric sort of the members' first 32 bits (ties by full id). */
@@ -659,7 +665,6 @@ export class RecordTable {
     this.free = grow(this.free, 1, (n) => new Int32Array(n));
     this.tokens = grow(this.tokens, 1, (n) => new Float32Array(n));
     this.flags = grow(this.flags, 1, (n) => new Uint8Array(n));
-    this.holders = grow(this.holders, 1, (n) => new Int32Array(n));
     this.introducers = grow(this.introducers, 1, (n) => new Int32Array(n));
     this.requestCounts = grow(this.requestCounts, 1, (n) => new Uint16Array(n));
     this.ipv4 = grow(this.ipv4, 1, (n) => new Uint32Array(n));

@@ -36,6 +36,11 @@ export interface DiscoveryHost {
   release(id: string, why: string): void;
   /** Whether requests use the connection to `id` now (requests to a pattern): it is never let go then. */
   inUse?(id: string): boolean;
+  /**
+   * For each of this node's own event patterns (at most eventCoverPatterns, fewest nodes first), the sorted ids of the
+   * nodes with the same pattern: its covers prefer them (TopologyState.topics). None: the facing member, as before.
+   */
+  topicPeers?(): ReadonlyArray<readonly string[]>;
 }
 
 export interface DiscoveryOptions {
@@ -188,6 +193,20 @@ export class Discovery {
   isMember(id: string, via: string): boolean {
     if (this.host.connections().has(id) || this.book.get(id)) return true;
     return this.candidates.namedByOtherThan(id, via);
+  }
+
+  /**
+   * Whether this node has evidence of neighbour `id` other than its own connection: another neighbour's last peer
+   * exchange names it (that neighbour is connected to it), or it is a candidate another neighbour named. What this
+   * node's other neighbours may know of it too; its own word (its hello, its address) tells them nothing.
+   * True with peer exchange off.
+   */
+  namedByOthers(id: string): boolean {
+    // Without peer exchange there is no word of others to go by, nor do the neighbours have any: they know the origins
+    // they are connected to, as this node does (a full mesh of configured peers relays at its origins' rate, as before).
+    if (!this.options.enabled) return true;
+    for (const [neighbour, named] of this.theirs) if (neighbour !== id && named[lowerBound(named, id)] === id) return true;
+    return this.candidates.namedByOtherThan(id, id);
   }
 
   /**
@@ -409,6 +428,7 @@ export class Discovery {
       // An inbound neighbour is this node's own choice for its third only if it could have dialed it (src/discovery/ring-topology.ts).
       dialable: (id: string) => this.book.get(id) !== undefined,
       trusted: (id: string) => this.isTrusted(id),
+      topics: this.host.topicPeers?.(),
     };
     const plan = planTopology({ ...state, inbound, outbound: [...outbound, ...this.dialing] });
     const floor = Math.min(MIN_DEGREE, this.options.maxPeers);

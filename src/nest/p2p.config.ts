@@ -119,6 +119,14 @@ export class P2PConfig {
   @IntRange(1, 100_000)
   maxPeers: number = DEFAULTS.maxPeers;
 
+  /** Own event patterns (fewest nodes first) by which the node prefers ring neighbours with the same pattern; 0: none. */
+  @IntRange(0, 64)
+  eventCoverPatterns: number = DEFAULTS.eventCoverPatterns;
+
+  /** Arcs an event for subscribers leaves a node in when it emits one without subscribing itself, each carried to a subscriber on its own. */
+  @IntRange(1, 3)
+  eventOriginPaths: number = DEFAULTS.eventOriginPaths;
+
   /** Inbound connections still in their TLS handshake or hello exchange; past it the oldest is dropped. */
   @IntRange(1, 100_000)
   maxPendingInbound: number = DEFAULTS.maxPendingInbound;

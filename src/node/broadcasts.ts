@@ -32,6 +32,7 @@ export class Broadcasts {
         neighbours: () => [...host.connections()].filter(([, socket]) => socket.isOpen).map(([id]) => id),
         reaches: (id, arc) => host.reaches(id, arc),
         isMember: (id, via) => host.isMember(id, via),
+        namedByOthers: (id) => host.namedByOthers(id),
         send: (id, body) => host.socketFor(id).sendNetworkBroadcast(body),
         check: (id, bodyBytes, alsoQueued) => host.socketFor(id).checkNetworkBroadcast(bodyBytes, alsoQueued),
         sendIHave: (id, body) => host.socketFor(id).sendControl({ type: ControlType.BroadcastIHave, body }),
@@ -40,6 +41,7 @@ export class Broadcasts {
         penalize: (peerId, what, detail, weight) => host.penalize(peerId, what, detail, weight),
         subscribersOf: (topic) => host.subscribersOf(topic),
         subscribes: (topic) => host.subscribes(topic),
+        eventOriginPaths: o.eventOriginPaths,
         counted: (topic, outcome) => host.metrics()?.event?.(topic, outcome),
       },
       identity,
@@ -148,7 +150,7 @@ export interface BroadcastResult {
 }
 
 /** What the node's broadcasts need from it. */
-export interface BroadcastsHost extends Pick<PipelineHost, 'selfId' | 'logger' | 'knownIds' | 'penalize'>, Required<Pick<PipelineHost, 'reaches' | 'isMember'>> {
+export interface BroadcastsHost extends Pick<PipelineHost, 'selfId' | 'logger' | 'knownIds' | 'penalize'>, Required<Pick<PipelineHost, 'reaches' | 'isMember' | 'namedByOthers'>> {
   isRunning(): boolean;
   /** The open connections, one per peer id. */
   connections(): ReadonlyMap<string, P2PSocket>;

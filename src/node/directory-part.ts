@@ -143,6 +143,11 @@ export class DirectoryPart {
   }
 
   /** The ids of `handlers(subject, kind)`, sorted (records past their TTL until the sweep). */
+  /** Directory.sharingIds: the nodes sharing each of this node's event patterns, for the choice of its covers. */
+  sharingIds(limit: number): Array<readonly string[]> {
+    return this.directory.sharingIds(limit);
+  }
+
   handlerIds(subject: string, kind: 'request' | 'event'): readonly string[] {
     return this.directory.handlerIds(subject, kind);
   }

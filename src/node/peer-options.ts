@@ -39,6 +39,18 @@ export interface PeerOptions extends Partial<SocketLimits> {
    * its peers). For a bounded degree set it to max(8, 2·⌈log3 N⌉ + 2).
    */
   maxPeers?: number;
+  /**
+   * Own event patterns (fewest nodes first) by which the node chooses its ring neighbours: in each third it dials a
+   * node with the same pattern when there is one, so that events for subscribers meet fewer carriers (docs/events.md).
+   * 0: the facing node whatever its patterns. Default 4.
+   */
+  eventCoverPatterns?: number;
+  /**
+   * Arcs an event for subscribers leaves this node in when it emits one without subscribing itself: its ring cut at
+   * subscribers, each arc carried to a subscriber on its own, so one dropping relay cannot lose it for every
+   * subscriber (docs/events.md). 1: one path. Default 3.
+   */
+  eventOriginPaths?: number;
   /** Bytes allocated for frames that span reads, across all connections; past it the largest stalled one is closed. */
   maxPartialFrameBytes?: number;
   /** Default reply timeout of a request, ms. */

@@ -175,6 +175,7 @@ export class Peer extends EventEmitter {
         isConfigured: (id) => this.persistent.has(id),
         release: (id, why) => this.index.release(id, why),
         inUse: (id) => this.patternRequests.inUse(id),
+        topicPeers: () => this.directory.sharingIds(this.opts.eventCoverPatterns),
       },
       discoveryOptions(this.opts),
     );
@@ -194,6 +195,7 @@ export class Peer extends EventEmitter {
         knownIds: () => this.discovery.knownIds(),
         reaches: (id, arc) => this.discovery.reaches(id, arc),
         isMember: (id, via) => this.discovery.isMember(id, via),
+        namedByOthers: (id) => this.discovery.namedByOthers(id),
         penalize: (peerId, what, detail, weight) => this.sanctions.penalize(peerId, what, detail, weight),
         socketFor: (id) => this.messaging.socketFor(id),
         deliverOwn: (meta, topic, data, metadata) => this.messaging.handler?.onEvent(this.self.info(), topic, data, meta, metadata),

@@ -136,6 +136,18 @@ export function membersOf(sortedIds: readonly string[], arc: Arc): string[] {
   return out;
 }
 
+/** The first member of a sorted id list inside `arc` other than `self`, clockwise from `arc.from` (a binary search, not a walk of the arc). */
+export function firstMember(sortedIds: readonly string[], arc: Arc, self: string): string | undefined {
+  if (sortedIds.length === 0) return undefined;
+  const start = lowerBound(sortedIds, arc.from) % sortedIds.length;
+  for (let i = 0; i < 2 && i < sortedIds.length; i++) {
+    const id = sortedIds[(start + i) % sortedIds.length]!;
+    if (!inArc(id, arc)) return undefined;
+    if (id !== self) return id;
+  }
+  return undefined;
+}
+
 /** `occupied` for planForward: whether a sorted id list has a member in the arc other than `self`. */
 export function occupiedBy(sortedIds: readonly string[], self: string): (arc: Arc) => boolean {
   return (arc) => {

@@ -47,6 +47,8 @@ export interface SimBroadcastOptions {
    * holds them. Only they deliver (and count as honest); the others may carry it.
    */
   subscribers?: ReadonlySet<number>;
+  /** Strategy `subscribers`: eventOriginPaths of the origin (its default when omitted). */
+  originPaths?: number;
   /** The nodes that misbehave during this broadcast; none when omitted. */
   faults?: SimFaults;
   /** Repair interval in rounds; 0: no repair. 20 models the default 500 ms interval with 25 ms hops. */
@@ -142,6 +144,7 @@ let identity: Identity | undefined;
 /** Runs one broadcast from `origin` to quiescence: no frame in flight for two repair intervals. */
 export function simulateBroadcast(net: SimNet, options: SimBroadcastOptions): SimBroadcastResult {
   const { origin, strategy } = options;
+  const originPaths = options.originPaths ?? DEFAULTS.eventOriginPaths;
   const faults = options.faults ?? {};
   const R = options.repairRounds ?? 20;
   const hopMs = options.hopMs ?? 25;
@@ -240,7 +243,7 @@ export function simulateBroadcast(net: SimNet, options: SimBroadcastOptions): Si
     const self = ids[node]!;
     const neighbours = net.links[node]!.filter((id) => id !== from);
     const routes = subscriberIds
-      ? routeArcs(self, f.arc, neighbours, () => subscriberIds, reaches(self), isSubscriberId)
+      ? routeArcs(self, f.arc, neighbours, () => subscriberIds, reaches(self), isSubscriberId, from === undefined ? originPaths : 1)
       : routeArcs(self, f.arc, neighbours, () => net.known(node), reaches(self));
     const sent: string[] = [];
     const to = (id: string, arc: Arc) => (send(node, id, DATA, f.strategy, arc, f.hops + 1), sent.push(id));
@@ -253,7 +256,8 @@ export function simulateBroadcast(net: SimNet, options: SimBroadcastOptions): Si
     for (const route of routes) {
       const inside = route.inside[0];
       if (inside !== undefined) {
-        to(inside, route.arc);
+        // BroadcastRouter.handTo: sends never fail here, so the first `copies` take it.
+        for (const id of route.inside.slice(0, route.copies ?? 1)) to(id, route.arc);
         continue;
       }
       const proxy = route.proxies()[0];

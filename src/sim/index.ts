@@ -8,4 +8,4 @@
 export * from './network-sim.js';
 export type { BroadcastStrategy } from '../broadcast/codec.js';
 export { directoryTraffic, fillDirectory, type DirectoryFill, type DirectoryFillOptions, type DirectoryTraffic, type DirectoryTrafficOptions } from './directory.js';
-export { linkTopics, type TopicLinks } from './topic-links.js';
+export { linkTopics, preferTopics, type TopicLinks } from './topic-links.js';

@@ -30,3 +30,23 @@ export function linkTopics(net: SimNet, subscriberSets: ReadonlyArray<readonly n
   }
   return added;
 }
+
+/**
+ * Gives each node's planning the nodes that share its patterns (SimNet.topics), as the node's discovery does with
+ * eventCoverPatterns (src/node/peer.ts, Directory.sharingIds): for each node, the sorted subscribers of each of its
+ * patterns, fewest first, at most `limit` patterns. Call before settle(), so that the topology forms with them.
+ */
+export function preferTopics(net: SimNet, subscriberSets: ReadonlyArray<readonly number[]>, limit: number): void {
+  if (limit <= 0) {
+    net.topics = undefined;
+    return;
+  }
+  const lists = subscriberSets.map((set) => set.map((x) => net.ids[x]!).sort());
+  const patternsOf: number[][] = Array.from({ length: net.size }, () => []);
+  subscriberSets.forEach((set, k) => {
+    // A pattern only one node holds shares nothing (Directory.sharingIds leaves it out).
+    if (set.length > 1) for (const x of set) patternsOf[x]!.push(k);
+  });
+  for (const ks of patternsOf) ks.sort((x, y) => lists[x]!.length - lists[y]!.length).splice(limit);
+  net.topics = (node) => (patternsOf[node]?.length ? patternsOf[node]!.map((k) => lists[k]!) : undefined);
+}

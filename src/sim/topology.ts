@@ -79,6 +79,11 @@ export class SimNet {
   private seq = 0;
   /** coverNeeds per node for the current views, the needs shared between nodes (100 000 nodes × 21 needs would not fit otherwise). */
   private needs: Array<readonly CoverNeed[] | undefined> = [];
+  /**
+   * For each node, the sorted ids of the nodes sharing each of its event patterns (TopologyState.topics), fewest first:
+   * its covers prefer them, as the node's discovery does with eventCoverPatterns. None: every node plans as before.
+   */
+  topics: ((node: number) => ReadonlyArray<readonly string[]> | undefined) | undefined;
   private interned = new Map<string, Arc>();
 
   /**
@@ -278,6 +283,7 @@ export class SimNet {
       inbound: this.inbound[node]!,
       outbound: this.outbound[node]!,
       maxDegree: this.maxDegree,
+      topics: this.topics?.(node),
       // Every outbound connection here was dialed by discovery for the topology: none is kept regardless.
       keep: () => false,
       // Connected, or a dial failed lately (backing off): the next member of that third is dialed instead.

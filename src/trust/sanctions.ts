@@ -1,6 +1,7 @@
 import { BanList, type BanInfo } from './ban-list.js';
 import { BAN_SCORE, PeerScores, type Misbehaviour } from './peer-score.js';
 import type { P2PLogger } from '../common/types.js';
+import { escapeControlCharacters } from '../wire/control.js';
 
 /** What sanctions need from the node. */
 export interface SanctionsHost {
@@ -38,6 +39,8 @@ export class Sanctions {
   }
 
   ban(peerId: string, reason: string, durationMs = this.banMs): BanInfo {
+    // Reasons quote remote text (a broadcast's topic): a newline in one forged a line in the log (review of issue 22).
+    reason = escapeControlCharacters(reason);
     const where = this.host.whereIs(peerId);
     const ban = this.bans.add({ peerId, ip: where.inboundIp, durationMs, reason });
     this.bansTotal++;

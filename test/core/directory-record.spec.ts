@@ -89,7 +89,7 @@ describe('record table', () => {
     const t = new RecordTable(1000);
     const empty = [...t.bucketHashes];
     const records = Array.from({ length: 200 }, (_, i) => make(i, [`svc.${i % 7}`, 'all.>']));
-    for (const r of records) t.put(r, 0, 3, 0);
+    for (const r of records) t.put(r, 0, 3);
     expect(t.size).toBe(200);
     expect(t.distinctPatterns).toBe(8);
     expect(t.match('svc.3', 'request').size).toBe(records.filter((_, i) => i % 7 === 3).length);
@@ -98,11 +98,11 @@ describe('record table', () => {
     const snapshot = [...t.bucketHashes];
     // Replace one: its patterns move, the digest changes; put it back: the digest is as before.
     const slot = t.find(records[5]!.id);
-    t.put(make(5, ['other'], 2), 0, 3, 0);
+    t.put(make(5, ['other'], 2), 0, 3);
     expect(t.find(records[5]!.id)).toBe(slot);
     expect(t.match('other', 'request').size).toBe(1);
     expect([...t.bucketHashes]).not.toEqual(snapshot);
-    t.put(records[5]!, 0, 3, 0);
+    t.put(records[5]!, 0, 3);
     expect([...t.bucketHashes]).toEqual(snapshot);
     expect(t.distinctPatterns).toBe(8);
     // Remove all but one, in an order that exercises the id table's backward shift.
@@ -122,13 +122,13 @@ describe('record table', () => {
     const wild = make(1, ['a.*.b.c', 'exact.one']);
     // 2 entries (200 B + 2 B a code unit) and 4 trie nodes of the wildcard (560 B each).
     expect(t.wouldOverflowPatterns(wild)).toBe(false);
-    t.put(wild, 0, 3, 0);
+    t.put(wild, 0, 3);
     expect(t.patternMemory).toBe(200 + 14 + 200 + 18 + 4 * 560);
     // The same patterns again cost nothing; a deep fresh one past the budget is refused.
     expect(t.wouldOverflowPatterns(make(2, ['a.*.b.c']))).toBe(false);
     const deep = make(3, Array.from({ length: 8 }, (_, i) => `*.${i}.x.x.x.x.x.x.x.x`));
     expect(t.wouldOverflowPatterns(deep)).toBe(true);
-    t.put(make(2, ['a.*.b.c']), 0, 3, 0);
+    t.put(make(2, ['a.*.b.c']), 0, 3);
     t.remove(t.find(wild.id));
     t.remove(t.find(make(2, []).id));
     expect(t.patternMemory).toBe(0);
@@ -143,7 +143,7 @@ describe('record table', () => {
   it('fills to a maxRecords that is not a power of two (its id table still probes a power of two)', () => {
     const t = new RecordTable(100);
     const records = Array.from({ length: 100 }, (_, i) => make(i, ['a']));
-    for (const r of records) t.put(r, 0, 3, 0);
+    for (const r of records) t.put(r, 0, 3);
     expect(t.full).toBe(true);
     for (const r of records) expect(t.find(r.id)).toBeGreaterThanOrEqual(0);
     expect(t.find(make(500, []).id)).toBe(-1);
@@ -157,7 +157,7 @@ describe('record table', () => {
     addresses.forEach((address, i) => {
       const id = loadIdentity((i + 1).toString(16).padStart(64, '0'));
       const r = decodeRecord(signRecord(id, { ...fields, publicKey: id.publicKeyRaw, address }), LIMITS);
-      t.put(r, 0, 3, 0);
+      t.put(r, 0, 3);
       const back = t.record(t.find(r.id));
       expect(back.address).toBe(address);
       expect(encodeRecord(back).equals(encodeRecord(r))).toBe(true);
@@ -167,7 +167,7 @@ describe('record table', () => {
     const first = t.find(decodeRecord(signRecord(loadIdentity('1'.padStart(64, '0')), { ...fields, publicKey: loadIdentity('1'.padStart(64, '0')).publicKeyRaw }), LIMITS).id);
     t.remove(first);
     const again = loadIdentity('ff'.padStart(64, '0'));
-    t.put(decodeRecord(signRecord(again, { ...fields, publicKey: again.publicKeyRaw, address: '' }), LIMITS), 0, 3, 0);
+    t.put(decodeRecord(signRecord(again, { ...fields, publicKey: again.publicKeyRaw, address: '' }), LIMITS), 0, 3);
     expect(t.address(t.find(again.peerId))).toBe('');
   });
 });

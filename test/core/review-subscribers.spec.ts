@@ -69,7 +69,7 @@ describe('RecordTable.matchIds: each pattern keeps its sorted ids', () => {
       } else {
         const events = patterns.filter(() => rand(3) === 0).sort();
         const leaving = rand(6) === 0;
-        table.put({ id, publicKey: Buffer.alloc(32), seq: seq++, issuedAt: 1, leaving, address: '', requests: [], events, signature: Buffer.alloc(64) }, 0, 3, 0);
+        table.put({ id, publicKey: Buffer.alloc(32), seq: seq++, issuedAt: 1, leaving, address: '', requests: [], events, signature: Buffer.alloc(64) }, 0, 3);
         live.set(id, { events, leaving });
       }
       if (rand(10) === 0) {

@@ -5,7 +5,7 @@ import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startAdminServer, type AdminServer } from '../../src/cli/admin-server.js';
 import type { AdminPeerRow, AdminTopology } from '../../src/cli/admin-views.js';
-import type { Peer } from '../../src/node/peer.js';
+import { Peer } from '../../src/node/peer.js';
 import { startPeers, waitFor } from '../helpers.js';
 
 const open: Peer[] = [];
@@ -40,7 +40,7 @@ describe('admin endpoint (src/cli/admin-server.ts) over core nodes', () => {
     expect(metrics.body).toMatch(/needs prom-client/);
     const down = await get(admin.address, '/health');
     expect(down.status).toBe(503);
-    expect(JSON.parse(down.body)).toEqual({ status: 'down', id: a!.id, address: a!.address(), peers: 0, minPeers: 1, running: true });
+    expect(JSON.parse(down.body)).toEqual({ status: 'down', id: a!.id, address: a!.address(), peers: 0, minPeers: 1, running: true, listening: true });
     await b!.connect(a!.address()!);
     await waitFor(() => a!.peers().length === 1, 5000, 'the connection');
     const up = await get(admin.address, '/health');
@@ -52,6 +52,24 @@ describe('admin endpoint (src/cli/admin-server.ts) over core nodes', () => {
     const topo = JSON.parse((await get(admin.address, '/topology')).body) as AdminTopology;
     expect(topo.nodes.map((n) => n.role).sort()).toEqual(['neighbour', 'self']);
     expect(topo.links).toEqual([{ from: a!.id, to: b!.id, kind: 'connection', rttMs: peers[0]!.rttMs }]);
+  });
+
+  it('/health is down for a node configured to listen that has no address, as P2PHealthIndicator', async () => {
+    const [a] = await startPeers(1);
+    const quiet = new Peer({ listen: null });
+    await quiet.start();
+    open.push(a!, quiet);
+    await quiet.connect(a!.address()!);
+    await waitFor(() => quiet.peers().length === 1, 5000, 'the connection');
+    const configured = await startAdminServer({ host: '127.0.0.1', port: 0 }, { node: quiet, minPeers: 0, listens: true });
+    const dialOnly = await startAdminServer({ host: '127.0.0.1', port: 0 }, { node: quiet, minPeers: 0 });
+    servers.push(configured, dialOnly);
+    const down = await get(configured.address, '/health');
+    expect(down.status).toBe(503);
+    expect(JSON.parse(down.body)).toMatchObject({ status: 'down', address: null, listening: false, peers: 1 });
+    const up = await get(dialOnly.address, '/health');
+    expect(up.status).toBe(200);
+    expect(JSON.parse(up.body)).toMatchObject({ status: 'up', address: null, listening: true });
   });
 
   it('never acts on a write: POST/PUT/DELETE with a body are 405 and change nothing; oversized headers are refused', async () => {

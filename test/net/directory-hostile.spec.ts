@@ -64,7 +64,7 @@ describe('directory: hostile records (TLS, 4 nodes and a raw peer)', () => {
     for (const p of others(nodes, v)) expect(p.directoryStats().refused).toMatchObject({ wrongOrigin: 0, badSignature: 0 });
   });
 
-  it('a record replayed after its node changed handlers: refused (no change); penalised when the sender had shown the newer one', async () => {
+  it('a record replayed after its node changed handlers: refused (no change), unpenalised, even after the sender showed the newer one', async () => {
     const { nodes, v, victim, hostile } = await setup();
     // The victim's genuine old record (signed by its key: what a capture gives), then its handlers change.
     const old = record(victim.identity, { seq: Date.now() - 1000, issuedAt: Date.now() - 1000, requests: ['orders.reserve', 'legacy.api'] });
@@ -82,11 +82,13 @@ describe('directory: hostile records (TLS, 4 nodes and a raw peer)', () => {
     page(hostile, [old]);
     await waitFor(() => v.directoryStats().refused.stale === 2, 2000, 'two stale refusals');
     expect(v.peerScore(hostile.identity.peerId)).toBe(score);
-    // The sender shows it holds the current record (a page with it), then sends the old one: no honest node goes back.
+    // The sender shows it holds the current record (a page with it), then sends the old one. This used to be charged
+    // ("no honest node goes back"), but an honest node does go back when the newer record expired in its table and
+    // its node signed an older seq since (review22-directory-holder.spec.ts): refused, not charged.
     page(hostile, [latestOf(victim)]);
     page(hostile, [old]);
     await waitFor(() => v.directoryStats().refused.stale === 3, 2000, 'the third stale refusal');
-    await waitFor(() => v.peerScore(hostile.identity.peerId) < score, 2000, 'the penalty');
+    expect(v.peerScore(hostile.identity.peerId)).toBe(score);
     expect(changes).toEqual([]);
     for (const p of nodes) {
       expect(ids(p, 'orders.v2')).toEqual([victim.id]);

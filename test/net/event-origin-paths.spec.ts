@@ -1,0 +1,82 @@
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { loadIdentity } from '../../src/common/identity.js';
+import type { Peer } from '../../src/node/peer.js';
+import { broadcastMeshes } from '../broadcast-mesh.js';
+import { waitFor } from '../helpers.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A private key (64 hex) whose peer id lies in top-level third `t` of the ring (0, 1 or 2). */
+function keyInThird(t: number): string {
+  for (;;) {
+    const seed = randomBytes(32).toString('hex');
+    const id = loadIdentity(seed).peerId;
+    if (Math.floor((parseInt(id.slice(0, 8), 16) * 3) / 2 ** 32) === t) return seed;
+  }
+}
+
+/**
+ * Issue 24: an event for subscribers from a node that does not subscribe leaves in the thirds where its subscribers
+ * part, each carried to a subscriber on its own (eventOriginPaths), so one dropping carrier in front of a sparse
+ * subscriber does not lose it for every subscriber; repair among the subscribers brings it to the one cut off.
+ * Real nodes over TCP, wired by hand:
+ *
+ *   O (origin, third 2) ── D (carrier, third 0, drops) ── A (subscriber, third 0)
+ *    └──────────────────── H (carrier, third 1) ───────── B (subscriber, third 1) ── A
+ */
+describe('events for subscribers: an origin’s paths around a dropping carrier, over real sockets', () => {
+  const { node, heardOf } = broadcastMeshes();
+  const EVENTS = 10;
+
+  const build = async (eventOriginPaths: number) => {
+    const options = { maxInboundPerIp: 20 };
+    const O = await node(false, { ...options, privateKey: keyInThird(2), eventOriginPaths });
+    const D = await node(false, { ...options, privateKey: keyInThird(0) });
+    const A = await node(false, { ...options, privateKey: keyInThird(0) });
+    const H = await node(false, { ...options, privateKey: keyInThird(1) });
+    const B = await node(false, { ...options, privateKey: keyInThird(1) });
+    for (const [a, b] of [
+      [O, D],
+      [O, H],
+      [D, A],
+      [H, B],
+      [A, B],
+    ] as Array<[Peer, Peer]>) {
+      await a.connect(`${b.id}@${b.address()}`);
+    }
+    A.setHandledPatterns({ requests: [], events: ['alerts.*'] });
+    B.setHandledPatterns({ requests: [], events: ['alerts.disk'] });
+    const all = [O, D, A, H, B];
+    await waitFor(() => all.every((n) => n.handlers('alerts.disk', 'event').length === 2), 8000, 'every node to know both subscribers');
+    // From here on D accepts and relays nothing, and announces and answers nothing (the test flags of PeerOptions.dropRelays).
+    const pipeline = (D as unknown as { broadcasts: { pipeline: { router: { dropRelays: boolean }; repair: { silent: boolean } } } }).broadcasts.pipeline;
+    pipeline.router.dropRelays = true;
+    pipeline.repair.silent = true;
+    return { O, D, A, H, B, all };
+  };
+
+  it('with the default 3 paths, both subscribers get every event once, the one behind the dropping carrier by repair from the other', async () => {
+    const { O, A, B, all } = await build(3);
+    const ids: string[] = [];
+    for (let e = 0; e < EVENTS; e++) ids.push(O.broadcast('alerts.disk', { e }, { scope: 'subscribers' }).id!);
+    const want = [A.id, B.id].sort();
+    await waitFor(() => ids.every((id) => heardOf(id).length === 2), 8000, 'both subscribers to get every event');
+    await sleep(600); // three repair intervals: a late or second copy would show
+    for (const id of ids) expect(heardOf(id)).toEqual(want);
+    // Counted: every event delivered once at each subscriber, none at the others; A's came by repair (B served them).
+    expect(A.networkBroadcastStats().delivered).toBe(EVENTS);
+    expect(B.networkBroadcastStats().delivered).toBe(EVENTS);
+    for (const n of all.filter((x) => x !== A && x !== B)) expect(n.networkBroadcastStats().delivered).toBe(0);
+    expect(B.networkBroadcastStats().repair.sent).toBeGreaterThanOrEqual(EVENTS);
+  });
+
+  it('with one path (eventOriginPaths 1) the same events are lost for both: the path went through the dropping carrier', async () => {
+    const { O, A, B } = await build(1);
+    const ids: string[] = [];
+    for (let e = 0; e < EVENTS; e++) ids.push(O.broadcast('alerts.disk', { e }, { scope: 'subscribers' }).id!);
+    await sleep(1000); // five repair intervals
+    for (const id of ids) expect(heardOf(id)).toEqual([]);
+    expect(A.networkBroadcastStats().delivered + B.networkBroadcastStats().delivered).toBe(0);
+  });
+});

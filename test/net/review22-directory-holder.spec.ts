@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import { createNetworkMessage } from '../../src/broadcast/codec.js';
+import type { Identity } from '../../src/common/identity.js';
+import { DIRECTORY_TOPIC } from '../../src/directory/record.js';
+import type { Peer } from '../../src/node/peer.js';
+import { pointArc, RING_ROOT, type Arc } from '../../src/ring/raintree.js';
+import { Encoding } from '../../src/wire/constants.js';
+import { broadcastMeshes } from '../broadcast-mesh.js';
+import { waitFor } from '../helpers.js';
+import { report } from '../net-processes.js';
+import { RawPeer } from '../raw-peer.js';
+import { record } from '../directory-wire.js';
+
+/**
+ * Review of issue 22 after issue 24: the directory charges a neighbour that pages an older version of a
+ * record after it was seen holding a newer one ("an honest node never goes back"). But what it was seen
+ * holding is only the seq (a copy of equal seq marks the sender as its holder, unread), and a record
+ * leaves an honest node's table when it expires. Attacker A signs two records of its own with one seq:
+ * a fresh one for V, and one about to expire for honest H, which relays it to V (V marks H as holding
+ * that seq). Once H has expired it, A gives H an older seq, and H pages it to V.
+ */
+
+const { mesh, raw } = broadcastMeshes();
+
+let ts = 0;
+function own(a: RawPeer, origin: Identity, bytes: Buffer, arc: Arc): void {
+  ts = Math.max(Date.now() * 1000, ts + 1);
+  const m = createNetworkMessage(origin, { timestampUs: ts, encoding: Encoding.Binary, topic: DIRECTORY_TOPIC, payload: bytes, strategy: 'raintree' });
+  a.sendBroadcast({ ...m, arc });
+}
+
+describe('review 22: an honest pager made to "go back" (TLS)', () => {
+  const TTL = 60_000; // directoryTtlMs (default 30 min), so that a record expires within the test
+  it("H pages A's older record after its newer one expired at H: V does not charge H", async () => {
+    const nodes = await mesh(true, 2, { directoryTtlMs: TTL, directorySyncIntervalMs: 1000 });
+    const [v, h] = nodes as [Peer, Peer];
+    const a = await raw(true, v);
+    const aAtH = await RawPeer.open(h.address()!, { tls: true, identity: a.identity });
+    try {
+      await waitFor(() => h.peers().some((p) => p.id === a.identity.peerId), 3000, 'A admitted by H');
+      const seq = Date.now();
+      // V: A's record, fresh. H: the same seq, issued TTL − 1.5 s ago, relayed by H to V (equal seq: H marked as its holder).
+      own(a, a.identity, record(a.identity, { seq, requests: ['a.fresh'] }), pointArc(v.id));
+      await waitFor(() => v.handlers('a.fresh', 'request').length === 1, 2000, "V to hold A's record");
+      const old = Date.now() - TTL + 1500;
+      own(aAtH, a.identity, record(a.identity, { seq, issuedAt: old, requests: ['a.short'] }), RING_ROOT);
+      await waitFor(() => h.handlers('a.short', 'request').length === 1, 2000, "H to hold A's short-lived record");
+      // H expires it (its sweep runs every TTL/10), then takes an older seq from A, fresh.
+      await waitFor(() => h.directoryStats().expired > 0, 15_000, 'H to expire it');
+      own(aAtH, a.identity, record(a.identity, { seq: seq - 1, requests: ['a.older'] }), pointArc(h.id));
+      await waitFor(() => h.handlers('a.older', 'request').length === 1, 2000, "H to hold A's older record");
+      // H announces it to V by repair (a broadcast: stale, ignored), then V pulls H's directory at its next exchange
+      // (every second, with a random neighbour; a pull from A idles 5 s): the page.
+      await waitFor(() => v.directoryStats().refused.stale >= 2, 30_000, 'H to page it').catch(() => undefined);
+      report(`directory holder: V refused ${v.directoryStats().refused.stale} stale; V's score for H ${v.peerScore(h.id).toFixed(1)}, for A ${v.peerScore(a.identity.peerId).toFixed(1)}`);
+      expect(v.directoryStats().refused.stale).toBeGreaterThanOrEqual(2);
+      expect(v.peerScore(h.id)).toBe(0);
+    } finally {
+      aAtH.destroy();
+    }
+  }, 90_000);
+});

@@ -1,0 +1,148 @@
+import { describe, expect, it } from 'vitest';
+import { createNetworkMessage } from '../../src/broadcast/codec.js';
+import { loadIdentity } from '../../src/common/identity.js';
+import type { Peer } from '../../src/node/peer.js';
+import { RING_ROOT } from '../../src/ring/raintree.js';
+import { Encoding } from '../../src/wire/constants.js';
+import { broadcastMeshes } from '../broadcast-mesh.js';
+import { report } from '../net-processes.js';
+import { waitFor } from '../helpers.js';
+
+/**
+ * Review of issue 22 after issues 23/24: the unknown-origin budget and the first-hop rule together.
+ * A node takes a broadcast whose origin is the neighbour handing it over as a known origin's, so a
+ * neighbour A of an honest H may send its own broadcasts at its origin rate (100/s) and costs H
+ * nothing. H relays them to its other neighbours, to whom A is nobody: each of them takes them from
+ * H's unknown-origin budget (20/s), finds H over it, throttles H and charges it a point a second.
+ * A itself is never charged. Real nodes over TLS; A is a hand-driven peer with its own key.
+ */
+
+const { mesh, raw, heardOf } = broadcastMeshes();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('review 22: a neighbour\'s own broadcasts at its origin rate, relayed by an honest first hop (TLS)', () => {
+  const RATE = 90; // under broadcastOriginRate (100/s)
+  const SECONDS = 12;
+
+  // Was OPEN: on 2026-12-07 H's three other neighbours each charged H 1 point a second (−9.3 after 12 s; half-life 60 s,
+  // so it levels off at about −87, one small penalty from a ban) and throttled it; A's score stayed 0.
+  // Now A's own broadcasts, which no other neighbour of H names, are relayed within H's node-wide budget of broadcasts
+  // taken without evidence its neighbours share (80% of their unknown-origin rate and burst), and past it delivered at
+  // H only (`kept`): H at 0 everywhere; its neighbours got 271 of the 1 080 (80 + 16/s). A is not charged: an honest
+  // joining node that knows only H cannot tell its broadcasts are unknown further on.
+  // Peer exchange on: the evidence H goes by is its other neighbours' word. Still OPEN (it.fails) with peer exchange off:
+  // there H has no word of others and relays a neighbour's own broadcasts as before (neighbours there know the origins
+  // they are connected to: a full mesh relays at its origins' rate, the test below), so H is charged as before.
+  it(`A sends ${RATE}/s of its own broadcasts to H for ${SECONDS} s: H's other neighbours do not charge H, and H still delivers them all`, () => firstHop(true), 40_000);
+  it.fails(`peer exchange off: A sends ${RATE}/s of its own broadcasts to H: H is not charged (open)`, () => firstHop(false), 40_000);
+
+  async function firstHop(pex: boolean): Promise<void> {
+    const nodes = await mesh(true, 4, { peerExchange: pex });
+    const [h, ...others] = nodes as [Peer, ...Peer[]];
+    const a = await raw(true, h);
+    const started = Date.now();
+    let sent = 0;
+    let ts = 0;
+    // Bounded: RATE × SECONDS broadcasts and SECONDS + 8 s of wall time.
+    while (sent < RATE * SECONDS && Date.now() - started < (SECONDS + 8) * 1000 && !a.closed) {
+      const due = Math.min(Math.floor(((Date.now() - started) / 1000) * RATE) + 1, RATE * SECONDS);
+      for (; sent < due; sent++) {
+        ts = Math.max(Date.now() * 1000, ts + 1);
+        const m = createNetworkMessage(a.identity, { timestampUs: ts, strategy: 'raintree', encoding: Encoding.Json, topic: 'own', payload: Buffer.from(JSON.stringify({ n: sent })) });
+        a.sendBroadcast({ ...m, arc: RING_ROOT });
+      }
+      await sleep(20);
+    }
+    await sleep(500);
+    const scoresOfH = others.map((p) => p.peerScore(h.id));
+    const stats = nodes.map((p) => p.networkBroadcastStats());
+    report(
+      `first hop (peer exchange ${pex ? 'on' : 'off'}): A sent ${sent} own broadcasts in ${((Date.now() - started) / 1000).toFixed(1)} s; H delivered ${stats[0]!.delivered}, kept ${stats[0]!.kept}, H's score for A ${h.peerScore(a.identity.peerId).toFixed(1)}; ` +
+        `others delivered ${stats.slice(1).map((s) => s.delivered).join(' ')}, dropped unknownOrigin ${stats.slice(1).map((s) => s.dropped.unknownOrigin).join(' ')}, ` +
+        `neighbourBudget ${stats.slice(1).map((s) => s.dropped.neighbourBudget).join(' ')}; their scores for H ${scoresOfH.map((s) => s.toFixed(1)).join(' ')}; ` +
+        `bans of H ${others.filter((p) => p.bans().some((b) => b.peerId === h.id)).length}`,
+    );
+    expect(sent).toBeGreaterThan((RATE * SECONDS) / 2);
+    // H relayed what it took as a known origin's: it could not do otherwise, so it must not pay for it.
+    for (const score of scoresOfH) expect(score).toBe(0);
+    // A neighbour's own broadcasts are all delivered at that neighbour (a two-node application loses none).
+    expect(stats[0]!.delivered).toBe(sent);
+    if (pex) expect(stats[0]!.kept).toBeGreaterThan(0);
+  }
+
+  const LINKS = 3;
+  const PER_LINK = 18; // under broadcastUnknownOriginRate (20/s) at H, for each link
+
+  // Was OPEN, the same class: each link stays within its unknown-origin budget at H, so H never charges them; H relayed
+  // 54 a second of origins nobody knows, and its other neighbours charged H −7.5 each (12 s). Now H relays at most 16 a
+  // second of them (node-wide, whichever links they came by) and delivers the rest here only.
+  it(`${LINKS} links, each sending ${PER_LINK}/s broadcasts of throwaway keys (within its budget at H) for ${SECONDS} s: H is not charged`, async () => {
+    const nodes = await mesh(true, 4);
+    const [h, ...others] = nodes as [Peer, ...Peer[]];
+    const links = [];
+    for (let i = 0; i < LINKS; i++) links.push(await raw(true, h));
+    const started = Date.now();
+    let sent = 0;
+    let ts = 0;
+    const rate = LINKS * PER_LINK;
+    while (sent < rate * SECONDS && Date.now() - started < (SECONDS + 8) * 1000) {
+      const due = Math.min(Math.floor(((Date.now() - started) / 1000) * rate) + 1, rate * SECONDS);
+      for (; sent < due; sent++) {
+        ts = Math.max(Date.now() * 1000, ts + 1);
+        const m = createNetworkMessage(loadIdentity(), { timestampUs: ts, strategy: 'raintree', encoding: Encoding.Json, topic: 'k', payload: Buffer.from(JSON.stringify({ n: sent })) });
+        links[sent % LINKS]!.sendBroadcast({ ...m, arc: RING_ROOT });
+      }
+      await sleep(20);
+    }
+    await sleep(500);
+    const scoresOfH = others.map((p) => p.peerScore(h.id));
+    report(
+      `k links: ${sent} broadcasts of throwaway keys over ${LINKS} links; H delivered ${h.networkBroadcastStats().delivered}, kept ${h.networkBroadcastStats().kept}, ` +
+        `dropped unknownOrigin ${h.networkBroadcastStats().dropped.unknownOrigin}; others delivered ${others.map((p) => p.networkBroadcastStats().delivered).join(' ')}; ` +
+        `H's scores for the links ${links.map((l) => h.peerScore(l.identity.peerId).toFixed(1)).join(' ')}; others' scores for H ${scoresOfH.map((x) => x.toFixed(1)).join(' ')}`,
+    );
+    expect(sent).toBeGreaterThan((rate * SECONDS) / 2);
+    for (const score of scoresOfH) expect(score).toBe(0);
+  }, 40_000);
+
+  // The normal case is untouched: where the origin's other neighbours name it (peer exchange on), its broadcasts are
+  // relayed at its origin rate, none kept; and a two-node application at 1 000 a second loses none.
+  it('a formed mesh with peer exchange: 300 broadcasts of one node at its origin rate reach every node, none kept', async () => {
+    const nodes = await mesh(true, 5, { peerExchange: true });
+    await sleep(1000); // each node's peer exchange names its neighbours to the others
+    const ids: string[] = [];
+    for (let i = 0; i < 300; i++) {
+      ids.push(nodes[0]!.broadcast('normal', { i }, { scope: 'network' }).id!);
+      if (i % 10 === 9) await sleep(110); // under 100 a second
+    }
+    await waitFor(() => ids.every((id) => heardOf(id).length === 5), 20_000, 'every broadcast at every node');
+    const stats = nodes.map((p) => p.networkBroadcastStats());
+    report(`formed mesh: kept ${stats.map((s) => s.kept).join(' ')}; dropped unknownOrigin ${stats.map((s) => s.dropped.unknownOrigin).join(' ')}`);
+    for (const s of stats) expect(s.kept).toBe(0);
+    for (const p of nodes.slice(1)) expect(p.peerScore(nodes[0]!.id)).toBeGreaterThanOrEqual(0);
+  }, 40_000);
+
+  it('a full mesh of 7 without peer exchange: 1 000 broadcasts a second of one node (origin budget raised to it) reach every node, none kept', async () => {
+    const nodes = await mesh(true, 7, { broadcastOriginRate: 1000, broadcastOriginBurst: 2000 });
+    const ids: string[] = [];
+    for (let i = 0; i < 1000; i++) {
+      ids.push(nodes[0]!.broadcast('fast', { i }, { scope: 'network' }).id!);
+      if (i % 100 === 99) await sleep(100);
+    }
+    await waitFor(() => ids.every((id) => heardOf(id).length === 7), 30_000, 'all 1 000 at every node');
+    const stats = nodes.map((p) => p.networkBroadcastStats());
+    report(`full mesh of 7, peer exchange off: relayed ${stats.slice(1).map((s) => s.sent).join(' ')}; kept ${stats.map((s) => s.kept).join(' ')}`);
+    for (const s of stats) expect(s.kept).toBe(0);
+  }, 60_000);
+
+  it('two nodes: 1 000 broadcasts a second (origin budget raised to it) are all delivered', async () => {
+    const [a, b] = (await mesh(true, 2, { broadcastOriginRate: 1000, broadcastOriginBurst: 2000 })) as [Peer, Peer];
+    const ids: string[] = [];
+    for (let i = 0; i < 1000; i++) {
+      ids.push(a.broadcast('fast', { i }, { scope: 'network' }).id!);
+      if (i % 100 === 99) await sleep(100);
+    }
+    await waitFor(() => ids.every((id) => heardOf(id).includes(b.id)), 20_000, 'all 1 000 at b');
+    expect(ids.filter((id) => heardOf(id).includes(b.id)).length).toBe(1000);
+  }, 40_000);
+});
