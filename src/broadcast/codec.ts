@@ -4,15 +4,18 @@ import { Encoding } from '../wire/constants.js';
 import { decodeMetadata, TOPIC_HAS_METADATA, withMetadata, type Metadata } from '../wire/metadata.js';
 import { P2PProtocolError } from '../common/errors.js';
 import type { Arc } from '../ring/raintree.js';
-import { broadcastHash, broadcastId, NO_SIGNATURE, PUBLIC_KEY_BYTES, SIGNATURE_BYTES, signBroadcastHash, type OriginKeys } from './signature.js';
+import { broadcastHash, broadcastId, NO_SIGNATURE, PUBLIC_KEY_BYTES, SIGNATURE_BYTES, signBatchRoot, type OriginKeys, type VerifyOutcome } from './signature.js';
+import { HASH_BYTES, leafHash, merkleTree, proofLength, rootFromProof } from './merkle.js';
 import type { Identity } from '../common/identity.js';
 import { RING_ROOT } from '../ring/raintree.js';
 
 /**
- * The wire layout of a network broadcast (control type 6, protocol version 4):
+ * The wire layout of a network broadcast (control type 6, protocol version 6):
  *
  *   relay part, set by each sender:  strategy u8 | hops u8 | arc.from 20 | arc.to 20 | digest count u32 | digest xor u32
- *   signature:                       64 bytes, Ed25519 by the origin (src/broadcast/signature.ts)
+ *   signature:                       64 bytes, Ed25519 by the origin over its batch's leaf count and Merkle root (src/broadcast/signature.ts)
+ *   proof:                           leaf count u16 | leaf index u16 | the siblings on the path to the root, 32 bytes each
+ *                                    (as many as the index and count call for: none for a batch of one; src/broadcast/merkle.ts)
  *   signed part, set by the origin:  origin public key 32 | timestamp u64 BE (µs) | encoding u8 (bit 7: gossip, bit 6: subscribers) | topic length u16
  *                                    | topic | [metadata length u16 | metadata JSON, when bit 15 of the topic length is set] | payload
  *
@@ -55,7 +58,10 @@ export interface SignedBroadcast {
   /** The origin's metadata (Nest's packet metadata), signed with the rest. */
   metadata?: Metadata;
   payload: Buffer;
+  /** The origin's signature over its batch (the same for every message of the batch). */
   signature: Buffer;
+  /** The path from this message to its batch's root, as on the wire: leaf count u16 | leaf index u16 | siblings. */
+  proof: Buffer;
   /** The signed part as sent (forwarded as is). */
   signed: Buffer;
 }
@@ -99,8 +105,12 @@ function hex32(id: string): number {
 }
 
 const RELAY_BYTES = 1 + 1 + 20 + 20 + 4 + 4;
+const PROOF_FIXED_BYTES = 2 + 2;
 const SIGNED_FIXED_BYTES = PUBLIC_KEY_BYTES + 8 + 1 + 2;
-export const NETWORK_MESSAGE_OVERHEAD = RELAY_BYTES + SIGNATURE_BYTES + SIGNED_FIXED_BYTES;
+/** The bytes of a message of a batch of one beyond its topic, metadata and payload; each sibling of a larger batch adds 32. */
+export const NETWORK_MESSAGE_OVERHEAD = RELAY_BYTES + SIGNATURE_BYTES + PROOF_FIXED_BYTES + SIGNED_FIXED_BYTES;
+/** The proof of a batch of one: one leaf, index 0, no sibling. */
+const SINGLE_PROOF = Buffer.from([0, 1, 0, 0]);
 export const MAX_HOPS = 64;
 const STRATEGIES: BroadcastStrategy[] = ['raintree', 'gossip', 'subscribers'];
 /** Bit 7 of the signed encoding byte: the origin chose gossip. */
@@ -140,11 +150,74 @@ export function encodeSignedPart(
   return { signed, hash: broadcastHash(signed) };
 }
 
-/** A new broadcast by `identity`, signed (or, for the benchmark's comparison, not), as its origin sends it. */
-export function createNetworkMessage(
-  identity: Identity,
-  fields: { timestampUs: number; encoding: Encoding; topic: string; payload: Buffer; strategy: BroadcastStrategy; unsigned?: boolean; metadata?: Metadata },
-): NetworkMessage {
+/** What the origin says of a new broadcast. */
+export interface NewBroadcast {
+  timestampUs: number;
+  encoding: Encoding;
+  topic: string;
+  payload: Buffer;
+  strategy: BroadcastStrategy;
+  metadata?: Metadata;
+}
+
+/** A new broadcast by `identity`, signed alone (a batch of one; or, for the benchmark's comparison, not signed), as its origin sends it. */
+export function createNetworkMessage(identity: Identity, fields: NewBroadcast & { unsigned?: boolean }): NetworkMessage {
+  const message = draftNetworkMessage(identity, fields);
+  if (!fields.unsigned) signBatch(identity, [message]);
+  return message;
+}
+
+/**
+ * Signs `messages` (drafts by `identity`) as one batch: one Ed25519 signature over the Merkle root of
+ * their hashes, and each message's own proof. Sets `signature` and `proof` of each.
+ */
+export function signBatch(identity: Identity, messages: readonly NetworkMessage[]): void {
+  const { root, proofs } = merkleTree(messages.map((m) => leafHash(m.hash)));
+  const signature = signBatchRoot(identity, messages.length, root);
+  messages.forEach((m, index) => {
+    m.signature = signature;
+    m.proof = index === 0 && messages.length === 1 ? SINGLE_PROOF : encodeProof(messages.length, index, proofs[index]!);
+  });
+}
+
+function encodeProof(count: number, index: number, siblings: readonly Buffer[]): Buffer {
+  const proof = Buffer.allocUnsafe(PROOF_FIXED_BYTES + HASH_BYTES * siblings.length);
+  proof.writeUInt16BE(count, 0);
+  proof.writeUInt16BE(index, 2);
+  siblings.forEach((sibling, i) => sibling.copy(proof, PROOF_FIXED_BYTES + HASH_BYTES * i));
+  return proof;
+}
+
+/** A message's signature and proof as one latin1 string: what the seen-cache keeps of the copy it verified (SeenEntry.signature). */
+export function authOf(message: SignedBroadcast): string {
+  return message.signature.toString('latin1') + message.proof.toString('latin1');
+}
+
+/** The body bytes of `message` as sent in a batch of up to `batchMax`: its proof at the longest such a batch gives. */
+export function batchedBodyBytes(message: SignedBroadcast, batchMax: number): number {
+  return RELAY_BYTES + SIGNATURE_BYTES + proofBytes(0, Math.max(1, batchMax)) + message.signed.length;
+}
+
+/** The bytes of a proof of leaf `index` of `count`. */
+export function proofBytes(index: number, count: number): number {
+  return PROOF_FIXED_BYTES + HASH_BYTES * proofLength(index, count);
+}
+
+/**
+ * Whether `message` is its origin's: its proof leads from its hash to a root the origin signed.
+ * `batch`: a batch-mate's check stood for Ed25519 (OriginKeys' cache of verified batches).
+ */
+export function verifyNetworkMessage(message: SignedBroadcast, keys: OriginKeys): VerifyOutcome {
+  const { proof } = message;
+  const count = proof.readUInt16BE(0);
+  const siblings: Buffer[] = [];
+  for (let o = PROOF_FIXED_BYTES; o < proof.length; o += HASH_BYTES) siblings.push(proof.subarray(o, o + HASH_BYTES));
+  const root = rootFromProof(leafHash(message.hash), proof.readUInt16BE(2), count, siblings);
+  return root ? keys.verifyBatch(message.originKey, count, root, message.signature) : 'invalid';
+}
+
+/** A new broadcast by `identity`, not signed yet: its signature and proof are zero until signBatch. */
+export function draftNetworkMessage(identity: Identity, fields: NewBroadcast): NetworkMessage {
   const { signed, hash } = encodeSignedPart(
     identity.publicKeyRaw,
     fields.timestampUs,
@@ -164,7 +237,8 @@ export function createNetworkMessage(
     topic: fields.topic,
     metadata: fields.metadata,
     payload: fields.payload,
-    signature: fields.unsigned ? NO_SIGNATURE : signBroadcastHash(identity, hash),
+    signature: NO_SIGNATURE,
+    proof: SINGLE_PROOF,
     signed,
     strategy: fields.strategy,
     hops: 0,
@@ -175,7 +249,7 @@ export function createNetworkMessage(
 
 /** The control body (after the type byte) of a network broadcast. */
 export function encodeNetworkMessage(m: NetworkMessage): Buffer {
-  const body = Buffer.allocUnsafe(RELAY_BYTES + SIGNATURE_BYTES + m.signed.length);
+  const body = Buffer.allocUnsafe(RELAY_BYTES + SIGNATURE_BYTES + m.proof.length + m.signed.length);
   let o = 0;
   body[o++] = STRATEGIES.indexOf(m.strategy);
   body[o++] = m.hops;
@@ -184,6 +258,7 @@ export function encodeNetworkMessage(m: NetworkMessage): Buffer {
   o = body.writeUInt32BE(m.digest.count, o);
   o = body.writeUInt32BE(m.digest.xor, o);
   o += m.signature.copy(body, o);
+  o += m.proof.copy(body, o);
   m.signed.copy(body, o);
   return body;
 }
@@ -206,6 +281,13 @@ export function decodeNetworkMessage(rest: Buffer, keys: OriginKeys): NetworkMes
   o += 8;
   // Copied: the body is a view into the read buffer, and the message may be kept and forwarded later.
   const signature = Buffer.from(rest.subarray(o, (o += SIGNATURE_BYTES)));
+  const count = rest.readUInt16BE(o);
+  const index = rest.readUInt16BE(o + 2);
+  if (count === 0 || index >= count) throw new P2PProtocolError(`malformed network broadcast: leaf ${index} of a batch of ${count}`);
+  const proofEnd = o + proofBytes(index, count);
+  if (proofEnd + SIGNED_FIXED_BYTES > rest.length) throw new P2PProtocolError('malformed network broadcast: too short for its proof');
+  const proof = count === 1 ? SINGLE_PROOF : Buffer.from(rest.subarray(o, proofEnd));
+  o = proofEnd;
   const signed = Buffer.from(rest.subarray(o));
   const originKey = signed.subarray(0, PUBLIC_KEY_BYTES);
   const timestampUs = signed.readUInt32BE(PUBLIC_KEY_BYTES) * 2 ** 32 + signed.readUInt32BE(PUBLIC_KEY_BYTES + 4);
@@ -234,6 +316,7 @@ export function decodeNetworkMessage(rest: Buffer, keys: OriginKeys): NetworkMes
     topic: topicBytes.toString('utf8'),
     ...(topicField & TOPIC_HAS_METADATA ? metadataAndPayload(signed, topicStart + topicLength) : { payload: signed.subarray(topicStart + topicLength) }),
     signature,
+    proof,
     signed,
     strategy,
     hops,

@@ -1,10 +1,22 @@
 import { decodePayload } from '../wire/codec.js';
 import type { Encoding } from '../wire/constants.js';
-import { createNetworkMessage, decodeNetworkMessage, isTree, type BroadcastStrategy, type NetworkMessage } from './codec.js';
+import {
+  authOf,
+  batchedBodyBytes,
+  decodeNetworkMessage,
+  draftNetworkMessage,
+  encodeNetworkMessage,
+  isTree,
+  signBatch,
+  verifyNetworkMessage,
+  type BroadcastStrategy,
+  type NetworkMessage,
+} from './codec.js';
 import { BroadcastBudget, type BudgetLimits } from './budget.js';
 import { BroadcastRepair, type RepairHost, type RepairStats } from './repair.js';
 import { BroadcastRouter, type OriginateResult, type RelayStats, type RouterHost } from './router.js';
 import { OriginKeys } from './signature.js';
+import { MAX_LEAVES } from './merkle.js';
 import { sortedHas } from '../ring/raintree.js';
 import { P2PRateLimitError } from '../common/errors.js';
 import type { Identity } from '../common/identity.js';
@@ -19,6 +31,15 @@ import type { P2PLogger } from '../common/types.js';
  * → unknown-origin budget → origin signature → origin budget → the application's validator → relay
  * (src/broadcast/router.ts). Each drop is counted by reason; drops that only a
  * misbehaving neighbour causes cost it score (src/trust/peer-score.ts).
+ *
+ * The origin side batches signatures: the broadcasts this node starts before the event loop next
+ * turns (a loop, also one that awaits something that does no I/O between its broadcasts) are routed
+ * at once, and signed together (one Ed25519 signature over a Merkle root) and sent in process.nextTick,
+ * or as soon as `batchMax` are waiting. Nothing waits for a timer or for I/O, and a frame's write
+ * queue flushes in process.nextTick anyway (src/connection/write-queue.ts), so a lone broadcast
+ * leaves the process when it did. queueMicrotask would batch only a loop that never awaits: 200
+ * broadcasts awaited one by one took 200 signatures with it, 4 with process.nextTick. Every message
+ * still travels, and is judged at every step above, alone.
  */
 
 /** What the application's validator says of a network broadcast (gossipsub's Accept / Ignore / Reject). */
@@ -83,6 +104,11 @@ export interface NetworkBroadcastStats extends RelayStats {
    */
   verified: number;
   /**
+   * New broadcasts (or copies with a signature of their own) whose Merkle proof reached a batch this
+   * node had verified already: no Ed25519 verification was needed.
+   */
+  verifiedByBatch: number;
+  /**
    * Broadcasts delivered here but not relayed: taken without evidence of their origin that this node's neighbours
    * share (of origins this node knows nothing of, or a neighbour's own that no other neighbour names), past the
    * node-wide budget of such relays (80% of `broadcastUnknownOriginRate`, docs/security.md, Throwaway keys).
@@ -103,6 +129,10 @@ export interface PipelineOptions extends BudgetLimits {
   cacheSize: number;
   /** Benchmark only: no signatures are made or checked. */
   unsigned?: boolean;
+  /** Most broadcasts of this node signed as one batch (broadcastBatchMax); 1: each alone. */
+  batchMax: number;
+  /** Batches (origin key, root and signature) remembered as verified, so that batch-mates skip Ed25519 (broadcastVerifiedBatches). */
+  verifiedBatches: number;
   /** How often repair announces recent ids to neighbours; 0: no repair. */
   repairIntervalMs: number;
   /** Bytes of recent broadcasts kept to answer repair requests. */
@@ -112,6 +142,11 @@ export interface PipelineOptions extends BudgetLimits {
 }
 
 export interface PipelineHost extends RouterHost, Pick<RepairHost, 'sendIHave' | 'sendIWant'> {
+  /**
+   * Throws what `send` would for a body of `bodyBytes` queued after `alsoQueued` more bytes, and sends
+   * nothing: the origin routes its batch before it signs it. A host without it is never refused then.
+   */
+  check?(peer: string, bodyBytes: number, alsoQueued: number): void;
   /**
    * Whether this node has evidence that `id` is a network member, whatever neighbour `via` says: it is or
    * was a neighbour (connected, or in the address book that the routing view is drawn from), or a
@@ -145,6 +180,7 @@ export class BroadcastPipeline {
     tooLargeForNeighbour: 0,
     carried: 0,
     verified: 0,
+    verifiedByBatch: 0,
     kept: 0,
     dropped: {
       neighbourBudget: 0,
@@ -165,11 +201,18 @@ export class BroadcastPipeline {
   readonly repair: BroadcastRepair;
   private readonly seen: ReplayWindow;
   private readonly budget: BroadcastBudget;
-  private readonly keys = new OriginKeys();
+  private readonly keys: OriginKeys;
   private readonly validators = new Map<string, BroadcastValidatorFn>();
   /** Copies that arrived while their first copy awaited an async validator, replayed once it is accepted. */
   private readonly waiting = new Map<string, Array<{ from: string; message: NetworkMessage }>>();
   private lastTimestampUs = 0;
+  /** This node's own broadcasts routed in the current synchronous run and not signed yet. */
+  private batch: OwnBroadcast[] = [];
+  /** Bytes staged per neighbour in `batch`, so that the queue check counts them. */
+  private staged = new Map<string, number>();
+  private readonly flushBound = () => this.flushBatch();
+  /** options.batchMax, within what the wire carries. */
+  private readonly batchMax: number;
 
   constructor(
     private readonly host: PipelineHost,
@@ -177,6 +220,8 @@ export class BroadcastPipeline {
     private readonly options: PipelineOptions,
     private readonly now: () => number = Date.now,
   ) {
+    this.keys = new OriginKeys(undefined, options.verifiedBatches);
+    this.batchMax = Math.min(MAX_LEAVES, Math.max(1, Math.floor(options.batchMax)));
     this.router = new BroadcastRouter(host, this.stats);
     this.seen = new ReplayWindow(options.cacheSize, options.windowMs, options.skewMs, now);
     this.budget = new BroadcastBudget(options, now);
@@ -213,6 +258,15 @@ export class BroadcastPipeline {
     this.repair.stop();
   }
 
+  /**
+   * Signs and sends the batch of this node's own broadcasts still waiting for its tick: a node that
+   * closes flushes it while its connections are open, so that what it started just before (its directory
+   * tombstone, an application's last broadcasts) leaves before the goodbyes.
+   */
+  flush(): void {
+    this.flushBatch();
+  }
+
   /** An IHAVE from a neighbour. Throws P2PProtocolError when malformed. */
   onIHave(from: string, body: Buffer): void {
     // Charged like broadcasts: parsing and looking up 1 024 ids is not free.
@@ -232,7 +286,11 @@ export class BroadcastPipeline {
     else this.validators.delete(topic);
   }
 
-  /** Signs and sends this node's own broadcast. Throws P2PRateLimitError past its own origin budget. */
+  /**
+   * Starts this node's own broadcast: routed now (the result says where it goes), signed and sent
+   * with the rest of its batch before the event loop turns (process.nextTick), or at once when the
+   * batch is full. Throws P2PRateLimitError past its own origin budget.
+   */
   originate(topic: string, encoding: Encoding, payload: Buffer, strategy: BroadcastStrategy, metadata?: Metadata): OriginateResult {
     if (!this.budget.takeOwn(payload.length)) {
       throw new P2PRateLimitError(
@@ -241,13 +299,53 @@ export class BroadcastPipeline {
     }
     // Strictly increasing per origin, so that two identical broadcasts never share an id.
     const timestampUs = (this.lastTimestampUs = Math.max(Date.now() * 1000, this.lastTimestampUs + 1));
-    const message = createNetworkMessage(this.identity, { timestampUs, encoding, topic, payload, strategy, unsigned: this.options.unsigned, metadata });
-    const entry = this.seen.add(message.id, message.origin, timestampUs / 1000, message.signature);
+    const message = draftNetworkMessage(this.identity, { timestampUs, encoding, topic, payload, strategy, metadata });
+    const entry = this.seen.add(message.id, message.origin, timestampUs / 1000, authOf(message));
     if (!entry) throw new P2PRateLimitError('network broadcast refused: the replay window is full of recent broadcasts (broadcastCacheSize)');
     // Its own handler gets what every other node gets: the payload as decoded from the wire.
-    const result = this.router.originate(message, entry, decodePayload(encoding, payload));
-    this.repair.got(message, result.sent);
+    const data = decodePayload(encoding, payload);
+    if (this.options.unsigned) {
+      const result = this.router.originate(message, entry, data);
+      this.repair.got(message, result.sent);
+      return result;
+    }
+    const own: OwnBroadcast = { message, entry, frames: [] };
+    // The largest proof the batch can give it: a frame checked against the limits at that size fits with any.
+    const bodyBytes = batchedBodyBytes(message, this.batchMax);
+    const result = this.router.originate(message, entry, data, (peer, copy) => {
+      this.host.check?.(peer, bodyBytes, this.staged.get(peer) ?? 0);
+      this.staged.set(peer, (this.staged.get(peer) ?? 0) + bodyBytes);
+      own.frames.push({ peer, copy });
+    });
+    if (this.batch.push(own) === 1) process.nextTick(this.flushBound);
+    if (this.batch.length >= this.batchMax) this.flushBatch();
     return result;
+  }
+
+  /** Signs the waiting batch of this node's own broadcasts and sends their copies, in the order they were started. */
+  private flushBatch(): void {
+    const batch = this.batch;
+    if (batch.length === 0) return;
+    this.batch = [];
+    this.staged.clear();
+    signBatch(
+      this.identity,
+      batch.map((own) => own.message),
+    );
+    for (const { message, entry, frames } of batch) {
+      entry.signature = authOf(message);
+      const sent: string[] = [];
+      for (const { peer, copy } of frames) {
+        try {
+          this.host.send(peer, encodeNetworkMessage({ ...copy, signature: message.signature, proof: message.proof }));
+          sent.push(peer);
+        } catch (err) {
+          // Checked when it was routed, so only a connection that closed since: repair offers it to the rest.
+          this.host.logger.debug?.(`network broadcast ${message.id} not sent to ${peer}: ${(err as Error).message}`, { event: 'undelivered', peerId: peer });
+        }
+      }
+      this.repair.got(message, sent);
+    }
   }
 
   /** A broadcast frame body from neighbour `from`. Throws P2PProtocolError when malformed (the connection then closes). */
@@ -273,7 +371,7 @@ export class BroadcastPipeline {
     if (!this.verified(from, message)) return;
     // Decoded once, after the cheap checks: bad utf8 / json is the relaying neighbour's protocol error.
     const data = decodePayload(message.encoding, message.payload);
-    const entry = this.seen.add(message.id, message.origin, message.timestampUs / 1000, message.signature);
+    const entry = this.seen.add(message.id, message.origin, message.timestampUs / 1000, authOf(message));
     if (!entry) return void this.stats.dropped.cacheFull++;
     if (!this.budget.takeOrigin(message.origin, message.signed.length)) {
       entry.accepted = false;
@@ -320,11 +418,20 @@ export class BroadcastPipeline {
     return false;
   }
 
-  /** The signature check. False: dropped, counted, and the neighbour penalised (no honest relay forwards a forgery). */
+  /**
+   * The signature check: the message's proof leads to a root its origin signed. False: dropped,
+   * counted, and the neighbour penalised (no honest relay forwards a forgery). A tampered message of
+   * a batch fails here alone: its batch-mates are frames of their own and pass on their own proofs.
+   */
   private verified(from: string, message: NetworkMessage): boolean {
     if (this.options.unsigned) return true;
+    const outcome = verifyNetworkMessage(message, this.keys);
+    if (outcome === 'batch') {
+      this.stats.verifiedByBatch++;
+      return true;
+    }
     this.stats.verified++;
-    if (this.keys.verify(message.originKey, message.hash, message.signature)) return true;
+    if (outcome === 'signature') return true;
     this.invalidSignature(from, message);
     return false;
   }
@@ -335,10 +442,10 @@ export class BroadcastPipeline {
   }
 
   private again(from: string, message: NetworkMessage, entry: SeenEntry): void {
-    // Same id means same signed bytes (the id is their hash). Other signature bytes need a check of their own:
-    // an origin can sign one message twice (Ed25519 lets the signer pick its nonce), and a relay that got the
-    // other signature is honest.
-    if (entry.signature !== message.signature.toString('latin1') && !this.verified(from, message)) return;
+    // Same id means same signed bytes (the id is their hash). Other signature or proof bytes need a check of their
+    // own: an origin can sign one message twice (Ed25519 lets the signer pick its nonce, and a message may be in two
+    // batches), and a relay that got the other signature is honest; a forged proof must not be relayed on as checked.
+    if (entry.signature !== authOf(message) && !this.verified(from, message)) return;
     const waiting = this.waiting.get(message.id);
     if (waiting) {
       if (waiting.length < 8) waiting.push({ from, message });
@@ -441,4 +548,11 @@ export class BroadcastPipeline {
       this.stats.dropped.ignored++;
     }
   }
+}
+
+/** One of this node's broadcasts waiting for its batch's signature, with the copies routing staged for it. */
+interface OwnBroadcast {
+  message: NetworkMessage;
+  entry: SeenEntry;
+  frames: Array<{ peer: string; copy: NetworkMessage }>;
 }

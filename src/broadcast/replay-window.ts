@@ -31,12 +31,14 @@ export interface SeenEntry {
   /** The origin's timestamp, ms since the epoch (its clock). */
   readonly timestamp: number;
   /**
-   * The origin's signature as first verified, its 64 bytes as a latin1 string; a copy with other
-   * bytes is checked on its own. A string, not a Buffer: a small Buffer is a view into an 8 KiB
-   * pool slab, and holding it for the window held its whole slab (over 1 KiB of memory outside
-   * the heap per id in the soak, issue 22).
+   * The origin's signature and the message's Merkle proof as first verified (authOf in
+   * src/broadcast/codec.ts: 68 bytes for a batch of one, 32 more a sibling) as a latin1 string; a
+   * copy with other bytes is checked on its own. A string, not a Buffer: a small Buffer is a view
+   * into an 8 KiB pool slab, and holding it for the window held its whole slab (over 1 KiB of memory
+   * outside the heap per id in the soak, issue 22). Set late by the origin, which signs its batch at
+   * the end of the run (process.nextTick) after it routed the batch's messages.
    */
-  readonly signature: string;
+  signature: string;
   /** False once the message was dropped (over budget, refused by a validator): its copies are dropped too. */
   accepted: boolean;
   delivered: boolean;
@@ -112,10 +114,10 @@ export class ReplayWindow {
   }
 
   /** Remembers a new id whose timestamp passed `check`, forgetting one first when full; undefined when it is refused (rule 3). */
-  add(id: string, origin: string, timestamp: number, signature: Buffer): SeenEntry | undefined {
+  add(id: string, origin: string, timestamp: number, signature: string | Buffer): SeenEntry | undefined {
     this.expire();
     if (this.entries.size >= this.max && !this.makeRoom(origin)) return undefined;
-    const entry: SeenEntry = { id, origin, timestamp, signature: signature.toString('latin1'), accepted: true, delivered: false, arcs: undefined, gossiped: false, kept: false, gone: false };
+    const entry: SeenEntry = { id, origin, timestamp, signature: typeof signature === 'string' ? signature : signature.toString('latin1'), accepted: true, delivered: false, arcs: undefined, gossiped: false, kept: false, gone: false };
     this.entries.set(id, entry);
     this.heap.push(entry);
     let state = this.origins.get(origin);

@@ -220,6 +220,8 @@ export class BroadcastRouter {
   readonly internalStats: RelayStats = { originated: 0, delivered: 0, duplicates: 0, sent: 0, tooManyArcs: 0, proxied: 0, unrouted: 0, tooLargeForNeighbour: 0, carried: 0 };
   /** The counters of the message being routed (each call below routes one, synchronously). */
   private counting: RelayStats;
+  /** While the origin routes a message of a batch not signed yet: where its copies go instead of the socket. */
+  private staging: ((id: string, message: NetworkMessage) => void) | undefined;
 
   constructor(
     private readonly host: RouterHost,
@@ -232,8 +234,12 @@ export class BroadcastRouter {
     return (this.counting = isReserved(message.topic) ? this.internalStats : this.stats);
   }
 
-  /** This node's own broadcast: its handler gets it too, once, after this returns. */
-  originate(message: NetworkMessage, entry: SeenEntry, data: unknown): OriginateResult {
+  /**
+   * This node's own broadcast: its handler gets it too, once, after this returns. With `stage`, each
+   * copy is handed to it instead of being encoded and sent (the origin's batch, signed later); it
+   * throws what sending would, so that the result and the fallbacks are the same.
+   */
+  originate(message: NetworkMessage, entry: SeenEntry, data: unknown, stage?: (id: string, message: NetworkMessage) => void): OriginateResult {
     entry.delivered = true;
     this.count(message).originated++;
     if (message.strategy === 'subscribers') this.host.counted?.(message.topic, 'sent');
@@ -244,7 +250,12 @@ export class BroadcastRouter {
       setImmediate(() => this.host.deliver(this.host.selfId, message, data));
     }
     const result: OriginateResult = { id: message.id, sent: [], failed: [] };
-    this.forward(message, undefined, entry, result);
+    this.staging = stage;
+    try {
+      this.forward(message, undefined, entry, result);
+    } finally {
+      this.staging = undefined;
+    }
     return result;
   }
 
@@ -349,7 +360,8 @@ export class BroadcastRouter {
   private trySend(id: string, message: NetworkMessage, result: OriginateResult): boolean {
     if (message.hops > MAX_HOPS) return false;
     try {
-      this.host.send(id, encodeNetworkMessage(message));
+      if (this.staging) this.staging(id, message);
+      else this.host.send(id, encodeNetworkMessage(message));
       this.counting.sent++;
       result.sent.push(id);
       return true;

@@ -5,16 +5,24 @@ import { isSmallOrderKey, SPKI_ED25519_PREFIX } from '../common/ed25519.js';
 export { isSmallOrderKey };
 
 /**
- * Origin signatures of network broadcasts. The origin signs, with its Ed25519
- * identity key, the SHA-256 of the signed part of the message (its public key,
- * timestamp, encoding, topic and payload: everything a receiver acts on), under a
- * domain-separation prefix. The same hash, cut to 16 bytes, is the broadcast id,
- * so an id is bound to its origin and content: nobody can choose an id that
- * suppresses an honest broadcast. Relays' fields (hops, arc, digest) are not signed.
+ * Origin signatures of network broadcasts. Each message's hash is the SHA-256 of its signed part
+ * (its origin's public key, timestamp, encoding, topic and payload: everything a receiver acts on);
+ * cut to 16 bytes it is the broadcast id, so an id is bound to its origin and content: nobody can
+ * choose an id that suppresses an honest broadcast. Relays' fields (hops, arc, digest) are not signed.
+ *
+ * The origin signs batches (protocol version 6): the broadcasts it starts in one synchronous run are
+ * the leaves of a Merkle tree (src/broadcast/merkle.ts), and it signs, with its Ed25519 identity
+ * key, the leaf count and the root, under a domain-separation prefix. Each message carries the
+ * signature and its own path to the root; a receiver that verified a root for that key and
+ * signature already (a batch-mate came first) checks the path and skips Ed25519.
  */
 
-/** Never a valid prefix of another message this library signs (TLS certificates, future frames). */
-const DOMAIN = Buffer.from('nestjs-p2p network broadcast v2\0', 'utf8');
+/**
+ * Never a valid prefix of another message this library signs (TLS certificates, directory records),
+ * and not the prefix of version 2–5's per-message signature ('nestjs-p2p network broadcast v2'), so a
+ * signature of one kind is never one of the other.
+ */
+const DOMAIN = Buffer.from('nestjs-p2p network broadcast batch v6\0', 'utf8');
 export const SIGNATURE_BYTES = 64;
 export const PUBLIC_KEY_BYTES = 32;
 
@@ -27,21 +35,40 @@ export function broadcastId(hash: Buffer): string {
   return hash.toString('hex', 0, 16);
 }
 
-export function signBroadcastHash(identity: Identity, hash: Buffer): Buffer {
-  return sign(null, Buffer.concat([DOMAIN, hash]), identity.privateKey);
+/** What the origin signs for a batch: the prefix, the leaf count (u16 BE) and the Merkle root. */
+function batchStatement(count: number, root: Buffer): Buffer {
+  const statement = Buffer.allocUnsafe(DOMAIN.length + 2 + root.length);
+  DOMAIN.copy(statement, 0);
+  statement.writeUInt16BE(count, DOMAIN.length);
+  root.copy(statement, DOMAIN.length + 2);
+  return statement;
+}
+
+export function signBatchRoot(identity: Identity, count: number, root: Buffer): Buffer {
+  return sign(null, batchStatement(count, root), identity.privateKey);
 }
 
 /** A zero signature, for the benchmark's unsigned comparison only (PeerOptions.unsignedBroadcasts). */
 export const NO_SIGNATURE = Buffer.alloc(SIGNATURE_BYTES);
 
+/** How a signature check went: Ed25519 ran (`signature`), a batch-mate's check stood for it (`batch`), or it failed. */
+export type VerifyOutcome = 'signature' | 'batch' | 'invalid';
+
 /**
  * Public keys seen as broadcast origins, as ready KeyObjects with their peer id:
  * building either costs more than the check itself. Bounded; oldest first out.
+ * Beside them, the batches already verified (origin key, leaf count, root and signature, all of
+ * them), least recently used first out: a batch-mate's proof that reaches one is as good as the
+ * signature check.
  */
 export class OriginKeys {
   private readonly keys = new Map<string, { peerId: string; key?: KeyObject }>();
+  private readonly verifiedBatches = new Set<string>();
 
-  constructor(private readonly max = 4096) {}
+  constructor(
+    private readonly max = 4096,
+    private readonly maxVerifiedBatches = 1024,
+  ) {}
 
   private get(raw: Buffer): { peerId: string; key?: KeyObject } {
     const hex = raw.toString('hex');
@@ -59,15 +86,29 @@ export class OriginKeys {
     return this.get(raw).peerId;
   }
 
-  /** Whether `signature` is the origin's signature over `hash`. Never throws: a key that is not a point is just invalid. */
-  verify(raw: Buffer, hash: Buffer, signature: Buffer): boolean {
-    if (isSmallOrderKey(raw)) return false;
+  /**
+   * Whether `signature` is the origin's signature over a batch of `count` whose root is `root`
+   * (computed by the caller from a message and its proof). Never throws: a key that is not a point
+   * is just invalid.
+   */
+  verifyBatch(raw: Buffer, count: number, root: Buffer, signature: Buffer): VerifyOutcome {
+    if (isSmallOrderKey(raw)) return 'invalid';
+    const batch = raw.toString('latin1') + root.toString('latin1') + signature.toString('latin1') + String(count);
+    if (this.verifiedBatches.delete(batch)) {
+      this.verifiedBatches.add(batch); // most recently used: last out
+      return 'batch';
+    }
     try {
       const known = this.get(raw);
       known.key ??= createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, raw]), format: 'der', type: 'spki' });
-      return verify(null, Buffer.concat([DOMAIN, hash]), known.key, signature);
+      if (!verify(null, batchStatement(count, root), known.key, signature)) return 'invalid';
     } catch {
-      return false;
+      return 'invalid';
     }
+    if (this.maxVerifiedBatches > 0) {
+      if (this.verifiedBatches.size >= this.maxVerifiedBatches) this.verifiedBatches.delete(this.verifiedBatches.values().next().value!);
+      this.verifiedBatches.add(batch);
+    }
+    return 'signature';
   }
 }

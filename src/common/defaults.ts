@@ -86,14 +86,30 @@ export const DEFAULTS = {
   broadcastCacheTtlMs: 120_000,
   /** How far in the future a network broadcast may be dated (clock skew), ms. */
   broadcastClockSkewMs: 5_000,
-  /** Network broadcasts a second one origin may start, this node included. */
-  broadcastOriginRate: 100,
-  /** Network broadcasts one origin may start at once. */
-  broadcastOriginBurst: 200,
+  /**
+   * Network broadcasts a second one origin may start, this node included (receivers allow each origin
+   * twice the burst): an application emitting 1 000 network events a second passes, now that a batch of
+   * them costs one signature check per node (docs/broadcast.md, Batched signatures).
+   */
+  broadcastOriginRate: 1_000,
+  /** Network broadcasts one origin may start at once: a loop of 1 000, with room for the directory's own. */
+  broadcastOriginBurst: 2_000,
+  /**
+   * Most of this node's network broadcasts signed together: those started in one synchronous run (a loop)
+   * share one Ed25519 signature over a Merkle root, and each carries a proof of up to log2 of this many
+   * 32-byte hashes; 1: each signed alone. No broadcast waits for a batch to fill.
+   */
+  broadcastBatchMax: 64,
+  /** Batches (origin, root, signature) a node remembers as verified, so that a batch's other messages skip Ed25519. */
+  broadcastVerifiedBatches: 1_024,
   /** Bytes a second of one origin's network broadcasts: 1 MiB. */
   broadcastOriginBytesPerSec: 1024 * 1024,
-  /** Network broadcast frames a second one neighbour may send, copies included. */
-  broadcastNeighbourRate: 1_000,
+  /**
+   * Network broadcast frames a second one neighbour may send, copies included (burst: twice that). Above
+   * what an origin may send at its own budget (twice broadcastOriginBurst), so that a neighbour flooding
+   * its own broadcasts meets its origin budget, and is banned for it, before its neighbour budget.
+   */
+  broadcastNeighbourRate: 5_000,
   /** Bytes a second of network broadcast frames one neighbour may send: 16 MiB. */
   broadcastNeighbourBytesPerSec: 16 * 1024 * 1024,
   /**

@@ -46,22 +46,30 @@ export class Outbox {
 
   /** Queues a data frame. Throws P2PConnectionClosedError, P2PFrameTooLargeError or P2PQueueFullError. */
   frame(flags: number, nonce: number, topic: Buffer | undefined, payload: Buffer): void {
+    const size = frameSize(topic, payload.length);
+    this.check(size);
+    this.queue.push(flags, nonce, topic, payload);
+    this.host.metrics()?.frame('out', frameKind(flags), size);
+  }
+
+  /**
+   * Throws what `frame` would for a frame of `size` bytes with `alsoQueued` more bytes queued before it,
+   * and queues nothing: the origin of a network broadcast routes its batch before it signs it.
+   */
+  check(size: number, alsoQueued = 0): void {
     const { maxFrameBytes, maxQueueBytes } = this.limits;
     if (this.host.state() !== 'open') throw this.notOpen();
-    const size = frameSize(topic, payload.length);
     if (size > maxFrameBytes) {
       throw new P2PFrameTooLargeError(size, maxFrameBytes, this.host.ref());
     }
     // The peer would close the connection on it, and the message would be lost: refuse it here instead.
     const theirs = this.host.theirMaxFrameBytes();
     if (size > theirs) throw new P2PFrameTooLargeError(size, theirs, this.host.ref(), true);
-    const queued = this.queue.queuedBytes;
+    const queued = this.queue.queuedBytes + alsoQueued;
     if (queued + size > maxQueueBytes) {
       this.host.metrics()?.error('P2PQueueFullError');
       throw new P2PQueueFullError(queued, maxQueueBytes, this.host.ref());
     }
-    this.queue.push(flags, nonce, topic, payload);
-    this.host.metrics()?.frame('out', frameKind(flags), size);
   }
 
   /** Queues a control frame the protocol requires (hello, ping, pong, goodbye): no queue limit. */

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { socketAddress } from './address.js';
-import { encodePayload } from '../wire/codec.js';
+import { encodePayload, frameSize } from '../wire/codec.js';
 import { FLAG_CONTROL, FLAG_WRAPPED } from '../wire/constants.js';
 import { controlBody, ControlType, GoodbyeReason, type Control, type Hello } from '../wire/control.js';
 import { P2PConnectionClosedError, P2PError, P2PHandshakeError, P2PProtocolError, type PeerRef } from '../common/errors.js';
@@ -283,6 +283,14 @@ export class P2PSocket {
   /** Queues a network broadcast: data, so it is bounded like any frame (P2PFrameTooLargeError, P2PQueueFullError). */
   sendNetworkBroadcast(body: Buffer): void {
     this.outbox.frame(FLAG_CONTROL, 0, undefined, controlBody({ type: ControlType.NetworkBroadcast, body }));
+  }
+
+  /**
+   * Throws what sendNetworkBroadcast would for a body of `bodyBytes` queued after `alsoQueued` more
+   * bytes, and sends nothing (the origin routes a batch of broadcasts before it signs them).
+   */
+  checkNetworkBroadcast(bodyBytes: number, alsoQueued = 0): void {
+    this.outbox.check(frameSize(undefined, 1 + bodyBytes), alsoQueued);
   }
 
   /** Queues a page of directory records: data, so it is bounded like any frame (P2PFrameTooLargeError, P2PQueueFullError). */

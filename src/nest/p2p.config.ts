@@ -288,6 +288,14 @@ export class P2PConfig {
   @IntRange(1, 10_000_000)
   broadcastOriginBurst: number = DEFAULTS.broadcastOriginBurst;
 
+  /** Most of this node's network broadcasts signed as one batch (those started in one synchronous run); 1: each alone. */
+  @IntRange(1, 65_535)
+  broadcastBatchMax: number = DEFAULTS.broadcastBatchMax;
+
+  /** Batches remembered as verified, so that the rest of a batch skips Ed25519; 0: none. */
+  @IntRange(0, 1_000_000)
+  broadcastVerifiedBatches: number = DEFAULTS.broadcastVerifiedBatches;
+
   /** Bytes a second of one origin's network broadcasts. */
   @IntRange(1, 1024 * 1024 * 1024)
   broadcastOriginBytesPerSec: number = DEFAULTS.broadcastOriginBytesPerSec;

@@ -116,6 +116,13 @@ export interface PeerOptions extends Partial<SocketLimits> {
    * burst 5 s worth, a gossip one costs 5. Past it they are dropped unverified (`unknownOrigin`).
    */
   broadcastUnknownOriginRate?: number;
+  /**
+   * Most of this node's network broadcasts signed as one batch (one Ed25519 signature over a Merkle
+   * root): those started in one synchronous run, never waiting for more; 1: each signed alone.
+   */
+  broadcastBatchMax?: number;
+  /** Batches a node remembers as verified (origin, root, signature), so that the rest of a batch skips Ed25519; 0: none. */
+  broadcastVerifiedBatches?: number;
   /** How long a misbehaving peer is banned. */
   banMs?: number;
   /** The longest a node a relay left out waits to hear of a broadcast: ids are announced to neighbours half an interval to one interval after they arrive, so that it asks for them (0: no repair). */

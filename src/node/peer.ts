@@ -563,6 +563,8 @@ export class Peer extends EventEmitter {
     if (this.state === 'closing' || this.state === 'closed') return;
     // The tombstone first, while the node still runs: it is queued before the goodbyes and flushed with them.
     this.directory.close(this.state === 'running');
+    // Network broadcasts are signed in batches before the event loop turns: the waiting one goes now, before the goodbyes.
+    this.broadcasts.pipeline.flush();
     this.state = 'closing';
     this.persistent.stop();
     this.discovery.stop();

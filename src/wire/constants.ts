@@ -22,8 +22,8 @@ export const FLAG_END = 0x40;
 export const FLAG_CONTROL = 0x80;
 
 /** Version spoken in the hello frame; a peer with another version is refused. */
-/** 2: network broadcasts are signed by their origin (docs/wire-format.md). 3: RainTree arcs split the id space, and repair (IHAVE/IWANT). 4: the origin signs its strategy (RainTree or gossip). */
-export const PROTOCOL_VERSION = 5;
+/** 2: network broadcasts are signed by their origin (docs/wire-format.md). 3: RainTree arcs split the id space, and repair (IHAVE/IWANT). 4: the origin signs its strategy (RainTree or gossip). 5: events for subscribers. 6: the origin signs batches of broadcasts (one signature over a Merkle root; each message carries its proof). */
+export const PROTOCOL_VERSION = 6;
 
 /** u16 BE topic length prefix of a wrapped body. */
 export const TOPIC_LENGTH_BYTES = 2;

@@ -53,7 +53,7 @@ export const GOLDEN = [
 ] as const;
 
 /**
- * A signed network broadcast (control type 6, protocol version 2), also in docs/wire-format.md.
+ * A signed network broadcast (control type 6, protocol version 6: a batch of one), also in docs/wire-format.md.
  * Key: the 32-byte seed 11…11; RainTree, 0 hops, the whole ring; timestamp 1 764 000 000 000 000 µs;
  * json {"a":1} on "news". Ed25519 is deterministic, so signing again gives the same bytes.
  */
@@ -62,11 +62,31 @@ export const SIGNED_BROADCAST = {
   peerId: '10ba682c8ad13513971e8b56881aab8bd702bb80',
   id: '1cebd3f001d2c8593be5e0ee2826dbf8',
   hex:
-    '80' + '00000000' + '000000a9' + '06' +
+    '80' + '00000000' + '000000ad' + '06' +
     // relay part: strategy 0 (RainTree), hops 0, arc from, arc to, digest count, digest xor
     '00' + '00' + '0000000000000000000000000000000000000000' + '0000000000000000000000000000000000000000' + '00000000' + '00000000' +
-    // signature
-    'afc963c64d73a3a7b1c0f47511504cbd42b13709303ad42c074227e93eec7a13e314a0952785cbf1e10171e3b21531400e4d820e4a0b2f7e26b6844f2d1f6101' +
+    // signature over the batch: prefix, leaf count 1, root (for one leaf, the leaf hash)
+    '282f3e4895f88475565bd00bde43030dae80ea5d2141b4a758e8686540db4466f5e2c91cd94d5ff6002ece05f792d5eb9707e9948f7f8a0d0b0d9592e5030d04' +
+    // proof: leaf count 1, leaf index 0, no sibling
+    '0001' + '0000' +
     // signed part: origin public key, timestamp µs, encoding 2 (json), topic length, topic, payload
     'd04ab232742bb4ab3a1368bd4615e4e6d0224ab71a016baf8520a332c9778737' + '0006445941624000' + '02' + '0004' + '6e657773' + '7b2261223a317d',
+} as const;
+
+/**
+ * The third broadcast of a batch of three by the same key: json {"a":1}, {"a":2}, {"a":3} on "news"
+ * at 1 764 000 000 000 000, +1 and +2 µs, signed together (docs/wire-format.md). Its leaf is the odd
+ * one of the first level, carried up as it is, so its proof has one sibling: the hash over the first two leaves.
+ */
+export const BATCHED_BROADCAST = {
+  seed: '11'.repeat(32),
+  id: '475c78a5242a71208e0f30b412dea3b9',
+  hex:
+    '80' + '00000000' + '000000cd' + '06' +
+    '00' + '00' + '0000000000000000000000000000000000000000' + '0000000000000000000000000000000000000000' + '00000000' + '00000000' +
+    // signature over the batch: prefix, leaf count 3, root
+    '23cbd79a256f33e52158f1be2ec721f0a5f9a4b3cc208bf3c7a0a75c761c683b518fdadaf63112b25c7123dc10c8ee9ae774c552d6eed2671d9b0a728a95f60d' +
+    // proof: leaf count 3, leaf index 2, one sibling
+    '0003' + '0002' + '085f983560ef5a24856f9b817559b6264b1427eda48724726ae96c75fbe56df4' +
+    'd04ab232742bb4ab3a1368bd4615e4e6d0224ab71a016baf8520a332c9778737' + '0006445941624002' + '02' + '0004' + '6e657773' + '7b2261223a337d',
 } as const;

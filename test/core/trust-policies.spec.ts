@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BroadcastBudget } from '../../src/broadcast/budget.js';
-import { createNetworkMessage, decodeNetworkMessage, encodeNetworkMessage } from '../../src/broadcast/codec.js';
+import { createNetworkMessage, decodeNetworkMessage, draftNetworkMessage, encodeNetworkMessage, signBatch, verifyNetworkMessage } from '../../src/broadcast/codec.js';
 import { ReplayWindow, MIN_WINDOW_MS } from '../../src/broadcast/replay-window.js';
 import { OriginKeys, isSmallOrderKey } from '../../src/broadcast/signature.js';
 import { loadIdentity } from '../../src/common/identity.js';
@@ -10,7 +10,7 @@ import { BAN_SCORE, PeerScores, SCORE_HALF_LIFE_MS } from '../../src/trust/peer-
 import { decodePayload } from '../../src/wire/codec.js';
 import { Encoding, HEADER_BYTES } from '../../src/wire/constants.js';
 import { ControlType, decodeControl, encodeControl } from '../../src/wire/control.js';
-import { SIGNED_BROADCAST } from './golden-vectors.js';
+import { BATCHED_BROADCAST, SIGNED_BROADCAST } from './golden-vectors.js';
 
 /** The trust policies alone, on an injected clock (the socket tests cover them end to end). */
 function clock(start = 1_000_000): { now: () => number; advance(ms: number): void } {
@@ -203,19 +203,19 @@ describe('signed broadcast codec', () => {
     const back = decodeNetworkMessage(encodeNetworkMessage(m), keys);
     expect(back).toMatchObject({ id: m.id, origin: identity.peerId, timestampUs: 1_764_000_000_123_456, topic: 'news', strategy: 'raintree' });
     expect(back.payload.toString()).toBe('hi');
-    expect(keys.verify(back.originKey, back.hash, back.signature)).toBe(true);
+    expect(verifyNetworkMessage(back, keys)).toBe('signature');
     const tampered = Buffer.from(encodeNetworkMessage(m));
     tampered[tampered.length - 1] ^= 1;
     const t = decodeNetworkMessage(tampered, keys);
     expect(t.id).not.toBe(m.id);
-    expect(keys.verify(t.originKey, t.hash, t.signature)).toBe(false);
+    expect(verifyNetworkMessage(t, keys)).toBe('invalid');
     // A key that is not a curve point is just an invalid signature, never a throw.
-    expect(keys.verify(Buffer.alloc(32, 0xff), back.hash, back.signature)).toBe(false);
+    expect(verifyNetworkMessage({ ...back, originKey: Buffer.alloc(32, 0xff) }, keys)).toBe('invalid');
     // A small-order "key" (here the identity point) verifies trivial signatures for any message: refused.
     const identityPoint = Buffer.alloc(32);
     identityPoint[0] = 1;
     expect(isSmallOrderKey(identityPoint)).toBe(true);
-    expect(keys.verify(identityPoint, back.hash, Buffer.concat([identityPoint, Buffer.alloc(32)]))).toBe(false);
+    expect(verifyNetworkMessage({ ...back, originKey: identityPoint, signature: Buffer.concat([identityPoint, Buffer.alloc(32)]) }, keys)).toBe('invalid');
     expect(isSmallOrderKey(identity.publicKeyRaw)).toBe(false);
   });
 
@@ -256,8 +256,25 @@ describe('golden vector: a signed network broadcast (docs/wire-format.md)', () =
     const m = decodeNetworkMessage((control as { body: Buffer }).body, keys);
     expect(m).toMatchObject({ id: SIGNED_BROADCAST.id, origin: SIGNED_BROADCAST.peerId, topic: 'news', timestampUs: 1_764_000_000_000_000, hops: 0 });
     expect(decodePayload(m.encoding, m.payload)).toEqual({ a: 1 });
-    expect(keys.verify(m.originKey, m.hash, m.signature)).toBe(true);
+    expect(verifyNetworkMessage(m, keys)).toBe('signature');
     const again = createNetworkMessage(loadIdentity(SIGNED_BROADCAST.seed), { timestampUs: 1_764_000_000_000_000, encoding: Encoding.Json, topic: 'news', payload: Buffer.from('{"a":1}'), strategy: 'raintree' });
     expect(Buffer.concat(encodeControl({ type: ControlType.NetworkBroadcast, body: encodeNetworkMessage(again) }).chunks).toString('hex')).toBe(SIGNED_BROADCAST.hex);
+  });
+
+  it('a message of a batch of three: its proof leads to the root the origin signed, and signing the batch again gives the same bytes', () => {
+    const frame = Buffer.from(BATCHED_BROADCAST.hex, 'hex');
+    const keys = new OriginKeys();
+    const m = decodeNetworkMessage((decodeControl(frame.subarray(HEADER_BYTES)) as { body: Buffer }).body, keys);
+    expect(m).toMatchObject({ id: BATCHED_BROADCAST.id, topic: 'news', timestampUs: 1_764_000_000_000_002 });
+    expect(verifyNetworkMessage(m, keys)).toBe('signature');
+    const identity = loadIdentity(BATCHED_BROADCAST.seed);
+    const batch = [1, 2, 3].map((a, i) =>
+      draftNetworkMessage(identity, { timestampUs: 1_764_000_000_000_000 + i, encoding: Encoding.Json, topic: 'news', payload: Buffer.from(`{"a":${a}}`), strategy: 'raintree' }),
+    );
+    signBatch(identity, batch);
+    expect(Buffer.concat(encodeControl({ type: ControlType.NetworkBroadcast, body: encodeNetworkMessage(batch[2]!) }).chunks).toString('hex')).toBe(BATCHED_BROADCAST.hex);
+    // Its batch-mates, checked after it, skip Ed25519: the batch is remembered as verified.
+    expect(verifyNetworkMessage(batch[0]!, keys)).toBe('batch');
+    expect(verifyNetworkMessage(batch[1]!, keys)).toBe('batch');
   });
 });

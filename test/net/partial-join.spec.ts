@@ -134,6 +134,7 @@ function zeroStats(): NodeStats['stats'] {
     tooLargeForNeighbour: 0,
     carried: 0,
     verified: 0,
+    verifiedByBatch: 0,
     kept: 0,
     dropped: {} as NodeStats['stats']['dropped'],
     repair: { announced: 0, requested: 0, sent: 0, controlBytes: 0 },

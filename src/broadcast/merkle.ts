@@ -1,0 +1,79 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * The Merkle tree over a batch of network broadcasts (src/broadcast/signature.ts): the origin signs
+ * its root once, and each message carries the path from its leaf to the root, so that it is checked,
+ * relayed and repaired alone. SHA-256, with a prefix byte per kind of hash (as RFC 6962): a leaf can
+ * never be read as an inner node, so no proof of a shorter tree passes for a longer one. An odd node
+ * at the end of a level is carried up as it is (no duplicated leaf, so no two batches share a root,
+ * the ambiguity of CVE-2012-2459). The leaf count is not in the tree: the signature covers it
+ * beside the root (batchDigest), so a proof cannot lie about where its siblings stand.
+ */
+
+const LEAF = Buffer.from([0x00]);
+const NODE = Buffer.from([0x01]);
+export const HASH_BYTES = 32;
+/** Leaves a batch may have on the wire (u16); the origin's cap is broadcastBatchMax. */
+export const MAX_LEAVES = 0xffff;
+
+/** The leaf of a message: its broadcast hash (SHA-256 of its signed part) under the leaf prefix. */
+export function leafHash(messageHash: Buffer): Buffer {
+  return createHash('sha256').update(LEAF).update(messageHash).digest();
+}
+
+function nodeHash(left: Buffer, right: Buffer): Buffer {
+  return createHash('sha256').update(NODE).update(left).update(right).digest();
+}
+
+/** Every level of the tree over `leaves`, leaves first, root last (a batch of one: the leaf is the root). */
+function levels(leaves: readonly Buffer[]): Buffer[][] {
+  if (leaves.length === 0) throw new RangeError('a Merkle tree needs a leaf');
+  const all: Buffer[][] = [leaves.slice()];
+  for (let level = all[0]!; level.length > 1; ) {
+    const up: Buffer[] = [];
+    for (let i = 0; i < level.length; i += 2) up.push(i + 1 < level.length ? nodeHash(level[i]!, level[i + 1]!) : level[i]!);
+    all.push(up);
+    level = up;
+  }
+  return all;
+}
+
+/** The root of the tree over `leaves`, and each leaf's siblings from the bottom up. */
+export function merkleTree(leaves: readonly Buffer[]): { root: Buffer; proofs: Buffer[][] } {
+  const all = levels(leaves);
+  const proofs = leaves.map((_, index) => {
+    const siblings: Buffer[] = [];
+    let i = index;
+    for (let d = 0; d < all.length - 1; d++, i >>= 1) {
+      const sibling = i ^ 1;
+      if (sibling < all[d]!.length) siblings.push(all[d]![sibling]!);
+    }
+    return siblings;
+  });
+  return { root: all[all.length - 1]![0]!, proofs };
+}
+
+/** How many siblings the path of leaf `index` in a tree of `count` leaves has (an odd last node has none at its level). */
+export function proofLength(index: number, count: number): number {
+  let n = 0;
+  for (let i = index, width = count; width > 1; i >>= 1, width = (width + 1) >> 1) if ((i ^ 1) < width) n++;
+  return n;
+}
+
+/**
+ * The root that leaf `index` of `count` reaches with `siblings`; undefined when the index is not in
+ * the tree or the number of siblings is not the one its place needs.
+ */
+export function rootFromProof(leaf: Buffer, index: number, count: number, siblings: readonly Buffer[]): Buffer | undefined {
+  if (!Number.isInteger(count) || !Number.isInteger(index) || count < 1 || count > MAX_LEAVES || index < 0 || index >= count) return undefined;
+  if (siblings.length !== proofLength(index, count)) return undefined;
+  let hash = leaf;
+  let s = 0;
+  for (let i = index, width = count; width > 1; i >>= 1, width = (width + 1) >> 1) {
+    if ((i ^ 1) >= width) continue; // the odd last node: carried up as it is
+    const sibling = siblings[s++]!;
+    if (sibling.length !== HASH_BYTES) return undefined;
+    hash = i & 1 ? nodeHash(sibling, hash) : nodeHash(hash, sibling);
+  }
+  return hash;
+}
