@@ -18,6 +18,7 @@ import { BroadcastRouter, type OriginateResult, type RelayStats, type RouterHost
 import { OriginKeys } from './signature.js';
 import { MAX_LEAVES } from './merkle.js';
 import { sortedHas } from '../ring/raintree.js';
+import { isReserved } from '../common/reserved.js';
 import { P2PRateLimitError } from '../common/errors.js';
 import type { Identity } from '../common/identity.js';
 import type { Misbehaviour } from '../trust/peer-score.js';
@@ -76,7 +77,7 @@ export type BroadcastValidatorFn = (broadcast: BroadcastToValidate) => Broadcast
  * Why a network broadcast (or a copy) was dropped before delivery: over a neighbour's or its origin's
  * budget, over the budget of broadcasts a neighbour may hand over from origins this node has no evidence
  * are network members (`unknownOrigin`, checked before the signature), a bad signature, dated before the replay window (`stale`) or ahead of the clock skew (`future`),
- * `ignored` or `rejected` by the validator, 1 024 validations already pending (`validatorBusy`), the seen
+ * `ignored` or `rejected` by the application's validator (the directory's own refusals are in `directoryStats().refused`), 1 024 validations already pending (`validatorBusy`), the seen
  * cache full of recent ids (`cacheFull`), or a RainTree arc this node cannot route (`misrouted`).
  * Final, the id stays seen and later copies are duplicates: `ignored`, `rejected`, `originBudget`; `stale`
  * and `future` are final by their timestamp. Not final, a later copy (repair, another relay) is judged
@@ -539,12 +540,15 @@ export class BroadcastPipeline {
       return;
     }
     entry.accepted = false;
+    // The library's own topics ($p2p.directory) count their refusals in directoryStats().refused, as their
+    // duplicates in the router's internal stats: `ignored` and `rejected` are the application's validators' verdicts.
+    const counted = !isReserved(message.topic);
     if (verdict === 'reject') {
-      this.stats.dropped.rejected++;
+      if (counted) this.stats.dropped.rejected++;
       // An honest relay may not run this validator at all (another version, another topic set): the origin pays,
       // unless the broadcast was valid as the origin sent it.
       this.blame(from, message, data);
-    } else {
+    } else if (counted) {
       this.stats.dropped.ignored++;
     }
   }
