@@ -163,6 +163,8 @@ interface Recent {
   holders: Set<string>;
   /** Neighbours it is to be announced to that the per-neighbour bound left out so far. */
   owed?: string[];
+  /** Announced to every neighbour not known to have it (the tree failed nearby). */
+  toldAll?: boolean;
 }
 
 interface Wanted {
@@ -249,22 +251,7 @@ export class BroadcastRepair {
     this.bytes += bytes;
     // It came after this node asked for it: the tree failed here, and the neighbours that do not have it probably
     // miss it too. They are told at once, all of them: no copy of the tree is on its way that a grace would wait for.
-    if (entry.repaired && !this.silent) {
-      this.roll(entry.at, false);
-      entry.announced = true;
-      const raw = Buffer.from(message.id, 'hex');
-      const owed: string[] = [];
-      for (const peer of this.audience(message, this.host.neighbours())) {
-        if (known.has(peer)) continue;
-        if (!this.mayAnnounce(peer)) {
-          owed.push(peer);
-          continue;
-        }
-        this.announcedTo.set(peer, (this.announcedTo.get(peer) ?? 0) + 1);
-        this.send(peer, [raw], 'have');
-      }
-      if (owed.length > 0) entry.owed = owed;
-    }
+    if (entry.repaired) this.tellAll(entry);
     // Oldest first out, past the byte bound: those were announced already, or the network is flooding.
     for (const [id, entry] of this.recent) {
       if (this.bytes <= this.options.cacheBytes) break;
@@ -275,6 +262,30 @@ export class BroadcastRepair {
     const now = entry.at;
     if (now >= this.timerAt - this.options.intervalMs * RIDE_SHARE) this.run(now);
     else this.schedule(now);
+  }
+
+  /**
+   * Tells every neighbour not known to have it, at once, without the grace: the tree failed near this node (it had to
+   * ask for the id), so they may miss it too, and their watchers with them. (Doing the same when a neighbour asks
+   * this node cost 15 % more IHAVE frames with 10 % droppers in the simulator, and reached no node more.)
+   */
+  private tellAll(entry: Recent): void {
+    if (entry.toldAll || this.silent) return;
+    this.roll(this.now(), false);
+    entry.announced = true;
+    entry.toldAll = true;
+    const raw = Buffer.from(entry.message.id, 'hex');
+    const owed: string[] = entry.owed ? [...entry.owed] : [];
+    for (const peer of this.audience(entry.message, this.host.neighbours())) {
+      if (entry.holders.has(peer) || owed.includes(peer)) continue;
+      if (!this.mayAnnounce(peer)) {
+        owed.push(peer);
+        continue;
+      }
+      this.announcedTo.set(peer, (this.announcedTo.get(peer) ?? 0) + 1);
+      this.send(peer, [raw], 'have');
+    }
+    entry.owed = owed.length > 0 ? owed : undefined;
   }
 
   /** A neighbour has this id (it sent us a copy, or we sent it one): it is not told of it. */
