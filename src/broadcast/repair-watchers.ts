@@ -8,8 +8,10 @@ import { RING_ROOT, arcLength, inArc, thirdsOf, type Arc } from '../ring/raintre
  * ring (the origin, honest, hands the thirds out itself). So a node's neighbours in the two other
  * thirds of the ring got the broadcast from the tree unless a failure of their own cut them off;
  * one in each of those thirds cannot both be cut off, or silent, with two failed relays. Each node
- * has `count` such watchers per epoch: slot j takes, in the j-th other third (alternately), the
- * first of the node's connections clockwise from a point drawn from its id, the epoch and j. A
+ * has `count` such watchers per epoch: slot j takes, in the (j mod 2)-th of the two thirds beside
+ * the node's own at level ⌊j/2⌋ (0: the ring's thirds; 1: the thirds of its own third, outside every
+ * lost arc below that level), the first of the node's connections clockwise from a point drawn
+ * from its id, the epoch and j. A
  * watcher tells it of every id it gets; nobody else does, unless the tree failed around them
  * (then they tell all, repair.ts). So a healthy broadcast costs at most `count` IHAVE entries per
  * node, batched per run, however many neighbours each has.
@@ -38,12 +40,13 @@ export function isWatcherOf(view: WatchView, peer: string, epoch: number, count:
   // The peer's connections inside an arc, as far as this node can tell: this node itself, and what its peer exchange said.
   const connectedIn = (arc: Arc): boolean =>
     inArc(self, arc) || (told ? view.reaches!(peer, arc) : view.neighbours().some((id) => id !== peer && inArc(id, arc)));
-  const own = TOP.findIndex((t) => inArc(peer, t));
-  const others = [TOP[(own + 1) % 3]!, TOP[(own + 2) % 3]!];
   for (let slot = 0; slot < count; slot++) {
+    // Slots 0 and 1 in the two thirds of the ring other than the peer's, 2 and 3 in the two other thirds of the
+    // peer's own third, and so on down: each pair outside every arc below its level that holds the peer.
+    const { own, others } = siblingsAt(peer, slot >> 1);
     // A third where the peer has no connection gives way to the other one, then to its own (a tiny network).
     let third = others[slot % 2]!;
-    if (!connectedIn(third)) third = connectedIn(others[(slot + 1) % 2]!) ? others[(slot + 1) % 2]! : TOP[own]!;
+    if (!connectedIn(third)) third = connectedIn(others[(slot + 1) % 2]!) ? others[(slot + 1) % 2]! : own;
     if (!inArc(self, third)) continue;
     const point = pointIn(third, `${epoch}:${slot}:${peer}`);
     if (point === self) return true;
@@ -54,6 +57,17 @@ export function isWatcherOf(view: WatchView, peer: string, epoch: number, count:
     if (!before) return true;
   }
   return false;
+}
+
+/** The arc holding `id` at `level` (0: a third of the ring) and its two siblings, clockwise from it. */
+function siblingsAt(id: string, level: number): { own: Arc; others: Arc[] } {
+  let thirds = TOP;
+  for (let l = 0; ; l++) {
+    const at = thirds.findIndex((t) => inArc(id, t));
+    const own = thirds[at]!;
+    if (l === level || thirdsOf(own).length < 3) return { own, others: [thirds[(at + 1) % thirds.length]!, thirds[(at + 2) % thirds.length]!] };
+    thirds = thirdsOf(own);
+  }
 }
 
 /** `connectedIn` for an arc that does not hold self (its end is exclusive): what the peer has there. */
