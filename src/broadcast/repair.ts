@@ -19,12 +19,12 @@ import { isReserved } from '../common/reserved.js';
  * a copy for itself alone that it did not ask for) sits where the tree failed: it tells every
  * neighbour at once. Events for subscribers keep random and designated announcers.
  *
- * When: ids wait half an interval (the grace), so that a neighbour still receiving the RainTree
- * copy is not sent a second one, and go out in runs at least half an interval apart, so that ids
- * of a run share one frame per neighbour told: a left-out node hears of an id at most one interval
- * after its watcher got it. One timer, armed only while something is due: an idle node never wakes
- * for repair, and a run due within an eighth of an interval goes when a broadcast wakes the node
- * anyway. Answers are bounded per neighbour and interval, and the messages kept to answer them by
+ * When: ids wait 0.3 of an interval (the grace), so that a neighbour still receiving the RainTree
+ * copy is not sent a second one, and go out in runs half an interval apart on a clock grid every
+ * node shares, so that ids of a run share one frame per neighbour told: a left-out node hears of an
+ * id at most 0.8 of an interval after its watcher got it. One timer, armed only while something is
+ * due: an idle node never wakes for repair, and a run due within a tenth of an interval goes when a
+ * broadcast wakes the node anyway. Answers are bounded per neighbour and interval, and the messages kept to answer them by
  * bytes and age.
  *
  * Promises (an announced id is a promise to send it when asked), as gossipsub's P₇ with its
@@ -136,12 +136,17 @@ export const BROKEN_SHARE_LIMIT = 0.1;
  * silent designated announcer is replaced at the next.
  */
 const DESIGNATION_EPOCH_US = 10_000_000;
-/** Grace before an id is announced, in intervals: the RainTree copy reaches a neighbour well within it. */
-const GRACE_SHARE = 0.5;
+/**
+ * Grace before an id is announced, in intervals: the RainTree copy reaches a neighbour well within it. With runs
+ * half an interval apart an id goes out 0.3 to 0.8 of an interval after it came: a left-out node waits on its two
+ * watchers alone, not on the first of many announcers, so the latest announcement is its latency (0.5 + 0.5 gave
+ * p99 just past one interval on a loaded machine).
+ */
+const GRACE_SHARE = 0.3;
 /** Least time between two runs that announce, in intervals: ids of a run share one frame per neighbour told. */
 const RUN_SHARE = 0.5;
 /** How early a run may go, in intervals, when a broadcast wakes the node anyway (its timer then never fires). */
-const RIDE_SHARE = 0.125;
+const RIDE_SHARE = 0.1;
 /**
  * Events for subscribers keep random announcers plus designated ones (the selection of every broadcast before
  * watchers): a neighbour's watchers would have to be subscribers too, which its peer exchange does not say.
@@ -314,7 +319,7 @@ export class BroadcastRepair {
     this.schedule(now);
   }
 
-  /** Half an interval: a neighbour still receiving the RainTree copy is not told (and would not ask for a second one). */
+  /** GRACE_SHARE of an interval: a neighbour still receiving the RainTree copy is not told (and would not ask for a second one). */
   private graceMs(): number {
     return this.options.intervalMs * GRACE_SHARE;
   }
