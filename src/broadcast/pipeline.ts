@@ -2,12 +2,9 @@ import { decodePayload } from '../wire/codec.js';
 import type { Encoding } from '../wire/constants.js';
 import {
   authOf,
-  batchedBodyBytes,
   decodeNetworkMessage,
   draftNetworkMessage,
-  encodeNetworkMessage,
   isTree,
-  signBatch,
   verifyNetworkMessage,
   type BroadcastStrategy,
   type NetworkMessage,
@@ -16,7 +13,6 @@ import { BroadcastBudget, type BudgetLimits } from './budget.js';
 import { BroadcastRepair, type RepairHost, type RepairStats } from './repair.js';
 import { BroadcastRouter, type OriginateResult, type RelayStats, type RouterHost } from './router.js';
 import { OriginKeys } from './signature.js';
-import { MAX_LEAVES } from './merkle.js';
 import { sortedHas } from '../ring/raintree.js';
 import { isReserved } from '../common/reserved.js';
 import { P2PRateLimitError } from '../common/errors.js';
@@ -24,6 +20,7 @@ import type { Identity } from '../common/identity.js';
 import type { Misbehaviour } from '../trust/peer-score.js';
 import type { Metadata } from '../wire/metadata.js';
 import { ReplayWindow, type SeenEntry } from './replay-window.js';
+import { OriginBatch } from './origin-batch.js';
 import type { P2PLogger } from '../common/types.js';
 
 /**
@@ -33,13 +30,7 @@ import type { P2PLogger } from '../common/types.js';
  * (src/broadcast/router.ts). Each drop is counted by reason; drops that only a
  * misbehaving neighbour causes cost it score (src/trust/peer-score.ts).
  *
- * The origin side batches signatures: the broadcasts this node starts before the event loop next
- * turns (a loop, also one that awaits something that does no I/O between its broadcasts) are routed
- * at once, and signed together (one Ed25519 signature over a Merkle root) and sent in process.nextTick,
- * or as soon as `batchMax` are waiting. Nothing waits for a timer or for I/O, and a frame's write
- * queue flushes in process.nextTick anyway (src/connection/write-queue.ts), so a lone broadcast
- * leaves the process when it did. queueMicrotask would batch only a loop that never awaits: 200
- * broadcasts awaited one by one took 200 signatures with it, 4 with process.nextTick. Every message
+ * The origin side signs its own broadcasts in batches (src/broadcast/origin-batch.ts); every message
  * still travels, and is judged at every step above, alone.
  */
 
@@ -208,12 +199,7 @@ export class BroadcastPipeline {
   private readonly waiting = new Map<string, Array<{ from: string; message: NetworkMessage }>>();
   private lastTimestampUs = 0;
   /** This node's own broadcasts routed in the current synchronous run and not signed yet. */
-  private batch: OwnBroadcast[] = [];
-  /** Bytes staged per neighbour in `batch`, so that the queue check counts them. */
-  private staged = new Map<string, number>();
-  private readonly flushBound = () => this.flushBatch();
-  /** options.batchMax, within what the wire carries. */
-  private readonly batchMax: number;
+  private readonly batch: OriginBatch;
 
   constructor(
     private readonly host: PipelineHost,
@@ -222,7 +208,7 @@ export class BroadcastPipeline {
     private readonly now: () => number = Date.now,
   ) {
     this.keys = new OriginKeys(undefined, options.verifiedBatches);
-    this.batchMax = Math.min(MAX_LEAVES, Math.max(1, Math.floor(options.batchMax)));
+    this.batch = new OriginBatch(host, identity, options.batchMax, (message, sent) => this.repair.got(message, sent));
     this.router = new BroadcastRouter(host, this.stats);
     this.seen = new ReplayWindow(options.cacheSize, options.windowMs, options.skewMs, now);
     this.budget = new BroadcastBudget(options, now);
@@ -265,7 +251,7 @@ export class BroadcastPipeline {
    * tombstone, an application's last broadcasts) leaves before the goodbyes.
    */
   flush(): void {
-    this.flushBatch();
+    this.batch.flush();
   }
 
   /** An IHAVE from a neighbour. Throws P2PProtocolError when malformed. */
@@ -310,43 +296,7 @@ export class BroadcastPipeline {
       this.repair.got(message, result.sent);
       return result;
     }
-    const own: OwnBroadcast = { message, entry, frames: [] };
-    // The largest proof the batch can give it: a frame checked against the limits at that size fits with any.
-    const bodyBytes = batchedBodyBytes(message, this.batchMax);
-    const result = this.router.originate(message, entry, data, (peer, copy) => {
-      this.host.check?.(peer, bodyBytes, this.staged.get(peer) ?? 0);
-      this.staged.set(peer, (this.staged.get(peer) ?? 0) + bodyBytes);
-      own.frames.push({ peer, copy });
-    });
-    if (this.batch.push(own) === 1) process.nextTick(this.flushBound);
-    if (this.batch.length >= this.batchMax) this.flushBatch();
-    return result;
-  }
-
-  /** Signs the waiting batch of this node's own broadcasts and sends their copies, in the order they were started. */
-  private flushBatch(): void {
-    const batch = this.batch;
-    if (batch.length === 0) return;
-    this.batch = [];
-    this.staged.clear();
-    signBatch(
-      this.identity,
-      batch.map((own) => own.message),
-    );
-    for (const { message, entry, frames } of batch) {
-      entry.signature = authOf(message);
-      const sent: string[] = [];
-      for (const { peer, copy } of frames) {
-        try {
-          this.host.send(peer, encodeNetworkMessage({ ...copy, signature: message.signature, proof: message.proof }));
-          sent.push(peer);
-        } catch (err) {
-          // Checked when it was routed, so only a connection that closed since: repair offers it to the rest.
-          this.host.logger.debug?.(`network broadcast ${message.id} not sent to ${peer}: ${(err as Error).message}`, { event: 'undelivered', peerId: peer });
-        }
-      }
-      this.repair.got(message, sent);
-    }
+    return this.batch.add(message, entry, (stage) => this.router.originate(message, entry, data, stage));
   }
 
   /** A broadcast frame body from neighbour `from`. Throws P2PProtocolError when malformed (the connection then closes). */
@@ -552,11 +502,4 @@ export class BroadcastPipeline {
       this.stats.dropped.ignored++;
     }
   }
-}
-
-/** One of this node's broadcasts waiting for its batch's signature, with the copies routing staged for it. */
-interface OwnBroadcast {
-  message: NetworkMessage;
-  entry: SeenEntry;
-  frames: Array<{ peer: string; copy: NetworkMessage }>;
 }
