@@ -36,7 +36,9 @@ describe('review 22: an honest pager made to "go back" (TLS)', () => {
   // machine that happened in 2 of about 10 runs; a retry builds the mesh afresh. The assertion is not retried away:
   // every attempt that reaches it checks H's score.
   it("H pages A's older record after its newer one expired at H: V does not charge H", { retry: 2, timeout: 90_000 }, async () => {
-    const nodes = await mesh(true, 2, { directoryTtlMs: TTL, directorySyncIntervalMs: 1000 });
+    // Repair off: the scenario is the directory's page, and a repair copy of A's fresh record reaching H first (or of the
+    // older one reaching V) would change what each holds, at random.
+    const nodes = await mesh(true, 2, { directoryTtlMs: TTL, directorySyncIntervalMs: 1000, broadcastRepairIntervalMs: 0 });
     const [v, h] = nodes as [Peer, Peer];
     const a = await raw(true, v);
     const aAtH = await RawPeer.open(h.address()!, { tls: true, identity: a.identity });
@@ -53,11 +55,11 @@ describe('review 22: an honest pager made to "go back" (TLS)', () => {
       await waitFor(() => h.directoryStats().expired > 0, 15_000, 'H to expire it');
       own(aAtH, a.identity, record(a.identity, { seq: seq - 1, requests: ['a.older'] }), pointArc(h.id));
       await waitFor(() => h.handlers('a.older', 'request').length === 1, 2000, "H to hold A's older record");
-      // H announces it to V by repair (a broadcast: stale, ignored), then V pulls H's directory at its next exchange
-      // (every second, with a random neighbour; a pull from A idles 5 s): the page.
-      await waitFor(() => v.directoryStats().refused.stale >= 2, 30_000, 'H to page it').catch(() => undefined);
+      // V pulls H's directory at its next exchange (every second, with a random neighbour; a pull from A idles 5 s):
+      // the page, the only way the older record can reach V here.
+      await waitFor(() => v.directoryStats().refused.stale >= 1, 30_000, 'H to page it').catch(() => undefined);
       report(`directory holder: V refused ${v.directoryStats().refused.stale} stale; V's score for H ${v.peerScore(h.id).toFixed(1)}, for A ${v.peerScore(a.identity.peerId).toFixed(1)}`);
-      expect(v.directoryStats().refused.stale).toBeGreaterThanOrEqual(2);
+      expect(v.directoryStats().refused.stale).toBeGreaterThanOrEqual(1);
       expect(v.peerScore(h.id)).toBe(0);
     } finally {
       aAtH.destroy();
