@@ -16,7 +16,11 @@ type Report =
   | { type: 'ready'; id: string; address: string }
   | { type: 'peer'; event: 'connected' | 'disconnected'; id: string; reason?: string }
   | { type: 'result'; seq: number; value?: unknown; error?: string };
-const report = (message: Report): void => void process.send?.(message);
+// The runner may have closed the channel first (Ctrl-C reaches every process of the group): a report then has
+// nowhere to go, and must not become an unhandled ERR_IPC_CHANNEL_CLOSED while the node says goodbye.
+const report = (message: Report): void => {
+  if (process.connected) process.send?.(message, undefined, {}, () => undefined);
+};
 
 @Controller()
 class DemoController {
