@@ -37,7 +37,12 @@ export function loadIdentity(key?: string): Identity {
   let privateKey: KeyObject;
   let ephemeral = false;
   if (key === undefined) {
-    privateKey = generateKeyPairSync('ed25519').privateKey;
+    // Generated as DER and loaded afresh, not kept as the generator's KeyObject: node:crypto (seen on Node
+    // 20.20) can deadlock when a GC during a key's JWK export collects the finished KeyGenJob that shares
+    // that key's mutex (the job's destructor locks it while the export holds it): a CI test process hung
+    // for good in ExportJWK → GC → ~KeyGenJob → pthread_mutex_lock.
+    const der = generateKeyPairSync('ed25519', { privateKeyEncoding: { type: 'pkcs8', format: 'der' }, publicKeyEncoding: { type: 'spki', format: 'der' } }).privateKey;
+    privateKey = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
     ephemeral = true;
   } else if (/^[0-9a-fA-F]{64}$/.test(key.trim())) {
     const der = Buffer.concat([PKCS8_ED25519_PREFIX, Buffer.from(key.trim(), 'hex')]);
