@@ -2,6 +2,8 @@ import { createServer, type AddressInfo } from 'node:net';
 import { type PeerOptions } from '../src/node/peer-options.js';
 import { Peer } from '../src/node/peer.js';
 import type { P2PLogger } from '../src/common/types.js';
+import { loadIdentity, type Identity } from '../src/common/identity.js';
+import { inArc, type Arc } from '../src/ring/raintree.js';
 
 /** The two channel modes every end-to-end suite runs in. */
 export const MODES = [
@@ -75,4 +77,13 @@ export function captureLogger(): CapturedLogger {
     error: (message) => lines.push({ level: 'error', message }),
     debug: (message) => lines.push({ level: 'debug', message }),
   };
+}
+
+/** A fresh key whose id lies in `arc` (bounded: the arcs the eclipse specs use hold at least 1/81 of the ring). */
+export function groundInto(arc: Arc): Identity {
+  for (let i = 0; i < 20_000; i++) {
+    const identity = loadIdentity();
+    if (inArc(identity.peerId, arc)) return identity;
+  }
+  throw new Error('no key ground into the arc');
 }

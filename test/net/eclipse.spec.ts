@@ -1,12 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeIds } from '../../src/broadcast/repair.js';
-import { loadIdentity, type Identity } from '../../src/common/identity.js';
 import { coverNeeds } from '../../src/discovery/ring-topology.js';
 import { Peer } from '../../src/node/peer.js';
-import { inArc, type Arc } from '../../src/ring/raintree.js';
 import { ControlType } from '../../src/wire/control.js';
 import { repairFrame } from '../broadcast-mesh.js';
-import { startEchoPeer, waitFor } from '../helpers.js';
+import { groundInto, startEchoPeer, waitFor } from '../helpers.js';
 import { report } from '../net-processes.js';
 import { RawPeer } from '../raw-peer.js';
 
@@ -27,14 +25,6 @@ afterEach(async () => {
 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A fresh key whose id lies in `arc` (bounded: the arcs used here hold at least 1/81 of the ring). */
-function groundInto(arc: Arc): Identity {
-  for (let i = 0; i < 20_000; i++) {
-    const identity = loadIdentity();
-    if (inArc(identity.peerId, arc)) return identity;
-  }
-  throw new Error('no key ground into the arc');
-}
 
 describe('eclipse: ids ground into a node’s thirds dial in, drop and withhold (TLS, default limits)', () => {
   const HONEST = 12;

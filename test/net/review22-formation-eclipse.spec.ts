@@ -1,9 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadIdentity, type Identity } from '../../src/common/identity.js';
+import { loadIdentity } from '../../src/common/identity.js';
 import { coverNeeds } from '../../src/discovery/ring-topology.js';
 import { Peer } from '../../src/node/peer.js';
-import { inArc, type Arc } from '../../src/ring/raintree.js';
-import { startEchoPeer, waitFor } from '../helpers.js';
+import { groundInto, startEchoPeer, waitFor } from '../helpers.js';
 import { report } from '../net-processes.js';
 
 /**
@@ -21,14 +20,6 @@ afterEach(async () => {
 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A fresh key whose id lies in `arc` (bounded: the arcs used here hold at least 1/81 of the ring). */
-function groundInto(arc: Arc): Identity {
-  for (let i = 0; i < 20_000; i++) {
-    const identity = loadIdentity();
-    if (inArc(identity.peerId, arc)) return identity;
-  }
-  throw new Error('no key ground into the arc');
-}
 
 /** 16 ids ground into V's thirds dial V's seed first; then V joins through the seed. Returns the attackers' largest share of V's connections (from 8 on). */
 async function joinPastAttackers(pex: boolean): Promise<number> {

@@ -2,11 +2,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadIdentity, type Identity } from '../../src/common/identity.js';
+import { loadIdentity } from '../../src/common/identity.js';
 import { coverNeeds } from '../../src/discovery/ring-topology.js';
 import { Peer } from '../../src/node/peer.js';
-import { inArc, type Arc } from '../../src/ring/raintree.js';
-import { startEchoPeer, waitFor } from '../helpers.js';
+import { groundInto, startEchoPeer, waitFor } from '../helpers.js';
 import { report } from '../net-processes.js';
 
 /**
@@ -24,14 +23,6 @@ afterEach(async () => {
 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A fresh key whose id lies in `arc` (bounded: the arcs used here hold at least 1/81 of the ring). */
-function groundInto(arc: Arc): Identity {
-  for (let i = 0; i < 20_000; i++) {
-    const identity = loadIdentity();
-    if (inArc(identity.peerId, arc)) return identity;
-  }
-  throw new Error('no key ground into the arc');
-}
 
 describe('review 22: the peer store after an eclipse attempt (TLS, default limits)', () => {
   const HONEST = 12;
