@@ -23,20 +23,22 @@ const { values: args } = parseArgs({
     'topic-covers': { type: 'string', default: String(DEFAULTS.eventCoverPatterns) },
     'max-peers': { type: 'string', default: String(DEFAULTS.maxPeers) },
     'origin-paths': { type: 'string', default: String(DEFAULTS.eventOriginPaths) },
+    fanout: { type: 'string', default: String(DEFAULTS.eventFanout) },
   },
 });
 const topicCovers = Number(args['topic-covers']);
 // 0: the degree bound of issue 15, max(8, 2·⌈log3 N⌉ + 2), as the other simulations.
 const maxPeers = Number(args['max-peers']);
 const originPaths = Number(args['origin-paths']);
+const fanout = Number(args.fanout);
 const topicLinks = args['topic-links'];
 const N = Number(args.nodes);
 const P = Number(args.patterns);
 const MAX_S = Math.min(Number(args['max-subscribers']), N);
 const dropperMixes = args.droppers.split(',').map(Number);
 const repairRounds = Number(args['repair-rounds']);
-if (!(N >= 2 && P >= 1 && MAX_S >= 1 && repairRounds >= 1 && dropperMixes.every((d) => d >= 0 && d < 1) && ['none', 'successor', 'covers'].includes(topicLinks) && Number.isInteger(topicCovers) && topicCovers >= 0 && maxPeers >= 0 && originPaths >= 1)) {
-  process.stderr.write('usage: npm run simulate:events -- [--nodes 100000] [--patterns 1000] [--max-subscribers 10000] [--droppers 0,0.1] [--repair-rounds 20] [--seed 1] [--topic-links none|successor|covers] [--topic-covers 4] [--max-peers 50 (0: the degree bound)] [--origin-paths 3]\n');
+if (!(N >= 2 && P >= 1 && MAX_S >= 1 && repairRounds >= 1 && dropperMixes.every((d) => d >= 0 && d < 1) && ['none', 'successor', 'covers'].includes(topicLinks) && Number.isInteger(topicCovers) && topicCovers >= 0 && maxPeers >= 0 && originPaths >= 1 && Number.isInteger(fanout) && fanout >= 0)) {
+  process.stderr.write('usage: npm run simulate:events -- [--nodes 100000] [--patterns 1000] [--max-subscribers 10000] [--droppers 0,0.1] [--repair-rounds 20] [--seed 1] [--topic-links none|successor|covers] [--topic-covers 4] [--max-peers 50 (0: the degree bound)] [--origin-paths 3] [--fanout 3]\n');
   process.exit(2);
 }
 
@@ -62,7 +64,7 @@ const added = topicLinks === 'none' ? 0 : linkTopics(net, subscriberSets, topicL
 say(
   `${N.toLocaleString('en')} nodes (settled in ${rounds} peer-exchange rounds), ${P} patterns, subscribers per pattern Zipf from ${MAX_S} to ${counts[P - 1]} ` +
     `(mean ${(counts.reduce((x, y) => x + y, 0) / P).toFixed(1)}); one event per pattern from a random node; bound 1.3 × S + 2·⌈log3 N⌉ = 1.3 × S + ${2 * log3N}; ` +
-    `repair interval ${repairRounds} rounds; seed ${args.seed}; covers prefer up to ${topicCovers} of a node's patterns; origins use ${originPaths} paths; maxPeers ${maxPeers || 'the degree bound'}; mean degree ${degreeBefore.toFixed(1)}` +
+    `repair interval ${repairRounds} rounds; seed ${args.seed}; covers prefer up to ${topicCovers} of a node's patterns; origins use ${originPaths} paths and dial ${fanout} subscribers; maxPeers ${maxPeers || 'the degree bound'}; mean degree ${degreeBefore.toFixed(1)}` +
     (topicLinks === 'none' ? '.' : `, ${meanDegree().toFixed(1)} with ${added.toLocaleString('en')} topic links (${topicLinks}).`),
 );
 say();
@@ -74,7 +76,7 @@ for (const droppers of dropperMixes) {
     const subscribers = new Set(subscriberSets[k]!);
     const origin = live[Math.floor(random() * live.length)]!;
     const others = sample(live.filter((x) => x !== origin), Math.floor(droppers * live.length));
-    const r = simulateBroadcast(net, { origin, strategy: 'subscribers', subscribers, faults: { droppers: new Set(others) }, repairRounds, random, originPaths });
+    const r = simulateBroadcast(net, { origin, strategy: 'subscribers', subscribers, faults: { droppers: new Set(others) }, repairRounds, random, originPaths, fanout });
     results.push({ s: counts[k]!, r });
   }
   const mean = (f: (x: { s: number; r: SimBroadcastResult }) => number) => results.reduce((t, x) => t + f(x), 0) / results.length;

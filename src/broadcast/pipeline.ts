@@ -216,7 +216,7 @@ export class BroadcastPipeline {
       {
         selfId: host.selfId,
         neighbours: () => host.neighbours(),
-        reaches: (neighbour, arc) => host.reaches?.(neighbour, arc) ?? false,
+        reaches: (neighbour, arc, only) => host.reaches?.(neighbour, arc, only) ?? false,
         has: (id) => this.seen.get(id) !== undefined,
         sendIHave: (peer, body) => host.sendIHave(peer, body),
         sendIWant: (peer, body) => host.sendIWant(peer, body),

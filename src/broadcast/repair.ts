@@ -68,8 +68,8 @@ export interface RepairStats {
 export interface RepairHost {
   readonly selfId: string;
   neighbours(): string[];
-  /** Whether `neighbour` told us (by peer exchange) that it is connected to a member of `arc`. */
-  reaches?(neighbour: string, arc: Arc): boolean;
+  /** Whether `neighbour` told us (by peer exchange) that it is connected to a member of `arc` (one `only` accepts, when given). */
+  reaches?(neighbour: string, arc: Arc, only?: (id: string) => boolean): boolean;
   /** Whether this node has seen the id (delivered, or refused: asking again would not change that). */
   has(id: string): boolean;
   sendIHave(peer: string, body: Buffer): void;
@@ -301,7 +301,7 @@ export class BroadcastRepair {
       if (this.silent) continue;
       const raw = Buffer.from(id, 'hex');
       const audience = this.audience(entry.message, order);
-      const peers = entry.repaired ? pick(audience, entry.holders, audience.length) : this.chooseFor(entry.message.timestampUs, audience, entry.holders);
+      const peers = entry.repaired ? pick(audience, entry.holders, audience.length) : this.chooseFor(entry.message, audience, entry.holders);
       const owed = peers.filter((peer) => !place(peer, raw, entry.holders));
       if (owed.length > 0) entry.owed = owed;
     }
@@ -520,16 +520,20 @@ export class BroadcastRepair {
    * for sure, not with odds that shrink as the degree grows; the random ones cover
    * a designated announcer that is silent or left out too.
    */
-  private chooseFor(timestampUs: number, order: readonly string[], holders: ReadonlySet<string>): string[] {
+  private chooseFor(message: NetworkMessage, order: readonly string[], holders: ReadonlySet<string>): string[] {
     const out = pick(order, holders, this.options.fanout);
     const reaches = this.host.reaches?.bind(this.host);
     if (!reaches || out.length === order.length) return out;
+    // An event for subscribers: only subscribers have it to announce, so a peer's designated announcer is its first
+    // subscribing neighbour (a carrier or a bystander there would leave it untold: simulator, 100 000 nodes).
+    const wants = this.host.wants;
+    const only = wants && message.strategy === 'subscribers' ? (id: string) => wants.call(this.host, id, message) : undefined;
     const self = this.host.selfId;
-    const mask = epochMask(Math.floor(timestampUs / DESIGNATION_EPOCH_US));
+    const mask = epochMask(Math.floor(message.timestampUs / DESIGNATION_EPOCH_US));
     for (const peer of order) {
       if (holders.has(peer) || out.includes(peer)) continue;
       // Nobody of the peer's connections lies between the point and this node: this node comes first.
-      if (!reaches(peer, { from: xorHex(peer, mask), to: self })) out.push(peer);
+      if (!reaches(peer, { from: xorHex(peer, mask), to: self }, only)) out.push(peer);
     }
     return out;
   }

@@ -23,8 +23,8 @@ export interface RouterHost {
   knownIds(): string[];
   /** Connected peer ids. */
   neighbours(): string[];
-  /** Whether `neighbour` told us (by peer exchange) that it is connected to a member of `arc`. */
-  reaches?(neighbour: string, arc: Arc): boolean;
+  /** Whether `neighbour` told us (by peer exchange) that it is connected to a member of `arc` (one `only` accepts, when given). */
+  reaches?(neighbour: string, arc: Arc, only?: (id: string) => boolean): boolean;
   /** Queues the encoded message to a peer; throws a typed error when it cannot. */
   send(id: string, body: Buffer): void;
   /** Hands a broadcast to this node's handler; `from` is the relaying neighbour, or this node for its own. */

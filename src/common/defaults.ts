@@ -36,6 +36,11 @@ export const DEFAULTS = {
    * so that one dropping relay does not lose it for all; repair among the subscribers brings it to the rest (docs/events.md).
    */
   eventOriginPaths: 3,
+  /**
+   * Subscribers of a topic this node emits events to without subscribing that it keeps as neighbours (gossipsub's
+   * fanout): so that carriers dropping its events cannot keep them from every subscriber (docs/events.md). 0: none.
+   */
+  eventFanout: 3,
   /** Largest frame (9-byte header + topic + payload) sent or accepted, bytes: 4 MiB. */
   maxFrameBytes: 4 * 1024 * 1024,
   /** Bytes waiting to be written to one peer before sends fail with P2PQueueFullError: 16 MiB. */

@@ -214,9 +214,10 @@ export class Discovery {
    * of (isMember: connected, a past neighbour, or named by another neighbour too). Ids only that neighbour
    * names do not count: else a neighbour naming made-up ids along this node's path was handed a frame for
    * each of them, every broadcast (15.6 frames a broadcast in a 6-node mesh, issue 22), and dropped them.
+   * With `only`, a peer it accepts (repair's designated announcer of an event for subscribers).
    */
-  reaches(neighbour: string, arc: Arc): boolean {
-    return this.theirs.get(neighbour)?.some((id) => inArc(id, arc) && this.isMember(id, neighbour)) ?? false;
+  reaches(neighbour: string, arc: Arc, only?: (id: string) => boolean): boolean {
+    return this.theirs.get(neighbour)?.some((id) => inArc(id, arc) && (only?.(id) ?? true) && this.isMember(id, neighbour)) ?? false;
   }
 
   /**

@@ -127,6 +127,10 @@ export class P2PConfig {
   @IntRange(1, 3)
   eventOriginPaths: number = DEFAULTS.eventOriginPaths;
 
+  /** Subscribers of a topic this node emits events to without subscribing that it keeps as neighbours (dialed like pattern handlers); 0: none. */
+  @IntRange(0, 64)
+  eventFanout: number = DEFAULTS.eventFanout;
+
   /** Inbound connections still in their TLS handshake or hello exchange; past it the oldest is dropped. */
   @IntRange(1, 100_000)
   maxPendingInbound: number = DEFAULTS.maxPendingInbound;

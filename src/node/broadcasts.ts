@@ -30,7 +30,7 @@ export class Broadcasts {
         logger: host.logger,
         knownIds: () => host.knownIds(),
         neighbours: () => [...host.connections()].filter(([, socket]) => socket.isOpen).map(([id]) => id),
-        reaches: (id, arc) => host.reaches(id, arc),
+        reaches: (id, arc, only) => host.reaches(id, arc, only),
         isMember: (id, via) => host.isMember(id, via),
         namedByOthers: (id) => host.namedByOthers(id),
         send: (id, body) => host.socketFor(id).sendNetworkBroadcast(body),
@@ -76,6 +76,7 @@ export class Broadcasts {
       const { encoding, bytes } = encodePayload(data);
       if (options.scope === 'network') return this.pipeline.originate(pattern, encoding, bytes, options.strategy ?? 'raintree', options.metadata);
       const result = this.pipeline.originate(pattern, encoding, bytes, 'subscribers', options.metadata);
+      if (!this.host.subscribes(pattern)) this.host.sentToSubscribers?.(pattern);
       return { ...result, subscribers: this.host.subscribersOf(pattern).length };
     }
     const result: BroadcastResult = { sent: [], failed: [] };
@@ -162,6 +163,8 @@ export interface BroadcastsHost extends Pick<PipelineHost, 'selfId' | 'logger' |
   subscribersOf(topic: string): readonly string[];
   /** Whether this node has an event handler matching the topic. */
   subscribes(topic: string): boolean;
+  /** This node sent an event to the topic's subscribers without being one (its fanout: event-fanout.ts). */
+  sentToSubscribers?(topic: string): void;
   /** Where metrics go, if anywhere (Peer.setMetrics). */
   metrics(): MetricsSink | undefined;
 }

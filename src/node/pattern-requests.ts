@@ -62,6 +62,8 @@ export interface PatternRequestsHost {
   /** A pattern encoded as a frame's topic. */
   topic(pattern: string): Buffer;
   metrics(): MetricsSink | undefined;
+  /** Whether something else uses a connection dialed here (events to a subscriber: event-fanout.ts), so that it is kept. */
+  alsoInUse?(peerId: string): boolean;
 }
 
 export interface PatternRequestsOptions {
@@ -118,7 +120,7 @@ export class PatternRequests {
       {
         ...host,
         logger: host.logger,
-        inUse: (id) => this.inUse(id),
+        inUse: (id) => this.inUse(id) || (host.alsoInUse?.(id) ?? false),
         dialFailed: (id) => this.choice.failed(id),
         // The lookup's answers hold handlers at that address: they are filtered again.
         addressesChanged: () => this.known?.clear(),
@@ -176,6 +178,22 @@ export class PatternRequests {
     if (this.choice.inFlight(peerId) > 0) return true;
     const last = this.choice.lastUsed(peerId);
     return last !== undefined && turnNow() - last < this.opts.idleMs;
+  }
+
+  /**
+   * Dials `id` at `address`, a subscriber of `subject` this node sends events to (event-fanout.ts), within the limits of
+   * the dials to handlers; the connection is closed again once neither requests nor events use it. Why not, or undefined.
+   */
+  dialSubscriber(id: string, address: string, subject: string): string | undefined {
+    if (this.dials.isDialing(id)) return undefined;
+    if (!this.dials.dialable(address)) return 'its address failed lately or is not allowed';
+    const why = this.dials.refusal(address);
+    if (why) return why;
+    this.dials.dial(id, address).then(
+      () => this.dials.used(id, address, subject),
+      () => {}, // counted and logged by the dials
+    );
+    return undefined;
   }
 
   /** The node is closing: waiting requests fail, timers stop. */

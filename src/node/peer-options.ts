@@ -51,6 +51,13 @@ export interface PeerOptions extends Partial<SocketLimits> {
    * subscriber (docs/events.md). 1: one path. Default 3.
    */
   eventOriginPaths?: number;
+  /**
+   * Subscribers of a topic this node emits events to without subscribing that it keeps as neighbours, dialed when
+   * fewer are (gossipsub's fanout), through the limits of the dials to pattern handlers (handlerDialRate, a quarter
+   * of maxOutbound) and closed after handlerIdleMs without an event: so that carriers dropping its events cannot keep
+   * them from every subscriber (docs/events.md). 0: none. Default 3.
+   */
+  eventFanout?: number;
   /** Bytes allocated for frames that span reads, across all connections; past it the largest stalled one is closed. */
   maxPartialFrameBytes?: number;
   /** Default reply timeout of a request, ms. */

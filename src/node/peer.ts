@@ -28,6 +28,7 @@ import { Messaging, type InboundHandler, type RequestObserver, type RequestOptio
 import { LocalPeer } from './self.js';
 import { AddressPolicy } from '../discovery/address-policy.js';
 import { PatternRequests, type HandlerLookup } from './pattern-requests.js';
+import { EventFanout } from './event-fanout.js';
 import { DirectoryPart } from './directory-part.js';
 import type { DirectoryChange, DirectoryStats, HandlerInfo, PatternCount } from '../directory/directory.js';
 import { isReserved } from '../directory/record.js';
@@ -69,6 +70,7 @@ export class Peer extends EventEmitter {
   private readonly broadcasts: Broadcasts;
   /** Who subscribes to a topic (events for subscribers are routed over them), from the directory. */
   private readonly subscribers: Subscribers;
+  private readonly fanout: EventFanout;
   private readonly directory: DirectoryPart;
   private readonly sanctions: Sanctions;
   private readonly partialFrames: PartialFrameBudget;
@@ -137,6 +139,7 @@ export class Peer extends EventEmitter {
         selfInfo: () => this.self.info(),
         topic: (pattern) => this.messaging.topic(pattern),
         metrics: this.metricsRef,
+        alsoInUse: (id) => this.fanout.inUse(id),
       },
       {
         timeoutMs: this.opts.timeoutMs,
@@ -174,7 +177,7 @@ export class Peer extends EventEmitter {
         isBanned: (id) => this.sanctions.bans.peer(id) !== undefined,
         isConfigured: (id) => this.persistent.has(id),
         release: (id, why) => this.index.release(id, why),
-        inUse: (id) => this.patternRequests.inUse(id),
+        inUse: (id) => this.patternRequests.inUse(id) || this.fanout.inUse(id),
         topicPeers: () => this.directory.sharingIds(this.opts.eventCoverPatterns),
       },
       discoveryOptions(this.opts),
@@ -193,7 +196,7 @@ export class Peer extends EventEmitter {
       {
         ...view,
         knownIds: () => this.discovery.knownIds(),
-        reaches: (id, arc) => this.discovery.reaches(id, arc),
+        reaches: (id, arc, only) => this.discovery.reaches(id, arc, only),
         isMember: (id, via) => this.discovery.isMember(id, via),
         namedByOthers: (id) => this.discovery.namedByOthers(id),
         penalize: (peerId, what, detail, weight) => this.sanctions.penalize(peerId, what, detail, weight),
@@ -201,6 +204,7 @@ export class Peer extends EventEmitter {
         deliverOwn: (meta, topic, data, metadata) => this.messaging.handler?.onEvent(this.self.info(), topic, data, meta, metadata),
         subscribersOf: (topic) => this.subscribers.of(topic),
         subscribes: (topic) => this.subscribers.includesSelf(topic),
+        sentToSubscribers: (topic) => this.fanout.sent(topic),
         metrics: this.metricsRef,
       },
       this.identity,
@@ -228,6 +232,16 @@ export class Peer extends EventEmitter {
       ids: (topic) => this.directory.handlerIds(topic, 'event'),
       handles: (id, topic) => this.directory.handler(id, topic, 'event') !== undefined,
     });
+    this.fanout = new EventFanout(
+      {
+        logger: this.logger,
+        subscribersOf: (topic) => this.subscribers.of(topic),
+        neighbours: () => [...this.index.byId.keys()],
+        addressOf: (id, topic) => this.directory.handler(id, topic, 'event')?.address ?? undefined,
+        dial: (id, address, topic) => this.patternRequests.dialSubscriber(id, address, topic),
+      },
+      { want: this.opts.eventFanout, idleMs: this.opts.handlerIdleMs },
+    );
     // Requests to a pattern find their handlers in the directory, and look again whenever a record changes.
     this.patternRequests.setLookup({
       handlers: (subject, kind) => this.directory.handlers(subject, kind),

@@ -6,6 +6,7 @@ import { DEFAULTS } from '../common/defaults.js';
 import { loadIdentity, type Identity } from '../common/identity.js';
 import { RING_ROOT, inArc, pointArc, type Arc } from '../ring/raintree.js';
 import type { SimNet } from './topology.js';
+import { fanoutTargets } from '../broadcast/fanout-choice.js';
 
 /**
  * One network broadcast through a simulated network (src/sim/topology.ts), in
@@ -49,6 +50,12 @@ export interface SimBroadcastOptions {
   subscribers?: ReadonlySet<number>;
   /** Strategy `subscribers`: eventOriginPaths of the origin (its default when omitted). */
   originPaths?: number;
+  /**
+   * Strategy `subscribers`: eventFanout of an origin that does not subscribe (its default when omitted): it dials that
+   * many subscribers when it sends, as the node does (src/node/event-fanout.ts). They connect after its first
+   * frames have left (its first event to the topic: they take part through repair), and are closed again at the end.
+   */
+  fanout?: number;
   /** The nodes that misbehave during this broadcast; none when omitted. */
   faults?: SimFaults;
   /** Repair interval in rounds; 0: no repair. 20 models the default 500 ms interval with 25 ms hops. */
@@ -214,7 +221,7 @@ export function simulateBroadcast(net: SimNet, options: SimBroadcastOptions): Si
       {
         selfId: ids[node]!,
         neighbours: () => net.links[node]!,
-        reaches: (neighbour, arc) => reaches(ids[node]!)(neighbour, arc),
+        reaches: (neighbour, arc, only) => reaches(ids[node]!)(neighbour, arc, only),
         has: () => seen[node] === 1,
         sendIHave: (peer, body) => (r.ihaveFrames++, send(node, peer, IHAVE, strategy, RING_ROOT, 0, false, body)),
         sendIWant: (peer, body) => (r.iwantFrames++, send(node, peer, IWANT, strategy, RING_ROOT, 0, false, body)),
@@ -235,7 +242,8 @@ export function simulateBroadcast(net: SimNet, options: SimBroadcastOptions): Si
   };
 
   /** What a neighbour's peer exchange said: it is connected to someone in the arc (other than the asker). */
-  const reaches = (self: string) => (neighbour: string, arc: Arc) => net.links[at(neighbour)]!.some((id) => id !== self && inArc(id, arc));
+  const reaches = (self: string) => (neighbour: string, arc: Arc, only?: (id: string) => boolean) =>
+    net.links[at(neighbour)]!.some((id) => id !== self && inArc(id, arc) && (only?.(id) ?? true));
 
   /** BroadcastRouter.forward: RainTree by routeArcs, or the gossip flood. Returns the neighbours sent to. */
   const forward = (node: number, from: string | undefined, f: Pick<Frame, 'strategy' | 'arc' | 'hops'>): string[] => {
@@ -344,6 +352,13 @@ export function simulateBroadcast(net: SimNet, options: SimBroadcastOptions): Si
   byTree[origin] = 1;
   const first = forward(origin, undefined, { strategy, arc: RING_ROOT, hops: 0 });
   repairOf(origin)?.got(message, first);
+  // Its fanout dials, connected once the frames above have left.
+  const fanout: number[] = [];
+  if (subscriberIds && !delivers(origin)) {
+    for (const id of fanoutTargets(subscriberIds, net.links[origin]!, options.fanout ?? DEFAULTS.eventFanout, options.random)) {
+      if (net.link(origin, at(id))) fanout.push(at(id));
+    }
+  }
 
   let quiet = 0;
   for (round = 1; round <= maxRounds; round++) {
@@ -358,6 +373,8 @@ export function simulateBroadcast(net: SimNet, options: SimBroadcastOptions): Si
     quiet = arriving.length === 0 && queue.length === 0 ? quiet + 1 : 0;
     if (quiet >= 2 * Math.max(R, 1) && round >= frozenUntil) break;
   }
+
+  for (const node of fanout) net.unlink(origin, node);
 
   let honest = 0;
   let delivered = 0;

@@ -369,6 +369,12 @@ export class SimNet {
     return true;
   }
 
+  /** Closes a connection link() made, for experiments; unlike a close by the topology, neither end plans again. */
+  unlink(a: number, b: number): void {
+    if (!this.links[a]!.includes(this.ids[b]!)) return;
+    this.close(a, b, false);
+  }
+
   /** Records a connection `node` dialed to `target`, in both ends' lists. */
   private connect(node: number, target: number): void {
     const id = this.ids[target]!;
@@ -410,7 +416,7 @@ export class SimNet {
   }
 
   /** Closes the connection between nodes `a` and `b`; `b` plans again. */
-  protected close(a: number, b: number): void {
+  protected close(a: number, b: number, replan = true): void {
     const idA = this.ids[a]!;
     const idB = this.ids[b]!;
     const drop = (list: string[], id: string) => {
@@ -430,6 +436,6 @@ export class SimNet {
     unlink(b, idA);
     this.opened[a]!.delete(idB);
     this.opened[b]!.delete(idA);
-    this.changed(b);
+    if (replan) this.changed(b);
   }
 }

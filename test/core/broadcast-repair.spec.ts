@@ -232,3 +232,38 @@ describe('repair by lazy pull (broadcast-repair.ts)', () => {
     expect(h.take()).toEqual([]);
   });
 });
+
+describe('repair of events for subscribers: the designated announcer (broadcast-repair.ts)', () => {
+  // Node 0 (a subscriber that has the event) and its neighbour P (a subscriber the tree left out). P's other
+  // connections are carriers and bystanders, which lie everywhere on the ring (`reaches` says yes to any arc unless
+  // `only` leaves them out) and never have the event: with fanout 0, only the designated rule can tell P.
+  const P = peer(7);
+  const run = (strategy: 'raintree' | 'subscribers') => {
+    const sent: string[] = [];
+    const host: RepairHost = {
+      selfId: peer(0),
+      neighbours: () => [P],
+      reaches: (_neighbour, _arc, only) => (only ? [peer(9)].some(only) : true),
+      has: () => false,
+      sendIHave: (to) => void sent.push(to),
+      sendIWant: () => undefined,
+      sendBroadcast: () => undefined,
+      wants: (id) => id === P || id === peer(0),
+    };
+    let now = 1_000;
+    const repair = new BroadcastRepair(host, { intervalMs: 500, cacheBytes: 1 << 20, fanout: 0 }, () => now, rng(1));
+    const m = createNetworkMessage(identity, { timestampUs: (ts += 1000), encoding: Encoding.Json, topic: 'alerts.disk', payload: Buffer.from('{}'), strategy });
+    repair.got(m, []);
+    now += 250;
+    repair.tick();
+    return sent;
+  };
+
+  it('an event for subscribers: chosen among P’s subscribing neighbours, so node 0 tells P (a carrier that never has it cannot)', () => {
+    expect(run('subscribers')).toEqual([P]);
+  });
+
+  it('a broadcast to every node: chosen among all of P’s neighbours, as before (here one of the others)', () => {
+    expect(run('raintree')).toEqual([]);
+  });
+});

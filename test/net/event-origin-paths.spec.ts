@@ -31,7 +31,8 @@ describe('events for subscribers: an origin’s paths around a dropping carrier,
 
   const build = async (eventOriginPaths: number) => {
     const options = { maxInboundPerIp: 20 };
-    const O = await node(false, { ...options, privateKey: keyInThird(2), eventOriginPaths });
+    // No fanout (event-fanout.spec.ts): O reaches the subscribers only through its paths.
+    const O = await node(false, { ...options, privateKey: keyInThird(2), eventOriginPaths, eventFanout: 0 });
     const D = await node(false, { ...options, privateKey: keyInThird(0) });
     const A = await node(false, { ...options, privateKey: keyInThird(0) });
     const H = await node(false, { ...options, privateKey: keyInThird(1) });
