@@ -2,41 +2,39 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { mustParseAddress } from '../connection/address.js';
 import type { KnownPeer } from '../discovery/address-book.js';
-import { Discovery } from '../discovery/discovery.js';
+import type { Discovery } from '../discovery/discovery.js';
 import type { Metadata } from '../wire/metadata.js';
-import { discoveryOptions, resolvePeerOptions, type PeerOptions, type ResolvedPeerOptions } from './peer-options.js';
+import { resolvePeerOptions, type PeerOptions, type ResolvedPeerOptions } from './peer-options.js';
 import { ControlType, GoodbyeReason } from '../wire/control.js';
 import { P2PIdentityConflictError, P2PNotRunningError, P2PPeerNotConnectedError, P2PProtocolError, P2PReservedPatternError } from '../common/errors.js';
 import type { Identity } from '../common/identity.js';
 import type { BanInfo } from '../trust/ban-list.js';
 import type { BroadcastValidatorFn, NetworkBroadcastStats } from '../broadcast/pipeline.js';
-import { Sanctions } from '../trust/sanctions.js';
-import { PartialFrameBudget, STALLED_AFTER_MS } from '../connection/partial-frames.js';
+import type { Sanctions } from '../trust/sanctions.js';
+import type { PartialFrameBudget } from '../connection/partial-frames.js';
 import type { MetricsSink } from '../connection/metrics.js';
-import { PersistentPeers } from '../discovery/reconnect.js';
-import { PeerStore, type StoredPeer } from '../discovery/peer-store.js';
+import type { PersistentPeers } from '../discovery/reconnect.js';
+import type { PeerStore } from '../discovery/peer-store.js';
 import { KeyFileLock } from '../common/key-lock.js';
 import { createTlsCredentials, type ProvenPeer, type TlsCredentials } from '../connection/secure-channel.js';
 import { P2PSocket, type SocketHooks } from '../connection/socket.js';
 import { silentLogger, type Direction, type P2PLogger, type PeerInfo } from '../common/types.js';
-import { Broadcasts, type BroadcastOptions, type BroadcastResult } from './broadcasts.js';
-import { Subscribers } from './subscribers.js';
-import { Connections } from './connections.js';
-import { Dials } from './dials.js';
-import { Inbound } from './inbound.js';
-import { Messaging, type InboundHandler, type RequestObserver, type RequestOptions } from './messaging.js';
+import type { Broadcasts, BroadcastOptions, BroadcastResult } from './broadcasts.js';
+import type { Subscribers } from './subscribers.js';
+import type { Connections } from './connections.js';
+import type { Dials } from './dials.js';
+import type { Inbound } from './inbound.js';
+import type { InboundHandler, Messaging, RequestObserver, RequestOptions } from './messaging.js';
 import { LocalPeer } from './self.js';
-import { AddressPolicy } from '../discovery/address-policy.js';
-import { PatternRequests, type HandlerLookup } from './pattern-requests.js';
-import { EventFanout } from './event-fanout.js';
-import { DirectoryPart } from './directory-part.js';
+import type { HandlerLookup, PatternRequests } from './pattern-requests.js';
+import type { EventFanout } from './event-fanout.js';
+import { wireParts } from './peer-parts.js';
+import type { DirectoryPart } from './directory-part.js';
 import type { DirectoryChange, DirectoryStats, HandlerInfo, PatternCount } from '../directory/directory.js';
 import { isReserved } from '../directory/record.js';
 
 export type { PeerOptions };
 
-/** A handler with a request outstanding this long and nothing read from it since is passed over, ms (see PatternRequests). */
-const SILENT_HANDLER_MS = 1_000;
 export type { BroadcastOptions, BroadcastResult, InboundHandler, RequestObserver, RequestOptions };
 export type { DirectoryChange, DirectoryStats, HandlerInfo, PatternCount };
 
@@ -47,10 +45,11 @@ export type { DirectoryChange, DirectoryStats, HandlerInfo, PatternCount };
  * DirectoryChange whenever a node's record of handled patterns is added, replaced or
  * removed (docs/directory.md).
  *
- * It wires its collaborators and does little itself: `LocalPeer` (its identity and hello),
+ * It holds its collaborators and does little itself: `LocalPeer` (its identity and hello),
  * `Inbound` (listening and admission), `Dials` (outbound dials), `Connections` (the connection
  * index), `Messaging` (sends, requests, the handler), `Broadcasts`, `Discovery` and
- * `PersistentPeers` (whom to dial), and `Sanctions` (scores and bans).
+ * `PersistentPeers` (whom to dial), `Sanctions` (scores and bans), and the directory, pattern
+ * requests and event fanout; peer-parts.ts builds them and wires each one's host to the others.
  */
 export class Peer extends EventEmitter {
   /** This node's Ed25519 identity; its peer id is `id`. */
@@ -87,170 +86,44 @@ export class Peer extends EventEmitter {
     this.opts = resolvePeerOptions(options, this.logger);
     this.self = new LocalPeer(options, this.opts);
     this.identity = this.self.identity;
-    // What most collaborators' hosts share: who this node is, whether it runs, its open connections.
-    const common = { selfId: this.identity.peerId, logger: this.logger, isRunning: () => this.state === 'running' };
-    const view = { ...common, connections: () => this.index.byId };
-    const links = { ...view, sockets: () => this.index.all, credentials: () => this.credentials, banRefusal: (id: string) => this.sanctions.refusal(id) };
-    // At least one frame of the largest size the node accepts must always fit.
-    this.partialFrames = new PartialFrameBudget(
-      Math.max(this.opts.maxPartialFrameBytes, this.opts.maxFrameBytes),
-      Math.min(STALLED_AFTER_MS, this.opts.frameStallMs),
-    );
-    this.index = new Connections(
+    // The parts and their wiring: src/node/peer-parts.ts. The node keeps each as a field of its own.
+    const parts = wireParts(
       {
-        ...common,
-        pendingOutbound: () => this.dials.pendingOutbound(),
-        inboundStanding: (id) => this.discovery.inboundStanding(id),
-        hasOwnChoice: () => this.discovery.hasOwnChoice(),
-        isConfigured: (id) => this.persistent.has(id),
-        capRefusal: (socket) => this.inbound.capRefusal(socket),
-        connect: (address) => this.connect(address),
-        emit: (event) => this.emit('peer', event),
-        onConnected: (socket) => {
-          this.discovery.onConnected(socket);
-          this.directory.onConnected(socket.peerId!);
-        },
-        onRefused: (socket) => this.discovery.onRefused(socket),
-        onIdentityConflict: (id, error) => {
-          this.reportConflict(error);
-          this.persistent.holdOff(id);
-          this.discovery.holdOff(id, this.opts.idConflictRetryMs);
-        },
-        onDisconnected: (id, refusedFull) => {
-          this.persistent.onDisconnected(id, refusedFull);
-          this.discovery.onDisconnected(id, refusedFull);
-          this.directory.onDisconnected(id);
-        },
-      },
-      this.opts,
-    );
-    this.messaging = new Messaging({ ...view, notRunning: () => this.notRunning() }, this.opts);
-    // A directory record's address is someone else's word, as a peer-exchange entry is: judged by the same rules.
-    const handlerPolicy = new AddressPolicy({ allowPrivate: this.opts.pexAllowPrivate, allowHostnames: this.opts.pexAllowHostnames }, () => this.self.advertisedAddress());
-    this.patternRequests = new PatternRequests(
-      {
-        ...view,
-        notRunning: () => this.notRunning(),
-        dial: (address) => this.dials.dial(address),
-        refusal: (address) => handlerPolicy.refusal(address),
-        outboundFull: () => this.dials.outboundCount() >= this.opts.maxOutbound,
-        release: (id, why) => this.index.release(id, why),
-        local: () => this.messaging.handler,
-        selfInfo: () => this.self.info(),
-        topic: (pattern) => this.messaging.topic(pattern),
-        metrics: this.metricsRef,
-        alsoInUse: (id) => this.fanout.inUse(id),
-      },
-      {
-        timeoutMs: this.opts.timeoutMs,
-        idleMs: this.opts.handlerIdleMs,
-        silentMs: SILENT_HANDLER_MS,
-        dialRate: this.opts.handlerDialRate,
-        maxDialed: Math.max(1, Math.floor(this.opts.maxOutbound / 4)),
-      },
-    );
-    this.dials = new Dials({ ...links, notRunning: () => this.notRunning(), wrap: (stream, id, proven) => this.wrap(stream, 'outbound', id, proven) }, this.opts);
-    this.inbound = new Inbound(
-      {
-        ...links,
-        isBannedIp: (ip) => this.sanctions.bans.ip(ip) !== undefined,
-        wrap: (stream, proven) => this.wrap(stream, 'inbound', undefined, proven),
-        countRefused: () => void this.refused++,
-      },
-      this.opts,
-    );
-    this.persistent = new PersistentPeers(
-      { dial: (address) => this.dials.dial(address), isConnected: (id) => this.index.byId.has(id) },
-      { baseMs: this.opts.reconnectBaseMs, maxMs: this.opts.reconnectMaxMs },
-      this.logger,
-      Date.now,
-      { holdOffMs: this.opts.idConflictRetryMs, report: (error) => this.reportConflict(error) },
-    );
-    this.discovery = new Discovery(
-      {
-        ...view,
-        ownAddresses: () => this.self.ownAddresses(),
-        advertisedAddress: () => this.self.advertisedAddress(),
-        outboundCount: () => this.dials.outboundCount(),
-        connect: (address) => this.connect(address),
-        isAllowed: (id) => !this.opts.allowedPeers || this.opts.allowedPeers.has(id),
-        isBanned: (id) => this.sanctions.bans.peer(id) !== undefined,
-        isConfigured: (id) => this.persistent.has(id),
-        release: (id, why) => this.index.release(id, why),
-        inUse: (id) => this.patternRequests.inUse(id) || this.fanout.inUse(id),
-        topicPeers: () => this.directory.sharingIds(this.opts.eventCoverPatterns),
-      },
-      discoveryOptions(this.opts),
-    );
-    const storeHost = { ...common, snapshot: () => this.discovery.stored(), restore: (p: StoredPeer[]) => this.discovery.restore(p) };
-    this.store = this.opts.peerStoreFile === undefined ? undefined : new PeerStore(storeHost, { file: this.opts.peerStoreFile, maxPeers: this.opts.peerStoreMaxPeers });
-    this.sanctions = new Sanctions(
-      {
+        identity: this.identity,
+        opts: this.opts,
+        self: this.self,
         logger: this.logger,
-        disconnect: (peerId, message) => void this.index.byId.get(peerId)?.close(GoodbyeReason.Banned, message),
-        whereIs: (peerId) => this.index.whereIs(peerId),
-      },
-      this.opts.banMs,
-    );
-    this.broadcasts = new Broadcasts(
-      {
-        ...view,
-        knownIds: () => this.discovery.knownIds(),
-        reaches: (id, arc, only) => this.discovery.reaches(id, arc, only),
-        isMember: (id, via) => this.discovery.isMember(id, via),
-        namedByOthers: (id) => this.discovery.namedByOthers(id),
-        penalize: (peerId, what, detail, weight) => this.sanctions.penalize(peerId, what, detail, weight),
-        socketFor: (id) => this.messaging.socketFor(id),
-        deliverOwn: (meta, topic, data, metadata) => this.messaging.handler?.onEvent(this.self.info(), topic, data, meta, metadata),
-        subscribersOf: (topic) => this.subscribers.of(topic),
-        subscribes: (topic) => this.subscribers.includesSelf(topic),
-        sentToSubscribers: (topic) => this.fanout.sent(topic),
+        isRunning: () => this.state === 'running',
+        credentials: () => this.credentials,
+        notRunning: () => this.notRunning(),
+        connect: (address) => this.connect(address),
+        wrap: (stream, direction, id, proven) => this.wrap(stream, direction, id, proven),
+        reportConflict: (error) => this.reportConflict(error),
+        countRefused: () => void this.refused++,
+        emitPeer: (event) => this.emit('peer', event),
+        emitDirectory: (change) => this.emit('directory', change),
+        onDirectory: (listener) => {
+          this.on('directory', listener);
+          return () => void this.off('directory', listener);
+        },
         metrics: this.metricsRef,
       },
-      this.identity,
-      this.opts,
       options,
     );
-    this.directory = new DirectoryPart(
-      {
-        ...view,
-        socketFor: (id) => this.messaging.socketFor(id),
-        address: () => this.self.advertisedAddress(),
-        pipeline: () => this.broadcasts.pipeline,
-        penalize: (peerId, what, detail, weight) => this.sanctions.penalize(peerId, what, detail, weight),
-        emit: (change) => {
-          this.subscribers.changed(change.id);
-          this.emit('directory', change);
-        },
-        isKnown: (id, via) => this.discovery.isMember(id, via),
-      },
-      this.identity,
-      this.opts,
-    );
-    this.directory.attach(this.broadcasts.pipeline);
-    this.subscribers = new Subscribers(this.identity.peerId, {
-      ids: (topic) => this.directory.handlerIds(topic, 'event'),
-      handles: (id, topic) => this.directory.handler(id, topic, 'event') !== undefined,
-    });
-    this.fanout = new EventFanout(
-      {
-        logger: this.logger,
-        subscribersOf: (topic) => this.subscribers.of(topic),
-        neighbours: () => [...this.index.byId.keys()],
-        addressOf: (id, topic) => this.directory.handler(id, topic, 'event')?.address ?? undefined,
-        dial: (id, address, topic) => this.patternRequests.dialSubscriber(id, address, topic),
-      },
-      { want: this.opts.eventFanout, idleMs: this.opts.handlerIdleMs },
-    );
-    // Requests to a pattern find their handlers in the directory, and look again whenever a record changes.
-    this.patternRequests.setLookup({
-      handlers: (subject, kind) => this.directory.handlers(subject, kind),
-      handler: (id, subject, kind) => this.directory.handler(id, subject, kind),
-      onChange: (listener) => {
-        this.on('directory', listener);
-        return () => void this.off('directory', listener);
-      },
-    });
+    this.partialFrames = parts.partialFrames;
+    this.index = parts.index;
+    this.messaging = parts.messaging;
+    this.patternRequests = parts.patternRequests;
+    this.dials = parts.dials;
+    this.inbound = parts.inbound;
+    this.persistent = parts.persistent;
+    this.discovery = parts.discovery;
+    this.store = parts.store;
+    this.sanctions = parts.sanctions;
+    this.broadcasts = parts.broadcasts;
+    this.directory = parts.directory;
+    this.subscribers = parts.subscribers;
+    this.fanout = parts.fanout;
   }
 
   /** This node's peer id (the hex of its public key's hash), as peers know it. */
