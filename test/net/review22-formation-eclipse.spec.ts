@@ -1,6 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { encodeIds } from '../../src/broadcast/repair.js';
 import { loadIdentity } from '../../src/common/identity.js';
 import { coverNeeds } from '../../src/discovery/ring-topology.js';
+import { inArc } from '../../src/ring/raintree.js';
+import { ControlType } from '../../src/wire/control.js';
 import { Peer } from '../../src/node/peer.js';
 import { groundInto, startEchoPeer, waitFor } from '../helpers.js';
 import { report } from '../net-processes.js';
@@ -19,13 +22,27 @@ afterEach(async () => {
   await Promise.all(open.splice(0).map((p) => p.close()));
 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const REPAIR_MS = 250;
+const BROADCASTS = 40;
 
 
-/** 16 ids ground into V's thirds dial V's seed first; then V joins through the seed. Returns the attackers' largest share of V's connections (from 8 on). */
-async function joinPastAttackers(pex: boolean): Promise<number> {
+interface Joined {
+  v: Peer;
+  honest: Peer[];
+  attackers: Peer[];
+  attackerIds: Set<string>;
+  /** The attackers' largest share of V's connections, from 8 on. */
+  most: number;
+}
+
+/**
+ * 16 ids ground into V's thirds dial V's seed first; then V joins through the seed and forms for 6 s. `drop`: the
+ * attackers accept broadcasts and never forward them, announce nothing and answer no repair request.
+ */
+async function joinPastAttackers(pex: boolean, drop = false): Promise<Joined> {
   const HONEST = 12;
   const ATTACKERS = 16;
-  const options = { tls: true, pexIntervalMs: 200, reconnectBaseMs: 100, reconnectMaxMs: 1000 };
+  const options = { tls: true, pexIntervalMs: 200, reconnectBaseMs: 100, reconnectMaxMs: 1000, broadcastRepairIntervalMs: REPAIR_MS };
   const seed = await startEchoPeer(options, open);
   const honest: Peer[] = [seed];
   for (let i = 1; i < HONEST; i++) honest.push(await startEchoPeer({ ...options, peers: [`${honest[i - 1]!.id}@${honest[i - 1]!.address()}`] }, open));
@@ -34,12 +51,15 @@ async function joinPastAttackers(pex: boolean): Promise<number> {
   const key = vIdentity.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
   const needs = coverNeeds(vIdentity.peerId, [vIdentity.peerId, ...honest.map((p) => p.id)].sort());
   const attackerIds = new Set<string>();
+  const attackers: Peer[] = [];
   for (let i = 0; i < ATTACKERS; i++) {
     const identity = groundInto(needs[i % needs.length]!.arc);
     const privateKey = identity.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
     attackerIds.add(identity.peerId);
     // Each dials the seed and announces where it listens; with `pex` it runs peer exchange as any node does.
-    await startEchoPeer({ ...options, privateKey, listen: `127.0.0.${2 + i}:0`, peers: [`${seed.id}@${seed.address()}`], peerExchange: pex }, open);
+    attackers.push(
+      await startEchoPeer({ ...options, privateKey, listen: `127.0.0.${2 + i}:0`, peers: [`${seed.id}@${seed.address()}`], peerExchange: pex, dropRelays: drop }, open),
+    );
   }
   await sleep(1000);
   const atSeed = seed.peers().filter((p) => attackerIds.has(p.id)).length;
@@ -54,29 +74,87 @@ async function joinPastAttackers(pex: boolean): Promise<number> {
   }
   const peers = v.peers();
   const end = peers.filter((p) => attackerIds.has(p.id));
+  // What V had to choose from: every id it knows of, and those in each third it needs a cover in (by its own view).
+  const known = [...new Set([v.id, ...v.routingView(), ...v.knownPeers().map((k) => k.id)])].sort();
+  const thirds = coverNeeds(v.id, known).map((need) => {
+    const members = known.filter((id) => id !== v.id && inArc(id, need.arc));
+    return `${members.filter((id) => attackerIds.has(id)).length}/${members.length}`;
+  });
+  // How the honest nodes fare: the attackers' share of each one's connections.
+  const honestShares = honest.map((h) => h.peers().filter((p) => attackerIds.has(p.id)).length / Math.max(1, h.peers().length)).sort((a, b) => a - b);
+  const seedPeers = seed.peers();
   report(
-    `fast formation (attackers' peer exchange ${pex ? 'on' : 'off'}): ${atSeed} attackers connected to the seed; V's most ${most.toFixed(2)} (${mostAt}); at the end ${end.length}/${peers.length}, ` +
-      `${end.filter((p) => p.direction === 'outbound').length} dialed by V`,
+    `fast formation (attackers' peer exchange ${pex ? 'on' : 'off'}${drop ? ', dropping' : ''}): ${atSeed} attackers connected to the seed when V started, ` +
+      `${seedPeers.filter((p) => attackerIds.has(p.id)).length}/${seedPeers.length} of the seed's connections at the end; V's most ${most.toFixed(2)} (${mostAt}); ` +
+      `at the end ${end.length}/${peers.length}, ${end.filter((p) => p.direction === 'outbound').length} dialed by V; ` +
+      `V knows ${known.filter((id) => attackerIds.has(id)).length} attackers of ${known.length - 1} ids, per third it covers ${thirds.join(' ')}; ` +
+      `the attackers' share of the honest nodes' connections ${honestShares[0]!.toFixed(2)}–${honestShares[honestShares.length - 1]!.toFixed(2)} (median ${honestShares[honestShares.length >> 1]!.toFixed(2)})`,
   );
-  return most;
+  return { v, honest, attackers, attackerIds, most };
 }
 
 describe('review 22: ids ground into a joining node\'s thirds wait at its seed (TLS, default limits)', () => {
   // Without peer exchange (they only wait at the seed for V to dial them), 3–8 of the 16 got into the seed and V
   // dialed 1–3 of them: 0.13–0.375 of its 8 connections over 4 runs (3 of 8 in three), too variable for a test.
-  // OPEN (it.fails): attackers that run peer exchange learn V's address from the seed and dial V.
-  // A seed that configures no peer takes every id (15–16 of the 16 got in), and the seed is V's outbound neighbour of
-  // its own choosing, so its peer exchange 'vouches' for them: never refused by V's share and not counted in it
-  // (connections.ts refusal()). 3 runs: 0.64–0.88 of V's connections at most (6 of 9, 9 of 14, 7 of 8), 1–2 of
-  // them dialed by V; at the end (6 s) 6 of 11, 9 of 14, 10 of 16.
-  // Tried on 2026-12-07 (branch review22-fixes, not kept), both with the test as `it`: vouching only by two outbound
-  // neighbours of V's choosing: 0.75 (6/8), 3 of them dialed by V (V dials the ids S named, and once dialed they name
-  // their fellows, a second voucher); vouching only by two connections V made itself (configured, connect()): 0.73
-  // (8/11), 5 of 9 at the end dialed by V. Vouching is not the main path: the share refuses the inbound ones, V dials
-  // for the share, and its dials pick among what S named, about half of them ground ids, which are also the facing
-  // members of V's thirds. A fix must make V's own choice need more than one source (two neighbours that are not
-  // each other's introduction), or cap its dials per third while forming, as maxInboundPerThird caps inbound ones.
+  // OPEN (it.fails): attackers that run peer exchange join the network through the seed as any node does.
+  // 2026-12-07, 13 runs: 0.55–0.89 of V's connections at most (0.89 0.75 0.78 0.60 0.80 0.73 0.78 0.63 0.67 0.77 0.78
+  // 0.67 0.55), 1–3 of them dialed by V. What the report line shows, every run: the seed holds 14–16 of them among its
+  // 17–23 connections (it configures no peer, so it tells no id apart); the attackers hold about half of every honest
+  // node's connections (median 0.43–0.55); V knows all 16 among 28 ids, every one of them by the seed's word (the same
+  // provenance), and in each third V needs a cover in they are 0.36–0.83 of the members (0.36–0.55 in its largest
+  // third). They are no longer ids that only V sees (eclipse.spec.ts) but most of the network V joins, and no rule on
+  // V's side that goes by provenance and ring position can expect under a third: a cover chosen in each third is an
+  // attacker about as often as they are its members, and in no third are they under a third.
+  // Tried, not kept: vouching only by two outbound neighbours of V's choosing: 0.75 (6/8), 3 of them dialed by V (V dials
+  // the ids S named, and once dialed they name their fellows, a second voucher); vouching only by two connections V made
+  // itself (configured, connect()): 0.73 (8/11), 5 of 9 at the end dialed by V; no vouching at all, on every node:
+  // 0.67–0.75 over 3 runs, the seed still at 13 of 18 (its covers and dials for its share, among ids it cannot tell
+  // apart), V's first three covers by rank attackers in one run; at most one connection per third below the first level
+  // (V's dials, and inbound ones not of its choosing): 0.44–0.67 over 5 runs, and V left at 7 connections in one. Closing it needs what V has no rule for: seeds in
+  // different places, or a cost per id.
   it.fails('attackers with peer exchange: the joining node gives them at most a third of its connections', async () => {
-    expect(await joinPastAttackers(true)).toBeLessThanOrEqual(1 / 3);
+    expect((await joinPastAttackers(true)).most).toBeLessThanOrEqual(1 / 3);
+  }, 90_000);
+
+  // The issue's second half, measured and reported (open): V delivers ≥ 95 % of honest broadcasts within two repair
+  // intervals. 2026-12-07, 7 runs: V delivered 40 of 40 six times and 38 once (at 8 attackers of 10), but 5–37 of them
+  // within 500 ms (19 28 15 13 37 10 5; up to 3.9 s), and the honest nodes themselves a median 0.36–0.97 of the others' in
+  // time (the least 0.22): 16 droppers among 28 members slow the whole network, not V alone. Asserted: V is not cut off
+  // (it delivers at least 90 %, by repair through its honest links, within 8 s of the last).
+  it(`the same attack, the attackers dropping every relay and announcing each honest broadcast to V without serving it: V still delivers ≥ 90 % of ${BROADCASTS}`, async () => {
+    const { v, honest, attackers, attackerIds } = await joinPastAttackers(true, true);
+    const delivered = new Map<string, number>();
+    v.setHandler({ onEvent: (_f, _t, _d, meta) => void (meta && !delivered.has(meta.id) && delivered.set(meta.id, Date.now())), onRequest: () => undefined });
+    // The honest nodes, for comparison: how the network fares with the attackers dropping among them.
+    const atHonest = honest.map(() => new Map<string, number>());
+    honest.forEach((h, i) => h.setHandler({ onEvent: (_f, _t, _d, meta) => void (meta && !atHonest[i]!.has(meta.id) && atHonest[i]!.set(meta.id, Date.now())), onRequest: () => undefined }));
+    const sent: Array<{ id: string; at: number }> = [];
+    for (let k = 0; k < BROADCASTS; k++) {
+      const from = honest[(k * 5 + 1) % honest.length]!;
+      const at = Date.now();
+      const { id } = from.broadcast('news', { k }, { scope: 'network' });
+      // Each attacker connected to V announces the id to V at once and never serves it (dropRelays answers no IWANT).
+      for (const a of attackers) a.connection(v.id)?.sendControl({ type: ControlType.BroadcastIHave, body: encodeIds([Buffer.from(id!, 'hex')]) });
+      sent.push({ id: id!, at });
+      await sleep(100);
+    }
+    await waitFor(() => sent.every((b) => delivered.has(b.id)), 8000).catch(() => undefined);
+    const deadline = 2 * REPAIR_MS;
+    const latencies = sent.map((b) => (delivered.get(b.id) ?? Infinity) - b.at);
+    const inTime = latencies.filter((ms) => ms <= deadline).length;
+    const peers = v.peers();
+    // Per honest node, its share of the broadcasts of other origins it delivered in time.
+    const honestInTime = honest
+      .map((h, i) => {
+        const theirs = sent.filter((_b, k) => honest[(k * 5 + 1) % honest.length] !== h);
+        return theirs.filter((b) => (atHonest[i]!.get(b.id) ?? Infinity) - b.at <= deadline).length / theirs.length;
+      })
+      .sort((a, b) => a - b);
+    report(
+      `formation eclipse, dropping and withholding: V at ${peers.filter((p) => attackerIds.has(p.id)).length} attackers of ${peers.length}; ` +
+        `delivered ${latencies.filter((ms) => ms < Infinity).length}/${BROADCASTS}, ${inTime} within ${deadline} ms (latencies ${latencies.join(' ')}); ` +
+        `the honest nodes delivered ${honestInTime[0]!.toFixed(2)}–${honestInTime[honestInTime.length - 1]!.toFixed(2)} of the others' in time (median ${honestInTime[honestInTime.length >> 1]!.toFixed(2)})`,
+    );
+    expect(latencies.filter((ms) => ms < Infinity).length).toBeGreaterThanOrEqual(Math.ceil(0.9 * BROADCASTS));
   }, 90_000);
 });
