@@ -17,6 +17,8 @@ import { ReplyStream, type ReplyChannel, type ReplySink } from './reply-sink.js'
 export interface DeliveryHost {
   /** The application's event handler; a promise holds the handler slot until it settles. */
   onEvent(topic: string, data: unknown, broadcast?: BroadcastMeta, metadata?: Metadata): unknown;
+  /** What an event handler's promise resolved to, when not undefined (the Nest layer runs a returned stream). */
+  eventResult(value: unknown): void;
   /** The application's request handler; it answers through `reply`, which frees the slot when done. */
   onRequest(topic: string, data: unknown, reply: ReplySink, metadata?: Metadata): void;
   /** Queues a data frame; throws a typed error when it cannot. */
@@ -45,9 +47,29 @@ export class Delivery implements ReplyChannel {
       // A failing handler is the application's problem, not the peer's: log, keep the link.
       this.eventFailed(topic, err);
     }
-    if (result instanceof Promise) result.then(this.release, (err: unknown) => this.eventFailed(topic, err, true));
+    if (result instanceof Promise) this.whenSettled(result, topic);
     else this.release();
   }
+
+  /**
+   * The one reaction an async handler costs: its result goes to the host and the slot is freed in
+   * the same step (the Nest layer used to chain a step of its own for the result first). A method
+   * apart, so that a handler that returns a plain value makes no closure for the topic.
+   */
+  private whenSettled(result: Promise<unknown>, topic: string): void {
+    result.then(this.settled, (err: unknown) => this.eventFailed(topic, err, true));
+  }
+
+  private readonly settled = (value: unknown): void => {
+    if (value !== undefined) {
+      try {
+        this.host.eventResult(value);
+      } catch (err) {
+        this.host.log('error', `event handler's result failed: ${(err as Error)?.message ?? err}`, 'handler-failed');
+      }
+    }
+    this.release();
+  };
 
   /** A request with its nonce: the handler's slot is freed when its reply completes or errs. */
   request(nonce: number, topic: string, data: unknown, metadata?: Metadata): void {

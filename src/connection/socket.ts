@@ -65,6 +65,8 @@ export interface SocketHooks {
   /** The hello exchange succeeded; the Peer accepts the connection or closes it. */
   onOpened(socket: P2PSocket): void;
   onEvent(socket: P2PSocket, topic: string, data: unknown, broadcast?: BroadcastMeta, metadata?: Metadata): unknown;
+  /** What onEvent's promise resolved to, when not undefined. */
+  onEventResult?(value: unknown): void;
   onRequest(socket: P2PSocket, topic: string, data: unknown, reply: ReplySink, metadata?: Metadata): void;
   onClosed(socket: P2PSocket, reason: string, error: Error | undefined, undeliveredBytes: number): void;
   /** A peer-exchange body arrived on an open connection (unparsed: the Peer bounds and judges it). */
@@ -154,6 +156,7 @@ export class P2PSocket {
       opened: () => this.opened(),
       // The application (Delivery).
       onEvent: (topic: string, data: unknown, broadcast?: BroadcastMeta, metadata?: Metadata) => hooks.onEvent(this, topic, data, broadcast, metadata),
+      eventResult: (value: unknown) => hooks.onEventResult?.(value),
       onRequest: (topic: string, data: unknown, reply: ReplySink, metadata?: Metadata) => hooks.onRequest(this, topic, data, reply, metadata),
       // Routing frames (FrameRouter).
       reading: () => this.state === 'open' || this.state === 'handshaking' || (this.state === 'closing' && this.drainInbound),

@@ -193,7 +193,8 @@ export class P2PServer extends Server<P2PServerEvents> implements CustomTranspor
     const context = new P2PContext([peer, topic, broadcast, metadata]);
     if (!routes) return this.runEvent(exact!, topic, data, metadata, context);
     if (routes.length === 1) return this.runEvent(this.getHandlers().get(routes[0]!)!, routes[0]!, data, metadata, context);
-    return Promise.all(routes.map((route) => this.runEvent(this.getHandlers().get(route)!, route, data, metadata, context)));
+    // Several chains: each one's stream is run as it resolves (the transport's onEventResult sees only the array).
+    return Promise.all(routes.map((route) => ranToEnd(this.runEvent(this.getHandlers().get(route)!, route, data, metadata, context))));
   }
 
   private runEvent(handler: MessageHandler, route: string, data: unknown, metadata: Metadata | undefined, context: P2PContext): unknown {
@@ -201,7 +202,13 @@ export class P2PServer extends Server<P2PServerEvents> implements CustomTranspor
     // hooks those wrappers were a quarter of the receiver's time per event (see bench/README.md).
     if (!this.hooksUnset) return this.handleEvent(route, { pattern: context.getPattern(), data, metadata } as { pattern: string; data: unknown }, context);
     const result = handler(data, context);
-    return result instanceof Promise ? result.then(connectStream) : connectStream(result);
+    // A promise is returned as it is: the transport hands what it resolves to to onEventResult.
+    return result instanceof Promise ? result : connectStream(result);
+  }
+
+  /** What an event handler's promise resolved to: a stream is run, as Server.handleEvent runs it. */
+  onEventResult(result: unknown): void {
+    connectStream(result);
   }
 
   /** An inbound request: runs its `@MessagePattern` handler into `reply`; a pattern with none gets NO_MESSAGE_HANDLER as an error. */
@@ -276,6 +283,11 @@ function literals(pattern: string): number {
 /** What Server.handleEvent does with a handler's result: a stream is run (hot) without a subscriber. */
 function connectStream(result: unknown): void {
   if (isObservable(result)) connectable(result as Observable<unknown>, { connector: () => new Subject(), resetOnDisconnect: false }).connect();
+}
+
+/** A handler chain's result with its stream, if any, run. */
+function ranToEnd(result: unknown): unknown {
+  return result instanceof Promise ? result.then(connectStream) : result;
 }
 
 /** Maps Nest's reply packets onto the reply stream: values, then end or error. */

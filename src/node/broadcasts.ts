@@ -107,7 +107,7 @@ export class Broadcasts {
       this.host.logger.error(`network broadcast handler for "${topic}" failed: ${(err as Error)?.message ?? err}`, { event: 'handler-failed' });
     try {
       const result = this.host.deliverOwn(meta, topic, data, metadata);
-      if (result instanceof Promise) result.catch(failed);
+      if (result instanceof Promise) result.then((value) => value !== undefined && this.host.ownResult(value)).catch(failed);
     } catch (err) {
       failed(err);
     }
@@ -159,6 +159,8 @@ export interface BroadcastsHost extends Pick<PipelineHost, 'selfId' | 'logger' |
   socketFor(peerId: string): P2PSocket;
   /** Hands this node's own network broadcast to its handler (no connection goes through); may return a promise. */
   deliverOwn(meta: BroadcastMeta, topic: string, data: unknown, metadata?: Metadata): unknown;
+  /** What deliverOwn's promise resolved to, when not undefined (InboundHandler.onEventResult). */
+  ownResult(value: unknown): void;
   /** The topic's subscribers, sorted, this node included when it is one (src/node/subscribers.ts). */
   subscribersOf(topic: string): readonly string[];
   /** Whether this node has an event handler matching the topic. */

@@ -74,6 +74,12 @@ export class Messaging {
 export interface InboundHandler {
   /** `broadcast` is set when the event is a network-wide broadcast (`peer` is the neighbour that relayed it). */
   onEvent(peer: PeerInfo, topic: string, data: unknown, broadcast?: BroadcastMeta, metadata?: Metadata): unknown;
+  /**
+   * What a promise onEvent returned resolved to, when not undefined: the Nest server runs a returned
+   * stream here. The transport calls it in the step that frees the handler slot, so the result costs
+   * no promise step of its own.
+   */
+  onEventResult?(result: unknown): void;
   /** A request from `peer`: answer through `reply` (one value, a stream of them, or an error). */
   onRequest(peer: PeerInfo, topic: string, data: unknown, reply: ReplySink, metadata?: Metadata): void;
 }

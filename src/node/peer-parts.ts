@@ -181,6 +181,7 @@ export function wireParts(owner: PartsOwner, options: PeerOptions): PeerParts {
       penalize: (peerId, what, detail, weight) => p.sanctions.penalize(peerId, what, detail, weight),
       socketFor: (id) => p.messaging.socketFor(id),
       deliverOwn: (meta, topic, data, metadata) => p.messaging.handler?.onEvent(owner.self.info(), topic, data, meta, metadata),
+      ownResult: (value) => p.messaging.handler?.onEventResult?.(value),
       subscribersOf: (topic) => p.subscribers.of(topic),
       subscribes: (topic) => p.subscribers.includesSelf(topic),
       sentToSubscribers: (topic) => p.fanout.sent(topic),

@@ -236,6 +236,7 @@ export class Peer extends EventEmitter {
     },
     // The library's own topics ($p2p.) never reach the application's handlers.
     onEvent: (socket, topic, data, broadcast, metadata) => (isReserved(topic) ? undefined : this.messaging.onEvent(socket, topic, data, broadcast, metadata)),
+    onEventResult: (value) => this.messaging.handler?.onEventResult?.(value),
     onRequest: (socket, topic, data, reply, metadata) => this.messaging.onRequest(socket, topic, data, reply, metadata),
     onClosed: (socket, reason, error, undeliveredBytes) => {
       this.inbound.closed(socket);

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { P2PConnectionClosedError, P2PProtocolError } from '../../src/common/errors.js';
 import { dispatchControl, type ControlRoutes } from '../../src/connection/control-dispatch.js';
+import { Delivery, type DeliveryHost } from '../../src/connection/delivery.js';
 import { HandlerLimit, type ReadControl } from '../../src/connection/handler-limit.js';
 import { Keepalive, type KeepaliveHost } from '../../src/connection/keepalive.js';
 import { ControlType, GoodbyeReason, type Control } from '../../src/wire/control.js';
@@ -70,6 +71,57 @@ describe('HandlerLimit', () => {
     expect(calls).toEqual(['pause', 'decodeHeld', 'pause']);
     limit.unpause(); // closing reads on regardless
     expect(calls).toEqual(['pause', 'decodeHeld', 'pause', 'decodeHeld', 'resume']);
+  });
+});
+
+describe('Delivery of events', () => {
+  /** A delivery whose handler returns what `results` hands it, with a limit that counts its slots. */
+  function delivery(results: unknown[], resultHook: (value: unknown) => void = () => undefined) {
+    const log: string[] = [];
+    let active = 0;
+    const host: DeliveryHost = {
+      onEvent: () => results.shift(),
+      eventResult: (value) => {
+        log.push(`result:${String(value)}`);
+        resultHook(value);
+      },
+      onRequest: () => undefined,
+      writeFrame: () => undefined,
+      isOpen: () => true,
+      log: (level, message) => void log.push(`${level}:${message}`),
+    };
+    const limit = { acquire: () => void active++, release: () => void active-- };
+    return { d: new Delivery(host, limit), log, active: () => active };
+  }
+
+  it('frees the slot of a plain value at once, and of a promise when it settles, handing on what it resolved to', async () => {
+    let resolve!: (v: unknown) => void;
+    const { d, log, active } = delivery([undefined, new Promise((r) => (resolve = r)), Promise.resolve(undefined)]);
+    d.event('t', 1);
+    expect(active()).toBe(0);
+    d.event('t', 2);
+    d.event('t', 3);
+    expect(active()).toBe(2);
+    await Promise.resolve();
+    // One reaction per event: a promise that was already settled frees its slot one microtask later.
+    expect(active()).toBe(1);
+    resolve('stream');
+    await Promise.resolve();
+    await Promise.resolve();
+    expect(active()).toBe(0);
+    expect(log).toEqual(['result:stream']); // undefined is not handed on
+  });
+
+  it('frees the slot when the promise rejects or the result hook throws, and logs both', async () => {
+    const { d, log, active } = delivery([Promise.reject(new Error('no')), Promise.resolve('bad')], () => {
+      throw new Error('hook broke');
+    });
+    d.event('a.topic', 1);
+    d.event('b.topic', 2);
+    expect(active()).toBe(2);
+    await new Promise((r) => setImmediate(r));
+    expect(active()).toBe(0);
+    expect(log).toEqual(['error:event handler for "a.topic" failed: no', 'result:bad', "error:event handler's result failed: hook broke"]);
   });
 });
 

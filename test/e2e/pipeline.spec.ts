@@ -155,6 +155,13 @@ describe.each(MODES)("Nest's handler pipeline over p2p ($mode)", ({ tls }) => {
     expect(events.filter((e) => e.startsWith('stream:'))).toEqual(['stream:s1']);
   });
 
+  it("runs a stream returned by the handler of a node's own network broadcast (its copy goes through no connection)", async () => {
+    events.length = 0;
+    await b.service.broadcast('stream.note', 'own', { scope: 'network' });
+    await waitFor(() => events.includes('stream:own'));
+    expect(events.filter((e) => e.startsWith('stream:'))).toEqual(['stream:own']);
+  });
+
   it('calls processing hooks when they are set: start around the handler, end after it (last: hooks stay set)', async () => {
     const server = b.app.get(P2PServer);
     const calls: string[] = [];
