@@ -13,8 +13,8 @@ import { digest, page, record } from '../directory-wire.js';
  * say nothing. P's fanout dialed all six at its first event to each topic, through the dials to pattern handlers,
  * whose limit (a quarter of maxOutbound: 6 by default) it then held for the hello timeout (5 s); a request to a
  * pattern whose handler is not P's neighbour was refused a dial and failed after its 2 s timeout, where with
- * `eventFanout: 0` it was answered. Honest subscribers that accept hold the same slots for as long as events flow
- * (handlerIdleMs after the last). Now the fanout dials only while the dials to handlers hold fewer than half of
+ * `eventFanout: 0` it was answered. Six honest subscribers of two topics that accept held the same 6 slots for as long
+ * as events flow (handlerIdleMs after the last), with the same failed request: no attacker needed. Now the fanout dials only while the dials to handlers hold fewer than half of
  * that limit: requests keep the other half.
  */
 const { node, raw } = broadcastMeshes();
@@ -77,6 +77,43 @@ describe('a publisher’s fanout to stalling subscribers and the dials requests 
     expect(answer.error).toBeUndefined();
     expect(answer.ok).toBe(true);
   }, 30_000);
+
+  it('honest subscribers that accept: a publisher to two topics keeps at most 3 of them, and a request still dials its handler', async () => {
+    // P ── C ── H as above; six honest subscribers, three of each topic, connected to C only.
+    const P = await node(false, { maxInboundPerIp: 20 });
+    const C = await node(false, { maxInboundPerIp: 20 });
+    const H = await node(false, { maxInboundPerIp: 20 });
+    await P.connect(`${C.id}@${C.address()}`);
+    await C.connect(`${H.id}@${H.address()}`);
+    const subscribers: Peer[] = [];
+    for (const topic of ['alerts.one', 'alerts.two']) {
+      for (let i = 0; i < 3; i++) {
+        const s = await node(false, { maxInboundPerIp: 20 });
+        await s.connect(`${C.id}@${C.address()}`);
+        s.setHandledPatterns({ requests: [], events: [topic] });
+        subscribers.push(s);
+      }
+    }
+    H.setHandledPatterns({ requests: ['orders.reserve'], events: [] });
+    await waitFor(
+      () => P.handlers('orders.reserve', 'request').length === 1 && P.handlers('alerts.one', 'event').length === 3 && P.handlers('alerts.two', 'event').length === 3,
+      8000,
+      'P to know the handler and the subscribers',
+    );
+    const fanned = () => P.peers().filter((p) => subscribers.some((s) => s.id === p.id)).length;
+    // Events flow to both topics, as a publisher's would; the fanout looks once a second per topic.
+    for (let round = 0; round < 3; round++) {
+      P.broadcast('alerts.one', { round }, { scope: 'subscribers' });
+      P.broadcast('alerts.two', { round }, { scope: 'subscribers' });
+      await new Promise((r) => setTimeout(r, 1050));
+    }
+    const held = fanned();
+    const answer = await ask(P, 'orders.reserve', 2000);
+    if (process.env.P2P_TEST_STATS) console.log(`fanout slots, honest: ${held} subscribers held, request ${answer.ok ? 'answered' : answer.error?.message}`);
+    // Before: 6 held (the whole limit) for as long as events flow, and the request failed after 2 s.
+    expect(held).toBe(3);
+    expect(answer.ok).toBe(true);
+  }, 40_000);
 
   it('with eventFanout 0 (the reference), nothing is dialed for events and the request is answered', async () => {
     const { stalled, answer } = await run({ eventFanout: 0 });
