@@ -30,6 +30,13 @@ function keyInThird(t: number): string {
  *
  *   P (publisher) ── C (carrier) ── A (subscriber, third 0) ── B (subscriber, third 1) ── C
  *   P ╌╌ X0, X1, X2 (fanout dials; drop everything)
+ *
+ * Not fixed (it.fails). A fix: the origin routes its paths over the neighbours it has without its fanout (what
+ * `eventFanout: 0` does, and what src/sim/broadcast.ts already models: its fanout links open after the first frames,
+ * so the simulator's 0 misses do not rest on them), and reaches its fanout subscribers by repair, or by a direct copy
+ * whose arc holds that subscriber alone (so that it is not a second tree). Either moves the 40-process cost of
+ * docs/events.md (11.44 data frames an event) back toward 12.75 (plus at most eventFanout copies), and the "later
+ * events in one hop" assertion of event-fanout.spec.ts; hence left to the lead.
  */
 describe('a publisher’s fanout drawn among hostile subscribers of ">"', () => {
   const { node, raw, heardOf } = broadcastMeshes();
