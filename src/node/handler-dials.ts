@@ -72,14 +72,17 @@ export class HandlerDials {
     return this.dialing.has(id);
   }
 
-  /** Why a new dial to `address` may not start now, or undefined (and then one is counted against the rate). */
-  refusal(address: string): string | undefined {
+  /**
+   * Why a new dial to `address` may not start now, or undefined (and then one is counted against the rate). `most`:
+   * the connections open or dialing here past which it may not (maxDialed; less for a dial requests do not wait for).
+   */
+  refusal(address: string, most = this.opts.maxDialed): string | undefined {
     if (this.dialingAddresses.has(address)) return 'its address is being dialed already';
     if (this.host.outboundFull()) return 'maxOutbound reached';
     const connections = this.host.connections();
     let held = this.dialing.size;
     for (const id of this.dialed) if (connections.has(id)) held++;
-    if (held >= this.opts.maxDialed) return `${this.opts.maxDialed} connections open or dialing for requests already`;
+    if (held >= most) return `${most} connections open or dialing for requests already`;
     if (!this.bucket.take(1, Date.now())) return `over handlerDialRate (${this.opts.dialRate} new dials a second)`;
     return undefined;
   }

@@ -79,6 +79,9 @@ export interface PatternRequestsOptions {
   maxDialed: number;
 }
 
+/** Connections open or dialing to handlers past which a publisher's fanout dials no more subscribers: half of maxDialed (3 by default). */
+const subscriberDials = (maxDialed: number): number => Math.floor(maxDialed / 2);
+
 /** Handlers one request may dial before it fails: a directory full of false records costs each request at most this many dials. */
 export const MAX_DIALS_PER_REQUEST = 2;
 
@@ -183,11 +186,13 @@ export class PatternRequests {
   /**
    * Dials `id` at `address`, a subscriber of `subject` this node sends events to (event-fanout.ts), within the limits of
    * the dials to handlers; the connection is closed again once neither requests nor events use it. Why not, or undefined.
+   * Only while those dials hold fewer than half of maxDialed: the other half stays free for requests, which otherwise
+   * failed for want of a dial while six stalling "subscribers" of two topics held all of them (review-fanout-slots.spec).
    */
   dialSubscriber(id: string, address: string, subject: string): string | undefined {
     if (this.dials.isDialing(id)) return undefined;
     if (!this.dials.dialable(address)) return 'its address failed lately or is not allowed';
-    const why = this.dials.refusal(address);
+    const why = this.dials.refusal(address, subscriberDials(this.opts.maxDialed));
     if (why) return why;
     this.dials.dial(id, address).then(
       () => this.dials.used(id, address, subject),

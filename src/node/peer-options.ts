@@ -53,9 +53,10 @@ export interface PeerOptions extends Partial<SocketLimits> {
   eventOriginPaths?: number;
   /**
    * Subscribers of a topic this node emits events to without subscribing that it keeps as neighbours, dialed when
-   * fewer are (gossipsub's fanout), through the limits of the dials to pattern handlers (handlerDialRate, a quarter
-   * of maxOutbound) and closed after handlerIdleMs without an event: so that carriers dropping its events cannot keep
-   * them from every subscriber (docs/events.md). 0: none. Default 3.
+   * fewer are (gossipsub's fanout), through the limits of the dials to pattern handlers (handlerDialRate) and only
+   * while they hold fewer than half of their quarter of maxOutbound (requests keep the rest), and closed after
+   * handlerIdleMs without an event: so that carriers dropping its events cannot keep them from every subscriber
+   * (docs/events.md). 0: none. Default 3.
    */
   eventFanout?: number;
   /** Bytes allocated for frames that span reads, across all connections; past it the largest stalled one is closed. */
