@@ -2,7 +2,7 @@ import { digestOf, type NetworkMessage } from './codec.js';
 import { MAX_HOPS, encodeNetworkMessage, isTree } from './codec.js';
 import { isReserved } from '../common/reserved.js';
 import { P2PFrameTooLargeError } from '../common/errors.js';
-import { branchOf, firstMember, inArc, narrowest, thirdsOf, occupiedBy, sortedHas, planForward, ringDistance, type Arc } from '../ring/raintree.js';
+import { branchOf, firstMember, inArc, narrowest, thirdsOf, occupiedBy, pointArc, sortedHas, planForward, ringDistance, type Arc } from '../ring/raintree.js';
 import type { SeenEntry } from './replay-window.js';
 
 /**
@@ -42,6 +42,11 @@ export interface RouterHost {
   readonly eventOriginPaths?: number;
   /** Whether this node has an event handler matching `topic` (it delivers a `subscribers` event). */
   subscribes?(topic: string): boolean;
+  /**
+   * The subscribers of `topic` this node dialed for the events it sends without subscribing (src/node/event-fanout.ts):
+   * its own events leave to each in a copy whose arc holds it alone, and their paths are routed around them.
+   */
+  fanoutOf?(topic: string): readonly string[];
   /** An event for subscribers this node originated (`sent`), delivered, or carried without a handler: for metrics by pattern. */
   counted?(topic: string, outcome: 'sent' | 'delivered' | 'carried'): void;
 }
@@ -317,7 +322,7 @@ export class BroadcastRouter {
   private forward(message: NetworkMessage, from: string | undefined, entry: SeenEntry, result: OriginateResult): void {
     if (message.strategy === 'gossip') return this.gossip(message, from, entry, result);
     const self = this.host.selfId;
-    const neighbours = this.host.neighbours().filter((id) => id !== from);
+    let neighbours = this.host.neighbours().filter((id) => id !== from);
     const next = { ...message, hops: message.hops + 1 };
     // The members the arcs are split over: every node this node knows of, or the topic's subscribers.
     let known: readonly string[] | undefined;
@@ -325,12 +330,17 @@ export class BroadcastRouter {
       message.strategy === 'subscribers' ? () => (known ??= this.host.subscribersOf?.(message.topic) ?? []) : () => (known ??= this.host.knownIds());
     const prefer = message.strategy === 'subscribers' ? (id: string) => sortedHas(members(), id) : undefined;
     const paths = prefer && from === undefined ? (this.host.eventOriginPaths ?? 1) : 1;
+    // The origin's fanout (subscribers drawn from records anyone may sign): a copy each, beside paths that do not
+    // go through them, so that hostile ones drawn there take nothing from what the paths reach (review-fanout-capture).
+    const direct = prefer && from === undefined && !prefer(self) ? (this.host.fanoutOf?.(message.topic) ?? []) : [];
+    if (direct.length > 0) neighbours = neighbours.filter((id) => !direct.includes(id));
     const routes = routeArcs(self, message.arc, neighbours, members, (id, arc) => this.host.reaches?.(id, arc) ?? false, prefer, paths);
     if (!inArc(self, message.arc)) {
       if (!this.handTo(routes[0]!.inside, next, result)) this.counting.unrouted++;
       return;
     }
     const digest = digestOf(members());
+    for (const id of direct) this.trySend(id, { ...next, arc: pointArc(id), digest }, result);
     for (const route of routes) {
       const copy = { ...next, arc: route.arc, digest };
       if (this.handTo(route.inside, copy, result, route.copies)) continue;

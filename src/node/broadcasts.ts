@@ -41,6 +41,7 @@ export class Broadcasts {
         penalize: (peerId, what, detail, weight) => host.penalize(peerId, what, detail, weight),
         subscribersOf: (topic) => host.subscribersOf(topic),
         subscribes: (topic) => host.subscribes(topic),
+        fanoutOf: (topic) => host.fanoutOf?.(topic) ?? [],
         eventOriginPaths: o.eventOriginPaths,
         counted: (topic, outcome) => host.metrics()?.event?.(topic, outcome),
       },
@@ -167,6 +168,8 @@ export interface BroadcastsHost extends Pick<PipelineHost, 'selfId' | 'logger' |
   subscribes(topic: string): boolean;
   /** This node sent an event to the topic's subscribers without being one (its fanout: event-fanout.ts). */
   sentToSubscribers?(topic: string): void;
+  /** The subscribers of the topic this node dialed for its events (event-fanout.ts): sent a copy each, routed around. */
+  fanoutOf?(topic: string): readonly string[];
   /** Where metrics go, if anywhere (Peer.setMetrics). */
   metrics(): MetricsSink | undefined;
 }

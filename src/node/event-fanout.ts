@@ -9,6 +9,8 @@ export interface EventFanoutHost {
   subscribersOf(topic: string): readonly string[];
   /** This node's open connections and the handler dials under way. */
   neighbours(): string[];
+  /** Whether this node has an open connection to `id`. */
+  isConnected(id: string): boolean;
   /** Where subscriber `id` of `topic` listens, as its directory record says; undefined: nowhere to dial. */
   addressOf(id: string, topic: string): string | undefined;
   /** Dials subscriber `id` at `address` within the limits of the dials to handlers (handler-dials.ts); why not, or undefined. */
@@ -70,6 +72,19 @@ export class EventFanout {
       }
       this.usedAt.set(id, now);
     }
+  }
+
+  /**
+   * The subscribers of `topic` this node dialed for its events and is connected to. The router sends each a copy of
+   * its own, whose arc holds it alone, and routes the event's paths around them (src/broadcast/router.ts): drawn from
+   * records anyone may sign, they must add a way in, never take the paths' place (a hostile one would drop them).
+   */
+  linksFor(topic: string): string[] {
+    if (this.usedAt.size === 0) return [];
+    const subscribers = this.host.subscribersOf(topic);
+    const out: string[] = [];
+    for (const id of this.usedAt.keys()) if (this.host.isConnected(id) && sortedHas(subscribers, id)) out.push(id);
+    return out;
   }
 
   /** Whether events use the connection to `peerId`: the topology and the idle close must leave it. */
