@@ -101,7 +101,9 @@ export interface PropagationSample {
   /** Healthy mesh with repair only: Σ repair.controlBytes per connection per second over the idle window. */
   idleBytesPerSecPerConnection?: number;
   /** Healthy mesh only: the slow phase (SLOW), its IHAVE/IWANT bytes per broadcast per connection and its CPU per broadcast (ms, all nodes). */
-  slow?: { broadcastsPerSec: number; controlBytesPerBroadcastPerConnection: number; cpuMsPerBroadcast: number };
+  slow?: { broadcastsPerSec: number; controlBytesPerBroadcastPerConnection: number; controlFramesPerBroadcast: number; cpuMsPerBroadcast: number };
+  /** IHAVE and IWANT frames all nodes sent, per broadcast, from the first measured broadcast to the end of the drain. */
+  controlFramesPerBroadcast: number;
   /** Broadcasts the origin's budget or queues refused (left out of the figures). */
   refused: number;
   /** Fewest connections any live node had at the end (15: no connection was lost, frozen ones included). */
@@ -230,6 +232,8 @@ export async function runOnce(
     let idleBytesPerSecPerConnection: number | undefined;
     const connections = (nodes * (nodes - 1)) / 2;
     const controlBytes = (s: PropagationNodeStats[]) => s.reduce((sum, x) => sum + x.repair.controlBytes, 0);
+    // Each IHAVE or IWANT frame counts 12 bytes (header, type, id count) and 16 per id in controlBytes: frames, from the counters.
+    const controlFrames = (s: PropagationNodeStats[]) => s.reduce((sum, x) => sum + (x.repair.controlBytes - 16 * (x.repair.announced + x.repair.requested)) / 12, 0);
     if (phases.idle) {
       const t0 = performance.now();
       const a = await all<PropagationNodeStats>(live, 'stats', 30_000, { type: 'stats' });
@@ -254,6 +258,7 @@ export async function runOnce(
       slow = {
         broadcastsPerSec: rate,
         controlBytesPerBroadcastPerConnection: (controlBytes(c) - controlBytes(a)) / SLOW.count / connections,
+        controlFramesPerBroadcast: (controlFrames(c) - controlFrames(a)) / SLOW.count,
         cpuMsPerBroadcast: (cpu(b) - cpu(a)) / SLOW.count,
       };
     }
@@ -301,6 +306,7 @@ export async function runOnce(
       relaySendsPerBroadcast: sum(after, (x) => x.sent) / total,
       repairCopiesPerBroadcast: sum(after, (x) => x.repair.sent) / total,
       controlBytesPerBroadcastPerConnection: (controlBytes(after) - controlBytes(before)) / measured / connections,
+      controlFramesPerBroadcast: (controlFrames(after) - controlFrames(before)) / measured,
       dataBytesPerBroadcastPerConnection:
         (sum(after, (x) => x.controlOutBytes) - sum(before, (x) => x.controlOutBytes) - (controlBytes(after) - controlBytes(before))) / measured / connections,
       cpuMsPerBroadcast: (sum(cast, (x) => x.cpuMs) - sum(before, (x) => x.cpuMs)) / measured,
@@ -469,6 +475,7 @@ export async function runPropagation(
       {
         rate: median(healthy.map((x) => x.broadcastsPerSec)),
         perBroadcast: median(healthy.map((x) => x.controlBytesPerBroadcastPerConnection)),
+        frames: median(healthy.map((x) => x.controlFramesPerBroadcast)),
         cpu: cpuCost(healthy.map((x) => x.cpuMsPerBroadcast), reference.map((x) => x.cpuMsPerBroadcast)),
       },
     ];
@@ -477,13 +484,17 @@ export async function runPropagation(
       phases.push({
         rate: median(slow.map((x) => x.broadcastsPerSec)),
         perBroadcast: median(slow.map((x) => x.controlBytesPerBroadcastPerConnection)),
+        frames: median(slow.map((x) => x.controlFramesPerBroadcast)),
         cpu: cpuCost(slow.map((x) => x.cpuMsPerBroadcast), slowOf(reference).map((x) => x.cpuMsPerBroadcast)),
       });
     }
     say(`  repair traffic, healthy mesh, repair ${REPAIR_DEFAULT_MS} ms: Σ IHAVE/IWANT bytes sent ÷ ${connections} connections (medians of the runs)`);
     say(`    idle, the ${IDLE_MS / 1000} s after the broadcasts: ${idle.median.toFixed(2)} [${idle.min.toFixed(2)}–${idle.max.toFixed(2)}] B/s per connection`);
     for (const p of phases) {
-      say(`    at ${p.rate.toFixed(1)} broadcasts/s: ${(p.perBroadcast * p.rate).toFixed(1)} B/s per connection, ${p.perBroadcast.toFixed(1)} B per connection per broadcast${cpuText(p.cpu)}`);
+      say(
+        `    at ${p.rate.toFixed(1)} broadcasts/s: ${(p.perBroadcast * p.rate).toFixed(1)} B/s per connection, ${p.perBroadcast.toFixed(1)} B per connection per broadcast, ` +
+          `${p.frames.toFixed(1)} IHAVE/IWANT frames per broadcast (all nodes)${cpuText(p.cpu)}`,
+      );
     }
     say(`    (the broadcast frames themselves, ${PAYLOAD_BYTES} B payload: ${data.toFixed(1)} B per connection per broadcast)`);
     lines.push(
@@ -498,7 +509,13 @@ export async function runPropagation(
         idleMs: IDLE_MS,
         idle,
         dataBytesPerBroadcastPerConnection: data,
-        phases: phases.map((p) => ({ broadcastsPerSec: p.rate, bytesPerSecPerConnection: p.perBroadcast * p.rate, bytesPerBroadcastPerConnection: p.perBroadcast, cpuMsPerBroadcast: p.cpu })),
+        phases: phases.map((p) => ({
+          broadcastsPerSec: p.rate,
+          bytesPerSecPerConnection: p.perBroadcast * p.rate,
+          bytesPerBroadcastPerConnection: p.perBroadcast,
+          framesPerBroadcast: p.frames,
+          cpuMsPerBroadcast: p.cpu,
+        })),
       }),
     );
   }

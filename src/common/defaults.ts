@@ -124,8 +124,8 @@ export const DEFAULTS = {
   broadcastRepairIntervalMs: 500,
   /** Bytes of recent network broadcasts kept to answer repair requests: 16 MiB. */
   broadcastRepairCacheBytes: 16 * 1024 * 1024,
-  /** gossipsub's D_lazy: fewer IHAVE frames than data frames, yet every left-out node is told (docs/broadcast.md, Repair). */
-  broadcastRepairFanout: 6,
+  /** Watchers per node: each node hears of an id from this many neighbours, one in each other third of the ring, which two failed relays cannot both cut off (docs/broadcast.md, Repair). */
+  broadcastRepairFanout: 2,
   /** Patterns in one directory record, requests and events together (docs/directory.md). */
   directoryMaxPatterns: 256,
   /** UTF-8 bytes of one pattern in a directory record. */

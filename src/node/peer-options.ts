@@ -129,7 +129,7 @@ export interface PeerOptions extends Partial<SocketLimits> {
   broadcastRepairIntervalMs?: number;
   /** Bytes of recent network broadcasts kept to answer repair requests. */
   broadcastRepairCacheBytes?: number;
-  /** Neighbours each recent network broadcast id is announced to, drawn at random among those not known to have it. */
+  /** Watchers per node: the neighbours that tell a node of each recent network broadcast id, one in each other third of the ring (docs/broadcast.md, Repair). */
   broadcastRepairFanout?: number;
   /** Patterns in one directory record (this node's own, and each accepted from others), requests and events together. */
   directoryMaxPatterns?: number;

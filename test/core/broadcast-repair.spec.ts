@@ -8,15 +8,18 @@ import { decodeNetworkMessage, createNetworkMessage } from '../../src/broadcast/
 import { OriginKeys } from '../../src/broadcast/signature.js';
 import { loadIdentity } from '../../src/common/identity.js';
 import { Encoding } from '../../src/wire/constants.js';
-import { inArc } from '../../src/ring/raintree.js';
+import { RING_ROOT, inArc, thirdsOf } from '../../src/ring/raintree.js';
+import { isWatcherOf } from '../../src/broadcast/repair-watchers.js';
+
+const thirdOf = (id: string) => thirdsOf(RING_ROOT).findIndex((t) => inArc(id, t));
 
 /** BroadcastRepair against a recording host and a hand-driven clock (as CometBFT tests a reactor). */
-function harness(neighbours: string[], intervalMs = 500, fanout = 6, random: () => number = Math.random, reaches?: (neighbour: string, arc: Arc) => boolean) {
+function harness(neighbours: string[], intervalMs = 500, fanout = 6, random: () => number = Math.random, reaches?: (neighbour: string, arc: Arc) => boolean, self = peer(0)) {
   let now = 1_000;
   const sent: Array<{ kind: 'have' | 'want' | 'data'; to: string; body: Buffer }> = [];
   const has = new Set<string>();
   const host: RepairHost = {
-    selfId: peer(0),
+    selfId: self,
     neighbours: () => neighbours,
     reaches,
     has: (id) => has.has(id),
@@ -93,60 +96,69 @@ describe('repair by lazy pull (broadcast-repair.ts)', () => {
     expect(h.take().filter((s) => s.kind === 'data')).toHaveLength(44);
   });
 
-  it('announces an id to at most `fanout` neighbours, drawn at random among those not known to hold it', () => {
-    const neighbours = Array.from({ length: 20 }, (_, i) => peer(i + 1));
-    const chosen: string[][] = [];
-    for (const seed of [1, 2]) {
-      const h = harness(neighbours, 500, 6, rng(seed));
+  it('in a full mesh every node has exactly `fanout` (2) watchers, one in each third of the ring but its own: the IHAVE entries of a healthy broadcast are at most 2 N, counted', () => {
+    const random = rng(11);
+    for (let round = 0; round < 20; round++) {
+      const all = Array.from({ length: 16 }, () => randomId(random)).sort();
       const m = message();
-      h.repair.got(m, [peer(1), peer(2)]);
-      h.advance(250);
-      h.repair.tick();
-      const out = h.take();
-      expect(out.every((s) => s.kind === 'have' && ids(s.body)[0] === m.id)).toBe(true);
-      const to = out.map((s) => s.to);
-      expect(new Set(to).size).toBe(6);
-      expect(to).not.toContain(peer(1)); // it came from or went to them
-      expect(to).not.toContain(peer(2));
-      chosen.push(to.sort());
+      const epoch = Math.floor(m.timestampUs / 10_000_000);
+      // Every node got the broadcast; each announces to the neighbours it watches, as BroadcastRepair does.
+      const told = new Map<string, string[]>(all.map((id) => [id, []]));
+      let entries = 0;
+      for (const self of all) {
+        const neighbours = all.filter((id) => id !== self);
+        const h = harness(neighbours, 500, 2, random, undefined, self);
+        h.repair.got(m, []);
+        h.advance(250);
+        h.repair.tick();
+        for (const s of h.take()) {
+          expect(s.kind).toBe('have');
+          told.get(s.to)!.push(self);
+          entries += ids(s.body).length;
+        }
+        // The same choice as the function the node runs.
+        for (const peer of neighbours) expect(told.get(peer)!.includes(self)).toBe(isWatcherOf({ self, neighbours: () => neighbours }, peer, epoch, 2));
+      }
+      expect(entries).toBeLessThanOrEqual(2 * all.length);
+      for (const [peer, watchers] of told) {
+        expect(watchers).toHaveLength(2);
+        const thirds = watchers.map((w) => thirdOf(w));
+        expect(new Set(thirds).size).toBe(2);
+        // Unless its own third is all the ring holds besides (never, with 16 random ids), not in its own third.
+        expect(thirds).not.toContain(thirdOf(peer));
+      }
     }
-    expect(chosen[0]).not.toEqual(chosen[1]); // a draw, not a fixed choice
   });
 
-  it('ids of one tick go to the same few neighbours: under load, fanout frames a tick, not one per neighbour', () => {
-    const neighbours = Array.from({ length: 20 }, (_, i) => peer(i + 1));
-    const h = harness(neighbours, 500, 6, rng(3));
-    const messages = Array.from({ length: 50 }, () => message());
+  it('ids of one run share one frame per watched neighbour: under load, at most `fanout`-ish frames a run, not one per id', () => {
+    const draw = rng(4);
+    const neighbours = Array.from({ length: 20 }, () => randomId(draw));
+    const h = harness(neighbours, 500, 2, draw, undefined, randomId(draw));
+    const start = 1_764_000_000_000_000; // the start of a 10-second epoch
+    const messages = Array.from({ length: 50 }, (_, i) => message(start + i * 1000));
     for (const m of messages) h.repair.got(m, []);
     h.advance(250);
     h.repair.tick();
     const out = h.take();
-    expect(out).toHaveLength(6);
+    expect(out.length).toBeGreaterThan(0);
+    expect(out.length).toBeLessThan(neighbours.length);
     for (const frame of out) expect(ids(frame.body).sort()).toEqual(messages.map((m) => m.id).sort());
   });
 
-  it('designated announcers change with the epoch of the broadcasts, not per id: ids of one epoch share their frames', () => {
-    const random = rng(7);
-    const neighbours = Array.from({ length: 20 }, (_, i) => peer(i + 1));
-    // Each neighbour has 3 other connections somewhere on the ring (what its peer exchange said).
-    const theirs = new Map(neighbours.map((nb) => [nb, Array.from({ length: 3 }, () => randomId(random))]));
-    const reaches = (nb: string, arc: Arc) => theirs.get(nb)!.some((id) => inArc(id, arc));
-    const start = 1_764_000_000_000_000; // the start of a 10-second epoch
-    const sent = (timestamps: number[]) => {
-      const h = harness(neighbours, 500, 6, rng(8), reaches);
-      const messages = timestamps.map((t) => message(t));
-      for (const m of messages) h.repair.got(m, []);
-      h.advance(250);
-      h.repair.tick();
-      return { out: h.take(), messages };
-    };
-    const one = sent(Array.from({ length: 50 }, (_, i) => start + i * 1000));
-    expect(one.out.length).toBeGreaterThan(6); // designated for some neighbours, beyond the fanout
-    expect(one.out.length).toBeLessThan(20);
-    for (const frame of one.out) expect(ids(frame.body).sort()).toEqual(one.messages.map((m) => m.id).sort());
-    // Over many epochs this node is designated for other neighbours: ids of different epochs go to more of them.
-    const many = sent(Array.from({ length: 50 }, (_, i) => start + i * 10_000_000));
-    expect(many.out.length).toBeGreaterThan(one.out.length);
+  it("with peer exchange, a node watches a neighbour only if it is the neighbour's first connection clockwise from the epoch's point in that third", () => {
+    const neighbours = Array.from({ length: 12 }, (_, i) => peer(i + 1));
+    // Each neighbour is connected all round the ring: someone comes before this node, so nobody is watched.
+    const crowded = harness(neighbours, 500, 2, rng(5), () => true);
+    crowded.repair.got(message(), []);
+    crowded.advance(250);
+    crowded.repair.tick();
+    expect(crowded.take()).toHaveLength(0);
+    // Each neighbour said its only connection is this node: this node is its watcher in every slot.
+    const alone = harness(neighbours, 500, 2, rng(5), (_nb, arc) => inArc(peer(0), arc));
+    alone.repair.got(message(), []);
+    alone.advance(250);
+    alone.repair.tick();
+    expect(alone.take()).toHaveLength(12);
   });
 
   it('a node that had to ask for an id announces it at once to every neighbour not known to hold it: its neighbours likely missed it too', () => {
@@ -164,30 +176,6 @@ describe('repair by lazy pull (broadcast-repair.ts)', () => {
     h.advance(500);
     h.repair.tick();
     expect(h.take()).toEqual([]); // once
-  });
-
-  it("also tells each neighbour for which it is the designated announcer (first of the neighbour's connections clockwise from a point of its id and the epoch), beyond the fanout", () => {
-    const neighbours = Array.from({ length: 12 }, (_, i) => peer(i + 1));
-    // Peer exchange says nothing of the neighbours' connections: this node may be first for each of them, so all are told.
-    const blind = harness(neighbours, 500, 1, rng(5), () => false);
-    blind.repair.got(message(), []);
-    blind.advance(250);
-    blind.repair.tick();
-    expect(blind.take()).toHaveLength(12);
-    // Each neighbour is connected all round the ring: someone comes before this node, so the fanout alone is told.
-    const crowded = harness(neighbours, 500, 1, rng(5), () => true);
-    crowded.repair.got(message(), []);
-    crowded.advance(250);
-    crowded.repair.tick();
-    expect(crowded.take()).toHaveLength(1);
-    // The arc asked about ends at this node and starts at a point that depends on the neighbour (and the epoch).
-    const asked: Arc[] = [];
-    const h = harness([peer(1), peer(2)], 500, 0, rng(6), (_neighbour, arc) => (asked.push(arc), true));
-    h.repair.got(message(), []);
-    h.advance(250);
-    h.repair.tick();
-    expect(asked.map((a) => a.to)).toEqual([peer(0), peer(0)]);
-    expect(asked[0]!.from).not.toBe(asked[1]!.from);
   });
 
   it('refuses malformed IHAVE / IWANT bodies with a typed protocol error', () => {
