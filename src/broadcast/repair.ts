@@ -164,8 +164,14 @@ interface Recent {
   announced: boolean;
   /** It came after this node asked for it: the node sits where a relay failed, and so may its neighbours. */
   repaired: boolean;
-  /** Neighbours known to have it: it came from them, went to them, or they announced it. */
+  /** Neighbours known to have it by their own word: it came from them, they announced it, or asked and were answered. */
   holders: Set<string>;
+  /**
+   * Neighbours this node sent a RainTree copy: they most likely have it, but a copy can still be dropped at the
+   * receiver (a saturated validator, its neighbour budget), which the sender never learns. Spared by every
+   * announcement but a watcher's: the node's watchers are its one sure repair (validator-busy.spec).
+   */
+  sentTo?: Set<string>;
   /** Neighbours it is to be announced to that the per-neighbour bound left out so far. */
   owed?: string[];
   /** Announced to every neighbour not known to have it (the tree failed nearby). */
@@ -240,8 +246,8 @@ export class BroadcastRepair {
     this.timerAt = Infinity;
   }
 
-  /** A broadcast this node delivered (or originated); `holders` already have it. */
-  got(message: NetworkMessage, holders: readonly string[]): void {
+  /** A broadcast this node delivered (or originated); `holders` sent it to this node, `sentTo` were sent a copy by it. */
+  got(message: NetworkMessage, holders: readonly string[], sentTo: readonly string[] = []): void {
     const wanted = this.wanted.get(message.id);
     this.unwant(message.id);
     if (!this.enabled || this.recent.has(message.id)) return;
@@ -252,6 +258,7 @@ export class BroadcastRepair {
     // here too (honest relays hand thirds; a point arc is a repair answer), and its watchers may not have it.
     const alone = !wanted && message.arc.from === this.host.selfId && message.arc.to === pointArc(this.host.selfId).to;
     const entry: Recent = { message, at: this.now(), bytes, announced: false, repaired: wanted !== undefined || alone, holders: known };
+    if (sentTo.length > 0) entry.sentTo = new Set(sentTo);
     this.recent.set(message.id, entry);
     this.bytes += bytes;
     // It came after this node asked for it: the tree failed here, and the neighbours that do not have it probably
@@ -282,7 +289,7 @@ export class BroadcastRepair {
     const raw = Buffer.from(entry.message.id, 'hex');
     const owed: string[] = entry.owed ? [...entry.owed] : [];
     for (const peer of this.audience(entry.message, this.host.neighbours())) {
-      if (entry.holders.has(peer) || owed.includes(peer)) continue;
+      if (entry.holders.has(peer) || entry.sentTo?.has(peer) || owed.includes(peer)) continue;
       if (!this.mayAnnounce(peer)) {
         owed.push(peer);
         continue;
@@ -293,9 +300,15 @@ export class BroadcastRepair {
     entry.owed = owed.length > 0 ? owed : undefined;
   }
 
-  /** A neighbour has this id (it sent us a copy, or we sent it one): it is not told of it. */
+  /** A neighbour has this id (it sent us a copy): it is not told of it. */
   heldBy(id: string, peer: string): void {
     this.recent.get(id)?.holders.add(peer);
+  }
+
+  /** This node sent a neighbour a RainTree copy of this id: only its watchers still tell it (Recent.sentTo). */
+  sentCopy(id: string, peer: string): void {
+    const entry = this.recent.get(id);
+    if (entry) (entry.sentTo ??= new Set()).add(peer);
   }
 
   /**
@@ -384,7 +397,7 @@ export class BroadcastRepair {
       return true;
     };
     // The neighbours this node watches, per epoch of the broadcasts' signed time: one view of the neighbourhood per run.
-    const view = this.view(neighbours);
+    const view = this.view();
     const watched = new Map<number, string[]>();
     const watchedIn = (epoch: number): string[] => {
       let list = watched.get(epoch);
@@ -411,8 +424,9 @@ export class BroadcastRepair {
       const raw = Buffer.from(id, 'hex');
       const m = entry.message;
       let peers: readonly string[];
-      if (entry.repaired) peers = pick(this.audience(m, neighbours), entry.holders, neighbours.length);
-      else if (m.strategy === 'subscribers') peers = this.chooseFor(m.timestampUs, this.audience(m, (order ??= shuffle([...neighbours], this.random))), entry.holders);
+      // Watchers tell the nodes they watch even of a copy they sent them (it may have been dropped there); the others spare them.
+      if (entry.repaired) peers = pick(this.audience(m, neighbours), known(entry), neighbours.length);
+      else if (m.strategy === 'subscribers') peers = this.chooseFor(m.timestampUs, this.audience(m, (order ??= shuffle([...neighbours], this.random))), known(entry));
       else peers = watchedIn(epochOf(m.timestampUs));
       const owed = peers.filter((peer) => !place(peer, raw, entry.holders));
       if (owed.length > 0) entry.owed = owed;
@@ -485,7 +499,8 @@ export class BroadcastRepair {
       const served = this.served.get(from) ?? 0;
       if (served >= MAX_SERVED_PER_INTERVAL) return;
       const entry = this.recent.get(raw.toString('hex'));
-      // Known to hold it (it sent it, announced it, or was just sent it: an id named twice is answered once).
+      // Known to hold it (it sent it, announced it, or was just sent it: an id named twice is answered once). A RainTree
+      // copy this node sent it does not count: asking says it was dropped there (its validator was busy, say).
       if (!entry || entry.holders.has(from)) continue;
       this.served.set(from, served + 1);
       const m = entry.message;
@@ -652,14 +667,9 @@ export class BroadcastRepair {
   }
 
   /** What this node knows of its neighbours' connections, for isWatcherOf. */
-  private view(neighbours: readonly string[]): WatchView {
+  private view(): WatchView {
     const reaches = this.host.reaches?.bind(this.host);
-    let sorted: string[] | undefined;
-    return {
-      self: this.host.selfId,
-      reaches: reaches && ((peer, arc) => reaches(peer, arc)),
-      neighbours: () => (sorted ??= [...neighbours].sort()),
-    };
+    return { self: this.host.selfId, reaches: reaches && ((peer, arc) => reaches(peer, arc)) };
   }
 
   /** The neighbours that may be told of `message`, in the order given. */
@@ -694,6 +704,11 @@ export class BroadcastRepair {
 /** The designation epoch of a broadcast's signed time (µs). */
 function epochOf(timestampUs: number): number {
   return Math.floor(timestampUs / DESIGNATION_EPOCH_US);
+}
+
+/** The neighbours known to have it: by their word, or sent a copy by this node. */
+function known(entry: Recent): ReadonlySet<string> {
+  return entry.sentTo ? new Set([...entry.holders, ...entry.sentTo]) : entry.holders;
 }
 
 /** The first `limit` of `order` not in `holders`. */

@@ -105,9 +105,11 @@ describe('repair by lazy pull (broadcast-repair.ts)', () => {
       // Every node got the broadcast; each announces to the neighbours it watches, as BroadcastRepair does.
       const told = new Map<string, string[]>(all.map((id) => [id, []]));
       let entries = 0;
+      // Peer exchange: every node knows the others' connections (the whole mesh).
+      const reaches = (neighbour: string, arc: Arc) => all.some((id) => id !== neighbour && inArc(id, arc));
       for (const self of all) {
         const neighbours = all.filter((id) => id !== self);
-        const h = harness(neighbours, 500, 2, random, undefined, self);
+        const h = harness(neighbours, 500, 2, random, reaches, self);
         h.repair.got(m, []);
         h.advance(250);
         h.repair.tick();
@@ -117,7 +119,7 @@ describe('repair by lazy pull (broadcast-repair.ts)', () => {
           entries += ids(s.body).length;
         }
         // The same choice as the function the node runs.
-        for (const peer of neighbours) expect(told.get(peer)!.includes(self)).toBe(isWatcherOf({ self, neighbours: () => neighbours }, peer, epoch, 2));
+        for (const peer of neighbours) expect(told.get(peer)!.includes(self)).toBe(isWatcherOf({ self, reaches }, peer, epoch, 2));
       }
       expect(entries).toBeLessThanOrEqual(2 * all.length);
       for (const [peer, watchers] of told) {
@@ -130,10 +132,54 @@ describe('repair by lazy pull (broadcast-repair.ts)', () => {
     }
   });
 
+  it('views that differ (each neighbour knows a random part of a node\'s connections) leave every node at least one watcher in each slot\'s third: a view misses connections, never adds one', () => {
+    const random = rng(21);
+    for (let round = 0; round < 40; round++) {
+      const all = Array.from({ length: 12 }, () => randomId(random)).sort();
+      // A sparse mesh: each pair linked with odds 1/2.
+      const links = new Map<string, Set<string>>(all.map((id) => [id, new Set()]));
+      for (let i = 0; i < all.length; i++) for (let j = i + 1; j < all.length; j++) if (random() < 0.5) (links.get(all[i]!)!.add(all[j]!), links.get(all[j]!)!.add(all[i]!));
+      const epoch = 1000 + round;
+      for (const node of all) {
+        const mine = [...links.get(node)!];
+        if (mine.length === 0) continue;
+        // Each neighbour's view of `node`: a random part of its true connections (what it has evidence of, or nothing).
+        const watchers = mine.filter((self) => {
+          const part = mine.filter(() => random() < 0.5);
+          const reaches = (nb: string, arc: Arc) => nb === node && part.some((id) => id !== self && inArc(id, arc));
+          return isWatcherOf({ self, reaches }, node, epoch, 2);
+        });
+        // The true watcher of slot 0 (first from the point over all its connections) always knows itself.
+        expect(watchers.length).toBeGreaterThan(0);
+        const truth = (nb: string, arc: Arc) => nb === node && mine.some((id) => inArc(id, arc));
+        for (const self of mine) if (isWatcherOf({ self, reaches: truth }, node, epoch, 2)) expect(watchers).toContain(self);
+      }
+    }
+  });
+
+  it('a watcher tells the node it watches of a copy it sent it itself (it may have been dropped there); other announcements spare it', () => {
+    const neighbours = Array.from({ length: 6 }, (_, i) => peer(i + 1));
+    // Every neighbour said nothing of its connections: this node watches all of them.
+    const h = harness(neighbours, 500, 2, rng(6));
+    const m = message();
+    h.repair.got(m, [peer(1)], [peer(2), peer(3)]);
+    h.advance(250);
+    h.repair.tick();
+    // Not peer 1 (it sent the copy); peers 2 and 3 were sent one, and are told still.
+    expect(h.take().map((s) => s.to).sort()).toEqual(neighbours.slice(1).sort());
+    // Peer 2 asks: the copy sent to it was dropped there. Answered, once.
+    h.repair.onIWant(peer(2), encodeIds([Buffer.from(m.id, 'hex')]));
+    h.repair.onIWant(peer(2), encodeIds([Buffer.from(m.id, 'hex')]));
+    expect(h.take().map((s) => [s.kind, s.to])).toEqual([['data', peer(2)]]);
+  });
+
   it('ids of one run share one frame per watched neighbour: under load, at most `fanout`-ish frames a run, not one per id', () => {
     const draw = rng(4);
     const neighbours = Array.from({ length: 20 }, () => randomId(draw));
-    const h = harness(neighbours, 500, 2, draw, undefined, randomId(draw));
+    const self = randomId(draw);
+    // A full mesh its peer exchange told of.
+    const reaches = (nb: string, arc: Arc) => [self, ...neighbours].some((id) => id !== nb && inArc(id, arc));
+    const h = harness(neighbours, 500, 2, draw, reaches, self);
     const start = 1_764_000_000_000_000; // the start of a 10-second epoch
     const messages = Array.from({ length: 50 }, (_, i) => message(start + i * 1000));
     for (const m of messages) h.repair.got(m, []);
