@@ -157,6 +157,31 @@ describe('repair by lazy pull (broadcast-repair.ts)', () => {
     }
   });
 
+  it('a neighbour that said nothing of its connections yet (peer exchange on) is watched by every neighbour; with peer exchange off the configured full mesh is assumed', () => {
+    const draw = rng(8);
+    const all = Array.from({ length: 13 }, () => randomId(draw));
+    const self = all[0]!;
+    const neighbours = all.slice(1);
+    const silentOne = neighbours[6]!;
+    // Every neighbour but peer 7 named the whole mesh: this node watches few of them; peer 7 said nothing.
+    const reaches = (nb: string, arc: Arc) => nb !== silentOne && all.some((id) => id !== nb && inArc(id, arc));
+    for (let round = 0; round < 5; round++) {
+      const h = harness(neighbours, 500, 2, rng(7), reaches, self);
+      h.repair.got(message(), []);
+      h.advance(250);
+      h.repair.tick();
+      expect(h.take().map((s) => s.to)).toContain(silentOne);
+    }
+    // Peer exchange off: each neighbour's connections are taken to be this node's own, as isWatcherOf with `mesh`.
+    let told = 0;
+    for (let epoch = 0; epoch < 20; epoch++) {
+      const watched = neighbours.filter((nb) => isWatcherOf({ self, mesh: neighbours }, nb, epoch, 2));
+      told += watched.length;
+      expect(watched.length).toBeLessThan(neighbours.length);
+    }
+    expect(told).toBeGreaterThan(0);
+  });
+
   it('a watcher tells the node it watches of a copy it sent it itself (it may have been dropped there); other announcements spare it', () => {
     const neighbours = Array.from({ length: 6 }, (_, i) => peer(i + 1));
     // Every neighbour said nothing of its connections: this node watches all of them.
