@@ -153,12 +153,6 @@ export interface PipelineHost extends RouterHost, Pick<RepairHost, 'sendIHave' |
    * True with peer exchange off (no word of others to go by).
    */
   namedByOthers?(id: string): boolean;
-  /**
-   * Peer exchange is off: no neighbour says what it is connected to, and repair takes each neighbour's
-   * connections to be this node's own (the configured full mesh, as relays take it). On or unset: a neighbour
-   * is taken to have only the connections its peer exchange named (repair-watchers.ts).
-   */
-  readonly assumesFullMesh?: boolean;
   penalize(peerId: string, what: Misbehaviour, detail: string, weight?: number): void;
   readonly logger: P2PLogger;
 }
@@ -223,7 +217,6 @@ export class BroadcastPipeline {
         selfId: host.selfId,
         neighbours: () => host.neighbours(),
         reaches: (neighbour, arc) => host.reaches?.(neighbour, arc) ?? false,
-        assumesFullMesh: host.assumesFullMesh,
         has: (id) => this.seen.get(id) !== undefined,
         sendIHave: (peer, body) => host.sendIHave(peer, body),
         sendIWant: (peer, body) => host.sendIWant(peer, body),

@@ -20,11 +20,10 @@ import { RING_ROOT, arcLength, inArc, thirdsOf, type Arc } from '../ring/raintre
  * (an id it has no evidence of, a connection newer than the node's last peer exchange). Missing ones only make
  * more neighbours count themselves watchers: the node's true watcher in a slot is first from the point among
  * all its connections, so among any subset holding it too, and it always knows itself. So a view holds only
- * what the node said: a neighbour that said nothing yet is taken to have no connection but this node, which then
- * watches it (the tell-every-neighbour cost, for that node only, until its peer exchange comes). With peer exchange
- * off nobody says anything, and a node takes its neighbours' connections to be its own (`mesh`): the configured
- * full mesh that relays assume too. Only there can a guess add a connection the neighbour lacks (a peer connected
- * to this node alone); it is not a guess the network makes with peer exchange on.
+ * what the node said, never a guess: a neighbour that said nothing (peer exchange off, or not yet) is taken to
+ * have no connection but this node, which then watches it (the tell-every-neighbour cost, for that node only; with
+ * peer exchange off, every neighbour, as repair did before watchers). Guessing a full mesh missed a node for good
+ * whenever a guessed connection it did not have came first: in 5 nodes in a line, directory.spec's records.
  */
 
 /** What a node knows of a neighbour's connections. */
@@ -32,14 +31,9 @@ export interface WatchView {
   readonly self: string;
   /**
    * Whether the neighbour's peer exchange named a connection inside the arc (only ids this node has evidence of).
-   * Undefined, or false for the whole ring (it said nothing): see `mesh`.
+   * Undefined, or false for the whole ring (it said nothing): this node knows of no connection of it but itself.
    */
   reaches?: (peer: string, arc: Arc) => boolean;
-  /**
-   * Peer exchange off: this node's neighbours, taken to be the connections of a neighbour that said nothing. Unset:
-   * such a neighbour is taken to have no connection but this node.
-   */
-  mesh?: readonly string[];
 }
 
 /** The ring's three thirds: the arcs the origin hands out. */
@@ -49,12 +43,9 @@ const RING = 1n << 160n;
 /** Whether `view.self` is one of `peer`'s `count` watchers in `epoch`. */
 export function isWatcherOf(view: WatchView, peer: string, epoch: number, count: number): boolean {
   const self = view.self;
-  const told = view.reaches !== undefined && view.reaches(peer, RING_ROOT);
-  const mesh = view.mesh;
-  // The peer's connections inside an arc, as far as this node knows: itself, and what its peer exchange said (or, with
-  // peer exchange off, this node's own neighbours).
-  const connectedIn = (arc: Arc): boolean =>
-    inArc(self, arc) || (told ? view.reaches!(peer, arc) : mesh !== undefined && mesh.some((id) => id !== peer && inArc(id, arc)));
+  const reaches = view.reaches !== undefined && view.reaches(peer, RING_ROOT) ? view.reaches : undefined;
+  // The peer's connections inside an arc, as far as this node knows (a subset of the true ones): itself, and what its peer exchange said.
+  const connectedIn = (arc: Arc): boolean => inArc(self, arc) || (reaches !== undefined && reaches(peer, arc));
   for (let slot = 0; slot < count; slot++) {
     // Slots 0 and 1 in the two thirds of the ring other than the peer's, 2 and 3 in the two other thirds of the
     // peer's own third, and so on down: each pair outside every arc below its level that holds the peer.

@@ -77,8 +77,6 @@ export interface RepairHost {
   neighbours(): string[];
   /** Whether `neighbour` told us (by peer exchange) that it is connected to a member of `arc`. */
   reaches?(neighbour: string, arc: Arc): boolean;
-  /** Peer exchange is off: a neighbour that said nothing is taken to be connected to this node's neighbours (repair-watchers.ts). */
-  readonly assumesFullMesh?: boolean;
   /** Whether this node has seen the id (delivered, or refused: asking again would not change that). */
   has(id: string): boolean;
   sendIHave(peer: string, body: Buffer): void;
@@ -399,7 +397,7 @@ export class BroadcastRepair {
       return true;
     };
     // The neighbours this node watches, per epoch of the broadcasts' signed time: one view of the neighbourhood per run.
-    const view = this.view(neighbours);
+    const view = this.view();
     const watched = new Map<number, string[]>();
     const watchedIn = (epoch: number): string[] => {
       let list = watched.get(epoch);
@@ -669,9 +667,9 @@ export class BroadcastRepair {
   }
 
   /** What this node knows of its neighbours' connections, for isWatcherOf. */
-  private view(neighbours: readonly string[]): WatchView {
+  private view(): WatchView {
     const reaches = this.host.reaches?.bind(this.host);
-    return { self: this.host.selfId, reaches: reaches && ((peer, arc) => reaches(peer, arc)), mesh: this.host.assumesFullMesh ? neighbours : undefined };
+    return { self: this.host.selfId, reaches: reaches && ((peer, arc) => reaches(peer, arc)) };
   }
 
   /** The neighbours that may be told of `message`, in the order given. */

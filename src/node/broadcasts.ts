@@ -33,7 +33,6 @@ export class Broadcasts {
         reaches: (id, arc) => host.reaches(id, arc),
         isMember: (id, via) => host.isMember(id, via),
         namedByOthers: (id) => host.namedByOthers(id),
-        assumesFullMesh: !o.peerExchange,
         send: (id, body) => host.socketFor(id).sendNetworkBroadcast(body),
         check: (id, bodyBytes, alsoQueued) => host.socketFor(id).checkNetworkBroadcast(bodyBytes, alsoQueued),
         sendIHave: (id, body) => host.socketFor(id).sendControl({ type: ControlType.BroadcastIHave, body }),

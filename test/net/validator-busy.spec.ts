@@ -31,8 +31,7 @@ async function node(options: ConstructorParameters<typeof Peer>[0], delivered?: 
 
 /**
  * Keys for the victim V, the honest node H and the origin O such that the origin hands V its copy itself (V and H in
- * different thirds of the ring) and, by their view of V's connections ({H, O}: what V's peer exchange names that they
- * know of, or with peer exchange off their own neighbours), H is none of V's 2 watchers in
+ * different thirds of the ring) and, by the view V's peer exchange gives them ({H, O}), H is none of V's 2 watchers in
  * the next three 10 s epochs: O, which sent V the dropped copy, is its only watcher. This is the case the fresh-clone CI
  * met by chance (a third of all ids): a watcher spared the node it had sent the copy to, and nobody told V.
  */
@@ -50,7 +49,7 @@ function groundKeys(): { victim: string; honest: string; origin: string } {
 }
 
 describe.each([
-  { pex: false, name: 'peer exchange off (the configured full mesh), ids where only the origin that sent it the dropped copy watches it' },
+  { pex: false, name: 'peer exchange off (each neighbour, knowing none of its connections, watches it)' },
   { pex: true, name: 'peer exchange on, ids where only the origin that sent it the dropped copy watches it' },
 ])('an honest broadcast that meets a saturated validator, $name', ({ pex }) => {
   it('is delivered once the validator has room again (by repair), not lost for good', async () => {
