@@ -21,9 +21,7 @@ const options: P2P.PeerOptions & { dropRelays: boolean } = {
   listen: '127.0.0.1:0',
   privateKey: spec.privateKey,
   // TLS 1.3 and signed broadcasts: the defaults, as a deployment runs them.
-  // Peer exchange on (the default): repair's watchers are drawn from what each neighbour says it is connected to;
-  // without it every neighbour tells a node of every id (docs/broadcast.md, Repair).
-  peerExchange: true,
+  peerExchange: false,
   logger: silentLogger,
   broadcastRepairIntervalMs: spec.repairIntervalMs,
   dropRelays: spec.dropRelays,
