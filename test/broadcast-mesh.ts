@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { afterEach } from 'vitest';
+import { loadIdentity } from '../src/common/identity.js';
 import { type BroadcastMeta } from '../src/common/types.js';
 import { type PeerOptions } from '../src/node/peer-options.js';
 import { type Peer } from '../src/node/peer.js';
@@ -57,3 +59,19 @@ export function broadcastMeshes() {
 /** An IHAVE or IWANT frame, as bytes to write. */
 export const repairFrame = (type: ControlType.BroadcastIHave | ControlType.BroadcastIWant, body: Buffer) =>
   Buffer.concat(encodeControl({ type, body }).chunks);
+
+/** A private key (64 hex) whose peer id lies in top-level third `t` of the ring (0, 1 or 2). */
+export function keyInThird(t: number): string {
+  for (;;) {
+    const seed = randomBytes(32).toString('hex');
+    const id = loadIdentity(seed).peerId;
+    if (Math.floor((parseInt(id.slice(0, 8), 16) * 3) / 2 ** 32) === t) return seed;
+  }
+}
+
+/** From here on `peer` accepts and relays nothing, and announces and answers nothing (the test flags of PeerOptions.dropRelays). */
+export function makeDropper(peer: Peer): void {
+  const pipeline = (peer as unknown as { broadcasts: { pipeline: { router: { dropRelays: boolean }; repair: { silent: boolean } } } }).broadcasts.pipeline;
+  pipeline.router.dropRelays = true;
+  pipeline.repair.silent = true;
+}

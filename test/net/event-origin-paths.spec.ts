@@ -1,20 +1,10 @@
-import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { loadIdentity } from '../../src/common/identity.js';
 import type { Peer } from '../../src/node/peer.js';
-import { broadcastMeshes } from '../broadcast-mesh.js';
+import { broadcastMeshes, keyInThird, makeDropper } from '../broadcast-mesh.js';
 import { waitFor } from '../helpers.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A private key (64 hex) whose peer id lies in top-level third `t` of the ring (0, 1 or 2). */
-function keyInThird(t: number): string {
-  for (;;) {
-    const seed = randomBytes(32).toString('hex');
-    const id = loadIdentity(seed).peerId;
-    if (Math.floor((parseInt(id.slice(0, 8), 16) * 3) / 2 ** 32) === t) return seed;
-  }
-}
 
 /**
  * Issue 24: an event for subscribers from a node that does not subscribe leaves in the thirds where its subscribers
@@ -50,10 +40,7 @@ describe('events for subscribers: an origin’s paths around a dropping carrier,
     B.setHandledPatterns({ requests: [], events: ['alerts.disk'] });
     const all = [O, D, A, H, B];
     await waitFor(() => all.every((n) => n.handlers('alerts.disk', 'event').length === 2), 8000, 'every node to know both subscribers');
-    // From here on D accepts and relays nothing, and announces and answers nothing (the test flags of PeerOptions.dropRelays).
-    const pipeline = (D as unknown as { broadcasts: { pipeline: { router: { dropRelays: boolean }; repair: { silent: boolean } } } }).broadcasts.pipeline;
-    pipeline.router.dropRelays = true;
-    pipeline.repair.silent = true;
+    makeDropper(D); // accepts and relays nothing, announces and answers nothing
     return { O, D, A, H, B, all };
   };
 

@@ -1,21 +1,12 @@
-import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { loadIdentity } from '../../src/common/identity.js';
 import type { Peer } from '../../src/node/peer.js';
-import { broadcastMeshes } from '../broadcast-mesh.js';
+import { broadcastMeshes, keyInThird, makeDropper } from '../broadcast-mesh.js';
 import { waitFor } from '../helpers.js';
 import { digest, page, record } from '../directory-wire.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A private key (64 hex) whose peer id lies in top-level third `t` of the ring (0, 1 or 2). */
-function keyInThird(t: number): string {
-  for (;;) {
-    const seed = randomBytes(32).toString('hex');
-    const id = loadIdentity(seed).peerId;
-    if (Math.floor((parseInt(id.slice(0, 8), 16) * 3) / 2 ** 32) === t) return seed;
-  }
-}
 
 /**
  * Review of issue 24's publisher fanout (event-fanout.ts) with hostile subscribers: three keys, one ground into each
@@ -67,9 +58,7 @@ describe('a publisher’s fanout drawn among hostile subscribers of ">"', () => 
     for (const seed of seeds) {
       const x = await node(false, { ...options, privateKey: seed });
       x.setHandledPatterns({ requests: [], events: ['>'] });
-      const pipeline = (x as unknown as { broadcasts: { pipeline: { router: { dropRelays: boolean }; repair: { silent: boolean } } } }).broadcasts.pipeline;
-      pipeline.router.dropRelays = true;
-      pipeline.repair.silent = true;
+      makeDropper(x); // accepts and relays nothing, announces and answers nothing
       X.push(x);
     }
     // Their signed records reach P alone, through a hostile link that then leaves.
