@@ -21,12 +21,14 @@ const { values: args } = parseArgs({
     seed: { type: 'string', default: '1' },
     'topic-links': { type: 'string', default: 'none' },
     'topic-covers': { type: 'string', default: String(DEFAULTS.eventCoverPatterns) },
+    'pattern-links': { type: 'string', default: String(DEFAULTS.eventPatternLinks) },
     'max-peers': { type: 'string', default: String(DEFAULTS.maxPeers) },
     'origin-paths': { type: 'string', default: String(DEFAULTS.eventOriginPaths) },
     fanout: { type: 'string', default: String(DEFAULTS.eventFanout) },
   },
 });
 const topicCovers = Number(args['topic-covers']);
+const patternLinks = Number(args['pattern-links']);
 // 0: the degree bound of issue 15, max(8, 2·⌈log3 N⌉ + 2), as the other simulations.
 const maxPeers = Number(args['max-peers']);
 const originPaths = Number(args['origin-paths']);
@@ -37,8 +39,8 @@ const P = Number(args.patterns);
 const MAX_S = Math.min(Number(args['max-subscribers']), N);
 const dropperMixes = args.droppers.split(',').map(Number);
 const repairRounds = Number(args['repair-rounds']);
-if (!(N >= 2 && P >= 1 && MAX_S >= 1 && repairRounds >= 1 && dropperMixes.every((d) => d >= 0 && d < 1) && ['none', 'successor', 'covers'].includes(topicLinks) && Number.isInteger(topicCovers) && topicCovers >= 0 && maxPeers >= 0 && originPaths >= 1 && Number.isInteger(fanout) && fanout >= 0)) {
-  process.stderr.write('usage: npm run simulate:events -- [--nodes 100000] [--patterns 1000] [--max-subscribers 10000] [--droppers 0,0.1] [--repair-rounds 20] [--seed 1] [--topic-links none|successor|covers] [--topic-covers 4] [--max-peers 50 (0: the degree bound)] [--origin-paths 3] [--fanout 3]\n');
+if (!(N >= 2 && P >= 1 && MAX_S >= 1 && repairRounds >= 1 && dropperMixes.every((d) => d >= 0 && d < 1) && ['none', 'successor', 'covers'].includes(topicLinks) && Number.isInteger(topicCovers) && topicCovers >= 0 && Number.isInteger(patternLinks) && patternLinks >= 0 && maxPeers >= 0 && originPaths >= 1 && Number.isInteger(fanout) && fanout >= 0)) {
+  process.stderr.write('usage: npm run simulate:events -- [--nodes 100000] [--patterns 1000] [--max-subscribers 10000] [--droppers 0,0.1] [--repair-rounds 20] [--seed 1] [--topic-links none|successor|covers] [--topic-covers 4] [--pattern-links 3] [--max-peers 50 (0: the degree bound)] [--origin-paths 3] [--fanout 3]\n');
   process.exit(2);
 }
 
@@ -57,14 +59,14 @@ const live = net.liveNodes();
 // every dropper mix runs the same events over the same topology.
 const subscriberSets = counts.map((c) => sample(live, c));
 // As the node's discovery: covers prefer nodes sharing one of a node's patterns (eventCoverPatterns).
-preferTopics(net, subscriberSets, topicCovers);
+preferTopics(net, subscriberSets, topicCovers, patternLinks);
 const rounds = net.settle();
 const degreeBefore = meanDegree();
 const added = topicLinks === 'none' ? 0 : linkTopics(net, subscriberSets, topicLinks as TopicLinks);
 say(
   `${N.toLocaleString('en')} nodes (settled in ${rounds} peer-exchange rounds), ${P} patterns, subscribers per pattern Zipf from ${MAX_S} to ${counts[P - 1]} ` +
     `(mean ${(counts.reduce((x, y) => x + y, 0) / P).toFixed(1)}); one event per pattern from a random node; bound 1.3 × S + 2·⌈log3 N⌉ = 1.3 × S + ${2 * log3N}; ` +
-    `repair interval ${repairRounds} rounds; seed ${args.seed}; covers prefer up to ${topicCovers} of a node's patterns; origins use ${originPaths} paths and dial ${fanout} subscribers; maxPeers ${maxPeers || 'the degree bound'}; mean degree ${degreeBefore.toFixed(1)}` +
+    `repair interval ${repairRounds} rounds; seed ${args.seed}; covers prefer up to ${topicCovers} of a node's patterns, at least ${patternLinks} neighbours each; origins use ${originPaths} paths and dial ${fanout} subscribers; maxPeers ${maxPeers || 'the degree bound'}; mean degree ${degreeBefore.toFixed(1)}` +
     (topicLinks === 'none' ? '.' : `, ${meanDegree().toFixed(1)} with ${added.toLocaleString('en')} topic links (${topicLinks}).`),
 );
 say();

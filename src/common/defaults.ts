@@ -31,6 +31,12 @@ export const DEFAULTS = {
    */
   eventCoverPatterns: 4,
   /**
+   * The least neighbours a node keeps among the nodes sharing each of those patterns (gossipsub's D_lo), dialing ones
+   * drawn at random beside its covers when they give fewer: in a small topic a subscriber whose only subscribing
+   * neighbours drop relays would hear of an event from nobody (docs/events.md). 0: the covers alone.
+   */
+  eventPatternLinks: 6,
+  /**
    * Arcs an event for subscribers leaves its origin in when the origin does not subscribe itself: the ring cut at
    * subscribers into this many, each carried to a subscriber on its own (an event for one subscriber: two first hops),
    * so that one dropping relay does not lose it for all; repair among the subscribers brings it to the rest (docs/events.md).
@@ -38,9 +44,11 @@ export const DEFAULTS = {
   eventOriginPaths: 3,
   /**
    * Subscribers of a topic this node emits events to without subscribing that it keeps as neighbours (gossipsub's
-   * fanout): so that carriers dropping its events cannot keep them from every subscriber (docs/events.md). 0: none.
+   * fanout, of gossipsub's size D): so that carriers dropping its events cannot keep them from every subscriber, and a
+   * topic of up to 6 subscribers hears of them from it directly (docs/events.md). Also the most connections open or
+   * dialing for the fanout, all topics together, beside the dials requests keep. 0: none.
    */
-  eventFanout: 3,
+  eventFanout: 6,
   /** Largest frame (9-byte header + topic + payload) sent or accepted, bytes: 4 MiB. */
   maxFrameBytes: 4 * 1024 * 1024,
   /** Bytes waiting to be written to one peer before sends fail with P2PQueueFullError: 16 MiB. */

@@ -55,6 +55,8 @@ export interface DiscoveryOptions {
   allowPrivate: boolean;
   /** Dial host names learned from peers. */
   allowHostnames: boolean;
+  /** The least neighbours kept among the nodes sharing each of `topicPeers` (eventPatternLinks); 0 or none: no floor. */
+  topicFloor?: number;
 }
 
 /** How long an id stays in the RainTree view after its connection ends. */
@@ -430,6 +432,7 @@ export class Discovery {
       dialable: (id: string) => this.book.get(id) !== undefined,
       trusted: (id: string) => this.isTrusted(id),
       topics: this.host.topicPeers?.(),
+      topicFloor: this.options.topicFloor,
     };
     const plan = planTopology({ ...state, inbound, outbound: [...outbound, ...this.dialing] });
     const floor = Math.min(MIN_DEGREE, this.options.maxPeers);

@@ -122,6 +122,15 @@ export interface TopologyState {
    * needs, where the two ends must need each other): the facing member of all known ids, as before.
    */
   topics?: ReadonlyArray<readonly string[]>;
+  /**
+   * The least number of neighbours each of `topics` keeps among its nodes (eventPatternLinks, as gossipsub's D_lo):
+   * covers by pattern give one per third that holds the pattern's nodes, so in a small topic two of them can sit in one
+   * third and only one is linked; a node whose only such neighbours drop relays then hears of an event from nobody.
+   * More are drawn at random (`draw`) among those known from others, beside the covers. 0 or none: no floor.
+   */
+  topicFloor?: number;
+  /** Random numbers in [0, 1) for the floor's draws; Math.random when left out. */
+  draw?: () => number;
 }
 
 /** Members of a pattern's list looked at per third before the facing member of all known ids is taken instead. */
@@ -247,8 +256,48 @@ export function planTopology(state: TopologyState): TopologyPlan {
     dial.push(id);
     degree++;
   }
-  const redundant = outbound.filter((id) => !used.has(id) && !keep(id));
+  const floorKept = topicFloor(state, connected, incoming, used, dial, degree, needs.length, trusted);
+  const redundant = outbound.filter((id) => !used.has(id) && !floorKept.has(id) && !keep(id));
   return { dial, redundant, covers: [...used], chosen, uncovered, unchosen, dialUncovered, needs: needs.length };
+}
+
+/**
+ * The floor of neighbours per pattern (TopologyState.topicFloor): outbound ones sharing a pattern kept beside the
+ * covers up to it, and ids drawn at random among the pattern's nodes pushed onto `dial` below it. Drawn, not by rank
+ * (ground ids next to this node cannot make themselves its links); only ids it learned of from others and knows an
+ * address for; and only while as many places as it has needs stay free, as its own choices beside inbound ones.
+ * @returns The outbound connections the floor keeps (not redundant).
+ */
+function topicFloor(state: TopologyState, connected: ReadonlySet<string>, incoming: ReadonlySet<string>, used: ReadonlySet<string>, dial: string[], degree: number, needs: number, trusted: (id: string) => boolean): Set<string> {
+  const kept = new Set<string>();
+  const floor = state.topicFloor ?? 0;
+  if (floor <= 0 || !state.topics) return kept;
+  const draw = state.draw ?? Math.random;
+  for (const list of state.topics) {
+    const want = Math.min(floor, list.length - (sortedHas(list, state.self) ? 1 : 0));
+    let have = 0;
+    const spare: string[] = [];
+    for (const id of connected) {
+      if (!sortedHas(list, id)) continue;
+      if (incoming.has(id) || used.has(id) || kept.has(id)) have++;
+      else spare.push(id);
+    }
+    for (const id of dial) if (!connected.has(id) && sortedHas(list, id)) have++;
+    for (const id of spare) {
+      if (have >= want) break;
+      kept.add(id);
+      have++;
+    }
+    // A bounded number of draws: anyone may hold a pattern, and most of a large list may be unknown to this node.
+    for (let tries = 0; have < want && tries < TOPIC_TRIES && degree < state.maxDegree - needs; tries++) {
+      const id = list[Math.floor(draw() * list.length)]!;
+      if (id === state.self || connected.has(id) || dial.includes(id) || state.skip(id) || !trusted(id) || !sortedHas(state.known, id)) continue;
+      dial.push(id);
+      degree++;
+      have++;
+    }
+  }
+  return kept;
 }
 
 function nearest(self: string, need: CoverNeed, ids: string[]): string | undefined {

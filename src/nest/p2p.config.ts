@@ -123,11 +123,15 @@ export class P2PConfig {
   @IntRange(0, 64)
   eventCoverPatterns: number = DEFAULTS.eventCoverPatterns;
 
+  /** The least neighbours kept among the nodes sharing each of those patterns, dialed at random beside the covers; 0: the covers alone. */
+  @IntRange(0, 64)
+  eventPatternLinks: number = DEFAULTS.eventPatternLinks;
+
   /** Arcs an event for subscribers leaves a node in when it emits one without subscribing itself, each carried to a subscriber on its own. */
   @IntRange(1, 3)
   eventOriginPaths: number = DEFAULTS.eventOriginPaths;
 
-  /** Subscribers of a topic this node emits events to without subscribing that it keeps as neighbours (dialed like pattern handlers); 0: none. */
+  /** Subscribers of a topic this node emits events to without subscribing that it keeps as neighbours (dialed like pattern handlers, at most this many for all topics); 0: none. */
   @IntRange(0, 64)
   eventFanout: number = DEFAULTS.eventFanout;
 

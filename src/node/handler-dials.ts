@@ -33,6 +33,9 @@ export interface HandlerDialsOptions {
   maxDialed: number;
 }
 
+/** Whom a dial is for: requests to a pattern, or a publisher's fanout (event-fanout.ts). Each has its own limit, so neither starves the other. */
+export type DialPool = 'requests' | 'fanout';
+
 /** How long an address whose dial failed (or answered with another id) is not dialed again for requests: 1 s, doubling per failure in a row up to this, ms. */
 export const BAD_ADDRESS_MS = 60_000;
 /** Addresses remembered as failed (and addresses judged by the policy); the oldest are forgotten beyond it. */
@@ -56,8 +59,10 @@ export class HandlerDials {
   /** The address policy's verdict per address (bounded). */
   private readonly refused = new Map<string, string | undefined>();
   private readonly bucket: TokenBucket;
-  /** Connections this node dialed for requests (closed again once idle). */
-  private readonly dialed = new Set<string>();
+  /** Connections this node dialed for requests or the fanout, by pool (closed again once idle). */
+  private readonly dialed = new Map<string, DialPool>();
+  /** The pool each dial in flight is for. */
+  private readonly dialingPool = new Map<string, DialPool>();
   private idleTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -74,15 +79,16 @@ export class HandlerDials {
 
   /**
    * Why a new dial to `address` may not start now, or undefined (and then one is counted against the rate). `most`:
-   * the connections open or dialing here past which it may not (maxDialed; less for a dial requests do not wait for).
+   * the connections of `pool` open or dialing here past which it may not (maxDialed for requests; eventFanout for the fanout).
    */
-  refusal(address: string, most = this.opts.maxDialed): string | undefined {
+  refusal(address: string, most = this.opts.maxDialed, pool: DialPool = 'requests'): string | undefined {
     if (this.dialingAddresses.has(address)) return 'its address is being dialed already';
     if (this.host.outboundFull()) return 'maxOutbound reached';
     const connections = this.host.connections();
-    let held = this.dialing.size;
-    for (const id of this.dialed) if (connections.has(id)) held++;
-    if (held >= most) return `${most} connections open or dialing for requests already`;
+    let held = 0;
+    for (const of of this.dialingPool.values()) if (of === pool) held++;
+    for (const [id, of] of this.dialed) if (of === pool && connections.has(id)) held++;
+    if (held >= most) return `${most} connections open or dialing for ${pool === 'requests' ? 'requests' : 'the fanout'} already`;
     if (!this.bucket.take(1, Date.now())) return `over handlerDialRate (${this.opts.dialRate} new dials a second)`;
     return undefined;
   }
@@ -101,13 +107,15 @@ export class HandlerDials {
   }
 
   /** Dials handler `id` at `address`, or joins the dial under way; a failure marks the address and counts against the id once. */
-  dial(id: string, address: string): Promise<unknown> {
+  dial(id: string, address: string, pool: DialPool = 'requests'): Promise<unknown> {
     let dialing = this.dialing.get(id);
     if (dialing) return dialing;
     // Each dial in flight holds a place under maxOutbound.
     this.dialingAddresses.add(address);
+    this.dialingPool.set(id, pool);
     dialing = this.host.dial(`${id}@${address}`).finally(() => {
       this.dialing.delete(id);
+      this.dialingPool.delete(id);
       this.dialingAddresses.delete(address);
     });
     this.dialing.set(id, dialing);
@@ -123,11 +131,11 @@ export class HandlerDials {
     return dialing;
   }
 
-  /** A request is about to use the connection it dialed to `id`: closed again once idle. */
-  used(id: string, address: string, subject: string): void {
+  /** A request (or the fanout) is about to use the connection it dialed to `id`: closed again once idle. */
+  used(id: string, address: string, subject: string, pool: DialPool = 'requests'): void {
     if (this.dialed.has(id)) return;
-    this.host.logger.debug?.(`dialed handler ${id} at ${address} for "${subject}"`, { event: 'dialed', peerId: id, address });
-    this.dialed.add(id);
+    this.host.logger.debug?.(`dialed ${pool === 'requests' ? 'handler' : 'subscriber'} ${id} at ${address} for "${subject}"`, { event: 'dialed', peerId: id, address });
+    this.dialed.set(id, pool);
     this.watchIdle();
   }
 
@@ -150,7 +158,7 @@ export class HandlerDials {
     if (this.idleTimer) return;
     this.idleTimer = setInterval(() => {
       const connections = this.host.connections();
-      for (const id of [...this.dialed]) {
+      for (const id of [...this.dialed.keys()]) {
         if (!connections.has(id)) this.dialed.delete(id);
         else if (!this.host.inUse(id)) {
           this.dialed.delete(id);

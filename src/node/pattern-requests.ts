@@ -77,10 +77,9 @@ export interface PatternRequestsOptions {
   dialRate: number;
   /** Most connections open or dialing for requests at once (a quarter of maxOutbound: the topology keeps its dials). */
   maxDialed: number;
+  /** Most connections open or dialing for a publisher's fanout at once (eventFanout), beside maxDialed. */
+  fanoutDials: number;
 }
-
-/** Connections open or dialing to handlers past which a publisher's fanout dials no more subscribers: half of maxDialed (3 by default). */
-const subscriberDials = (maxDialed: number): number => Math.floor(maxDialed / 2);
 
 /** Handlers one request may dial before it fails: a directory full of false records costs each request at most this many dials. */
 export const MAX_DIALS_PER_REQUEST = 2;
@@ -186,16 +185,16 @@ export class PatternRequests {
   /**
    * Dials `id` at `address`, a subscriber of `subject` this node sends events to (event-fanout.ts), within the limits of
    * the dials to handlers; the connection is closed again once neither requests nor events use it. Why not, or undefined.
-   * Only while those dials hold fewer than half of maxDialed: the other half stays free for requests, which otherwise
-   * failed for want of a dial while six stalling "subscribers" of two topics held all of them (review-fanout-slots.spec).
+   * Counted apart from the dials requests make (at most eventFanout of them, beside maxDialed): requests failed for
+   * want of a dial while six stalling "subscribers" of two topics held all of a shared limit (review-fanout-slots.spec).
    */
   dialSubscriber(id: string, address: string, subject: string): string | undefined {
     if (this.dials.isDialing(id)) return undefined;
     if (!this.dials.dialable(address)) return 'its address failed lately or is not allowed';
-    const why = this.dials.refusal(address, subscriberDials(this.opts.maxDialed));
+    const why = this.dials.refusal(address, this.opts.fanoutDials, 'fanout');
     if (why) return why;
-    this.dials.dial(id, address).then(
-      () => this.dials.used(id, address, subject),
+    this.dials.dial(id, address, 'fanout').then(
+      () => this.dials.used(id, address, subject, 'fanout'),
       () => {}, // counted and logged by the dials
     );
     return undefined;

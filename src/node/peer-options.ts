@@ -46,6 +46,13 @@ export interface PeerOptions extends Partial<SocketLimits> {
    */
   eventCoverPatterns?: number;
   /**
+   * The least neighbours the node keeps among the nodes sharing each of those patterns (gossipsub's D_lo), dialing
+   * ones drawn at random beside its ring covers when the covers give fewer, while as many places under maxPeers as it
+   * needs thirds stay free: in a small topic the covers may link a subscriber only to subscribers that drop relays,
+   * and it would hear of an event from nobody (docs/events.md). 0: the covers alone. Default 3.
+   */
+  eventPatternLinks?: number;
+  /**
    * Arcs an event for subscribers leaves this node in when it emits one without subscribing itself: its ring cut at
    * subscribers, each arc carried to a subscriber on its own, so one dropping relay cannot lose it for every
    * subscriber (docs/events.md). 1: one path. Default 3.
@@ -53,10 +60,11 @@ export interface PeerOptions extends Partial<SocketLimits> {
   eventOriginPaths?: number;
   /**
    * Subscribers of a topic this node emits events to without subscribing that it keeps as neighbours, dialed when
-   * fewer are (gossipsub's fanout), through the limits of the dials to pattern handlers (handlerDialRate) and only
-   * while they hold fewer than half of their quarter of maxOutbound (requests keep the rest), and closed after
-   * handlerIdleMs without an event: so that carriers dropping its events cannot keep them from every subscriber
-   * (docs/events.md). 0: none. Default 3.
+   * fewer are (gossipsub's fanout, whose size is gossipsub's D), through the limits of the dials to pattern handlers
+   * (handlerDialRate, the address policy) but apart from theirs: at most this many connections open or dialing for
+   * the fanout, all topics together, beside the quarter of maxOutbound requests keep. Closed after handlerIdleMs
+   * without an event: so that carriers dropping its events cannot keep them from every subscriber, and every
+   * subscriber of a topic of up to 6 hears of its events directly (docs/events.md). 0: none. Default 6.
    */
   eventFanout?: number;
   /** Bytes allocated for frames that span reads, across all connections; past it the largest stalled one is closed. */
@@ -211,5 +219,6 @@ export function discoveryOptions(o: ResolvedPeerOptions): DiscoveryOptions {
     backoff: { baseMs: o.reconnectBaseMs, maxMs: o.reconnectMaxMs },
     allowPrivate: o.pexAllowPrivate,
     allowHostnames: o.pexAllowHostnames,
+    topicFloor: o.eventPatternLinks,
   };
 }

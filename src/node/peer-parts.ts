@@ -126,7 +126,7 @@ export function wireParts(owner: PartsOwner, options: PeerOptions): PeerParts {
       metrics: () => owner.metrics(),
       alsoInUse: (id) => p.fanout.inUse(id),
     },
-    { timeoutMs: o.timeoutMs, idleMs: o.handlerIdleMs, silentMs: SILENT_HANDLER_MS, dialRate: o.handlerDialRate, maxDialed: Math.max(1, Math.floor(o.maxOutbound / 4)) },
+    { timeoutMs: o.timeoutMs, idleMs: o.handlerIdleMs, silentMs: SILENT_HANDLER_MS, dialRate: o.handlerDialRate, maxDialed: Math.max(1, Math.floor(o.maxOutbound / 4)), fanoutDials: o.eventFanout },
   );
   p.dials = new Dials({ ...links, notRunning: () => owner.notRunning(), wrap: (stream, id, proven) => owner.wrap(stream, 'outbound', id, proven) }, o);
   p.inbound = new Inbound(

@@ -34,9 +34,11 @@ export function linkTopics(net: SimNet, subscriberSets: ReadonlyArray<readonly n
 /**
  * Gives each node's planning the nodes that share its patterns (SimNet.topics), as the node's discovery does with
  * eventCoverPatterns (src/node/peer.ts, Directory.sharingIds): for each node, the sorted subscribers of each of its
- * patterns, fewest first, at most `limit` patterns. Call before settle(), so that the topology forms with them.
+ * patterns, fewest first, at most `limit` patterns, and keeps at least `floor` neighbours among each list's nodes
+ * (eventPatternLinks). Call before settle(), so that the topology forms with them.
  */
-export function preferTopics(net: SimNet, subscriberSets: ReadonlyArray<readonly number[]>, limit: number): void {
+export function preferTopics(net: SimNet, subscriberSets: ReadonlyArray<readonly number[]>, limit: number, floor = 0): void {
+  net.topicFloor = floor;
   if (limit <= 0) {
     net.topics = undefined;
     return;

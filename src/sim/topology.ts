@@ -84,6 +84,8 @@ export class SimNet {
    * its covers prefer them, as the node's discovery does with eventCoverPatterns. None: every node plans as before.
    */
   topics: ((node: number) => ReadonlyArray<readonly string[]> | undefined) | undefined;
+  /** The least neighbours each node keeps among the nodes of each of its `topics` (TopologyState.topicFloor, eventPatternLinks). */
+  topicFloor = 0;
   private interned = new Map<string, Arc>();
 
   /**
@@ -284,6 +286,8 @@ export class SimNet {
       outbound: this.outbound[node]!,
       maxDegree: this.maxDegree,
       topics: this.topics?.(node),
+      topicFloor: this.topicFloor,
+      draw: this.random,
       // Every outbound connection here was dialed by discovery for the topology: none is kept regardless.
       keep: () => false,
       // Connected, or a dial failed lately (backing off): the next member of that third is dialed instead.

@@ -16,7 +16,7 @@ describe('simulator: events for subscribers, Zipf patterns, the node’s default
   const MAX_S = 900;
   const log3N = Math.ceil(Math.log(N) / Math.log(3) - 1e-9);
 
-  const run = (coverPatterns: number, originPaths: number, fanout: number) => {
+  const run = (coverPatterns: number, originPaths: number, fanout: number, patternLinks: number) => {
     const random = rng(1);
     const a = Math.log(MAX_S) / Math.log(P);
     const counts = Array.from({ length: P }, (_, k) => Math.max(1, Math.round(MAX_S * (k + 1) ** -a)));
@@ -28,7 +28,7 @@ describe('simulator: events for subscribers, Zipf patterns, the node’s default
       return [...chosen];
     };
     const sets = counts.map((c) => sample(live, c));
-    preferTopics(net, sets, coverPatterns);
+    preferTopics(net, sets, coverPatterns, patternLinks);
     net.settle();
     const out: Array<{ frames: number; bound: number; missed: number; worst: number }> = [];
     for (const dropping of [0, 0.1]) {
@@ -52,11 +52,11 @@ describe('simulator: events for subscribers, Zipf patterns, the node’s default
   };
 
   it('reaches every subscriber within the bound on average, and every live one with 10 % of relays dropping; covers sharing patterns, the origin’s paths and its fanout are what make it', () => {
-    const [healthy, dropping] = run(DEFAULTS.eventCoverPatterns, DEFAULTS.eventOriginPaths, DEFAULTS.eventFanout);
+    const [healthy, dropping] = run(DEFAULTS.eventCoverPatterns, DEFAULTS.eventOriginPaths, DEFAULTS.eventFanout, DEFAULTS.eventPatternLinks);
     // Measured 2026-12-07: 0.69 × the bound; with 10 % of relays dropping, no event missed a live subscriber.
     expect(healthy!.worst).toBe(1);
     expect(healthy!.frames).toBeLessThanOrEqual(0.8 * healthy!.bound);
-    const [plainHealthy, plainDropping] = run(0, 1, 0);
+    const [plainHealthy, plainDropping] = run(0, 1, 0, 0);
     // Without them (covers blind to patterns, one path from the origin, no fanout): 1.12 × the bound, 39 of 60 missing.
     expect(plainHealthy!.worst).toBe(1);
     expect(plainHealthy!.frames).toBeGreaterThan(healthy!.frames);

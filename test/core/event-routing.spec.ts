@@ -51,6 +51,35 @@ describe('events for subscribers: covers that share a pattern, carriers that han
     expect(planTopology({ ...base, topics: [] }).dial).toEqual(plain.dial);
   });
 
+  it('the pattern floor (eventPatternLinks): a small topic whose other members share a third gets them all, drawn beside the covers, kept, within the places left', () => {
+    // Three other members, two of them in the same sibling third of self: the covers link one of those two.
+    const top = coverNeeds(self, ids)[0]!;
+    const inTop = ids.filter((x) => inArc(x, top.arc));
+    const other = ids.find((x) => x !== self && !inArc(x, top.arc) && coverNeeds(self, ids).some((n) => n !== top && inArc(x, n.arc)))!;
+    const list = [self, inTop[3]!, inTop[500]!, other].sort();
+    const base = { self, known: ids, inbound: [], outbound: [], maxDegree: 100, keep: () => false, skip: () => false, topics: [list] };
+    const members = (dial: string[]) => list.filter((x) => x !== self && dial.includes(x));
+    const covers = planTopology(base);
+    expect(members(covers.dial)).toHaveLength(2);
+    const floored = planTopology({ ...base, topicFloor: 3, draw: rng(7) });
+    expect(members(floored.dial)).toHaveLength(3);
+    // The floor adds dials; it takes no third's cover away.
+    expect(floored.dial.slice(0, covers.dial.length)).toEqual(covers.dial);
+    // A member it is already connected to (dialed, not a cover) counts, and is not let go as redundant; without the floor it is.
+    const extra = members(floored.dial).find((x) => !covers.dial.includes(x))!;
+    const connected = { ...base, outbound: [...covers.dial, extra] };
+    expect(planTopology(connected).redundant).toContain(extra);
+    const kept = planTopology({ ...connected, topicFloor: 3, draw: rng(7) });
+    expect(kept.redundant).not.toContain(extra);
+    expect(kept.dial).toHaveLength(0);
+    // Only ids known from others (trusted), and never past the places its needs keep free.
+    expect(members(planTopology({ ...base, topicFloor: 3, draw: rng(7), trusted: (x) => x !== extra }).dial)).not.toContain(extra);
+    const tight = planTopology({ ...base, topicFloor: 3, draw: rng(7), maxDegree: 2 * covers.needs });
+    expect(tight.dial.length).toBeLessThanOrEqual(covers.needs);
+    // A topic it shares with one node: one link, however high the floor.
+    expect(members(planTopology({ ...base, topics: [[self, other].sort()], topicFloor: 6, draw: rng(7) }).dial)).toEqual([other]);
+  });
+
   it('at a tight degree bound (maxPeers under twice its needs) the facing member is dialed whatever its patterns', () => {
     const sharing = [...pick(60, 3), self].sort();
     const base = { self, known: ids, inbound: [], outbound: [], maxDegree: 8, keep: () => false, skip: () => false };

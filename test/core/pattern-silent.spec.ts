@@ -49,7 +49,7 @@ describe('requests to a pattern: a handler that goes silent', () => {
       topic: (p) => Buffer.from(p),
       metrics: () => undefined,
     };
-    const requests = new PatternRequests(host, { timeoutMs: 60_000, idleMs: 60_000, silentMs: 100, dialRate: 10, maxDialed: 6 });
+    const requests = new PatternRequests(host, { timeoutMs: 60_000, idleMs: 60_000, silentMs: 100, dialRate: 10, maxDialed: 6, fanoutDials: 0 });
     requests.setLookup({ handlers: () => [...conns.keys()].map((id) => ({ id, address: '127.0.0.1:1', self: false })), onChange: () => () => undefined });
     const ask = () => new Promise<void>((resolve, reject) => requests.request('math.sum', 1, { next: () => undefined, error: reject, complete: resolve }));
     // Both measured: the fast one is much cheaper, so it takes most requests.

@@ -10,7 +10,8 @@ import { digest, page, record } from '../directory-wire.js';
  * records of 12 throwaway keys that subscribe to the topic P emits to, each at another port of a victim host that
  * accepts and hangs up (no hello). P emits an event every 100 ms for 3.5 s. What reaches the victim is bounded by
  * the fanout's pace (one look a second per topic, `eventFanout` dials a look) and the failed-address hold-off, not by
- * the events: at most 3 connections a look, 4 looks.
+ * the events: at most eventFanout (6) connections a look, 4 looks (its dials are counted apart from the dials
+ * requests make, and up to their own limit, all topics together).
  */
 const { node, raw } = broadcastMeshes();
 const servers: Server[] = [];
@@ -51,7 +52,7 @@ describe('a publisher’s fanout pointed at a victim’s ports', () => {
     await new Promise((r) => setTimeout(r, 300));
     if (process.env.P2P_TEST_STATS) console.log(`fanout reflection: ${events} events, ${accepted} connections at the victim`);
     expect(events).toBeGreaterThanOrEqual(20);
-    expect(accepted).toBeGreaterThanOrEqual(3);
-    expect(accepted).toBeLessThanOrEqual(12);
+    expect(accepted).toBeGreaterThanOrEqual(6);
+    expect(accepted).toBeLessThanOrEqual(24);
   }, 30_000);
 });

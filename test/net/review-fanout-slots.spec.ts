@@ -14,8 +14,9 @@ import { digest, page, record } from '../directory-wire.js';
  * whose limit (a quarter of maxOutbound: 6 by default) it then held for the hello timeout (5 s); a request to a
  * pattern whose handler is not P's neighbour was refused a dial and failed after its 2 s timeout, where with
  * `eventFanout: 0` it was answered. Six honest subscribers of two topics that accept held the same 6 slots for as long
- * as events flow (handlerIdleMs after the last), with the same failed request: no attacker needed. Now the fanout dials only while the dials to handlers hold fewer than half of
- * that limit: requests keep the other half.
+ * as events flow (handlerIdleMs after the last), with the same failed request: no attacker needed. Then the fanout dialed only while
+ * the dials to handlers held fewer than half of that limit; now it has a limit of its own (eventFanout, 6, all topics together), counted
+ * apart from the dials requests make, which keep all of theirs. Here the records name eight subscribers, four per topic.
  */
 const { node, raw } = broadcastMeshes();
 const servers: Server[] = [];
@@ -57,11 +58,11 @@ describe('a publisher’s fanout to stalling subscribers and the dials requests 
     const now = Date.now();
     const records: Buffer[] = [];
     for (const topic of ['alerts.one', 'alerts.two']) {
-      for (let i = 0; i < 3; i++) records.push(record(loadIdentity(), { seq: now, issuedAt: now, events: [topic], address: await stalling() }));
+      for (let i = 0; i < 4; i++) records.push(record(loadIdentity(), { seq: now, issuedAt: now, events: [topic], address: await stalling() }));
     }
     digest(hostile, 2);
     page(hostile, records);
-    await waitFor(() => P.handlers('alerts.one', 'event').length === 3 && P.handlers('alerts.two', 'event').length === 3, 5000, 'the records');
+    await waitFor(() => P.handlers('alerts.one', 'event').length === 4 && P.handlers('alerts.two', 'event').length === 4, 5000, 'the records');
     P.broadcast('alerts.one', { n: 1 }, { scope: 'subscribers' });
     P.broadcast('alerts.two', { n: 1 }, { scope: 'subscribers' });
     await new Promise((r) => setTimeout(r, 300)); // the fanout's dials reach the listeners
@@ -72,14 +73,15 @@ describe('a publisher’s fanout to stalling subscribers and the dials requests 
 
   it('with the default fanout, a request to a handler that is not a neighbour is still dialed and answered', async () => {
     const { stalled, answer } = await run({});
-    // Before: 6 stalled dials (the whole limit of 6) and the request failed with P2PNoHandlerError after 2 s.
-    expect(stalled).toBe(3);
+    // First: 6 stalled dials (the whole shared limit of 6) and the request failed with P2PNoHandlerError after 2 s.
+    // The fanout's own limit holds: 6 of the 8 stalling subscribers are dialed, none past it.
+    expect(stalled).toBe(6);
     expect(answer.error).toBeUndefined();
     expect(answer.ok).toBe(true);
   }, 30_000);
 
-  it('honest subscribers that accept: a publisher to two topics keeps at most 3 of them, and a request still dials its handler', async () => {
-    // P ── C ── H as above; six honest subscribers, three of each topic, connected to C only.
+  it('honest subscribers that accept: a publisher to two topics keeps at most eventFanout (6) of them, and a request still dials its handler', async () => {
+    // P ── C ── H as above; eight honest subscribers, four of each topic, connected to C only.
     const P = await node(false, { maxInboundPerIp: 20 });
     const C = await node(false, { maxInboundPerIp: 20 });
     const H = await node(false, { maxInboundPerIp: 20 });
@@ -87,7 +89,7 @@ describe('a publisher’s fanout to stalling subscribers and the dials requests 
     await C.connect(`${H.id}@${H.address()}`);
     const subscribers: Peer[] = [];
     for (const topic of ['alerts.one', 'alerts.two']) {
-      for (let i = 0; i < 3; i++) {
+      for (let i = 0; i < 4; i++) {
         const s = await node(false, { maxInboundPerIp: 20 });
         await s.connect(`${C.id}@${C.address()}`);
         s.setHandledPatterns({ requests: [], events: [topic] });
@@ -96,7 +98,7 @@ describe('a publisher’s fanout to stalling subscribers and the dials requests 
     }
     H.setHandledPatterns({ requests: ['orders.reserve'], events: [] });
     await waitFor(
-      () => P.handlers('orders.reserve', 'request').length === 1 && P.handlers('alerts.one', 'event').length === 3 && P.handlers('alerts.two', 'event').length === 3,
+      () => P.handlers('orders.reserve', 'request').length === 1 && P.handlers('alerts.one', 'event').length === 4 && P.handlers('alerts.two', 'event').length === 4,
       8000,
       'P to know the handler and the subscribers',
     );
@@ -110,8 +112,8 @@ describe('a publisher’s fanout to stalling subscribers and the dials requests 
     const held = fanned();
     const answer = await ask(P, 'orders.reserve', 2000);
     if (process.env.P2P_TEST_STATS) console.log(`fanout slots, honest: ${held} subscribers held, request ${answer.ok ? 'answered' : answer.error?.message}`);
-    // Before: 6 held (the whole limit) for as long as events flow, and the request failed after 2 s.
-    expect(held).toBe(3);
+    // First: 6 held (the whole shared limit) for as long as events flow, and the request failed after 2 s.
+    expect(held).toBe(6);
     expect(answer.ok).toBe(true);
   }, 40_000);
 
