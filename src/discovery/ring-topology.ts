@@ -129,6 +129,13 @@ export interface TopologyState {
    * More are drawn at random (`draw`) among those known from others, beside the covers. 0 or none: no floor.
    */
   topicFloor?: number;
+  /**
+   * Outbound connections (open or dialing, this plan's dials counted) at which the floor dials no more: the rest of
+   * maxOutbound stays for the dials requests and a publisher's fanout make (src/node/handler-dials.ts). Else throwaway
+   * keys subscribing to a node's patterns filled every outbound place, and its requests failed (review-floor-sybils.spec).
+   * None: maxDegree alone.
+   */
+  floorOutbound?: number;
   /** Random numbers in [0, 1) for the floor's draws; Math.random when left out. */
   draw?: () => number;
 }
@@ -273,6 +280,8 @@ function topicFloor(state: TopologyState, connected: ReadonlySet<string>, incomi
   const floor = state.topicFloor ?? 0;
   if (floor <= 0 || !state.topics) return kept;
   const draw = state.draw ?? Math.random;
+  let outbound = state.outbound.length + dial.length;
+  const mostOutbound = state.floorOutbound ?? Infinity;
   for (const list of state.topics) {
     const want = Math.min(floor, list.length - (sortedHas(list, state.self) ? 1 : 0));
     let have = 0;
@@ -289,11 +298,12 @@ function topicFloor(state: TopologyState, connected: ReadonlySet<string>, incomi
       have++;
     }
     // A bounded number of draws: anyone may hold a pattern, and most of a large list may be unknown to this node.
-    for (let tries = 0; have < want && tries < TOPIC_TRIES && degree < state.maxDegree - needs; tries++) {
+    for (let tries = 0; have < want && tries < TOPIC_TRIES && degree < state.maxDegree - needs && outbound < mostOutbound; tries++) {
       const id = list[Math.floor(draw() * list.length)]!;
       if (id === state.self || connected.has(id) || dial.includes(id) || state.skip(id) || !trusted(id) || !sortedHas(state.known, id)) continue;
       dial.push(id);
       degree++;
+      outbound++;
       have++;
     }
   }

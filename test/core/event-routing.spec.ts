@@ -78,6 +78,12 @@ describe('events for subscribers: covers that share a pattern, carriers that han
     expect(tight.dial.length).toBeLessThanOrEqual(covers.needs);
     // A topic it shares with one node: one link, however high the floor.
     expect(members(planTopology({ ...base, topics: [[self, other].sort()], topicFloor: 6, draw: rng(7) }).dial)).toEqual([other]);
+    // Never past floorOutbound outbound connections (open, dialing, or dialed by this plan): the rest of maxOutbound stays
+    // for requests and the fanout. At the covers' count, none; one more, one; the covers themselves are not cut.
+    const atCovers = planTopology({ ...base, topicFloor: 3, draw: rng(7), floorOutbound: covers.dial.length });
+    expect(atCovers.dial).toEqual(covers.dial);
+    expect(planTopology({ ...base, topicFloor: 3, draw: rng(7), floorOutbound: covers.dial.length + 1 }).dial).toHaveLength(covers.dial.length + 1);
+    expect(planTopology({ ...base, topicFloor: 3, draw: rng(7), floorOutbound: 0 }).dial).toEqual(covers.dial);
   });
 
   it('at a tight degree bound (maxPeers under twice its needs) the facing member is dialed whatever its patterns', () => {
