@@ -25,7 +25,6 @@ const { values: args } = parseArgs({
     'max-peers': { type: 'string', default: String(DEFAULTS.maxPeers) },
     'origin-paths': { type: 'string', default: String(DEFAULTS.eventOriginPaths) },
     fanout: { type: 'string', default: String(DEFAULTS.eventFanout) },
-    'floor-outbound': { type: 'string', default: 'on' },
   },
 });
 const topicCovers = Number(args['topic-covers']);
@@ -41,7 +40,7 @@ const MAX_S = Math.min(Number(args['max-subscribers']), N);
 const dropperMixes = args.droppers.split(',').map(Number);
 const repairRounds = Number(args['repair-rounds']);
 if (!(N >= 2 && P >= 1 && MAX_S >= 1 && repairRounds >= 1 && dropperMixes.every((d) => d >= 0 && d < 1) && ['none', 'successor', 'covers'].includes(topicLinks) && Number.isInteger(topicCovers) && topicCovers >= 0 && Number.isInteger(patternLinks) && patternLinks >= 0 && maxPeers >= 0 && originPaths >= 1 && Number.isInteger(fanout) && fanout >= 0)) {
-  process.stderr.write('usage: npm run simulate:events -- [--nodes 100000] [--patterns 1000] [--max-subscribers 10000] [--droppers 0,0.1] [--repair-rounds 20] [--seed 1] [--topic-links none|successor|covers] [--topic-covers 4] [--pattern-links 3] [--max-peers 50 (0: the degree bound)] [--origin-paths 3] [--fanout 6] [--floor-outbound on|off]\n');
+  process.stderr.write('usage: npm run simulate:events -- [--nodes 100000] [--patterns 1000] [--max-subscribers 10000] [--droppers 0,0.1] [--repair-rounds 20] [--seed 1] [--topic-links none|successor|covers] [--topic-covers 4] [--pattern-links 3] [--max-peers 50 (0: the degree bound)] [--origin-paths 3] [--fanout 3]\n');
   process.exit(2);
 }
 
@@ -61,8 +60,6 @@ const live = net.liveNodes();
 const subscriberSets = counts.map((c) => sample(live, c));
 // As the node's discovery: covers prefer nodes sharing one of a node's patterns (eventCoverPatterns).
 preferTopics(net, subscriberSets, topicCovers, patternLinks);
-// As the node's discovery (src/node/peer-options.ts): the floor dials only below maxOutbound less the requests' quarter and the fanout.
-net.floorOutbound = args['floor-outbound'] === 'off' ? undefined : DEFAULTS.maxOutbound - Math.max(1, Math.floor(DEFAULTS.maxOutbound / 4)) - fanout;
 const rounds = net.settle();
 const degreeBefore = meanDegree();
 const added = topicLinks === 'none' ? 0 : linkTopics(net, subscriberSets, topicLinks as TopicLinks);

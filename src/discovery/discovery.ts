@@ -57,8 +57,6 @@ export interface DiscoveryOptions {
   allowHostnames: boolean;
   /** The least neighbours kept among the nodes sharing each of `topicPeers` (eventPatternLinks); 0 or none: no floor. */
   topicFloor?: number;
-  /** Outbound connections at which that floor dials no more (the dials requests and the fanout make keep the rest); none: no bound. */
-  floorOutbound?: number;
 }
 
 /** How long an id stays in the RainTree view after its connection ends. */
@@ -435,7 +433,6 @@ export class Discovery {
       trusted: (id: string) => this.isTrusted(id),
       topics: this.host.topicPeers?.(),
       topicFloor: this.options.topicFloor,
-      floorOutbound: this.options.floorOutbound,
     };
     const plan = planTopology({ ...state, inbound, outbound: [...outbound, ...this.dialing] });
     const floor = Math.min(MIN_DEGREE, this.options.maxPeers);

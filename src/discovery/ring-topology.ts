@@ -126,16 +126,12 @@ export interface TopologyState {
    * The least number of neighbours each of `topics` keeps among its nodes (eventPatternLinks, as gossipsub's D_lo):
    * covers by pattern give one per third that holds the pattern's nodes, so in a small topic two of them can sit in one
    * third and only one is linked; a node whose only such neighbours drop relays then hears of an event from nobody.
-   * More are drawn at random (`draw`) among those known from others, beside the covers. 0 or none: no floor.
+   * More are drawn at random (`draw`) among those known from others, beside the covers. 0 or none: no floor. Also the
+   * most connections the floor holds beside the covers, all patterns together (as eventFanout bounds the fanout): at 6
+   * per pattern of 4, throwaway keys subscribing to a node's patterns held 22 of its 24 outbound places, and its
+   * requests failed with "maxOutbound reached" (test/net/review-floor-sybils.spec.ts).
    */
   topicFloor?: number;
-  /**
-   * Outbound connections (open or dialing, this plan's dials counted) at which the floor dials no more: the rest of
-   * maxOutbound stays for the dials requests and a publisher's fanout make (src/node/handler-dials.ts). Else throwaway
-   * keys subscribing to a node's patterns filled every outbound place, and its requests failed (review-floor-sybils.spec).
-   * None: maxDegree alone.
-   */
-  floorOutbound?: number;
   /** Random numbers in [0, 1) for the floor's draws; Math.random when left out. */
   draw?: () => number;
 }
@@ -270,7 +266,8 @@ export function planTopology(state: TopologyState): TopologyPlan {
 
 /**
  * The floor of neighbours per pattern (TopologyState.topicFloor): outbound ones sharing a pattern kept beside the
- * covers up to it, and ids drawn at random among the pattern's nodes pushed onto `dial` below it. Drawn, not by rank
+ * covers up to it, and ids drawn at random among the pattern's nodes pushed onto `dial` below it; at most `floor` of
+ * those beside the covers, all patterns together. Drawn, not by rank
  * (ground ids next to this node cannot make themselves its links); only ids it learned of from others and knows an
  * address for; and only while as many places as it has needs stay free, as its own choices beside inbound ones.
  * @returns The outbound connections the floor keeps (not redundant).
@@ -280,8 +277,8 @@ function topicFloor(state: TopologyState, connected: ReadonlySet<string>, incomi
   const floor = state.topicFloor ?? 0;
   if (floor <= 0 || !state.topics) return kept;
   const draw = state.draw ?? Math.random;
-  let outbound = state.outbound.length + dial.length;
-  const mostOutbound = state.floorOutbound ?? Infinity;
+  // Connections the floor holds or dials beside the covers, all patterns together: at most `floor`.
+  let extra = 0;
   for (const list of state.topics) {
     const want = Math.min(floor, list.length - (sortedHas(list, state.self) ? 1 : 0));
     let have = 0;
@@ -293,17 +290,18 @@ function topicFloor(state: TopologyState, connected: ReadonlySet<string>, incomi
     }
     for (const id of dial) if (!connected.has(id) && sortedHas(list, id)) have++;
     for (const id of spare) {
-      if (have >= want) break;
+      if (have >= want || extra >= floor) break;
       kept.add(id);
+      extra++;
       have++;
     }
     // A bounded number of draws: anyone may hold a pattern, and most of a large list may be unknown to this node.
-    for (let tries = 0; have < want && tries < TOPIC_TRIES && degree < state.maxDegree - needs && outbound < mostOutbound; tries++) {
+    for (let tries = 0; have < want && tries < TOPIC_TRIES && degree < state.maxDegree - needs && extra < floor; tries++) {
       const id = list[Math.floor(draw() * list.length)]!;
       if (id === state.self || connected.has(id) || dial.includes(id) || state.skip(id) || !trusted(id) || !sortedHas(state.known, id)) continue;
       dial.push(id);
       degree++;
-      outbound++;
+      extra++;
       have++;
     }
   }

@@ -123,7 +123,7 @@ export class P2PConfig {
   @IntRange(0, 64)
   eventCoverPatterns: number = DEFAULTS.eventCoverPatterns;
 
-  /** The least neighbours kept among the nodes sharing each of those patterns, dialed at random beside the covers; 0: the covers alone. */
+  /** The least neighbours kept among the nodes sharing each of those patterns, dialed at random beside the covers (at most this many beside them, all patterns together); 0: the covers alone. */
   @IntRange(0, 64)
   eventPatternLinks: number = DEFAULTS.eventPatternLinks;
 

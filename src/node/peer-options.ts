@@ -48,9 +48,9 @@ export interface PeerOptions extends Partial<SocketLimits> {
   /**
    * The least neighbours the node keeps among the nodes sharing each of those patterns (gossipsub's D_lo), dialing
    * ones drawn at random beside its ring covers when the covers give fewer, while as many places under maxPeers as it
-   * needs thirds stay free and its outbound connections are fewer than maxOutbound less the quarter requests dial and
-   * eventFanout (12 of 24 by default): in a small topic the covers may link a subscriber only to subscribers that drop
-   * relays, and it would hear of an event from nobody (docs/events.md). 0: the covers alone. Default 6.
+   * needs thirds stay free, and at most this many beside the covers for all patterns together: in a small topic the
+   * covers may link a subscriber only to subscribers that drop relays, and it would hear of an event from nobody
+   * (docs/events.md). 0: the covers alone. Default 6.
    */
   eventPatternLinks?: number;
   /**
@@ -209,11 +209,6 @@ export function resolvePeerOptions(options: PeerOptions, logger: P2PLogger): Res
   };
 }
 
-/** Most connections open or dialing for requests to pattern handlers: a quarter of maxOutbound (the topology keeps the rest). */
-export function requestDials(maxOutbound: number): number {
-  return Math.max(1, Math.floor(maxOutbound / 4));
-}
-
 /** The node's discovery settings, from its resolved options. */
 export function discoveryOptions(o: ResolvedPeerOptions): DiscoveryOptions {
   return {
@@ -226,7 +221,5 @@ export function discoveryOptions(o: ResolvedPeerOptions): DiscoveryOptions {
     allowPrivate: o.pexAllowPrivate,
     allowHostnames: o.pexAllowHostnames,
     topicFloor: o.eventPatternLinks,
-    // The floor dials only below maxOutbound less the requests' quarter and the fanout's eventFanout (12 of 24 by default).
-    floorOutbound: o.maxOutbound - requestDials(o.maxOutbound) - o.eventFanout,
   };
 }

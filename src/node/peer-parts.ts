@@ -21,7 +21,7 @@ import { EventFanout } from './event-fanout.js';
 import { Inbound } from './inbound.js';
 import { Messaging } from './messaging.js';
 import { PatternRequests } from './pattern-requests.js';
-import { discoveryOptions, requestDials, type PeerOptions, type ResolvedPeerOptions } from './peer-options.js';
+import { discoveryOptions, type PeerOptions, type ResolvedPeerOptions } from './peer-options.js';
 import type { PeerEvent } from '../common/types.js';
 import type { LocalPeer } from './self.js';
 import { Subscribers } from './subscribers.js';
@@ -126,7 +126,7 @@ export function wireParts(owner: PartsOwner, options: PeerOptions): PeerParts {
       metrics: () => owner.metrics(),
       alsoInUse: (id) => p.fanout.inUse(id),
     },
-    { timeoutMs: o.timeoutMs, idleMs: o.handlerIdleMs, silentMs: SILENT_HANDLER_MS, dialRate: o.handlerDialRate, maxDialed: requestDials(o.maxOutbound), fanoutDials: o.eventFanout },
+    { timeoutMs: o.timeoutMs, idleMs: o.handlerIdleMs, silentMs: SILENT_HANDLER_MS, dialRate: o.handlerDialRate, maxDialed: Math.max(1, Math.floor(o.maxOutbound / 4)), fanoutDials: o.eventFanout },
   );
   p.dials = new Dials({ ...links, notRunning: () => owner.notRunning(), wrap: (stream, id, proven) => owner.wrap(stream, 'outbound', id, proven) }, o);
   p.inbound = new Inbound(

@@ -86,8 +86,6 @@ export class SimNet {
   topics: ((node: number) => ReadonlyArray<readonly string[]> | undefined) | undefined;
   /** The least neighbours each node keeps among the nodes of each of its `topics` (TopologyState.topicFloor, eventPatternLinks). */
   topicFloor = 0;
-  /** Outbound connections at which that floor dials no more (TopologyState.floorOutbound; the node's: maxOutbound less its requests' quarter and eventFanout). None: no bound. */
-  floorOutbound: number | undefined;
   private interned = new Map<string, Arc>();
 
   /**
@@ -289,7 +287,6 @@ export class SimNet {
       maxDegree: this.maxDegree,
       topics: this.topics?.(node),
       topicFloor: this.topicFloor,
-      floorOutbound: this.floorOutbound,
       draw: this.random,
       // Every outbound connection here was dialed by discovery for the topology: none is kept regardless.
       keep: () => false,

@@ -78,12 +78,22 @@ describe('events for subscribers: covers that share a pattern, carriers that han
     expect(tight.dial.length).toBeLessThanOrEqual(covers.needs);
     // A topic it shares with one node: one link, however high the floor.
     expect(members(planTopology({ ...base, topics: [[self, other].sort()], topicFloor: 6, draw: rng(7) }).dial)).toEqual([other]);
-    // Never past floorOutbound outbound connections (open, dialing, or dialed by this plan): the rest of maxOutbound stays
-    // for requests and the fanout. At the covers' count, none; one more, one; the covers themselves are not cut.
-    const atCovers = planTopology({ ...base, topicFloor: 3, draw: rng(7), floorOutbound: covers.dial.length });
-    expect(atCovers.dial).toEqual(covers.dial);
-    expect(planTopology({ ...base, topicFloor: 3, draw: rng(7), floorOutbound: covers.dial.length + 1 }).dial).toHaveLength(covers.dial.length + 1);
-    expect(planTopology({ ...base, topicFloor: 3, draw: rng(7), floorOutbound: 0 }).dial).toEqual(covers.dial);
+    // At most topicFloor connections beside the covers, all patterns together (as eventFanout bounds the fanout): two
+    // topics of 10 members in one third each get one cover between them, and would want 2 + 3 more; 3 are dialed.
+    const one = [self, ...inTop.slice(0, 10)].sort();
+    const two = [self, ...inTop.slice(100, 110)].sort();
+    const both = { ...base, topics: [one, two] };
+    const coverDials = planTopology(both).dial;
+    const both3 = planTopology({ ...both, topicFloor: 3, draw: rng(7) }).dial;
+    expect(both3.slice(0, coverDials.length)).toEqual(coverDials);
+    expect(both3.length - coverDials.length).toBe(3);
+    // Outbound ones it holds count too: with those 3 connected, none more is dialed, and a fourth sharing a pattern is let go.
+    const extras = both3.slice(coverDials.length);
+    const fourth = two.find((x) => x !== self && !both3.includes(x))!;
+    const holding = planTopology({ ...both, outbound: [...both3, fourth], topicFloor: 3, draw: rng(7) });
+    expect(holding.dial).toHaveLength(0);
+    expect(holding.redundant).toEqual([fourth]);
+    for (const x of extras) expect(holding.redundant).not.toContain(x);
   });
 
   it('at a tight degree bound (maxPeers under twice its needs) the facing member is dialed whatever its patterns', () => {
