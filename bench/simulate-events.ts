@@ -40,7 +40,7 @@ const MAX_S = Math.min(Number(args['max-subscribers']), N);
 const dropperMixes = args.droppers.split(',').map(Number);
 const repairRounds = Number(args['repair-rounds']);
 if (!(N >= 2 && P >= 1 && MAX_S >= 1 && repairRounds >= 1 && dropperMixes.every((d) => d >= 0 && d < 1) && ['none', 'successor', 'covers'].includes(topicLinks) && Number.isInteger(topicCovers) && topicCovers >= 0 && Number.isInteger(patternLinks) && patternLinks >= 0 && maxPeers >= 0 && originPaths >= 1 && Number.isInteger(fanout) && fanout >= 0)) {
-  process.stderr.write('usage: npm run simulate:events -- [--nodes 100000] [--patterns 1000] [--max-subscribers 10000] [--droppers 0,0.1] [--repair-rounds 20] [--seed 1] [--topic-links none|successor|covers] [--topic-covers 4] [--pattern-links 3] [--max-peers 50 (0: the degree bound)] [--origin-paths 3] [--fanout 3]\n');
+  process.stderr.write('usage: npm run simulate:events -- [--nodes 100000] [--patterns 1000] [--max-subscribers 10000] [--droppers 0,0.1] [--repair-rounds 20] [--seed 1] [--topic-links none|successor|covers] [--topic-covers 4] [--pattern-links 6] [--max-peers 50 (0: the degree bound)] [--origin-paths 3] [--fanout 6]\n');
   process.exit(2);
 }
 

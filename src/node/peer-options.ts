@@ -47,8 +47,8 @@ export interface PeerOptions extends Partial<SocketLimits> {
   eventCoverPatterns?: number;
   /**
    * The least neighbours the node keeps among the nodes sharing each of those patterns (gossipsub's D_lo), dialing
-   * ones drawn at random beside its ring covers when the covers give fewer, while as many places under maxPeers as it
-   * needs thirds stay free, and at most this many beside the covers for all patterns together: in a small topic the
+   * ones drawn at random beside its ring covers when the covers give fewer, below maxPeers, and at most this many
+   * beside the covers for all patterns together: in a small topic the
    * covers may link a subscriber only to subscribers that drop relays, and it would hear of an event from nobody
    * (docs/events.md). 0: the covers alone. Default 6.
    */

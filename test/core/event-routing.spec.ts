@@ -72,10 +72,14 @@ describe('events for subscribers: covers that share a pattern, carriers that han
     const kept = planTopology({ ...connected, topicFloor: 3, draw: rng(7) });
     expect(kept.redundant).not.toContain(extra);
     expect(kept.dial).toHaveLength(0);
-    // Only ids known from others (trusted), and never past the places its needs keep free.
+    // Only ids known from others (trusted), and never past maxPeers: a node full of inbound neighbours dials none.
     expect(members(planTopology({ ...base, topicFloor: 3, draw: rng(7), trusted: (x) => x !== extra }).dial)).not.toContain(extra);
-    const tight = planTopology({ ...base, topicFloor: 3, draw: rng(7), maxDegree: 2 * covers.needs });
-    expect(tight.dial.length).toBeLessThanOrEqual(covers.needs);
+    const filler = ids.filter((x) => x !== self && !list.includes(x)).slice(0, 2 * covers.needs);
+    const full = planTopology({ ...base, topicFloor: 3, draw: rng(7), inbound: filler, maxDegree: filler.length });
+    expect(members(full.dial)).toEqual([]);
+    // One place left: one floor dial, not two.
+    const oneLeft = planTopology({ ...base, topicFloor: 3, draw: rng(7), inbound: filler.slice(1), maxDegree: filler.length });
+    expect(oneLeft.dial.filter((x) => !covers.dial.includes(x)).length).toBeLessThanOrEqual(1);
     // A topic it shares with one node: one link, however high the floor.
     expect(members(planTopology({ ...base, topics: [[self, other].sort()], topicFloor: 6, draw: rng(7) }).dial)).toEqual([other]);
     // At most topicFloor connections beside the covers, all patterns together (as eventFanout bounds the fanout): two
