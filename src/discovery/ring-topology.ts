@@ -259,7 +259,7 @@ export function planTopology(state: TopologyState): TopologyPlan {
     dial.push(id);
     degree++;
   }
-  const floorKept = topicFloor(state, connected, incoming, used, dial, degree, needs.length, trusted);
+  const floorKept = topicFloor(state, connected, incoming, used, dial, degree, trusted);
   const redundant = outbound.filter((id) => !used.has(id) && !floorKept.has(id) && !keep(id));
   return { dial, redundant, covers: [...used], chosen, uncovered, unchosen, dialUncovered, needs: needs.length };
 }
@@ -275,7 +275,7 @@ export function planTopology(state: TopologyState): TopologyPlan {
  * cap of `floor` keeps what it takes from the places others need small.
  * @returns The outbound connections the floor keeps (not redundant).
  */
-function topicFloor(state: TopologyState, connected: ReadonlySet<string>, incoming: ReadonlySet<string>, used: ReadonlySet<string>, dial: string[], degree: number, needs: number, trusted: (id: string) => boolean): Set<string> {
+function topicFloor(state: TopologyState, connected: ReadonlySet<string>, incoming: ReadonlySet<string>, used: ReadonlySet<string>, dial: string[], degree: number, trusted: (id: string) => boolean): Set<string> {
   const kept = new Set<string>();
   const floor = state.topicFloor ?? 0;
   if (floor <= 0 || !state.topics) return kept;

@@ -33,8 +33,9 @@ const MAX_TOPICS = 1_024;
  * The connections a node keeps to subscribers of the topics it sends events to without subscribing (gossipsub's fanout,
  * with its TTL as handlerIdleMs): an event then reaches a subscriber in one hop, and when its carriers drop it, repair
  * from this node tells the subscribers it is connected to, who tell the rest (docs/events.md, "Dropping relays").
- * Dialed as a request dials a handler that is not a neighbour, through the same limits (handlerDialRate, a quarter of
- * maxOutbound, the address policy), and closed again once unused for handlerIdleMs.
+ * Dialed as a request dials a handler that is not a neighbour (handlerDialRate, the address policy, failed addresses
+ * held off), but counted apart: at most eventFanout connections open or dialing for the fanout, all topics together,
+ * so requests keep their quarter of maxOutbound (handler-dials.ts, DialPool); closed again once unused for handlerIdleMs.
  */
 export class EventFanout {
   /** When each topic's fanout was last looked at. */

@@ -54,7 +54,7 @@ describe('covers that share a pattern, over real sockets', () => {
   it('four subscribers of one small topic, two in each of two thirds, end linked to all three others (eventPatternLinks), within maxPeers', async () => {
     // Two subscribers in third 0 of the ring and two in third 1: a subscriber's cover in the other third is one of
     // the two there (the facing one), so the covers alone link each to two of the three others (eventPatternLinks 0:
-    // short after 8 s in 2 of 3 runs, measured 2026-12-08; a chance link made the third).
+    // short after 8 s in 2 of 3 runs, measured 2026-12-07; a chance link made the third).
     const at = [3, 7, 11, 15];
     const nodes = await form(4, { [at[0]!]: keyInThird(0), [at[1]!]: keyInThird(0), [at[2]!]: keyInThird(1), [at[3]!]: keyInThird(1) });
     const picked = at.map((i) => nodes[i]!);
