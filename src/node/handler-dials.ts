@@ -31,6 +31,8 @@ export interface HandlerDialsOptions {
   dialRate: number;
   /** Most connections open or dialing for requests at once (a quarter of maxOutbound: the topology keeps its dials). */
   maxDialed: number;
+  /** Most connections open or dialing for a publisher's fanout at once (eventFanout), beside maxDialed. */
+  fanoutDials: number;
 }
 
 /** Whom a dial is for: requests to a pattern, or a publisher's fanout (event-fanout.ts). Each has its own limit, so neither starves the other. */
@@ -51,7 +53,7 @@ const MAX_ADDRESSES = 4096;
  */
 export class HandlerDials {
   /** Dials in flight to handlers, shared by the requests that wait for them. */
-  private readonly dialing = new Map<string, Promise<unknown>>();
+  private readonly dialing = new Map<string, { done: Promise<unknown>; pool: DialPool }>();
   /** Addresses being dialed: one dial per address, whatever ids records claim at it. */
   private readonly dialingAddresses = new Set<string>();
   /** Addresses whose dial failed or proved another id, not dialed again until the time given (by address, not id: ids are free to make). */
@@ -61,8 +63,6 @@ export class HandlerDials {
   private readonly bucket: TokenBucket;
   /** Connections this node dialed for requests or the fanout, by pool (closed again once idle). */
   private readonly dialed = new Map<string, DialPool>();
-  /** The pool each dial in flight is for. */
-  private readonly dialingPool = new Map<string, DialPool>();
   private idleTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -79,14 +79,15 @@ export class HandlerDials {
 
   /**
    * Why a new dial to `address` may not start now, or undefined (and then one is counted against the rate). `most`:
-   * the connections of `pool` open or dialing here past which it may not (maxDialed for requests; eventFanout for the fanout).
+   * the connections of `pool` open or dialing here past which it may not: maxDialed for requests, fanoutDials for the fanout.
    */
-  refusal(address: string, most = this.opts.maxDialed, pool: DialPool = 'requests'): string | undefined {
+  refusal(address: string, pool: DialPool = 'requests'): string | undefined {
     if (this.dialingAddresses.has(address)) return 'its address is being dialed already';
     if (this.host.outboundFull()) return 'maxOutbound reached';
     const connections = this.host.connections();
+    const most = pool === 'requests' ? this.opts.maxDialed : this.opts.fanoutDials;
     let held = 0;
-    for (const of of this.dialingPool.values()) if (of === pool) held++;
+    for (const dial of this.dialing.values()) if (dial.pool === pool) held++;
     for (const [id, of] of this.dialed) if (of === pool && connections.has(id)) held++;
     if (held >= most) return `${most} connections open or dialing for ${pool === 'requests' ? 'requests' : 'the fanout'} already`;
     if (!this.bucket.take(1, Date.now())) return `over handlerDialRate (${this.opts.dialRate} new dials a second)`;
@@ -108,17 +109,15 @@ export class HandlerDials {
 
   /** Dials handler `id` at `address`, or joins the dial under way; a failure marks the address and counts against the id once. */
   dial(id: string, address: string, pool: DialPool = 'requests'): Promise<unknown> {
-    let dialing = this.dialing.get(id);
-    if (dialing) return dialing;
+    const under = this.dialing.get(id);
+    if (under) return under.done;
     // Each dial in flight holds a place under maxOutbound.
     this.dialingAddresses.add(address);
-    this.dialingPool.set(id, pool);
-    dialing = this.host.dial(`${id}@${address}`).finally(() => {
+    const dialing = this.host.dial(`${id}@${address}`).finally(() => {
       this.dialing.delete(id);
-      this.dialingPool.delete(id);
       this.dialingAddresses.delete(address);
     });
-    this.dialing.set(id, dialing);
+    this.dialing.set(id, { done: dialing, pool });
     dialing.then(
       () => this.badAddresses.delete(address),
       (err: unknown) => {

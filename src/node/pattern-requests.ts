@@ -191,7 +191,7 @@ export class PatternRequests {
   dialSubscriber(id: string, address: string, subject: string): string | undefined {
     if (this.dials.isDialing(id)) return undefined;
     if (!this.dials.dialable(address)) return 'its address failed lately or is not allowed';
-    const why = this.dials.refusal(address, this.opts.fanoutDials, 'fanout');
+    const why = this.dials.refusal(address, 'fanout');
     if (why) return why;
     this.dials.dial(id, address, 'fanout').then(
       () => this.dials.used(id, address, subject, 'fanout'),
