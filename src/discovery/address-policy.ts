@@ -33,8 +33,24 @@ const PRIVATE = blockList([['10.0.0.0', 8], ['172.16.0.0', 12], ['192.168.0.0', 
 
 type Scope = 'never' | 'loopback' | 'private' | 'public' | 'hostname';
 
+/**
+ * Hosts already judged: a BlockList check builds a SocketAddress per list, and every peer exchange read judges each
+ * address it names (about 20 µs each, most of a read's cost). Bounded; emptied when full.
+ */
+const judged = new Map<string, Scope>();
+const MAX_JUDGED = 4096;
+
 /** What kind of address a host is. IPv4-mapped IPv6 (::ffff:a.b.c.d) is judged as the IPv4 it maps. */
 export function addressScope(host: string): Scope {
+  let scope = judged.get(host);
+  if (scope === undefined) {
+    if (judged.size >= MAX_JUDGED) judged.clear();
+    judged.set(host, (scope = judgeScope(host)));
+  }
+  return scope;
+}
+
+function judgeScope(host: string): Scope {
   const family = isIP(host);
   if (family === 0) return 'hostname';
   const type = family === 4 ? 'ipv4' : 'ipv6';

@@ -228,7 +228,7 @@ export class Discovery {
    * in past maxInboundPerThird. An honest newcomer dials its own facing members, and the two ends
    * of a third usually face each other, so it is let in where a full third would refuse it.
    */
-  isOwnChoice(id: string): boolean {
+  isOwnChoice(id: string, knownIds?: readonly string[]): boolean {
     const self = this.host.selfId;
     const branch = branchOf(self, id);
     if (!branch) return false;
@@ -236,9 +236,9 @@ export class Discovery {
     // Only a member it could dial: one that announces where (a connected one) or that it knows an address for.
     const dialable = (other: string) => this.book.get(other) !== undefined || connections.get(other)?.remote?.listenAddress != null || this.candidates.has(other);
     if (!dialable(id) || !this.isTrusted(id)) return false;
-    const known = this.knownIds();
+    let known = knownIds ?? this.knownIds();
     const at = lowerBound(known, id);
-    if (known[at] !== id) known.splice(at, 0, id);
+    if (known[at] !== id) known = [...known.slice(0, at), id, ...known.slice(at)];
     // Members it could not dial now (banned, backing off) give way, as in fill(); connected ones stay in the running if dialable.
     const skip = (other: string) =>
       other !== id &&
@@ -264,11 +264,14 @@ export class Discovery {
     return false;
   }
 
-  /** How inbound peer `id` counts toward the share (InboundStanding); a connected one keeps the best standing it had. */
-  inboundStanding(id: string): InboundStanding {
+  /**
+   * How inbound peer `id` counts toward the share (InboundStanding); a connected one keeps the best standing it had.
+   * `knownIds`: this.knownIds(), when the caller judges several peers at once (it sorts every id the node knows).
+   */
+  inboundStanding(id: string, knownIds?: readonly string[]): InboundStanding {
     const was = this.standing.get(id);
     if (was === 'own') return was;
-    const now: InboundStanding = this.host.isConfigured(id) || this.isOwnChoice(id) ? 'own' : this.isVouched(id) ? 'vouched' : (was ?? 'unchosen');
+    const now: InboundStanding = this.host.isConfigured(id) || this.isOwnChoice(id, knownIds) ? 'own' : this.isVouched(id) ? 'vouched' : (was ?? 'unchosen');
     if (now !== 'unchosen' && this.host.connections().get(id)?.isOpen) this.standing.set(id, now);
     return now;
   }
@@ -457,7 +460,16 @@ export class Discovery {
     // As admission counts them (src/node/connections.ts): inbound ones vouched for by an outbound neighbour on neither side.
     const chosen = new Set(plan.chosen);
     for (const id of chosen) this.standing.set(id, 'own');
-    const standing = (id: string) => (chosen.has(id) ? 'own' : this.inboundStanding(id));
+    // Each inbound neighbour judged once per step, against the ids sorted once: judged one by one, every peer exchange a
+    // node with 15 neighbours read cost it about 2 ms here (a sort of every known id per neighbour, several times over).
+    // Dials change which members are due, so the standings are judged again after the dials below.
+    let judged = new Map<string, InboundStanding>();
+    const standing = (id: string): InboundStanding => {
+      if (chosen.has(id)) return 'own';
+      let s = judged.get(id);
+      if (s === undefined) judged.set(id, (s = this.inboundStanding(id, state.known)));
+      return s;
+    };
     const ownIn = (ids: string[]) => ids.filter((id) => standing(id) === 'own').length;
     const unchosen = (ids: string[]) => ids.filter((id) => standing(id) === 'unchosen').length;
     // Only while as many places as it has needs stay free (as planTopology's own choices beside inbound ones): dials for
@@ -480,6 +492,7 @@ export class Discovery {
         for (const candidate of this.takeCandidates(below - any.length, skip, forming)) this.dial(candidate, () => this.candidates.failed(candidate.id));
       }
     }
+    judged = new Map();
     // Only connections that have lasted two intervals count here, as covers and toward the least
     // degree, and no more are let go than keep that degree. A new one may be gone in a moment (a
     // full peer sends its peers, then goodbye): counted, it let an old one go, which was then
@@ -647,6 +660,17 @@ export class Discovery {
     to.sendControl(encodePeerExchange(entries));
   }
 
+  /**
+   * The connected peers a peer exchange can name (those with a dialable address), sorted by id: entriesFor's ids for
+   * every neighbour at once, that neighbour left out. Asking each neighbour's entries anew made every peer exchange read
+   * cost a parse of every neighbour's address per neighbour.
+   */
+  private nameable(): Array<{ id: string; socket: P2PSocket }> {
+    const all: Array<{ id: string; socket: P2PSocket }> = [];
+    for (const [id, socket] of this.host.connections()) if (dialableAddress(socket)) all.push({ id, socket });
+    return all.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
   /** Where this node's other connected peers can be dialed, for neighbour `to`. */
   private entriesFor(to: P2PSocket): PexEntry[] {
     const entries: PexEntry[] = [];
@@ -669,9 +693,9 @@ export class Discovery {
    * node's, what it last told, or what the neighbour last told of itself, with a name new to it).
    * In a steady network nothing differs: it waits for the full round.
    */
-  private owed(id: string, socket: P2PSocket): boolean {
+  private owed(id: string, socket: P2PSocket, nameable: ReadonlyArray<{ id: string; socket: P2PSocket }>): boolean {
     if (!socket.isOpen) return false;
-    const now = this.entriesFor(socket).map((e) => e.id).sort();
+    const now = nameable.filter((e) => e.socket !== socket).map((e) => e.id);
     const told = this.told.get(id) ?? [];
     if (now.length === told.length && now.every((x, i) => x === told[i])) return false;
     if (this.short(now) || this.short(told)) return true;
@@ -692,14 +716,16 @@ export class Discovery {
   /** Whether a round before the next full one would tell or dial anything (src/discovery/pex-pace.ts). */
   private forming(): boolean {
     if (!this.host.isRunning() || !this.options.enabled) return false;
-    for (const [id, socket] of this.host.connections()) if (this.owed(id, socket)) return true;
+    const nameable = this.nameable();
+    for (const [id, socket] of this.host.connections()) if (this.owed(id, socket, nameable)) return true;
     return this.canGrow();
   }
 
   /** A round of peer exchange: `full`, to every peer, else to those owed news; then top up outbound connections. */
   private exchange(full: boolean): void {
     if (!this.host.isRunning()) return;
-    for (const [id, socket] of this.host.connections()) if (full || this.owed(id, socket)) this.send(socket);
+    const nameable = full ? [] : this.nameable();
+    for (const [id, socket] of this.host.connections()) if (full || this.owed(id, socket, nameable)) this.send(socket);
     this.fill();
   }
 }
