@@ -25,8 +25,18 @@ export interface BudgetLimits {
 export const UNKNOWN_ORIGIN_BURST_SECONDS = 5;
 /** Tokens a gossip broadcast from an unknown origin costs: gossip sends a copy per link, RainTree about one per node. */
 export const GOSSIP_UNKNOWN_ORIGIN_COST = 5;
-/** Over the unknown-origin budget this long without a pause of PAUSE_MS: the neighbour is throttled and loses a point (then at most one a PAUSE_MS). */
+/**
+ * Over the unknown-origin budget this long without a pause of PAUSE_MS, its drops from INTRODUCED_ORIGINS origins or more:
+ * the neighbour is throttled and loses a point (then at most one a PAUSE_MS).
+ */
 export const SUSTAINED_MS = 500;
+/**
+ * Distinct origins among a neighbour's unknown-origin drops, in one stretch over its budget, that make it an introducer of
+ * new origins (throttled and charged). Fewer: only dropped past the budget. An honest relay over it carries a few origins
+ * the receiver cannot tell are members (with peer exchange off, its neighbours' own broadcasts, review 22); throwaway
+ * keys are many. One key at any rate gains nothing by it: past the budget its broadcasts are dropped unverified.
+ */
+export const INTRODUCED_ORIGINS = 4;
 /** A neighbour with no unknown-origin drop for this long is no longer over its budget. */
 export const PAUSE_MS = 1000;
 /** How long a throttled neighbour stays throttled after it was last charged (once a PAUSE_MS while it stays over). */
@@ -52,7 +62,7 @@ const MAX_TRACKED = 10_000;
  * signature checks one neighbour can cause (one per new id). A third budget per
  * neighbour bounds the new broadcasts it hands over from origins the node has no
  * evidence of (throwaway keys, docs/security.md); a neighbour that keeps exceeding
- * it is throttled: its frames cost THROTTLE_FACTOR of its neighbour budget.
+ * it with broadcasts of several origins is throttled: its frames cost THROTTLE_FACTOR of its neighbour budget.
  */
 export class BroadcastBudget {
   private readonly own: { count: TokenBucket; bytes: TokenBucket };
@@ -63,8 +73,11 @@ export class BroadcastBudget {
   private readonly unknownOrigins: BucketTable;
   /** Node-wide: broadcasts taken without evidence of their origin that its neighbours share, relayed (`takeUnvouchedRelay`). */
   private readonly unvouchedRelays: TokenBucket;
-  /** Neighbours over their unknown-origin budget: since when without a pause, and until when they are throttled. */
-  private readonly over = new Map<string, { since: number; lastDrop: number; throttledUntil: number; chargedAt: number }>();
+  /**
+   * Neighbours over their unknown-origin budget: since when without a pause, the origins of their drops since then (up to
+   * INTRODUCED_ORIGINS), and until when they are throttled.
+   */
+  private readonly over = new Map<string, { since: number; lastDrop: number; origins: Set<string>; throttledUntil: number; chargedAt: number }>();
   /** Receivers' bursts, by which over-budget penalties are scaled. */
   readonly originAllowance: number;
   readonly neighbourAllowance: number;
@@ -117,21 +130,24 @@ export class BroadcastBudget {
   }
 
   /**
-   * A new broadcast, from an origin this node has no evidence of, that neighbour `peerId` hands over.
-   * `ok` false: over its budget, dropped. `sustained` true (at most once a PAUSE_MS): it has been over
-   * for SUSTAINED_MS without a pause of PAUSE_MS, and is throttled for THROTTLE_MS from now.
+   * A new broadcast by `origin` (unverified: not checked yet), an origin this node has no evidence of, that neighbour
+   * `peerId` hands over. `ok` false: over its budget, dropped. `sustained` true (at most once a PAUSE_MS): it has been over
+   * for SUSTAINED_MS without a pause of PAUSE_MS, its drops since came from INTRODUCED_ORIGINS origins or more, and it is
+   * throttled for THROTTLE_MS from now.
    */
-  takeUnknownOrigin(peerId: string, gossip: boolean): { ok: boolean; sustained: boolean } {
+  takeUnknownOrigin(peerId: string, origin: string, gossip: boolean): { ok: boolean; sustained: boolean } {
     if (this.unknownOrigins.take(peerId, gossip ? GOSSIP_UNKNOWN_ORIGIN_COST : 1)) return { ok: true, sustained: false };
     const now = this.now();
     let state = this.over.get(peerId);
     if (!state || now - state.lastDrop > PAUSE_MS) {
       if (!state && this.over.size >= MAX_TRACKED) this.over.delete(this.over.keys().next().value!);
-      state = { since: now, lastDrop: now, throttledUntil: state?.throttledUntil ?? 0, chargedAt: state?.chargedAt ?? -Infinity };
+      state = { since: now, lastDrop: now, origins: new Set(), throttledUntil: state?.throttledUntil ?? 0, chargedAt: state?.chargedAt ?? -Infinity };
       this.over.set(peerId, state);
     }
     state.lastDrop = now;
-    if (now - state.since < SUSTAINED_MS || now - state.chargedAt < PAUSE_MS) return { ok: false, sustained: false };
+    // The origin field is the sender's word (unchecked): a neighbour can only make its own count smaller, and it is dropped alike.
+    if (state.origins.size < INTRODUCED_ORIGINS) state.origins.add(origin);
+    if (now - state.since < SUSTAINED_MS || state.origins.size < INTRODUCED_ORIGINS || now - state.chargedAt < PAUSE_MS) return { ok: false, sustained: false };
     state.chargedAt = now;
     state.throttledUntil = now + THROTTLE_MS;
     return { ok: false, sustained: true };

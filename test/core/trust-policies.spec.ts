@@ -138,34 +138,59 @@ describe('token buckets', () => {
     expect(budget.originAllowance).toBe(400);
   });
 
-  it('unknown origins: 5 s worth at once, gossip costs 5; half a second over without pause throttles the neighbour (once a second), a pause clears it', () => {
+  it('unknown origins: 5 s worth at once, gossip costs 5; half a second over without pause, from 4 origins or more, throttles the neighbour (once a second), a pause clears it', () => {
     const c = clock();
     const budget = new BroadcastBudget(
       { originRate: 100, originBurst: 200, originBytesPerSec: 1e6, neighbourRate: 1000, neighbourBytesPerSec: 1e7, maxFrameBytes: 4096, unknownOriginRate: 20 },
       c.now,
     );
     let taken = 0;
-    while (budget.takeUnknownOrigin('x', false).ok) taken++;
+    while (budget.takeUnknownOrigin('x', 'k0', false).ok) taken++;
     expect(taken).toBe(100);
     c.advance(250); // 5 tokens: one gossip broadcast
-    expect(budget.takeUnknownOrigin('x', true).ok).toBe(true);
-    expect(budget.takeUnknownOrigin('x', false).ok).toBe(false);
-    expect(budget.takeUnknownOrigin('y', true).ok).toBe(true); // per neighbour
+    expect(budget.takeUnknownOrigin('x', 'k1', true).ok).toBe(true);
+    expect(budget.takeUnknownOrigin('x', 'k1', false).ok).toBe(false);
+    expect(budget.takeUnknownOrigin('y', 'k1', true).ok).toBe(true); // per neighbour
     expect(budget.throttled('x')).toBe(false);
-    c.advance(300); // over since the first drop, 550 ms ago, with no pause of a second: the next drop throttles
-    let result = budget.takeUnknownOrigin('x', false);
-    for (let i = 0; i < 20 && result.ok; i++) result = budget.takeUnknownOrigin('x', false);
+    c.advance(300); // over since the first drop, 550 ms ago, with no pause of a second, but its drops came from 3 origins
+    let third = budget.takeUnknownOrigin('x', 'k2', false);
+    for (let i = 0; i < 20 && third.ok; i++) third = budget.takeUnknownOrigin('x', 'k2', false);
+    expect(third).toEqual({ ok: false, sustained: false });
+    expect(budget.throttled('x')).toBe(false);
+    let result = budget.takeUnknownOrigin('x', 'k3', false); // the fourth origin: an introducer
+    for (let i = 0; i < 20 && result.ok; i++) result = budget.takeUnknownOrigin('x', 'k3', false);
     expect(result).toEqual({ ok: false, sustained: true });
     expect(budget.throttled('x')).toBe(true);
     c.advance(100);
-    expect(budget.takeUnknownOrigin('x', true)).toEqual({ ok: false, sustained: false }); // charged at most once a second
+    expect(budget.takeUnknownOrigin('x', 'k4', true)).toEqual({ ok: false, sustained: false }); // charged at most once a second
     // A throttled neighbour's frames cost 4: 2 000 of budget holds 500 of them.
     let frames = 0;
     while (budget.takeNeighbour('x', 10)) frames++;
     expect(frames).toBe(500);
     c.advance(10_000);
     expect(budget.throttled('x')).toBe(false);
-    expect(budget.takeUnknownOrigin('x', false).ok).toBe(true); // refilled, and the streak is over
+    expect(budget.takeUnknownOrigin('x', 'k5', false).ok).toBe(true); // refilled, and the streak is over
+  });
+
+  it('unknown origins: a neighbour over the budget with broadcasts of 3 origins is dropped past it, never throttled nor charged', () => {
+    const c = clock();
+    const budget = new BroadcastBudget(
+      { originRate: 100, originBurst: 200, originBytesPerSec: 1e6, neighbourRate: 1000, neighbourBytesPerSec: 1e7, maxFrameBytes: 4096, unknownOriginRate: 20 },
+      c.now,
+    );
+    let taken = 0;
+    let sustained = 0;
+    // 90 a second for 20 s, from 3 origins in turn (an honest relay of its neighbours' own broadcasts, peer exchange off).
+    for (let i = 0; i < 1800; i++) {
+      const r = budget.takeUnknownOrigin('h', `o${i % 3}`, false);
+      if (r.ok) taken++;
+      if (r.sustained) sustained++;
+      c.advance(1000 / 90);
+    }
+    expect(taken).toBeGreaterThanOrEqual(100 + 19 * 20);
+    expect(taken).toBeLessThanOrEqual(100 + 20 * 20 + 1);
+    expect(sustained).toBe(0);
+    expect(budget.throttled('h')).toBe(false);
   });
 });
 
