@@ -9,7 +9,7 @@ import {
   type BroadcastStrategy,
   type NetworkMessage,
 } from './codec.js';
-import { BroadcastBudget, type BudgetLimits } from './budget.js';
+import { BroadcastBudget, EXCUSED_ORIGINS, type BudgetLimits } from './budget.js';
 import { BroadcastRepair, type RepairHost, type RepairStats } from './repair.js';
 import { BroadcastRouter, type OriginateResult, type RelayStats, type RouterHost } from './router.js';
 import { OriginKeys } from './signature.js';
@@ -345,7 +345,10 @@ export class BroadcastPipeline {
    * node, nor the neighbour handing it over (a joining node's first hop), nor a member by the host's
    * evidence is taken from that neighbour's budget of unknown origins. Past it, the broadcast is dropped
    * unverified, not relayed and not remembered (an honest copy may come again, by repair or another
-   * relay); a neighbour over it for half a second without pause is throttled and loses a point a second. A
+   * relay); a neighbour over it for half a second without pause, with more drops than the budget holds (burst and rate) from
+   * other origins than the EXCUSED_ORIGINS it had most dropped (one that keeps introducing new origins), is throttled and
+   * loses a point a second: an honest relay over it with a few origins this node does not know (peer exchange off: its
+   * neighbours' own broadcasts) is dropped past it, not charged. A
    * broadcast this node accepted is no evidence of membership: one token would then buy an origin's
    * whole budget, relayed to every node (docs/security.md).
    * 'unvouched': taken without evidence its origin is a member that this node's neighbours share (from the
@@ -360,11 +363,15 @@ export class BroadcastPipeline {
     // A joining node's first hop: taken, but only another neighbour's word tells this node's other neighbours it exists.
     if (origin === from) return this.host.namedByOthers?.(origin) === false ? 'unvouched' : 'known';
     if (isMember(origin, from)) return 'known';
-    const taken = this.budget.takeUnknownOrigin(from, message.strategy === 'gossip');
+    const taken = this.budget.takeUnknownOrigin(from, origin, message.strategy === 'gossip');
     if (taken.ok) return 'unvouched';
     this.stats.dropped.unknownOrigin++;
     if (taken.sustained) {
-      this.host.penalize(from, 'over-budget', `network broadcasts from unknown origins over its budget of ${this.options.unknownOriginRate}/s for half a second or more (throttled)`);
+      this.host.penalize(
+        from,
+        'over-budget',
+        `network broadcasts from unknown origins over its budget of ${this.options.unknownOriginRate}/s for half a second or more, and more than the budget of them from others than its ${EXCUSED_ORIGINS} main origins (throttled)`,
+      );
     }
     return false;
   }

@@ -138,34 +138,85 @@ describe('token buckets', () => {
     expect(budget.originAllowance).toBe(400);
   });
 
-  it('unknown origins: 5 s worth at once, gossip costs 5; half a second over without pause throttles the neighbour (once a second), a pause clears it', () => {
+  const limits = { originRate: 100, originBurst: 200, originBytesPerSec: 1e6, neighbourRate: 1000, neighbourBytesPerSec: 1e7, maxFrameBytes: 4096, unknownOriginRate: 20 };
+
+  /** `rate` drops' worth a second for `ms`, the origin of each from `origin(i)`: the first call that charges (its time), or none. */
+  function overFor(budget: BroadcastBudget, c: ReturnType<typeof clock>, peer: string, rate: number, ms: number, origin: (i: number) => string): number | undefined {
+    let charged: number | undefined;
+    for (let i = 0, t = 0; t < ms; i++, t += 1000 / rate) {
+      if (budget.takeUnknownOrigin(peer, origin(i), false).sustained && charged === undefined) charged = t;
+      c.advance(1000 / rate);
+    }
+    return charged;
+  }
+
+  it('unknown origins: 5 s worth at once, gossip costs 5, per neighbour', () => {
     const c = clock();
-    const budget = new BroadcastBudget(
-      { originRate: 100, originBurst: 200, originBytesPerSec: 1e6, neighbourRate: 1000, neighbourBytesPerSec: 1e7, maxFrameBytes: 4096, unknownOriginRate: 20 },
-      c.now,
-    );
+    const budget = new BroadcastBudget(limits, c.now);
     let taken = 0;
-    while (budget.takeUnknownOrigin('x', false).ok) taken++;
+    while (budget.takeUnknownOrigin('x', 'k', false).ok) taken++;
     expect(taken).toBe(100);
     c.advance(250); // 5 tokens: one gossip broadcast
-    expect(budget.takeUnknownOrigin('x', true).ok).toBe(true);
-    expect(budget.takeUnknownOrigin('x', false).ok).toBe(false);
-    expect(budget.takeUnknownOrigin('y', true).ok).toBe(true); // per neighbour
+    expect(budget.takeUnknownOrigin('x', 'k', true).ok).toBe(true);
+    expect(budget.takeUnknownOrigin('x', 'k', false).ok).toBe(false);
+    expect(budget.takeUnknownOrigin('y', 'k', true).ok).toBe(true);
     expect(budget.throttled('x')).toBe(false);
-    c.advance(300); // over since the first drop, 550 ms ago, with no pause of a second: the next drop throttles
-    let result = budget.takeUnknownOrigin('x', false);
-    for (let i = 0; i < 20 && result.ok; i++) result = budget.takeUnknownOrigin('x', false);
-    expect(result).toEqual({ ok: false, sustained: true });
+  });
+
+  it('unknown origins: a neighbour introducing new keys past the budget is throttled and charged (once a second) after half a second, and a pause clears it', () => {
+    const c = clock();
+    const budget = new BroadcastBudget(limits, c.now);
+    // 900 a second, a new key every 10: its burst (100) is spent in about 0.11 s; from then on over.
+    const charged = overFor(budget, c, 'x', 900, 1000, (i) => `k${Math.floor(i / 10)}`);
+    // Half a second over at least, and more than the budget's worth (100 + 20/s) dropped past its 3 main keys: by 0.7 s.
+    expect(charged).toBeGreaterThanOrEqual(600);
+    expect(charged).toBeLessThanOrEqual(700);
     expect(budget.throttled('x')).toBe(true);
     c.advance(100);
-    expect(budget.takeUnknownOrigin('x', true)).toEqual({ ok: false, sustained: false }); // charged at most once a second
+    expect(budget.takeUnknownOrigin('x', 'new', true)).toEqual({ ok: false, sustained: false }); // charged at most once a second
     // A throttled neighbour's frames cost 4: 2 000 of budget holds 500 of them.
     let frames = 0;
     while (budget.takeNeighbour('x', 10)) frames++;
     expect(frames).toBe(500);
     c.advance(10_000);
     expect(budget.throttled('x')).toBe(false);
-    expect(budget.takeUnknownOrigin('x', false).ok).toBe(true); // refilled, and the streak is over
+    expect(budget.takeUnknownOrigin('x', 'k', false).ok).toBe(true); // refilled, and the streak is over
+  });
+
+  it('unknown origins: a relay over the budget with 3 origins, at any rate, is dropped past it, never throttled nor charged', () => {
+    const c = clock();
+    const budget = new BroadcastBudget(limits, c.now);
+    let taken = 0;
+    // 90 a second for 20 s, from 3 origins in turn (an honest relay of its neighbours' own broadcasts, peer exchange off).
+    for (let i = 0; i < 1800; i++) {
+      const r = budget.takeUnknownOrigin('h', `o${i % 3}`, false);
+      if (r.ok) taken++;
+      expect(r.sustained).toBe(false);
+      c.advance(1000 / 90);
+    }
+    expect(taken).toBeGreaterThanOrEqual(100 + 19 * 20);
+    expect(taken).toBeLessThanOrEqual(100 + 20 * 20 + 1);
+    expect(budget.throttled('h')).toBe(false);
+  });
+
+  it('unknown origins: one origin at 90/s beside a new key in every 6 broadcasts (what a relay passes on of throwaway keys within its 80%): never charged', () => {
+    const c = clock();
+    const budget = new BroadcastBudget(limits, c.now);
+    // 106 a second for 20 s: 90 of one origin, 16 of keys never seen again (its node-wide relays of unknown origins).
+    expect(overFor(budget, c, 'h', 106, 20_000, (i) => (i % 106 < 90 ? 'a' : `k${i}`))).toBeUndefined();
+    expect(budget.throttled('h')).toBe(false);
+    // New keys at 60 a second beside it: more than the budget's worth from others (about 52 of them dropped a second), charged.
+    const charged = overFor(budget, c, 'x', 150, 20_000, (i) => (i % 150 < 90 ? 'a' : `k${i}`));
+    expect(charged).toBeGreaterThan(2000);
+    expect(charged).toBeLessThan(6000);
+  });
+
+  it('unknown origins: a neighbour over the budget with one origin for a minute banks nothing: new keys after it are charged within a second and a half', () => {
+    const c = clock();
+    const budget = new BroadcastBudget(limits, c.now);
+    expect(overFor(budget, c, 'x', 90, 60_000, () => 'a')).toBeUndefined();
+    const charged = overFor(budget, c, 'x', 900, 3000, (i) => `k${Math.floor(i / 10)}`);
+    expect(charged).toBeLessThanOrEqual(1500);
   });
 });
 
