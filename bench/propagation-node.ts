@@ -20,14 +20,20 @@ const SEQ_DIGITS = 8;
 const options: P2P.PeerOptions & { dropRelays: boolean } = {
   listen: '127.0.0.1:0',
   privateKey: spec.privateKey,
-  // TLS 1.3 and signed broadcasts: the defaults, as a deployment runs them.
-  peerExchange: false,
+  // TLS 1.3, signed broadcasts and peer exchange: the defaults, as a deployment runs them. Repair's watchers go by
+  // what each neighbour's peer exchange says it is connected to (docs/broadcast.md).
+  // The orchestrator dials a full mesh of 16, so every node takes 7-8 inbound connections it did not choose: the
+  // share of those (a third) and maxInboundPerThird would refuse some. At maxInbound both are off.
+  maxInboundPerThird: 40,
   logger: silentLogger,
   broadcastRepairIntervalMs: spec.repairIntervalMs,
+  pexIntervalMs: spec.pexIntervalMs,
   dropRelays: spec.dropRelays,
   // A frozen relay keeps its connections open until a ping goes unanswered (15 s + 10 s by default).
-  // The measurement is that window, so no ping may close it within a run: 60 s for every node, whatever the variant.
-  pingIntervalMs: 60_000,
+  // The measurement is that window, so no ping may close it within a run: 120 s for every node, whatever the variant.
+  // Past a run's length (about 80 s in the healthy mesh, which waits for the first peer-exchange round): at 60 s the
+  // pings of 120 connections fell in the measured window at 2/s, whose CPU is compared.
+  pingIntervalMs: 120_000,
 };
 const peer = new Peer(options);
 
@@ -102,7 +108,10 @@ process.on('message', (m: Command) => {
   switch (m.type) {
     case 'dial':
       void (async () => {
-        await peer.connect(`${m.target.id}@${m.target.address}`);
+        // Discovery may dial the same peer meanwhile (it learns of it by peer exchange): one connection stays.
+        await peer.connect(`${m.target.id}@${m.target.address}`).catch((err: Error) => {
+          if (!peer.peers().some((p) => p.id === m.target.id)) return sleep(500).then(() => connectedTo(m.target.id, err));
+        });
         await connectedTo(m.target.id);
         process.send!({ type: 'dialed' });
       })().catch(fail);
@@ -125,9 +134,9 @@ process.on('message', (m: Command) => {
 });
 
 /** Resolves once the connection to `id` is up on this side (the dialer's connect may resolve before the acceptor has it). */
-async function connectedTo(id: string): Promise<void> {
+async function connectedTo(id: string, cause?: Error): Promise<void> {
   for (let waited = 0; !peer.peers().some((p) => p.id === id); waited += 2) {
-    if (waited >= 10_000) throw new Error(`no connection to ${id.slice(0, 8)} after 10 s`);
+    if (waited >= 10_000) throw new Error(`no connection to ${id.slice(0, 8)} after 10 s${cause ? ` (${cause.message})` : ''}`);
     await sleep(2);
   }
 }

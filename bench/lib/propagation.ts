@@ -20,17 +20,26 @@ const FAULTY = 2;
 const REPAIR_DEFAULT_MS = 500;
 /** After the last broadcast, time for repair to fill in (6 intervals) before the figures are taken. */
 const DRAIN_MS = 3_000;
-/** The idle window after that, in the healthy mesh with repair: no broadcasts, only what repair still sends. */
+/** The idle window, last, in the healthy mesh with repair: no broadcasts, only what repair still sends. */
 const IDLE_MS = 10_000;
 const PAYLOAD_BYTES = 64;
-/** Healthy mesh, after that: a slow phase, one broadcast per repair interval, for the repair traffic at a low rate. */
+/** Healthy mesh, after the drain: a slow phase, one broadcast per repair interval, for the repair traffic at a low rate. */
 const SLOW = { count: 20, intervalMs: 500 };
+/**
+ * The nodes' pexIntervalMs (30 s by default). A full peer-exchange round costs far more CPU than a broadcast (each node
+ * reads 15 lists), so no round may fall in a window whose CPU is compared: in the healthy mesh the broadcasts start
+ * after every node's first full round (when each node knows its neighbours' connections, as in a settled network)
+ * and end before the next one. 40 s leaves room for the 23 s they take; at 30 s a run's second round came too close.
+ */
+export const PEX_INTERVAL_MS = 40_000;
 
 /** What one node process is told (argv). */
 export interface PropagationNodeSpec {
   index: number;
   /** broadcastRepairIntervalMs: 0 turns repair off. */
   repairIntervalMs: number;
+  /** pexIntervalMs (PEX_INTERVAL_MS). */
+  pexIntervalMs: number;
   dropRelays: boolean;
   payloadBytes: number;
   /**
@@ -175,13 +184,16 @@ export async function runOnce(
       const spec: PropagationNodeSpec = {
         index,
         repairIntervalMs: variant.repairMs,
+        pexIntervalMs: PEX_INTERVAL_MS,
         dropRelays: variant.fault === 'drop' && faulty.has(index),
         payloadBytes: PAYLOAD_BYTES,
         privateKey: round.keys[index]!,
       };
       children.push(fork(script, [JSON.stringify(spec)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv }));
     }
+    const forked = performance.now();
     const ready = await all<{ id: string; address: string }>(children, 'ready', 60_000);
+    const started = performance.now();
     // A full mesh, each pair once, one connection at a time in the round's order. RainTree hands a third to the
     // first neighbour inside it (in the order connections came up), so with the round's keys and order every
     // variant routes each broadcast the same way, and the faulty relays leave out the same nodes with repair and
@@ -208,6 +220,8 @@ export async function runOnce(
       }
     }
 
+    // Healthy mesh (its CPU is compared with repair and without): after every node's first full peer-exchange round.
+    if (phases.slow) await sleep(Math.max(0, started + PEX_INTERVAL_MS + 1_500 - performance.now()));
     const total = counts.warmup + counts.measured;
     let before: PropagationNodeStats[] = [];
     let firstCast = 0;
@@ -227,16 +241,8 @@ export async function runOnce(
     await sleep(DRAIN_MS);
     const reports = await all<NodeReport>(live, 'report', 30_000, { type: 'report' });
 
-    let idleBytesPerSecPerConnection: number | undefined;
     const connections = (nodes * (nodes - 1)) / 2;
     const controlBytes = (s: PropagationNodeStats[]) => s.reduce((sum, x) => sum + x.repair.controlBytes, 0);
-    if (phases.idle) {
-      const t0 = performance.now();
-      const a = await all<PropagationNodeStats>(live, 'stats', 30_000, { type: 'stats' });
-      await sleep(IDLE_MS);
-      const b = await all<PropagationNodeStats>(live, 'stats', 30_000, { type: 'stats' });
-      idleBytesPerSecPerConnection = (controlBytes(b) - controlBytes(a)) / connections / ((performance.now() - t0) / 1000);
-    }
     let slow: PropagationSample['slow'];
     if (phases.slow) {
       const a = await all<PropagationNodeStats>(live, 'stats', 30_000, { type: 'stats' });
@@ -247,6 +253,8 @@ export async function runOnce(
       }
       const rate = SLOW.count / ((performance.now() - t0) / 1000);
       const b = await all<PropagationNodeStats>(live, 'stats', 30_000, { type: 'stats' });
+      // Every node's second full round comes at least 2 PEX_INTERVAL_MS after the fork (a CPU spike of its own).
+      if (performance.now() > forked + 2 * PEX_INTERVAL_MS) process.stderr.write(`  propagation: a peer-exchange round may have fallen in the measured window (${((performance.now() - forked) / 1000).toFixed(0)} s after the fork)\n`);
       // The last ids are announced up to 1.5 intervals after they arrive.
       await sleep(Math.max(1_000, 3 * variant.repairMs));
       const c = await all<PropagationNodeStats>(live, 'stats', 30_000, { type: 'stats' });
@@ -258,6 +266,14 @@ export async function runOnce(
       };
     }
 
+    let idleBytesPerSecPerConnection: number | undefined;
+    if (phases.idle) {
+      const t0 = performance.now();
+      const a = await all<PropagationNodeStats>(live, 'stats', 30_000, { type: 'stats' });
+      await sleep(IDLE_MS);
+      const b = await all<PropagationNodeStats>(live, 'stats', 30_000, { type: 'stats' });
+      idleBytesPerSecPerConnection = (controlBytes(b) - controlBytes(a)) / connections / ((performance.now() - t0) / 1000);
+    }
     // Per measured broadcast: its send (the origin's clock reading) and every live node's delivery.
     const sentAt = new Map<number, number>();
     for (const r of reports) for (const [seq, at] of r.originated) sentAt.set(seq, at);
