@@ -73,6 +73,8 @@ describe('an honest broadcast dropped because the replay cache is full', () => {
     const deliveredAt = Date.now() - roomAt;
     expect(delivered.filter((d) => d === 'honest')).toHaveLength(1);
     const stats = victim.networkBroadcastStats();
+    // The honest broadcast was the one drop after the flood's, and repair asked for it.
+    expect(stats.dropped.cacheFull).toBe(full + 1);
     expect(stats.repair.requested).toBeGreaterThanOrEqual(1);
     if (process.env.P2P_TEST_STATS) {
       console.log(
