@@ -71,9 +71,10 @@ export type BroadcastValidatorFn = (broadcast: BroadcastToValidate) => Broadcast
  * `ignored` or `rejected` by the application's validator (the directory's own refusals are in `directoryStats().refused`), 1 024 validations already pending (`validatorBusy`), the seen
  * cache full of recent ids (`cacheFull`), or a RainTree arc this node cannot route (`misrouted`).
  * Final, the id stays seen and later copies are duplicates: `ignored`, `rejected`, `originBudget`; `stale`
- * and `future` are final by their timestamp. Not final, a later copy (repair, another relay) is judged
- * afresh: `neighbourBudget`, `cacheFull`, `validatorBusy` (local limits), `invalidSignature` and `misrouted`
- * (one bad copy: the genuine one still passes).
+ * is final by its timestamp (every copy is as old). Not final, a later copy (repair, another relay) is judged
+ * afresh: `neighbourBudget`, `unknownOrigin`, `cacheFull`, `validatorBusy` (local limits), `invalidSignature`
+ * and `misrouted` (one bad copy: the genuine one still passes), `future` (passes once within the clock skew).
+ * docs/security.md tabulates them (Dropped broadcasts: final or not).
  */
 export type DropReason =
   | 'neighbourBudget'

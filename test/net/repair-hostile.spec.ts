@@ -131,14 +131,15 @@ describe('a flood of valid broadcasts from throwaway keys into one node does not
   const RATE = 1200; // broadcasts a second, 20 per key: within each origin's budget (100/s), 400/s per link (budget 1 000/s)
   const SECONDS = 10;
 
-  it(`${RATE}/s from ${KEYS} keys over ${LINKS} links into V for ${SECONDS} s: no honest node's score for another falls`, async () => {
-    // No unknown-origin budget: this flood tests repair's promises under load, not that budget (throwaway-keys.spec.ts does).
-    const nodes = await mesh(true, 4, { broadcastRepairIntervalMs: INTERVAL, broadcastUnknownOriginRate: 10_000_000 });
+  /** Pumps the flood into V (node 0 of a 4-node mesh) over LINKS raw links; what each honest node then holds of the others and of the links. */
+  async function flood(options: { broadcastUnknownOriginRate?: number }) {
+    const nodes = await mesh(true, 4, { broadcastRepairIntervalMs: INTERVAL, ...options });
     const v = nodes[0]!;
     const links: RawPeer[] = [];
     for (let i = 0; i < LINKS; i++) links.push(await raw(true, v));
     const keys = Array.from({ length: KEYS }, () => loadIdentity());
     const lowest = { score: 0 };
+    const chargedAfter: number[] = Array(LINKS).fill(Infinity);
     let pumped = 0;
     const started = Date.now();
     const tickMs = 20;
@@ -153,24 +154,52 @@ describe('a flood of valid broadcasts from throwaway keys into one node does not
         links[pumped % LINKS]!.sendBroadcast({ ...m, arc: pointArc(v.id) });
       }
       if (tick % 25 === 0) lowest.score = Math.min(lowest.score, ...honestScores(nodes));
+      links.forEach((l, i) => {
+        if (chargedAfter[i] === Infinity && v.peerScore(l.identity.peerId) < 0) chargedAfter[i] = Date.now() - started;
+      });
       await sleep(tickMs);
     }
     const seconds = (Date.now() - started) / 1000;
+    // Read before the pause below: a link stays throttled THROTTLE_MS after it was last charged.
+    const budget = (v as unknown as { broadcasts: { pipeline: { budget: { throttled(id: string): boolean } } } }).broadcasts.pipeline.budget;
+    const throttled = links.map((l) => budget.throttled(l.identity.peerId));
     await sleep(3 * INTERVAL + 500); // the last promises judged
     lowest.score = Math.min(lowest.score, ...honestScores(nodes));
 
     const stats = nodes.map((p) => p.networkBroadcastStats());
     const bans = nodes.flatMap((p) => p.bans().map((b) => b.peerId)).filter((id) => nodes.some((n) => n.id === id));
+    const linkScores = links.map((l) => v.peerScore(l.identity.peerId));
+    const honestLinks = v.peers().filter((p) => nodes.some((n) => n.id === p.id)).length;
     report(
-      `flood: ${pumped} broadcasts from ${KEYS} keys over ${LINKS} links in ${seconds.toFixed(1)} s (${Math.round(pumped / seconds)}/s); ` +
-        `V delivered ${stats[0]!.delivered}, dropped ${JSON.stringify(stats[0]!.dropped)}; V repair: announced ${stats[0]!.repair.announced}, sent ${stats[0]!.repair.sent}; ` +
+      `flood${options.broadcastUnknownOriginRate === undefined ? ' (default unknown-origin budget)' : ''}: ${pumped} broadcasts from ${KEYS} keys over ${LINKS} links in ${seconds.toFixed(1)} s (${Math.round(pumped / seconds)}/s); ` +
+        `V delivered ${stats[0]!.delivered}, kept ${stats[0]!.kept}, dropped ${JSON.stringify(stats[0]!.dropped)}; V repair: announced ${stats[0]!.repair.announced}, sent ${stats[0]!.repair.sent}; ` +
         `neighbours delivered ${stats.slice(1).map((s) => s.delivered).join(' ')}, requested ${stats.slice(1).map((s) => s.repair.requested).join(' ')}; ` +
-        `lowest honest score ${lowest.score.toFixed(1)}, honest bans ${bans.length}, V's honest links ${v.peers().filter((p) => nodes.some((n) => n.id === p.id)).length}`,
+        `lowest honest score ${lowest.score.toFixed(1)}, honest bans ${bans.length}, V's honest links ${honestLinks}; ` +
+        `links: charged after ${chargedAfter.map((ms) => (ms === Infinity ? '-' : `${ms} ms`)).join(' ')}, throttled at the end ${throttled.join(' ')}, scores ${linkScores.map((x) => x.toFixed(1)).join(' ')}`,
     );
-    expect(pumped).toBeGreaterThan((RATE * SECONDS) / 2);
-    expect(stats[0]!.delivered).toBeGreaterThan(pumped * 0.9); // V took the flood in: each key within its budget
-    expect(lowest.score).toBe(0);
-    expect(bans).toEqual([]);
-    expect(v.peers().filter((p) => nodes.some((n) => n.id === p.id))).toHaveLength(3);
+    return { pumped, v: stats[0]!, lowest: lowest.score, bans, honestLinks, linkScores, throttled };
+  }
+
+  it(`${RATE}/s from ${KEYS} keys over ${LINKS} links into V for ${SECONDS} s: no honest node's score for another falls`, async () => {
+    // No unknown-origin budget: this flood tests repair's promises under load, not that budget (the next test adds it).
+    const r = await flood({ broadcastUnknownOriginRate: 10_000_000 });
+    expect(r.pumped).toBeGreaterThan((RATE * SECONDS) / 2);
+    expect(r.v.delivered).toBeGreaterThan(r.pumped * 0.9); // V took the flood in: each key within its budget
+    expect(r.lowest).toBe(0);
+    expect(r.bans).toEqual([]);
+    expect(r.honestLinks).toBe(3);
+  }, 90_000);
+
+  it(`the same flood with the default unknown-origin budget: no honest node bans or charges another, and every attacker link is throttled and charged`, async () => {
+    // Issue 22's target for this flood: "no honest node bans another; the attacker's links are throttled or cut".
+    const r = await flood({});
+    expect(r.pumped).toBeGreaterThan((RATE * SECONDS) / 2);
+    // Each link's 400/s of 60 new origins is far over its 20/s: most is dropped before its signature check.
+    expect(r.v.dropped.unknownOrigin).toBeGreaterThan(r.pumped / 2);
+    expect(r.lowest).toBe(0);
+    expect(r.bans).toEqual([]);
+    expect(r.honestLinks).toBe(3);
+    for (const score of r.linkScores) expect(score).toBeLessThan(0);
+    expect(r.throttled).toEqual(Array(LINKS).fill(true));
   }, 90_000);
 });

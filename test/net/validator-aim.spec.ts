@@ -60,4 +60,39 @@ describe('a validator cannot be aimed at an honest origin by a relay', () => {
     // Scores decay toward 0, so a relay that paid nothing more is at or above where it was.
     expect(victim.peerScore(relay.identity.peerId)).toBeGreaterThanOrEqual(relayScore);
   }, 20_000);
+
+  it('a broadcast a relay sent on with too many hops costs the relay, not its origin', async () => {
+    const origin = await node();
+    const victim = await node();
+    const judged: Array<{ hops: number; verdict: BroadcastVerdict }> = [];
+    // The application's rule: a broadcast that passed through more than 3 relays is invalid (issue 22, item 6: "too many hops").
+    victim.setBroadcastValidator('orders', (b) => {
+      const verdict: BroadcastVerdict = b.hops > 3 ? 'reject' : 'accept';
+      judged.push({ hops: b.hops, verdict });
+      return verdict;
+    });
+    const relay = await RawPeer.open(origin.address()!, { tls: true });
+    open.push({ close: () => relay.destroy() });
+    const toVictim = await RawPeer.open(victim.address()!, { tls: true, identity: relay.identity });
+    open.push({ close: () => toVictim.destroy() });
+    await waitFor(() => origin.peers().length === 1 && victim.peers().length === 1, 5000, 'both connections');
+
+    origin.broadcast('orders', 'good', { scope: 'network' });
+    await waitFor(() => relay.broadcasts().length === 1, 5000, 'the relay to get the honest broadcast');
+    const honest = relay.broadcasts()[0]!;
+    expect(honest.hops).toBeLessThanOrEqual(3);
+    // The hop count is a relay's field, not signed: the relay claims 10 relays before it.
+    toVictim.sendBroadcast({ ...honest, hops: 10, arc: pointArc(victim.id) });
+    await waitFor(() => victim.peerScore(relay.identity.peerId) < 0, 5000, 'the relay to pay');
+    // The relay's copy was rejected for its hops (and asked again as sent: hops 0, accepted), the origin untouched.
+    expect(judged).toEqual([
+      { hops: 10, verdict: 'reject' },
+      { hops: 0, verdict: 'accept' },
+    ]);
+    expect(victim.networkBroadcastStats().dropped.rejected).toBe(1);
+    expect(victim.peerScore(origin.id)).toBe(0);
+    if (process.env.P2P_TEST_STATS) {
+      console.log(`validator-hops: relay score ${victim.peerScore(relay.identity.peerId)}, origin score ${victim.peerScore(origin.id)}, verdicts ${JSON.stringify(judged)}`);
+    }
+  }, 20_000);
 });
