@@ -13,9 +13,11 @@ import { MinHeap } from '../common/min-heap.js';
  * its timestamp, so that nothing forgotten can come back:
  *   1. the oldest id, if it is older than MIN_WINDOW_MS: the window's floor rises
  *      (a flood shrinks the window, never below MIN_WINDOW_MS);
- *   2. else the oldest id of the newcomer's own origin: that origin's floor rises
- *      (an origin that floods pushes out its own ids, not everyone's);
- *   3. else nothing: the newcomer is refused.
+ *   2. else the oldest id of the origin holding the most ids, the newcomer's own
+ *      when it holds as many: that origin's floor rises (an origin that floods
+ *      pushes out its own ids, and a rare origin's newcomer is let in: a flood of
+ *      a few keys no longer drops the broadcasts of rare and new origins, issue 22);
+ *   3. else nothing (no origin holds two ids, and the newcomer's holds none): it is refused.
  * The window's floor starts at the node's start: a restart does not reopen it.
  * See docs/broadcast.md.
  */
@@ -78,6 +80,9 @@ export class ReplayWindow {
   private readonly floors = new MinHeap<{ state: OriginState; floorMs: number }>((f) => f.floorMs);
   /** Nothing at or below it is accepted: the node's start, raised by floods (rule 1). */
   private floorMs: number;
+  /** Origins by how many live ids they hold (1 and up), and the most any holds: rule 2's payer in O(1). */
+  private readonly byLive = new Map<number, Set<OriginState>>();
+  private mostLive = 0;
 
   constructor(
     private readonly max: number,
@@ -123,7 +128,7 @@ export class ReplayWindow {
     let state = this.origins.get(origin);
     if (!state) this.origins.set(origin, (state = { origin, queue: [], head: 0, live: 0, floorMs: -Infinity, queued: false }));
     state.queue.push(entry);
-    state.live++;
+    this.recount(state, state.live + 1);
     // Forgotten entries stay in the heap until they expire: rebuild it before it outgrows the cache twice over.
     if (this.heap.size > 2 * this.max) this.heap.filter((e) => !e.gone);
     return entry;
@@ -142,9 +147,12 @@ export class ReplayWindow {
       this.floorMs = Math.max(this.floorMs, oldest.timestamp);
       return true;
     }
-    const own = this.oldestOf(newcomer);
-    if (!own) return false;
-    const state = this.origins.get(newcomer)!;
+    const mine = this.origins.get(newcomer);
+    const heaviest = this.byLive.get(this.mostLive)?.values().next().value;
+    // The newcomer's own origin pays when it holds as many as any; else the heaviest, if it holds two or more.
+    const state = mine && mine.live > 0 && mine.live >= this.mostLive ? mine : heaviest && this.mostLive >= 2 ? heaviest : mine;
+    const own = state && this.oldestOf(state.origin);
+    if (!state || !own) return false;
     state.floorMs = Math.max(state.floorMs, own.timestamp);
     if (!state.queued) {
       state.queued = true;
@@ -158,7 +166,7 @@ export class ReplayWindow {
     entry.gone = true;
     this.entries.delete(entry.id);
     const state = this.origins.get(entry.origin)!;
-    state.live--;
+    this.recount(state, state.live - 1);
     this.trim(state);
     if (state.live === 0) this.dropIfDone(state);
   }
@@ -185,6 +193,26 @@ export class ReplayWindow {
     } else if (state.head > QUEUE_SLACK && state.head * 2 > queue.length) {
       state.queue = queue.slice(state.head);
       state.head = 0;
+    }
+  }
+
+  /** Sets `state.live`, keeping `byLive` and `mostLive` (a live count moves by one at a time). */
+  private recount(state: OriginState, live: number): void {
+    const was = state.live;
+    if (was > 0) {
+      const set = this.byLive.get(was)!;
+      set.delete(state);
+      if (set.size === 0) {
+        this.byLive.delete(was);
+        if (this.mostLive === was) this.mostLive = live;
+      }
+    }
+    state.live = live;
+    if (live > 0) {
+      let set = this.byLive.get(live);
+      if (!set) this.byLive.set(live, (set = new Set()));
+      set.add(state);
+      if (live > this.mostLive) this.mostLive = live;
     }
   }
 

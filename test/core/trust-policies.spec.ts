@@ -62,7 +62,7 @@ describe('ReplayWindow', () => {
     for (const id of ['t2', 't3', 'new']) expect(w.get(id)).toBeDefined();
   });
 
-  it('with only young ids, an origin that floods pushes out its own (its floor rises), and a new origin is refused, never the window shrunk', () => {
+  it('with only young ids, an origin that floods pushes out its own (its floor rises), never the window shrunk', () => {
     const c = clock();
     const w = new ReplayWindow(3, 60_000, 5000, c.now);
     c.advance(60_000);
@@ -75,11 +75,57 @@ describe('ReplayWindow', () => {
     expect(w.check(c.now() + 4003, 'flooder')).toBe('ok');
     expect(w.get('h1')).toBeDefined(); // the honest id stays
     expect(w.check(c.now(), 'honest')).toBe('ok'); // and the window did not move
-    expect(w.add('h2', 'honest', c.now(), sig)).toBeDefined(); // honest pushes out its own h1
-    expect(w.add('s1', 'sybil', c.now(), sig)).toBeUndefined(); // a new origin is refused while all is young
+    expect(w.add('h2', 'honest', c.now(), sig)).toBeDefined(); // the flooder holds more (2): it pays again, honest keeps h1
+    expect(w.get('h1')).toBeDefined();
+    expect(w.get('x2')).toBeUndefined();
     c.advance(4002 + MIN_WINDOW_MS + 1);
     expect(w.add('s1', 'sybil', c.now(), sig)).toBeDefined(); // once ids are older than MIN_WINDOW_MS, room is made
     expect(w.floor).toBeLessThanOrEqual(c.now() - MIN_WINDOW_MS);
+  });
+
+  it('with only young ids, a new origin\'s id is let in at the cost of the origin holding the most (issue 22: a flood of a few keys dropped the broadcasts of rare and new origins)', () => {
+    const c = clock();
+    const w = new ReplayWindow(4, 60_000, 5000, c.now);
+    c.advance(60_000);
+    w.add('h1', 'honest', c.now(), sig);
+    for (let i = 1; i <= 3; i++) w.add(`x${i}`, 'flooder', c.now() + i, sig);
+    expect(w.add('n1', 'newcomer', c.now() + 10, sig)).toBeDefined();
+    expect(w.get('x1')).toBeUndefined(); // the flooder's oldest
+    expect(w.check(c.now() + 1, 'flooder')).toBe('stale'); // x1 cannot come back
+    expect(w.check(c.now() + 4, 'flooder')).toBe('ok'); // its new ones still pass
+    for (const id of ['h1', 'x2', 'x3', 'n1']) expect(w.get(id)).toBeDefined();
+    expect(w.add('h2', 'honest', c.now() + 11, sig)).toBeDefined(); // the flooder (2) still pays for honest (1)
+    expect(w.get('x2')).toBeUndefined();
+    expect(w.get('h1')).toBeDefined();
+    // Every origin at one id: nobody floods, the newcomer's origin holds none, and it is refused.
+    expect(w.add('h3', 'honest', c.now() + 12, sig)).toBeDefined(); // honest (2, as many as any) pushes out its own h1
+    expect(w.get('h1')).toBeUndefined();
+    expect(w.add('n2', 'newcomer', c.now() + 13, sig)).toBeDefined(); // honest at 2 pays: h2 goes
+    expect(w.get('h2')).toBeUndefined();
+    expect(w.add('s1', 'sybil', c.now() + 14, sig)).toBeDefined(); // newcomer at 2 pays
+    const held = ['x3', 'h3', 'n1', 'n2', 's1'].filter((id) => w.get(id) !== undefined);
+    expect(held).toHaveLength(4);
+    expect(w.add('s2', 'other', c.now() + 15, sig)).toBeUndefined(); // four origins at one id each: refused
+  });
+
+  it('keeps track of the origin holding the most ids as ids come and go (it pays at once, whatever came before)', () => {
+    const c = clock();
+    const w = new ReplayWindow(6, 1000, 5000, c.now);
+    c.advance(10);
+    w.add('a1', 'a', c.now(), sig);
+    w.add('a2', 'a', c.now(), sig);
+    w.add('a3', 'a', c.now(), sig);
+    w.add('b1', 'b', c.now() + 500, sig);
+    w.add('b2', 'b', c.now() + 500, sig);
+    c.advance(1001); // a's ids left the window: b (2) holds the most now
+    w.add('c1', 'c', c.now(), sig);
+    w.add('c2', 'c', c.now(), sig);
+    w.add('c3', 'c', c.now(), sig);
+    w.add('d1', 'd', c.now(), sig); // 6: b2 b1 c1 c2 c3 d1 (b's timestamps are oldest but young)
+    expect(w.size).toBe(6);
+    expect(w.add('e1', 'e', c.now(), sig)).toBeDefined();
+    expect(w.get('c1')).toBeUndefined(); // c (3) pays, not b (2) whose ids are older
+    expect(w.get('b1')).toBeDefined();
   });
 
   it('forgets an origin\'s raised floor only once it has left the window', () => {

@@ -82,4 +82,46 @@ describe('an honest broadcast dropped because the replay cache is full', () => {
       );
     }
   }, 30_000);
+
+  // The issue's input: with repair off, a Sybil cache flood dropped the broadcasts of rare and new honest origins for good
+  // (4 of 4 during the flood). Here the flood is a neighbour's own broadcasts, one key within its origin budget: the cache
+  // holds nothing but its young ids. Before, rule 2 let a new origin's id in only at the cost of that origin's own ids (it
+  // had none), so every honest broadcast was dropped `cacheFull`; now the origin holding the most ids pays.
+  it('with repair off, a neighbour flooding its own young broadcasts into a full cache does not keep a new honest origin\'s out', async () => {
+    const delivered: unknown[] = [];
+    const victim = await node({ broadcastCacheSize: CACHE, broadcastRepairIntervalMs: 0 }, delivered);
+    const origin = await node({ peers: [victim.address()!], broadcastRepairIntervalMs: 0 });
+    await waitFor(() => victim.peers().length === 1, 5000, 'the honest origin');
+    const flooder = await RawPeer.open(victim.address()!, { tls: true });
+    raws.push(flooder);
+    await waitFor(() => victim.peers().length === 2, 5000, 'the flooder');
+    const HONEST = 4;
+    const PER_ROUND = 24; // flood broadcasts after each honest one
+    let ts = Date.now() * 1000;
+    const flood = (n: number) => {
+      for (let i = 0; i < n; i++) {
+        ts = Math.max(Date.now() * 1000, ts + 1);
+        const m = createNetworkMessage(flooder.identity, { timestampUs: ts, strategy: 'raintree', encoding: Encoding.Json, topic: 'orders', payload: Buffer.from(JSON.stringify('flood')) });
+        flooder.sendBroadcast({ ...m, arc: pointArc(victim.id) });
+      }
+    };
+    flood(CACHE);
+    await waitFor(() => victim.networkBroadcastStats().delivered >= CACHE, 5000, 'the flood to fill the cache');
+    // Honest broadcasts between further rounds of the flood: the cache is full of young ids each time.
+    for (let k = 0; k < HONEST; k++) {
+      origin.broadcast('orders', `honest ${k}`, { scope: 'network' });
+      flood(PER_ROUND);
+    }
+    const count = (what: string) => delivered.filter((d) => typeof d === 'string' && d.startsWith(what)).length;
+    await waitFor(() => count('honest') === HONEST && count('flood') === CACHE + HONEST * PER_ROUND, 5000, 'every broadcast').catch(() => undefined);
+    const stats = victim.networkBroadcastStats();
+    const honest = delivered.filter((d) => typeof d === 'string' && d.startsWith('honest')).length;
+    if (process.env.P2P_TEST_STATS) {
+      console.log(`cache-full, own-key flood (repair off): cache ${CACHE}, ${CACHE + HONEST * PER_ROUND} flood broadcasts, honest delivered ${honest}/${HONEST}, dropped.cacheFull ${stats.dropped.cacheFull}, flood delivered ${delivered.filter((d) => d === 'flood').length}`);
+    }
+    expect(honest).toBe(HONEST);
+    expect(stats.dropped.cacheFull).toBe(0);
+    // The flood's ids past the cache's size pushed out its own: every one was delivered once (none refused).
+    expect(delivered.filter((d) => d === 'flood')).toHaveLength(CACHE + HONEST * PER_ROUND);
+  }, 30_000);
 });
