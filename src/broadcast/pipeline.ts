@@ -209,7 +209,7 @@ export class BroadcastPipeline {
     private readonly now: () => number = Date.now,
   ) {
     this.keys = new OriginKeys(undefined, options.verifiedBatches);
-    this.batch = new OriginBatch(host, identity, options.batchMax, (message, sent) => this.repair.got(message, sent));
+    this.batch = new OriginBatch(host, identity, options.batchMax, (message, sent) => this.repair.got(message, [], sent));
     this.router = new BroadcastRouter(host, this.stats);
     this.seen = new ReplayWindow(options.cacheSize, options.windowMs, options.skewMs, now);
     this.budget = new BroadcastBudget(options, now);
@@ -294,7 +294,7 @@ export class BroadcastPipeline {
     const data = decodePayload(encoding, payload);
     if (this.options.unsigned) {
       const result = this.router.originate(message, entry, data);
-      this.repair.got(message, result.sent);
+      this.repair.got(message, [], result.sent);
       return result;
     }
     return this.batch.add(message, entry, (stage) => this.router.originate(message, entry, data, stage));
@@ -416,14 +416,14 @@ export class BroadcastPipeline {
     }
     if (entry.kept) return void this.router.countDuplicate(message);
     this.repair.heldBy(message.id, from);
-    for (const peer of this.router.again(from, message, entry)) this.repair.heldBy(message.id, peer);
+    for (const peer of this.router.again(from, message, entry)) this.repair.sentCopy(message.id, peer);
   }
 
   /** Delivers and relays an accepted broadcast, and keeps it for repair (its sender and the relays' receivers have it). */
   private accept(from: string, message: NetworkMessage, entry: SeenEntry, data: unknown): void {
     const sent = this.router.accept(from, message, entry, data);
     // A kept one is not announced nor served by repair either: an IWANT's answer costs the asker's budget as a relay does.
-    if (!entry.kept) this.repair.got(message, [from, ...sent]);
+    if (!entry.kept) this.repair.got(message, [from], sent);
   }
 
   private invalidSignature(from: string, message: NetworkMessage): void {

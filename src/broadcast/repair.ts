@@ -2,22 +2,36 @@ import { createHash } from 'node:crypto';
 import { MAX_HOPS, encodeNetworkMessage, type NetworkMessage } from './codec.js';
 import { P2PFrameTooLargeError, P2PProtocolError } from '../common/errors.js';
 import { pointArc, type Arc } from '../ring/raintree.js';
+import { REPAIR_WATCHERS, isWatcherOf, type WatchView } from './repair-watchers.js';
 import { isReserved } from '../common/reserved.js';
 
 /**
- * Repair of network broadcasts by lazy pull, as gossipsub's IHAVE/IWANT: every
- * `intervalMs` a node tells some neighbours the ids of broadcasts it got since
- * the last time (once each, to at most `fanout` neighbours drawn at random among
- * those not known to have them, as gossipsub's D_lazy); a neighbour missing one
- * asks for it, and gets the signed message addressed to it alone. A relay that froze, crashed or dropped a broadcast then costs its arc
- * one interval of delay, not the message: every member of the arc has neighbours
- * that got it (src/discovery/ring-topology.ts gives each node one in every sibling third).
+ * Repair of network broadcasts by lazy pull, as gossipsub's IHAVE/IWANT: a node tells its
+ * neighbours the ids of broadcasts it got (once each); a neighbour missing one asks for it, and
+ * gets the signed message addressed to it alone. A relay that froze, crashed or dropped a
+ * broadcast then costs its arc one interval of delay, not the message.
  *
- * Ids wait half an interval before they are announced, so that a neighbour still
- * receiving the RainTree copy is not sent a second one, and are announced at the
- * next half-interval tick after that: a left-out node hears of an id at most one
- * interval after its neighbour got it. An idle network sends nothing. Answers are bounded per neighbour and interval, and the messages kept
- * to answer them by bytes and age.
+ * Who is told, for a network broadcast: each node has `watchers` (REPAIR_WATCHERS, 2) among its
+ * neighbours, one in each third of the ring other than its own (src/broadcast/repair-watchers.ts).
+ * A failed relay loses an arc inside one third, so two failed relays cannot cut off both of a
+ * node's watchers; a node tells only the neighbours it watches, so a healthy broadcast costs at
+ * most 2 IHAVE entries per node, where telling every neighbour cost one per connection. A node
+ * that had to ask for an id (or got a copy for itself alone that it did not ask for) sits where
+ * the tree failed: it tells every neighbour at once.
+ *
+ * Events for subscribers (strategy 'subscribers') keep the selection they had before watchers:
+ * `fanout` neighbours at random and each neighbour this node is the designated announcer of, among
+ * subscribers (chooseFor). A neighbour's watchers would have to be subscribers, which its peer
+ * exchange does not say; the simulator's figure for them (docs/events.md) rests on this selection.
+ *
+ * When: ids of network broadcasts wait 0.3 of an interval (the grace; events for subscribers half
+ * an interval, as before), so that a neighbour still receiving the RainTree copy is not sent a
+ * second one, and go out in runs half an interval apart on a clock grid every node shares, so that
+ * ids of a run share one frame per neighbour told: a left-out node hears of an id at most 0.8 of an
+ * interval after its watcher got it. One timer, armed only while something is
+ * due: an idle node never wakes for repair, and a run due within a tenth of an interval goes when a
+ * broadcast wakes the node anyway. Answers are bounded per neighbour and interval, and the messages kept to answer them by
+ * bytes and age.
  *
  * Promises (an announced id is a promise to send it when asked), as gossipsub's P₇ with its
  * IWANT follow-up time, but charged only for what the announcer could have avoided:
@@ -45,12 +59,15 @@ export interface RepairOptions {
   /** Bytes of messages kept to answer requests. */
   cacheBytes: number;
   /**
-   * Neighbours each id is announced to, at random among those not known to have
-   * it. All of them would be about one IHAVE per connection per broadcast; a left-out
-   * node has a neighbour per sibling third, and every one that gets the message
-   * announces it, so a few each reach it.
+   * Events for subscribers: neighbours each id is announced to at random among the subscribers not
+   * known to have it, beside the designated announcers (chooseFor). Network broadcasts go to watchers.
    */
   fanout: number;
+  /**
+   * Network broadcasts: watchers per node, the neighbours that tell it of each id (repair-watchers.ts),
+   * alternately in the two thirds of the ring other than its own. REPAIR_WATCHERS when omitted.
+   */
+  watchers?: number;
 }
 
 /** Counters of lazy-pull repair (IHAVE announcements, IWANT requests): `networkBroadcastStats().repair`. */
@@ -129,6 +146,22 @@ export const BROKEN_SHARE_LIMIT = 0.1;
  * silent designated announcer is replaced at the next.
  */
 const DESIGNATION_EPOCH_US = 10_000_000;
+/**
+ * Grace before an id is announced, in intervals: the RainTree copy reaches a neighbour well within it. With runs
+ * half an interval apart an id goes out 0.3 to 0.8 of an interval after it came: a left-out node waits on its two
+ * watchers alone, not on the first of many announcers, so the latest announcement is its latency (0.5 + 0.5 gave
+ * p99 just past one interval on a loaded machine).
+ */
+const GRACE_SHARE = 0.3;
+/** Least time between two runs that announce, in intervals: ids of a run share one frame per neighbour told. */
+const RUN_SHARE = 0.5;
+/** How early a run may go, in intervals, when a broadcast wakes the node anyway (its timer then never fires). */
+const RIDE_SHARE = 0.1;
+/**
+ * Grace for events for subscribers, in intervals: as before watchers (they keep `fanout` random announcers and the
+ * designated ones, whose first announcement reaches a left-out subscriber; the simulator's figures rest on it).
+ */
+const SUBSCRIBER_GRACE_SHARE = 0.5;
 /** Intervals a message is kept to answer requests (and an id announced at the latest). */
 const KEEP_INTERVALS = 6;
 /** Intervals an announcement left over by the per-neighbour bound may still go out. */
@@ -141,10 +174,18 @@ interface Recent {
   announced: boolean;
   /** It came after this node asked for it: the node sits where a relay failed, and so may its neighbours. */
   repaired: boolean;
-  /** Neighbours known to have it: it came from them, went to them, or they announced it. */
+  /** Neighbours known to have it by their own word: it came from them, they announced it, or asked and were answered. */
   holders: Set<string>;
+  /**
+   * Neighbours this node sent a RainTree copy: they most likely have it, but a copy can still be dropped at the
+   * receiver (a saturated validator, its neighbour budget), which the sender never learns. Spared by every
+   * announcement but a watcher's: the node's watchers are its one sure repair (validator-busy.spec).
+   */
+  sentTo?: Set<string>;
   /** Neighbours it is to be announced to that the per-neighbour bound left out so far. */
   owed?: string[];
+  /** Announced to every neighbour not known to have it (the tree failed nearby). */
+  toldAll?: boolean;
 }
 
 interface Wanted {
@@ -182,14 +223,28 @@ export class BroadcastRepair {
   private readonly askedOf = new Map<string, number>();
   private readonly records = new Map<string, PromiseRecord>();
   private bytes = 0;
+  /** Started (the node runs): runs are scheduled. Tests and the simulator call tick() themselves. */
+  private started = false;
+  /** The one timer, armed only while there is work due (none in an idle network), and when it fires. */
   private timer: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
+  /** When announcements last went out, and when the per-interval bounds last started over. */
+  private lastRun = -Infinity;
+  private windowAt = -Infinity;
+  /** The neighbours this node watches, by epoch, for the neighbour list `key` (announce()). */
+  private watchCache: Array<{ epoch: number; key: string; list: string[] }> = [];
+
+  /** Watchers per node (RepairOptions.watchers). */
+  private readonly watchers: number;
 
   constructor(
     private readonly host: RepairHost,
     private readonly options: RepairOptions,
     private readonly now: () => number = Date.now,
     private readonly random: () => number = Math.random,
-  ) {}
+  ) {
+    this.watchers = options.watchers ?? REPAIR_WATCHERS;
+  }
 
   get enabled(): boolean {
     return this.options.intervalMs > 0;
@@ -197,77 +252,161 @@ export class BroadcastRepair {
 
   start(): void {
     if (!this.enabled) return;
-    // Announcements and asking again every half interval (the grace plus at most half an interval: one interval at
-    // most); the per-interval bounds and the promises' follow-up, every interval.
-    let half = false;
-    this.timer = setInterval(() => ((half = !half) ? this.halfTick() : this.tick()), this.options.intervalMs / 2);
-    this.timer.unref();
+    this.started = true;
+    this.schedule(this.now());
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    this.started = false;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerAt = Infinity;
   }
 
-  /** A broadcast this node delivered (or originated); `holders` already have it. */
-  got(message: NetworkMessage, holders: readonly string[]): void {
+  /** A broadcast this node delivered (or originated); `holders` sent it to this node, `sentTo` were sent a copy by it. */
+  got(message: NetworkMessage, holders: readonly string[], sentTo: readonly string[] = []): void {
     const wanted = this.wanted.get(message.id);
     this.unwant(message.id);
     if (!this.enabled || this.recent.has(message.id)) return;
     const bytes = message.signed.length + 128;
     // Those that announced it have it too.
     const known = new Set(wanted ? [...holders, ...wanted.announcers] : holders);
-    const entry: Recent = { message, at: this.now(), bytes, announced: false, repaired: wanted !== undefined, holders: known };
+    // A network broadcast's copy for this node alone that it did not ask for: a relay handed it nothing to pass on, so
+    // the tree failed here too (honest relays hand thirds; a point arc is a repair answer), and its watchers may not
+    // have it. Not an event for subscribers: its origin hands each fanout subscriber a copy of its own (router.ts).
+    const alone =
+      !wanted && message.strategy !== 'subscribers' && message.arc.from === this.host.selfId && message.arc.to === pointArc(this.host.selfId).to;
+    const entry: Recent = { message, at: this.now(), bytes, announced: false, repaired: wanted !== undefined || alone, holders: known };
+    if (sentTo.length > 0) entry.sentTo = new Set(sentTo);
     this.recent.set(message.id, entry);
     this.bytes += bytes;
     // It came after this node asked for it: the tree failed here, and the neighbours that do not have it probably
     // miss it too. They are told at once, all of them: no copy of the tree is on its way that a grace would wait for.
-    if (wanted && !this.silent) {
-      entry.announced = true;
-      const raw = Buffer.from(message.id, 'hex');
-      const owed: string[] = [];
-      for (const peer of this.audience(message, this.host.neighbours())) {
-        if (known.has(peer)) continue;
-        if (!this.mayAnnounce(peer)) {
-          owed.push(peer);
-          continue;
-        }
-        this.announcedTo.set(peer, (this.announcedTo.get(peer) ?? 0) + 1);
-        this.send(peer, [raw], 'have');
-      }
-      if (owed.length > 0) entry.owed = owed;
-    }
+    if (entry.repaired) this.tellAll(entry);
     // Oldest first out, past the byte bound: those were announced already, or the network is flooding.
     for (const [id, entry] of this.recent) {
       if (this.bytes <= this.options.cacheBytes) break;
       this.forget(id, entry);
     }
+    if (!this.started) return;
+    // This node is awake for a broadcast anyway: a run due soon goes now, and its timer never wakes the process.
+    const now = entry.at;
+    if (now >= this.timerAt - this.options.intervalMs * RIDE_SHARE) this.run(now);
+    else this.schedule(now);
   }
 
-  /** A neighbour has this id (it sent us a copy, or we sent it one): it is not told of it. */
+  /**
+   * Tells every neighbour not known to have it, at once, without the grace: the tree failed near this node (it had to
+   * ask for the id), so they may miss it too, and their watchers with them. (Doing the same when a neighbour asks
+   * this node cost 15 % more IHAVE frames with 10 % droppers in the simulator, and reached no node more.)
+   */
+  private tellAll(entry: Recent): void {
+    if (entry.toldAll || this.silent) return;
+    this.roll(this.now(), false);
+    entry.announced = true;
+    entry.toldAll = true;
+    const raw = Buffer.from(entry.message.id, 'hex');
+    const owed: string[] = entry.owed ? [...entry.owed] : [];
+    for (const peer of this.audience(entry.message, this.host.neighbours())) {
+      if (entry.holders.has(peer) || entry.sentTo?.has(peer) || owed.includes(peer)) continue;
+      if (!this.mayAnnounce(peer)) {
+        owed.push(peer);
+        continue;
+      }
+      this.announcedTo.set(peer, (this.announcedTo.get(peer) ?? 0) + 1);
+      this.send(peer, [raw], 'have');
+    }
+    entry.owed = owed.length > 0 ? owed : undefined;
+  }
+
+  /** A neighbour has this id (it sent us a copy): it is not told of it. */
   heldBy(id: string, peer: string): void {
     this.recent.get(id)?.holders.add(peer);
   }
 
-  /** Every interval: the per-interval bounds start over; announces, asks again, and judges the promises due. */
+  /** This node sent a neighbour a RainTree copy of this id: only its watchers still tell it (Recent.sentTo). */
+  sentCopy(id: string, peer: string): void {
+    const entry = this.recent.get(id);
+    if (entry) (entry.sentTo ??= new Set()).add(peer);
+  }
+
+  /**
+   * Announces what is due, asks again, and (once an interval) starts the per-interval bounds over and judges the
+   * promises due: what the node's own timer runs, and what tests and the simulator call once an interval.
+   */
   tick(): void {
     const now = this.now();
+    this.roll(now, true);
+    this.retry(now, this.announce(now, 0));
+  }
+
+  /** The timer's run, or one riding a broadcast's arrival (up to RIDE_SHARE of an interval early). */
+  private run(now: number): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerAt = Infinity;
+    // Early by at most what a ride allows: the bounds and the judging stay once an interval.
+    if (now - this.windowAt >= this.options.intervalMs * (1 - RIDE_SHARE)) this.roll(now, true);
+    this.retry(now, this.announce(now, this.options.intervalMs * RIDE_SHARE));
+    this.schedule(now);
+  }
+
+  /**
+   * How long an id waits before it is announced: GRACE_SHARE of an interval (SUBSCRIBER_GRACE_SHARE for an event for
+   * subscribers), so that a neighbour still receiving the tree's copy is not told (and would not ask for a second one).
+   */
+  private graceMs(message: NetworkMessage): number {
+    return this.options.intervalMs * (message.strategy === 'subscribers' ? SUBSCRIBER_GRACE_SHARE : GRACE_SHARE);
+  }
+
+  /** Once an interval (or at once, `force`): the per-interval bounds start over and the promises due are judged. */
+  private roll(now: number, force: boolean): void {
+    if (!force && now - this.windowAt < this.options.intervalMs) return;
+    this.windowAt = now;
     this.served.clear();
     this.announcedTo.clear();
     this.askedOf.clear();
-    const neighbours = this.announce(now);
-    this.retry(now, neighbours);
-    this.judge(now, neighbours);
+    this.judge(now, this.host.neighbours());
   }
 
-  /** Between ticks: announces and asks again. */
-  private halfTick(): void {
-    const now = this.now();
-    this.retry(now, this.announce(now));
+  /**
+   * Arms the timer for the next work due, if any: the oldest id not announced yet (its grace, and at least
+   * RUN_SHARE of an interval after the last run, so that ids share frames), asks to retry (every half interval),
+   * promises to judge (once an interval). An idle node arms nothing: no wakeup at all.
+   */
+  private schedule(now: number): void {
+    if (!this.started) return;
+    const interval = this.options.intervalMs;
+    // The first id due: entries come in the order they arrived, and an event for subscribers waits longer than a
+    // network broadcast, so the search ends at the first entry that could not come due before the best found.
+    let first = Infinity;
+    for (const entry of this.recent.values()) {
+      if (entry.at + interval * GRACE_SHARE >= first) break;
+      if (entry.announced && !entry.owed) continue;
+      first = Math.min(first, entry.at + this.graceMs(entry.message));
+    }
+    let due = first === Infinity ? Infinity : Math.max(first, this.lastRun + interval * RUN_SHARE);
+    if (this.wanted.size > 0) due = Math.min(due, Math.max(now, this.lastRun + interval / 2));
+    for (const record of this.records.values()) {
+      if (record.pending.size === 0) continue;
+      due = Math.min(due, this.windowAt + interval);
+      break;
+    }
+    if (due === Infinity) return;
+    // On a grid of the clock shared by every node (runs RUN_SHARE of an interval apart): neighbours run together, so
+    // the IHAVE frames a node gets arrive while it is awake for its own run, not each in a wakeup of its own.
+    const step = interval * RUN_SHARE;
+    due = Math.ceil(due / step) * step;
+    if (due >= this.timerAt) return;
+    clearTimeout(this.timer);
+    this.timerAt = due;
+    this.timer = setTimeout(() => this.run(this.now()), Math.max(0, due - now));
+    this.timer.unref();
   }
 
-  /** Announces ids older than the grace (half an interval) and forgets old messages; returns the neighbours. */
-  private announce(now: number): string[] {
-    const grace = this.options.intervalMs / 2;
+  /** Announces ids past their grace (less `early`, ms) and forgets old messages; returns the neighbours. */
+  private announce(now: number, early: number): string[] {
+    this.lastRun = now;
     const keep = this.options.intervalMs * KEEP_INTERVALS;
     const owedFor = this.options.intervalMs * OWED_INTERVALS;
     const lists = new Map<string, Buffer[]>();
@@ -282,7 +421,22 @@ export class BroadcastRepair {
       this.announcedTo.set(peer, (this.announcedTo.get(peer) ?? 0) + 1);
       return true;
     };
-    // One order per tick for all ids: under load the ids share the same few frames, as gossipsub's D_lazy peers per heartbeat.
+    // The neighbours this node watches, per epoch of the broadcasts' signed time, kept while the neighbours and the
+    // epoch stay: reading the views (each neighbour's peer exchange, checked id by id) cost about 3.7 ms a run per node
+    // in the 16-node bench, 5× the CPU of a broadcast at 2/s. A view that changes within an epoch counts from the next.
+    const key = neighbours.join();
+    const watchedIn = (epoch: number): string[] => {
+      const cached = this.watchCache.find((c) => c.epoch === epoch && c.key === key);
+      if (cached) return cached.list;
+      const view = this.view();
+      const list = neighbours.filter((peer) => isWatcherOf(view, peer, epoch, this.watchers));
+      // Two epochs at most: the current one and the one before (broadcasts signed just before the turn).
+      this.watchCache = [{ epoch, key, list }, ...this.watchCache.filter((c) => c.key === key && c.epoch !== epoch)].slice(0, 2);
+      return list;
+    };
+    // One order per run for events for subscribers (random announcers): their ids share the same few frames, as
+    // gossipsub's D_lazy peers per heartbeat. Drawn every run, as before watchers, so that the simulator's random
+    // stream (and its figures for events for subscribers, docs/events.md) stays what it was.
     const order = shuffle([...neighbours], this.random);
     for (const [id, entry] of this.recent) {
       if (now - entry.at > keep) {
@@ -292,17 +446,21 @@ export class BroadcastRepair {
       if (entry.owed) {
         // Oldest first: what the bound held back goes before newer ids.
         const raw = Buffer.from(id, 'hex');
-        const owed = now - entry.at > owedFor || this.silent ? [] : entry.owed.filter((peer) => !place(peer, raw, entry.holders));
+        const owed = now - entry.at > owedFor || this.silent ? [] : entry.owed.filter((peer) => !place(peer, raw, spared(entry)));
         entry.owed = owed.length > 0 ? owed : undefined;
         continue;
       }
-      if (entry.announced || now - entry.at < grace) continue;
+      if (entry.announced || now - entry.at < this.graceMs(entry.message) - early) continue;
       entry.announced = true;
       if (this.silent) continue;
       const raw = Buffer.from(id, 'hex');
-      const audience = this.audience(entry.message, order);
-      const peers = entry.repaired ? pick(audience, entry.holders, audience.length) : this.chooseFor(entry.message, audience, entry.holders);
-      const owed = peers.filter((peer) => !place(peer, raw, entry.holders));
+      const m = entry.message;
+      let peers: readonly string[];
+      // Watchers tell the nodes they watch even of a copy they sent them (it may have been dropped there); the others spare them.
+      if (entry.repaired) peers = pick(this.audience(m, neighbours), known(entry), neighbours.length);
+      else if (m.strategy === 'subscribers') peers = this.chooseFor(m, this.audience(m, order), known(entry));
+      else peers = watchedIn(epochOf(m.timestampUs));
+      const owed = peers.filter((peer) => !place(peer, raw, spared(entry)));
       if (owed.length > 0) entry.owed = owed;
     }
     for (const [peer, ids] of lists) this.send(peer, ids, 'have');
@@ -331,6 +489,7 @@ export class BroadcastRepair {
     if (!this.enabled) return;
     const asks: Buffer[] = [];
     const now = this.now();
+    this.roll(now, false);
     const escalate = this.options.intervalMs * ESCALATE_INTERVALS;
     for (const raw of parseIds(body, 'IHAVE')) {
       const id = raw.toString('hex');
@@ -358,17 +517,22 @@ export class BroadcastRepair {
       this.ask(id, entry, from, now);
       asks.push(raw);
     }
-    if (asks.length > 0) this.send(from, asks, 'want');
+    if (asks.length > 0) {
+      this.send(from, asks, 'want');
+      this.schedule(now);
+    }
   }
 
   /** An IWANT: send each message we still hold, addressed to the asker alone, up to the per-interval bound. */
   onIWant(from: string, body: Buffer): void {
     if (!this.enabled || this.silent) return;
+    this.roll(this.now(), false);
     for (const raw of parseIds(body, 'IWANT')) {
       const served = this.served.get(from) ?? 0;
       if (served >= MAX_SERVED_PER_INTERVAL) return;
       const entry = this.recent.get(raw.toString('hex'));
-      // Known to hold it (it sent it, announced it, or was just sent it: an id named twice is answered once).
+      // Known to hold it (it sent it, announced it, or was just sent it: an id named twice is answered once). A RainTree
+      // copy this node sent it does not count: asking says it was dropped there (its validator was busy, say).
       if (!entry || entry.holders.has(from)) continue;
       this.served.set(from, served + 1);
       const m = entry.message;
@@ -529,13 +693,19 @@ export class BroadcastRepair {
     const wants = this.host.wants;
     const only = wants && message.strategy === 'subscribers' ? (id: string) => wants.call(this.host, id, message) : undefined;
     const self = this.host.selfId;
-    const mask = epochMask(Math.floor(message.timestampUs / DESIGNATION_EPOCH_US));
+    const mask = epochMask(epochOf(message.timestampUs));
     for (const peer of order) {
       if (holders.has(peer) || out.includes(peer)) continue;
       // Nobody of the peer's connections lies between the point and this node: this node comes first.
       if (!reaches(peer, { from: xorHex(peer, mask), to: self }, only)) out.push(peer);
     }
     return out;
+  }
+
+  /** What this node knows of its neighbours' connections, for isWatcherOf. */
+  private view(): WatchView {
+    const reaches = this.host.reaches?.bind(this.host);
+    return { self: this.host.selfId, reaches: reaches && ((peer, arc) => reaches(peer, arc)) };
   }
 
   /** The neighbours that may be told of `message`, in the order given. */
@@ -565,6 +735,24 @@ export class BroadcastRepair {
     this.recent.delete(id);
     this.bytes -= entry.bytes;
   }
+}
+
+/** The designation epoch of a broadcast's signed time (µs). */
+function epochOf(timestampUs: number): number {
+  return Math.floor(timestampUs / DESIGNATION_EPOCH_US);
+}
+
+/** The neighbours known to have it: by their word, or sent a copy by this node. */
+function known(entry: Recent): ReadonlySet<string> {
+  return entry.sentTo ? new Set([...entry.holders, ...entry.sentTo]) : entry.holders;
+}
+
+/**
+ * The neighbours an announcement of this id skips: those known to have it by their own word; for an event for
+ * subscribers, also those this node sent a copy (as before watchers: its random and designated announcers spare them).
+ */
+function spared(entry: Recent): ReadonlySet<string> {
+  return entry.message.strategy === 'subscribers' ? known(entry) : entry.holders;
 }
 
 /** The first `limit` of `order` not in `holders`. */

@@ -137,7 +137,11 @@ export const DEFAULTS = {
   broadcastRepairIntervalMs: 500,
   /** Bytes of recent network broadcasts kept to answer repair requests: 16 MiB. */
   broadcastRepairCacheBytes: 16 * 1024 * 1024,
-  /** gossipsub's D_lazy: fewer IHAVE frames than data frames, yet every left-out node is told (docs/broadcast.md, Repair). */
+  /**
+   * Events for subscribers: gossipsub's D_lazy, the subscribers each event id is announced to at random beside the
+   * designated announcers (docs/events.md). Network broadcasts are announced to each node's 2 watchers instead
+   * (REPAIR_WATCHERS, docs/broadcast.md, Repair).
+   */
   broadcastRepairFanout: 6,
   /** Patterns in one directory record, requests and events together (docs/directory.md). */
   directoryMaxPatterns: 256,

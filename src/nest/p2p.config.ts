@@ -335,7 +335,7 @@ export class P2PConfig {
   @IntRange(0, 1024 * 1024 * 1024)
   broadcastRepairCacheBytes: number = DEFAULTS.broadcastRepairCacheBytes;
 
-  /** Neighbours each recent network broadcast id is announced to, drawn at random among those not known to have it. */
+  /** Events for subscribers: subscribing neighbours each recent event id is announced to at random (network broadcasts go to each node's 2 watchers). */
   @IntRange(1, 10_000)
   broadcastRepairFanout: number = DEFAULTS.broadcastRepairFanout;
 

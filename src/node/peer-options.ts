@@ -146,7 +146,10 @@ export interface PeerOptions extends Partial<SocketLimits> {
   broadcastRepairIntervalMs?: number;
   /** Bytes of recent network broadcasts kept to answer repair requests. */
   broadcastRepairCacheBytes?: number;
-  /** Neighbours each recent network broadcast id is announced to, drawn at random among those not known to have it. */
+  /**
+   * Events for subscribers: subscribing neighbours each recent event id is announced to, drawn at random among those
+   * not known to have it (beside designated ones). Network broadcasts go to each node's 2 watchers (docs/broadcast.md, Repair).
+   */
   broadcastRepairFanout?: number;
   /** Patterns in one directory record (this node's own, and each accepted from others), requests and events together. */
   directoryMaxPatterns?: number;

@@ -325,7 +325,7 @@ export function simulateBroadcast(net: SimNet, options: SimBroadcastOptions): Si
       repair?.heldBy(message.id, from);
       // BroadcastRouter.again: a copy is relayed only for an arc (or a gossip flood) this node has not covered yet.
       const forwarded = isTree(f.strategy) ? (arcsOf[node]?.has(f.arc.from + f.arc.to) ?? false) : gossiped[node] === 1;
-      if (!forwarded) for (const peer of relay(node, from, f)) repair?.heldBy(message.id, peer);
+      if (!forwarded) for (const peer of relay(node, from, f)) repair?.sentCopy(message.id, peer);
       return;
     }
     seen[node] = 1;
@@ -336,7 +336,7 @@ export function simulateBroadcast(net: SimNet, options: SimBroadcastOptions): Si
     byTree[node] = f.repair ? 0 : 1;
     if (faults.crashed?.has(node)) return void (vanished[node] = 1);
     const sent = relay(node, from, f);
-    repairOf(node)?.got(message, [from, ...sent]);
+    repairOf(node)?.got(message, [from], sent);
   };
 
   // Withholders announce it first: their IHAVE frames are the first in flight, so each arrives before any honest copy.
@@ -351,7 +351,7 @@ export function simulateBroadcast(net: SimNet, options: SimBroadcastOptions): Si
   deliveredAt[origin] = 0;
   byTree[origin] = 1;
   const first = forward(origin, undefined, { strategy, arc: RING_ROOT, hops: 0 });
-  repairOf(origin)?.got(message, first);
+  repairOf(origin)?.got(message, [], first);
   // Its fanout dials, connected once the frames above have left.
   const fanout: number[] = [];
   if (subscriberIds && !delivers(origin)) {

@@ -8,15 +8,18 @@ import { decodeNetworkMessage, createNetworkMessage } from '../../src/broadcast/
 import { OriginKeys } from '../../src/broadcast/signature.js';
 import { loadIdentity } from '../../src/common/identity.js';
 import { Encoding } from '../../src/wire/constants.js';
-import { inArc } from '../../src/ring/raintree.js';
+import { RING_ROOT, inArc, pointArc, thirdsOf } from '../../src/ring/raintree.js';
+import { isWatcherOf } from '../../src/broadcast/repair-watchers.js';
+
+const thirdOf = (id: string) => thirdsOf(RING_ROOT).findIndex((t) => inArc(id, t));
 
 /** BroadcastRepair against a recording host and a hand-driven clock (as CometBFT tests a reactor). */
-function harness(neighbours: string[], intervalMs = 500, fanout = 6, random: () => number = Math.random, reaches?: (neighbour: string, arc: Arc) => boolean) {
+function harness(neighbours: string[], intervalMs = 500, fanout = 6, random: () => number = Math.random, reaches?: (neighbour: string, arc: Arc) => boolean, self = peer(0)) {
   let now = 1_000;
   const sent: Array<{ kind: 'have' | 'want' | 'data'; to: string; body: Buffer }> = [];
   const has = new Set<string>();
   const host: RepairHost = {
-    selfId: peer(0),
+    selfId: self,
     neighbours: () => neighbours,
     reaches,
     has: (id) => has.has(id),
@@ -30,9 +33,11 @@ function harness(neighbours: string[], intervalMs = 500, fanout = 6, random: () 
 
 const identity = loadIdentity();
 let ts = 1_764_000_000_000_000;
-function message(timestampUs = (ts += 1000)): NetworkMessage {
-  return createNetworkMessage(identity, { timestampUs, encoding: Encoding.Json, topic: 'news', payload: Buffer.from('{"a":1}'), strategy: 'raintree' });
+function message(timestampUs = (ts += 1000), strategy: 'raintree' | 'subscribers' = 'raintree'): NetworkMessage {
+  return createNetworkMessage(identity, { timestampUs, encoding: Encoding.Json, topic: 'news', payload: Buffer.from('{"a":1}'), strategy });
 }
+/** An event for subscribers (the host tells any neighbour: it has no `wants`). */
+const event = (timestampUs = (ts += 1000)) => message(timestampUs, 'subscribers');
 const ids = (body: Buffer) => parseIds(body, 'test').map((b) => b.toString('hex'));
 const peer = (n: number) => n.toString(16).padStart(40, '0');
 
@@ -75,7 +80,7 @@ describe('repair by lazy pull (broadcast-repair.ts)', () => {
 
   it('answers an IWANT with the signed message addressed to the asker alone, up to 256 a neighbour per interval', () => {
     const h = harness([peer(1)]);
-    const messages = Array.from({ length: 300 }, message);
+    const messages = Array.from({ length: 300 }, () => message());
     for (const m of messages) h.repair.got(m, []);
     const asked = messages.map((m) => Buffer.from(m.id, 'hex'));
     h.repair.onIWant(peer(1), encodeIds(asked));
@@ -93,60 +98,146 @@ describe('repair by lazy pull (broadcast-repair.ts)', () => {
     expect(h.take().filter((s) => s.kind === 'data')).toHaveLength(44);
   });
 
-  it('announces an id to at most `fanout` neighbours, drawn at random among those not known to hold it', () => {
-    const neighbours = Array.from({ length: 20 }, (_, i) => peer(i + 1));
-    const chosen: string[][] = [];
-    for (const seed of [1, 2]) {
-      const h = harness(neighbours, 500, 6, rng(seed));
+  it('in a full mesh every node has exactly 2 watchers (REPAIR_WATCHERS), one in each third of the ring but its own: the IHAVE entries of a healthy broadcast are at most 2 N, counted', () => {
+    const random = rng(11);
+    for (let round = 0; round < 20; round++) {
+      const all = Array.from({ length: 16 }, () => randomId(random)).sort();
       const m = message();
-      h.repair.got(m, [peer(1), peer(2)]);
-      h.advance(250);
-      h.repair.tick();
-      const out = h.take();
-      expect(out.every((s) => s.kind === 'have' && ids(s.body)[0] === m.id)).toBe(true);
-      const to = out.map((s) => s.to);
-      expect(new Set(to).size).toBe(6);
-      expect(to).not.toContain(peer(1)); // it came from or went to them
-      expect(to).not.toContain(peer(2));
-      chosen.push(to.sort());
+      const epoch = Math.floor(m.timestampUs / 10_000_000);
+      // Every node got the broadcast; each announces to the neighbours it watches, as BroadcastRepair does.
+      const told = new Map<string, string[]>(all.map((id) => [id, []]));
+      let entries = 0;
+      // Peer exchange: every node knows the others' connections (the whole mesh).
+      const reaches = (neighbour: string, arc: Arc) => all.some((id) => id !== neighbour && inArc(id, arc));
+      for (const self of all) {
+        const neighbours = all.filter((id) => id !== self);
+        const h = harness(neighbours, 500, 2, random, reaches, self);
+        h.repair.got(m, []);
+        h.advance(250);
+        h.repair.tick();
+        for (const s of h.take()) {
+          expect(s.kind).toBe('have');
+          told.get(s.to)!.push(self);
+          entries += ids(s.body).length;
+        }
+        // The same choice as the function the node runs.
+        for (const peer of neighbours) expect(told.get(peer)!.includes(self)).toBe(isWatcherOf({ self, reaches }, peer, epoch, 2));
+      }
+      expect(entries).toBeLessThanOrEqual(2 * all.length);
+      for (const [peer, watchers] of told) {
+        expect(watchers).toHaveLength(2);
+        const thirds = watchers.map((w) => thirdOf(w));
+        expect(new Set(thirds).size).toBe(2);
+        // Unless its own third is all the ring holds besides (never, with 16 random ids), not in its own third.
+        expect(thirds).not.toContain(thirdOf(peer));
+      }
     }
-    expect(chosen[0]).not.toEqual(chosen[1]); // a draw, not a fixed choice
   });
 
-  it('ids of one tick go to the same few neighbours: under load, fanout frames a tick, not one per neighbour', () => {
-    const neighbours = Array.from({ length: 20 }, (_, i) => peer(i + 1));
-    const h = harness(neighbours, 500, 6, rng(3));
-    const messages = Array.from({ length: 50 }, () => message());
+  it('views that differ (each neighbour knows a random part of a node\'s connections) leave every node at least one watcher in each slot\'s third: a view misses connections, never adds one', () => {
+    const random = rng(21);
+    for (let round = 0; round < 40; round++) {
+      const all = Array.from({ length: 12 }, () => randomId(random)).sort();
+      // A sparse mesh: each pair linked with odds 1/2.
+      const links = new Map<string, Set<string>>(all.map((id) => [id, new Set()]));
+      for (let i = 0; i < all.length; i++) for (let j = i + 1; j < all.length; j++) if (random() < 0.5) (links.get(all[i]!)!.add(all[j]!), links.get(all[j]!)!.add(all[i]!));
+      const epoch = 1000 + round;
+      for (const node of all) {
+        const mine = [...links.get(node)!];
+        if (mine.length === 0) continue;
+        // Each neighbour's view of `node`: a random part of its true connections (what it has evidence of, or nothing).
+        const watchers = mine.filter((self) => {
+          const part = mine.filter(() => random() < 0.5);
+          const reaches = (nb: string, arc: Arc) => nb === node && part.some((id) => id !== self && inArc(id, arc));
+          return isWatcherOf({ self, reaches }, node, epoch, 2);
+        });
+        // The true watcher of slot 0 (first from the point over all its connections) always knows itself.
+        expect(watchers.length).toBeGreaterThan(0);
+        const truth = (nb: string, arc: Arc) => nb === node && mine.some((id) => inArc(id, arc));
+        for (const self of mine) if (isWatcherOf({ self, reaches: truth }, node, epoch, 2)) expect(watchers).toContain(self);
+      }
+    }
+  });
+
+  it('a neighbour that said nothing of its connections (peer exchange off, or not yet) is watched by every neighbour; one that said is watched by few', () => {
+    const draw = rng(8);
+    const all = Array.from({ length: 13 }, () => randomId(draw));
+    const self = all[0]!;
+    const neighbours = all.slice(1);
+    const silentOne = neighbours[6]!;
+    // Every neighbour but peer 7 named the whole mesh: this node watches few of them; peer 7 said nothing.
+    const reaches = (nb: string, arc: Arc) => nb !== silentOne && all.some((id) => id !== nb && inArc(id, arc));
+    for (let round = 0; round < 5; round++) {
+      const h = harness(neighbours, 500, 2, rng(7), reaches, self);
+      h.repair.got(message(), []);
+      h.advance(250);
+      h.repair.tick();
+      expect(h.take().map((s) => s.to)).toContain(silentOne);
+    }
+    // Those that said: this node watches some of them in some epochs, never all of them in one.
+    let told = 0;
+    for (let epoch = 0; epoch < 20; epoch++) {
+      const watched = neighbours.filter((nb) => nb !== silentOne && isWatcherOf({ self, reaches }, nb, epoch, 2));
+      told += watched.length;
+      expect(watched.length).toBeLessThan(neighbours.length - 1);
+    }
+    expect(told).toBeGreaterThan(0);
+    // Peer exchange off: nobody said, and every neighbour is told.
+    const off = harness(neighbours, 500, 2, rng(7), undefined, self);
+    off.repair.got(message(), []);
+    off.advance(250);
+    off.repair.tick();
+    expect(off.take()).toHaveLength(neighbours.length);
+  });
+
+  it('a watcher tells the node it watches of a copy it sent it itself (it may have been dropped there); other announcements spare it', () => {
+    const neighbours = Array.from({ length: 6 }, (_, i) => peer(i + 1));
+    // Every neighbour said nothing of its connections: this node watches all of them.
+    const h = harness(neighbours, 500, 2, rng(6));
+    const m = message();
+    h.repair.got(m, [peer(1)], [peer(2), peer(3)]);
+    h.advance(250);
+    h.repair.tick();
+    // Not peer 1 (it sent the copy); peers 2 and 3 were sent one, and are told still.
+    expect(h.take().map((s) => s.to).sort()).toEqual(neighbours.slice(1).sort());
+    // Peer 2 asks: the copy sent to it was dropped there. Answered, once.
+    h.repair.onIWant(peer(2), encodeIds([Buffer.from(m.id, 'hex')]));
+    h.repair.onIWant(peer(2), encodeIds([Buffer.from(m.id, 'hex')]));
+    expect(h.take().map((s) => [s.kind, s.to])).toEqual([['data', peer(2)]]);
+  });
+
+  it('ids of one run share one frame per watched neighbour: under load, a few frames a run, not one per id', () => {
+    const draw = rng(4);
+    const neighbours = Array.from({ length: 20 }, () => randomId(draw));
+    const self = randomId(draw);
+    // A full mesh its peer exchange told of.
+    const reaches = (nb: string, arc: Arc) => [self, ...neighbours].some((id) => id !== nb && inArc(id, arc));
+    const h = harness(neighbours, 500, 2, draw, reaches, self);
+    const start = 1_764_000_000_000_000; // the start of a 10-second epoch
+    const messages = Array.from({ length: 50 }, (_, i) => message(start + i * 1000));
     for (const m of messages) h.repair.got(m, []);
     h.advance(250);
     h.repair.tick();
     const out = h.take();
-    expect(out).toHaveLength(6);
+    expect(out.length).toBeGreaterThan(0);
+    expect(out.length).toBeLessThan(neighbours.length);
     for (const frame of out) expect(ids(frame.body).sort()).toEqual(messages.map((m) => m.id).sort());
   });
 
-  it('designated announcers change with the epoch of the broadcasts, not per id: ids of one epoch share their frames', () => {
-    const random = rng(7);
-    const neighbours = Array.from({ length: 20 }, (_, i) => peer(i + 1));
-    // Each neighbour has 3 other connections somewhere on the ring (what its peer exchange said).
-    const theirs = new Map(neighbours.map((nb) => [nb, Array.from({ length: 3 }, () => randomId(random))]));
-    const reaches = (nb: string, arc: Arc) => theirs.get(nb)!.some((id) => inArc(id, arc));
-    const start = 1_764_000_000_000_000; // the start of a 10-second epoch
-    const sent = (timestamps: number[]) => {
-      const h = harness(neighbours, 500, 6, rng(8), reaches);
-      const messages = timestamps.map((t) => message(t));
-      for (const m of messages) h.repair.got(m, []);
-      h.advance(250);
-      h.repair.tick();
-      return { out: h.take(), messages };
-    };
-    const one = sent(Array.from({ length: 50 }, (_, i) => start + i * 1000));
-    expect(one.out.length).toBeGreaterThan(6); // designated for some neighbours, beyond the fanout
-    expect(one.out.length).toBeLessThan(20);
-    for (const frame of one.out) expect(ids(frame.body).sort()).toEqual(one.messages.map((m) => m.id).sort());
-    // Over many epochs this node is designated for other neighbours: ids of different epochs go to more of them.
-    const many = sent(Array.from({ length: 50 }, (_, i) => start + i * 10_000_000));
-    expect(many.out.length).toBeGreaterThan(one.out.length);
+  it("with peer exchange, a node watches a neighbour only if it is the neighbour's first connection clockwise from the epoch's point in that third", () => {
+    const neighbours = Array.from({ length: 12 }, (_, i) => peer(i + 1));
+    // Each neighbour is connected all round the ring: someone comes before this node, so nobody is watched.
+    const crowded = harness(neighbours, 500, 2, rng(5), () => true);
+    crowded.repair.got(message(), []);
+    crowded.advance(250);
+    crowded.repair.tick();
+    expect(crowded.take()).toHaveLength(0);
+    // Each neighbour said its only connection is this node: this node is its watcher in every slot.
+    const alone = harness(neighbours, 500, 2, rng(5), (_nb, arc) => inArc(peer(0), arc));
+    alone.repair.got(message(), []);
+    alone.advance(250);
+    alone.repair.tick();
+    expect(alone.take()).toHaveLength(12);
   });
 
   it('a node that had to ask for an id announces it at once to every neighbour not known to hold it: its neighbours likely missed it too', () => {
@@ -166,30 +257,6 @@ describe('repair by lazy pull (broadcast-repair.ts)', () => {
     expect(h.take()).toEqual([]); // once
   });
 
-  it("also tells each neighbour for which it is the designated announcer (first of the neighbour's connections clockwise from a point of its id and the epoch), beyond the fanout", () => {
-    const neighbours = Array.from({ length: 12 }, (_, i) => peer(i + 1));
-    // Peer exchange says nothing of the neighbours' connections: this node may be first for each of them, so all are told.
-    const blind = harness(neighbours, 500, 1, rng(5), () => false);
-    blind.repair.got(message(), []);
-    blind.advance(250);
-    blind.repair.tick();
-    expect(blind.take()).toHaveLength(12);
-    // Each neighbour is connected all round the ring: someone comes before this node, so the fanout alone is told.
-    const crowded = harness(neighbours, 500, 1, rng(5), () => true);
-    crowded.repair.got(message(), []);
-    crowded.advance(250);
-    crowded.repair.tick();
-    expect(crowded.take()).toHaveLength(1);
-    // The arc asked about ends at this node and starts at a point that depends on the neighbour (and the epoch).
-    const asked: Arc[] = [];
-    const h = harness([peer(1), peer(2)], 500, 0, rng(6), (_neighbour, arc) => (asked.push(arc), true));
-    h.repair.got(message(), []);
-    h.advance(250);
-    h.repair.tick();
-    expect(asked.map((a) => a.to)).toEqual([peer(0), peer(0)]);
-    expect(asked[0]!.from).not.toBe(asked[1]!.from);
-  });
-
   it('refuses malformed IHAVE / IWANT bodies with a typed protocol error', () => {
     const h = harness([peer(1)]);
     expect(() => h.repair.onIHave(peer(1), Buffer.alloc(1))).toThrow(P2PProtocolError);
@@ -205,7 +272,7 @@ describe('repair by lazy pull (broadcast-repair.ts)', () => {
       { selfId: peer(0), neighbours: () => [peer(1)], has: () => false, sendIHave: () => undefined, sendIWant: () => undefined, sendBroadcast: (to, body) => void h.sent.push({ kind: 'data', to, body }) },
       { intervalMs: 500, cacheBytes: 2_000, fanout: 6 },
     );
-    const messages = Array.from({ length: 50 }, message);
+    const messages = Array.from({ length: 50 }, () => message());
     for (const m of messages) small.got(m, []);
     small.onIWant(peer(1), encodeIds(messages.map((m) => Buffer.from(m.id, 'hex'))));
     const answered = h.take().length;
@@ -233,7 +300,115 @@ describe('repair by lazy pull (broadcast-repair.ts)', () => {
   });
 });
 
-describe('repair of events for subscribers: the designated announcer (broadcast-repair.ts)', () => {
+describe('repair of events for subscribers: random and designated announcers, not watchers (broadcast-repair.ts)', () => {
+  it('announces an id to at most `fanout` neighbours, drawn at random among those not known to hold it (a copy this node sent spares one)', () => {
+    const neighbours = Array.from({ length: 20 }, (_, i) => peer(i + 1));
+    const chosen: string[][] = [];
+    for (const seed of [1, 2]) {
+      const h = harness(neighbours, 500, 6, rng(seed));
+      const m = event();
+      h.repair.got(m, [peer(1)], [peer(2)]);
+      h.advance(250);
+      h.repair.tick();
+      const out = h.take();
+      expect(out.every((s) => s.kind === 'have' && ids(s.body)[0] === m.id)).toBe(true);
+      const to = out.map((s) => s.to);
+      expect(new Set(to).size).toBe(6);
+      expect(to).not.toContain(peer(1)); // it came from them
+      expect(to).not.toContain(peer(2)); // it went to them: as before watchers, only a watcher tells a node of a copy it sent
+      chosen.push(to.sort());
+    }
+    expect(chosen[0]).not.toEqual(chosen[1]); // a draw, not a fixed choice
+  });
+
+  it('waits half an interval (its grace before watchers), where a network broadcast waits 0.3 of one', () => {
+    const neighbours = Array.from({ length: 4 }, (_, i) => peer(i + 1));
+    const h = harness(neighbours, 500, 6, rng(2));
+    const e = event();
+    const m = message();
+    h.repair.got(e, []);
+    h.repair.got(m, []);
+    h.advance(200);
+    h.repair.tick();
+    // Peer exchange off (no `reaches`): every neighbour watches every other, so the network broadcast goes to all 4.
+    expect(h.take().flatMap((s) => ids(s.body))).toEqual([m.id, m.id, m.id, m.id]);
+    h.advance(50);
+    h.repair.tick();
+    expect(h.take().flatMap((s) => ids(s.body))).toEqual([e.id, e.id, e.id, e.id]);
+  });
+
+  it('a copy of its own from the origin (its fanout: a point arc) is not taken for a failed tree: no announcement to all at once', () => {
+    const neighbours = Array.from({ length: 6 }, (_, i) => peer(i + 1));
+    const h = harness(neighbours, 500, 1, rng(3), () => true);
+    const e = event();
+    h.repair.got({ ...e, arc: pointArc(peer(0)) }, [peer(1)]);
+    expect(h.take()).toEqual([]);
+    // A network broadcast's copy for this node alone that it did not ask for is: the tree failed here, all are told.
+    const m = message();
+    h.repair.got({ ...m, arc: pointArc(peer(0)) }, [peer(1)]);
+    expect(h.take().map((s) => s.to).sort()).toEqual(neighbours.slice(1).sort());
+  });
+
+  it('ids of one tick go to the same few neighbours: under load, fanout frames a tick, not one per neighbour', () => {
+    const neighbours = Array.from({ length: 20 }, (_, i) => peer(i + 1));
+    const h = harness(neighbours, 500, 6, rng(3));
+    const messages = Array.from({ length: 50 }, () => event());
+    for (const m of messages) h.repair.got(m, []);
+    h.advance(250);
+    h.repair.tick();
+    const out = h.take();
+    expect(out).toHaveLength(6);
+    for (const frame of out) expect(ids(frame.body).sort()).toEqual(messages.map((m) => m.id).sort());
+  });
+
+  it('designated announcers change with the epoch of the events, not per id: ids of one epoch share their frames', () => {
+    const random = rng(7);
+    const neighbours = Array.from({ length: 20 }, (_, i) => peer(i + 1));
+    // Each neighbour has 3 other connections somewhere on the ring (what its peer exchange said).
+    const theirs = new Map(neighbours.map((nb) => [nb, Array.from({ length: 3 }, () => randomId(random))]));
+    const reaches = (nb: string, arc: Arc) => theirs.get(nb)!.some((id) => inArc(id, arc));
+    const start = 1_764_000_000_000_000; // the start of a 10-second epoch
+    const sent = (timestamps: number[]) => {
+      const h = harness(neighbours, 500, 6, rng(8), reaches);
+      const messages = timestamps.map((t) => event(t));
+      for (const m of messages) h.repair.got(m, []);
+      h.advance(250);
+      h.repair.tick();
+      return { out: h.take(), messages };
+    };
+    const one = sent(Array.from({ length: 50 }, (_, i) => start + i * 1000));
+    expect(one.out.length).toBeGreaterThan(6); // designated for some neighbours, beyond the fanout
+    expect(one.out.length).toBeLessThan(20);
+    for (const frame of one.out) expect(ids(frame.body).sort()).toEqual(one.messages.map((m) => m.id).sort());
+    // Over many epochs this node is designated for other neighbours: ids of different epochs go to more of them.
+    const many = sent(Array.from({ length: 50 }, (_, i) => start + i * 10_000_000));
+    expect(many.out.length).toBeGreaterThan(one.out.length);
+  });
+
+  it("also tells each neighbour for which it is the designated announcer (first of the neighbour's connections clockwise from a point of its id and the epoch), beyond the fanout", () => {
+    const neighbours = Array.from({ length: 12 }, (_, i) => peer(i + 1));
+    // Peer exchange says nothing of the neighbours' connections: this node may be first for each of them, so all are told.
+    const blind = harness(neighbours, 500, 1, rng(5), () => false);
+    blind.repair.got(event(), []);
+    blind.advance(250);
+    blind.repair.tick();
+    expect(blind.take()).toHaveLength(12);
+    // Each neighbour is connected all round the ring: someone comes before this node, so the fanout alone is told.
+    const crowded = harness(neighbours, 500, 1, rng(5), () => true);
+    crowded.repair.got(event(), []);
+    crowded.advance(250);
+    crowded.repair.tick();
+    expect(crowded.take()).toHaveLength(1);
+    // The arc asked about ends at this node and starts at a point that depends on the neighbour (and the epoch).
+    const asked: Arc[] = [];
+    const h = harness([peer(1), peer(2)], 500, 0, rng(6), (_neighbour, arc) => (asked.push(arc), true));
+    h.repair.got(event(), []);
+    h.advance(250);
+    h.repair.tick();
+    expect(asked.map((a) => a.to)).toEqual([peer(0), peer(0)]);
+    expect(asked[0]!.from).not.toBe(asked[1]!.from);
+  });
+
   // Node 0 (a subscriber that has the event) and its neighbour P (a subscriber the tree left out). P's other
   // connections are carriers and bystanders, which lie everywhere on the ring (`reaches` says yes to any arc unless
   // `only` leaves them out) and never have the event: with fanout 0, only the designated rule can tell P.
