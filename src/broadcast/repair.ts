@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { MAX_HOPS, encodeNetworkMessage, type NetworkMessage } from './codec.js';
 import { P2PFrameTooLargeError, P2PProtocolError } from '../common/errors.js';
 import { pointArc, type Arc } from '../ring/raintree.js';
-import { REPAIR_WATCHERS, isWatcherOf, type WatchView } from './repair-watchers.js';
+import { REPAIR_RANDOM, REPAIR_WATCHERS, isWatcherOf, type WatchView } from './repair-watchers.js';
 import { isReserved } from '../common/reserved.js';
 
 /**
@@ -14,8 +14,9 @@ import { isReserved } from '../common/reserved.js';
  * Who is told, for a network broadcast: each node has `watchers` (REPAIR_WATCHERS, 2) among its
  * neighbours, one in each third of the ring other than its own (src/broadcast/repair-watchers.ts).
  * A failed relay loses an arc inside one third, so two failed relays cannot cut off both of a
- * node's watchers; a node tells only the neighbours it watches, so a healthy broadcast costs at
- * most 2 IHAVE entries per node, where telling every neighbour cost one per connection. A node
+ * node's watchers; a node tells the neighbours it watches and REPAIR_RANDOM (6) others at random not
+ * known to have it (so that hostile watchers cannot keep an id from a node), so a healthy broadcast
+ * costs at most 8 IHAVE entries per node, where telling every neighbour cost one per connection. A node
  * that had to ask for an id (or got a copy for itself alone that it did not ask for) sits where
  * the tree failed: it tells every neighbour at once.
  *
@@ -60,7 +61,7 @@ export interface RepairOptions {
   cacheBytes: number;
   /**
    * Events for subscribers: neighbours each id is announced to at random among the subscribers not
-   * known to have it, beside the designated announcers (chooseFor). Network broadcasts go to watchers.
+   * known to have it, beside the designated announcers (chooseFor). Network broadcasts go to watchers and REPAIR_RANDOM at random.
    */
   fanout: number;
   /**
@@ -68,6 +69,8 @@ export interface RepairOptions {
    * alternately in the two thirds of the ring other than its own. REPAIR_WATCHERS when omitted.
    */
   watchers?: number;
+  /** Network broadcasts: neighbours told of each id at random beside the watchers (repair-watchers.ts). REPAIR_RANDOM when omitted. */
+  randomAnnouncers?: number;
 }
 
 /** Counters of lazy-pull repair (IHAVE announcements, IWANT requests): `networkBroadcastStats().repair`. */
@@ -236,6 +239,8 @@ export class BroadcastRepair {
 
   /** Watchers per node (RepairOptions.watchers). */
   private readonly watchers: number;
+  /** Random announcers beside the watchers (RepairOptions.randomAnnouncers). */
+  private readonly randomAnnouncers: number;
 
   constructor(
     private readonly host: RepairHost,
@@ -244,6 +249,7 @@ export class BroadcastRepair {
     private readonly random: () => number = Math.random,
   ) {
     this.watchers = options.watchers ?? REPAIR_WATCHERS;
+    this.randomAnnouncers = options.randomAnnouncers ?? REPAIR_RANDOM;
   }
 
   get enabled(): boolean {
@@ -459,7 +465,11 @@ export class BroadcastRepair {
       // Watchers tell the nodes they watch even of a copy they sent them (it may have been dropped there); the others spare them.
       if (entry.repaired) peers = pick(this.audience(m, neighbours), known(entry), neighbours.length);
       else if (m.strategy === 'subscribers') peers = this.chooseFor(m, this.audience(m, order), known(entry));
-      else peers = watchedIn(epochOf(m.timestampUs));
+      else {
+        // Beside the watchers, REPAIR_RANDOM neighbours not known to have it: hostile watchers alone cannot keep it from a node.
+        const watched = watchedIn(epochOf(m.timestampUs));
+        peers = [...watched, ...pick(order, new Set([...known(entry), ...watched]), this.randomAnnouncers)];
+      }
       const owed = peers.filter((peer) => !place(peer, raw, spared(entry)));
       if (owed.length > 0) entry.owed = owed;
     }

@@ -9,12 +9,12 @@ import { OriginKeys } from '../../src/broadcast/signature.js';
 import { loadIdentity } from '../../src/common/identity.js';
 import { Encoding } from '../../src/wire/constants.js';
 import { RING_ROOT, inArc, pointArc, thirdsOf } from '../../src/ring/raintree.js';
-import { isWatcherOf } from '../../src/broadcast/repair-watchers.js';
+import { REPAIR_RANDOM, isWatcherOf } from '../../src/broadcast/repair-watchers.js';
 
 const thirdOf = (id: string) => thirdsOf(RING_ROOT).findIndex((t) => inArc(id, t));
 
 /** BroadcastRepair against a recording host and a hand-driven clock (as CometBFT tests a reactor). */
-function harness(neighbours: string[], intervalMs = 500, fanout = 6, random: () => number = Math.random, reaches?: (neighbour: string, arc: Arc) => boolean, self = peer(0)) {
+function harness(neighbours: string[], intervalMs = 500, fanout = 6, random: () => number = Math.random, reaches?: (neighbour: string, arc: Arc) => boolean, self = peer(0), randomAnnouncers = 0) {
   let now = 1_000;
   const sent: Array<{ kind: 'have' | 'want' | 'data'; to: string; body: Buffer }> = [];
   const has = new Set<string>();
@@ -27,7 +27,8 @@ function harness(neighbours: string[], intervalMs = 500, fanout = 6, random: () 
     sendIWant: (to, body) => void sent.push({ kind: 'want', to, body }),
     sendBroadcast: (to, body) => void sent.push({ kind: 'data', to, body }),
   };
-  const repair = new BroadcastRepair(host, { intervalMs, cacheBytes: 1 << 20, fanout }, () => now, random);
+  // No random announcers beside the watchers unless a test asks: these tests count exactly whom watchers tell.
+  const repair = new BroadcastRepair(host, { intervalMs, cacheBytes: 1 << 20, fanout, randomAnnouncers }, () => now, random);
   return { repair, sent, has, advance: (ms: number) => void (now += ms), take: () => sent.splice(0) };
 }
 
@@ -240,6 +241,18 @@ describe('repair by lazy pull (broadcast-repair.ts)', () => {
     expect(alone.take()).toHaveLength(12);
   });
 
+  it('beside its watchers, a node tells REPAIR_RANDOM (6) neighbours at random not known to have a network broadcast: hostile watchers alone cannot keep it from a node', () => {
+    const neighbours = Array.from({ length: 12 }, (_, i) => peer(i + 1));
+    // Each neighbour is connected all round the ring: this node watches nobody, so all it tells are the random ones.
+    const h = harness(neighbours, 500, 2, rng(5), () => true, peer(0), REPAIR_RANDOM);
+    h.repair.got(message(), [peer(1)]);
+    h.advance(250);
+    h.repair.tick();
+    const to = h.take().map((s) => s.to);
+    expect(new Set(to).size).toBe(REPAIR_RANDOM);
+    expect(to).not.toContain(peer(1)); // it sent the copy
+  });
+
   it('a node that had to ask for an id announces it at once to every neighbour not known to hold it: its neighbours likely missed it too', () => {
     const neighbours = Array.from({ length: 20 }, (_, i) => peer(i + 1));
     const h = harness(neighbours, 500, 2, rng(4));
@@ -426,7 +439,7 @@ describe('repair of events for subscribers: random and designated announcers, no
       wants: (id) => id === P || id === peer(0),
     };
     let now = 1_000;
-    const repair = new BroadcastRepair(host, { intervalMs: 500, cacheBytes: 1 << 20, fanout: 0 }, () => now, rng(1));
+    const repair = new BroadcastRepair(host, { intervalMs: 500, cacheBytes: 1 << 20, fanout: 0, randomAnnouncers: 0 }, () => now, rng(1));
     const m = createNetworkMessage(identity, { timestampUs: (ts += 1000), encoding: Encoding.Json, topic: 'alerts.disk', payload: Buffer.from('{}'), strategy });
     repair.got(m, []);
     now += 250;

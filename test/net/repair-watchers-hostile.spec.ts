@@ -28,7 +28,7 @@ const EPOCH_MS = 10_000; // repair.ts DESIGNATION_EPOCH_US
 describe('hostile watchers and a dropped relay copy (TLS, peer exchange on)', () => {
   const INTERVAL = 250;
   const NODES = 16;
-  const BROADCASTS = 4;
+  const BROADCASTS = 3;
 
   it(`V, whose watchers drop everything and whose tree copy was dropped, gets each of ${BROADCASTS} honest broadcasts within a few repair intervals`, async () => {
     // A full mesh that stays one: node i configured with every earlier one (configured peers are never let go).
