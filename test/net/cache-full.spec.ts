@@ -1,33 +1,18 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createNetworkMessage } from '../../src/broadcast/codec.js';
 import { MIN_WINDOW_MS } from '../../src/broadcast/replay-window.js';
 import { loadIdentity } from '../../src/common/identity.js';
-import { silentLogger } from '../../src/common/types.js';
-import { Peer } from '../../src/node/peer.js';
 import { pointArc } from '../../src/ring/raintree.js';
 import { Encoding } from '../../src/wire/constants.js';
 import { waitFor } from '../helpers.js';
-import { RawPeer } from '../raw-peer.js';
+import { recordingNodes } from '../recording-nodes.js';
 
 // Issue 22, item 5: with repair off, a Sybil flood that fills the replay cache (`cacheFull`) dropped the
 // broadcasts of new honest origins for good. A drop for a local limit leaves the id unseen, so that
 // repair (or another relay) brings it again once the cache has room. Repair asks for an id for 4 intervals
 // at most, and each relay announces it once: a flood that keeps the cache full longer than that (ids
 // dated now stay unforgettable for MIN_WINDOW_MS, 10 s) still loses it (docs/security.md, Dropped broadcasts).
-const open: Peer[] = [];
-const raws: RawPeer[] = [];
-afterEach(async () => {
-  raws.splice(0).forEach((r) => r.destroy());
-  await Promise.all(open.splice(0).map((p) => p.close()));
-});
-
-async function node(options: ConstructorParameters<typeof Peer>[0], delivered?: unknown[]): Promise<Peer> {
-  const peer = new Peer({ listen: '127.0.0.1:0', logger: silentLogger, peerExchange: false, ...options });
-  open.push(peer);
-  peer.setHandler({ onEvent: (_p, _t, data) => void delivered?.push(data), onRequest: (_p, _t, _d, reply) => reply.complete() });
-  await peer.start();
-  return peer;
-}
+const { node, raw } = recordingNodes();
 
 const CACHE = 30;
 /** How long after the flood its ids are old enough to be forgotten (rule 1 of the replay window): shorter than the grace (half an interval) before repair first announces the honest broadcast. */
@@ -44,8 +29,7 @@ describe('an honest broadcast dropped because the replay cache is full', () => {
     // A new origin: it has no id in the victim's cache to make room with (rule 2).
     const origin = await node({ peers: [victim.address()!, honest.address()!], broadcastRepairIntervalMs: REPAIR_MS });
     await waitFor(() => victim.peers().length === 2 && honest.peers().length === 2, 5000, 'the honest triangle');
-    const flooder = await RawPeer.open(victim.address()!, { tls: true });
-    raws.push(flooder);
+    const flooder = await raw(victim);
     await waitFor(() => victim.peers().length === 3, 5000, 'the flooder');
 
     // The flood is dated just under MIN_WINDOW_MS ago (an attacker picks its timestamps within the window), which must
@@ -92,8 +76,7 @@ describe('an honest broadcast dropped because the replay cache is full', () => {
     const victim = await node({ broadcastCacheSize: CACHE, broadcastRepairIntervalMs: 0 }, delivered);
     const origin = await node({ peers: [victim.address()!], broadcastRepairIntervalMs: 0 });
     await waitFor(() => victim.peers().length === 1, 5000, 'the honest origin');
-    const flooder = await RawPeer.open(victim.address()!, { tls: true });
-    raws.push(flooder);
+    const flooder = await raw(victim);
     await waitFor(() => victim.peers().length === 2, 5000, 'the flooder');
     const HONEST = 4;
     const PER_ROUND = 24; // flood broadcasts after each honest one

@@ -22,6 +22,29 @@ import { waitFor } from '../helpers.js';
 const { mesh, raw, heardOf } = broadcastMeshes();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+let lastTs = 0;
+/** A RainTree broadcast over the whole ring, signed by `identity`, stamped now (and after the last one). */
+function ringBroadcast(identity: ReturnType<typeof loadIdentity>, topic: string, n: number) {
+  lastTs = Math.max(Date.now() * 1000, lastTs + 1);
+  const m = createNetworkMessage(identity, { timestampUs: lastTs, strategy: 'raintree', encoding: Encoding.Json, topic, payload: Buffer.from(JSON.stringify({ n })) });
+  return { ...m, arc: RING_ROOT };
+}
+
+/**
+ * Calls `send(n)` for n = 0, 1, … at `rate` a second for `seconds`, in ticks of 20 ms; bounded by rate × seconds calls
+ * and seconds + `slack` s of wall time, or until `stopped()`. Resolves with how many it sent.
+ */
+async function paced(rate: number, seconds: number, slack: number, send: (n: number) => void, stopped = () => false): Promise<number> {
+  const started = Date.now();
+  let sent = 0;
+  while (sent < rate * seconds && Date.now() - started < (seconds + slack) * 1000 && !stopped()) {
+    const due = Math.min(Math.floor(((Date.now() - started) / 1000) * rate) + 1, rate * seconds);
+    for (; sent < due; sent++) send(sent);
+    await sleep(20);
+  }
+  return sent;
+}
+
 describe('review 22: a neighbour\'s own broadcasts at its origin rate, relayed by an honest first hop (TLS)', () => {
   const RATE = 90; // under broadcastOriginRate (100/s)
   const SECONDS = 12;
@@ -46,18 +69,7 @@ describe('review 22: a neighbour\'s own broadcasts at its origin rate, relayed b
     const [h, ...others] = nodes as [Peer, ...Peer[]];
     const a = await raw(true, h);
     const started = Date.now();
-    let sent = 0;
-    let ts = 0;
-    // Bounded: RATE × SECONDS broadcasts and SECONDS + 8 s of wall time.
-    while (sent < RATE * SECONDS && Date.now() - started < (SECONDS + 8) * 1000 && !a.closed) {
-      const due = Math.min(Math.floor(((Date.now() - started) / 1000) * RATE) + 1, RATE * SECONDS);
-      for (; sent < due; sent++) {
-        ts = Math.max(Date.now() * 1000, ts + 1);
-        const m = createNetworkMessage(a.identity, { timestampUs: ts, strategy: 'raintree', encoding: Encoding.Json, topic: 'own', payload: Buffer.from(JSON.stringify({ n: sent })) });
-        a.sendBroadcast({ ...m, arc: RING_ROOT });
-      }
-      await sleep(20);
-    }
+    const sent = await paced(RATE, SECONDS, 8, (n) => a.sendBroadcast(ringBroadcast(a.identity, 'own', n)), () => a.closed);
     await sleep(500);
     const scoresOfH = others.map((p) => p.peerScore(h.id));
     const stats = nodes.map((p) => p.networkBroadcastStats());
@@ -96,26 +108,21 @@ describe('review 22: a neighbour\'s own broadcasts at its origin rate, relayed b
     const [h, ...others] = nodes as [Peer, ...Peer[]];
     const a = await raw(true, h);
     const x = await raw(true, h);
-    const started = Date.now();
-    let sent = 0;
-    let keys = 0;
-    let ts = 0;
-    const send = (from: typeof a, identity: typeof a.identity, n: number) => {
-      ts = Math.max(Date.now() * 1000, ts + 1);
-      const m = createNetworkMessage(identity, { timestampUs: ts, strategy: 'raintree', encoding: Encoding.Json, topic: 'mix', payload: Buffer.from(JSON.stringify({ n })) });
-      from.sendBroadcast({ ...m, arc: RING_ROOT });
-    };
     let key = loadIdentity();
-    // Bounded: RATE × LINK_SECONDS of A's, KEYS_RATE × LINK_SECONDS of X's, and LINK_SECONDS + 6 s of wall time.
-    while ((sent < RATE * LINK_SECONDS || keys < KEYS_RATE * LINK_SECONDS) && Date.now() - started < (LINK_SECONDS + 6) * 1000 && !a.closed) {
-      const elapsed = (Date.now() - started) / 1000;
-      for (const due = Math.min(Math.floor(elapsed * RATE) + 1, RATE * LINK_SECONDS); sent < due; sent++) send(a, a.identity, sent);
-      for (const due = Math.min(Math.floor(elapsed * KEYS_RATE) + 1, KEYS_RATE * LINK_SECONDS); keys < due; keys++) {
-        if (keys % 10 === 0) key = loadIdentity();
-        send(x, key, keys);
-      }
-      await sleep(20);
-    }
+    // A's own broadcasts and X's throwaway keys (a new one every 10), side by side.
+    const [sent, keys] = await Promise.all([
+      paced(RATE, LINK_SECONDS, 6, (n) => a.sendBroadcast(ringBroadcast(a.identity, 'mix', n)), () => a.closed),
+      paced(
+        KEYS_RATE,
+        LINK_SECONDS,
+        6,
+        (n) => {
+          if (n % 10 === 0) key = loadIdentity();
+          x.sendBroadcast(ringBroadcast(key, 'mix', n));
+        },
+        () => a.closed,
+      ),
+    ]);
     await sleep(500);
     const scoresOfH = others.map((p) => p.peerScore(h.id));
     report(
@@ -137,19 +144,16 @@ describe('review 22: a neighbour\'s own broadcasts at its origin rate, relayed b
     let key = loadIdentity();
     const keys = new Set([key.peerId]);
     const started = Date.now();
-    let sent = 0;
-    let ts = 0;
-    // Bounded: rate × LINK_SECONDS broadcasts and LINK_SECONDS + 6 s of wall time.
-    while (sent < rate * LINK_SECONDS && Date.now() - started < (LINK_SECONDS + 6) * 1000 && !x.closed) {
-      const due = Math.min(Math.floor(((Date.now() - started) / 1000) * rate) + 1, rate * LINK_SECONDS);
-      for (; sent < due; sent++) {
-        if (sent > 0 && sent % perKey === 0) keys.add((key = loadIdentity()).peerId);
-        ts = Math.max(Date.now() * 1000, ts + 1);
-        const m = createNetworkMessage(key, { timestampUs: ts, strategy: 'raintree', encoding: Encoding.Json, topic: 'x', payload: Buffer.from(JSON.stringify({ n: sent })) });
-        x.sendBroadcast({ ...m, arc: RING_ROOT });
-      }
-      await sleep(20);
-    }
+    const sent = await paced(
+      rate,
+      LINK_SECONDS,
+      6,
+      (n) => {
+        if (n > 0 && n % perKey === 0) keys.add((key = loadIdentity()).peerId);
+        x.sendBroadcast(ringBroadcast(key, 'x', n));
+      },
+      () => x.closed,
+    );
     const seconds = (Date.now() - started) / 1000;
     await sleep(500);
     const stats = h.networkBroadcastStats();
@@ -182,21 +186,10 @@ describe('review 22: a neighbour\'s own broadcasts at its origin rate, relayed b
   it(`${LINKS} links, each sending ${PER_LINK}/s broadcasts of throwaway keys (within its budget at H) for ${SECONDS} s: H is not charged`, async () => {
     const nodes = await mesh(true, 4);
     const [h, ...others] = nodes as [Peer, ...Peer[]];
-    const links = [];
+    const links: Array<Awaited<ReturnType<typeof raw>>> = [];
     for (let i = 0; i < LINKS; i++) links.push(await raw(true, h));
-    const started = Date.now();
-    let sent = 0;
-    let ts = 0;
     const rate = LINKS * PER_LINK;
-    while (sent < rate * SECONDS && Date.now() - started < (SECONDS + 8) * 1000) {
-      const due = Math.min(Math.floor(((Date.now() - started) / 1000) * rate) + 1, rate * SECONDS);
-      for (; sent < due; sent++) {
-        ts = Math.max(Date.now() * 1000, ts + 1);
-        const m = createNetworkMessage(loadIdentity(), { timestampUs: ts, strategy: 'raintree', encoding: Encoding.Json, topic: 'k', payload: Buffer.from(JSON.stringify({ n: sent })) });
-        links[sent % LINKS]!.sendBroadcast({ ...m, arc: RING_ROOT });
-      }
-      await sleep(20);
-    }
+    const sent = await paced(rate, SECONDS, 8, (n) => links[n % LINKS]!.sendBroadcast(ringBroadcast(loadIdentity(), 'k', n)));
     await sleep(500);
     const scoresOfH = others.map((p) => p.peerScore(h.id));
     report(

@@ -21,6 +21,16 @@ async function node(): Promise<Peer> {
   return peer;
 }
 
+/** A hand-driven relay with one key: the origin's only neighbour (`relay`), and the victim's (`toVictim`). */
+async function relayBetween(origin: Peer, victim: Peer): Promise<{ relay: RawPeer; toVictim: RawPeer }> {
+  const relay = await RawPeer.open(origin.address()!, { tls: true });
+  open.push({ close: () => relay.destroy() });
+  const toVictim = await RawPeer.open(victim.address()!, { tls: true, identity: relay.identity });
+  open.push({ close: () => toVictim.destroy() });
+  await waitFor(() => origin.peers().length === 1 && victim.peers().length === 1, 5000, 'both connections');
+  return { relay, toVictim };
+}
+
 describe('a validator cannot be aimed at an honest origin by a relay', () => {
   it('a broadcast a relay held back until it was stale costs the relay, not its origin; one invalid as sent still costs its origin', async () => {
     const origin = await node();
@@ -33,12 +43,7 @@ describe('a validator cannot be aimed at an honest origin by a relay', () => {
       verdicts.push(verdict);
       return verdict;
     });
-    // The relay is the origin's only neighbour, and the victim's.
-    const relay = await RawPeer.open(origin.address()!, { tls: true });
-    open.push({ close: () => relay.destroy() });
-    const toVictim = await RawPeer.open(victim.address()!, { tls: true, identity: relay.identity });
-    open.push({ close: () => toVictim.destroy() });
-    await waitFor(() => origin.peers().length === 1 && victim.peers().length === 1, 5000, 'both connections');
+    const { relay, toVictim } = await relayBetween(origin, victim);
 
     origin.broadcast('orders', 'good', { scope: 'network' });
     await waitFor(() => relay.broadcasts().length === 1, 5000, 'the relay to get the honest broadcast');
@@ -71,11 +76,7 @@ describe('a validator cannot be aimed at an honest origin by a relay', () => {
       judged.push({ hops: b.hops, verdict });
       return verdict;
     });
-    const relay = await RawPeer.open(origin.address()!, { tls: true });
-    open.push({ close: () => relay.destroy() });
-    const toVictim = await RawPeer.open(victim.address()!, { tls: true, identity: relay.identity });
-    open.push({ close: () => toVictim.destroy() });
-    await waitFor(() => origin.peers().length === 1 && victim.peers().length === 1, 5000, 'both connections');
+    const { relay, toVictim } = await relayBetween(origin, victim);
 
     origin.broadcast('orders', 'good', { scope: 'network' });
     await waitFor(() => relay.broadcasts().length === 1, 5000, 'the relay to get the honest broadcast');

@@ -1,31 +1,16 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createNetworkMessage } from '../../src/broadcast/codec.js';
 import type { BroadcastVerdict } from '../../src/broadcast/pipeline.js';
 import { loadIdentity } from '../../src/common/identity.js';
-import { silentLogger } from '../../src/common/types.js';
-import { Peer } from '../../src/node/peer.js';
 import { pointArc } from '../../src/ring/raintree.js';
 import { Encoding } from '../../src/wire/constants.js';
 import { waitFor } from '../helpers.js';
-import { RawPeer } from '../raw-peer.js';
+import { recordingNodes } from '../recording-nodes.js';
 
 // Issue 22, item 5: a saturated async validator (1 024 pending) dropped an honest broadcast that came
 // meanwhile and kept its id as seen, so neither repair nor another relay could bring it again: lost
 // for good. A drop for a local limit now forgets the id.
-const open: Peer[] = [];
-const raws: RawPeer[] = [];
-afterEach(async () => {
-  raws.splice(0).forEach((r) => r.destroy());
-  await Promise.all(open.splice(0).map((p) => p.close()));
-});
-
-async function node(options: ConstructorParameters<typeof Peer>[0], delivered?: unknown[]): Promise<Peer> {
-  const peer = new Peer({ listen: '127.0.0.1:0', logger: silentLogger, peerExchange: false, ...options });
-  open.push(peer);
-  peer.setHandler({ onEvent: (_p, _t, data) => void delivered?.push(data), onRequest: (_p, _t, _d, reply) => reply.complete() });
-  await peer.start();
-  return peer;
-}
+const { node, raw } = recordingNodes();
 
 describe('an honest broadcast that meets a saturated validator', () => {
   it('is delivered once the validator has room again (by repair), not lost for good', async () => {
@@ -44,8 +29,7 @@ describe('an honest broadcast that meets a saturated validator', () => {
     await waitFor(() => victim.peers().length === 2 && honest.peers().length === 2, 5000, 'the honest triangle');
 
     // 1 100 broadcasts from 6 throwaway keys (within each one's origin burst of 200) fill the 1 024 pending validations.
-    const flooder = await RawPeer.open(victim.address()!, { tls: true });
-    raws.push(flooder);
+    const flooder = await raw(victim);
     await waitFor(() => victim.peers().length === 3, 5000, 'the flooder');
     const keys = Array.from({ length: 6 }, () => loadIdentity());
     for (let i = 0; i < 1_100; i++) {
