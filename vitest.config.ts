@@ -1,16 +1,42 @@
 import swc from 'unplugin-swc';
 import { defineConfig } from 'vitest/config';
 
+/**
+ * Specs that keep a core busy (many node processes, floods, simulations) or that measure rates
+ * against a node's budgets: they run after the others, one file at a time, as they were written to.
+ * Every other spec mostly waits on sockets and timers, so two of them run at once.
+ */
+const ALONE = [
+  'test/core/raintree-sim.spec.ts',
+  'test/net/sparse-mesh.spec.ts',
+  'test/net/faulty-relays.spec.ts',
+  'test/net/default-formation.spec.ts',
+  'test/net/review-topic-memory.spec.ts',
+  'test/net/review-request-sybils.spec.ts',
+  'test/net/review-subscriber-sybils.spec.ts',
+  'test/net/review22-formation-eclipse.spec.ts',
+  'test/net/review22-first-hop.spec.ts',
+  'test/net/review22-ping-stall.spec.ts',
+  'test/net/throwaway-keys.spec.ts',
+  'test/net/repair-hostile.spec.ts',
+  'test/net/broadcast-trust.spec.ts',
+  'test/net/cache-full.spec.ts',
+  'test/net/ping-flood.spec.ts',
+];
+
 // SWC keeps emitDecoratorMetadata, which Nest's DI needs (esbuild drops it).
 export default defineConfig({
   plugins: [swc.vite({ module: { type: 'es6' } })],
   test: {
-    include: ['test/**/*.spec.ts'],
     // Network-namespace tests need root: `npm run test:netns`. The soak takes 2 minutes: `npm run test:soak`.
     exclude: ['test/netns/**', 'test/soak/**', 'node_modules/**'],
     pool: 'forks',
     testTimeout: 20_000,
     hookTimeout: 20_000,
     setupFiles: ['reflect-metadata'],
+    projects: [
+      { extends: true, test: { name: 'shared', include: ['test/**/*.spec.ts'], exclude: ALONE, maxWorkers: 2, sequence: { groupOrder: 0 } } },
+      { extends: true, test: { name: 'alone', include: ALONE, maxWorkers: 1, sequence: { groupOrder: 1 } } },
+    ],
   },
 });
