@@ -183,6 +183,8 @@ export class BroadcastRepair {
   private readonly records = new Map<string, PromiseRecord>();
   private bytes = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** Designated announcers' points of the last two epochs (pointsFor). */
+  private points: Array<Map<string, string> & { epoch: number }> = [];
 
   constructor(
     private readonly host: RepairHost,
@@ -254,9 +256,9 @@ export class BroadcastRepair {
     this.served.clear();
     this.announcedTo.clear();
     this.askedOf.clear();
-    const neighbours = this.announce(now);
-    this.retry(now, neighbours);
-    this.judge(now, neighbours);
+    const live = this.announce(now);
+    this.retry(now, live);
+    this.judge(now, live);
   }
 
   /** Between ticks: announces and asks again. */
@@ -265,13 +267,19 @@ export class BroadcastRepair {
     this.retry(now, this.announce(now));
   }
 
-  /** Announces ids older than the grace (half an interval) and forgets old messages; returns the neighbours. */
-  private announce(now: number): string[] {
+  /**
+   * Announces ids older than the grace (half an interval) and forgets old messages; returns the connected neighbours,
+   * read once a tick and only when asked: most ticks announce nothing (at 2/s, one in two), and the list is built
+   * from every connection.
+   */
+  private announce(now: number): () => ReadonlySet<string> {
     const grace = this.options.intervalMs / 2;
     const keep = this.options.intervalMs * KEEP_INTERVALS;
     const owedFor = this.options.intervalMs * OWED_INTERVALS;
     const lists = new Map<string, Buffer[]>();
-    const neighbours = this.host.neighbours();
+    let neighbours: string[] | undefined;
+    const list = () => (neighbours ??= this.host.neighbours());
+    let live: Set<string> | undefined;
     // Within the per-neighbour bound: a node announces only what it can serve when asked.
     const place = (peer: string, raw: Buffer, holders: ReadonlySet<string>): boolean => {
       if (holders.has(peer)) return true;
@@ -283,7 +291,7 @@ export class BroadcastRepair {
       return true;
     };
     // One order per tick for all ids: under load the ids share the same few frames, as gossipsub's D_lazy peers per heartbeat.
-    const order = shuffle([...neighbours], this.random);
+    let order: string[] | undefined;
     for (const [id, entry] of this.recent) {
       if (now - entry.at > keep) {
         this.forget(id, entry);
@@ -300,13 +308,13 @@ export class BroadcastRepair {
       entry.announced = true;
       if (this.silent) continue;
       const raw = Buffer.from(id, 'hex');
-      const audience = this.audience(entry.message, order);
+      const audience = this.audience(entry.message, (order ??= shuffle([...list()], this.random)));
       const peers = entry.repaired ? pick(audience, entry.holders, audience.length) : this.chooseFor(entry.message, audience, entry.holders);
       const owed = peers.filter((peer) => !place(peer, raw, entry.holders));
       if (owed.length > 0) entry.owed = owed;
     }
     for (const [peer, ids] of lists) this.send(peer, ids, 'have');
-    return neighbours;
+    return () => (live ??= new Set(list()));
   }
 
   /**
@@ -332,8 +340,10 @@ export class BroadcastRepair {
     const asks: Buffer[] = [];
     const now = this.now();
     const escalate = this.options.intervalMs * ESCALATE_INTERVALS;
-    for (const raw of parseIds(body, 'IHAVE')) {
-      const id = raw.toString('hex');
+    const count = idCount(body, 'IHAVE');
+    for (let k = 0, at = 2; k < count; k++, at += ID_BYTES) {
+      // Each id as hex straight from the frame: in a healthy network nearly every one is known, and needs no view of its own.
+      const id = body.toString('hex', at, at + ID_BYTES);
       const recent = this.recent.get(id);
       if (recent) {
         recent.holders.add(from);
@@ -346,7 +356,7 @@ export class BroadcastRepair {
         // Never wait on one announcer: when no ask is in flight (they timed out), or the id is overdue, ask this one now.
         if (!wanted.asked.has(from) && this.mayAsk(from) && (now - wanted.since >= escalate || this.inFlight(wanted, now) === 0)) {
           this.ask(id, wanted, from, now);
-          asks.push(raw);
+          asks.push(body.subarray(at, at + ID_BYTES));
         }
         continue;
       }
@@ -356,7 +366,7 @@ export class BroadcastRepair {
       const entry: Wanted = { since: now, announcers: [from], asked: new Map() };
       this.wanted.set(id, entry);
       this.ask(id, entry, from, now);
-      asks.push(raw);
+      asks.push(body.subarray(at, at + ID_BYTES));
     }
     if (asks.length > 0) this.send(from, asks, 'want');
   }
@@ -401,10 +411,10 @@ export class BroadcastRepair {
    * the best records are asked together; once it has been announced for
    * ESCALATE_INTERVALS, every announcer not asked yet. Given up when nobody is left to ask, or after WANT_INTERVALS.
    */
-  private retry(now: number, neighbours: readonly string[]): void {
+  private retry(now: number, neighbours: () => ReadonlySet<string>): void {
     if (this.wanted.size === 0) return;
     const interval = this.options.intervalMs;
-    const live = new Set(neighbours);
+    const live = neighbours();
     for (const record of this.records.values()) {
       record.late = 0;
       for (const at of record.pending.values()) {
@@ -446,9 +456,10 @@ export class BroadcastRepair {
    * Asks past the follow-up time that were not answered are broken promises, less those a dropped frame excuses;
    * a neighbour is reported while more than BROKEN_SHARE_LIMIT of its record is broken.
    */
-  private judge(now: number, neighbours: readonly string[]): void {
+  private judge(now: number, neighbours: () => ReadonlySet<string>): void {
+    if (this.records.size === 0) return;
     const followUp = this.options.intervalMs * FOLLOW_UP_INTERVALS;
-    const live = new Set(neighbours);
+    const live = neighbours();
     for (const [peer, record] of this.records) {
       this.decay(record, now);
       if (!live.has(peer)) {
@@ -529,13 +540,28 @@ export class BroadcastRepair {
     const wants = this.host.wants;
     const only = wants && message.strategy === 'subscribers' ? (id: string) => wants.call(this.host, id, message) : undefined;
     const self = this.host.selfId;
-    const mask = epochMask(Math.floor(message.timestampUs / DESIGNATION_EPOCH_US));
+    const points = this.pointsFor(Math.floor(message.timestampUs / DESIGNATION_EPOCH_US));
     for (const peer of order) {
       if (holders.has(peer) || out.includes(peer)) continue;
+      let from = points.get(peer);
+      if (from === undefined) points.set(peer, (from = xorHex(peer, epochMask(points.epoch))));
       // Nobody of the peer's connections lies between the point and this node: this node comes first.
-      if (!reaches(peer, { from: xorHex(peer, mask), to: self }, only)) out.push(peer);
+      if (!reaches(peer, { from, to: self }, only)) out.push(peer);
     }
     return out;
+  }
+
+  /**
+   * Each neighbour's point in an epoch (its id XOR the epoch's mask), kept for the epoch: every id of the epoch
+   * asks for the same points, a Buffer and a hex string each. Two epochs at most (broadcasts signed either side of a change).
+   */
+  private pointsFor(epoch: number): Map<string, string> & { epoch: number } {
+    let points = this.points.find((p) => p.epoch === epoch);
+    if (!points) {
+      points = Object.assign(new Map<string, string>(), { epoch });
+      this.points = [points, ...this.points.slice(0, 1)];
+    }
+    return points;
   }
 
   /** The neighbours that may be told of `message`, in the order given. */
@@ -609,13 +635,19 @@ export function encodeIds(ids: readonly Buffer[]): Buffer {
   return body;
 }
 
-/** Throws P2PProtocolError for a body that is not a count and that many ids. */
-export function parseIds(body: Buffer, what: string): Buffer[] {
+/** The ids an IHAVE / IWANT body holds; throws P2PProtocolError for a body that is not a count and that many ids. */
+function idCount(body: Buffer, what: string): number {
   if (body.length < 2) throw new P2PProtocolError(`${what} of ${body.length} bytes: no count`);
   const count = body.readUInt16BE(0);
   if (count > MAX_REPAIR_IDS || body.length !== 2 + count * ID_BYTES) {
     throw new P2PProtocolError(`${what} says ${count} ids in ${body.length} bytes (at most ${MAX_REPAIR_IDS} of ${ID_BYTES} bytes)`);
   }
+  return count;
+}
+
+/** Throws P2PProtocolError for a body that is not a count and that many ids. */
+export function parseIds(body: Buffer, what: string): Buffer[] {
+  const count = idCount(body, what);
   const out: Buffer[] = [];
   for (let i = 0; i < count; i++) out.push(body.subarray(2 + i * ID_BYTES, 2 + (i + 1) * ID_BYTES));
   return out;
