@@ -183,6 +183,10 @@ export class BroadcastRepair {
   private readonly records = new Map<string, PromiseRecord>();
   private bytes = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** start() was called (and not stop()): the timer runs whenever there is work. */
+  private started = false;
+  /** When the per-interval bounds last started over. */
+  private windowAt = -Infinity;
   /** Designated announcers' points of the last two epochs (pointsFor). */
   private points: Array<Map<string, string> & { epoch: number }> = [];
 
@@ -199,15 +203,48 @@ export class BroadcastRepair {
 
   start(): void {
     if (!this.enabled) return;
-    // Announcements and asking again every half interval (the grace plus at most half an interval: one interval at
-    // most); the per-interval bounds and the promises' follow-up, every interval.
-    let half = false;
-    this.timer = setInterval(() => ((half = !half) ? this.halfTick() : this.tick()), this.options.intervalMs / 2);
-    this.timer.unref();
+    this.started = true;
+    this.arm();
   }
 
   stop(): void {
+    this.started = false;
     clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /**
+   * Runs the timer while there is work: an id to announce (or owed), an id wanted, an ask not yet answered or judged.
+   * Announcements and asking again every half interval (the grace plus at most half an interval: one interval at
+   * most); the per-interval bounds and the promises' follow-up, every interval. Without work the timer stops: a
+   * network that broadcasts once an interval or less then wakes each node once per broadcast (the tick that announces
+   * it), not every half interval, and an idle one not at all.
+   */
+  private arm(): void {
+    if (!this.started || this.timer) return;
+    this.bounds(this.now());
+    this.timer = setInterval(() => this.step(), this.options.intervalMs / 2);
+    this.timer.unref();
+  }
+
+  private step(): void {
+    // A full tick once an interval: a quarter interval's slack, as a timer reads Date.now a little early or late.
+    const busy = this.now() - this.windowAt >= this.options.intervalMs * 0.75 ? this.fullTick() : this.halfTick();
+    if (busy) return;
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** With the timer stopped, the per-interval bounds start over when an interval has passed since they last did. */
+  private bounds(now: number): void {
+    if (this.started && !this.timer && now - this.windowAt >= this.options.intervalMs) this.newWindow(now);
+  }
+
+  private newWindow(now: number): void {
+    this.served.clear();
+    this.announcedTo.clear();
+    this.askedOf.clear();
+    this.windowAt = now;
   }
 
   /** A broadcast this node delivered (or originated); `holders` already have it. */
@@ -215,6 +252,7 @@ export class BroadcastRepair {
     const wanted = this.wanted.get(message.id);
     this.unwant(message.id);
     if (!this.enabled || this.recent.has(message.id)) return;
+    this.bounds(this.now());
     const bytes = message.signed.length + 128;
     // Those that announced it have it too.
     const known = new Set(wanted ? [...holders, ...wanted.announcers] : holders);
@@ -243,6 +281,7 @@ export class BroadcastRepair {
       if (this.bytes <= this.options.cacheBytes) break;
       this.forget(id, entry);
     }
+    this.arm();
   }
 
   /** A neighbour has this id (it sent us a copy, or we sent it one): it is not told of it. */
@@ -252,19 +291,32 @@ export class BroadcastRepair {
 
   /** Every interval: the per-interval bounds start over; announces, asks again, and judges the promises due. */
   tick(): void {
-    const now = this.now();
-    this.served.clear();
-    this.announcedTo.clear();
-    this.askedOf.clear();
-    const live = this.announce(now);
-    this.retry(now, live);
-    this.judge(now, live);
+    this.fullTick();
   }
 
-  /** Between ticks: announces and asks again. */
-  private halfTick(): void {
+  /** tick(); whether work is left (the timer keeps running). */
+  private fullTick(): boolean {
     const now = this.now();
-    this.retry(now, this.announce(now));
+    this.newWindow(now);
+    const { live, unannounced } = this.announce(now);
+    this.retry(now, live);
+    this.judge(now, live);
+    return unannounced || this.waiting();
+  }
+
+  /** Between ticks: announces and asks again; whether work is left. */
+  private halfTick(): boolean {
+    const now = this.now();
+    const { live, unannounced } = this.announce(now);
+    this.retry(now, live);
+    return unannounced || this.waiting();
+  }
+
+  /** Ids wanted, or asks not yet answered (judged after the follow-up time). */
+  private waiting(): boolean {
+    if (this.wanted.size > 0) return true;
+    for (const record of this.records.values()) if (record.pending.size > 0) return true;
+    return false;
   }
 
   /**
@@ -272,7 +324,7 @@ export class BroadcastRepair {
    * read once a tick and only when asked: most ticks announce nothing (at 2/s, one in two), and the list is built
    * from every connection.
    */
-  private announce(now: number): () => ReadonlySet<string> {
+  private announce(now: number): { live: () => ReadonlySet<string>; unannounced: boolean } {
     const grace = this.options.intervalMs / 2;
     const keep = this.options.intervalMs * KEEP_INTERVALS;
     const owedFor = this.options.intervalMs * OWED_INTERVALS;
@@ -292,6 +344,7 @@ export class BroadcastRepair {
     };
     // One order per tick for all ids: under load the ids share the same few frames, as gossipsub's D_lazy peers per heartbeat.
     let order: string[] | undefined;
+    let unannounced = false;
     for (const [id, entry] of this.recent) {
       if (now - entry.at > keep) {
         this.forget(id, entry);
@@ -302,19 +355,27 @@ export class BroadcastRepair {
         const raw = Buffer.from(id, 'hex');
         const owed = now - entry.at > owedFor || this.silent ? [] : entry.owed.filter((peer) => !place(peer, raw, entry.holders));
         entry.owed = owed.length > 0 ? owed : undefined;
+        unannounced ||= entry.owed !== undefined;
         continue;
       }
-      if (entry.announced || now - entry.at < grace) continue;
+      if (entry.announced) continue;
+      if (now - entry.at < grace) {
+        unannounced = true;
+        continue;
+      }
       entry.announced = true;
       if (this.silent) continue;
       const raw = Buffer.from(id, 'hex');
       const audience = this.audience(entry.message, (order ??= shuffle([...list()], this.random)));
       const peers = entry.repaired ? pick(audience, entry.holders, audience.length) : this.chooseFor(entry.message, audience, entry.holders);
       const owed = peers.filter((peer) => !place(peer, raw, entry.holders));
-      if (owed.length > 0) entry.owed = owed;
+      if (owed.length > 0) {
+        entry.owed = owed;
+        unannounced = true;
+      }
     }
     for (const [peer, ids] of lists) this.send(peer, ids, 'have');
-    return () => (live ??= new Set(list()));
+    return { live: () => (live ??= new Set(list())), unannounced };
   }
 
   /**
@@ -339,6 +400,7 @@ export class BroadcastRepair {
     if (!this.enabled) return;
     const asks: Buffer[] = [];
     const now = this.now();
+    this.bounds(now);
     const escalate = this.options.intervalMs * ESCALATE_INTERVALS;
     const count = idCount(body, 'IHAVE');
     for (let k = 0, at = 2; k < count; k++, at += ID_BYTES) {
@@ -368,18 +430,25 @@ export class BroadcastRepair {
       this.ask(id, entry, from, now);
       asks.push(body.subarray(at, at + ID_BYTES));
     }
-    if (asks.length > 0) this.send(from, asks, 'want');
+    if (asks.length > 0) {
+      this.send(from, asks, 'want');
+      this.arm();
+    }
   }
 
   /** An IWANT: send each message we still hold, addressed to the asker alone, up to the per-interval bound. */
   onIWant(from: string, body: Buffer): void {
     if (!this.enabled || this.silent) return;
+    const now = this.now();
+    this.bounds(now);
+    const keep = this.options.intervalMs * KEEP_INTERVALS;
     for (const raw of parseIds(body, 'IWANT')) {
       const served = this.served.get(from) ?? 0;
       if (served >= MAX_SERVED_PER_INTERVAL) return;
       const entry = this.recent.get(raw.toString('hex'));
-      // Known to hold it (it sent it, announced it, or was just sent it: an id named twice is answered once).
-      if (!entry || entry.holders.has(from)) continue;
+      // Known to hold it (it sent it, announced it, or was just sent it: an id named twice is answered once). Past the
+      // keeping time it is as forgotten (the timer, which forgets it, may be stopped).
+      if (!entry || entry.holders.has(from) || now - entry.at > keep) continue;
       this.served.set(from, served + 1);
       const m = entry.message;
       // The origin's signature covers what matters (its strategy too); a RainTree copy's point arc says: deliver, hand nothing on.
