@@ -27,6 +27,8 @@ const options: P2P.PeerOptions & { dropRelays: boolean } = {
   maxInboundPerThird: 40,
   logger: silentLogger,
   broadcastRepairIntervalMs: spec.repairIntervalMs,
+  // --repair-fanout: 0 is below what P2PConfig accepts (Nest), but the core Peer takes it as given: only the designated announcers.
+  ...(spec.repairFanout === undefined ? {} : { broadcastRepairFanout: spec.repairFanout }),
   pexIntervalMs: spec.pexIntervalMs,
   dropRelays: spec.dropRelays,
   // A frozen relay keeps its connections open until a ping goes unanswered (15 s + 10 s by default).

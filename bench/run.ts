@@ -23,6 +23,8 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     scale: { type: 'string' },
     profile: { type: 'boolean', default: false },
+    'repair-fanout': { type: 'string' },
+    'healthy-only': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -38,7 +40,9 @@ if (args.help) {
       'pattern-requests (issue 24: requestPattern to a neighbour handler ÷ request(peerId), P2PService and P2PClient; shares of\n' +
       '  three handlers) runs only when named; TLS, or plaintext with --transports p2p-plain (both: p2p-plain,p2p-tls)\n' +
       'propagation (network broadcast in a 16-node TLS mesh: time to reach every node, repair on and off, healthy and with\n' +
-      '  2 frozen or 2 dropping relays; repair traffic) ignores --transports and runs only when named: --scenarios propagation\n',
+      '  2 frozen or 2 dropping relays; repair traffic) ignores --transports and runs only when named: --scenarios propagation\n' +
+      '  --repair-fanout 0,6: the healthy mesh with repair once per broadcastRepairFanout (0: designated announcers only);\n' +
+      '  --healthy-only: the healthy mesh alone (no frozen or dropping relays)\n',
   );
   process.exit(0);
 }
@@ -49,6 +53,11 @@ const scenarios = args.scenarios!.split(',').map((s) => {
   const scenario = SCENARIOS[s as ScenarioName];
   if (!scenario) throw new Error(`unknown scenario ${s}`);
   return factor === 1 ? scenario : scaled(scenario, factor);
+});
+const repairFanouts = args['repair-fanout']?.split(',').map((f) => {
+  const n = Number(f);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`--repair-fanout takes whole numbers ≥ 0, got ${f}`);
+  return n;
 });
 const transports = args.transports!.split(',').map((t) => {
   if (!(t in TRANSPORT_LABELS)) throw new Error(`unknown transport ${t}`);
@@ -158,7 +167,15 @@ async function main(): Promise<void> {
       continue;
     }
     if (scenario.name === 'propagation') {
-      const { rows, lines: propagationLines } = await runPropagation(scenario, { runs, script: here('./propagation-node.js'), execArgv, machine, say });
+      const { rows, lines: propagationLines } = await runPropagation(scenario, {
+        runs,
+        script: here('./propagation-node.js'),
+        execArgv,
+        machine,
+        say,
+        repairFanouts,
+        healthyOnly: args['healthy-only'],
+      });
       lines.push(...propagationLines);
       propagation = { rows, nodes: scenario.fanout ?? 16 };
       continue;

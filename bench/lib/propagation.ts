@@ -38,6 +38,8 @@ export interface PropagationNodeSpec {
   index: number;
   /** broadcastRepairIntervalMs: 0 turns repair off. */
   repairIntervalMs: number;
+  /** broadcastRepairFanout; the default when absent. 0 leaves only the designated announcers (core Peer: not validated). */
+  repairFanout?: number;
   /** pexIntervalMs (PEX_INTERVAL_MS). */
   pexIntervalMs: number;
   dropRelays: boolean;
@@ -77,6 +79,8 @@ export interface Variant {
   fault: Fault;
   /** broadcastRepairIntervalMs; 0: repair off. */
   repairMs: number;
+  /** broadcastRepairFanout when not the default (`--repair-fanout`, healthy mesh only). */
+  fanout?: number;
 }
 
 export interface PropagationSample {
@@ -110,7 +114,13 @@ export interface PropagationSample {
   /** Healthy mesh with repair only: Σ repair.controlBytes per connection per second over the idle window. */
   idleBytesPerSecPerConnection?: number;
   /** Healthy mesh only: the slow phase (SLOW), its IHAVE/IWANT bytes per broadcast per connection and its CPU per broadcast (ms, all nodes). */
-  slow?: { broadcastsPerSec: number; controlBytesPerBroadcastPerConnection: number; cpuMsPerBroadcast: number };
+  slow?: {
+    broadcastsPerSec: number;
+    controlBytesPerBroadcastPerConnection: number;
+    cpuMsPerBroadcast: number;
+    /** The window on the host's monotonic clock, µs (process.hrtime, the clock of V8's profile timestamps): to cut it out of a `--profile`. */
+    windowUs: [number, number];
+  };
   /** Broadcasts the origin's budget or queues refused (left out of the figures). */
   refused: number;
   /** Fewest connections any live node had at the end (15: no connection was lost, frozen ones included). */
@@ -120,6 +130,8 @@ export interface PropagationSample {
   /** Copies the live nodes' receive pipelines dropped, by reason (only reasons that occurred). */
   dropped: Record<string, number>;
 }
+
+const hostUs = (): number => Number(process.hrtime.bigint() / 1000n);
 
 async function all<T>(nodes: ChildProcess[], type: string, timeoutMs: number, send?: object): Promise<T[]> {
   const replies = nodes.map((n) => message<T>(n, type, timeoutMs));
@@ -184,6 +196,7 @@ export async function runOnce(
       const spec: PropagationNodeSpec = {
         index,
         repairIntervalMs: variant.repairMs,
+        ...(variant.fanout === undefined ? {} : { repairFanout: variant.fanout }),
         pexIntervalMs: PEX_INTERVAL_MS,
         dropRelays: variant.fault === 'drop' && faulty.has(index),
         payloadBytes: PAYLOAD_BYTES,
@@ -247,12 +260,14 @@ export async function runOnce(
     if (phases.slow) {
       const a = await all<PropagationNodeStats>(live, 'stats', 30_000, { type: 'stats' });
       const t0 = performance.now();
+      const w0 = hostUs();
       for (let k = 0; k < SLOW.count; k++) {
         children[origins[k % origins.length]!]!.send({ type: 'cast', seq: total + k });
         await sleep(SLOW.intervalMs);
       }
       const rate = SLOW.count / ((performance.now() - t0) / 1000);
       const b = await all<PropagationNodeStats>(live, 'stats', 30_000, { type: 'stats' });
+      const w1 = hostUs();
       // Every node's second full round comes at least 2 PEX_INTERVAL_MS after the fork (a CPU spike of its own).
       if (performance.now() > forked + 2 * PEX_INTERVAL_MS) process.stderr.write(`  propagation: a peer-exchange round may have fallen in the measured window (${((performance.now() - forked) / 1000).toFixed(0)} s after the fork)\n`);
       // The last ids are announced up to 1.5 intervals after they arrive.
@@ -263,6 +278,7 @@ export async function runOnce(
         broadcastsPerSec: rate,
         controlBytesPerBroadcastPerConnection: (controlBytes(c) - controlBytes(a)) / SLOW.count / connections,
         cpuMsPerBroadcast: (cpu(b) - cpu(a)) / SLOW.count,
+        windowUs: [w0, w1],
       };
     }
 
@@ -356,7 +372,7 @@ export interface PropagationRow {
 }
 
 export const faultLabel = (f: Fault) => (f === 'none' ? 'healthy' : f === 'frozen' ? `${FAULTY} frozen relays` : `${FAULTY} dropping relays`);
-export const repairLabel = (ms: number) => (ms > 0 ? `repair ${ms} ms` : 'repair off');
+export const repairLabel = (ms: number, fanout?: number) => (ms > 0 ? `repair ${ms} ms${fanout === undefined ? '' : `, fanout ${fanout}`}` : 'repair off');
 export const ms = (n: number) => (n === Infinity ? '∞' : n < 10 ? n.toFixed(2) : n < 100 ? n.toFixed(1) : Math.round(n).toLocaleString('en-US'));
 const pct = (n: number) => `${(n * 100).toFixed(n === 1 ? 0 : 2)} %`;
 const range = (s: Pooled, f: (n: number) => string) => `${f(s.all)} [${f(s.min)}–${f(s.max)}]`;
@@ -369,23 +385,37 @@ const median = (v: number[]) => spread(v).median;
  */
 export async function runPropagation(
   scenario: Scenario,
-  opts: { runs: number; script: string; execArgv: string[]; machine: string; say: (s?: string) => void },
+  opts: {
+    runs: number;
+    script: string;
+    execArgv: string[];
+    machine: string;
+    say: (s?: string) => void;
+    /** `--repair-fanout`: the healthy mesh runs with repair once per fanout (broadcastRepairFanout), beside repair off; default: the default fanout. */
+    repairFanouts?: number[];
+    /** `--healthy-only`: no faulty variants. */
+    healthyOnly?: boolean;
+  },
 ): Promise<{ rows: PropagationRow[]; lines: string[]; idle: Spread | undefined }> {
   const { runs, script, execArgv, machine, say } = opts;
   const nodes = scenario.fanout ?? 16;
   const counts = { warmup: scenario.warmup, measured: scenario.measured, intervalMs: scenario.intervalMs ?? 40 };
-  const variants: Variant[] = FAULTS.flatMap((fault) => [REPAIR_DEFAULT_MS, 0].map((repairMs) => ({ fault, repairMs })));
+  const faults = opts.healthyOnly ? FAULTS.filter((f) => f === 'none') : FAULTS;
+  const variants: Variant[] = faults.flatMap((fault): Variant[] => [
+    ...(fault === 'none' && opts.repairFanouts ? opts.repairFanouts.map((fanout) => ({ fault, repairMs: REPAIR_DEFAULT_MS, fanout })) : [{ fault, repairMs: REPAIR_DEFAULT_MS }]),
+    { fault, repairMs: 0 },
+  ]);
   const samples = variants.map(() => [] as PropagationSample[]);
   for (let run = 0; run < runs; run++) {
     const round = newRound(nodes);
-    for (const fault of FAULTS) {
+    for (const fault of faults) {
       const pair = variants.map((v, i) => [v, i] as const).filter(([v]) => v.fault === fault);
       for (const [variant, i] of run % 2 === 0 ? pair : [...pair].reverse()) {
         try {
           const phases = { idle: variant.fault === 'none' && variant.repairMs > 0, slow: variant.fault === 'none' };
           samples[i]!.push(await runOnce(script, execArgv, nodes, variant, counts, phases, round));
         } catch (err) {
-          say(`  propagation / ${faultLabel(variant.fault)} / ${repairLabel(variant.repairMs)} run ${run + 1} failed: ${(err as Error).message}`);
+          say(`  propagation / ${faultLabel(variant.fault)} / ${repairLabel(variant.repairMs, variant.fanout)} run ${run + 1} failed: ${(err as Error).message}`);
         }
       }
     }
@@ -425,7 +455,7 @@ export async function runPropagation(
       variant.repairMs > 0 ? `IHAVE/IWANT ${median(s.map((x) => x.controlBytesPerBroadcastPerConnection)).toFixed(1)} B per broadcast per connection` : '',
     ].filter(Boolean);
     say(
-      `  ${faultLabel(variant.fault).padEnd(18)} ${repairLabel(variant.repairMs).padEnd(15)} p50 ${range(row.p50, ms).padStart(22)} ms   p99 ${range(row.p99, ms).padStart(22)} ms   ` +
+      `  ${faultLabel(variant.fault).padEnd(18)} ${repairLabel(variant.repairMs, variant.fanout).padEnd(15)} p50 ${range(row.p50, ms).padStart(22)} ms   p99 ${range(row.p99, ms).padStart(22)} ms   ` +
         `coverage ${range(row.coverage, pct)}, complete ${range(row.complete, pct)}   (${extra.join(', ')})`,
     );
     const anomalies: string[] = [];
@@ -450,6 +480,7 @@ export async function runPropagation(
         tls: true,
         payloadBytes: PAYLOAD_BYTES,
         fault: variant.fault,
+        repairFanout: variant.fanout,
         faulty: variant.fault === 'none' ? 0 : FAULTY,
         repairIntervalMs: variant.repairMs,
         warmup: counts.warmup,
@@ -466,11 +497,16 @@ export async function runPropagation(
     );
   }
 
-  const healthy = samples[variants.findIndex((v) => v.fault === 'none' && v.repairMs > 0)]!;
   const reference = samples[variants.findIndex((v) => v.fault === 'none' && v.repairMs === 0)]!;
-  const idleValues = healthy.map((x) => x.idleBytesPerSecPerConnection).filter((x): x is number => x !== undefined);
-  const idle = idleValues.length ? spread(idleValues) : undefined;
-  if (idle) {
+  let idle: Spread | undefined;
+  // Each healthy variant with repair (one per --repair-fanout) against the same healthy mesh without.
+  for (const [i, variant] of variants.entries()) {
+    if (variant.fault !== 'none' || variant.repairMs === 0) continue;
+    const healthy = samples[i]!;
+    const idleValues = healthy.map((x) => x.idleBytesPerSecPerConnection).filter((x): x is number => x !== undefined);
+    if (idleValues.length === 0) continue;
+    const idleHere = spread(idleValues);
+    idle ??= idleHere;
     const connections = (nodes * (nodes - 1)) / 2;
     const data = median(healthy.map((x) => x.dataBytesPerBroadcastPerConnection));
     const slowOf = (v: PropagationSample[]) => v.map((x) => x.slow).filter((x): x is NonNullable<PropagationSample['slow']> => x !== undefined);
@@ -479,7 +515,7 @@ export async function runPropagation(
     const cpuText = (c: { withRepair: number; without: number } | undefined) =>
       c
         ? `; CPU per broadcast, all nodes: ${c.withRepair.toFixed(1)} ms with repair, ${c.without.toFixed(1)} ms without ` +
-          `(${c.withRepair >= c.without ? '+' : ''}${(((c.withRepair - c.without) / c.without) * 100).toFixed(0)} %)`
+          `(${(c.withRepair / c.without).toFixed(2)}×)`
         : '';
     const phases = [
       {
@@ -496,8 +532,8 @@ export async function runPropagation(
         cpu: cpuCost(slow.map((x) => x.cpuMsPerBroadcast), slowOf(reference).map((x) => x.cpuMsPerBroadcast)),
       });
     }
-    say(`  repair traffic, healthy mesh, repair ${REPAIR_DEFAULT_MS} ms: Σ IHAVE/IWANT bytes sent ÷ ${connections} connections (medians of the runs)`);
-    say(`    idle, the ${IDLE_MS / 1000} s after the broadcasts: ${idle.median.toFixed(2)} [${idle.min.toFixed(2)}–${idle.max.toFixed(2)}] B/s per connection`);
+    say(`  repair traffic, healthy mesh, ${repairLabel(variant.repairMs, variant.fanout)}: Σ IHAVE/IWANT bytes sent ÷ ${connections} connections (medians of the runs)`);
+    say(`    idle, the ${IDLE_MS / 1000} s after the broadcasts: ${idleHere.median.toFixed(2)} [${idleHere.min.toFixed(2)}–${idleHere.max.toFixed(2)}] B/s per connection`);
     for (const p of phases) {
       say(`    at ${p.rate.toFixed(1)} broadcasts/s: ${(p.perBroadcast * p.rate).toFixed(1)} B/s per connection, ${p.perBroadcast.toFixed(1)} B per connection per broadcast${cpuText(p.cpu)}`);
     }
@@ -510,9 +546,10 @@ export async function runPropagation(
         unit: 'B/s per connection',
         nodes,
         connections,
-        repairIntervalMs: REPAIR_DEFAULT_MS,
+        repairIntervalMs: variant.repairMs,
+        repairFanout: variant.fanout,
         idleMs: IDLE_MS,
-        idle,
+        idle: idleHere,
         dataBytesPerBroadcastPerConnection: data,
         phases: phases.map((p) => ({ broadcastsPerSec: p.rate, bytesPerSecPerConnection: p.perBroadcast * p.rate, bytesPerBroadcastPerConnection: p.perBroadcast, cpuMsPerBroadcast: p.cpu })),
       }),
@@ -528,7 +565,7 @@ export function propagationTable(rows: PropagationRow[], nodes: number): string[
     '|---|---|---:|---:|---:|---:|---:|',
   ];
   for (const r of rows) {
-    out.push(`| ${faultLabel(r.variant.fault)} | ${repairLabel(r.variant.repairMs)} | ${ms(r.p50.all)} | ${ms(r.p99.all)} | ${pct(r.coverage.all)} | ${pct(r.complete.all)} | ${median(r.samples.map((x) => x.cpuMsPerBroadcast)).toFixed(1)} ms |`);
+    out.push(`| ${faultLabel(r.variant.fault)} | ${repairLabel(r.variant.repairMs, r.variant.fanout)} | ${ms(r.p50.all)} | ${ms(r.p99.all)} | ${pct(r.coverage.all)} | ${pct(r.complete.all)} | ${median(r.samples.map((x) => x.cpuMsPerBroadcast)).toFixed(1)} ms |`);
   }
   return out;
 }

@@ -183,6 +183,12 @@ export class BroadcastRepair {
   private readonly records = new Map<string, PromiseRecord>();
   private bytes = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** start() was called (and not stop()): the timer runs whenever there is work. */
+  private started = false;
+  /** When the per-interval bounds last started over. */
+  private windowAt = -Infinity;
+  /** Designated announcers' points of the last two epochs (pointsFor). */
+  private points: Array<Map<string, string> & { epoch: number }> = [];
 
   constructor(
     private readonly host: RepairHost,
@@ -197,15 +203,48 @@ export class BroadcastRepair {
 
   start(): void {
     if (!this.enabled) return;
-    // Announcements and asking again every half interval (the grace plus at most half an interval: one interval at
-    // most); the per-interval bounds and the promises' follow-up, every interval.
-    let half = false;
-    this.timer = setInterval(() => ((half = !half) ? this.halfTick() : this.tick()), this.options.intervalMs / 2);
-    this.timer.unref();
+    this.started = true;
+    this.arm();
   }
 
   stop(): void {
+    this.started = false;
     clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /**
+   * Runs the timer while there is work: an id to announce (or owed), an id wanted, an ask not yet answered or judged.
+   * Announcements and asking again every half interval (the grace plus at most half an interval: one interval at
+   * most); the per-interval bounds and the promises' follow-up, every interval. Without work the timer stops: a
+   * network that broadcasts once an interval or less then wakes each node once per broadcast (the tick that announces
+   * it), not every half interval, and an idle one not at all.
+   */
+  private arm(): void {
+    if (!this.started || this.timer) return;
+    this.bounds(this.now());
+    this.timer = setInterval(() => this.step(), this.options.intervalMs / 2);
+    this.timer.unref();
+  }
+
+  private step(): void {
+    // A full tick once an interval: a quarter interval's slack, as a timer reads Date.now a little early or late.
+    const busy = this.now() - this.windowAt >= this.options.intervalMs * 0.75 ? this.fullTick() : this.halfTick();
+    if (busy) return;
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** With the timer stopped, the per-interval bounds start over when an interval has passed since they last did. */
+  private bounds(now: number): void {
+    if (this.started && !this.timer && now - this.windowAt >= this.options.intervalMs) this.newWindow(now);
+  }
+
+  private newWindow(now: number): void {
+    this.served.clear();
+    this.announcedTo.clear();
+    this.askedOf.clear();
+    this.windowAt = now;
   }
 
   /** A broadcast this node delivered (or originated); `holders` already have it. */
@@ -213,6 +252,7 @@ export class BroadcastRepair {
     const wanted = this.wanted.get(message.id);
     this.unwant(message.id);
     if (!this.enabled || this.recent.has(message.id)) return;
+    this.bounds(this.now());
     const bytes = message.signed.length + 128;
     // Those that announced it have it too.
     const known = new Set(wanted ? [...holders, ...wanted.announcers] : holders);
@@ -241,6 +281,7 @@ export class BroadcastRepair {
       if (this.bytes <= this.options.cacheBytes) break;
       this.forget(id, entry);
     }
+    this.arm();
   }
 
   /** A neighbour has this id (it sent us a copy, or we sent it one): it is not told of it. */
@@ -250,28 +291,47 @@ export class BroadcastRepair {
 
   /** Every interval: the per-interval bounds start over; announces, asks again, and judges the promises due. */
   tick(): void {
-    const now = this.now();
-    this.served.clear();
-    this.announcedTo.clear();
-    this.askedOf.clear();
-    const neighbours = this.announce(now);
-    this.retry(now, neighbours);
-    this.judge(now, neighbours);
+    this.fullTick();
   }
 
-  /** Between ticks: announces and asks again. */
-  private halfTick(): void {
+  /** tick(); whether work is left (the timer keeps running). */
+  private fullTick(): boolean {
     const now = this.now();
-    this.retry(now, this.announce(now));
+    this.newWindow(now);
+    const { live, unannounced } = this.announce(now);
+    this.retry(now, live);
+    this.judge(now, live);
+    return unannounced || this.waiting();
   }
 
-  /** Announces ids older than the grace (half an interval) and forgets old messages; returns the neighbours. */
-  private announce(now: number): string[] {
+  /** Between ticks: announces and asks again; whether work is left. */
+  private halfTick(): boolean {
+    const now = this.now();
+    const { live, unannounced } = this.announce(now);
+    this.retry(now, live);
+    return unannounced || this.waiting();
+  }
+
+  /** Ids wanted, or asks not yet answered (judged after the follow-up time). */
+  private waiting(): boolean {
+    if (this.wanted.size > 0) return true;
+    for (const record of this.records.values()) if (record.pending.size > 0) return true;
+    return false;
+  }
+
+  /**
+   * Announces ids older than the grace (half an interval) and forgets old messages; returns the connected neighbours,
+   * read once a tick and only when asked: most ticks announce nothing (at 2/s, one in two), and the list is built
+   * from every connection.
+   */
+  private announce(now: number): { live: () => ReadonlySet<string>; unannounced: boolean } {
     const grace = this.options.intervalMs / 2;
     const keep = this.options.intervalMs * KEEP_INTERVALS;
     const owedFor = this.options.intervalMs * OWED_INTERVALS;
     const lists = new Map<string, Buffer[]>();
-    const neighbours = this.host.neighbours();
+    let neighbours: string[] | undefined;
+    const list = () => (neighbours ??= this.host.neighbours());
+    let live: Set<string> | undefined;
     // Within the per-neighbour bound: a node announces only what it can serve when asked.
     const place = (peer: string, raw: Buffer, holders: ReadonlySet<string>): boolean => {
       if (holders.has(peer)) return true;
@@ -283,7 +343,8 @@ export class BroadcastRepair {
       return true;
     };
     // One order per tick for all ids: under load the ids share the same few frames, as gossipsub's D_lazy peers per heartbeat.
-    const order = shuffle([...neighbours], this.random);
+    let order: string[] | undefined;
+    let unannounced = false;
     for (const [id, entry] of this.recent) {
       if (now - entry.at > keep) {
         this.forget(id, entry);
@@ -294,19 +355,27 @@ export class BroadcastRepair {
         const raw = Buffer.from(id, 'hex');
         const owed = now - entry.at > owedFor || this.silent ? [] : entry.owed.filter((peer) => !place(peer, raw, entry.holders));
         entry.owed = owed.length > 0 ? owed : undefined;
+        unannounced ||= entry.owed !== undefined;
         continue;
       }
-      if (entry.announced || now - entry.at < grace) continue;
+      if (entry.announced) continue;
+      if (now - entry.at < grace) {
+        unannounced = true;
+        continue;
+      }
       entry.announced = true;
       if (this.silent) continue;
       const raw = Buffer.from(id, 'hex');
-      const audience = this.audience(entry.message, order);
+      const audience = this.audience(entry.message, (order ??= shuffle([...list()], this.random)));
       const peers = entry.repaired ? pick(audience, entry.holders, audience.length) : this.chooseFor(entry.message, audience, entry.holders);
       const owed = peers.filter((peer) => !place(peer, raw, entry.holders));
-      if (owed.length > 0) entry.owed = owed;
+      if (owed.length > 0) {
+        entry.owed = owed;
+        unannounced = true;
+      }
     }
     for (const [peer, ids] of lists) this.send(peer, ids, 'have');
-    return neighbours;
+    return { live: () => (live ??= new Set(list())), unannounced };
   }
 
   /**
@@ -331,9 +400,12 @@ export class BroadcastRepair {
     if (!this.enabled) return;
     const asks: Buffer[] = [];
     const now = this.now();
+    this.bounds(now);
     const escalate = this.options.intervalMs * ESCALATE_INTERVALS;
-    for (const raw of parseIds(body, 'IHAVE')) {
-      const id = raw.toString('hex');
+    const count = idCount(body, 'IHAVE');
+    for (let k = 0, at = 2; k < count; k++, at += ID_BYTES) {
+      // Each id as hex straight from the frame: in a healthy network nearly every one is known, and needs no view of its own.
+      const id = body.toString('hex', at, at + ID_BYTES);
       const recent = this.recent.get(id);
       if (recent) {
         recent.holders.add(from);
@@ -346,7 +418,7 @@ export class BroadcastRepair {
         // Never wait on one announcer: when no ask is in flight (they timed out), or the id is overdue, ask this one now.
         if (!wanted.asked.has(from) && this.mayAsk(from) && (now - wanted.since >= escalate || this.inFlight(wanted, now) === 0)) {
           this.ask(id, wanted, from, now);
-          asks.push(raw);
+          asks.push(body.subarray(at, at + ID_BYTES));
         }
         continue;
       }
@@ -356,20 +428,27 @@ export class BroadcastRepair {
       const entry: Wanted = { since: now, announcers: [from], asked: new Map() };
       this.wanted.set(id, entry);
       this.ask(id, entry, from, now);
-      asks.push(raw);
+      asks.push(body.subarray(at, at + ID_BYTES));
     }
-    if (asks.length > 0) this.send(from, asks, 'want');
+    if (asks.length > 0) {
+      this.send(from, asks, 'want');
+      this.arm();
+    }
   }
 
   /** An IWANT: send each message we still hold, addressed to the asker alone, up to the per-interval bound. */
   onIWant(from: string, body: Buffer): void {
     if (!this.enabled || this.silent) return;
+    const now = this.now();
+    this.bounds(now);
+    const keep = this.options.intervalMs * KEEP_INTERVALS;
     for (const raw of parseIds(body, 'IWANT')) {
       const served = this.served.get(from) ?? 0;
       if (served >= MAX_SERVED_PER_INTERVAL) return;
       const entry = this.recent.get(raw.toString('hex'));
-      // Known to hold it (it sent it, announced it, or was just sent it: an id named twice is answered once).
-      if (!entry || entry.holders.has(from)) continue;
+      // Known to hold it (it sent it, announced it, or was just sent it: an id named twice is answered once). Past the
+      // keeping time it is as forgotten (the timer, which forgets it, may be stopped).
+      if (!entry || entry.holders.has(from) || now - entry.at > keep) continue;
       this.served.set(from, served + 1);
       const m = entry.message;
       // The origin's signature covers what matters (its strategy too); a RainTree copy's point arc says: deliver, hand nothing on.
@@ -401,10 +480,10 @@ export class BroadcastRepair {
    * the best records are asked together; once it has been announced for
    * ESCALATE_INTERVALS, every announcer not asked yet. Given up when nobody is left to ask, or after WANT_INTERVALS.
    */
-  private retry(now: number, neighbours: readonly string[]): void {
+  private retry(now: number, neighbours: () => ReadonlySet<string>): void {
     if (this.wanted.size === 0) return;
     const interval = this.options.intervalMs;
-    const live = new Set(neighbours);
+    const live = neighbours();
     for (const record of this.records.values()) {
       record.late = 0;
       for (const at of record.pending.values()) {
@@ -446,9 +525,10 @@ export class BroadcastRepair {
    * Asks past the follow-up time that were not answered are broken promises, less those a dropped frame excuses;
    * a neighbour is reported while more than BROKEN_SHARE_LIMIT of its record is broken.
    */
-  private judge(now: number, neighbours: readonly string[]): void {
+  private judge(now: number, neighbours: () => ReadonlySet<string>): void {
+    if (this.records.size === 0) return;
     const followUp = this.options.intervalMs * FOLLOW_UP_INTERVALS;
-    const live = new Set(neighbours);
+    const live = neighbours();
     for (const [peer, record] of this.records) {
       this.decay(record, now);
       if (!live.has(peer)) {
@@ -529,13 +609,28 @@ export class BroadcastRepair {
     const wants = this.host.wants;
     const only = wants && message.strategy === 'subscribers' ? (id: string) => wants.call(this.host, id, message) : undefined;
     const self = this.host.selfId;
-    const mask = epochMask(Math.floor(message.timestampUs / DESIGNATION_EPOCH_US));
+    const points = this.pointsFor(Math.floor(message.timestampUs / DESIGNATION_EPOCH_US));
     for (const peer of order) {
       if (holders.has(peer) || out.includes(peer)) continue;
+      let from = points.get(peer);
+      if (from === undefined) points.set(peer, (from = xorHex(peer, epochMask(points.epoch))));
       // Nobody of the peer's connections lies between the point and this node: this node comes first.
-      if (!reaches(peer, { from: xorHex(peer, mask), to: self }, only)) out.push(peer);
+      if (!reaches(peer, { from, to: self }, only)) out.push(peer);
     }
     return out;
+  }
+
+  /**
+   * Each neighbour's point in an epoch (its id XOR the epoch's mask), kept for the epoch: every id of the epoch
+   * asks for the same points, a Buffer and a hex string each. Two epochs at most (broadcasts signed either side of a change).
+   */
+  private pointsFor(epoch: number): Map<string, string> & { epoch: number } {
+    let points = this.points.find((p) => p.epoch === epoch);
+    if (!points) {
+      points = Object.assign(new Map<string, string>(), { epoch });
+      this.points = [points, ...this.points.slice(0, 1)];
+    }
+    return points;
   }
 
   /** The neighbours that may be told of `message`, in the order given. */
@@ -609,13 +704,19 @@ export function encodeIds(ids: readonly Buffer[]): Buffer {
   return body;
 }
 
-/** Throws P2PProtocolError for a body that is not a count and that many ids. */
-export function parseIds(body: Buffer, what: string): Buffer[] {
+/** The ids an IHAVE / IWANT body holds; throws P2PProtocolError for a body that is not a count and that many ids. */
+function idCount(body: Buffer, what: string): number {
   if (body.length < 2) throw new P2PProtocolError(`${what} of ${body.length} bytes: no count`);
   const count = body.readUInt16BE(0);
   if (count > MAX_REPAIR_IDS || body.length !== 2 + count * ID_BYTES) {
     throw new P2PProtocolError(`${what} says ${count} ids in ${body.length} bytes (at most ${MAX_REPAIR_IDS} of ${ID_BYTES} bytes)`);
   }
+  return count;
+}
+
+/** Throws P2PProtocolError for a body that is not a count and that many ids. */
+export function parseIds(body: Buffer, what: string): Buffer[] {
+  const count = idCount(body, what);
   const out: Buffer[] = [];
   for (let i = 0; i < count; i++) out.push(body.subarray(2 + i * ID_BYTES, 2 + (i + 1) * ID_BYTES));
   return out;
