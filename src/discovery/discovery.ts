@@ -63,6 +63,14 @@ export interface DiscoveryOptions {
 export const VIEW_RECENT_MS = 5 * 60_000;
 /** Connections a node makes even when its topology needs fewer (a full mesh up to 9 nodes): the 8 of the degree bound max(8, 2·⌈log3 N⌉ + 2). */
 export const MIN_DEGREE = 8;
+
+/**
+ * Connections not of a node's choosing it takes below its least degree `floor`: a third of it (2 of 8), at least one (a
+ * tiny maxPeers). Taken all, ground ids that dialed in while a restarted node's dials were in flight held 3 of its first 8.
+ */
+export function belowFloorShare(floor: number): number {
+  return Math.max(1, Math.floor(floor / 3));
+}
 /**
  * How an inbound neighbour counts toward the share of inbound connections not of a node's choosing (issue 22, eclipse):
  * 'own' (configured, or the member its topology would choose in its third), 'vouched' (one of its outbound neighbours
@@ -277,6 +285,16 @@ export class Discovery {
   }
 
   /**
+   * How an outbound neighbour counts toward the share of connections not of this node's choosing: 'own' when this node
+   * learned of it from others (isTrusted), else 'unchosen'. Below its least degree, or for a third where only such ids are
+   * free, a node dials ids it knows only by their own word (ground ids from its peer store after a restart); counted as its
+   * own, each let one more ground id dial in past the share: 4 of 9 and 6 of 12 connections after a restart (review of issue 22).
+   */
+  outboundStanding(id: string): InboundStanding {
+    return this.isTrusted(id) ? 'own' : 'unchosen';
+  }
+
+  /**
    * Whether this node could dial a peer of its own choosing now instead of taking one more inbound
    * connection: peer exchange is on, and it knows a peer (proven or candidate) it is not connected to,
    * not dialing and that is not banned. Without one (a hub its clients dial, a node that knows nobody
@@ -288,6 +306,17 @@ export class Discovery {
     // One it learned of from others: fill() dials only those for the share.
     const free = (id: string) => id !== this.host.selfId && !connections.has(id) && !this.dialing.has(id) && !this.host.isBanned(id) && this.isTrusted(id);
     return this.book.ids().some(free) || this.candidates.entries().some((c) => free(c.id));
+  }
+
+  /**
+   * Whether this node is dialing a peer it learned of from others (provenance, not the "trusts everyone" of a node that
+   * learned of no one that way): below its least degree, that dial is its choice. Peers it only knows (perhaps gone: a
+   * restarted node's stored peers at closed ports) are not; else it refused honest nodes while it redialed dead ones.
+   */
+  dialingOwnChoice(): boolean {
+    if (!this.options.enabled || this.provenance.size === 0) return false;
+    for (const id of this.dialing) if (this.provenance.has(id) || this.host.isConfigured(id)) return true;
+    return false;
   }
 
   /** A new connection proved its id: remember where it says it can be dialed, and tell it the peers we know. */
@@ -440,8 +469,21 @@ export class Discovery {
     const plan = planTopology({ ...state, inbound, outbound: [...outbound, ...this.dialing] });
     const floor = Math.min(MIN_DEGREE, this.options.maxPeers);
     const forming = inbound.length + outbound.length < floor;
+    // A dial of an id known only by its own word adds a connection not of its choosing (outboundStanding): only within the
+    // share admission holds (a third of the least degree below it), while it knows a peer of its own to dial instead (below
+    // its least degree: while it is dialing one, as admission holds it).
+    // Judged only when such a dial comes up; each one taken uses a place (a dial that then does not happen too: it errs on the side of fewer).
+    let unchosenRoom: number | undefined;
+    const takeUnchosen = (id: string): boolean => {
+      if (this.isTrusted(id)) return true;
+      unchosenRoom ??= this.unchosenRoom(inbound, outbound, state.known);
+      if (unchosenRoom <= 0 && (forming ? this.dialingOwnChoice() : this.hasOwnChoice())) return false;
+      unchosenRoom--;
+      return true;
+    };
     for (const id of plan.dial) {
       if (room <= 0) break;
+      if (!takeUnchosen(id)) continue;
       const proven = this.book.dueId(id);
       if (proven) {
         if (!this.mayDialProven(id, forming)) continue;
@@ -472,11 +514,14 @@ export class Discovery {
     };
     const ownIn = (ids: string[]) => ids.filter((id) => standing(id) === 'own').length;
     const unchosen = (ids: string[]) => ids.filter((id) => standing(id) === 'unchosen').length;
+    // Outbound ones to ids known only by their own word count as not of its choosing (outboundStanding), on both sides below.
+    const ownOut = (ids: string[]) => ids.filter((id) => this.isTrusted(id)).length;
+    const unchosenOut = outbound.length - ownOut(outbound);
     // Only while as many places as it has needs stay free (as planTopology's own choices beside inbound ones): dials for
     // the share filled every place, the nodes that needed this one were refused at maxPeers, and a 30-node network at
     // maxPeers 10 never settled (test/netns/emulate.spec.ts). Admission holds the share meanwhile.
     const degree = inbound.length + outbound.length + this.dialing.size;
-    const reserve = Math.min(2 * unchosen(inbound) - (outbound.length + this.dialing.size + ownIn(inbound)), state.maxDegree - plan.needs - degree);
+    const reserve = Math.min(2 * (unchosen(inbound) + unchosenOut) - (ownOut([...outbound, ...this.dialing]) + ownIn(inbound)), state.maxDegree - plan.needs - degree);
     const short = Math.min(room, Math.max(floor - degree, reserve), this.options.maxPeers - connections.size - this.dialing.size);
     if (short > 0) {
       // Peers it learned of from others first; below the least degree, any (a seed that everyone dials knows them only by their word).
@@ -487,9 +532,10 @@ export class Discovery {
       for (const candidate of heard) this.dial(candidate, () => this.candidates.failed(candidate.id));
       const below = Math.min(short, floor - degree) - proven.length - heard.length;
       if (below > 0) {
-        const any = this.dueProven(below, skip, forming);
+        const fits = (id: string) => skip(id) || !takeUnchosen(id);
+        const any = this.dueProven(below, fits, forming);
         for (const known of any) this.dial(known, () => this.book.failed(known.id));
-        for (const candidate of this.takeCandidates(below - any.length, skip, forming)) this.dial(candidate, () => this.candidates.failed(candidate.id));
+        for (const candidate of this.takeCandidates(below - any.length, fits, forming)) this.dial(candidate, () => this.candidates.failed(candidate.id));
       }
     }
     judged = new Map();
@@ -500,8 +546,8 @@ export class Discovery {
     const settled = Date.now() - 2 * this.options.intervalMs;
     const lasting = (id: string) => (connections.get(id)?.connectedAt.getTime() ?? Infinity) <= settled;
     const lastingIn = inbound.filter(lasting);
-    const ownLasting = outbound.filter(lasting).length + ownIn(lastingIn);
-    let spare = Math.min(lastingIn.length + outbound.filter(lasting).length - floor, ownLasting - 2 * unchosen(inbound));
+    const ownLasting = ownOut(outbound.filter(lasting)) + ownIn(lastingIn);
+    let spare = Math.min(lastingIn.length + outbound.filter(lasting).length - floor, ownLasting - 2 * (unchosen(inbound) + unchosenOut));
     if (inbound.length + outbound.length + this.dialing.size >= this.options.maxPeers) {
       spare = Math.max(spare, this.swaps(state, inbound, outbound));
     }
@@ -538,6 +584,27 @@ export class Discovery {
     });
     // Only thirds with no connection at all: for a third an inbound neighbour holds, no connection is let go.
     return wanted.dialUncovered;
+  }
+
+  /**
+   * How many more connections not of this node's choosing (inbound 'unchosen', outbound to ids it knows only by their
+   * word, dials of them in flight) fit the share admission holds: a third of its connections past its least degree (half
+   * those of its own choosing: outbound to ids it learned of from others, dials of them, inbound 'own'), a third of that
+   * degree below it. As admission counts them (src/node/connections.ts); vouched-for inbound ones on neither side.
+   */
+  private unchosenRoom(inbound: readonly string[], outbound: readonly string[], known: readonly string[]): number {
+    let own = 0;
+    let unchosen = 0;
+    for (const id of [...outbound, ...this.dialing]) if (this.isTrusted(id)) own++;
+    else unchosen++;
+    for (const id of inbound) {
+      const s = this.inboundStanding(id, known);
+      if (s === 'own') own++;
+      else if (s === 'unchosen') unchosen++;
+    }
+    const floor = Math.min(MIN_DEGREE, this.options.maxPeers);
+    const open = inbound.length + outbound.length;
+    return (open < floor ? belowFloorShare(floor) : Math.floor(own / 2)) - unchosen;
   }
 
   /**

@@ -2,7 +2,7 @@ import type { P2PSocket } from '../connection/socket.js';
 import { P2PIdentityConflictError } from '../common/errors.js';
 import type { P2PLogger, PeerEvent } from '../common/types.js';
 import type { DialOutcome } from '../discovery/reconnect.js';
-import { MIN_DEGREE, type InboundStanding } from '../discovery/discovery.js';
+import { belowFloorShare, MIN_DEGREE, type InboundStanding } from '../discovery/discovery.js';
 import { ipOf, thirdRefusal } from '../trust/inbound-admission.js';
 import { GoodbyeReason } from '../wire/control.js';
 import type { ResolvedPeerOptions } from './peer-options.js';
@@ -118,11 +118,13 @@ export class Connections {
    * places for outbound ones: 10 by default). Past its least degree, also when it is not the member
    * this node's topology would choose in its third of the ring among the ids it learned of from others
    * (`inboundStanding`; src/discovery/provenance.ts) and either the
-   * inbound connections not of this node's choosing
-   * would pass a third of its connections (twice as many of its own choosing: outbound, and inbound
-   * ones it would have dialed), or maxInboundPerThird of them already come from the peer's third
+   * connections not of this node's choosing
+   * would pass a third of its connections (twice as many of its own choosing: outbound ones to ids it
+   * learned of from others, and inbound ones it would have dialed), or maxInboundPerThird of them already come from the peer's third
    * (src/trust/inbound-admission.ts); both only while it knows a peer it could dial instead
-   * (`hasOwnChoice`: a hub its clients dial is not held to them). Ids ground into a node's thirds that dial in (issue 22, eclipse)
+   * (`hasOwnChoice`: a hub its clients dial is not held to them) or, with an outbound connection of its own, holds its
+   * least degree without them. Below its
+   * least degree, at most a third of it (belowFloorShare), while it is dialing a peer of its own. Ids ground into a node's thirds that dial in (issue 22, eclipse)
    * get at most that; the node dials more of its own choosing (src/discovery/discovery.ts), which
    * makes room again. Configured peers are never refused and count as its choice; a peer that one of
    * its outbound neighbours names in its peer exchange ('vouched') is neither refused nor counted.
@@ -131,16 +133,29 @@ export class Connections {
   private refusal(remoteId: string): string | undefined {
     if (this.open.size + this.host.pendingOutbound() >= this.opts.maxPeers) return `at maxPeers ${this.opts.maxPeers}`;
     // maxInboundPerThird at maxInbound or above turns both limits off (a hub its clients dial).
-    if (this.opts.maxInboundPerThird >= this.opts.maxInbound || this.open.size < Math.min(MIN_DEGREE, this.opts.maxPeers)) return undefined;
-    if (this.host.inboundStanding(remoteId) !== 'unchosen' || !this.host.hasOwnChoice()) return undefined;
+    if (this.opts.maxInboundPerThird >= this.opts.maxInbound) return undefined;
+    const floor = Math.min(MIN_DEGREE, this.opts.maxPeers);
+    const below = this.open.size < floor;
+    if (this.host.inboundStanding(remoteId) !== 'unchosen') return undefined;
     const unchosen: string[] = [];
     // Open ones only: a dial in flight may fail, and the bound must hold when it does. Vouched-for inbound ones count on neither side.
     let own = 0;
+    let ownOutbound = 0;
     for (const [id, socket] of this.open) {
-      const standing = socket.direction === 'outbound' ? 'own' : this.host.inboundStanding(id);
+      const standing = socket.direction === 'outbound' ? this.host.outboundStanding(id) : this.host.inboundStanding(id);
       if (standing === 'own') own++;
       else if (standing === 'unchosen') unchosen.push(id);
+      if (standing === 'own' && socket.direction === 'outbound') ownOutbound++;
     }
+    // Without a peer of its own to dial (a hub its clients dial: no outbound connection), refusing protects nothing; but a
+    // node with dials of its own that holds its least degree without any connection not of its choosing keeps the share:
+    // connected to all 12 honest nodes it knew, V took all 16 ground ids, 16 of 28 (review of issue 22). Below its least
+    // degree, only while it is dialing a peer of its own (after a restart it dials all it stored at once, and while those
+    // dials were in flight every ground id was taken); not for peers it merely knows, which may be gone.
+    if (below ? !this.host.dialingOwnChoice() : !this.host.hasOwnChoice() && (ownOutbound === 0 || this.open.size - unchosen.length < floor)) return undefined;
+    // Below its least degree, at most a third of it: taken all, 3 ground ids that dialed in first stayed beside 5 peers of
+    // its own, and one more let in past it for each id it dialed on its own word (0.44 and 0.5 after a restart).
+    if (below) return unchosen.length + 1 > belowFloorShare(floor) ? `below its least degree ${floor}, connections not of this node's choosing at a third of it (${unchosen.length})` : undefined;
     if (2 * (unchosen.length + 1) > own) return `inbound connections not of this node's choosing at a third of its connections (${unchosen.length} of ${unchosen.length + own})`;
     return thirdRefusal(this.host.selfId, remoteId, unchosen, this.opts.maxInboundPerThird);
   }
@@ -210,8 +225,12 @@ export interface ConnectionsHost {
    * or 'unchosen'. A connected peer keeps the best standing it had while connected.
    */
   inboundStanding(id: string): InboundStanding;
+  /** How an outbound peer counts toward that share: 'own', or 'unchosen' when this node knows it only by its own word. */
+  outboundStanding(id: string): InboundStanding;
   /** Whether this node knows a peer it could dial instead of taking one more inbound connection. */
   hasOwnChoice(): boolean;
+  /** Whether it is dialing a peer it learned of from others (below its least degree, its choice). */
+  dialingOwnChoice(): boolean;
   /** Whether a peer id is a configured (persistent) peer: never refused at maxPeers. */
   isConfigured(peerId: string): boolean;
   /** Why an open inbound connection cannot stay for maxInbound or maxInboundPerIp (src/node/inbound.ts), which hold for every peer. */

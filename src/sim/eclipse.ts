@@ -1,5 +1,5 @@
 import { DEFAULTS } from '../common/defaults.js';
-import { MIN_DEGREE, type InboundStanding } from '../discovery/discovery.js';
+import { belowFloorShare, MIN_DEGREE, type InboundStanding } from '../discovery/discovery.js';
 import { coverNeeds, facingMember, planTopology, type CoverNeed } from '../discovery/ring-topology.js';
 import { arcLength, branchOf, inArc, lowerBound, type Arc } from '../ring/raintree.js';
 import { thirdRefusal } from '../trust/inbound-admission.js';
@@ -312,15 +312,21 @@ class EclipseNet extends SimNet {
     const links = this.links[v]!;
     if (this.inbound[v]!.length >= victim.maxInbound) return 'maxInbound';
     if (links.length >= this.maxPeers) return 'maxPeers';
-    if (victim.maxInboundPerThird >= victim.maxInbound || links.length < Math.min(MIN_DEGREE, this.maxPeers)) return undefined;
+    if (victim.maxInboundPerThird >= victim.maxInbound) return undefined;
+    const floor = Math.min(MIN_DEGREE, this.maxPeers);
     if (this.inboundStanding(victim, remote) !== 'unchosen' || !this.hasOwnChoice(victim)) return undefined;
     const unchosen: string[] = [];
-    let own = this.outbound[v]!.length;
+    // Outbound links to ids V knows only by their own word are not of its choosing (Discovery.outboundStanding).
+    let own = 0;
+    for (const id of this.outbound[v]!) if (this.trusted(victim, id)) own++;
+    else unchosen.push(id);
     for (const id of this.inbound[v]!) {
       const standing = this.inboundStanding(victim, id);
       if (standing === 'own') own++;
       else if (standing === 'unchosen') unchosen.push(id);
     }
+    // Below its least degree, a third of it (Connections.refusal).
+    if (links.length < floor) return unchosen.length + 1 > belowFloorShare(floor) ? 'share' : undefined;
     if (2 * (unchosen.length + 1) > own) return 'share';
     return thirdRefusal(this.ids[v]!, remote, unchosen, victim.maxInboundPerThird);
   }
@@ -346,19 +352,28 @@ class EclipseNet extends SimNet {
       dialing.push(id);
       changed++;
     };
-    for (const id of plan.dial) {
-      if (room <= 0) break;
-      dial(id);
-      room--;
-    }
     const floor = Math.min(MIN_DEGREE, maxPeers);
     const chosen = new Set(plan.chosen);
     for (const id of chosen) victim.standing.set(id, 'own');
     const standing = (id: string) => (chosen.has(id) ? 'own' : this.inboundStanding(victim, id));
     const ownIn = (ids: string[]) => ids.filter((id) => standing(id) === 'own').length;
     const unchosen = (ids: string[]) => ids.filter((id) => standing(id) === 'unchosen').length;
+    // Outbound links to ids V knows only by their own word are not of its choosing (Discovery.outboundStanding), and V dials
+    // such an id only within the share's room while it has a choice of its own (Discovery.fill, unchosenRoom).
+    const ownOut = (ids: string[]) => ids.filter(trusted).length;
+    let unchosenRoom = (links.length < floor ? belowFloorShare(floor) : Math.floor((ownOut(outbound) + ownIn(inbound)) / 2)) - unchosen(inbound) - (outbound.length - ownOut(outbound));
+    for (const id of plan.dial) {
+      if (room <= 0) break;
+      if (!trusted(id)) {
+        if (unchosenRoom <= 0 && this.hasOwnChoice(victim)) continue;
+        unchosenRoom--;
+      }
+      dial(id);
+      room--;
+    }
+    const unchosenOut = outbound.length - ownOut(outbound);
     const degree = inbound.length + outbound.length + dialing.length;
-    const reserve = Math.min(2 * unchosen(inbound) - (outbound.length + dialing.length + ownIn(inbound)), maxPeers - plan.needs - degree);
+    const reserve = Math.min(2 * (unchosen(inbound) + unchosenOut) - (ownOut([...outbound, ...dialing]) + ownIn(inbound)), maxPeers - plan.needs - degree);
     let short = Math.min(room, Math.max(floor - degree, reserve), maxPeers - links.length);
     // The address book's due peers (book.due), those it learned of from others first: any known honest peer not connected; V knows them all.
     const known = this.known(v);
@@ -372,8 +387,8 @@ class EclipseNet extends SimNet {
     const lasting = (id: string) => (victim.since.get(id) ?? 0) + 2 <= this.round;
     const lastingIn = inbound.filter(lasting);
     const lastingOut = outbound.filter(lasting);
-    const ownLasting = lastingOut.length + ownIn(lastingIn);
-    let spare = Math.min(lastingIn.length + lastingOut.length - floor, ownLasting - 2 * unchosen(inbound));
+    const ownLasting = ownOut(lastingOut) + ownIn(lastingIn);
+    let spare = Math.min(lastingIn.length + lastingOut.length - floor, ownLasting - 2 * (unchosen(inbound) + unchosenOut));
     if (degree >= maxPeers) {
       // Discovery.swaps: at maxPeers, one per third with no connection at all (backing off from the full ones).
       spare = Math.max(spare, planTopology({ ...state, inbound, outbound: [...outbound, ...dialing], maxDegree: Infinity }).dialUncovered);

@@ -13,8 +13,9 @@ import { report } from '../net-processes.js';
  * test (16 real nodes with ids ground into V's thirds, each on its own loopback address, dialing V
  * alone), then V restarts with its peer store. The store keeps every proven peer, attackers included
  * (unflagged: V learned of them from their own word), and at start they all go back into V's address
- * book. Below its least degree V dials anyone it knows, and an outbound connection counts as one of
- * its own choosing in the share (connections.ts), whoever it leads to. Run with P2P_TEST_STATS=1.
+ * book. Below its least degree V dials anyone it knows; an outbound connection to an id it knows only by
+ * that id's word counts as not of its choosing in the share (connections.ts, discovery.ts), as an inbound
+ * one it would not have dialed does. Run with P2P_TEST_STATS=1.
  */
 
 const open: Peer[] = [];
@@ -28,7 +29,7 @@ describe('review 22: the peer store after an eclipse attempt (TLS, default limit
   const HONEST = 12;
   const ATTACKERS = 16;
 
-  it('ids ground into V\'s thirds, before and after a restart with its peer store: their share measured (open), V keeps at least 3 honest links', async () => {
+  it('ids ground into V\'s thirds, before and after a restart with its peer store: at most a third of V\'s connections, V at its least degree with at least 3 honest links', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'p2p-review22-'));
     const storeFile = join(dir, 'peers.json');
     try {
@@ -55,14 +56,24 @@ describe('review 22: the peer store after an eclipse attempt (TLS, default limit
         const peers = node.peers();
         return { attacker: peers.filter((p) => attackerIds.has(p.id)).length, outbound: peers.filter((p) => attackerIds.has(p.id) && p.direction === 'outbound').length, all: peers.length };
       };
+      // `most`: the largest share sampled (every 100 ms, from 1 s on, V at 8 or more); `held`: the largest that held for
+      // HELD samples in a row (its least over them). An honest neighbour that closes lifts the share until V's dial of its
+      // own lands: at load 46, 3 of 8 for a moment (0.38), 3 of 9 again within a second.
+      const HELD = 10;
       const watch = async (node: Peer, rounds: number) => {
         let most = 0;
+        let held = 0;
+        const recent: number[] = [];
         for (let t = 0; t < rounds; t++) {
           await sleep(100);
           const s = share(node);
-          if (t >= 10 && s.all >= 8) most = Math.max(most, s.attacker / s.all);
+          if (t < 10) continue;
+          recent.push(s.all >= 8 ? s.attacker / s.all : 0);
+          if (recent.length > HELD) recent.shift();
+          most = Math.max(most, recent[recent.length - 1]!);
+          if (recent.length === HELD) held = Math.max(held, Math.min(...recent));
         }
-        return most;
+        return { most, held };
       };
       const before = await watch(v, 40);
       const atClose = share(v);
@@ -75,15 +86,21 @@ describe('review 22: the peer store after an eclipse attempt (TLS, default limit
       const after = await watch(v, 60);
       const end = share(v);
       report(
-        `peer store re-eclipse: before the restart most ${before.toFixed(2)} (${atClose.attacker}/${atClose.all} at close); stored ${stored.length} peers, ` +
-          `${stored.filter((id) => attackerIds.has(id)).length} attackers; after the restart most ${after.toFixed(2)}, at the end ${end.attacker}/${end.all} (${end.outbound} dialed by V)`,
+        `peer store re-eclipse: before the restart most ${before.most.toFixed(2)} (held ${before.held.toFixed(2)}; ${atClose.attacker}/${atClose.all} at close); stored ${stored.length} peers, ` +
+          `${stored.filter((id) => attackerIds.has(id)).length} attackers; after the restart most ${after.most.toFixed(2)} (held ${after.held.toFixed(2)}), at the end ${end.attacker}/${end.all} (${end.outbound} dialed by V)`,
       );
-      // Open (docs/security.md, review 22), so measured and reported rather than held to the issue's third: on
-      // 2026-12-07 the share after the restart was 0.27–0.33 in 4 runs, 0.44 and 0.5 once each (below its least degree
-      // V takes every id that dials in, and nothing lets them go once past it), and with peer exchange every 200 ms a
-      // fresh-clone CI run saw 0.57 even before the restart. test/net/eclipse.spec.ts holds the third at the default
-      // pace. Asserted here: V keeps honest links through it all, which repair needs, and the attack took place.
+      // The issue's third, before and after the restart, held for a second and at the end (docs/security.md, review 22).
+      // It was 0.44, 0.5 and 0.4 in 3 of 21 runs after the restart: 3 ground ids dialed in below V's least degree while its
+      // dials to its stored peers were in flight (all taken), and V dialed a ground id from its store, which counted as its
+      // own choice and let one more in; and 16 of 28 once, V connected to all 12 honest nodes (no peer of its own left to
+      // dial: every ground id taken). Now an outbound connection to an id V knows only by its own word counts as not of its
+      // choosing, below its least degree V takes such connections only up to a third of it (a dial of its own in flight
+      // is a choice), and a node holding its least degree without them keeps the share with no peer left to dial.
       expect(atClose.attacker + end.attacker).toBeGreaterThan(0);
+      expect(before.held).toBeLessThanOrEqual(1 / 3);
+      expect(after.held).toBeLessThanOrEqual(1 / 3);
+      // V at its least degree (within 5 s: an honest neighbour that just closed is replaced by a dial of its own).
+      await waitFor(() => v.peers().length >= 8, 5_000, 'V at its least degree');
       expect(atClose.all - atClose.attacker).toBeGreaterThanOrEqual(3);
       expect(end.all - end.attacker).toBeGreaterThanOrEqual(3);
     } finally {
