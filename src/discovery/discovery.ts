@@ -314,8 +314,9 @@ export class Discovery {
    * restarted node's stored peers at closed ports) are not; else it refused honest nodes while it redialed dead ones.
    */
   dialingOwnChoice(): boolean {
+    // With no provenance at all isTrusted holds for every id, and no dial says anything of choice.
     if (!this.options.enabled || this.provenance.size === 0) return false;
-    for (const id of this.dialing) if (this.provenance.has(id) || this.host.isConfigured(id)) return true;
+    for (const id of this.dialing) if (this.isTrusted(id)) return true;
     return false;
   }
 
