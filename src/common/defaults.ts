@@ -6,6 +6,10 @@ export const DEFAULTS = {
   maxPendingInbound: 16,
   /** Authenticated inbound connections from one IP address. */
   maxInboundPerIp: 8,
+  /** Leading bits of an IPv4 address that name its netgroup: peers of one take at most a third of a node's connections (docs/security.md, Netgroups). */
+  netgroupPrefixV4: 16,
+  /** The same for IPv6. */
+  netgroupPrefixV6: 32,
   /**
    * Authenticated inbound connections from one third of the ring as this node splits it (its ring-distance
    * bucket, as a Kademlia k-bucket), once it holds its least degree (8): ids ground into a node's thirds

@@ -15,6 +15,8 @@ export interface DialContext {
   handshakeTimeoutMs: number;
   /** TLS credentials; undefined: plaintext. */
   credentials: TlsCredentials | undefined;
+  /** The local address to dial from, if not the one the system picks. */
+  localAddress?: string;
   /** Sockets still connecting or in their TLS handshake: they count against maxOutbound, and close() destroys them. */
   inFlight: Set<Socket>;
   isRunning(): boolean;
@@ -31,7 +33,7 @@ export function openChannel(target: PeerAddress, ctx: DialContext): Promise<Chan
   const ref: PeerRef = { address: formatAddress(target.host, target.port), peerId: target.peerId };
   const closedWhileDialing = () => new P2PNotRunningError('node closed while dialing', ref);
   return new Promise<Channel>((resolve, reject) => {
-    const raw = createConnection({ host: target.host, port: target.port });
+    const raw = createConnection({ host: target.host, port: target.port, localAddress: ctx.localAddress });
     ctx.inFlight.add(raw);
     const timer = setTimeout(() => {
       raw.destroy(new P2PDialError(`no connection within ${ctx.dialTimeoutMs} ms`, ref, { systemCode: 'ETIMEDOUT' }));

@@ -12,6 +12,8 @@ import type { BackoffOptions } from './reconnect.js';
 import type { P2PSocket } from '../connection/socket.js';
 import type { P2PLogger } from '../common/types.js';
 import { P2PIdentityMismatchError } from '../common/errors.js';
+import { DEFAULTS } from '../common/defaults.js';
+import { hostOf, netgroupOf, netgroupRefusal, netgroupExcess, type NetgroupOptions } from '../trust/netgroup.js';
 
 /** What discovery needs from the node. */
 export interface DiscoveryHost {
@@ -57,6 +59,8 @@ export interface DiscoveryOptions {
   allowHostnames: boolean;
   /** The least neighbours kept among the nodes sharing each of `topicPeers` (eventPatternLinks); 0 or none: no floor. */
   topicFloor?: number;
+  /** How addresses group into netgroups, of which one holds at most a share of the connections (src/trust/netgroup.ts); the defaults when omitted. */
+  netgroups?: NetgroupOptions;
 }
 
 /** How long an id stays in the RainTree view after its connection ends. */
@@ -83,6 +87,20 @@ export type InboundStanding = 'own' | 'vouched' | 'unchosen';
  * told: its least degree's worth, so that it can join through them, and a bound on what a refusal hands out.
  */
 const REFUSED_PEX_ENTRIES = MIN_DEGREE;
+
+const DEFAULT_NETGROUPS: NetgroupOptions = { netgroupPrefixV4: DEFAULTS.netgroupPrefixV4, netgroupPrefixV6: DEFAULTS.netgroupPrefixV6, perIpLimitsOnLoopback: false };
+
+/** The value `values` holds most often. */
+function mostCommon(values: readonly string[]): string | undefined {
+  const counts = new Map<string, number>();
+  let best: string | undefined;
+  for (const v of values) {
+    const c = (counts.get(v) ?? 0) + 1;
+    counts.set(v, c);
+    if (best === undefined || c > counts.get(best)!) best = v;
+  }
+  return best;
+}
 
 /** Failed redials after which a proven peer's address may be challenged by a candidate (it may have moved). */
 const MOVED_AFTER_FAILURES = 2;
@@ -114,6 +132,7 @@ export class Discovery {
   /** What this node's last peer exchange to each neighbour named (sorted ids): whether it has news for it. */
   private readonly told = new Map<string, string[]>();
   private readonly pace: PexPace;
+  private readonly netgroupByHost = new Map<string, string>();
 
   constructor(
     private readonly host: DiscoveryHost,
@@ -302,10 +321,66 @@ export class Discovery {
    */
   hasOwnChoice(): boolean {
     if (!this.options.enabled || this.host.outboundCount() >= this.options.maxOutbound) return false;
-    const connections = this.host.connections();
-    // One it learned of from others: fill() dials only those for the share.
-    const free = (id: string) => id !== this.host.selfId && !connections.has(id) && !this.dialing.has(id) && !this.host.isBanned(id) && this.isTrusted(id);
+    const free = this.freeToDial();
     return this.book.ids().some(free) || this.candidates.entries().some((c) => free(c.id));
+  }
+
+  /** Whether `id` is a peer this node could dial now: one it learned of from others (fill() dials only those for the shares), not connected, dialing or banned. */
+  private freeToDial(): (id: string) => boolean {
+    const connections = this.host.connections();
+    return (id) => id !== this.host.selfId && !connections.has(id) && !this.dialing.has(id) && !this.host.isBanned(id) && this.isTrusted(id);
+  }
+
+  /**
+   * Why one more connection to a peer at `host` (an IP, or the host of an address) would pass its netgroup's share
+   * (src/trust/netgroup.ts): counted against this node's connections and dials in flight, while a peer of another netgroup
+   * is free to dial. Without peer exchange it dials nobody of its own, and the share is not held.
+   */
+  netgroupRefusal(host: string, free = this.freeNetgroups()): string | undefined {
+    return netgroupRefusal(this.netgroupOf(host), this.heldNetgroups(), free, Math.min(MIN_DEGREE, this.options.maxPeers));
+  }
+
+  /** The netgroup of each connection (the IP it came from or reached) and of each dial in flight (the address dialed). */
+  private heldNetgroups(): string[] {
+    const groups: string[] = [];
+    for (const socket of this.host.connections().values()) groups.push(this.netgroupOfSocket(socket));
+    for (const id of this.dialing) {
+      const address = this.addressOf(id);
+      if (address) groups.push(this.netgroupOf(hostOf(address)));
+    }
+    return groups;
+  }
+
+  /** The netgroup of a connection: of the IP it came from or reached. */
+  private netgroupOfSocket(socket: P2PSocket): string {
+    const ip = socket.raw?.remoteAddress;
+    return this.netgroupOf(ip ?? hostOf(socket.remoteAddress ?? ''));
+  }
+
+  /** netgroupOf, remembered per host: a fill() step judges every known peer's (bounded: cleared past 4 096 hosts). */
+  private netgroupOf(host: string): string {
+    let group = this.netgroupByHost.get(host);
+    if (group === undefined) {
+      if (this.netgroupByHost.size >= 4096) this.netgroupByHost.clear();
+      this.netgroupByHost.set(host, (group = netgroupOf(host, this.options.netgroups ?? DEFAULT_NETGROUPS)));
+    }
+    return group;
+  }
+
+  /** The netgroups of the peers this node could dial now, and of its dials in flight (they may come to be connections). */
+  private freeNetgroups(): Set<string> {
+    const groups = new Set<string>();
+    if (!this.options.enabled) return groups;
+    const free = this.freeToDial();
+    for (const known of [...this.book.entries(), ...this.candidates.entries()]) {
+      if (free(known.id) || this.dialing.has(known.id)) groups.add(this.netgroupOf(hostOf(known.address)));
+    }
+    return groups;
+  }
+
+  /** Where this node would dial `id`: its proven address, else where a neighbour said it listens. */
+  private addressOf(id: string): string | undefined {
+    return this.book.get(id)?.address ?? this.candidates.addressOf(id);
   }
 
   /**
@@ -452,15 +527,30 @@ export class Discovery {
     // A closing connection (let go, or refused by a full peer) neither covers a third nor counts toward a degree:
     // counted, it let the next fill() take a second redundant connection for the one already going, below the floor.
     for (const [id, socket] of connections) if (socket.isOpen) (socket.direction === 'inbound' ? inbound : outbound).push(id);
+    this.evictCrowded(inbound, outbound);
     // …but it holds its place under maxPeers until it is gone, as it does for admission (src/node/peer.ts).
     const closing = connections.size - inbound.length - outbound.length;
+    const floor = Math.min(MIN_DEGREE, this.options.maxPeers);
+    // A dial to a peer whose netgroup holds its share already (src/trust/netgroup.ts): the next member of that third is
+    // chosen instead, as admission would refuse it inbound. `claim`: a peer about to be dialed holds a place of its
+    // netgroup for the rest of this step (one a dial loop then skips errs on the side of fewer, as takeUnchosen).
+    let netgroups: { held: string[]; free: Set<string> } | undefined;
+    const crowded = (id: string, claim = false): boolean => {
+      const address = this.addressOf(id);
+      if (address === undefined || this.host.isConfigured(id)) return false;
+      netgroups ??= { held: this.heldNetgroups(), free: this.freeNetgroups() };
+      const group = this.netgroupOf(hostOf(address));
+      if (netgroupRefusal(group, netgroups.held, netgroups.free, floor) !== undefined) return true;
+      if (claim) netgroups.held.push(group);
+      return false;
+    };
     const state = {
       self: this.host.selfId,
       known: this.knownIds(),
       maxDegree: this.options.maxPeers - closing,
       keep: (id: string) => this.host.isConfigured(id) || !this.dialed.has(id) || this.host.inUse?.(id) === true,
       // Not dialable now: the next member of that third is chosen instead.
-      skip: (id: string) => skip(id) || (this.book.dueId(id) === undefined && !this.candidates.isDue(id)),
+      skip: (id: string) => skip(id) || (this.book.dueId(id) === undefined && !this.candidates.isDue(id)) || crowded(id),
       // An inbound neighbour is this node's own choice for its third only if it could have dialed it (src/discovery/ring-topology.ts).
       dialable: (id: string) => this.book.get(id) !== undefined,
       trusted: (id: string) => this.isTrusted(id),
@@ -468,7 +558,6 @@ export class Discovery {
       topicFloor: this.options.topicFloor,
     };
     const plan = planTopology({ ...state, inbound, outbound: [...outbound, ...this.dialing] });
-    const floor = Math.min(MIN_DEGREE, this.options.maxPeers);
     const forming = inbound.length + outbound.length < floor;
     // A dial of an id known only by its own word adds a connection not of its choosing (outboundStanding): only within the
     // share admission holds (a third of the least degree below it), while it knows a peer of its own to dial instead (below
@@ -484,7 +573,7 @@ export class Discovery {
     };
     for (const id of plan.dial) {
       if (room <= 0) break;
-      if (!takeUnchosen(id)) continue;
+      if (crowded(id, true) || !takeUnchosen(id)) continue;
       const proven = this.book.dueId(id);
       if (proven) {
         if (!this.mayDialProven(id, forming)) continue;
@@ -523,17 +612,22 @@ export class Discovery {
     // maxPeers 10 never settled (test/netns/emulate.spec.ts). Admission holds the share meanwhile.
     const degree = inbound.length + outbound.length + this.dialing.size;
     const reserve = Math.min(2 * (unchosen(inbound) + unchosenOut) - (ownOut([...outbound, ...this.dialing]) + ownIn(inbound)), state.maxDegree - plan.needs - degree);
-    const short = Math.min(room, Math.max(floor - degree, reserve), this.options.maxPeers - connections.size - this.dialing.size);
+    // A netgroup past its share (a neighbour closed): dial the difference from others, within the same bound.
+    netgroups ??= { held: this.heldNetgroups(), free: this.freeNetgroups() };
+    const otherFree = (g: string) => [...netgroups!.free].some((f) => f !== g);
+    const largest = mostCommon(netgroups.held);
+    const netShort = largest !== undefined && otherFree(largest) ? Math.min(netgroupExcess(netgroups.held, netgroups.free, floor), state.maxDegree - plan.needs - degree) : 0;
+    const short = Math.min(room, Math.max(floor - degree, reserve, netShort), this.options.maxPeers - connections.size - this.dialing.size);
     if (short > 0) {
       // Peers it learned of from others first; below the least degree, any (a seed that everyone dials knows them only by their word).
-      const mine = (id: string) => skip(id) || !this.isTrusted(id);
+      const mine = (id: string) => skip(id) || !this.isTrusted(id) || crowded(id, true);
       const proven = this.dueProven(short, mine, forming);
       for (const known of proven) this.dial(known, () => this.book.failed(known.id));
       const heard = this.takeCandidates(short - proven.length, mine, forming);
       for (const candidate of heard) this.dial(candidate, () => this.candidates.failed(candidate.id));
       const below = Math.min(short, floor - degree) - proven.length - heard.length;
       if (below > 0) {
-        const fits = (id: string) => skip(id) || !takeUnchosen(id);
+        const fits = (id: string) => skip(id) || crowded(id, true) || !takeUnchosen(id);
         const any = this.dueProven(below, fits, forming);
         for (const known of any) this.dial(known, () => this.book.failed(known.id));
         for (const candidate of this.takeCandidates(below - any.length, fits, forming)) this.dial(candidate, () => this.candidates.failed(candidate.id));
@@ -554,7 +648,51 @@ export class Discovery {
     }
     if (spare <= 0) return;
     const { redundant } = planTopology({ ...state, inbound: inbound.filter(lasting), outbound: outbound.filter(lasting) });
-    for (const id of redundant.slice(0, spare)) this.host.release(id, 'another connection covers its part of the ring');
+    // Not one whose going would leave a netgroup further past its share: else it let go of honest dials it had made
+    // while ids of one netgroup that dialed in stayed (3 of 8, review of issue 22).
+    const free = this.freeNetgroups();
+    let held = this.heldNetgroups();
+    for (const id of redundant) {
+      if (spare <= 0) break;
+      const socket = connections.get(id);
+      const at = socket ? held.indexOf(this.netgroupOfSocket(socket)) : -1;
+      const after = at >= 0 ? held.filter((_g, i) => i !== at) : held;
+      if (netgroupExcess(after, free, floor) > netgroupExcess(held, free, floor)) continue;
+      this.host.release(id, 'another connection covers its part of the ring');
+      held = after;
+      spare--;
+    }
+  }
+
+  /**
+   * At or past its least degree, while a netgroup holds more than its share of the open connections (its peers came
+   * within it, then others closed: 3 of 9, then 3 of 8), the newest inbound connections from that netgroup go, down to
+   * the share (at the least degree, only while a peer of another netgroup is free to dial), as Bitcoin's eviction keeps
+   * netgroups apart. Not configured peers, not this node's own
+   * dials. `inbound` and `outbound` lose the ids let go.
+   */
+  private evictCrowded(inbound: string[], outbound: string[]): void {
+    const floor = Math.min(MIN_DEGREE, this.options.maxPeers);
+    if (inbound.length + outbound.length < floor) return;
+    const connections = this.host.connections();
+    const groupOf = (id: string) => this.netgroupOfSocket(connections.get(id)!);
+    const held = [...inbound, ...outbound].map(groupOf);
+    const free = this.freeNetgroups();
+    while (netgroupExcess(held, free, floor) > 0) {
+      const crowded = mostCommon(held)!;
+      // At its least degree, one more goes only while a peer of another netgroup is free to dial in its place (3 of 8
+      // held for seconds while this node's dials waited out their backoff).
+      if (held.length <= floor && ![...free].some((g) => g !== crowded)) return;
+      let newest: string | undefined;
+      for (const id of inbound) {
+        if (this.host.isConfigured(id) || groupOf(id) !== crowded) continue;
+        if (newest === undefined || connections.get(id)!.connectedAt > connections.get(newest)!.connectedAt) newest = id;
+      }
+      if (newest === undefined) return;
+      this.host.release(newest, `peers from netgroup ${crowded} past their share of this node's connections`);
+      inbound.splice(inbound.indexOf(newest), 1);
+      held.splice(held.indexOf(crowded), 1);
+    }
   }
 
   /**

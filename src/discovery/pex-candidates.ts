@@ -62,6 +62,11 @@ export class PexCandidates {
     return this.byId.has(id);
   }
 
+  /** Where candidate `id` says it listens, if it is one. */
+  addressOf(id: string): string | undefined {
+    return this.byId.get(id)?.address;
+  }
+
   /** The neighbour that named candidate `id`, if it is one. */
   sourceOf(id: string): string | undefined {
     return this.byId.get(id)?.source;

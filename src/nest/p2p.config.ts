@@ -155,6 +155,14 @@ export class P2PConfig {
   @IsBoolean()
   perIpLimitsOnLoopback: boolean = false;
 
+  /** Leading bits of an IPv4 address that name its netgroup: peers of one take at most a third of the connections (half with two netgroups) while a peer of another is free to dial; 0: one group for all. Loopback is one group unless perIpLimitsOnLoopback. */
+  @IntRange(0, 32)
+  netgroupPrefixV4: number = DEFAULTS.netgroupPrefixV4;
+
+  /** The same for IPv6 addresses. */
+  @IntRange(0, 128)
+  netgroupPrefixV6: number = DEFAULTS.netgroupPrefixV6;
+
   /** Largest frame (9-byte header + topic + payload) sent or accepted; the seed's buffer size. */
   @IntRange(64, 1024 * 1024 * 1024)
   maxFrameBytes: number = DEFAULTS.maxFrameBytes;

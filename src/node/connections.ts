@@ -92,7 +92,7 @@ export class Connections {
     } else if (existing && existing !== socket) {
       // The old connection is closing already: the new one simply takes its place.
       this.open.set(remoteId, socket);
-    } else if (socket.direction === 'inbound' && (refused = this.host.capRefusal(socket) ?? (this.host.isConfigured(remoteId) ? undefined : this.refusal(remoteId)))) {
+    } else if (socket.direction === 'inbound' && (refused = this.host.capRefusal(socket) ?? (this.host.isConfigured(remoteId) ? undefined : this.refusal(remoteId, socket)))) {
       // Full (for any cap): tell the dialer who else it can dial (it may know nobody else), keep it as a candidate, then close.
       this.host.logger.debug?.(`refusing ${remoteId} at ${socket.remoteAddress}: ${refused}`, { event: 'refused', peerId: remoteId, address: socket.remoteAddress });
       this.host.onRefused(socket);
@@ -128,12 +128,17 @@ export class Connections {
    * get at most that; the node dials more of its own choosing (src/discovery/discovery.ts), which
    * makes room again. Configured peers are never refused and count as its choice; a peer that one of
    * its outbound neighbours names in its peer exchange ('vouched') is neither refused nor counted.
+   * Whatever its standing, a peer whose netgroup holds its share already (src/trust/netgroup.ts) is refused too.
    * Only admission holds the share: no established connection is closed for it.
    */
-  private refusal(remoteId: string): string | undefined {
+  private refusal(remoteId: string, socket: P2PSocket): string | undefined {
     if (this.open.size + this.host.pendingOutbound() >= this.opts.maxPeers) return `at maxPeers ${this.opts.maxPeers}`;
     // maxInboundPerThird at maxInbound or above turns both limits off (a hub its clients dial).
     if (this.opts.maxInboundPerThird >= this.opts.maxInbound) return undefined;
+    // Whatever its standing: ids ground into its thirds that join through its seed are vouched for and members like any
+    // other (16 of 28, review of issue 22); what they share is where they run.
+    const crowded = this.host.netgroupRefusal(ipOf(socket.raw));
+    if (crowded) return crowded;
     const floor = Math.min(MIN_DEGREE, this.opts.maxPeers);
     const below = this.open.size < floor;
     if (this.host.inboundStanding(remoteId) !== 'unchosen') return undefined;
@@ -231,6 +236,8 @@ export interface ConnectionsHost {
   hasOwnChoice(): boolean;
   /** Whether it is dialing a peer it learned of from others (below its least degree, its choice). */
   dialingOwnChoice(): boolean;
+  /** Why one more connection from `ip` would pass its netgroup's share of this node's connections (src/trust/netgroup.ts). */
+  netgroupRefusal(ip: string): string | undefined;
   /** Whether a peer id is a configured (persistent) peer: never refused at maxPeers. */
   isConfigured(peerId: string): boolean;
   /** Why an open inbound connection cannot stay for maxInbound or maxInboundPerIp (src/node/inbound.ts), which hold for every peer. */

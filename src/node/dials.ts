@@ -8,6 +8,7 @@ import { P2PDialError, P2PNotRunningError, P2PPeerBannedError, P2PSelfConnection
 import type { P2PLogger } from '../common/types.js';
 import type { DialOutcome } from '../discovery/reconnect.js';
 import { GoodbyeReason } from '../wire/control.js';
+import { isLoopback } from '../trust/inbound-admission.js';
 import type { ResolvedPeerOptions } from './peer-options.js';
 
 /**
@@ -46,7 +47,7 @@ export class Dials {
     if (this.outboundCount() >= this.opts.maxOutbound) {
       return Promise.reject(new P2PDialError(`maxOutbound ${this.opts.maxOutbound} reached`, { address, peerId: target.peerId }));
     }
-    return openChannel(target, this.context()).then(
+    return openChannel(target, this.context(target)).then(
       (channel) =>
         new Promise<DialOutcome>((resolve, reject) => {
           this.settling.set(this.host.wrap(channel.socket, target.peerId, channel.proven), { resolve, reject });
@@ -55,8 +56,9 @@ export class Dials {
   }
 
   /** What openChannel needs from the node, read at each dial (the credentials exist once started). */
-  private context(): DialContext {
+  private context(target: PeerAddress): DialContext {
     return {
+      localAddress: this.localAddressFor(target),
       dialTimeoutMs: this.opts.dialTimeoutMs,
       handshakeTimeoutMs: this.opts.handshakeTimeoutMs,
       credentials: this.host.credentials(),
@@ -67,6 +69,17 @@ export class Dials {
         goodbyeAndClose(socket, GoodbyeReason.BadCertificate, problem.message, this.opts.closeGraceMs);
       },
     };
+  }
+
+  /**
+   * With perIpLimitsOnLoopback, a node listening on one loopback address dials loopback peers from it, as a node on a
+   * host of its own would: its peers then tell it apart by IP and netgroup (127.1.0.0/16 from 127.2.0.0/16), as those
+   * limits mean to on loopback. Else the system's choice (127.0.0.1 for every node of this host).
+   */
+  private localAddressFor(target: PeerAddress): string | undefined {
+    if (!this.opts.perIpLimitsOnLoopback || !this.opts.listen || !isLoopback(target.host)) return undefined;
+    const { host } = mustParseAddress(this.opts.listen);
+    return isLoopback(host) ? host : undefined;
   }
 
   /** A connection's hello exchange is done: its dial, if it was dialed, resolves with `outcome`. */
@@ -123,6 +136,6 @@ export interface DialHost {
   wrap(stream: Socket, expectedPeerId?: string, proven?: ProvenPeer): P2PSocket;
 }
 
-type DialOptions = Pick<ResolvedPeerOptions, 'maxOutbound' | 'dialTimeoutMs' | 'handshakeTimeoutMs' | 'closeGraceMs'>;
+type DialOptions = Pick<ResolvedPeerOptions, 'maxOutbound' | 'dialTimeoutMs' | 'handshakeTimeoutMs' | 'closeGraceMs' | 'listen' | 'perIpLimitsOnLoopback'>;
 
 type Settled = { resolve: (outcome: DialOutcome) => void; reject: (err: Error) => void };

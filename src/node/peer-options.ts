@@ -31,6 +31,14 @@ export interface PeerOptions extends Partial<SocketLimits> {
    * maxPendingInbound hold them).
    */
   perIpLimitsOnLoopback?: boolean;
+  /**
+   * Leading bits of an IPv4 address that name its netgroup (Bitcoin's /16 buckets; 0: one group for all). Peers of one
+   * netgroup take at most a third of a node's connections (half with two netgroups) while a peer of another is free to
+   * dial, so ids that all run in one place hold at most that, however many. Loopback is one group unless perIpLimitsOnLoopback.
+   */
+  netgroupPrefixV4?: number;
+  /** The same for IPv6 (default 32; 0: one group for all). */
+  netgroupPrefixV6?: number;
   /** Outbound connections; `connect()` past it fails with P2PDialError. */
   maxOutbound?: number;
   /**
@@ -221,5 +229,6 @@ export function discoveryOptions(o: ResolvedPeerOptions): DiscoveryOptions {
     allowPrivate: o.pexAllowPrivate,
     allowHostnames: o.pexAllowHostnames,
     topicFloor: o.eventPatternLinks,
+    netgroups: { netgroupPrefixV4: o.netgroupPrefixV4, netgroupPrefixV6: o.netgroupPrefixV6, perIpLimitsOnLoopback: o.perIpLimitsOnLoopback },
   };
 }

@@ -89,6 +89,7 @@ export function wireParts(owner: PartsOwner, options: PeerOptions): PeerParts {
       outboundStanding: (id) => p.discovery.outboundStanding(id),
       hasOwnChoice: () => p.discovery.hasOwnChoice(),
       dialingOwnChoice: () => p.discovery.dialingOwnChoice(),
+      netgroupRefusal: (ip) => p.discovery.netgroupRefusal(ip),
       isConfigured: (id) => p.persistent.has(id),
       capRefusal: (socket) => p.inbound.capRefusal(socket),
       connect: (address) => owner.connect(address),

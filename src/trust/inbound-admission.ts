@@ -87,7 +87,7 @@ LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
 LOOPBACK.addAddress('::1', 'ipv6');
 
 /** 127.0.0.0/8 or ::1 (IPv4-mapped ones arrive without their prefix, see ipOf). */
-function isLoopback(ip: string): boolean {
+export function isLoopback(ip: string): boolean {
   const family = isIP(ip);
   return family !== 0 && LOOPBACK.check(ip, family === 4 ? 'ipv4' : 'ipv6');
 }

@@ -33,19 +33,24 @@ interface Joined {
   attackerIds: Set<string>;
   /** The attackers' largest share of V's connections, from 8 on. */
   most: number;
+  /** The largest share that held for a second. */
+  held: number;
 }
 
 /**
  * 16 ids ground into V's thirds dial V's seed first; then V joins through the seed and forms for 6 s. `drop`: the
  * attackers accept broadcasts and never forward them, announce nothing and answer no repair request.
  */
-async function joinPastAttackers(pex: boolean, drop = false): Promise<Joined> {
+async function joinPastAttackers(pex: boolean, drop = false, apart = false): Promise<Joined> {
   const HONEST = 12;
   const ATTACKERS = 16;
-  const options = { tls: true, pexIntervalMs: 200, reconnectBaseMs: 100, reconnectMaxMs: 1000, broadcastRepairIntervalMs: REPAIR_MS };
-  const seed = await startEchoPeer(options, open);
+  // `apart`: each honest node in a netgroup of its own (127.10.0.0/16, 127.11.0.0/16, …), every attacker in one
+  // (127.200.0.0/16), loopback grouped by prefix as any address (perIpLimitsOnLoopback); else all on loopback, one group.
+  const options = { tls: true, pexIntervalMs: 200, reconnectBaseMs: 100, reconnectMaxMs: 1000, broadcastRepairIntervalMs: REPAIR_MS, perIpLimitsOnLoopback: apart };
+  const where = (i: number) => (apart ? { listen: `127.${10 + i}.0.1:0` } : {});
+  const seed = await startEchoPeer({ ...options, ...where(0) }, open);
   const honest: Peer[] = [seed];
-  for (let i = 1; i < HONEST; i++) honest.push(await startEchoPeer({ ...options, peers: [`${honest[i - 1]!.id}@${honest[i - 1]!.address()}`] }, open));
+  for (let i = 1; i < HONEST; i++) honest.push(await startEchoPeer({ ...options, ...where(i), peers: [`${honest[i - 1]!.id}@${honest[i - 1]!.address()}`] }, open));
   await waitFor(() => honest.every((p) => p.peers().length >= 8), 20_000, 'the honest network');
   const vIdentity = loadIdentity();
   const key = vIdentity.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
@@ -58,19 +63,32 @@ async function joinPastAttackers(pex: boolean, drop = false): Promise<Joined> {
     attackerIds.add(identity.peerId);
     // Each dials the seed and announces where it listens; with `pex` it runs peer exchange as any node does.
     attackers.push(
-      await startEchoPeer({ ...options, privateKey, listen: `127.0.0.${2 + i}:0`, peers: [`${seed.id}@${seed.address()}`], peerExchange: pex, dropRelays: drop }, open),
+      await startEchoPeer({ ...options, privateKey, listen: `127.${apart ? 200 : 0}.0.${2 + i}:0`, peers: [`${seed.id}@${seed.address()}`], peerExchange: pex, dropRelays: drop }, open),
     );
   }
   await sleep(1000);
   const atSeed = seed.peers().filter((p) => attackerIds.has(p.id)).length;
-  const v = await startEchoPeer({ ...options, privateKey: key, peers: [`${seed.id}@${seed.address()}`] }, open);
+  const v = await startEchoPeer({ ...options, ...where(HONEST), privateKey: key, peers: [`${seed.id}@${seed.address()}`] }, open);
+  const trace: string[] = [];
+  const t0 = Date.now();
+  v.on('peer', (e: { type: string; peer: { id: string; direction?: string } }) => {
+    trace.push(`${Date.now() - t0}:${e.type === 'connected' ? '+' : '-'}${attackerIds.has(e.peer.id) ? 'A' : 'h'}${e.peer.direction === 'outbound' ? 'o' : 'i'}(${v.peers().filter((p) => attackerIds.has(p.id)).length}/${v.peers().length})`);
+  });
   let most = 0;
   let mostAt = '';
+  // `held`: the largest share that held for HELD samples in a row (its least over them), as review22-peer-store-eclipse
+  // counts it: a neighbour that closes lifts the share until the node's eviction or dial lands.
+  const HELD = 10;
+  let held = 0;
+  const recent: number[] = [];
   for (let t = 0; t < 60; t++) {
     await sleep(100);
     const peers = v.peers();
     const attacker = peers.filter((p) => attackerIds.has(p.id)).length;
     if (peers.length >= 8 && attacker / peers.length > most) [most, mostAt] = [attacker / peers.length, `${attacker}/${peers.length} at ${(t + 1) * 100} ms`];
+    recent.push(peers.length >= 8 ? attacker / peers.length : 0);
+    if (recent.length > HELD) recent.shift();
+    if (recent.length === HELD) held = Math.max(held, Math.min(...recent));
   }
   const peers = v.peers();
   const end = peers.filter((p) => attackerIds.has(p.id));
@@ -84,13 +102,14 @@ async function joinPastAttackers(pex: boolean, drop = false): Promise<Joined> {
   const honestShares = honest.map((h) => h.peers().filter((p) => attackerIds.has(p.id)).length / Math.max(1, h.peers().length)).sort((a, b) => a - b);
   const seedPeers = seed.peers();
   report(
-    `fast formation (attackers' peer exchange ${pex ? 'on' : 'off'}${drop ? ', dropping' : ''}): ${atSeed} attackers connected to the seed when V started, ` +
-      `${seedPeers.filter((p) => attackerIds.has(p.id)).length}/${seedPeers.length} of the seed's connections at the end; V's most ${most.toFixed(2)} (${mostAt}); ` +
+    `fast formation (attackers' peer exchange ${pex ? 'on' : 'off'}${drop ? ', dropping' : ''}${apart ? ', attackers in one netgroup' : ''}): ${atSeed} attackers connected to the seed when V started, ` +
+      `${seedPeers.filter((p) => attackerIds.has(p.id)).length}/${seedPeers.length} of the seed's connections at the end; V's most ${most.toFixed(2)} (${mostAt}), held ${held.toFixed(2)}; ` +
       `at the end ${end.length}/${peers.length}, ${end.filter((p) => p.direction === 'outbound').length} dialed by V; ` +
       `V knows ${known.filter((id) => attackerIds.has(id)).length} attackers of ${known.length - 1} ids, per third it covers ${thirds.join(' ')}; ` +
       `the attackers' share of the honest nodes' connections ${honestShares[0]!.toFixed(2)}–${honestShares[honestShares.length - 1]!.toFixed(2)} (median ${honestShares[honestShares.length >> 1]!.toFixed(2)})`,
   );
-  return { v, honest, attackers, attackerIds, most };
+  if (process.env.P2P_TEST_TRACE) report(trace.join(' '));
+  return { v, honest, attackers, attackerIds, most, held };
 }
 
 describe('review 22: ids ground into a joining node\'s thirds wait at its seed (TLS, default limits)', () => {
@@ -116,13 +135,41 @@ describe('review 22: ids ground into a joining node\'s thirds wait at its seed (
     expect((await joinPastAttackers(true)).most).toBeLessThanOrEqual(1 / 3);
   }, 90_000);
 
+  // Ids cost nothing, addresses in many networks do: attackers that all run in one netgroup (one /16), each honest
+  // node in its own, hold at most a third of the joining node's connections (src/trust/netgroup.ts).
+  it('attackers with peer exchange, all in one netgroup: the joining node gives them at most a third of its connections', async () => {
+    const { v, held, attackerIds } = await joinPastAttackers(true, false, true);
+    expect(held).toBeLessThanOrEqual(1 / 3);
+    expect(v.peers().length).toBeGreaterThanOrEqual(8);
+    expect(v.peers().filter((p) => !attackerIds.has(p.id)).length).toBeGreaterThanOrEqual(6);
+  }, 90_000);
+
   // The issue's second half, measured and reported (open): V delivers ≥ 95 % of honest broadcasts within two repair
   // intervals. 2026-12-07, 7 runs: V delivered 40 of 40 six times and 38 once (at 8 attackers of 10), but 5–37 of them
   // within 500 ms (19 28 15 13 37 10 5; up to 3.9 s), and the honest nodes themselves a median 0.36–0.97 of the others' in
   // time (the least 0.22): 16 droppers among 28 members slow the whole network, not V alone. Asserted: V is not cut off
   // (it delivers at least 90 %, by repair through its honest links, within 8 s of the last).
   it(`the same attack, the attackers dropping every relay and announcing each honest broadcast to V without serving it: V still delivers ≥ 90 % of ${BROADCASTS}`, async () => {
-    const { v, honest, attackers, attackerIds } = await joinPastAttackers(true, true);
+    const { latencies } = await dropAndWithhold(false);
+    expect(latencies.filter((ms) => ms < Infinity).length).toBeGreaterThanOrEqual(Math.ceil(0.9 * BROADCASTS));
+  }, 90_000);
+
+  // With the attackers in one netgroup, measured and reported: they hold a third of every honest node's connections too,
+  // and drop there, so the whole network is slowed. 2026-12-07, load 1–3: V delivered 40 of 40 in each run, within two
+  // repair intervals 23 and 39; the honest nodes a median 0.89 and 1.00 of the others' in time. Asserted as above.
+  it(`the attackers in one netgroup, dropping and withholding: V still delivers ≥ 90 % of ${BROADCASTS}`, async () => {
+    const { latencies } = await dropAndWithhold(true);
+    expect(latencies.filter((ms) => ms < Infinity).length).toBeGreaterThanOrEqual(Math.ceil(0.9 * BROADCASTS));
+  }, 90_000);
+});
+
+/**
+ * The formation eclipse with the attackers dropping every relay and announcing each honest broadcast to V without serving
+ * it; `apart`: the attackers in one netgroup (joinPastAttackers). Returns V's latency per broadcast (Infinity: never).
+ */
+async function dropAndWithhold(apart: boolean): Promise<{ latencies: number[] }> {
+  {
+    const { v, honest, attackers, attackerIds } = await joinPastAttackers(true, true, apart);
     const delivered = new Map<string, number>();
     v.setHandler({ onEvent: (_f, _t, _d, meta) => void (meta && !delivered.has(meta.id) && delivered.set(meta.id, Date.now())), onRequest: () => undefined });
     // The honest nodes, for comparison: how the network fares with the attackers dropping among them.
@@ -151,10 +198,10 @@ describe('review 22: ids ground into a joining node\'s thirds wait at its seed (
       })
       .sort((a, b) => a - b);
     report(
-      `formation eclipse, dropping and withholding: V at ${peers.filter((p) => attackerIds.has(p.id)).length} attackers of ${peers.length}; ` +
+      `formation eclipse, dropping and withholding${apart ? ', attackers in one netgroup' : ''}: V at ${peers.filter((p) => attackerIds.has(p.id)).length} attackers of ${peers.length}; ` +
         `delivered ${latencies.filter((ms) => ms < Infinity).length}/${BROADCASTS}, ${inTime} within ${deadline} ms (latencies ${latencies.join(' ')}); ` +
         `the honest nodes delivered ${honestInTime[0]!.toFixed(2)}–${honestInTime[honestInTime.length - 1]!.toFixed(2)} of the others' in time (median ${honestInTime[honestInTime.length >> 1]!.toFixed(2)})`,
     );
-    expect(latencies.filter((ms) => ms < Infinity).length).toBeGreaterThanOrEqual(Math.ceil(0.9 * BROADCASTS));
-  }, 90_000);
-});
+    return { latencies };
+  }
+}

@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { hostOf, netgroupOf, netgroupRefusal } from '../../src/trust/netgroup.js';
+
+const o = { netgroupPrefixV4: 16, netgroupPrefixV6: 32, perIpLimitsOnLoopback: false };
+
+describe('netgroups (issue 22, formation eclipse)', () => {
+  it('groups IPv4 by /16, IPv6 by /32, IPv4-mapped as IPv4, loopback as one, names as themselves', () => {
+    expect(netgroupOf('203.0.113.7', o)).toBe('203.0.0.0/16');
+    expect(netgroupOf('203.0.200.9', o)).toBe(netgroupOf('203.0.113.7', o));
+    expect(netgroupOf('203.1.113.7', o)).not.toBe(netgroupOf('203.0.113.7', o));
+    expect(netgroupOf('::ffff:203.0.113.7', o)).toBe('203.0.0.0/16');
+    expect(netgroupOf('2001:db8:1:2::5', o)).toBe('2001:db8::/32');
+    expect(netgroupOf('[2001:db8:ffff::1]', o)).toBe('2001:db8::/32');
+    expect(netgroupOf('127.1.0.1', o)).toBe('loopback');
+    expect(netgroupOf('::1', o)).toBe('loopback');
+    expect(netgroupOf('127.1.0.1', { ...o, perIpLimitsOnLoopback: true })).toBe('127.1.0.0/16');
+    expect(netgroupOf('10.9.8.7', { ...o, netgroupPrefixV4: 0 })).toBe(netgroupOf('192.168.1.1', { ...o, netgroupPrefixV4: 0 }));
+    expect(netgroupOf('10.9.8.7', { ...o, netgroupPrefixV4: 20 })).toBe('10.9.0.0/20');
+    expect(netgroupOf('Node-A.example', o)).toBe('node-a.example');
+    expect(hostOf('10.0.0.1:4000')).toBe('10.0.0.1');
+    expect(hostOf('[2001:db8::1]:4000')).toBe('2001:db8::1');
+    expect(hostOf('node.example:4000')).toBe('node.example');
+  });
+
+  it('one netgroup holds at most a third of the connections (a half with two) while another has a peer to dial', () => {
+    const a = 'A';
+    // Below the least degree (8): a third of it, 2.
+    expect(netgroupRefusal(a, ['A'], new Set(['B', 'C']), 8)).toBeUndefined();
+    expect(netgroupRefusal(a, ['A', 'A'], new Set(['B', 'C']), 8)).toMatch(/netgroup A at 2 of 2/);
+    // Past it: a third of the connections with the newcomer (3 of 9).
+    expect(netgroupRefusal(a, ['A', 'A', 'B', 'B', 'C', 'C', 'D', 'E'], new Set(['F']), 8)).toBeUndefined();
+    expect(netgroupRefusal(a, ['A', 'A', 'A', 'B', 'B', 'C', 'C', 'D', 'E'], new Set(['F']), 8)).toMatch(/third/);
+    // Two netgroups: half.
+    expect(netgroupRefusal(a, ['A', 'A', 'A', 'B', 'B', 'B', 'B'], new Set(['B']), 8)).toBeUndefined();
+    expect(netgroupRefusal(a, ['A', 'A', 'A', 'A', 'B', 'B', 'B', 'B'], new Set(['B']), 8)).toMatch(/half/);
+    // No peer of another netgroup to dial: no share below the least degree (a LAN of two sites)…
+    expect(netgroupRefusal(a, ['A', 'A', 'A', 'A', 'A', 'B', 'C'], new Set(['A']), 8)).toBeUndefined();
+    expect(netgroupRefusal(a, ['A', 'A', 'A', 'A', 'A', 'B', 'C'], new Set(), 8)).toBeUndefined();
+    // …at it, the share (a seed connected to every honest node).
+    expect(netgroupRefusal(a, ['A', 'A', 'A', 'B', 'C', 'D', 'E', 'F'], new Set(), 8)).toMatch(/third/);
+    // One netgroup only: nothing changes.
+    expect(netgroupRefusal('loopback', Array(20).fill('loopback'), new Set(['loopback']), 8)).toBeUndefined();
+  });
+});
