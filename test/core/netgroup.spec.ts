@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hostOf, netgroupOf, netgroupRefusal } from '../../src/trust/netgroup.js';
+import { hostOf, netgroupExcess, netgroupOf, netgroupRefusal } from '../../src/trust/netgroup.js';
 
 const o = { netgroupPrefixV4: 16, netgroupPrefixV6: 32, perIpLimitsOnLoopback: false };
 
@@ -22,23 +22,33 @@ describe('netgroups (issue 22, formation eclipse)', () => {
     expect(hostOf('node.example:4000')).toBe('node.example');
   });
 
-  it('one netgroup holds at most a third of the connections (a half with two) while another has a peer to dial', () => {
+  it('one netgroup holds at most a third of the connections (a half with two) while holding costs no degree', () => {
     const a = 'A';
     // Below the least degree (8): a third of it, 2.
-    expect(netgroupRefusal(a, ['A'], new Set(['B', 'C']), 8)).toBeUndefined();
-    expect(netgroupRefusal(a, ['A', 'A'], new Set(['B', 'C']), 8)).toMatch(/netgroup A at 2 of 2/);
+    expect(netgroupRefusal(a, ['A', 'B'], new Set(['B', 'C']), 8)).toBeUndefined();
+    expect(netgroupRefusal(a, ['A', 'A', 'B', 'C'], new Set(['B', 'C']), 8)).toMatch(/netgroup A at 2 of 4/);
     // Past it: a third of the connections with the newcomer (3 of 9).
     expect(netgroupRefusal(a, ['A', 'A', 'B', 'B', 'C', 'C', 'D', 'E'], new Set(['F']), 8)).toBeUndefined();
     expect(netgroupRefusal(a, ['A', 'A', 'A', 'B', 'B', 'C', 'C', 'D', 'E'], new Set(['F']), 8)).toMatch(/third/);
     // Two netgroups: half.
     expect(netgroupRefusal(a, ['A', 'A', 'A', 'B', 'B', 'B', 'B'], new Set(['B']), 8)).toBeUndefined();
     expect(netgroupRefusal(a, ['A', 'A', 'A', 'A', 'B', 'B', 'B', 'B'], new Set(['B']), 8)).toMatch(/half/);
-    // No peer of another netgroup to dial: no share below the least degree (a LAN of two sites)…
-    expect(netgroupRefusal(a, ['A', 'A', 'A', 'A', 'A', 'B', 'C'], new Set(['A']), 8)).toBeUndefined();
+    // Nothing free elsewhere and fewer than 8 from other netgroups: holding would cost degree (two sites, one small).
+    expect(netgroupRefusal(a, ['A', 'A', 'A', 'A', 'A', 'A', 'B', 'C'], new Set(['A']), 8)).toBeUndefined();
     expect(netgroupRefusal(a, ['A', 'A', 'A', 'A', 'A', 'B', 'C'], new Set(), 8)).toBeUndefined();
-    // …at it, the share (a seed connected to every honest node).
-    expect(netgroupRefusal(a, ['A', 'A', 'A', 'B', 'C', 'D', 'E', 'F'], new Set(), 8)).toMatch(/third/);
-    // One netgroup only: nothing changes.
-    expect(netgroupRefusal('loopback', Array(20).fill('loopback'), new Set(['loopback']), 8)).toBeUndefined();
+    // 8 from other netgroups: it holds (a seed connected to every honest node).
+    expect(netgroupRefusal(a, ['A', 'A', 'A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'I'], new Set(), 8)).toBeUndefined();
+    expect(netgroupRefusal(a, ['A', 'A', 'A', 'A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'I'], new Set(), 8)).toMatch(/third/);
+    // Netgroups only known of do not count: one netgroup connected, nothing held (made-up ids elsewhere change nothing).
+    expect(netgroupRefusal('loopback', Array(20).fill('loopback'), new Set(['B', 'C']), 8)).toBeUndefined();
+    expect(netgroupRefusal(a, Array(20).fill('A'), new Set(['B', 'C']), 8)).toBeUndefined();
+  });
+
+  it('the netgroup furthest past its share, and by how much', () => {
+    expect(netgroupExcess(['A', 'A', 'A', 'B', 'C', 'D', 'E', 'F'], new Set(['G']), 8)).toEqual({ excess: 1, group: 'A' });
+    expect(netgroupExcess(['A', 'A', 'A', 'B', 'C', 'D', 'E', 'F', 'G'], new Set(['H']), 8)).toEqual({ excess: 0 });
+    // Nothing free and 5 from others: holding would cost degree.
+    expect(netgroupExcess(['A', 'A', 'A', 'B', 'C', 'D', 'E', 'F'], new Set(), 8)).toEqual({ excess: 0 });
+    expect(netgroupExcess(Array(12).fill('A'), new Set(['B']), 8)).toEqual({ excess: 0 });
   });
 });
