@@ -62,32 +62,7 @@ describe('withheld repair: Sybil neighbours that announce every id first and nev
     const courier = await raw(true, h1);
 
     // Each Sybil keeps one promise an interval: it announces a broadcast of its own and sends it when asked.
-    const own = sybils.map(() => new Map<string, NetworkMessage>());
-    const cursors = sybils.map(() => ({ at: 0 }));
-    let kept = 0;
-    let stop = false;
-    const keeper = (async () => {
-      const until = Date.now() + 30_000; // bounded in time; stops with the test
-      for (let round = 0; !stop && Date.now() < until && round < 200; round++) {
-        sybils.forEach((s, i) => {
-          const m = message(s.identity, { sybil: i, round }, 'sybil');
-          own[i]!.set(m.id, m);
-          s.write(repairFrame(ControlType.BroadcastIHave, encodeIds([Buffer.from(m.id, 'hex')])));
-        });
-        for (let poll = 0; poll < INTERVAL / 25 && !stop; poll++) {
-          await sleep(25);
-          sybils.forEach((s, i) => {
-            for (const id of newWants(s, cursors[i]!)) {
-              const m = own[i]!.get(id);
-              if (!m) continue; // an honest id: never sent
-              own[i]!.delete(id);
-              s.sendBroadcast({ ...m, arc: pointArc(v.id) });
-              kept++;
-            }
-          });
-        }
-      }
-    })();
+    const keeper = keepPromises(sybils, v.id, INTERVAL);
 
     const sent: Array<{ id: string; at: number }> = [];
     try {
@@ -102,8 +77,7 @@ describe('withheld repair: Sybil neighbours that announce every id first and nev
       }
       await waitFor(() => sent.every((b) => delivered.has(b.id)), 3000, 'V to deliver every honest broadcast').catch(() => undefined);
     } finally {
-      stop = true;
-      await keeper;
+      await keeper.stop();
     }
 
     // The honest announcement comes at most one interval after node 1 got it (grace and tick): two intervals after that.
@@ -115,7 +89,7 @@ describe('withheld repair: Sybil neighbours that announce every id first and nev
     const finite = latencies.filter((ms) => ms < Infinity).sort((a, b) => a - b);
     report(
       `withholding: ${SYBILS} Sybils, interval ${INTERVAL} ms: V delivered ${got}/${HONEST_BROADCASTS} honest broadcasts, ${inTime} within ${deadline} ms; ` +
-        `latency median ${finite[Math.floor(finite.length / 2)] ?? '-'} ms, max ${finite.at(-1) ?? '-'} ms; Sybil promises kept ${kept}; ` +
+        `latency median ${finite[Math.floor(finite.length / 2)] ?? '-'} ms, max ${finite.at(-1) ?? '-'} ms; Sybil promises kept ${keeper.kept()}; ` +
         `Sybil scores at V ${sybilScores.map((s) => s.toFixed(1)).join(' ')}; V repair ${JSON.stringify(v.networkBroadcastStats().repair)}`,
     );
     expect(inTime).toBeGreaterThanOrEqual(Math.ceil(0.95 * HONEST_BROADCASTS));
@@ -216,32 +190,7 @@ describe("withheld repair where V's designated announcers are the Sybils: V is t
     await waitFor(() => designatedFor().length === 0, 5000, 'V to name the Sybils to its honest neighbours');
 
     // Each Sybil keeps one promise an interval: it announces a broadcast of its own and sends it when asked.
-    const own = sybils.map(() => new Map<string, NetworkMessage>());
-    const cursors = sybils.map(() => ({ at: 0 }));
-    let kept = 0;
-    let stop = false;
-    const keeper = (async () => {
-      const until = Date.now() + 30_000;
-      for (let round = 0; !stop && Date.now() < until && round < 200; round++) {
-        sybils.forEach((s, i) => {
-          const m = message(s.identity, { sybil: i, round }, 'sybil');
-          own[i]!.set(m.id, m);
-          s.write(repairFrame(ControlType.BroadcastIHave, encodeIds([Buffer.from(m.id, 'hex')])));
-        });
-        for (let poll = 0; poll < INTERVAL / 25 && !stop; poll++) {
-          await sleep(25);
-          sybils.forEach((s, i) => {
-            for (const id of newWants(s, cursors[i]!)) {
-              const m = own[i]!.get(id);
-              if (!m) continue; // an honest id: never sent
-              own[i]!.delete(id);
-              s.sendBroadcast({ ...m, arc: pointArc(v.id) });
-              kept++;
-            }
-          });
-        }
-      }
-    })();
+    const keeper = keepPromises(sybils, v.id, INTERVAL);
 
     const sent: Array<{ id: string; at: number; epoch: number }> = [];
     try {
@@ -257,8 +206,7 @@ describe("withheld repair where V's designated announcers are the Sybils: V is t
       }
       await waitFor(() => sent.every((b) => delivered.has(b.id)), 3000, 'V to deliver every honest broadcast').catch(() => undefined);
     } finally {
-      stop = true;
-      await keeper;
+      await keeper.stop();
     }
 
     const deadline = 3 * INTERVAL;
@@ -268,7 +216,7 @@ describe("withheld repair where V's designated announcers are the Sybils: V is t
     const announced = honest.map((h) => h.networkBroadcastStats().repair.announced);
     report(
       `designated withholding, fanout ${fanout}: ${identities.length} Sybils, interval ${INTERVAL} ms: V delivered ${finite.length}/${HONEST_BROADCASTS} honest broadcasts, ${inTime} within ${deadline} ms; ` +
-        `latency median ${finite[Math.floor(finite.length / 2)] ?? '-'} ms, max ${finite.at(-1) ?? '-'} ms; Sybil promises kept ${kept}; honest nodes announced ${announced.join(' ')}; ` +
+        `latency median ${finite[Math.floor(finite.length / 2)] ?? '-'} ms, max ${finite.at(-1) ?? '-'} ms; Sybil promises kept ${keeper.kept()}; honest nodes announced ${announced.join(' ')}; ` +
         `V repair ${JSON.stringify(v.networkBroadcastStats().repair)}`,
     );
     // Every broadcast was signed in an epoch the Sybils were ground for.
@@ -356,3 +304,43 @@ describe('a flood of valid broadcasts from throwaway keys into one node does not
     expect(r.throttled).toEqual(Array(LINKS).fill(true));
   }, 90_000);
 });
+
+/**
+ * Each Sybil keeps one promise an interval: it announces a broadcast of its own to V and sends it when asked (for 30 s at
+ * most, 200 rounds); honest ids it announced are never sent. `stop()` ends it; `kept()` counts the promises kept.
+ */
+function keepPromises(sybils: readonly RawPeer[], vId: string, interval: number): { stop(): Promise<void>; kept(): number } {
+  const own = sybils.map(() => new Map<string, NetworkMessage>());
+  const cursors = sybils.map(() => ({ at: 0 }));
+  let kept = 0;
+  let stop = false;
+  const running = (async () => {
+    const until = Date.now() + 30_000; // bounded in time; stops with the test
+    for (let round = 0; !stop && Date.now() < until && round < 200; round++) {
+      sybils.forEach((s, i) => {
+        const m = message(s.identity, { sybil: i, round }, 'sybil');
+        own[i]!.set(m.id, m);
+        s.write(repairFrame(ControlType.BroadcastIHave, encodeIds([Buffer.from(m.id, 'hex')])));
+      });
+      for (let poll = 0; poll < interval / 25 && !stop; poll++) {
+        await sleep(25);
+        sybils.forEach((s, i) => {
+          for (const id of newWants(s, cursors[i]!)) {
+            const m = own[i]!.get(id);
+            if (!m) continue; // an honest id: never sent
+            own[i]!.delete(id);
+            s.sendBroadcast({ ...m, arc: pointArc(vId) });
+            kept++;
+          }
+        });
+      }
+    }
+  })();
+  return {
+    stop: async () => {
+      stop = true;
+      await running;
+    },
+    kept: () => kept,
+  };
+}
