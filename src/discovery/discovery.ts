@@ -524,14 +524,18 @@ export class Discovery {
     // A dial to a peer whose netgroup holds its share already (src/trust/netgroup.ts): the next member of that third is
     // chosen instead, as admission would refuse it inbound. `claim`: a peer about to be dialed holds a place of its
     // netgroup for the rest of this step (one a dial loop then skips errs on the side of fewer, as takeUnchosen).
-    let netgroups: { held: string[]; free: Set<string> } | undefined;
+    let heldNow: string[] | undefined;
+    let freeNow: Set<string> | undefined;
+    const heldGroups = () => (heldNow ??= this.heldNetgroups());
+    // The peers it knows are read only when a netgroup other than the one judged is among its connections.
+    const freeGroups = () => (freeNow ??= this.freeNetgroups());
     const crowded = (id: string, claim = false): boolean => {
       const address = this.addressOf(id);
       if (address === undefined || this.host.isConfigured(id)) return false;
-      netgroups ??= { held: this.heldNetgroups(), free: this.freeNetgroups() };
       const group = this.netgroupOf(hostOf(address));
-      if (netgroupRefusal(group, netgroups.held, netgroups.free, floor) !== undefined) return true;
-      if (claim) netgroups.held.push(group);
+      const alone = heldGroups().every((g) => g === group);
+      if (!alone && netgroupRefusal(group, heldGroups(), freeGroups(), floor) !== undefined) return true;
+      if (claim) heldGroups().push(group);
       return false;
     };
     const state = {
@@ -603,9 +607,8 @@ export class Discovery {
     const degree = inbound.length + outbound.length + this.dialing.size;
     const reserve = Math.min(2 * (unchosen(inbound) + unchosenOut) - (ownOut([...outbound, ...this.dialing]) + ownIn(inbound)), state.maxDegree - plan.needs - degree);
     // A netgroup past its share (a neighbour closed): dial the difference from others, within the same bound.
-    netgroups ??= { held: this.heldNetgroups(), free: this.freeNetgroups() };
-    const past = netgroupExcess(netgroups.held, netgroups.free, floor);
-    const otherFree = past.group !== undefined && [...netgroups.free].some((f) => f !== past.group);
+    const past = new Set(heldGroups()).size > 1 ? netgroupExcess(heldGroups(), freeGroups(), floor) : { excess: 0 };
+    const otherFree = past.group !== undefined && [...freeGroups()].some((f) => f !== past.group);
     const netShort = otherFree ? Math.min(past.excess, state.maxDegree - plan.needs - degree) : 0;
     const short = Math.min(room, Math.max(floor - degree, reserve, netShort), this.options.maxPeers - connections.size - this.dialing.size);
     if (short > 0) {
@@ -640,14 +643,13 @@ export class Discovery {
     const { redundant } = planTopology({ ...state, inbound: inbound.filter(lasting), outbound: outbound.filter(lasting) });
     // Not one whose going would leave a netgroup further past its share: else it let go of honest dials it had made
     // while ids of one netgroup that dialed in stayed (3 of 8, review of issue 22).
-    const free = this.freeNetgroups();
     let held = this.heldNetgroups();
     for (const id of redundant) {
       if (spare <= 0) break;
       const socket = connections.get(id);
       const at = socket ? held.indexOf(this.netgroupOfSocket(socket)) : -1;
       const after = at >= 0 ? held.filter((_g, i) => i !== at) : held;
-      if (netgroupExcess(after, free, floor).excess > netgroupExcess(held, free, floor).excess) continue;
+      if (new Set(held).size > 1 && netgroupExcess(after, freeGroups(), floor).excess > netgroupExcess(held, freeGroups(), floor).excess) continue;
       this.host.release(id, 'another connection covers its part of the ring');
       held = after;
       spare--;
@@ -667,6 +669,8 @@ export class Discovery {
     const connections = this.host.connections();
     const groupOf = (id: string) => this.netgroupOfSocket(connections.get(id)!);
     const held = [...inbound, ...outbound].map(groupOf);
+    // One netgroup among its connections (a LAN, one host): none is past a share, and the peers it knows are not read.
+    if (new Set(held).size < 2) return;
     const free = this.freeNetgroups();
     for (let past = netgroupExcess(held, free, floor); past.group !== undefined; past = netgroupExcess(held, free, floor)) {
       const crowded = past.group;
