@@ -88,19 +88,9 @@ export type InboundStanding = 'own' | 'vouched' | 'unchosen';
  */
 const REFUSED_PEX_ENTRIES = MIN_DEGREE;
 
+/** How long a netgroup a dial failed into is not counted as free to dial (freeNetgroups). */
+const NETGROUP_FAILED_MS = 30_000;
 const DEFAULT_NETGROUPS: NetgroupOptions = { netgroupPrefixV4: DEFAULTS.netgroupPrefixV4, netgroupPrefixV6: DEFAULTS.netgroupPrefixV6, perIpLimitsOnLoopback: false };
-
-/** The value `values` holds most often. */
-function mostCommon(values: readonly string[]): string | undefined {
-  const counts = new Map<string, number>();
-  let best: string | undefined;
-  for (const v of values) {
-    const c = (counts.get(v) ?? 0) + 1;
-    counts.set(v, c);
-    if (best === undefined || c > counts.get(best)!) best = v;
-  }
-  return best;
-}
 
 /** Failed redials after which a proven peer's address may be challenged by a candidate (it may have moved). */
 const MOVED_AFTER_FAILURES = 2;
@@ -133,6 +123,12 @@ export class Discovery {
   private readonly told = new Map<string, string[]>();
   private readonly pace: PexPace;
   private readonly netgroupByHost = new Map<string, string>();
+  /**
+   * When a dial into each netgroup last failed (cleared when one there succeeds). A netgroup whose dials fail is no place
+   * to go: naming addresses costs nothing, and ids a neighbour names at black holes in other netgroups made a node hold
+   * its own site's peers to a share and let them go for dials that never connected (review of issue 22: 12 honest peers to 4).
+   */
+  private readonly netgroupFailedAt = new Map<string, number>();
 
   constructor(
     private readonly host: DiscoveryHost,
@@ -372,8 +368,14 @@ export class Discovery {
     const groups = new Set<string>();
     if (!this.options.enabled) return groups;
     const free = this.freeToDial();
+    // Due ones only: a peer in its backoff (refused us, failed) is no place to go now.
+    const due = (id: string) => this.book.dueId(id) !== undefined || this.candidates.isDue(id);
+    const now = Date.now();
     for (const known of [...this.book.entries(), ...this.candidates.entries()]) {
-      if (free(known.id) || this.dialing.has(known.id)) groups.add(this.netgroupOf(hostOf(known.address)));
+      if (!((free(known.id) && due(known.id)) || this.dialing.has(known.id))) continue;
+      const group = this.netgroupOf(hostOf(known.address));
+      const failedAt = this.netgroupFailedAt.get(group);
+      if (failedAt === undefined || now - failedAt >= NETGROUP_FAILED_MS) groups.add(group);
     }
     return groups;
   }
@@ -614,9 +616,9 @@ export class Discovery {
     const reserve = Math.min(2 * (unchosen(inbound) + unchosenOut) - (ownOut([...outbound, ...this.dialing]) + ownIn(inbound)), state.maxDegree - plan.needs - degree);
     // A netgroup past its share (a neighbour closed): dial the difference from others, within the same bound.
     netgroups ??= { held: this.heldNetgroups(), free: this.freeNetgroups() };
-    const otherFree = (g: string) => [...netgroups!.free].some((f) => f !== g);
-    const largest = mostCommon(netgroups.held);
-    const netShort = largest !== undefined && otherFree(largest) ? Math.min(netgroupExcess(netgroups.held, netgroups.free, floor), state.maxDegree - plan.needs - degree) : 0;
+    const past = netgroupExcess(netgroups.held, netgroups.free, floor);
+    const otherFree = past.group !== undefined && [...netgroups.free].some((f) => f !== past.group);
+    const netShort = otherFree ? Math.min(past.excess, state.maxDegree - plan.needs - degree) : 0;
     const short = Math.min(room, Math.max(floor - degree, reserve, netShort), this.options.maxPeers - connections.size - this.dialing.size);
     if (short > 0) {
       // Peers it learned of from others first; below the least degree, any (a seed that everyone dials knows them only by their word).
@@ -657,7 +659,7 @@ export class Discovery {
       const socket = connections.get(id);
       const at = socket ? held.indexOf(this.netgroupOfSocket(socket)) : -1;
       const after = at >= 0 ? held.filter((_g, i) => i !== at) : held;
-      if (netgroupExcess(after, free, floor) > netgroupExcess(held, free, floor)) continue;
+      if (netgroupExcess(after, free, floor).excess > netgroupExcess(held, free, floor).excess) continue;
       this.host.release(id, 'another connection covers its part of the ring');
       held = after;
       spare--;
@@ -678,11 +680,12 @@ export class Discovery {
     const groupOf = (id: string) => this.netgroupOfSocket(connections.get(id)!);
     const held = [...inbound, ...outbound].map(groupOf);
     const free = this.freeNetgroups();
-    while (netgroupExcess(held, free, floor) > 0) {
-      const crowded = mostCommon(held)!;
-      // At its least degree, one more goes only while a peer of another netgroup is free to dial in its place (3 of 8
-      // held for seconds while this node's dials waited out their backoff).
-      if (held.length <= floor && ![...free].some((g) => g !== crowded)) return;
+    for (let past = netgroupExcess(held, free, floor); past.group !== undefined; past = netgroupExcess(held, free, floor)) {
+      const crowded = past.group;
+      // Never below its least degree: a peer of another netgroup free to dial is only a name (ids a neighbour named at black
+      // holes made it let its own site's peers go, 12 to 4, review of issue 22). fill() dials others for the share past
+      // it (netShort); their connections then let the crowded ones go here.
+      if (held.length <= floor) return;
       let newest: string | undefined;
       for (const id of inbound) {
         if (this.host.isConfigured(id) || groupOf(id) !== crowded) continue;
@@ -790,6 +793,7 @@ export class Discovery {
     this.host
       .connect(`${known.id}@${known.address}`)
       .then(() => {
+        this.netgroupFailedAt.delete(this.netgroupOf(hostOf(known.address)));
         this.dialed.add(known.id);
         // The id answered (not merely dialed in: anyone with its key can do that), so the address was no third party's.
         this.candidates.reached(known.id);
@@ -808,6 +812,8 @@ export class Discovery {
           return;
         }
         onFailure();
+        if (this.netgroupFailedAt.size >= 4096) this.netgroupFailedAt.clear();
+        this.netgroupFailedAt.set(this.netgroupOf(hostOf(known.address)), Date.now());
         this.host.logger.debug?.(`could not dial ${known.verified ? 'known peer' : 'candidate'} ${known.id} at ${known.address}: ${err.message}`, {
           event: 'dial-failed',
           peerId: known.id,

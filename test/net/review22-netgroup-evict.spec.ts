@@ -110,9 +110,12 @@ async function attack(from: 'C' | 'A', waves: number, rule = true, announce = fa
       least = Math.min(least, v.peers().length);
     }
   }
+  // The black holes were named to every honest node: the least degree over all of them too.
+  let leastAny = Infinity;
   for (let t = 0; t < 30; t++) {
     await sleep(100);
     least = Math.min(least, v.peers().length);
+    leastAny = Math.min(leastAny, ...honest.map((p) => p.peers().length));
   }
   const elapsed = (Date.now() - t0) / 1000;
   const after = v.peers();
@@ -125,7 +128,7 @@ async function attack(from: 'C' | 'A', waves: number, rule = true, announce = fa
   const warnings = lines.filter((m) => m.startsWith('warn') || m.startsWith('error'));
   report(
     `attackers from ${from === 'C' ? 'a third /16' : "the /16 of V's site"} (${ATTACKERS} ids, ${waves} wave${waves > 1 ? 's' : ''})${rule ? '' : ' [rule off on V]'}: ` +
-      `V's honest peers ${honestBefore} before, ${honestAfter.length} after (${honestLost} of the first gone); degree at the end ${after.length}, least ${least}; ` +
+      `V's honest peers ${honestBefore} before, ${honestAfter.length} after (${honestLost} of the first gone); degree at the end ${after.length}, least ${least}; least of any honest node over the last 3 s ${leastAny}, ends ${honest.map((p) => p.peers().length).join(' ')}; ` +
       `attackers admitted at most ${admitted} of ${ATTACKERS}${announce ? `, V knew ${known} of their black holes, dialed them ${holes.reduce((a, h) => a + h.accepted(), 0)} times` : ''}; V's connects+disconnects of honest peers ${honestChurn} in ${elapsed.toFixed(1)} s; ` +
       `netgroup evictions ${evictedAll} (${evictedHonest} honest), netgroup lines about honest peers ${refusedHonest}; warnings ${warnings.length}${warnings.length ? ` (${warnings.slice(0, 2).join(' | ')})` : ''}`,
   );
