@@ -364,8 +364,8 @@ export class Discovery {
   }
 
   /** The netgroups of the peers this node could dial now, and of its dials in flight (they may come to be connections). */
-  private freeNetgroups(): Set<string> {
-    const groups = new Set<string>();
+  private freeNetgroups(): Map<string, number> {
+    const groups = new Map<string, number>();
     if (!this.options.enabled) return groups;
     const free = this.freeToDial();
     // Due ones only: a peer in its backoff (refused us, failed) is no place to go now.
@@ -375,7 +375,7 @@ export class Discovery {
       if (!((free(known.id) && due(known.id)) || this.dialing.has(known.id))) continue;
       const group = this.netgroupOf(hostOf(known.address));
       const failedAt = this.netgroupFailedAt.get(group);
-      if (failedAt === undefined || now - failedAt >= NETGROUP_FAILED_MS) groups.add(group);
+      if (failedAt === undefined || now - failedAt >= NETGROUP_FAILED_MS) groups.set(group, (groups.get(group) ?? 0) + 1);
     }
     return groups;
   }
@@ -536,7 +536,7 @@ export class Discovery {
     // A dial to a peer whose netgroup holds its share already (src/trust/netgroup.ts): the next member of that third is
     // chosen instead, as admission would refuse it inbound. `claim`: a peer about to be dialed holds a place of its
     // netgroup for the rest of this step (one a dial loop then skips errs on the side of fewer, as takeUnchosen).
-    let netgroups: { held: string[]; free: Set<string> } | undefined;
+    let netgroups: { held: string[]; free: Map<string, number> } | undefined;
     const crowded = (id: string, claim = false): boolean => {
       const address = this.addressOf(id);
       if (address === undefined || this.host.isConfigured(id)) return false;
@@ -617,7 +617,7 @@ export class Discovery {
     // A netgroup past its share (a neighbour closed): dial the difference from others, within the same bound.
     netgroups ??= { held: this.heldNetgroups(), free: this.freeNetgroups() };
     const past = netgroupExcess(netgroups.held, netgroups.free, floor);
-    const otherFree = past.group !== undefined && [...netgroups.free].some((f) => f !== past.group);
+    const otherFree = past.group !== undefined && [...netgroups.free.keys()].some((f) => f !== past.group);
     const netShort = otherFree ? Math.min(past.excess, state.maxDegree - plan.needs - degree) : 0;
     const short = Math.min(room, Math.max(floor - degree, reserve, netShort), this.options.maxPeers - connections.size - this.dialing.size);
     if (short > 0) {

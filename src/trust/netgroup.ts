@@ -37,39 +37,51 @@ export function hostOf(address: string): string {
 }
 
 /**
- * Why a peer in `group` may not take one more of this node's connections: the netgroups it knows of
- * (connected or free to dial) are k of them (at most 3), and peers of one netgroup already hold a k-th
- * of its connections (of its least degree, below it), while a peer of another netgroup is free to dial or
- * the node holds its least degree. So with three netgroups or more, one holds at most a third; with two,
- * half; with one, all (a LAN, a local network on loopback: nothing changes). `groups`: the netgroup of each open connection and dial
- * in flight; `free`: those of the peers it could dial now.
+ * Why a peer in `group` may not take one more of this node's connections: the netgroups among its connections and
+ * dials (and the peer's) are k of them (at most 3), and peers of `group` already hold a k-th of them (of its least
+ * degree, below it). Held only while holding costs the node no degree: it holds its least degree without `group`,
+ * or a peer of another netgroup is free to dial. So with three netgroups or more, one holds at most a third; with two,
+ * half; with one, all (a LAN, a network on one host). The netgroups it merely knows of do not count toward k: a
+ * neighbour naming made-up ids in other netgroups would make a node on a LAN refuse its own.
+ * `held`: the netgroup of each open connection and dial in flight; `free`: per netgroup, how many peers of it it could dial now.
  */
-export function netgroupRefusal(group: string, groups: readonly string[], free: ReadonlySet<string>, floor: number): string | undefined {
-  const distinct = new Set(groups).add(group);
-  for (const g of free) distinct.add(g);
-  const k = Math.min(3, distinct.size);
+export function netgroupRefusal(group: string, held: readonly string[], free: ReadonlyMap<string, number>, floor: number): string | undefined {
+  const k = Math.min(3, new Set(held).add(group).size);
   if (k < 2) return undefined;
-  // With no peer of another netgroup to dial, refusing holds the node below its least degree (a LAN of two sites);
-  // at it or past it, refusing costs nothing (a seed connected to every honest node took every ground id).
-  if (groups.length < floor && ![...free].some((g) => g !== group)) return undefined;
-  const held = groups.filter((g) => g === group).length;
-  const cap = Math.max(1, Math.floor(Math.max(groups.length + 1, floor) / k));
-  return held + 1 > cap ? `peers from netgroup ${group} at ${held} of ${groups.length} connections (a ${k === 2 ? 'half' : 'third'} at most while another netgroup has a peer to dial)` : undefined;
+  const count = held.filter((g) => g === group).length;
+  if (!holds(group, held.length - count, free, floor)) return undefined;
+  const cap = Math.max(1, Math.floor(Math.max(held.length + 1, floor) / k));
+  return count + 1 > cap ? `peers from netgroup ${group} at ${count} of ${held.length} connections (a ${k === 2 ? 'half' : 'third'} at most)` : undefined;
 }
 
 /**
- * How many more connections from other netgroups would bring the largest netgroup back within its share: 0 when it
- * is within. Admission holds the share as connections come; one that closes may leave a netgroup over it (3 of 9,
- * then 3 of 8): the node dials the difference elsewhere when it can (`free` holds another netgroup), and lets go of
- * no connection that would add to it.
+ * The netgroup furthest past its share, and by how many connections from other netgroups it would be back within it
+ * (0: every one is within, or holding it would cost the node degree). Admission holds the share as connections come;
+ * one that closes may leave a netgroup past it (3 of 9, then 3 of 8): the node lets the newest inbound ones from it go,
+ * dials the difference elsewhere when it can, and lets go of no connection that would add to it.
  */
-export function netgroupExcess(groups: readonly string[], free: ReadonlySet<string>, floor: number): number {
+export function netgroupExcess(held: readonly string[], free: ReadonlyMap<string, number>, floor: number): { excess: number; group?: string } {
   const counts = new Map<string, number>();
-  for (const g of groups) counts.set(g, (counts.get(g) ?? 0) + 1);
-  const distinct = new Set([...counts.keys(), ...free]);
-  const k = Math.min(3, distinct.size);
-  if (k < 2) return 0;
-  let excess = 0;
-  for (const c of counts.values()) excess = Math.max(excess, k * c - Math.max(groups.length, floor));
-  return excess;
+  for (const g of held) counts.set(g, (counts.get(g) ?? 0) + 1);
+  const k = Math.min(3, counts.size);
+  let worst: { excess: number; group?: string } = { excess: 0 };
+  if (k < 2) return worst;
+  for (const [g, c] of counts) {
+    const excess = k * c - Math.max(held.length, floor);
+    if (excess > worst.excess && holds(g, held.length - c, free, floor)) worst = { excess, group: g };
+  }
+  return worst;
+}
+
+/**
+ * Whether holding `group` to its share costs the node no degree: `others` (connections from other netgroups), with the
+ * peers of other netgroups it is free to dial, make its least degree. Counted, not merely one: one free peer elsewhere
+ * held a large site to a third of a node below 8 that the small sites could not fill, and made-up ids a neighbour named
+ * at black holes in a third netgroup did so on every node they were named to (review of issue 22).
+ * `free`: per netgroup, how many distinct peers of it the node could dial now.
+ */
+function holds(group: string, others: number, free: ReadonlyMap<string, number>, floor: number): boolean {
+  let reach = others;
+  for (const [g, n] of free) if (g !== group) reach += n;
+  return reach >= floor;
 }
