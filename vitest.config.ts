@@ -15,6 +15,7 @@ const ALONE = [
   'test/net/review-request-sybils.spec.ts',
   'test/net/review-subscriber-sybils.spec.ts',
   'test/net/review22-formation-eclipse.spec.ts',
+  'test/net/review22-netgroup-evict.spec.ts',
   'test/net/review22-first-hop.spec.ts',
   'test/net/review22-ping-stall.spec.ts',
   'test/net/throwaway-keys.spec.ts',

@@ -88,6 +88,8 @@ export type InboundStanding = 'own' | 'vouched' | 'unchosen';
  */
 const REFUSED_PEX_ENTRIES = MIN_DEGREE;
 
+/** How long a netgroup a dial failed into is not counted as free to dial (freeNetgroups). */
+const NETGROUP_FAILED_MS = 30_000;
 const DEFAULT_NETGROUPS: NetgroupOptions = { netgroupPrefixV4: DEFAULTS.netgroupPrefixV4, netgroupPrefixV6: DEFAULTS.netgroupPrefixV6, perIpLimitsOnLoopback: false };
 
 /** Failed redials after which a proven peer's address may be challenged by a candidate (it may have moved). */
@@ -121,6 +123,12 @@ export class Discovery {
   private readonly told = new Map<string, string[]>();
   private readonly pace: PexPace;
   private readonly netgroupByHost = new Map<string, string>();
+  /**
+   * When a dial into each netgroup last failed (cleared when one there succeeds). A netgroup whose dials fail is no place
+   * to go: naming addresses costs nothing, and ids a neighbour names at black holes in other netgroups made a node hold
+   * its own site's peers to a share and let them go for dials that never connected (review of issue 22: 12 honest peers to 4).
+   */
+  private readonly netgroupFailedAt = new Map<string, number>();
 
   constructor(
     private readonly host: DiscoveryHost,
@@ -355,15 +363,19 @@ export class Discovery {
     return group;
   }
 
-  /** The netgroups of the peers this node could dial now, and of its dials in flight (they may come to be connections). */
-  private freeNetgroups(): Set<string> {
-    const groups = new Set<string>();
+  /** Per netgroup, the peers this node could dial now, and (`withDials`) its dials in flight (they may come to be connections). */
+  private freeNetgroups(withDials = true): Map<string, number> {
+    const groups = new Map<string, number>();
     if (!this.options.enabled) return groups;
     const free = this.freeToDial();
     // Due ones only: a peer in its backoff (refused us, failed) is no place to go now.
     const due = (id: string) => this.book.dueId(id) !== undefined || this.candidates.isDue(id);
+    const now = Date.now();
     for (const known of [...this.book.entries(), ...this.candidates.entries()]) {
-      if ((free(known.id) && due(known.id)) || this.dialing.has(known.id)) groups.add(this.netgroupOf(hostOf(known.address)));
+      if (!((free(known.id) && due(known.id)) || (withDials && this.dialing.has(known.id)))) continue;
+      const group = this.netgroupOf(hostOf(known.address));
+      const failedAt = this.netgroupFailedAt.get(group);
+      if (failedAt === undefined || now - failedAt >= NETGROUP_FAILED_MS) groups.set(group, (groups.get(group) ?? 0) + 1);
     }
     return groups;
   }
@@ -525,7 +537,7 @@ export class Discovery {
     // chosen instead, as admission would refuse it inbound. `claim`: a peer about to be dialed holds a place of its
     // netgroup for the rest of this step (one a dial loop then skips errs on the side of fewer, as takeUnchosen).
     let heldNow: string[] | undefined;
-    let freeNow: Set<string> | undefined;
+    let freeNow: Map<string, number> | undefined;
     const heldGroups = () => (heldNow ??= this.heldNetgroups());
     // The peers it knows are read only when a netgroup other than the one judged is among its connections.
     const freeGroups = () => (freeNow ??= this.freeNetgroups());
@@ -608,7 +620,7 @@ export class Discovery {
     const reserve = Math.min(2 * (unchosen(inbound) + unchosenOut) - (ownOut([...outbound, ...this.dialing]) + ownIn(inbound)), state.maxDegree - plan.needs - degree);
     // A netgroup past its share (a neighbour closed): dial the difference from others, within the same bound.
     const past = new Set(heldGroups()).size > 1 ? netgroupExcess(heldGroups(), freeGroups(), floor) : { excess: 0 };
-    const otherFree = past.group !== undefined && [...freeGroups()].some((f) => f !== past.group);
+    const otherFree = past.group !== undefined && [...freeGroups().keys()].some((f) => f !== past.group);
     const netShort = otherFree ? Math.min(past.excess, state.maxDegree - plan.needs - degree) : 0;
     const short = Math.min(room, Math.max(floor - degree, reserve, netShort), this.options.maxPeers - connections.size - this.dialing.size);
     if (short > 0) {
@@ -671,12 +683,15 @@ export class Discovery {
     const held = [...inbound, ...outbound].map(groupOf);
     // One netgroup among its connections (a LAN, one host): none is past a share, and the peers it knows are not read.
     if (new Set(held).size < 2) return;
-    const free = this.freeNetgroups();
+    // Not counting its dials in flight: one that never answers (an address a neighbour named at a black hole) would let
+    // a connection go for nothing (review of issue 22: V at 6 with dials of 7 black holes in flight).
+    const free = this.freeNetgroups(false);
     for (let past = netgroupExcess(held, free, floor); past.group !== undefined; past = netgroupExcess(held, free, floor)) {
       const crowded = past.group;
-      // At its least degree, one more goes only while a peer of another netgroup is free to dial in its place (3 of 8
-      // held for seconds while this node's dials waited out their backoff).
-      if (held.length <= floor && ![...free].some((g) => g !== crowded)) return;
+      // Never below its least degree: a peer of another netgroup free to dial is only a name (ids a neighbour named at black
+      // holes made it let its own site's peers go, 12 to 4, review of issue 22). fill() dials others for the share past
+      // it (netShort); their connections then let the crowded ones go here.
+      if (held.length <= floor) return;
       let newest: string | undefined;
       for (const id of inbound) {
         if (this.host.isConfigured(id) || groupOf(id) !== crowded) continue;
@@ -784,6 +799,7 @@ export class Discovery {
     this.host
       .connect(`${known.id}@${known.address}`)
       .then(() => {
+        this.netgroupFailedAt.delete(this.netgroupOf(hostOf(known.address)));
         this.dialed.add(known.id);
         // The id answered (not merely dialed in: anyone with its key can do that), so the address was no third party's.
         this.candidates.reached(known.id);
@@ -802,6 +818,8 @@ export class Discovery {
           return;
         }
         onFailure();
+        if (this.netgroupFailedAt.size >= 4096) this.netgroupFailedAt.clear();
+        this.netgroupFailedAt.set(this.netgroupOf(hostOf(known.address)), Date.now());
         this.host.logger.debug?.(`could not dial ${known.verified ? 'known peer' : 'candidate'} ${known.id} at ${known.address}: ${err.message}`, {
           event: 'dial-failed',
           peerId: known.id,

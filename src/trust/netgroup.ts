@@ -43,9 +43,9 @@ export function hostOf(address: string): string {
  * or a peer of another netgroup is free to dial. So with three netgroups or more, one holds at most a third; with two,
  * half; with one, all (a LAN, a network on one host). The netgroups it merely knows of do not count toward k: a
  * neighbour naming made-up ids in other netgroups would make a node on a LAN refuse its own.
- * `held`: the netgroup of each open connection and dial in flight; `free`: those of the peers it could dial now.
+ * `held`: the netgroup of each open connection and dial in flight; `free`: per netgroup, how many peers of it it could dial now.
  */
-export function netgroupRefusal(group: string, held: readonly string[], free: ReadonlySet<string>, floor: number): string | undefined {
+export function netgroupRefusal(group: string, held: readonly string[], free: ReadonlyMap<string, number>, floor: number): string | undefined {
   const k = Math.min(3, new Set(held).add(group).size);
   if (k < 2) return undefined;
   const count = held.filter((g) => g === group).length;
@@ -60,7 +60,7 @@ export function netgroupRefusal(group: string, held: readonly string[], free: Re
  * one that closes may leave a netgroup past it (3 of 9, then 3 of 8): the node lets the newest inbound ones from it go,
  * dials the difference elsewhere when it can, and lets go of no connection that would add to it.
  */
-export function netgroupExcess(held: readonly string[], free: ReadonlySet<string>, floor: number): { excess: number; group?: string } {
+export function netgroupExcess(held: readonly string[], free: ReadonlyMap<string, number>, floor: number): { excess: number; group?: string } {
   const counts = new Map<string, number>();
   for (const g of held) counts.set(g, (counts.get(g) ?? 0) + 1);
   const k = Math.min(3, counts.size);
@@ -73,9 +73,15 @@ export function netgroupExcess(held: readonly string[], free: ReadonlySet<string
   return worst;
 }
 
-/** Whether holding `group` to its share costs the node no degree: `others` (connections from other netgroups) are its least degree, or another netgroup has a peer free to dial. */
-function holds(group: string, others: number, free: ReadonlySet<string>, floor: number): boolean {
-  if (others >= floor) return true;
-  for (const g of free) if (g !== group) return true;
-  return false;
+/**
+ * Whether holding `group` to its share costs the node no degree: `others` (connections from other netgroups), with the
+ * peers of other netgroups it is free to dial, make its least degree. Counted, not merely one: one free peer elsewhere
+ * held a large site to a third of a node below 8 that the small sites could not fill, and made-up ids a neighbour named
+ * at black holes in a third netgroup did so on every node they were named to (review of issue 22).
+ * `free`: per netgroup, how many distinct peers of it the node could dial now.
+ */
+function holds(group: string, others: number, free: ReadonlyMap<string, number>, floor: number): boolean {
+  let reach = others;
+  for (const [g, n] of free) if (g !== group) reach += n;
+  return reach >= floor;
 }

@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { hostOf, netgroupExcess, netgroupOf, netgroupRefusal } from '../../src/trust/netgroup.js';
 
+/** Each netgroup named with 8 peers free to dial (as many as the least degree). */
+const plenty = (groups: string[]) => new Map(groups.map((g) => [g, 8] as const));
+
 const o = { netgroupPrefixV4: 16, netgroupPrefixV6: 32, perIpLimitsOnLoopback: false };
 
 describe('netgroups (issue 22, formation eclipse)', () => {
@@ -25,30 +28,34 @@ describe('netgroups (issue 22, formation eclipse)', () => {
   it('one netgroup holds at most a third of the connections (a half with two) while holding costs no degree', () => {
     const a = 'A';
     // Below the least degree (8): a third of it, 2.
-    expect(netgroupRefusal(a, ['A', 'B'], new Set(['B', 'C']), 8)).toBeUndefined();
-    expect(netgroupRefusal(a, ['A', 'A', 'B', 'C'], new Set(['B', 'C']), 8)).toMatch(/netgroup A at 2 of 4/);
+    expect(netgroupRefusal(a, ['A', 'B'], plenty(['B', 'C']), 8)).toBeUndefined();
+    expect(netgroupRefusal(a, ['A', 'A', 'B', 'C'], plenty(['B', 'C']), 8)).toMatch(/netgroup A at 2 of 4/);
     // Past it: a third of the connections with the newcomer (3 of 9).
-    expect(netgroupRefusal(a, ['A', 'A', 'B', 'B', 'C', 'C', 'D', 'E'], new Set(['F']), 8)).toBeUndefined();
-    expect(netgroupRefusal(a, ['A', 'A', 'A', 'B', 'B', 'C', 'C', 'D', 'E'], new Set(['F']), 8)).toMatch(/third/);
+    expect(netgroupRefusal(a, ['A', 'A', 'B', 'B', 'C', 'C', 'D', 'E'], plenty(['F']), 8)).toBeUndefined();
+    expect(netgroupRefusal(a, ['A', 'A', 'A', 'B', 'B', 'C', 'C', 'D', 'E'], plenty(['F']), 8)).toMatch(/third/);
     // Two netgroups: half.
-    expect(netgroupRefusal(a, ['A', 'A', 'A', 'B', 'B', 'B', 'B'], new Set(['B']), 8)).toBeUndefined();
-    expect(netgroupRefusal(a, ['A', 'A', 'A', 'A', 'B', 'B', 'B', 'B'], new Set(['B']), 8)).toMatch(/half/);
+    expect(netgroupRefusal(a, ['A', 'A', 'A', 'B', 'B', 'B', 'B'], plenty(['B']), 8)).toBeUndefined();
+    expect(netgroupRefusal(a, ['A', 'A', 'A', 'A', 'B', 'B', 'B', 'B'], plenty(['B']), 8)).toMatch(/half/);
     // Nothing free elsewhere and fewer than 8 from other netgroups: holding would cost degree (two sites, one small).
-    expect(netgroupRefusal(a, ['A', 'A', 'A', 'A', 'A', 'A', 'B', 'C'], new Set(['A']), 8)).toBeUndefined();
-    expect(netgroupRefusal(a, ['A', 'A', 'A', 'A', 'A', 'B', 'C'], new Set(), 8)).toBeUndefined();
+    expect(netgroupRefusal(a, ['A', 'A', 'A', 'A', 'A', 'A', 'B', 'C'], plenty(['A']), 8)).toBeUndefined();
+    expect(netgroupRefusal(a, ['A', 'A', 'A', 'A', 'A', 'B', 'C'], new Map<string, number>(), 8)).toBeUndefined();
     // 8 from other netgroups: it holds (a seed connected to every honest node).
-    expect(netgroupRefusal(a, ['A', 'A', 'A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'I'], new Set(), 8)).toBeUndefined();
-    expect(netgroupRefusal(a, ['A', 'A', 'A', 'A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'I'], new Set(), 8)).toMatch(/third/);
+    expect(netgroupRefusal(a, ['A', 'A', 'A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'I'], new Map<string, number>(), 8)).toBeUndefined();
+    expect(netgroupRefusal(a, ['A', 'A', 'A', 'A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'I'], new Map<string, number>(), 8)).toMatch(/third/);
     // Netgroups only known of do not count: one netgroup connected, nothing held (made-up ids elsewhere change nothing).
-    expect(netgroupRefusal('loopback', Array(20).fill('loopback'), new Set(['B', 'C']), 8)).toBeUndefined();
-    expect(netgroupRefusal(a, Array(20).fill('A'), new Set(['B', 'C']), 8)).toBeUndefined();
+    expect(netgroupRefusal('loopback', Array(20).fill('loopback'), plenty(['B', 'C']), 8)).toBeUndefined();
+    expect(netgroupRefusal(a, Array(20).fill('A'), plenty(['B', 'C']), 8)).toBeUndefined();
+    // Peers free elsewhere count by how many they are: 2 from others and 3 free elsewhere make no least degree, so a large
+    // site is not held below it (10 + 3 nodes, a node with 2 of the 3 of the small site); 6 free elsewhere do (two netgroups connected: a half).
+    expect(netgroupRefusal(a, ['A', 'A', 'A', 'A', 'B', 'B'], new Map([['B', 1], ['C', 2]]), 8)).toBeUndefined();
+    expect(netgroupRefusal(a, ['A', 'A', 'A', 'A', 'B', 'B'], new Map([['B', 1], ['C', 5]]), 8)).toMatch(/netgroup A at 4 of 6/);
   });
 
   it('the netgroup furthest past its share, and by how much', () => {
-    expect(netgroupExcess(['A', 'A', 'A', 'B', 'C', 'D', 'E', 'F'], new Set(['G']), 8)).toEqual({ excess: 1, group: 'A' });
-    expect(netgroupExcess(['A', 'A', 'A', 'B', 'C', 'D', 'E', 'F', 'G'], new Set(['H']), 8)).toEqual({ excess: 0 });
+    expect(netgroupExcess(['A', 'A', 'A', 'B', 'C', 'D', 'E', 'F'], plenty(['G']), 8)).toEqual({ excess: 1, group: 'A' });
+    expect(netgroupExcess(['A', 'A', 'A', 'B', 'C', 'D', 'E', 'F', 'G'], plenty(['H']), 8)).toEqual({ excess: 0 });
     // Nothing free and 5 from others: holding would cost degree.
-    expect(netgroupExcess(['A', 'A', 'A', 'B', 'C', 'D', 'E', 'F'], new Set(), 8)).toEqual({ excess: 0 });
-    expect(netgroupExcess(Array(12).fill('A'), new Set(['B']), 8)).toEqual({ excess: 0 });
+    expect(netgroupExcess(['A', 'A', 'A', 'B', 'C', 'D', 'E', 'F'], new Map<string, number>(), 8)).toEqual({ excess: 0 });
+    expect(netgroupExcess(Array(12).fill('A'), plenty(['B']), 8)).toEqual({ excess: 0 });
   });
 });

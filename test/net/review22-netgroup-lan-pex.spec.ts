@@ -1,0 +1,122 @@
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadIdentity } from '../../src/common/identity.js';
+import type { PexEntry } from '../../src/discovery/peer-exchange.js';
+import { Peer } from '../../src/node/peer.js';
+import { startEchoPeer, waitFor } from '../helpers.js';
+import { report } from '../net-processes.js';
+
+/**
+ * Review of issue 22 (netgroups, src/trust/netgroup.ts), idea 2: a LAN (every honest node in one /16) and a hostile
+ * neighbour H on it, the configured peer of a joining LAN node L, that names in its peer exchange made-up ids at
+ * addresses in 16 other /16s. Naming an address costs nothing; here each is a listener that accepts and never
+ * answers (a black hole: in the wild any address that drops SYNs does). L's dials to them are in flight for seconds,
+ * and dials in flight count toward the netgroups the rule holds L to (heldNetgroups). Does L then skip or refuse its
+ * honest LAN peers, and stay below its least degree (8)?  Run with P2P_TEST_STATS=1 for the figures.
+ */
+const open: Peer[] = [];
+const servers: Server[] = [];
+const sockets: Socket[] = [];
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((p) => p.close()));
+  sockets.splice(0).forEach((s) => s.destroy());
+  await Promise.all(servers.splice(0).map((s) => new Promise((res) => s.close(res))));
+});
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A listener that accepts and says nothing: a dial there is in flight until the dialer's handshake timeout. */
+async function blackHole(host: string): Promise<{ address: string; accepted: () => number }> {
+  let accepted = 0;
+  const server = createServer((socket) => {
+    accepted++;
+    sockets.push(socket);
+    socket.on('error', () => undefined);
+  });
+  servers.push(server);
+  await new Promise<void>((res) => server.listen(0, host, res));
+  return { address: `${host}:${(server.address() as AddressInfo).port}`, accepted: () => accepted };
+}
+
+async function lan(hostile: boolean, rule = true, honestSeed = false): Promise<{ least: number; end: number; reachedMs: number; refusals: number; holes: number }> {
+  const HONEST = 12;
+  const options = { perIpLimitsOnLoopback: true };
+  const honest: Peer[] = [];
+  for (let i = 0; i < HONEST; i++) {
+    const seed = i > 0 ? honest[(i * 7) % i]! : undefined;
+    honest.push(await startEchoPeer({ ...options, listen: `127.50.0.${i + 1}:0`, peers: seed ? [`${seed.id}@${seed.address()}`] : [] }, open));
+  }
+  await waitFor(() => honest.every((p) => p.peers().length >= 8), 30_000, 'the LAN');
+  const holes = await Promise.all(Array.from({ length: 16 }, (_x, g) => blackHole(`127.${100 + g}.0.1`)));
+  // 64 made-up ids, 4 per black hole (ports differ per hole; the same address under 4 ids).
+  const fake: PexEntry[] = Array.from({ length: 60 }, (_x, i) => ({ id: loadIdentity().peerId, address: holes[i % holes.length]!.address }));
+  const h = await startEchoPeer({ ...options, listen: '127.50.0.100:0', peers: [`${honest[0]!.id}@${honest[0]!.address()}`] }, open);
+  await waitFor(() => h.peers().length >= 8, 20_000, 'H to join');
+  if (hostile) {
+    // H names the made-up ids before its real peers, in every exchange it sends (at most 64 are read).
+    const discovery = (h as unknown as { discovery: { entriesFor: (to: unknown) => PexEntry[] } }).discovery;
+    const real = discovery.entriesFor.bind(discovery);
+    discovery.entriesFor = (to) => [...fake, ...real(to)].slice(0, 64);
+  }
+  let refusals = 0;
+  const lines: string[] = [];
+  const logger = {
+    log: () => undefined,
+    warn: (m: string) => void lines.push(m),
+    error: (m: string) => void lines.push(m),
+    debug: (m: string) => {
+      if (/netgroup/.test(m)) refusals++;
+    },
+  };
+  const l = await startEchoPeer({ ...options, ...(rule ? {} : { netgroupPrefixV4: 0 }), listen: '127.50.0.101:0', peers: [`${h.id}@${h.address()}`, ...(honestSeed ? [`${honest[5]!.id}@${honest[5]!.address()}`] : [])], logger }, open);
+  const t0 = Date.now();
+  let least = Infinity;
+  let reachedMs = -1;
+  const degrees: number[] = [];
+  for (let t = 0; t < 100; t++) {
+    await sleep(100);
+    const d = l.peers().length;
+    if (t % 10 === 9) degrees.push(d);
+    if (reachedMs < 0 && d >= 8) reachedMs = Date.now() - t0;
+    if (t >= 50) least = Math.min(least, d);
+  }
+  const end = l.peers().length;
+  const accepted = holes.reduce((s, x) => s + x.accepted(), 0);
+  report(
+    `LAN node L${rule ? '' : ' (netgroup rule off: netgroupPrefixV4 0)'}${honestSeed ? ' with an honest seed too' : ''}, H ${hostile ? 'naming 60 made-up ids at 16 black holes in other /16s' : 'honest'}: L's degree each second ${degrees.join(' ')}; ` +
+      `at 8 after ${reachedMs} ms; least over the last 5 s ${least}; dials into black holes ${accepted}; netgroup lines ${refusals}; warnings ${lines.length}${lines.length ? ` (${lines.slice(0, 3).join(' | ')})` : ''}`,
+  );
+  return { least, end, reachedMs, refusals, holes: accepted };
+}
+
+// OPEN, and not the netgroup rule's (it fails as much with the rule off on L, netgroupPrefixV4 0): 2026-12-07, one run each,
+// L stayed at its configured peers (1, or 2 with an honest seed too) for all 10 s, having dialed the black holes 10-13
+// times. Candidates' dials are paced (PEX_DIALS_PER_INTERVAL unproven at once) and each black hole holds one for the
+// handshake timeout (5 s), so 60 made-up ids among 12 real ones take nearly every dial. The control (H honest): 8 within 1.1 s.
+describe('review 22: made-up ids in other netgroups named to a LAN node that also has an honest seed (default settings, TLS)', () => {
+  it.fails('H (one of its two configured peers) names 60 made-up ids at black holes in 16 other /16s: L reaches and holds 8', async () => {
+    const r = await lan(true, true, true);
+    expect(r.least).toBeGreaterThanOrEqual(8);
+  }, 90_000);
+
+  it.fails('the same with the netgroup rule off on L (netgroupPrefixV4 0)', async () => {
+    const r = await lan(true, false, true);
+    expect(r.least).toBeGreaterThanOrEqual(8);
+  }, 90_000);
+});
+
+describe('review 22: made-up ids in other netgroups named to a LAN node (default settings, TLS)', () => {
+  it('control: H honest, L reaches 8', async () => {
+    const r = await lan(false);
+    expect(r.least).toBeGreaterThanOrEqual(8);
+  }, 90_000);
+
+  it.fails('H names 60 made-up ids at black holes in 16 other /16s: L still reaches and holds 8 LAN peers', async () => {
+    const r = await lan(true);
+    expect(r.least).toBeGreaterThanOrEqual(8);
+  }, 90_000);
+
+  it.fails('the same, with the netgroup rule off on L (netgroupPrefixV4 0): what the black holes cost L without it', async () => {
+    const r = await lan(true, false);
+    expect(r.least).toBeGreaterThanOrEqual(8);
+  }, 90_000);
+});
