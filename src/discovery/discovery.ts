@@ -329,8 +329,8 @@ export class Discovery {
 
   /**
    * Why one more connection to a peer at `host` (an IP, or the host of an address) would pass its netgroup's share
-   * (src/trust/netgroup.ts): counted against this node's connections and dials in flight, while a peer of another netgroup
-   * is free to dial. Without peer exchange it dials nobody of its own, and the share is not held.
+   * (src/trust/netgroup.ts): counted against this node's connections and dials in flight, while holding it costs no
+   * degree. Without peer exchange only its connections from other netgroups count toward that.
    */
   netgroupRefusal(host: string, free = this.freeNetgroups()): string | undefined {
     return netgroupRefusal(this.netgroupOf(host), this.heldNetgroups(), free, Math.min(MIN_DEGREE, this.options.maxPeers));
@@ -669,11 +669,10 @@ export class Discovery {
   }
 
   /**
-   * At or past its least degree, while a netgroup holds more than its share of the open connections (its peers came
-   * within it, then others closed: 3 of 9, then 3 of 8), the newest inbound connections from that netgroup go, down to
-   * the share (at the least degree, only while a peer of another netgroup is free to dial), as Bitcoin's eviction keeps
-   * netgroups apart. Not configured peers, not this node's own
-   * dials. `inbound` and `outbound` lose the ids let go.
+   * Past its least degree, while a netgroup holds more than its share of the open connections (its peers came within
+   * it, then others closed: 3 of 9, then 3 of 8), the newest inbound connections from that netgroup go, down to the
+   * share and never below the least degree, as Bitcoin's eviction keeps netgroups apart. Not configured peers, not this
+   * node's own dials. `inbound` and `outbound` lose the ids let go.
    */
   private evictCrowded(inbound: string[], outbound: string[]): void {
     const floor = Math.min(MIN_DEGREE, this.options.maxPeers);

@@ -155,7 +155,7 @@ export class P2PConfig {
   @IsBoolean()
   perIpLimitsOnLoopback: boolean = false;
 
-  /** Leading bits of an IPv4 address that name its netgroup: peers of one take at most a third of the connections (half with two netgroups) while a peer of another is free to dial; 0: one group for all. Loopback is one group unless perIpLimitsOnLoopback. */
+  /** Leading bits of an IPv4 address that name its netgroup: peers of one take at most a third of the connections (half with two netgroups) while that costs no degree; 0: one group for all. Loopback is one group unless perIpLimitsOnLoopback. */
   @IntRange(0, 32)
   netgroupPrefixV4: number = DEFAULTS.netgroupPrefixV4;
 

@@ -33,8 +33,8 @@ export interface PeerOptions extends Partial<SocketLimits> {
   perIpLimitsOnLoopback?: boolean;
   /**
    * Leading bits of an IPv4 address that name its netgroup (Bitcoin's /16 buckets; 0: one group for all). Peers of one
-   * netgroup take at most a third of a node's connections (half with two netgroups) while a peer of another is free to
-   * dial, so ids that all run in one place hold at most that, however many. Loopback is one group unless perIpLimitsOnLoopback.
+   * netgroup take at most a third of a node's connections (half with two netgroups) while that costs it no degree, so
+   * ids that all run in one place hold at most that, however many (docs/configuration.md). Loopback is one group unless perIpLimitsOnLoopback.
    */
   netgroupPrefixV4?: number;
   /** The same for IPv6 (default 32; 0: one group for all). */
