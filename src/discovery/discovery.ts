@@ -12,8 +12,8 @@ import type { BackoffOptions } from './reconnect.js';
 import type { P2PSocket } from '../connection/socket.js';
 import type { P2PLogger } from '../common/types.js';
 import { P2PIdentityMismatchError } from '../common/errors.js';
-import { DEFAULTS } from '../common/defaults.js';
-import { hostOf, netgroupOf, netgroupRefusal, netgroupExcess, type NetgroupOptions } from '../trust/netgroup.js';
+import type { NetgroupOptions } from '../trust/netgroup.js';
+import { NetgroupShare } from './netgroup-share.js';
 
 /** What discovery needs from the node. */
 export interface DiscoveryHost {
@@ -88,10 +88,6 @@ export type InboundStanding = 'own' | 'vouched' | 'unchosen';
  */
 const REFUSED_PEX_ENTRIES = MIN_DEGREE;
 
-/** How long a netgroup a dial failed into is not counted as free to dial (freeNetgroups). */
-const NETGROUP_FAILED_MS = 30_000;
-const DEFAULT_NETGROUPS: NetgroupOptions = { netgroupPrefixV4: DEFAULTS.netgroupPrefixV4, netgroupPrefixV6: DEFAULTS.netgroupPrefixV6, perIpLimitsOnLoopback: false };
-
 /** Failed redials after which a proven peer's address may be challenged by a candidate (it may have moved). */
 const MOVED_AFTER_FAILURES = 2;
 
@@ -122,13 +118,8 @@ export class Discovery {
   /** What this node's last peer exchange to each neighbour named (sorted ids): whether it has news for it. */
   private readonly told = new Map<string, string[]>();
   private readonly pace: PexPace;
-  private readonly netgroupByHost = new Map<string, string>();
-  /**
-   * When a dial into each netgroup last failed (cleared when one there succeeds). A netgroup whose dials fail is no place
-   * to go: naming addresses costs nothing, and ids a neighbour names at black holes in other netgroups made a node hold
-   * its own site's peers to a share and let them go for dials that never connected (review of issue 22: 12 honest peers to 4).
-   */
-  private readonly netgroupFailedAt = new Map<string, number>();
+  /** The netgroup share (src/discovery/netgroup-share.ts). */
+  private readonly netgroups: NetgroupShare;
 
   constructor(
     private readonly host: DiscoveryHost,
@@ -139,6 +130,21 @@ export class Discovery {
     this.policy = new AddressPolicy(options, () => host.advertisedAddress());
     this.provenance = new Provenance(2 * Math.max(1, options.maxKnownPeers));
     this.pace = new PexPace({ round: (full) => this.exchange(full), forming: () => this.forming() }, options.intervalMs);
+    this.netgroups = new NetgroupShare(
+      {
+        connections: () => host.connections(),
+        dialing: () => this.dialing,
+        addressOf: (id) => this.book.get(id)?.address ?? this.candidates.addressOf(id),
+        known: () => [...this.book.entries(), ...this.candidates.entries()],
+        // Due ones only: a peer in its backoff (refused us, failed) is no place to go now.
+        freeToDial: (id) => this.freeToDial()(id) && (this.book.dueId(id) !== undefined || this.candidates.isDue(id)),
+        isConfigured: (id) => host.isConfigured(id),
+        release: (id, why) => host.release(id, why),
+      },
+      options.netgroups,
+      Math.min(MIN_DEGREE, options.maxPeers),
+      options.enabled,
+    );
   }
 
   /**
@@ -327,62 +333,9 @@ export class Discovery {
     return (id) => id !== this.host.selfId && !connections.has(id) && !this.dialing.has(id) && !this.host.isBanned(id) && this.isTrusted(id);
   }
 
-  /**
-   * Why one more connection to a peer at `host` (an IP, or the host of an address) would pass its netgroup's share
-   * (src/trust/netgroup.ts): counted against this node's connections and dials in flight, while holding it costs no
-   * degree. Without peer exchange only its connections from other netgroups count toward that.
-   */
-  netgroupRefusal(host: string, free = this.freeNetgroups()): string | undefined {
-    return netgroupRefusal(this.netgroupOf(host), this.heldNetgroups(), free, Math.min(MIN_DEGREE, this.options.maxPeers));
-  }
-
-  /** The netgroup of each connection (the IP it came from or reached) and of each dial in flight (the address dialed). */
-  private heldNetgroups(): string[] {
-    const groups: string[] = [];
-    for (const socket of this.host.connections().values()) groups.push(this.netgroupOfSocket(socket));
-    for (const id of this.dialing) {
-      const address = this.addressOf(id);
-      if (address) groups.push(this.netgroupOf(hostOf(address)));
-    }
-    return groups;
-  }
-
-  /** The netgroup of a connection: of the IP it came from or reached. */
-  private netgroupOfSocket(socket: P2PSocket): string {
-    const ip = socket.raw?.remoteAddress;
-    return this.netgroupOf(ip ?? hostOf(socket.remoteAddress ?? ''));
-  }
-
-  /** netgroupOf, remembered per host: a fill() step judges every known peer's (bounded: cleared past 4 096 hosts). */
-  private netgroupOf(host: string): string {
-    let group = this.netgroupByHost.get(host);
-    if (group === undefined) {
-      if (this.netgroupByHost.size >= 4096) this.netgroupByHost.clear();
-      this.netgroupByHost.set(host, (group = netgroupOf(host, this.options.netgroups ?? DEFAULT_NETGROUPS)));
-    }
-    return group;
-  }
-
-  /** Per netgroup, the peers this node could dial now, and (`withDials`) its dials in flight (they may come to be connections). */
-  private freeNetgroups(withDials = true): Map<string, number> {
-    const groups = new Map<string, number>();
-    if (!this.options.enabled) return groups;
-    const free = this.freeToDial();
-    // Due ones only: a peer in its backoff (refused us, failed) is no place to go now.
-    const due = (id: string) => this.book.dueId(id) !== undefined || this.candidates.isDue(id);
-    const now = Date.now();
-    for (const known of [...this.book.entries(), ...this.candidates.entries()]) {
-      if (!((free(known.id) && due(known.id)) || (withDials && this.dialing.has(known.id)))) continue;
-      const group = this.netgroupOf(hostOf(known.address));
-      const failedAt = this.netgroupFailedAt.get(group);
-      if (failedAt === undefined || now - failedAt >= NETGROUP_FAILED_MS) groups.set(group, (groups.get(group) ?? 0) + 1);
-    }
-    return groups;
-  }
-
-  /** Where this node would dial `id`: its proven address, else where a neighbour said it listens. */
-  private addressOf(id: string): string | undefined {
-    return this.book.get(id)?.address ?? this.candidates.addressOf(id);
+  /** Why one more connection from `host` would pass its netgroup's share (src/discovery/netgroup-share.ts). */
+  netgroupRefusal(host: string): string | undefined {
+    return this.netgroups.refusal(host);
   }
 
   /**
@@ -529,27 +482,13 @@ export class Discovery {
     // A closing connection (let go, or refused by a full peer) neither covers a third nor counts toward a degree:
     // counted, it let the next fill() take a second redundant connection for the one already going, below the floor.
     for (const [id, socket] of connections) if (socket.isOpen) (socket.direction === 'inbound' ? inbound : outbound).push(id);
-    this.evictCrowded(inbound, outbound);
+    this.netgroups.evict(inbound, outbound);
     // …but it holds its place under maxPeers until it is gone, as it does for admission (src/node/peer.ts).
     const closing = connections.size - inbound.length - outbound.length;
     const floor = Math.min(MIN_DEGREE, this.options.maxPeers);
-    // A dial to a peer whose netgroup holds its share already (src/trust/netgroup.ts): the next member of that third is
-    // chosen instead, as admission would refuse it inbound. `claim`: a peer about to be dialed holds a place of its
-    // netgroup for the rest of this step (one a dial loop then skips errs on the side of fewer, as takeUnchosen).
-    let heldNow: string[] | undefined;
-    let freeNow: Map<string, number> | undefined;
-    const heldGroups = () => (heldNow ??= this.heldNetgroups());
-    // The peers it knows are read only when a netgroup other than the one judged is among its connections.
-    const freeGroups = () => (freeNow ??= this.freeNetgroups());
-    const crowded = (id: string, claim = false): boolean => {
-      const address = this.addressOf(id);
-      if (address === undefined || this.host.isConfigured(id)) return false;
-      const group = this.netgroupOf(hostOf(address));
-      const alone = heldGroups().every((g) => g === group);
-      if (!alone && netgroupRefusal(group, heldGroups(), freeGroups(), floor) !== undefined) return true;
-      if (claim) heldGroups().push(group);
-      return false;
-    };
+    // A dial to a peer whose netgroup holds its share already: the next member of that third is chosen instead.
+    const netgroups = this.netgroups.step();
+    const crowded = (id: string, claim = false) => netgroups.crowded(id, claim);
     const state = {
       self: this.host.selfId,
       known: this.knownIds(),
@@ -619,9 +558,7 @@ export class Discovery {
     const degree = inbound.length + outbound.length + this.dialing.size;
     const reserve = Math.min(2 * (unchosen(inbound) + unchosenOut) - (ownOut([...outbound, ...this.dialing]) + ownIn(inbound)), state.maxDegree - plan.needs - degree);
     // A netgroup past its share (a neighbour closed): dial the difference from others, within the same bound.
-    const past = new Set(heldGroups()).size > 1 ? netgroupExcess(heldGroups(), freeGroups(), floor) : { excess: 0 };
-    const otherFree = past.group !== undefined && [...freeGroups().keys()].some((f) => f !== past.group);
-    const netShort = otherFree ? Math.min(past.excess, state.maxDegree - plan.needs - degree) : 0;
+    const netShort = Math.min(netgroups.shortfall(), state.maxDegree - plan.needs - degree);
     const short = Math.min(room, Math.max(floor - degree, reserve, netShort), this.options.maxPeers - connections.size - this.dialing.size);
     if (short > 0) {
       // Peers it learned of from others first; below the least degree, any (a seed that everyone dials knows them only by their word).
@@ -655,51 +592,11 @@ export class Discovery {
     const { redundant } = planTopology({ ...state, inbound: inbound.filter(lasting), outbound: outbound.filter(lasting) });
     // Not one whose going would leave a netgroup further past its share: else it let go of honest dials it had made
     // while ids of one netgroup that dialed in stayed (3 of 8, review of issue 22).
-    let held = this.heldNetgroups();
     for (const id of redundant) {
       if (spare <= 0) break;
-      const socket = connections.get(id);
-      const at = socket ? held.indexOf(this.netgroupOfSocket(socket)) : -1;
-      const after = at >= 0 ? held.filter((_g, i) => i !== at) : held;
-      if (new Set(held).size > 1 && netgroupExcess(after, freeGroups(), floor).excess > netgroupExcess(held, freeGroups(), floor).excess) continue;
+      if (!netgroups.mayRelease(connections.get(id))) continue;
       this.host.release(id, 'another connection covers its part of the ring');
-      held = after;
       spare--;
-    }
-  }
-
-  /**
-   * Past its least degree, while a netgroup holds more than its share of the open connections (its peers came within
-   * it, then others closed: 3 of 9, then 3 of 8), the newest inbound connections from that netgroup go, down to the
-   * share and never below the least degree, as Bitcoin's eviction keeps netgroups apart. Not configured peers, not this
-   * node's own dials. `inbound` and `outbound` lose the ids let go.
-   */
-  private evictCrowded(inbound: string[], outbound: string[]): void {
-    const floor = Math.min(MIN_DEGREE, this.options.maxPeers);
-    if (inbound.length + outbound.length < floor) return;
-    const connections = this.host.connections();
-    const groupOf = (id: string) => this.netgroupOfSocket(connections.get(id)!);
-    const held = [...inbound, ...outbound].map(groupOf);
-    // One netgroup among its connections (a LAN, one host): none is past a share, and the peers it knows are not read.
-    if (new Set(held).size < 2) return;
-    // Not counting its dials in flight: one that never answers (an address a neighbour named at a black hole) would let
-    // a connection go for nothing (review of issue 22: V at 6 with dials of 7 black holes in flight).
-    const free = this.freeNetgroups(false);
-    for (let past = netgroupExcess(held, free, floor); past.group !== undefined; past = netgroupExcess(held, free, floor)) {
-      const crowded = past.group;
-      // Never below its least degree: a peer of another netgroup free to dial is only a name (ids a neighbour named at black
-      // holes made it let its own site's peers go, 12 to 4, review of issue 22). fill() dials others for the share past
-      // it (netShort); their connections then let the crowded ones go here.
-      if (held.length <= floor) return;
-      let newest: string | undefined;
-      for (const id of inbound) {
-        if (this.host.isConfigured(id) || groupOf(id) !== crowded) continue;
-        if (newest === undefined || connections.get(id)!.connectedAt > connections.get(newest)!.connectedAt) newest = id;
-      }
-      if (newest === undefined) return;
-      this.host.release(newest, `peers from netgroup ${crowded} past their share of this node's connections`);
-      inbound.splice(inbound.indexOf(newest), 1);
-      held.splice(held.indexOf(crowded), 1);
     }
   }
 
@@ -798,7 +695,7 @@ export class Discovery {
     this.host
       .connect(`${known.id}@${known.address}`)
       .then(() => {
-        this.netgroupFailedAt.delete(this.netgroupOf(hostOf(known.address)));
+        this.netgroups.dialed(known.address, true);
         this.dialed.add(known.id);
         // The id answered (not merely dialed in: anyone with its key can do that), so the address was no third party's.
         this.candidates.reached(known.id);
@@ -817,8 +714,7 @@ export class Discovery {
           return;
         }
         onFailure();
-        if (this.netgroupFailedAt.size >= 4096) this.netgroupFailedAt.clear();
-        this.netgroupFailedAt.set(this.netgroupOf(hostOf(known.address)), Date.now());
+        this.netgroups.dialed(known.address, false);
         this.host.logger.debug?.(`could not dial ${known.verified ? 'known peer' : 'candidate'} ${known.id} at ${known.address}: ${err.message}`, {
           event: 'dial-failed',
           peerId: known.id,

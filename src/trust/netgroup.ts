@@ -43,9 +43,12 @@ export function hostOf(address: string): string {
  * or a peer of another netgroup is free to dial. So with three netgroups or more, one holds at most a third; with two,
  * half; with one, all (a LAN, a network on one host). The netgroups it merely knows of do not count toward k: a
  * neighbour naming made-up ids in other netgroups would make a node on a LAN refuse its own.
- * `held`: the netgroup of each open connection and dial in flight; `free`: per netgroup, how many peers of it it could dial now.
+ * `held`: the netgroup of each open connection and dial in flight; `free`: per netgroup, how many peers of it it could dial now;
+ * `own`: the node's own netgroups (where it is reached from: its site), never held: attackers in a third netgroup made
+ * every node of a large site hold its own site's peers to a third and let them go (review of issue 22, 6 waves: 12 to 5).
  */
-export function netgroupRefusal(group: string, held: readonly string[], free: ReadonlyMap<string, number>, floor: number): string | undefined {
+export function netgroupRefusal(group: string, held: readonly string[], free: ReadonlyMap<string, number>, floor: number, own: ReadonlySet<string> = NONE): string | undefined {
+  if (own.has(group)) return undefined;
   const k = Math.min(3, new Set(held).add(group).size);
   if (k < 2) return undefined;
   const count = held.filter((g) => g === group).length;
@@ -60,7 +63,7 @@ export function netgroupRefusal(group: string, held: readonly string[], free: Re
  * one that closes may leave a netgroup past it (3 of 9, then 3 of 8): the node lets the newest inbound ones from it go,
  * dials the difference elsewhere when it can, and lets go of no connection that would add to it.
  */
-export function netgroupExcess(held: readonly string[], free: ReadonlyMap<string, number>, floor: number): { excess: number; group?: string } {
+export function netgroupExcess(held: readonly string[], free: ReadonlyMap<string, number>, floor: number, own: ReadonlySet<string> = NONE): { excess: number; group?: string } {
   const counts = new Map<string, number>();
   for (const g of held) counts.set(g, (counts.get(g) ?? 0) + 1);
   const k = Math.min(3, counts.size);
@@ -68,7 +71,7 @@ export function netgroupExcess(held: readonly string[], free: ReadonlyMap<string
   if (k < 2) return worst;
   for (const [g, c] of counts) {
     const excess = k * c - Math.max(held.length, floor);
-    if (excess > worst.excess && holds(g, held.length - c, free, floor)) worst = { excess, group: g };
+    if (excess > worst.excess && !own.has(g) && holds(g, held.length - c, free, floor)) worst = { excess, group: g };
   }
   return worst;
 }
@@ -85,3 +88,5 @@ function holds(group: string, others: number, free: ReadonlyMap<string, number>,
   for (const [g, n] of free) if (g !== group) reach += n;
   return reach >= floor;
 }
+
+const NONE: ReadonlySet<string> = new Set();

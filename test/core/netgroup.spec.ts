@@ -58,4 +58,13 @@ describe('netgroups (issue 22, formation eclipse)', () => {
     expect(netgroupExcess(['A', 'A', 'A', 'B', 'C', 'D', 'E', 'F'], new Map<string, number>(), 8)).toEqual({ excess: 0 });
     expect(netgroupExcess(Array(12).fill('A'), plenty(['B']), 8)).toEqual({ excess: 0 });
   });
+
+  it("a node's own netgroup (its site) is never held", () => {
+    const held = ['A', 'A', 'A', 'A', 'A', 'B', 'C', 'C', 'C'];
+    const free = new Map([['C', 8]]);
+    expect(netgroupRefusal('A', held, free, 8)).toMatch(/third/);
+    expect(netgroupRefusal('A', held, free, 8, new Set(['A']))).toBeUndefined();
+    expect(netgroupExcess(held, free, 8).group).toBe('A');
+    expect(netgroupExcess(held, free, 8, new Set(['A']))).toEqual({ excess: 0 });
+  });
 });

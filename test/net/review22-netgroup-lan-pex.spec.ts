@@ -1,4 +1,4 @@
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { BlackHoles } from '../black-hole.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadIdentity } from '../../src/common/identity.js';
 import type { PexEntry } from '../../src/discovery/peer-exchange.js';
@@ -15,27 +15,14 @@ import { report } from '../net-processes.js';
  * honest LAN peers, and stay below its least degree (8)?  Run with P2P_TEST_STATS=1 for the figures.
  */
 const open: Peer[] = [];
-const servers: Server[] = [];
-const sockets: Socket[] = [];
 afterEach(async () => {
   await Promise.all(open.splice(0).map((p) => p.close()));
-  sockets.splice(0).forEach((s) => s.destroy());
-  await Promise.all(servers.splice(0).map((s) => new Promise((res) => s.close(res))));
+  await holes.close();
 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A listener that accepts and says nothing: a dial there is in flight until the dialer's handshake timeout. */
-async function blackHole(host: string): Promise<{ address: string; accepted: () => number }> {
-  let accepted = 0;
-  const server = createServer((socket) => {
-    accepted++;
-    sockets.push(socket);
-    socket.on('error', () => undefined);
-  });
-  servers.push(server);
-  await new Promise<void>((res) => server.listen(0, host, res));
-  return { address: `${host}:${(server.address() as AddressInfo).port}`, accepted: () => accepted };
-}
+const holes = new BlackHoles();
+const blackHole = (host: string) => holes.open(host);
 
 async function lan(hostile: boolean, rule = true, honestSeed = false): Promise<{ least: number; end: number; reachedMs: number; refusals: number; holes: number }> {
   const HONEST = 12;
