@@ -180,6 +180,9 @@ export class NetgroupShare {
 export class NetgroupStep {
   private heldNow?: string[];
   private freeNow?: Map<string, number>;
+  private ownNow?: Set<string>;
+  /** The netgroups held as redundant connections are let go in this step. */
+  private releasing?: string[];
 
   constructor(private readonly share: NetgroupShare) {}
 
@@ -219,9 +222,6 @@ export class NetgroupStep {
     this.releasing = after;
     return true;
   }
-
-  private releasing?: string[];
-  private ownNow?: Set<string>;
 
   private own(): Set<string> {
     return (this.ownNow ??= this.share.own());
