@@ -52,7 +52,7 @@ async function attack(from: 'C' | 'A', waves: number, rule = true, announce = fa
     honest.push(await startEchoPeer({ listen: at(i), perIpLimitsOnLoopback: true, ...(announce ? { pexIntervalMs: 3000 } : {}), ...mine, peers: seed ? [`${seed.id}@${seed.address()}`] : [] }, open));
   }
   await waitFor(() => honest.every((p) => p.peers().length >= 8), 30_000, 'the honest network');
-  await sleep(2000);
+  await sleep(1000);
   const v = honest[V]!;
   const honestIds = new Set(honest.map((p) => p.id));
   const honestBefore = v.peers().filter((p) => honestIds.has(p.id)).length;
@@ -138,12 +138,12 @@ describe('review 22: hostile ids dial an honest node from one /16 and its neighb
   }, 120_000);
 
   // OPEN in part: attackers that come and go in waves still take V below its least degree for moments. 2026-12-07, after
-  // the fixes (own netgroup never held, nothing let go below the least degree): least 5, 7, 6, 7, 8 over 5 runs (one in
-  // CI), against 4 before them (12 honest peers to 4). What V's log shows: the ring's own releases ("another connection
+  // the fixes (own netgroup never held, nothing let go below the least degree): least 5, 7, 6, 7, 8 over 5 runs of 6 waves (one in
+  // CI; 4 waves since, for CI time), against 4 before them (12 honest peers to 4). What V's log shows: the ring's own releases ("another connection
   // covers its part of the ring") while the attackers covered a third, then the attackers leave; and the small second
   // site holding V's site to a third of its connections. Asserted: V is never cut down past that (at least 5).
-  it('12 ids from a third /16 in 6 waves, V free to dial their addresses: V stays connected (at least 5; its least degree is open)', async () => {
-    const r = await attack('C', 6, true, true);
+  it('12 ids from a third /16 in 4 waves, V free to dial their addresses: V stays connected (at least 5; its least degree is open)', async () => {
+    const r = await attack('C', 4, true, true);
     expect(r.least).toBeGreaterThanOrEqual(5);
   }, 120_000);
 
@@ -164,8 +164,8 @@ describe('review 22: hostile ids dial an honest node from one /16 (TLS, default 
     expect(r.least).toBeGreaterThanOrEqual(8);
   }, 90_000);
 
-  it('12 ids from a third /16 in 6 waves that come and go: V keeps its honest peers', async () => {
-    const r = await attack('C', 6);
+  it('12 ids from a third /16 in 4 waves that come and go: V keeps its honest peers', async () => {
+    const r = await attack('C', 4);
     expect(r.evictedHonest).toBe(0);
     expect(r.least).toBeGreaterThanOrEqual(8);
   }, 90_000);
