@@ -67,7 +67,7 @@ export interface RepairStats {
 
 export interface RepairHost {
   readonly selfId: string;
-  neighbours(): string[];
+  neighbours(): readonly string[];
   /** Whether `neighbour` told us (by peer exchange) that it is connected to a member of `arc` (one `only` accepts, when given). */
   reaches?(neighbour: string, arc: Arc, only?: (id: string) => boolean): boolean;
   /** Whether this node has seen the id (delivered, or refused: asking again would not change that). */
@@ -135,6 +135,7 @@ const KEEP_INTERVALS = 6;
 const OWED_INTERVALS = 3;
 
 interface Recent {
+  id: string;
   message: NetworkMessage;
   at: number;
   bytes: number;
@@ -145,6 +146,10 @@ interface Recent {
   holders: Set<string>;
   /** Neighbours it is to be announced to that the per-neighbour bound left out so far. */
   owed?: string[];
+  /** Forgotten: no longer in `recent` (the queues drop it when they reach it). */
+  gone?: boolean;
+  /** The id's 16 bytes, made when it is first placed in an IHAVE. */
+  raw?: Buffer;
 }
 
 interface Wanted {
@@ -175,6 +180,17 @@ export class BroadcastRepair {
   /** Test only: announce and answer nothing (a node that drops on purpose). */
   silent = false;
   private readonly recent = new Map<string, Recent>();
+  /**
+   * `recent` in the order it came (`at` never decreases), from `head`: the oldest are forgotten from the front, and
+   * ids are announced from `toAnnounce` on, so that a tick reads only what it forgets or announces, not every id kept
+   * (under load, thousands, every half interval). A Map iterated from its start also steps over every entry deleted
+   * since it was last compacted.
+   */
+  private queue: Recent[] = [];
+  private head = 0;
+  private toAnnounce = 0;
+  /** Entries with announcements the per-neighbour bound held back, oldest first. */
+  private owing: Recent[] = [];
   private readonly wanted = new Map<string, Wanted>();
   /** Per neighbour, this interval: messages sent it in answer, ids announced to it, ids asked of it. */
   private readonly served = new Map<string, number>();
@@ -256,8 +272,9 @@ export class BroadcastRepair {
     const bytes = message.signed.length + 128;
     // Those that announced it have it too.
     const known = new Set(wanted ? [...holders, ...wanted.announcers] : holders);
-    const entry: Recent = { message, at: this.now(), bytes, announced: false, repaired: wanted !== undefined, holders: known };
+    const entry: Recent = { id: message.id, message, at: this.now(), bytes, announced: false, repaired: wanted !== undefined, holders: known };
     this.recent.set(message.id, entry);
+    this.queue.push(entry);
     this.bytes += bytes;
     // It came after this node asked for it: the tree failed here, and the neighbours that do not have it probably
     // miss it too. They are told at once, all of them: no copy of the tree is on its way that a grace would wait for.
@@ -274,13 +291,15 @@ export class BroadcastRepair {
         this.announcedTo.set(peer, (this.announcedTo.get(peer) ?? 0) + 1);
         this.send(peer, [raw], 'have');
       }
-      if (owed.length > 0) entry.owed = owed;
+      if (owed.length > 0) {
+        entry.owed = owed;
+        this.owing.push(entry);
+      }
     }
-    // Oldest first out, past the byte bound: those were announced already, or the network is flooding.
-    for (const [id, entry] of this.recent) {
-      if (this.bytes <= this.options.cacheBytes) break;
-      this.forget(id, entry);
-    }
+    // Oldest first out, past the byte bound: those were announced already, or the network is flooding. Only then: an
+    // iteration starts by stepping over every entry forgotten since the map was last compacted (thousands under load).
+    while (this.bytes > this.options.cacheBytes && this.head < this.queue.length) this.forget(this.queue[this.head++]!);
+    this.compact();
     this.arm();
   }
 
@@ -329,51 +348,71 @@ export class BroadcastRepair {
     const keep = this.options.intervalMs * KEEP_INTERVALS;
     const owedFor = this.options.intervalMs * OWED_INTERVALS;
     const lists = new Map<string, Buffer[]>();
-    let neighbours: string[] | undefined;
+    let neighbours: readonly string[] | undefined;
     const list = () => (neighbours ??= this.host.neighbours());
     let live: Set<string> | undefined;
+    // Neighbours at their bound for this tick: under load most owed ids wait on them, and are passed over at once.
+    const full = new Set<string>();
     // Within the per-neighbour bound: a node announces only what it can serve when asked.
-    const place = (peer: string, raw: Buffer, holders: ReadonlySet<string>): boolean => {
-      if (holders.has(peer)) return true;
+    const place = (peer: string, entry: Recent): boolean => {
+      if (entry.holders.has(peer)) return true;
+      if (full.has(peer)) return false;
       let list = lists.get(peer);
-      if (!this.mayAnnounce(peer) || list?.length === MAX_REPAIR_IDS) return false;
+      if (!this.mayAnnounce(peer) || list?.length === MAX_REPAIR_IDS) {
+        full.add(peer);
+        return false;
+      }
       if (!list) lists.set(peer, (list = []));
-      list.push(raw);
+      list.push((entry.raw ??= Buffer.from(entry.id, 'hex')));
       this.announcedTo.set(peer, (this.announcedTo.get(peer) ?? 0) + 1);
       return true;
     };
     // One order per tick for all ids: under load the ids share the same few frames, as gossipsub's D_lazy peers per heartbeat.
     let order: string[] | undefined;
     let unannounced = false;
-    for (const [id, entry] of this.recent) {
-      if (now - entry.at > keep) {
-        this.forget(id, entry);
-        continue;
-      }
-      if (entry.owed) {
-        // Oldest first: what the bound held back goes before newer ids.
-        const raw = Buffer.from(id, 'hex');
-        const owed = now - entry.at > owedFor || this.silent ? [] : entry.owed.filter((peer) => !place(peer, raw, entry.holders));
-        entry.owed = owed.length > 0 ? owed : undefined;
-        unannounced ||= entry.owed !== undefined;
-        continue;
-      }
-      if (entry.announced) continue;
-      if (now - entry.at < grace) {
-        unannounced = true;
-        continue;
-      }
-      entry.announced = true;
-      if (this.silent) continue;
-      const raw = Buffer.from(id, 'hex');
-      const audience = this.audience(entry.message, (order ??= shuffle([...list()], this.random)));
-      const peers = entry.repaired ? pick(audience, entry.holders, audience.length) : this.chooseFor(entry.message, audience, entry.holders);
-      const owed = peers.filter((peer) => !place(peer, raw, entry.holders));
-      if (owed.length > 0) {
-        entry.owed = owed;
-        unannounced = true;
-      }
+    // Past the keeping time: forgotten, oldest first.
+    while (this.head < this.queue.length) {
+      const entry = this.queue[this.head]!;
+      if (!entry.gone && now - entry.at <= keep) break;
+      this.forget(entry);
+      this.head++;
     }
+    // What the bound held back goes before newer ids, oldest first.
+    if (this.owing.length > 0) {
+      const still: Recent[] = [];
+      for (const entry of this.owing) {
+        if (entry.gone || !entry.owed) continue;
+        const owed = now - entry.at > owedFor || this.silent ? [] : entry.owed.filter((peer) => !place(peer, entry));
+        entry.owed = owed.length > 0 ? owed : undefined;
+        if (entry.owed) still.push(entry);
+      }
+      this.owing = still;
+      unannounced ||= still.length > 0;
+    }
+    // Ids past the grace, in the order they came: the first one within it ends the walk.
+    if (this.toAnnounce < this.head) this.toAnnounce = this.head;
+    while (this.toAnnounce < this.queue.length) {
+      const entry = this.queue[this.toAnnounce]!;
+      if (!entry.gone && !entry.announced) {
+        if (now - entry.at < grace) {
+          unannounced = true;
+          break;
+        }
+        entry.announced = true;
+        if (!this.silent) {
+          const audience = this.audience(entry.message, (order ??= shuffle([...list()], this.random)));
+          const peers = entry.repaired ? pick(audience, entry.holders, audience.length) : this.chooseFor(entry.message, audience, entry.holders);
+          const owed = peers.filter((peer) => !place(peer, entry));
+          if (owed.length > 0) {
+            entry.owed = owed;
+            this.owing.push(entry);
+            unannounced = true;
+          }
+        }
+      }
+      this.toAnnounce++;
+    }
+    this.compact();
     for (const [peer, ids] of lists) this.send(peer, ids, 'have');
     return { live: () => (live ??= new Set(list())), unannounced };
   }
@@ -656,9 +695,19 @@ export class BroadcastRepair {
     this.wanted.delete(id);
   }
 
-  private forget(id: string, entry: Recent): void {
-    this.recent.delete(id);
+  private forget(entry: Recent): void {
+    if (entry.gone) return;
+    entry.gone = true;
+    this.recent.delete(entry.id);
     this.bytes -= entry.bytes;
+  }
+
+  /** Drops the queue's forgotten front once it is most of the array. */
+  private compact(): void {
+    if (this.head < 1024 || this.head * 2 < this.queue.length) return;
+    this.queue = this.queue.slice(this.head);
+    this.toAnnounce = Math.max(0, this.toAnnounce - this.head);
+    this.head = 0;
   }
 }
 

@@ -20,9 +20,9 @@ import type { SeenEntry } from './replay-window.js';
 export interface RouterHost {
   readonly selfId: string;
   /** Every peer id this node knows of (connected, proven, learned from peer exchange), sorted, itself included. */
-  knownIds(): string[];
+  knownIds(): readonly string[];
   /** Connected peer ids. */
-  neighbours(): string[];
+  neighbours(): readonly string[];
   /** Whether `neighbour` told us (by peer exchange) that it is connected to a member of `arc` (one `only` accepts, when given). */
   reaches?(neighbour: string, arc: Arc, only?: (id: string) => boolean): boolean;
   /** Queues the encoded message to a peer; throws a typed error when it cannot. */

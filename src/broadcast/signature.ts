@@ -1,4 +1,4 @@
-import { createHash, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
+import { createPublicKey, hash, sign, verify, type KeyObject } from 'node:crypto';
 import { peerIdFromPublicKey, type Identity } from '../common/identity.js';
 import { isSmallOrderKey, SPKI_ED25519_PREFIX } from '../common/ed25519.js';
 
@@ -28,7 +28,8 @@ export const PUBLIC_KEY_BYTES = 32;
 
 /** SHA-256 of the signed part: its first 16 bytes are the id, and all 32 are what the signature covers. */
 export function broadcastHash(signed: Buffer): Buffer {
-  return createHash('sha256').update(signed).digest();
+  // The one-shot hash: no Hash object per message (every copy received is hashed, duplicates included).
+  return hash('sha256', signed, 'buffer');
 }
 
 export function broadcastId(hash: Buffer): string {

@@ -5,6 +5,8 @@
 export class TokenBucket {
   private tokens: number;
   private updatedAt: number;
+  /** When BucketTable last moved it to the end of its use order. */
+  movedAt: number;
 
   constructor(
     readonly rate: number,
@@ -13,6 +15,7 @@ export class TokenBucket {
   ) {
     this.tokens = burst;
     this.updatedAt = now;
+    this.movedAt = now;
   }
 
   /** Takes `cost` tokens if there are that many; otherwise takes none and returns false. */
@@ -37,10 +40,14 @@ export class TokenBucket {
   }
 }
 
+/** A used bucket is moved to the end of the use order at most this often. */
+const MOVE_EVERY_MS = 1000;
+
 /**
  * One bucket per key (an origin id, a neighbour id), at most `max` of them. When
  * full, buckets that have refilled are forgotten first (that loses nothing); if
- * none has, the least recently used goes, which can only make the limit laxer
+ * none has, the least recently used goes (to the second: a bucket is moved to the end of the
+ * use order at most once a second), which can only make the limit laxer
  * for that key, never stricter for an honest one.
  */
 export class BucketTable {
@@ -61,13 +68,17 @@ export class BucketTable {
   take(key: string, cost: number): boolean {
     const now = this.now();
     let bucket = this.buckets.get(key);
-    if (bucket) {
-      this.buckets.delete(key); // re-inserted below: Map order is then least recently used first
-    } else {
+    if (!bucket) {
       if (this.buckets.size >= this.max) this.evict(now);
       bucket = new TokenBucket(this.rate, this.burst, now);
+      this.buckets.set(key, bucket);
+    } else if (now - bucket.movedAt >= MOVE_EVERY_MS) {
+      // Re-inserted: Map order is then least recently used first. Not on every take: a delete and a set per
+      // broadcast and neighbour was a few percent of a relay's work, and left the map full of holes.
+      bucket.movedAt = now;
+      this.buckets.delete(key);
+      this.buckets.set(key, bucket);
     }
-    this.buckets.set(key, bucket);
     return bucket.take(cost, now);
   }
 

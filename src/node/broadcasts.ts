@@ -4,6 +4,7 @@ import type { P2PSocket } from '../connection/socket.js';
 import type { Identity } from '../common/identity.js';
 import type { BroadcastMeta } from '../common/types.js';
 import { encodePayload } from '../wire/codec.js';
+import { perTurn } from '../common/per-turn.js';
 import { ControlType } from '../wire/control.js';
 import { isReserved } from '../directory/record.js';
 import type { Metadata } from '../wire/metadata.js';
@@ -28,8 +29,9 @@ export class Broadcasts {
       {
         selfId: host.selfId,
         logger: host.logger,
-        knownIds: () => host.knownIds(),
-        neighbours: () => [...host.connections()].filter(([, socket]) => socket.isOpen).map(([id]) => id),
+        // Once per callback: a read of many frames relays them all over the same lists (src/common/per-turn.ts).
+        knownIds: perTurn(() => host.knownIds()),
+        neighbours: perTurn(() => [...host.connections()].filter(([, socket]) => socket.isOpen).map(([id]) => id)),
         reaches: (id, arc, only) => host.reaches(id, arc, only),
         isMember: (id, via) => host.isMember(id, via),
         namedByOthers: (id) => host.namedByOthers(id),

@@ -1,0 +1,21 @@
+/**
+ * A value computed at most once per callback of the event loop (one I/O callback, or one microtask, and the
+ * synchronous work it runs), then computed again. A read of many frames relays each with the same neighbour list
+ * and the same known ids, which building afresh for every frame (a copy and a sort of every id this node knows)
+ * made a quarter of a relay's work. The value may be stale by that callback's own changes (a connection it
+ * closed), which the callers tolerate as they tolerate a connection closing right after: a send to it fails.
+ * Frozen, so that no caller can change what the next one reads.
+ */
+export function perTurn<T>(compute: () => readonly T[]): () => readonly T[] {
+  let value: readonly T[] | undefined;
+  const expire = (): void => {
+    value = undefined;
+  };
+  return () => {
+    if (value === undefined) {
+      value = Object.freeze(compute());
+      queueMicrotask(expire);
+    }
+    return value;
+  };
+}
