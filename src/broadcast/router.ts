@@ -155,7 +155,7 @@ export function routeArcs(
   function split(): ArcRoute[] {
     // Which thirds hold a node: what we know, hearsay included (a missed id costs a third). A made-up id attracts no
     // frame: `reaches` counts only ids with evidence beyond the neighbour that names them (src/discovery/discovery.ts).
-    return planForward(self, arc, occupiedBy(known(), self)).map((third) => ({
+    return planOf(self, arc, known()).map((third) => ({
       arc: third,
       inside: inside(third),
       // No neighbour inside (at the degree bound): a neighbour that is connected inside takes it on. None: the arc is
@@ -164,6 +164,28 @@ export function routeArcs(
       proxies: () => proxiesFor(neighbours, third, reaches),
     }));
   }
+}
+
+/** Plans kept per members array, at most (the simulator shares one array among thousands of nodes). */
+const MAX_PLANS = 1024;
+const plans = new WeakMap<readonly string[], Map<string, readonly Arc[]>>();
+
+/**
+ * planForward over `members`, computed once per arc while the array lives when it is frozen (the node's known ids,
+ * built once per callback, src/common/per-turn.ts): a read of many frames of one origin hands this node the same arcs,
+ * and each plan is a few dozen 160-bit splits. An array that is not frozen may change, so its plans are not kept.
+ */
+function planOf(self: string, arc: Arc, members: readonly string[]): readonly Arc[] {
+  if (!Object.isFrozen(members)) return planForward(self, arc, occupiedBy(members, self));
+  let byArc = plans.get(members);
+  if (!byArc) plans.set(members, (byArc = new Map()));
+  const key = `${self} ${arc.from} ${arc.to}`;
+  let plan = byArc.get(key);
+  if (!plan) {
+    if (byArc.size >= MAX_PLANS) byArc.clear();
+    byArc.set(key, (plan = Object.freeze(planForward(self, arc, occupiedBy(members, self)))));
+  }
+  return plan;
 }
 
 /**
