@@ -186,7 +186,7 @@ export class BroadcastRepair {
    * (under load, thousands, every half interval). A Map iterated from its start also steps over every entry deleted
    * since it was last compacted.
    */
-  private queue: Recent[] = [];
+  private queue: Array<Recent | undefined> = [];
   private head = 0;
   private toAnnounce = 0;
   /** Entries with announcements the per-neighbour bound held back, oldest first. */
@@ -209,7 +209,9 @@ export class BroadcastRepair {
   constructor(
     private readonly host: RepairHost,
     private readonly options: RepairOptions,
-    private readonly now: () => number = Date.now,
+    // Monotonic: the queue below takes `at` as never decreasing, and a wall clock stepped back would hold every id
+    // that came after the step until the clock caught up.
+    private readonly now: () => number = () => performance.now(),
     private readonly random: () => number = Math.random,
   ) {}
 
@@ -298,7 +300,7 @@ export class BroadcastRepair {
     }
     // Oldest first out, past the byte bound: those were announced already, or the network is flooding. Only then: an
     // iteration starts by stepping over every entry forgotten since the map was last compacted (thousands under load).
-    while (this.bytes > this.options.cacheBytes && this.head < this.queue.length) this.forget(this.queue[this.head++]!);
+    while (this.bytes > this.options.cacheBytes && this.head < this.queue.length) this.dropFront();
     this.compact();
     this.arm();
   }
@@ -374,10 +376,9 @@ export class BroadcastRepair {
     while (this.head < this.queue.length) {
       const entry = this.queue[this.head]!;
       if (!entry.gone && now - entry.at <= keep) break;
-      this.forget(entry);
-      this.head++;
+      this.dropFront();
     }
-    // What the bound held back goes before newer ids, oldest first.
+    // What the bound held back goes before ids not announced yet, in the order it was held back.
     if (this.owing.length > 0) {
       const still: Recent[] = [];
       for (const entry of this.owing) {
@@ -702,7 +703,14 @@ export class BroadcastRepair {
     this.bytes -= entry.bytes;
   }
 
-  /** Drops the queue's forgotten front once it is most of the array. */
+  /** Forgets the oldest entry and lets go of it: a forgotten message must not stay on the heap until compact(). */
+  private dropFront(): void {
+    const entry = this.queue[this.head];
+    if (entry) this.forget(entry);
+    this.queue[this.head++] = undefined;
+  }
+
+  /** Drops the queue's emptied front once it is most of the array. */
   private compact(): void {
     if (this.head < 1024 || this.head * 2 < this.queue.length) return;
     this.queue = this.queue.slice(this.head);

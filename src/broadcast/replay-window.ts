@@ -199,18 +199,22 @@ export class ReplayWindow {
   /** Sets `state.live`, keeping `byLive` and `mostLive` (a live count moves by one at a time). */
   private recount(state: OriginState, live: number): void {
     const was = state.live;
+    // The set it leaves, when it was alone there and its new count has none: moved over, not made anew (the usual
+    // case, one busy origin, was a Set made and dropped for every id it added and forgot).
+    let spare: Set<OriginState> | undefined;
     if (was > 0) {
       const set = this.byLive.get(was)!;
       set.delete(state);
       if (set.size === 0) {
         this.byLive.delete(was);
+        spare = set;
         if (this.mostLive === was) this.mostLive = live;
       }
     }
     state.live = live;
     if (live > 0) {
       let set = this.byLive.get(live);
-      if (!set) this.byLive.set(live, (set = new Set()));
+      if (!set) this.byLive.set(live, (set = spare ?? new Set()));
       set.add(state);
       if (live > this.mostLive) this.mostLive = live;
     }

@@ -125,6 +125,33 @@ describe('repair by lazy pull (broadcast-repair.ts)', () => {
     for (const frame of out) expect(ids(frame.body).sort()).toEqual(messages.map((m) => m.id).sort());
   });
 
+  it('past the per-neighbour bound, ids wait for the next intervals, before newer ones and in the order they came, each announced once; a message past its keeping time is forgotten', () => {
+    // One neighbour, so that every id goes to it (fanout 6 of one): MAX_PROMISED_PER_INTERVAL (128) an interval.
+    const h = harness([peer(1)], 500, 6, rng(4));
+    const older = Array.from({ length: 300 }, () => message());
+    for (const m of older) h.repair.got(m, []);
+    h.advance(250);
+    const perInterval: string[][] = [];
+    const interval = () => {
+      h.repair.tick();
+      perInterval.push(h.take().flatMap((s) => ids(s.body)));
+      h.advance(500);
+    };
+    interval();
+    const newer = Array.from({ length: 10 }, () => message());
+    for (const m of newer) h.repair.got(m, []);
+    for (let i = 0; i < 3; i++) interval();
+    expect(perInterval.map((x) => x.length)).toEqual([128, 128, 54, 0]);
+    // Oldest first, none twice, none left out: what the bound held back goes before ids that came after it.
+    expect(perInterval.flat()).toEqual([...older, ...newer].map((m) => m.id));
+    expect(h.repair.stats.announced).toBe(310);
+    // Six intervals after it came, a message is no longer served.
+    h.advance(6 * 500);
+    h.repair.tick();
+    h.repair.onIWant(peer(2), encodeIds([Buffer.from(newer[9]!.id, 'hex')]));
+    expect(h.take()).toEqual([]);
+  });
+
   it('designated announcers change with the epoch of the broadcasts, not per id: ids of one epoch share their frames', () => {
     const random = rng(7);
     const neighbours = Array.from({ length: 20 }, (_, i) => peer(i + 1));
