@@ -115,7 +115,7 @@ async function joinPastAttackers(pex: boolean, drop = false, apart = false): Pro
 describe('review 22: ids ground into a joining node\'s thirds wait at its seed (TLS, default limits)', () => {
   // Without peer exchange (they only wait at the seed for V to dial them), 3–8 of the 16 got into the seed and V
   // dialed 1–3 of them: 0.13–0.375 of its 8 connections over 4 runs (3 of 8 in three), too variable for a test.
-  // OPEN (it.fails): attackers that run peer exchange join the network through the seed as any node does.
+  // OPEN (measured, not run): attackers that run peer exchange join the network through the seed as any node does.
   // 2026-12-07, 13 runs: 0.55–0.89 of V's connections at most (0.89 0.75 0.78 0.60 0.80 0.73 0.78 0.63 0.67 0.77 0.78
   // 0.67 0.55), 1–3 of them dialed by V. What the report line shows, every run: the seed holds 14–16 of them among its
   // 17–23 connections (it configures no peer, so it tells no id apart); the attackers hold about half of every honest
@@ -131,19 +131,12 @@ describe('review 22: ids ground into a joining node\'s thirds wait at its seed (
   // apart), V's first three covers by rank attackers in one run; at most one connection per third below the first level
   // (V's dials, and inbound ones not of its choosing): 0.44–0.67 over 5 runs, and V left at 7 connections in one. Closing it needs what V has no rule for: seeds in
   // different places, or a cost per id.
-  it.fails('attackers with peer exchange: the joining node gives them at most a third of its connections', async () => {
-    expect((await joinPastAttackers(true)).most).toBeLessThanOrEqual(1 / 3);
-  }, 90_000);
+  // The case above, asserted as it.fails until CI time ran short (2026-12-07): it stays open and is not run.
 
   // Ids cost nothing, addresses in many networks do: attackers that all run in one netgroup (one /16), each honest
-  // node in its own, hold at most a third of the joining node's connections (src/trust/netgroup.ts).
-  it('attackers with peer exchange, all in one netgroup: the joining node gives them at most a third of its connections', async () => {
-    const { v, held, attackerIds } = await joinPastAttackers(true, false, true);
-    expect(held).toBeLessThanOrEqual(1 / 3);
-    expect(v.peers().length).toBeGreaterThanOrEqual(8);
-    // Two thirds of its least degree at least, at the end (3 of 8 for a moment while a closed neighbour's place is refilled).
-    expect(v.peers().filter((p) => !attackerIds.has(p.id)).length).toBeGreaterThanOrEqual(5);
-  }, 90_000);
+  // node in its own, hold at most a third of the joining node's connections (src/trust/netgroup.ts). Asserted in the
+  // last case below, where they also drop and withhold (that changes nothing in how they connect; one network for
+  // both, for CI time).
 
   // The issue's second half, measured and reported (open): V delivers ≥ 95 % of honest broadcasts within two repair
   // intervals. 2026-12-07, 7 runs: V delivered 40 of 40 six times and 38 once (at 8 attackers of 10), but 5–37 of them
@@ -158,8 +151,12 @@ describe('review 22: ids ground into a joining node\'s thirds wait at its seed (
   // With the attackers in one netgroup, measured and reported: they hold a third of every honest node's connections too,
   // and drop there, so the whole network is slowed. 2026-12-07, load 1–3: V delivered 40 of 40 in each run, within two
   // repair intervals 23 and 39; the honest nodes a median 0.89 and 1.00 of the others' in time. Asserted as above.
-  it(`the attackers in one netgroup, dropping and withholding: V still delivers ≥ 90 % of ${BROADCASTS}`, async () => {
-    const { latencies } = await dropAndWithhold(true);
+  it(`the attackers in one netgroup, dropping and withholding: they hold at most a third of the joining node's connections, and V still delivers ≥ 90 % of ${BROADCASTS}`, async () => {
+    const { latencies, held, honestAtEnd, degreeAtEnd } = await dropAndWithhold(true);
+    expect(held).toBeLessThanOrEqual(1 / 3);
+    expect(degreeAtEnd).toBeGreaterThanOrEqual(8);
+    // Two thirds of its least degree at least (3 of 8 for a moment while a closed neighbour's place is refilled).
+    expect(honestAtEnd).toBeGreaterThanOrEqual(5);
     expect(latencies.filter((ms) => ms < Infinity).length).toBeGreaterThanOrEqual(Math.ceil(0.9 * BROADCASTS));
   }, 90_000);
 });
@@ -168,9 +165,13 @@ describe('review 22: ids ground into a joining node\'s thirds wait at its seed (
  * The formation eclipse with the attackers dropping every relay and announcing each honest broadcast to V without serving
  * it; `apart`: the attackers in one netgroup (joinPastAttackers). Returns V's latency per broadcast (Infinity: never).
  */
-async function dropAndWithhold(apart: boolean): Promise<{ latencies: number[] }> {
+async function dropAndWithhold(apart: boolean): Promise<{ latencies: number[]; held: number; honestAtEnd: number; degreeAtEnd: number }> {
   {
-    const { v, honest, attackers, attackerIds } = await joinPastAttackers(true, true, apart);
+    const { v, honest, attackers, attackerIds, held } = await joinPastAttackers(true, true, apart);
+    // V's connections before the broadcasts (the share's own case): dropping relays does not change how they connect.
+    const formed = v.peers();
+    const honestAtEnd = formed.filter((p) => !attackerIds.has(p.id)).length;
+    const degreeAtEnd = formed.length;
     const delivered = new Map<string, number>();
     v.setHandler({ onEvent: (_f, _t, _d, meta) => void (meta && !delivered.has(meta.id) && delivered.set(meta.id, Date.now())), onRequest: () => undefined });
     // The honest nodes, for comparison: how the network fares with the attackers dropping among them.
@@ -203,6 +204,6 @@ async function dropAndWithhold(apart: boolean): Promise<{ latencies: number[] }>
         `delivered ${latencies.filter((ms) => ms < Infinity).length}/${BROADCASTS}, ${inTime} within ${deadline} ms (latencies ${latencies.join(' ')}); ` +
         `the honest nodes delivered ${honestInTime[0]!.toFixed(2)}–${honestInTime[honestInTime.length - 1]!.toFixed(2)} of the others' in time (median ${honestInTime[honestInTime.length >> 1]!.toFixed(2)})`,
     );
-    return { latencies };
+    return { latencies, held, honestAtEnd, degreeAtEnd };
   }
 }
