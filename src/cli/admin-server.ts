@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { isIP } from 'node:net';
 import { parseAddress } from '../connection/address.js';
+import { isLoopback as isLoopbackIp } from '../trust/inbound-admission.js';
 import type { Peer } from '../node/peer.js';
 import { peerRows, topology } from './admin-views.js';
 import { TOPOLOGY_PAGE } from './admin-page.js';
@@ -45,11 +45,9 @@ export function parseAdminListen(value: string): AdminListen | string {
   return { host: parsed.host, port: parsed.port };
 }
 
-/** Whether `host` is a loopback address or `localhost`. */
+/** Whether `host` is a loopback address (the trust layer's rule) or `localhost`. */
 export function isLoopback(host: string): boolean {
-  if (host === 'localhost') return true;
-  if (isIP(host) === 4) return host.startsWith('127.');
-  return host === '::1' || host === '0:0:0:0:0:0:0:1';
+  return host === 'localhost' || isLoopbackIp(host);
 }
 
 /**
