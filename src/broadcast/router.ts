@@ -166,7 +166,7 @@ export function routeArcs(
   }
 }
 
-/** Plans kept per members array, at most (the simulator shares one array among thousands of nodes). */
+/** Plans kept per members array, at most: a bound on what one callback's frames of many origins and arcs can add. */
 const MAX_PLANS = 1024;
 const plans = new WeakMap<readonly string[], Map<string, readonly Arc[]>>();
 
