@@ -137,7 +137,10 @@ export class Discovery {
         addressOf: (id) => this.book.get(id)?.address ?? this.candidates.addressOf(id),
         known: () => [...this.book.entries(), ...this.candidates.entries()],
         // Due ones only: a peer in its backoff (refused us, failed) is no place to go now.
-        freeToDial: (id) => this.freeToDial()(id) && (this.book.dueId(id) !== undefined || this.candidates.isDue(id)),
+        freeToDial: () => {
+          const free = this.freeToDial();
+          return (id) => free(id) && (this.book.dueId(id) !== undefined || this.candidates.isDue(id));
+        },
         isConfigured: (id) => host.isConfigured(id),
         release: (id, why) => host.release(id, why),
       },

@@ -13,8 +13,8 @@ export interface NetgroupShareHost {
   addressOf(id: string): string | undefined;
   /** Every peer known with an address (proven and candidates). */
   known(): KnownPeer[];
-  /** Whether a known peer could be dialed now (learned of from others, not connected, dialing or banned, and due). */
-  freeToDial(id: string): boolean;
+  /** Whether a known peer could be dialed now (learned of from others, not connected, dialing or banned, and due): one test for a whole pass. */
+  freeToDial(): (id: string) => boolean;
   isConfigured(id: string): boolean;
   release(id: string, why: string): void;
 }
@@ -119,9 +119,10 @@ export class NetgroupShare {
     const groups = new Map<string, number>();
     if (!this.enabled) return groups;
     const dialing = this.host.dialing();
+    const freeToDial = this.host.freeToDial();
     const now = Date.now();
     for (const known of this.host.known()) {
-      if (!(this.host.freeToDial(known.id) || (withDials && dialing.has(known.id)))) continue;
+      if (!(freeToDial(known.id) || (withDials && dialing.has(known.id)))) continue;
       const group = this.of(hostOf(known.address));
       const failedAt = this.failedAt.get(group);
       if (failedAt === undefined || now - failedAt >= FAILED_MS) groups.set(group, (groups.get(group) ?? 0) + 1);
@@ -181,8 +182,9 @@ export class NetgroupStep {
   private heldNow?: string[];
   private freeNow?: Map<string, number>;
   private ownNow?: Set<string>;
-  /** The netgroups held as redundant connections are let go in this step. */
+  /** The netgroups held as redundant connections are let go in this step, and how far past its share the most crowded is then. */
   private releasing?: string[];
+  private releasingExcess?: number;
 
   constructor(private readonly share: NetgroupShare) {}
 
@@ -217,9 +219,15 @@ export class NetgroupStep {
     const held = (this.releasing ??= this.share.held());
     const at = socket ? held.indexOf(this.share.ofSocket(socket)) : -1;
     const after = at >= 0 ? held.filter((_g, i) => i !== at) : held;
-    const own = this.own();
-    if (new Set(held).size > 1 && netgroupExcess(after, this.free(), this.share.least, own).excess > netgroupExcess(held, this.free(), this.share.least, own).excess) return false;
+    let excess: number | undefined;
+    if (new Set(held).size > 1) {
+      // The excess before is the one found for the last connection let go (or found now, the first time).
+      const now = (this.releasingExcess ??= netgroupExcess(held, this.free(), this.share.least, this.own()).excess);
+      excess = netgroupExcess(after, this.free(), this.share.least, this.own()).excess;
+      if (excess > now) return false;
+    }
     this.releasing = after;
+    this.releasingExcess = excess;
     return true;
   }
 
