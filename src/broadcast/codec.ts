@@ -5,7 +5,7 @@ import { decodeMetadata, TOPIC_HAS_METADATA, withMetadata, type Metadata } from 
 import { P2PProtocolError } from '../common/errors.js';
 import type { Arc } from '../ring/raintree.js';
 import { broadcastHash, broadcastId, NO_SIGNATURE, PUBLIC_KEY_BYTES, SIGNATURE_BYTES, signBatchRoot, type OriginKeys, type VerifyOutcome } from './signature.js';
-import { HASH_BYTES, leafHash, merkleTree, proofLength, rootFromProof } from './merkle.js';
+import { HASH_BYTES, leafHash, merkleTree, proofLength } from './merkle.js';
 import type { Identity } from '../common/identity.js';
 import { RING_ROOT } from '../ring/raintree.js';
 
@@ -212,8 +212,7 @@ export function verifyNetworkMessage(message: SignedBroadcast, keys: OriginKeys)
   const count = proof.readUInt16BE(0);
   const siblings: Buffer[] = [];
   for (let o = PROOF_FIXED_BYTES; o < proof.length; o += HASH_BYTES) siblings.push(proof.subarray(o, o + HASH_BYTES));
-  const root = rootFromProof(leafHash(message.hash), proof.readUInt16BE(2), count, siblings);
-  return root ? keys.verifyBatch(message.originKey, count, root, message.signature) : 'invalid';
+  return keys.verifyPath(message.originKey, count, proof.readUInt16BE(2), leafHash(message.hash), siblings, message.signature);
 }
 
 /** A new broadcast by `identity`, not signed yet: its signature and proof are zero until signBatch. */

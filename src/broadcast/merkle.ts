@@ -73,19 +73,91 @@ export function proofLength(index: number, count: number): number {
 }
 
 /**
+ * A leaf's path in its batch's tree once verified: every node on it and every node's sibling, by level
+ * (leaf first, root last). Each is a node of the signed tree, so a batch-mate's path that meets one
+ * needs no hashing above it (pathFromProof).
+ */
+export interface MerklePath {
+  /** The leaf's index in its batch. */
+  readonly index: number;
+  /** The nodes on the path, the leaf first and the root last. */
+  readonly nodes: readonly Buffer[];
+  /** Each level's sibling of the path's node (undefined for an odd last node carried up), the leaf's level first; copies, not views of a frame. */
+  readonly siblings: ReadonlyArray<Buffer | undefined>;
+}
+
+/**
  * The root that leaf `index` of `count` reaches with `siblings`; undefined when the index is not in
  * the tree or the number of siblings is not the one its place needs.
  */
 export function rootFromProof(leaf: Buffer, index: number, count: number, siblings: readonly Buffer[]): Buffer | undefined {
+  const path = pathFromProof(leaf, index, count, siblings);
+  return path?.nodes[path.nodes.length - 1];
+}
+
+/**
+ * Leaf `index`'s path to the root with `siblings` (rootFromProof, with every node on the way). With
+ * `known`, a verified path of the same batch (same count), it hashes only up to the level where the two
+ * paths meet (they are in one pair of nodes there) and takes the rest from `known`, when its node and
+ * every sibling from there up are `known`'s: it then reaches `known`'s root, as hashing would. For
+ * batch-mates that arrive in order that is about one hash instead of one per level. Otherwise it hashes
+ * the whole path, so the result never depends on `known`'s being there.
+ */
+export function pathFromProof(leaf: Buffer, index: number, count: number, siblings: readonly Buffer[], known?: MerklePath): MerklePath | undefined {
   if (!Number.isInteger(count) || !Number.isInteger(index) || count < 1 || count > MAX_LEAVES || index < 0 || index >= count) return undefined;
   if (siblings.length !== proofLength(index, count)) return undefined;
+  const nodes: Buffer[] = [leaf];
+  const own: Array<Buffer | undefined> = [];
   let hash = leaf;
   let s = 0;
-  for (let i = index, width = count; width > 1; i >>= 1, width = (width + 1) >> 1) {
-    if ((i ^ 1) >= width) continue; // the odd last node: carried up as it is
-    const sibling = siblings[s++]!;
-    if (sibling.length !== HASH_BYTES) return undefined;
-    hash = i & 1 ? nodeHash(sibling, hash) : nodeHash(hash, sibling);
+  for (let i = index, width = count, level = 0; width > 1; i >>= 1, width = (width + 1) >> 1, level++) {
+    // An odd last node has no sibling at its level: it is carried up as it is.
+    const sibling = (i ^ 1) < width ? siblings[s++]! : undefined;
+    if (sibling !== undefined && sibling.length !== HASH_BYTES) return undefined;
+    if (known !== undefined && i >> 1 === known.index >> (level + 1)) {
+      const joined = join(known, index, level, i, hash, sibling, siblings, s, nodes, own);
+      if (joined) return joined;
+      known = undefined; // not the known tree's nodes: hash the rest, as without it
+    }
+    own.push(sibling === undefined ? undefined : Buffer.from(sibling));
+    if (sibling !== undefined) hash = i & 1 ? nodeHash(sibling, hash) : nodeHash(hash, sibling);
+    nodes.push(hash);
   }
-  return hash;
+  return { index, nodes, siblings: own };
+}
+
+/**
+ * Where a path meets `known` at `level` (position `i` there, in the pair of `known`'s own position):
+ * the whole path, if its node and its sibling at that level are that pair's nodes and its siblings
+ * above are `known`'s (above it, the two paths are one). Undefined if any differs.
+ */
+function join(
+  known: MerklePath,
+  index: number,
+  level: number,
+  i: number,
+  hash: Buffer,
+  sibling: Buffer | undefined,
+  siblings: readonly Buffer[],
+  next: number,
+  nodes: Buffer[],
+  own: Array<Buffer | undefined>,
+): MerklePath | undefined {
+  const same = i === known.index >> level;
+  const mine = same ? known.nodes[level] : known.siblings[level];
+  const other = same ? known.siblings[level] : known.nodes[level];
+  if (mine === undefined || !mine.equals(hash)) return undefined;
+  if (sibling === undefined ? other !== undefined : other === undefined || !other.equals(sibling)) return undefined;
+  let s = next;
+  for (let k = level + 1; k < known.siblings.length; k++) {
+    const above = known.siblings[k];
+    if (above === undefined) continue;
+    const given = siblings[s++];
+    if (given === undefined || !given.equals(above)) return undefined;
+  }
+  if (s !== siblings.length) return undefined;
+  own.push(other);
+  for (let k = level + 1; k < known.siblings.length; k++) own.push(known.siblings[k]);
+  for (let k = level + 1; k < known.nodes.length; k++) nodes.push(known.nodes[k]!);
+  return { index, nodes, siblings: own };
 }

@@ -1,6 +1,7 @@
 import { createPublicKey, hash, sign, verify, type KeyObject } from 'node:crypto';
 import { peerIdFromPublicKey, type Identity } from '../common/identity.js';
 import { isSmallOrderKey, SPKI_ED25519_PREFIX } from '../common/ed25519.js';
+import { pathFromProof, type MerklePath } from './merkle.js';
 
 export { isSmallOrderKey };
 
@@ -55,16 +56,25 @@ export const NO_SIGNATURE = Buffer.alloc(SIGNATURE_BYTES);
 /** How a signature check went: Ed25519 ran (`signature`), a batch-mate's check stood for it (`batch`), or it failed. */
 export type VerifyOutcome = 'signature' | 'batch' | 'invalid';
 
+/** A batch verified by its signature: whose, of how many, and the last path checked in it (its root last). */
+interface VerifiedBatch {
+  originKey: Buffer;
+  count: number;
+  path: MerklePath;
+}
+
 /**
  * Public keys seen as broadcast origins, as ready KeyObjects with their peer id:
  * building either costs more than the check itself. Bounded; oldest first out.
- * Beside them, the batches already verified (origin key, leaf count, root and signature, all of
- * them), least recently used first out: a batch-mate's proof that reaches one is as good as the
- * signature check.
+ * Beside them, the batches already verified, by signature (with the origin key, the leaf count and the
+ * last path checked in it), oldest first out: a batch-mate's proof that reaches one is as good as the
+ * signature check, and one whose path meets the last one's is checked with the hashes below the meeting
+ * point only (src/broadcast/merkle.ts, pathFromProof).
  */
 export class OriginKeys {
   private readonly keys = new Map<string, { peerId: string; key?: KeyObject }>();
-  private readonly verifiedBatches = new Set<string>();
+  /** Keyed by the signature's bytes (latin1): no two batches share one. Insertion order is the eviction order. */
+  private readonly verifiedBatches = new Map<string, VerifiedBatch>();
 
   constructor(
     private readonly max = 4096,
@@ -88,15 +98,21 @@ export class OriginKeys {
   }
 
   /**
-   * Whether `signature` is the origin's signature over a batch of `count` whose root is `root`
-   * (computed by the caller from a message and its proof). Never throws: a key that is not a point
-   * is just invalid.
+   * Whether `signature` is the origin's signature over a batch of `count` whose root leaf `index`
+   * (`leaf`, the message's leaf hash) reaches with `siblings`. Never throws: a key that is not a point
+   * is just invalid. A batch verified before (same signature, key and count) stands for Ed25519 when
+   * the path reaches its root (`batch`).
    */
-  verifyBatch(raw: Buffer, count: number, root: Buffer, signature: Buffer): VerifyOutcome {
+  verifyPath(raw: Buffer, count: number, index: number, leaf: Buffer, siblings: readonly Buffer[], signature: Buffer): VerifyOutcome {
     if (isSmallOrderKey(raw)) return 'invalid';
-    const batch = raw.toString('latin1') + root.toString('latin1') + signature.toString('latin1') + String(count);
-    if (this.verifiedBatches.delete(batch)) {
-      this.verifiedBatches.add(batch); // most recently used: last out
+    const id = signature.toString('latin1');
+    const cached = this.verifiedBatches.get(id);
+    const mate = cached !== undefined && cached.count === count && cached.originKey.equals(raw) ? cached : undefined;
+    const path = pathFromProof(leaf, index, count, siblings, mate?.path);
+    if (!path) return 'invalid';
+    const root = path.nodes[path.nodes.length - 1]!;
+    if (mate && mate.path.nodes[mate.path.nodes.length - 1]!.equals(root)) {
+      mate.path = path; // the next batch-mate most likely meets this one low in the tree
       return 'batch';
     }
     try {
@@ -107,8 +123,11 @@ export class OriginKeys {
       return 'invalid';
     }
     if (this.maxVerifiedBatches > 0) {
-      if (this.verifiedBatches.size >= this.maxVerifiedBatches) this.verifiedBatches.delete(this.verifiedBatches.values().next().value!);
-      this.verifiedBatches.add(batch);
+      if (!this.verifiedBatches.delete(id) && this.verifiedBatches.size >= this.maxVerifiedBatches) {
+        this.verifiedBatches.delete(this.verifiedBatches.keys().next().value!);
+      }
+      // The key as a copy: the message's is a view of its frame, which the cache must not keep.
+      this.verifiedBatches.set(id, { originKey: Buffer.from(raw), count, path });
     }
     return 'signature';
   }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { leafHash, merkleTree, proofLength, rootFromProof } from '../../src/broadcast/merkle.js';
+import { leafHash, merkleTree, pathFromProof, proofLength, rootFromProof } from '../../src/broadcast/merkle.js';
 import { draftNetworkMessage, signBatch, verifyNetworkMessage } from '../../src/broadcast/codec.js';
 import { OriginKeys } from '../../src/broadcast/signature.js';
 import { loadIdentity } from '../../src/common/identity.js';
@@ -52,6 +52,44 @@ describe('Merkle proofs of a batch of broadcasts (src/broadcast/merkle.ts)', () 
     }
   });
 
+  it("a batch-mate's path that meets a verified one is hashed only below the meeting point, and reaches the same root; a wrong node or sibling there does not", () => {
+    for (const n of [2, 3, 5, 8, 13, 64, 65]) {
+      const batch = leaves(n);
+      const { root, proofs } = merkleTree(batch);
+      const paths = batch.map((leaf, i) => pathFromProof(leaf, i, n, proofs[i]!)!);
+      for (let a = 0; a < n; a++) {
+        for (let b = 0; b < n; b++) {
+          const path = pathFromProof(batch[b]!, b, n, proofs[b]!, paths[a])!;
+          expect(path.nodes[path.nodes.length - 1]!.equals(root)).toBe(true);
+          expect(path.nodes.map((h) => h.toString('hex'))).toEqual(paths[b]!.nodes.map((h) => h.toString('hex')));
+          expect(path.siblings.map((h) => h?.toString('hex'))).toEqual(paths[b]!.siblings.map((h) => h?.toString('hex')));
+          // Above the level where the two paths are one pair, the nodes are the known path's own (not hashed again).
+          const meet = a === b ? 0 : 32 - Math.clz32(a ^ b) - 1;
+          for (let k = meet + 1; k < path.nodes.length; k++) expect(path.nodes[k]).toBe(paths[a]!.nodes[k]);
+          // A wrong sibling anywhere: another root, whichever path is known.
+          for (let s = 0; s < proofs[b]!.length; s++) {
+            const wrong = proofs[b]!.map((h, k) => (k === s ? Buffer.from(h).fill(h[0]! ^ 1, 0, 1) : h));
+            expect(pathFromProof(batch[b]!, b, n, wrong, paths[a])!.nodes.at(-1)!.equals(root)).toBe(false);
+          }
+          // Another leaf at b's place: another root.
+          expect(pathFromProof(batch[(b + 1) % n]!, b, n, proofs[b]!, paths[a])!.nodes.at(-1)!.equals(root)).toBe(false);
+        }
+      }
+    }
+  });
+
+  it('the known path of another tree (same count) changes nothing: the proof is hashed all the way', () => {
+    const n = 9;
+    const mine = leaves(n);
+    const theirs = leaves(n, 'x');
+    const { root, proofs } = merkleTree(mine);
+    const other = merkleTree(theirs);
+    for (let b = 0; b < n; b++) {
+      const known = pathFromProof(theirs[(b + 1) % n]!, (b + 1) % n, n, other.proofs[(b + 1) % n]!)!;
+      expect(pathFromProof(mine[b]!, b, n, proofs[b]!, known)!.nodes.at(-1)!.equals(root)).toBe(true);
+    }
+  });
+
   it('a leaf never passes for an inner node: the two kinds of hash differ by their prefix', () => {
     const batch = leaves(2);
     const { root } = merkleTree(batch);
@@ -75,6 +113,17 @@ describe('Merkle proofs of a batch of broadcasts (src/broadcast/merkle.ts)', () 
     expect(verifyNetworkMessage({ ...batch[0]!, proof: lie }, new OriginKeys())).toBe('invalid');
     const keys = new OriginKeys();
     expect(batch.map((m) => verifyNetworkMessage(m, keys))).toEqual(['signature', 'batch', 'batch', 'batch', 'batch']);
+    // Out of order, and again: each a batch-mate of the verified batch.
+    expect([3, 0, 4, 1, 1, 2].map((i) => verifyNetworkMessage(batch[i]!, keys))).toEqual(['batch', 'batch', 'batch', 'batch', 'batch', 'batch']);
+    // The same signature with another origin key or another count is not that batch.
+    expect(verifyNetworkMessage({ ...batch[1]!, originKey: loadIdentity('44'.repeat(32)).publicKeyRaw }, keys)).toBe('invalid');
+    const recount = Buffer.from(batch[4]!.proof);
+    recount.writeUInt16BE(6, 0);
+    expect(verifyNetworkMessage({ ...batch[4]!, proof: recount }, keys)).toBe('invalid');
+    expect(verifyNetworkMessage(batch[2]!, keys)).toBe('batch');
+    // With no cache, every message costs its own check.
+    const none = new OriginKeys(undefined, 0);
+    expect(batch.map((m) => verifyNetworkMessage(m, none))).toEqual(['signature', 'signature', 'signature', 'signature', 'signature']);
     // A message of the batch with a wrong sibling: refused though its batch is cached as verified.
     const wrong = Buffer.from(batch[3]!.proof);
     wrong[4] ^= 1;
