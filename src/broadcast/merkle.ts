@@ -73,6 +73,16 @@ export function proofLength(index: number, count: number): number {
 }
 
 /**
+ * A copy with a memory of its own: a view of a frame would keep the frame, and a small Buffer.from copy
+ * keeps its whole 8 KiB pool slab (with whatever else was copied there) for as long as a cache holds it.
+ */
+export function ownCopy(bytes: Buffer): Buffer {
+  const copy = Buffer.allocUnsafeSlow(bytes.length);
+  bytes.copy(copy);
+  return copy;
+}
+
+/**
  * A leaf's path in its batch's tree once verified: every node on it and every node's sibling, by level
  * (leaf first, root last). Each is a node of the signed tree, so a batch-mate's path that meets one
  * needs no hashing above it (pathFromProof).
@@ -119,7 +129,7 @@ export function pathFromProof(leaf: Buffer, index: number, count: number, siblin
       if (joined) return joined;
       known = undefined; // not the known tree's nodes: hash the rest, as without it
     }
-    own.push(sibling === undefined ? undefined : Buffer.from(sibling));
+    own.push(sibling === undefined ? undefined : ownCopy(sibling));
     if (sibling !== undefined) hash = i & 1 ? nodeHash(sibling, hash) : nodeHash(hash, sibling);
     nodes.push(hash);
   }

@@ -3,6 +3,9 @@ import { MAX_HOPS, encodeNetworkMessage, type NetworkMessage } from './codec.js'
 import { P2PFrameTooLargeError, P2PProtocolError } from '../common/errors.js';
 import { pointArc, type Arc } from '../ring/raintree.js';
 import { isReserved } from '../common/reserved.js';
+import { PromiseRecords, type PromiseRecordStats } from './promise-records.js';
+
+export { BROKEN_SHARE_LIMIT, FOLLOW_UP_INTERVALS, type PromiseRecordStats } from './promise-records.js';
 
 /**
  * Repair of network broadcasts by lazy pull, as gossipsub's IHAVE/IWANT: every
@@ -19,18 +22,11 @@ import { isReserved } from '../common/reserved.js';
  * interval after its neighbour got it. An idle network sends nothing. Answers are bounded per neighbour and interval, and the messages kept
  * to answer them by bytes and age.
  *
- * Promises (an announced id is a promise to send it when asked), as gossipsub's P₇ with its
- * IWANT follow-up time, but charged only for what the announcer could have avoided:
- * - a node announces to a neighbour, and asks of a neighbour, at most MAX_PROMISED_PER_INTERVAL
- *   ids an interval: half of what it serves one, so an honest announcer is never asked for more
- *   than it may serve, whichever way the two nodes' intervals fall;
- * - an ask is a broken promise only once FOLLOW_UP_INTERVALS have passed without the announcer
- *   sending that id, and each frame of the announcer that this node's own budget dropped unread
- *   excuses one (it may have been the answer);
- * - each neighbour has a record of kept and broken promises (decaying, half-life
- *   RECORD_HALF_LIFE_INTERVALS); broken ones are reported only while more than BROKEN_SHARE_LIMIT
- *   of its record is broken, so a rare miss of an honest node under load costs nothing, and
- *   keeping one promise an interval no longer buys immunity.
+ * Promises (an announced id is a promise to send it when asked), charged only for what the
+ * announcer could have avoided: a node announces to a neighbour, and asks of a neighbour, at most
+ * MAX_PROMISED_PER_INTERVAL ids an interval (half of what it serves one, so an honest announcer is
+ * never asked for more than it may serve, whichever way the two nodes' intervals fall); the records
+ * of kept and broken promises are src/broadcast/promise-records.ts.
  *
  * Withholding: every announcer of a missing id is remembered (up to MAX_ANNOUNCERS). The first is
  * asked at once; when it has not sent the id within an interval, the two with the best records
@@ -89,12 +85,6 @@ export interface RepairHost {
   brokePromises?(peer: string, count: number, record: PromiseRecordStats): void;
 }
 
-/** A neighbour's recent promises (decayed counts). */
-export interface PromiseRecordStats {
-  kept: number;
-  broken: number;
-}
-
 /** Ids per IHAVE or IWANT frame. */
 export const MAX_REPAIR_IDS = 1024;
 const ID_BYTES = 16;
@@ -111,18 +101,10 @@ export const MAX_PROMISED_PER_INTERVAL = MAX_SERVED_PER_INTERVAL / 2;
 export const MAX_ANNOUNCERS = 16;
 /** Missing ids awaited at once. */
 const MAX_WANTED = 4 * MAX_REPAIR_IDS;
-/** Records of promises kept for neighbours that are gone (so that reconnecting does not wash a record), at most. */
-const MAX_RECORDS = 1024;
 /** Intervals after an id's first announcement when every announcer not asked yet is asked at once. */
 const ESCALATE_INTERVALS = 2;
 /** Intervals an id is wanted at most: announcers keep messages KEEP_INTERVALS after they got them. */
 const WANT_INTERVALS = 4;
-/** Intervals an announcer has to send what it was asked for, as gossipsub's IWANT follow-up time (3 heartbeats). */
-export const FOLLOW_UP_INTERVALS = 3;
-/** Half-life of a neighbour's record of kept and broken promises, in intervals. */
-const RECORD_HALF_LIFE_INTERVALS = 20;
-/** Broken promises cost a neighbour score only while more than this share of its record is broken. */
-export const BROKEN_SHARE_LIMIT = 0.1;
 /**
  * Designated announcers change with the broadcasts' signed time, once per epoch: within one, all
  * ids a node announces in a tick go to the same neighbours (frames shared under load), and a
@@ -161,18 +143,6 @@ interface Wanted {
   asked: Map<string, number>;
 }
 
-/** One neighbour's promises: the asks it has yet to answer, and its record. */
-interface PromiseRecord extends PromiseRecordStats {
-  /** Ids asked of it and not sent yet, oldest first, and when they were asked. */
-  pending: Map<string, number>;
-  /** When `kept` and `broken` were last decayed. */
-  at: number;
-  /** Its frames this node's budget dropped unread while it owed answers: each may have been one. */
-  excuses: number;
-  /** Pending asks past the retry time (an interval), as of the last step: broken unless they come late. */
-  late: number;
-}
-
 export class BroadcastRepair {
   readonly stats: RepairStats = { announced: 0, requested: 0, sent: 0, controlBytes: 0 };
   /** Repair copies of the library's own broadcasts (`$p2p.` topics), kept out of `stats`. */
@@ -196,7 +166,7 @@ export class BroadcastRepair {
   private readonly served = new Map<string, number>();
   private readonly announcedTo = new Map<string, number>();
   private readonly askedOf = new Map<string, number>();
-  private readonly records = new Map<string, PromiseRecord>();
+  private readonly promises: PromiseRecords;
   private bytes = 0;
   private timer: NodeJS.Timeout | undefined;
   /** start() was called (and not stop()): the timer runs whenever there is work. */
@@ -213,7 +183,9 @@ export class BroadcastRepair {
     // that came after the step until the clock caught up.
     private readonly now: () => number = () => performance.now(),
     private readonly random: () => number = Math.random,
-  ) {}
+  ) {
+    this.promises = new PromiseRecords(options.intervalMs, now, (peer, count, record) => this.host.brokePromises?.(peer, count, record));
+  }
 
   get enabled(): boolean {
     return this.options.intervalMs > 0;
@@ -335,9 +307,7 @@ export class BroadcastRepair {
 
   /** Ids wanted, or asks not yet answered (judged after the follow-up time). */
   private waiting(): boolean {
-    if (this.wanted.size > 0) return true;
-    for (const record of this.records.values()) if (record.pending.size > 0) return true;
-    return false;
+    return this.wanted.size > 0 || this.promises.owed();
   }
 
   /**
@@ -424,15 +394,7 @@ export class BroadcastRepair {
    * may have been the answer to one of the asks it owes.
    */
   arrived(from: string, id?: string): void {
-    const record = this.records.get(from);
-    if (!record || record.pending.size === 0) return;
-    if (id === undefined) {
-      record.excuses = Math.min(record.excuses + 1, record.pending.size);
-      return;
-    }
-    if (!record.pending.delete(id)) return;
-    this.decay(record, this.now());
-    record.kept++;
+    this.promises.arrived(from, id);
   }
 
   /** An IHAVE: ask its sender for the ids we miss, unless another announcer is being asked for them. */
@@ -509,10 +471,7 @@ export class BroadcastRepair {
 
   /** A neighbour's record of kept and broken promises (decayed), for diagnostics and tests. */
   promiseRecord(peer: string): PromiseRecordStats | undefined {
-    const record = this.records.get(peer);
-    if (!record) return undefined;
-    this.decay(record, this.now());
-    return { kept: record.kept, broken: record.broken };
+    return this.promises.stats(peer);
   }
 
   /**
@@ -524,13 +483,7 @@ export class BroadcastRepair {
     if (this.wanted.size === 0) return;
     const interval = this.options.intervalMs;
     const live = neighbours();
-    for (const record of this.records.values()) {
-      record.late = 0;
-      for (const at of record.pending.values()) {
-        if (now - at < interval) break;
-        record.late++;
-      }
-    }
+    this.promises.countLate(now);
     const asks = new Map<string, Buffer[]>();
     for (const [id, wanted] of this.wanted) {
       if (this.host.has(id) || now - wanted.since >= WANT_INTERVALS * interval) {
@@ -547,7 +500,7 @@ export class BroadcastRepair {
       let count = now - wanted.since >= ESCALATE_INTERVALS * interval ? untried.length : inFlight > 0 ? 0 : 2;
       if (count === 0) continue;
       // Best record first; among equals, the order they announced it in (the sort is stable).
-      if (untried.length > 1) untried.sort((a, b) => this.quality(b) - this.quality(a));
+      if (untried.length > 1) untried.sort((a, b) => this.promises.quality(b) - this.promises.quality(a));
       for (const peer of untried) {
         if (count === 0) break;
         if (!this.mayAsk(peer)) continue;
@@ -561,46 +514,15 @@ export class BroadcastRepair {
     for (const [peer, ids] of asks) for (let i = 0; i < ids.length; i += MAX_REPAIR_IDS) this.send(peer, ids.slice(i, i + MAX_REPAIR_IDS), 'want');
   }
 
-  /**
-   * Asks past the follow-up time that were not answered are broken promises, less those a dropped frame excuses;
-   * a neighbour is reported while more than BROKEN_SHARE_LIMIT of its record is broken.
-   */
+  /** The promises past their follow-up time: broken unless kept or excused (src/broadcast/promise-records.ts). */
   private judge(now: number, neighbours: () => ReadonlySet<string>): void {
-    if (this.records.size === 0) return;
-    const followUp = this.options.intervalMs * FOLLOW_UP_INTERVALS;
-    const live = neighbours();
-    for (const [peer, record] of this.records) {
-      this.decay(record, now);
-      if (!live.has(peer)) {
-        // Gone: what it owed can no longer come. Forgotten once its record has decayed, or when too many are kept.
-        record.pending.clear();
-        record.excuses = 0;
-        if (record.kept + record.broken < 0.5 || this.records.size > MAX_RECORDS) this.records.delete(peer);
-        continue;
-      }
-      let broken = 0;
-      for (const [id, at] of record.pending) {
-        if (now - at < followUp) break;
-        record.pending.delete(id);
-        broken++;
-      }
-      const excused = Math.min(broken, record.excuses);
-      record.excuses = Math.min(record.excuses - excused, record.pending.size);
-      broken -= excused;
-      if (broken === 0) continue;
-      record.broken += broken;
-      if (record.broken > BROKEN_SHARE_LIMIT * (record.kept + record.broken)) this.host.brokePromises?.(peer, broken, { kept: record.kept, broken: record.broken });
-    }
+    if (this.promises.size > 0) this.promises.judge(now, neighbours());
   }
 
   private ask(id: string, wanted: Wanted, peer: string, now: number): void {
     wanted.asked.set(peer, now);
     this.askedOf.set(peer, (this.askedOf.get(peer) ?? 0) + 1);
-    let record = this.records.get(peer);
-    if (!record) this.records.set(peer, (record = { pending: new Map(), kept: 0, broken: 0, at: now, excuses: 0, late: 0 }));
-    // Re-inserted: the map stays in the order of asking.
-    record.pending.delete(id);
-    record.pending.set(id, now);
+    this.promises.asked(peer, id, now);
   }
 
   /** Asks for `wanted` sent within the last interval (to a neighbour still connected, when `live` is given): the answer may still come. */
@@ -616,20 +538,6 @@ export class BroadcastRepair {
 
   private mayAnnounce(peer: string): boolean {
     return (this.announcedTo.get(peer) ?? 0) < MAX_PROMISED_PER_INTERVAL;
-  }
-
-  /** How likely `peer` is to send what it announced: its kept share, with its late asks counted as broken. */
-  private quality(peer: string): number {
-    const r = this.records.get(peer);
-    return r ? (r.kept + 1) / (r.kept + r.broken + r.late + 2) : 0.5;
-  }
-
-  private decay(record: PromiseRecord, now: number): void {
-    if (now <= record.at) return;
-    const factor = 0.5 ** ((now - record.at) / (this.options.intervalMs * RECORD_HALF_LIFE_INTERVALS));
-    record.kept *= factor;
-    record.broken *= factor;
-    record.at = now;
   }
 
   /**

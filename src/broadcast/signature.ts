@@ -1,7 +1,7 @@
 import { createPublicKey, hash, sign, verify, type KeyObject } from 'node:crypto';
 import { peerIdFromPublicKey, type Identity } from '../common/identity.js';
 import { isSmallOrderKey, SPKI_ED25519_PREFIX } from '../common/ed25519.js';
-import { pathFromProof, type MerklePath } from './merkle.js';
+import { ownCopy, pathFromProof, type MerklePath } from './merkle.js';
 
 export { isSmallOrderKey };
 
@@ -126,8 +126,8 @@ export class OriginKeys {
       if (!this.verifiedBatches.delete(id) && this.verifiedBatches.size >= this.maxVerifiedBatches) {
         this.verifiedBatches.delete(this.verifiedBatches.keys().next().value!);
       }
-      // The key as a copy: the message's is a view of its frame, which the cache must not keep.
-      this.verifiedBatches.set(id, { originKey: Buffer.from(raw), count, path });
+      // The key as a copy of its own: the message's is a view of its frame, which the cache must not keep.
+      this.verifiedBatches.set(id, { originKey: ownCopy(raw), count, path });
     }
     return 'signature';
   }

@@ -78,6 +78,19 @@ describe('Merkle proofs of a batch of broadcasts (src/broadcast/merkle.ts)', () 
     }
   });
 
+  it('a path keeps copies with memory of their own, never a view of the frame or a slab of the buffer pool', () => {
+    const n = 13;
+    const batch = leaves(n);
+    const { proofs } = merkleTree(batch);
+    // The siblings as a receiver sees them: views of one frame.
+    const frame = Buffer.concat(proofs[5]!);
+    const views = proofs[5]!.map((_, k) => frame.subarray(32 * k, 32 * (k + 1)));
+    const path = pathFromProof(batch[5]!, 5, n, views)!;
+    for (const sibling of path.siblings) if (sibling) expect(sibling.buffer.byteLength).toBe(32);
+    const mate = pathFromProof(batch[4]!, 4, n, proofs[4]!.map((h) => Buffer.from(h)), path)!;
+    for (const sibling of mate.siblings) if (sibling) expect(sibling.buffer.byteLength).toBe(32);
+  });
+
   it('the known path of another tree (same count) changes nothing: the proof is hashed all the way', () => {
     const n = 9;
     const mine = leaves(n);
