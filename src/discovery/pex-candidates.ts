@@ -12,6 +12,11 @@ import { backoffDelay, type BackoffOptions } from './reconnect.js';
 export const PEX_MAX_CANDIDATES_PER_SOURCE = 16;
 /** Candidate dials in any window of pexIntervalMs (of a forming round while the node is below its least degree), all sources together. */
 export const PEX_DIALS_PER_INTERVAL = 4;
+/**
+ * Places of a forming round's budget that the unanswered dials of one neighbour's candidates may hold: an address that
+ * never answers holds its place for an interval, and one neighbour naming such addresses must leave the rest to others.
+ */
+export const PEX_UNPROVEN_PER_SOURCE = PEX_DIALS_PER_INTERVAL / 2;
 /** Failed dials after which a candidate is dropped and its address refused for a while. */
 export const PEX_CANDIDATE_MAX_FAILURES = 2;
 /** How long (in pexIntervalMs) a dropped candidate's address is refused, and a candidate may wait. */
@@ -47,7 +52,7 @@ export class PexCandidates {
    * each holds a place of that budget for an interval. A neighbour's list names its inbound peers where they say
    * they listen, so names it vouches for may be a third party's address: those get no more dials than before.
    */
-  private readonly quickUnproven = new Map<string, number>();
+  private readonly quickUnproven = new Map<string, { at: number; source: string | undefined }>();
 
   constructor(
     private readonly options: CandidateOptions,
@@ -108,7 +113,11 @@ export class PexCandidates {
   }
 
   /**
-   * Up to `limit` candidates to dial now (oldest first), within the dial budget; each is marked dialed.
+   * Up to `limit` candidates to dial now, within the dial budget, taken in turn from each neighbour that named
+   * some (oldest first within each; the neighbour whose candidate is oldest first); each is marked dialed.
+   * In turn, not oldest first overall: a neighbour that names made-up ids at addresses that never answer
+   * (each holding a forming dial for the handshake timeout) would otherwise take every dial while its names
+   * came first, and the honest names of another neighbour would wait behind them.
    * `windowMs`: the budget's window, when shorter than the interval (a node below its least degree).
    */
   take(limit: number, skip: (id: string) => boolean, windowMs = this.options.intervalMs): KnownPeer[] {
@@ -116,7 +125,32 @@ export class PexCandidates {
     this.expire(now);
     const budget = Math.min(limit, this.budget(now, windowMs));
     if (budget <= 0) return [];
-    const due = [...this.byAddress.values()].filter((c) => c.nextDialAt <= now && !skip(c.id)).slice(0, budget);
+    // On a forming round's budget, each neighbour's unanswered dials hold at most PEX_UNPROVEN_PER_SOURCE places.
+    const room = windowMs < this.options.intervalMs ? this.unprovenRoom() : undefined;
+    const bySource = new Map<string, Candidate[]>();
+    for (const c of this.byAddress.values()) {
+      if (c.nextDialAt > now || skip(c.id)) continue;
+      const list = bySource.get(c.source);
+      if (list) list.push(c);
+      else bySource.set(c.source, [c]);
+    }
+    const due: Candidate[] = [];
+    for (let round = 0; due.length < budget; round++) {
+      let any = false;
+      for (const list of bySource.values()) {
+        const c = list[round];
+        if (!c) continue;
+        any = true;
+        if (room) {
+          const left = room.get(c.source) ?? PEX_UNPROVEN_PER_SOURCE;
+          if (left <= 0) continue;
+          room.set(c.source, left - 1);
+        }
+        due.push(c);
+        if (due.length === budget) break;
+      }
+      if (!any) break;
+    }
     for (const c of due) this.dialing(c, now, windowMs);
     return due;
   }
@@ -127,6 +161,7 @@ export class PexCandidates {
     const c = this.byId.get(id);
     if (!c || c.nextDialAt > now) return undefined;
     if (this.budget(now, windowMs) <= 0) return undefined;
+    if (windowMs < this.options.intervalMs && (this.unprovenRoom().get(c.source) ?? PEX_UNPROVEN_PER_SOURCE) <= 0) return undefined;
     this.dialing(c, now, windowMs);
     return c;
   }
@@ -136,18 +171,25 @@ export class PexCandidates {
     const left = PEX_DIALS_PER_INTERVAL - this.dialsWithin(now, windowMs);
     if (windowMs >= this.options.intervalMs) return left;
     let unproven = 0;
-    for (const [id, at] of this.quickUnproven) {
+    for (const [id, { at }] of this.quickUnproven) {
       if (now - at >= this.options.intervalMs) this.quickUnproven.delete(id);
       else unproven++;
     }
     return Math.min(left, PEX_DIALS_PER_INTERVAL - unproven);
   }
 
+  /** Per neighbour whose candidates' quick dials are unanswered (as of budget(), which drops the old): places it has left. */
+  private unprovenRoom(): Map<string | undefined, number> {
+    const room = new Map<string | undefined, number>();
+    for (const { source } of this.quickUnproven.values()) room.set(source, (room.get(source) ?? PEX_UNPROVEN_PER_SOURCE) - 1);
+    return room;
+  }
+
   private dialing(c: Candidate, now: number, windowMs: number): void {
     // At most one dial per address per interval, whatever the outcome.
     c.nextDialAt = now + this.options.intervalMs;
     this.dialTimes.push(now);
-    if (windowMs < this.options.intervalMs) this.quickUnproven.set(c.id, now);
+    if (windowMs < this.options.intervalMs) this.quickUnproven.set(c.id, { at: now, source: c.source });
   }
 
   /**
@@ -158,7 +200,7 @@ export class PexCandidates {
     const now = this.now();
     if (this.budget(now, windowMs) <= 0) return false;
     this.dialTimes.push(now);
-    if (windowMs < this.options.intervalMs) this.quickUnproven.set(id, now);
+    if (windowMs < this.options.intervalMs) this.quickUnproven.set(id, { at: now, source: undefined });
     return true;
   }
 
