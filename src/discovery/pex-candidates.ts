@@ -15,6 +15,9 @@ export const PEX_DIALS_PER_INTERVAL = 4;
 /**
  * Places of a forming round's budget that the unanswered dials of one neighbour's candidates may hold: an address that
  * never answers holds its place for an interval, and one neighbour naming such addresses must leave the rest to others.
+ * Fixed, not a share of the neighbours naming candidates at the time: the first neighbour's names come before the
+ * others', and a share of all then would have let them hold every place for the interval (tried: the LAN node of
+ * review22-netgroup-lan-pex stayed at 2). Honest dials answer within a round trip and free their place at once.
  */
 export const PEX_UNPROVEN_PER_SOURCE = PEX_DIALS_PER_INTERVAL / 2;
 /** Failed dials after which a candidate is dropped and its address refused for a while. */
