@@ -53,7 +53,7 @@ describe('Merkle proofs of a batch of broadcasts (src/broadcast/merkle.ts)', () 
   });
 
   it("a batch-mate's path that meets a verified one is hashed only below the meeting point, and reaches the same root; a wrong node or sibling there does not", () => {
-    for (const n of [2, 3, 5, 8, 13, 64, 65]) {
+    for (const n of [2, 3, 5, 8, 13, 33]) {
       const batch = leaves(n);
       const { root, proofs } = merkleTree(batch);
       const paths = batch.map((leaf, i) => pathFromProof(leaf, i, n, proofs[i]!)!);
