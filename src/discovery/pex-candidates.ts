@@ -17,7 +17,10 @@ export const PEX_DIALS_PER_INTERVAL = 4;
  * never answers holds its place for an interval, and one neighbour naming such addresses must leave the rest to others.
  * Fixed, not a share of the neighbours naming candidates at the time: the first neighbour's names come before the
  * others', and a share of all then would have let them hold every place for the interval (tried: the LAN node of
- * review22-netgroup-lan-pex stayed at 2). Honest dials answer within a round trip and free their place at once.
+ * review22-netgroup-lan-pex stayed at 2). A dial that reaches its id frees its place at once; one that fails holds it
+ * for the interval, as one in flight does (else a liar could make the node dial quickly failing addresses without end).
+ * Open: two neighbours that name black holes hold all 4 places, and a hostile configured peer can make the second one
+ * by naming a Sybil that answers (a review found it, 2026-12-07: docs/security.md, Names are not places).
  */
 export const PEX_UNPROVEN_PER_SOURCE = PEX_DIALS_PER_INTERVAL / 2;
 /** Failed dials after which a candidate is dropped and its address refused for a while. */
@@ -56,6 +59,8 @@ export class PexCandidates {
    * they listen, so names it vouches for may be a third party's address: those get no more dials than before.
    */
   private readonly quickUnproven = new Map<string, { at: number; source: string | undefined }>();
+  /** The neighbour whose candidate take() gave last: the next take() starts its turn after it. */
+  private lastServed: string | undefined;
 
   constructor(
     private readonly options: CandidateOptions,
@@ -137,10 +142,15 @@ export class PexCandidates {
       if (list) list.push(c);
       else bySource.set(c.source, [c]);
     }
+    // The turn goes on from the neighbour after the last one served: a window that frees one place at a time would
+    // otherwise give every dial to the neighbour whose candidate is oldest.
+    const lists = [...bySource.values()];
+    const after = lists.findIndex((list) => list[0]!.source === this.lastServed) + 1;
+    const order = [...lists.slice(after), ...lists.slice(0, after)];
     const due: Candidate[] = [];
     for (let round = 0; due.length < budget; round++) {
       let any = false;
-      for (const list of bySource.values()) {
+      for (const list of order) {
         const c = list[round];
         if (!c) continue;
         any = true;
@@ -155,6 +165,7 @@ export class PexCandidates {
       if (!any) break;
     }
     for (const c of due) this.dialing(c, now, windowMs);
+    if (due.length > 0) this.lastServed = due[due.length - 1]!.source;
     return due;
   }
 

@@ -26,6 +26,14 @@ describe('peer-exchange candidates: whose names are dialed (issue 22 review: bla
     expect(taken).toEqual(['a', 'b', 'a', 'b']);
   });
 
+  it('the turn goes on across calls: one place at a time still serves each neighbour in turn', () => {
+    const now = { t: 1_000_000 };
+    const c = candidates(now);
+    const taken: string[] = [];
+    for (let i = 0; i < PEX_DIALS_PER_INTERVAL; i++) taken.push(...c.take(1, () => false).map((k) => k.id[0]!));
+    expect(taken).toEqual(['a', 'b', 'a', 'b']);
+  });
+
   it("on a forming round's budget, one neighbour's unanswered dials hold at most half of it; an answer frees its place", () => {
     const now = { t: 1_000_000 };
     const c = candidates(now);

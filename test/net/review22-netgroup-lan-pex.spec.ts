@@ -59,18 +59,20 @@ async function lan(hostile: boolean, rule = true, honestSeed = false): Promise<{
   let least = Infinity;
   let reachedMs = -1;
   const degrees: number[] = [];
-  for (let t = 0; t < 100; t++) {
+  // 11 s, the least degree judged over the last 4: with the liar, L's dials in flight to black holes count toward its
+  // degree until their 5 s handshake timeout, so L reaches 8 after about 5 s on a quiet machine, later under load.
+  for (let t = 0; t < 110; t++) {
     await sleep(100);
     const d = l.peers().length;
     if (t % 10 === 9) degrees.push(d);
     if (reachedMs < 0 && d >= 8) reachedMs = Date.now() - t0;
-    if (t >= 50) least = Math.min(least, d);
+    if (t >= 70) least = Math.min(least, d);
   }
   const end = l.peers().length;
   const accepted = holes.reduce((s, x) => s + x.accepted(), 0);
   report(
     `LAN node L${rule ? '' : ' (netgroup rule off: netgroupPrefixV4 0)'}${honestSeed ? ' with an honest seed too' : ''}, H ${hostile ? 'naming 60 made-up ids at 16 black holes in other /16s' : 'honest'}: L's degree each second ${degrees.join(' ')}; ` +
-      `at 8 after ${reachedMs} ms; least over the last 5 s ${least}; dials into black holes ${accepted}; netgroup lines ${refusals}; warnings ${lines.length}${lines.length ? ` (${lines.slice(0, 3).join(' | ')})` : ''}`,
+      `at 8 after ${reachedMs} ms; least over the last 4 s ${least}; dials into black holes ${accepted}; netgroup lines ${refusals}; warnings ${lines.length}${lines.length ? ` (${lines.slice(0, 3).join(' | ')})` : ''}`,
   );
   return { least, end, reachedMs, refusals, holes: accepted };
 }
