@@ -109,6 +109,8 @@ const PROOF_FIXED_BYTES = 2 + 2;
 const SIGNED_FIXED_BYTES = PUBLIC_KEY_BYTES + 8 + 1 + 2;
 /** The bytes of a message of a batch of one beyond its topic, metadata and payload; each sibling of a larger batch adds 32. */
 export const NETWORK_MESSAGE_OVERHEAD = RELAY_BYTES + SIGNATURE_BYTES + PROOF_FIXED_BYTES + SIGNED_FIXED_BYTES;
+/** Bytes of a frame's buffer beyond its body (the control type byte, or a little more) with which its body is kept as a view. */
+const OWN_FRAME_SLACK = 64;
 /** The proof of a batch of one: one leaf, index 0, no sibling. */
 const SINGLE_PROOF = Buffer.from([0, 1, 0, 0]);
 export const MAX_HOPS = 64;
@@ -278,16 +280,20 @@ export function decodeNetworkMessage(rest: Buffer, keys: OriginKeys): NetworkMes
   const arc = { from: hex(20), to: hex(20) };
   const digest = { count: rest.readUInt32BE(o), xor: rest.readUInt32BE(o + 4) };
   o += 8;
-  // Copied: the body is a view into the read buffer, and the message may be kept and forwarded later.
-  const signature = Buffer.from(rest.subarray(o, (o += SIGNATURE_BYTES)));
+  // The message may be kept and forwarded later: its parts are copied out of a read chunk (a view would keep the whole
+  // chunk) or a pool slab, but taken as views of a frame that has memory of its own, one assembled from several reads
+  // (every large frame over TLS, whose records carry 16 KiB): copying its signed part again cost a 16 KiB allocation.
+  const own = rest.buffer.byteLength - rest.length <= OWN_FRAME_SLACK;
+  const keep = (start: number, end?: number) => (own ? rest.subarray(start, end) : Buffer.from(rest.subarray(start, end)));
+  const signature = keep(o, (o += SIGNATURE_BYTES));
   const count = rest.readUInt16BE(o);
   const index = rest.readUInt16BE(o + 2);
   if (count === 0 || index >= count) throw new P2PProtocolError(`malformed network broadcast: leaf ${index} of a batch of ${count}`);
   const proofEnd = o + proofBytes(index, count);
   if (proofEnd + SIGNED_FIXED_BYTES > rest.length) throw new P2PProtocolError('malformed network broadcast: too short for its proof');
-  const proof = count === 1 ? SINGLE_PROOF : Buffer.from(rest.subarray(o, proofEnd));
+  const proof = count === 1 ? SINGLE_PROOF : keep(o, proofEnd);
   o = proofEnd;
-  const signed = Buffer.from(rest.subarray(o));
+  const signed = keep(o);
   const originKey = signed.subarray(0, PUBLIC_KEY_BYTES);
   const timestampUs = signed.readUInt32BE(PUBLIC_KEY_BYTES) * 2 ** 32 + signed.readUInt32BE(PUBLIC_KEY_BYTES + 4);
   const encodingByte = signed[PUBLIC_KEY_BYTES + 8]!;

@@ -316,6 +316,28 @@ describe('signed broadcast codec', () => {
     expect(isSmallOrderKey(identity.publicKeyRaw)).toBe(false);
   });
 
+  it("keeps a frame's parts as views only when the frame has memory of its own (assembled from several reads), else copies them", () => {
+    const identity = loadIdentity('22'.repeat(32));
+    const keys = new OriginKeys();
+    const m = createNetworkMessage(identity, { timestampUs: 1_764_000_000_123_456, encoding: Encoding.Binary, topic: 'big', payload: Buffer.alloc(16 * 1024, 7), strategy: 'raintree' });
+    const body = encodeNetworkMessage(m);
+    // A frame assembled from several reads: a buffer of exactly the frame (the control type byte, then the body).
+    const assembled = Buffer.allocUnsafeSlow(1 + body.length);
+    body.copy(assembled, 1);
+    const viewed = decodeNetworkMessage(assembled.subarray(1), keys);
+    expect(viewed.signed.buffer).toBe(assembled.buffer);
+    expect(verifyNetworkMessage(viewed, keys)).toBe('signature');
+    // Frames inside a larger read chunk: copied out, so that the message keeps none of the chunk.
+    const chunk = Buffer.allocUnsafeSlow(3 * (1 + body.length));
+    body.copy(chunk, 1);
+    const copied = decodeNetworkMessage(chunk.subarray(1, 1 + body.length), keys);
+    expect(copied.signed.buffer).not.toBe(chunk.buffer);
+    expect(copied.signature.buffer).not.toBe(chunk.buffer);
+    expect(copied.id).toBe(viewed.id);
+    chunk.fill(0);
+    expect(copied.payload.equals(Buffer.alloc(16 * 1024, 7))).toBe(true);
+  });
+
   it('the origin signs its strategy: a gossip broadcast has another id, and a relay part that disagrees is a protocol error', () => {
     const identity = loadIdentity('22'.repeat(32));
     const keys = new OriginKeys();
