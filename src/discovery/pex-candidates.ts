@@ -19,8 +19,8 @@ export const PEX_DIALS_PER_INTERVAL = 4;
  * others', and a share of all then would have let them hold every place for the interval (tried: the LAN node of
  * review22-netgroup-lan-pex stayed at 2). A dial that reaches its id frees its place at once; one that fails holds it
  * for the interval, as one in flight does (else a liar could make the node dial quickly failing addresses without end).
- * Open: two neighbours that name black holes hold all 4 places, and a hostile configured peer can make the second one
- * by naming a Sybil that answers (a review found it, 2026-12-07: docs/security.md, Names are not places).
+ * A neighbour reached through another's candidate shares its namer's places (lineage below). Open: two independent
+ * neighbours that name black holes hold all 4 places (docs/security.md, Names are not places).
  */
 export const PEX_UNPROVEN_PER_SOURCE = PEX_DIALS_PER_INTERVAL / 2;
 /** Failed dials after which a candidate is dropped and its address refused for a while. */
@@ -28,6 +28,8 @@ export const PEX_CANDIDATE_MAX_FAILURES = 2;
 /** How long (in pexIntervalMs) a dropped candidate's address is refused, and a candidate may wait. */
 export const PEX_QUARANTINE_INTERVALS = 30;
 const MAX_QUARANTINED = 4096;
+/** Neighbours remembered as reached through another's candidate (their names count against its share), at most. */
+const MAX_LINEAGE = 4096;
 /** Further neighbours remembered as naming one candidate: enough to tell a hint one neighbour alone gives. */
 const MAX_ALSO_NAMED_BY = 4;
 
@@ -59,8 +61,14 @@ export class PexCandidates {
    * they listen, so names it vouches for may be a third party's address: those get no more dials than before.
    */
   private readonly quickUnproven = new Map<string, { at: number; source: string | undefined }>();
-  /** The neighbour whose candidate take() gave last: the next take() starts its turn after it. */
+  /** The neighbour whose names take() served last (by lineage): the next take() starts its turn after it. */
   private lastServed: string | undefined;
+  /**
+   * Ids dialed as a neighbour's candidates, with the neighbour that named the chain first: once connected, their own
+   * names share its turn and its places. Else a neighbour could name one id that answers (a Sybil of its own), have
+   * this node dial it and trust it as its own choice, and gain a second share of the places.
+   */
+  private readonly lineage = new Map<string, string>();
 
   constructor(
     private readonly options: CandidateOptions,
@@ -138,15 +146,16 @@ export class PexCandidates {
     const bySource = new Map<string, Candidate[]>();
     for (const c of this.byAddress.values()) {
       if (c.nextDialAt > now || skip(c.id)) continue;
-      const list = bySource.get(c.source);
+      const root = this.rootOf(c.source);
+      const list = bySource.get(root);
       if (list) list.push(c);
-      else bySource.set(c.source, [c]);
+      else bySource.set(root, [c]);
     }
     // The turn goes on from the neighbour after the last one served: a window that frees one place at a time would
     // otherwise give every dial to the neighbour whose candidate is oldest.
-    const lists = [...bySource.values()];
-    const after = lists.findIndex((list) => list[0]!.source === this.lastServed) + 1;
-    const order = [...lists.slice(after), ...lists.slice(0, after)];
+    const roots = [...bySource.keys()];
+    const after = roots.indexOf(this.lastServed!) + 1;
+    const order = [...roots.slice(after), ...roots.slice(0, after)].map((root) => bySource.get(root)!);
     const due: Candidate[] = [];
     for (let round = 0; due.length < budget; round++) {
       let any = false;
@@ -155,9 +164,10 @@ export class PexCandidates {
         if (!c) continue;
         any = true;
         if (room) {
-          const left = room.get(c.source) ?? PEX_UNPROVEN_PER_SOURCE;
+          const root = this.rootOf(c.source);
+          const left = room.get(root) ?? PEX_UNPROVEN_PER_SOURCE;
           if (left <= 0) continue;
-          room.set(c.source, left - 1);
+          room.set(root, left - 1);
         }
         due.push(c);
         if (due.length === budget) break;
@@ -165,7 +175,7 @@ export class PexCandidates {
       if (!any) break;
     }
     for (const c of due) this.dialing(c, now, windowMs);
-    if (due.length > 0) this.lastServed = due[due.length - 1]!.source;
+    if (due.length > 0) this.lastServed = this.rootOf(due[due.length - 1]!.source);
     return due;
   }
 
@@ -175,7 +185,7 @@ export class PexCandidates {
     const c = this.byId.get(id);
     if (!c || c.nextDialAt > now) return undefined;
     if (this.budget(now, windowMs) <= 0) return undefined;
-    if (windowMs < this.options.intervalMs && (this.unprovenRoom().get(c.source) ?? PEX_UNPROVEN_PER_SOURCE) <= 0) return undefined;
+    if (windowMs < this.options.intervalMs && (this.unprovenRoom().get(this.rootOf(c.source)) ?? PEX_UNPROVEN_PER_SOURCE) <= 0) return undefined;
     this.dialing(c, now, windowMs);
     return c;
   }
@@ -199,11 +209,21 @@ export class PexCandidates {
     return room;
   }
 
+  /** The neighbour that first named the chain of candidates `source` was reached through (itself, if none). */
+  private rootOf(source: string): string {
+    return this.lineage.get(source) ?? source;
+  }
+
   private dialing(c: Candidate, now: number, windowMs: number): void {
     // At most one dial per address per interval, whatever the outcome.
     c.nextDialAt = now + this.options.intervalMs;
     this.dialTimes.push(now);
-    if (windowMs < this.options.intervalMs) this.quickUnproven.set(c.id, { at: now, source: c.source });
+    const root = this.rootOf(c.source);
+    if (windowMs < this.options.intervalMs) this.quickUnproven.set(c.id, { at: now, source: root });
+    // Should it answer and become a neighbour, its names are its namer's chain's.
+    this.lineage.delete(c.id);
+    if (this.lineage.size >= MAX_LINEAGE) this.lineage.delete(this.lineage.keys().next().value!);
+    this.lineage.set(c.id, root);
   }
 
   /**

@@ -26,6 +26,29 @@ describe('peer-exchange candidates: whose names are dialed (issue 22 review: bla
     expect(taken).toEqual(['a', 'b', 'a', 'b']);
   });
 
+  it("a neighbour reached through another's candidate shares its namer's turn and places (a Sybil the liar names gains it nothing)", () => {
+    const now = { t: 1_000_000 };
+    const c = new PexCandidates({ intervalMs: INTERVAL, backoff: { baseMs: 1_000, maxMs: 60_000 } }, () => now.t);
+    // The liar names its Sybil first, which answers: this node dials it, and it becomes a neighbour.
+    c.offer('liar', id('y', 0), '10.9.0.1:1', true);
+    const [sybil] = c.take(1, () => false, FORMING);
+    expect(sybil!.id).toBe(id('y', 0));
+    c.reached(sybil!.id);
+    c.remove(sybil!.id);
+    // Both name black holes; an honest neighbour names real peers after them.
+    for (let i = 0; i < 4; i++) c.offer('liar', id('a', i), `10.0.0.${i}:1`, true);
+    for (let i = 0; i < 4; i++) c.offer(id('y', 0), id('s', i), `10.8.0.${i}:1`, true);
+    for (let i = 0; i < 4; i++) c.offer('honest', id('b', i), `10.1.0.${i}:1`, true);
+    now.t += FORMING;
+    const first = c.take(PEX_DIALS_PER_INTERVAL, () => false, FORMING).map((k) => k.id[0]);
+    // One turn for the liar and its Sybil together, one for the honest neighbour; 2 places each at most.
+    expect(first.filter((k) => k === 'b').length).toBe(2);
+    expect(first.filter((k) => k !== 'b').length).toBe(2);
+    now.t += FORMING;
+    expect(c.take(PEX_DIALS_PER_INTERVAL, (k) => k.startsWith('b'), FORMING)).toEqual([]);
+    expect(c.takeId(id('s', 3), FORMING)).toBeUndefined();
+  });
+
   it('the turn goes on across calls: one place at a time still serves each neighbour in turn', () => {
     const now = { t: 1_000_000 };
     const c = candidates(now);
