@@ -124,7 +124,7 @@ export interface PipelineOptions extends BudgetLimits {
   unsigned?: boolean;
   /** Most broadcasts of this node signed as one batch (broadcastBatchMax); 1: each alone. */
   batchMax: number;
-  /** Batches (origin key, root and signature) remembered as verified, so that batch-mates skip Ed25519 (broadcastVerifiedBatches). */
+  /** Batches remembered as verified (by signature, with the origin key, count and last path checked), so that batch-mates skip Ed25519 (broadcastVerifiedBatches). */
   verifiedBatches: number;
   /** How often repair announces recent ids to neighbours; 0: no repair. */
   repairIntervalMs: number;

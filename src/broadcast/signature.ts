@@ -122,7 +122,8 @@ export class OriginKeys {
     } catch {
       return 'invalid';
     }
-    if (this.maxVerifiedBatches > 0) {
+    // A batch of one has no batch-mate to stand for: remembered, it would only push out batches that do.
+    if (this.maxVerifiedBatches > 0 && count > 1) {
       if (!this.verifiedBatches.delete(id) && this.verifiedBatches.size >= this.maxVerifiedBatches) {
         this.verifiedBatches.delete(this.verifiedBatches.keys().next().value!);
       }

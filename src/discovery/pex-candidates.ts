@@ -30,6 +30,8 @@ export const PEX_QUARANTINE_INTERVALS = 30;
 const MAX_QUARANTINED = 4096;
 /** Neighbours remembered as reached through another's candidate (their names count against its share), at most. */
 const MAX_LINEAGE = 4096;
+/** Dials remembered with their namer's chain until they reach their id (those that never do are forgotten first), at most. */
+const MAX_DIALED = 256;
 /** Further neighbours remembered as naming one candidate: enough to tell a hint one neighbour alone gives. */
 const MAX_ALSO_NAMED_BY = 4;
 
@@ -69,6 +71,8 @@ export class PexCandidates {
    * this node dial it and trust it as its own choice, and gain a second share of the places.
    */
   private readonly lineage = new Map<string, string>();
+  /** Candidates dialed, with the chain that named them, until they reach their id: only then are they in `lineage`. */
+  private readonly dialedFrom = new Map<string, string>();
 
   constructor(
     private readonly options: CandidateOptions,
@@ -154,7 +158,7 @@ export class PexCandidates {
     // The turn goes on from the neighbour after the last one served: a window that frees one place at a time would
     // otherwise give every dial to the neighbour whose candidate is oldest.
     const roots = [...bySource.keys()];
-    const after = roots.indexOf(this.lastServed!) + 1;
+    const after = this.lastServed === undefined ? 0 : roots.indexOf(this.lastServed) + 1;
     const order = [...roots.slice(after), ...roots.slice(0, after)].map((root) => bySource.get(root)!);
     const due: Candidate[] = [];
     for (let round = 0; due.length < budget; round++) {
@@ -220,10 +224,8 @@ export class PexCandidates {
     this.dialTimes.push(now);
     const root = this.rootOf(c.source);
     if (windowMs < this.options.intervalMs) this.quickUnproven.set(c.id, { at: now, source: root });
-    // Should it answer and become a neighbour, its names are its namer's chain's.
-    this.lineage.delete(c.id);
-    if (this.lineage.size >= MAX_LINEAGE) this.lineage.delete(this.lineage.keys().next().value!);
-    this.lineage.set(c.id, root);
+    // Should it answer and become a neighbour, its names are its namer's chain's (reached() makes it so).
+    remember(this.dialedFrom, c.id, root, MAX_DIALED);
   }
 
   /**
@@ -241,6 +243,11 @@ export class PexCandidates {
   /** A dial to candidate `id` reached that id (it may have been refused there, or a duplicate): it holds no place of the forming budget. */
   reached(id: string): void {
     this.quickUnproven.delete(id);
+    const root = this.dialedFrom.get(id);
+    if (root === undefined) return;
+    this.dialedFrom.delete(id);
+    // Only dials that reached their id: addresses that never answer must not push real neighbours out of the lineage.
+    remember(this.lineage, id, root, MAX_LINEAGE);
   }
 
   /** Candidate dials started in the last `windowMs` (the times of the last interval are kept, whatever the window). */
@@ -308,4 +315,11 @@ export class PexCandidates {
     }
     return false;
   }
+}
+
+/** Sets `key` as the newest entry of `map`, forgetting the oldest past `max`. */
+function remember(map: Map<string, string>, key: string, value: string, max: number): void {
+  map.delete(key);
+  if (map.size >= max) map.delete(map.keys().next().value!);
+  map.set(key, value);
 }

@@ -135,6 +135,10 @@ describe('Merkle proofs of a batch of broadcasts (src/broadcast/merkle.ts)', () 
     expect(verifyNetworkMessage({ ...batch[4]!, proof: recount }, keys)).toBe('invalid');
     expect(verifyNetworkMessage(batch[2]!, keys)).toBe('batch');
     // With no cache, every message costs its own check.
+    // A batch of one is not remembered: it has no batch-mate to stand for.
+    const lone = draftNetworkMessage(identity, { timestampUs: 1_764_000_000_000_100, encoding: Encoding.Utf8, topic: 't', payload: Buffer.from('alone'), strategy: 'raintree' });
+    signBatch(identity, [lone]);
+    expect([verifyNetworkMessage(lone, keys), verifyNetworkMessage(lone, keys)]).toEqual(['signature', 'signature']);
     const none = new OriginKeys(undefined, 0);
     expect(batch.map((m) => verifyNetworkMessage(m, none))).toEqual(['signature', 'signature', 'signature', 'signature', 'signature']);
     // A message of the batch with a wrong sibling: refused though its batch is cached as verified.

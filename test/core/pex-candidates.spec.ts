@@ -44,9 +44,13 @@ describe('peer-exchange candidates: whose names are dialed (issue 22 review: bla
     // One turn for the liar and its Sybil together, one for the honest neighbour; 2 places each at most.
     expect(first.filter((k) => k === 'b').length).toBe(2);
     expect(first.filter((k) => k !== 'b').length).toBe(2);
+    // The honest dials answer: their places are free, and the liar's chain, holding its 2, still gets none of them.
     now.t += FORMING;
+    for (const b of [0, 1]) c.reached(id('b', b));
     expect(c.take(PEX_DIALS_PER_INTERVAL, (k) => k.startsWith('b'), FORMING)).toEqual([]);
     expect(c.takeId(id('s', 3), FORMING)).toBeUndefined();
+    // The honest neighbour's next names do get them.
+    expect(c.take(PEX_DIALS_PER_INTERVAL, () => false, FORMING).map((k) => k.id[0])).toEqual(['b', 'b']);
   });
 
   it('the turn goes on across calls: one place at a time still serves each neighbour in turn', () => {
