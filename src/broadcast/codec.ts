@@ -284,16 +284,15 @@ export function decodeNetworkMessage(rest: Buffer, keys: OriginKeys): NetworkMes
   // chunk) or a pool slab, but taken as views of a frame that has memory of its own, one assembled from several reads
   // (every large frame over TLS, whose records carry 16 KiB): copying its signed part again cost a 16 KiB allocation.
   const own = rest.buffer.byteLength - rest.length <= OWN_FRAME_SLACK;
-  const keep = (start: number, end?: number) => (own ? rest.subarray(start, end) : Buffer.from(rest.subarray(start, end)));
-  const signature = keep(o, (o += SIGNATURE_BYTES));
+  const signature = kept(rest, own, o, (o += SIGNATURE_BYTES));
   const count = rest.readUInt16BE(o);
   const index = rest.readUInt16BE(o + 2);
   if (count === 0 || index >= count) throw new P2PProtocolError(`malformed network broadcast: leaf ${index} of a batch of ${count}`);
   const proofEnd = o + proofBytes(index, count);
   if (proofEnd + SIGNED_FIXED_BYTES > rest.length) throw new P2PProtocolError('malformed network broadcast: too short for its proof');
-  const proof = count === 1 ? SINGLE_PROOF : keep(o, proofEnd);
+  const proof = count === 1 ? SINGLE_PROOF : kept(rest, own, o, proofEnd);
   o = proofEnd;
-  const signed = keep(o);
+  const signed = kept(rest, own, o, rest.length);
   const originKey = signed.subarray(0, PUBLIC_KEY_BYTES);
   const timestampUs = signed.readUInt32BE(PUBLIC_KEY_BYTES) * 2 ** 32 + signed.readUInt32BE(PUBLIC_KEY_BYTES + 4);
   const encodingByte = signed[PUBLIC_KEY_BYTES + 8]!;
@@ -328,6 +327,12 @@ export function decodeNetworkMessage(rest: Buffer, keys: OriginKeys): NetworkMes
     arc,
     digest,
   };
+}
+
+/** Bytes `start` to `end` of a received body: a view when the body's frame has memory of its own (`own`), else a copy. */
+function kept(body: Buffer, own: boolean, start: number, end: number): Buffer {
+  const part = body.subarray(start, end);
+  return own ? part : Buffer.from(part);
 }
 
 function metadataAndPayload(signed: Buffer, at: number): { metadata: Metadata; payload: Buffer } {
