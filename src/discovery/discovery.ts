@@ -336,6 +336,11 @@ export class Discovery {
     return (id) => id !== this.host.selfId && !connections.has(id) && !this.dialing.has(id) && !this.host.isBanned(id) && this.isTrusted(id);
   }
 
+  /** Whether discovery dialed the connection to `id` for the topology (the only outbound ones it lets go again). */
+  dialedForTopology(id: string): boolean {
+    return this.dialed.has(id);
+  }
+
   /** Why one more connection from `host` would pass its netgroup's share (src/discovery/netgroup-share.ts). */
   netgroupRefusal(host: string): string | undefined {
     return this.netgroups.refusal(host);

@@ -107,9 +107,40 @@ export class Connections {
       });
       this.host.emit({ type: 'connected', peer: socket.info() });
       this.host.onConnected(socket);
+      if (this.open.size > this.opts.maxPeers && this.host.isConfigured(remoteId)) this.makeRoom(remoteId);
       return { info: socket.info(), opened: true };
     }
     return { info: socket.info(), opened: false };
+  }
+
+  /**
+   * A configured peer is never refused at maxPeers (it is the node's anchor against an eclipse), and its redial does not
+   * wait for a free place: one connected past the bound takes the place of a connection not configured, so that maxPeers
+   * holds. First an inbound one, the least of this node's choosing and the newest (closed as a refusal is: goodbye 5,
+   * after which its dialer waits before it dials again), else one peer exchange dialed for the topology, the newest. With
+   * neither (every other connection configured or opened by the application), the node stays past the bound.
+   */
+  private makeRoom(configured: string): void {
+    const rank: Record<InboundStanding, number> = { unchosen: 0, vouched: 1, own: 2 };
+    let inbound: P2PSocket | undefined;
+    let outbound: P2PSocket | undefined;
+    for (const [id, socket] of this.open) {
+      if (id === configured || this.host.isConfigured(id) || !socket.isOpen) continue;
+      if (socket.direction === 'inbound') {
+        const standing = rank[this.host.inboundStanding(id)];
+        const best = inbound && rank[this.host.inboundStanding(inbound.peerId!)];
+        if (best === undefined || standing < best || (standing === best && socket.connectedAt >= inbound!.connectedAt)) inbound = socket;
+      } else if (this.host.dialedForTopology(id) && (!outbound || socket.connectedAt >= outbound.connectedAt)) {
+        outbound = socket;
+      }
+    }
+    const why = `at maxPeers ${this.opts.maxPeers}: configured peer ${configured} takes this place`;
+    if (inbound) {
+      this.host.logger.debug?.(`closing the connection from ${inbound.peerId} at ${inbound.remoteAddress}: ${why}`, { event: 'closing', peerId: inbound.peerId, address: inbound.remoteAddress });
+      void inbound.close(GoodbyeReason.InboundLimit, why, undefined, true);
+    } else if (outbound) {
+      this.release(outbound.peerId!, why);
+    }
   }
 
   /**
@@ -238,8 +269,10 @@ export interface ConnectionsHost {
   dialingOwnChoice(): boolean;
   /** Why one more connection from `ip` would pass its netgroup's share of this node's connections (src/trust/netgroup.ts). */
   netgroupRefusal(ip: string): string | undefined;
-  /** Whether a peer id is a configured (persistent) peer: never refused at maxPeers. */
+  /** Whether a peer id is a configured (persistent) peer: never refused at maxPeers (it takes the place of another). */
   isConfigured(peerId: string): boolean;
+  /** Whether peer exchange dialed the connection to `peerId` for the topology (it may let it go again). */
+  dialedForTopology(peerId: string): boolean;
   /** Why an open inbound connection cannot stay for maxInbound or maxInboundPerIp (src/node/inbound.ts), which hold for every peer. */
   capRefusal(socket: P2PSocket): string | undefined;
   connect(address: string): Promise<unknown>;

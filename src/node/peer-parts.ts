@@ -91,6 +91,7 @@ export function wireParts(owner: PartsOwner, options: PeerOptions): PeerParts {
       dialingOwnChoice: () => p.discovery.dialingOwnChoice(),
       netgroupRefusal: (ip) => p.discovery.netgroupRefusal(ip),
       isConfigured: (id) => p.persistent.has(id),
+      dialedForTopology: (id) => p.discovery.dialedForTopology(id),
       capRefusal: (socket) => p.inbound.capRefusal(socket),
       connect: (address) => owner.connect(address),
       emit: (event) => owner.emitPeer(event),
