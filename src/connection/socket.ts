@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { socketAddress } from './address.js';
 import { encodePayload, frameSize } from '../wire/codec.js';
 import { FLAG_CONTROL, FLAG_WRAPPED } from '../wire/constants.js';
-import { controlBody, ControlType, GoodbyeReason, type Control, type Hello } from '../wire/control.js';
+import { ControlType, GoodbyeReason, type Control, type Hello } from '../wire/control.js';
 import { P2PConnectionClosedError, P2PError, P2PHandshakeError, P2PProtocolError, type PeerRef } from '../common/errors.js';
 import { dispatchControl, type ControlRoutes } from './control-dispatch.js';
 import { Delivery } from './delivery.js';
@@ -19,6 +19,10 @@ import type { ProvenPeer } from './secure-channel.js';
 import type { BroadcastMeta, Direction, LogEvent, LogFields, P2PLogger, PeerInfo } from '../common/types.js';
 import { withMetadata, type Metadata } from '../wire/metadata.js';
 import type { ReplySink } from './reply-sink.js';
+
+/** The type byte of these control frames, queued ahead of their body as one frame (src/wire/control.ts's layout). */
+const NETWORK_BROADCAST_TYPE = Buffer.of(ControlType.NetworkBroadcast);
+const DIRECTORY_RECORDS_TYPE = Buffer.of(ControlType.DirectoryRecords);
 
 export type { Refusal, ReplySink };
 
@@ -285,7 +289,9 @@ export class P2PSocket {
 
   /** Queues a network broadcast: data, so it is bounded like any frame (P2PFrameTooLargeError, P2PQueueFullError). */
   sendNetworkBroadcast(body: Buffer): void {
-    this.outbox.frame(FLAG_CONTROL, 0, undefined, controlBody({ type: ControlType.NetworkBroadcast, body }));
+    // The type byte goes where a topic would, right after the header: the body is queued as it is (copied into the
+    // write queue's slab, or by reference from 4 KiB), not first copied behind its type byte into a buffer of its own.
+    this.outbox.frame(FLAG_CONTROL, 0, NETWORK_BROADCAST_TYPE, body);
   }
 
   /**
@@ -298,7 +304,7 @@ export class P2PSocket {
 
   /** Queues a page of directory records: data, so it is bounded like any frame (P2PFrameTooLargeError, P2PQueueFullError). */
   sendDirectoryRecords(body: Buffer): void {
-    this.outbox.frame(FLAG_CONTROL, 0, undefined, controlBody({ type: ControlType.DirectoryRecords, body }));
+    this.outbox.frame(FLAG_CONTROL, 0, DIRECTORY_RECORDS_TYPE, body);
   }
 
   /** Sends a control frame other than the ones the socket drives itself (peer exchange). */
