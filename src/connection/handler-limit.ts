@@ -29,6 +29,11 @@ export class HandlerLimit {
     private readonly max: number,
   ) {}
 
+  /** Handlers running for this connection now. */
+  get running(): number {
+    return this.active;
+  }
+
   /** A handler starts: at the limit, the read stops. Decoded-but-waiting frames stay in their read chunk. */
   acquire(): void {
     if (++this.active >= this.max && !this.paused) {

@@ -222,6 +222,11 @@ export class P2PSocket {
     return this.requests.size;
   }
 
+  /** Whether anything is under way on it: a request of ours awaiting its reply, or a handler of ours running for the peer. */
+  get busy(): boolean {
+    return this.requests.size > 0 || this.handlers.running > 0;
+  }
+
   /** When bytes last arrived from the remote (Date.now()): a peer with requests outstanding and nothing read since is silent. */
   get lastReadAt(): number {
     return this.reader.lastReadAt;

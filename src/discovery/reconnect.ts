@@ -42,6 +42,11 @@ export interface Redialer {
   /** Dials; `opened` is false when the peer was connected already (say it dialed us, and this dial was the duplicate). */
   dial(address: string): Promise<DialOutcome>;
   isConnected(peerId: string): boolean;
+  /**
+   * A dial of a configured address opened a connection: the node may be past maxPeers (a `host:port` in the config is
+   * known by its id only from here on, so the connection's opening could not tell).
+   */
+  opened?(peerId: string): void;
 }
 
 /**
@@ -122,7 +127,10 @@ export class PersistentPeers {
       if (entry.attempt > 0 && opened) this.logger.log(`reconnected to ${info.id} at ${entry.address}`, { event: 'reconnected', peerId: info.id, address: hostPort(entry.address) });
       entry.peerId = info.id;
       entry.attempt = 0;
-      if (opened) entry.openedAt = this.now();
+      if (opened) {
+        entry.openedAt = this.now();
+        this.node.opened?.(info.id);
+      }
     } catch (err) {
       if (this.stopped || err instanceof P2PNotRunningError) return;
       if (err instanceof P2PIdentityConflictError) {

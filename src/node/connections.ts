@@ -21,6 +21,8 @@ export class Connections {
   private readonly refusedNewcomers = new Map<string, number>();
   /** When a peer id met here from two addresses was last warned of, by id (bounded). */
   private readonly conflictsNoted = new Map<string, number>();
+  /** When each configured peer last took the place of another connection (makeRoom), by id (bounded). */
+  private readonly evictedFor = new Map<string, number>();
 
   constructor(
     private readonly host: ConnectionsHost,
@@ -49,11 +51,11 @@ export class Connections {
     return { address: socket?.remoteAddress, inboundIp };
   }
 
-  /** Closes the connection to a peer the topology no longer needs, if there is one. */
-  release(peerId: string, why: string): void {
+  /** Closes the connection to a peer the topology no longer needs, if there is one. `more`: said in the log line only, not to the peer. */
+  release(peerId: string, why: string, more?: string): void {
     const socket = this.open.get(peerId);
     if (!socket) return;
-    this.host.logger.debug?.(`closing the connection to ${peerId} at ${socket.remoteAddress}: ${why}`, { event: 'closing', peerId, address: socket.remoteAddress });
+    this.host.logger.debug?.(`closing the connection to ${peerId} at ${socket.remoteAddress}: ${why}${more ? ` (${more})` : ''}`, { event: 'closing', peerId, address: socket.remoteAddress });
     // Drained: a network broadcast the peer sent before it reads the goodbye is delivered, not lost (it counts us as having it, so it would not announce it to us either).
     void socket.close(GoodbyeReason.Normal, why, undefined, true);
   }
@@ -107,7 +109,7 @@ export class Connections {
       });
       this.host.emit({ type: 'connected', peer: socket.info() });
       this.host.onConnected(socket);
-      if (this.open.size > this.opts.maxPeers && this.host.isConfigured(remoteId)) this.makeRoom(remoteId);
+      if (this.host.isConfigured(remoteId)) this.makeRoom(remoteId);
       return { info: socket.info(), opened: true };
     }
     return { info: socket.info(), opened: false };
@@ -115,31 +117,44 @@ export class Connections {
 
   /**
    * A configured peer is never refused at maxPeers (it is the node's anchor against an eclipse), and its redial does not
-   * wait for a free place: one connected past the bound takes the place of a connection not configured, so that maxPeers
-   * holds. First an inbound one, the least of this node's choosing and the newest (closed as a refusal is: goodbye 5,
-   * after which its dialer waits before it dials again), else one peer exchange dialed for the topology, the newest. With
-   * neither (every other connection configured or opened by the application), the node stays past the bound.
+   * wait for a free place: one connected past the bound takes the place of connections not configured, so that the node
+   * comes back to maxPeers. First inbound ones, the least of this node's choosing and the newest, else ones peer exchange
+   * dialed for the topology, the newest; never one with work under way (a request awaiting its reply, a handler running
+   * for the peer), nor one the application's requests keep. They are closed with goodbye 1 (normal), not 5: goodbye 5
+   * tells a dialer its requests never ran there, and these connections may have run some. At most one such eviction
+   * per configured peer each reconnectMaxMs: a configured peer that leaves and comes back in a loop (or dials in
+   * again and again) takes one place each time, not one per cycle; past that the node stays over the bound until
+   * peer exchange lets a redundant connection go. With nothing to close, the node stays past the bound.
+   * `configured`: its id (a `host:port` in the config is known by id only once its dial resolves: the node calls this then).
    */
-  private makeRoom(configured: string): void {
+  makeRoom(configured: string): void {
+    const over = () => {
+      let live = 0;
+      for (const socket of this.open.values()) if (socket.isOpen) live++;
+      return live - this.opts.maxPeers;
+    };
+    if (over() <= 0) return;
+    const now = Date.now();
+    if (now - (this.evictedFor.get(configured) ?? -Infinity) < this.opts.reconnectMaxMs) return;
+    if (this.evictedFor.size >= MAX_CONFLICTS_NOTED) this.evictedFor.delete(this.evictedFor.keys().next().value!);
+    this.evictedFor.set(configured, now);
     const rank: Record<InboundStanding, number> = { unchosen: 0, vouched: 1, own: 2 };
-    let inbound: P2PSocket | undefined;
-    let outbound: P2PSocket | undefined;
-    for (const [id, socket] of this.open) {
-      if (id === configured || this.host.isConfigured(id) || !socket.isOpen) continue;
-      if (socket.direction === 'inbound') {
-        const standing = rank[this.host.inboundStanding(id)];
-        const best = inbound && rank[this.host.inboundStanding(inbound.peerId!)];
-        if (best === undefined || standing < best || (standing === best && socket.connectedAt >= inbound!.connectedAt)) inbound = socket;
-      } else if (this.host.dialedForTopology(id) && (!outbound || socket.connectedAt >= outbound.connectedAt)) {
-        outbound = socket;
+    for (let excess = over(); excess > 0; excess--) {
+      let inbound: P2PSocket | undefined;
+      let inboundRank = Infinity;
+      let outbound: P2PSocket | undefined;
+      for (const [id, socket] of this.open) {
+        if (id === configured || !socket.isOpen || socket.busy || this.host.isConfigured(id) || this.host.inUse(id)) continue;
+        if (socket.direction === 'inbound') {
+          const r = rank[this.host.inboundStanding(id)];
+          if (r < inboundRank || (r === inboundRank && socket.connectedAt >= inbound!.connectedAt)) [inbound, inboundRank] = [socket, r];
+        } else if (this.host.dialedForTopology(id) && (!outbound || socket.connectedAt >= outbound.connectedAt)) {
+          outbound = socket;
+        }
       }
-    }
-    const why = `at maxPeers ${this.opts.maxPeers}: configured peer ${configured} takes this place`;
-    if (inbound) {
-      this.host.logger.debug?.(`closing the connection from ${inbound.peerId} at ${inbound.remoteAddress}: ${why}`, { event: 'closing', peerId: inbound.peerId, address: inbound.remoteAddress });
-      void inbound.close(GoodbyeReason.InboundLimit, why, undefined, true);
-    } else if (outbound) {
-      this.release(outbound.peerId!, why);
+      const chosen = inbound ?? outbound;
+      if (!chosen) return;
+      this.release(chosen.peerId!, `at maxPeers ${this.opts.maxPeers}: a configured peer takes this place`, `for configured peer ${configured}`);
     }
   }
 
@@ -273,6 +288,8 @@ export interface ConnectionsHost {
   isConfigured(peerId: string): boolean;
   /** Whether peer exchange dialed the connection to `peerId` for the topology (it may let it go again). */
   dialedForTopology(peerId: string): boolean;
+  /** Whether the application's requests or a publisher's fanout keep the connection to `peerId`. */
+  inUse(peerId: string): boolean;
   /** Why an open inbound connection cannot stay for maxInbound or maxInboundPerIp (src/node/inbound.ts), which hold for every peer. */
   capRefusal(socket: P2PSocket): string | undefined;
   connect(address: string): Promise<unknown>;
@@ -309,4 +326,4 @@ function whereIs(socket: P2PSocket): string {
   return /^(0\.0\.0\.0|\[::\]):/.test(listen) && port ? `${ipOf(socket.raw)}:${port}` : listen;
 }
 
-type ConnectionsOptions = Pick<ResolvedPeerOptions, 'tls' | 'maxPeers' | 'maxInbound' | 'maxInboundPerThird' | 'handshakeTimeoutMs' | 'idConflictRetryMs'>;
+type ConnectionsOptions = Pick<ResolvedPeerOptions, 'tls' | 'maxPeers' | 'maxInbound' | 'maxInboundPerThird' | 'handshakeTimeoutMs' | 'idConflictRetryMs' | 'reconnectMaxMs'>;

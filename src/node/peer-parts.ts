@@ -92,6 +92,7 @@ export function wireParts(owner: PartsOwner, options: PeerOptions): PeerParts {
       netgroupRefusal: (ip) => p.discovery.netgroupRefusal(ip),
       isConfigured: (id) => p.persistent.has(id),
       dialedForTopology: (id) => p.discovery.dialedForTopology(id),
+      inUse: (id) => p.patternRequests.inUse(id) || p.fanout.inUse(id),
       capRefusal: (socket) => p.inbound.capRefusal(socket),
       connect: (address) => owner.connect(address),
       emit: (event) => owner.emitPeer(event),
@@ -143,7 +144,7 @@ export function wireParts(owner: PartsOwner, options: PeerOptions): PeerParts {
     o,
   );
   p.persistent = new PersistentPeers(
-    { dial: (address) => p.dials.dial(address), isConnected: (id) => p.index.byId.has(id) },
+    { dial: (address) => p.dials.dial(address), isConnected: (id) => p.index.byId.has(id), opened: (id) => p.index.makeRoom(id) },
     { baseMs: o.reconnectBaseMs, maxMs: o.reconnectMaxMs },
     owner.logger,
     Date.now,

@@ -73,6 +73,73 @@ describe('maxPeers with a configured peer', () => {
     expect(await echo(s, a.id, 'in')).toBe('in');
   }, 15_000);
 
+  it('a configured peer known by host:port only, connected for the first time past the bound, takes a place too', async () => {
+    const port = await freePort();
+    // Not listening yet: A's first dials fail, so A has never learned S's id when S first connects past its bound.
+    const a = await startEchoPeer({ ...BASE, maxPeers: 2, peers: [`127.0.0.1:${port}`] }, open);
+    const b = await startEchoPeer(BASE, open);
+    const c = await startEchoPeer(BASE, open);
+    await b.connect(a.address()!);
+    await c.connect(a.address()!);
+    await waitFor(() => a.peers().length === 2, 3000, 'A full with B and C');
+    const s = await startEchoPeer({ ...BASE, listen: `127.0.0.1:${port}` }, open);
+    await waitFor(() => a.peers().some((p) => p.id === s.id), 5000, 'A reaches its configured peer');
+    await waitFor(() => a.peers().length === 2, 3000, 'A back at maxPeers');
+    expect(a.peers().map((p) => p.id).sort()).toEqual([b.id, s.id].sort());
+  }, 15_000);
+
+  it('a connection with a request under way is not the one let go, and its request completes; goodbye 1, not 5, for the one that is', async () => {
+    const s = await startEchoPeer({ ...BASE, maxPeers: 1 }, open);
+    const d = await startEchoPeer(BASE, open);
+    await d.connect(s.address()!);
+    const a = await startEchoPeer({ ...BASE, maxPeers: 2, peers: [s.address()!] }, open);
+    let finish: () => void = () => undefined;
+    a.setHandler({
+      onEvent: () => undefined,
+      onRequest: (_p, topic, data, reply) => {
+        if (topic !== 'slow') return void (reply.next(data), reply.complete());
+        finish = () => (reply.next('done'), reply.complete());
+      },
+    });
+    const b = await startEchoPeer(BASE, open);
+    const c = await startEchoPeer(BASE, open);
+    const bSaw = goodbyes(b);
+    await b.connect(a.address()!);
+    await c.connect(a.address()!);
+    await waitFor(() => a.peers().length === 2, 3000, 'A full with B and C');
+    // C, the newest inbound one, has a request running at A: B goes instead.
+    const slow = new Promise((resolve, reject) => c.request(a.id, 'slow', 'x', { next: resolve, error: reject, complete: () => undefined }));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await d.disconnect(s.id);
+    await waitFor(() => a.peers().some((p) => p.id === s.id) && a.peers().length === 2, 5000, 'S in, one other out');
+    expect(a.peers().map((p) => p.id)).toContain(c.id);
+    expect(bSaw.some((r) => /configured peer takes this place/.test(r))).toBe(true);
+    finish();
+    expect(await slow).toBe('done');
+  }, 15_000);
+
+  it('a configured peer that comes back again within reconnectMaxMs takes no second place: the node stays past the bound instead', async () => {
+    const s = await startEchoPeer({ ...BASE, maxPeers: 1 }, open);
+    const d = await startEchoPeer(BASE, open);
+    await d.connect(s.address()!);
+    const a = await startEchoPeer({ ...BASE, maxPeers: 2, peers: [s.address()!], reconnectMaxMs: 20_000 }, open);
+    const b = await startEchoPeer(BASE, open);
+    const c = await startEchoPeer(BASE, open);
+    const e = await startEchoPeer(BASE, open);
+    await b.connect(a.address()!);
+    await c.connect(a.address()!);
+    await waitFor(() => a.peers().length === 2, 3000, 'A full with B and C');
+    await d.disconnect(s.id);
+    await waitFor(() => a.peers().some((p) => p.id === s.id) && a.peers().length === 2, 5000, 'S in, C out');
+    // S leaves; E takes its place; S comes back: no second eviction within reconnectMaxMs.
+    await a.disconnect(s.id);
+    await waitFor(() => a.peers().length === 1, 3000, 'S gone');
+    await e.connect(a.address()!);
+    await waitFor(() => a.peers().some((p) => p.id === s.id), 8000, 'S back');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(a.peers().map((p) => p.id).sort()).toEqual([b.id, e.id, s.id].sort());
+  }, 20_000);
+
   it('an unconfigured dialer at maxPeers is still refused', async () => {
     const a = await startEchoPeer({ ...BASE, maxPeers: 1 }, open);
     const b = await startEchoPeer(BASE, open);
