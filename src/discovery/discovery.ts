@@ -597,7 +597,8 @@ export class Discovery {
       spare = Math.max(spare, this.swaps(state, inbound, outbound));
     }
     // Past maxPeers (a dial of its own that opened after a configured peer took the last place): redundant ones go.
-    spare = Math.max(spare, inbound.length + outbound.length - this.options.maxPeers);
+    // Lasting ones only, as above: a connection just opened may be gone in a moment, and one let go for it dialed again.
+    spare = Math.max(spare, lastingIn.length + outbound.filter(lasting).length - this.options.maxPeers);
     if (spare <= 0) return;
     const { redundant } = planTopology({ ...state, inbound: inbound.filter(lasting), outbound: outbound.filter(lasting) });
     // Not one whose going would leave a netgroup further past its share: else it let go of honest dials it had made
