@@ -591,16 +591,17 @@ export class Discovery {
     const settled = Date.now() - 2 * this.options.intervalMs;
     const lasting = (id: string) => (connections.get(id)?.connectedAt.getTime() ?? Infinity) <= settled;
     const lastingIn = inbound.filter(lasting);
-    const ownLasting = ownOut(outbound.filter(lasting)) + ownIn(lastingIn);
-    let spare = Math.min(lastingIn.length + outbound.filter(lasting).length - floor, ownLasting - 2 * (unchosen(inbound) + unchosenOut));
+    const lastingOut = outbound.filter(lasting);
+    const ownLasting = ownOut(lastingOut) + ownIn(lastingIn);
+    let spare = Math.min(lastingIn.length + lastingOut.length - floor, ownLasting - 2 * (unchosen(inbound) + unchosenOut));
     if (inbound.length + outbound.length + this.dialing.size >= this.options.maxPeers) {
       spare = Math.max(spare, this.swaps(state, inbound, outbound));
     }
     // Past maxPeers (a dial of its own that opened after a configured peer took the last place): redundant ones go.
     // Lasting ones only, as above: a connection just opened may be gone in a moment, and one let go for it dialed again.
-    spare = Math.max(spare, lastingIn.length + outbound.filter(lasting).length - this.options.maxPeers);
+    spare = Math.max(spare, lastingIn.length + lastingOut.length - this.options.maxPeers);
     if (spare <= 0) return;
-    const { redundant } = planTopology({ ...state, inbound: inbound.filter(lasting), outbound: outbound.filter(lasting) });
+    const { redundant } = planTopology({ ...state, inbound: lastingIn, outbound: lastingOut });
     // Not one whose going would leave a netgroup further past its share: else it let go of honest dials it had made
     // while ids of one netgroup that dialed in stayed (3 of 8, review of issue 22).
     for (const id of redundant) {

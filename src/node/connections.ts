@@ -136,7 +136,7 @@ export class Connections {
     if (over() <= 0) return;
     const now = Date.now();
     if (now - (this.evictedFor.get(configured) ?? -Infinity) < this.opts.reconnectMaxMs) return;
-    if (this.evictedFor.size >= MAX_CONFLICTS_NOTED) this.evictedFor.delete(this.evictedFor.keys().next().value!);
+    if (this.evictedFor.size >= MAX_EVICTIONS_NOTED) this.evictedFor.delete(this.evictedFor.keys().next().value!);
     this.evictedFor.set(configured, now);
     const rank: Record<InboundStanding, number> = { unchosen: 0, vouched: 1, own: 2 };
     for (let excess = over(); excess > 0; excess--) {
@@ -306,6 +306,8 @@ export interface ConnectionsHost {
 }
 
 const MAX_CONFLICTS_NOTED = 256;
+/** Configured peers whose last eviction is remembered (one entry each; configured peers are few). */
+const MAX_EVICTIONS_NOTED = 256;
 
 /**
  * Two inbound connections that prove one id, from different IPs or announcing different listen

@@ -79,6 +79,8 @@ export function wireParts(owner: PartsOwner, options: PeerOptions): PeerParts {
   const common = { selfId: owner.identity.peerId, logger: owner.logger, isRunning: () => owner.isRunning() };
   const view = { ...common, connections: () => p.index.byId };
   const links = { ...view, sockets: () => p.index.all, credentials: () => owner.credentials(), banRefusal: (id: string) => p.sanctions.refusal(id) };
+  // Connections the application's requests or a publisher's fanout keep: neither discovery nor a configured peer takes them.
+  const inUse = (id: string) => p.patternRequests.inUse(id) || p.fanout.inUse(id);
   // At least one frame of the largest size the node accepts must always fit.
   p.partialFrames = new PartialFrameBudget(Math.max(o.maxPartialFrameBytes, o.maxFrameBytes), Math.min(STALLED_AFTER_MS, o.frameStallMs));
   p.index = new Connections(
@@ -92,7 +94,7 @@ export function wireParts(owner: PartsOwner, options: PeerOptions): PeerParts {
       netgroupRefusal: (ip) => p.discovery.netgroupRefusal(ip),
       isConfigured: (id) => p.persistent.has(id),
       dialedForTopology: (id) => p.discovery.dialedForTopology(id),
-      inUse: (id) => p.patternRequests.inUse(id) || p.fanout.inUse(id),
+      inUse,
       capRefusal: (socket) => p.inbound.capRefusal(socket),
       connect: (address) => owner.connect(address),
       emit: (event) => owner.emitPeer(event),
@@ -161,7 +163,7 @@ export function wireParts(owner: PartsOwner, options: PeerOptions): PeerParts {
       isBanned: (id) => p.sanctions.bans.peer(id) !== undefined,
       isConfigured: (id) => p.persistent.has(id),
       release: (id, why) => p.index.release(id, why),
-      inUse: (id) => p.patternRequests.inUse(id) || p.fanout.inUse(id),
+      inUse,
       topicPeers: () => p.directory.sharingIds(o.eventCoverPatterns),
     },
     discoveryOptions(o),
