@@ -60,35 +60,34 @@ describe.each([
   }, 90_000);
 
   it(`${BROADCASTS} network broadcasts from various nodes: each reaches all ${N} exactly once, at most 1.3 × N data frames each on average`, async () => {
-    let before = await all();
-    const frames: number[] = [];
+    const start = await all();
     const maxDegrees: number[] = [];
-    const start = before;
+    const ids: string[] = [];
     for (let b = 0; b < BROADCASTS; b++) {
       const from = nodes[(b * 17 + 5) % N]!;
       const id = await broadcastFrom(from, { b });
+      ids.push(id);
       const covered = await until(() => nodes.every((n) => (n.heard.get(id) ?? 0) >= 1), 10_000);
-      // Time for a late copy (a duplicate) or a repair to show in the counts.
-      await sleep(REPAIR_MS + 200);
-      const after = await all();
-      frames.push(total(after, dataFrames) - total(before, dataFrames));
-      maxDegrees.push(Math.max(...degrees(after)));
       const missed = nodes.filter((n) => !n.heard.has(id)).map((n) => n.index);
       expect(covered, `broadcast ${b} from node ${from.index} missed nodes ${missed.join(', ')}`).toBe(true);
-      expect(nodes.map((n) => n.heard.get(id))).toEqual(Array(N).fill(1));
-      before = after;
+      maxDegrees.push(Math.max(...degrees(await all())));
     }
-    const end = before;
+    // Time for a late copy (a duplicate) or a repair of any of them to show in the counts: one wait for all, not one
+    // each (CI time); the frames are counted over all of them, which is what the bound is on (a mean).
+    await sleep(REPAIR_MS + 200);
+    for (const id of ids) expect(nodes.map((n) => n.heard.get(id))).toEqual(Array(N).fill(1));
+    const end = await all();
+    maxDegrees.push(Math.max(...degrees(end)));
     const delta = (pick: Parameters<typeof total>[1]) => total(end, pick) - total(start, pick);
-    const f = summary(frames);
+    const mean = delta(dataFrames) / BROADCASTS;
     const d = summary(degrees(end));
     report(
-      `sparse mesh of ${N} (bound ${D}): ${BROADCASTS} broadcasts, data frames per broadcast min ${f.min} max ${f.max} mean ${f.mean.toFixed(2)} (bound ${1.3 * N}); ` +
+      `sparse mesh of ${N} (bound ${D}): ${BROADCASTS} broadcasts, data frames per broadcast mean ${mean.toFixed(2)} (bound ${1.3 * N}); ` +
         `duplicates ${delta((s) => s.duplicates)}, proxied ${delta((s) => s.proxied)}, unrouted ${delta((s) => s.unrouted)}, too many arcs ${delta((s) => s.tooManyArcs)}, ` +
         `repair: announced ${delta((s) => s.repair.announced)}, requested ${delta((s) => s.repair.requested)}, sent ${delta((s) => s.repair.sent)}, control bytes ${delta((s) => s.repair.controlBytes)}; ` +
         `degree at the end min ${d.min} max ${d.max} mean ${d.mean.toFixed(2)}; max degree seen ${Math.max(...maxDegrees)}`,
     );
-    expect(f.mean).toBeLessThanOrEqual(1.3 * N);
+    expect(mean).toBeLessThanOrEqual(1.3 * N);
     expect(delta((s) => s.tooManyArcs)).toBe(0);
     expect(Math.max(...maxDegrees)).toBeLessThanOrEqual(D);
   }, 90_000);
@@ -104,38 +103,39 @@ describe.each([
     expect(known, 'every node knows the subscribers').toBe(true);
     const logN = Math.ceil(Math.log(N) / Math.log(3) - 1e-9);
     const bound = 1.3 * S + 2 * logN;
-    let before = await all();
-    const start = before;
-    const frames: number[] = [];
+    const start = await all();
+    const before = start;
+    const ids: string[] = [];
     for (let e = 0; e < EVENTS; e++) {
       const from = nodes[(e * 11 + 1) % N]!;
       const answer = await from.ask<{ id: string; subscribers: number }>({ op: 'emit', topic: 'orders.created', data: { e } });
       expect(answer.subscribers).toBe(S);
+      ids.push(answer.id);
       const covered = await until(() => subscribers.every((n) => (n.heard.get(answer.id) ?? 0) >= 1), 10_000);
-      await sleep(REPAIR_MS + 200);
-      const after = await all();
-      frames.push(total(after, dataFrames) - total(before, dataFrames));
-      const missed = subscribers.filter((n) => !n.heard.has(answer.id)).map((n) => n.index);
-      // What the relays did with it, so that a miss says why (drops by reason, arcs no neighbour took, copies misrouted).
-      const why = () => {
+      if (!covered) {
+        const after = await all();
+        const missed = subscribers.filter((n) => !n.heard.has(answer.id)).map((n) => n.index);
+        // What the relays did since the first event, so that a miss says why (drops by reason, arcs no neighbour took, copies misrouted).
         const drops: Record<string, number> = {};
         after.forEach((a, k) => {
           for (const [reason, x] of Object.entries(a.stats.dropped)) if (x > (before[k]!.stats.dropped as Record<string, number>)[reason]!) drops[`${reason}@${k}`] = x - (before[k]!.stats.dropped as Record<string, number>)[reason]!;
         });
-        return `dropped ${JSON.stringify(drops)}, unrouted ${total(after, (s) => s.unrouted) - total(before, (s) => s.unrouted)}, proxied ${total(after, (s) => s.proxied) - total(before, (s) => s.proxied)}, degrees ${after.map((a) => a.peers.length).join(' ')}`;
-      };
-      expect(covered, `event ${e} from node ${from.index} missed subscribers ${missed.join(', ')}: ${covered ? '' : why()}`).toBe(true);
-      expect(nodes.map((n) => n.heard.get(answer.id) ?? 0)).toEqual(nodes.map((n) => (isSubscriber.has(n.index) ? 1 : 0)));
-      before = after;
+        const why = `dropped ${JSON.stringify(drops)}, unrouted ${total(after, (s) => s.unrouted) - total(before, (s) => s.unrouted)}, proxied ${total(after, (s) => s.proxied) - total(before, (s) => s.proxied)}, degrees ${after.map((a) => a.peers.length).join(' ')}`;
+        expect.fail(`event ${e} from node ${from.index} missed subscribers ${missed.join(', ')}: ${why}`);
+      }
     }
-    const delta = (pick: Parameters<typeof total>[1]) => total(before, pick) - total(start, pick);
-    const f = summary(frames);
+    // One wait for late copies and repairs of all of them, as for the broadcasts above.
+    await sleep(REPAIR_MS + 200);
+    for (const id of ids) expect(nodes.map((n) => n.heard.get(id) ?? 0)).toEqual(nodes.map((n) => (isSubscriber.has(n.index) ? 1 : 0)));
+    const end = await all();
+    const delta = (pick: Parameters<typeof total>[1]) => total(end, pick) - total(start, pick);
+    const mean = delta(dataFrames) / EVENTS;
     report(
-      `sparse mesh of ${N}: ${EVENTS} events for ${S} subscribers, data frames per event min ${f.min} max ${f.max} mean ${f.mean.toFixed(2)} (bound ${bound.toFixed(1)}); ` +
+      `sparse mesh of ${N}: ${EVENTS} events for ${S} subscribers, data frames per event mean ${mean.toFixed(2)} (bound ${bound.toFixed(1)}); ` +
         `delivered ${delta((s) => s.delivered)}, carried by non-subscribers ${delta((s) => s.carried)}, proxied ${delta((s) => s.proxied)}, unrouted ${delta((s) => s.unrouted)}, ` +
         `repair: announced ${delta((s) => s.repair.announced)}, requested ${delta((s) => s.repair.requested)}, sent ${delta((s) => s.repair.sent)}`,
     );
     expect(delta((s) => s.delivered)).toBe(EVENTS * S);
-    expect(f.mean).toBeLessThanOrEqual(bound);
+    expect(mean).toBeLessThanOrEqual(bound);
   }, 90_000);
 });
