@@ -113,8 +113,9 @@ export class P2PSocket {
   private cachedInfo: PeerInfo | undefined;
   /** Closing a duplicate: frames the peer sent before our goodbye are still delivered. */
   private drainInbound = false;
-  /** When this peer last sent a peer exchange that was read (rate limit). */
-  lastPeerExchangeAt = 0;
+  /** Discovery's bucket for this peer's peer exchanges (rate limit): tokens left, and when it last counted them. */
+  peerExchangeTokens = 0;
+  peerExchangeReadAt = 0;
   /** When we last sent this peer a peer exchange (so that we never trip its rate limit). */
   lastPeerExchangeSentAt = 0;
   private closeReason = 'connection closed';
