@@ -113,9 +113,10 @@ export class P2PSocket {
   private cachedInfo: PeerInfo | undefined;
   /** Closing a duplicate: frames the peer sent before our goodbye are still delivered. */
   private drainInbound = false;
-  /** Discovery's bucket for this peer's peer exchanges (rate limit): tokens left, and when it last counted them. */
+  /** Discovery's bucket for this peer's peer exchanges (rate limit): tokens left, when it last counted them (monotonic ms), and whether the last one was ignored. */
   peerExchangeTokens = 0;
-  peerExchangeReadAt = 0;
+  peerExchangeCountedAt: number | undefined;
+  peerExchangeOverflow = false;
   /** When we last sent this peer a peer exchange (so that we never trip its rate limit). */
   lastPeerExchangeSentAt = 0;
   private closeReason = 'connection closed';

@@ -408,18 +408,21 @@ export class Discovery {
   /** A peer-exchange body from a neighbour: judged, bounded, then taken as candidates. Never a protocol error. */
   onMessage(socket: P2PSocket, body: Buffer): void {
     if (!this.options.enabled) return;
-    // We send at most one per gap. Read: two per gap, with a burst of PEX_READ_BURST_MS worth of them (at least
-    // PEX_READ_BURST): frames sent a gap apart arrive together when they queued behind others, or when this node's own
-    // loop was held up (a strict one-per-half-gap, as before, dropped an honest neighbour's with a warning under load).
-    const gap = this.gap();
-    if (!takePexToken(socket, Date.now(), gap)) {
-      this.host.logger.warn(`peer exchange from ${socket.peerId} at ${socket.remoteAddress} ignored: more than two per ${gap} ms`, {
-        event: 'peer-exchange',
-        peerId: socket.peerId,
-        address: socket.remoteAddress,
-      });
+    // We send at most one per gap, and read two per gap with a burst (takePexToken): frames sent a gap apart arrive
+    // together when they queued behind others, or when this node's own loop was held up.
+    if (!takePexToken(socket, performance.now(), this.gap())) {
+      // Once per run of ignored ones, not per frame: a flood of tiny frames would otherwise be a flood of log lines.
+      if (!socket.peerExchangeOverflow) {
+        this.host.logger.warn(`peer exchange from ${socket.peerId} at ${socket.remoteAddress} ignored: over its rate (2 per ${this.gap()} ms, ${PEX_READ_BURST} at once)`, {
+          event: 'peer-exchange',
+          peerId: socket.peerId,
+          address: socket.remoteAddress,
+        });
+      }
+      socket.peerExchangeOverflow = true;
       return;
     }
+    socket.peerExchangeOverflow = false;
     const own = new Set(this.host.ownAddresses());
     const parsed = parsePeerExchange(body, (entry) => entry.id === this.host.selfId || own.has(entry.address));
     this.theirs.set(socket.peerId!, parsed.entries.map((e) => e.id).sort());
@@ -865,17 +868,21 @@ function dialableAddress(socket: P2PSocket): string | undefined {
   return ip ? formatAddress(ip, parsed.port) : undefined;
 }
 
-/** Peer exchanges read from one neighbour at once at least, however short the gap. */
-const PEX_READ_BURST = 4;
-/** ...and as many as two per gap over this long: how long this node's loop or the neighbour's frames may be held up. */
-const PEX_READ_BURST_MS = 2000;
+/** Peer exchanges read from one neighbour at once at most: an honest one's, sent a gap apart, may come together. */
+export const PEX_READ_BURST = 8;
+/** Tokens a connection starts with: the one sent on connect, and the first round's, may come together. */
+const PEX_READ_FIRST = 2;
 
-/** A token bucket on the socket: two peer exchanges read per `gap` ms, up to a burst. False: over it. */
-function takePexToken(socket: P2PSocket, now: number, gap: number): boolean {
-  const burst = Math.max(PEX_READ_BURST, (2 * PEX_READ_BURST_MS) / gap);
-  const last = socket.peerExchangeReadAt;
-  socket.peerExchangeTokens = last === 0 ? burst : Math.min(burst, socket.peerExchangeTokens + (2 * Math.max(0, now - last)) / gap);
-  socket.peerExchangeReadAt = now;
+/**
+ * A token bucket on the socket: two peer exchanges read per `gap` ms (twice what a node sends), at most PEX_READ_BURST at
+ * once, PEX_READ_FIRST on a new connection (a full bucket would give a dialer that reconnects a burst each time). `now`
+ * is monotonic. False: over it.
+ */
+export function takePexToken(socket: Pick<P2PSocket, 'peerExchangeTokens' | 'peerExchangeCountedAt'>, now: number, gap: number): boolean {
+  const last = socket.peerExchangeCountedAt;
+  socket.peerExchangeTokens =
+    last === undefined ? PEX_READ_FIRST : Math.min(PEX_READ_BURST, socket.peerExchangeTokens + (2 * Math.max(0, now - last)) / Math.max(1, gap));
+  socket.peerExchangeCountedAt = now;
   if (socket.peerExchangeTokens < 1) return false;
   socket.peerExchangeTokens -= 1;
   return true;

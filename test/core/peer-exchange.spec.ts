@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { type P2PLogger } from '../../src/common/types.js';
+import { PEX_READ_BURST, takePexToken } from '../../src/discovery/discovery.js';
 import { PEX_MAX_CANDIDATES_PER_SOURCE } from '../../src/discovery/pex-candidates.js';
 import { type PeerOptions } from '../../src/node/peer-options.js';
 import { Peer } from '../../src/node/peer.js';
@@ -87,7 +88,7 @@ describe('peer exchange', () => {
     const r = await RawPeer.open(node.address()!, { tls: true });
     raws.push(r);
     await waitFor(() => node.peers().length === 1);
-    const gap = () => new Promise((res) => setTimeout(res, 1100)); // two PEX per peer per second are read (pexIntervalMs 10 s), after a burst
+    const gap = () => new Promise((res) => setTimeout(res, 1100)); // two PEX per peer per second are read (pexIntervalMs 10 s)
 
     r.write(pex(Buffer.from('{not json')));
     await waitFor(() => log.lines.some((l) => /not JSON/.test(l)));
@@ -101,13 +102,19 @@ describe('peer exchange', () => {
     const many = Array.from({ length: 5000 }, (_, i) => ({ id: hexId(100 + i), address: `127.0.0.1:${1 + (i % 60000)}` }));
     r.write(pex({ peers: many.slice(0, 200) })); // fits in 16 KiB: 64 read, the rest ignored
     await waitFor(() => log.lines.some((l) => /200 entries, only the first 64 read/.test(l)));
-    // Right after: 3 more are read (a burst of 4, two per second refilled: frames sent a gap apart may arrive together),
-    // the fourth is over the rate limit.
-    for (let i = 0; i < 3; i++) r.write(pex({ peers: [] }));
+    // Right after, in one write (read in one turn): the bucket holds at least 4 tokens by now (2 to start, 2 a second
+    // refilled over the 1.1 s gaps, 1 taken per frame) and at most PEX_READ_BURST, so of PEX_READ_BURST + 1 frames 4 to 8
+    // are read (each names one bad entry, logged) and the rest ignored, with one warning for the run, not one each.
+    const bad = (i: number) => pex({ peers: [{ id: hexId(90 + i), address: 'not an address' }] });
+    const before = log.lines.length;
+    r.write(Buffer.concat(Array.from({ length: PEX_READ_BURST + 1 }, (_, i) => bad(i))));
+    await waitFor(() => log.lines.some((l) => /ignored: over its rate \(2 per 1000 ms, 8 at once\)/.test(l)));
     await new Promise((res) => setTimeout(res, 100));
-    expect(log.lines.some((l) => /ignored: more than two per/.test(l))).toBe(false);
-    r.write(pex({ peers: many }));
-    await waitFor(() => log.lines.some((l) => /ignored: more than two per 1000 ms/.test(l)));
+    const burst = log.lines.slice(before);
+    const read = burst.filter((l) => /ignored 1 entry/.test(l)).length;
+    expect(read).toBeGreaterThanOrEqual(4);
+    expect(read).toBeLessThanOrEqual(PEX_READ_BURST);
+    expect(burst.filter((l) => /over its rate/.test(l))).toHaveLength(1);
     await gap();
     r.write(pex({ peers: many }));
     await waitFor(() => log.lines.some((l) => /exceeds 16384/.test(l)));
@@ -134,5 +141,35 @@ describe('peer exchange', () => {
     await waitFor(() => node.knownPeers().length > 0);
     await new Promise((res) => setTimeout(res, 50));
     expect(node.knownPeers().length).toBe(10);
+  });
+});
+
+describe('the rate at which a neighbour\'s peer exchange is read (takePexToken)', () => {
+  const reads = (socket: { peerExchangeTokens: number; peerExchangeCountedAt: number | undefined }, n: number, now: number, gap: number) =>
+    Array.from({ length: n }, () => takePexToken(socket, now, gap)).filter(Boolean).length;
+
+  it('a new connection reads 2 at once; then 2 per gap, at most PEX_READ_BURST at once, and a clock step back refills nothing', () => {
+    const socket = { peerExchangeTokens: 0, peerExchangeCountedAt: undefined as number | undefined };
+    expect(reads(socket, 5, 1000, 1000)).toBe(2);
+    expect(reads(socket, 5, 1500, 1000)).toBe(1); // half a gap: one more
+    expect(reads(socket, 50, 1_000_000, 1000)).toBe(PEX_READ_BURST); // a long silence: the burst, not more
+    expect(reads(socket, 5, 0, 1000)).toBe(0); // the clock went back: nothing refilled
+    expect(reads(socket, 5, 1000, 1000)).toBe(2);
+  });
+
+  it('an honest sender (one per gap) whose frames arrive bunched after its reader was held up is never refused', () => {
+    expect(PEX_READ_BURST).toBe(8);
+    for (const gap of [1000, 250, 50, 5]) {
+      const socket = { peerExchangeTokens: 0, peerExchangeCountedAt: undefined as number | undefined };
+      let refused = 0;
+      // Sent every gap; read in bunches: the frames sent in a hold-up of 1 to 7 gaps (7 = PEX_READ_BURST - 1) are read at its end.
+      let t = 0;
+      for (let i = 0; i < 60; i++) {
+        const bunch = 1 + (i % 7);
+        t += bunch * gap;
+        for (let k = 0; k < bunch; k++) if (!takePexToken(socket, t, gap)) refused++;
+      }
+      expect(refused, `gap ${gap}`).toBe(0);
+    }
   });
 });
